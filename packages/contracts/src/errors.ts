@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'PAD_REJECTED',
   'MAD_REJECTED',
   'UNAVAILABLE',
+  'ENDPOINT_NOT_FOUND',
   'INTERNAL_ERROR',
 ] as const;
 
@@ -41,6 +42,8 @@ export const HTTP_STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = {
   PAD_REJECTED: 451,
   MAD_REJECTED: 451,
   UNAVAILABLE: 503,
+  // Not in the contract's table: a path or method the API does not have.
+  ENDPOINT_NOT_FOUND: 404,
   // Never expected: a 500 is a bug, reported with this code so that it is at least typed.
   INTERNAL_ERROR: 500,
 };

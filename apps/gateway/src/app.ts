@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import {
+  FacegateError,
+  XML_CONTENT_TYPE,
+  healthBody,
+  parseMetadata,
+  partitionsBody,
+  statsBody,
+  successXml,
+  validateRequest,
+  type BiometricEndpoint,
+  type BiometricJob,
+  type JobOutcome,
+  type JobResult,
+} from '@facegate/contracts';
+import type { FacegateMetrics, Logger } from '@facegate/observability';
+import type { ServiceBackend } from './backend.js';
+import { sendJsonError, sendXmlError, toSerializedError } from './http-errors.js';
+import { createMultipartParser, type BiometricParts } from './multipart.js';
+
+export interface AppOptions {
+  backend: ServiceBackend;
+  metrics: FacegateMetrics;
+  logger: Logger;
+  maxUploadBytes: number;
+  jobTimeoutMs: number;
+}
+
+const DELETE_BODY_LIMIT = '16kb';
+
+/** Idempotency keys make a client's retry of an enrol or delete safe (see README). */
+function idempotencyKey(request: Request, job: BiometricJob): string | undefined {
+  const header = request.get('Idempotency-Key');
+  if (header === undefined) return undefined;
+  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(header)) {
+    throw new FacegateError('INVALID_REQUEST', 'Idempotency-Key must be 1-128 characters of [A-Za-z0-9_.:-]');
+  }
+  return `${job.type}:${header}`;
+}
+
+export function createApp(options: AppOptions): express.Express {
+  const { backend, metrics, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.use((request, response, next) => {
+    const started = process.hrtime.bigint();
+    const requestId = randomUUID();
+    response.setHeader('X-Request-Id', requestId);
+    response.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const endpoint = (request.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      metrics.httpRequestDuration.observe(
+        { endpoint, method: request.method, status: String(response.statusCode) },
+        seconds,
+      );
+      logger.info('request', {
+        requestId,
+        method: request.method,
+        endpoint,
+        status: response.statusCode,
+        ms: Math.round(seconds * 1000),
+      });
+    });
+    next();
+  });
+
+  const parseMultipart = createMultipartParser({ maxUploadBytes: options.maxUploadBytes });
+
+  async function run(job: BiometricJob, request: Request): Promise<JobResult> {
+    const jobId = idempotencyKey(request, job);
+    const outcome: JobOutcome = await backend.queue.submit(job, {
+      timeoutMs: options.jobTimeoutMs,
+      ...(jobId === undefined ? {} : { jobId }),
+    });
+    if (!outcome.ok) throw FacegateError.fromSerialized(outcome.error);
+    return outcome.result;
+  }
+
+  function biometric(
+    endpoint: BiometricEndpoint,
+    toJob: (request: Request, response: Response) => Promise<BiometricJob>,
+  ) {
+    return async (request: Request, response: Response): Promise<void> => {
+      try {
+        const result = await run(await toJob(request, response), request);
+        response.status(200).type(XML_CONTENT_TYPE).send(successXml(result));
+      } catch (error) {
+        const serialized = toSerializedError(error);
+        if (serialized.code === 'INTERNAL_ERROR') logger.error('request failed', { endpoint, error });
+        // The body may still be streaming (e.g. a rejected content type): the client must not
+        // wait for us to read it, and the connection cannot be reused after an early reply.
+        if (!request.complete) response.setHeader('Connection', 'close');
+        sendXmlError(response, endpoint, serialized);
+      }
+    };
+  }
+
+  const readParts = (request: Request, response: Response): Promise<BiometricParts> =>
+    parseMultipart(request, response);
+
+  app.post(
+    '/api/v1/search',
+    biometric('search', async (request, response) => {
+      const { image, metadataText } = await readParts(request, response);
+      const metadata = parseMetadata('search', metadataText);
+      return {
+        type: 'search',
+        image,
+        partition: metadata.partition,
+        topK: metadata.top_k,
+        threshold: metadata.threshold,
+      };
+    }),
+  );
+
+  app.post(
+    '/api/v1/verify',
+    biometric('verify', async (request, response) => {
+      const { image, metadataText } = await readParts(request, response);
+      const metadata = parseMetadata('verify', metadataText);
+      return {
+        type: 'verify',
+        image,
+        partition: metadata.partition,
+        subjectId: metadata.subject_id,
+        threshold: metadata.threshold,
+      };
+    }),
+  );
+
+  app.post(
+    '/api/v1/enrol',
+    biometric('enrol', async (request, response) => {
+      const { image, metadataText } = await readParts(request, response);
+      const metadata = parseMetadata('enrol', metadataText);
+      return { type: 'enrol', image, partition: metadata.partition, subjectId: metadata.subject_id };
+    }),
+  );
+
+  const parseJsonBody = express.json({ limit: DELETE_BODY_LIMIT, strict: true, type: () => true });
+  app.post(
+    '/api/v1/delete',
+    biometric('delete', async (request, response) => {
+      if (!request.is('application/json')) {
+        throw new FacegateError('UNSUPPORTED_MEDIA_TYPE', 'delete takes an application/json body');
+      }
+      await new Promise<void>((resolve, reject) => {
+        parseJsonBody(request, response, (error?: unknown) => (error ? reject(jsonBodyFailure(error)) : resolve()));
+      });
+      const body: unknown = request.body;
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        throw new FacegateError('INVALID_REQUEST', 'the body must be a JSON object');
+      }
+      const parsed = validateRequest('delete', body);
+      return { type: 'delete', partition: parsed.partition, subjectId: parsed.subject_id };
+    }),
+  );
+
+  app.get('/api/v1/health', async (_request, response) => {
+    const body = healthBody(await backend.health());
+    response.status(body.status === 'healthy' ? 200 : 503).json(body);
+  });
+
+  const utility = (job: BiometricJob, toBody: (result: JobResult) => unknown) =>
+    async (request: Request, response: Response): Promise<void> => {
+      try {
+        response.status(200).json(toBody(await run(job, request)));
+      } catch (error) {
+        sendJsonError(response, toSerializedError(error));
+      }
+    };
+
+  app.get(
+    '/api/v1/partitions',
+    utility({ type: 'partitions' }, (result) => partitionsBody(result as Extract<JobResult, { type: 'partitions' }>)),
+  );
+  app.get(
+    '/api/v1/stats',
+    utility({ type: 'stats' }, (result) => statsBody(result as Extract<JobResult, { type: 'stats' }>)),
+  );
+
+  app.get('/metrics', async (_request, response) => {
+    metrics.queueDepth.set(await backend.queue.depth());
+    response.status(200).type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.use((request: Request, response: Response) => {
+    sendJsonError(response, {
+      code: 'ENDPOINT_NOT_FOUND',
+      message: `no endpoint ${request.method} ${request.path}`,
+      details: {},
+    });
+  });
+
+  // Express's last-resort handler: reached only by errors outside our handlers (a bug).
+  app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
+    logger.error('unhandled error', { error });
+    if (!response.headersSent) sendJsonError(response, toSerializedError(error));
+  });
+
+  return app;
+}
+
+function jsonBodyFailure(error: unknown): FacegateError {
+  const type = (error as { type?: string }).type;
+  if (type === 'entity.too.large') return new FacegateError('PAYLOAD_TOO_LARGE', 'the body is over the size limit');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    return new FacegateError('UNSUPPORTED_MEDIA_TYPE', 'unsupported body encoding or charset');
+  }
+  return new FacegateError('INVALID_REQUEST', 'the body is not valid JSON');
+}

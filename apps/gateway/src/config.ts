@@ -1,0 +1,36 @@
+import type { JSONSchemaType } from 'ajv';
+import { readEnvConfig } from '@facegate/contracts';
+
+/** What the HTTP gateway reads from its environment (the embedded worker reads its own). */
+export interface GatewayEnv {
+  PORT: number;
+  HOST: string;
+  REDIS_URL?: string;
+  QUEUE_PREFIX: string;
+  MAX_UPLOAD_BYTES: number;
+  JOB_TIMEOUT_MS: number;
+  MAX_WAITING_JOBS: number;
+  RETRY_AFTER_SECONDS: number;
+  REQUEST_TIMEOUT_MS: number;
+}
+
+export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
+  type: 'object',
+  properties: {
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
+    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
+    REDIS_URL: { type: 'string', pattern: '^rediss?://', nullable: true },
+    QUEUE_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'facegate' },
+    MAX_UPLOAD_BYTES: { type: 'integer', minimum: 1024, maximum: 104_857_600, default: 10_485_760 },
+    JOB_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
+    MAX_WAITING_JOBS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 64 },
+    RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
+    REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 30_000 },
+  },
+  required: [],
+  additionalProperties: false,
+};
+
+export function readGatewayEnv(env: NodeJS.ProcessEnv = process.env): GatewayEnv {
+  return readEnvConfig(gatewayEnvSchema, env);
+}

@@ -1,0 +1,31 @@
+import type { FacegateMetrics, Logger } from '@facegate/observability';
+import { InProcessQueue } from '@facegate/queue';
+import { WorkerRuntime, type WorkerEnv } from '@facegate/worker';
+import type { ServiceBackend } from './backend.js';
+import type { GatewayEnv } from './config.js';
+
+/** Embedded mode: the worker runtime lives in this process behind the in-process queue. */
+export async function startEmbeddedBackend(
+  gatewayEnv: GatewayEnv,
+  workerEnv: WorkerEnv,
+  metrics: FacegateMetrics,
+  logger: Logger,
+): Promise<ServiceBackend & { runtime: WorkerRuntime }> {
+  const runtime = await WorkerRuntime.start(workerEnv, metrics, logger.child({ component: 'worker' }));
+  const queue = new InProcessQueue((job) => runtime.handle(job), {
+    concurrency: workerEnv.WORKER_CONCURRENCY,
+    maxWaiting: gatewayEnv.MAX_WAITING_JOBS,
+    retryAfterSeconds: gatewayEnv.RETRY_AFTER_SECONDS,
+  });
+  return {
+    runtime,
+    queue,
+    async health() {
+      return { ...runtime.health(), queue: await queue.health() };
+    },
+    async close() {
+      await queue.close();
+      await runtime.close();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { JSONSchemaType } from 'ajv';
+import { readEnvConfig } from '@facegate/contracts';
+import type { LogLevel } from '@facegate/observability';
+
+/** Everything a worker (or the embedded process) reads from its environment. */
+export interface WorkerEnv {
+  LOG_LEVEL: LogLevel;
+  DATA_DIR: string;
+  MODELS_DIR: string;
+  MODEL_PACK: 'default' | 'buffalo_l';
+  PAD_ENABLED: boolean;
+  PAD_THRESHOLD?: number;
+  QUALITY_ENABLED: boolean;
+  QUALITY_THRESHOLD?: number;
+  MAD_ENABLED: boolean;
+  MAD_THRESHOLD?: number;
+  MIN_FACE_SIZE: number;
+  MAX_IMAGE_PIXELS: number;
+  ONNX_THREADS: number;
+  WORKER_DEVICE: string;
+  WORKER_CONCURRENCY: number;
+  SHARD_COUNT: number;
+  INDEX_FACTORY: string;
+  SNAPSHOT_INTERVAL_MS: number;
+  METRICS_PORT?: number;
+}
+
+export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
+  type: 'object',
+  properties: {
+    LOG_LEVEL: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+    DATA_DIR: { type: 'string', minLength: 1, default: './data' },
+    MODELS_DIR: { type: 'string', minLength: 1, default: './models' },
+    MODEL_PACK: { type: 'string', enum: ['default', 'buffalo_l'], default: 'default' },
+    PAD_ENABLED: { type: 'boolean', default: true },
+    PAD_THRESHOLD: { type: 'number', minimum: 0, maximum: 1, nullable: true },
+    QUALITY_ENABLED: { type: 'boolean', default: true },
+    QUALITY_THRESHOLD: { type: 'number', minimum: 0, maximum: 1, nullable: true },
+    MAD_ENABLED: { type: 'boolean', default: true },
+    MAD_THRESHOLD: { type: 'number', minimum: 0, maximum: 1, nullable: true },
+    MIN_FACE_SIZE: { type: 'integer', minimum: 8, maximum: 4096, default: 40 },
+    MAX_IMAGE_PIXELS: { type: 'integer', minimum: 1024, maximum: 400_000_000, default: 40_000_000 },
+    ONNX_THREADS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
+    WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
+    WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+    SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
+    INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
+    SNAPSHOT_INTERVAL_MS: { type: 'integer', minimum: 0, default: 60_000 },
+    METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535, nullable: true },
+  },
+  required: [],
+  additionalProperties: false,
+};
+
+export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
+  return readEnvConfig(workerEnvSchema, env);
+}

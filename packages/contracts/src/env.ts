@@ -1,0 +1,30 @@
+import { Ajv, type JSONSchemaType } from 'ajv';
+
+const ajv = new Ajv({ coerceTypes: true, useDefaults: true, allErrors: true, strict: true });
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads the variables a schema names from the environment, coerces them to the schema's types,
+ * fills defaults, and reports every problem at once. An empty variable counts as unset.
+ */
+export function readEnvConfig<T>(schema: JSONSchemaType<T>, env: NodeJS.ProcessEnv): T {
+  const properties = (schema as { properties?: Record<string, unknown> }).properties ?? {};
+  const picked: Record<string, string> = {};
+  for (const name of Object.keys(properties)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') picked[name] = value;
+  }
+  const validate = ajv.compile(schema);
+  if (validate(picked)) return picked;
+  const problems = (validate.errors ?? []).map((error) => {
+    const name = error.instancePath.slice(1) || String(error.params['missingProperty'] ?? 'environment');
+    return `${name} ${error.message ?? 'is invalid'}`;
+  });
+  throw new ConfigError(problems);
+}

@@ -1,0 +1,54 @@
+import type { SerializedError } from './errors.js';
+
+/**
+ * Jobs are what the gateway asks of a worker. They are plain data — image bytes, validated
+ * parameters — so that any queue driver can carry them (in-process, or serialised to Redis).
+ */
+export type BiometricJob =
+  | { type: 'search'; image: Uint8Array; partition: string; topK: number; threshold: number }
+  | { type: 'verify'; image: Uint8Array; partition: string; subjectId: string; threshold: number }
+  | { type: 'enrol'; image: Uint8Array; partition: string; subjectId: string }
+  | { type: 'delete'; partition: string; subjectId: string }
+  | { type: 'partitions' }
+  | { type: 'stats' };
+
+export type JobType = BiometricJob['type'];
+
+export interface SearchCandidate {
+  subjectId: string;
+  score: number;
+  rank: number;
+}
+
+export type JobResult =
+  | {
+      type: 'search';
+      candidates: SearchCandidate[];
+      qualityScore: number;
+      modelId: string;
+    }
+  | {
+      type: 'verify';
+      match: boolean;
+      score: number;
+      subjectId: string;
+      qualityScore: number;
+      modelId: string;
+    }
+  | { type: 'enrol'; subjectId: string; qualityScore: number; modelId: string }
+  | { type: 'delete'; subjectId: string }
+  | { type: 'partitions'; partitions: string[] }
+  | { type: 'stats'; totalSubjects: number; partitions: Record<string, number> };
+
+export type ResultOf<T extends JobType> = Extract<JobResult, { type: T }>;
+export type JobOf<T extends JobType> = Extract<BiometricJob, { type: T }>;
+
+/** A job either produced its typed result or failed with a typed error; nothing else crosses back. */
+export type JobOutcome<R extends JobResult = JobResult> =
+  | { ok: true; result: R }
+  | { ok: false; error: SerializedError };
+
+/** Jobs that change the gallery: a retry must not apply them twice. */
+export function isWriteJob(job: BiometricJob): boolean {
+  return job.type === 'enrol' || job.type === 'delete';
+}

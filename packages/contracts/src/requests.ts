@@ -1,0 +1,142 @@
+import { Ajv, type JSONSchemaType, type ValidateFunction } from 'ajv';
+import { FacegateError } from './errors.js';
+import {
+  DEFAULT_MATCH_THRESHOLD,
+  DEFAULT_PARTITION,
+  DEFAULT_TOP_K,
+  MAX_TOP_K,
+  PARTITION_PATTERN,
+  SUBJECT_ID_MAX_LENGTH,
+  SUBJECT_ID_PATTERN,
+} from './limits.js';
+
+export interface SearchMetadata {
+  partition: string;
+  top_k: number;
+  threshold: number;
+}
+
+export interface VerifyMetadata {
+  subject_id: string;
+  partition: string;
+  threshold: number;
+}
+
+export interface EnrolMetadata {
+  subject_id: string;
+  partition: string;
+}
+
+export interface DeleteRequest {
+  subject_id: string;
+  partition: string;
+}
+
+const partition = { type: 'string', pattern: PARTITION_PATTERN, default: DEFAULT_PARTITION } as const;
+const subjectId = {
+  type: 'string',
+  minLength: 1,
+  maxLength: SUBJECT_ID_MAX_LENGTH,
+  pattern: SUBJECT_ID_PATTERN,
+} as const;
+const threshold = { type: 'number', minimum: 0, maximum: 1, default: DEFAULT_MATCH_THRESHOLD } as const;
+
+// Unknown fields are refused: a misspelt "topk" silently falling back to a default would be
+// an identity decision taken on parameters the caller did not ask for.
+export const searchMetadataSchema: JSONSchemaType<SearchMetadata> = {
+  type: 'object',
+  properties: {
+    partition,
+    top_k: { type: 'integer', minimum: 1, maximum: MAX_TOP_K, default: DEFAULT_TOP_K },
+    threshold,
+  },
+  required: [],
+  additionalProperties: false,
+};
+
+export const verifyMetadataSchema: JSONSchemaType<VerifyMetadata> = {
+  type: 'object',
+  properties: { subject_id: subjectId, partition, threshold },
+  required: ['subject_id'],
+  additionalProperties: false,
+};
+
+export const enrolMetadataSchema: JSONSchemaType<EnrolMetadata> = {
+  type: 'object',
+  properties: { subject_id: subjectId, partition },
+  required: ['subject_id'],
+  additionalProperties: false,
+};
+
+export const deleteRequestSchema: JSONSchemaType<DeleteRequest> = {
+  type: 'object',
+  properties: { subject_id: subjectId, partition },
+  required: ['subject_id'],
+  additionalProperties: false,
+};
+
+const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true });
+
+function compile<T>(schema: JSONSchemaType<T>): ValidateFunction<T> {
+  return ajv.compile(schema);
+}
+
+const validators = {
+  search: compile(searchMetadataSchema),
+  verify: compile(verifyMetadataSchema),
+  enrol: compile(enrolMetadataSchema),
+  delete: compile(deleteRequestSchema),
+};
+
+type RequestShapes = {
+  search: SearchMetadata;
+  verify: VerifyMetadata;
+  enrol: EnrolMetadata;
+  delete: DeleteRequest;
+};
+
+export type RequestKind = keyof RequestShapes;
+
+function describeFailure(validate: ValidateFunction): string {
+  const first = validate.errors?.[0];
+  if (!first) return 'invalid request';
+  const where = first.instancePath ? first.instancePath.slice(1) : 'metadata';
+  if (first.keyword === 'additionalProperties') {
+    return `unknown field "${String(first.params['additionalProperty'])}"`;
+  }
+  if (first.keyword === 'required') {
+    return `missing field "${String(first.params['missingProperty'])}"`;
+  }
+  if (first.keyword === 'pattern') {
+    return `${where} has characters or a form that is not allowed`;
+  }
+  return `${where} ${first.message ?? 'is invalid'}`;
+}
+
+/**
+ * Validates an already-parsed value against the request's schema, filling defaults.
+ * The value is cloned first so that defaults never leak into the caller's object.
+ */
+export function validateRequest<K extends RequestKind>(kind: K, value: unknown): RequestShapes[K] {
+  const candidate: unknown = value === undefined ? {} : structuredClone(value);
+  const validate = validators[kind] as ValidateFunction<RequestShapes[K]>;
+  if (!validate(candidate)) {
+    throw new FacegateError('INVALID_REQUEST', describeFailure(validate));
+  }
+  return candidate;
+}
+
+/** Parses the `metadata` multipart part (JSON text) and validates it. */
+export function parseMetadata<K extends RequestKind>(kind: K, text: string | undefined): RequestShapes[K] {
+  if (text === undefined) return validateRequest(kind, undefined);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new FacegateError('INVALID_REQUEST', 'metadata is not valid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new FacegateError('INVALID_REQUEST', 'metadata must be a JSON object');
+  }
+  return validateRequest(kind, parsed);
+}

@@ -1,0 +1,63 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+// Buckets from 1 ms to 10 s: stage latencies sit at a few ms, whole requests at tens to hundreds.
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/**
+ * The service's metric catalogue, in one place so that gateway and worker (and the embedded
+ * process that is both) register the same names once.
+ */
+export class FacegateMetrics {
+  readonly registry: Registry;
+  readonly httpRequestDuration: Histogram<'endpoint' | 'method' | 'status'>;
+  readonly pipelineStageDuration: Histogram<'stage'>;
+  readonly jobDuration: Histogram<'type' | 'outcome'>;
+  readonly gateRejections: Counter<'gate'>;
+  readonly queueDepth: Gauge;
+  readonly galleryTemplates: Gauge<'partition'>;
+
+  constructor(labels: Record<string, string> = {}) {
+    this.registry = new Registry();
+    this.registry.setDefaultLabels(labels);
+    collectDefaultMetrics({ register: this.registry, prefix: 'facegate_process_' });
+    const registers = [this.registry];
+    this.httpRequestDuration = new Histogram({
+      name: 'facegate_http_request_duration_seconds',
+      help: 'HTTP request latency by endpoint, method and status code',
+      labelNames: ['endpoint', 'method', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.pipelineStageDuration = new Histogram({
+      name: 'facegate_pipeline_stage_duration_seconds',
+      help: 'Latency of each face pipeline stage',
+      labelNames: ['stage'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.jobDuration = new Histogram({
+      name: 'facegate_job_duration_seconds',
+      help: 'Time a worker spends on a job, by job type and outcome code',
+      labelNames: ['type', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.gateRejections = new Counter({
+      name: 'facegate_gate_rejections_total',
+      help: 'Images refused by a pipeline gate (pad, mad, quality)',
+      labelNames: ['gate'],
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: 'facegate_queue_depth',
+      help: 'Jobs waiting or running',
+      registers,
+    });
+    this.galleryTemplates = new Gauge({
+      name: 'facegate_gallery_templates',
+      help: 'Templates stored per partition',
+      labelNames: ['partition'],
+      registers,
+    });
+  }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Runs the test files given (or every test/**/*.test.ts) with node's test runner on the
+// TypeScript sources: the `development` export condition points workspace packages at src/.
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function findTests(directory) {
+  const found = [];
+  for (const name of readdirSync(directory).sort()) {
+    const full = path.join(directory, name);
+    if (statSync(full).isDirectory()) found.push(...findTests(full));
+    else if (name.endsWith('.test.ts')) found.push(full);
+  }
+  return found;
+}
+
+const args = process.argv.slice(2);
+const selected = args.length > 0 ? args.flatMap((arg) => (statSync(arg).isDirectory() ? findTests(arg) : [arg])) : findTests(path.join(root, 'test'));
+const result = spawnSync(
+  process.execPath,
+  ['--conditions=development', '--import', 'tsx', '--test', '--test-reporter=spec', ...selected.map((file) => path.relative(root, file))],
+  { cwd: root, stdio: 'inherit', env: { ...process.env, FACEGATE_TEST: '1' } },
+);
+process.exit(result.status ?? 1);

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// Brings a fresh clone to a runnable state, doing only what is missing: Debian packages,
+// npm dependencies, the native FAISS binding, the default models and the TypeScript build.
+// Plain Node with no dependencies, because it runs before `npm install` has.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const withTestDependencies = process.argv.includes('--test');
+const quiet = process.argv.includes('--quiet');
+
+function say(message) {
+  if (!quiet) process.stderr.write(`[setup] ${message}\n`);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], ...options });
+  if (result.status !== 0) {
+    process.stderr.write(`[setup] failed: ${command} ${args.join(' ')}\n`);
+    process.exit(result.status ?? 1);
+  }
+}
+
+function has(command) {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+function checkNode() {
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 19)) {
+    process.stderr.write(`[setup] Node.js >= 20.19 is required (this is ${process.versions.node})\n`);
+    process.exit(1);
+  }
+}
+
+// Debian package -> a file that proves it is installed.
+const SYSTEM_PACKAGES = [
+  ['libfaiss-dev', '/usr/include/faiss/IndexFlat.h'],
+  ['g++', '/usr/bin/g++'],
+  ['make', '/usr/bin/make'],
+  ['python3', '/usr/bin/python3'],
+];
+const TEST_PACKAGES = [['redis-server', '/usr/bin/redis-server']];
+
+function ensureSystemPackages() {
+  const wanted = withTestDependencies ? [...SYSTEM_PACKAGES, ...TEST_PACKAGES] : SYSTEM_PACKAGES;
+  const missing = wanted.filter(([, proof]) => !existsSync(proof)).map(([name]) => name);
+  if (missing.length === 0) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot || !has('apt-get')) {
+    process.stderr.write(
+      `[setup] missing system packages: ${missing.join(' ')}\n` +
+        `[setup] install them with: sudo apt-get install -y ${missing.join(' ')}\n`,
+    );
+    process.exit(1);
+  }
+  say(`installing Debian packages: ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  run('apt-get', ['update', '-qq'], { env });
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+}
+
+function newestMtime(file) {
+  return existsSync(file) ? statSync(file).mtimeMs : 0;
+}
+
+function ensureNodeModules() {
+  const installedMarker = path.join(root, 'node_modules', '.package-lock.json');
+  const lock = path.join(root, 'package-lock.json');
+  const manifests = [path.join(root, 'package.json'), lock];
+  for (const group of ['apps', 'packages']) {
+    for (const name of readdirSync(path.join(root, group))) manifests.push(path.join(root, group, name, 'package.json'));
+  }
+  const installedAt = newestMtime(installedMarker);
+  if (installedAt > 0 && manifests.every((file) => newestMtime(file) <= installedAt)) return;
+  say('installing npm dependencies');
+  // onnxruntime-node would otherwise try to download CUDA parts from outside the registry.
+  const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip' };
+  const useCi = existsSync(lock) && installedAt === 0;
+  run('npm', useCi ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'], { env });
+}
+
+function ensureNativeBinding() {
+  const release = path.join(root, 'packages', 'faiss', 'build', 'Release');
+  const built = existsSync(release) && readdirSync(release).some((name) => name.endsWith('.node'));
+  if (built) return;
+  say('building the FAISS binding');
+  run('npm', ['run', 'build:native', '--workspace', '@facegate/faiss']);
+}
+
+function ensureModels() {
+  run(process.execPath, [path.join(root, 'scripts', 'fetch-models.mjs'), ...(quiet ? ['--quiet'] : [])]);
+}
+
+function ensureBuild() {
+  run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b']);
+}
+
+checkNode();
+ensureSystemPackages();
+ensureNodeModules();
+ensureNativeBinding();
+ensureModels();
+ensureBuild();
+say('ready');

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { getJson, postBiometric } from '../support/http.js';
+import { fixture, repoRoot } from '../support/paths.js';
+import { readImage, startServiceProcess, temporaryDirectory } from '../support/service.js';
+
+const faces = ['001_neutral.jpg', '002_neutral.jpg', '003_neutral.jpg', '001_smiling.jpg', '002_smiling.jpg'].map(
+  (name) => readImage(fixture('frll', name)),
+);
+
+describe('the service as a process', () => {
+  it('keeps every acknowledged enrol across SIGKILL', async () => {
+    const dataDir = temporaryDirectory('sigkill');
+    try {
+      const first = await startServiceProcess({ DATA_DIR: dataDir });
+      let acknowledged = 0;
+      for (const [index, image] of faces.entries()) {
+        const reply = await postBiometric(first.baseUrl, 'enrol', image, {
+          subject_id: `subject-${index}`,
+          partition: 'durable',
+        });
+        assert.equal(reply.status, 200, reply.xml);
+        acknowledged += 1;
+      }
+      await first.stop('SIGKILL');
+
+      const second = await startServiceProcess({ DATA_DIR: dataDir });
+      try {
+        const stats = await getJson(second.baseUrl, '/api/v1/stats');
+        assert.deepEqual(stats.body, { total_subjects: acknowledged, partitions: { durable: acknowledged } });
+        const search = await postBiometric(second.baseUrl, 'search', faces[0], { partition: 'durable' });
+        assert.equal(search.all('subject_id')[0], 'subject-0', search.xml);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a corrupt recognition model as unhealthy (503) and refuses work with UNAVAILABLE', async () => {
+    const modelsDir = temporaryDirectory('models');
+    const dataDir = temporaryDirectory('data');
+    try {
+      for (const pack of readdirSync(path.join(repoRoot, 'models'), { withFileTypes: true })) {
+        if (!pack.isDirectory()) continue;
+        mkdirSync(path.join(modelsDir, pack.name));
+        for (const file of readdirSync(path.join(repoRoot, 'models', pack.name))) {
+          copyFileSync(path.join(repoRoot, 'models', pack.name, file), path.join(modelsDir, pack.name, file));
+        }
+      }
+      writeFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx'), 'not an onnx model');
+      const service = await startServiceProcess({ DATA_DIR: dataDir, MODELS_DIR: modelsDir });
+      try {
+        const health = await getJson(service.baseUrl, '/api/v1/health');
+        assert.equal(health.status, 503);
+        assert.equal(health.body['status'], 'unhealthy');
+        assert.equal((health.body['components'] as Record<string, boolean>)['onnx_recognition'], false);
+        const reply = await postBiometric(service.baseUrl, 'search', faces[0]);
+        assert.equal(reply.status, 503, reply.xml);
+        assert.equal(reply.text('status'), 'UNAVAILABLE');
+      } finally {
+        await service.stop();
+      }
+    } finally {
+      rmSync(modelsDir, { recursive: true, force: true });
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,106 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { createApp, readGatewayEnv, startEmbeddedBackend, type ServiceBackend } from '@facegate/gateway';
+import { FacegateMetrics, silentLogger } from '@facegate/observability';
+import { readWorkerEnv } from '@facegate/worker';
+import { repoRoot } from './paths.js';
+
+export interface RunningService {
+  baseUrl: string;
+  dataDir: string;
+  backend: ServiceBackend;
+  close(): Promise<void>;
+}
+
+export function temporaryDirectory(prefix: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `facegate-${prefix}-`));
+}
+
+/** The embedded service in this process, on a free loopback port, with its own data dir. */
+export async function startEmbeddedService(env: Record<string, string> = {}): Promise<RunningService> {
+  const dataDir = env['DATA_DIR'] ?? temporaryDirectory('data');
+  const fullEnv = { MODELS_DIR: path.join(repoRoot, 'models'), ...env, DATA_DIR: dataDir, PORT: '0' };
+  const gatewayEnv = readGatewayEnv(fullEnv);
+  const workerEnv = readWorkerEnv(fullEnv);
+  const metrics = new FacegateMetrics();
+  const backend = await startEmbeddedBackend(gatewayEnv, workerEnv, metrics, silentLogger);
+  const app = createApp({
+    backend,
+    metrics,
+    logger: silentLogger,
+    maxUploadBytes: gatewayEnv.MAX_UPLOAD_BYTES,
+    jobTimeoutMs: gatewayEnv.JOB_TIMEOUT_MS,
+  });
+  const server: Server = await new Promise((resolve) => {
+    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
+  });
+  const address = server.address();
+  if (!address || typeof address === 'string') throw new Error('no address');
+  return {
+    baseUrl: `http://127.0.0.1:${address.port}`,
+    dataDir,
+    backend,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await backend.close();
+      if (!env['DATA_DIR']) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface ServiceProcess {
+  baseUrl: string;
+  child: ChildProcess;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** The service as a user runs it (`node apps/gateway/...`), in its own process. */
+export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not start:\n${output}`)), 60_000);
+    const check = (): void => {
+      for (const line of output.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const record = JSON.parse(line) as { msg?: string; port?: number };
+        if (record.msg === 'listening' && record.port) {
+          clearTimeout(timer);
+          resolve(record.port);
+          return;
+        }
+      }
+    };
+    child.stdout.on('data', check);
+    void exited.then((code) => reject(new Error(`service exited with ${code}:\n${output}`)));
+  });
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    child,
+    output: () => output,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export function readImage(file: string): Uint8Array {
+  return new Uint8Array(readFileSync(file));
+}
