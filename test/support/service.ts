@@ -1,11 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createApp, readGatewayEnv, startEmbeddedBackend, type ServiceBackend } from '@facegate/gateway';
-import { FacegateMetrics, silentLogger } from '@facegate/observability';
-import { readWorkerEnv } from '@facegate/worker';
+import { startGateway, type ServiceBackend } from '@facegate/gateway';
+import { silentLogger } from '@facegate/observability';
 import { repoRoot } from './paths.js';
 
 export interface RunningService {
@@ -22,31 +20,17 @@ export function temporaryDirectory(prefix: string): string {
 /** The embedded service in this process, on a free loopback port, with its own data dir. */
 export async function startEmbeddedService(env: Record<string, string> = {}): Promise<RunningService> {
   const dataDir = env['DATA_DIR'] ?? temporaryDirectory('data');
-  const fullEnv = { MODELS_DIR: path.join(repoRoot, 'models'), ...env, DATA_DIR: dataDir, PORT: '0' };
-  const gatewayEnv = readGatewayEnv(fullEnv);
-  const workerEnv = readWorkerEnv(fullEnv);
-  const metrics = new FacegateMetrics();
-  const backend = await startEmbeddedBackend(gatewayEnv, workerEnv, metrics, silentLogger);
-  const app = createApp({
-    backend,
-    metrics,
-    logger: silentLogger,
-    maxUploadBytes: gatewayEnv.MAX_UPLOAD_BYTES,
-    jobTimeoutMs: gatewayEnv.JOB_TIMEOUT_MS,
-  });
-  const server: Server = await new Promise((resolve) => {
-    const listening = app.listen(0, '127.0.0.1', () => resolve(listening));
-  });
-  const address = server.address();
-  if (!address || typeof address === 'string') throw new Error('no address');
+  const gateway = await startGateway(
+    { MODELS_DIR: path.join(repoRoot, 'models'), ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
+    silentLogger,
+  );
   return {
-    baseUrl: `http://127.0.0.1:${address.port}`,
+    baseUrl: `http://127.0.0.1:${gateway.port}`,
     dataDir,
-    backend,
+    backend: gateway.backend,
     async close() {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-      await backend.close();
+      gateway.server.closeAllConnections();
+      await gateway.close();
       if (!env['DATA_DIR']) rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -15,9 +15,12 @@ import {
   type JobResult,
 } from '@facegate/contracts';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
+import type { AuditLog } from './audit.js';
+import { ANONYMOUS, authorize, type ApiKeyAuthenticator, type Principal } from './auth.js';
 import type { ServiceBackend } from './backend.js';
 import { sendJsonError, sendXmlError, toSerializedError } from './http-errors.js';
 import { createMultipartParser, type BiometricParts } from './multipart.js';
+import type { RateLimiter } from './rate-limit.js';
 
 export interface AppOptions {
   backend: ServiceBackend;
@@ -25,6 +28,10 @@ export interface AppOptions {
   logger: Logger;
   maxUploadBytes: number;
   jobTimeoutMs: number;
+  /** Absent: no key is asked for (loopback-only development, see config). */
+  authenticator?: ApiKeyAuthenticator;
+  rateLimiter?: RateLimiter;
+  audit?: AuditLog;
 }
 
 const DELETE_BODY_LIMIT = '16kb';
@@ -69,13 +76,37 @@ export function createApp(options: AppOptions): express.Express {
 
   const parseMultipart = createMultipartParser({ maxUploadBytes: options.maxUploadBytes });
 
-  async function run(job: BiometricJob, request: Request): Promise<JobResult> {
+  /** Who is calling (401 otherwise) and whether they are within their rate (429 otherwise). */
+  function admit(request: Request): Principal {
+    const principal = options.authenticator ? options.authenticator.authenticate(request.get('X-API-Key')) : ANONYMOUS;
+    options.rateLimiter?.take(principal.keyId);
+    return principal;
+  }
+
+  function audit(principal: Principal, job: BiometricJob, outcome: string, result?: JobResult): void {
+    if (!options.audit || !(job.type === 'enrol' || job.type === 'delete' || job.type === 'verify')) return;
+    void options.audit.record({
+      operation: job.type,
+      keyId: principal.keyId,
+      partition: job.partition,
+      subjectId: job.subjectId,
+      outcome,
+      ...(result?.type === 'verify' ? { match: result.match } : {}),
+    });
+  }
+
+  async function run(job: BiometricJob, request: Request, principal: Principal): Promise<JobResult> {
+    authorize(principal, job);
     const jobId = idempotencyKey(request, job);
     const outcome: JobOutcome = await backend.queue.submit(job, {
       timeoutMs: options.jobTimeoutMs,
       ...(jobId === undefined ? {} : { jobId }),
     });
-    if (!outcome.ok) throw FacegateError.fromSerialized(outcome.error);
+    if (!outcome.ok) {
+      audit(principal, job, outcome.error.code);
+      throw FacegateError.fromSerialized(outcome.error);
+    }
+    audit(principal, job, 'OK', outcome.result);
     return outcome.result;
   }
 
@@ -85,7 +116,8 @@ export function createApp(options: AppOptions): express.Express {
   ) {
     return async (request: Request, response: Response): Promise<void> => {
       try {
-        const result = await run(await toJob(request, response), request);
+        const principal = admit(request);
+        const result = await run(await toJob(request, response), request, principal);
         response.status(200).type(XML_CONTENT_TYPE).send(successXml(result));
       } catch (error) {
         const serialized = toSerializedError(error);
@@ -167,7 +199,7 @@ export function createApp(options: AppOptions): express.Express {
   const utility = (job: BiometricJob, toBody: (result: JobResult) => unknown) =>
     async (request: Request, response: Response): Promise<void> => {
       try {
-        response.status(200).json(toBody(await run(job, request)));
+        response.status(200).json(toBody(await run(job, request, admit(request))));
       } catch (error) {
         sendJsonError(response, toSerializedError(error));
       }

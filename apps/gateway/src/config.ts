@@ -1,5 +1,4 @@
-import type { JSONSchemaType } from 'ajv';
-import { readEnvConfig } from '@facegate/contracts';
+import { readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
 
 /** What the HTTP gateway reads from its environment (the embedded worker reads its own). */
 export interface GatewayEnv {
@@ -12,6 +11,11 @@ export interface GatewayEnv {
   MAX_WAITING_JOBS: number;
   RETRY_AFTER_SECONDS: number;
   REQUEST_TIMEOUT_MS: number;
+  API_KEYS_FILE?: string;
+  ALLOW_INSECURE_NO_AUTH: boolean;
+  RATE_LIMIT_PER_SECOND: number;
+  RATE_LIMIT_BURST: number;
+  AUDIT_LOG_FILE?: string;
 }
 
 export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
@@ -26,6 +30,11 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
     MAX_WAITING_JOBS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 64 },
     RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 30_000 },
+    API_KEYS_FILE: { type: 'string', minLength: 1, nullable: true },
+    ALLOW_INSECURE_NO_AUTH: { type: 'boolean', default: false },
+    RATE_LIMIT_PER_SECOND: { type: 'number', minimum: 0, default: 0 },
+    RATE_LIMIT_BURST: { type: 'integer', minimum: 1, default: 20 },
+    AUDIT_LOG_FILE: { type: 'string', minLength: 1, nullable: true },
   },
   required: [],
   additionalProperties: false,

@@ -1,5 +1,4 @@
-import type { JSONSchemaType } from 'ajv';
-import { readEnvConfig } from '@facegate/contracts';
+import { readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
 import type { LogLevel } from '@facegate/observability';
 
 /** Everything a worker (or the embedded process) reads from its environment. */
@@ -14,8 +13,8 @@ export interface WorkerEnv {
   QUALITY_THRESHOLD?: number;
   MAD_ENABLED: boolean;
   MAD_THRESHOLD?: number;
-  MIN_FACE_SIZE: number;
-  MAX_IMAGE_PIXELS: number;
+  MIN_FACE_SIZE?: number;
+  MAX_IMAGE_PIXELS?: number;
   ONNX_THREADS: number;
   WORKER_DEVICE: string;
   WORKER_CONCURRENCY: number;
@@ -38,8 +37,8 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     QUALITY_THRESHOLD: { type: 'number', minimum: 0, maximum: 1, nullable: true },
     MAD_ENABLED: { type: 'boolean', default: true },
     MAD_THRESHOLD: { type: 'number', minimum: 0, maximum: 1, nullable: true },
-    MIN_FACE_SIZE: { type: 'integer', minimum: 8, maximum: 4096, default: 40 },
-    MAX_IMAGE_PIXELS: { type: 'integer', minimum: 1024, maximum: 400_000_000, default: 40_000_000 },
+    MIN_FACE_SIZE: { type: 'integer', minimum: 8, maximum: 4096, nullable: true },
+    MAX_IMAGE_PIXELS: { type: 'integer', minimum: 1024, maximum: 400_000_000, nullable: true },
     ONNX_THREADS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },

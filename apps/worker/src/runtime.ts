@@ -11,7 +11,7 @@ import {
 } from '@facegate/contracts';
 import { Gallery } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
-import { FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
+import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
 import type { WorkerEnv } from './config.js';
 
 const GATE_BY_CODE: Partial<Record<string, string>> = {
@@ -20,21 +20,26 @@ const GATE_BY_CODE: Partial<Record<string, string>> = {
   QUALITY_REJECTED: 'quality',
 };
 
-export function pipelineConfigFromEnv(env: WorkerEnv): Partial<PipelineConfig> {
-  const config: Partial<PipelineConfig> = {
+/** The pipeline's measured defaults, overridden by whatever the environment sets. */
+export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
+  const optional = {
+    padThreshold: env.PAD_THRESHOLD,
+    qualityThreshold: env.QUALITY_THRESHOLD,
+    madThreshold: env.MAD_THRESHOLD,
+    minFaceSize: env.MIN_FACE_SIZE,
+    maxImagePixels: env.MAX_IMAGE_PIXELS,
+  };
+  const overrides = Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined));
+  return {
+    ...DEFAULT_PIPELINE_CONFIG,
     modelsDir: path.resolve(env.MODELS_DIR),
     pack: env.MODEL_PACK,
     padEnabled: env.PAD_ENABLED,
     qualityEnabled: env.QUALITY_ENABLED,
     madEnabled: env.MAD_ENABLED,
-    minFaceSize: env.MIN_FACE_SIZE,
-    maxImagePixels: env.MAX_IMAGE_PIXELS,
     intraOpThreads: env.ONNX_THREADS,
+    ...overrides,
   };
-  if (env.PAD_THRESHOLD !== undefined) config.padThreshold = env.PAD_THRESHOLD;
-  if (env.QUALITY_THRESHOLD !== undefined) config.qualityThreshold = env.QUALITY_THRESHOLD;
-  if (env.MAD_THRESHOLD !== undefined) config.madThreshold = env.MAD_THRESHOLD;
-  return config;
 }
 
 /**

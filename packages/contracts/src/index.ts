@@ -5,3 +5,5 @@ export * from './limits.js';
 export * from './requests.js';
 export * from './responses.js';
 export * from './env.js';
+export * from './wire.js';
+export * from './schema.js';

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { FacegateError, type BiometricJob, type ComponentHealth, type JobOutcome } from '@facegate/contracts';
 import type { JobHandler, JobQueue, SubmitOptions } from './types.js';
 
@@ -12,6 +13,7 @@ export interface InProcessQueueOptions {
 
 interface WaitingJob {
   job: BiometricJob;
+  jobId: string;
   resolve: (outcome: JobOutcome) => void;
   settled: boolean;
 }
@@ -52,7 +54,7 @@ export class InProcessQueue implements JobQueue {
         ),
       );
     }
-    const outcome = this.enqueueWithTimeout(job, options.timeoutMs);
+    const outcome = this.enqueueWithTimeout(job, options.jobId ?? randomUUID(), options.timeoutMs);
     if (options.jobId !== undefined) {
       const id = options.jobId;
       this.inFlightById.set(id, outcome);
@@ -61,9 +63,9 @@ export class InProcessQueue implements JobQueue {
     return outcome;
   }
 
-  private enqueueWithTimeout(job: BiometricJob, timeoutMs: number): Promise<JobOutcome> {
+  private enqueueWithTimeout(job: BiometricJob, jobId: string, timeoutMs: number): Promise<JobOutcome> {
     return new Promise<JobOutcome>((resolve) => {
-      const entry: WaitingJob = { job, resolve, settled: false };
+      const entry: WaitingJob = { job, jobId, resolve, settled: false };
       const timer = setTimeout(() => {
         if (entry.settled) return;
         entry.settled = true;
@@ -94,7 +96,7 @@ export class InProcessQueue implements JobQueue {
 
   private async runOne(entry: WaitingJob): Promise<void> {
     try {
-      entry.resolve(await this.handler(entry.job));
+      entry.resolve(await this.handler(entry.job, { jobId: entry.jobId }));
     } catch (error) {
       // Handlers return failures as outcomes; a throw here is a bug, still answered in kind.
       const message = error instanceof Error ? error.message : String(error);

@@ -1,2 +1,3 @@
 export * from './types.js';
 export * from './in-process.js';
+export * from './bullmq.js';

@@ -19,5 +19,13 @@ export interface JobQueue {
   close(): Promise<void>;
 }
 
+export interface JobContext {
+  /**
+   * Stable across redeliveries of the same job (a worker crash, a client retry with the same
+   * idempotency key): a write keyed by it can recognise that it was already applied.
+   */
+  jobId: string;
+}
+
 /** What a worker provides to a queue: run one job, never throw (failures are outcomes). */
-export type JobHandler = (job: BiometricJob) => Promise<JobOutcome>;
+export type JobHandler = (job: BiometricJob, context: JobContext) => Promise<JobOutcome>;

@@ -1,0 +1,95 @@
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { ConfigError } from '@facegate/contracts';
+import { FacegateMetrics, createLogger, type Logger } from '@facegate/observability';
+import { readWorkerEnv } from '@facegate/worker';
+import { createApp } from './app.js';
+import { AuditLog } from './audit.js';
+import { ApiKeyAuthenticator, isLoopbackHost, loadApiKeys } from './auth.js';
+import type { ServiceBackend } from './backend.js';
+import { readGatewayEnv } from './config.js';
+import { startEmbeddedBackend } from './embedded.js';
+import { RateLimiter } from './rate-limit.js';
+
+export interface RunningGateway {
+  server: Server;
+  backend: ServiceBackend;
+  metrics: FacegateMetrics;
+  port: number;
+  mode: 'embedded' | 'distributed';
+  close(): Promise<void>;
+}
+
+/**
+ * Validates the environment, starts the backend (embedded worker, or the Redis queue when
+ * REDIS_URL is set) and serves the API. Used by `npm start` and by the tests alike.
+ */
+export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Promise<RunningGateway> {
+  const gatewayEnv = readGatewayEnv(env);
+  const workerEnv = readWorkerEnv(env);
+  const log = logger ?? createLogger({ level: workerEnv.LOG_LEVEL, service: 'gateway' });
+
+  let authenticator: ApiKeyAuthenticator | undefined;
+  if (gatewayEnv.API_KEYS_FILE) {
+    authenticator = new ApiKeyAuthenticator(loadApiKeys(gatewayEnv.API_KEYS_FILE));
+  } else if (!isLoopbackHost(gatewayEnv.HOST) && !gatewayEnv.ALLOW_INSECURE_NO_AUTH) {
+    throw new ConfigError([
+      `HOST=${gatewayEnv.HOST} listens beyond loopback: set API_KEYS_FILE (or ALLOW_INSECURE_NO_AUTH=true for development only)`,
+    ]);
+  }
+
+  const mode = gatewayEnv.REDIS_URL ? 'distributed' : 'embedded';
+  const metrics = new FacegateMetrics({ role: mode === 'distributed' ? 'gateway' : 'embedded' });
+  let backend: ServiceBackend;
+  if (gatewayEnv.REDIS_URL) {
+    const { startDistributedBackend } = await import('./distributed.js');
+    backend = await startDistributedBackend(gatewayEnv, log);
+  } else {
+    backend = await startEmbeddedBackend(gatewayEnv, workerEnv, metrics, log);
+  }
+
+  const app = createApp({
+    backend,
+    metrics,
+    logger: log,
+    maxUploadBytes: gatewayEnv.MAX_UPLOAD_BYTES,
+    jobTimeoutMs: gatewayEnv.JOB_TIMEOUT_MS,
+    ...(authenticator ? { authenticator } : {}),
+    ...(gatewayEnv.RATE_LIMIT_PER_SECOND > 0
+      ? { rateLimiter: new RateLimiter(gatewayEnv.RATE_LIMIT_PER_SECOND, gatewayEnv.RATE_LIMIT_BURST) }
+      : {}),
+    audit: new AuditLog(gatewayEnv.AUDIT_LOG_FILE ?? path.resolve(workerEnv.DATA_DIR, 'audit.log'), log),
+  });
+
+  const server: Server = app.listen(gatewayEnv.PORT, gatewayEnv.HOST);
+  server.requestTimeout = gatewayEnv.REQUEST_TIMEOUT_MS;
+  server.headersTimeout = Math.min(gatewayEnv.REQUEST_TIMEOUT_MS, 20_000);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : gatewayEnv.PORT;
+  log.info('listening', { host: gatewayEnv.HOST, port, mode, auth: authenticator ? 'api-keys' : 'none' });
+
+  return {
+    server,
+    backend,
+    metrics,
+    port,
+    mode,
+    async close() {
+      server.closeIdleConnections();
+      await new Promise((resolve) => {
+        server.close(resolve);
+        setTimeout(() => server.closeAllConnections(), 5_000).unref();
+      });
+      await backend.close();
+    },
+  };
+}
