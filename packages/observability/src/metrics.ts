@@ -19,7 +19,7 @@ export class FacegateMetrics {
   constructor(labels: Record<string, string> = {}) {
     this.registry = new Registry();
     this.registry.setDefaultLabels(labels);
-    collectDefaultMetrics({ register: this.registry, prefix: 'facegate_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'facegate_' });
     const registers = [this.registry];
     this.httpRequestDuration = new Histogram({
       name: 'facegate_http_request_duration_seconds',

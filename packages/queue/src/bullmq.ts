@@ -126,9 +126,9 @@ export class BullMqJobQueue implements JobQueue {
     }
   }
 
-  /** Workers currently consuming this queue (from Redis's client list). */
-  async workerCount(): Promise<number> {
-    return this.queue.getWorkersCount();
+  /** The queue's Redis connection, for reads that go with it (worker reports). */
+  get redis(): Redis {
+    return this.connection;
   }
 
   async close(): Promise<void> {

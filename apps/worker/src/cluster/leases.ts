@@ -1,0 +1,140 @@
+import { EventEmitter } from 'node:events';
+import type { Redis } from 'ioredis';
+import type { Logger } from '@facegate/observability';
+
+export interface ShardLeaseOptions {
+  redis: Redis;
+  prefix: string;
+  workerId: string;
+  shardCount: number;
+  /** A lease not renewed within this time lapses, and another worker may take the shard. */
+  leaseMs: number;
+  logger: Logger;
+}
+
+export interface HeldLease {
+  shard: number;
+  /** Strictly increasing per shard across all owners: writes carry it, stale owners are refused. */
+  fencingToken: number;
+}
+
+// Take a free shard: the fencing token is incremented only on a successful acquisition.
+const ACQUIRE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
+return token`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+export function leaseKey(prefix: string, shard: number): string {
+  return `${prefix}:lease:${shard}`;
+}
+
+export function fenceKey(prefix: string, shard: number): string {
+  return `${prefix}:fence:${shard}`;
+}
+
+/**
+ * Keeps this worker's share of the shards: heartbeats, renews what it holds, takes free
+ * shards up to its fair share (shards / live workers), and gives back the excess when workers
+ * join. Emits `acquired` (HeldLease) and `lost` (shard) as ownership changes.
+ */
+export class ShardLeaseManager extends EventEmitter {
+  private readonly held = new Map<number, HeldLease>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly options: ShardLeaseOptions) {
+    super();
+  }
+
+  start(): void {
+    this.schedule(0);
+  }
+
+  ownedShards(): HeldLease[] {
+    return [...this.held.values()].sort((a, b) => a.shard - b.shard);
+  }
+
+  tokenOf(shard: number): number | undefined {
+    return this.held.get(shard)?.fencingToken;
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tick()
+        .catch((error: unknown) => this.options.logger.warn('lease tick failed', { error }))
+        .finally(() => this.schedule(Math.floor(this.options.leaseMs / 3)));
+    }, delayMs);
+  }
+
+  private leaseValue(lease: HeldLease): string {
+    return `${this.options.workerId}:${lease.fencingToken}`;
+  }
+
+  /** One round of heartbeat, renewal, acquisition and rebalancing. */
+  async tick(): Promise<void> {
+    const { redis, prefix, workerId, shardCount, leaseMs } = this.options;
+    const now = Date.now();
+    const workersKey = `${prefix}:workers`;
+    await redis.zadd(workersKey, now + leaseMs, workerId);
+    await redis.zremrangebyscore(workersKey, '-inf', now);
+    const liveWorkers = Math.max(1, await redis.zcard(workersKey));
+    const fairShare = Math.ceil(shardCount / liveWorkers);
+
+    for (const lease of [...this.held.values()]) {
+      const renewed = await redis.eval(RENEW, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease), leaseMs);
+      if (renewed !== 1) this.lose(lease.shard, 'lease lapsed');
+    }
+
+    // Give back the excess first, so that a new worker gets its share without waiting for a lapse.
+    const excess = this.held.size - fairShare;
+    if (excess > 0) {
+      for (const lease of this.ownedShards().slice(-excess)) {
+        this.lose(lease.shard, 'rebalancing');
+        await redis.eval(RELEASE, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease));
+      }
+    }
+
+    for (let shard = 0; shard < shardCount && this.held.size < fairShare; shard += 1) {
+      if (this.held.has(shard)) continue;
+      const token = Number(
+        await redis.eval(ACQUIRE, 2, leaseKey(prefix, shard), fenceKey(prefix, shard), workerId, leaseMs),
+      );
+      if (token > 0) {
+        const lease = { shard, fencingToken: token };
+        this.held.set(shard, lease);
+        this.options.logger.info('shard acquired', { shard, fencingToken: token });
+        this.emit('acquired', lease);
+      }
+    }
+  }
+
+  private lose(shard: number, reason: string): void {
+    if (!this.held.delete(shard)) return;
+    this.options.logger.warn('shard released', { shard, reason });
+    this.emit('lost', shard);
+  }
+
+  /** Stops renewing and hands every shard back at once, so that others need not wait for a lapse. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.ticking;
+    const { redis, prefix, workerId } = this.options;
+    for (const lease of this.ownedShards()) {
+      this.lose(lease.shard, 'stopping');
+      await redis.eval(RELEASE, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease)).catch(() => 0);
+    }
+    await redis.zrem(`${prefix}:workers`, workerId).catch(() => 0);
+  }
+}

@@ -1,0 +1,74 @@
+const DIMENSION = 512;
+
+/** Deterministic PRNG, so a template is regenerated from its subject number, never stored in JS. */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussianUnitVector(random: () => number): Float32Array {
+  const vector = new Float32Array(DIMENSION);
+  let sum = 0;
+  for (let i = 0; i < DIMENSION; i += 2) {
+    const radius = Math.sqrt(-2 * Math.log(1 - random()));
+    const angle = 2 * Math.PI * random();
+    vector[i] = radius * Math.cos(angle);
+    vector[i + 1] = radius * Math.sin(angle);
+    sum += vector[i]! * vector[i]! + vector[i + 1]! * vector[i + 1]!;
+  }
+  const norm = Math.sqrt(sum);
+  for (let i = 0; i < DIMENSION; i++) vector[i] = vector[i]! / norm;
+  return vector;
+}
+
+export function subjectId(i: number): string {
+  return `subject-${i}`;
+}
+
+export function templateFor(i: number): Float32Array {
+  return gaussianUnitVector(mulberry32(i * 2654435761 + 17));
+}
+
+/**
+ * A probe planted near one enrolled subject (its mate) with cosine similarity 0.5-0.8, the
+ * range of genuine pairs for ArcFace-like models.
+ */
+export function probeFor(q: number, n: number): { mate: number; template: Float32Array; similarity: number } {
+  const random = mulberry32(q * 97 + 1_000_003);
+  const mate = Math.floor(random() * n);
+  const similarity = 0.5 + 0.3 * random();
+  const anchor = templateFor(mate);
+  const noise = gaussianUnitVector(random);
+  let dot = 0;
+  for (let i = 0; i < DIMENSION; i++) dot += noise[i]! * anchor[i]!;
+  let norm = 0;
+  for (let i = 0; i < DIMENSION; i++) {
+    noise[i] = noise[i]! - dot * anchor[i]!;
+    norm += noise[i]! * noise[i]!;
+  }
+  norm = Math.sqrt(norm);
+  const sine = Math.sqrt(1 - similarity * similarity);
+  const template = new Float32Array(DIMENSION);
+  for (let i = 0; i < DIMENSION; i++) template[i] = similarity * anchor[i]! + (sine * noise[i]!) / norm;
+  return { mate, template, similarity };
+}
+
+export function percentile(values: number[], fraction: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))]!;
+}
+
+export interface ColdStartReport {
+  open_seconds: number;
+  rss_before_bytes: number;
+  rss_after_bytes: number;
+  bytes_per_template: number;
+  recovery: string[];
+  first_search_ms: number;
+}

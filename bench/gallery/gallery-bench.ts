@@ -1,0 +1,250 @@
+// Gallery benchmark: enrol throughput, search latency (exact Flat vs an approximate index and
+// vs raw libfaiss), recall@10 of the approximate index with planted mates, memory per
+// template, snapshot cold start and rebuild time.
+//
+//   node --conditions=development --import tsx bench/gallery/gallery-bench.ts --n 100000
+//
+// Options: --n subjects (100000), --queries (500), --shards (4), --approx ('HNSW32'),
+// --ef (comma list of efSearch values, '64,128,256'), --concurrency enrols in flight (256),
+// --search-threads OpenMP threads while searching (1), --dir data dir (a temp dir),
+// --keep (keep the data dir), --json-only.
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { FaissIndex, getThreadCount, setThreadCount } from '@facegate/faiss';
+import { Gallery, type Candidate } from '@facegate/gallery';
+import { percentile, probeFor, subjectId, templateFor, type ColdStartReport } from './common.js';
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: 'string', default: '100000' },
+    queries: { type: 'string', default: '500' },
+    shards: { type: 'string', default: '4' },
+    approx: { type: 'string', default: 'HNSW32' },
+    ef: { type: 'string', default: '64,128,256' },
+    concurrency: { type: 'string', default: '256' },
+    'search-threads': { type: 'string', default: '1' },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'json-only': { type: 'boolean', default: false },
+  },
+});
+
+const N = Number(args.n);
+const QUERIES = Math.min(Number(args.queries), N);
+const SHARDS = Number(args.shards);
+const APPROX = args.approx;
+const EF_VALUES = args.ef.split(',').map(Number);
+const CONCURRENCY = Number(args.concurrency);
+const SEARCH_THREADS = Number(args['search-threads']);
+const PARTITION = 'bench';
+const MODEL = 'bench-model';
+const TOP_K = 10;
+const THRESHOLD = 0.45;
+const buildThreads = getThreadCount();
+const log = (message: string) => {
+  if (!args['json-only']) process.stderr.write(`[bench] ${message}\n`);
+};
+
+const dataDir = args.dir ?? (await mkdtemp(join(tmpdir(), 'facegate-gallery-bench-')));
+const probes = Array.from({ length: QUERIES }, (_, q) => probeFor(q, N));
+
+interface SearchRun {
+  p50_ms: number;
+  p99_ms: number;
+  mean_ms: number;
+  results: Candidate[][];
+}
+
+async function timeSearches(search: (probe: Float32Array) => Promise<Candidate[]>): Promise<SearchRun> {
+  for (const probe of probes.slice(0, Math.min(20, probes.length))) await search(probe.template); // warm-up
+  const latencies: number[] = [];
+  const results: Candidate[][] = [];
+  for (const probe of probes) {
+    const started = performance.now();
+    results.push(await search(probe.template));
+    latencies.push(performance.now() - started);
+  }
+  return {
+    p50_ms: percentile(latencies, 0.5),
+    p99_ms: percentile(latencies, 0.99),
+    mean_ms: latencies.reduce((a, b) => a + b, 0) / latencies.length,
+    results,
+  };
+}
+
+function runColdStart(options: Record<string, string | boolean>): ColdStartReport {
+  const script = fileURLToPath(new URL('./cold-start.ts', import.meta.url));
+  const argv = Object.entries(options).flatMap(([key, value]) =>
+    value === true ? [`--${key}`] : value === false ? [] : [`--${key}`, String(value)],
+  );
+  const child = spawnSync(process.execPath, ['--conditions=development', '--import', 'tsx', script, ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (child.status !== 0) throw new Error(`cold start failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as ColdStartReport;
+}
+
+const report: Record<string, unknown> = {
+  n: N,
+  queries: QUERIES,
+  shards: SHARDS,
+  approximate_index: APPROX,
+  cpus: (await import('node:os')).cpus().length,
+  faiss_build_threads: buildThreads,
+  faiss_search_threads: SEARCH_THREADS,
+  uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+};
+
+try {
+  // 1. Enrol throughput into an exact partition.
+  log(`enrolling ${N} subjects (${CONCURRENCY} in flight)`);
+  let gallery = await Gallery.open({ dataDir, shardCount: SHARDS, snapshotIntervalMs: 0 });
+  let next = 0;
+  const enrolStarted = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < N; i = next++) await gallery.enrol(PARTITION, subjectId(i), templateFor(i), MODEL);
+    }),
+  );
+  const enrolSeconds = (performance.now() - enrolStarted) / 1000;
+  report.enrol = { seconds: enrolSeconds, per_second: N / enrolSeconds, concurrency: CONCURRENCY };
+  log(`enrol: ${(N / enrolSeconds).toFixed(0)}/s`);
+
+  // 2. Exact search through the gallery, and the same on one raw libfaiss index.
+  setThreadCount(SEARCH_THREADS);
+  log('searching Flat');
+  const flat = await timeSearches((probe) => gallery.search(PARTITION, probe, MODEL, TOP_K, 0));
+  const snapshotStarted = performance.now();
+  await gallery.snapshot();
+  report.snapshot_write_seconds_flat = (performance.now() - snapshotStarted) / 1000;
+  await gallery.close();
+
+  log('building raw libfaiss IDMap2,Flat baseline');
+  const raw = FaissIndex.create(512, 'IDMap2,Flat', 'inner_product');
+  const chunk = 10_000;
+  for (let start = 0; start < N; start += chunk) {
+    const end = Math.min(start + chunk, N);
+    const vectors = new Float32Array((end - start) * 512);
+    const ids = new BigInt64Array(end - start);
+    for (let i = start; i < end; i++) {
+      vectors.set(templateFor(i), (i - start) * 512);
+      ids[i - start] = BigInt(i);
+    }
+    raw.addWithIds(vectors, ids);
+  }
+  const rawSync = await timeSearches(async (probe) => {
+    raw.search(probe, TOP_K);
+    return [];
+  });
+  const rawAsync = await timeSearches(async (probe) => {
+    await raw.searchAsync(probe, TOP_K);
+    return [];
+  });
+  raw.dispose();
+  report.flat = {
+    gallery: { p50_ms: flat.p50_ms, p99_ms: flat.p99_ms, mean_ms: flat.mean_ms },
+    raw_libfaiss_search: { p50_ms: rawSync.p50_ms, p99_ms: rawSync.p99_ms },
+    raw_libfaiss_search_async: { p50_ms: rawAsync.p50_ms, p99_ms: rawAsync.p99_ms },
+    gallery_over_raw_p50: flat.p50_ms / rawSync.p50_ms,
+  };
+  const mateFoundFlat = probes.filter((probe, q) => flat.results[q]![0]?.subjectId === subjectId(probe.mate)).length;
+  report.flat_mate_rank1_rate = mateFoundFlat / QUERIES;
+
+  // 3. Cold start (fresh process): from the snapshot, then from the store alone.
+  log('cold start Flat from snapshot');
+  report.cold_start_flat_snapshot = runColdStart({ dir: dataDir, shards: String(SHARDS), n: String(N) });
+  log('cold start Flat without snapshot (rebuild)');
+  await rm(join(dataDir, 'snapshots'), { recursive: true, force: true });
+  report.cold_start_flat_rebuild = runColdStart({ dir: dataDir, shards: String(SHARDS), n: String(N) });
+
+  // 4. Approximate index over the same store: build, latency per efSearch, recall vs Flat.
+  setThreadCount(buildThreads);
+  log(`building ${APPROX} from the store`);
+  const buildStarted = performance.now();
+  gallery = await Gallery.open({
+    dataDir,
+    shardCount: SHARDS,
+    snapshotIntervalMs: 0,
+    indexByPartition: { [PARTITION]: APPROX },
+  });
+  report.approximate_build_seconds = (performance.now() - buildStarted) / 1000;
+  setThreadCount(SEARCH_THREADS);
+  const approxRuns: Record<string, unknown>[] = [];
+  for (const ef of EF_VALUES) {
+    await gallery.setSearchParameter('efSearch', ef);
+    log(`searching ${APPROX} efSearch=${ef}`);
+    const run = await timeSearches((probe) => gallery.search(PARTITION, probe, MODEL, TOP_K, 0));
+    let mates = 0;
+    let aboveThresholdHits = 0;
+    let aboveThresholdTruth = 0;
+    let overlap = 0;
+    for (const [q, probe] of probes.entries()) {
+      const approx = new Set(run.results[q]!.map((c) => c.subjectId));
+      if (approx.has(subjectId(probe.mate))) mates++;
+      for (const truth of flat.results[q]!) {
+        if (approx.has(truth.subjectId)) overlap++;
+        if (truth.score >= THRESHOLD) {
+          aboveThresholdTruth++;
+          if (approx.has(truth.subjectId)) aboveThresholdHits++;
+        }
+      }
+    }
+    approxRuns.push({
+      efSearch: ef,
+      p50_ms: run.p50_ms,
+      p99_ms: run.p99_ms,
+      mean_ms: run.mean_ms,
+      recall_at_10_planted_mates: mates / QUERIES,
+      recall_at_10_above_threshold: aboveThresholdHits / Math.max(aboveThresholdTruth, 1),
+      recall_at_10_all_neighbours: overlap / (QUERIES * TOP_K),
+    });
+  }
+  report.approximate = approxRuns;
+  const approxSnapshotStarted = performance.now();
+  await gallery.snapshot();
+  report.snapshot_write_seconds_approximate = (performance.now() - approxSnapshotStarted) / 1000;
+  await gallery.close();
+  log(`cold start ${APPROX} from snapshot`);
+  report.cold_start_approximate_snapshot = runColdStart({
+    dir: dataDir,
+    shards: String(SHARDS),
+    n: String(N),
+    approx: APPROX,
+  });
+} finally {
+  if (!args.keep && args.dir === undefined) await rm(dataDir, { recursive: true, force: true });
+}
+
+process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+if (!args['json-only']) process.stdout.write(`\n${markdown(report)}\n`);
+
+function markdown(r: Record<string, unknown>): string {
+  const get = (path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], r);
+  const ms = (path: string) => `${Number(get(path)).toFixed(2)} ms`;
+  const s = (path: string) => `${Number(get(path)).toFixed(2)} s`;
+  const rows: Array<[string, string]> = [
+    ['subjects / shards / CPUs', `${r.n} / ${r.shards} / ${r.cpus}`],
+    ['enrol throughput', `${Number(get('enrol.per_second')).toFixed(0)} /s (${get('enrol.concurrency')} in flight)`],
+    ['Flat search p50 / p99 (gallery)', `${ms('flat.gallery.p50_ms')} / ${ms('flat.gallery.p99_ms')}`],
+    ['Flat search p50 / p99 (raw libfaiss, one index)', `${ms('flat.raw_libfaiss_search.p50_ms')} / ${ms('flat.raw_libfaiss_search.p99_ms')}`],
+    ['gallery / raw p50', Number(get('flat.gallery_over_raw_p50')).toFixed(2)],
+    ['memory per template, Flat (RSS delta / n)', `${Number(get('cold_start_flat_snapshot.bytes_per_template')).toFixed(0)} B`],
+    ['cold start from snapshot, Flat', s('cold_start_flat_snapshot.open_seconds')],
+    ['cold start without snapshot (rebuild), Flat', s('cold_start_flat_rebuild.open_seconds')],
+    [`${r.approximate_index} build from store`, s('approximate_build_seconds')],
+    [`memory per template, ${r.approximate_index}`, `${Number(get('cold_start_approximate_snapshot.bytes_per_template')).toFixed(0)} B`],
+    [`cold start from snapshot, ${r.approximate_index}`, s('cold_start_approximate_snapshot.open_seconds')],
+  ];
+  for (const run of r.approximate as Array<Record<string, number>>) {
+    rows.push([
+      `${r.approximate_index} efSearch=${run.efSearch}: p50 / p99, recall@10 (mates / above thr / all)`,
+      `${run.p50_ms!.toFixed(2)} / ${run.p99_ms!.toFixed(2)} ms, ${run.recall_at_10_planted_mates!.toFixed(4)} / ${run.recall_at_10_above_threshold!.toFixed(4)} / ${run.recall_at_10_all_neighbours!.toFixed(3)}`,
+    ]);
+  }
+  return ['| metric | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+}

@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "faiss_binding",
+      "sources": [
+        "native/addon.cc",
+        "native/arguments.cc",
+        "native/index_handle.cc",
+        "native/index_traits.cc",
+        "native/thread_count.cc"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"
+      ],
+      "defines": ["NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc!": ["-fno-rtti", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++17", "-fopenmp", "-frtti", "-fvisibility=hidden", "-Wall", "-Wextra"],
+      "ldflags": [
+        "-fopenmp",
+        "-Wl,--exclude-libs,ALL"
+      ],
+      "libraries": ["-lfaiss", "-llapack", "-lblas"]
+    }
+  ]
+}

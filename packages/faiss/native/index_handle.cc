@@ -1,0 +1,470 @@
+#include "index_handle.h"
+
+#include <cmath>
+#include <climits>
+#include <cstring>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <faiss/AutoTune.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/impl/IDSelector.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+
+#include "arguments.h"
+#include "errors.h"
+#include "index_traits.h"
+#include "thread_count.h"
+
+namespace facegate_faiss {
+
+namespace {
+
+const char* MetricName(faiss::MetricType metric) {
+  switch (metric) {
+    case faiss::METRIC_INNER_PRODUCT:
+      return "inner_product";
+    case faiss::METRIC_L2:
+      return "l2";
+    default:
+      return nullptr;
+  }
+}
+
+faiss::MetricType RequireMetric(const Napi::Value& value) {
+  // Inner product is the default because facegate compares L2-normalised
+  // embeddings by cosine similarity.
+  if (value.IsUndefined()) return faiss::METRIC_INNER_PRODUCT;
+  if (!value.IsString()) ThrowTypeError(value.Env(), "metric must be 'inner_product' or 'l2'");
+  const std::string name = value.As<Napi::String>().Utf8Value();
+  if (name == "inner_product") return faiss::METRIC_INNER_PRODUCT;
+  if (name == "l2") return faiss::METRIC_L2;
+  ThrowRangeError(value.Env(), "metric must be 'inner_product' or 'l2', got '" + name + "'");
+}
+
+void RequireTrained(Napi::Env env, const faiss::Index& index, const char* operation) {
+  if (!index.is_trained) {
+    ThrowStateError(env, std::string(operation) + "() needs a trained index; call train() first");
+  }
+}
+
+Napi::Object SearchResult(Napi::Env env, Napi::Float32Array distances,
+                          Napi::TypedArrayOf<int64_t> labels) {
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("distances", distances);
+  result.Set("labels", labels);
+  return result;
+}
+
+Napi::TypedArrayOf<int64_t> NewBigInt64Array(Napi::Env env, std::size_t length) {
+  return Napi::TypedArrayOf<int64_t>::New(env, length, napi_bigint64_array);
+}
+
+// faiss keeps whichever copy of a duplicated id it sees last in its reverse
+// maps but both rows in storage, so a duplicate would make search return one
+// face twice and removeIds delete both. Rejected here instead.
+void RejectDuplicateIds(Napi::Env env, const faiss::Index& index, IdBatch ids) {
+  std::unordered_set<int64_t> batch;
+  batch.reserve(ids.count);
+  for (std::size_t i = 0; i < ids.count; ++i) {
+    if (!batch.insert(ids.data[i]).second) {
+      ThrowRangeError(env, "ids contains " + std::to_string(ids.data[i]) + " more than once");
+    }
+  }
+  if (ClassifyIds(index) == IdScheme::IdMap) {
+    // No reverse map to consult, so scan the forward map once.
+    const auto& idMap = dynamic_cast<const faiss::IndexIDMap&>(index).id_map;
+    for (const int64_t stored : idMap) {
+      if (batch.count(stored) != 0) {
+        ThrowRangeError(env, "id " + std::to_string(stored) + " is already in the index");
+      }
+    }
+    return;
+  }
+  for (std::size_t i = 0; i < ids.count; ++i) {
+    if (LookUpId(index, ids.data[i]) == IdPresence::Present) {
+      ThrowRangeError(env, "id " + std::to_string(ids.data[i]) + " is already in the index");
+    }
+  }
+}
+
+// Runs one search on a libuv worker thread so the JS thread stays free.
+// Queries are copied because the caller may reuse its Float32Array as soon as
+// searchAsync() returns; the ticket keeps mutations (and dispose) from touching
+// the index until the search is over.
+class SearchWorker : public Napi::AsyncWorker {
+ public:
+  SearchWorker(Napi::Object owner, const faiss::Index& index, SearchGate& gate,
+               std::vector<float> queries, int64_t queryCount, int64_t k)
+      : Napi::AsyncWorker(owner.Env(), "facegate:faiss.searchAsync"),
+        owner_(Napi::Persistent(owner)),
+        deferred_(Napi::Promise::Deferred::New(owner.Env())),
+        index_(index),
+        ticket_(gate),
+        queries_(std::move(queries)),
+        queryCount_(queryCount),
+        k_(k) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    ApplyRequestedThreadCount();
+    try {
+      const auto slots = static_cast<std::size_t>(queryCount_ * k_);
+      distances_.resize(slots);
+      labels_.resize(slots);
+      if (queryCount_ > 0) {
+        index_.search(queryCount_, queries_.data(), k_, distances_.data(), labels_.data());
+      }
+    } catch (const std::exception& error) {
+      SetError(DescribeFailure("searchAsync", error));
+    }
+    ticket_.Release();
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    auto distances = Napi::Float32Array::New(env, distances_.size());
+    auto labels = NewBigInt64Array(env, labels_.size());
+    std::memcpy(distances.Data(), distances_.data(), distances_.size() * sizeof(float));
+    std::memcpy(labels.Data(), labels_.data(), labels_.size() * sizeof(int64_t));
+    deferred_.Resolve(SearchResult(env, distances, labels));
+  }
+
+  void OnError(const Napi::Error& error) override {
+    Napi::Object errorObject = error.Value();
+    errorObject.Set("code", Napi::String::New(Env(), kFaissFailure));
+    deferred_.Reject(errorObject);
+  }
+
+ private:
+  // Keeps the JS object (and with it the IndexHandle) from being collected
+  // while the worker still points into it.
+  Napi::ObjectReference owner_;
+  Napi::Promise::Deferred deferred_;
+  const faiss::Index& index_;
+  SearchTicket ticket_;
+  std::vector<float> queries_;
+  int64_t queryCount_;
+  int64_t k_;
+  std::vector<float> distances_;
+  std::vector<faiss::Index::idx_t> labels_;
+};
+
+}  // namespace
+
+Napi::Function IndexHandle::DefineClass(Napi::Env env) {
+  Napi::Function constructor = ObjectWrap<IndexHandle>::DefineClass(
+      env, "NativeIndex",
+      {
+          StaticMethod<&IndexHandle::Create>("create"),
+          StaticMethod<&IndexHandle::Read>("read"),
+          StaticMethod<&IndexHandle::Deserialize>("deserialize"),
+          InstanceAccessor<&IndexHandle::Dimension>("dimension"),
+          InstanceAccessor<&IndexHandle::Count>("ntotal"),
+          InstanceAccessor<&IndexHandle::IsTrained>("isTrained"),
+          InstanceAccessor<&IndexHandle::Metric>("metric"),
+          InstanceAccessor<&IndexHandle::IsDisposed>("isDisposed"),
+          InstanceMethod<&IndexHandle::Train>("train"),
+          InstanceMethod<&IndexHandle::Add>("add"),
+          InstanceMethod<&IndexHandle::AddWithIds>("addWithIds"),
+          InstanceMethod<&IndexHandle::Search>("search"),
+          InstanceMethod<&IndexHandle::SearchAsync>("searchAsync"),
+          InstanceMethod<&IndexHandle::RemoveIds>("removeIds"),
+          InstanceMethod<&IndexHandle::Reconstruct>("reconstruct"),
+          InstanceMethod<&IndexHandle::SetParameter>("setParameter"),
+          InstanceMethod<&IndexHandle::EnableDirectMap>("enableDirectMap"),
+          InstanceMethod<&IndexHandle::Write>("write"),
+          InstanceMethod<&IndexHandle::Serialize>("serialize"),
+          InstanceMethod<&IndexHandle::Reset>("reset"),
+          InstanceMethod<&IndexHandle::Dispose>("dispose"),
+      });
+  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(constructor)));
+  return constructor;
+}
+
+IndexHandle::IndexHandle(const Napi::CallbackInfo& info) : ObjectWrap<IndexHandle>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    ThrowTypeError(info.Env(), "NativeIndex cannot be constructed directly; use create(), "
+                               "read() or deserialize()");
+  }
+  index_ = std::move(*info[0].As<Napi::External<std::unique_ptr<faiss::Index>>>().Data());
+}
+
+Napi::Value IndexHandle::Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index) {
+  if (MetricName(index->metric_type) == nullptr) {
+    ThrowStateError(env, "only inner_product and l2 indexes are supported, this one uses faiss "
+                         "metric " + std::to_string(static_cast<int>(index->metric_type)));
+  }
+  // The constructor moves out of `index`; if construction fails first, the
+  // unique_ptr here still owns the index and frees it.
+  auto* constructor = env.GetInstanceData<Napi::FunctionReference>();
+  return constructor->New({Napi::External<std::unique_ptr<faiss::Index>>::New(env, &index)});
+}
+
+Napi::Value IndexHandle::Create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int dimension = RequireDimension(info[0]);
+  const std::string description = RequireString(info[1], "description");
+  const faiss::MetricType metric = RequireMetric(info[2]);
+  std::unique_ptr<faiss::Index> index(CallFaiss(env, "create", [&] {
+    return faiss::index_factory(dimension, description.c_str(), metric);
+  }));
+  return Adopt(env, std::move(index));
+}
+
+Napi::Value IndexHandle::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = RequirePath(info[0]);
+  std::unique_ptr<faiss::Index> index(
+      CallFaiss(env, "read", [&] { return faiss::read_index(path.c_str()); }));
+  return Adopt(env, std::move(index));
+}
+
+Napi::Value IndexHandle::Deserialize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    ThrowTypeError(env, "bytes must be a Uint8Array");
+  }
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  std::unique_ptr<faiss::Index> index(CallFaiss(env, "deserialize", [&] {
+    faiss::VectorIOReader reader;
+    reader.data.assign(bytes.Data(), bytes.Data() + bytes.ElementLength());
+    return faiss::read_index(&reader);
+  }));
+  return Adopt(env, std::move(index));
+}
+
+faiss::Index& IndexHandle::LiveIndex(Napi::Env env) {
+  if (!index_) {
+    throw WithCode(Napi::Error::New(env, "the index has been disposed"), kDisposed);
+  }
+  return *index_;
+}
+
+Napi::Value IndexHandle::Dimension(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), LiveIndex(info.Env()).d);
+}
+
+Napi::Value IndexHandle::Count(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(LiveIndex(info.Env()).ntotal));
+}
+
+Napi::Value IndexHandle::IsTrained(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), LiveIndex(info.Env()).is_trained);
+}
+
+Napi::Value IndexHandle::Metric(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), MetricName(LiveIndex(info.Env()).metric_type));
+}
+
+Napi::Value IndexHandle::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), index_ == nullptr);
+}
+
+void IndexHandle::Train(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const VectorBatch vectors = RequireVectors(info[0], index.d, "vectors");
+  if (vectors.count == 0) ThrowRangeError(env, "train() needs at least one vector");
+  // Retraining IVF centroids or PQ codebooks would leave the stored codes
+  // meaningless, and faiss does not check for it.
+  if (index.ntotal > 0) {
+    ThrowStateError(env, "train() on an index that already holds vectors would invalidate "
+                         "them; reset() first");
+  }
+  WaitForSearches();
+  CallFaiss(env, "train", [&] { index.train(vectors.count, vectors.data); });
+}
+
+void IndexHandle::Add(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const VectorBatch vectors = RequireVectors(info[0], index.d, "vectors");
+  const IdScheme scheme = ClassifyIds(index);
+  if (scheme == IdScheme::IdMap || scheme == IdScheme::IdMap2) {
+    ThrowStateError(env, "an IDMap index stores caller-chosen ids; use addWithIds()");
+  }
+  RequireTrained(env, index, "add");
+  if (vectors.count == 0) return;
+  WaitForSearches();
+  CallFaiss(env, "add", [&] { index.add(vectors.count, vectors.data); });
+}
+
+void IndexHandle::AddWithIds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const VectorBatch vectors = RequireVectors(info[0], index.d, "vectors");
+  const IdBatch ids = RequireIds(info[1], "ids");
+  if (ids.count != vectors.count) {
+    ThrowRangeError(env, "got " + std::to_string(vectors.count) + " vectors but " +
+                             std::to_string(ids.count) + " ids");
+  }
+  if (ClassifyIds(index) == IdScheme::Positional) {
+    ThrowStateError(env, "this index labels vectors by position; prefix the factory string "
+                         "with 'IDMap2,' (or use an IVF index) to choose ids");
+  }
+  RequireTrained(env, index, "addWithIds");
+  if (vectors.count == 0) return;
+  RejectDuplicateIds(env, index, ids);
+  WaitForSearches();
+  CallFaiss(env, "addWithIds",
+            [&] { index.add_with_ids(vectors.count, vectors.data, ids.data); });
+}
+
+Napi::Value IndexHandle::Search(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const VectorBatch queries = RequireVectors(info[0], index.d, "queries");
+  const int64_t k = RequireNeighbourCount(info[1], queries.count);
+  RequireTrained(env, index, "search");
+  const std::size_t slots = queries.count * static_cast<std::size_t>(k);
+  auto distances = Napi::Float32Array::New(env, slots);
+  auto labels = NewBigInt64Array(env, slots);
+  if (queries.count > 0) {
+    CallFaiss(env, "search", [&] {
+      index.search(queries.count, queries.data, k, distances.Data(), labels.Data());
+    });
+  }
+  return SearchResult(env, distances, labels);
+}
+
+Napi::Value IndexHandle::SearchAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const VectorBatch queries = RequireVectors(info[0], index.d, "queries");
+  const int64_t k = RequireNeighbourCount(info[1], queries.count);
+  RequireTrained(env, index, "searchAsync");
+  std::vector<float> copiedQueries(queries.data,
+                                   queries.data + queries.count * static_cast<std::size_t>(index.d));
+  auto* worker = new SearchWorker(info.This().As<Napi::Object>(), index, searches_,
+                                  std::move(copiedQueries),
+                                  static_cast<int64_t>(queries.count), k);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value IndexHandle::RemoveIds(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const IdBatch ids = RequireIds(info[0], "ids");
+  if (!SupportsStableRemoval(index)) {
+    ThrowStateError(env, "removeIds() needs ids that survive removal: use 'IDMap2,' over "
+                         "Flat/SQ/PQ, or an IVF index without an array direct map "
+                         "(HNSW cannot remove at all)");
+  }
+  if (ids.count == 0) return Napi::Number::New(env, 0);
+  WaitForSearches();
+  const std::size_t removed = CallFaiss(env, "removeIds", [&]() -> std::size_t {
+    // faiss 1.7.3 only removes from an IVF hashtable direct map when handed an
+    // explicit id list; everywhere else a hashed set is the fast membership test.
+    if (RemovalNeedsIdList(index)) {
+      faiss::IDSelectorArray selector(ids.count, ids.data);
+      return index.remove_ids(selector);
+    }
+    faiss::IDSelectorBatch selector(ids.count, ids.data);
+    return index.remove_ids(selector);
+  });
+  return Napi::Number::New(env, static_cast<double>(removed));
+}
+
+Napi::Value IndexHandle::Reconstruct(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const int64_t id = RequireNonNegativeBigIntId(info[0], "id");
+  switch (ClassifyIds(index)) {
+    case IdScheme::Positional:
+      // faiss indexes the storage array without a bounds check here.
+      if (id >= index.ntotal) {
+        ThrowNotFound(env, "id " + std::to_string(id) + " is out of range: the index holds " +
+                               std::to_string(index.ntotal) + " vectors");
+      }
+      break;
+    case IdScheme::IdMap:
+      ThrowStateError(env, "IDMap keeps no reverse map; create the index with 'IDMap2,' to "
+                           "reconstruct vectors");
+    case IdScheme::Ivf:
+      if (FindIvf(index)->direct_map.type == faiss::DirectMap::NoMap) {
+        ThrowStateError(env, "an IVF index needs enableDirectMap() before reconstruct()");
+      }
+      [[fallthrough]];
+    case IdScheme::IdMap2:
+      if (LookUpId(index, id) == IdPresence::Absent) {
+        ThrowNotFound(env, "id " + std::to_string(id) + " is not in the index");
+      }
+      break;
+  }
+  auto vector = Napi::Float32Array::New(env, static_cast<std::size_t>(index.d));
+  CallFaiss(env, "reconstruct", [&] { index.reconstruct(id, vector.Data()); });
+  return vector;
+}
+
+void IndexHandle::SetParameter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  const std::string name = RequireString(info[0], "name");
+  if (!info[1].IsNumber()) ThrowTypeError(env, "value must be a number");
+  const double value = info[1].As<Napi::Number>().DoubleValue();
+  // faiss casts these to int without checks; 0 or negative values make HNSW
+  // and IVF searches misbehave rather than fail.
+  const bool isCountParameter = name == "nprobe" || name == "efSearch";
+  if (isCountParameter &&
+      (!std::isfinite(value) || std::trunc(value) != value || value < 1 || value > INT_MAX)) {
+    ThrowRangeError(env, name + " must be a positive integer");
+  }
+  if (!std::isfinite(value) || value < 0) {
+    ThrowRangeError(env, "parameter values must be finite and non-negative");
+  }
+  WaitForSearches();
+  CallFaiss(env, "setParameter",
+            [&] { faiss::ParameterSpace().set_index_parameter(&index, name, value); });
+}
+
+void IndexHandle::EnableDirectMap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  faiss::IndexIVF* ivf = FindIvf(index);
+  if (ivf == nullptr) ThrowStateError(env, "enableDirectMap() only applies to IVF indexes");
+  WaitForSearches();
+  // A hashtable rather than an array: it accepts arbitrary ids and removal.
+  CallFaiss(env, "enableDirectMap",
+            [&] { ivf->set_direct_map_type(faiss::DirectMap::Hashtable); });
+}
+
+void IndexHandle::Write(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const faiss::Index& index = LiveIndex(env);
+  const std::string path = RequirePath(info[0]);
+  CallFaiss(env, "write", [&] { faiss::write_index(&index, path.c_str()); });
+}
+
+Napi::Value IndexHandle::Serialize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const faiss::Index& index = LiveIndex(env);
+  faiss::VectorIOWriter writer;
+  CallFaiss(env, "serialize", [&] { faiss::write_index(&index, &writer); });
+  return Napi::Buffer<uint8_t>::Copy(env, writer.data.data(), writer.data.size());
+}
+
+void IndexHandle::Reset(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  faiss::Index& index = LiveIndex(env);
+  WaitForSearches();
+  CallFaiss(env, "reset", [&] { index.reset(); });
+}
+
+void IndexHandle::Dispose(const Napi::CallbackInfo&) {
+  // Idempotent, like closing a file handle twice.
+  if (!index_) return;
+  WaitForSearches();
+  index_.reset();
+}
+
+}  // namespace facegate_faiss

@@ -1,0 +1,257 @@
+/**
+ * Typed front end of facegate's own N-API binding to libfaiss (Debian's libfaiss-dev 1.7.3).
+ *
+ * The native addon (packages/faiss/native) validates every argument before it reaches faiss and converts every faiss
+ * exception into a JS Error, so misuse never aborts the process. Errors carry a `code` (see {@link FaissErrorCode}).
+ */
+import { createRequire } from 'node:module';
+
+/** Similarity used by an index. With L2-normalised embeddings, inner product is cosine similarity. */
+export type Metric = 'inner_product' | 'l2';
+
+/**
+ * Row-major results of a batched search: for query `q` and rank `r`, slot `q * k + r`.
+ * Slots without a neighbour (fewer than k vectors reachable) have label {@link MISSING_LABEL}; their distance is a
+ * sentinel (±3.4e38), not a real score.
+ */
+export interface SearchResult {
+  distances: Float32Array;
+  labels: BigInt64Array;
+}
+
+/** `error.code` of errors thrown by this package. */
+export type FaissErrorCode =
+  /** Wrong argument type, shape or range; nothing was changed. */
+  | 'ERR_FAISS_INVALID_ARGUMENT'
+  /** The call does not fit the index type or its state (untrained, positional ids, ...); nothing was changed. */
+  | 'ERR_FAISS_INVALID_STATE'
+  /** reconstruct() of an id the index does not hold. */
+  | 'ERR_FAISS_NOT_FOUND'
+  /** The index was disposed. */
+  | 'ERR_FAISS_DISPOSED'
+  /** faiss itself threw (bad factory string, unreadable file, unsupported operation, allocation failure). */
+  | 'ERR_FAISS_FAILURE';
+
+/** faiss's label for "no neighbour in this slot". */
+export const MISSING_LABEL = -1n;
+
+/** True when `error` was thrown by this package, optionally with a specific code. */
+export function isFaissError(error: unknown, code?: FaissErrorCode): error is Error & { code: FaissErrorCode } {
+  if (!(error instanceof Error) || !('code' in error) || typeof error.code !== 'string') return false;
+  return code === undefined ? error.code.startsWith('ERR_FAISS_') : error.code === code;
+}
+
+interface NativeIndex {
+  readonly dimension: number;
+  readonly ntotal: number;
+  readonly isTrained: boolean;
+  readonly metric: Metric;
+  readonly isDisposed: boolean;
+  train(vectors: Float32Array): void;
+  add(vectors: Float32Array): void;
+  addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
+  search(queries: Float32Array, k: number): SearchResult;
+  searchAsync(queries: Float32Array, k: number): Promise<SearchResult>;
+  removeIds(ids: BigInt64Array): number;
+  reconstruct(id: bigint): Float32Array;
+  setParameter(name: string, value: number): void;
+  enableDirectMap(): void;
+  write(path: string): void;
+  serialize(): Uint8Array;
+  reset(): void;
+  dispose(): void;
+}
+
+interface NativeBinding {
+  NativeIndex: {
+    create(dimension: number, description: string, metric?: Metric): NativeIndex;
+    read(path: string): NativeIndex;
+    deserialize(bytes: Uint8Array): NativeIndex;
+  };
+  setThreadCount(count: number): void;
+  getThreadCount(): number;
+  faissVersion: string;
+}
+
+// libgomp reads OMP_WAIT_POLICY once, when the addon's dlopen pulls it in, so it has to be in the environment before
+// the require below. The default (active) policy spins idle OpenMP threads for a while after every parallel region; on
+// a small machine shared with the gateway and ONNX inference that stole the cores it waited for: single-query
+// IDMap2,HNSW32 search measured 10.9 ms/query active vs 0.19 ms passive, PQ training 11 s vs 0.9 s (2 busy cores).
+// An explicit OMP_WAIT_POLICY from the operator still wins.
+process.env['OMP_WAIT_POLICY'] ??= 'passive';
+
+// The same relative path resolves from src/ (development condition, tsx) and from dist/ (compiled).
+const binding = createRequire(import.meta.url)('../build/Release/faiss_binding.node') as NativeBinding;
+
+/** Version of libfaiss the addon was built against, e.g. "1.7.3". */
+export const faissVersion: string = binding.faissVersion;
+
+/**
+ * Sets the number of OpenMP threads faiss uses for one search, train or add, on the JS thread and on the worker
+ * threads that run {@link FaissIndex.searchAsync}. The default is one per core. Concurrent async searches each get
+ * this many threads, so on small machines 1 is often best for single-query latency under load.
+ */
+export function setThreadCount(count: number): void {
+  binding.setThreadCount(count);
+}
+
+/** OpenMP threads faiss uses for calls made on the JS thread. */
+export function getThreadCount(): number {
+  return binding.getThreadCount();
+}
+
+/**
+ * One faiss index. Ids are `bigint`s in `BigInt64Array`s; -1 is reserved by faiss and rejected.
+ *
+ * Concurrency: every method except {@link searchAsync} runs on the calling (JS) thread. An async search sees the index
+ * as it was when searchAsync() was called: methods that change the index (train, add*, removeIds, setParameter,
+ * enableDirectMap, reset, dispose) first wait, blocking the JS thread, until earlier async searches have finished.
+ */
+export class FaissIndex {
+  readonly #native: NativeIndex;
+
+  private constructor(native: NativeIndex) {
+    this.#native = native;
+  }
+
+  /**
+   * Builds an empty index with faiss's index_factory.
+   * @param description factory string, e.g. 'IDMap2,Flat', 'IDMap2,HNSW32', 'IVF1024,Flat', 'IDMap2,SQ8', 'IVF256,PQ64'.
+   *   Prefix 'IDMap2,' to choose ids with addWithIds() and reconstruct() by id.
+   * @param metric defaults to 'inner_product' (cosine similarity on normalised embeddings), unlike faiss's L2 default.
+   */
+  static create(dimension: number, description: string, metric: Metric = 'inner_product'): FaissIndex {
+    return new FaissIndex(binding.NativeIndex.create(dimension, description, metric));
+  }
+
+  /**
+   * Loads an index written by {@link write} (faiss::read_index). Only read trusted files: faiss does not validate
+   * every size field it reads.
+   */
+  static read(path: string): FaissIndex {
+    return new FaissIndex(binding.NativeIndex.read(path));
+  }
+
+  /** Loads an index from the bytes produced by {@link serialize}. Same trust caveat as {@link read}. */
+  static deserialize(bytes: Uint8Array): FaissIndex {
+    return new FaissIndex(binding.NativeIndex.deserialize(bytes));
+  }
+
+  get dimension(): number {
+    return this.#native.dimension;
+  }
+
+  /** Number of stored vectors. */
+  get ntotal(): number {
+    return this.#native.ntotal;
+  }
+
+  /** False for IVF/PQ/SQ indexes until {@link train} has run. */
+  get isTrained(): boolean {
+    return this.#native.isTrained;
+  }
+
+  get metric(): Metric {
+    return this.#native.metric;
+  }
+
+  /** True after {@link dispose}; the only member that does not throw on a disposed index. */
+  get isDisposed(): boolean {
+    return this.#native.isDisposed;
+  }
+
+  /**
+   * Trains IVF centroids / PQ or SQ codebooks; a no-op for Flat and HNSW. Only allowed while the index is empty,
+   * because retraining would invalidate stored codes. IVF needs at least as many vectors as lists (faiss warns on
+   * stderr below 39 per list).
+   */
+  train(vectors: Float32Array): void {
+    this.#native.train(vectors);
+  }
+
+  /**
+   * Adds vectors under sequential ids (ntotal, ntotal+1, ...). Not for IDMap indexes (use {@link addWithIds}).
+   * On an IVF index, removing and then adding again can reuse an id, so prefer addWithIds there too.
+   */
+  add(vectors: Float32Array): void {
+    this.#native.add(vectors);
+  }
+
+  /**
+   * Adds vectors under caller-chosen non-negative 64-bit ids (any int64, including above 2^53). Needs an IDMap/IDMap2
+   * or IVF index. Ids already present are rejected when the index can tell cheaply (IDMap, IDMap2, IVF with a direct
+   * map) and always within one call.
+   */
+  addWithIds(vectors: Float32Array, ids: BigInt64Array): void {
+    this.#native.addWithIds(vectors, ids);
+  }
+
+  /** Exact or approximate k-nearest-neighbour search of `queries.length / dimension` queries, on the JS thread. */
+  search(queries: Float32Array, k: number): SearchResult {
+    return this.#native.search(queries, k);
+  }
+
+  /**
+   * Like {@link search} but computed on a libuv worker thread, so the event loop stays responsive during large
+   * searches. The queries are copied before this returns, so the caller may reuse its array. Argument errors reject.
+   */
+  async searchAsync(queries: Float32Array, k: number): Promise<SearchResult> {
+    return this.#native.searchAsync(queries, k);
+  }
+
+  /**
+   * Removes the given ids and returns how many were found. Other ids keep their vectors. Supported on IDMap/IDMap2 over
+   * Flat, SQ or PQ, and on IVF; rejected on HNSW (faiss cannot remove from the graph) and on indexes whose labels are
+   * row positions. With IDMap2 each call rebuilds the reverse map, so batch removals.
+   */
+  removeIds(ids: BigInt64Array): number {
+    return this.#native.removeIds(ids);
+  }
+
+  /**
+   * The stored vector of `id` (decoded, so lossy for SQ/PQ). Needs IDMap2, an IVF index after
+   * {@link enableDirectMap}, or a positional index (where the id is the row).
+   */
+  reconstruct(id: bigint): Float32Array {
+    return this.#native.reconstruct(id);
+  }
+
+  /**
+   * Sets a search-time parameter through faiss::ParameterSpace, which also reaches through IDMap and pre-transform
+   * wrappers: 'nprobe' (IVF), 'efSearch' (HNSW, or the HNSW quantizer of an IVF), and other faiss AutoTune names.
+   */
+  setParameter(name: string, value: number): void {
+    this.#native.setParameter(name, value);
+  }
+
+  /**
+   * Gives an IVF index (also one behind IDMap) a hashtable direct map, which reconstruct() needs. Costs a hash entry per
+   * vector and is saved by write()/serialize().
+   */
+  enableDirectMap(): void {
+    this.#native.enableDirectMap();
+  }
+
+  /**
+   * Writes the index to `path` (faiss::write_index). Not atomic: write to a temporary file in the same directory and
+   * rename it over the target to avoid leaving a torn index behind.
+   */
+  write(path: string): void {
+    this.#native.write(path);
+  }
+
+  /** The index in faiss's on-disk format, as bytes. */
+  serialize(): Uint8Array {
+    return this.#native.serialize();
+  }
+
+  /** Removes all vectors; training (IVF centroids, codebooks) is kept. */
+  reset(): void {
+    this.#native.reset();
+  }
+
+  /** Frees the native memory now instead of at garbage collection. Idempotent; any other later call throws. */
+  dispose(): void {
+    this.#native.dispose();
+  }
+}

@@ -1,0 +1,452 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { FacegateError, type ComponentHealth } from '@facegate/contracts';
+import { shardOf } from './hash.js';
+import { Shard, type ShardInfo } from './shard.js';
+import { SqliteTemplateStore } from './sqlite-store.js';
+import type { TemplateStore } from './store.js';
+import {
+  assertModelId,
+  assertPartition,
+  assertSubjectId,
+  assertThreshold,
+  assertTopK,
+  normalisedTemplate,
+  similarityScore,
+} from './validation.js';
+import { DEFAULT_INDEX_DESCRIPTION, withIdMap, type VectorIndexEngine } from './vector-index.js';
+
+export const DEFAULT_SHARD_COUNT = 4;
+export const DEFAULT_DIMENSION = 512;
+export const DEFAULT_SNAPSHOT_INTERVAL_MS = 5 * 60_000;
+/**
+ * Applied only to index types they fit. efSearch 128 keeps HNSW32 recall@10 >= 0.99 on
+ * 512-d face templates; nprobe 32 is a recall-first start for IVF.
+ */
+export const DEFAULT_SEARCH_PARAMETERS: Readonly<Record<string, number>> = {
+  efSearch: 128,
+  nprobe: 32,
+};
+
+export interface GalleryOptions {
+  /** Holds gallery.sqlite (the template store) and snapshots/ (index snapshots). */
+  dataDir: string;
+  /** Shards per partition; fixed once the store has data. Default 4. */
+  shardCount?: number;
+  /** Template length; fixed once the store has data. Default 512. */
+  dimension?: number;
+  /** faiss index_factory description for every partition; default exact 'IDMap2,Flat'. */
+  indexDescription?: string;
+  /** Per-partition override, e.g. `{ big: 'IDMap2,HNSW32' }`. */
+  indexByPartition?: Record<string, string>;
+  /** Search-time parameters (efSearch, nprobe, ...), merged over {@link DEFAULT_SEARCH_PARAMETERS}. */
+  searchParameters?: Record<string, number>;
+  searchParametersByPartition?: Record<string, Record<string, number>>;
+  /** Interval of background snapshots of changed shards; 0 disables. Default 5 minutes. */
+  snapshotIntervalMs?: number;
+  /** Snapshot changed shards on close, for a fast next start. Default true. */
+  snapshotOnClose?: boolean;
+  /**
+   * Deletions an index holds as tombstones before it is compacted (Flat, IVF) or rebuilt in
+   * the background (HNSW); default 1024, and never under 1% (10% for HNSW) of the index.
+   */
+  minTombstonesForMaintenance?: number;
+  /** Source of truth; default the embedded SQLite store in dataDir. */
+  store?: TemplateStore;
+  /** Index backend; default libfaiss through @facegate/faiss. */
+  engine?: VectorIndexEngine;
+}
+
+export interface Candidate {
+  subjectId: string;
+  score: number;
+}
+
+export interface GalleryStats {
+  total_subjects: number;
+  partitions: Record<string, number>;
+}
+
+interface PartitionState {
+  shards: Promise<Shard[]>;
+  /** The store holds the partition: an enrol committed there, or it was there at open. */
+  exists: boolean;
+}
+
+const SETTING_SHARD_COUNT = 'shard_count';
+const SETTING_DIMENSION = 'dimension';
+
+/**
+ * The embedded gallery: every partition's shards in this process. Writes go to the store
+ * first (the truth), then to the shard's index; searches fan out over a partition's shards
+ * and merge their per-shard top-k into one list with one candidate per subject.
+ */
+export class Gallery {
+  private readonly options: GalleryOptions;
+  private readonly store: TemplateStore;
+  private readonly engine: VectorIndexEngine;
+  private readonly shardCount: number;
+  private readonly dimension: number;
+  private readonly snapshotRoot: string;
+  private readonly partitionStates = new Map<string, PartitionState>();
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private snapshotRunning: Promise<void> | undefined;
+  private lastSnapshotError: string | undefined;
+  private closed = false;
+
+  private constructor(
+    options: GalleryOptions,
+    store: TemplateStore,
+    engine: VectorIndexEngine,
+    shardCount: number,
+  ) {
+    this.options = options;
+    this.store = store;
+    this.engine = engine;
+    this.shardCount = shardCount;
+    this.dimension = store.dimension;
+    this.snapshotRoot = join(options.dataDir, 'snapshots');
+  }
+
+  static async open(options: GalleryOptions): Promise<Gallery> {
+    const shardCount = options.shardCount ?? DEFAULT_SHARD_COUNT;
+    const dimension = options.dimension ?? DEFAULT_DIMENSION;
+    if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 1024) {
+      throw new FacegateError('INVALID_REQUEST', 'shardCount must be an integer from 1 to 1024');
+    }
+    for (const [partition, description] of Object.entries(options.indexByPartition ?? {})) {
+      assertPartition(partition);
+      if (typeof description !== 'string' || description.trim() === '') {
+        throw new FacegateError('INVALID_REQUEST', `empty index description for '${partition}'`);
+      }
+    }
+    await mkdir(options.dataDir, { recursive: true });
+    const engine = options.engine ?? (await loadFaissEngine());
+    const store =
+      options.store ??
+      (await SqliteTemplateStore.open({ path: join(options.dataDir, 'gallery.sqlite'), dimension }));
+    try {
+      await pinSetting(store, SETTING_SHARD_COUNT, String(shardCount));
+      await pinSetting(store, SETTING_DIMENSION, String(store.dimension));
+      const gallery = new Gallery(options, store, engine, shardCount);
+      for (const partition of await store.partitions()) {
+        gallery.partitionStates.set(partition, {
+          shards: gallery.openShards(partition),
+          exists: true,
+        });
+      }
+      await Promise.all([...gallery.partitionStates.values()].map((state) => state.shards));
+      gallery.startSnapshotTimer();
+      return gallery;
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
+
+  /** Adds a subject with its first template; creates the partition on first use. */
+  async enrol(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+  ): Promise<void> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    assertModelId(modelId);
+    const normalised = normalisedTemplate(template, this.dimension);
+    this.assertOpen();
+    let state = this.partitionStates.get(partition);
+    if (state === undefined) {
+      state = { shards: this.openShards(partition), exists: false };
+      this.partitionStates.set(partition, state);
+    }
+    const shards = await state.shards;
+    await shards[shardOf(subjectId, this.shardCount)]!.enrol(subjectId, modelId, normalised);
+    state.exists = true;
+  }
+
+  /**
+   * Adds another template (another model, or a re-capture) to an enrolled subject. Not used
+   * by the REST API today; searches return a subject once whatever its template count.
+   */
+  async addTemplate(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+  ): Promise<void> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    assertModelId(modelId);
+    const normalised = normalisedTemplate(template, this.dimension);
+    const shards = await this.existingShards(partition);
+    await shards[shardOf(subjectId, this.shardCount)]!.addTemplate(subjectId, modelId, normalised);
+  }
+
+  /** Removes the subject; once this resolves no search returns it. */
+  async delete(partition: string, subjectId: string): Promise<void> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    const shards = await this.existingShards(partition);
+    await shards[shardOf(subjectId, this.shardCount)]!.remove(subjectId);
+  }
+
+  /**
+   * At most `topK` subjects scoring >= threshold against templates of `modelId`, best first,
+   * each subject once.
+   */
+  async search(
+    partition: string,
+    template: Float32Array,
+    modelId: string,
+    topK: number,
+    threshold: number,
+  ): Promise<Candidate[]> {
+    assertPartition(partition);
+    assertModelId(modelId);
+    assertTopK(topK);
+    assertThreshold(threshold);
+    const query = normalisedTemplate(template, this.dimension);
+    const shards = await this.existingShards(partition);
+    const perShard = await Promise.all(
+      shards.map((shard) => shard.search(modelId, query, topK, threshold)),
+    );
+    // Subjects live in exactly one shard, so merging per-shard top-k lists is exact; the map
+    // only guards the one-candidate-per-subject rule against any future overlap.
+    const best = new Map<string, number>();
+    for (const candidates of perShard) {
+      for (const { subjectId, score } of candidates) {
+        if ((best.get(subjectId) ?? -1) < score) best.set(subjectId, score);
+      }
+    }
+    return [...best]
+      .map(([subjectId, score]) => ({ subjectId, score }))
+      .sort((a, b) => b.score - a.score || compareCodePoints(a.subjectId, b.subjectId))
+      .slice(0, topK);
+  }
+
+  /**
+   * Score of the probe against the subject's stored template(s) of the same model, read from
+   * the store (not the index). SUBJECT_NOT_FOUND when the subject is absent or has no
+   * template of `modelId` (templates of different models are never compared).
+   */
+  async verify(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+  ): Promise<number> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    assertModelId(modelId);
+    const probe = normalisedTemplate(template, this.dimension);
+    await this.existingShards(partition);
+    const templates = await this.store.getSubjectTemplates(partition, subjectId);
+    if (templates.length === 0) {
+      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+    }
+    const comparable = templates.filter((stored) => stored.modelId === modelId);
+    if (comparable.length === 0) {
+      throw new FacegateError(
+        'SUBJECT_NOT_FOUND',
+        `subject has no template of model '${modelId}' in partition '${partition}'; templates of different models are not compared`,
+      );
+    }
+    return Math.max(...comparable.map((stored) => similarityScore(probe, stored.template)));
+  }
+
+  async partitions(): Promise<string[]> {
+    this.assertOpen();
+    return this.store.partitions();
+  }
+
+  async stats(): Promise<GalleryStats> {
+    this.assertOpen();
+    const partitions = await this.store.partitionCounts();
+    const total = Object.values(partitions).reduce((sum, count) => sum + count, 0);
+    return { total_subjects: total, partitions };
+  }
+
+  /** The `faiss_index` component of the service's health. */
+  health(): ComponentHealth {
+    const description = withIdMap(this.options.indexDescription ?? DEFAULT_INDEX_DESCRIPTION);
+    if (this.closed) {
+      return { healthy: false, state: 'failed', model: description, detail: 'gallery is closed' };
+    }
+    const problems = this.shardInfos()
+      .filter((info) => info.lastMaintenanceError !== undefined)
+      .map((info) => `${info.partition}/shard-${info.shard}: ${info.lastMaintenanceError}`);
+    if (this.lastSnapshotError !== undefined) problems.push(this.lastSnapshotError);
+    const vectors = this.shardInfos().reduce(
+      (sum, info) => sum + info.models.reduce((modelSum, model) => modelSum + model.vectors, 0),
+      0,
+    );
+    const summary = `${this.partitionStates.size} partitions x ${this.shardCount} shards, ${vectors} vectors`;
+    // Failed maintenance leaves searches correct (tombstones still filter), so it degrades
+    // the detail, not the health.
+    return {
+      healthy: true,
+      state: 'ready',
+      model: description,
+      detail: problems.length > 0 ? `${summary}; ${problems.join('; ')}` : summary,
+    };
+  }
+
+  /** Snapshots every changed shard now. */
+  async snapshot(): Promise<void> {
+    this.assertOpen();
+    while (this.snapshotRunning !== undefined) await this.snapshotRunning;
+    const running = this.snapshotAll();
+    this.snapshotRunning = running.finally(() => (this.snapshotRunning = undefined));
+    await running;
+  }
+
+  /** Rebuilds the indexes of one partition (or all) from the store, while serving. */
+  async rebuild(partition?: string): Promise<void> {
+    this.assertOpen();
+    for (const [name, state] of this.partitionStates) {
+      if (partition !== undefined && name !== partition) continue;
+      for (const shard of await state.shards) await shard.rebuild();
+    }
+  }
+
+  /** Changes a search-time parameter (efSearch, nprobe, ...) of one partition or all. */
+  async setSearchParameter(name: string, value: number, partition?: string): Promise<void> {
+    this.assertOpen();
+    for (const [partitionName, state] of this.partitionStates) {
+      if (partition !== undefined && partitionName !== partition) continue;
+      for (const shard of await state.shards) shard.setSearchParameter(name, value);
+    }
+  }
+
+  /** Per-shard index state, for diagnostics and benchmarks. */
+  shardInfos(): ShardInfo[] {
+    const infos: ShardInfo[] = [];
+    for (const state of this.partitionStates.values()) {
+      const shards = settled.get(state.shards);
+      if (shards !== undefined) infos.push(...shards.map((shard) => shard.info()));
+    }
+    return infos;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
+    await this.snapshotRunning;
+    const snapshot = this.options.snapshotOnClose ?? true;
+    try {
+      for (const state of this.partitionStates.values()) {
+        const shards = await state.shards.catch(() => [] as Shard[]);
+        for (const shard of shards) await shard.close({ snapshot });
+      }
+    } finally {
+      await this.store.close();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private openShards(partition: string): Promise<Shard[]> {
+    const description = withIdMap(
+      this.options.indexByPartition?.[partition] ??
+        this.options.indexDescription ??
+        DEFAULT_INDEX_DESCRIPTION,
+    );
+    const searchParameters = {
+      ...DEFAULT_SEARCH_PARAMETERS,
+      ...this.options.searchParameters,
+      ...this.options.searchParametersByPartition?.[partition],
+    };
+    const opening = Promise.all(
+      Array.from({ length: this.shardCount }, (_, shard) =>
+        Shard.open({
+          partition,
+          shard,
+          shardCount: this.shardCount,
+          store: this.store,
+          engine: this.engine,
+          dimension: this.dimension,
+          indexDescription: description,
+          searchParameters,
+          snapshotRoot: this.snapshotRoot,
+          minTombstonesForMaintenance: this.options.minTombstonesForMaintenance,
+        }),
+      ),
+    );
+    void opening.then(
+      (shards) => settled.set(opening, shards),
+      () => undefined,
+    );
+    return opening;
+  }
+
+  private async existingShards(partition: string): Promise<Shard[]> {
+    this.assertOpen();
+    const state = this.partitionStates.get(partition);
+    if (state === undefined || !state.exists) {
+      throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
+    }
+    return state.shards;
+  }
+
+  private async snapshotAll(): Promise<void> {
+    const failures: string[] = [];
+    for (const state of this.partitionStates.values()) {
+      for (const shard of await state.shards) {
+        try {
+          await shard.snapshot();
+        } catch (error) {
+          failures.push(error instanceof Error ? error.message : String(error));
+        }
+      }
+    }
+    this.lastSnapshotError = failures.length > 0 ? failures.join('; ') : undefined;
+    if (failures.length > 0) throw new FacegateError('UNAVAILABLE', failures.join('; '));
+  }
+
+  private startSnapshotTimer(): void {
+    const interval = this.options.snapshotIntervalMs ?? DEFAULT_SNAPSHOT_INTERVAL_MS;
+    if (interval <= 0) return;
+    this.snapshotTimer = setInterval(() => {
+      if (this.closed || this.snapshotRunning !== undefined) return;
+      // Failures are kept for health(); the next tick retries.
+      this.snapshot().catch(() => undefined);
+    }, interval);
+    this.snapshotTimer.unref();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
+  }
+}
+
+/** Shards of partitions whose opening has finished, for synchronous health and info. */
+const settled = new WeakMap<Promise<Shard[]>, Shard[]>();
+
+async function loadFaissEngine(): Promise<VectorIndexEngine> {
+  try {
+    return (await import('./faiss-engine.js')).faissEngine;
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new FacegateError('UNAVAILABLE', `faiss binding could not be loaded: ${reason}`);
+  }
+}
+
+/** Records a setting on first use and refuses to run with a different value later. */
+async function pinSetting(store: TemplateStore, key: string, value: string): Promise<void> {
+  const stored = await store.getSetting(key);
+  if (stored === undefined) {
+    await store.setSetting(key, value);
+  } else if (stored !== value) {
+    throw new FacegateError(
+      'INVALID_REQUEST',
+      `gallery store was created with ${key}=${stored}, opened with ${value}; resharding is not supported`,
+    );
+  }
+}
+
+function compareCodePoints(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

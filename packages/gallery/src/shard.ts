@@ -1,0 +1,641 @@
+import { join } from 'node:path';
+import { setImmediate as nextMacrotask } from 'node:timers/promises';
+import { FacegateError } from '@facegate/contracts';
+import { shardOf } from './hash.js';
+import { WriteGate } from './locks.js';
+import {
+  indexFileIntact,
+  prepareSnapshotDir,
+  publishManifest,
+  readManifest,
+  removeSnapshot,
+  renameIntoPlace,
+  sealIndexFile,
+  shardSnapshotDir,
+  type SnapshotIndexEntry,
+  type SnapshotManifest,
+  SNAPSHOT_FORMAT,
+} from './snapshot.js';
+import type {
+  EnrolReceipt,
+  RemovalReceipt,
+  ShardChange,
+  TemplateBatch,
+  TemplateStore,
+} from './store.js';
+import { clampScore } from './validation.js';
+import {
+  minimumTrainingVectors,
+  ModelIndex,
+  parameterApplies,
+  supportsRemoval,
+  type VectorIndex,
+  type VectorIndexEngine,
+} from './vector-index.js';
+
+export interface ShardOptions {
+  partition: string;
+  shard: number;
+  shardCount: number;
+  store: TemplateStore;
+  engine: VectorIndexEngine;
+  dimension: number;
+  /** faiss index_factory description, already wrapped in an id map. */
+  indexDescription: string;
+  searchParameters?: Record<string, number>;
+  /** Root under which each shard keeps its snapshot directory. */
+  snapshotRoot: string;
+  /** Tombstones an index tolerates before compaction or rebuild; default 1024. */
+  minTombstonesForMaintenance?: number;
+}
+
+export interface ShardCandidate {
+  subjectId: string;
+  score: number;
+}
+
+export interface ShardModelInfo {
+  modelId: string;
+  description: string;
+  configuredDescription: string;
+  vectors: number;
+  tombstones: number;
+}
+
+export interface ShardInfo {
+  partition: string;
+  shard: number;
+  /** How the shard's indexes came up at open. */
+  recovery: 'snapshot' | 'rebuild' | 'empty';
+  /** Changes replayed on top of the snapshot at open. */
+  replayedChanges: number;
+  models: ShardModelInfo[];
+  lastSnapshotSeq: number | undefined;
+  lastMaintenanceError: string | undefined;
+}
+
+// Removable indexes drop tombstoned vectors in one pass (a memmove of the whole index) once
+// enough have piled up to be worth it.
+const DEFAULT_MIN_TOMBSTONES_FOR_MAINTENANCE = 1024;
+const COMPACT_TOMBSTONE_FRACTION = 0.01;
+// Graph indexes must be rebuilt to forget deletions; searches skip tombstones meanwhile.
+const REBUILD_TOMBSTONE_FRACTION = 0.1;
+const TRAINING_SAMPLE_MAX = 262_144;
+
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+interface BuiltIndex {
+  index: VectorIndex;
+  description: string;
+  asOfSeq: number;
+}
+
+/**
+ * One shard of a partition: the subjects whose {@link shardOf} is this shard, one FAISS index
+ * per model id over their templates, and the snapshot that makes restarts fast. Usable on its
+ * own (a worker process can own one) or composed into a {@link Gallery}.
+ *
+ * Invariant: for each model, index vectors minus tombstones == the store's templates of the
+ * shard; enrols and deletes write the store first and the index second, so after a crash the
+ * store is right and the index is reconciled from it.
+ */
+export class Shard {
+  readonly partition: string;
+  readonly shard: number;
+  private readonly options: ShardOptions;
+  private readonly store: TemplateStore;
+  private readonly indexes = new Map<string, ModelIndex>();
+  private readonly gate = new WriteGate();
+  private readonly maintenance = new Mutex();
+  private readonly snapshotDir: string;
+  private searchParameters: Record<string, number>;
+  private readonly minTombstones: number;
+  private dirty = false;
+  private maintenanceScheduled = false;
+  private closed = false;
+  private recovery: ShardInfo['recovery'] = 'empty';
+  private replayedChanges = 0;
+  private lastSnapshotSeq: number | undefined;
+  private lastMaintenanceError: string | undefined;
+
+  private constructor(options: ShardOptions) {
+    this.options = options;
+    this.partition = options.partition;
+    this.shard = options.shard;
+    this.store = options.store;
+    this.searchParameters = { ...options.searchParameters };
+    this.minTombstones = options.minTombstonesForMaintenance ?? DEFAULT_MIN_TOMBSTONES_FOR_MAINTENANCE;
+    this.snapshotDir = shardSnapshotDir(options.snapshotRoot, options.partition, options.shard);
+  }
+
+  /** Loads the shard: snapshot plus replay of later changes, else a rebuild from the store. */
+  static async open(options: ShardOptions): Promise<Shard> {
+    const shard = new Shard(options);
+    await shard.recover();
+    return shard;
+  }
+
+  async enrol(subjectId: string, modelId: string, template: Float32Array): Promise<EnrolReceipt> {
+    this.assertOwns(subjectId);
+    return this.gate.pass(async () => {
+      const receipt = await this.store.addSubject({
+        partition: this.partition,
+        shard: this.shard,
+        subjectId,
+        modelId,
+        template,
+      });
+      // No await between the commit and queueing the add: a delete that commits right after
+      // must find the add queued so it can cancel it.
+      const added = this.modelIndex(modelId).add(receipt.faissId, template);
+      this.dirty = true;
+      await added;
+      this.scheduleMaintenanceIfNeeded();
+      return receipt;
+    });
+  }
+
+  /** Adds another template to an enrolled subject; searches still return the subject once. */
+  async addTemplate(
+    subjectId: string,
+    modelId: string,
+    template: Float32Array,
+  ): Promise<EnrolReceipt> {
+    this.assertOwns(subjectId);
+    return this.gate.pass(async () => {
+      const receipt = await this.store.addTemplate({
+        partition: this.partition,
+        shard: this.shard,
+        subjectId,
+        modelId,
+        template,
+      });
+      const added = this.modelIndex(modelId).add(receipt.faissId, template);
+      this.dirty = true;
+      await added;
+      this.scheduleMaintenanceIfNeeded();
+      return receipt;
+    });
+  }
+
+  async remove(subjectId: string): Promise<RemovalReceipt> {
+    this.assertOwns(subjectId);
+    return this.gate.pass(async () => {
+      const receipt = await this.store.removeSubject(this.partition, subjectId);
+      this.applyRemovals(receipt.removed);
+      this.dirty = true;
+      this.scheduleMaintenanceIfNeeded();
+      return receipt;
+    });
+  }
+
+  /**
+   * The shard's best subjects for the probe: at most `topK`, each once (its best template),
+   * score >= threshold, best first. Only templates of `modelId` are compared.
+   */
+  async search(
+    modelId: string,
+    query: Float32Array,
+    topK: number,
+    threshold: number,
+  ): Promise<ShardCandidate[]> {
+    this.assertOpen();
+    const modelIndex = this.indexes.get(modelId);
+    if (modelIndex === undefined) return [];
+    // Tombstones and several templates per subject can crowd out distinct subjects, so
+    // widen k until the top-k distinct subjects are certain.
+    let k = topK;
+    for (;;) {
+      const { distances, labels } = await modelIndex.search(query, k);
+      let complete = labels.length < k;
+      const hits: Array<{ faissId: bigint; score: number }> = [];
+      for (let i = 0; i < labels.length; i++) {
+        const faissId = labels[i]!;
+        if (faissId < 0n) {
+          complete = true;
+          break;
+        }
+        const score = clampScore(distances[i]!);
+        if (score < threshold) {
+          complete = true;
+          break;
+        }
+        if (!modelIndex.isTombstoned(faissId)) hits.push({ faissId, score });
+      }
+      const subjects = await this.store.resolveSubjects(
+        this.partition,
+        hits.map((hit) => hit.faissId),
+      );
+      const best = new Map<string, number>();
+      for (const hit of hits) {
+        const subjectId = subjects.get(hit.faissId);
+        if (subjectId !== undefined && !best.has(subjectId)) best.set(subjectId, hit.score);
+      }
+      if (best.size >= topK || complete || k >= modelIndex.ntotal) {
+        return [...best]
+          .map(([subjectId, score]) => ({ subjectId, score }))
+          .sort((a, b) => b.score - a.score)
+          .slice(0, topK);
+      }
+      k = Math.min(k * 2 + modelIndex.tombstoneCount, modelIndex.ntotal);
+    }
+  }
+
+  /**
+   * Writes a snapshot if anything changed since the last one: every model index to a temp
+   * file, fsynced, checksummed, renamed; then the manifest that names them and the store
+   * sequence number they are consistent with. Returns whether one was written.
+   */
+  async snapshot(): Promise<boolean> {
+    this.assertOpen();
+    return this.maintenance.run(() => this.writeSnapshot());
+  }
+
+  /** Rebuilds every model index from the store (e.g. after changing the index type). */
+  async rebuild(): Promise<void> {
+    this.assertOpen();
+    await this.maintenance.run(async () => {
+      for (const modelId of await this.store.shardModels(this.partition, this.shard)) {
+        await this.rebuildModelLive(modelId);
+      }
+    });
+  }
+
+  /** Sets a search-time parameter (efSearch, nprobe, ...) on the indexes it applies to. */
+  setSearchParameter(name: string, value: number): void {
+    this.searchParameters[name] = value;
+    for (const modelIndex of this.indexes.values()) {
+      if (parameterApplies(name, modelIndex.description)) modelIndex.setSearchParameter(name, value);
+    }
+  }
+
+  info(): ShardInfo {
+    return {
+      partition: this.partition,
+      shard: this.shard,
+      recovery: this.recovery,
+      replayedChanges: this.replayedChanges,
+      models: [...this.indexes.values()].map((modelIndex) => ({
+        modelId: modelIndex.modelId,
+        description: modelIndex.description,
+        configuredDescription: modelIndex.configuredDescription,
+        vectors: modelIndex.liveCount,
+        tombstones: modelIndex.tombstoneCount,
+      })),
+      lastSnapshotSeq: this.lastSnapshotSeq,
+      lastMaintenanceError: this.lastMaintenanceError,
+    };
+  }
+
+  get vectorCount(): number {
+    let total = 0;
+    for (const modelIndex of this.indexes.values()) total += modelIndex.liveCount;
+    return total;
+  }
+
+  async close(options: { snapshot?: boolean } = {}): Promise<void> {
+    if (this.closed) return;
+    if (options.snapshot ?? true) {
+      await this.maintenance.run(() => this.writeSnapshot());
+    } else {
+      await this.maintenance.run(async () => undefined);
+    }
+    this.closed = true;
+    await this.gate.exclusive(async () => {
+      for (const modelIndex of this.indexes.values()) await modelIndex.dispose();
+      this.indexes.clear();
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private async recover(): Promise<void> {
+    const manifest = await readManifest(this.snapshotDir);
+    if (manifest !== undefined && (await this.loadSnapshot(manifest))) {
+      this.recovery = 'snapshot';
+      this.lastSnapshotSeq = manifest.seq;
+      return;
+    }
+    await this.disposeIndexes();
+    const models = await this.store.shardModels(this.partition, this.shard);
+    for (const modelId of models) {
+      const built = await this.buildFromStore(modelId, false);
+      const modelIndex = this.wrap(modelId, built, []);
+      this.indexes.set(modelId, modelIndex);
+      this.replayedChanges += await this.replay(built.asOfSeq, modelId);
+    }
+    this.recovery = models.length > 0 ? 'rebuild' : 'empty';
+    // The next snapshot replaces whatever was there; until then an old one must not be
+    // mistaken for current, so drop it now.
+    await removeSnapshot(this.snapshotDir);
+    this.dirty = models.length > 0;
+  }
+
+  /** False when the snapshot cannot be trusted; the caller then rebuilds from the store. */
+  private async loadSnapshot(manifest: SnapshotManifest): Promise<boolean> {
+    if (
+      manifest.partition !== this.partition ||
+      manifest.shard !== this.shard ||
+      manifest.dimension !== this.options.dimension
+    ) {
+      return false;
+    }
+    try {
+      for (const entry of manifest.indexes) {
+        if (entry.configuredDescription !== this.options.indexDescription) return false;
+        if (!(await indexFileIntact(this.snapshotDir, entry))) return false;
+        const index = this.options.engine.read(join(this.snapshotDir, entry.file));
+        const modelIndex = this.wrap(
+          entry.modelId,
+          { index, description: entry.description, asOfSeq: manifest.seq },
+          entry.tombstones.map((id) => BigInt(id)),
+        );
+        this.indexes.set(entry.modelId, modelIndex);
+        if (index.dimension !== this.options.dimension || index.ntotal !== entry.ntotal) {
+          return false;
+        }
+      }
+      this.replayedChanges = await this.replay(manifest.seq);
+      return await this.matchesStore();
+    } catch {
+      return false;
+    }
+  }
+
+  /** Index contents agree with the store's counts for every model of the shard. */
+  private async matchesStore(): Promise<boolean> {
+    const storeModels = new Set(await this.store.shardModels(this.partition, this.shard));
+    for (const modelId of new Set([...storeModels, ...this.indexes.keys()])) {
+      const stored = await this.store.countShardTemplates(this.partition, this.shard, modelId);
+      const indexed = this.indexes.get(modelId)?.liveCount ?? 0;
+      if (stored !== indexed) return false;
+    }
+    return true;
+  }
+
+  /** Applies the shard's changes after `afterSeq` (of one model, or all) to its indexes. */
+  private async replay(afterSeq: number, onlyModel?: string): Promise<number> {
+    const changes = await this.store.changesSince(this.partition, this.shard, afterSeq);
+    const relevant = changes.filter(
+      (change) => onlyModel === undefined || change.modelId === onlyModel,
+    );
+    await this.applyChanges(relevant, (modelId) => this.modelIndex(modelId));
+    return relevant.length;
+  }
+
+  private async applyChanges(
+    changes: readonly ShardChange[],
+    indexFor: (modelId: string) => ModelIndex,
+  ): Promise<void> {
+    const skippedAdds = new Set<bigint>();
+    const adds: Array<Promise<void>> = [];
+    for (const change of changes) {
+      const modelIndex = indexFor(change.modelId);
+      if (change.kind === 'add') {
+        if (change.template === undefined) skippedAdds.add(change.faissId);
+        else adds.push(modelIndex.add(change.faissId, change.template));
+      } else if (!skippedAdds.has(change.faissId)) {
+        modelIndex.markRemoved([change.faissId]);
+      }
+    }
+    await Promise.all(adds);
+  }
+
+  private applyRemovals(removed: RemovalReceipt['removed']): void {
+    const byModel = new Map<string, bigint[]>();
+    for (const ref of removed) {
+      const ids = byModel.get(ref.modelId) ?? [];
+      ids.push(ref.faissId);
+      byModel.set(ref.modelId, ids);
+    }
+    for (const [modelId, ids] of byModel) this.indexes.get(modelId)?.markRemoved(ids);
+  }
+
+  private modelIndex(modelId: string): ModelIndex {
+    let modelIndex = this.indexes.get(modelId);
+    if (modelIndex === undefined) {
+      modelIndex = ModelIndex.createEmpty(
+        this.options.engine,
+        this.options.dimension,
+        modelId,
+        this.options.indexDescription,
+        this.parametersFor(),
+      );
+      this.indexes.set(modelId, modelIndex);
+    }
+    return modelIndex;
+  }
+
+  private wrap(modelId: string, built: BuiltIndex, tombstones: bigint[]): ModelIndex {
+    return new ModelIndex({
+      modelId,
+      configuredDescription: this.options.indexDescription,
+      index: built.index,
+      description: built.description,
+      tombstones,
+      searchParameters: this.parametersFor(),
+    });
+  }
+
+  private parametersFor(): Record<string, number> {
+    return { ...this.searchParameters };
+  }
+
+  /**
+   * A new index of one model from a consistent scan of the store. Untrained index types are
+   * trained on a sample first, or stay exact while the shard is too small to train them.
+   * With `yieldBetweenBatches`, other work runs between batches (background rebuilds).
+   */
+  private async buildFromStore(modelId: string, yieldBetweenBatches: boolean): Promise<BuiltIndex> {
+    const { engine, dimension, indexDescription } = this.options;
+    const scan = await this.store.openShardScan(this.partition, this.shard, modelId);
+    let index: VectorIndex | undefined;
+    try {
+      const minimumTraining = minimumTrainingVectors(indexDescription);
+      const description =
+        minimumTraining > 0 && scan.count < minimumTraining ? 'IDMap2,Flat' : indexDescription;
+      index = engine.create(dimension, description);
+      if (!index.isTrained) {
+        const sampleSize = Math.min(scan.count, Math.max(minimumTraining, TRAINING_SAMPLE_MAX));
+        const sample: TemplateBatch[] = [];
+        let sampled = 0;
+        while (sampled < sampleSize) {
+          const batch = await scan.next();
+          if (batch === undefined) break;
+          sample.push(batch);
+          sampled += batch.faissIds.length;
+        }
+        if (sampled > 0) {
+          index.train(concatVectors(sample.map((batch) => batch.vectors), sampled * dimension));
+        }
+        for (const batch of sample) index.addWithIds(batch.vectors, batch.faissIds);
+      }
+      for (;;) {
+        const batch = await scan.next();
+        if (batch === undefined) break;
+        index.addWithIds(batch.vectors, batch.faissIds);
+        if (yieldBetweenBatches) await nextMacrotask();
+      }
+      return { index, description, asOfSeq: scan.asOfSeq };
+    } catch (error) {
+      index?.dispose();
+      throw error;
+    } finally {
+      await scan.close();
+    }
+  }
+
+  /** Rebuilds one model's index while the shard keeps serving, then swaps it in. */
+  private async rebuildModelLive(modelId: string): Promise<void> {
+    const built = await this.buildFromStore(modelId, true);
+    await this.gate.exclusive(async () => {
+      const changes = (
+        await this.store.changesSince(this.partition, this.shard, built.asOfSeq)
+      ).filter((change) => change.modelId === modelId);
+      const staging = this.wrap(modelId, built, []);
+      await this.applyChanges(changes, () => staging);
+      const live = this.indexes.get(modelId);
+      if (live === undefined) {
+        this.indexes.set(modelId, staging);
+      } else {
+        await live.replace(built.index, built.description, staging.tombstones);
+      }
+      this.dirty = true;
+    });
+  }
+
+  private async writeSnapshot(): Promise<boolean> {
+    if (this.closed || !this.dirty) return false;
+    try {
+      await prepareSnapshotDir(this.snapshotDir);
+      const { seq, entries } = await this.gate.exclusive(async () => {
+        for (const modelIndex of this.indexes.values()) await modelIndex.compact();
+        const seq = await this.store.currentSeq();
+        const entries: Array<SnapshotIndexEntry & { temporary: string }> = [];
+        let position = 0;
+        for (const modelIndex of this.indexes.values()) {
+          const file = `index-${position++}-${seq}.faiss`;
+          const temporary = join(this.snapshotDir, `${file}.tmp`);
+          await modelIndex.writeTo(temporary);
+          entries.push({
+            modelId: modelIndex.modelId,
+            description: modelIndex.description,
+            configuredDescription: modelIndex.configuredDescription,
+            file,
+            bytes: 0,
+            sha256: '',
+            ntotal: modelIndex.ntotal,
+            tombstones: modelIndex.tombstones.map(String),
+            temporary,
+          });
+        }
+        this.dirty = false;
+        return { seq, entries };
+      });
+      const indexes: SnapshotIndexEntry[] = [];
+      for (const { temporary, ...entry } of entries) {
+        const sealed = await sealIndexFile(temporary);
+        await renameIntoPlace(temporary, join(this.snapshotDir, entry.file), this.snapshotDir);
+        indexes.push({ ...entry, ...sealed });
+      }
+      await publishManifest(this.snapshotDir, {
+        format: SNAPSHOT_FORMAT,
+        partition: this.partition,
+        shard: this.shard,
+        dimension: this.options.dimension,
+        seq,
+        writtenAt: new Date().toISOString(),
+        indexes,
+      });
+      this.lastSnapshotSeq = seq;
+      await this.store.pruneChanges(this.partition, this.shard, seq);
+      return true;
+    } catch (error) {
+      this.dirty = true;
+      throw new FacegateError(
+        'UNAVAILABLE',
+        `snapshot of ${this.partition}/shard-${this.shard} failed: ${describe(error)}`,
+      );
+    }
+  }
+
+  private scheduleMaintenanceIfNeeded(): void {
+    if (this.maintenanceScheduled || this.closed) return;
+    if (![...this.indexes.values()].some((modelIndex) => needsMaintenance(modelIndex, this.minTombstones))) return;
+    this.maintenanceScheduled = true;
+    setImmediate(() => {
+      void this.maintenance
+        .run(async () => {
+          this.maintenanceScheduled = false;
+          if (this.closed) return;
+          for (const modelIndex of [...this.indexes.values()]) {
+            if (!needsMaintenance(modelIndex, this.minTombstones)) continue;
+            const compacted = !modelIndex.isFallback && (await modelIndex.compact());
+            if (!compacted) await this.rebuildModelLive(modelIndex.modelId);
+          }
+          this.lastMaintenanceError = undefined;
+        })
+        .catch((error: unknown) => {
+          this.maintenanceScheduled = false;
+          this.lastMaintenanceError = describe(error);
+        });
+    });
+  }
+
+  private async disposeIndexes(): Promise<void> {
+    for (const modelIndex of this.indexes.values()) await modelIndex.dispose();
+    this.indexes.clear();
+    this.replayedChanges = 0;
+  }
+
+  private assertOwns(subjectId: string): void {
+    this.assertOpen();
+    if (shardOf(subjectId, this.options.shardCount) !== this.shard) {
+      throw new FacegateError(
+        'INTERNAL_ERROR',
+        `subject routed to ${this.partition}/shard-${this.shard} but hashes elsewhere`,
+      );
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) {
+      throw new FacegateError('UNAVAILABLE', `${this.partition}/shard-${this.shard} is closed`);
+    }
+  }
+}
+
+function needsMaintenance(modelIndex: ModelIndex, minTombstones: number): boolean {
+  if (modelIndex.isFallback) {
+    return modelIndex.liveCount >= minimumTrainingVectors(modelIndex.configuredDescription);
+  }
+  const tombstones = modelIndex.tombstoneCount;
+  if (tombstones === 0) return false;
+  if (supportsRemoval(modelIndex.description)) {
+    return (
+      tombstones >= minTombstones && tombstones >= modelIndex.ntotal * COMPACT_TOMBSTONE_FRACTION
+    );
+  }
+  return tombstones >= minTombstones && tombstones >= modelIndex.ntotal * REBUILD_TOMBSTONE_FRACTION;
+}
+
+function concatVectors(parts: Float32Array[], length: number): Float32Array {
+  const all = new Float32Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

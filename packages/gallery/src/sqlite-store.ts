@@ -1,0 +1,518 @@
+import Database from 'better-sqlite3';
+import { FacegateError } from '@facegate/contracts';
+import type {
+  EnrolReceipt,
+  NewSubjectTemplate,
+  RemovalReceipt,
+  ShardChange,
+  ShardScan,
+  StoredTemplate,
+  TemplateBatch,
+  TemplateStore,
+} from './store.js';
+
+export interface SqliteTemplateStoreOptions {
+  path: string;
+  dimension: number;
+  /** Most writes folded into one commit (one fsync). */
+  maxWritesPerCommit?: number;
+}
+
+const CHANGE_ADD = 1;
+const CHANGE_REMOVE = 2;
+const SCAN_BATCH_SIZE = 4096;
+// A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
+// one fits and half of every page is wasted.
+const PAGE_SIZE = 16384;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS partitions (
+  name TEXT PRIMARY KEY,
+  subject_count INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subjects (
+  partition TEXT NOT NULL,
+  subject_id TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (partition, subject_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS templates (
+  faiss_id INTEGER PRIMARY KEY AUTOINCREMENT,
+  partition TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  subject_id TEXT NOT NULL,
+  model_id TEXT NOT NULL,
+  template BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS templates_by_subject ON templates (partition, subject_id);
+CREATE INDEX IF NOT EXISTS templates_by_shard ON templates (partition, shard, model_id, faiss_id);
+CREATE TABLE IF NOT EXISTS changes (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  partition TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  faiss_id INTEGER NOT NULL,
+  model_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_shard ON changes (partition, shard, seq);
+`;
+
+interface PendingWrite {
+  apply: () => unknown;
+  resolve: (value: never) => void;
+  reject: (error: unknown) => void;
+}
+
+interface TemplateRow {
+  faiss_id: number;
+  partition: string;
+  shard: number;
+  subject_id: string;
+  model_id: string;
+  template: Buffer;
+  created_at: number;
+}
+
+/**
+ * Embedded {@link TemplateStore}: SQLite in WAL mode with synchronous=FULL, so a resolved
+ * write has been fsynced. Writes issued in the same event-loop turn share one transaction
+ * (group commit); each runs in its own savepoint, so one failing write (a duplicate subject)
+ * does not undo its neighbours.
+ */
+export class SqliteTemplateStore implements TemplateStore {
+  readonly dimension: number;
+  private readonly path: string;
+  private readonly db: Database.Database;
+  private readonly maxWritesPerCommit: number;
+  private pendingWrites: PendingWrite[] = [];
+  private flushScheduled = false;
+  private closed = false;
+
+  private readonly statements;
+  private readonly addSubjectInSavepoint;
+  private readonly addTemplateInSavepoint;
+  private readonly removeSubjectInSavepoint;
+
+  private constructor(options: SqliteTemplateStoreOptions) {
+    this.dimension = options.dimension;
+    this.path = options.path;
+    this.maxWritesPerCommit = options.maxWritesPerCommit ?? 1024;
+    this.db = new Database(options.path);
+    this.db.pragma(`page_size = ${PAGE_SIZE}`);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = OFF');
+    this.db.pragma('cache_size = -16384');
+    this.db.exec(SCHEMA);
+
+    const db = this.db;
+    this.statements = {
+      ensurePartition: db.prepare(
+        'INSERT INTO partitions (name, subject_count, created_at) VALUES (?, 0, ?) ON CONFLICT (name) DO NOTHING',
+      ),
+      adjustPartitionCount: db.prepare(
+        'UPDATE partitions SET subject_count = subject_count + ? WHERE name = ?',
+      ),
+      insertSubject: db.prepare(
+        'INSERT INTO subjects (partition, subject_id, shard, created_at) VALUES (?, ?, ?, ?)',
+      ),
+      insertTemplate: db.prepare(
+        'INSERT INTO templates (partition, shard, subject_id, model_id, template, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      insertChange: db.prepare(
+        'INSERT INTO changes (partition, shard, kind, faiss_id, model_id) VALUES (?, ?, ?, ?, ?)',
+      ),
+      selectSubject: db.prepare<[string, string], { shard: number }>(
+        'SELECT shard FROM subjects WHERE partition = ? AND subject_id = ?',
+      ),
+      deleteSubject: db.prepare('DELETE FROM subjects WHERE partition = ? AND subject_id = ?'),
+      selectSubjectTemplates: db.prepare<[string, string], TemplateRow>(
+        'SELECT faiss_id, partition, shard, subject_id, model_id, template, created_at FROM templates WHERE partition = ? AND subject_id = ? ORDER BY faiss_id',
+      ),
+      deleteTemplate: db.prepare('DELETE FROM templates WHERE faiss_id = ?'),
+      resolveSubject: db.prepare<[number, string], { subject_id: string }>(
+        'SELECT subject_id FROM templates WHERE faiss_id = ? AND partition = ?',
+      ),
+      countShard: db.prepare<[string, number, string], { n: number }>(
+        'SELECT count(*) AS n FROM templates WHERE partition = ? AND shard = ? AND model_id = ?',
+      ),
+      shardModels: db.prepare<[string, number], { model_id: string }>(
+        'SELECT DISTINCT model_id FROM templates WHERE partition = ? AND shard = ?',
+      ),
+      changesSince: db.prepare<
+        [string, number, number],
+        { seq: number; kind: number; faiss_id: number; model_id: string; template: Buffer | null }
+      >(
+        `SELECT c.seq, c.kind, c.faiss_id, c.model_id, t.template
+         FROM changes c LEFT JOIN templates t ON c.kind = ${CHANGE_ADD} AND t.faiss_id = c.faiss_id
+         WHERE c.partition = ? AND c.shard = ? AND c.seq > ? ORDER BY c.seq`,
+      ),
+      currentSeq: db.prepare<[], { seq: number | null }>(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
+      ),
+      pruneChanges: db.prepare('DELETE FROM changes WHERE partition = ? AND shard = ? AND seq <= ?'),
+      partitions: db.prepare<[], { name: string; subject_count: number }>(
+        'SELECT name, subject_count FROM partitions ORDER BY name',
+      ),
+      getSetting: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
+      setSetting: db.prepare(
+        'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ),
+    };
+
+    const statements = this.statements;
+    // Calling a better-sqlite3 transaction inside another one runs it as a savepoint.
+    const insertTemplateRow = (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+      const blob = Buffer.from(
+          entry.template.buffer,
+          entry.template.byteOffset,
+          entry.template.byteLength,
+        );
+        const inserted = statements.insertTemplate.run(
+          entry.partition,
+          entry.shard,
+          entry.subjectId,
+          entry.modelId,
+          blob,
+          createdAt,
+        );
+        const faissId = Number(inserted.lastInsertRowid);
+        const change = statements.insertChange.run(
+          entry.partition,
+          entry.shard,
+          CHANGE_ADD,
+          faissId,
+          entry.modelId,
+        );
+        return { faissId: BigInt(faissId), seq: Number(change.lastInsertRowid), createdAt };
+    };
+    this.addSubjectInSavepoint = db.transaction(
+      (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+        statements.ensurePartition.run(entry.partition, createdAt);
+        statements.insertSubject.run(entry.partition, entry.subjectId, entry.shard, createdAt);
+        statements.adjustPartitionCount.run(1, entry.partition);
+        return insertTemplateRow(entry, createdAt);
+      },
+    );
+    this.addTemplateInSavepoint = db.transaction(
+      (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+        const subject = statements.selectSubject.get(entry.partition, entry.subjectId);
+        if (subject === undefined) {
+          throw new FacegateError(
+            'SUBJECT_NOT_FOUND',
+            `subject not found in partition '${entry.partition}'`,
+          );
+        }
+        return insertTemplateRow({ ...entry, shard: subject.shard }, createdAt);
+      },
+    );
+    this.removeSubjectInSavepoint = db.transaction(
+      (partition: string, subjectId: string): RemovalReceipt => {
+        const subject = statements.selectSubject.get(partition, subjectId);
+        if (subject === undefined) {
+          throw new FacegateError(
+            'SUBJECT_NOT_FOUND',
+            `subject not found in partition '${partition}'`,
+          );
+        }
+        const templates = statements.selectSubjectTemplates.all(partition, subjectId);
+        const removed = [];
+        let seq = 0;
+        for (const row of templates) {
+          statements.deleteTemplate.run(row.faiss_id);
+          const change = statements.insertChange.run(
+            partition,
+            subject.shard,
+            CHANGE_REMOVE,
+            row.faiss_id,
+            row.model_id,
+          );
+          seq = Number(change.lastInsertRowid);
+          removed.push({ faissId: BigInt(row.faiss_id), modelId: row.model_id });
+        }
+        statements.deleteSubject.run(partition, subjectId);
+        statements.adjustPartitionCount.run(-1, partition);
+        return { shard: subject.shard, removed, seq };
+      },
+    );
+  }
+
+  static async open(options: SqliteTemplateStoreOptions): Promise<SqliteTemplateStore> {
+    try {
+      return new SqliteTemplateStore(options);
+    } catch (error) {
+      throw storeUnavailable(error);
+    }
+  }
+
+  addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    if (entry.template.length !== this.dimension) {
+      return Promise.reject(
+        new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`),
+      );
+    }
+    return this.enqueueWrite(() => {
+      try {
+        return this.addSubjectInSavepoint(entry, Date.now());
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new FacegateError(
+            'SUBJECT_EXISTS',
+            `subject already enrolled in partition '${entry.partition}'`,
+          );
+        }
+        throw error;
+      }
+    });
+  }
+
+  addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    if (entry.template.length !== this.dimension) {
+      return Promise.reject(
+        new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`),
+      );
+    }
+    return this.enqueueWrite(() => this.addTemplateInSavepoint(entry, Date.now()));
+  }
+
+  removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt> {
+    return this.enqueueWrite(() => this.removeSubjectInSavepoint(partition, subjectId));
+  }
+
+  async getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]> {
+    this.assertOpen();
+    return this.statements.selectSubjectTemplates
+      .all(partition, subjectId)
+      .map((row) => this.toStoredTemplate(row));
+  }
+
+  async resolveSubjects(
+    partition: string,
+    faissIds: readonly bigint[],
+  ): Promise<Map<bigint, string>> {
+    this.assertOpen();
+    const subjects = new Map<bigint, string>();
+    for (const faissId of faissIds) {
+      const row = this.statements.resolveSubject.get(Number(faissId), partition);
+      if (row !== undefined) subjects.set(faissId, row.subject_id);
+    }
+    return subjects;
+  }
+
+  async openShardScan(
+    partition: string,
+    shard: number,
+    modelId: string,
+    batchSize = SCAN_BATCH_SIZE,
+  ): Promise<ShardScan> {
+    this.assertOpen();
+    // A second, read-only connection holding one read transaction: WAL gives it a stable
+    // snapshot while the main connection keeps committing enrols and deletes.
+    const reader = new Database(this.path, { readonly: true, fileMustExist: true });
+    try {
+      reader.exec('BEGIN');
+      const asOfSeq =
+        reader
+          .prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
+          .get()?.seq ?? 0;
+      const count =
+        reader
+          .prepare<[string, number, string], { n: number }>(
+            'SELECT count(*) AS n FROM templates WHERE partition = ? AND shard = ? AND model_id = ?',
+          )
+          .get(partition, shard, modelId)?.n ?? 0;
+      const page = reader.prepare<
+        [string, number, string, number, number],
+        { faiss_id: number; template: Buffer }
+      >(
+        'SELECT faiss_id, template FROM templates WHERE partition = ? AND shard = ? AND model_id = ? AND faiss_id > ? ORDER BY faiss_id LIMIT ?',
+      );
+      const dimension = this.dimension;
+      let afterFaissId = 0;
+      let finished = false;
+      const close = async (): Promise<void> => {
+        if (finished) return;
+        finished = true;
+        reader.exec('COMMIT');
+        reader.close();
+      };
+      return {
+        asOfSeq,
+        count,
+        next: async () => {
+          if (finished) return undefined;
+          const rows = page.all(partition, shard, modelId, afterFaissId, batchSize);
+          if (rows.length === 0) {
+            await close();
+            return undefined;
+          }
+          const faissIds = new BigInt64Array(rows.length);
+          const vectors = new Float32Array(rows.length * dimension);
+          rows.forEach((row, i) => {
+            faissIds[i] = BigInt(row.faiss_id);
+            vectors.set(decodeTemplate(row.template), i * dimension);
+          });
+          afterFaissId = rows[rows.length - 1]!.faiss_id;
+          return { faissIds, vectors };
+        },
+        close,
+      };
+    } catch (error) {
+      reader.close();
+      throw storeUnavailable(error);
+    }
+  }
+
+  async countShardTemplates(partition: string, shard: number, modelId: string): Promise<number> {
+    this.assertOpen();
+    return this.statements.countShard.get(partition, shard, modelId)?.n ?? 0;
+  }
+
+  async shardModels(partition: string, shard: number): Promise<string[]> {
+    this.assertOpen();
+    return this.statements.shardModels.all(partition, shard).map((row) => row.model_id);
+  }
+
+  async changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]> {
+    this.assertOpen();
+    return this.statements.changesSince.all(partition, shard, afterSeq).map((row) =>
+      row.kind === CHANGE_ADD
+        ? {
+            seq: row.seq,
+            kind: 'add',
+            faissId: BigInt(row.faiss_id),
+            modelId: row.model_id,
+            template: row.template === null ? undefined : decodeTemplate(row.template),
+          }
+        : { seq: row.seq, kind: 'remove', faissId: BigInt(row.faiss_id), modelId: row.model_id },
+    );
+  }
+
+  async currentSeq(): Promise<number> {
+    this.assertOpen();
+    return this.statements.currentSeq.get()?.seq ?? 0;
+  }
+
+  pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void> {
+    return this.enqueueWrite(() => {
+      this.statements.pruneChanges.run(partition, shard, throughSeq);
+    });
+  }
+
+  async partitions(): Promise<string[]> {
+    this.assertOpen();
+    return this.statements.partitions.all().map((row) => row.name);
+  }
+
+  async partitionCounts(): Promise<Record<string, number>> {
+    this.assertOpen();
+    const counts: Record<string, number> = {};
+    for (const row of this.statements.partitions.all()) counts[row.name] = row.subject_count;
+    return counts;
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    this.assertOpen();
+    return this.statements.getSetting.get(key)?.value;
+  }
+
+  setSetting(key: string, value: string): Promise<void> {
+    return this.enqueueWrite(() => {
+      this.statements.setSetting.run(key, value);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flushWrites();
+    this.closed = true;
+    this.db.close();
+  }
+
+  private enqueueWrite<T>(apply: () => T): Promise<T> {
+    if (this.closed) return Promise.reject(closedError());
+    return new Promise<T>((resolve, reject) => {
+      this.pendingWrites.push({ apply, resolve: resolve as (value: never) => void, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushWrites());
+      }
+    });
+  }
+
+  private flushWrites(): void {
+    this.flushScheduled = false;
+    while (this.pendingWrites.length > 0) {
+      const batch = this.pendingWrites.splice(0, this.maxWritesPerCommit);
+      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+      try {
+        this.db
+          .transaction(() => {
+            for (const write of batch) {
+              try {
+                outcomes.push({ ok: true, value: write.apply() });
+              } catch (error) {
+                outcomes.push({ ok: false, error });
+              }
+            }
+          })
+          .immediate();
+      } catch (error) {
+        // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
+        const failure = storeUnavailable(error);
+        for (const write of batch) write.reject(failure);
+        continue;
+      }
+      batch.forEach((write, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) write.resolve(outcome.value as never);
+        else write.reject(asFacegateError(outcome.error));
+      });
+    }
+  }
+
+  private toStoredTemplate(row: TemplateRow): StoredTemplate {
+    return {
+      faissId: BigInt(row.faiss_id),
+      partition: row.partition,
+      shard: row.shard,
+      subjectId: row.subject_id,
+      modelId: row.model_id,
+      template: decodeTemplate(row.template),
+      createdAt: row.created_at,
+    };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw closedError();
+  }
+}
+
+function decodeTemplate(blob: Buffer): Float32Array {
+  // Copy: the blob's offset in its pooled buffer need not be 4-byte aligned.
+  const template = new Float32Array(blob.byteLength / 4);
+  new Uint8Array(template.buffer).set(blob);
+  return template;
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+function closedError(): FacegateError {
+  return new FacegateError('UNAVAILABLE', 'template store is closed');
+}
+
+function storeUnavailable(error: unknown): FacegateError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new FacegateError('UNAVAILABLE', `template store failed: ${reason}`);
+}
+
+function asFacegateError(error: unknown): FacegateError {
+  return error instanceof FacegateError ? error : storeUnavailable(error);
+}

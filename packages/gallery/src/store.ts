@@ -1,0 +1,135 @@
+/**
+ * The template store is the gallery's source of truth; FAISS indexes are caches derived from
+ * it. Every method is async so that a networked implementation (e.g. Redis with AOF) can
+ * implement the same contract as the embedded SQLite one.
+ *
+ * Sequence numbers (`seq`) order every add and remove across the whole store. A shard's index
+ * snapshot records the `seq` it is consistent with, so recovery replays only later changes.
+ */
+
+export interface NewSubjectTemplate {
+  partition: string;
+  shard: number;
+  subjectId: string;
+  modelId: string;
+  /** L2-normalised; stored as its raw float32 bytes. */
+  template: Float32Array;
+}
+
+export interface EnrolReceipt {
+  /** The 64-bit id the template carries in FAISS indexes; never reused. */
+  faissId: bigint;
+  seq: number;
+  createdAt: number;
+}
+
+export interface TemplateRef {
+  faissId: bigint;
+  modelId: string;
+}
+
+export interface RemovalReceipt {
+  shard: number;
+  removed: TemplateRef[];
+  seq: number;
+}
+
+export interface StoredTemplate extends TemplateRef {
+  partition: string;
+  shard: number;
+  subjectId: string;
+  template: Float32Array;
+  createdAt: number;
+}
+
+/** Templates of one (partition, shard, model) in faiss-id order, ready for `addWithIds`. */
+export interface TemplateBatch {
+  faissIds: BigInt64Array;
+  /** Row-major, `faissIds.length * dimension` values. */
+  vectors: Float32Array;
+}
+
+export type ShardChange =
+  | {
+      seq: number;
+      kind: 'add';
+      faissId: bigint;
+      modelId: string;
+      /** Absent when the template was removed again after this change. */
+      template: Float32Array | undefined;
+    }
+  | { seq: number; kind: 'remove'; faissId: bigint; modelId: string };
+
+/**
+ * A consistent read of one (partition, shard, model): it sees the store exactly as of
+ * `asOfSeq`, so a rebuild = this scan + the changes after `asOfSeq`, with nothing seen twice.
+ */
+export interface ShardScan {
+  readonly asOfSeq: number;
+  /** Templates the scan will yield. */
+  readonly count: number;
+  /** Next batch in faiss-id order, or undefined at the end. */
+  next(): Promise<TemplateBatch | undefined>;
+  close(): Promise<void>;
+}
+
+export interface TemplateStore {
+  readonly dimension: number;
+
+  /**
+   * Creates the subject with its first template, creating the partition on first use.
+   * Resolves only once durable. Rejects with SUBJECT_EXISTS if the subject is already in the
+   * partition (decided by the store atomically, so concurrent duplicates get one success).
+   */
+  addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt>;
+
+  /**
+   * Adds another template to an existing subject (e.g. a second model, or a re-capture);
+   * SUBJECT_NOT_FOUND if the subject is absent. Durable on resolve.
+   */
+  addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt>;
+
+  /** Removes the subject and all its templates; SUBJECT_NOT_FOUND if absent. Durable on resolve. */
+  removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt>;
+
+  /** All templates of a subject, or an empty array. */
+  getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]>;
+
+  /** Subject ids of the given faiss ids in the partition; ids no longer stored are absent. */
+  resolveSubjects(partition: string, faissIds: readonly bigint[]): Promise<Map<bigint, string>>;
+
+  /** Streams a shard's templates of one model for an index rebuild, in bounded memory. */
+  openShardScan(
+    partition: string,
+    shard: number,
+    modelId: string,
+    batchSize?: number,
+  ): Promise<ShardScan>;
+
+  /** Number of templates of one model in a shard. */
+  countShardTemplates(partition: string, shard: number, modelId: string): Promise<number>;
+
+  /** Model ids that have templates in the shard. */
+  shardModels(partition: string, shard: number): Promise<string[]>;
+
+  /** Changes of the shard with seq > afterSeq, in seq order. */
+  changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]>;
+
+  /** The highest seq committed so far, store-wide. */
+  currentSeq(): Promise<number>;
+
+  /** Forgets the shard's change log through `throughSeq` (covered by a durable snapshot). */
+  pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void>;
+
+  /** Partitions ever created by an enrol, sorted; a partition outlives its last subject. */
+  partitions(): Promise<string[]>;
+
+  /** Subject count per partition. */
+  partitionCounts(): Promise<Record<string, number>>;
+
+  /** Store-level settings that must not change under existing data (e.g. shard count). */
+  getSetting(key: string): Promise<string | undefined>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  close(): Promise<void>;
+}

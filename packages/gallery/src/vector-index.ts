@@ -1,0 +1,249 @@
+import { ReadWriteLock } from './locks.js';
+
+export interface IndexSearchResult {
+  /** Row-major n*k inner products (cosine similarity for unit vectors). */
+  distances: Float32Array;
+  /** Row-major n*k faiss ids; -1 where fewer than k results exist. */
+  labels: BigInt64Array;
+}
+
+/** The part of a FAISS index the gallery needs; `@facegate/faiss`'s FaissIndex provides it. */
+export interface VectorIndex {
+  readonly dimension: number;
+  readonly ntotal: number;
+  readonly isTrained: boolean;
+  train(vectors: Float32Array): void;
+  addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
+  search(queries: Float32Array, k: number): IndexSearchResult;
+  searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
+  removeIds(ids: BigInt64Array): number;
+  setParameter(name: string, value: number): void;
+  write(path: string): void;
+  dispose(): void;
+}
+
+/** Creates and loads indexes; the seam where tests or other backends plug in. */
+export interface VectorIndexEngine {
+  /** An inner-product index from a faiss index_factory description. */
+  create(dimension: number, description: string): VectorIndex;
+  read(path: string): VectorIndex;
+}
+
+export const DEFAULT_INDEX_DESCRIPTION = 'IDMap2,Flat';
+const EXACT_FALLBACK_DESCRIPTION = 'IDMap2,Flat';
+
+/**
+ * Ids are allocated by the store, so indexes are wrapped in an id map; IVF indexes store
+ * arbitrary ids natively (and can remove them only when not wrapped), so they are left as is.
+ */
+export function withIdMap(description: string): string {
+  const trimmed = description.trim();
+  return /^(IDMap2?|IVF)/.test(trimmed) ? trimmed : `IDMap2,${trimmed}`;
+}
+
+/** Graph indexes cannot delete; deletions stay tombstoned until the index is rebuilt. */
+export function supportsRemoval(description: string): boolean {
+  return !/HNSW|NSG/.test(description);
+}
+
+/**
+ * Vectors an index of this description needs before it can be trained: FAISS warns below 39
+ * points per IVF centroid, and k-means on fewer is not worth having. 0 for untrained types.
+ */
+export function minimumTrainingVectors(description: string): number {
+  const ivf = /IVF(\d+)/.exec(description);
+  if (ivf !== null) return Math.max(Number(ivf[1]) * 39, 1000);
+  return /PQ|SQ|LSH|PCA|OPQ|RR|ITQ/.test(description) ? 10000 : 0;
+}
+
+interface PendingAdd {
+  faissId: bigint;
+  vector: Float32Array;
+}
+
+/**
+ * The FAISS index of one model id in one shard, plus what FAISS lacks for a live gallery:
+ * tombstones for deletions an index cannot apply (HNSW), a readers/writer lock because FAISS
+ * is not safe for a mutation concurrent with a search on a worker thread, and batching of
+ * adds so that one commit of many enrols becomes one `addWithIds`.
+ */
+export class ModelIndex {
+  readonly modelId: string;
+  /** What the configuration asks for. */
+  readonly configuredDescription: string;
+  private index: VectorIndex;
+  private activeDescription: string;
+  private readonly tombstoneSet = new Set<bigint>();
+  private readonly lock = new ReadWriteLock();
+  private pendingAdds: PendingAdd[] = [];
+  private pendingIds = new Set<bigint>();
+  private pendingFlush: Promise<void> | undefined;
+  private searchParameters: Record<string, number>;
+
+  constructor(options: {
+    modelId: string;
+    configuredDescription: string;
+    index: VectorIndex;
+    description: string;
+    tombstones?: Iterable<bigint>;
+    searchParameters?: Record<string, number>;
+  }) {
+    this.modelId = options.modelId;
+    this.configuredDescription = options.configuredDescription;
+    this.index = options.index;
+    this.activeDescription = options.description;
+    for (const id of options.tombstones ?? []) this.tombstoneSet.add(id);
+    this.searchParameters = { ...options.searchParameters };
+    this.applySearchParameters();
+  }
+
+  /**
+   * A fresh, empty index for the configured description; an exact index stands in while the
+   * configured one would need training data the shard does not have yet.
+   */
+  static createEmpty(
+    engine: VectorIndexEngine,
+    dimension: number,
+    modelId: string,
+    configuredDescription: string,
+    searchParameters: Record<string, number>,
+  ): ModelIndex {
+    const needsTraining = minimumTrainingVectors(configuredDescription) > 0;
+    const description = needsTraining ? EXACT_FALLBACK_DESCRIPTION : configuredDescription;
+    return new ModelIndex({
+      modelId,
+      configuredDescription,
+      index: engine.create(dimension, description),
+      description,
+      searchParameters,
+    });
+  }
+
+  get description(): string {
+    return this.activeDescription;
+  }
+
+  /** True while an exact index stands in for an untrained configured one. */
+  get isFallback(): boolean {
+    return this.activeDescription !== this.configuredDescription;
+  }
+
+  get ntotal(): number {
+    return this.index.ntotal;
+  }
+
+  get tombstoneCount(): number {
+    return this.tombstoneSet.size;
+  }
+
+  /** Templates the index can still return. */
+  get liveCount(): number {
+    return this.index.ntotal - this.tombstoneSet.size + this.pendingAdds.length;
+  }
+
+  get tombstones(): bigint[] {
+    return [...this.tombstoneSet];
+  }
+
+  isTombstoned(faissId: bigint): boolean {
+    return this.tombstoneSet.has(faissId);
+  }
+
+  /** Resolves once the vector is searchable; many adds in one turn become one FAISS call. */
+  add(faissId: bigint, vector: Float32Array): Promise<void> {
+    this.pendingAdds.push({ faissId, vector });
+    this.pendingIds.add(faissId);
+    this.pendingFlush ??= Promise.resolve().then(() => this.lock.write(() => this.flushAdds()));
+    return this.pendingFlush;
+  }
+
+  /** Hides the templates from searches at once; the index drops them at compaction. */
+  markRemoved(faissIds: readonly bigint[]): void {
+    for (const faissId of faissIds) {
+      if (this.pendingIds.delete(faissId)) {
+        this.pendingAdds = this.pendingAdds.filter((pending) => pending.faissId !== faissId);
+      } else {
+        this.tombstoneSet.add(faissId);
+      }
+    }
+  }
+
+  async search(query: Float32Array, k: number): Promise<IndexSearchResult> {
+    return this.lock.read(async () => {
+      const available = this.index.ntotal;
+      if (available === 0) return { distances: new Float32Array(0), labels: new BigInt64Array(0) };
+      const limit = Math.min(k, available);
+      return this.index.searchAsync !== undefined
+        ? await this.index.searchAsync(query, limit)
+        : this.index.search(query, limit);
+    });
+  }
+
+  /** Physically removes tombstoned vectors if the index type can; false if it needs a rebuild. */
+  async compact(): Promise<boolean> {
+    if (this.tombstoneSet.size === 0) return true;
+    if (!supportsRemoval(this.activeDescription)) return false;
+    await this.lock.write(() => {
+      const ids = BigInt64Array.from(this.tombstoneSet);
+      this.index.removeIds(ids);
+      this.tombstoneSet.clear();
+    });
+    return true;
+  }
+
+  /** Serialises the index; concurrent searches may continue, mutations wait. */
+  async writeTo(path: string): Promise<void> {
+    await this.lock.read(() => this.index.write(path));
+  }
+
+  /** Swaps in a rebuilt index once in-flight searches on the old one have finished. */
+  async replace(index: VectorIndex, description: string, tombstones: Iterable<bigint>): Promise<void> {
+    await this.lock.write(() => {
+      const previous = this.index;
+      this.index = index;
+      this.activeDescription = description;
+      this.tombstoneSet.clear();
+      for (const id of tombstones) this.tombstoneSet.add(id);
+      this.applySearchParameters();
+      previous.dispose();
+    });
+  }
+
+  setSearchParameter(name: string, value: number): void {
+    this.searchParameters[name] = value;
+    this.index.setParameter(name, value);
+  }
+
+  async dispose(): Promise<void> {
+    await this.lock.write(() => this.index.dispose());
+  }
+
+  private applySearchParameters(): void {
+    for (const [name, value] of Object.entries(this.searchParameters)) {
+      if (parameterApplies(name, this.activeDescription)) this.index.setParameter(name, value);
+    }
+  }
+
+  private flushAdds(): void {
+    const batch = this.pendingAdds;
+    this.pendingAdds = [];
+    this.pendingIds = new Set();
+    this.pendingFlush = undefined;
+    if (batch.length === 0) return;
+    const dimension = this.index.dimension;
+    const ids = new BigInt64Array(batch.length);
+    const vectors = new Float32Array(batch.length * dimension);
+    batch.forEach((pending, i) => {
+      ids[i] = pending.faissId;
+      vectors.set(pending.vector, i * dimension);
+    });
+    this.index.addWithIds(vectors, ids);
+  }
+}
+
+/** Search parameters belong to one index family; setting efSearch on a Flat index is an error. */
+export function parameterApplies(name: string, description: string): boolean {
+  if (name === 'efSearch') return /HNSW/.test(description);
+  if (name === 'nprobe') return /IVF/.test(description);
+  return true;
+}

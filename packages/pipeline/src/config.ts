@@ -1,0 +1,75 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type ModelPack = 'default' | 'buffalo_l';
+
+export interface PipelineConfig {
+  /** Folder holding one sub-folder per model pack (the repository's `models/`). */
+  modelsDir: string;
+  pack: ModelPack;
+  padEnabled: boolean;
+  /** Faces with a PAD score (probability live) below this are rejected when PAD is enabled. */
+  padThreshold: number;
+  qualityEnabled: boolean;
+  qualityThreshold: number;
+  madEnabled: boolean;
+  madThreshold: number;
+  /** Smallest face box side, in source pixels, that counts as a face. */
+  minFaceSize: number;
+  /** Images with more pixels are refused (PAYLOAD_TOO_LARGE) before decoding. */
+  maxImagePixels: number;
+  /** onnxruntime intra-op threads per model; keep (processes × threads) ≤ cores. */
+  intraOpThreads: number;
+  /** Detector score threshold; the family's default when absent. */
+  detectionThreshold?: number;
+}
+
+const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Defaults chosen from the measurements in docs/accuracy.md. */
+export const DEFAULT_PIPELINE_CONFIG: Readonly<PipelineConfig> = {
+  modelsDir: path.join(repositoryRoot, 'models'),
+  pack: 'default',
+  padEnabled: true,
+  padThreshold: 0.5,
+  qualityEnabled: true,
+  qualityThreshold: 0.3,
+  madEnabled: false,
+  madThreshold: 0.5,
+  minFaceSize: 32,
+  maxImagePixels: 50_000_000,
+  intraOpThreads: 1,
+};
+
+function parseBoolean(value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback;
+  return ['1', 'true', 'yes', 'on'].includes(value.toLowerCase());
+}
+
+function parseNumber(value: string | undefined, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  return Number.isFinite(parsed) ? parsed : fallback;
+}
+
+/**
+ * Pipeline settings from FACEGATE_* environment variables, falling back to the defaults.
+ * Lenient on purpose: the service validates its environment before calling this.
+ */
+export function defaultPipelineConfig(env: NodeJS.ProcessEnv): PipelineConfig {
+  const defaults = DEFAULT_PIPELINE_CONFIG;
+  const pack = env.FACEGATE_MODEL_PACK === 'buffalo_l' ? 'buffalo_l' : defaults.pack;
+  return {
+    modelsDir: env.FACEGATE_MODELS_DIR || defaults.modelsDir,
+    pack,
+    padEnabled: parseBoolean(env.FACEGATE_PAD_ENABLED, defaults.padEnabled),
+    padThreshold: parseNumber(env.FACEGATE_PAD_THRESHOLD, defaults.padThreshold),
+    qualityEnabled: parseBoolean(env.FACEGATE_QUALITY_ENABLED, defaults.qualityEnabled),
+    qualityThreshold: parseNumber(env.FACEGATE_QUALITY_THRESHOLD, defaults.qualityThreshold),
+    madEnabled: parseBoolean(env.FACEGATE_MAD_ENABLED, defaults.madEnabled),
+    madThreshold: parseNumber(env.FACEGATE_MAD_THRESHOLD, defaults.madThreshold),
+    minFaceSize: parseNumber(env.FACEGATE_MIN_FACE_SIZE, defaults.minFaceSize),
+    maxImagePixels: parseNumber(env.FACEGATE_MAX_IMAGE_PIXELS, defaults.maxImagePixels),
+    intraOpThreads: Math.max(1, Math.floor(parseNumber(env.FACEGATE_ONNX_THREADS, defaults.intraOpThreads))),
+  };
+}

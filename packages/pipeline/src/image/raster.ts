@@ -1,0 +1,262 @@
+/** An 8-bit RGB image, pixels interleaved row by row (what the decode stage produces). */
+export interface RgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** Axis-aligned rectangle in pixel units; x, y is the top-left corner. */
+export interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface SampleOptions {
+  /**
+   * Value for samples outside the image. Without it the border pixels are repeated, which
+   * suits crops that graze the edge; detectors' letterbox padding wants a constant.
+   */
+  fill?: number;
+  /**
+   * Average several bilinear samples per output pixel when shrinking by more than 1.5×, so
+   * that a large photo does not alias when reduced to a network's input size.
+   */
+  antialias?: boolean;
+}
+
+/**
+ * Source taps of one output coordinate along one axis. A tap index of −1 stands for the
+ * fill value (outside the image with a constant fill).
+ */
+interface AxisTaps {
+  indices: Int32Array;
+  weights: Float32Array;
+  /** Offset of each output coordinate's first tap; tapCount entries follow. */
+  tapCount: number;
+}
+
+/**
+ * Precomputes resampling taps for `outLength` outputs covering [start, start + length) of a
+ * source axis of `sourceLength` pixels. Output centres map as in cv2.resize. Shrinking with
+ * `antialias` widens the triangle (bilinear) kernel to the shrink factor, as PIL does, so
+ * every source pixel contributes; otherwise it is plain two-tap bilinear.
+ */
+function axisTaps(
+  start: number,
+  length: number,
+  outLength: number,
+  sourceLength: number,
+  antialias: boolean,
+  hasFill: boolean,
+): AxisTaps {
+  const scale = length / outLength;
+  const support = antialias && scale > 1 ? scale : 1;
+  const tapCount = Math.ceil(support) * 2 + 1;
+  const indices = new Int32Array(outLength * tapCount);
+  const weights = new Float32Array(outLength * tapCount);
+  for (let out = 0; out < outLength; out++) {
+    const centre = start + (out + 0.5) * scale - 0.5;
+    const first = Math.ceil(centre - support);
+    let total = 0;
+    for (let tap = 0; tap < tapCount; tap++) {
+      const position = first + tap;
+      const weight = Math.max(0, 1 - Math.abs(position - centre) / support);
+      let index = position;
+      if (position < 0 || position >= sourceLength) {
+        // A centre within half a pixel of the edge still samples the edge pixel (as
+        // cv2's replicated border does), so only clearly outside samples become fill.
+        const nearEdge = centre >= -0.5 && centre <= sourceLength - 0.5;
+        index = hasFill && !nearEdge ? -1 : Math.min(Math.max(position, 0), sourceLength - 1);
+      }
+      indices[out * tapCount + tap] = index;
+      weights[out * tapCount + tap] = weight;
+      total += weight;
+    }
+    for (let tap = 0; tap < tapCount; tap++) {
+      const at = out * tapCount + tap;
+      weights[at] = total > 0 ? weights[at]! / total : 0;
+    }
+  }
+  return { indices, weights, tapCount };
+}
+
+/**
+ * Resamples the source rectangle `rect` (which may extend past the image) to
+ * `outWidth`×`outHeight`, with pixel centres mapped the way cv2.resize maps them, since
+ * the models were trained on crops made that way. Separable: a horizontal pass over the
+ * source rows the output needs, then a vertical pass.
+ */
+export function cropResize(
+  image: RgbImage,
+  rect: Rect,
+  outWidth: number,
+  outHeight: number,
+  options: SampleOptions = {},
+): RgbImage {
+  const hasFill = options.fill !== undefined;
+  const fill = options.fill ?? 0;
+  const antialias = options.antialias ?? false;
+  const columns = axisTaps(rect.x, rect.width, outWidth, image.width, antialias, hasFill);
+  const rows = axisTaps(rect.y, rect.height, outHeight, image.height, antialias, hasFill);
+
+  // Only rows the vertical taps reach get a horizontal pass: a two-tap shrink touches two
+  // source rows per output row, not every row of the crop.
+  let firstRow = image.height;
+  let lastRow = -1;
+  const rowNeeded = new Uint8Array(image.height);
+  for (let at = 0; at < rows.indices.length; at++) {
+    const row = rows.indices[at]!;
+    if (row >= 0 && rows.weights[at]! > 0) {
+      rowNeeded[row] = 1;
+      firstRow = Math.min(firstRow, row);
+      lastRow = Math.max(lastRow, row);
+    }
+  }
+  const rowCount = Math.max(0, lastRow - firstRow + 1);
+  const source = image.data;
+  const horizontal = new Float32Array(rowCount * outWidth * 3);
+  for (let row = 0; row < rowCount; row++) {
+    if (rowNeeded[firstRow + row] === 0) continue;
+    const sourceRow = (firstRow + row) * image.width;
+    const targetRow = row * outWidth * 3;
+    for (let out = 0; out < outWidth; out++) {
+      let red = 0;
+      let green = 0;
+      let blue = 0;
+      for (let tap = 0; tap < columns.tapCount; tap++) {
+        const at = out * columns.tapCount + tap;
+        const weight = columns.weights[at]!;
+        if (weight === 0) continue;
+        const column = columns.indices[at]!;
+        if (column < 0) {
+          red += weight * fill;
+          green += weight * fill;
+          blue += weight * fill;
+        } else {
+          const pixel = (sourceRow + column) * 3;
+          red += weight * source[pixel]!;
+          green += weight * source[pixel + 1]!;
+          blue += weight * source[pixel + 2]!;
+        }
+      }
+      horizontal[targetRow + out * 3] = red;
+      horizontal[targetRow + out * 3 + 1] = green;
+      horizontal[targetRow + out * 3 + 2] = blue;
+    }
+  }
+
+  const out = new Uint8Array(outWidth * outHeight * 3);
+  const rowStride = outWidth * 3;
+  for (let y = 0; y < outHeight; y++) {
+    for (let x = 0; x < rowStride; x++) {
+      let value = 0;
+      for (let tap = 0; tap < rows.tapCount; tap++) {
+        const at = y * rows.tapCount + tap;
+        const weight = rows.weights[at]!;
+        if (weight === 0) continue;
+        const row = rows.indices[at]!;
+        value += weight * (row < 0 ? fill : horizontal[(row - firstRow) * rowStride + x]!);
+      }
+      out[y * rowStride + x] = Math.min(255, Math.max(0, Math.round(value)));
+    }
+  }
+  return { width: outWidth, height: outHeight, data: out };
+}
+
+/**
+ * 2×3 affine matrix [a, b, tx, c, d, ty] mapping source (x, y) to destination
+ * (a·x + b·y + tx, c·x + d·y + ty).
+ */
+export type Affine = [number, number, number, number, number, number];
+
+export function invertAffine([a, b, tx, c, d, ty]: Affine): Affine {
+  const determinant = a * d - b * c;
+  if (Math.abs(determinant) < 1e-12) throw new RangeError('affine transform is singular');
+  const ia = d / determinant;
+  const ib = -b / determinant;
+  const ic = -c / determinant;
+  const id = a / determinant;
+  return [ia, ib, -(ia * tx + ib * ty), ic, id, -(ic * tx + id * ty)];
+}
+
+/**
+ * Warps `image` by `sourceToDestination` into an `outWidth`×`outHeight` image, bilinear,
+ * black outside the source (as cv2.warpAffine does, which ArcFace models were trained with).
+ */
+export function warpAffine(
+  image: RgbImage,
+  sourceToDestination: Affine,
+  outWidth: number,
+  outHeight: number,
+): RgbImage {
+  const [a, b, tx, c, d, ty] = invertAffine(sourceToDestination);
+  const { width, height, data } = image;
+  const out = new Uint8Array(outWidth * outHeight * 3);
+  for (let v = 0; v < outHeight; v++) {
+    for (let u = 0; u < outWidth; u++) {
+      const x = a * u + b * v + tx;
+      const y = c * u + d * v + ty;
+      if (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5) continue; // stays black
+      const clampedX = Math.min(Math.max(x, 0), width - 1);
+      const clampedY = Math.min(Math.max(y, 0), height - 1);
+      const x0 = Math.floor(clampedX);
+      const y0 = Math.floor(clampedY);
+      const x1 = Math.min(x0 + 1, width - 1);
+      const y1 = Math.min(y0 + 1, height - 1);
+      const fx = clampedX - x0;
+      const fy = clampedY - y0;
+      const topLeft = (y0 * width + x0) * 3;
+      const topRight = (y0 * width + x1) * 3;
+      const bottomLeft = (y1 * width + x0) * 3;
+      const bottomRight = (y1 * width + x1) * 3;
+      const offset = (v * outWidth + u) * 3;
+      for (let channel = 0; channel < 3; channel++) {
+        const top = data[topLeft + channel]! * (1 - fx) + data[topRight + channel]! * fx;
+        const bottom = data[bottomLeft + channel]! * (1 - fx) + data[bottomRight + channel]! * fx;
+        out[offset + channel] = Math.round(top * (1 - fy) + bottom * fy);
+      }
+    }
+  }
+  return { width: outWidth, height: outHeight, data: out };
+}
+
+/** ITU-R BT.601 luma, the weights OpenCV's RGB→grey conversion uses. */
+export function toGrey(image: RgbImage): Float32Array {
+  const pixels = image.width * image.height;
+  const grey = new Float32Array(pixels);
+  for (let index = 0; index < pixels; index++) {
+    grey[index] =
+      0.299 * image.data[index * 3]! + 0.587 * image.data[index * 3 + 1]! + 0.114 * image.data[index * 3 + 2]!;
+  }
+  return grey;
+}
+
+export interface ChannelNormalisation {
+  /** Per-channel mean and std, in the order the network expects its channels. */
+  mean: [number, number, number];
+  std: [number, number, number];
+  channelOrder: 'rgb' | 'bgr';
+}
+
+/** Planar float tensor data (C×H×W) from an interleaved RGB image. */
+export function toPlanarTensor(image: RgbImage, normalisation: ChannelNormalisation): Float32Array {
+  const pixels = image.width * image.height;
+  const tensor = new Float32Array(pixels * 3);
+  const sourceChannel = normalisation.channelOrder === 'rgb' ? [0, 1, 2] : [2, 1, 0];
+  for (let plane = 0; plane < 3; plane++) {
+    const from = sourceChannel[plane]!;
+    const mean = normalisation.mean[plane]!;
+    const std = normalisation.std[plane]!;
+    const base = plane * pixels;
+    for (let index = 0; index < pixels; index++) {
+      tensor[base + index] = (image.data[index * 3 + from]! - mean) / std;
+    }
+  }
+  return tensor;
+}
+
+export function uniformNormalisation(mean: number, std: number, channelOrder: 'rgb' | 'bgr'): ChannelNormalisation {
+  return { mean: [mean, mean, mean], std: [std, std, std], channelOrder };
+}

@@ -1,0 +1,12 @@
+export { FacePipeline } from './pipeline.js';
+export type {
+  AnalysisDiagnostics,
+  FaceAnalysis,
+  HealthComponent,
+  Operation,
+  StageName,
+  StageObserver,
+} from './pipeline.js';
+export { DEFAULT_PIPELINE_CONFIG, defaultPipelineConfig } from './config.js';
+export type { ModelPack, PipelineConfig } from './config.js';
+export { cosineSimilarity } from './model_zoo/arcface.js';

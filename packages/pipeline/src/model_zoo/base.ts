@@ -1,0 +1,64 @@
+import * as ort from 'onnxruntime-node';
+
+import type { ModelEntry, ResolvedModel } from '../manifest.js';
+import { openSession, type LoadedSession, type SessionSettings } from '../onnx/session.js';
+
+/**
+ * Common life cycle of a model-zoo class: `prepare` opens and validates the session, the
+ * subclass adds one inference method, `dispose` releases native memory.
+ */
+export abstract class OnnxModel {
+  protected loaded: LoadedSession | null = null;
+
+  constructor(readonly model: ResolvedModel) {}
+
+  get entry(): ModelEntry {
+    return this.model.entry;
+  }
+
+  get id(): string {
+    return this.model.entry.id;
+  }
+
+  /** How many subnormal weights were zeroed when the model was loaded. */
+  get zeroedWeights(): number {
+    return this.loaded?.zeroedWeights ?? 0;
+  }
+
+  async prepare(settings: SessionSettings): Promise<this> {
+    if (!this.loaded) this.loaded = await openSession(this.model, settings);
+    return this;
+  }
+
+  /** Runs the session on one float32 input; outputs come back in the model's output order. */
+  protected async runSingleInput(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> {
+    const loaded = this.loaded;
+    if (!loaded) throw new Error(`${this.id}: prepare() was not called`);
+    const input = new ort.Tensor('float32', data, dimensions);
+    const results = await loaded.session.run({ [loaded.inputNames[0]!]: input });
+    return loaded.outputNames.map((name) => results[name]!);
+  }
+
+  async dispose(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = null;
+    if (loaded) await loaded.session.release();
+  }
+}
+
+export function softmax(logits: ArrayLike<number>): Float64Array {
+  let maximum = -Infinity;
+  for (let index = 0; index < logits.length; index++) maximum = Math.max(maximum, logits[index]!);
+  const probabilities = new Float64Array(logits.length);
+  let sum = 0;
+  for (let index = 0; index < logits.length; index++) {
+    probabilities[index] = Math.exp(logits[index]! - maximum);
+    sum += probabilities[index]!;
+  }
+  for (let index = 0; index < probabilities.length; index++) probabilities[index]! /= sum;
+  return probabilities;
+}
+
+export function tensorData(tensor: ort.Tensor): Float32Array {
+  return tensor.data as Float32Array;
+}

@@ -1,0 +1,51 @@
+import type { Point } from '../image/similarity.js';
+import { toGrey, type RgbImage } from '../image/raster.js';
+import { resizeRegion } from '../image/resize.js';
+import { OnnxModel, tensorData } from './base.js';
+
+/** Indices into the iBUG 68-point layout. */
+export const LANDMARK68 = {
+  imageLeftEye: [36, 37, 38, 39, 40, 41],
+  imageRightEye: [42, 43, 44, 45, 46, 47],
+  noseTip: 30,
+  mouthLeftCorner: 48,
+  mouthRightCorner: 54,
+} as const;
+
+function meanOf(points: readonly Point[], indices: readonly number[]): Point {
+  let x = 0;
+  let y = 0;
+  for (const index of indices) {
+    x += points[index]![0];
+    y += points[index]![1];
+  }
+  return [x / indices.length, y / indices.length];
+}
+
+/** The five alignment points (ArcFace order) from 68 landmarks: eye centres, nose tip, mouth corners. */
+export function fivePointsFrom68(points: readonly Point[]): Point[] {
+  return [
+    meanOf(points, LANDMARK68.imageLeftEye),
+    meanOf(points, LANDMARK68.imageRightEye),
+    points[LANDMARK68.noseTip]!,
+    points[LANDMARK68.mouthLeftCorner]!,
+    points[LANDMARK68.mouthRightCorner]!,
+  ];
+}
+
+/** 68-point landmark regressor on a 64×64 grey crop of the face box; outputs are fractions of the crop. */
+export class Landmark68Model extends OnnxModel {
+  async locate(image: RgbImage, [x1, y1, x2, y2]: readonly number[]): Promise<Point[]> {
+    const [, , size] = this.entry.inputs[0]!.shape as number[];
+    const crop = { x: x1!, y: y1!, width: x2! - x1!, height: y2! - y1! };
+    const grey = toGrey(await resizeRegion(image, crop, size!, size!));
+    for (let index = 0; index < grey.length; index++) grey[index] = grey[index]! / 256;
+    const [output] = await this.runSingleInput(grey, [1, 1, size!, size!]);
+    const fractions = tensorData(output!);
+    const points: Point[] = [];
+    for (let point = 0; point < fractions.length / 2; point++) {
+      points.push([crop.x + fractions[point * 2]! * crop.width, crop.y + fractions[point * 2 + 1]! * crop.height]);
+    }
+    return points;
+  }
+}

@@ -1,0 +1,54 @@
+import { nonMaximumSuppression, type FaceDetection } from '../image/boxes.js';
+import { toPlanarTensor, uniformNormalisation, type RgbImage } from '../image/raster.js';
+import { letterbox } from '../image/resize.js';
+import { OnnxModel, tensorData } from './base.js';
+
+export interface DetectorOptions {
+  scoreThreshold: number;
+  nmsIouThreshold: number;
+  /**
+   * Keep the photo's aspect ratio and pad to the network's input shape instead of
+   * stretching. Stretching a portrait photo into UltraFace's landscape 320×240 input
+   * squeezes faces sideways.
+   */
+  letterbox: boolean;
+}
+
+/**
+ * UltraFace (Ultra-Light-Fast-Generic-Face-Detector, RFB-320): boxes only, anchors decoded
+ * inside the graph, so the outputs are softmaxed scores and corners normalised to [0, 1].
+ */
+export class UltraFaceDetector extends OnnxModel {
+  async detect(image: RgbImage, options: DetectorOptions): Promise<FaceDetection[]> {
+    const [, , inputHeight, inputWidth] = this.entry.inputs[0]!.shape as number[];
+    const { input, placement } = await letterbox(image, inputWidth!, inputHeight!, {
+      letterbox: options.letterbox,
+      anchor: 'centre',
+      fill: 127,
+    });
+    const tensor = toPlanarTensor(input, uniformNormalisation(127, 128, 'rgb'));
+    const [scores, boxes] = await this.runSingleInput(tensor, [1, 3, inputHeight!, inputWidth!]);
+    const scoreData = tensorData(scores!);
+    const boxData = tensorData(boxes!);
+    const candidates: FaceDetection[] = [];
+    const count = scoreData.length / 2;
+    for (let anchor = 0; anchor < count; anchor++) {
+      const score = scoreData[anchor * 2 + 1]!;
+      if (score < options.scoreThreshold) continue;
+      const toSourceX = (value: number): number =>
+        Math.min(Math.max((value * inputWidth! - placement.offsetX) / placement.scaleX, 0), image.width);
+      const toSourceY = (value: number): number =>
+        Math.min(Math.max((value * inputHeight! - placement.offsetY) / placement.scaleY, 0), image.height);
+      candidates.push({
+        box: [
+          toSourceX(boxData[anchor * 4]!),
+          toSourceY(boxData[anchor * 4 + 1]!),
+          toSourceX(boxData[anchor * 4 + 2]!),
+          toSourceY(boxData[anchor * 4 + 3]!),
+        ],
+        score,
+      });
+    }
+    return nonMaximumSuppression(candidates, options.nmsIouThreshold);
+  }
+}

@@ -1,0 +1,79 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FacegateError } from '@facegate/contracts';
+
+export const DIMENSION = 512;
+
+/** Deterministic PRNG (mulberry32) so that a failing case can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random L2-normalised vector (Gaussian components, so uniform on the sphere). */
+export function randomUnitVector(random: () => number, dimension = DIMENSION): Float32Array {
+  const vector = new Float32Array(dimension);
+  for (let i = 0; i < dimension; i += 2) {
+    const radius = Math.sqrt(-2 * Math.log(1 - random()));
+    const angle = 2 * Math.PI * random();
+    vector[i] = radius * Math.cos(angle);
+    if (i + 1 < dimension) vector[i + 1] = radius * Math.sin(angle);
+  }
+  return normalise(vector);
+}
+
+/** A unit vector with cosine ~`similarity` to `anchor`: a synthetic mate of the same face. */
+export function mateOf(anchor: Float32Array, similarity: number, random: () => number): Float32Array {
+  const noise = randomUnitVector(random, anchor.length);
+  let dot = 0;
+  for (let i = 0; i < anchor.length; i++) dot += noise[i]! * anchor[i]!;
+  const orthogonal = new Float32Array(anchor.length);
+  for (let i = 0; i < anchor.length; i++) orthogonal[i] = noise[i]! - dot * anchor[i]!;
+  normalise(orthogonal);
+  const sine = Math.sqrt(1 - similarity * similarity);
+  const mate = new Float32Array(anchor.length);
+  for (let i = 0; i < anchor.length; i++) mate[i] = similarity * anchor[i]! + sine * orthogonal[i]!;
+  return normalise(mate);
+}
+
+/** The template a subject id always gets in crash tests, so a checker can regenerate it. */
+export function templateForSubject(subjectId: string): Float32Array {
+  let seed = 2166136261;
+  for (const char of subjectId) seed = Math.imul(seed ^ char.codePointAt(0)!, 16777619);
+  return randomUnitVector(seededRandom(seed));
+}
+
+export function normalise(vector: Float32Array): Float32Array {
+  let sum = 0;
+  for (const value of vector) sum += value * value;
+  const norm = Math.sqrt(sum);
+  for (let i = 0; i < vector.length; i++) vector[i] = vector[i]! / norm;
+  return vector;
+}
+
+export function cosine(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
+  return dot;
+}
+
+export async function withTempDir<T>(work: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'facegate-gallery-'));
+  try {
+    return await work(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** For assert.rejects: matches a FacegateError with the given code. */
+export function facegateCode(code: string): (error: unknown) => boolean {
+  return (error) => (error as FacegateError | undefined)?.code === code;
+}

@@ -1,0 +1,190 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdir, rm, writeFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Gallery, shardOf } from '@facegate/gallery';
+import { randomUnitVector, seededRandom, templateForSubject, withTempDir } from './helpers.js';
+
+const MODEL = 'm1';
+const CHILD = fileURLToPath(new URL('./fixtures/enrol-until-killed.ts', import.meta.url));
+
+async function enrolMany(gallery: Gallery, partition: string, count: number, seed: number): Promise<Float32Array[]> {
+  const random = seededRandom(seed);
+  const templates = Array.from({ length: count }, () => randomUnitVector(random));
+  await Promise.all(templates.map((template, i) => gallery.enrol(partition, `s${i}`, template, MODEL)));
+  return templates;
+}
+
+async function assertFindsExactly(gallery: Gallery, partition: string, templates: Float32Array[], absent: Set<number>) {
+  for (const [i, template] of templates.entries()) {
+    const [best] = await gallery.search(partition, template, MODEL, 1, 0.9);
+    assert.equal(best?.subjectId, absent.has(i) ? undefined : `s${i}`, `subject s${i}`);
+  }
+}
+
+const open = (dataDir: string, extra: Partial<Parameters<typeof Gallery.open>[0]> = {}) =>
+  Gallery.open({ dataDir, shardCount: 4, snapshotIntervalMs: 0, ...extra });
+
+describe('persistence and recovery', () => {
+  it('reloads from the snapshot and replays later changes', async () => {
+    await withTempDir(async (dir) => {
+      const gallery = await open(dir);
+      const templates = await enrolMany(gallery, 'p', 120, 21);
+      await gallery.snapshot();
+      const more = await enrolMany(gallery, 'q', 10, 22);
+      for (const i of [0, 1, 2, 50]) await gallery.delete('p', `s${i}`);
+      const late = randomUnitVector(seededRandom(23));
+      await gallery.enrol('p', 'late', late, MODEL);
+      await gallery.close();
+
+      // close() snapshotted by default; now reopen without it to force a replay.
+      const reopened = await open(dir, { snapshotOnClose: false });
+      assert.ok(reopened.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.deepEqual(await reopened.stats(), { total_subjects: 127, partitions: { p: 117, q: 10 } });
+      await reopened.delete('p', 's3');
+      await reopened.enrol('p', 'later', randomUnitVector(seededRandom(24)), MODEL);
+      await reopened.close();
+
+      const third = await open(dir);
+      const infos = third.shardInfos().filter((info) => info.partition === 'p');
+      assert.ok(infos.every((info) => info.recovery === 'snapshot'));
+      assert.equal(
+        infos.reduce((sum, info) => sum + info.replayedChanges, 0),
+        2,
+        'only the delete and the enrol after the last snapshot are replayed',
+      );
+      await assertFindsExactly(third, 'p', templates, new Set([0, 1, 2, 3, 50]));
+      await assertFindsExactly(third, 'q', more, new Set());
+      assert.equal((await third.search('p', late, MODEL, 1, 0.9))[0]?.subjectId, 'late');
+      await third.close();
+    });
+  });
+
+  it('rebuilds from the store when a snapshot is missing or corrupt', async () => {
+    await withTempDir(async (dir) => {
+      const gallery = await open(dir);
+      const templates = await enrolMany(gallery, 'p', 200, 31);
+      await gallery.delete('p', 's7');
+      await gallery.close();
+      const shardDir = (shard: number) => join(dir, 'snapshots', 'p', `shard-${shard}`);
+
+      // shard 0: index file bit-flipped; shard 1: manifest truncated; shard 2: directory gone.
+      const [indexFile] = (await readdir(shardDir(0))).filter((name) => name.endsWith('.faiss'));
+      const bytes = await readFile(join(shardDir(0), indexFile!));
+      bytes[bytes.length >> 1] ^= 0xff;
+      await writeFile(join(shardDir(0), indexFile!), bytes);
+      const manifest = await readFile(join(shardDir(1), 'manifest.json'), 'utf8');
+      await writeFile(join(shardDir(1), 'manifest.json'), manifest.slice(0, manifest.length / 2));
+      await rm(shardDir(2), { recursive: true });
+
+      const reopened = await open(dir);
+      assert.deepEqual(
+        reopened.shardInfos().map((info) => info.recovery),
+        ['rebuild', 'rebuild', 'rebuild', 'snapshot'],
+      );
+      await assertFindsExactly(reopened, 'p', templates, new Set([7]));
+      await reopened.close();
+
+      const again = await open(dir);
+      assert.ok(again.shardInfos().every((info) => info.recovery === 'snapshot'), 'rebuilt shards were re-snapshotted');
+      await assertFindsExactly(again, 'p', templates, new Set([7]));
+      await again.close();
+    });
+  });
+
+  it('rebuilds when the configured index type changed', async () => {
+    await withTempDir(async (dir) => {
+      const gallery = await open(dir);
+      const templates = await enrolMany(gallery, 'p', 100, 41);
+      await gallery.close();
+      const hnsw = await open(dir, { indexByPartition: { p: 'HNSW16' } });
+      assert.ok(hnsw.shardInfos().every((info) => info.recovery === 'rebuild'));
+      assert.ok(hnsw.shardInfos().every((info) => info.models[0]?.description === 'IDMap2,HNSW16'));
+      await assertFindsExactly(hnsw, 'p', templates, new Set());
+      await hnsw.close();
+    });
+  });
+
+  it('keeps every acknowledged write and nothing unattempted after SIGKILL', async (t) => {
+    const rounds = 3;
+    for (let round = 0; round < rounds; round++) {
+      await withTempDir(async (dir) => {
+        const killAfter = 20 + Math.floor(Math.random() * 300);
+        const log = await runChildUntilKilled(dir, killAfter);
+        t.diagnostic(`round ${round}: killed after ${log.enrolled.size} acknowledged enrols`);
+
+        const gallery = await open(dir);
+        t.diagnostic(`recovered by: ${gallery.shardInfos().map((info) => `${info.recovery}+${info.replayedChanges}`).join(', ')}`);
+        try {
+          const partitions = await gallery.partitions();
+          if (partitions.length === 0) {
+            assert.equal(log.enrolled.size, 0);
+            return;
+          }
+          const present = new Set<string>();
+          for (const subjectId of log.tried) {
+            const template = templateForSubject(subjectId);
+            const [best] = await gallery.search('crash', template, MODEL, 1, 0.99);
+            const inIndex = best?.subjectId === subjectId;
+            const inStore = await gallery.verify('crash', subjectId, template, MODEL).then(
+              () => true,
+              () => false,
+            );
+            assert.equal(inIndex, inStore, `index and store disagree on ${subjectId}`);
+            if (inStore) present.add(subjectId);
+          }
+          for (const subjectId of log.enrolled) {
+            if (!log.deleted.has(subjectId)) assert.ok(present.has(subjectId), `acknowledged enrol lost: ${subjectId}`);
+          }
+          for (const subjectId of log.deleted) assert.ok(!present.has(subjectId), `acknowledged delete undone: ${subjectId}`);
+          const stats = await gallery.stats();
+          assert.equal(stats.total_subjects, present.size, 'nothing but attempted subjects is stored');
+          // Shards hold exactly their own subjects.
+          const perShard = gallery.shardInfos().map((info) => info.models[0]?.vectors ?? 0);
+          const expected = [0, 0, 0, 0];
+          for (const subjectId of present) expected[shardOf(subjectId, 4)]!++;
+          assert.deepEqual(perShard, expected);
+        } finally {
+          await gallery.close();
+        }
+      });
+    }
+  });
+});
+
+interface ChildLog {
+  tried: Set<string>;
+  enrolled: Set<string>;
+  deleted: Set<string>;
+}
+
+async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Promise<ChildLog> {
+  const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', CHILD, dataDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const log: ChildLog = { tried: new Set(), enrolled: new Set(), deleted: new Set() };
+  let buffered = '';
+  let killed = false;
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    buffered += chunk;
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      const space = line.indexOf(' ');
+      const [kind, subjectId] = [line.slice(0, space), line.slice(space + 1)];
+      if (kind === 'try') log.tried.add(subjectId);
+      else if (kind === 'enrolled') log.enrolled.add(subjectId);
+      else if (kind === 'deleted') log.deleted.add(subjectId);
+      if (!killed && log.enrolled.size >= killAfterEnrols) {
+        killed = true;
+        child.kill('SIGKILL');
+      }
+    }
+  });
+  const exit = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  assert.equal(exit, 'SIGKILL', 'the child must die by SIGKILL, not exit by itself');
+  return log;
+}

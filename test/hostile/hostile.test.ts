@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { getJson, postBiometric, postDelete } from '../support/http.js';
+import { fixture, sharedData, skipWithoutSharedData } from '../support/paths.js';
+import { startServiceProcess, temporaryDirectory, type ServiceProcess } from '../support/service.js';
+import { buildHostileCorpus, type HostileCase } from './corpus.js';
+
+const face = readFileSync(fixture('frll', '001_neutral.jpg'));
+const CONTRACT_CODE = /<status>([A-Z_]+)<\/status>/;
+
+interface RawReply {
+  status: number;
+  body: string;
+}
+
+function send(baseUrl: string, hostile: Pick<HostileCase, 'path' | 'headers' | 'body'>): Promise<RawReply> {
+  const url = new URL(hostile.path, baseUrl);
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      url,
+      { method: 'POST', headers: { ...hostile.headers, 'content-length': String(hostile.body.length) } },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(hostile.body);
+  });
+}
+
+async function residentBytes(baseUrl: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const match = /^facegate_process_resident_memory_bytes(?:\{[^}]*\})? (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
+  return Number(match?.[1] ?? NaN);
+}
+
+function filesBelow(directory: string): string[] {
+  const found: string[] = [];
+  for (const name of readdirSync(directory).sort()) {
+    const full = path.join(directory, name);
+    if (statSync(full).isDirectory()) found.push(...filesBelow(full));
+    else found.push(full);
+  }
+  return found;
+}
+
+describe('hostile input', () => {
+  let service: ServiceProcess;
+  let baselineRss = 0;
+  const fiveHundreds: string[] = [];
+
+  before(async () => {
+    service = await startServiceProcess({
+      DATA_DIR: temporaryDirectory('hostile'),
+      REQUEST_TIMEOUT_MS: '2000',
+      MAX_UPLOAD_BYTES: String(4 * 1024 * 1024),
+      LOG_LEVEL: 'warn',
+    });
+    const enrol = await postBiometric(service.baseUrl, 'enrol', new Uint8Array(face), { subject_id: 'target' });
+    assert.equal(enrol.status, 200, enrol.xml);
+    baselineRss = await residentBytes(service.baseUrl);
+  });
+
+  after(async () => {
+    await service?.stop();
+  });
+
+  it('answers at least 300 malformed requests with the contract 4xx, never a 5xx', async () => {
+    const corpus = buildHostileCorpus(face);
+    assert.ok(corpus.length >= 300, `corpus has ${corpus.length} cases`);
+    const wrong: string[] = [];
+    for (const hostile of corpus) {
+      const reply = await send(service.baseUrl, hostile);
+      if (reply.status >= 500) fiveHundreds.push(`${hostile.name}: ${reply.status}`);
+      const code = CONTRACT_CODE.exec(reply.body)?.[1];
+      if (!hostile.expect.includes(reply.status) || (hostile.code && code !== hostile.code)) {
+        wrong.push(`${hostile.name}: got ${reply.status} ${code ?? reply.body.slice(0, 80)}`);
+      }
+    }
+    assert.deepEqual(fiveHundreds, []);
+    assert.deepEqual(wrong, []);
+  });
+
+  it('round-trips XML-special and non-BMP subject ids through enrol, verify and delete', async () => {
+    const ids = ['<&>"\'', ']]>', '😀🧑‍🚀', '名前 タロウ', 'a'.repeat(128), '\u{10FFFD}', 'x & y < z'];
+    for (const [index, subjectId] of ids.entries()) {
+      const image = new Uint8Array(readFileSync(fixture('frll', index % 2 ? '002_neutral.jpg' : '003_neutral.jpg')));
+      const enrol = await postBiometric(service.baseUrl, 'enrol', image, { subject_id: subjectId, partition: 'unicode' });
+      assert.equal(enrol.status, 200, enrol.xml);
+      assert.equal(enrol.text('subject_id'), subjectId);
+      const verify = await postBiometric(service.baseUrl, 'verify', image, { subject_id: subjectId, partition: 'unicode' });
+      assert.equal(verify.text('subject_id'), subjectId);
+      assert.equal(verify.text('match'), 'true');
+      const removed = await postDelete(service.baseUrl, { subject_id: subjectId, partition: 'unicode' });
+      assert.equal(removed.status, 200, removed.xml);
+      assert.equal(removed.text('subject_id'), subjectId);
+    }
+  });
+
+  it('sends every robustness file through every biometric endpoint without a 5xx', { skip: skipWithoutSharedData('robustness') }, async () => {
+    const files = filesBelow(sharedData('robustness'));
+    const outcomes = new Map<string, number>();
+    let index = 0;
+    for (const file of files) {
+      const image = new Uint8Array(readFileSync(file));
+      for (const endpoint of ['search', 'verify', 'enrol'] as const) {
+        const metadata =
+          endpoint === 'search' ? {} : { subject_id: endpoint === 'verify' ? 'target' : `robust-${index++}` };
+        const reply = await postBiometric(service.baseUrl, endpoint, image, metadata);
+        if (reply.status >= 500) fiveHundreds.push(`${endpoint} ${path.basename(file)}: ${reply.status} ${reply.xml}`);
+        assert.ok(reply.text('status'), `${file}: no contract status in ${reply.xml.slice(0, 200)}`);
+        const key = `${reply.status} ${reply.text('status')}`;
+        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+      }
+    }
+    assert.deepEqual(fiveHundreds, []);
+    const bomb = await postBiometric(
+      service.baseUrl,
+      'search',
+      new Uint8Array(readFileSync(sharedData('robustness', 'generated_from_frll', 'decompression_bomb_30000x30000_gray.png'))),
+    );
+    assert.equal(bomb.status, 413, bomb.xml);
+    assert.equal(bomb.text('status'), 'PAYLOAD_TOO_LARGE');
+    console.log('robustness outcomes', Object.fromEntries(outcomes));
+  });
+
+  it('cuts off slow and abandoned uploads and keeps serving', async () => {
+    const { port, hostname } = new URL(service.baseUrl);
+    const slow = connect(Number(port), hostname);
+    const slowReply = new Promise<string>((resolve) => {
+      let text = '';
+      slow.setEncoding('utf8');
+      slow.on('data', (chunk: string) => (text += chunk));
+      slow.on('close', () => resolve(text));
+      slow.on('error', () => resolve(text));
+    });
+    slow.write(
+      'POST /api/v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n',
+    );
+    const abandoned = connect(Number(port), hostname);
+    abandoned.on('error', () => {});
+    abandoned.write(
+      'POST /api/v1/enrol HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 500000\r\n\r\n--b\r\n',
+    );
+    abandoned.destroy();
+    const reply = await slowReply;
+    assert.match(reply, /^HTTP\/1\.1 (408|400)/);
+    const health = await getJson(service.baseUrl, '/api/v1/health');
+    assert.equal(health.status, 200);
+  });
+
+  it('is still alive, healthy and within its memory baseline afterwards', async () => {
+    assert.equal(service.child.exitCode, null, 'the service process must not have exited');
+    const health = await getJson(service.baseUrl, '/api/v1/health');
+    assert.equal(health.status, 200);
+    const rss = await residentBytes(service.baseUrl);
+    console.log(`resident memory: baseline ${(baselineRss / 2 ** 20).toFixed(0)} MiB, after ${(rss / 2 ** 20).toFixed(0)} MiB`);
+    assert.ok(rss < baselineRss * 1.5 + 200 * 2 ** 20, `memory grew from ${baselineRss} to ${rss}`);
+  });
+});

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { intersectionOverUnion } from '../../packages/pipeline/src/image/boxes.js';
+import type { ResolvedModel } from '../../packages/pipeline/src/manifest.js';
+import { resolvePack } from '../../packages/pipeline/src/manifest.js';
+import { Landmark68Model, fivePointsFrom68 } from '../../packages/pipeline/src/model_zoo/landmark68.js';
+import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
+import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
+import { UltraFaceDetector } from '../../packages/pipeline/src/model_zoo/ultraface.js';
+import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import { sharedModelsDir } from '../support/paths.js';
+import { existsSync } from 'node:fs';
+import { frll, modelsDir } from './helpers.js';
+
+const settings = { intraOpThreads: 1 };
+const limits = { maxImagePixels: 50_000_000 };
+const scrfdPath = path.join(sharedModelsDir, 'scrfd_500m_bnkps.onnx');
+const miniFasNetPath = path.join(sharedModelsDir, 'MiniFASNetV2.onnx');
+const skipScrfd = existsSync(scrfdPath) ? false : `SCRFD test model not found at ${scrfdPath}`;
+const skipMiniFasNet = existsSync(miniFasNetPath) ? false : `MiniFASNetV2 not found at ${miniFasNetPath}`;
+
+function scrfdModel(): ResolvedModel {
+  return {
+    role: 'detection',
+    filePath: scrfdPath,
+    entry: {
+      id: 'scrfd-500m-bnkps',
+      family: 'scrfd',
+      file: 'scrfd_500m_bnkps.onnx',
+      sha256: '6c6ba7956684796d7d582bfa1ab95dfe01dd280159f6bff1e23c1bc32bcc8431',
+      inputs: [{ name: 'input.1', shape: [null, 3, null, null] }],
+      outputs: [1, 1, 1, 4, 4, 4, 10, 10, 10].map((width) => ({ shape: [null, null, width] })),
+      inputSize: [640, 640],
+    },
+  };
+}
+
+describe('SCRFD detector', { skip: skipScrfd }, () => {
+  let scrfd: ScrfdDetector;
+  let ultraface: UltraFaceDetector;
+  let landmarks: Landmark68Model;
+  before(async () => {
+    const pack = await resolvePack(modelsDir, 'default');
+    scrfd = await new ScrfdDetector(scrfdModel()).prepare(settings);
+    ultraface = await new UltraFaceDetector(pack.get('detection')!).prepare(settings);
+    landmarks = await new Landmark68Model(pack.get('landmarks')!).prepare(settings);
+  });
+  after(async () => {
+    await Promise.all([scrfd?.dispose(), ultraface?.dispose(), landmarks?.dispose()]);
+  });
+
+  it('decodes one face with its box and five keypoints where the other models put them', async () => {
+    const image = await decodeImage(frll('001_neutral.jpg'), limits);
+    const options = { scoreThreshold: 0.5, nmsIouThreshold: 0.4, letterbox: true };
+    const faces = await scrfd.detect(image, options);
+    assert.equal(faces.length, 1);
+    const [face] = faces;
+    assert.ok(face!.score > 0.8, `score ${face!.score}`);
+    const [reference] = await ultraface.detect(image, { scoreThreshold: 0.7, nmsIouThreshold: 0.3, letterbox: true });
+    assert.ok(intersectionOverUnion(face!.box, reference!.box) > 0.5, 'SCRFD and UltraFace boxes disagree');
+
+    const expected = fivePointsFrom68(await landmarks.locate(image, reference!.box));
+    const interEye = Math.hypot(expected[1]![0] - expected[0]![0], expected[1]![1] - expected[0]![1]);
+    face!.keypoints!.forEach(([x, y], index) => {
+      const distance = Math.hypot(x - expected[index]![0], y - expected[index]![1]);
+      assert.ok(distance < 0.2 * interEye, `keypoint ${index} is ${distance.toFixed(1)} px from the landmark model's`);
+    });
+    // Keypoints in ArcFace order: image-left eye left of image-right eye, mouth below the eyes.
+    const [leftEye, rightEye, , mouthLeft] = face!.keypoints!;
+    assert.ok(leftEye![0] < rightEye![0] && mouthLeft![1] > leftEye![1]);
+  });
+
+  it('finds both faces of a two-face photo, also without letterboxing', async () => {
+    const image = await decodeImage(frll('two_faces.jpg'), limits);
+    for (const letterbox of [true, false]) {
+      const faces = await scrfd.detect(image, { scoreThreshold: 0.5, nmsIouThreshold: 0.4, letterbox });
+      assert.equal(faces.length, 2, `letterbox=${letterbox}`);
+    }
+  });
+});
+
+describe('MiniFASNetV2 PAD (alternative model)', { skip: skipMiniFasNet }, () => {
+  it('scores a live studio portrait as a probability', async () => {
+    const pad = await new MiniFasNetPad({
+      role: 'pad',
+      filePath: miniFasNetPath,
+      entry: {
+        id: 'minifasnet-v2-80',
+        family: 'minifasnet',
+        file: 'MiniFASNetV2.onnx',
+        inputs: [{ name: 'input', shape: [1, 3, 80, 80] }],
+        outputs: [{ name: 'output', shape: [1, 3] }],
+        crop: { boxScale: 2.7, channelOrder: 'bgr', liveClass: 1 },
+      },
+    }).prepare(settings);
+    try {
+      const image = await decodeImage(frll('001_neutral.jpg'), limits);
+      const score = await pad.liveProbability(image, [100, 90, 300, 330]);
+      assert.ok(score >= 0 && score <= 1);
+    } finally {
+      await pad.dispose();
+    }
+  });
+});

@@ -1,0 +1,200 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { FacegateError } from '@facegate/contracts';
+import sharp from 'sharp';
+
+import { FacePipeline, cosineSimilarity, type StageName } from '../../packages/pipeline/src/index.js';
+import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<FacegateError> {
+  let caught: unknown;
+  await assert.rejects(promise, (error: unknown) => {
+    caught = error;
+    return error instanceof FacegateError && error.code === code;
+  });
+  return caught as FacegateError;
+}
+
+describe('FacePipeline', () => {
+  let pipeline: FacePipeline;
+  const stages = new Set<StageName>();
+  before(async () => {
+    pipeline = await FacePipeline.create(testConfig(), { onStage: (stage) => stages.add(stage) });
+  });
+  after(async () => {
+    await pipeline?.dispose();
+  });
+
+  it('reports every model ready and MAD absent', () => {
+    const health = pipeline.health();
+    assert.equal(health.onnx_detection.state, 'ready');
+    assert.equal(health.onnx_recognition.state, 'ready');
+    assert.equal(health.onnx_recognition.model, 'faceplugin-mobilefacenet-512');
+    assert.equal(health.onnx_pad.state, 'disabled');
+    assert.equal(health.onnx_quality.state, 'disabled');
+    assert.deepEqual([health.onnx_mad.state, health.onnx_mad.healthy], ['absent', true]);
+    assert.equal(pipeline.modelId, 'faceplugin-mobilefacenet-512');
+  });
+
+  it('scores the same person above different people, and over 0.45 for neutral vs smiling', async () => {
+    const [neutral, smiling, other, third] = await Promise.all(
+      ['001_neutral.jpg', '001_smiling.jpg', '002_neutral.jpg', '003_neutral.jpg'].map((name) =>
+        pipeline.analyse(frll(name), 'search'),
+      ),
+    );
+    for (const analysis of [neutral!, smiling!, other!]) {
+      assert.equal(analysis.template.length, 512);
+      const norm = Math.hypot(...analysis.template);
+      assert.ok(Math.abs(norm - 1) < 1e-5, `template norm ${norm}`);
+      assert.equal(analysis.modelId, 'faceplugin-mobilefacenet-512');
+      assert.equal(analysis.madScore, null);
+      assert.equal(analysis.face.landmarks.length, 5);
+    }
+    const genuine = cosineSimilarity(neutral!.template, smiling!.template);
+    const impostors = [
+      cosineSimilarity(neutral!.template, other!.template),
+      cosineSimilarity(smiling!.template, other!.template),
+      cosineSimilarity(neutral!.template, third!.template),
+    ];
+    assert.ok(genuine >= 0.45, `neutral vs smiling of one person scored ${genuine}`);
+    for (const impostor of impostors) assert.ok(genuine > impostor + 0.2, `genuine ${genuine} vs impostor ${impostor}`);
+    // Gate scores are computed even with the gates off.
+    assert.ok(neutral!.padScore !== null && neutral!.padScore >= 0 && neutral!.padScore <= 1);
+    assert.ok(neutral!.qualityScore > 0.5 && neutral!.qualityScore <= 1, `quality ${neutral!.qualityScore}`);
+    for (const component of ['sharpness', 'exposure', 'contrast', 'inter_eye_distance', 'head_pose', 'eyes_open']) {
+      assert.ok(component in neutral!.qualityComponents, `missing quality component ${component}`);
+    }
+  });
+
+  it('reports each stage to the observer', () => {
+    for (const stage of ['decode', 'detect', 'landmarks', 'align', 'pad', 'quality', 'extract'] as const) {
+      assert.ok(stages.has(stage), `no timing for ${stage}`);
+    }
+  });
+
+  it('answers NO_FACE for a picture without a face', async () => {
+    await rejectsWith(pipeline.analyse(await noFaceImage(), 'search'), 'NO_FACE');
+  });
+
+  it('answers IMAGE_DECODE_FAILED for random and truncated bytes', async () => {
+    await rejectsWith(
+      pipeline.analyse(
+        new Uint8Array(1000).map((_, index) => (index * 7919) % 256),
+        'search',
+      ),
+      'IMAGE_DECODE_FAILED',
+    );
+    const jpeg = frll('001_neutral.jpg');
+    await rejectsWith(pipeline.analyse(jpeg.subarray(0, jpeg.length >> 1), 'verify'), 'IMAGE_DECODE_FAILED');
+  });
+
+  it('answers PAYLOAD_TOO_LARGE for an image over the pixel limit', async () => {
+    const small = await FacePipeline.create(testConfig({ maxImagePixels: 100_000 }));
+    try {
+      await rejectsWith(small.analyse(frll('001_neutral.jpg'), 'search'), 'PAYLOAD_TOO_LARGE');
+    } finally {
+      await small.dispose();
+    }
+  });
+
+  it('refuses enrolment of a two-face photo with MULTIPLE_FACES, but searches with the larger face', async () => {
+    await rejectsWith(pipeline.analyse(frll('two_faces.jpg'), 'enrol'), 'MULTIPLE_FACES');
+    const searched = await pipeline.analyse(frll('two_faces.jpg'), 'search');
+    assert.equal(searched.template.length, 512);
+  });
+
+  it('enrols a face with a much smaller second face in the background', async () => {
+    const portrait = frll('001_neutral.jpg');
+    const bystander = await sharp(frll('002_neutral.jpg')).resize(120, 120).toBuffer();
+    const composed = await sharp(portrait)
+      .extend({ right: 160, background: '#ffffff' })
+      .composite([{ input: bystander, left: 420, top: 20 }])
+      .jpeg()
+      .toBuffer();
+    const enrolled = await pipeline.analyse(composed, 'enrol');
+    const alone = await pipeline.analyse(portrait, 'enrol');
+    assert.ok(cosineSimilarity(enrolled.template, alone.template) > 0.9);
+  });
+
+  it('honours EXIF orientation: a rotated-and-tagged photo gives the upright template', async () => {
+    const upright = await pipeline.analyse(frll('001_neutral.jpg'), 'search');
+    for (const [rotation, orientation] of [
+      [270, 6],
+      [90, 8],
+      [180, 3],
+    ] as const) {
+      const tagged = await sharp(frll('001_neutral.jpg'))
+        .rotate(rotation)
+        .withMetadata({ orientation })
+        .jpeg({ quality: 95 })
+        .toBuffer();
+      const analysis = await pipeline.analyse(tagged, 'search');
+      const similarity = cosineSimilarity(upright.template, analysis.template);
+      assert.ok(similarity > 0.95, `orientation ${orientation}: similarity ${similarity}`);
+    }
+  });
+
+  it('applies the gates when enabled, with the failing score in the error', async () => {
+    const strict = await FacePipeline.create(testConfig({ padEnabled: true, padThreshold: 1.01 }));
+    try {
+      assert.equal(strict.health().onnx_pad.state, 'ready');
+      const error = await rejectsWith(strict.analyse(frll('001_neutral.jpg'), 'verify'), 'PAD_REJECTED');
+      assert.equal(typeof error.details.pad_score, 'number');
+    } finally {
+      await strict.dispose();
+    }
+    const picky = await FacePipeline.create(testConfig({ qualityEnabled: true, qualityThreshold: 0.5 }));
+    try {
+      const blurred = await sharp(frll('001_neutral.jpg')).blur(8).jpeg().toBuffer();
+      const error = await rejectsWith(picky.analyse(blurred, 'enrol'), 'QUALITY_REJECTED');
+      assert.ok(error.details.quality_score! < 0.5);
+      const sharpPhoto = await picky.analyse(frll('001_neutral.jpg'), 'enrol');
+      assert.ok(sharpPhoto.qualityScore >= 0.5);
+    } finally {
+      await picky.dispose();
+    }
+  });
+});
+
+describe('FacePipeline with missing or corrupt models', () => {
+  let directory: string;
+  before(() => {
+    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-models-'));
+    const pack = path.join(directory, 'default');
+    mkdirSync(pack);
+    copyFileSync(path.join(modelsDir, 'default', 'manifest.json'), path.join(pack, 'manifest.json'));
+    for (const file of ['fr_detect.onnx', 'fr_landmark.onnx', 'fr_pose.onnx', 'fr_eye.onnx']) {
+      symlinkSync(path.join(modelsDir, 'default', file), path.join(pack, file));
+    }
+    // fr_feature.onnx is missing; fr_liveness.onnx is corrupt.
+    writeFileSync(path.join(pack, 'fr_liveness.onnx'), 'not a model');
+  });
+  after(() => rmSync(directory, { recursive: true, force: true }));
+
+  it('starts anyway, reports the components failed and answers UNAVAILABLE', async () => {
+    const pipeline = await FacePipeline.create(testConfig({ modelsDir: directory, padEnabled: true }));
+    try {
+      const health = pipeline.health();
+      assert.deepEqual([health.onnx_recognition.state, health.onnx_recognition.healthy], ['failed', false]);
+      assert.match(health.onnx_recognition.detail!, /fr_feature\.onnx/);
+      assert.equal(health.onnx_pad.state, 'failed');
+      assert.match(health.onnx_pad.detail!, /sha256/);
+      assert.equal(health.onnx_detection.state, 'ready');
+      await rejectsWith(pipeline.analyse(frll('001_neutral.jpg'), 'search'), 'UNAVAILABLE');
+    } finally {
+      await pipeline.dispose();
+    }
+  });
+
+  it('reports every component failed when the pack has no manifest', async () => {
+    const pipeline = await FacePipeline.create(testConfig({ modelsDir: path.join(directory, 'nowhere') }));
+    const health = pipeline.health();
+    assert.equal(health.onnx_detection.state, 'failed');
+    assert.equal(health.onnx_recognition.state, 'failed');
+    await rejectsWith(pipeline.analyse(frll('001_neutral.jpg'), 'search'), 'UNAVAILABLE');
+    await pipeline.dispose();
+  });
+});

@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+
+import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
+import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
+import { modelsDir } from './helpers.js';
+
+// Minimal protobuf writer for hand-built ONNX models.
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  while (value >= 0x80) {
+    bytes.push((value & 0x7f) | 0x80);
+    value = Math.floor(value / 128);
+  }
+  bytes.push(value);
+  return bytes;
+}
+function lengthDelimited(field: number, payload: number[]): number[] {
+  return [...varint(field * 8 + 2), ...varint(payload.length), ...payload];
+}
+function varintField(field: number, value: number): number[] {
+  return [...varint(field * 8), ...varint(value)];
+}
+function floatBytes(values: number[]): number[] {
+  const buffer = Buffer.alloc(values.length * 4);
+  values.forEach((value, index) => buffer.writeFloatLE(value, index * 4));
+  return [...buffer];
+}
+function tensor(dataType: number, name: string, raw: number[] | null, packedFloats: number[] | null): number[] {
+  return [
+    ...varintField(1, raw ? raw.length / 4 : packedFloats!.length), // dims
+    ...varintField(2, dataType),
+    ...(packedFloats ? lengthDelimited(4, floatBytes(packedFloats)) : []),
+    ...lengthDelimited(8, [...Buffer.from(name)]),
+    ...(raw ? lengthDelimited(9, raw) : []),
+  ];
+}
+
+const SUBNORMAL = 1e-40;
+const TINY_NORMAL = 1.5e-38;
+
+describe('zeroSubnormalWeights', () => {
+  it('zeroes subnormal floats in raw_data, float_data and Constant nodes, and nothing else', () => {
+    const rawInitializer = tensor(1, 'w_raw', floatBytes([1.5, SUBNORMAL, -SUBNORMAL, TINY_NORMAL]), null);
+    const packedInitializer = tensor(1, 'w_packed', null, [SUBNORMAL, 2]);
+    // An int32 tensor whose bit patterns look like subnormal floats must be left alone.
+    const intInitializer = tensor(6, 'i32', [1, 0, 0, 0], null);
+    const constantNode = [
+      ...lengthDelimited(4, [...Buffer.from('Constant')]), // op_type
+      ...lengthDelimited(5, [
+        ...lengthDelimited(1, [...Buffer.from('value')]),
+        ...lengthDelimited(5, tensor(1, 'c', floatBytes([SUBNORMAL]), null)),
+      ]),
+    ];
+    const graph = [
+      ...lengthDelimited(1, constantNode),
+      ...lengthDelimited(5, rawInitializer),
+      ...lengthDelimited(5, packedInitializer),
+      ...lengthDelimited(5, intInitializer),
+    ];
+    const model = new Uint8Array([...varintField(1, 8), ...lengthDelimited(7, graph)]);
+
+    const report = zeroSubnormalWeights(model);
+    assert.equal(report.floatWeights, 7);
+    assert.equal(report.zeroedWeights, 4);
+    assert.equal(report.bytes.length, model.length, 'the model keeps its size');
+    // Read the raw_data payload back at its offset in the original bytes.
+    const rawPayload = Buffer.from(floatBytes([1.5, SUBNORMAL, -SUBNORMAL, TINY_NORMAL]));
+    const offset = Buffer.from(model).indexOf(rawPayload);
+    assert.ok(offset > 0);
+    const patched = Buffer.from(report.bytes);
+    const values = [0, 1, 2, 3].map((index) => patched.readFloatLE(offset + index * 4));
+    assert.deepEqual(values, [1.5, 0, 0, Math.fround(TINY_NORMAL)]);
+    assert.ok(!Object.is(values[2], -0), 'a zeroed weight is +0');
+    // The int32 tensor, whose bytes look like a subnormal float, is left alone.
+    assert.ok(patched.includes(Buffer.from([...lengthDelimited(9, [1, 0, 0, 0])])));
+    // The input is not modified.
+    assert.equal(Buffer.from(model).indexOf(rawPayload), offset);
+  });
+
+  it('rejects bytes that are not an ONNX model', () => {
+    assert.throws(() => zeroSubnormalWeights(new Uint8Array([0xff, 0xff, 0xff])));
+    assert.throws(() => zeroSubnormalWeights(new Uint8Array([8, 1])), /no graph/);
+  });
+
+  it('keeps fr_feature outputs bit-identical after zeroing its subnormal weights', async () => {
+    const original = readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx'));
+    const patched = zeroSubnormalWeights(original);
+    assert.ok(patched.zeroedWeights > 1000, `only ${patched.zeroedWeights} subnormal weights found`);
+    const options = sessionOptions({ intraOpThreads: 1 });
+    const [before, after] = await Promise.all([
+      ort.InferenceSession.create(original, options),
+      ort.InferenceSession.create(patched.bytes, options),
+    ]);
+    try {
+      for (let trial = 0; trial < 3; trial++) {
+        const input = new Float32Array(3 * 112 * 112).map((_, index) => Math.sin(index * 0.01 * (trial + 1)));
+        const feeds = { input: new ort.Tensor('float32', input, [1, 3, 112, 112]) };
+        const [expected, actual] = await Promise.all([before.run(feeds), after.run(feeds)]);
+        assert.deepEqual(actual['output']!.data, expected['output']!.data);
+      }
+    } finally {
+      await Promise.all([before.release(), after.release()]);
+    }
+  });
+});

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const sharedDataDir = path.resolve(repoRoot, '../shared/data');
+export const sharedModelsDir = path.resolve(repoRoot, '../shared/models');
+export const cacheDir = path.join(repoRoot, '.eval');
+
+export interface DataItem {
+  /** Relative to the shared data folder. */
+  path: string;
+  set: string;
+  identity: string;
+  kind: string;
+}
+
+/** Short names on the command line → the `set` column of index.csv. */
+export const SETS: Record<string, { set: string; kinds?: string[] }> = {
+  celeba: { set: 'celeba_wild' },
+  frll: { set: 'frll_london' },
+  yaleb: { set: 'yale_b_cropped' },
+  orl: { set: 'orl_att_faces' },
+  yale: { set: 'yale_faces' },
+  nuaa: { set: 'nuaa_pad_', kinds: ['pad_live', 'pad_spoof_print'] },
+};
+
+export function readIndex(): DataItem[] {
+  const lines = readFileSync(path.join(sharedDataDir, 'index.csv'), 'utf8').trim().split(/\r?\n/).slice(1);
+  return lines.map((line) => {
+    const [itemPath, set, identity, kind] = line.split(',');
+    return { path: itemPath!, set: set!, identity: identity!, kind: kind! };
+  });
+}
+
+export function itemsOf(name: string): DataItem[] {
+  const spec = SETS[name];
+  if (!spec) throw new Error(`unknown set '${name}'; known: ${Object.keys(SETS).join(', ')}`);
+  return readIndex().filter(
+    (item) =>
+      item.set.startsWith(spec.set) && (spec.kinds ? spec.kinds.includes(item.kind) : item.kind === 'bona_fide_face'),
+  );
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so that sampled pairs are reproducible. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,0 +1,152 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { FacegateError } from '@facegate/contracts';
+
+import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type ModelPack } from '../../packages/pipeline/src/index.js';
+import {
+  qualityComponents,
+  unifiedQuality,
+  type QualityMeasurements,
+} from '../../packages/pipeline/src/stages/quality.js';
+import { cacheDir, itemsOf, repoRoot, sharedDataDir, type DataItem } from './dataset.js';
+
+/**
+ * Bump when preprocessing or models change so that cached results are recomputed.
+ * (Cached per pack and set in .eval/, which git ignores.)
+ */
+const EXTRACTION_VERSION = 3;
+
+export interface ExtractedFace {
+  path: string;
+  identity: string;
+  kind: string;
+  /** Error code when no template came out. */
+  error?: string;
+  multipleFaces?: boolean;
+  template?: Float32Array;
+  quality?: number;
+  components?: Record<string, number>;
+  measurements?: Record<string, unknown>;
+  embeddingNorm?: number;
+  pad?: number | null;
+  box?: [number, number, number, number];
+  detectionScore?: number;
+}
+
+interface CachedLine extends Omit<ExtractedFace, 'template'> {
+  version: number;
+  template?: string;
+}
+
+function cacheFile(pack: ModelPack, set: string): string {
+  return path.join(cacheDir, pack, `${set}.jsonl`);
+}
+
+function decodeLine(line: string): (ExtractedFace & { version: number }) | null {
+  try {
+    const cached = JSON.parse(line) as CachedLine;
+    const bytes = cached.template ? Buffer.from(cached.template, 'base64') : undefined;
+    const template = bytes
+      ? new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
+      : undefined;
+    return { ...cached, template };
+  } catch {
+    return null; // a line cut short by an interrupted run
+  }
+}
+
+/**
+ * Runs the full pipeline (gates off, so that every score is recorded) over a data set,
+ * reusing cached results. Progress goes to stderr.
+ */
+export async function extractSet(
+  set: string,
+  options: { pack: ModelPack; refresh: boolean; limit?: number },
+): Promise<ExtractedFace[]> {
+  const items = itemsOf(set).slice(0, options.limit);
+  const file = cacheFile(options.pack, set);
+  mkdirSync(path.dirname(file), { recursive: true });
+  if (options.refresh) rmSync(file, { force: true });
+  const cached = new Map<string, ExtractedFace>();
+  if (existsSync(file)) {
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      const face = line ? decodeLine(line) : null;
+      if (face && face.version === EXTRACTION_VERSION) cached.set(face.path, face);
+    }
+  }
+  const missing = items.filter((item) => !cached.has(item.path));
+  if (missing.length > 0) {
+    const pipeline = await FacePipeline.create({
+      ...DEFAULT_PIPELINE_CONFIG,
+      modelsDir: path.join(repoRoot, 'models'),
+      pack: options.pack,
+      padEnabled: false,
+      qualityEnabled: false,
+      madEnabled: false,
+    });
+    const started = performance.now();
+    try {
+      for (const [index, item] of missing.entries()) {
+        const face = await extractOne(pipeline, item);
+        cached.set(item.path, face);
+        const line: CachedLine = {
+          ...face,
+          version: EXTRACTION_VERSION,
+          template: face.template
+            ? Buffer.from(face.template.buffer, face.template.byteOffset, face.template.byteLength).toString('base64')
+            : undefined,
+        };
+        appendFileSync(file, `${JSON.stringify(line)}\n`);
+        if ((index + 1) % 50 === 0 || index + 1 === missing.length) {
+          const perImage = (performance.now() - started) / (index + 1);
+          process.stderr.write(`  ${set}: ${index + 1}/${missing.length} (${perImage.toFixed(0)} ms/image)\n`);
+        }
+      }
+    } finally {
+      await pipeline.dispose();
+    }
+  }
+  return items.map((item) => rescore(cached.get(item.path)!));
+}
+
+/**
+ * Recomputes quality from the cached raw measurements with the current mapping, so that
+ * tuning the quality components needs no new extraction.
+ */
+function rescore(face: ExtractedFace): ExtractedFace {
+  if (!face.measurements) return face;
+  const components = qualityComponents(face.measurements as unknown as QualityMeasurements);
+  return { ...face, components: { ...components }, quality: unifiedQuality(components) };
+}
+
+async function extractOne(pipeline: FacePipeline, item: DataItem): Promise<ExtractedFace> {
+  const base = { path: item.path, identity: item.identity, kind: item.kind };
+  const bytes = await readFile(path.join(sharedDataDir, item.path));
+  let multipleFaces = false;
+  for (const operation of ['enrol', 'search'] as const) {
+    try {
+      const { analysis, diagnostics } = await pipeline.analyseWithDiagnostics(bytes, operation);
+      return {
+        ...base,
+        ...(multipleFaces ? { multipleFaces } : {}),
+        template: analysis.template,
+        quality: analysis.qualityScore,
+        components: analysis.qualityComponents,
+        measurements: { ...diagnostics.measurements },
+        embeddingNorm: diagnostics.embeddingNorm,
+        pad: analysis.padScore,
+        box: analysis.face.box,
+        detectionScore: analysis.face.detectionScore,
+      };
+    } catch (error) {
+      if (!(error instanceof FacegateError)) throw error;
+      if (error.code === 'MULTIPLE_FACES' && operation === 'enrol') {
+        multipleFaces = true;
+        continue;
+      }
+      return { ...base, error: error.code };
+    }
+  }
+  throw new Error('unreachable');
+}
