@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 
 import { FaissIndex } from '@facegate/faiss';
 
-import { bruteForceInnerProduct, randomUnitVectors, recallAtK, row, sequentialIds } from './helpers.ts';
+import { bruteForceInnerProduct, randomUnitVectors, recallAtK, row, sequentialIds } from './helpers.js';
 
 // Random 64-d vectors have no cluster structure, which makes approximate search hard enough for the search-time
 // parameters to visibly change recall.

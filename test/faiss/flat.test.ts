@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 
 import { FaissIndex, MISSING_LABEL, faissVersion } from '@facegate/faiss';
 
-import { bruteForceInnerProduct, randomUnitVectors, row, sequentialIds } from './helpers.ts';
+import { bruteForceInnerProduct, randomUnitVectors, row, sequentialIds } from './helpers.js';
 
 const DIMENSION = 32;
 const scratchDirectory = mkdtempSync(join(tmpdir(), 'facegate-faiss-'));
@@ -73,7 +73,6 @@ describe('exact Flat inner-product search', () => {
     assert.deepEqual(Array.from(padded.labels), [9n, MISSING_LABEL, MISSING_LABEL]);
     const none = index.search(new Float32Array(0), 3);
     assert.equal(none.labels.length, 0);
-    index.add; // keep the reference lint-free; add() itself is covered in misuse tests
     index.dispose();
   });
 });
@@ -83,7 +82,10 @@ describe('ids', () => {
 
   test('64-bit ids above 2^53 survive add, search, reconstruct and removal exactly', () => {
     const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
-    const largeIds = BigInt64Array.from({ length: 50 }, (_, offset) => 2n ** 62n + 2n ** 53n + BigInt(offset) * 7n + 1n);
+    const largeIds = BigInt64Array.from(
+      { length: 50 },
+      (_, offset) => 2n ** 62n + 2n ** 53n + BigInt(offset) * 7n + 1n,
+    );
     index.addWithIds(base, largeIds);
     for (const position of [0, 17, 49]) {
       const { labels } = index.search(row(base, position, DIMENSION), 1);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { FaissIndex, setThreadCount } from '@facegate/faiss';
 import type { FaissErrorCode } from '@facegate/faiss';
 
-import { randomUnitVectors, sequentialIds } from './helpers.ts';
+import { randomUnitVectors, sequentialIds } from './helpers.js';
 
 export interface MisuseCase {
   name: string;
@@ -191,7 +191,11 @@ export const misuseCases: MisuseCase[] = [
   { name: 'reconstruct: negative id', code: invalid, run: () => idMap2().reconstruct(-1n) },
   { name: 'reconstruct: id beyond int64', code: invalid, run: () => idMap2().reconstruct(2n ** 64n) },
   { name: 'reconstruct: row beyond a positional index', code: notFound, run: () => flat().reconstruct(64n) },
-  { name: 'reconstruct: empty positional index', code: notFound, run: () => FaissIndex.create(D, 'Flat').reconstruct(0n) },
+  {
+    name: 'reconstruct: empty positional index',
+    code: notFound,
+    run: () => FaissIndex.create(D, 'Flat').reconstruct(0n),
+  },
   {
     name: 'reconstruct: positional HNSW out of range',
     code: notFound,
@@ -254,13 +258,11 @@ export const misuseCases: MisuseCase[] = [
     code: failure,
     run: () => FaissIndex.deserialize(Uint8Array.from({ length: 512 }, (_, i) => (i * 37 + 11) & 0xff)),
   },
-  ...[4, 20, 60, 100, 300, 2000].map(
-    (keep): MisuseCase => ({
-      name: `deserialize: index truncated to ${keep} bytes`,
-      code: failure,
-      run: () => FaissIndex.deserialize(serializedFlat().subarray(0, keep)),
-    }),
-  ),
+  ...[4, 20, 60, 100, 300, 2000].map((keep): MisuseCase => ({
+    name: `deserialize: index truncated to ${keep} bytes`,
+    code: failure,
+    run: () => FaissIndex.deserialize(serializedFlat().subarray(0, keep)),
+  })),
   {
     name: 'deserialize: HNSW truncated mid-graph',
     code: failure,

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 
 import { FaissIndex } from '@facegate/faiss';
 
-import { checkMisuse, misuseCases } from './misuse-cases.ts';
+import { checkMisuse, misuseCases } from './misuse-cases.js';
 
 describe('misuse is a JS error with a code', () => {
   for (const misuse of misuseCases) {

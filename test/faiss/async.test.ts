@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { describe, test } from 'node:test';
+
+import { FaissIndex, getThreadCount, setThreadCount } from '@facegate/faiss';
+
+import { randomUnitVectors, row, sequentialIds } from './helpers.js';
+
+const DIMENSION = 64;
+
+describe('searchAsync', () => {
+  const base = randomUnitVectors(3000, DIMENSION, 21);
+  const queries = randomUnitVectors(30, DIMENSION, 22);
+
+  test('returns what search returns, for Flat and HNSW', async () => {
+    for (const description of ['IDMap2,Flat', 'IDMap2,HNSW16']) {
+      const index = FaissIndex.create(DIMENSION, description);
+      index.addWithIds(base, sequentialIds(3000, 2n ** 55n));
+      const expected = index.search(queries, 7);
+      assert.deepEqual(await index.searchAsync(queries, 7), expected);
+      index.dispose();
+    }
+  });
+
+  test('many concurrent searches each get their own answer', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, position) => index.searchAsync(row(base, position, DIMENSION), 1)),
+    );
+    results.forEach((result, position) => assert.equal(result.labels[0], BigInt(position)));
+    index.dispose();
+  });
+
+  test('copies its queries, so the caller may overwrite them immediately', async () => {
+    const index = FaissIndex.create(DIMENSION, 'Flat');
+    index.add(base);
+    const query = row(base, 42, DIMENSION);
+    const pending = index.searchAsync(query, 1);
+    query.fill(0);
+    assert.equal((await pending).labels[0], 42n);
+    index.dispose();
+  });
+
+  test('sees the index as it was when called: a later add waits for it', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    const newcomer = randomUnitVectors(1, DIMENSION, 23);
+    const before = index.searchAsync(newcomer, 1);
+    index.addWithIds(newcomer, BigInt64Array.of(999_999n));
+    assert.notEqual((await before).labels[0], 999_999n);
+    assert.equal((await index.searchAsync(newcomer, 1)).labels[0], 999_999n);
+    index.dispose();
+  });
+
+  test('dispose during a search waits for it; later calls reject', async () => {
+    const index = FaissIndex.create(DIMENSION, 'Flat');
+    index.add(base);
+    const pending = index.searchAsync(queries, 5);
+    index.dispose();
+    assert.equal((await pending).labels.length, 30 * 5);
+    await assert.rejects(index.searchAsync(queries, 5), { code: 'ERR_FAISS_DISPOSED' });
+  });
+
+  test('keeps the event loop turning while a large search runs', async () => {
+    const dimension = 256;
+    const index = FaissIndex.create(dimension, 'Flat');
+    const chunk = randomUnitVectors(10_000, dimension, 24);
+    for (let copy = 0; copy < 10; copy++) index.add(chunk);
+    const heavyQueries = randomUnitVectors(16, dimension, 25);
+    await index.searchAsync(heavyQueries.subarray(0, dimension), 1); // first-call costs out of the way
+    const syncStarted = performance.now();
+    index.search(heavyQueries, 10);
+    const syncMs = performance.now() - syncStarted;
+
+    const callStarted = performance.now();
+    const pending = index.searchAsync(heavyQueries, 10);
+    const callMs = performance.now() - callStarted;
+    let settled = false;
+    void pending.finally(() => (settled = true));
+    let turns = 0;
+    while (!settled) {
+      await nextTurn();
+      turns++;
+    }
+    assert.equal((await pending).labels.length, 160);
+    // Only meaningful when the search is slow enough to measure on this machine.
+    if (syncMs > 20) {
+      assert.ok(callMs < syncMs / 3, `searchAsync held the caller ${callMs.toFixed(1)} of ${syncMs.toFixed(1)} ms`);
+      assert.ok(turns > 3, `only ${turns} event-loop turns during a ${syncMs.toFixed(0)} ms search`);
+    }
+    index.dispose();
+  });
+});
+
+describe('threads', () => {
+  test('setThreadCount applies to the JS thread and to async searches', async () => {
+    const original = getThreadCount();
+    try {
+      setThreadCount(1);
+      assert.equal(getThreadCount(), 1);
+      const index = FaissIndex.create(DIMENSION, 'HNSW16');
+      const vectors = randomUnitVectors(500, DIMENSION, 26);
+      index.add(vectors);
+      assert.equal((await index.searchAsync(row(vectors, 3, DIMENSION), 1)).labels[0], 3n);
+      index.dispose();
+    } finally {
+      setThreadCount(original);
+    }
+  });
+
+  test('idle OpenMP threads sleep instead of spinning unless the operator chose otherwise', () => {
+    assert.ok(process.env['OMP_WAIT_POLICY'], 'the package sets OMP_WAIT_POLICY before loading the addon');
+  });
+});
