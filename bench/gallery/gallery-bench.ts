@@ -224,20 +224,30 @@ process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 if (!args['json-only']) process.stdout.write(`\n${markdown(report)}\n`);
 
 function markdown(r: Record<string, unknown>): string {
-  const get = (path: string): unknown => path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], r);
+  const get = (path: string): unknown =>
+    path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], r);
   const ms = (path: string) => `${Number(get(path)).toFixed(2)} ms`;
   const s = (path: string) => `${Number(get(path)).toFixed(2)} s`;
   const rows: Array<[string, string]> = [
     ['subjects / shards / CPUs', `${r.n} / ${r.shards} / ${r.cpus}`],
     ['enrol throughput', `${Number(get('enrol.per_second')).toFixed(0)} /s (${get('enrol.concurrency')} in flight)`],
     ['Flat search p50 / p99 (gallery)', `${ms('flat.gallery.p50_ms')} / ${ms('flat.gallery.p99_ms')}`],
-    ['Flat search p50 / p99 (raw libfaiss, one index)', `${ms('flat.raw_libfaiss_search.p50_ms')} / ${ms('flat.raw_libfaiss_search.p99_ms')}`],
+    [
+      'Flat search p50 / p99 (raw libfaiss, one index)',
+      `${ms('flat.raw_libfaiss_search.p50_ms')} / ${ms('flat.raw_libfaiss_search.p99_ms')}`,
+    ],
     ['gallery / raw p50', Number(get('flat.gallery_over_raw_p50')).toFixed(2)],
-    ['memory per template, Flat (RSS delta / n)', `${Number(get('cold_start_flat_snapshot.bytes_per_template')).toFixed(0)} B`],
+    [
+      'memory per template, Flat (RSS delta / n)',
+      `${Number(get('cold_start_flat_snapshot.bytes_per_template')).toFixed(0)} B`,
+    ],
     ['cold start from snapshot, Flat', s('cold_start_flat_snapshot.open_seconds')],
     ['cold start without snapshot (rebuild), Flat', s('cold_start_flat_rebuild.open_seconds')],
     [`${r.approximate_index} build from store`, s('approximate_build_seconds')],
-    [`memory per template, ${r.approximate_index}`, `${Number(get('cold_start_approximate_snapshot.bytes_per_template')).toFixed(0)} B`],
+    [
+      `memory per template, ${r.approximate_index}`,
+      `${Number(get('cold_start_approximate_snapshot.bytes_per_template')).toFixed(0)} B`,
+    ],
     [`cold start from snapshot, ${r.approximate_index}`, s('cold_start_approximate_snapshot.open_seconds')],
   ];
   for (const run of r.approximate as Array<Record<string, number>>) {

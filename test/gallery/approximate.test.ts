@@ -30,7 +30,11 @@ describe('approximate indexes', () => {
       await gallery.enrol('exact', 'e0', templates[0]!, MODEL);
       const infos = gallery.shardInfos();
       assert.ok(infos.filter((i) => i.partition === 'fast').every((i) => i.models[0]?.description === 'IDMap2,HNSW32'));
-      assert.ok(infos.filter((i) => i.partition === 'exact').every((i) => i.models.every((m) => m.description === 'IDMap2,Flat')));
+      assert.ok(
+        infos
+          .filter((i) => i.partition === 'exact')
+          .every((i) => i.models.every((m) => m.description === 'IDMap2,Flat')),
+      );
 
       let found = 0;
       for (let i = 0; i < 200; i++) {
@@ -110,7 +114,12 @@ describe('approximate indexes', () => {
   it('keeps an IVF partition exact until it has enough vectors to train, then switches', async () => {
     await withTempDir(async (dir) => {
       // IVF16 needs 16 * 39 = 624 vectors, floored at 1000.
-      const gallery = await Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0, indexDescription: 'IVF16,Flat' });
+      const gallery = await Gallery.open({
+        dataDir: dir,
+        shardCount: 1,
+        snapshotIntervalMs: 0,
+        indexDescription: 'IVF16,Flat',
+      });
       const random = seededRandom(53);
       const templates = Array.from({ length: 1200 }, () => randomUnitVector(random));
       await Promise.all(templates.slice(0, 500).map((t, i) => gallery.enrol('p', `s${i}`, t, MODEL)));
@@ -124,7 +133,12 @@ describe('approximate indexes', () => {
       await gallery.delete('p', 's600');
       assert.deepEqual(await gallery.search('p', templates[600]!, MODEL, 1, 0.9), []);
       await gallery.close();
-      const reopened = await Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0, indexDescription: 'IVF16,Flat' });
+      const reopened = await Gallery.open({
+        dataDir: dir,
+        shardCount: 1,
+        snapshotIntervalMs: 0,
+        indexDescription: 'IVF16,Flat',
+      });
       assert.equal(reopened.shardInfos()[0]!.recovery, 'snapshot');
       assert.equal(reopened.shardInfos()[0]!.models[0]!.description, 'IVF16,Flat');
       assert.equal(reopened.shardInfos()[0]!.models[0]!.vectors, 1199);

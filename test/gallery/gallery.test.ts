@@ -128,7 +128,10 @@ describe('Gallery semantics', () => {
       assert.equal(new Set(all.map((c) => c.subjectId)).size, all.length);
       assert.equal(all.length, 100);
       assert.ok(all.every((c, i) => i === 0 || all[i - 1]!.score >= c.score));
-      assert.ok(all.every((c) => c.score >= 0 && c.score <= 1), 'scores are clamped to [0, 1]');
+      assert.ok(
+        all.every((c) => c.score >= 0 && c.score <= 1),
+        'scores are clamped to [0, 1]',
+      );
     });
   });
 

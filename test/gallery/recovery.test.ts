@@ -73,7 +73,8 @@ describe('persistence and recovery', () => {
       // shard 0: index file bit-flipped; shard 1: manifest truncated; shard 2: directory gone.
       const [indexFile] = (await readdir(shardDir(0))).filter((name) => name.endsWith('.faiss'));
       const bytes = await readFile(join(shardDir(0), indexFile!));
-      bytes[bytes.length >> 1] ^= 0xff;
+      const middle = bytes.length >> 1;
+      bytes[middle] = bytes[middle]! ^ 0xff;
       await writeFile(join(shardDir(0), indexFile!), bytes);
       const manifest = await readFile(join(shardDir(1), 'manifest.json'), 'utf8');
       await writeFile(join(shardDir(1), 'manifest.json'), manifest.slice(0, manifest.length / 2));
@@ -88,7 +89,10 @@ describe('persistence and recovery', () => {
       await reopened.close();
 
       const again = await open(dir);
-      assert.ok(again.shardInfos().every((info) => info.recovery === 'snapshot'), 'rebuilt shards were re-snapshotted');
+      assert.ok(
+        again.shardInfos().every((info) => info.recovery === 'snapshot'),
+        'rebuilt shards were re-snapshotted',
+      );
       await assertFindsExactly(again, 'p', templates, new Set([7]));
       await again.close();
     });
@@ -111,12 +115,17 @@ describe('persistence and recovery', () => {
     const rounds = 3;
     for (let round = 0; round < rounds; round++) {
       await withTempDir(async (dir) => {
-        const killAfter = 20 + Math.floor(Math.random() * 300);
+        const killAfter = 20 + Math.floor(Math.random() * 500);
         const log = await runChildUntilKilled(dir, killAfter);
         t.diagnostic(`round ${round}: killed after ${log.enrolled.size} acknowledged enrols`);
 
         const gallery = await open(dir);
-        t.diagnostic(`recovered by: ${gallery.shardInfos().map((info) => `${info.recovery}+${info.replayedChanges}`).join(', ')}`);
+        t.diagnostic(
+          `recovered by: ${gallery
+            .shardInfos()
+            .map((info) => `${info.recovery}+${info.replayedChanges}`)
+            .join(', ')}`,
+        );
         try {
           const partitions = await gallery.partitions();
           if (partitions.length === 0) {
@@ -136,9 +145,13 @@ describe('persistence and recovery', () => {
             if (inStore) present.add(subjectId);
           }
           for (const subjectId of log.enrolled) {
-            if (!log.deleted.has(subjectId)) assert.ok(present.has(subjectId), `acknowledged enrol lost: ${subjectId}`);
+            // A delete that was in flight at the kill may or may not have committed.
+            if (!log.triedDelete.has(subjectId)) {
+              assert.ok(present.has(subjectId), `acknowledged enrol lost: ${subjectId}`);
+            }
           }
-          for (const subjectId of log.deleted) assert.ok(!present.has(subjectId), `acknowledged delete undone: ${subjectId}`);
+          for (const subjectId of log.deleted)
+            assert.ok(!present.has(subjectId), `acknowledged delete undone: ${subjectId}`);
           const stats = await gallery.stats();
           assert.equal(stats.total_subjects, present.size, 'nothing but attempted subjects is stored');
           // Shards hold exactly their own subjects.
@@ -156,6 +169,7 @@ describe('persistence and recovery', () => {
 
 interface ChildLog {
   tried: Set<string>;
+  triedDelete: Set<string>;
   enrolled: Set<string>;
   deleted: Set<string>;
 }
@@ -164,7 +178,7 @@ async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Pr
   const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', CHILD, dataDir], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const log: ChildLog = { tried: new Set(), enrolled: new Set(), deleted: new Set() };
+  const log: ChildLog = { tried: new Set(), triedDelete: new Set(), enrolled: new Set(), deleted: new Set() };
   let buffered = '';
   let killed = false;
   child.stdout.setEncoding('utf8');
@@ -176,6 +190,7 @@ async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Pr
       const space = line.indexOf(' ');
       const [kind, subjectId] = [line.slice(0, space), line.slice(space + 1)];
       if (kind === 'try') log.tried.add(subjectId);
+      else if (kind === 'try-delete') log.triedDelete.add(subjectId);
       else if (kind === 'enrolled') log.enrolled.add(subjectId);
       else if (kind === 'deleted') log.deleted.add(subjectId);
       if (!killed && log.enrolled.size >= killAfterEnrols) {
@@ -184,7 +199,9 @@ async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Pr
       }
     }
   });
-  const exit = await new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const exit = await new Promise<NodeJS.Signals | null>((resolve) =>
+    child.on('exit', (_code, signal) => resolve(signal)),
+  );
   assert.equal(exit, 'SIGKILL', 'the child must die by SIGKILL, not exit by itself');
   return log;
 }

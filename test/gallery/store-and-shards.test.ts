@@ -47,7 +47,13 @@ describe('SqliteTemplateStore', () => {
     await withTempDir(async (dir) => {
       const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
       const template = randomUnitVector(seededRandom(12));
-      const receipt = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
+      const receipt = await store.addSubject({
+        partition: 'p',
+        shard: 1,
+        subjectId: 'a&<b>',
+        modelId: MODEL,
+        template,
+      });
       const second = await store.addSubject({
         partition: 'p',
         shard: 2,
@@ -60,7 +66,10 @@ describe('SqliteTemplateStore', () => {
       assert.deepEqual(stored?.template, template);
       assert.equal(stored?.faissId, receipt.faissId);
       assert.equal(stored?.shard, 1);
-      assert.deepEqual(await store.resolveSubjects('p', [receipt.faissId, 999n]), new Map([[receipt.faissId, 'a&<b>']]));
+      assert.deepEqual(
+        await store.resolveSubjects('p', [receipt.faissId, 999n]),
+        new Map([[receipt.faissId, 'a&<b>']]),
+      );
       assert.deepEqual(await store.resolveSubjects('other', [receipt.faissId]), new Map());
       assert.deepEqual(await store.partitionCounts(), { p: 2 });
 
@@ -87,12 +96,24 @@ describe('SqliteTemplateStore', () => {
       const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
       const random = seededRandom(14);
       for (let i = 0; i < 50; i++) {
-        await store.addSubject({ partition: 'p', shard: 0, subjectId: `s${i}`, modelId: MODEL, template: randomUnitVector(random) });
+        await store.addSubject({
+          partition: 'p',
+          shard: 0,
+          subjectId: `s${i}`,
+          modelId: MODEL,
+          template: randomUnitVector(random),
+        });
       }
       const scan = await store.openShardScan('p', 0, MODEL, 10);
       assert.equal(scan.count, 50);
       await store.removeSubject('p', 's49');
-      await store.addSubject({ partition: 'p', shard: 0, subjectId: 'late', modelId: MODEL, template: randomUnitVector(random) });
+      await store.addSubject({
+        partition: 'p',
+        shard: 0,
+        subjectId: 'late',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
       let seen = 0;
       for (let batch = await scan.next(); batch !== undefined; batch = await scan.next()) seen += batch.faissIds.length;
       assert.equal(seen, 50, 'the scan sees neither the later delete nor the later add');

@@ -94,12 +94,7 @@ export class Gallery {
   private lastSnapshotError: string | undefined;
   private closed = false;
 
-  private constructor(
-    options: GalleryOptions,
-    store: TemplateStore,
-    engine: VectorIndexEngine,
-    shardCount: number,
-  ) {
+  private constructor(options: GalleryOptions, store: TemplateStore, engine: VectorIndexEngine, shardCount: number) {
     this.options = options;
     this.store = store;
     this.engine = engine;
@@ -123,8 +118,7 @@ export class Gallery {
     await mkdir(options.dataDir, { recursive: true });
     const engine = options.engine ?? (await loadFaissEngine());
     const store =
-      options.store ??
-      (await SqliteTemplateStore.open({ path: join(options.dataDir, 'gallery.sqlite'), dimension }));
+      options.store ?? (await SqliteTemplateStore.open({ path: join(options.dataDir, 'gallery.sqlite'), dimension }));
     try {
       await pinSetting(store, SETTING_SHARD_COUNT, String(shardCount));
       await pinSetting(store, SETTING_DIMENSION, String(store.dimension));
@@ -145,12 +139,7 @@ export class Gallery {
   }
 
   /** Adds a subject with its first template; creates the partition on first use. */
-  async enrol(
-    partition: string,
-    subjectId: string,
-    template: Float32Array,
-    modelId: string,
-  ): Promise<void> {
+  async enrol(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
     assertPartition(partition);
     assertSubjectId(subjectId);
     assertModelId(modelId);
@@ -170,12 +159,7 @@ export class Gallery {
    * Adds another template (another model, or a re-capture) to an enrolled subject. Not used
    * by the REST API today; searches return a subject once whatever its template count.
    */
-  async addTemplate(
-    partition: string,
-    subjectId: string,
-    template: Float32Array,
-    modelId: string,
-  ): Promise<void> {
+  async addTemplate(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
     assertPartition(partition);
     assertSubjectId(subjectId);
     assertModelId(modelId);
@@ -209,9 +193,7 @@ export class Gallery {
     assertThreshold(threshold);
     const query = normalisedTemplate(template, this.dimension);
     const shards = await this.existingShards(partition);
-    const perShard = await Promise.all(
-      shards.map((shard) => shard.search(modelId, query, topK, threshold)),
-    );
+    const perShard = await Promise.all(shards.map((shard) => shard.search(modelId, query, topK, threshold)));
     // Subjects live in exactly one shard, so merging per-shard top-k lists is exact; the map
     // only guards the one-candidate-per-subject rule against any future overlap.
     const best = new Map<string, number>();
@@ -231,12 +213,7 @@ export class Gallery {
    * the store (not the index). SUBJECT_NOT_FOUND when the subject is absent or has no
    * template of `modelId` (templates of different models are never compared).
    */
-  async verify(
-    partition: string,
-    subjectId: string,
-    template: Float32Array,
-    modelId: string,
-  ): Promise<number> {
+  async verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number> {
     assertPartition(partition);
     assertSubjectId(subjectId);
     assertModelId(modelId);
@@ -298,7 +275,15 @@ export class Gallery {
     this.assertOpen();
     while (this.snapshotRunning !== undefined) await this.snapshotRunning;
     const running = this.snapshotAll();
-    this.snapshotRunning = running.finally(() => (this.snapshotRunning = undefined));
+    // Settled version for waiters: a failed snapshot must not become an unhandled rejection.
+    const done = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.snapshotRunning = done;
+    void done.then(() => {
+      if (this.snapshotRunning === done) this.snapshotRunning = undefined;
+    });
     await running;
   }
 
@@ -336,23 +321,24 @@ export class Gallery {
     if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
     await this.snapshotRunning;
     const snapshot = this.options.snapshotOnClose ?? true;
-    try {
-      for (const state of this.partitionStates.values()) {
-        const shards = await state.shards.catch(() => [] as Shard[]);
-        for (const shard of shards) await shard.close({ snapshot });
+    const failures: string[] = [];
+    for (const state of this.partitionStates.values()) {
+      const shards = await state.shards.catch(() => [] as Shard[]);
+      for (const shard of shards) {
+        await shard.close({ snapshot }).catch((error: unknown) => {
+          failures.push(error instanceof Error ? error.message : String(error));
+        });
       }
-    } finally {
-      await this.store.close();
     }
+    await this.store.close();
+    if (failures.length > 0) throw new FacegateError('UNAVAILABLE', failures.join('; '));
   }
 
   // ---------------------------------------------------------------------------------------
 
   private openShards(partition: string): Promise<Shard[]> {
     const description = withIdMap(
-      this.options.indexByPartition?.[partition] ??
-        this.options.indexDescription ??
-        DEFAULT_INDEX_DESCRIPTION,
+      this.options.indexByPartition?.[partition] ?? this.options.indexDescription ?? DEFAULT_INDEX_DESCRIPTION,
     );
     const searchParameters = {
       ...DEFAULT_SEARCH_PARAMETERS,

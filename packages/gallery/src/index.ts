@@ -1,3 +1,5 @@
+import type { VectorIndexEngine } from './vector-index.js';
+
 export { fnv1a32, shardOf } from './hash.js';
 export {
   DEFAULT_DIMENSION,
@@ -9,15 +11,15 @@ export {
   type GalleryOptions,
   type GalleryStats,
 } from './gallery.js';
-export {
-  Shard,
-  type ShardCandidate,
-  type ShardInfo,
-  type ShardModelInfo,
-  type ShardOptions,
-} from './shard.js';
+export { Shard, type ShardCandidate, type ShardInfo, type ShardModelInfo, type ShardOptions } from './shard.js';
 export { SqliteTemplateStore, type SqliteTemplateStoreOptions } from './sqlite-store.js';
+export { RedisTemplateStore, fenceKey, type RedisTemplateStoreOptions } from './redis-store.js';
 export type * from './store.js';
+/**
+ * The libfaiss engine, loaded on first call so that importing this package (e.g. a gateway)
+ * does not load the native binding. Rejects when the binding cannot be loaded.
+ */
+export const loadFaissEngine = async (): Promise<VectorIndexEngine> => (await import('./faiss-engine.js')).faissEngine;
 export {
   DEFAULT_INDEX_DESCRIPTION,
   minimumTrainingVectors,
@@ -30,8 +32,11 @@ export {
 export {
   PARTITION_PATTERN,
   SUBJECT_ID_MAX_CHARACTERS,
+  assertModelId,
   assertPartition,
   assertSubjectId,
+  assertThreshold,
+  assertTopK,
   normalisedTemplate,
   similarityScore,
 } from './validation.js';

@@ -16,13 +16,7 @@ import {
   type SnapshotManifest,
   SNAPSHOT_FORMAT,
 } from './snapshot.js';
-import type {
-  EnrolReceipt,
-  RemovalReceipt,
-  ShardChange,
-  TemplateBatch,
-  TemplateStore,
-} from './store.js';
+import type { EnrolReceipt, RemovalReceipt, ShardChange, TemplateBatch, TemplateStore } from './store.js';
 import { clampScore } from './validation.js';
 import {
   minimumTrainingVectors,
@@ -142,7 +136,12 @@ export class Shard {
     return shard;
   }
 
-  async enrol(subjectId: string, modelId: string, template: Float32Array): Promise<EnrolReceipt> {
+  /**
+   * `requestId` (optional) makes a redelivered enrol idempotent in stores that record it: the
+   * store answers with the original receipt, and the index already holds the template (added
+   * by the first delivery, or by the rebuild of whichever owner opened the shard since).
+   */
+  async enrol(subjectId: string, modelId: string, template: Float32Array, requestId?: string): Promise<EnrolReceipt> {
     this.assertOwns(subjectId);
     return this.gate.pass(async () => {
       const receipt = await this.store.addSubject({
@@ -151,7 +150,9 @@ export class Shard {
         subjectId,
         modelId,
         template,
+        ...(requestId === undefined ? {} : { requestId }),
       });
+      if (receipt.replayed === true) return receipt;
       // No await between the commit and queueing the add: a delete that commits right after
       // must find the add queued so it can cancel it.
       const added = this.modelIndex(modelId).add(receipt.faissId, template);
@@ -163,11 +164,7 @@ export class Shard {
   }
 
   /** Adds another template to an enrolled subject; searches still return the subject once. */
-  async addTemplate(
-    subjectId: string,
-    modelId: string,
-    template: Float32Array,
-  ): Promise<EnrolReceipt> {
+  async addTemplate(subjectId: string, modelId: string, template: Float32Array): Promise<EnrolReceipt> {
     this.assertOwns(subjectId);
     return this.gate.pass(async () => {
       const receipt = await this.store.addTemplate({
@@ -200,12 +197,7 @@ export class Shard {
    * The shard's best subjects for the probe: at most `topK`, each once (its best template),
    * score >= threshold, best first. Only templates of `modelId` are compared.
    */
-  async search(
-    modelId: string,
-    query: Float32Array,
-    topK: number,
-    threshold: number,
-  ): Promise<ShardCandidate[]> {
+  async search(modelId: string, query: Float32Array, topK: number, threshold: number): Promise<ShardCandidate[]> {
     this.assertOpen();
     const modelIndex = this.indexes.get(modelId);
     if (modelIndex === undefined) return [];
@@ -302,16 +294,20 @@ export class Shard {
 
   async close(options: { snapshot?: boolean } = {}): Promise<void> {
     if (this.closed) return;
-    if (options.snapshot ?? true) {
-      await this.maintenance.run(() => this.writeSnapshot());
-    } else {
-      await this.maintenance.run(async () => undefined);
-    }
+    const snapshot = options.snapshot ?? true;
+    // A failed final snapshot costs only replay or rebuild time at the next open: close anyway.
+    const snapshotError = await this.maintenance
+      .run(async () => (snapshot ? await this.writeSnapshot() : undefined))
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
     this.closed = true;
     await this.gate.exclusive(async () => {
       for (const modelIndex of this.indexes.values()) await modelIndex.dispose();
       this.indexes.clear();
     });
+    if (snapshotError !== undefined) throw snapshotError;
   }
 
   // ---------------------------------------------------------------------------------------
@@ -383,9 +379,7 @@ export class Shard {
   /** Applies the shard's changes after `afterSeq` (of one model, or all) to its indexes. */
   private async replay(afterSeq: number, onlyModel?: string): Promise<number> {
     const changes = await this.store.changesSince(this.partition, this.shard, afterSeq);
-    const relevant = changes.filter(
-      (change) => onlyModel === undefined || change.modelId === onlyModel,
-    );
+    const relevant = changes.filter((change) => onlyModel === undefined || change.modelId === onlyModel);
     await this.applyChanges(relevant, (modelId) => this.modelIndex(modelId));
     return relevant.length;
   }
@@ -459,8 +453,7 @@ export class Shard {
     let index: VectorIndex | undefined;
     try {
       const minimumTraining = minimumTrainingVectors(indexDescription);
-      const description =
-        minimumTraining > 0 && scan.count < minimumTraining ? 'IDMap2,Flat' : indexDescription;
+      const description = minimumTraining > 0 && scan.count < minimumTraining ? 'IDMap2,Flat' : indexDescription;
       index = engine.create(dimension, description);
       if (!index.isTrained) {
         const sampleSize = Math.min(scan.count, Math.max(minimumTraining, TRAINING_SAMPLE_MAX));
@@ -473,7 +466,12 @@ export class Shard {
           sampled += batch.faissIds.length;
         }
         if (sampled > 0) {
-          index.train(concatVectors(sample.map((batch) => batch.vectors), sampled * dimension));
+          index.train(
+            concatVectors(
+              sample.map((batch) => batch.vectors),
+              sampled * dimension,
+            ),
+          );
         }
         for (const batch of sample) index.addWithIds(batch.vectors, batch.faissIds);
       }
@@ -496,9 +494,9 @@ export class Shard {
   private async rebuildModelLive(modelId: string): Promise<void> {
     const built = await this.buildFromStore(modelId, true);
     await this.gate.exclusive(async () => {
-      const changes = (
-        await this.store.changesSince(this.partition, this.shard, built.asOfSeq)
-      ).filter((change) => change.modelId === modelId);
+      const changes = (await this.store.changesSince(this.partition, this.shard, built.asOfSeq)).filter(
+        (change) => change.modelId === modelId,
+      );
       const staging = this.wrap(modelId, built, []);
       await this.applyChanges(changes, () => staging);
       const live = this.indexes.get(modelId);
@@ -619,9 +617,7 @@ function needsMaintenance(modelIndex: ModelIndex, minTombstones: number): boolea
   const tombstones = modelIndex.tombstoneCount;
   if (tombstones === 0) return false;
   if (supportsRemoval(modelIndex.description)) {
-    return (
-      tombstones >= minTombstones && tombstones >= modelIndex.ntotal * COMPACT_TOMBSTONE_FRACTION
-    );
+    return tombstones >= minTombstones && tombstones >= modelIndex.ntotal * COMPACT_TOMBSTONE_FRACTION;
   }
   return tombstones >= minTombstones && tombstones >= modelIndex.ntotal * REBUILD_TOMBSTONE_FRACTION;
 }

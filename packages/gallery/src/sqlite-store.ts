@@ -7,7 +7,6 @@ import type {
   ShardChange,
   ShardScan,
   StoredTemplate,
-  TemplateBatch,
   TemplateStore,
 } from './store.js';
 
@@ -114,12 +113,8 @@ export class SqliteTemplateStore implements TemplateStore {
       ensurePartition: db.prepare(
         'INSERT INTO partitions (name, subject_count, created_at) VALUES (?, 0, ?) ON CONFLICT (name) DO NOTHING',
       ),
-      adjustPartitionCount: db.prepare(
-        'UPDATE partitions SET subject_count = subject_count + ? WHERE name = ?',
-      ),
-      insertSubject: db.prepare(
-        'INSERT INTO subjects (partition, subject_id, shard, created_at) VALUES (?, ?, ?, ?)',
-      ),
+      adjustPartitionCount: db.prepare('UPDATE partitions SET subject_count = subject_count + ? WHERE name = ?'),
+      insertSubject: db.prepare('INSERT INTO subjects (partition, subject_id, shard, created_at) VALUES (?, ?, ?, ?)'),
       insertTemplate: db.prepare(
         'INSERT INTO templates (partition, shard, subject_id, model_id, template, created_at) VALUES (?, ?, ?, ?, ?, ?)',
       ),
@@ -151,9 +146,7 @@ export class SqliteTemplateStore implements TemplateStore {
          FROM changes c LEFT JOIN templates t ON c.kind = ${CHANGE_ADD} AND t.faiss_id = c.faiss_id
          WHERE c.partition = ? AND c.shard = ? AND c.seq > ? ORDER BY c.seq`,
       ),
-      currentSeq: db.prepare<[], { seq: number | null }>(
-        "SELECT seq FROM sqlite_sequence WHERE name = 'changes'",
-      ),
+      currentSeq: db.prepare<[], { seq: number | null }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'"),
       pruneChanges: db.prepare('DELETE FROM changes WHERE partition = ? AND shard = ? AND seq <= ?'),
       partitions: db.prepare<[], { name: string; subject_count: number }>(
         'SELECT name, subject_count FROM partitions ORDER BY name',
@@ -167,78 +160,50 @@ export class SqliteTemplateStore implements TemplateStore {
     const statements = this.statements;
     // Calling a better-sqlite3 transaction inside another one runs it as a savepoint.
     const insertTemplateRow = (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
-      const blob = Buffer.from(
-          entry.template.buffer,
-          entry.template.byteOffset,
-          entry.template.byteLength,
-        );
-        const inserted = statements.insertTemplate.run(
-          entry.partition,
-          entry.shard,
-          entry.subjectId,
-          entry.modelId,
-          blob,
-          createdAt,
-        );
-        const faissId = Number(inserted.lastInsertRowid);
-        const change = statements.insertChange.run(
-          entry.partition,
-          entry.shard,
-          CHANGE_ADD,
-          faissId,
-          entry.modelId,
-        );
-        return { faissId: BigInt(faissId), seq: Number(change.lastInsertRowid), createdAt };
+      const blob = Buffer.from(entry.template.buffer, entry.template.byteOffset, entry.template.byteLength);
+      const inserted = statements.insertTemplate.run(
+        entry.partition,
+        entry.shard,
+        entry.subjectId,
+        entry.modelId,
+        blob,
+        createdAt,
+      );
+      const faissId = Number(inserted.lastInsertRowid);
+      const change = statements.insertChange.run(entry.partition, entry.shard, CHANGE_ADD, faissId, entry.modelId);
+      return { faissId: BigInt(faissId), seq: Number(change.lastInsertRowid), createdAt };
     };
-    this.addSubjectInSavepoint = db.transaction(
-      (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
-        statements.ensurePartition.run(entry.partition, createdAt);
-        statements.insertSubject.run(entry.partition, entry.subjectId, entry.shard, createdAt);
-        statements.adjustPartitionCount.run(1, entry.partition);
-        return insertTemplateRow(entry, createdAt);
-      },
-    );
-    this.addTemplateInSavepoint = db.transaction(
-      (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
-        const subject = statements.selectSubject.get(entry.partition, entry.subjectId);
-        if (subject === undefined) {
-          throw new FacegateError(
-            'SUBJECT_NOT_FOUND',
-            `subject not found in partition '${entry.partition}'`,
-          );
-        }
-        return insertTemplateRow({ ...entry, shard: subject.shard }, createdAt);
-      },
-    );
-    this.removeSubjectInSavepoint = db.transaction(
-      (partition: string, subjectId: string): RemovalReceipt => {
-        const subject = statements.selectSubject.get(partition, subjectId);
-        if (subject === undefined) {
-          throw new FacegateError(
-            'SUBJECT_NOT_FOUND',
-            `subject not found in partition '${partition}'`,
-          );
-        }
-        const templates = statements.selectSubjectTemplates.all(partition, subjectId);
-        const removed = [];
-        let seq = 0;
-        for (const row of templates) {
-          statements.deleteTemplate.run(row.faiss_id);
-          const change = statements.insertChange.run(
-            partition,
-            subject.shard,
-            CHANGE_REMOVE,
-            row.faiss_id,
-            row.model_id,
-          );
-          seq = Number(change.lastInsertRowid);
-          removed.push({ faissId: BigInt(row.faiss_id), modelId: row.model_id });
-        }
-        statements.deleteSubject.run(partition, subjectId);
-        statements.adjustPartitionCount.run(-1, partition);
-        return { shard: subject.shard, removed, seq };
-      },
-    );
+    this.addSubjectInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+      statements.ensurePartition.run(entry.partition, createdAt);
+      statements.insertSubject.run(entry.partition, entry.subjectId, entry.shard, createdAt);
+      statements.adjustPartitionCount.run(1, entry.partition);
+      return insertTemplateRow(entry, createdAt);
+    });
+    this.addTemplateInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+      const subject = statements.selectSubject.get(entry.partition, entry.subjectId);
+      if (subject === undefined) {
+        throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${entry.partition}'`);
+      }
+      return insertTemplateRow({ ...entry, shard: subject.shard }, createdAt);
+    });
+    this.removeSubjectInSavepoint = db.transaction((partition: string, subjectId: string): RemovalReceipt => {
+      const subject = statements.selectSubject.get(partition, subjectId);
+      if (subject === undefined) {
+        throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+      }
+      const templates = statements.selectSubjectTemplates.all(partition, subjectId);
+      const removed = [];
+      let seq = 0;
+      for (const row of templates) {
+        statements.deleteTemplate.run(row.faiss_id);
+        const change = statements.insertChange.run(partition, subject.shard, CHANGE_REMOVE, row.faiss_id, row.model_id);
+        seq = Number(change.lastInsertRowid);
+        removed.push({ faissId: BigInt(row.faiss_id), modelId: row.model_id });
+      }
+      statements.deleteSubject.run(partition, subjectId);
+      statements.adjustPartitionCount.run(-1, partition);
+      return { shard: subject.shard, removed, seq };
+    });
   }
 
   static async open(options: SqliteTemplateStoreOptions): Promise<SqliteTemplateStore> {
@@ -251,19 +216,14 @@ export class SqliteTemplateStore implements TemplateStore {
 
   addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
     if (entry.template.length !== this.dimension) {
-      return Promise.reject(
-        new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`),
-      );
+      return Promise.reject(new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`));
     }
     return this.enqueueWrite(() => {
       try {
         return this.addSubjectInSavepoint(entry, Date.now());
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new FacegateError(
-            'SUBJECT_EXISTS',
-            `subject already enrolled in partition '${entry.partition}'`,
-          );
+          throw new FacegateError('SUBJECT_EXISTS', `subject already enrolled in partition '${entry.partition}'`);
         }
         throw error;
       }
@@ -272,9 +232,7 @@ export class SqliteTemplateStore implements TemplateStore {
 
   addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
     if (entry.template.length !== this.dimension) {
-      return Promise.reject(
-        new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`),
-      );
+      return Promise.reject(new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`));
     }
     return this.enqueueWrite(() => this.addTemplateInSavepoint(entry, Date.now()));
   }
@@ -285,15 +243,10 @@ export class SqliteTemplateStore implements TemplateStore {
 
   async getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]> {
     this.assertOpen();
-    return this.statements.selectSubjectTemplates
-      .all(partition, subjectId)
-      .map((row) => this.toStoredTemplate(row));
+    return this.statements.selectSubjectTemplates.all(partition, subjectId).map((row) => this.toStoredTemplate(row));
   }
 
-  async resolveSubjects(
-    partition: string,
-    faissIds: readonly bigint[],
-  ): Promise<Map<bigint, string>> {
+  async resolveSubjects(partition: string, faissIds: readonly bigint[]): Promise<Map<bigint, string>> {
     this.assertOpen();
     const subjects = new Map<bigint, string>();
     for (const faissId of faissIds) {
@@ -316,19 +269,14 @@ export class SqliteTemplateStore implements TemplateStore {
     try {
       reader.exec('BEGIN');
       const asOfSeq =
-        reader
-          .prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'")
-          .get()?.seq ?? 0;
+        reader.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").get()?.seq ?? 0;
       const count =
         reader
           .prepare<[string, number, string], { n: number }>(
             'SELECT count(*) AS n FROM templates WHERE partition = ? AND shard = ? AND model_id = ?',
           )
           .get(partition, shard, modelId)?.n ?? 0;
-      const page = reader.prepare<
-        [string, number, string, number, number],
-        { faiss_id: number; template: Buffer }
-      >(
+      const page = reader.prepare<[string, number, string, number, number], { faiss_id: number; template: Buffer }>(
         'SELECT faiss_id, template FROM templates WHERE partition = ? AND shard = ? AND model_id = ? AND faiss_id > ? ORDER BY faiss_id LIMIT ?',
       );
       const dimension = this.dimension;

@@ -14,6 +14,12 @@ export interface NewSubjectTemplate {
   modelId: string;
   /** L2-normalised; stored as its raw float32 bytes. */
   template: Float32Array;
+  /**
+   * The request that enrols the subject (e.g. the queue's job id). A store that records it
+   * answers a redelivered addSubject with the same id with the original receipt (flagged
+   * `replayed`) instead of SUBJECT_EXISTS. Stores that do not record it ignore it.
+   */
+  requestId?: string;
 }
 
 export interface EnrolReceipt {
@@ -21,6 +27,8 @@ export interface EnrolReceipt {
   faissId: bigint;
   seq: number;
   createdAt: number;
+  /** True when this answers a redelivery of an already committed addSubject (same requestId). */
+  replayed?: boolean;
 }
 
 export interface TemplateRef {
@@ -99,12 +107,7 @@ export interface TemplateStore {
   resolveSubjects(partition: string, faissIds: readonly bigint[]): Promise<Map<bigint, string>>;
 
   /** Streams a shard's templates of one model for an index rebuild, in bounded memory. */
-  openShardScan(
-    partition: string,
-    shard: number,
-    modelId: string,
-    batchSize?: number,
-  ): Promise<ShardScan>;
+  openShardScan(partition: string, shard: number, modelId: string, batchSize?: number): Promise<ShardScan>;
 
   /** Number of templates of one model in a shard. */
   countShardTemplates(partition: string, shard: number, modelId: string): Promise<number>;

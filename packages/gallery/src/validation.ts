@@ -5,6 +5,7 @@ export const SUBJECT_ID_MAX_CHARACTERS = 128;
 export const MODEL_ID_MAX_CHARACTERS = 128;
 
 // C0, DEL and C1 controls: they cannot round-trip through XML 1.0.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/u;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -31,10 +32,7 @@ export function assertSubjectId(subjectId: unknown): asserts subjectId is string
   }
   const characters = [...subjectId].length;
   if (characters < 1 || characters > SUBJECT_ID_MAX_CHARACTERS) {
-    throw new FacegateError(
-      'INVALID_REQUEST',
-      `subject_id must be 1-${SUBJECT_ID_MAX_CHARACTERS} characters`,
-    );
+    throw new FacegateError('INVALID_REQUEST', `subject_id must be 1-${SUBJECT_ID_MAX_CHARACTERS} characters`);
   }
   if (CONTROL_CHARACTER.test(subjectId)) {
     throw new FacegateError('INVALID_REQUEST', 'subject_id must not contain control characters');
@@ -49,10 +47,7 @@ export function assertModelId(modelId: unknown): asserts modelId is string {
     !isWellFormedUnicode(modelId) ||
     CONTROL_CHARACTER.test(modelId)
   ) {
-    throw new FacegateError(
-      'INVALID_REQUEST',
-      `model id must be 1-${MODEL_ID_MAX_CHARACTERS} printable characters`,
-    );
+    throw new FacegateError('INVALID_REQUEST', `model id must be 1-${MODEL_ID_MAX_CHARACTERS} printable characters`);
   }
 }
 
@@ -75,10 +70,7 @@ export function assertThreshold(threshold: unknown): asserts threshold is number
  */
 export function normalisedTemplate(template: unknown, dimension: number): Float32Array {
   if (!(template instanceof Float32Array) || template.length !== dimension) {
-    throw new FacegateError(
-      'INVALID_REQUEST',
-      `template must be a Float32Array of ${dimension} values`,
-    );
+    throw new FacegateError('INVALID_REQUEST', `template must be a Float32Array of ${dimension} values`);
   }
   let squaredNorm = 0;
   for (const value of template) squaredNorm += value * value;

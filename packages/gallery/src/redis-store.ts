@@ -1,0 +1,746 @@
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { FacegateError, type ErrorCode } from '@facegate/contracts';
+import type {
+  EnrolReceipt,
+  NewSubjectTemplate,
+  RemovalReceipt,
+  ShardChange,
+  ShardScan,
+  StoredTemplate,
+  TemplateBatch,
+  TemplateRef,
+  TemplateStore,
+} from './store.js';
+
+export interface RedisTemplateStoreOptions {
+  /** `redis://host:port`; the store opens (and closes) its own connection. */
+  redisUrl: string;
+  /** Key prefix shared with the shard leases (fence keys are `${prefix}:fence:${shard}`). */
+  prefix: string;
+  dimension: number;
+  /**
+   * The fencing token this process holds for a shard, or undefined when it holds none. When
+   * given, every write to a shard carries the token and Redis refuses it (UNAVAILABLE) once a
+   * newer owner has taken the shard. Absent: writes are unfenced (tools, single-writer tests).
+   */
+  fencingTokenOf?: (shard: number) => number | undefined;
+  /** Templates per scan page; a page is one Lua call, so this bounds both memory and latency. */
+  scanBatchSize?: number;
+  /** How long open() waits for the first connection. Default 5 s. */
+  connectTimeoutMs?: number;
+}
+
+/** The fence of a shard: INCRed by every lease acquisition, compared by every fenced write. */
+export function fenceKey(prefix: string, shard: number): string {
+  return `${prefix}:fence:${shard}`;
+}
+
+const DEFAULT_SCAN_BATCH_SIZE = 1024;
+const UNFENCED = '';
+const NO_REQUEST_ID = '';
+
+/**
+ * Every key of the store. Partition names cannot contain ':' (see PARTITION_PATTERN), so the
+ * layout is unambiguous. Single Redis (or a Sentinel-managed primary) only: the scripts touch
+ * keys of several partitions/shards, which Redis Cluster would place in different slots.
+ */
+class KeyLayout {
+  constructor(private readonly prefix: string) {}
+  private get base(): string {
+    return `${this.prefix}:gallery`;
+  }
+  get seq(): string {
+    return `${this.base}:seq`;
+  }
+  get faissIdCounter(): string {
+    return `${this.base}:faiss-id`;
+  }
+  get settings(): string {
+    return `${this.base}:settings`;
+  }
+  /** Hash partition -> subject count; a field outlives the partition's last subject. */
+  get partitions(): string {
+    return `${this.base}:partitions`;
+  }
+  /** Hash subjectId -> JSON {s: shard, c: createdAt, r: requestId, f/q: first receipt, ids}. */
+  subjects(partition: string): string {
+    return `${this.base}:p:${partition}:subjects`;
+  }
+  /** Hash faissId -> JSON {m: modelId, c: createdAt}; kept for removed rows until pruned. */
+  templates(partition: string): string {
+    return `${this.base}:p:${partition}:templates`;
+  }
+  /** Hash faissId -> raw float32 bytes; kept for removed rows until pruned. */
+  vectors(partition: string): string {
+    return `${this.base}:p:${partition}:vectors`;
+  }
+  /** Hash faissId -> subjectId, live templates only (what searches resolve against). */
+  owners(partition: string): string {
+    return `${this.base}:p:${partition}:owners`;
+  }
+  /** Hash faissId -> seq of its removal, for removed rows not yet pruned. */
+  removed(partition: string): string {
+    return `${this.base}:p:${partition}:removed`;
+  }
+  private shardBase(partition: string, shard: number): string {
+    return `${this.base}:p:${partition}:s:${shard}`;
+  }
+  /** Sorted set scored by seq, members `seq|a or r|faissId|modelId`. */
+  changes(partition: string, shard: number): string {
+    return `${this.shardBase(partition, shard)}:changes`;
+  }
+  /** Hash modelId -> live template count; a model's field goes when its count reaches 0. */
+  counts(partition: string, shard: number): string {
+    return `${this.shardBase(partition, shard)}:counts`;
+  }
+  /** The seq through which the shard's change log has been pruned. */
+  pruned(partition: string, shard: number): string {
+    return `${this.shardBase(partition, shard)}:pruned`;
+  }
+  /** Sorted set of faiss ids (score = id) of one model: live rows plus removed, unpruned ones. */
+  rows(partition: string, shard: number, modelId: string): string {
+    return `${this.rowsPrefix(partition, shard)}${modelId}`;
+  }
+  rowsPrefix(partition: string, shard: number): string {
+    return `${this.shardBase(partition, shard)}:rows:`;
+  }
+  fence(shard: number): string {
+    return fenceKey(this.prefix, shard);
+  }
+}
+
+// Shared by every write script: refuse a token older than the shard's fence. Runs before any
+// write, so a refused script has changed nothing (Redis does not roll scripts back).
+const FENCE_CHECK = `
+local function refuse_if_fenced(fence_key, token)
+  if token == '' then return nil end
+  local fence = tonumber(redis.call('GET', fence_key) or '0')
+  if tonumber(token) < fence then
+    return redis.error_reply('FENCED fencing token ' .. token .. ' is older than the shard fence ' .. fence)
+  end
+  return nil
+end
+`;
+
+/**
+ * addSubject / addTemplate. KEYS: subjects, partitions, seq, faiss-id, templates, vectors,
+ * owners, changes, counts, rows, fence. ARGV: mode, partition, subjectId, shard, modelId, bytes,
+ * createdAt, requestId, token. Returns {replayed, faissId, seq, createdAt}.
+ */
+const ADD_SCRIPT = `${FENCE_CHECK}
+local refused = refuse_if_fenced(KEYS[11], ARGV[9])
+if refused then return refused end
+local existing = redis.call('HGET', KEYS[1], ARGV[3])
+local record
+if ARGV[1] == 'subject' then
+  if existing then
+    record = cjson.decode(existing)
+    if ARGV[8] ~= '' and record.r == ARGV[8] then return {1, record.f, record.q, record.c} end
+    return redis.error_reply("SUBJECT_EXISTS subject already enrolled in partition '" .. ARGV[2] .. "'")
+  end
+  record = {s = tonumber(ARGV[4]), c = ARGV[7], r = ARGV[8], ids = {}}
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+else
+  if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[2] .. "'") end
+  record = cjson.decode(existing)
+  if record.s ~= tonumber(ARGV[4]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
+end
+local faiss_id = redis.call('INCR', KEYS[4])
+local seq = redis.call('INCR', KEYS[3])
+table.insert(record.ids, faiss_id)
+if ARGV[1] == 'subject' then
+  record.f = faiss_id
+  record.q = seq
+end
+redis.call('HSET', KEYS[1], ARGV[3], cjson.encode(record))
+redis.call('HSET', KEYS[5], faiss_id, cjson.encode({m = ARGV[5], c = ARGV[7]}))
+redis.call('HSET', KEYS[6], faiss_id, ARGV[6])
+redis.call('HSET', KEYS[7], faiss_id, ARGV[3])
+redis.call('ZADD', KEYS[8], seq, seq .. '|a|' .. faiss_id .. '|' .. ARGV[5])
+redis.call('HINCRBY', KEYS[9], ARGV[5], 1)
+redis.call('ZADD', KEYS[10], faiss_id, faiss_id)
+return {0, faiss_id, seq, ARGV[7]}
+`;
+
+/**
+ * removeSubject. KEYS: subjects, partitions, seq, templates, owners, removed, changes, counts,
+ * fence. ARGV: partition, subjectId, shard, token. The template rows stay (marked removed)
+ * until the change log is pruned past the removal, so that a scan opened earlier still sees
+ * them. Returns {lastSeq, faissId1, modelId1, ...}.
+ */
+const REMOVE_SCRIPT = `${FENCE_CHECK}
+local refused = refuse_if_fenced(KEYS[9], ARGV[4])
+if refused then return refused end
+local existing = redis.call('HGET', KEYS[1], ARGV[2])
+if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[1] .. "'") end
+local record = cjson.decode(existing)
+if record.s ~= tonumber(ARGV[3]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
+local result = {0}
+for _, faiss_id in ipairs(record.ids) do
+  local meta = cjson.decode(redis.call('HGET', KEYS[4], faiss_id))
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('ZADD', KEYS[7], seq, seq .. '|r|' .. faiss_id .. '|' .. meta.m)
+  redis.call('HSET', KEYS[6], faiss_id, seq)
+  redis.call('HDEL', KEYS[5], faiss_id)
+  if redis.call('HINCRBY', KEYS[8], meta.m, -1) <= 0 then redis.call('HDEL', KEYS[8], meta.m) end
+  result[1] = seq
+  table.insert(result, faiss_id)
+  table.insert(result, meta.m)
+end
+redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+return result
+`;
+
+/**
+ * pruneChanges. KEYS: changes, pruned, templates, vectors, removed, fence. ARGV: throughSeq,
+ * token, rows key prefix (a removed row's rows key depends on its model, read from the log).
+ */
+const PRUNE_SCRIPT = `${FENCE_CHECK}
+local refused = refuse_if_fenced(KEYS[6], ARGV[2])
+if refused then return refused end
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, entry in ipairs(entries) do
+  local _, _, kind, faiss_id, model = string.find(entry, '^%d+|(%a)|(%d+)|(.*)$')
+  if kind == 'r' then
+    redis.call('ZREM', ARGV[3] .. model, faiss_id)
+    redis.call('HDEL', KEYS[3], faiss_id)
+    redis.call('HDEL', KEYS[4], faiss_id)
+    redis.call('HDEL', KEYS[5], faiss_id)
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], ARGV[1]) end
+return #entries
+`;
+
+// Refusing a read from before the prune point is what keeps a stale local snapshot (or a scan
+// racing a prune) from silently missing changes: the Shard then rebuilds from the store.
+const PRUNED_CHECK = `
+local function refuse_if_pruned(pruned_key, after_seq)
+  local pruned = tonumber(redis.call('GET', pruned_key) or '0')
+  if tonumber(after_seq) < pruned then
+    return redis.error_reply('PRUNED the change log of this shard is pruned through seq ' .. pruned)
+  end
+  return nil
+end
+`;
+
+/** changesSince. KEYS: changes, pruned, vectors, removed. ARGV: afterSeq. Returns {entry, bytes|nil, ...}. */
+const CHANGES_SCRIPT = `${PRUNED_CHECK}
+local refused = refuse_if_pruned(KEYS[2], ARGV[1])
+if refused then return refused end
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+local out = {}
+for _, entry in ipairs(entries) do
+  local _, _, kind, faiss_id = string.find(entry, '^%d+|(%a)|(%d+)|')
+  table.insert(out, entry)
+  if kind == 'a' and redis.call('HEXISTS', KEYS[4], faiss_id) == 0 then
+    table.insert(out, redis.call('HGET', KEYS[3], faiss_id) or false)
+  else
+    table.insert(out, false)
+  end
+end
+return out
+`;
+
+/** A scan's fixed point: KEYS seq, counts, faiss-id. ARGV: modelId. Returns {seq, count, maxFaissId}. */
+const SCAN_OPEN_SCRIPT = `
+return {
+  tonumber(redis.call('GET', KEYS[1]) or '0'),
+  tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'),
+  tonumber(redis.call('GET', KEYS[3]) or '0')
+}
+`;
+
+/**
+ * One scan page as of asOfSeq: rows with afterId < id <= maxId that were live at asOfSeq.
+ * KEYS: rows, vectors, removed, pruned. ARGV: afterId, maxId, limit, asOfSeq.
+ * Returns {lastExaminedId, {id, bytes, ...}}.
+ */
+const SCAN_PAGE_SCRIPT = `${PRUNED_CHECK}
+local refused = refuse_if_pruned(KEYS[4], ARGV[4])
+if refused then return refused end
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'LIMIT', 0, ARGV[3])
+local out = {}
+local last = ARGV[1]
+for _, id in ipairs(ids) do
+  last = id
+  local removed_at = redis.call('HGET', KEYS[3], id)
+  if (not removed_at) or tonumber(removed_at) > tonumber(ARGV[4]) then
+    table.insert(out, id)
+    table.insert(out, redis.call('HGET', KEYS[2], id))
+  end
+end
+return {last, out}
+`;
+
+/** getSubjectTemplates, atomically. KEYS: subjects, templates, vectors. ARGV: subjectId. */
+const SUBJECT_TEMPLATES_SCRIPT = `
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if not existing then return {} end
+local record = cjson.decode(existing)
+local out = {existing}
+for _, faiss_id in ipairs(record.ids) do
+  table.insert(out, tostring(faiss_id))
+  table.insert(out, redis.call('HGET', KEYS[2], faiss_id))
+  table.insert(out, redis.call('HGET', KEYS[3], faiss_id))
+end
+return out
+`;
+
+/** A Lua script run by EVALSHA, falling back to EVAL when Redis lost its script cache (a restart). */
+class LuaScript {
+  private readonly sha: string;
+  constructor(
+    private readonly source: string,
+    private readonly numberOfKeys: number,
+  ) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    return this.invoke(redis, keys, args, false);
+  }
+
+  /** Same, with bulk replies as Buffers (template bytes must not go through UTF-8). */
+  async runBuffer(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    return this.invoke(redis, keys, args, true);
+  }
+
+  private async invoke(
+    redis: Redis,
+    keys: string[],
+    args: Array<string | number | Buffer>,
+    buffers: boolean,
+  ): Promise<unknown> {
+    if (keys.length !== this.numberOfKeys) throw new Error(`script expects ${this.numberOfKeys} keys`);
+    const call = (command: string, head: string): Promise<unknown> =>
+      buffers
+        ? redis.callBuffer(command, [head, keys.length, ...keys, ...args])
+        : redis.call(command, [head, keys.length, ...keys, ...args]);
+    try {
+      return await call('EVALSHA', this.sha);
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) return call('EVAL', this.source);
+      throw error;
+    }
+  }
+}
+
+const scripts = {
+  add: new LuaScript(ADD_SCRIPT, 11),
+  remove: new LuaScript(REMOVE_SCRIPT, 9),
+  prune: new LuaScript(PRUNE_SCRIPT, 6),
+  changes: new LuaScript(CHANGES_SCRIPT, 4),
+  scanOpen: new LuaScript(SCAN_OPEN_SCRIPT, 3),
+  scanPage: new LuaScript(SCAN_PAGE_SCRIPT, 4),
+  subjectTemplates: new LuaScript(SUBJECT_TEMPLATES_SCRIPT, 3),
+};
+
+interface SubjectRecord {
+  s: number;
+  c: string;
+  r: string;
+  f: number;
+  q: number;
+  ids: number[];
+}
+
+// Script errors we raise on purpose start with one of these words; anything else (connection
+// refused, OOM, READONLY replica...) means the store is not usable right now.
+const SCRIPT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
+  SUBJECT_EXISTS: 'SUBJECT_EXISTS',
+  SUBJECT_NOT_FOUND: 'SUBJECT_NOT_FOUND',
+  FENCED: 'UNAVAILABLE',
+  PRUNED: 'UNAVAILABLE',
+  SHARD_MISMATCH: 'INTERNAL_ERROR',
+};
+
+/**
+ * {@link TemplateStore} on Redis: the shared source of truth that every distributed worker
+ * reaches. Each write is one Lua script, so it is atomic (subject uniqueness, counters, change
+ * log, bytes) and, with a fencing token, refused once the writer no longer owns the shard.
+ * Durability is Redis's: AOF with `appendfsync always` makes a resolved write fsynced;
+ * `everysec` may lose the last second on a power cut (see docs/distributed.md).
+ */
+export class RedisTemplateStore implements TemplateStore {
+  readonly dimension: number;
+  private readonly redis: Redis;
+  private readonly keys: KeyLayout;
+  private readonly fencingTokenOf: ((shard: number) => number | undefined) | undefined;
+  private readonly scanBatchSize: number;
+  private closed = false;
+
+  private constructor(options: RedisTemplateStoreOptions, redis: Redis) {
+    this.dimension = options.dimension;
+    this.redis = redis;
+    this.keys = new KeyLayout(options.prefix);
+    this.fencingTokenOf = options.fencingTokenOf;
+    this.scanBatchSize = options.scanBatchSize ?? DEFAULT_SCAN_BATCH_SIZE;
+  }
+
+  static async open(options: RedisTemplateStoreOptions): Promise<RedisTemplateStore> {
+    const redisOptions: RedisOptions = {
+      // Fail fast while Redis is away: a request becomes a prompt UNAVAILABLE rather than a
+      // write parked in a client-side queue that might replay long after its caller gave up.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    };
+    const redis = new Redis(options.redisUrl, redisOptions);
+    redis.on('error', () => {});
+    try {
+      await waitUntilReady(redis, options.connectTimeoutMs ?? 5_000);
+    } catch (error) {
+      redis.disconnect();
+      throw unavailable(error);
+    }
+    return new RedisTemplateStore(options, redis);
+  }
+
+  addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    return this.add('subject', entry);
+  }
+
+  async addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    // The subject's shard is fixed by its id; read it so that the script gets the right keys
+    // (the script checks it again, atomically).
+    const record = await this.subjectRecord(entry.partition, entry.subjectId);
+    if (record === undefined) {
+      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${entry.partition}'`);
+    }
+    return this.add('template', { ...entry, shard: record.s });
+  }
+
+  async removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt> {
+    const record = await this.subjectRecord(partition, subjectId);
+    if (record === undefined) {
+      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+    }
+    const shard = record.s;
+    const k = this.keys;
+    const reply = (await this.attempt(() =>
+      scripts.remove.run(
+        this.redis,
+        [
+          k.subjects(partition),
+          k.partitions,
+          k.seq,
+          k.templates(partition),
+          k.owners(partition),
+          k.removed(partition),
+          k.changes(partition, shard),
+          k.counts(partition, shard),
+          k.fence(shard),
+        ],
+        [partition, subjectId, shard, this.tokenFor(shard)],
+      ),
+    )) as Array<string | number>;
+    const removed: TemplateRef[] = [];
+    for (let i = 1; i < reply.length; i += 2) {
+      removed.push({ faissId: BigInt(reply[i]!), modelId: String(reply[i + 1]) });
+    }
+    return { shard, removed, seq: Number(reply[0]) };
+  }
+
+  async getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]> {
+    const k = this.keys;
+    const reply = (await this.attempt(() =>
+      scripts.subjectTemplates.runBuffer(
+        this.redis,
+        [k.subjects(partition), k.templates(partition), k.vectors(partition)],
+        [subjectId],
+      ),
+    )) as Buffer[];
+    if (reply.length === 0) return [];
+    const record = JSON.parse(reply[0]!.toString('utf8')) as SubjectRecord;
+    const templates: StoredTemplate[] = [];
+    for (let i = 1; i + 2 < reply.length; i += 3) {
+      const meta = JSON.parse(reply[i + 1]!.toString('utf8')) as { m: string; c: string };
+      templates.push({
+        faissId: BigInt(reply[i]!.toString('utf8')),
+        partition,
+        shard: record.s,
+        subjectId,
+        modelId: meta.m,
+        template: decodeTemplate(reply[i + 2]!),
+        createdAt: Number(meta.c),
+      });
+    }
+    return templates;
+  }
+
+  async resolveSubjects(partition: string, faissIds: readonly bigint[]): Promise<Map<bigint, string>> {
+    const subjects = new Map<bigint, string>();
+    if (faissIds.length === 0) return subjects;
+    const owners = await this.attempt(() =>
+      this.redis.hmget(this.keys.owners(partition), ...faissIds.map((id) => id.toString())),
+    );
+    faissIds.forEach((faissId, i) => {
+      const subjectId = owners[i];
+      if (subjectId !== null && subjectId !== undefined) subjects.set(faissId, subjectId);
+    });
+    return subjects;
+  }
+
+  async openShardScan(
+    partition: string,
+    shard: number,
+    modelId: string,
+    batchSize = this.scanBatchSize,
+  ): Promise<ShardScan> {
+    const k = this.keys;
+    const [asOfSeq, count, maxFaissId] = (await this.attempt(() =>
+      scripts.scanOpen.run(this.redis, [k.seq, k.counts(partition, shard), k.faissIdCounter], [modelId]),
+    )) as [number, number, number];
+    const dimension = this.dimension;
+    let afterId = '0';
+    let finished = false;
+    const nextPage = async (): Promise<TemplateBatch | undefined> => {
+      // Pages of removed-but-unpruned rows may yield nothing: keep going until the range ends.
+      while (!finished) {
+        const [last, flat] = (await this.attempt(() =>
+          scripts.scanPage.runBuffer(
+            this.redis,
+            [k.rows(partition, shard, modelId), k.vectors(partition), k.removed(partition), k.pruned(partition, shard)],
+            [afterId, maxFaissId, batchSize, asOfSeq],
+          ),
+        )) as [Buffer, Buffer[]];
+        const lastId = last.toString('utf8');
+        if (lastId === afterId) {
+          finished = true;
+          return undefined;
+        }
+        afterId = lastId;
+        if (flat.length === 0) continue;
+        const rows = flat.length / 2;
+        const faissIds = new BigInt64Array(rows);
+        const vectors = new Float32Array(rows * dimension);
+        for (let row = 0; row < rows; row++) {
+          faissIds[row] = BigInt(flat[row * 2]!.toString('utf8'));
+          vectors.set(decodeTemplate(flat[row * 2 + 1]!), row * dimension);
+        }
+        return { faissIds, vectors };
+      }
+      return undefined;
+    };
+    return {
+      asOfSeq,
+      count,
+      next: nextPage,
+      close: async () => {
+        finished = true;
+      },
+    };
+  }
+
+  async countShardTemplates(partition: string, shard: number, modelId: string): Promise<number> {
+    return Number((await this.attempt(() => this.redis.hget(this.keys.counts(partition, shard), modelId))) ?? 0);
+  }
+
+  async shardModels(partition: string, shard: number): Promise<string[]> {
+    return this.attempt(() => this.redis.hkeys(this.keys.counts(partition, shard)));
+  }
+
+  async changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]> {
+    const k = this.keys;
+    const flat = (await this.attempt(() =>
+      scripts.changes.runBuffer(
+        this.redis,
+        [k.changes(partition, shard), k.pruned(partition, shard), k.vectors(partition), k.removed(partition)],
+        [afterSeq],
+      ),
+    )) as Array<Buffer | null>;
+    const changes: ShardChange[] = [];
+    for (let i = 0; i < flat.length; i += 2) {
+      const entry = parseChangeEntry(flat[i]!.toString('utf8'));
+      if (entry.kind === 'add') {
+        const bytes = flat[i + 1];
+        changes.push({ ...entry, kind: 'add', template: bytes ? decodeTemplate(bytes) : undefined });
+      } else {
+        changes.push({ ...entry, kind: 'remove' });
+      }
+    }
+    return changes;
+  }
+
+  async currentSeq(): Promise<number> {
+    return Number((await this.attempt(() => this.redis.get(this.keys.seq))) ?? 0);
+  }
+
+  async pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void> {
+    const k = this.keys;
+    await this.attempt(() =>
+      scripts.prune.run(
+        this.redis,
+        [
+          k.changes(partition, shard),
+          k.pruned(partition, shard),
+          k.templates(partition),
+          k.vectors(partition),
+          k.removed(partition),
+          k.fence(shard),
+        ],
+        [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard)],
+      ),
+    );
+  }
+
+  async partitions(): Promise<string[]> {
+    const names = await this.attempt(() => this.redis.hkeys(this.keys.partitions));
+    return names.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  async partitionCounts(): Promise<Record<string, number>> {
+    const raw = await this.attempt(() => this.redis.hgetall(this.keys.partitions));
+    const counts: Record<string, number> = {};
+    for (const name of Object.keys(raw).sort()) counts[name] = Number(raw[name]);
+    return counts;
+  }
+
+  async getSetting(key: string): Promise<string | undefined> {
+    return (await this.attempt(() => this.redis.hget(this.keys.settings, key))) ?? undefined;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    await this.attempt(() => this.redis.hset(this.keys.settings, key, value));
+  }
+
+  /** Round trip to Redis, for health checks. */
+  async ping(): Promise<void> {
+    await this.attempt(() => this.redis.ping());
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private async add(mode: 'subject' | 'template', entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    if (entry.template.length !== this.dimension) {
+      throw new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`);
+    }
+    const { partition, shard, modelId } = entry;
+    const k = this.keys;
+    const createdAt = Date.now();
+    const reply = (await this.attempt(() =>
+      scripts.add.run(
+        this.redis,
+        [
+          k.subjects(partition),
+          k.partitions,
+          k.seq,
+          k.faissIdCounter,
+          k.templates(partition),
+          k.vectors(partition),
+          k.owners(partition),
+          k.changes(partition, shard),
+          k.counts(partition, shard),
+          k.rows(partition, shard, modelId),
+          k.fence(shard),
+        ],
+        [
+          mode,
+          partition,
+          entry.subjectId,
+          shard,
+          modelId,
+          encodeTemplate(entry.template),
+          String(createdAt),
+          entry.requestId ?? NO_REQUEST_ID,
+          this.tokenFor(shard),
+        ],
+      ),
+    )) as [number, number, number, string];
+    const receipt: EnrolReceipt = { faissId: BigInt(reply[1]), seq: Number(reply[2]), createdAt: Number(reply[3]) };
+    return reply[0] === 1 ? { ...receipt, replayed: true } : receipt;
+  }
+
+  private async subjectRecord(partition: string, subjectId: string): Promise<SubjectRecord | undefined> {
+    const text = await this.attempt(() => this.redis.hget(this.keys.subjects(partition), subjectId));
+    return text === null ? undefined : (JSON.parse(text) as SubjectRecord);
+  }
+
+  /** The token for a fenced write to the shard; refuses locally when this process holds none. */
+  private tokenFor(shard: number): string {
+    if (this.fencingTokenOf === undefined) return UNFENCED;
+    const token = this.fencingTokenOf(shard);
+    if (token === undefined) {
+      throw new FacegateError('UNAVAILABLE', `this worker does not own shard ${shard}; write refused`);
+    }
+    return String(token);
+  }
+
+  /** Runs one Redis operation, turning every failure into a typed FacegateError. */
+  private async attempt<T>(operation: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new FacegateError('UNAVAILABLE', 'template store is closed');
+    try {
+      return await operation();
+    } catch (error) {
+      throw toFacegateError(error);
+    }
+  }
+}
+
+function parseChangeEntry(entry: string): { seq: number; kind: 'add' | 'remove'; faissId: bigint; modelId: string } {
+  const first = entry.indexOf('|');
+  const second = entry.indexOf('|', first + 1);
+  const third = entry.indexOf('|', second + 1);
+  return {
+    seq: Number(entry.slice(0, first)),
+    kind: entry.slice(first + 1, second) === 'a' ? 'add' : 'remove',
+    faissId: BigInt(entry.slice(second + 1, third)),
+    modelId: entry.slice(third + 1),
+  };
+}
+
+function encodeTemplate(template: Float32Array): Buffer {
+  return Buffer.from(template.buffer, template.byteOffset, template.byteLength);
+}
+
+function decodeTemplate(bytes: Buffer): Float32Array {
+  // Copy: a reply buffer's offset need not be 4-byte aligned.
+  const template = new Float32Array(bytes.byteLength / 4);
+  new Uint8Array(template.buffer).set(bytes);
+  return template;
+}
+
+function toFacegateError(error: unknown): FacegateError {
+  if (error instanceof FacegateError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  // Our scripts' errors are `WORD reason`; the word names the FacegateError code.
+  const scripted = /^([A-Z_]+) (.*)$/s.exec(message);
+  const code = scripted === null ? undefined : SCRIPT_ERROR_CODES[scripted[1]!];
+  if (code !== undefined) return new FacegateError(code, scripted![2]!);
+  return unavailable(error);
+}
+
+function unavailable(error: unknown): FacegateError {
+  const reason = error instanceof Error ? error.message : String(error);
+  return new FacegateError('UNAVAILABLE', `template store (Redis) failed: ${reason}`);
+}
+
+async function waitUntilReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`no connection to Redis within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = (): void => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+    };
+    redis.on('ready', onReady);
+  });
+}
