@@ -19,10 +19,20 @@ function findTests(directory) {
 }
 
 const args = process.argv.slice(2);
-const selected = args.length > 0 ? args.flatMap((arg) => (statSync(arg).isDirectory() ? findTests(arg) : [arg])) : findTests(path.join(root, 'test'));
+const selected =
+  args.length > 0
+    ? args.flatMap((arg) => (statSync(arg).isDirectory() ? findTests(arg) : [arg]))
+    : findTests(path.join(root, 'test'));
 const result = spawnSync(
   process.execPath,
-  ['--conditions=development', '--import', 'tsx', '--test', '--test-reporter=spec', ...selected.map((file) => path.relative(root, file))],
+  [
+    '--conditions=development',
+    '--import',
+    'tsx',
+    '--test',
+    '--test-reporter=spec',
+    ...selected.map((file) => path.relative(root, file)),
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, FACEGATE_TEST: '1' } },
 );
 process.exit(result.status ?? 1);

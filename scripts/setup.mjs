@@ -71,7 +71,8 @@ function ensureNodeModules() {
   const lock = path.join(root, 'package-lock.json');
   const manifests = [path.join(root, 'package.json'), lock];
   for (const group of ['apps', 'packages']) {
-    for (const name of readdirSync(path.join(root, group))) manifests.push(path.join(root, group, name, 'package.json'));
+    for (const name of readdirSync(path.join(root, group)))
+      manifests.push(path.join(root, group, name, 'package.json'));
   }
   const installedAt = newestMtime(installedMarker);
   if (installedAt > 0 && manifests.every((file) => newestMtime(file) <= installedAt)) return;

@@ -55,7 +55,16 @@ describe('metadata validation', () => {
     for (const subject_id of ['<&>"\'', '名前', '😀 emoji', 'x'.repeat(128), 'é'.repeat(128)]) {
       assert.equal(parseMetadata('enrol', JSON.stringify({ subject_id })).subject_id, subject_id);
     }
-    for (const subject_id of ['', 'a\u0000b', 'tab\there', 'line\nbreak', '\u0085', '\ud800', 'x\uffff', 'x'.repeat(129)]) {
+    for (const subject_id of [
+      '',
+      'a\u0000b',
+      'tab\there',
+      'line\nbreak',
+      '\u0085',
+      '\ud800',
+      'x\uffff',
+      'x'.repeat(129),
+    ]) {
       invalid(() => parseMetadata('enrol', JSON.stringify({ subject_id })));
     }
     invalid(() => parseMetadata('enrol', '{"subject_id":42}'));

@@ -4,7 +4,9 @@ import { create } from 'xmlbuilder2';
 import { HTTP_STATUS_BY_CODE, ERROR_CODES, errorXml, healthBody, successXml } from '@facegate/contracts';
 
 function textOf(xml: string, element: string): string | null {
-  const document = create(xml).node as unknown as { getElementsByTagName(name: string): ArrayLike<{ textContent: string | null }> };
+  const document = create(xml).node as unknown as {
+    getElementsByTagName(name: string): ArrayLike<{ textContent: string | null }>;
+  };
   return document.getElementsByTagName(element)[0]?.textContent ?? null;
 }
 

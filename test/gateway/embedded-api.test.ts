@@ -30,7 +30,11 @@ async function noFaceImage(): Promise<Uint8Array> {
       pixels[offset + 2] = 128;
     }
   }
-  return new Uint8Array(await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg().toBuffer());
+  return new Uint8Array(
+    await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .jpeg()
+      .toBuffer(),
+  );
 }
 
 describe('REST API in embedded mode (real models, real photos)', () => {
@@ -111,12 +115,7 @@ describe('REST API in embedded mode (real models, real photos)', () => {
     };
     const random = new Uint8Array(4096).map((_, index) => (index * 7919) % 251);
     await expectError(postBiometric(service.baseUrl, 'search', random), 400, 'IMAGE_DECODE_FAILED', 'SearchResponse');
-    await expectError(
-      postBiometric(service.baseUrl, 'search', await noFaceImage()),
-      400,
-      'NO_FACE',
-      'SearchResponse',
-    );
+    await expectError(postBiometric(service.baseUrl, 'search', await noFaceImage()), 400, 'NO_FACE', 'SearchResponse');
     await expectError(
       postBiometric(service.baseUrl, 'enrol', twoFaces, { subject_id: 'two' }),
       400,
@@ -129,8 +128,18 @@ describe('REST API in embedded mode (real models, real photos)', () => {
       'INVALID_REQUEST',
       'SearchResponse',
     );
-    await expectError(postBiometric(service.baseUrl, 'verify', personA, '{not json'), 400, 'INVALID_REQUEST', 'VerifyResponse');
-    await expectError(postBiometric(service.baseUrl, 'enrol', undefined, { subject_id: 'x' }), 400, 'INVALID_REQUEST', 'EnrolResponse');
+    await expectError(
+      postBiometric(service.baseUrl, 'verify', personA, '{not json'),
+      400,
+      'INVALID_REQUEST',
+      'VerifyResponse',
+    );
+    await expectError(
+      postBiometric(service.baseUrl, 'enrol', undefined, { subject_id: 'x' }),
+      400,
+      'INVALID_REQUEST',
+      'EnrolResponse',
+    );
     await expectError(
       postBiometric(service.baseUrl, 'verify', personA, { subject_id: 'nobody' }),
       404,
@@ -182,29 +191,51 @@ describe('REST API in embedded mode (real models, real photos)', () => {
       (await run('curl', ['-sS', ...args], { cwd: workDir })).stdout;
 
     const enrol = await curl(
-      '-X', 'POST', `${base}/api/v1/enrol`,
-      '-F', 'image=@photo.jpg',
-      '-F', 'metadata={"subject_id":"person-003","partition":"default"}',
+      '-X',
+      'POST',
+      `${base}/api/v1/enrol`,
+      '-F',
+      'image=@photo.jpg',
+      '-F',
+      'metadata={"subject_id":"person-003","partition":"default"}',
     );
     assert.match(enrol, /<EnrolResponse>\s*<status>OK<\/status>\s*<subject_id>person-003<\/subject_id>/);
     const search = await curl(
-      '-X', 'POST', `${base}/api/v1/search`,
-      '-F', 'image=@probe.jpg',
-      '-F', 'metadata={"partition":"default","top_k":5,"threshold":0.4}',
+      '-X',
+      'POST',
+      `${base}/api/v1/search`,
+      '-F',
+      'image=@probe.jpg',
+      '-F',
+      'metadata={"partition":"default","top_k":5,"threshold":0.4}',
     );
-    assert.match(search, /<SearchResponse>\s*<status>OK<\/status>\s*<candidates>\s*<candidate>\s*<subject_id>person-003<\/subject_id>/);
+    assert.match(
+      search,
+      /<SearchResponse>\s*<status>OK<\/status>\s*<candidates>\s*<candidate>\s*<subject_id>person-003<\/subject_id>/,
+    );
     const verify = await curl(
-      '-X', 'POST', `${base}/api/v1/verify`,
-      '-F', 'image=@probe.jpg',
-      '-F', 'metadata={"subject_id":"person-003","partition":"default"}',
+      '-X',
+      'POST',
+      `${base}/api/v1/verify`,
+      '-F',
+      'image=@probe.jpg',
+      '-F',
+      'metadata={"subject_id":"person-003","partition":"default"}',
     );
     assert.match(verify, /<match>true<\/match>/);
     const deleted = await curl(
-      '-X', 'POST', `${base}/api/v1/delete`,
-      '-H', 'Content-Type: application/json',
-      '-d', '{"subject_id":"person-003","partition":"default"}',
+      '-X',
+      'POST',
+      `${base}/api/v1/delete`,
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      '{"subject_id":"person-003","partition":"default"}',
     );
-    assert.match(deleted, /<DeleteResponse>\s*<status>OK<\/status>\s*<subject_id>person-003<\/subject_id>\s*<\/DeleteResponse>/);
+    assert.match(
+      deleted,
+      /<DeleteResponse>\s*<status>OK<\/status>\s*<subject_id>person-003<\/subject_id>\s*<\/DeleteResponse>/,
+    );
     const searchAgain = await curl('-X', 'POST', `${base}/api/v1/search`, '-F', 'image=@probe.jpg');
     assert.doesNotMatch(searchAgain, /person-003/);
     assert.match(await curl(`${base}/api/v1/health`), /"status":"healthy"/);

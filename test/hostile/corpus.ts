@@ -70,22 +70,71 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
   const withMetadata = (endpoint: (typeof BIOMETRIC)[number], name: string, metadata: string): void =>
     biometric(endpoint, name, [imagePart(face), { name: 'metadata', data: metadata }]);
 
-  const notJson = ['', ' ', '{', '}', '{"a":}', "{'subject_id':'x'}", 'undefined', 'NaN', '{"top_k":NaN}',
-    '{"top_k":Infinity}', '{"subject_id":"x",}', '[1,2', 'null', 'true', '42', '"string"', '[]',
-    '{"subject_id":"x"}{"subject_id":"y"}', '\u0000', '\ufeff{"subject_id":"x"}x'];
+  const notJson = [
+    '',
+    ' ',
+    '{',
+    '}',
+    '{"a":}',
+    "{'subject_id':'x'}",
+    'undefined',
+    'NaN',
+    '{"top_k":NaN}',
+    '{"top_k":Infinity}',
+    '{"subject_id":"x",}',
+    '[1,2',
+    'null',
+    'true',
+    '42',
+    '"string"',
+    '[]',
+    '{"subject_id":"x"}{"subject_id":"y"}',
+    '\u0000',
+    '\ufeff{"subject_id":"x"}x',
+  ];
   for (const endpoint of BIOMETRIC) {
     notJson.forEach((text, index) => withMetadata(endpoint, `metadata not a JSON object #${index}`, text));
   }
 
   const wrongValues: Array<[string, unknown]> = [
-    ['partition', 42], ['partition', true], ['partition', null], ['partition', ['default']], ['partition', {}],
-    ['partition', ''], ['partition', '../../etc/passwd'], ['partition', '/'], ['partition', '..'], ['partition', 'a/b'],
-    ['partition', 'a\\b'], ['partition', '%2e%2e'], ['partition', '.'], ['partition', 'x'.repeat(65)],
-    ['partition', 'default\u0000'], ['partition', 'défault'], ['partition', ' default'], ['partition', 'C:\\x'],
-    ['top_k', '5'], ['top_k', 0], ['top_k', -1], ['top_k', 101], ['top_k', 2.5], ['top_k', 1e308],
-    ['top_k', -1e308], ['top_k', null], ['top_k', [5]], ['top_k', 9007199254740993],
-    ['threshold', '0.5'], ['threshold', -0.1], ['threshold', 1.0001], ['threshold', 1e308], ['threshold', null],
-    ['threshold', true], ['threshold', { value: 0.5 }], ['unknown_field', 1], ['topk', 5], ['__proto__', { x: 1 }],
+    ['partition', 42],
+    ['partition', true],
+    ['partition', null],
+    ['partition', ['default']],
+    ['partition', {}],
+    ['partition', ''],
+    ['partition', '../../etc/passwd'],
+    ['partition', '/'],
+    ['partition', '..'],
+    ['partition', 'a/b'],
+    ['partition', 'a\\b'],
+    ['partition', '%2e%2e'],
+    ['partition', '.'],
+    ['partition', 'x'.repeat(65)],
+    ['partition', 'default\u0000'],
+    ['partition', 'défault'],
+    ['partition', ' default'],
+    ['partition', 'C:\\x'],
+    ['top_k', '5'],
+    ['top_k', 0],
+    ['top_k', -1],
+    ['top_k', 101],
+    ['top_k', 2.5],
+    ['top_k', 1e308],
+    ['top_k', -1e308],
+    ['top_k', null],
+    ['top_k', [5]],
+    ['top_k', Number.MAX_SAFE_INTEGER + 2],
+    ['threshold', '0.5'],
+    ['threshold', -0.1],
+    ['threshold', 1.0001],
+    ['threshold', 1e308],
+    ['threshold', null],
+    ['threshold', true],
+    ['threshold', { value: 0.5 }],
+    ['unknown_field', 1],
+    ['topk', 5],
+    ['__proto__', { x: 1 }],
     ['constructor', 'x'],
   ];
   for (const [field, value] of wrongValues) {
@@ -94,8 +143,26 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
   }
 
   const badSubjects: unknown[] = [
-    '', 'x'.repeat(129), 'a\u0000b', 'a\nb', 'a\rb', 'tab\tid', '\u007f', '\u0085', '\u009f', '\ud800', '\udfff',
-    'x\ufffe', 'x\uffff', 42, null, true, [], {}, ['a'], 1e308,
+    '',
+    'x'.repeat(129),
+    'a\u0000b',
+    'a\nb',
+    'a\rb',
+    'tab\tid',
+    '\u007f',
+    '\u0085',
+    '\u009f',
+    '\ud800',
+    '\udfff',
+    'x\ufffe',
+    'x\uffff',
+    42,
+    null,
+    true,
+    [],
+    {},
+    ['a'],
+    1e308,
   ];
   for (const endpoint of ['verify', 'enrol'] as const) {
     badSubjects.forEach((subject, index) =>
@@ -139,10 +206,34 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
     biometric(endpoint, 'extra text part', [imagePart(face), { name: 'extra', data: 'x' }]);
     biometric(endpoint, 'extra file part', [imagePart(face), { name: 'other', filename: 'a.jpg', data: face }]);
     biometric(endpoint, 'misnamed image part', [{ name: 'img', filename: 'a.jpg', data: face }]);
-    biometric(endpoint, 'empty image', [{ name: 'image', filename: 'a.jpg', data: Buffer.alloc(0) }], [400], 'IMAGE_DECODE_FAILED');
-    biometric(endpoint, 'random bytes', [{ name: 'image', filename: 'a.jpg', data: randomBytes(2048) }], [400], 'IMAGE_DECODE_FAILED');
-    biometric(endpoint, 'text as image', [{ name: 'image', filename: 'a.jpg', data: 'hello world' }], [400], 'IMAGE_DECODE_FAILED');
-    biometric(endpoint, 'metadata over 64 KiB', [imagePart(face), { name: 'metadata', data: metadataTooLarge }], [413], 'PAYLOAD_TOO_LARGE');
+    biometric(
+      endpoint,
+      'empty image',
+      [{ name: 'image', filename: 'a.jpg', data: Buffer.alloc(0) }],
+      [400],
+      'IMAGE_DECODE_FAILED',
+    );
+    biometric(
+      endpoint,
+      'random bytes',
+      [{ name: 'image', filename: 'a.jpg', data: randomBytes(2048) }],
+      [400],
+      'IMAGE_DECODE_FAILED',
+    );
+    biometric(
+      endpoint,
+      'text as image',
+      [{ name: 'image', filename: 'a.jpg', data: 'hello world' }],
+      [400],
+      'IMAGE_DECODE_FAILED',
+    );
+    biometric(
+      endpoint,
+      'metadata over 64 KiB',
+      [imagePart(face), { name: 'metadata', data: metadataTooLarge }],
+      [413],
+      'PAYLOAD_TOO_LARGE',
+    );
     biometric(endpoint, 'part with a 1000-character name', [imagePart(face), { name: 'n'.repeat(1000), data: 'x' }]);
     biometric(endpoint, 'truncated JPEG', [imagePart(face.subarray(0, Math.floor(face.length / 3)))], [400], undefined);
 
@@ -157,8 +248,14 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
         code: 'INVALID_REQUEST',
       });
     }
-    const contentTypes = ['text/plain', 'application/json', 'image/jpeg', 'application/x-www-form-urlencoded',
-      'application/xml', 'multipart/mixed; boundary=x'];
+    const contentTypes = [
+      'text/plain',
+      'application/json',
+      'image/jpeg',
+      'application/x-www-form-urlencoded',
+      'application/xml',
+      'multipart/mixed; boundary=x',
+    ];
     for (const contentType of contentTypes) {
       cases.push({
         name: `${endpoint}: content type ${contentType}`,

@@ -92,10 +92,16 @@ describe('hostile input', () => {
     const ids = ['<&>"\'', ']]>', '😀🧑‍🚀', '名前 タロウ', 'a'.repeat(128), '\u{10FFFD}', 'x & y < z'];
     for (const [index, subjectId] of ids.entries()) {
       const image = new Uint8Array(readFileSync(fixture('frll', index % 2 ? '002_neutral.jpg' : '003_neutral.jpg')));
-      const enrol = await postBiometric(service.baseUrl, 'enrol', image, { subject_id: subjectId, partition: 'unicode' });
+      const enrol = await postBiometric(service.baseUrl, 'enrol', image, {
+        subject_id: subjectId,
+        partition: 'unicode',
+      });
       assert.equal(enrol.status, 200, enrol.xml);
       assert.equal(enrol.text('subject_id'), subjectId);
-      const verify = await postBiometric(service.baseUrl, 'verify', image, { subject_id: subjectId, partition: 'unicode' });
+      const verify = await postBiometric(service.baseUrl, 'verify', image, {
+        subject_id: subjectId,
+        partition: 'unicode',
+      });
       assert.equal(verify.text('subject_id'), subjectId);
       assert.equal(verify.text('match'), 'true');
       const removed = await postDelete(service.baseUrl, { subject_id: subjectId, partition: 'unicode' });
@@ -104,32 +110,39 @@ describe('hostile input', () => {
     }
   });
 
-  it('sends every robustness file through every biometric endpoint without a 5xx', { skip: skipWithoutSharedData('robustness') }, async () => {
-    const files = filesBelow(sharedData('robustness'));
-    const outcomes = new Map<string, number>();
-    let index = 0;
-    for (const file of files) {
-      const image = new Uint8Array(readFileSync(file));
-      for (const endpoint of ['search', 'verify', 'enrol'] as const) {
-        const metadata =
-          endpoint === 'search' ? {} : { subject_id: endpoint === 'verify' ? 'target' : `robust-${index++}` };
-        const reply = await postBiometric(service.baseUrl, endpoint, image, metadata);
-        if (reply.status >= 500) fiveHundreds.push(`${endpoint} ${path.basename(file)}: ${reply.status} ${reply.xml}`);
-        assert.ok(reply.text('status'), `${file}: no contract status in ${reply.xml.slice(0, 200)}`);
-        const key = `${reply.status} ${reply.text('status')}`;
-        outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+  it(
+    'sends every robustness file through every biometric endpoint without a 5xx',
+    { skip: skipWithoutSharedData('robustness') },
+    async () => {
+      const files = filesBelow(sharedData('robustness'));
+      const outcomes = new Map<string, number>();
+      let index = 0;
+      for (const file of files) {
+        const image = new Uint8Array(readFileSync(file));
+        for (const endpoint of ['search', 'verify', 'enrol'] as const) {
+          const metadata =
+            endpoint === 'search' ? {} : { subject_id: endpoint === 'verify' ? 'target' : `robust-${index++}` };
+          const reply = await postBiometric(service.baseUrl, endpoint, image, metadata);
+          if (reply.status >= 500)
+            fiveHundreds.push(`${endpoint} ${path.basename(file)}: ${reply.status} ${reply.xml}`);
+          assert.ok(reply.text('status'), `${file}: no contract status in ${reply.xml.slice(0, 200)}`);
+          const key = `${reply.status} ${reply.text('status')}`;
+          outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+        }
       }
-    }
-    assert.deepEqual(fiveHundreds, []);
-    const bomb = await postBiometric(
-      service.baseUrl,
-      'search',
-      new Uint8Array(readFileSync(sharedData('robustness', 'generated_from_frll', 'decompression_bomb_30000x30000_gray.png'))),
-    );
-    assert.equal(bomb.status, 413, bomb.xml);
-    assert.equal(bomb.text('status'), 'PAYLOAD_TOO_LARGE');
-    console.log('robustness outcomes', Object.fromEntries(outcomes));
-  });
+      assert.deepEqual(fiveHundreds, []);
+      const bomb = await postBiometric(
+        service.baseUrl,
+        'search',
+        new Uint8Array(
+          readFileSync(sharedData('robustness', 'generated_from_frll', 'decompression_bomb_30000x30000_gray.png')),
+        ),
+      );
+      assert.equal(bomb.status, 413, bomb.xml);
+      assert.equal(bomb.text('status'), 'PAYLOAD_TOO_LARGE');
+      console.log('robustness outcomes', Object.fromEntries(outcomes));
+    },
+  );
 
   it('cuts off slow and abandoned uploads and keeps serving', async () => {
     const { port, hostname } = new URL(service.baseUrl);
@@ -161,7 +174,9 @@ describe('hostile input', () => {
     const health = await getJson(service.baseUrl, '/api/v1/health');
     assert.equal(health.status, 200);
     const rss = await residentBytes(service.baseUrl);
-    console.log(`resident memory: baseline ${(baselineRss / 2 ** 20).toFixed(0)} MiB, after ${(rss / 2 ** 20).toFixed(0)} MiB`);
+    console.log(
+      `resident memory: baseline ${(baselineRss / 2 ** 20).toFixed(0)} MiB, after ${(rss / 2 ** 20).toFixed(0)} MiB`,
+    );
     assert.ok(rss < baselineRss * 1.5 + 200 * 2 ** 20, `memory grew from ${baselineRss} to ${rss}`);
   });
 });

@@ -43,12 +43,17 @@ export async function postBiometric(
 ): Promise<XmlReply> {
   const form = new FormData();
   if (image) form.append('image', new Blob([image], { type: 'image/jpeg' }), 'probe.jpg');
-  if (metadata !== undefined) form.append('metadata', typeof metadata === 'string' ? metadata : JSON.stringify(metadata));
+  if (metadata !== undefined)
+    form.append('metadata', typeof metadata === 'string' ? metadata : JSON.stringify(metadata));
   const response = await fetch(`${baseUrl}/api/v1/${endpoint}`, { method: 'POST', body: form, headers });
   return xmlReply(response);
 }
 
-export async function postDelete(baseUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<XmlReply> {
+export async function postDelete(
+  baseUrl: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<XmlReply> {
   const response = await fetch(`${baseUrl}/api/v1/delete`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json', ...headers },
@@ -57,7 +62,10 @@ export async function postDelete(baseUrl: string, body: unknown, headers: Record
   return xmlReply(response);
 }
 
-export async function getJson(baseUrl: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function getJson(
+  baseUrl: string,
+  path: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${baseUrl}${path}`);
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }

@@ -196,7 +196,8 @@ export function createApp(options: AppOptions): express.Express {
     response.status(body.status === 'healthy' ? 200 : 503).json(body);
   });
 
-  const utility = (job: BiometricJob, toBody: (result: JobResult) => unknown) =>
+  const utility =
+    (job: BiometricJob, toBody: (result: JobResult) => unknown) =>
     async (request: Request, response: Response): Promise<void> => {
       try {
         response.status(200).json(toBody(await run(job, request, admit(request))));
@@ -216,7 +217,10 @@ export function createApp(options: AppOptions): express.Express {
 
   app.get('/metrics', async (_request, response) => {
     metrics.queueDepth.set(await backend.queue.depth());
-    response.status(200).type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    response
+      .status(200)
+      .type(metrics.registry.contentType)
+      .send(await metrics.registry.metrics());
   });
 
   app.use((request: Request, response: Response) => {

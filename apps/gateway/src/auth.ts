@@ -1,6 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { FacegateError, compileSchema, describeSchemaErrors, type BiometricJob, type JSONSchemaType } from '@facegate/contracts';
+import {
+  FacegateError,
+  compileSchema,
+  describeSchemaErrors,
+  type BiometricJob,
+  type JSONSchemaType,
+} from '@facegate/contracts';
 
 /**
  * Scopes: `search` covers search and verify, `enrol` covers enrol and delete, `admin` covers
@@ -67,7 +73,9 @@ export function loadApiKeys(file: string): ApiKeyEntry[] {
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (error) {
-    throw new Error(`cannot read API_KEYS_FILE ${file}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`cannot read API_KEYS_FILE ${file}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   }
   if (!validateKeyFile(parsed)) {
     throw new Error(`API_KEYS_FILE ${file} is invalid: ${describeSchemaErrors(validateKeyFile).join('; ')}`);
@@ -122,7 +130,10 @@ export function authorize(principal: Principal, job: BiometricJob): void {
   const partition = 'partition' in job ? job.partition : undefined;
   const allPartitions = principal.partitions.has('*');
   if (partition === undefined ? !allPartitions : !allPartitions && !principal.partitions.has(partition)) {
-    throw new FacegateError('FORBIDDEN', partition ? `this key may not use partition "${partition}"` : 'this key is limited to some partitions');
+    throw new FacegateError(
+      'FORBIDDEN',
+      partition ? `this key may not use partition "${partition}"` : 'this key is limited to some partitions',
+    );
   }
 }
 

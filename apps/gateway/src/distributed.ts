@@ -28,7 +28,9 @@ export function combineWorkerHealth(reports: readonly WorkerReport[]): Component
     for (const [name, health] of Object.entries(report.components)) {
       const previous = combined[name];
       if (!previous || (previous.healthy && !health.healthy)) {
-        combined[name] = health.healthy ? health : { ...health, detail: `${report.workerId}: ${health.detail ?? health.state}` };
+        combined[name] = health.healthy
+          ? health
+          : { ...health, detail: `${report.workerId}: ${health.detail ?? health.state}` };
       }
     }
   }

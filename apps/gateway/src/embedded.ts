@@ -1,6 +1,7 @@
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import { InProcessQueue } from '@facegate/queue';
-import { WorkerRuntime, type WorkerEnv } from '@facegate/worker';
+import path from 'node:path';
+import { WorkerRuntime, probeDataDirectory, type WorkerEnv } from '@facegate/worker';
 import type { ServiceBackend } from './backend.js';
 import type { GatewayEnv } from './config.js';
 
@@ -21,7 +22,11 @@ export async function startEmbeddedBackend(
     runtime,
     queue,
     async health() {
-      return { ...runtime.health(), queue: await queue.health() };
+      return {
+        ...runtime.health(),
+        queue: await queue.health(),
+        data_dir: await probeDataDirectory(path.resolve(workerEnv.DATA_DIR), workerEnv.MIN_FREE_DISK_BYTES),
+      };
     },
     async close() {
       await queue.close();

@@ -21,7 +21,16 @@ export interface WorkerEnv {
   SHARD_COUNT: number;
   INDEX_FACTORY: string;
   SNAPSHOT_INTERVAL_MS: number;
+  MIN_FREE_DISK_BYTES: number;
   METRICS_PORT?: number;
+  /** Distributed mode only: the Redis holding the queues, leases and template store. */
+  REDIS_URL?: string;
+  /** Redis key prefix; must match the gateway's. */
+  QUEUE_PREFIX: string;
+  /** Names this worker in leases and reports; default `<hostname>-<pid>`. */
+  WORKER_ID?: string;
+  /** A shard lease not renewed for this long lapses, and another worker takes the shard. */
+  LEASE_MS: number;
 }
 
 export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
@@ -45,7 +54,12 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
     SNAPSHOT_INTERVAL_MS: { type: 'integer', minimum: 0, default: 60_000 },
+    MIN_FREE_DISK_BYTES: { type: 'integer', minimum: 0, default: 67_108_864 },
     METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535, nullable: true },
+    REDIS_URL: { type: 'string', pattern: '^rediss?://', nullable: true },
+    QUEUE_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'facegate' },
+    WORKER_ID: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$', nullable: true },
+    LEASE_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 5000 },
   },
   required: [],
   additionalProperties: false,

@@ -9,6 +9,8 @@ export interface InProcessQueueOptions {
   maxWaiting: number;
   /** Suggested client back-off on OVERLOADED, in seconds. */
   retryAfterSeconds: number;
+  /** How many finished outcomes are remembered by idempotency key (oldest forgotten first). */
+  rememberedOutcomes?: number;
 }
 
 interface WaitingJob {
@@ -29,6 +31,8 @@ function failure(error: FacegateError): JobOutcome {
 export class InProcessQueue implements JobQueue {
   private readonly waiting: WaitingJob[] = [];
   private readonly inFlightById = new Map<string, Promise<JobOutcome>>();
+  // Insertion-ordered, so the first key is the oldest: a bounded memory of finished jobs.
+  private readonly finishedById = new Map<string, JobOutcome>();
   private running = 0;
   private closed = false;
 
@@ -42,6 +46,8 @@ export class InProcessQueue implements JobQueue {
       return Promise.resolve(failure(new FacegateError('UNAVAILABLE', 'the queue is shutting down')));
     }
     if (options.jobId !== undefined) {
+      const finished = this.finishedById.get(options.jobId);
+      if (finished) return Promise.resolve(finished);
       const existing = this.inFlightById.get(options.jobId);
       if (existing) return existing;
     }
@@ -58,9 +64,23 @@ export class InProcessQueue implements JobQueue {
     if (options.jobId !== undefined) {
       const id = options.jobId;
       this.inFlightById.set(id, outcome);
-      void outcome.finally(() => this.inFlightById.delete(id));
+      void outcome.then((result) => {
+        this.inFlightById.delete(id);
+        // Only a job that ran is remembered: a shed or timed-out one may be retried for real.
+        const ran = result.ok || (result.error.code !== 'OVERLOADED' && result.error.code !== 'UNAVAILABLE');
+        if (ran) this.remember(id, result);
+      });
     }
     return outcome;
+  }
+
+  private remember(id: string, outcome: JobOutcome): void {
+    this.finishedById.set(id, outcome);
+    const limit = this.options.rememberedOutcomes ?? 10_000;
+    for (const oldest of this.finishedById.keys()) {
+      if (this.finishedById.size <= limit) break;
+      this.finishedById.delete(oldest);
+    }
   }
 
   private enqueueWithTimeout(job: BiometricJob, jobId: string, timeoutMs: number): Promise<JobOutcome> {
