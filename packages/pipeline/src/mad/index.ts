@@ -1,0 +1,14 @@
+export { MorphDetector, MAD_DEFAULT_THRESHOLD, type MadInput } from './detector.js';
+export { madFeatures, madCrops, MAD_FEATURE_NAMES, MAD_FEATURE_VERSION } from './features.js';
+export {
+  MAD_PARAMETERS_FORMAT,
+  MadParametersError,
+  canonicalModelText,
+  evaluateModel,
+  loadParameters,
+  modelChecksum,
+  validateParameters,
+  type MadLayer,
+  type MadModel,
+  type MadParametersFile,
+} from './parameters.js';

@@ -1,0 +1,22 @@
+/** Feature extraction of one encoded photo as the enrol pipeline would see it (decode → detect → landmarks → MAD features). */
+import { FacegateError } from '@facegate/contracts';
+
+import { MAD_FEATURE_VERSION, madFeatures } from '../../packages/pipeline/src/mad/features.js';
+import type { FaceLocator, FeatureRecord } from './common.js';
+
+export const FEATURE_CACHE_NAME = `features-v${MAD_FEATURE_VERSION}`;
+
+export async function featureRecord(locator: FaceLocator, key: string, bytes: Uint8Array): Promise<FeatureRecord> {
+  try {
+    const face = await locator.locate(bytes);
+    const features = Array.from(madFeatures(face.image, face.fivePoints), (value) => Number(value.toPrecision(7)));
+    return {
+      key,
+      features,
+      landmarks68: face.landmarks68.map(([x, y]) => [Number(x.toFixed(2)), Number(y.toFixed(2))]),
+    };
+  } catch (error) {
+    if (error instanceof FacegateError) return { key, error: error.code };
+    throw error;
+  }
+}
