@@ -72,6 +72,7 @@ describe('in-process queue', () => {
     const second = queue.submit(statsJob, { timeoutMs: 1000, jobId: 'k' });
     gate.release();
     assert.deepEqual(await first, await second);
+    assert.deepEqual(await queue.submit(statsJob, { timeoutMs: 1000, jobId: 'k' }), await first);
     assert.equal(runs, 1);
     await queue.close();
   });
