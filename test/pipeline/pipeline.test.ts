@@ -1,5 +1,14 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -7,7 +16,11 @@ import { FacegateError } from '@facegate/contracts';
 import sharp from 'sharp';
 
 import { FacePipeline, cosineSimilarity, type StageName } from '../../packages/pipeline/src/index.js';
+import { sharedModelsDir } from '../support/paths.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
+
+const scrfdPath = path.join(sharedModelsDir, 'scrfd_500m_bnkps.onnx');
+const skipScrfd = existsSync(scrfdPath) ? false : `SCRFD test model not found at ${scrfdPath}`;
 
 async function rejectsWith(promise: Promise<unknown>, code: string): Promise<FacegateError> {
   let caught: unknown;
@@ -64,7 +77,15 @@ describe('FacePipeline', () => {
     // Gate scores are computed even with the gates off.
     assert.ok(neutral!.padScore !== null && neutral!.padScore >= 0 && neutral!.padScore <= 1);
     assert.ok(neutral!.qualityScore > 0.5 && neutral!.qualityScore <= 1, `quality ${neutral!.qualityScore}`);
-    for (const component of ['sharpness', 'exposure', 'contrast', 'inter_eye_distance', 'head_pose', 'eyes_open']) {
+    for (const component of [
+      'sharpness',
+      'exposure',
+      'contrast',
+      'inter_eye_distance',
+      'head_pose',
+      'eyes_open',
+      'recognisability',
+    ]) {
       assert.ok(component in neutral!.qualityComponents, `missing quality component ${component}`);
     }
   });
@@ -196,5 +217,53 @@ describe('FacePipeline with missing or corrupt models', () => {
     assert.equal(health.onnx_recognition.state, 'failed');
     await rejectsWith(pipeline.analyse(frll('001_neutral.jpg'), 'search'), 'UNAVAILABLE');
     await pipeline.dispose();
+  });
+});
+
+describe('FacePipeline on a pack with an SCRFD detector (buffalo_l layout)', { skip: skipScrfd }, () => {
+  let directory: string;
+  before(() => {
+    // buffalo_l's shape, with the shared SCRFD-500M standing in for det_10g and the default
+    // recogniser for w600k_r50: exercises keypoint alignment and pack inheritance.
+    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-scrfd-pack-'));
+    symlinkSync(path.join(modelsDir, 'default'), path.join(directory, 'default'));
+    const pack = path.join(directory, 'buffalo_l');
+    mkdirSync(pack);
+    symlinkSync(scrfdPath, path.join(pack, 'det.onnx'));
+    symlinkSync(path.join(modelsDir, 'default', 'fr_feature.onnx'), path.join(pack, 'rec.onnx'));
+    const real = JSON.parse(readFileSync(path.join(modelsDir, 'buffalo_l', 'manifest.json'), 'utf8'));
+    const defaults = JSON.parse(readFileSync(path.join(modelsDir, 'default', 'manifest.json'), 'utf8'));
+    real.models.detection = {
+      ...real.models.detection,
+      id: 'scrfd-500m-bnkps',
+      file: 'det.onnx',
+      sha256: undefined,
+      // det_10g's outputs are [anchors, width]; this export keeps a batch axis.
+      outputs: [1, 1, 1, 4, 4, 4, 10, 10, 10].map((width) => ({ shape: [null, null, width] })),
+    };
+    real.models.recognition = { ...defaults.models.recognition, file: 'rec.onnx' };
+    writeFileSync(path.join(pack, 'manifest.json'), JSON.stringify(real));
+  });
+  after(() => rmSync(directory, { recursive: true, force: true }));
+
+  it('aligns on the detector keypoints and matches the same person', async () => {
+    const pipeline = await FacePipeline.create(testConfig({ modelsDir: directory, pack: 'buffalo_l' }));
+    try {
+      const health = pipeline.health();
+      assert.equal(health.onnx_detection.state, 'ready', health.onnx_detection.detail);
+      assert.equal(health.onnx_detection.model, 'scrfd-500m-bnkps');
+      assert.equal(
+        health.onnx_quality.model,
+        'faceplugin-landmark68+faceplugin-hopenet-shufflenetv2+faceplugin-eye-state-24',
+      );
+      const neutral = await pipeline.analyse(frll('001_neutral.jpg'), 'enrol');
+      const smiling = await pipeline.analyse(frll('001_smiling.jpg'), 'verify');
+      const other = await pipeline.analyse(frll('002_neutral.jpg'), 'verify');
+      assert.ok(cosineSimilarity(neutral.template, smiling.template) >= 0.45);
+      assert.ok(cosineSimilarity(neutral.template, other.template) < 0.3);
+      await rejectsWith(pipeline.analyse(frll('two_faces.jpg'), 'enrol'), 'MULTIPLE_FACES');
+    } finally {
+      await pipeline.dispose();
+    }
   });
 });

@@ -7,15 +7,17 @@ import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type ModelPack } from '../../pac
 import {
   qualityComponents,
   unifiedQuality,
+  type QualityMapping,
   type QualityMeasurements,
 } from '../../packages/pipeline/src/stages/quality.js';
+import { readPackManifest } from '../../packages/pipeline/src/manifest.js';
 import { cacheDir, itemsOf, repoRoot, sharedDataDir, type DataItem } from './dataset.js';
 
 /**
  * Bump when preprocessing or models change so that cached results are recomputed.
  * (Cached per pack and set in .eval/, which git ignores.)
  */
-const EXTRACTION_VERSION = 3;
+const EXTRACTION_VERSION = 4;
 
 export interface ExtractedFace {
   path: string;
@@ -107,16 +109,21 @@ export async function extractSet(
       await pipeline.dispose();
     }
   }
-  return items.map((item) => rescore(cached.get(item.path)!));
+  const recognition = (await readPackManifest(path.join(repoRoot, 'models'), options.pack)).models.recognition;
+  const qualityMapping: QualityMapping = recognition?.qualityNormRange
+    ? { recognisabilityNormRange: recognition.qualityNormRange }
+    : {};
+  return items.map((item) => rescore(cached.get(item.path)!, qualityMapping));
 }
 
 /**
  * Recomputes quality from the cached raw measurements with the current mapping, so that
  * tuning the quality components needs no new extraction.
  */
-function rescore(face: ExtractedFace): ExtractedFace {
+function rescore(face: ExtractedFace, qualityMapping: QualityMapping): ExtractedFace {
   if (!face.measurements) return face;
-  const components = qualityComponents(face.measurements as unknown as QualityMeasurements);
+  const measurements = { embeddingNorm: face.embeddingNorm, ...face.measurements } as unknown as QualityMeasurements;
+  const components = qualityComponents(measurements, qualityMapping);
   return { ...face, components: { ...components }, quality: unifiedQuality(components) };
 }
 

@@ -3,16 +3,17 @@
  *
  *   node --conditions=development --import tsx tools/eval/main.ts --help
  */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { DEFAULT_PIPELINE_CONFIG, cosineSimilarity, type ModelPack } from '../../packages/pipeline/src/index.js';
-import type { ResolvedModel } from '../../packages/pipeline/src/manifest.js';
+import { resolvePack, type ResolvedModel } from '../../packages/pipeline/src/manifest.js';
 import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
 import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { SETS, itemsOf, seededRandom, sharedDataDir, sharedModelsDir } from './dataset.js';
+import { SETS, cacheDir, repoRoot, seededRandom, sharedDataDir, sharedModelsDir } from './dataset.js';
 import { extractSet, type ExtractedFace } from './extract.js';
 import { padRates, percent, roc, thresholdAtRate } from './metrics.js';
 
@@ -176,42 +177,70 @@ const MINIFASNET_V2: ResolvedModel = {
   },
 };
 
-async function pad(): Promise<void> {
-  const faces = (await facesOf('nuaa')).filter((face) => face.box);
-  const skipped = itemsOf('nuaa').slice(0, limit).length - faces.length;
-  const miniFasNet = await new MiniFasNetPad(MINIFASNET_V2).prepare({ intraOpThreads: 1 });
-  const alternative = new Map<ExtractedFace, number>();
-  for (const face of faces) {
-    const image = await decodeImage(await readFile(path.join(sharedDataDir, face.path)), { maxImagePixels: 5e7 });
-    alternative.set(face, await miniFasNet.liveProbability(image, face.box!));
+/**
+ * PAD scores of one model on the faces of a set (boxes from the cached extraction), cached
+ * per model and crop recipe so that recipes can be compared without a new extraction.
+ */
+async function padScores(set: string, model: ResolvedModel): Promise<Map<ExtractedFace, number>> {
+  const faces = (await facesOf(set)).filter((face) => face.box);
+  const recipe = JSON.stringify(model.entry.crop ?? {}).replace(/[^a-z0-9.]+/gi, '_');
+  const file = path.join(cacheDir, pack, `${set}.pad.${model.entry.id}.${recipe}.json`);
+  const cached: Record<string, number> =
+    existsSync(file) && !values.refresh ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  const missing = faces.filter((face) => cached[face.path] === undefined);
+  if (missing.length > 0) {
+    const detector = await new MiniFasNetPad(model).prepare({ intraOpThreads: 1 });
+    for (const face of missing) {
+      const image = await decodeImage(await readFile(path.join(sharedDataDir, face.path)), { maxImagePixels: 5e7 });
+      cached[face.path] = await detector.liveProbability(image, face.box!);
+    }
+    await detector.dispose();
+    writeFileSync(file, JSON.stringify(cached));
   }
-  await miniFasNet.dispose();
-  console.log(`\n## PAD on NUAA (${faces.length} faces detected; ${skipped} images without a face skipped)\n`);
+  return new Map(faces.map((face) => [face, cached[face.path]!]));
+}
+
+async function packPadModel(): Promise<ResolvedModel> {
+  const model = (await resolvePack(path.join(repoRoot, 'models'), pack)).get('pad');
+  if (!model) throw new Error(`pack ${pack} has no PAD model`);
+  return model;
+}
+
+async function pad(): Promise<void> {
+  const packModel = await packPadModel();
+  const byModel: Array<[string, Map<ExtractedFace, number>]> = [
+    [`${packModel.entry.file} (${pack} pack)`, await padScores('nuaa', packModel)],
+    ['MiniFASNetV2 (shared, Apache-2.0)', await padScores('nuaa', MINIFASNET_V2)],
+  ];
+  const detected = byModel[0]![1].size;
+  const skipped = (await facesOf('nuaa')).length - detected;
+  console.log(`\n## PAD on NUAA (${detected} faces detected; ${skipped} images without a face skipped)\n`);
   console.log(
     '| model | live | print attacks | BPCER @ APCER 5 % | BPCER @ APCER 10 % | EER | threshold @ APCER 5 % | at 0.5: APCER / BPCER |',
   );
   console.log('|---|---|---|---|---|---|---|---|');
-  const isLive = (face: ExtractedFace): boolean => face.kind === 'pad_live';
-  for (const [model, scoreOf] of [
-    ['fr_liveness (default pack)', (face: ExtractedFace) => face.pad!],
-    ['MiniFASNetV2 (shared, Apache-2.0)', (face: ExtractedFace) => alternative.get(face)!],
-  ] as const) {
-    const live = faces.filter(isLive).map(scoreOf);
-    const attacks = faces.filter((face) => !isLive(face)).map(scoreOf);
+  for (const [model, scores] of byModel) {
+    const live = [...scores].filter(([face]) => face.kind === 'pad_live').map(([, score]) => score);
+    const attacks = [...scores].filter(([face]) => face.kind !== 'pad_live').map(([, score]) => score);
     const rates = padRates(live, attacks, [0.05, 0.1], [0.5]);
     console.log(
       `| ${model} | ${rates.live} | ${rates.attacks} | ${percent(rates.bpcerAtApcer['0.05']!.bpcer)} | ${percent(rates.bpcerAtApcer['0.1']!.bpcer)} | ${percent(rates.eer)} | ${rates.bpcerAtApcer['0.05']!.threshold.toFixed(4)} | ${percent(rates.at['0.5']!.apcer)} / ${percent(rates.at['0.5']!.bpcer)} |`,
     );
+    const thresholds = [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
+    const sweep = padRates(live, attacks, [], thresholds);
+    console.log(
+      `|  ↳ sweep | ${thresholds.map((threshold) => `${threshold}: ${percent(sweep.at[String(threshold)]!.apcer, 1)} / ${percent(sweep.at[String(threshold)]!.bpcer, 1)}`).join('; ')} |||||||`,
+    );
   }
-  // Bona fide faces of other sets under the fr_liveness threshold, to see what the threshold costs elsewhere.
+  console.log('\nBona fide faces of the other sets rejected by the pack PAD model at a given threshold:\n');
+  console.log('| set | faces | < 0.1 | < 0.3 | < 0.5 | < 0.7 |');
+  console.log('|---|---|---|---|---|---|');
   for (const set of sets) {
-    const scores = (await facesOf(set))
-      .filter((face) => face.pad !== undefined && face.pad !== null)
-      .map((face) => face.pad!);
+    const scores = [...(await padScores(set, packModel)).values()];
     const rejectedAt = (threshold: number): string =>
       percent(scores.filter((value) => value < threshold).length / scores.length, 1);
     console.log(
-      `\nfr_liveness on bona fide ${set} (${scores.length} faces): rejected at 0.1: ${rejectedAt(0.1)}, 0.3: ${rejectedAt(0.3)}, 0.5: ${rejectedAt(0.5)}`,
+      `| ${set} | ${scores.length} | ${rejectedAt(0.1)} | ${rejectedAt(0.3)} | ${rejectedAt(0.5)} | ${rejectedAt(0.7)} |`,
     );
   }
 }
@@ -267,6 +296,7 @@ async function quality(): Promise<void> {
 
 async function fte(): Promise<void> {
   const { qualityThreshold, padThreshold } = DEFAULT_PIPELINE_CONFIG;
+  const padModel = await packPadModel();
   console.log(`\n## Failure to enrol (default gates: quality ≥ ${qualityThreshold}, PAD ≥ ${padThreshold})\n`);
   console.log(
     '| set | images | no face / undecodable | several faces | quality below gate | PAD below gate | FTE with both gates | FTE, quality gate only |',
@@ -274,20 +304,16 @@ async function fte(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|');
   for (const set of sets) {
     const faces = await facesOf(set);
+    const padOf = await padScores(set, padModel);
     const noTemplate = faces.filter((face) => face.error).length;
     const multiple = faces.filter((face) => face.multipleFaces).length;
-    const lowQuality = faces.filter((face) => face.quality !== undefined && face.quality < qualityThreshold).length;
-    const lowPad = faces.filter(
-      (face) => face.pad !== undefined && face.pad !== null && face.pad < padThreshold,
-    ).length;
-    const failed = faces.filter(
-      (face) => face.error || face.multipleFaces || face.quality! < qualityThreshold || (face.pad ?? 1) < padThreshold,
-    ).length;
-    const failedQualityOnly = faces.filter(
-      (face) => face.error || face.multipleFaces || face.quality! < qualityThreshold,
-    ).length;
+    const lowQuality = (face: ExtractedFace): boolean => face.quality !== undefined && face.quality < qualityThreshold;
+    const lowPad = (face: ExtractedFace): boolean => (padOf.get(face) ?? 1) < padThreshold;
+    const refused = (face: ExtractedFace): boolean => Boolean(face.error) || Boolean(face.multipleFaces);
+    const failed = faces.filter((face) => refused(face) || lowQuality(face) || lowPad(face)).length;
+    const failedQualityOnly = faces.filter((face) => refused(face) || lowQuality(face)).length;
     console.log(
-      `| ${set} | ${faces.length} | ${noTemplate} | ${multiple} | ${lowQuality} | ${lowPad} | ${percent(failed / faces.length)} | ${percent(failedQualityOnly / faces.length)} |`,
+      `| ${set} | ${faces.length} | ${noTemplate} | ${multiple} | ${faces.filter(lowQuality).length} | ${faces.filter(lowPad).length} | ${percent(failed / faces.length)} | ${percent(failedQualityOnly / faces.length)} |`,
     );
   }
 }

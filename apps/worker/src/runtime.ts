@@ -3,14 +3,16 @@ import {
   FacegateError,
   similarityScore,
   type BiometricJob,
+  type ComponentHealth,
   type ComponentHealthMap,
   type JobOf,
   type JobOutcome,
   type JobResult,
   type SearchCandidate,
 } from '@facegate/contracts';
-import { Gallery } from '@facegate/gallery';
+import { Gallery, type Candidate, type GalleryStats } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
+import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
 import type { WorkerEnv } from './config.js';
 
@@ -43,37 +45,77 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
 }
 
 /**
+ * What the runtime needs of a gallery: the embedded {@link Gallery}, or the distributed one
+ * that routes to shard owners. `requestId` (the job id) lets a redelivered enrol be answered
+ * idempotently where the gallery supports it.
+ */
+export interface RuntimeGallery {
+  enrol(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    requestId?: string,
+  ): Promise<void>;
+  delete(partition: string, subjectId: string): Promise<void>;
+  search(
+    partition: string,
+    template: Float32Array,
+    modelId: string,
+    topK: number,
+    threshold: number,
+  ): Promise<Candidate[]>;
+  verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
+  partitions(): Promise<string[]>;
+  stats(): Promise<GalleryStats>;
+  health(): ComponentHealth;
+  close(): Promise<void>;
+}
+
+export interface WorkerRuntimeOptions {
+  /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
+  gallery?: RuntimeGallery;
+}
+
+/**
  * A worker's whole job: run the face pipeline on a job's image and apply the result to the
  * gallery. The embedded process and the distributed worker both run exactly this.
  */
 export class WorkerRuntime {
   private constructor(
     readonly pipeline: FacePipeline,
-    readonly gallery: Gallery,
+    readonly gallery: RuntimeGallery,
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
   ) {}
 
-  static async start(env: WorkerEnv, metrics: FacegateMetrics, logger: Logger): Promise<WorkerRuntime> {
+  static async start(
+    env: WorkerEnv,
+    metrics: FacegateMetrics,
+    logger: Logger,
+    options: WorkerRuntimeOptions = {},
+  ): Promise<WorkerRuntime> {
     const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
     });
-    const gallery = await Gallery.open({
-      dataDir: path.resolve(env.DATA_DIR, 'gallery'),
-      shardCount: env.SHARD_COUNT,
-      indexDescription: env.INDEX_FACTORY,
-      snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
-    });
+    const gallery =
+      options.gallery ??
+      (await Gallery.open({
+        dataDir: path.resolve(env.DATA_DIR, 'gallery'),
+        shardCount: env.SHARD_COUNT,
+        indexDescription: env.INDEX_FACTORY,
+        snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
+      }));
     const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger);
     await runtime.refreshGalleryGauge();
     return runtime;
   }
 
   /** Runs one job; every failure comes back as a typed outcome, never as a throw. */
-  async handle(job: BiometricJob): Promise<JobOutcome> {
+  async handle(job: BiometricJob, context?: JobContext): Promise<JobOutcome> {
     const stopTimer = this.metrics.jobDuration.startTimer({ type: job.type });
     try {
-      const result = await this.run(job);
+      const result = await this.run(job, context?.jobId);
       stopTimer({ outcome: 'OK' });
       return { ok: true, result };
     } catch (error) {
@@ -91,14 +133,14 @@ export class WorkerRuntime {
     }
   }
 
-  private async run(job: BiometricJob): Promise<JobResult> {
+  private async run(job: BiometricJob, jobId: string | undefined): Promise<JobResult> {
     switch (job.type) {
       case 'search':
         return this.search(job);
       case 'verify':
         return this.verify(job);
       case 'enrol':
-        return this.enrol(job);
+        return this.enrol(job, jobId);
       case 'delete':
         await this.gallery.delete(job.partition, job.subjectId);
         await this.refreshGalleryGauge();
@@ -160,10 +202,10 @@ export class WorkerRuntime {
     };
   }
 
-  private async enrol(job: JobOf<'enrol'>): Promise<JobResult> {
+  private async enrol(job: JobOf<'enrol'>, jobId: string | undefined): Promise<JobResult> {
     this.requirePipelineReady();
     const face = await this.pipeline.analyse(job.image, 'enrol');
-    await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId);
+    await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
     await this.refreshGalleryGauge();
     return { type: 'enrol', subjectId: job.subjectId, qualityScore: face.qualityScore, modelId: face.modelId };
   }

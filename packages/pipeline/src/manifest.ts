@@ -33,9 +33,14 @@ export interface ModelEntry {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
   /** Pixel normalisation (x − mean) / std, for families whose recipe varies per model. */
-  normalisation?: { mean: number; std: number };
+  normalisation?: { mean: number; std: number; channelOrder?: 'rgb' | 'bgr' };
   /** PAD crop recipe. */
   crop?: { boxScale: number; channelOrder: 'rgb' | 'bgr'; liveClass: number };
+  /**
+   * Recognition: raw-output lengths that map to quality component `recognisability` 0 and 1,
+   * measured per model (docs/accuracy.md); without it the component is left out.
+   */
+  qualityNormRange?: [number, number];
   /** Fixed network input [width, height] for detectors with a dynamic input. */
   inputSize?: [number, number];
 }

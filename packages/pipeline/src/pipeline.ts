@@ -116,14 +116,14 @@ async function loadSlot<Role extends ModelRole>(
   } catch (error) {
     const reason =
       (error as NodeJS.ErrnoException).code === 'ENOENT'
-        ? 'file missing (run npm run models)'
+        ? 'file missing (see models/README.md; the default pack comes from npm run models)'
         : (error as Error).message;
     return { id, file, model: null, failure: `${file}: ${reason}` };
   }
 }
 
 /**
- * The face pipeline: decode → detect → landmarks → align → PAD → (MAD) → quality → extract,
+ * The face pipeline: decode → detect → landmarks → align → PAD → (MAD) → extract → quality gate,
  * with the gates the configuration enables. One instance per process; `analyse` may run
  * concurrently (onnxruntime sessions are safe to share).
  *
@@ -279,16 +279,26 @@ export class FacePipeline {
       throw new FacegateError('PAD_REJECTED', 'presentation attack suspected', { pad_score: padScore });
     }
 
+    // The template comes before the quality decision because one quality component
+    // (recognisability) is derived from it; a rejected image costs one extraction more.
+    const embedding = await this.timed('extract', () => recognition.model!.embed(aligned));
     const quality = await this.timed('quality', () =>
-      this.assessQuality(decoded, face, aligned, fivePoints, landmarks68, head_pose.model, eye_state.model),
+      this.assessQuality(
+        decoded,
+        face,
+        aligned,
+        fivePoints,
+        landmarks68,
+        embedding.norm,
+        head_pose.model,
+        eye_state.model,
+      ),
     );
     if (this.config.qualityEnabled && quality.score < this.config.qualityThreshold) {
       throw new FacegateError('QUALITY_REJECTED', 'face image quality below the minimum', {
         quality_score: quality.score,
       });
     }
-
-    const embedding = await this.timed('extract', () => recognition.model!.embed(aligned));
     const analysis: FaceAnalysis = {
       template: embedding.template,
       modelId: this.modelId,
@@ -314,16 +324,19 @@ export class FacePipeline {
     aligned: RgbImage,
     fivePoints: readonly Point[],
     landmarks68: Point[] | null,
+    embeddingNorm: number,
     poseModel: HopenetPose | null,
     eyeModel: EyeStateModel | null,
   ): Promise<{ score: number; components: Record<string, number>; measurements: QualityMeasurements }> {
     const measurements: QualityMeasurements = {
       ...measureAlignedFace(aligned),
       interEyeDistance: interEyeDistance(fivePoints),
+      embeddingNorm,
     };
     if (poseModel) measurements.pose = await poseModel.estimate(image, face.box);
     if (eyeModel && landmarks68) measurements.eyes = await eyeModel.openness(image, landmarks68);
-    const components = qualityComponents(measurements);
+    const normRange = this.slots.recognition.model?.entry.qualityNormRange;
+    const components = qualityComponents(measurements, normRange ? { recognisabilityNormRange: normRange } : {});
     return { score: unifiedQuality(components), components: { ...components }, measurements };
   }
 

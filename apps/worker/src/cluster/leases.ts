@@ -1,6 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
+import { fenceKey } from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
+
+export { fenceKey };
 
 export interface ShardLeaseOptions {
   redis: Redis;
@@ -37,20 +40,25 @@ export function leaseKey(prefix: string, shard: number): string {
   return `${prefix}:lease:${shard}`;
 }
 
-export function fenceKey(prefix: string, shard: number): string {
-  return `${prefix}:fence:${shard}`;
+export function liveWorkersKey(prefix: string): string {
+  return `${prefix}:workers`;
 }
 
 /**
  * Keeps this worker's share of the shards: heartbeats, renews what it holds, takes free
  * shards up to its fair share (shards / live workers), and gives back the excess when workers
  * join. Emits `acquired` (HeldLease) and `lost` (shard) as ownership changes.
+ *
+ * A lease also lapses locally: if no renewal has succeeded for `leaseMs` (Redis unreachable,
+ * a long pause), this worker presumes it lost every shard, since another may now own them.
  */
 export class ShardLeaseManager extends EventEmitter {
   private readonly held = new Map<number, HeldLease>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> = Promise.resolve();
   private stopped = false;
+  /** When the last round that renewed every held lease started. */
+  private lastRenewalStartedAt = 0;
 
   constructor(private readonly options: ShardLeaseOptions) {
     super();
@@ -72,7 +80,10 @@ export class ShardLeaseManager extends EventEmitter {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
       this.ticking = this.tick()
-        .catch((error: unknown) => this.options.logger.warn('lease tick failed', { error }))
+        .catch((error: unknown) => {
+          this.options.logger.warn('lease tick failed', { error });
+          this.expireUnrenewed();
+        })
         .finally(() => this.schedule(Math.floor(this.options.leaseMs / 3)));
     }, delayMs);
   }
@@ -84,10 +95,10 @@ export class ShardLeaseManager extends EventEmitter {
   /** One round of heartbeat, renewal, acquisition and rebalancing. */
   async tick(): Promise<void> {
     const { redis, prefix, workerId, shardCount, leaseMs } = this.options;
-    const now = Date.now();
-    const workersKey = `${prefix}:workers`;
-    await redis.zadd(workersKey, now + leaseMs, workerId);
-    await redis.zremrangebyscore(workersKey, '-inf', now);
+    const startedAt = Date.now();
+    const workersKey = liveWorkersKey(prefix);
+    await redis.zadd(workersKey, startedAt + leaseMs, workerId);
+    await redis.zremrangebyscore(workersKey, '-inf', startedAt);
     const liveWorkers = Math.max(1, await redis.zcard(workersKey));
     const fairShare = Math.ceil(shardCount / liveWorkers);
 
@@ -95,6 +106,8 @@ export class ShardLeaseManager extends EventEmitter {
       const renewed = await redis.eval(RENEW, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease), leaseMs);
       if (renewed !== 1) this.lose(lease.shard, 'lease lapsed');
     }
+    if (this.stopped) return;
+    this.lastRenewalStartedAt = startedAt;
 
     // Give back the excess first, so that a new worker gets its share without waiting for a lapse.
     const excess = this.held.size - fairShare;
@@ -105,7 +118,7 @@ export class ShardLeaseManager extends EventEmitter {
       }
     }
 
-    for (let shard = 0; shard < shardCount && this.held.size < fairShare; shard += 1) {
+    for (let shard = 0; shard < shardCount && this.held.size < fairShare && !this.stopped; shard += 1) {
       if (this.held.has(shard)) continue;
       const token = Number(
         await redis.eval(ACQUIRE, 2, leaseKey(prefix, shard), fenceKey(prefix, shard), workerId, leaseMs),
@@ -113,10 +126,17 @@ export class ShardLeaseManager extends EventEmitter {
       if (token > 0) {
         const lease = { shard, fencingToken: token };
         this.held.set(shard, lease);
-        this.options.logger.info('shard acquired', { shard, fencingToken: token });
+        this.options.logger.info('shard acquired', { shard, fence: token });
         this.emit('acquired', lease);
       }
     }
+  }
+
+  /** Drops leases whose renewal is overdue: Redis has expired them by now, or soon will. */
+  private expireUnrenewed(): void {
+    // A margin below leaseMs: our clock and Redis's expiry both started before the round did.
+    if (this.held.size === 0 || Date.now() - this.lastRenewalStartedAt < this.options.leaseMs * 0.9) return;
+    for (const lease of this.ownedShards()) this.lose(lease.shard, 'renewal overdue');
   }
 
   private lose(shard: number, reason: string): void {
@@ -135,6 +155,6 @@ export class ShardLeaseManager extends EventEmitter {
       this.lose(lease.shard, 'stopping');
       await redis.eval(RELEASE, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease)).catch(() => 0);
     }
-    await redis.zrem(`${prefix}:workers`, workerId).catch(() => 0);
+    await redis.zrem(liveWorkersKey(prefix), workerId).catch(() => 0);
   }
 }

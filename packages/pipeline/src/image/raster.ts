@@ -85,8 +85,7 @@ function axisTaps(
 /**
  * Resamples the source rectangle `rect` (which may extend past the image) to
  * `outWidth`×`outHeight`, with pixel centres mapped the way cv2.resize maps them, since
- * the models were trained on crops made that way. Separable: a horizontal pass over the
- * source rows the output needs, then a vertical pass.
+ * the models were trained on crops made that way.
  */
 export function cropResize(
   image: RgbImage,
@@ -94,6 +93,24 @@ export function cropResize(
   outWidth: number,
   outHeight: number,
   options: SampleOptions = {},
+): RgbImage {
+  const scaleX = rect.width / outWidth;
+  const scaleY = rect.height / outHeight;
+  if (!options.antialias || (scaleX <= 1 && scaleY <= 1)) {
+    // Plain bilinear is an affine resampling: one 4-tap sample per output pixel.
+    const sourceFromOutput: Affine = [scaleX, 0, rect.x + 0.5 * scaleX - 0.5, 0, scaleY, rect.y + 0.5 * scaleY - 0.5];
+    return resampleAffine(image, sourceFromOutput, outWidth, outHeight, options.fill ?? 'replicate');
+  }
+  return separableResize(image, rect, outWidth, outHeight, options);
+}
+
+/** Antialiased shrink: a horizontal pass over the source rows the output needs, then a vertical pass. */
+function separableResize(
+  image: RgbImage,
+  rect: Rect,
+  outWidth: number,
+  outHeight: number,
+  options: SampleOptions,
 ): RgbImage {
   const hasFill = options.fill !== undefined;
   const fill = options.fill ?? 0;
@@ -191,14 +208,34 @@ export function warpAffine(
   outWidth: number,
   outHeight: number,
 ): RgbImage {
-  const [a, b, tx, c, d, ty] = invertAffine(sourceToDestination);
+  return resampleAffine(image, invertAffine(sourceToDestination), outWidth, outHeight, 0);
+}
+
+/**
+ * Bilinear resampling through `sourceFromOutput` (output pixel → source position). Samples
+ * more than half a pixel outside the image get `outside`, or the nearest border pixel with
+ * 'replicate'.
+ */
+function resampleAffine(
+  image: RgbImage,
+  [a, b, tx, c, d, ty]: Affine,
+  outWidth: number,
+  outHeight: number,
+  outside: number | 'replicate',
+): RgbImage {
   const { width, height, data } = image;
   const out = new Uint8Array(outWidth * outHeight * 3);
   for (let v = 0; v < outHeight; v++) {
     for (let u = 0; u < outWidth; u++) {
       const x = a * u + b * v + tx;
       const y = c * u + d * v + ty;
-      if (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5) continue; // stays black
+      const offset = (v * outWidth + u) * 3;
+      if (outside !== 'replicate' && (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5)) {
+        out[offset] = outside;
+        out[offset + 1] = outside;
+        out[offset + 2] = outside;
+        continue;
+      }
       const clampedX = Math.min(Math.max(x, 0), width - 1);
       const clampedY = Math.min(Math.max(y, 0), height - 1);
       const x0 = Math.floor(clampedX);
@@ -211,7 +248,6 @@ export function warpAffine(
       const topRight = (y0 * width + x1) * 3;
       const bottomLeft = (y1 * width + x0) * 3;
       const bottomRight = (y1 * width + x1) * 3;
-      const offset = (v * outWidth + u) * 3;
       for (let channel = 0; channel < 3; channel++) {
         const top = data[topLeft + channel]! * (1 - fx) + data[topRight + channel]! * fx;
         const bottom = data[bottomLeft + channel]! * (1 - fx) + data[bottomRight + channel]! * fx;

@@ -58,20 +58,21 @@ export interface LetterboxPlacement {
 }
 
 /**
- * Fits the whole image into `width`×`height` keeping its aspect ratio, padding the rest
- * with `fill` grey, the image centred or at the top-left. `letterbox: false` stretches.
+ * Fits the whole image into `width`×`height` keeping its aspect ratio (enlarging it at most
+ * `maxScale` times), padding the rest with `fill` grey, the image centred or at the
+ * top-left. `letterbox: false` stretches.
  */
 export async function letterbox(
   image: RgbImage,
   width: number,
   height: number,
-  options: { letterbox: boolean; anchor: 'centre' | 'top-left'; fill: number },
+  options: { letterbox: boolean; anchor: 'centre' | 'top-left'; fill: number; maxScale?: number },
 ): Promise<{ input: RgbImage; placement: LetterboxPlacement }> {
   if (!options.letterbox) {
     const input = await toRgbImage(rawInput(image).resize(width, height, { fit: 'fill', kernel: 'linear' }));
     return { input, placement: { scaleX: width / image.width, scaleY: height / image.height, offsetX: 0, offsetY: 0 } };
   }
-  const scale = Math.min(width / image.width, height / image.height);
+  const scale = Math.min(width / image.width, height / image.height, options.maxScale ?? Infinity);
   const innerWidth = Math.max(1, Math.min(width, Math.round(image.width * scale)));
   const innerHeight = Math.max(1, Math.min(height, Math.round(image.height * scale)));
   const offsetX = options.anchor === 'centre' ? Math.floor((width - innerWidth) / 2) : 0;

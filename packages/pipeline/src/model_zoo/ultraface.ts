@@ -30,15 +30,16 @@ export class UltraFaceDetector extends OnnxModel {
     const [scores, boxes] = await this.runSingleInput(tensor, [1, 3, inputHeight!, inputWidth!]);
     const scoreData = tensorData(scores!);
     const boxData = tensorData(boxes!);
+    // Corners come normalised to the network input; map them back through the letterbox.
+    const toSourceX = (value: number): number =>
+      Math.min(Math.max((value * inputWidth! - placement.offsetX) / placement.scaleX, 0), image.width);
+    const toSourceY = (value: number): number =>
+      Math.min(Math.max((value * inputHeight! - placement.offsetY) / placement.scaleY, 0), image.height);
     const candidates: FaceDetection[] = [];
-    const count = scoreData.length / 2;
-    for (let anchor = 0; anchor < count; anchor++) {
+    const anchorCount = scoreData.length / 2;
+    for (let anchor = 0; anchor < anchorCount; anchor++) {
       const score = scoreData[anchor * 2 + 1]!;
       if (score < options.scoreThreshold) continue;
-      const toSourceX = (value: number): number =>
-        Math.min(Math.max((value * inputWidth! - placement.offsetX) / placement.scaleX, 0), image.width);
-      const toSourceY = (value: number): number =>
-        Math.min(Math.max((value * inputHeight! - placement.offsetY) / placement.scaleY, 0), image.height);
       candidates.push({
         box: [
           toSourceX(boxData[anchor * 4]!),

@@ -14,6 +14,12 @@ export interface QualityComponents {
   inter_eye_distance: number;
   head_pose?: number;
   eyes_open?: number;
+  /**
+   * Not an ISO/IEC 29794-5 component: how strongly the recogniser responds (length of its raw
+   * output), the same idea as learned unified-quality measures (MagFace, OFIQ's unified score).
+   * Present only when the recognition model's manifest gives its norm range.
+   */
+  recognisability?: number;
 }
 
 export interface QualityMeasurements {
@@ -26,6 +32,13 @@ export interface QualityMeasurements {
   interEyeDistance: number;
   pose?: HeadPose;
   eyes?: EyeOpenness;
+  /** Length of the recogniser's raw output. */
+  embeddingNorm?: number;
+}
+
+export interface QualityMapping {
+  /** Raw-output lengths mapped to recognisability 0 and 1; model-specific (manifest). */
+  recognisabilityNormRange?: [number, number];
 }
 
 /**
@@ -89,7 +102,7 @@ function angleScore(degrees: number, tolerance: number, limit: number): number {
  * distributions on CelebA and FRLL and from the recogniser's 112 px input (see
  * docs/accuracy.md): detail beyond ~48 px between the eyes is lost in alignment anyway.
  */
-export function qualityComponents(measurements: QualityMeasurements): QualityComponents {
+export function qualityComponents(measurements: QualityMeasurements, mapping: QualityMapping = {}): QualityComponents {
   const components: QualityComponents = {
     sharpness: ramp(Math.sqrt(measurements.laplacianVariance), 2, 10),
     exposure: Math.min(ramp(measurements.meanGrey, 25, 80), 1 - ramp(measurements.meanGrey, 190, 245)),
@@ -104,6 +117,10 @@ export function qualityComponents(measurements: QualityMeasurements): QualityCom
   if (measurements.eyes) {
     components.eyes_open = Math.min(measurements.eyes.imageLeft, measurements.eyes.imageRight);
   }
+  if (measurements.embeddingNorm !== undefined && mapping.recognisabilityNormRange) {
+    const [low, high] = mapping.recognisabilityNormRange;
+    components.recognisability = ramp(measurements.embeddingNorm, low, high);
+  }
   return components;
 }
 
@@ -115,6 +132,8 @@ export const QUALITY_WEIGHTS: Readonly<Record<keyof QualityComponents, number>> 
   inter_eye_distance: 1,
   head_pose: 1,
   eyes_open: 0.5,
+  // The strongest single predictor of a false non-match on CelebA (docs/accuracy.md).
+  recognisability: 2,
 };
 
 /**

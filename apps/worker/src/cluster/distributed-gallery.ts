@@ -1,0 +1,175 @@
+import { FacegateError, type ComponentHealth } from '@facegate/contracts';
+import {
+  assertModelId,
+  assertPartition,
+  assertSubjectId,
+  assertThreshold,
+  assertTopK,
+  normalisedTemplate,
+  shardOf,
+  similarityScore,
+  type Candidate,
+  type GalleryStats,
+  type ShardCandidate,
+  type TemplateStore,
+} from '@facegate/gallery';
+import type { ShardClientLike } from './shard-router.js';
+
+export interface DistributedGalleryOptions {
+  store: TemplateStore;
+  shardCount: number;
+  shards: ShardClientLike;
+  /** The worker's part of the `faiss_index` health. */
+  health: () => ComponentHealth;
+}
+
+/**
+ * The gallery as a distributed worker sees it: the same methods the runtime uses from the
+ * embedded Gallery, but writes and searches go to the owner of each shard, and reads that
+ * need no index (verify, partitions, stats) go straight to the shared store.
+ */
+export class DistributedGallery {
+  private readonly store: TemplateStore;
+  private readonly shardCount: number;
+  private readonly shards: ShardClientLike;
+  private readonly healthOf: () => ComponentHealth;
+  private closed = false;
+
+  constructor(options: DistributedGalleryOptions) {
+    this.store = options.store;
+    this.shardCount = options.shardCount;
+    this.shards = options.shards;
+    this.healthOf = options.health;
+  }
+
+  /** Enrols through the subject's shard owner; `requestId` makes a redelivered job idempotent. */
+  async enrol(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    requestId?: string,
+  ): Promise<void> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    assertModelId(modelId);
+    const normalised = normalisedTemplate(template, this.store.dimension);
+    this.assertOpen();
+    await this.shards.call(shardOf(subjectId, this.shardCount), {
+      op: 'enrol',
+      partition,
+      subjectId,
+      modelId,
+      template: normalised,
+      ...(requestId === undefined ? {} : { requestId }),
+    });
+  }
+
+  async delete(partition: string, subjectId: string): Promise<void> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    await this.requirePartition(partition);
+    await this.shards.call(shardOf(subjectId, this.shardCount), { op: 'remove', partition, subjectId });
+  }
+
+  /** Scatters to the owners of every shard of the partition and merges their top-k lists. */
+  async search(
+    partition: string,
+    template: Float32Array,
+    modelId: string,
+    topK: number,
+    threshold: number,
+  ): Promise<Candidate[]> {
+    assertPartition(partition);
+    assertModelId(modelId);
+    assertTopK(topK);
+    assertThreshold(threshold);
+    const query = normalisedTemplate(template, this.store.dimension);
+    await this.requirePartition(partition);
+    const perShard = await Promise.all(
+      Array.from({ length: this.shardCount }, async (_, shard) => {
+        const result = await this.shards.call(shard, {
+          op: 'search',
+          partition,
+          modelId,
+          template: query,
+          topK,
+          threshold,
+        });
+        return result.op === 'search' ? result.candidates : [];
+      }),
+    );
+    return mergeShardCandidates(perShard, topK);
+  }
+
+  /** Score against the subject's stored template(s) of the same model, read from the store. */
+  async verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    assertModelId(modelId);
+    const probe = normalisedTemplate(template, this.store.dimension);
+    await this.requirePartition(partition);
+    const templates = await this.store.getSubjectTemplates(partition, subjectId);
+    if (templates.length === 0) {
+      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+    }
+    const comparable = templates.filter((stored) => stored.modelId === modelId);
+    if (comparable.length === 0) {
+      throw new FacegateError(
+        'SUBJECT_NOT_FOUND',
+        `subject has no template of model '${modelId}' in partition '${partition}'; templates of different models are not compared`,
+      );
+    }
+    return Math.max(...comparable.map((stored) => similarityScore(probe, stored.template)));
+  }
+
+  async partitions(): Promise<string[]> {
+    this.assertOpen();
+    return this.store.partitions();
+  }
+
+  async stats(): Promise<GalleryStats> {
+    this.assertOpen();
+    const partitions = await this.store.partitionCounts();
+    const total = Object.values(partitions).reduce((sum, count) => sum + count, 0);
+    return { total_subjects: total, partitions };
+  }
+
+  health(): ComponentHealth {
+    return this.healthOf();
+  }
+
+  /** The shard host, RPC client and store are owned (and closed) by the worker process. */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private async requirePartition(partition: string): Promise<void> {
+    this.assertOpen();
+    if (!(await this.store.partitions()).includes(partition)) {
+      throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
+  }
+}
+
+/**
+ * Merges per-shard top-k lists: best first, one candidate per subject, at most topK. Exact,
+ * because a subject lives in exactly one shard; ties are broken by subject id so that results
+ * are deterministic whichever shard answers first.
+ */
+export function mergeShardCandidates(perShard: readonly ShardCandidate[][], topK: number): Candidate[] {
+  const best = new Map<string, number>();
+  for (const candidates of perShard) {
+    for (const { subjectId, score } of candidates) {
+      if ((best.get(subjectId) ?? -1) < score) best.set(subjectId, score);
+    }
+  }
+  return [...best]
+    .map(([subjectId, score]) => ({ subjectId, score }))
+    .sort((a, b) => b.score - a.score || (a.subjectId < b.subjectId ? -1 : a.subjectId > b.subjectId ? 1 : 0))
+    .slice(0, topK);
+}

@@ -1,0 +1,241 @@
+import { createServer, type Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { Gauge } from 'prom-client';
+import { ConfigError, FacegateError } from '@facegate/contracts';
+import {
+  DEFAULT_DIMENSION,
+  DEFAULT_SEARCH_PARAMETERS,
+  RedisTemplateStore,
+  loadFaissEngine,
+  withIdMap,
+  type TemplateStore,
+} from '@facegate/gallery';
+import { FacegateMetrics, type Logger } from '@facegate/observability';
+import { BullMqJobConsumer, publishWorkerReport, withdrawWorkerReport } from '@facegate/queue';
+import type { WorkerEnv } from '../config.js';
+import { WorkerRuntime } from '../runtime.js';
+import { DistributedGallery } from './distributed-gallery.js';
+import { ShardLeaseManager, type HeldLease } from './leases.js';
+import { ShardRpcClient } from './shard-client.js';
+import { ShardHost } from './shard-host.js';
+import { ShardRouter } from './shard-router.js';
+
+export interface RunningDistributedWorker {
+  workerId: string;
+  /** Port of the Prometheus endpoint, when METRICS_PORT is set (0 picks a free one). */
+  metricsPort: number | undefined;
+  metrics: FacegateMetrics;
+  /** Stops taking jobs, finishes those in hand, snapshots and hands back its shards. */
+  close(): Promise<void>;
+}
+
+const REPORT_INTERVAL_MS = 1_000;
+// A report outlives a few missed publications, not more: a dead worker drops out in seconds.
+const REPORT_TTL_MS = 3_500;
+const SHARD_OPS_PER_QUEUE = 8;
+const SETTING_SHARD_COUNT = 'shard_count';
+const SETTING_DIMENSION = 'dimension';
+
+/**
+ * A distributed worker: pipeline jobs from the main queue, plus the shards it holds leases
+ * for (served to every worker through per-shard queues), all state in the shared Redis.
+ */
+export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Promise<RunningDistributedWorker> {
+  const redisUrl = env.REDIS_URL;
+  if (redisUrl === undefined) throw new ConfigError(['REDIS_URL must be set for a distributed worker']);
+  const prefix = env.QUEUE_PREFIX;
+  const workerId = env.WORKER_ID ?? `${os.hostname()}-${process.pid}`;
+  const log = logger.child({ workerId });
+  const device = resolveDevice(env.WORKER_DEVICE, log);
+  const metrics = new FacegateMetrics({ role: 'worker', worker: workerId });
+  const indexDescription = withIdMap(env.INDEX_FACTORY);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const closeAll = async (): Promise<void> => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+
+  try {
+    const leaseRedis = new Redis(redisUrl, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 2_000,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    });
+    leaseRedis.on('error', () => {});
+    cleanups.push(async () => leaseRedis.disconnect());
+    const leaseManager = new ShardLeaseManager({
+      redis: leaseRedis,
+      prefix,
+      workerId,
+      shardCount: env.SHARD_COUNT,
+      leaseMs: env.LEASE_MS,
+      logger: log.child({ component: 'leases' }),
+    });
+    const store = await RedisTemplateStore.open({
+      redisUrl,
+      prefix,
+      dimension: DEFAULT_DIMENSION,
+      // Every write to a shard carries this worker's lease token for it (none: refused).
+      fencingTokenOf: (shard) => leaseManager.tokenOf(shard),
+    });
+    cleanups.push(() => store.close());
+    await pinStoreSetting(store, SETTING_SHARD_COUNT, String(env.SHARD_COUNT));
+    await pinStoreSetting(store, SETTING_DIMENSION, String(store.dimension));
+
+    const engine = await loadFaissEngine().catch((error: unknown) => {
+      throw new FacegateError('UNAVAILABLE', `faiss binding could not be loaded: ${describe(error)}`);
+    });
+    const host = new ShardHost({
+      redisUrl,
+      prefix,
+      store,
+      engine,
+      shardCount: env.SHARD_COUNT,
+      indexDescription,
+      searchParameters: { ...DEFAULT_SEARCH_PARAMETERS },
+      snapshotRoot: path.resolve(env.DATA_DIR, 'shard-snapshots'),
+      snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
+      concurrency: SHARD_OPS_PER_QUEUE,
+      lockDurationMs: env.LEASE_MS,
+      logger: log.child({ component: 'shards' }),
+    });
+    const rpc = new ShardRpcClient({
+      redisUrl,
+      prefix,
+      shardCount: env.SHARD_COUNT,
+      // Long enough for a dead owner's lease to lapse and the next owner to open the shard.
+      timeoutMs: Math.max(10_000, 3 * env.LEASE_MS),
+    });
+    cleanups.push(() => rpc.close());
+    await rpc.waitUntilReady();
+
+    const gallery = new DistributedGallery({
+      store,
+      shardCount: env.SHARD_COUNT,
+      shards: new ShardRouter(host, rpc),
+      health: () => host.health(indexDescription),
+    });
+    const runtime = await WorkerRuntime.start(env, metrics, log, { gallery });
+    cleanups.push(() => runtime.close());
+
+    leaseManager.on('acquired', (lease: HeldLease) => host.acquire(lease));
+    leaseManager.on('lost', (shard: number) => host.release(shard));
+    // Shards are closed (with a snapshot) while their leases are still held, then handed back.
+    cleanups.push(() => leaseManager.stop());
+    cleanups.push(() => host.close());
+    // Redis answered the store a moment ago: the lease connection is up, or about to be.
+    await new Promise<void>((resolve) =>
+      leaseRedis.status === 'ready' ? resolve() : leaseRedis.once('ready', resolve),
+    );
+    leaseManager.start();
+
+    const consumer = new BullMqJobConsumer((job, context) => runtime.handle(job, context), {
+      redisUrl,
+      prefix,
+      concurrency: env.WORKER_CONCURRENCY,
+      lockDurationMs: env.LEASE_MS,
+    });
+    cleanups.push(() => consumer.close());
+
+    const publish = async (): Promise<void> => {
+      await publishWorkerReport(leaseRedis, prefix, {
+        workerId,
+        device,
+        shardCount: env.SHARD_COUNT,
+        ownedShards: host.servingShards(),
+        components: runtime.health(),
+        expiresAt: Date.now() + REPORT_TTL_MS,
+      });
+    };
+    const reportTimer = setInterval(() => void publish().catch(() => undefined), REPORT_INTERVAL_MS);
+    // Withdrawn first on close: the gateway stops counting this worker before it goes.
+    cleanups.push(async () => {
+      clearInterval(reportTimer);
+      await withdrawWorkerReport(leaseRedis, prefix, workerId);
+    });
+
+    registerShardGauge(metrics, host, workerId);
+    let metricsPort: number | undefined;
+    if (env.METRICS_PORT !== undefined) {
+      const server = await serveMetrics(metrics, env.METRICS_PORT);
+      const address = server.address();
+      metricsPort = typeof address === 'object' && address !== null ? address.port : env.METRICS_PORT;
+      cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    }
+    log.info('worker ready', { prefix, device, shardCount: env.SHARD_COUNT, leaseMs: env.LEASE_MS, metricsPort });
+
+    let closing: Promise<void> | undefined;
+    return {
+      workerId,
+      metricsPort,
+      metrics,
+      close: () => (closing ??= closeAll()),
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * The device the pipeline runs on. The pipeline creates its onnxruntime sessions with the CPU
+ * execution provider and offers no hook to choose another, so `cuda:N` falls back to CPU,
+ * loudly, rather than refusing to start.
+ */
+export function resolveDevice(requested: string, logger: Logger): string {
+  if (requested === 'cpu') return 'cpu';
+  logger.warn(
+    'WORKER_DEVICE requests CUDA, but the face pipeline has no execution-provider setting yet; running on CPU',
+    {
+      requested,
+    },
+  );
+  return `cpu (${requested} requested)`;
+}
+
+/** Records a setting on first use and refuses to run against a store made with another value. */
+async function pinStoreSetting(store: TemplateStore, key: string, value: string): Promise<void> {
+  const stored = await store.getSetting(key);
+  if (stored === undefined) await store.setSetting(key, value);
+  else if (stored !== value) {
+    throw new ConfigError([`the gallery store was created with ${key}=${stored}; this worker has ${value}`]);
+  }
+}
+
+function registerShardGauge(metrics: FacegateMetrics, host: ShardHost, workerId: string): void {
+  new Gauge({
+    name: 'facegate_shard_templates',
+    help: 'Templates indexed per shard number, by the worker that owns it',
+    labelNames: ['shard', 'owner'],
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      for (const [shard, count] of host.templateCounts()) this.set({ shard: String(shard), owner: workerId }, count);
+    },
+  });
+}
+
+async function serveMetrics(metrics: FacegateMetrics, port: number): Promise<Server> {
+  const server = createServer((request, response) => {
+    if (request.url !== '/metrics') {
+      response.writeHead(404).end();
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => response.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(text),
+      () => response.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    // All interfaces: Prometheus scrapes workers from outside their container.
+    server.listen(port, resolve);
+  });
+  return server;
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,301 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import { FacegateError, type ComponentHealth } from '@facegate/contracts';
+import { Shard, type ShardOptions, type TemplateStore, type VectorIndexEngine } from '@facegate/gallery';
+import type { Logger } from '@facegate/observability';
+import type { HeldLease } from './leases.js';
+import {
+  decodeShardOp,
+  shardQueueName,
+  type ShardOp,
+  type ShardOpMessage,
+  type ShardOpReply,
+  type ShardOpResult,
+} from './shard-ops.js';
+
+export interface ShardHostOptions {
+  redisUrl: string;
+  prefix: string;
+  store: TemplateStore;
+  engine: VectorIndexEngine;
+  shardCount: number;
+  /** faiss index description, already wrapped in an id map. */
+  indexDescription: string;
+  searchParameters: Record<string, number>;
+  /** Local snapshot root (an optimisation: the store is the truth, a shard rebuilds without it). */
+  snapshotRoot: string;
+  snapshotIntervalMs: number;
+  /** Shard ops run at once per shard queue. */
+  concurrency: number;
+  /** Lock of a shard-queue job: a dead owner's op returns to the queue after it (≈ the lease). */
+  lockDurationMs: number;
+  logger: Logger;
+}
+
+/** One shard number this worker owns: its queue consumer and its Shard per partition. */
+interface ServedShard {
+  lease: HeldLease;
+  consumer: Worker | undefined;
+  consumerConnection: Redis | undefined;
+  partitions: Map<string, Promise<Shard>>;
+  /** Set once every partition that existed at acquisition is open: the shard is served. */
+  ready: boolean;
+  closing: boolean;
+}
+
+/**
+ * Serves the shard numbers this worker holds leases for: consumes each one's queue and runs
+ * search/enrol/remove on that shard of the named partition, opening a partition's Shard on
+ * first use (snapshot + replay, or a rebuild from the store). Writes are fenced in the store
+ * with the lease's token, so a worker that lost a shard can no longer change it.
+ */
+export class ShardHost {
+  private readonly served = new Map<number, ServedShard>();
+  /** Acquire/release of one shard number run in order: a quick lose-then-regain must not overlap. */
+  private readonly transitions = new Map<number, Promise<void>>();
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private snapshotting: Promise<void> | undefined;
+  private lastProblem: string | undefined;
+  private closed = false;
+
+  constructor(private readonly options: ShardHostOptions) {
+    if (options.snapshotIntervalMs > 0) {
+      this.snapshotTimer = setInterval(() => {
+        if (this.snapshotting !== undefined || this.closed) return;
+        this.snapshotting = this.snapshotAll().finally(() => (this.snapshotting = undefined));
+      }, options.snapshotIntervalMs);
+      this.snapshotTimer.unref();
+    }
+  }
+
+  /** Starts serving a newly leased shard number. */
+  acquire(lease: HeldLease): void {
+    this.transition(lease.shard, () => this.startServing(lease));
+  }
+
+  /** Stops serving a shard number whose lease is gone. No snapshot: the store is already fenced off. */
+  release(shard: number): void {
+    this.transition(shard, () => this.stopServing(shard, false));
+  }
+
+  /** Shard numbers this worker serves (open, consuming): what its worker report claims. */
+  servingShards(): number[] {
+    return [...this.served.values()]
+      .filter((state) => state.ready && !state.closing)
+      .map((state) => state.lease.shard)
+      .sort((a, b) => a - b);
+  }
+
+  isServing(shard: number): boolean {
+    const state = this.served.get(shard);
+    return state !== undefined && state.ready && !state.closing;
+  }
+
+  /** Runs an op on a shard this worker serves; UNAVAILABLE when it does not (any more). */
+  async execute(shard: number, op: ShardOp): Promise<ShardOpResult> {
+    const state = this.served.get(shard);
+    if (state === undefined || state.closing) {
+      throw new FacegateError('UNAVAILABLE', `shard ${shard} is not served by this worker`);
+    }
+    const target = await this.partitionShard(state, op.partition);
+    switch (op.op) {
+      case 'search':
+        return { op: 'search', candidates: await target.search(op.modelId, op.template, op.topK, op.threshold) };
+      case 'enrol':
+        await target.enrol(op.subjectId, op.modelId, op.template, op.requestId);
+        return { op: 'enrol' };
+      case 'remove':
+        await target.remove(op.subjectId);
+        return { op: 'remove' };
+    }
+  }
+
+  /** Templates indexed per shard number served here, for the shard gauge. */
+  templateCounts(): Map<number, number> {
+    const counts = new Map<number, number>();
+    for (const state of this.served.values()) {
+      let total = 0;
+      for (const opening of state.partitions.values()) total += settledShards.get(opening)?.vectorCount ?? 0;
+      counts.set(state.lease.shard, total);
+    }
+    return counts;
+  }
+
+  /** This worker's part of the `faiss_index` component; shard coverage is the gateway's to judge. */
+  health(description: string): ComponentHealth {
+    if (this.closed) return { healthy: false, state: 'failed', model: description, detail: 'shard host is closed' };
+    const serving = this.servingShards();
+    const templates = [...this.templateCounts().values()].reduce((sum, count) => sum + count, 0);
+    const summary = `serving shards [${serving.join(',')}], ${templates} vectors`;
+    return {
+      healthy: true,
+      state: 'ready',
+      model: description,
+      detail: this.lastProblem === undefined ? summary : `${summary}; ${this.lastProblem}`,
+    };
+  }
+
+  /** Stops every consumer and closes every shard with a snapshot, while the leases are still held. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
+    await this.snapshotting;
+    await Promise.all([...this.served.keys()].map((shard) => this.transitionAndWait(shard, true)));
+  }
+
+  // ---------------------------------------------------------------------------------------
+
+  private transition(shard: number, work: () => Promise<void>): void {
+    const previous = this.transitions.get(shard) ?? Promise.resolve();
+    const next = previous.then(work).catch((error: unknown) => {
+      this.options.logger.error('shard transition failed', { shard, error });
+    });
+    this.transitions.set(shard, next);
+  }
+
+  private async transitionAndWait(shard: number, snapshot: boolean): Promise<void> {
+    this.transition(shard, () => this.stopServing(shard, snapshot));
+    await this.transitions.get(shard);
+  }
+
+  private async startServing(lease: HeldLease): Promise<void> {
+    if (this.closed) return;
+    const { options } = this;
+    const state: ServedShard = {
+      lease,
+      consumer: undefined,
+      consumerConnection: undefined,
+      partitions: new Map(),
+      ready: false,
+      closing: false,
+    };
+    this.served.set(lease.shard, state);
+    // Open what exists before claiming the shard, so that the first search is not a rebuild.
+    // A failure here is not fatal: partitions also open on first use.
+    try {
+      const partitions = await options.store.partitions();
+      await Promise.all(partitions.map((partition) => this.partitionShard(state, partition)));
+    } catch (error) {
+      this.noteProblem(`shard ${lease.shard}: warm-up failed: ${describe(error)}`);
+    }
+    if (state.closing) return;
+    state.consumerConnection = new Redis(options.redisUrl, {
+      maxRetriesPerRequest: null,
+      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    });
+    state.consumerConnection.on('error', () => {});
+    state.consumer = new Worker(shardQueueName(lease.shard), (job: Job) => this.serveJob(job), {
+      connection: state.consumerConnection,
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
+      maxStalledCount: 1,
+    });
+    state.consumer.on('error', () => {});
+    state.ready = true;
+    options.logger.info('serving shard', { shard: lease.shard, fence: lease.fencingToken });
+  }
+
+  private async stopServing(shard: number, snapshot: boolean): Promise<void> {
+    const state = this.served.get(shard);
+    if (state === undefined) return;
+    state.closing = true;
+    // On a graceful stop, finish the ops in hand (their writes still carry a valid token). On a
+    // lost lease do not wait: those writes are fenced off anyway, and Redis may be unreachable,
+    // in which case BullMQ's close would wait for it.
+    if (state.consumer !== undefined) {
+      const closing = state.consumer.close(!snapshot).catch(() => undefined);
+      await Promise.race([closing, sleep(snapshot ? GRACEFUL_CLOSE_MS : FORCED_CLOSE_MS)]);
+    }
+    state.consumerConnection?.disconnect();
+    for (const opening of state.partitions.values()) {
+      const target = await opening.catch(() => undefined);
+      await target?.close({ snapshot }).catch((error: unknown) => {
+        this.options.logger.warn('shard close failed', { shard, partition: target.partition, error });
+      });
+    }
+    this.served.delete(shard);
+    this.options.logger.info('stopped serving shard', { shard, snapshot });
+  }
+
+  private async serveJob(job: Job): Promise<ShardOpReply> {
+    const message = job.data as ShardOpMessage;
+    try {
+      if (Date.now() > message.deadline) {
+        throw new FacegateError('UNAVAILABLE', `shard op arrived after its caller gave up (shard ${message.shard})`);
+      }
+      return { ok: true, result: await this.execute(message.shard, decodeShardOp(message.op)) };
+    } catch (error) {
+      const failure =
+        error instanceof FacegateError ? error : new FacegateError('INTERNAL_ERROR', 'the shard op failed');
+      if (!(error instanceof FacegateError)) {
+        this.options.logger.error('shard op failed unexpectedly', { shard: message.shard, error });
+      }
+      return { ok: false, error: failure.toJSON() };
+    }
+  }
+
+  private partitionShard(state: ServedShard, partition: string): Promise<Shard> {
+    let opening = state.partitions.get(partition);
+    if (opening === undefined) {
+      const shardOptions: ShardOptions = {
+        partition,
+        shard: state.lease.shard,
+        shardCount: this.options.shardCount,
+        store: this.options.store,
+        engine: this.options.engine,
+        dimension: this.options.store.dimension,
+        indexDescription: this.options.indexDescription,
+        searchParameters: this.options.searchParameters,
+        snapshotRoot: this.options.snapshotRoot,
+      };
+      opening = Shard.open(shardOptions);
+      const current = opening;
+      state.partitions.set(partition, current);
+      current.then(
+        (shard) => settledShards.set(current, shard),
+        // A failed open (Redis away, a prune race) is retried by the next op.
+        () => {
+          if (state.partitions.get(partition) === current) state.partitions.delete(partition);
+        },
+      );
+    }
+    return opening;
+  }
+
+  private async snapshotAll(): Promise<void> {
+    const problems: string[] = [];
+    for (const state of this.served.values()) {
+      if (state.closing) continue;
+      for (const opening of state.partitions.values()) {
+        const target = settledShards.get(opening);
+        if (target === undefined) continue;
+        try {
+          await target.snapshot();
+        } catch (error) {
+          problems.push(describe(error));
+        }
+      }
+    }
+    this.lastProblem = problems.length > 0 ? problems.join('; ') : undefined;
+  }
+
+  private noteProblem(problem: string): void {
+    this.lastProblem = problem;
+    this.options.logger.warn('shard host problem', { problem });
+  }
+}
+
+// How long closing a shard's queue consumer may take before we stop waiting for it.
+const GRACEFUL_CLOSE_MS = 10_000;
+const FORCED_CLOSE_MS = 1_000;
+
+/** Shards whose opening has finished, for synchronous counts and health. */
+const settledShards = new WeakMap<Promise<Shard>, Shard>();
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

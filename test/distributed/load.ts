@@ -1,0 +1,79 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { postBiometric } from '../support/http.js';
+import type { Person } from './people.js';
+
+export interface RequestRecord {
+  kind: 'enrol' | 'search';
+  subjectId?: string;
+  person: Person;
+  status: number;
+  code: string | null;
+  ms: number;
+}
+
+/**
+ * Client loops sending enrols (of new subject ids) and searches until stopped; a failed
+ * connection counts as status 0, a request still unanswered after `hangAfterMs` as -1. Returns every request's outcome and duration.
+ */
+export function startLoad(
+  baseUrl: string,
+  people: Person[],
+  options: { clients: number; partition: string; idPrefix: string; hangAfterMs: number },
+): { stop(): Promise<RequestRecord[]>; records: RequestRecord[] } {
+  const records: RequestRecord[] = [];
+  let running = true;
+  let sequence = 0;
+  const loop = async (client: number): Promise<void> => {
+    for (let round = 0; running; round++) {
+      const index = sequence++;
+      const person = people[index % people.length]!;
+      const enrol = (round + client) % 2 === 0;
+      const subjectId = enrol ? `${options.idPrefix}-${index}` : undefined;
+      const started = performance.now();
+      let status: number;
+      let code: string | null = null;
+      try {
+        const request = enrol
+          ? postBiometric(baseUrl, 'enrol', person.enrolImage, { subject_id: subjectId, partition: options.partition })
+          : postBiometric(baseUrl, 'search', person.probeImage, {
+              partition: options.partition,
+              top_k: 5,
+              threshold: 0,
+            });
+        // A request that hangs is recorded as such (-1) instead of stalling the whole test.
+        const reply = await Promise.race([request, sleep(options.hangAfterMs).then(() => undefined)]);
+        status = reply?.status ?? -1;
+        code = reply === undefined ? 'HUNG' : reply.text('status');
+      } catch {
+        status = 0;
+      }
+      records.push({
+        kind: enrol ? 'enrol' : 'search',
+        ...(subjectId === undefined ? {} : { subjectId }),
+        person,
+        status,
+        code,
+        ms: performance.now() - started,
+      });
+    }
+  };
+  const loops = Array.from({ length: options.clients }, (_, client) => loop(client));
+  return {
+    records,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return records;
+    },
+  };
+}
+
+export function summarise(records: RequestRecord[]): string {
+  const counts = new Map<string, number>();
+  for (const record of records) {
+    const key = `${record.kind} ${record.status} ${record.code ?? ''}`.trim();
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const slowest = Math.max(0, ...records.map((record) => record.ms));
+  return `${[...counts].map(([key, count]) => `${key}: ${count}`).join(', ')}; slowest ${Math.round(slowest)} ms`;
+}

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { shardOf } from '@facegate/gallery';
+import { postBiometric, postDelete, getJson } from '../support/http.js';
+import { startEmbeddedService } from '../support/service.js';
+import { frllPeople, type Person } from './people.js';
+import {
+  SHARED_REDIS_URL,
+  deletePrefix,
+  startDistributedGateway,
+  startWorkerProcess,
+  testPrefix,
+  waitForCluster,
+  type WorkerProcess,
+} from './support.js';
+import type { ServiceProcess } from '../support/service.js';
+
+// 2 cores: every image runs the full pipeline twice (embedded, then distributed), so keep N modest.
+const PEOPLE = frllPeople(40);
+const SHARDS = 4;
+const PARTITION = 'parity';
+// Both modes run the same pipeline; PAD is off so that the comparison is about the gallery
+// path (queue, shards, store) and not about which studio photos a PAD threshold lets through.
+const PIPELINE_ENV = { PAD_ENABLED: 'false' };
+
+interface Observed {
+  enrol: string[];
+  search: string[];
+  verify: string[];
+}
+
+/** Enrols everyone, then searches and verifies each with a different photo; returns what the API said. */
+async function exercise(baseUrl: string, people: Person[]): Promise<Observed> {
+  const observed: Observed = { enrol: [], search: [], verify: [] };
+  for (const person of people) {
+    const reply = await postBiometric(baseUrl, 'enrol', person.enrolImage, {
+      subject_id: person.subjectId,
+      partition: PARTITION,
+    });
+    observed.enrol.push(`${person.subjectId}:${reply.status}:${reply.text('status')}`);
+  }
+  for (const person of people) {
+    const search = await postBiometric(baseUrl, 'search', person.probeImage, {
+      partition: PARTITION,
+      top_k: 5,
+      threshold: 0,
+    });
+    assert.equal(search.status, 200, search.xml);
+    const ids = search.all('subject_id');
+    const scores = search.all('score');
+    observed.search.push(`${person.subjectId} -> ${ids.map((id, i) => `${id}=${scores[i]}`).join(' ')}`);
+    const verify = await postBiometric(baseUrl, 'verify', person.probeImage, {
+      subject_id: person.subjectId,
+      partition: PARTITION,
+    });
+    assert.equal(verify.status, 200, verify.xml);
+    observed.verify.push(`${person.subjectId}: ${verify.text('match')} ${verify.text('score')}`);
+  }
+  return observed;
+}
+
+describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people, ${SHARDS} shards, 2 workers)`, () => {
+  const prefix = testPrefix();
+  let embedded: Observed;
+  let gateway: ServiceProcess | undefined;
+  const workers: WorkerProcess[] = [];
+
+  before(async () => {
+    const service = await startEmbeddedService({ ...PIPELINE_ENV, SHARD_COUNT: String(SHARDS) });
+    try {
+      embedded = await exercise(service.baseUrl, PEOPLE);
+    } finally {
+      await service.close();
+    }
+    const env = {
+      ...PIPELINE_ENV,
+      REDIS_URL: SHARED_REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      SHARD_COUNT: String(SHARDS),
+      LEASE_MS: '3000',
+    };
+    gateway = await startDistributedGateway(env);
+    for (const workerId of ['parity-w1', 'parity-w2']) {
+      workers.push(
+        await startWorkerProcess({ ...env, WORKER_ID: workerId, WORKER_CONCURRENCY: '1', METRICS_PORT: '0' }),
+      );
+    }
+    await waitForCluster(gateway.baseUrl, ['parity-w1', 'parity-w2']);
+  });
+
+  after(async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await gateway?.stop();
+    await deletePrefix(SHARED_REDIS_URL, prefix);
+  });
+
+  it('spreads the subjects over all shards and both workers', async () => {
+    const perShard = new Set(PEOPLE.map((person) => shardOf(person.subjectId, SHARDS)));
+    assert.equal(perShard.size, Math.min(SHARDS, PEOPLE.length), 'the people cover every shard');
+    const health = await waitForCluster(gateway!.baseUrl, ['parity-w1', 'parity-w2']);
+    assert.equal(health.components['faiss_index'], true);
+  });
+
+  it('enrols, searches and verifies with the same results as embedded mode', async () => {
+    const distributed = await exercise(gateway!.baseUrl, PEOPLE);
+    assert.deepEqual(distributed.enrol, embedded.enrol);
+    assert.ok(
+      distributed.enrol.every((line) => line.endsWith(':200:OK')),
+      distributed.enrol.join('\n'),
+    );
+    assert.deepEqual(distributed.search, embedded.search);
+    assert.deepEqual(distributed.verify, embedded.verify);
+    // Each person's own probe finds them first (the fixtures are distinct people).
+    for (const [i, person] of PEOPLE.entries()) {
+      assert.ok(
+        distributed.search[i]!.startsWith(`${person.subjectId} -> ${person.subjectId}=`),
+        distributed.search[i],
+      );
+    }
+    const stats = await getJson(gateway!.baseUrl, '/api/v1/stats');
+    assert.deepEqual(stats.body, { total_subjects: PEOPLE.length, partitions: { [PARTITION]: PEOPLE.length } });
+  });
+
+  it("exposes each worker's shards in facegate_shard_templates, adding up to every template", async () => {
+    let total = 0;
+    const owners = new Set<string>();
+    for (const worker of workers) {
+      const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+      for (const match of text.matchAll(/^facegate_shard_templates\{([^}]*)\} (\d+)/gm)) {
+        total += Number(match[2]);
+        owners.add(/owner="([^"]+)"/.exec(match[1]!)![1]!);
+      }
+    }
+    assert.equal(total, PEOPLE.length);
+    assert.deepEqual([...owners].sort(), ['parity-w1', 'parity-w2']);
+  });
+
+  it("answers duplicates, deletes and unknown partitions with the contract's codes", async () => {
+    const first = PEOPLE[0]!;
+    const duplicate = await postBiometric(gateway!.baseUrl, 'enrol', first.enrolImage, {
+      subject_id: first.subjectId,
+      partition: PARTITION,
+    });
+    assert.equal(duplicate.status, 409, duplicate.xml);
+    const deleted = await postDelete(gateway!.baseUrl, { subject_id: first.subjectId, partition: PARTITION });
+    assert.equal(deleted.status, 200, deleted.xml);
+    const again = await postDelete(gateway!.baseUrl, { subject_id: first.subjectId, partition: PARTITION });
+    assert.equal(again.text('status'), 'SUBJECT_NOT_FOUND', again.xml);
+    const search = await postBiometric(gateway!.baseUrl, 'search', first.probeImage, {
+      partition: PARTITION,
+      top_k: 5,
+      threshold: 0,
+    });
+    assert.ok(!search.all('subject_id').includes(first.subjectId), search.xml);
+    const unknown = await postBiometric(gateway!.baseUrl, 'search', first.probeImage, { partition: 'nowhere' });
+    assert.equal(unknown.text('status'), 'PARTITION_NOT_FOUND', unknown.xml);
+  });
+});

@@ -1,0 +1,307 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import {
+  RedisTemplateStore,
+  Shard,
+  fenceKey,
+  loadFaissEngine,
+  shardOf,
+  type RedisTemplateStoreOptions,
+} from '@facegate/gallery';
+import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from '../gallery/helpers.js';
+import { SHARED_REDIS_URL, deletePrefix, testPrefix } from './support.js';
+
+const MODEL = 'm1';
+const prefixes: string[] = [];
+
+/** A store on the shared Redis under a fresh prefix of its own (removed after the suite). */
+async function openStore(options: Partial<RedisTemplateStoreOptions> = {}): Promise<RedisTemplateStore> {
+  const prefix = options.prefix ?? testPrefix();
+  prefixes.push(prefix);
+  return RedisTemplateStore.open({ redisUrl: SHARED_REDIS_URL, dimension: DIMENSION, ...options, prefix });
+}
+
+after(async () => {
+  for (const prefix of prefixes) await deletePrefix(SHARED_REDIS_URL, prefix);
+});
+
+// The same behavioural checks as test/gallery/store-and-shards.test.ts makes of the SQLite store.
+describe('RedisTemplateStore', () => {
+  it('stores templates bit-exactly with their ids and counts', async () => {
+    const store = await openStore();
+    const template = randomUnitVector(seededRandom(12));
+    const receipt = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
+    const second = await store.addSubject({
+      partition: 'p',
+      shard: 2,
+      subjectId: 'c',
+      modelId: MODEL,
+      template: randomUnitVector(seededRandom(13)),
+    });
+    assert.ok(second.faissId > receipt.faissId && second.seq > receipt.seq);
+    const [stored] = await store.getSubjectTemplates('p', 'a&<b>');
+    assert.deepEqual(stored?.template, template);
+    assert.equal(stored?.faissId, receipt.faissId);
+    assert.equal(stored?.shard, 1);
+    assert.deepEqual(await store.resolveSubjects('p', [receipt.faissId, 999n]), new Map([[receipt.faissId, 'a&<b>']]));
+    assert.deepEqual(await store.resolveSubjects('other', [receipt.faissId]), new Map());
+    assert.deepEqual(await store.partitionCounts(), { p: 2 });
+    await assert.rejects(
+      store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template }),
+      facegateCode('SUBJECT_EXISTS'),
+    );
+
+    const removal = await store.removeSubject('p', 'a&<b>');
+    assert.deepEqual(removal.removed, [{ faissId: receipt.faissId, modelId: MODEL }]);
+    await assert.rejects(store.removeSubject('p', 'a&<b>'), facegateCode('SUBJECT_NOT_FOUND'));
+    const changes = await store.changesSince('p', 1, 0);
+    assert.deepEqual(
+      changes.map((c) => [c.kind, c.faissId, c.kind === 'add' ? c.template : 'n/a']),
+      [
+        ['add', receipt.faissId, undefined],
+        ['remove', receipt.faissId, 'n/a'],
+      ],
+    );
+    // Ids are never reused, even after a delete.
+    const third = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
+    assert.ok(third.faissId > second.faissId);
+    // A partition outlives its last subject.
+    await store.removeSubject('p', 'c');
+    await store.removeSubject('p', 'a&<b>');
+    assert.deepEqual(await store.partitions(), ['p']);
+    assert.deepEqual(await store.partitionCounts(), { p: 0 });
+    await store.close();
+  });
+
+  it('round-trips any Unicode subject id and several templates per subject', async () => {
+    const store = await openStore();
+    const random = seededRandom(21);
+    const ids = ['😀 emoji', '中文', 'quote"back\\slash', 'pipe|and:colon', '\u00e9\u0301'];
+    for (const [i, subjectId] of ids.entries()) {
+      await store.addSubject({
+        partition: 'u',
+        shard: i % 2,
+        subjectId,
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+    }
+    await store.addTemplate({
+      partition: 'u',
+      shard: 0,
+      subjectId: ids[0]!,
+      modelId: 'm2',
+      template: randomUnitVector(random),
+    });
+    await assert.rejects(
+      store.addTemplate({
+        partition: 'u',
+        shard: 0,
+        subjectId: 'nobody',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      }),
+      facegateCode('SUBJECT_NOT_FOUND'),
+    );
+    const templates = await store.getSubjectTemplates('u', ids[0]!);
+    assert.deepEqual(
+      templates.map((t) => [t.subjectId, t.modelId, t.shard]),
+      [
+        [ids[0], MODEL, 0],
+        [ids[0], 'm2', 0],
+      ],
+    );
+    assert.deepEqual((await store.shardModels('u', 0)).sort(), [MODEL, 'm2']);
+    assert.equal(await store.countShardTemplates('u', 0, MODEL), 3);
+    const resolved = await store.resolveSubjects(
+      'u',
+      templates.map((t) => t.faissId),
+    );
+    assert.deepEqual([...resolved.values()], [ids[0], ids[0]]);
+    for (const subjectId of ids)
+      assert.equal((await store.getSubjectTemplates('u', subjectId))[0]?.subjectId, subjectId);
+    const removal = await store.removeSubject('u', ids[0]!);
+    assert.equal(removal.removed.length, 2);
+    assert.deepEqual(await store.shardModels('u', 0), [MODEL]);
+    await store.close();
+  });
+
+  it('scans a shard as of one sequence number while writes continue', async () => {
+    const store = await openStore();
+    const random = seededRandom(14);
+    for (let i = 0; i < 50; i++) {
+      await store.addSubject({
+        partition: 'p',
+        shard: 0,
+        subjectId: `s${i}`,
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+    }
+    const scan = await store.openShardScan('p', 0, MODEL, 10);
+    assert.equal(scan.count, 50);
+    await store.removeSubject('p', 's49');
+    await store.addSubject({
+      partition: 'p',
+      shard: 0,
+      subjectId: 'late',
+      modelId: MODEL,
+      template: randomUnitVector(random),
+    });
+    let seen = 0;
+    let batches = 0;
+    for (let batch = await scan.next(); batch !== undefined; batch = await scan.next()) {
+      seen += batch.faissIds.length;
+      batches += 1;
+      assert.ok(batch.faissIds.length <= 10, 'pages are bounded');
+    }
+    assert.equal(seen, 50, 'the scan sees neither the later delete nor the later add');
+    assert.ok(batches >= 5);
+    const later = await store.changesSince('p', 0, scan.asOfSeq);
+    assert.deepEqual(
+      later.map((c) => c.kind),
+      ['remove', 'add'],
+    );
+    await store.close();
+  });
+
+  it('answers a redelivered enrol (same request id) with the original receipt', async () => {
+    const store = await openStore();
+    const template = randomUnitVector(seededRandom(15));
+    const entry = { partition: 'p', shard: 0, subjectId: 'once', modelId: MODEL, template, requestId: 'job-1' };
+    const first = await store.addSubject(entry);
+    const again = await store.addSubject(entry);
+    assert.equal(first.replayed, undefined);
+    assert.deepEqual(again, { ...first, replayed: true });
+    await assert.rejects(store.addSubject({ ...entry, requestId: 'job-2' }), facegateCode('SUBJECT_EXISTS'));
+    await assert.rejects(store.addSubject({ ...entry, requestId: undefined }), facegateCode('SUBJECT_EXISTS'));
+    assert.deepEqual(await store.partitionCounts(), { p: 1 });
+    assert.equal((await store.changesSince('p', 0, 0)).length, 1, 'the replay wrote nothing');
+    await store.close();
+  });
+
+  it('refuses writes carrying a fencing token older than the shard fence', async () => {
+    const prefix = testPrefix();
+    const tokens = new Map<number, number>([[0, 1]]);
+    const store = await openStore({ prefix, fencingTokenOf: (shard) => tokens.get(shard) });
+    const redis = new Redis(SHARED_REDIS_URL);
+    try {
+      await redis.set(fenceKey(prefix, 0), 1);
+      const template = randomUnitVector(seededRandom(16));
+      await store.addSubject({ partition: 'p', shard: 0, subjectId: 'a', modelId: MODEL, template });
+      // Another worker takes shard 0: the fence moves past our token.
+      await redis.incr(fenceKey(prefix, 0));
+      await assert.rejects(
+        store.addSubject({ partition: 'p', shard: 0, subjectId: 'b', modelId: MODEL, template }),
+        facegateCode('UNAVAILABLE'),
+      );
+      await assert.rejects(store.removeSubject('p', 'a'), facegateCode('UNAVAILABLE'));
+      await assert.rejects(store.pruneChanges('p', 0, 1), facegateCode('UNAVAILABLE'));
+      // A shard this process holds no lease for is refused before Redis is asked.
+      await assert.rejects(
+        store.addSubject({ partition: 'p', shard: 1, subjectId: 'c', modelId: MODEL, template }),
+        facegateCode('UNAVAILABLE'),
+      );
+      assert.deepEqual(await store.partitionCounts(), { p: 1 }, 'refused writes changed nothing');
+      assert.equal((await store.getSubjectTemplates('p', 'a')).length, 1);
+      tokens.set(0, 2);
+      await store.addSubject({ partition: 'p', shard: 0, subjectId: 'b', modelId: MODEL, template });
+      assert.deepEqual(await store.partitionCounts(), { p: 2 });
+    } finally {
+      redis.disconnect();
+      await store.close();
+    }
+  });
+
+  it('refuses to replay a change log pruned past the reader, and drops pruned removals', async () => {
+    const store = await openStore();
+    const random = seededRandom(17);
+    for (let i = 0; i < 4; i++) {
+      await store.addSubject({
+        partition: 'p',
+        shard: 0,
+        subjectId: `s${i}`,
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+    }
+    await store.removeSubject('p', 's0');
+    const through = await store.currentSeq();
+    await store.pruneChanges('p', 0, through);
+    await assert.rejects(store.changesSince('p', 0, through - 1), facegateCode('UNAVAILABLE'));
+    assert.deepEqual(await store.changesSince('p', 0, through), []);
+    const scan = await store.openShardScan('p', 0, MODEL);
+    assert.equal(scan.count, 3);
+    const batch = await scan.next();
+    assert.equal(batch?.faissIds.length, 3);
+    await scan.close();
+    await store.close();
+  });
+
+  it('reports a Redis it cannot reach as UNAVAILABLE', async () => {
+    await assert.rejects(
+      RedisTemplateStore.open({
+        redisUrl: 'redis://127.0.0.1:1',
+        prefix: testPrefix(),
+        dimension: DIMENSION,
+        connectTimeoutMs: 500,
+      }),
+      facegateCode('UNAVAILABLE'),
+    );
+  });
+});
+
+describe('Shard on a RedisTemplateStore', () => {
+  it('opens, serves, snapshots and reloads, and rebuilds when the log was pruned past its snapshot', async () => {
+    await withTempDir(async (dir) => {
+      const store = await openStore();
+      const options = {
+        partition: 'solo',
+        shard: 1,
+        shardCount: 2,
+        store,
+        engine: await loadFaissEngine(),
+        dimension: DIMENSION,
+        indexDescription: 'IDMap2,Flat',
+        snapshotRoot: join(dir, 'snapshots'),
+      };
+      const shard = await Shard.open(options);
+      const random = seededRandom(15);
+      const mine = Array.from({ length: 200 }, (_, i) => `s${i}`).filter((id) => shardOf(id, 2) === 1);
+      const templates = mine.map(() => randomUnitVector(random));
+      await Promise.all(mine.map((id, i) => shard.enrol(id, MODEL, templates[i]!)));
+      const [best] = await shard.search(MODEL, templates[5]!, 1, 0.5);
+      assert.equal(best?.subjectId, mine[5]);
+      // A redelivered enrol is answered without indexing the template twice.
+      const redelivered = Array.from({ length: 50 }, (_, i) => `redelivered-${i}`).find((id) => shardOf(id, 2) === 1)!;
+      await shard.enrol(redelivered, MODEL, templates[0]!, 'job-7');
+      const vectors = shard.vectorCount;
+      const replay = await shard.enrol(redelivered, MODEL, templates[0]!, 'job-7');
+      assert.equal(replay.replayed, true);
+      assert.equal(shard.vectorCount, vectors);
+
+      assert.equal(await shard.snapshot(), true);
+      await shard.remove(mine[5]!);
+      await shard.close({ snapshot: false });
+
+      const reloaded = await Shard.open(options);
+      assert.equal(reloaded.info().recovery, 'snapshot');
+      assert.equal(reloaded.info().replayedChanges, 1);
+      assert.deepEqual(await reloaded.search(MODEL, templates[5]!, 1, 0.5), []);
+      assert.equal((await reloaded.search(MODEL, templates[6]!, 1, 0.5))[0]?.subjectId, mine[6]);
+      await reloaded.remove(mine[6]!);
+      // Another owner snapshots and prunes: our older snapshot can no longer be replayed.
+      await store.pruneChanges('solo', 1, await store.currentSeq());
+      await reloaded.close({ snapshot: false });
+
+      const rebuilt = await Shard.open(options);
+      assert.equal(rebuilt.info().recovery, 'rebuild');
+      assert.deepEqual(await rebuilt.search(MODEL, templates[6]!, 1, 0.5), []);
+      assert.equal((await rebuilt.search(MODEL, templates[7]!, 1, 0.5))[0]?.subjectId, mine[7]);
+      await rebuilt.close();
+      await store.close();
+    });
+  });
+});
