@@ -18,6 +18,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexPQ.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/IVFlib.h>
 #include <faiss/index_factory.h>
@@ -183,6 +184,10 @@ int main(int argc, char** argv) {
     if (ivf != nullptr) ivf->cp.niter = niter;
     auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(inner);
     if (hnsw != nullptr && efConstruction > 0) hnsw->hnsw.efConstruction = efConstruction;
+    // HNSW<M>_PQ<m> storage would run polysemous training (minutes, useless for HNSW).
+    if (hnsw != nullptr) {
+      if (auto* pq = dynamic_cast<faiss::IndexPQ*>(hnsw->storage)) pq->do_polysemous_training = false;
+    }
     auto t = std::chrono::steady_clock::now();
     index->train(train, base.data());
     const double trainMs = Ms(t);

@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/arguments.cc",
+        "native/blas.cc",
         "native/index_handle.cc",
         "native/index_traits.cc",
         "native/thread_count.cc"

@@ -21,15 +21,15 @@ export function frllPeople(limit: number): Person[] {
       probeImage: readImage(fixture('frll', '001_smiling.jpg')),
     },
     {
-      subjectId: 'frll-002',
-      enrolImage: readImage(fixture('frll', '002_neutral.jpg')),
-      probeImage: readImage(fixture('frll', '002_smiling.jpg')),
+      subjectId: 'frll-005',
+      enrolImage: readImage(fixture('frll', '005_neutral.jpg')),
+      probeImage: readImage(fixture('frll', '005_smiling.jpg')),
     },
-    // Only a neutral photo is committed for 003: it probes with its own enrolment photo.
+    // Only a neutral photo is committed for 025: it probes with its own enrolment photo.
     {
-      subjectId: 'frll-003',
-      enrolImage: readImage(fixture('frll', '003_neutral.jpg')),
-      probeImage: readImage(fixture('frll', '003_neutral.jpg')),
+      subjectId: 'frll-025',
+      enrolImage: readImage(fixture('frll', '025_neutral.jpg')),
+      probeImage: readImage(fixture('frll', '025_neutral.jpg')),
     },
   ];
   const root = sharedData('faces', 'frll');
@@ -37,7 +37,7 @@ export function frllPeople(limit: number): Person[] {
     for (const folder of readdirSync(root).sort()) {
       if (people.length >= limit) break;
       const id = folder.replace(/^frll_/, '');
-      if (['001', '002', '003'].includes(id)) continue;
+      if (['001', '005', '025'].includes(id)) continue;
       const neutral = path.join(root, folder, `${id}_03_neutral_front.jpg`);
       const smiling = path.join(root, folder, `${id}_08_smiling_front.jpg`);
       if (!existsSync(neutral) || !existsSync(smiling)) continue;

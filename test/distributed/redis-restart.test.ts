@@ -40,8 +40,6 @@ describe('a Redis restart under load', () => {
         REDIS_URL: redis.url,
         QUEUE_PREFIX: 'facegate',
         SHARD_COUNT: '4',
-        // PAD off: the studio fixtures are not what is under test here.
-        PAD_ENABLED: 'false',
         LEASE_MS: '2000',
         JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS),
       };

@@ -8,7 +8,7 @@ import { getJson, postBiometric } from '../support/http.js';
 import { fixture } from '../support/paths.js';
 import { readImage, startEmbeddedService, type RunningService } from '../support/service.js';
 
-const faces = ['001_neutral.jpg', '002_neutral.jpg', '003_neutral.jpg'].map((name) => readImage(fixture('frll', name)));
+const faces = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((name) => readImage(fixture('frll', name)));
 
 function mount(...args: string[]): boolean {
   return spawnSync('mount', args, { stdio: 'ignore' }).status === 0;
@@ -27,12 +27,11 @@ describe('a full data directory', { skip }, () => {
     service = await startEmbeddedService({
       DATA_DIR: dataDir,
       MIN_FREE_DISK_BYTES: String(2 * 2 ** 20),
-      PAD_ENABLED: 'false',
     });
   });
   after(async () => {
     await service?.close();
-    spawnSync('umount', [mountPoint]);
+    spawnSync('umount', ['--lazy', mountPoint]);
     rmSync(mountPoint, { recursive: true, force: true });
   });
 

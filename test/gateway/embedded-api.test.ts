@@ -13,8 +13,8 @@ const run = promisify(execFile);
 
 const personA = readImage(fixture('frll', '001_neutral.jpg'));
 const personAOther = readImage(fixture('frll', '001_smiling.jpg'));
-const personB = readImage(fixture('frll', '002_neutral.jpg'));
-const personC = readImage(fixture('frll', '003_neutral.jpg'));
+const personB = readImage(fixture('frll', '005_neutral.jpg'));
+const personC = readImage(fixture('frll', '025_neutral.jpg'));
 const twoFaces = readImage(fixture('frll', 'two_faces.jpg'));
 
 async function noFaceImage(): Promise<Uint8Array> {

@@ -6,7 +6,7 @@ import { getJson, postBiometric } from '../support/http.js';
 import { fixture, repoRoot } from '../support/paths.js';
 import { readImage, startServiceProcess, temporaryDirectory } from '../support/service.js';
 
-const faces = ['001_neutral.jpg', '002_neutral.jpg', '003_neutral.jpg', '001_smiling.jpg', '002_smiling.jpg'].map(
+const faces = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg', '001_smiling.jpg', '005_smiling.jpg'].map(
   (name) => readImage(fixture('frll', name)),
 );
 

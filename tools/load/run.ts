@@ -22,10 +22,10 @@ const { values } = parseArgs({
 });
 const secondsPerLevel = Math.min(120, Math.max(5, Number(values.seconds)));
 
-const probes = ['001_smiling.jpg', '002_smiling.jpg'].map(
+const probes = ['001_smiling.jpg', '005_smiling.jpg'].map(
   (name) => new Uint8Array(readFileSync(fixture('frll', name))),
 );
-const enrolImage = new Uint8Array(readFileSync(fixture('frll', '003_neutral.jpg')));
+const enrolImage = new Uint8Array(readFileSync(fixture('frll', '025_neutral.jpg')));
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

@@ -1,4 +1,4 @@
-import { readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
+import { SHARED_ENV_SCHEMAS, readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
 
 /** What the HTTP gateway reads from its environment (the embedded worker reads its own). */
 export interface GatewayEnv {
@@ -23,8 +23,8 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
   properties: {
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 8080 },
     HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
-    REDIS_URL: { type: 'string', pattern: '^rediss?://', nullable: true },
-    QUEUE_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'facegate' },
+    REDIS_URL: SHARED_ENV_SCHEMAS.REDIS_URL,
+    QUEUE_PREFIX: SHARED_ENV_SCHEMAS.QUEUE_PREFIX,
     MAX_UPLOAD_BYTES: { type: 'integer', minimum: 1024, maximum: 104_857_600, default: 10_485_760 },
     JOB_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
     MAX_WAITING_JOBS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 64 },

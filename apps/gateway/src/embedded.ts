@@ -13,7 +13,7 @@ export async function startEmbeddedBackend(
   logger: Logger,
 ): Promise<ServiceBackend & { runtime: WorkerRuntime }> {
   const runtime = await WorkerRuntime.start(workerEnv, metrics, logger.child({ component: 'worker' }));
-  const queue = new InProcessQueue((job) => runtime.handle(job), {
+  const queue = new InProcessQueue((job, context) => runtime.handle(job, context), {
     concurrency: workerEnv.WORKER_CONCURRENCY,
     maxWaiting: gatewayEnv.MAX_WAITING_JOBS,
     retryAfterSeconds: gatewayEnv.RETRY_AFTER_SECONDS,

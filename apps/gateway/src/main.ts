@@ -11,6 +11,11 @@ try {
     if (stopping) return;
     stopping = true;
     logger.info('stopping', { signal });
+    // A backend that cannot close (Redis away, a stuck job) must not keep the process alive.
+    setTimeout(() => {
+      logger.warn('forced exit after the stop timeout', { signal });
+      process.exit(1);
+    }, 20_000).unref();
     void gateway.close().finally(() => process.exit(0));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -1,4 +1,4 @@
-import { readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
+import { SHARED_ENV_SCHEMAS, readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
 import type { LogLevel } from '@facegate/observability';
 
 /** Everything a worker (or the embedded process) reads from its environment. */
@@ -56,8 +56,8 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     SNAPSHOT_INTERVAL_MS: { type: 'integer', minimum: 0, default: 60_000 },
     MIN_FREE_DISK_BYTES: { type: 'integer', minimum: 0, default: 67_108_864 },
     METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535, nullable: true },
-    REDIS_URL: { type: 'string', pattern: '^rediss?://', nullable: true },
-    QUEUE_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'facegate' },
+    REDIS_URL: SHARED_ENV_SCHEMAS.REDIS_URL,
+    QUEUE_PREFIX: SHARED_ENV_SCHEMAS.QUEUE_PREFIX,
     WORKER_ID: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$', nullable: true },
     LEASE_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 5000 },
   },

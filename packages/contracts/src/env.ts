@@ -28,3 +28,9 @@ export function readEnvConfig<T>(schema: JSONSchemaType<T>, env: NodeJS.ProcessE
   });
   throw new ConfigError(problems);
 }
+
+/** Settings that gateway and worker must read the same way, or they would not find each other. */
+export const SHARED_ENV_SCHEMAS = {
+  REDIS_URL: { type: 'string', pattern: '^rediss?://', nullable: true },
+  QUEUE_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,64}$', default: 'facegate' },
+} as const;

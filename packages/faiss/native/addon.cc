@@ -6,6 +6,8 @@
 #include <string>
 
 #include "arguments.h"
+#include "blas.h"
+#include "errors.h"
 #include "index_handle.h"
 #include "thread_count.h"
 
@@ -22,10 +24,54 @@ Napi::Value GetThreadCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), CurrentThreadCount());
 }
 
+Napi::Value GetBlasSettings(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const BlasSettings settings = CurrentBlasSettings();
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("threshold", Napi::Number::New(env, settings.threshold));
+  result.Set("queryBlockSize", Napi::Number::New(env, settings.queryBlockSize));
+  result.Set("databaseBlockSize", Napi::Number::New(env, settings.databaseBlockSize));
+  result.Set("implementation", Napi::String::New(env, BlasImplementation()));
+  const int threads = OpenBlasThreadCount();
+  result.Set("threads", threads < 0 ? env.Null() : Napi::Number::New(env, threads));
+  return result;
+}
+
+// Reads an optional integer field in [minimum, maximum]; keeps `current` when absent.
+int OptionalInteger(const Napi::Object& object, const char* name, int current, int minimum, int maximum) {
+  Napi::Env env = object.Env();
+  const Napi::Value value = object.Get(name);
+  if (value.IsUndefined()) return current;
+  if (!value.IsNumber()) ThrowTypeError(env, std::string(name) + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= minimum && number <= maximum) || number != static_cast<double>(static_cast<int>(number))) {
+    ThrowRangeError(env, std::string(name) + " must be an integer between " + std::to_string(minimum) + " and " +
+                             std::to_string(maximum));
+  }
+  return static_cast<int>(number);
+}
+
+Napi::Value SetBlasSettings(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || info[0].IsArray()) ThrowTypeError(env, "BLAS settings must be an object");
+  const Napi::Object object = info[0].As<Napi::Object>();
+  // Validate everything before changing anything.
+  BlasSettings settings = CurrentBlasSettings();
+  settings.threshold = OptionalInteger(object, "threshold", settings.threshold, 0, 1 << 30);
+  settings.queryBlockSize = OptionalInteger(object, "queryBlockSize", settings.queryBlockSize, 1, 1 << 20);
+  settings.databaseBlockSize = OptionalInteger(object, "databaseBlockSize", settings.databaseBlockSize, 1, 1 << 20);
+  const int threads = OptionalInteger(object, "threads", 0, 1, 1024);
+  ApplyBlasSettings(settings);
+  if (threads > 0) SetOpenBlasThreadCount(threads);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeIndex", IndexHandle::DefineClass(env));
   exports.Set("setThreadCount", Napi::Function::New<SetThreadCount>(env, "setThreadCount"));
   exports.Set("getThreadCount", Napi::Function::New<GetThreadCount>(env, "getThreadCount"));
+  exports.Set("getBlasSettings", Napi::Function::New<GetBlasSettings>(env, "getBlasSettings"));
+  exports.Set("setBlasSettings", Napi::Function::New<SetBlasSettings>(env, "setBlasSettings"));
   // The version of the headers compiled against; Debian ships a static
   // libfaiss, so it is also the version linked in.
   exports.Set("faissVersion",

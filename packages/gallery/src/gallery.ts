@@ -15,6 +15,8 @@ import {
   similarityScore,
 } from './validation.js';
 import { DEFAULT_INDEX_DESCRIPTION, withIdMap, type VectorIndexEngine } from './vector-index.js';
+import { mergeShardCandidates, type Candidate } from './merge.js';
+import { pinGalleryShape } from './settings.js';
 
 export const DEFAULT_SHARD_COUNT = 4;
 export const DEFAULT_DIMENSION = 512;
@@ -57,11 +59,6 @@ export interface GalleryOptions {
   engine?: VectorIndexEngine;
 }
 
-export interface Candidate {
-  subjectId: string;
-  score: number;
-}
-
 export interface GalleryStats {
   total_subjects: number;
   partitions: Record<string, number>;
@@ -72,9 +69,6 @@ interface PartitionState {
   /** The store holds the partition: an enrol committed there, or it was there at open. */
   exists: boolean;
 }
-
-const SETTING_SHARD_COUNT = 'shard_count';
-const SETTING_DIMENSION = 'dimension';
 
 /**
  * The embedded gallery: every partition's shards in this process. Writes go to the store
@@ -120,8 +114,7 @@ export class Gallery {
     const store =
       options.store ?? (await SqliteTemplateStore.open({ path: join(options.dataDir, 'gallery.sqlite'), dimension }));
     try {
-      await pinSetting(store, SETTING_SHARD_COUNT, String(shardCount));
-      await pinSetting(store, SETTING_DIMENSION, String(store.dimension));
+      await pinGalleryShape(store, shardCount);
       const gallery = new Gallery(options, store, engine, shardCount);
       for (const partition of await store.partitions()) {
         gallery.partitionStates.set(partition, {
@@ -194,18 +187,7 @@ export class Gallery {
     const query = normalisedTemplate(template, this.dimension);
     const shards = await this.existingShards(partition);
     const perShard = await Promise.all(shards.map((shard) => shard.search(modelId, query, topK, threshold)));
-    // Subjects live in exactly one shard, so merging per-shard top-k lists is exact; the map
-    // only guards the one-candidate-per-subject rule against any future overlap.
-    const best = new Map<string, number>();
-    for (const candidates of perShard) {
-      for (const { subjectId, score } of candidates) {
-        if ((best.get(subjectId) ?? -1) < score) best.set(subjectId, score);
-      }
-    }
-    return [...best]
-      .map(([subjectId, score]) => ({ subjectId, score }))
-      .sort((a, b) => b.score - a.score || compareCodePoints(a.subjectId, b.subjectId))
-      .slice(0, topK);
+    return mergeShardCandidates(perShard, topK);
   }
 
   /**
@@ -418,21 +400,4 @@ async function loadFaissEngine(): Promise<VectorIndexEngine> {
     const reason = error instanceof Error ? error.message : String(error);
     throw new FacegateError('UNAVAILABLE', `faiss binding could not be loaded: ${reason}`);
   }
-}
-
-/** Records a setting on first use and refuses to run with a different value later. */
-async function pinSetting(store: TemplateStore, key: string, value: string): Promise<void> {
-  const stored = await store.getSetting(key);
-  if (stored === undefined) {
-    await store.setSetting(key, value);
-  } else if (stored !== value) {
-    throw new FacegateError(
-      'INVALID_REQUEST',
-      `gallery store was created with ${key}=${stored}, opened with ${value}; resharding is not supported`,
-    );
-  }
-}
-
-function compareCodePoints(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -7,7 +7,6 @@ export {
   DEFAULT_SHARD_COUNT,
   DEFAULT_SNAPSHOT_INTERVAL_MS,
   Gallery,
-  type Candidate,
   type GalleryOptions,
   type GalleryStats,
 } from './gallery.js';
@@ -40,3 +39,5 @@ export {
   normalisedTemplate,
   similarityScore,
 } from './validation.js';
+export { mergeShardCandidates, type Candidate } from './merge.js';
+export { pinGalleryShape, pinStoreSetting } from './settings.js';

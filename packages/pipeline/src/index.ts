@@ -7,6 +7,6 @@ export type {
   StageName,
   StageObserver,
 } from './pipeline.js';
-export { DEFAULT_PIPELINE_CONFIG, defaultPipelineConfig } from './config.js';
+export { DEFAULT_PIPELINE_CONFIG } from './config.js';
 export type { ModelPack, PipelineConfig } from './config.js';
 export { cosineSimilarity } from './model_zoo/arcface.js';

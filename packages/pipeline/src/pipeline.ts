@@ -1,6 +1,8 @@
+import path from 'node:path';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 
 import type { PipelineConfig } from './config.js';
+import { MAD_DEFAULT_PARAMETERS_FILE, MorphDetector } from './mad/index.js';
 import type { FaceDetection } from './image/boxes.js';
 import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
@@ -35,7 +37,7 @@ export interface FaceAnalysis {
   qualityComponents: Record<string, number>;
   /** Probability that the face is live; null when no PAD model is loaded. */
   padScore: number | null;
-  /** Always null until a MAD model exists; never a made-up number. */
+  /** Morph likelihood in [0, 1]; computed at enrol only, null for search and verify. */
   madScore: number | null;
   face: {
     /** [x1, y1, x2, y2] in pixels of the EXIF-rotated image. */
@@ -100,6 +102,21 @@ interface ModelSlot<Role extends ModelRole> {
 
 type ModelSlots = { [Role in ModelRole]: ModelSlot<Role> };
 
+interface MadSlot {
+  detector: MorphDetector | null;
+  file: string;
+  failure?: string;
+}
+
+async function loadMorphDetector(modelsDir: string): Promise<MadSlot> {
+  const file = path.join(modelsDir, MAD_DEFAULT_PARAMETERS_FILE);
+  try {
+    return { detector: await new MorphDetector().prepare(file), file };
+  } catch (error) {
+    return { detector: null, file, failure: (error as Error).message };
+  }
+}
+
 async function loadSlot<Role extends ModelRole>(
   role: Role,
   resolved: ResolvedModel | undefined,
@@ -137,6 +154,7 @@ export class FacePipeline {
   private constructor(
     private readonly config: PipelineConfig,
     private readonly slots: ModelSlots,
+    private readonly mad: MadSlot,
     private readonly packFailure: string | undefined,
     private readonly observer: StageObserver | undefined,
   ) {
@@ -170,7 +188,7 @@ export class FacePipeline {
       loadSlot('eye_state', pack.get('eye_state'), threads),
     ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
-    return new FacePipeline(config, slots, packFailure, observer);
+    return new FacePipeline(config, slots, await loadMorphDetector(config.modelsDir), packFailure, observer);
   }
 
   /** Roles each health component needs; alignment needs landmarks only when the detector gives no keypoints. */
@@ -213,15 +231,17 @@ export class FacePipeline {
       onnx_recognition: this.componentHealth('onnx_recognition', true),
       onnx_quality: this.componentHealth('onnx_quality', this.config.qualityEnabled),
       onnx_pad: this.componentHealth('onnx_pad', this.config.padEnabled),
-      onnx_mad: {
-        // Nothing to run, so nothing is broken; the detail makes a requested-but-missing gate visible.
-        healthy: true,
-        state: 'absent',
-        detail: this.config.madEnabled
-          ? 'MAD requested but no MAD model is available yet: enrolments are not screened for morphs'
-          : 'no MAD model in this build',
-      },
+      onnx_mad: this.madHealth(),
     };
+  }
+
+  private madHealth(): ComponentHealth {
+    const model = 'facegate-mad-texture-lr-v1';
+    if (!this.config.madEnabled) {
+      return { healthy: true, state: 'disabled', model, detail: 'gate disabled; score still computed at enrol' };
+    }
+    if (this.mad.failure) return { healthy: false, state: 'failed', model, detail: this.mad.failure };
+    return { healthy: true, state: 'ready', model };
   }
 
   private requireComponent(component: Exclude<HealthComponent, 'onnx_mad'>): void {
@@ -258,6 +278,9 @@ export class FacePipeline {
     this.requireComponent('onnx_recognition');
     if (this.config.padEnabled) this.requireComponent('onnx_pad');
     if (this.config.qualityEnabled) this.requireComponent('onnx_quality');
+    if (operation === 'enrol' && this.config.madEnabled && this.mad.failure) {
+      throw new FacegateError('UNAVAILABLE', `onnx_mad is not available: ${this.mad.failure}`);
+    }
     const { detection, landmarks, recognition, pad, head_pose, eye_state } = this.slots;
 
     const decoded = await this.timed('decode', () =>
@@ -277,6 +300,15 @@ export class FacePipeline {
     const padScore = pad.model ? await this.timed('pad', () => pad.model!.liveProbability(decoded, face.box)) : null;
     if (this.config.padEnabled && padScore !== null && padScore < this.config.padThreshold) {
       throw new FacegateError('PAD_REJECTED', 'presentation attack suspected', { pad_score: padScore });
+    }
+
+    const detector = this.mad.detector;
+    const madScore =
+      operation === 'enrol' && detector
+        ? await this.timed('mad', () => detector.score({ image: decoded, fivePoints }))
+        : null;
+    if (this.config.madEnabled && madScore !== null && madScore > this.config.madThreshold) {
+      throw new FacegateError('MAD_REJECTED', 'morphing attack suspected', { mad_score: madScore });
     }
 
     // The template comes before the quality decision because one quality component
@@ -305,7 +337,7 @@ export class FacePipeline {
       qualityScore: quality.score,
       qualityComponents: quality.components,
       padScore,
-      madScore: null,
+      madScore,
       face: {
         box: face.box,
         detectionScore: face.score,

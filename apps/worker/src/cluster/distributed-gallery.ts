@@ -5,6 +5,7 @@ import {
   assertSubjectId,
   assertThreshold,
   assertTopK,
+  mergeShardCandidates,
   normalisedTemplate,
   shardOf,
   similarityScore,
@@ -154,22 +155,4 @@ export class DistributedGallery {
   private assertOpen(): void {
     if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
   }
-}
-
-/**
- * Merges per-shard top-k lists: best first, one candidate per subject, at most topK. Exact,
- * because a subject lives in exactly one shard; ties are broken by subject id so that results
- * are deterministic whichever shard answers first.
- */
-export function mergeShardCandidates(perShard: readonly ShardCandidate[][], topK: number): Candidate[] {
-  const best = new Map<string, number>();
-  for (const candidates of perShard) {
-    for (const { subjectId, score } of candidates) {
-      if ((best.get(subjectId) ?? -1) < score) best.set(subjectId, score);
-    }
-  }
-  return [...best]
-    .map(([subjectId, score]) => ({ subjectId, score }))
-    .sort((a, b) => b.score - a.score || (a.subjectId < b.subjectId ? -1 : a.subjectId > b.subjectId ? 1 : 0))
-    .slice(0, topK);
 }

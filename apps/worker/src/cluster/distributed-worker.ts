@@ -9,6 +9,7 @@ import {
   DEFAULT_SEARCH_PARAMETERS,
   RedisTemplateStore,
   loadFaissEngine,
+  pinGalleryShape,
   withIdMap,
   type TemplateStore,
 } from '@facegate/gallery';
@@ -35,9 +36,6 @@ const REPORT_INTERVAL_MS = 1_000;
 // A report outlives a few missed publications, not more: a dead worker drops out in seconds.
 const REPORT_TTL_MS = 3_500;
 const SHARD_OPS_PER_QUEUE = 8;
-const SETTING_SHARD_COUNT = 'shard_count';
-const SETTING_DIMENSION = 'dimension';
-
 /**
  * A distributed worker: pipeline jobs from the main queue, plus the shards it holds leases
  * for (served to every worker through per-shard queues), all state in the shared Redis.
@@ -81,8 +79,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       fencingTokenOf: (shard) => leaseManager.tokenOf(shard),
     });
     cleanups.push(() => store.close());
-    await pinStoreSetting(store, SETTING_SHARD_COUNT, String(env.SHARD_COUNT));
-    await pinStoreSetting(store, SETTING_DIMENSION, String(store.dimension));
+    await pinGalleryShape(store, env.SHARD_COUNT);
 
     const engine = await loadFaissEngine().catch((error: unknown) => {
       throw new FacegateError('UNAVAILABLE', `faiss binding could not be loaded: ${describe(error)}`);
@@ -193,15 +190,6 @@ export function resolveDevice(requested: string, logger: Logger): string {
     },
   );
   return `cpu (${requested} requested)`;
-}
-
-/** Records a setting on first use and refuses to run against a store made with another value. */
-async function pinStoreSetting(store: TemplateStore, key: string, value: string): Promise<void> {
-  const stored = await store.getSetting(key);
-  if (stored === undefined) await store.setSetting(key, value);
-  else if (stored !== value) {
-    throw new ConfigError([`the gallery store was created with ${key}=${stored}; this worker has ${value}`]);
-  }
 }
 
 function registerShardGauge(metrics: FacegateMetrics, host: ShardHost, workerId: string): void {

@@ -1,4 +1,4 @@
-export { DistributedGallery, mergeShardCandidates, type DistributedGalleryOptions } from './distributed-gallery.js';
+export { DistributedGallery, type DistributedGalleryOptions } from './distributed-gallery.js';
 export { resolveDevice, startDistributedWorker, type RunningDistributedWorker } from './distributed-worker.js';
 export {
   ShardLeaseManager,

@@ -10,6 +10,9 @@ import { evaluateModel, loadParameters, type MadModel } from './parameters.js';
  */
 export const MAD_DEFAULT_THRESHOLD = 0.8;
 
+/** The shipped detector's parameters, relative to the models folder. */
+export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-texture-lr-v1.json';
+
 /** What {@link MorphDetector.score} needs: both already exist in the pipeline after alignment. */
 export interface MadInput {
   /** The decoded photo: 8-bit RGB, EXIF-rotated (the decode stage's `RgbImage`). */

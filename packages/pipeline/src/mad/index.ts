@@ -1,4 +1,4 @@
-export { MorphDetector, MAD_DEFAULT_THRESHOLD, type MadInput } from './detector.js';
+export { MorphDetector, MAD_DEFAULT_PARAMETERS_FILE, MAD_DEFAULT_THRESHOLD, type MadInput } from './detector.js';
 export { madFeatures, madCrops, MAD_FEATURE_NAMES, MAD_FEATURE_VERSION } from './features.js';
 export {
   MAD_PARAMETERS_FORMAT,
