@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { gatewayEnvSchema } from '@facegate/gateway';
 import { workerEnvSchema } from '@facegate/worker';
 import { repoRoot } from '../support/paths.js';
+import { parse as parseYaml } from 'yaml';
 
 interface ComposeService {
   command?: string[];
@@ -13,34 +14,13 @@ interface ComposeService {
   depends_on?: Record<string, unknown> | string[];
 }
 
-/**
- * A YAML parser, if one is installed. `yaml` is not a dependency of the project; js-yaml is
- * present only as a transitive dependency (of eslint), so the test skips rather than fails
- * where neither resolves.
- */
-async function loadYamlParser(): Promise<((text: string) => unknown) | undefined> {
-  for (const name of ['yaml', 'js-yaml']) {
-    try {
-      const module = (await import(name as string)) as {
-        parse?: (text: string) => unknown;
-        load?: (text: string) => unknown;
-      };
-      const parse = module.parse ?? module.load;
-      if (parse !== undefined) return parse;
-    } catch {
-      // Try the next one.
-    }
-  }
-  return undefined;
-}
-
-const parse = await loadYamlParser();
+// Compose files use YAML merge keys (`<<: *worker`), which the yaml package resolves only when asked.
+const parse = (text: string): unknown => parseYaml(text, { merge: true });
 
 describe(
   'docker-compose.yml',
-  { skip: parse === undefined ? 'no YAML parser installed (yaml or js-yaml)' : false },
   () => {
-    const compose = parse!(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8')) as {
+    const compose = parse(readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8')) as {
       services: Record<string, ComposeService>;
     };
     const known = (schema: unknown): string[] => Object.keys((schema as { properties?: object }).properties ?? {});

@@ -56,7 +56,7 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
     name: string,
     parts: Part[],
     expect: readonly number[] = INVALID,
-    code: string | undefined = 'INVALID_REQUEST',
+    code: string | null = 'INVALID_REQUEST',
   ): void => {
     cases.push({
       name: `${endpoint}: ${name}`,
@@ -67,6 +67,18 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
       ...(code ? { code } : {}),
     });
   };
+  // Valid metadata, so that what is wrong with a request is only the part under test: verify
+  // targets the subject the test suite enrols first; enrol uses a fresh id every time.
+  let enrolCounter = 0;
+  const validMetadata = (endpoint: (typeof BIOMETRIC)[number]): Part[] =>
+    endpoint === 'search'
+      ? []
+      : [
+          {
+            name: 'metadata',
+            data: JSON.stringify({ subject_id: endpoint === 'verify' ? 'target' : `hostile-${enrolCounter++}` }),
+          },
+        ];
   const withMetadata = (endpoint: (typeof BIOMETRIC)[number], name: string, metadata: string): void =>
     biometric(endpoint, name, [imagePart(face), { name: 'metadata', data: metadata }]);
 
@@ -140,6 +152,24 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
   for (const [field, value] of wrongValues) {
     const json = `{"${field}":${value === undefined ? 'null' : JSON.stringify(value)}}`;
     withMetadata('search', `${field} = ${JSON.stringify(value)?.slice(0, 40)}`, json);
+    // Partitions are checked the same way wherever they appear.
+    if (field === 'partition') {
+      for (const endpoint of ['verify', 'enrol'] as const) {
+        withMetadata(
+          endpoint,
+          `partition = ${JSON.stringify(value)?.slice(0, 40)}`,
+          JSON.stringify({ subject_id: 's', partition: value }),
+        );
+      }
+      cases.push({
+        name: `delete: partition = ${JSON.stringify(value)?.slice(0, 40)}`,
+        path: '/api/v1/delete',
+        headers: { 'content-type': 'application/json' },
+        body: Buffer.from(JSON.stringify({ subject_id: 's', partition: value })),
+        expect: INVALID,
+        code: 'INVALID_REQUEST',
+      });
+    }
   }
 
   const badSubjects: unknown[] = [
@@ -209,21 +239,21 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
     biometric(
       endpoint,
       'empty image',
-      [{ name: 'image', filename: 'a.jpg', data: Buffer.alloc(0) }],
+      [{ name: 'image', filename: 'a.jpg', data: Buffer.alloc(0) }, ...validMetadata(endpoint)],
       [400],
       'IMAGE_DECODE_FAILED',
     );
     biometric(
       endpoint,
       'random bytes',
-      [{ name: 'image', filename: 'a.jpg', data: randomBytes(2048) }],
+      [{ name: 'image', filename: 'a.jpg', data: randomBytes(2048) }, ...validMetadata(endpoint)],
       [400],
       'IMAGE_DECODE_FAILED',
     );
     biometric(
       endpoint,
       'text as image',
-      [{ name: 'image', filename: 'a.jpg', data: 'hello world' }],
+      [{ name: 'image', filename: 'a.jpg', data: 'hello world' }, ...validMetadata(endpoint)],
       [400],
       'IMAGE_DECODE_FAILED',
     );
@@ -235,7 +265,13 @@ export function buildHostileCorpus(face: Buffer): HostileCase[] {
       'PAYLOAD_TOO_LARGE',
     );
     biometric(endpoint, 'part with a 1000-character name', [imagePart(face), { name: 'n'.repeat(1000), data: 'x' }]);
-    biometric(endpoint, 'truncated JPEG', [imagePart(face.subarray(0, Math.floor(face.length / 3)))], [400], undefined);
+    biometric(
+      endpoint,
+      'truncated JPEG',
+      [imagePart(face.subarray(0, Math.floor(face.length / 3))), ...validMetadata(endpoint)],
+      [400],
+      null,
+    );
 
     const whole = multipartBody([imagePart(face), { name: 'metadata', data: '{"subject_id":"cut"}' }]);
     for (const fraction of [0.1, 0.5, 0.9, 0.999]) {

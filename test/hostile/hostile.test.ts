@@ -61,7 +61,6 @@ describe('hostile input', () => {
       DATA_DIR: temporaryDirectory('hostile'),
       REQUEST_TIMEOUT_MS: '2000',
       MAX_UPLOAD_BYTES: String(4 * 1024 * 1024),
-      LOG_LEVEL: 'warn',
     });
     const enrol = await postBiometric(service.baseUrl, 'enrol', new Uint8Array(face), { subject_id: 'target' });
     assert.equal(enrol.status, 200, enrol.xml);

@@ -50,7 +50,8 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
     {
       cwd: repoRoot,
-      env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+      // The port is read from the `listening` log line, which needs the info level.
+      env: { ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

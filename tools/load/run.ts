@@ -52,7 +52,6 @@ interface LevelResult {
 
 const service = await startServiceProcess({
   DATA_DIR: temporaryDirectory('load'),
-  LOG_LEVEL: 'warn',
   MAX_WAITING_JOBS: values['max-waiting'],
   JOB_TIMEOUT_MS: '10000',
 });

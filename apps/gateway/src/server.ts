@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { ConfigError } from '@facegate/contracts';
 import { FacegateMetrics, createLogger, type Logger } from '@facegate/observability';
@@ -61,9 +61,16 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
     audit: new AuditLog(gatewayEnv.AUDIT_LOG_FILE ?? path.resolve(workerEnv.DATA_DIR, 'audit.log'), log),
   });
 
-  const server: Server = app.listen(gatewayEnv.PORT, gatewayEnv.HOST);
-  server.requestTimeout = gatewayEnv.REQUEST_TIMEOUT_MS;
-  server.headersTimeout = Math.min(gatewayEnv.REQUEST_TIMEOUT_MS, 20_000);
+  const server: Server = createServer(
+    {
+      requestTimeout: gatewayEnv.REQUEST_TIMEOUT_MS,
+      headersTimeout: Math.min(gatewayEnv.REQUEST_TIMEOUT_MS, 20_000),
+      // Node checks those timeouts only this often (30 s by default): slow bodies would linger.
+      connectionsCheckingInterval: 1_000,
+    },
+    app,
+  );
+  server.listen(gatewayEnv.PORT, gatewayEnv.HOST);
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);

@@ -115,15 +115,22 @@ function describeFailure(validate: ValidateFunction): string {
 
 /**
  * Validates an already-parsed value against the request's schema, filling defaults.
- * The value is cloned first so that defaults never leak into the caller's object.
+ * Every request shape is a flat object, so a shallow copy keeps defaults out of the caller's
+ * object (a deep clone of hostile input, e.g. 5000 nested arrays, would overflow the stack).
  */
 export function validateRequest<K extends RequestKind>(kind: K, value: unknown): RequestShapes[K] {
-  const candidate: unknown = value === undefined ? {} : structuredClone(value);
+  let candidate: unknown = value;
+  if (value === undefined) candidate = {};
+  else if (value !== null && typeof value === 'object' && !Array.isArray(value)) candidate = { ...value };
   const validate = validators[kind] as ValidateFunction<RequestShapes[K]>;
-  if (!validate(candidate)) {
-    throw new FacegateError('INVALID_REQUEST', describeFailure(validate));
+  let valid: boolean;
+  try {
+    valid = validate(candidate);
+  } catch {
+    throw new FacegateError('INVALID_REQUEST', 'the request could not be validated');
   }
-  return candidate;
+  if (!valid) throw new FacegateError('INVALID_REQUEST', describeFailure(validate));
+  return candidate as RequestShapes[K];
 }
 
 /** Parses the `metadata` multipart part (JSON text) and validates it. */
