@@ -3,6 +3,10 @@ import sharp, { type Metadata } from 'sharp';
 
 import type { RgbImage } from '../image/raster.js';
 
+// Every upload is a different image: libvips's operation cache would only hold on to memory
+// (an 8000×8000 decode is 190 MB) without ever being hit.
+sharp.cache(false);
+
 const ACCEPTED_FORMATS = new Set(['jpeg', 'png']);
 
 export interface DecodeLimits {
