@@ -1,16 +1,5 @@
+import { seededRandom } from '../../test/support/random.js';
 const DIMENSION = 512;
-
-/** Deterministic PRNG, so a template is regenerated from its subject number, never stored in JS. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussianUnitVector(random: () => number): Float32Array {
   const vector = new Float32Array(DIMENSION);
@@ -32,7 +21,7 @@ export function subjectId(i: number): string {
 }
 
 export function templateFor(i: number): Float32Array {
-  return gaussianUnitVector(mulberry32(i * 2654435761 + 17));
+  return gaussianUnitVector(seededRandom(i * 2654435761 + 17));
 }
 
 /**
@@ -40,7 +29,7 @@ export function templateFor(i: number): Float32Array {
  * range of genuine pairs for ArcFace-like models.
  */
 export function probeFor(q: number, n: number): { mate: number; template: Float32Array; similarity: number } {
-  const random = mulberry32(q * 97 + 1_000_003);
+  const random = seededRandom(q * 97 + 1_000_003);
   const mate = Math.floor(random() * n);
   const similarity = 0.5 + 0.3 * random();
   const anchor = templateFor(mate);

@@ -1,16 +1,7 @@
 /** Shared fixtures for the faiss binding tests: deterministic random data and brute-force ground truth. */
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../support/random.js';
+export { seededRandom };
 
 /** `count` random vectors of `dimension` floats, each scaled to unit length (like face embeddings). */
 export function randomUnitVectors(count: number, dimension: number, seed: number): Float32Array {

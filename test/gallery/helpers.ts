@@ -2,20 +2,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FacegateError } from '@facegate/contracts';
+import { seededRandom } from '../support/random.js';
+export { seededRandom };
 
 export const DIMENSION = 512;
-
-/** Deterministic PRNG (mulberry32) so that a failing case can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random L2-normalised vector (Gaussian components, so uniform on the sphere). */
 export function randomUnitVector(random: () => number, dimension = DIMENSION): Float32Array {

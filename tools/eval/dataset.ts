@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../../test/support/random.js';
+export { seededRandom };
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const sharedDataDir = path.resolve(repoRoot, '../shared/data');
@@ -40,16 +42,4 @@ export function itemsOf(name: string): DataItem[] {
     (item) =>
       item.set.startsWith(spec.set) && (spec.kinds ? spec.kinds.includes(item.kind) : item.kind === 'bona_fide_face'),
   );
-}
-
-/** Deterministic pseudo-random numbers (mulberry32), so that sampled pairs are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

@@ -12,11 +12,11 @@ import {
   assertThreshold,
   assertTopK,
   normalisedTemplate,
-  similarityScore,
 } from './validation.js';
 import { DEFAULT_INDEX_DESCRIPTION, withIdMap, type VectorIndexEngine } from './vector-index.js';
 import { mergeShardCandidates, type Candidate } from './merge.js';
 import { pinGalleryShape } from './settings.js';
+import { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';
 
 export const DEFAULT_SHARD_COUNT = 4;
 export const DEFAULT_DIMENSION = 512;
@@ -57,11 +57,6 @@ export interface GalleryOptions {
   store?: TemplateStore;
   /** Index backend; default libfaiss through @facegate/faiss. */
   engine?: VectorIndexEngine;
-}
-
-export interface GalleryStats {
-  total_subjects: number;
-  partitions: Record<string, number>;
 }
 
 interface PartitionState {
@@ -201,18 +196,7 @@ export class Gallery {
     assertModelId(modelId);
     const probe = normalisedTemplate(template, this.dimension);
     await this.existingShards(partition);
-    const templates = await this.store.getSubjectTemplates(partition, subjectId);
-    if (templates.length === 0) {
-      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
-    }
-    const comparable = templates.filter((stored) => stored.modelId === modelId);
-    if (comparable.length === 0) {
-      throw new FacegateError(
-        'SUBJECT_NOT_FOUND',
-        `subject has no template of model '${modelId}' in partition '${partition}'; templates of different models are not compared`,
-      );
-    }
-    return Math.max(...comparable.map((stored) => similarityScore(probe, stored.template)));
+    return verifyAgainstStore(this.store, partition, subjectId, probe, modelId);
   }
 
   async partitions(): Promise<string[]> {
@@ -222,9 +206,7 @@ export class Gallery {
 
   async stats(): Promise<GalleryStats> {
     this.assertOpen();
-    const partitions = await this.store.partitionCounts();
-    const total = Object.values(partitions).reduce((sum, count) => sum + count, 0);
-    return { total_subjects: total, partitions };
+    return statsFromStore(this.store);
   }
 
   /** The `faiss_index` component of the service's health. */

@@ -8,7 +8,6 @@ export {
   DEFAULT_SNAPSHOT_INTERVAL_MS,
   Gallery,
   type GalleryOptions,
-  type GalleryStats,
 } from './gallery.js';
 export { Shard, type ShardCandidate, type ShardInfo, type ShardModelInfo, type ShardOptions } from './shard.js';
 export { SqliteTemplateStore, type SqliteTemplateStoreOptions } from './sqlite-store.js';
@@ -41,3 +40,4 @@ export {
 } from './validation.js';
 export { mergeShardCandidates, type Candidate } from './merge.js';
 export { pinGalleryShape, pinStoreSetting } from './settings.js';
+export { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';

@@ -8,10 +8,10 @@ import {
   mergeShardCandidates,
   normalisedTemplate,
   shardOf,
-  similarityScore,
+  statsFromStore,
+  verifyAgainstStore,
   type Candidate,
   type GalleryStats,
-  type ShardCandidate,
   type TemplateStore,
 } from '@facegate/gallery';
 import type { ShardClientLike } from './shard-router.js';
@@ -110,18 +110,7 @@ export class DistributedGallery {
     assertModelId(modelId);
     const probe = normalisedTemplate(template, this.store.dimension);
     await this.requirePartition(partition);
-    const templates = await this.store.getSubjectTemplates(partition, subjectId);
-    if (templates.length === 0) {
-      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
-    }
-    const comparable = templates.filter((stored) => stored.modelId === modelId);
-    if (comparable.length === 0) {
-      throw new FacegateError(
-        'SUBJECT_NOT_FOUND',
-        `subject has no template of model '${modelId}' in partition '${partition}'; templates of different models are not compared`,
-      );
-    }
-    return Math.max(...comparable.map((stored) => similarityScore(probe, stored.template)));
+    return verifyAgainstStore(this.store, partition, subjectId, probe, modelId);
   }
 
   async partitions(): Promise<string[]> {
@@ -131,9 +120,7 @@ export class DistributedGallery {
 
   async stats(): Promise<GalleryStats> {
     this.assertOpen();
-    const partitions = await this.store.partitionCounts();
-    const total = Object.values(partitions).reduce((sum, count) => sum + count, 0);
-    return { total_subjects: total, partitions };
+    return statsFromStore(this.store);
   }
 
   health(): ComponentHealth {

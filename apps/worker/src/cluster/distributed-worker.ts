@@ -11,7 +11,6 @@ import {
   loadFaissEngine,
   pinGalleryShape,
   withIdMap,
-  type TemplateStore,
 } from '@facegate/gallery';
 import { FacegateMetrics, type Logger } from '@facegate/observability';
 import { BullMqJobConsumer, publishWorkerReport, withdrawWorkerReport } from '@facegate/queue';
