@@ -179,6 +179,20 @@ describe('FacePipeline', () => {
     }
   });
 
+  it('falls back to CPU, saying why, when the requested GPU cannot be used', async () => {
+    const pinned = await FacePipeline.create(testConfig({ device: 'cuda:0' }));
+    try {
+      const placement = pinned.placement();
+      assert.equal(placement.requested, 'cuda:0');
+      if (placement.device === 'cpu') assert.ok((placement.fallbackReason ?? '').length > 0);
+      else assert.equal(placement.device, 'cuda:0');
+      const analysis = await pinned.analyse(frll('001_neutral.jpg'), 'search');
+      assert.equal(analysis.template.length, 512);
+    } finally {
+      await pinned.dispose();
+    }
+  });
+
   it('screens enrolments for morphs, and only enrolments', async () => {
     const screening = await FacePipeline.create(testConfig({ madEnabled: true }));
     try {

@@ -40,6 +40,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     qualityEnabled: env.QUALITY_ENABLED,
     madEnabled: env.MAD_ENABLED,
     intraOpThreads: env.ONNX_THREADS,
+    device: env.WORKER_DEVICE,
     ...overrides,
   };
 }
@@ -98,6 +99,12 @@ export class WorkerRuntime {
     const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
     });
+    const placement = pipeline.placement();
+    if (placement.device !== placement.requested) {
+      logger.warn('requested device unavailable: inference runs on CPU', { ...placement });
+    } else {
+      logger.info('inference device', { device: placement.device });
+    }
     const gallery =
       options.gallery ??
       (await Gallery.open({

@@ -22,6 +22,8 @@ export interface PipelineConfig {
   maxImagePixels: number;
   /** onnxruntime intra-op threads per model; keep (processes × threads) ≤ cores. */
   intraOpThreads: number;
+  /** `cpu`, or `cuda:N`: onnxruntime's CUDA execution provider on GPU N, CPU where unavailable. */
+  device?: string;
   /** Detector score threshold; the family's default when absent. */
   detectionThreshold?: number;
 }

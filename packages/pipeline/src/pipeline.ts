@@ -121,6 +121,7 @@ async function loadSlot<Role extends ModelRole>(
   role: Role,
   resolved: ResolvedModel | undefined,
   intraOpThreads: number,
+  device: string,
 ): Promise<ModelSlot<Role>> {
   if (!resolved) return { model: null, failure: `the model pack has no ${role} model` };
   const { id, family, file } = resolved.entry;
@@ -128,7 +129,7 @@ async function loadSlot<Role extends ModelRole>(
   if (!Constructor) return { id, file, model: null, failure: `family '${family}' cannot serve the ${role} role` };
   try {
     const model = new Constructor(resolved);
-    await model.prepare({ intraOpThreads });
+    await model.prepare({ intraOpThreads, device });
     return { id, file, model };
   } catch (error) {
     const reason =
@@ -179,13 +180,14 @@ export class FacePipeline {
       packFailure = `model pack '${config.pack}' unreadable: ${(error as Error).message}`;
     }
     const threads = config.intraOpThreads;
+    const device = config.device ?? 'cpu';
     const [detection, landmarks, recognition, pad, head_pose, eye_state] = await Promise.all([
-      loadSlot('detection', pack.get('detection'), threads),
-      loadSlot('landmarks', pack.get('landmarks'), threads),
-      loadSlot('recognition', pack.get('recognition'), threads),
-      loadSlot('pad', pack.get('pad'), threads),
-      loadSlot('head_pose', pack.get('head_pose'), threads),
-      loadSlot('eye_state', pack.get('eye_state'), threads),
+      loadSlot('detection', pack.get('detection'), threads, device),
+      loadSlot('landmarks', pack.get('landmarks'), threads, device),
+      loadSlot('recognition', pack.get('recognition'), threads, device),
+      loadSlot('pad', pack.get('pad'), threads, device),
+      loadSlot('head_pose', pack.get('head_pose'), threads, device),
+      loadSlot('eye_state', pack.get('eye_state'), threads, device),
     ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
     return new FacePipeline(config, slots, await loadMorphDetector(config.modelsDir), packFailure, observer);
@@ -233,6 +235,16 @@ export class FacePipeline {
       onnx_pad: this.componentHealth('onnx_pad', this.config.padEnabled),
       onnx_mad: this.madHealth(),
     };
+  }
+
+  /**
+   * Where inference runs: the recognition model's placement (all sessions are placed alike),
+   * with the reason when a requested GPU could not be used.
+   */
+  placement(): { requested: string; device: string; fallbackReason?: string } {
+    const requested = this.config.device ?? 'cpu';
+    const placement = this.slots.recognition.model?.placement;
+    return placement ? { requested, ...placement } : { requested, device: 'none', fallbackReason: 'no model loaded' };
   }
 
   private madHealth(): ComponentHealth {

@@ -45,7 +45,6 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
   const prefix = env.QUEUE_PREFIX;
   const workerId = env.WORKER_ID ?? `${os.hostname()}-${process.pid}`;
   const log = logger.child({ workerId });
-  const device = resolveDevice(env.WORKER_DEVICE, log);
   const metrics = new FacegateMetrics({ role: 'worker', worker: workerId });
   const indexDescription = withIdMap(env.INDEX_FACTORY);
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -114,6 +113,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       health: () => host.health(indexDescription),
     });
     const runtime = await WorkerRuntime.start(env, metrics, log, { gallery });
+    const device = runtime.pipeline.placement().device;
     cleanups.push(() => runtime.close());
 
     leaseManager.on('acquired', (lease: HeldLease) => host.acquire(lease));
@@ -173,22 +173,6 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
     await closeAll();
     throw error;
   }
-}
-
-/**
- * The device the pipeline runs on. The pipeline creates its onnxruntime sessions with the CPU
- * execution provider and offers no hook to choose another, so `cuda:N` falls back to CPU,
- * loudly, rather than refusing to start.
- */
-export function resolveDevice(requested: string, logger: Logger): string {
-  if (requested === 'cpu') return 'cpu';
-  logger.warn(
-    'WORKER_DEVICE requests CUDA, but the face pipeline has no execution-provider setting yet; running on CPU',
-    {
-      requested,
-    },
-  );
-  return `cpu (${requested} requested)`;
 }
 
 function registerShardGauge(metrics: FacegateMetrics, host: ShardHost, workerId: string): void {

@@ -1,5 +1,5 @@
 export { DistributedGallery, type DistributedGalleryOptions } from './distributed-gallery.js';
-export { resolveDevice, startDistributedWorker, type RunningDistributedWorker } from './distributed-worker.js';
+export { startDistributedWorker, type RunningDistributedWorker } from './distributed-worker.js';
 export {
   ShardLeaseManager,
   fenceKey,

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 
 import type { ModelEntry, ResolvedModel } from '../manifest.js';
-import { openSession, type LoadedSession, type SessionSettings } from '../onnx/session.js';
+import { openSession, type LoadedSession, type SessionSettings, type SessionPlacement } from '../onnx/session.js';
 
 /**
  * Common life cycle of a model-zoo class: `prepare` opens and validates the session, the
@@ -23,6 +23,11 @@ export abstract class OnnxModel {
   /** How many subnormal weights were zeroed when the model was loaded. */
   get zeroedWeights(): number {
     return this.loaded?.zeroedWeights ?? 0;
+  }
+
+  /** The device the session runs on (undefined before prepare). */
+  get placement(): SessionPlacement | undefined {
+    return this.loaded?.placement;
   }
 
   async prepare(settings: SessionSettings): Promise<this> {

@@ -6,6 +6,19 @@ import { zeroSubnormalWeights } from './subnormal.js';
 export interface SessionSettings {
   /** Threads one inference may use. Default 1: the service runs several processes. */
   intraOpThreads: number;
+  /** `cpu`, or `cuda:N` for onnxruntime's CUDA execution provider on GPU N (CPU where it is unavailable). */
+  device?: string;
+}
+
+/** Where a session actually runs, and why not where it was asked to, if so. */
+export interface SessionPlacement {
+  device: string;
+  fallbackReason?: string;
+}
+
+function cudaDeviceOf(device: string | undefined): number | undefined {
+  const match = /^cuda:(\d+)$/.exec(device ?? '');
+  return match ? Number(match[1]) : undefined;
 }
 
 export class ModelShapeError extends Error {}
@@ -15,9 +28,12 @@ export class ModelShapeError extends Error {}
  * with spinning, idle intra-op threads busy-wait and starve each other on a 2-core machine
  * (measured 2.5–3× slower per stage).
  */
-export function sessionOptions(settings: SessionSettings): ort.InferenceSession.SessionOptions {
+export function sessionOptions(
+  settings: SessionSettings,
+  executionProviders: ort.InferenceSession.SessionOptions['executionProviders'] = ['cpu'],
+): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: ['cpu'],
+    executionProviders,
     intraOpNumThreads: settings.intraOpThreads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -73,6 +89,7 @@ export interface LoadedSession {
   /** How many subnormal weights were zeroed at load, out of how many float weights. */
   zeroedWeights: number;
   floatWeights: number;
+  placement: SessionPlacement;
 }
 
 /**
@@ -83,7 +100,7 @@ export interface LoadedSession {
 export async function openSession(model: ResolvedModel, settings: SessionSettings): Promise<LoadedSession> {
   const original = await readVerifiedModel(model);
   const patched = zeroSubnormalWeights(original);
-  const session = await ort.InferenceSession.create(patched.bytes, sessionOptions(settings));
+  const { session, placement } = await createPlacedSession(patched.bytes, settings);
   try {
     checkTensors('input', model.entry.inputs, session.inputMetadata);
     checkTensors('output', model.entry.outputs, session.outputMetadata);
@@ -97,5 +114,31 @@ export async function openSession(model: ResolvedModel, settings: SessionSetting
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
     floatWeights: patched.floatWeights,
+    placement,
   };
+}
+
+/**
+ * A session on the requested device: on `cuda:N`, the CUDA execution provider pinned to GPU N
+ * (with CPU for the operators it lacks); where CUDA cannot be used (the CPU-only onnxruntime
+ * build, no driver, no such GPU) the same model on CPU, with the reason kept for the logs.
+ */
+async function createPlacedSession(
+  bytes: Uint8Array,
+  settings: SessionSettings,
+): Promise<{ session: ort.InferenceSession; placement: SessionPlacement }> {
+  const cudaDevice = cudaDeviceOf(settings.device);
+  if (cudaDevice !== undefined) {
+    try {
+      const session = await ort.InferenceSession.create(
+        bytes,
+        sessionOptions(settings, [{ name: 'cuda', deviceId: cudaDevice }, 'cpu']),
+      );
+      return { session, placement: { device: `cuda:${cudaDevice}` } };
+    } catch (error) {
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(settings));
+      return { session, placement: { device: 'cpu', fallbackReason: (error as Error).message.split('\n')[0] } };
+    }
+  }
+  return { session: await ort.InferenceSession.create(bytes, sessionOptions(settings)), placement: { device: 'cpu' } };
 }
