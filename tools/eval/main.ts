@@ -4,6 +4,7 @@
  *   node --conditions=development --import tsx tools/eval/main.ts --help
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +28,9 @@ Commands:
   quality   EDC: FNMR at FAR 1e-3 after discarding 10/20/30 % lowest-quality pairs, per component
   fte       failure-to-enrol per set with the default gates
   detect    detection rate per set: UltraFace (pipeline) and SCRFD-500M (shared test model)
-  all       every command above
+  mad       morphing attack detection: APCER at BPCER 1 % / 10 %, D-EER on held-out generated
+            morphs and on ../shared/data/morph, BPCER on all bona fide faces (tools/mad/evaluate.ts)
+  all       every command above but mad
 
 Options:
   --sets a,b     sets (default: celeba,frll,yaleb,orl; known: ${Object.keys(SETS).join(', ')})
@@ -353,8 +356,18 @@ async function detect(): Promise<void> {
   await scrfd.dispose();
 }
 
-const COMMANDS: Record<string, () => Promise<void>> = { verify, identify, pad, quality, fte, detect };
-const selected = command === 'all' ? Object.keys(COMMANDS) : [command];
+/** MAD has its own data (generated morphs) and cache: run its evaluation as it stands. */
+async function mad(): Promise<void> {
+  const { spawnSync } = await import('node:child_process');
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'mad', 'evaluate.ts');
+  const result = spawnSync(process.execPath, ['--conditions=development', '--import', 'tsx', script], {
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) process.exitCode = result.status ?? 1;
+}
+
+const COMMANDS: Record<string, () => Promise<void>> = { verify, identify, pad, quality, fte, detect, mad };
+const selected = command === 'all' ? Object.keys(COMMANDS).filter((name) => name !== 'mad') : [command];
 for (const name of selected) {
   const run = COMMANDS[name];
   if (!run) {
