@@ -71,9 +71,11 @@ interface NativeBinding {
   setThreadCount(count: number): void;
   getThreadCount(): number;
   getBlasSettings(): BlasSettings;
-  setBlasSettings(settings: Partial<Pick<BlasSettings, 'threshold' | 'queryBlockSize' | 'databaseBlockSize'>> & {
-    threads?: number;
-  }): void;
+  setBlasSettings(
+    settings: Partial<Pick<BlasSettings, 'threshold' | 'queryBlockSize' | 'databaseBlockSize'>> & {
+      threads?: number;
+    },
+  ): void;
   faissVersion: string;
 }
 
