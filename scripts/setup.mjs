@@ -84,9 +84,15 @@ function ensureNodeModules() {
 }
 
 function ensureNativeBinding() {
-  const release = path.join(root, 'packages', 'faiss', 'build', 'Release');
-  const built = existsSync(release) && readdirSync(release).some((name) => name.endsWith('.node'));
-  if (built) return;
+  const packageDir = path.join(root, 'packages', 'faiss');
+  const release = path.join(packageDir, 'build', 'Release');
+  const addon = existsSync(release) ? readdirSync(release).find((name) => name.endsWith('.node')) : undefined;
+  const sources = [
+    path.join(packageDir, 'binding.gyp'),
+    ...readdirSync(path.join(packageDir, 'native')).map((name) => path.join(packageDir, 'native', name)),
+  ];
+  const builtAt = addon ? newestMtime(path.join(release, addon)) : 0;
+  if (builtAt > 0 && sources.every((file) => newestMtime(file) <= builtAt)) return;
   say('building the FAISS binding');
   run('npm', ['run', 'build:native', '--workspace', '@facegate/faiss']);
 }
