@@ -1,9 +1,12 @@
 #!/bin/sh
-# Builds the raw libfaiss baseline into bench/faiss/build/raw_search.
+# Builds the raw libfaiss baseline (raw_search), the BLAS A/B (blas_bench) and the approximate-index
+# sweep (ivf_sweep) into bench/faiss/build/.
 # Debian's libfaiss-dev ships only a static libfaiss.a, so its BLAS/LAPACK and
 # OpenMP dependencies have to be named explicitly.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$here/build"
-g++ -O2 -std=c++17 -fopenmp "$here/raw_search.cpp" -o "$here/build/raw_search" -lfaiss -llapack -lblas
-echo "$here/build/raw_search"
+for program in raw_search blas_bench ivf_sweep; do
+  g++ -O2 -std=c++17 -fopenmp "$here/$program.cpp" -o "$here/build/$program" -lfaiss -llapack -lblas
+  echo "$here/build/$program"
+done

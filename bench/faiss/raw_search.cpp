@@ -8,13 +8,17 @@
 //
 // Usage: raw_search [--n 100000] [--d 512] [--queries 1000] [--k 10]
 //                   [--hnsw-m 32] [--ef-construction 40] [--ef-search 64]
-//                   [--hnsw-n 20000] [--no-hnsw] [--threads T] [--seed 1]
+//                   [--hnsw-n 20000] [--no-hnsw] [--threads T] [--seed 1] [--blas-threshold B]
+//
+// --blas-threshold sets faiss::distance_compute_blas_threshold (faiss default 20; @facegate/faiss
+// sets 1 when libblas.so.3 is OpenBLAS, so pass 1 to compare like with like).
 //
 // HNSW is built over the first --hnsw-n vectors (default min(N, 20000)):
 // Debian's libfaiss is compiled without SIMD, and building a 512-d HNSW graph
 // with it ran at roughly 120 inserts/s on a busy 2-core machine.
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/utils/distances.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@ struct Options {
   int efSearch = 64;
   bool hnsw = true;
   int threads = 0;
+  int blasThreshold = -1;
   uint32_t seed = 1;
 };
 
@@ -65,6 +70,7 @@ Options ParseOptions(int argc, char** argv) {
     else if (flag == "--hnsw-n") options.hnswCount = std::atol(next());
     else if (flag == "--no-hnsw") options.hnsw = false;
     else if (flag == "--threads") options.threads = std::atoi(next());
+    else if (flag == "--blas-threshold") options.blasThreshold = std::atoi(next());
     else if (flag == "--seed") options.seed = static_cast<uint32_t>(std::atol(next()));
     else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
@@ -176,6 +182,7 @@ int main(int argc, char** argv) {
   EnsurePassiveWaitPolicy(argv);
   const Options options = ParseOptions(argc, argv);
   if (options.threads > 0) omp_set_num_threads(options.threads);
+  if (options.blasThreshold >= 0) faiss::distance_compute_blas_threshold = options.blasThreshold;
 
   const std::vector<float> base = RandomUnitVectors(options.count, options.dimension, options.seed);
   const std::vector<float> queries = RandomUnitVectors(options.queries, options.dimension, options.seed + 1);
@@ -200,10 +207,11 @@ int main(int argc, char** argv) {
   }
 
   std::printf("{\"program\":\"raw_search\",\"faiss\":\"%d.%d.%d\",\"n\":%ld,\"d\":%d,\"queries\":%d,\"k\":%d,"
-              "\"efSearch\":%d,\"efConstruction\":%d,\"ompThreads\":%d,\"ompWaitPolicy\":\"%s\",\"results\":[",
+              "\"efSearch\":%d,\"efConstruction\":%d,\"ompThreads\":%d,\"ompWaitPolicy\":\"%s\",\"blasThreshold\":%d,"
+              "\"results\":[",
               FAISS_VERSION_MAJOR, FAISS_VERSION_MINOR, FAISS_VERSION_PATCH, options.count, options.dimension,
               options.queries, options.k, options.efSearch, options.efConstruction, omp_get_max_threads(),
-              std::getenv("OMP_WAIT_POLICY"));
+              std::getenv("OMP_WAIT_POLICY"), faiss::distance_compute_blas_threshold);
   for (size_t i = 0; i < results.size(); ++i) std::printf("%s%s", i == 0 ? "" : ",", results[i].c_str());
   std::printf("]}\n");
   return 0;

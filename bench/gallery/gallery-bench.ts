@@ -4,17 +4,28 @@
 //
 //   node --conditions=development --import tsx bench/gallery/gallery-bench.ts --n 100000
 //
-// Options: --n subjects (100000), --queries (500), --shards (4), --approx ('HNSW32'),
-// --ef (comma list of efSearch values, '64,128,256'), --concurrency enrols in flight (256),
-// --search-threads OpenMP threads while searching (1), --dir data dir (a temp dir),
-// --keep (keep the data dir), --json-only.
+// Options: --n subjects (100000), --queries (500), --shards (4), --approx ('HNSW32'; 'none'
+// skips the approximate phase), --param the search parameter to sweep (efSearch for HNSW,
+// nprobe for IVF), --values its comma list (--ef is the old name: '64,128,256'),
+// --concurrency enrols in flight (256), --search-threads OpenMP threads while searching (1),
+// --raw-program path of bench/faiss/build/raw_search (built by bench/faiss/build.sh; skipped if
+// absent), --dir data dir (a temp dir), --keep (keep the data dir), --reuse (--dir already holds
+// the n subjects: skip enrolment), --json-only.
+//
+// Recall definitions (k = 10, probes are planted mates at cosine 0.5-0.8 to one enrolled subject):
+//   recall_at_10_planted_mates    probes whose mate is in the approximate top-10 (exact Flat
+//                                 ranks the mate first: flat_mate_rank1_rate);
+//   recall_at_10_above_threshold  exact top-10 results with score >= 0.45 also returned;
+//   recall_at_10_all_neighbours   |approx top-10 ∩ exact top-10| / 10, which on this isotropic
+//                                 synthetic gallery includes 9 random neighbours at cosine ~0.15.
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { FaissIndex, getThreadCount, setThreadCount } from '@facegate/faiss';
+import { FaissIndex, getBlasSettings, getThreadCount, setThreadCount } from '@facegate/faiss';
 import { Gallery, type Candidate } from '@facegate/gallery';
 import { percentile, probeFor, subjectId, templateFor, type ColdStartReport } from './common.js';
 
@@ -24,7 +35,11 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: '500' },
     shards: { type: 'string', default: '4' },
     approx: { type: 'string', default: 'HNSW32' },
-    ef: { type: 'string', default: '64,128,256' },
+    ef: { type: 'string' },
+    param: { type: 'string' },
+    values: { type: 'string' },
+    'raw-program': { type: 'string' },
+    reuse: { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '256' },
     'search-threads': { type: 'string', default: '1' },
     dir: { type: 'string' },
@@ -37,7 +52,11 @@ const N = Number(args.n);
 const QUERIES = Math.min(Number(args.queries), N);
 const SHARDS = Number(args.shards);
 const APPROX = args.approx;
-const EF_VALUES = args.ef.split(',').map(Number);
+const PARAM = args.param ?? (/IVF/.test(APPROX) ? 'nprobe' : 'efSearch');
+const PARAM_VALUES = (args.values ?? args.ef ?? (PARAM === 'nprobe' ? '16,32,64' : '64,128,256'))
+  .split(',')
+  .map(Number);
+const RAW_PROGRAM = args['raw-program'] ?? fileURLToPath(new URL('../faiss/build/raw_search', import.meta.url));
 const CONCURRENCY = Number(args.concurrency);
 const SEARCH_THREADS = Number(args['search-threads']);
 const PARTITION = 'bench';
@@ -98,22 +117,37 @@ const report: Record<string, unknown> = {
   faiss_build_threads: buildThreads,
   faiss_search_threads: SEARCH_THREADS,
   uv_threadpool_size: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+  blas: getBlasSettings(),
+  started_at: new Date().toISOString(),
+  load_average_at_start: (await import('node:os')).loadavg(),
 };
 
 try {
   // 1. Enrol throughput into an exact partition.
-  log(`enrolling ${N} subjects (${CONCURRENCY} in flight)`);
+  const openStarted = performance.now();
   let gallery = await Gallery.open({ dataDir, shardCount: SHARDS, snapshotIntervalMs: 0 });
-  let next = 0;
-  const enrolStarted = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = next++; i < N; i = next++) await gallery.enrol(PARTITION, subjectId(i), templateFor(i), MODEL);
-    }),
-  );
-  const enrolSeconds = (performance.now() - enrolStarted) / 1000;
-  report.enrol = { seconds: enrolSeconds, per_second: N / enrolSeconds, concurrency: CONCURRENCY };
-  log(`enrol: ${(N / enrolSeconds).toFixed(0)}/s`);
+  if (args.reuse) {
+    report.reuse_open_seconds = (performance.now() - openStarted) / 1000;
+    log(`reusing ${dataDir}`);
+  } else {
+    log(`enrolling ${N} subjects (${CONCURRENCY} in flight)`);
+    let next = 0;
+    let done = 0;
+    const enrolStarted = performance.now();
+    const progress = setInterval(() => log(`  enrolled ${done}`), 30_000);
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = next++; i < N; i = next++) {
+          await gallery.enrol(PARTITION, subjectId(i), templateFor(i), MODEL);
+          done++;
+        }
+      }),
+    );
+    clearInterval(progress);
+    const enrolSeconds = (performance.now() - enrolStarted) / 1000;
+    report.enrol = { seconds: enrolSeconds, per_second: N / enrolSeconds, concurrency: CONCURRENCY };
+    log(`enrol: ${(N / enrolSeconds).toFixed(0)}/s`);
+  }
 
   // 2. Exact search through the gallery, and the same on one raw libfaiss index.
   setThreadCount(SEARCH_THREADS);
@@ -146,11 +180,45 @@ try {
     return [];
   });
   raw.dispose();
+  let rawProgram: { p50_ms: number; p99_ms: number; blasThreshold: number } | string = 'not built';
+  if (existsSync(RAW_PROGRAM)) {
+    log('raw C++ libfaiss IndexFlatIP baseline (bench/faiss/build/raw_search)');
+    const child = spawnSync(
+      RAW_PROGRAM,
+      [
+        '--n',
+        String(N),
+        '--queries',
+        String(QUERIES),
+        '--no-hnsw',
+        '--threads',
+        String(SEARCH_THREADS),
+        '--blas-threshold',
+        String(getBlasSettings().threshold),
+      ],
+      { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
+    if (child.status === 0) {
+      const parsed = JSON.parse(child.stdout) as {
+        blasThreshold: number;
+        results: Array<{ searchMs: { p50: number; p99: number } }>;
+      };
+      rawProgram = {
+        p50_ms: parsed.results[0]!.searchMs.p50,
+        p99_ms: parsed.results[0]!.searchMs.p99,
+        blasThreshold: parsed.blasThreshold,
+      };
+    } else {
+      rawProgram = `failed: ${child.stderr}`;
+    }
+  }
   report.flat = {
     gallery: { p50_ms: flat.p50_ms, p99_ms: flat.p99_ms, mean_ms: flat.mean_ms },
     raw_libfaiss_search: { p50_ms: rawSync.p50_ms, p99_ms: rawSync.p99_ms },
     raw_libfaiss_search_async: { p50_ms: rawAsync.p50_ms, p99_ms: rawAsync.p99_ms },
     gallery_over_raw_p50: flat.p50_ms / rawSync.p50_ms,
+    raw_cpp_program: rawProgram,
+    gallery_over_raw_cpp_p50: typeof rawProgram === 'string' ? null : flat.p50_ms / rawProgram.p50_ms,
   };
   const mateFoundFlat = probes.filter((probe, q) => flat.results[q]![0]?.subjectId === subjectId(probe.mate)).length;
   report.flat_mate_rank1_rate = mateFoundFlat / QUERIES;
@@ -158,9 +226,13 @@ try {
   // 3. Cold start (fresh process): from the snapshot, then from the store alone.
   log('cold start Flat from snapshot');
   report.cold_start_flat_snapshot = runColdStart({ dir: dataDir, shards: String(SHARDS), n: String(N) });
+  log('cold start Flat with a corrupted snapshot file (rebuild of that shard)');
+  report.corrupted_snapshot_file = await corruptOneIndexFile(join(dataDir, 'snapshots'));
+  report.cold_start_flat_corrupted = runColdStart({ dir: dataDir, shards: String(SHARDS), n: String(N) });
   log('cold start Flat without snapshot (rebuild)');
   await rm(join(dataDir, 'snapshots'), { recursive: true, force: true });
   report.cold_start_flat_rebuild = runColdStart({ dir: dataDir, shards: String(SHARDS), n: String(N) });
+  if (APPROX === 'none') throw new Done();
 
   // 4. Approximate index over the same store: build, latency per efSearch, recall vs Flat.
   setThreadCount(buildThreads);
@@ -175,9 +247,10 @@ try {
   report.approximate_build_seconds = (performance.now() - buildStarted) / 1000;
   setThreadCount(SEARCH_THREADS);
   const approxRuns: Record<string, unknown>[] = [];
-  for (const ef of EF_VALUES) {
-    await gallery.setSearchParameter('efSearch', ef);
-    log(`searching ${APPROX} efSearch=${ef}`);
+  report.approximate_shards = gallery.shardInfos().map((info) => info.models.map((m) => m.description));
+  for (const value of PARAM_VALUES) {
+    await gallery.setSearchParameter(PARAM, value);
+    log(`searching ${APPROX} ${PARAM}=${value}`);
     const run = await timeSearches((probe) => gallery.search(PARTITION, probe, MODEL, TOP_K, 0));
     let mates = 0;
     let aboveThresholdHits = 0;
@@ -195,7 +268,7 @@ try {
       }
     }
     approxRuns.push({
-      efSearch: ef,
+      [PARAM]: value,
       p50_ms: run.p50_ms,
       p99_ms: run.p99_ms,
       mean_ms: run.mean_ms,
@@ -216,6 +289,8 @@ try {
     n: String(N),
     approx: APPROX,
   });
+} catch (error) {
+  if (!(error instanceof Done)) throw error;
 } finally {
   if (!args.keep && args.dir === undefined) await rm(dataDir, { recursive: true, force: true });
 }
@@ -223,14 +298,39 @@ try {
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 if (!args['json-only']) process.stdout.write(`\n${markdown(report)}\n`);
 
+/** Ends the benchmark early (after the Flat phase with --approx none). */
+class Done extends Error {}
+
+/** Flips bytes in the middle of the first shard's index file; its checksum then fails. */
+async function corruptOneIndexFile(snapshots: string): Promise<string> {
+  const partitionDir = join(snapshots, (await readdir(snapshots))[0]!);
+  const shardDir = join(partitionDir, (await readdir(partitionDir)).sort()[0]!);
+  const file = (await readdir(shardDir)).find((name) => name.endsWith('.faiss'))!;
+  const handle = await open(join(shardDir, file), 'r+');
+  try {
+    const { size } = await handle.stat();
+    await handle.write(Buffer.from('corrupted!'), 0, 10, Math.floor(size / 2));
+  } finally {
+    await handle.close();
+  }
+  return join(shardDir, file);
+}
+
 function markdown(r: Record<string, unknown>): string {
   const get = (path: string): unknown =>
     path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], r);
   const ms = (path: string) => `${Number(get(path)).toFixed(2)} ms`;
+  const param = Object.keys((r.approximate as Array<Record<string, number>> | undefined)?.[0] ?? {})[0] ?? 'param';
   const s = (path: string) => `${Number(get(path)).toFixed(2)} s`;
   const rows: Array<[string, string]> = [
     ['subjects / shards / CPUs', `${r.n} / ${r.shards} / ${r.cpus}`],
     ['enrol throughput', `${Number(get('enrol.per_second')).toFixed(0)} /s (${get('enrol.concurrency')} in flight)`],
+    [
+      'Flat search p50 / p99 (raw C++ libfaiss program)',
+      `${ms('flat.raw_cpp_program.p50_ms')} / ${ms('flat.raw_cpp_program.p99_ms')}`,
+    ],
+    ['gallery / raw C++ p50', Number(get('flat.gallery_over_raw_cpp_p50')).toFixed(2)],
+    ['cold start with one corrupted snapshot file, Flat', s('cold_start_flat_corrupted.open_seconds')],
     ['Flat search p50 / p99 (gallery)', `${ms('flat.gallery.p50_ms')} / ${ms('flat.gallery.p99_ms')}`],
     [
       'Flat search p50 / p99 (raw libfaiss, one index)',
@@ -243,16 +343,20 @@ function markdown(r: Record<string, unknown>): string {
     ],
     ['cold start from snapshot, Flat', s('cold_start_flat_snapshot.open_seconds')],
     ['cold start without snapshot (rebuild), Flat', s('cold_start_flat_rebuild.open_seconds')],
+  ];
+  if (r.approximate === undefined)
+    return ['| metric | value |', '|---|---|', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
+  rows.push(
     [`${r.approximate_index} build from store`, s('approximate_build_seconds')],
     [
       `memory per template, ${r.approximate_index}`,
       `${Number(get('cold_start_approximate_snapshot.bytes_per_template')).toFixed(0)} B`,
     ],
     [`cold start from snapshot, ${r.approximate_index}`, s('cold_start_approximate_snapshot.open_seconds')],
-  ];
+  );
   for (const run of r.approximate as Array<Record<string, number>>) {
     rows.push([
-      `${r.approximate_index} efSearch=${run.efSearch}: p50 / p99, recall@10 (mates / above thr / all)`,
+      `${r.approximate_index} ${param}=${run[param]}: p50 / p99, recall@10 (mates / above thr / all)`,
       `${run.p50_ms!.toFixed(2)} / ${run.p99_ms!.toFixed(2)} ms, ${run.recall_at_10_planted_mates!.toFixed(4)} / ${run.recall_at_10_above_threshold!.toFixed(4)} / ${run.recall_at_10_all_neighbours!.toFixed(3)}`,
     ]);
   }

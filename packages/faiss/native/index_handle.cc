@@ -1,5 +1,7 @@
 #include "index_handle.h"
 
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <climits>
 #include <cstring>
@@ -60,6 +62,17 @@ Napi::Object SearchResult(Napi::Env env, Napi::Float32Array distances,
   return result;
 }
 
+// Searching an empty index answers "no neighbours" without calling faiss: with
+// OpenBLAS and distance_compute_blas_threshold <= nq, faiss 1.7.3's
+// inner-product BLAS path hands sgemm an empty matrix and crashes (SIGSEGV).
+bool AnswerEmptySearch(const faiss::Index& index, std::size_t slots, float* distances, int64_t* labels) {
+  if (index.ntotal > 0) return false;
+  const float sentinel = index.metric_type == faiss::METRIC_INNER_PRODUCT ? -FLT_MAX : FLT_MAX;
+  std::fill(distances, distances + slots, sentinel);
+  std::fill(labels, labels + slots, int64_t{-1});
+  return true;
+}
+
 Napi::TypedArrayOf<int64_t> NewBigInt64Array(Napi::Env env, std::size_t length) {
   return Napi::TypedArrayOf<int64_t>::New(env, length, napi_bigint64_array);
 }
@@ -118,7 +131,7 @@ class SearchWorker : public Napi::AsyncWorker {
       const auto slots = static_cast<std::size_t>(queryCount_ * k_);
       distances_.resize(slots);
       labels_.resize(slots);
-      if (queryCount_ > 0) {
+      if (queryCount_ > 0 && !AnswerEmptySearch(index_, slots, distances_.data(), labels_.data())) {
         index_.search(queryCount_, queries_.data(), k_, distances_.data(), labels_.data());
       }
     } catch (const std::exception& error) {
@@ -212,9 +225,23 @@ Napi::Value IndexHandle::Create(const Napi::CallbackInfo& info) {
   const int dimension = RequireDimension(info[0]);
   const std::string description = RequireString(info[1], "description");
   const faiss::MetricType metric = RequireMetric(info[2]);
-  std::unique_ptr<faiss::Index> index(CallFaiss(env, "create", [&] {
+  std::unique_ptr<faiss::Index> index(CallFaiss(env, "create", [&]() -> faiss::Index* {
+    // faiss 1.7.3's factory applies a trailing ",RFlat"/",Refine(...)" to the whole string, so
+    // "IDMap2,HNSW32_PQ64,RFlat" would become Refine(IDMap2(HNSW)): a positional refine store
+    // looked up by caller ids. Build the id map over the rest explicitly instead, which is
+    // the same structure the factory produces for every other "IDMap[2],..." string.
+    for (const char* prefix : {"IDMap2,", "IDMap,"}) {
+      const std::size_t length = std::strlen(prefix);
+      if (description.compare(0, length, prefix) != 0) continue;
+      std::unique_ptr<faiss::Index> inner(faiss::index_factory(dimension, description.c_str() + length, metric));
+      faiss::IndexIDMap* wrapped = length == 7 ? new faiss::IndexIDMap2(inner.get()) : new faiss::IndexIDMap(inner.get());
+      wrapped->own_fields = true;
+      inner.release();
+      return wrapped;
+    }
     return faiss::index_factory(dimension, description.c_str(), metric);
   }));
+  DisableHnswPolysemousTraining(*index);
   return Adopt(env, std::move(index));
 }
 
@@ -327,7 +354,7 @@ Napi::Value IndexHandle::Search(const Napi::CallbackInfo& info) {
   const std::size_t slots = queries.count * static_cast<std::size_t>(k);
   auto distances = Napi::Float32Array::New(env, slots);
   auto labels = NewBigInt64Array(env, slots);
-  if (queries.count > 0) {
+  if (queries.count > 0 && !AnswerEmptySearch(index, slots, distances.Data(), labels.Data())) {
     CallFaiss(env, "search", [&] {
       index.search(queries.count, queries.data, k, distances.Data(), labels.Data());
     });

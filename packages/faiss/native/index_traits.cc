@@ -1,6 +1,9 @@
 #include "index_traits.h"
 
 #include <faiss/IndexFlatCodes.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexRefine.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexPreTransform.h>
 
@@ -54,6 +57,24 @@ faiss::IndexIVF* FindIvf(faiss::Index& index) {
     } else {
       return nullptr;
     }
+  }
+}
+
+void DisableHnswPolysemousTraining(faiss::Index& index) {
+  faiss::Index* current = &index;
+  for (;;) {
+    if (auto* transformed = dynamic_cast<faiss::IndexPreTransform*>(current)) {
+      current = transformed->index;
+    } else if (auto* idMap = dynamic_cast<faiss::IndexIDMap*>(current)) {
+      current = idMap->index;
+    } else if (auto* refine = dynamic_cast<faiss::IndexRefine*>(current)) {
+      current = refine->base_index;
+    } else {
+      break;
+    }
+  }
+  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(current)) {
+    if (auto* pq = dynamic_cast<faiss::IndexPQ*>(hnsw->storage)) pq->do_polysemous_training = false;
   }
 }
 

@@ -39,6 +39,12 @@ bool RemovalNeedsIdList(const faiss::Index& index);
 // nullptr when there is none.
 faiss::IndexIVF* FindIvf(faiss::Index& index);
 
+// Turns off polysemous training of the PQ storage of an HNSW<M>_PQ<m> index
+// (also behind IDMap, IndexRefine or pre-transforms). faiss 1.7.3 enables it
+// for 8-bit PQ; it only serves polysemous (Hamming) filtering, which HNSW never
+// uses, and it took over 10 minutes on 10k training vectors on 2 cores.
+void DisableHnswPolysemousTraining(faiss::Index& index);
+
 enum class IdPresence { Present, Absent, Unknown };
 
 // Whether `id` is stored, for the index types that can answer without a scan

@@ -1,8 +1,17 @@
 import { FaissIndex } from '@facegate/faiss';
 import type { VectorIndexEngine } from './vector-index.js';
 
-/** Indexes backed by facegate's libfaiss binding, all inner product (cosine on unit vectors). */
+/**
+ * faiss 1.7.3's factory builds HNSW<M>_PQ<m> with L2 whatever metric is asked for (and a
+ * refine stage then refuses the mismatch); on unit vectors L2 ranks like inner product, and
+ * ModelIndex turns the distances back into cosine scores.
+ */
+function metricFor(description: string): 'inner_product' | 'l2' {
+  return /HNSW\d+_PQ/.test(description) ? 'l2' : 'inner_product';
+}
+
+/** Indexes backed by facegate's libfaiss binding: inner product (cosine on unit vectors) or, where faiss needs it, L2. */
 export const faissEngine: VectorIndexEngine = {
-  create: (dimension, description) => FaissIndex.create(dimension, description, 'inner_product'),
+  create: (dimension, description) => FaissIndex.create(dimension, description, metricFor(description)),
   read: (path) => FaissIndex.read(path),
 };

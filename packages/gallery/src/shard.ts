@@ -23,6 +23,7 @@ import {
   ModelIndex,
   parameterApplies,
   supportsRemoval,
+  trainingSampleSize,
   type VectorIndex,
   type VectorIndexEngine,
 } from './vector-index.js';
@@ -74,7 +75,6 @@ const DEFAULT_MIN_TOMBSTONES_FOR_MAINTENANCE = 1024;
 const COMPACT_TOMBSTONE_FRACTION = 0.01;
 // Graph indexes must be rebuilt to forget deletions; searches skip tombstones meanwhile.
 const REBUILD_TOMBSTONE_FRACTION = 0.1;
-const TRAINING_SAMPLE_MAX = 262_144;
 
 class Mutex {
   private tail: Promise<unknown> = Promise.resolve();
@@ -456,7 +456,7 @@ export class Shard {
       const description = minimumTraining > 0 && scan.count < minimumTraining ? 'IDMap2,Flat' : indexDescription;
       index = engine.create(dimension, description);
       if (!index.isTrained) {
-        const sampleSize = Math.min(scan.count, Math.max(minimumTraining, TRAINING_SAMPLE_MAX));
+        const sampleSize = Math.min(scan.count, Math.max(minimumTraining, trainingSampleSize(description)));
         const sample: TemplateBatch[] = [];
         let sampled = 0;
         while (sampled < sampleSize) {

@@ -10,6 +10,12 @@ export interface IndexSearchResult {
 /** The part of a FAISS index the gallery needs; `@facegate/faiss`'s FaissIndex provides it. */
 export interface VectorIndex {
   readonly dimension: number;
+  /**
+   * How `search` distances are scored. Absent or 'inner_product': they are cosine similarities
+   * (unit vectors). 'l2': squared L2 distances, converted to cosine as 1 - d/2 (unit vectors);
+   * faiss 1.7.3 builds some types (HNSW<M>_PQ<m>) only with L2, which ranks unit vectors the same.
+   */
+  readonly metric?: 'inner_product' | 'l2';
   readonly ntotal: number;
   readonly isTrained: boolean;
   train(vectors: Float32Array): void;
@@ -54,6 +60,18 @@ export function minimumTrainingVectors(description: string): number {
   const ivf = /IVF(\d+)/.exec(description);
   if (ivf !== null) return Math.max(Number(ivf[1]) * 39, 1000);
   return /PQ|SQ|LSH|PCA|OPQ|RR|ITQ/.test(description) ? 10000 : 0;
+}
+
+/**
+ * Vectors to train an index of this description on (a sample from the store). IVF k-means
+ * gets 64 per list (faiss itself subsamples to 256 per list), at least 16384 and at most
+ * 262144; PQ/SQ codebooks get 16384 (PQ k-means runs in 8-d sub-spaces, where BLAS helps
+ * little: 64 sub-quantizers took ~7.5 s on 3000 vectors on a busy 2-core machine).
+ */
+export function trainingSampleSize(description: string): number {
+  const ivf = /IVF(\d+)/.exec(description);
+  if (ivf !== null) return Math.min(Math.max(Number(ivf[1]) * 64, 16_384), 262_144);
+  return minimumTrainingVectors(description) > 0 ? 16_384 : 0;
 }
 
 interface PendingAdd {
@@ -173,9 +191,15 @@ export class ModelIndex {
       const available = this.index.ntotal;
       if (available === 0) return { distances: new Float32Array(0), labels: new BigInt64Array(0) };
       const limit = Math.min(k, available);
-      return this.index.searchAsync !== undefined
-        ? await this.index.searchAsync(query, limit)
-        : this.index.search(query, limit);
+      const result =
+        this.index.searchAsync !== undefined
+          ? await this.index.searchAsync(query, limit)
+          : this.index.search(query, limit);
+      if (this.index.metric === 'l2') {
+        const { distances } = result;
+        for (let i = 0; i < distances.length; i++) distances[i] = 1 - distances[i]! / 2;
+      }
+      return result;
     });
   }
 
@@ -245,5 +269,6 @@ export class ModelIndex {
 export function parameterApplies(name: string, description: string): boolean {
   if (name === 'efSearch') return /HNSW/.test(description);
   if (name === 'nprobe') return /IVF/.test(description);
+  if (name === 'k_factor_rf') return /RFlat|Refine/.test(description);
   return true;
 }
