@@ -29,6 +29,9 @@ import { FaissIndex, getBlasSettings, getThreadCount, setThreadCount } from '@fa
 import { Gallery, type Candidate } from '@facegate/gallery';
 import { percentile, probeFor, subjectId, templateFor, type ColdStartReport } from './common.js';
 
+/** Ends the benchmark early (after the Flat phase with --approx none). */
+class Done extends Error {}
+
 const { values: args } = parseArgs({
   options: {
     n: { type: 'string', default: '100000' },
@@ -299,7 +302,6 @@ process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
 if (!args['json-only']) process.stdout.write(`\n${markdown(report)}\n`);
 
 /** Ends the benchmark early (after the Flat phase with --approx none). */
-class Done extends Error {}
 
 /** Flips bytes in the middle of the first shard's index file; its checksum then fails. */
 async function corruptOneIndexFile(snapshots: string): Promise<string> {

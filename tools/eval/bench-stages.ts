@@ -10,7 +10,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type StageName } from '../../packages/pipeline/src/index.js';
+import {
+  DEFAULT_PIPELINE_CONFIG,
+  FacePipeline,
+  type Operation,
+  type StageName,
+} from '../../packages/pipeline/src/index.js';
 import { itemsOf, repoRoot, seededRandom, sharedDataDir } from './dataset.js';
 
 const { values } = parseArgs({
@@ -19,6 +24,8 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1' },
     rounds: { type: 'string', default: '2' },
     sets: { type: 'string', default: 'celeba,frll' },
+    // `enrol` adds the MAD stage (run at enrolment only).
+    operation: { type: 'string', default: 'search' },
   },
 });
 
@@ -39,6 +46,7 @@ const files = values.sets
   .slice(0, Number(values.images))
   .map(({ item }) => readFileSync(path.join(sharedDataDir, item.path)));
 
+const operation: Operation = values.operation === 'enrol' ? 'enrol' : 'search';
 const timings = new Map<StageName | 'total', number[]>();
 const record = (stage: StageName | 'total', seconds: number): void => {
   if (!timings.has(stage)) timings.set(stage, []);
@@ -52,18 +60,19 @@ const pipeline = await FacePipeline.create(
     intraOpThreads: Number(values.threads),
     padEnabled: false,
     qualityEnabled: false,
+    madEnabled: false,
   },
   { onStage: (stage, seconds) => recording && record(stage, seconds) },
 );
 // Warm-up: first runs allocate arenas and JIT-compile the JavaScript stages.
-for (const bytes of files.slice(0, 5)) await pipeline.analyse(bytes, 'search').catch(() => undefined);
+for (const bytes of files.slice(0, 5)) await pipeline.analyse(bytes, operation).catch(() => undefined);
 recording = true;
 let failures = 0;
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const bytes of files) {
     const started = performance.now();
     try {
-      await pipeline.analyse(bytes, 'search');
+      await pipeline.analyse(bytes, operation);
       record('total', (performance.now() - started) / 1000);
     } catch {
       failures++;
