@@ -27,7 +27,7 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
     QUEUE_PREFIX: SHARED_ENV_SCHEMAS.QUEUE_PREFIX,
     MAX_UPLOAD_BYTES: { type: 'integer', minimum: 1024, maximum: 104_857_600, default: 10_485_760 },
     JOB_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
-    MAX_WAITING_JOBS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 64 },
+    MAX_WAITING_JOBS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 8 },
     RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 30_000 },
     API_KEYS_FILE: { type: 'string', minLength: 1, nullable: true },
