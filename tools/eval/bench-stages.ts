@@ -90,8 +90,9 @@ console.log(
 );
 console.log('| stage | median ms | p95 ms | runs |');
 console.log('|---|---|---|---|');
-for (const stage of ['decode', 'detect', 'landmarks', 'align', 'pad', 'quality', 'extract', 'total'] as const) {
+for (const stage of ['decode', 'detect', 'landmarks', 'align', 'pad', 'mad', 'quality', 'extract', 'total'] as const) {
   const sorted = [...(timings.get(stage) ?? [])].sort((first, second) => first - second);
+  if (sorted.length === 0) continue;
   console.log(
     `| ${stage} | ${quantile(sorted, 0.5).toFixed(1)} | ${quantile(sorted, 0.95).toFixed(1)} | ${sorted.length} |`,
   );
