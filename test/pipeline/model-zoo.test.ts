@@ -3,7 +3,6 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { intersectionOverUnion } from '../../packages/pipeline/src/image/boxes.js';
-import type { ResolvedModel } from '../../packages/pipeline/src/manifest.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { Landmark68Model, fivePointsFrom68 } from '../../packages/pipeline/src/model_zoo/landmark68.js';
 import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
@@ -11,6 +10,7 @@ import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { UltraFaceDetector } from '../../packages/pipeline/src/model_zoo/ultraface.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import { sharedModelsDir } from '../support/paths.js';
+import { sharedScrfdModel } from '../support/shared-models.js';
 import { existsSync } from 'node:fs';
 import { frll, modelsDir } from './helpers.js';
 
@@ -21,29 +21,13 @@ const miniFasNetPath = path.join(sharedModelsDir, 'MiniFASNetV2.onnx');
 const skipScrfd = existsSync(scrfdPath) ? false : `SCRFD test model not found at ${scrfdPath}`;
 const skipMiniFasNet = existsSync(miniFasNetPath) ? false : `MiniFASNetV2 not found at ${miniFasNetPath}`;
 
-function scrfdModel(): ResolvedModel {
-  return {
-    role: 'detection',
-    filePath: scrfdPath,
-    entry: {
-      id: 'scrfd-500m-bnkps',
-      family: 'scrfd',
-      file: 'scrfd_500m_bnkps.onnx',
-      sha256: '6c6ba7956684796d7d582bfa1ab95dfe01dd280159f6bff1e23c1bc32bcc8431',
-      inputs: [{ name: 'input.1', shape: [null, 3, null, null] }],
-      outputs: [1, 1, 1, 4, 4, 4, 10, 10, 10].map((width) => ({ shape: [null, null, width] })),
-      inputSize: [640, 640],
-    },
-  };
-}
-
 describe('SCRFD detector', { skip: skipScrfd }, () => {
   let scrfd: ScrfdDetector;
   let ultraface: UltraFaceDetector;
   let landmarks: Landmark68Model;
   before(async () => {
     const pack = await resolvePack(modelsDir, 'default');
-    scrfd = await new ScrfdDetector(scrfdModel()).prepare(settings);
+    scrfd = await new ScrfdDetector(sharedScrfdModel()).prepare(settings);
     ultraface = await new UltraFaceDetector(pack.get('detection')!).prepare(settings);
     landmarks = await new Landmark68Model(pack.get('landmarks')!).prepare(settings);
   });

@@ -15,6 +15,7 @@ import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.
 import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import { SETS, cacheDir, repoRoot, seededRandom, sharedDataDir, sharedModelsDir } from './dataset.js';
+import { sharedScrfdModel } from '../../test/support/shared-models.js';
 import { extractSet, type ExtractedFace } from './extract.js';
 import { padRates, percent, roc, thresholdAtRate } from './metrics.js';
 
@@ -322,19 +323,7 @@ async function fte(): Promise<void> {
 }
 
 async function detect(): Promise<void> {
-  const scrfd = await new ScrfdDetector({
-    role: 'detection',
-    filePath: path.join(sharedModelsDir, 'scrfd_500m_bnkps.onnx'),
-    entry: {
-      id: 'scrfd-500m-bnkps',
-      family: 'scrfd',
-      file: 'scrfd_500m_bnkps.onnx',
-      sha256: '6c6ba7956684796d7d582bfa1ab95dfe01dd280159f6bff1e23c1bc32bcc8431',
-      inputs: [{ name: 'input.1', shape: [null, 3, null, null] }],
-      outputs: [1, 1, 1, 4, 4, 4, 10, 10, 10].map((width) => ({ shape: [null, null, width] })),
-      inputSize: [640, 640],
-    },
-  }).prepare({ intraOpThreads: 1 });
+  const scrfd = await new ScrfdDetector(sharedScrfdModel()).prepare({ intraOpThreads: 1 });
   console.log('\n## Detection rate (at least one face of ≥ 32 px found)\n');
   console.log('| set | images | UltraFace RFB-320 (pipeline, score ≥ 0.7) | SCRFD-500M (score ≥ 0.5) |');
   console.log('|---|---|---|---|');
