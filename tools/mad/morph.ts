@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 
-import { warpAffine, type RgbImage } from '../../packages/pipeline/src/image/raster.js';
+import { sampleBilinear, warpAffine, type RgbImage } from '../../packages/pipeline/src/image/raster.js';
 import { estimateSimilarity, applyAffine, type Point } from '../../packages/pipeline/src/image/similarity.js';
 
 export type Triangle = [number, number, number];
@@ -90,23 +90,6 @@ function triangleAffine(
   const c = ((v1 - v0) * (y2 - y0) - (v2 - v0) * (y1 - y0)) / det;
   const d = ((v2 - v0) * (x1 - x0) - (v1 - v0) * (x2 - x0)) / det;
   return [a, b, u0 - a * x0 - b * y0, c, d, v0 - c * x0 - d * y0];
-}
-
-function sampleBilinear(image: RgbImage, x: number, y: number, out: Float32Array, at: number): void {
-  const { width, height, data } = image;
-  const cx = Math.min(Math.max(x, 0), width - 1);
-  const cy = Math.min(Math.max(y, 0), height - 1);
-  const x0 = Math.floor(cx);
-  const y0 = Math.floor(cy);
-  const x1 = Math.min(x0 + 1, width - 1);
-  const y1 = Math.min(y0 + 1, height - 1);
-  const fx = cx - x0;
-  const fy = cy - y0;
-  for (let channel = 0; channel < 3; channel++) {
-    const top = data[(y0 * width + x0) * 3 + channel]! * (1 - fx) + data[(y0 * width + x1) * 3 + channel]! * fx;
-    const bottom = data[(y1 * width + x0) * 3 + channel]! * (1 - fx) + data[(y1 * width + x1) * 3 + channel]! * fx;
-    out[at + channel] = top * (1 - fy) + bottom * fy;
-  }
 }
 
 /**

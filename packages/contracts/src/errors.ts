@@ -87,7 +87,3 @@ export class FacegateError extends Error {
     return new FacegateError(error.code, error.message, error.details);
   }
 }
-
-export function isErrorCode(value: unknown): value is ErrorCode {
-  return typeof value === 'string' && (ERROR_CODES as readonly string[]).includes(value);
-}

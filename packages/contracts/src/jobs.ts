@@ -46,8 +46,3 @@ export type JobOf<T extends JobType> = Extract<BiometricJob, { type: T }>;
 /** A job either produced its typed result or failed with a typed error; nothing else crosses back. */
 export type JobOutcome<R extends JobResult = JobResult> =
   { ok: true; result: R } | { ok: false; error: SerializedError };
-
-/** Jobs that change the gallery: a retry must not apply them twice. */
-export function isWriteJob(job: BiometricJob): boolean {
-  return job.type === 'enrol' || job.type === 'delete';
-}

@@ -39,5 +39,5 @@ export {
   similarityScore,
 } from './validation.js';
 export { mergeShardCandidates, type Candidate } from './merge.js';
-export { pinGalleryShape, pinStoreSetting } from './settings.js';
+export { pinGalleryShape } from './settings.js';
 export { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';
