@@ -6,6 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const SUITE_LIMIT_MS = 45 * 60_000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function findTests(directory) {
@@ -31,8 +32,20 @@ const result = spawnSync(
     'tsx',
     '--test',
     '--test-reporter=spec',
+    // A file whose tests are done but that left a handle open (a stray timer, a child's pipe)
+    // must not keep the run waiting.
+    '--test-force-exit',
     ...selected.map((file) => path.relative(root, file)),
   ],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, FACEGATE_TEST: '1' } },
+  {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, FACEGATE_TEST: '1' },
+    // The whole suite takes about 10 minutes; a run stuck far beyond that fails instead of
+    // holding CI until its own limit.
+    timeout: SUITE_LIMIT_MS,
+    killSignal: 'SIGKILL',
+  },
 );
+if (result.error) console.error(`test run stopped: ${result.error.message}`);
 process.exit(result.status ?? 1);

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { postBiometric } from '../support/http.js';
 import type { ServiceProcess } from '../support/service.js';
-import { startLoad, summarise } from './load.js';
+import { startLoad, summarise, type Load } from './load.js';
 import { frllPeople } from './people.js';
 import {
   SHARED_REDIS_URL,
@@ -14,6 +14,7 @@ import {
   testPrefix,
   waitFor,
   waitForCluster,
+  withLogsOnFailure,
   type WorkerProcess,
 } from './support.js';
 
@@ -27,7 +28,10 @@ describe('SIGKILL of a worker under a stream of enrols and searches', () => {
   let gateway: ServiceProcess | undefined;
   const workers: WorkerProcess[] = [];
 
+  let runningLoad: Load | undefined;
+
   after(async () => {
+    await runningLoad?.stop();
     await Promise.all(workers.map((worker) => worker.stop()));
     await gateway?.stop();
     await deletePrefix(SHARED_REDIS_URL, prefix);
@@ -36,94 +40,104 @@ describe('SIGKILL of a worker under a stream of enrols and searches', () => {
   it(
     'answers every request with success, 503 or 429, then serves all shards from the survivor with every acknowledged enrol',
     { timeout: 300_000 },
-    async (t) => {
-      const env = {
-        REDIS_URL: SHARED_REDIS_URL,
-        QUEUE_PREFIX: prefix,
-        SHARD_COUNT: '4',
-        // Gates off: the shared FRLL people beyond the fixtures include some the gates refuse.
-        PAD_ENABLED: 'false',
-        MAD_ENABLED: 'false',
-        LEASE_MS: String(LEASE_MS),
-        JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS),
-      };
-      gateway = await startDistributedGateway(env);
-      for (const workerId of ['survivor', 'victim']) {
-        workers.push(await startWorkerProcess({ ...env, WORKER_ID: workerId, WORKER_CONCURRENCY: '1' }));
-      }
-      const [survivor, victim] = workers as [WorkerProcess, WorkerProcess];
-      await waitForCluster(gateway.baseUrl, ['survivor', 'victim']);
-      // The partition exists before the searches start.
-      const seed = await postBiometric(gateway.baseUrl, 'enrol', PEOPLE[0]!.enrolImage, {
-        subject_id: 'seed',
-        partition: PARTITION,
-      });
-      assert.equal(seed.status, 200, seed.xml);
+    async (t) =>
+      withLogsOnFailure(
+        () => ({ gateway, survivor: workers[0], victim: workers[1] }),
+        async () => {
+          const env = {
+            REDIS_URL: SHARED_REDIS_URL,
+            QUEUE_PREFIX: prefix,
+            SHARD_COUNT: '4',
+            // Gates off: the shared FRLL people beyond the fixtures include some the gates refuse.
+            PAD_ENABLED: 'false',
+            MAD_ENABLED: 'false',
+            LEASE_MS: String(LEASE_MS),
+            JOB_TIMEOUT_MS: String(JOB_TIMEOUT_MS),
+          };
+          gateway = await startDistributedGateway(env);
+          for (const workerId of ['survivor', 'victim']) {
+            workers.push(await startWorkerProcess({ ...env, WORKER_ID: workerId, WORKER_CONCURRENCY: '1' }));
+          }
+          const [survivor, victim] = workers as [WorkerProcess, WorkerProcess];
+          await waitForCluster(gateway.baseUrl, ['survivor', 'victim']);
+          // The partition exists before the searches start.
+          const seed = await postBiometric(gateway.baseUrl, 'enrol', PEOPLE[0]!.enrolImage, {
+            subject_id: 'seed',
+            partition: PARTITION,
+          });
+          assert.equal(seed.status, 200, seed.xml);
 
-      const load = startLoad(gateway.baseUrl, PEOPLE, {
-        clients: 2,
-        partition: PARTITION,
-        idPrefix: 'load',
-        hangAfterMs: JOB_TIMEOUT_MS + 10_000,
-      });
-      await waitFor(
-        async () => load.records.length,
-        (count) => count >= 6,
-        60_000,
-        'some requests before the kill',
-      );
-      await victim.stop('SIGKILL');
-      const killedAt = load.records.length;
-      // Keep the stream going through the lease lapse and the takeover.
-      await waitFor(
-        async () => load.records.length,
-        (count) => count >= killedAt + 16,
-        120_000,
-        'requests after the kill',
-      );
-      const records = await load.stop();
-      const summary = summarise(records);
-      t.diagnostic(summary);
+          const load = startLoad(gateway.baseUrl, PEOPLE, {
+            clients: 2,
+            partition: PARTITION,
+            idPrefix: 'load',
+            hangAfterMs: JOB_TIMEOUT_MS + 10_000,
+          });
+          runningLoad = load;
+          await waitFor(
+            async () => load.records.length,
+            (count) => count >= 6,
+            60_000,
+            'some requests before the kill',
+          );
+          await victim.stop('SIGKILL');
+          const killedAt = load.records.length;
+          // Keep the stream going through the lease lapse and the takeover.
+          await waitFor(
+            async () => load.records.length,
+            (count) => count >= killedAt + 16,
+            120_000,
+            'requests after the kill',
+          );
+          const records = await load.stop();
+          const summary = summarise(records);
+          t.diagnostic(summary);
 
-      for (const record of records) {
-        assert.ok([200, 429, 503].includes(record.status), `unexpected ${record.status} ${record.code}; ${summary}`);
-        assert.ok(record.ms < JOB_TIMEOUT_MS + 5_000, `a request hung for ${Math.round(record.ms)} ms; ${summary}`);
-      }
-      assert.ok(records.filter((record) => record.status === 200).length > records.length / 2, summary);
+          for (const record of records) {
+            assert.ok(
+              [200, 429, 503].includes(record.status),
+              `unexpected ${record.status} ${record.code}; ${summary}`,
+            );
+            assert.ok(record.ms < JOB_TIMEOUT_MS + 5_000, `a request hung for ${Math.round(record.ms)} ms; ${summary}`);
+          }
+          assert.ok(records.filter((record) => record.status === 200).length > records.length / 2, summary);
 
-      // The survivor now serves every shard on its own.
-      const reply = await waitFor(
-        () => health(gateway!.baseUrl),
-        (value) => value.status === 200 && value.details['workers']?.detail === 'survivor',
-        30_000,
-        'the survivor to own every shard',
-      );
-      assert.equal(reply.components['faiss_index'], true);
-      assert.equal(survivor.child.exitCode, null);
+          // The survivor now serves every shard on its own.
+          const reply = await waitFor(
+            () => health(gateway!.baseUrl),
+            (value) => value.status === 200 && value.details['workers']?.detail === 'survivor',
+            30_000,
+            'the survivor to own every shard',
+          );
+          assert.equal(reply.components['faiss_index'], true);
+          assert.equal(survivor.child.exitCode, null);
 
-      // Every acknowledged enrol is searchable (several subjects share a photo: ask for them all).
-      const acknowledged = records.filter((record) => record.kind === 'enrol' && record.status === 200);
-      assert.ok(acknowledged.length > 0, summary);
-      for (const person of PEOPLE) {
-        const expected = acknowledged.filter((record) => record.person === person).map((record) => record.subjectId!);
-        if (expected.length === 0) continue;
-        const search = await postBiometric(gateway.baseUrl, 'search', person.enrolImage, {
-          partition: PARTITION,
-          top_k: 100,
-          threshold: 0.9,
-        });
-        assert.equal(search.status, 200, search.xml);
-        const found = new Set(search.all('subject_id'));
-        for (const subjectId of expected)
-          assert.ok(found.has(subjectId), `${subjectId} was acknowledged but not found; ${summary}`);
-      }
-      // And the survivor takes new work on every shard.
-      await sleep(100);
-      const late = await postBiometric(gateway.baseUrl, 'enrol', PEOPLE[1]!.enrolImage, {
-        subject_id: 'after-failover',
-        partition: PARTITION,
-      });
-      assert.equal(late.status, 200, late.xml);
-    },
+          // Every acknowledged enrol is searchable (several subjects share a photo: ask for them all).
+          const acknowledged = records.filter((record) => record.kind === 'enrol' && record.status === 200);
+          assert.ok(acknowledged.length > 0, summary);
+          for (const person of PEOPLE) {
+            const expected = acknowledged
+              .filter((record) => record.person === person)
+              .map((record) => record.subjectId!);
+            if (expected.length === 0) continue;
+            const search = await postBiometric(gateway.baseUrl, 'search', person.enrolImage, {
+              partition: PARTITION,
+              top_k: 100,
+              threshold: 0.9,
+            });
+            assert.equal(search.status, 200, search.xml);
+            const found = new Set(search.all('subject_id'));
+            for (const subjectId of expected)
+              assert.ok(found.has(subjectId), `${subjectId} was acknowledged but not found; ${summary}`);
+          }
+          // And the survivor takes new work on every shard.
+          await sleep(100);
+          const late = await postBiometric(gateway.baseUrl, 'enrol', PEOPLE[1]!.enrolImage, {
+            subject_id: 'after-failover',
+            partition: PARTITION,
+          });
+          assert.equal(late.status, 200, late.xml);
+        },
+      ),
   );
 });

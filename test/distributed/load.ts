@@ -15,11 +15,16 @@ export interface RequestRecord {
  * Client loops sending enrols (of new subject ids) and searches until stopped; a failed
  * connection counts as status 0, a request still unanswered after `hangAfterMs` as -1. Returns every request's outcome and duration.
  */
+export interface Load {
+  records: RequestRecord[];
+  stop(): Promise<RequestRecord[]>;
+}
+
 export function startLoad(
   baseUrl: string,
   people: Person[],
   options: { clients: number; partition: string; idPrefix: string; hangAfterMs: number },
-): { stop(): Promise<RequestRecord[]>; records: RequestRecord[] } {
+): Load {
   const records: RequestRecord[] = [];
   let running = true;
   let sequence = 0;
@@ -46,6 +51,8 @@ export function startLoad(
         code = reply === undefined ? 'HUNG' : reply.text('status');
       } catch {
         status = 0;
+        // A refused connection returns at once: pause so that a dead gateway is not a busy loop.
+        await sleep(100);
       }
       records.push({
         kind: enrol ? 'enrol' : 'search',
@@ -58,6 +65,7 @@ export function startLoad(
     }
   };
   const loops = Array.from({ length: options.clients }, (_, client) => loop(client));
+  // Idempotent, so that a test's `after` hook can stop a load its failed body left running.
   return {
     records,
     async stop() {

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { shardOf } from '@facegate/gallery';
 import { postBiometric, postDelete, getJson } from '../support/http.js';
+import { sharedData } from '../support/paths.js';
 import { startEmbeddedService } from '../support/service.js';
-import { frllPeople, type Person } from './people.js';
+import { labelledPeople, type Person } from './people.js';
 import {
   SHARED_REDIS_URL,
   deletePrefix,
@@ -15,8 +17,10 @@ import {
 } from './support.js';
 import type { ServiceProcess } from '../support/service.js';
 
-// 2 cores: every image runs the full pipeline twice (embedded, then distributed), so keep N modest.
-const PEOPLE = frllPeople(40);
+// The acceptance asks for 200 enrolled subjects; a few of the in-the-wild photos fail the
+// quality gate or have no detectable face (the same way in both modes), hence some spare.
+const ENROLLED_TARGET = 200;
+const PEOPLE = labelledPeople(230);
 const SHARDS = 4;
 const PARTITION = 'parity';
 // Both modes run the same pipeline; the PAD and MAD gates are off so that the comparison is
@@ -28,6 +32,10 @@ interface Observed {
   enrol: string[];
   search: string[];
   verify: string[];
+}
+
+function enrolledPeople(observed: Observed): string[] {
+  return observed.enrol.filter((line) => line.endsWith(':200:OK')).map((line) => line.split(':')[0]!);
 }
 
 /** Enrols everyone, then searches and verifies each with a different photo; returns what the API said. */
@@ -46,16 +54,22 @@ async function exercise(baseUrl: string, people: Person[]): Promise<Observed> {
       top_k: 5,
       threshold: 0,
     });
-    assert.equal(search.status, 200, search.xml);
     const ids = search.all('subject_id');
     const scores = search.all('score');
-    observed.search.push(`${person.subjectId} -> ${ids.map((id, i) => `${id}=${scores[i]}`).join(' ')}`);
+    observed.search.push(
+      search.status === 200
+        ? `${person.subjectId} -> ${ids.map((id, i) => `${id}=${scores[i]}`).join(' ')}`
+        : `${person.subjectId} -> ${search.status} ${search.text('status')}`,
+    );
     const verify = await postBiometric(baseUrl, 'verify', person.probeImage, {
       subject_id: person.subjectId,
       partition: PARTITION,
     });
-    assert.equal(verify.status, 200, verify.xml);
-    observed.verify.push(`${person.subjectId}: ${verify.text('match')} ${verify.text('score')}`);
+    observed.verify.push(
+      verify.status === 200
+        ? `${person.subjectId}: ${verify.text('match')} ${verify.text('score')}`
+        : `${person.subjectId}: ${verify.status} ${verify.text('status')}`,
+    );
   }
   return observed;
 }
@@ -102,24 +116,24 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
     assert.equal(health.components['faiss_index'], true);
   });
 
-  it('enrols, searches and verifies with the same results as embedded mode', async () => {
+  it('enrols, searches and verifies with the same results as embedded mode', async (t) => {
     const distributed = await exercise(gateway!.baseUrl, PEOPLE);
     assert.deepEqual(distributed.enrol, embedded.enrol);
-    assert.ok(
-      distributed.enrol.every((line) => line.endsWith(':200:OK')),
-      distributed.enrol.join('\n'),
-    );
     assert.deepEqual(distributed.search, embedded.search);
     assert.deepEqual(distributed.verify, embedded.verify);
-    // Each person's own probe finds them first (the fixtures are distinct people).
+    const enrolled = enrolledPeople(distributed);
+    if (existsSync(sharedData('faces'))) assert.ok(enrolled.length >= ENROLLED_TARGET, `${enrolled.length} enrolled`);
+    // FRLL studio portraits are distinct people: each probe finds its own subject first.
+    // In-the-wild probes may not (the default model's limits are in docs/accuracy.md).
+    let rankOne = 0;
     for (const [i, person] of PEOPLE.entries()) {
-      assert.ok(
-        distributed.search[i]!.startsWith(`${person.subjectId} -> ${person.subjectId}=`),
-        distributed.search[i],
-      );
+      const first = distributed.search[i]!.startsWith(`${person.subjectId} -> ${person.subjectId}=`);
+      if (first) rankOne += 1;
+      if (person.subjectId.startsWith('frll-')) assert.ok(first, distributed.search[i]);
     }
+    t.diagnostic(`${enrolled.length} of ${PEOPLE.length} enrolled; rank-1 ${rankOne} of ${PEOPLE.length}`);
     const stats = await getJson(gateway!.baseUrl, '/api/v1/stats');
-    assert.deepEqual(stats.body, { total_subjects: PEOPLE.length, partitions: { [PARTITION]: PEOPLE.length } });
+    assert.deepEqual(stats.body, { total_subjects: enrolled.length, partitions: { [PARTITION]: enrolled.length } });
   });
 
   it("exposes each worker's shards in facegate_shard_templates, adding up to every template", async () => {
@@ -132,7 +146,7 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
         owners.add(/owner="([^"]+)"/.exec(match[1]!)![1]!);
       }
     }
-    assert.equal(total, PEOPLE.length);
+    assert.equal(total, enrolledPeople(embedded).length);
     assert.deepEqual([...owners].sort(), ['parity-w1', 'parity-w2']);
   });
 

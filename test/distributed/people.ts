@@ -46,3 +46,38 @@ export function frllPeople(limit: number): Person[] {
   }
   return people.slice(0, limit);
 }
+
+/** Identity-labelled sets beyond FRLL, in the order they are drawn on: folder → two photos. */
+const MORE_PEOPLE: Array<{ set: string; photos: (files: string[]) => [string, string] | undefined }> = [
+  // CelebA: in-the-wild photos, six per person; the first two in name order.
+  { set: 'celeba', photos: (files) => (files.length >= 2 ? [files[0]!, files[1]!] : undefined) },
+  // ORL: 92×112 grey, ten per person; 1.png is frontal, 2.png a slight turn.
+  {
+    set: 'orl',
+    photos: (files) => (files.includes('1.png') && files.includes('2.png') ? ['1.png', '2.png'] : undefined),
+  },
+];
+
+/**
+ * Up to `limit` people: FRLL first (as `frllPeople`), then CelebA and ORL people from
+ * ../shared/data, each with an enrolment photo and a different probe photo.
+ */
+export function labelledPeople(limit: number): Person[] {
+  const people = frllPeople(limit);
+  for (const { set, photos } of MORE_PEOPLE) {
+    const root = sharedData('faces', set);
+    if (!existsSync(root)) continue;
+    for (const folder of readdirSync(root).sort()) {
+      if (people.length >= limit) return people;
+      const files = readdirSync(path.join(root, folder)).sort();
+      const pair = photos(files);
+      if (pair === undefined) continue;
+      people.push({
+        subjectId: `${set}-${folder}`,
+        enrolImage: readImage(path.join(root, folder, pair[0])),
+        probeImage: readImage(path.join(root, folder, pair[1])),
+      });
+    }
+  }
+  return people;
+}

@@ -8,9 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { getJson } from '../support/http.js';
 import { repoRoot } from '../support/paths.js';
-import { startServiceProcess, type ServiceProcess } from '../support/service.js';
+import { exitedOrKilled, startServiceProcess, type ServiceProcess } from '../support/service.js';
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** One template key for every worker a test file starts: they share the templates in Redis. */
+export const TEST_TEMPLATE_KEYS = `test:${randomBytes(32).toString('base64')}`;
 
 /** A key prefix of our own, so that tests never touch anyone else's keys on a shared Redis. */
 export function testPrefix(): string {
@@ -42,6 +45,26 @@ export async function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Runs a test body; if it fails, the error carries the end of each process's output, so that
+ * a failure on CI says what the gateway and workers logged.
+ */
+export async function withLogsOnFailure<T>(
+  processes: () => Record<string, { output(): string } | undefined>,
+  body: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await body();
+  } catch (error) {
+    const logs = Object.entries(processes())
+      .filter(([, handle]) => handle !== undefined)
+      .map(([name, handle]) => `\n--- ${name} (last lines) ---\n${handle!.output().slice(-6_000)}`)
+      .join('');
+    if (error instanceof Error) error.message += logs;
+    throw error;
+  }
 }
 
 export interface ProcessHandle {
@@ -101,7 +124,7 @@ async function spawnUntilLogLine(
     output: () => output,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (exitCode === undefined) child.kill(signal);
-      return exited;
+      return exitedOrKilled(child, exited);
     },
   };
 }
@@ -116,7 +139,13 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'facegate-worker-'));
   const handle = await spawnUntilLogLine(
     ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/worker/src/main.ts')],
-    { DATA_DIR: dataDir, MODELS_DIR: path.join(repoRoot, 'models'), LOG_LEVEL: 'info', ...env },
+    {
+      DATA_DIR: dataDir,
+      MODELS_DIR: path.join(repoRoot, 'models'),
+      LOG_LEVEL: 'info',
+      TEMPLATE_KEYS: TEST_TEMPLATE_KEYS,
+      ...env,
+    },
     'worker ready',
   );
   const stop = handle.stop;

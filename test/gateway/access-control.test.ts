@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { hashApiKey, RateLimiter, startGateway } from '@facegate/gateway';
+import { hashApiKey, LocalRateLimiter, SharedRateLimiter, startGateway } from '@facegate/gateway';
+import { Redis } from 'ioredis';
 import { FacegateError } from '@facegate/contracts';
 import { silentLogger } from '@facegate/observability';
 import { postBiometric, postDelete, xmlReply } from '../support/http.js';
 import { fixture, repoRoot } from '../support/paths.js';
 import { readImage, startEmbeddedService, temporaryDirectory, type RunningService } from '../support/service.js';
+import { SHARED_REDIS_URL, deletePrefix, testPrefix } from '../distributed/support.js';
 
 const face = readImage(fixture('frll', '001_neutral.jpg'));
 const KEYS = {
@@ -140,18 +142,50 @@ describe('listening policy', () => {
 });
 
 describe('rate limiter', () => {
-  it('allows the burst, then sheds with a Retry-After, then refills', () => {
+  const isRateLimited = (error: unknown): boolean =>
+    error instanceof FacegateError && error.code === 'OVERLOADED' && error.details.retry_after_seconds === 1;
+
+  it('allows the burst, then sheds with a Retry-After, then refills', async () => {
     let now = 0;
-    const limiter = new RateLimiter(2, 3, () => now);
-    for (let i = 0; i < 3; i += 1) limiter.take('k');
-    assert.throws(
-      () => limiter.take('k'),
-      (error: unknown) =>
-        error instanceof FacegateError && error.code === 'OVERLOADED' && error.details.retry_after_seconds === 1,
-    );
-    limiter.take('other');
+    const limiter = new LocalRateLimiter(2, 3, () => now);
+    for (let i = 0; i < 3; i += 1) await limiter.take('k');
+    await assert.rejects(limiter.take('k'), isRateLimited);
+    await limiter.take('other');
     now += 500;
-    limiter.take('k');
+    await limiter.take('k');
+  });
+
+  it('shares one bucket per key between gateways through Redis, and admits while Redis is away', async () => {
+    const prefix = testPrefix();
+    const gatewayA = new Redis(SHARED_REDIS_URL);
+    const gatewayB = new Redis(SHARED_REDIS_URL);
+    try {
+      const limiterA = new SharedRateLimiter(gatewayA, prefix, 0.5, 3);
+      const limiterB = new SharedRateLimiter(gatewayB, prefix, 0.5, 3);
+      await limiterA.take('k');
+      await limiterB.take('k');
+      await limiterA.take('k');
+      await assert.rejects(limiterB.take('k'), (error: unknown) => {
+        assert.ok(error instanceof FacegateError && error.code === 'OVERLOADED', String(error));
+        assert.equal(error.details.retry_after_seconds, 2);
+        return true;
+      });
+      await limiterB.take('another key');
+      assert.ok((await gatewayA.pttl(`${prefix}:rate-limit:k`)) > 0, 'the bucket expires once it would be full');
+
+      const unreachable = new Redis('redis://127.0.0.1:1', {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        retryStrategy: () => null,
+      });
+      unreachable.on('error', () => {});
+      await new SharedRateLimiter(unreachable, prefix, 0.5, 1).take('k');
+      unreachable.disconnect();
+    } finally {
+      await deletePrefix(SHARED_REDIS_URL, prefix);
+      gatewayA.disconnect();
+      gatewayB.disconnect();
+    }
   });
 
   it('answers 429 with Retry-After over HTTP', async () => {

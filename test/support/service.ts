@@ -80,10 +80,27 @@ export async function startServiceProcess(env: Record<string, string>): Promise<
     child,
     output: () => output,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      child.kill(signal);
-      return exited;
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exitedOrKilled(child, exited);
     },
   };
+}
+
+/**
+ * Waits for a signalled process to exit, and SIGKILLs it if it has not within the grace time:
+ * a process stuck in its shutdown must fail its own test, not hang the whole suite.
+ */
+export async function exitedOrKilled(
+  child: ChildProcess,
+  exited: Promise<number | null>,
+  graceMs = 25_000,
+): Promise<number | null> {
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  try {
+    return await exited;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function readImage(file: string): Uint8Array {

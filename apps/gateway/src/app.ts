@@ -77,9 +77,9 @@ export function createApp(options: AppOptions): express.Express {
   const parseMultipart = createMultipartParser({ maxUploadBytes: options.maxUploadBytes });
 
   /** Who is calling (401 otherwise) and whether they are within their rate (429 otherwise). */
-  function admit(request: Request): Principal {
+  async function admit(request: Request): Promise<Principal> {
     const principal = options.authenticator ? options.authenticator.authenticate(request.get('X-API-Key')) : ANONYMOUS;
-    options.rateLimiter?.take(principal.keyId);
+    await options.rateLimiter?.take(principal.keyId);
     return principal;
   }
 
@@ -116,7 +116,7 @@ export function createApp(options: AppOptions): express.Express {
   ) {
     return async (request: Request, response: Response): Promise<void> => {
       try {
-        const principal = admit(request);
+        const principal = await admit(request);
         const result = await run(await toJob(request, response), request, principal);
         response.status(200).type(XML_CONTENT_TYPE).send(successXml(result));
       } catch (error) {
@@ -200,7 +200,7 @@ export function createApp(options: AppOptions): express.Express {
     (job: BiometricJob, toBody: (result: JobResult) => unknown) =>
     async (request: Request, response: Response): Promise<void> => {
       try {
-        response.status(200).json(toBody(await run(job, request, admit(request))));
+        response.status(200).json(toBody(await run(job, request, await admit(request))));
       } catch (error) {
         sendJsonError(response, toSerializedError(error));
       }

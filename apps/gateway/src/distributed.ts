@@ -58,6 +58,7 @@ export async function startDistributedBackend(env: GatewayEnv, logger: Logger): 
   logger.info('distributed backend', { prefix: env.QUEUE_PREFIX });
   return {
     queue,
+    sharedRedis: queue.redis,
     async health() {
       const redis = await queue.health();
       if (!redis.healthy) return { redis, ...combineWorkerHealth([]) };

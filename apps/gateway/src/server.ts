@@ -7,9 +7,9 @@ import { createApp } from './app.js';
 import { AuditLog } from './audit.js';
 import { ApiKeyAuthenticator, isLoopbackHost, loadApiKeys } from './auth.js';
 import type { ServiceBackend } from './backend.js';
-import { readGatewayEnv } from './config.js';
+import { readGatewayEnv, type GatewayEnv } from './config.js';
 import { startEmbeddedBackend } from './embedded.js';
-import { RateLimiter } from './rate-limit.js';
+import { LocalRateLimiter, SharedRateLimiter, type RateLimiter } from './rate-limit.js';
 
 export interface RunningGateway {
   server: Server;
@@ -55,9 +55,7 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
     maxUploadBytes: gatewayEnv.MAX_UPLOAD_BYTES,
     jobTimeoutMs: gatewayEnv.JOB_TIMEOUT_MS,
     ...(authenticator ? { authenticator } : {}),
-    ...(gatewayEnv.RATE_LIMIT_PER_SECOND > 0
-      ? { rateLimiter: new RateLimiter(gatewayEnv.RATE_LIMIT_PER_SECOND, gatewayEnv.RATE_LIMIT_BURST) }
-      : {}),
+    ...(gatewayEnv.RATE_LIMIT_PER_SECOND > 0 ? { rateLimiter: rateLimiterFor(backend, gatewayEnv) } : {}),
     audit: new AuditLog(gatewayEnv.AUDIT_LOG_FILE ?? path.resolve(workerEnv.DATA_DIR, 'audit.log'), log),
   });
 
@@ -99,4 +97,11 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
       await backend.close();
     },
   };
+}
+
+/** One bucket per key for the whole service: in Redis when gateways share one, else in process. */
+function rateLimiterFor(backend: ServiceBackend, env: GatewayEnv): RateLimiter {
+  return backend.sharedRedis
+    ? new SharedRateLimiter(backend.sharedRedis, env.QUEUE_PREFIX, env.RATE_LIMIT_PER_SECOND, env.RATE_LIMIT_BURST)
+    : new LocalRateLimiter(env.RATE_LIMIT_PER_SECOND, env.RATE_LIMIT_BURST);
 }

@@ -1,5 +1,5 @@
 import { ConfigError } from '@facegate/contracts';
-import { createLogger } from '@facegate/observability';
+import { createLogger, manageProcessLifecycle } from '@facegate/observability';
 import { startDistributedWorker } from './cluster/distributed-worker.js';
 import { readWorkerEnv } from './config.js';
 
@@ -11,26 +11,12 @@ try {
   const env = readWorkerEnv(process.env);
   const logger = createLogger({ level: env.LOG_LEVEL, service: 'worker' });
   const worker = await startDistributedWorker(env, logger);
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('stopping', { signal, workerId: worker.workerId });
-    // A clean stop needs Redis (to hand back leases); without it, give up after a while.
-    setTimeout(() => {
-      logger.error('stop timed out; exiting without a clean hand-over', { signal });
-      process.exit(1);
-    }, STOP_TIMEOUT_MS).unref();
-    void worker.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error('unclean stop', { error });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // A clean stop needs Redis (to hand back leases); without it, give up after a while.
+  manageProcessLifecycle({
+    logger: logger.child({ workerId: worker.workerId }),
+    close: () => worker.close(),
+    stopTimeoutMs: STOP_TIMEOUT_MS,
+  });
 } catch (error) {
   if (error instanceof ConfigError) {
     bootLogger.error('invalid configuration', { problems: error.problems });

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import type { EventEmitter } from 'node:events';
+import { Job, Queue, QueueEvents, Worker } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import {
   FacegateError,
@@ -27,6 +28,7 @@ export interface BullMqJobQueueOptions extends RedisQueueOptions {
 }
 
 const DEFAULT_QUEUE = 'jobs';
+const CLOSE_TIMEOUT_MS = 2_000;
 
 function failure(error: FacegateError): JobOutcome {
   return { ok: false, error: error.toJSON() };
@@ -54,6 +56,15 @@ export class BullMqJobQueue implements JobQueue {
   private readonly queue: Queue;
   private readonly events: QueueEvents;
 
+  /**
+   * BullMQ's waiting count as last read, plus the jobs this gateway has added since. Load
+   * shedding reads it instead of asking Redis first, which would add a round trip to every
+   * request; it is refreshed after each add, so the bound is exact to within the requests that
+   * arrive during one round trip (as it was with a read before each add).
+   */
+  private waitingEstimate = 0;
+  private waitingRead: Promise<void> | undefined;
+
   constructor(private readonly options: BullMqJobQueueOptions) {
     const name = options.queueName ?? DEFAULT_QUEUE;
     this.connection = producerConnection(options.redisUrl);
@@ -75,8 +86,8 @@ export class BullMqJobQueue implements JobQueue {
       return failure(new FacegateError('UNAVAILABLE', 'the job queue (Redis) is not reachable'));
     }
     try {
-      const waiting = await this.queue.getWaitingCount();
-      if (waiting >= this.options.maxWaiting) {
+      if (this.waitingEstimate >= this.options.maxWaiting) {
+        this.refreshWaitingEstimate();
         return failure(
           new FacegateError('OVERLOADED', 'too many requests are waiting; retry later', {
             retry_after_seconds: this.options.retryAfterSeconds,
@@ -84,6 +95,7 @@ export class BullMqJobQueue implements JobQueue {
         );
       }
       const retention = this.options.resultRetentionSeconds ?? 3600;
+      this.waitingEstimate += 1;
       const added: Job = await this.queue.add(job.type, encodeJob(job), {
         jobId: options.jobId ?? randomUUID(),
         // A worker that dies mid-job leaves it stalled; BullMQ hands it to another worker.
@@ -91,9 +103,9 @@ export class BullMqJobQueue implements JobQueue {
         removeOnComplete: { age: retention },
         removeOnFail: { age: retention },
       });
-      const outcome = (await withTimeout(
-        added.waitUntilFinished(this.events, options.timeoutMs),
-        options.timeoutMs,
+      this.refreshWaitingEstimate();
+      const outcome = (await this.waitUntilFinished(String(added.id), options.timeoutMs).finally(() =>
+        this.refreshWaitingEstimate(),
       )) as JobOutcome | undefined;
       if (!outcome || typeof outcome !== 'object' || !('ok' in outcome)) {
         return failure(new FacegateError('UNAVAILABLE', 'the worker returned no result'));
@@ -106,6 +118,67 @@ export class BullMqJobQueue implements JobQueue {
       }
       return failure(new FacegateError('UNAVAILABLE', `the job queue failed: ${message}`));
     }
+  }
+
+  private refreshWaitingEstimate(): void {
+    if (this.waitingRead !== undefined) return;
+    this.waitingRead = this.queue
+      .getWaitingCount()
+      .then(
+        (count) => {
+          this.waitingEstimate = count;
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.waitingRead = undefined;
+      });
+  }
+
+  /**
+   * The job's return value once a worker has finished it. Not BullMQ's Job.waitUntilFinished:
+   * that runs its Redis check inside an async Promise executor, so a connection lost at that
+   * moment is an unhandled rejection that takes the whole gateway down.
+   */
+  private waitUntilFinished(jobId: string, timeoutMs: number): Promise<unknown> {
+    // QueueEvents also emits `completed:<id>` and `failed:<id>`, which its typings leave out.
+    const events = this.events as unknown as EventEmitter;
+    return new Promise<unknown>((resolve, reject) => {
+      const completedEvent = `completed:${jobId}`;
+      const failedEvent = `failed:${jobId}`;
+      const settle = (action: () => void): void => {
+        clearTimeout(timer);
+        events.off(completedEvent, onCompleted);
+        events.off(failedEvent, onFailed);
+        action();
+      };
+      const onCompleted = (args: { returnvalue: unknown }): void => settle(() => resolve(args.returnvalue));
+      const onFailed = (args: { failedReason?: string }): void =>
+        settle(() => reject(new Error(args.failedReason ?? 'the job failed')));
+      const timer = setTimeout(() => settle(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
+      events.on(completedEvent, onCompleted);
+      events.on(failedEvent, onFailed);
+      // The job may have finished before the listeners were in place: look once.
+      void this.finishedState(jobId).then(
+        (finished) => {
+          if (finished?.state === 'completed') settle(() => resolve(finished.returnvalue));
+          else if (finished?.state === 'failed') settle(() => reject(new Error(finished.failedReason)));
+        },
+        (error: unknown) => settle(() => reject(error instanceof Error ? error : new Error(String(error)))),
+      );
+    });
+  }
+
+  private async finishedState(
+    jobId: string,
+  ): Promise<{ state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string } | undefined> {
+    await this.events.waitUntilReady();
+    const job = await Job.fromId(this.queue, jobId);
+    if (!job) return undefined;
+    if (job.finishedOn === undefined) return undefined;
+    return job.failedReason
+      ? { state: 'failed', failedReason: job.failedReason }
+      : { state: 'completed', returnvalue: job.returnvalue };
   }
 
   async depth(): Promise<number> {
@@ -132,7 +205,10 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    // BullMQ's close waits for Redis; with Redis away it would wait for ever.
+    await withTimeout(Promise.allSettled([this.events.close(), this.queue.close()]), CLOSE_TIMEOUT_MS).catch(
+      () => undefined,
+    );
     this.connection.disconnect();
     this.eventsConnection.disconnect();
   }
