@@ -45,7 +45,11 @@ const SYSTEM_PACKAGES = [
   ['make', '/usr/bin/make'],
   ['python3', '/usr/bin/python3'],
 ];
-const TEST_PACKAGES = [['redis-server', '/usr/bin/redis-server']];
+const TEST_PACKAGES = [
+  ['redis-server', '/usr/bin/redis-server'],
+  // The read-only data directory drill builds an ext4 volume on a loop device.
+  ['e2fsprogs', '/usr/sbin/mkfs.ext4'],
+];
 
 function ensureSystemPackages() {
   const wanted = withTestDependencies ? [...SYSTEM_PACKAGES, ...TEST_PACKAGES] : SYSTEM_PACKAGES;
