@@ -88,4 +88,22 @@ describe('in-process queue', () => {
     assert.equal(outcome.ok ? 'OK' : outcome.error.code, 'INTERNAL_ERROR');
     await queue.close();
   });
+
+  it('with no waiting line, admits exactly what its slots can run', async () => {
+    const gate = deferred();
+    const queue = new InProcessQueue(
+      async () => {
+        await gate.promise;
+        return ok;
+      },
+      { concurrency: 2, maxWaiting: 0, retryAfterSeconds: 1 },
+    );
+    const running = [queue.submit(statsJob, { timeoutMs: 5000 }), queue.submit(statsJob, { timeoutMs: 5000 })];
+    const shed = await queue.submit(statsJob, { timeoutMs: 5000 });
+    assert.equal(shed.ok ? 'OK' : shed.error.code, 'OVERLOADED');
+    gate.release();
+    for (const outcome of await Promise.all(running)) assert.deepEqual(outcome, ok);
+    assert.deepEqual(await queue.submit(statsJob, { timeoutMs: 5000 }), ok);
+    await queue.close();
+  });
 });

@@ -1,4 +1,4 @@
-import { SHARED_ENV_SCHEMAS, readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
+import { ConfigError, SHARED_ENV_SCHEMAS, readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
 
 /** What the HTTP gateway reads from its environment (the embedded worker reads its own). */
 export interface GatewayEnv {
@@ -27,7 +27,7 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
     QUEUE_PREFIX: SHARED_ENV_SCHEMAS.QUEUE_PREFIX,
     MAX_UPLOAD_BYTES: { type: 'integer', minimum: 1024, maximum: 104_857_600, default: 10_485_760 },
     JOB_TIMEOUT_MS: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
-    MAX_WAITING_JOBS: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 8 },
+    MAX_WAITING_JOBS: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 8 },
     RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 30_000 },
     API_KEYS_FILE: { type: 'string', minLength: 1, nullable: true },
@@ -41,5 +41,11 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
 };
 
 export function readGatewayEnv(env: NodeJS.ProcessEnv = process.env): GatewayEnv {
-  return readEnvConfig(gatewayEnvSchema, env);
+  const config = readEnvConfig(gatewayEnvSchema, env);
+  // Only the embedded queue knows whether a pipeline slot is free; BullMQ's waiting count
+  // includes the jobs a free worker is about to take.
+  if (config.REDIS_URL && config.MAX_WAITING_JOBS === 0) {
+    throw new ConfigError(['MAX_WAITING_JOBS=0 (no waiting line) is for embedded mode; use 1 or more with REDIS_URL']);
+  }
+  return config;
 }

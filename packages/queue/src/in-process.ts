@@ -51,7 +51,10 @@ export class InProcessQueue implements JobQueue {
       const existing = this.inFlightById.get(options.jobId);
       if (existing) return existing;
     }
-    if (this.waiting.length >= this.options.maxWaiting) {
+    // A job that would start at once never waits: with maxWaiting 0 the queue admits exactly
+    // what its slots can run, the tightest latency bound.
+    const wouldWait = this.running >= this.options.concurrency;
+    if (wouldWait && this.waiting.length >= this.options.maxWaiting) {
       return Promise.resolve(
         failure(
           new FacegateError('OVERLOADED', 'too many requests are waiting; retry later', {
