@@ -1,4 +1,4 @@
-import { warpAffine, type RgbImage } from '../image/raster.js';
+import { invertAffine, type Affine, type RgbImage } from '../image/raster.js';
 import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/similarity.js';
 
 /**
@@ -12,8 +12,17 @@ import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/s
  * - the *context* crop (128×128 covering twice the template's width), for the hair and
  *   background ring where whole-image morphs leave ghosted double contours.
  *
- * Bump {@link MAD_FEATURE_VERSION} whenever anything here changes: the parameter file records
- * the version it was trained for and the detector refuses a mismatch.
+ * Bump {@link MAD_FEATURE_VERSION} whenever what is computed here changes: the parameter file
+ * records the version it was trained for and the detector refuses a mismatch.
+ *
+ * Performance: this runs at every enrolment, so the code is written for speed while computing
+ * exactly what the version-1 code computed (the same floating-point operations in the same
+ * order, hence bit-identical features; test/mad/features-regression.test.ts checks the features
+ * the shipped parameters were trained on). Masks are precomputed index lists, the crops, luma and
+ * chroma come out of one fused warp, the band-energy, residual and colour statistics share one
+ * pass over the skin, both LBP histograms another, and the FFT's window, twiddles and band map
+ * are tables. Scratch buffers are module-level and reused: `madFeatures` is synchronous and
+ * never hands them out. Keep any change bit-identical, or bump the version and retrain.
  */
 export const MAD_FEATURE_VERSION = 1;
 
@@ -67,129 +76,11 @@ function scaledTemplate(scale: number, offset: number): Point[] {
 const FACE_TEMPLATE = scaledTemplate(FACE_SIZE / 112, 0);
 const CONTEXT_TEMPLATE = scaledTemplate(CONTEXT_SCALE, (CONTEXT_SIZE - 112 * CONTEXT_SCALE) / 2);
 
-function luma(image: RgbImage): Float32Array {
-  const count = image.width * image.height;
-  const out = new Float32Array(count);
-  const data = image.data;
-  for (let index = 0; index < count; index++) {
-    out[index] = 0.299 * data[index * 3]! + 0.587 * data[index * 3 + 1]! + 0.114 * data[index * 3 + 2]!;
-  }
-  return out;
-}
+// ---------------------------------------------------------------------------------------------
+// Masks, as ascending index lists (iterating them visits the pixels in the order the original
+// full-image loops with `if (mask[index] === 0) continue` did, so every sum is the same).
 
-/**
- * Box blur of radius r (window 2r+1), edges clamped, via running sums along rows then columns.
- * The interior runs without index clamping (same additions in the same order as the clamped
- * form, so the result is identical); only the r pixels at each end clamp.
- */
-function boxBlur(source: Float32Array, width: number, height: number, radius: number): Float32Array {
-  const temporary = new Float32Array(source.length);
-  const out = new Float32Array(source.length);
-  const window = 2 * radius + 1;
-  const clampX = (x: number): number => (x < 0 ? 0 : x >= width ? width - 1 : x);
-  const clampY = (y: number): number => (y < 0 ? 0 : y >= height ? height - 1 : y);
-  const safeFrom = radius;
-  const safeTo = width - radius - 1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    let sum = 0;
-    for (let k = -radius; k <= radius; k++) sum += source[row + clampX(k)]!;
-    for (let x = 0; x < width; x++) {
-      temporary[row + x] = sum / window;
-      if (x >= safeFrom && x < safeTo) sum += source[row + x + radius + 1]! - source[row + x - radius]!;
-      else sum += source[row + clampX(x + radius + 1)]! - source[row + clampX(x - radius)]!;
-    }
-  }
-  const safeRowsTo = height - radius - 1;
-  const columnSums = new Float64Array(width);
-  for (let x = 0; x < width; x++) {
-    let sum = 0;
-    for (let k = -radius; k <= radius; k++) sum += temporary[clampY(k) * width + x]!;
-    columnSums[x] = sum;
-  }
-  // Row-major sweep over the columns' running sums (cache-friendly; per column the additions
-  // are the same as a column-by-column sweep).
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    const below = (y >= radius && y < safeRowsTo ? y + radius + 1 : clampY(y + radius + 1)) * width;
-    const above = (y >= radius && y < safeRowsTo ? y - radius : clampY(y - radius)) * width;
-    for (let x = 0; x < width; x++) {
-      const sum = columnSums[x]!;
-      out[row + x] = sum / window;
-      columnSums[x] = sum + (temporary[below + x]! - temporary[above + x]!);
-    }
-  }
-  return out;
-}
-
-function maskedVariance(values: Float32Array, mask: Uint8Array): number {
-  let sum = 0;
-  let squares = 0;
-  let count = 0;
-  for (let index = 0; index < values.length; index++) {
-    if (mask[index] === 0) continue;
-    const value = values[index]!;
-    sum += value;
-    squares += value * value;
-    count++;
-  }
-  if (count === 0) return 0;
-  const mean = sum / count;
-  return Math.max(0, squares / count - mean * mean);
-}
-
-/** {@link maskedVariance} of first − second (each difference rounded to float32), without the array. */
-function maskedVarianceOfDifference(first: Float32Array, second: Float32Array, mask: Uint8Array): number {
-  let sum = 0;
-  let squares = 0;
-  let count = 0;
-  for (let index = 0; index < first.length; index++) {
-    if (mask[index] === 0) continue;
-    const value = Math.fround(first[index]! - second[index]!);
-    sum += value;
-    squares += value * value;
-    count++;
-  }
-  if (count === 0) return 0;
-  const mean = sum / count;
-  return Math.max(0, squares / count - mean * mean);
-}
-
-function difference(first: Float32Array, second: Float32Array): Float32Array {
-  const out = new Float32Array(first.length);
-  for (let index = 0; index < first.length; index++) out[index] = first[index]! - second[index]!;
-  return out;
-}
-
-/**
- * Band energies (log variance) of a Laplacian-like pyramid, I−B1, B1−B2, B2−B4, B4−B8, inside
- * each mask; also returns the radius-1 blur for reuse.
- */
-function bandEnergies(
-  grey: Float32Array,
-  width: number,
-  height: number,
-  masks: readonly Uint8Array[],
-): { bands: number[][]; blur1: Float32Array } {
-  const b1 = boxBlur(grey, width, height, 1);
-  const b2 = boxBlur(grey, width, height, 2);
-  const b4 = boxBlur(grey, width, height, 4);
-  const b8 = boxBlur(grey, width, height, 8);
-  const pairs: Array<[Float32Array, Float32Array]> = [
-    [grey, b1],
-    [b1, b2],
-    [b2, b4],
-    [b4, b8],
-  ];
-  return {
-    bands: masks.map((mask) =>
-      pairs.map(([first, second]) => Math.log(maskedVarianceOfDifference(first, second, mask) + EPSILON)),
-    ),
-    blur1: b1,
-  };
-}
-
-/** Masks in face-crop coordinates: an ellipse over cheeks, nose, eyes and mouth (skin + features). */
+/** Ellipse over cheeks, nose, eyes and mouth (skin + features), in face-crop coordinates. */
 function skinMask(size: number): Uint8Array {
   const mask = new Uint8Array(size * size);
   const scale = size / 112;
@@ -224,256 +115,8 @@ function ringMask(size: number): Uint8Array {
   return mask;
 }
 
-const SKIN_MASK = skinMask(FACE_SIZE);
-const RING_MASK = ringMask(CONTEXT_SIZE);
-
-function lbpHistogram(grey: Float32Array, width: number, height: number, mask: Uint8Array): number[] {
-  const histogram = new Float64Array(LBP_BINS);
-  let total = 0;
-  for (let y = 1; y < height - 1; y++) {
-    for (let x = 1; x < width - 1; x++) {
-      const at = y * width + x;
-      if (mask[at] === 0) continue;
-      const centre = grey[at]!;
-      let code = 0;
-      if (grey[at - width - 1]! >= centre) code |= 1;
-      if (grey[at - width]! >= centre) code |= 2;
-      if (grey[at - width + 1]! >= centre) code |= 4;
-      if (grey[at + 1]! >= centre) code |= 8;
-      if (grey[at + width + 1]! >= centre) code |= 16;
-      if (grey[at + width]! >= centre) code |= 32;
-      if (grey[at + width - 1]! >= centre) code |= 64;
-      if (grey[at - 1]! >= centre) code |= 128;
-      histogram[LBP_LOOKUP[code]!]!++;
-      total++;
-    }
-  }
-  // Square-root (Hellinger) mapping makes histograms behave better in a linear model.
-  return Array.from(histogram, (count) => Math.sqrt(count / Math.max(1, total)));
-}
-
-/** In-place iterative radix-2 FFT of length n (a power of two). */
-function fft(real: Float64Array, imaginary: Float64Array): void {
-  const n = real.length;
-  for (let i = 1, j = 0; i < n; i++) {
-    let bit = n >> 1;
-    for (; j & bit; bit >>= 1) j ^= bit;
-    j ^= bit;
-    if (i < j) {
-      const swapReal = real[i]!;
-      real[i] = real[j]!;
-      real[j] = swapReal;
-      const swapImaginary = imaginary[i]!;
-      imaginary[i] = imaginary[j]!;
-      imaginary[j] = swapImaginary;
-    }
-  }
-  for (let length = 2; length <= n; length <<= 1) {
-    const angle = (-2 * Math.PI) / length;
-    const stepReal = Math.cos(angle);
-    const stepImaginary = Math.sin(angle);
-    for (let start = 0; start < n; start += length) {
-      let wReal = 1;
-      let wImaginary = 0;
-      for (let k = 0; k < length / 2; k++) {
-        const a = start + k;
-        const b = a + length / 2;
-        const tReal = real[b]! * wReal - imaginary[b]! * wImaginary;
-        const tImaginary = real[b]! * wImaginary + imaginary[b]! * wReal;
-        real[b] = real[a]! - tReal;
-        imaginary[b] = imaginary[a]! - tImaginary;
-        real[a] = real[a]! + tReal;
-        imaginary[a] = imaginary[a]! + tImaginary;
-        const nextReal = wReal * stepReal - wImaginary * stepImaginary;
-        wImaginary = wReal * stepImaginary + wImaginary * stepReal;
-        wReal = nextReal;
-      }
-    }
-  }
-}
-
-/** Log power in radial bands of a Hann-windowed 64×64 patch centred on the nose, relative to the total. */
-function spectrumBands(grey: Float32Array, width: number): number[] {
-  const n = FFT_SIZE;
-  const left = Math.round(56 * (width / 112) - n / 2);
-  const top = Math.round(66 * (width / 112) - n / 2);
-  const real = new Float64Array(n * n);
-  const imaginary = new Float64Array(n * n);
-  let mean = 0;
-  for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) mean += grey[(top + y) * width + left + x]!;
-  mean /= n * n;
-  for (let y = 0; y < n; y++) {
-    const wy = 0.5 - 0.5 * Math.cos((2 * Math.PI * (y + 0.5)) / n);
-    for (let x = 0; x < n; x++) {
-      const wx = 0.5 - 0.5 * Math.cos((2 * Math.PI * (x + 0.5)) / n);
-      real[y * n + x] = (grey[(top + y) * width + left + x]! - mean) * wx * wy;
-    }
-  }
-  const rowReal = new Float64Array(n);
-  const rowImaginary = new Float64Array(n);
-  for (let y = 0; y < n; y++) {
-    for (let x = 0; x < n; x++) {
-      rowReal[x] = real[y * n + x]!;
-      rowImaginary[x] = imaginary[y * n + x]!;
-    }
-    fft(rowReal, rowImaginary);
-    for (let x = 0; x < n; x++) {
-      real[y * n + x] = rowReal[x]!;
-      imaginary[y * n + x] = rowImaginary[x]!;
-    }
-  }
-  for (let x = 0; x < n; x++) {
-    for (let y = 0; y < n; y++) {
-      rowReal[y] = real[y * n + x]!;
-      rowImaginary[y] = imaginary[y * n + x]!;
-    }
-    fft(rowReal, rowImaginary);
-    for (let y = 0; y < n; y++) {
-      real[y * n + x] = rowReal[y]!;
-      imaginary[y * n + x] = rowImaginary[y]!;
-    }
-  }
-  const bands = new Float64Array(FFT_BANDS);
-  let total = 0;
-  const maximumRadius = n / 2;
-  for (let v = 0; v < n; v++) {
-    const fy = v < n / 2 ? v : v - n;
-    for (let u = 0; u < n; u++) {
-      const fx = u < n / 2 ? u : u - n;
-      const radius = Math.sqrt(fx * fx + fy * fy);
-      if (radius < 1 || radius >= maximumRadius) continue;
-      const power = real[v * n + u]! ** 2 + imaginary[v * n + u]! ** 2;
-      const band = Math.min(FFT_BANDS - 1, Math.floor(((radius - 1) / (maximumRadius - 1)) * FFT_BANDS));
-      bands[band]! += power;
-      total += power;
-    }
-  }
-  return Array.from(bands, (power) => Math.log((power + EPSILON) / (total + EPSILON)));
-}
-
-/** The aligned crops the features are computed on (exported for tests and tools). */
-export function madCrops(image: RgbImage, fivePoints: readonly Point[]): { face: RgbImage; context: RgbImage } {
-  const face = warpAffine(image, estimateSimilarity(fivePoints, FACE_TEMPLATE), FACE_SIZE, FACE_SIZE);
-  const context = warpAffine(image, estimateSimilarity(fivePoints, CONTEXT_TEMPLATE), CONTEXT_SIZE, CONTEXT_SIZE);
-  return { face, context };
-}
-
-/**
- * The MAD feature vector of one face: `image` is the decoded 8-bit RGB photo (the decode
- * stage's output, EXIF-rotated), `fivePoints` the five alignment points in its pixels
- * (image-left eye, image-right eye, nose tip, mouth corners), as the pipeline aligns with.
- */
-export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Float64Array {
-  const { face, context } = madCrops(image, fivePoints);
-  const features: number[] = [];
-
-  const faceGrey = luma(face);
-  const contextGrey = luma(context);
-  const faceLevels = bandEnergies(faceGrey, FACE_SIZE, FACE_SIZE, [SKIN_MASK]);
-  const skinBands = faceLevels.bands[0]!;
-  const contextLevels = bandEnergies(contextGrey, CONTEXT_SIZE, CONTEXT_SIZE, [RING_MASK, skinMaskInContext()]);
-  const [ringBands, contextSkinBands] = contextLevels.bands as [number[], number[]];
-  for (const bands of [skinBands, ringBands]) {
-    features.push(...bands, bands[0]! - bands[1]!, bands[1]! - bands[2]!);
-  }
-  // The context crop is at about 0.4× the face crop's scale: compare the skin's finest band
-  // with the ring's, which measures whether the face is smoother than its surroundings.
-  features.push(contextSkinBands[0]! - ringBands[0]!, contextSkinBands[1]! - ringBands[1]!);
-
-  // Residual (I − 3×3 box) statistics on the skin.
-  const residual = difference(faceGrey, faceLevels.blur1);
-  let absolute = 0;
-  let second = 0;
-  let fourth = 0;
-  let flat = 0;
-  let count = 0;
-  for (let index = 0; index < residual.length; index++) {
-    if (SKIN_MASK[index] === 0) continue;
-    const value = residual[index]!;
-    absolute += Math.abs(value);
-    second += value * value;
-    fourth += value ** 4;
-    if (Math.abs(value) < 0.5) flat++;
-    count++;
-  }
-  absolute /= count;
-  second /= count;
-  fourth /= count;
-  features.push(Math.log(absolute + EPSILON), Math.log(fourth / (second * second + EPSILON) + 1), flat / count);
-
-  // Colour: residual energy of the chroma planes relative to luma's; grey photos flagged.
-  const pixels = FACE_SIZE * FACE_SIZE;
-  const chroma = new Float32Array(pixels);
-  let saturation = 0;
-  let greyPixels = 0;
-  for (let index = 0; index < pixels; index++) {
-    const red = face.data[index * 3]!;
-    const green = face.data[index * 3 + 1]!;
-    const blue = face.data[index * 3 + 2]!;
-    chroma[index] = 0.5 * red - 0.419 * green - 0.081 * blue;
-    const maximum = Math.max(red, green, blue);
-    const minimum = Math.min(red, green, blue);
-    if (SKIN_MASK[index] === 1) {
-      saturation += maximum > 0 ? (maximum - minimum) / maximum : 0;
-      if (maximum - minimum <= 2) greyPixels++;
-    }
-  }
-  const chromaResidual = Math.log(
-    maskedVariance(difference(chroma, boxBlur(chroma, FACE_SIZE, FACE_SIZE, 1)), SKIN_MASK) + 1e-2,
-  );
-  features.push(chromaResidual, chromaResidual - skinBands[0]!, saturation / count, greyPixels / count > 0.95 ? 1 : 0);
-
-  // Gradient magnitude on the skin: mean and the 90th percentile relative to it (edge sharpness).
-  // (90th percentile from a 0.5-wide histogram, cheaper than sorting.)
-  const gradientHistogram = new Uint32Array(1024);
-  let gradientSum = 0;
-  let gradientCount = 0;
-  for (let y = 1; y < FACE_SIZE - 1; y++) {
-    for (let x = 1; x < FACE_SIZE - 1; x++) {
-      const at = y * FACE_SIZE + x;
-      if (SKIN_MASK[at] === 0) continue;
-      const gx = faceGrey[at + 1]! - faceGrey[at - 1]!;
-      const gy = faceGrey[at + FACE_SIZE]! - faceGrey[at - FACE_SIZE]!;
-      const magnitude = Math.sqrt(gx * gx + gy * gy);
-      gradientSum += magnitude;
-      gradientCount++;
-      gradientHistogram[Math.min(1023, Math.floor(magnitude * 2))]!++;
-    }
-  }
-  const meanGradient = gradientSum / Math.max(1, gradientCount);
-  let p90 = 0;
-  for (let bin = 0, cumulative = 0; bin < 1024; bin++) {
-    cumulative += gradientHistogram[bin]!;
-    if (cumulative >= gradientCount * 0.9) {
-      p90 = (bin + 0.5) / 2;
-      break;
-    }
-  }
-  features.push(Math.log(meanGradient + EPSILON), Math.log((p90 + EPSILON) / (meanGradient + EPSILON)));
-
-  features.push(...spectrumBands(faceGrey, FACE_SIZE));
-  features.push(...lbpHistogram(faceGrey, FACE_SIZE, FACE_SIZE, SKIN_MASK));
-  // LBP of the residual magnified: the micro-texture of the noise itself.
-  const scaledResidual = new Float32Array(residual.length);
-  for (let index = 0; index < residual.length; index++) scaledResidual[index] = Math.round(residual[index]! * 4);
-  features.push(...lbpHistogram(scaledResidual, FACE_SIZE, FACE_SIZE, SKIN_MASK));
-
-  const [leftEye, rightEye] = fivePoints;
-  const eyeDistance = Math.hypot(rightEye![0] - leftEye![0], rightEye![1] - leftEye![1]);
-  features.push(Math.log(Math.max(1, eyeDistance)));
-
-  if (features.length !== MAD_FEATURE_NAMES.length) {
-    throw new Error(`MAD feature count ${features.length} differs from ${MAD_FEATURE_NAMES.length} names`);
-  }
-  const out = Float64Array.from(features);
-  for (let index = 0; index < out.length; index++) if (!Number.isFinite(out[index]!)) out[index] = 0;
-  return out;
-}
-
-let contextSkin: Uint8Array | null = null;
+/** The face ellipse mapped into the context crop (template scaled by CONTEXT_SCALE, centred). */
 function skinMaskInContext(): Uint8Array {
-  if (contextSkin) return contextSkin;
-  // The face ellipse mapped into the context crop (template scaled by CONTEXT_SCALE, centred).
   const mask = new Uint8Array(CONTEXT_SIZE * CONTEXT_SIZE);
   const offset = (CONTEXT_SIZE - 112 * CONTEXT_SCALE) / 2;
   const centreX = 56 * CONTEXT_SCALE + offset;
@@ -487,6 +130,633 @@ function skinMaskInContext(): Uint8Array {
       if (dx * dx + dy * dy <= 1) mask[y * CONTEXT_SIZE + x] = 1;
     }
   }
-  contextSkin = mask;
   return mask;
+}
+
+/** Indices of the mask's set pixels, ascending; with `interior`, only those ≥ 1 pixel from every edge. */
+function maskIndices(mask: Uint8Array, size: number, interior = false): Int32Array {
+  const indices: number[] = [];
+  const from = interior ? 1 : 0;
+  const to = interior ? size - 1 : size;
+  for (let y = from; y < to; y++) {
+    for (let x = from; x < to; x++) if (mask[y * size + x] === 1) indices.push(y * size + x);
+  }
+  return Int32Array.from(indices);
+}
+
+const SKIN_INDICES = maskIndices(skinMask(FACE_SIZE), FACE_SIZE);
+/** Skin pixels with all eight neighbours inside the crop (LBP and gradients). */
+const SKIN_INTERIOR_INDICES = maskIndices(skinMask(FACE_SIZE), FACE_SIZE, true);
+const RING_INDICES = maskIndices(ringMask(CONTEXT_SIZE), CONTEXT_SIZE);
+const CONTEXT_SKIN_INDICES = maskIndices(skinMaskInContext(), CONTEXT_SIZE);
+
+/*
+ * Where the blurred planes are read: the face's at the skin, its 3×3 blur (the residual) also at
+ * the skin's neighbours (the residual LBP), the context's at the ring and the context skin.
+ * Blurs and the residual are computed only inside these boxes.
+ */
+const SKIN_REGION = boundsOf(FACE_SIZE, 0, SKIN_INDICES);
+const RESIDUAL_REGION = boundsOf(FACE_SIZE, 1, SKIN_INDICES);
+const CONTEXT_REGION = boundsOf(CONTEXT_SIZE, 0, RING_INDICES, CONTEXT_SKIN_INDICES);
+
+// ---------------------------------------------------------------------------------------------
+// Scratch buffers (reused across calls).
+
+const FACE_PIXELS = FACE_SIZE * FACE_SIZE;
+const CONTEXT_PIXELS = CONTEXT_SIZE * CONTEXT_SIZE;
+const faceRgb = new Uint8Array(FACE_PIXELS * 3);
+const faceGrey = new Float32Array(FACE_PIXELS);
+const faceChroma = new Float32Array(FACE_PIXELS);
+const contextRgb = new Uint8Array(CONTEXT_PIXELS * 3);
+const contextGrey = new Float32Array(CONTEXT_PIXELS);
+// Planes computed only inside a region start as NaN, so that a read outside it changes the first
+// call's features (test/mad/features-regression.test.ts then fails) instead of passing unnoticed.
+const nanPlane = (pixels: number): Float32Array => new Float32Array(pixels).fill(NaN);
+const blurTemporary = nanPlane(FACE_PIXELS);
+const blurColumnSums = new Float64Array(FACE_SIZE);
+const faceBlurs = [1, 2, 4, 8].map(() => nanPlane(FACE_PIXELS)) as [
+  Float32Array,
+  Float32Array,
+  Float32Array,
+  Float32Array,
+];
+const contextBlurs = [1, 2, 4, 8].map(() => nanPlane(CONTEXT_PIXELS)) as [
+  Float32Array,
+  Float32Array,
+  Float32Array,
+  Float32Array,
+];
+const chromaBlur = nanPlane(FACE_PIXELS);
+const residual = nanPlane(FACE_PIXELS);
+const scaledResidual = nanPlane(FACE_PIXELS);
+const gradientHistogram = new Uint32Array(1024);
+const lbpFaceHistogram = new Float64Array(LBP_BINS);
+const lbpResidualHistogram = new Float64Array(LBP_BINS);
+const fftReal = new Float64Array(FFT_SIZE * FFT_SIZE);
+const fftImaginary = new Float64Array(FFT_SIZE * FFT_SIZE);
+
+// ---------------------------------------------------------------------------------------------
+// Warp.
+
+/**
+ * `Math.round(value)` for a bilinear sample `value` in [0, 256), several times cheaper in V8.
+ * Exact: for value ≥ 0.5, value + 0.5 is computed exactly or, when it crosses a power of two,
+ * rounds within that binade to no other integer part, so truncating it gives Math.round's
+ * round-half-up; below 0.5 (where 0.49999999999999994 + 0.5 would round to 1) the result is 0.
+ */
+function roundChannel(value: number): number {
+  return value < 0.5 ? 0 : (value + 0.5) | 0;
+}
+
+/**
+ * The crop `size`×`size` of `image` under `sourceToCrop`: exactly `warpAffine` of image/raster
+ * (bilinear, black more than half a pixel outside the source, border-clamped within it, each
+ * channel rounded to 8 bits), written to `rgb`, with the luma of the rounded pixel (BT.601,
+ * `0.299 R + 0.587 G + 0.114 B`) to `grey` and, when given, the chroma `0.5 R − 0.419 G − 0.081 B`
+ * to `chroma`. Same arithmetic as raster.ts's resampleAffine + sampleBilinear; pixels whose four
+ * neighbours are all inside the image skip the clamping, which is the identity for them.
+ */
+function warpCrop(
+  image: RgbImage,
+  sourceToCrop: Affine,
+  size: number,
+  rgb: Uint8Array,
+  grey: Float32Array | null,
+  chroma: Float32Array | null,
+): void {
+  const [a, b, tx, c, d, ty] = invertAffine(sourceToCrop);
+  const { width, height, data } = image;
+  const rowStride = width * 3;
+  const lastX = width - 1;
+  const lastY = height - 1;
+  const outsideX = width - 0.5;
+  const outsideY = height - 0.5;
+  for (let v = 0; v < size; v++) {
+    const bv = b * v;
+    const dv = d * v;
+    for (let u = 0; u < size; u++) {
+      const x = a * u + bv + tx;
+      const y = c * u + dv + ty;
+      const at = v * size + u;
+      const offset = at * 3;
+      let red = 0;
+      let green = 0;
+      let blue = 0;
+      if (!(x < -0.5 || y < -0.5 || x > outsideX || y > outsideY)) {
+        let topLeft: number;
+        let right: number;
+        let down: number;
+        let fx: number;
+        let fy: number;
+        if (x >= 0 && y >= 0 && x < lastX && y < lastY) {
+          const x0 = x | 0;
+          const y0 = y | 0;
+          fx = x - x0;
+          fy = y - y0;
+          topLeft = y0 * rowStride + x0 * 3;
+          right = 3;
+          down = rowStride;
+        } else {
+          const clampedX = Math.min(Math.max(x, 0), lastX);
+          const clampedY = Math.min(Math.max(y, 0), lastY);
+          const x0 = Math.floor(clampedX);
+          const y0 = Math.floor(clampedY);
+          fx = clampedX - x0;
+          fy = clampedY - y0;
+          topLeft = (y0 * width + x0) * 3;
+          right = x0 < lastX ? 3 : 0;
+          down = y0 < lastY ? rowStride : 0;
+        }
+        const gx = 1 - fx;
+        const gy = 1 - fy;
+        const topRight = topLeft + right;
+        const bottomLeft = topLeft + down;
+        const bottomRight = bottomLeft + right;
+        red = roundChannel(
+          (data[topLeft]! * gx + data[topRight]! * fx) * gy + (data[bottomLeft]! * gx + data[bottomRight]! * fx) * fy,
+        );
+        green = roundChannel(
+          (data[topLeft + 1]! * gx + data[topRight + 1]! * fx) * gy +
+            (data[bottomLeft + 1]! * gx + data[bottomRight + 1]! * fx) * fy,
+        );
+        blue = roundChannel(
+          (data[topLeft + 2]! * gx + data[topRight + 2]! * fx) * gy +
+            (data[bottomLeft + 2]! * gx + data[bottomRight + 2]! * fx) * fy,
+        );
+      }
+      rgb[offset] = red;
+      rgb[offset + 1] = green;
+      rgb[offset + 2] = blue;
+      // The channels are integers in [0, 255] (non-negative weights summing to 1), so these
+      // equal the conversions of the stored 8-bit values.
+      if (grey) grey[at] = 0.299 * red + 0.587 * green + 0.114 * blue;
+      if (chroma) chroma[at] = 0.5 * red - 0.419 * green - 0.081 * blue;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Box blur.
+
+/** An inclusive rectangle of crop pixels. */
+interface Region {
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+}
+
+/** Bounding box of the pixels `lists` in a `size`-wide crop, grown by `margin` pixels (within the crop). */
+function boundsOf(size: number, margin: number, ...lists: Int32Array[]): Region {
+  let x0 = size;
+  let x1 = -1;
+  let y0 = size;
+  let y1 = -1;
+  for (const index of lists.flatMap((list) => Array.from(list))) {
+    const x = index % size;
+    const y = (index - x) / size;
+    x0 = Math.min(x0, x);
+    x1 = Math.max(x1, x);
+    y0 = Math.min(y0, y);
+    y1 = Math.max(y1, y);
+  }
+  return {
+    x0: Math.max(0, x0 - margin),
+    x1: Math.min(size - 1, x1 + margin),
+    y0: Math.max(0, y0 - margin),
+    y1: Math.min(size - 1, y1 + margin),
+  };
+}
+
+/**
+ * Box blur of radius r (window 2r+1), edges clamped, via running sums along rows then columns
+ * (double-precision sums, float32 results), written to `out` inside `region` only (elsewhere
+ * `out` keeps stale values: callers read only the region).
+ *
+ * Every value in the region is the one the full-image blur computes: a row's running sum is
+ * carried from x = 0 and a column's from y = 0 exactly as there (only the stores outside the
+ * region, and the rows and columns no stored value depends on, are skipped), and the interior
+ * runs without index clamping, which is the identity there.
+ */
+function boxBlur(
+  source: Float32Array,
+  width: number,
+  height: number,
+  radius: number,
+  out: Float32Array,
+  { x0, x1, y0, y1 }: Region,
+): void {
+  const temporary = blurTemporary;
+  const window = 2 * radius + 1;
+  const lastX = width - 1;
+  const lastY = height - 1;
+  const safeTo = width - radius - 1;
+  // Rows 0 … y1 + r + 1 feed the column sums of rows ≤ y1; columns x0 … x1 are the ones read.
+  const rowsTo = Math.min(lastY, y1 + radius + 1);
+  for (let y = 0; y <= rowsTo; y++) {
+    const row = y * width;
+    let sum = 0;
+    for (let k = -radius; k <= radius; k++) sum += source[row + (k < 0 ? 0 : k > lastX ? lastX : k)]!;
+    let x = 0;
+    for (; x < x0; x++) {
+      const ahead = x + radius + 1;
+      const behind = x - radius;
+      sum += source[row + (ahead > lastX ? lastX : ahead)]! - source[row + (behind < 0 ? 0 : behind)]!;
+    }
+    for (; x <= x1 && x < radius; x++) {
+      temporary[row + x] = sum / window;
+      const ahead = x + radius + 1;
+      const behind = x - radius;
+      sum += source[row + (ahead > lastX ? lastX : ahead)]! - source[row + (behind < 0 ? 0 : behind)]!;
+    }
+    for (; x <= x1 && x < safeTo; x++) {
+      temporary[row + x] = sum / window;
+      sum += source[row + x + radius + 1]! - source[row + x - radius]!;
+    }
+    for (; x <= x1; x++) {
+      temporary[row + x] = sum / window;
+      const ahead = x + radius + 1;
+      const behind = x - radius;
+      sum += source[row + (ahead > lastX ? lastX : ahead)]! - source[row + (behind < 0 ? 0 : behind)]!;
+    }
+  }
+  const columnSums = blurColumnSums;
+  for (let x = x0; x <= x1; x++) {
+    let sum = 0;
+    for (let k = -radius; k <= radius; k++) sum += temporary[(k < 0 ? 0 : k > lastY ? lastY : k) * width + x]!;
+    columnSums[x] = sum;
+  }
+  // Row-major sweep over the columns' running sums (cache-friendly; per column the additions
+  // are the same as a column-by-column sweep).
+  for (let y = 0; y <= y1; y++) {
+    const row = y * width;
+    const ahead = y + radius + 1;
+    const behind = y - radius;
+    const below = (ahead > lastY ? lastY : ahead) * width;
+    const above = (behind < 0 ? 0 : behind) * width;
+    if (y < y0) {
+      for (let x = x0; x <= x1; x++) columnSums[x] = columnSums[x]! + (temporary[below + x]! - temporary[above + x]!);
+      continue;
+    }
+    for (let x = x0; x <= x1; x++) {
+      const sum = columnSums[x]!;
+      out[row + x] = sum / window;
+      columnSums[x] = sum + (temporary[below + x]! - temporary[above + x]!);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics.
+
+/** max(0, E[v²] − E[v]²) from sums, 0 without pixels (the masked variance). */
+function variance(sum: number, squares: number, count: number): number {
+  if (count === 0) return 0;
+  const mean = sum / count;
+  return Math.max(0, squares / count - mean * mean);
+}
+
+/**
+ * Log band energies of the Laplacian-like pyramid I−B1, B1−B2, B2−B4, B4−B8 over the pixels
+ * `indices`: the log variance of each difference (rounded to float32) plus EPSILON.
+ */
+function bandEnergies(
+  grey: Float32Array,
+  [b1, b2, b4, b8]: readonly [Float32Array, Float32Array, Float32Array, Float32Array],
+  indices: Int32Array,
+): [number, number, number, number] {
+  let sum0 = 0;
+  let squares0 = 0;
+  let sum1 = 0;
+  let squares1 = 0;
+  let sum2 = 0;
+  let squares2 = 0;
+  let sum3 = 0;
+  let squares3 = 0;
+  const count = indices.length;
+  for (let i = 0; i < count; i++) {
+    const index = indices[i]!;
+    const blur1 = b1[index]!;
+    const blur2 = b2[index]!;
+    const blur4 = b4[index]!;
+    const d0 = Math.fround(grey[index]! - blur1);
+    const d1 = Math.fround(blur1 - blur2);
+    const d2 = Math.fround(blur2 - blur4);
+    const d3 = Math.fround(blur4 - b8[index]!);
+    sum0 += d0;
+    squares0 += d0 * d0;
+    sum1 += d1;
+    squares1 += d1 * d1;
+    sum2 += d2;
+    squares2 += d2 * d2;
+    sum3 += d3;
+    squares3 += d3 * d3;
+  }
+  return [
+    Math.log(variance(sum0, squares0, count) + EPSILON),
+    Math.log(variance(sum1, squares1, count) + EPSILON),
+    Math.log(variance(sum2, squares2, count) + EPSILON),
+    Math.log(variance(sum3, squares3, count) + EPSILON),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spectrum.
+
+/** Hann window of the FFT patch, w(i) = 0.5 − 0.5 cos(2π(i + ½)/n), for rows and columns alike. */
+const FFT_WINDOW = Float64Array.from(
+  { length: FFT_SIZE },
+  (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * (i + 0.5)) / FFT_SIZE),
+);
+
+/** Bit-reversal swaps of the radix-2 FFT of FFT_SIZE points, as [i, j] pairs in the order made. */
+const FFT_SWAPS: Int32Array = (() => {
+  const swaps: number[] = [];
+  for (let i = 1, j = 0; i < FFT_SIZE; i++) {
+    let bit = FFT_SIZE >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) swaps.push(i, j);
+  }
+  return Int32Array.from(swaps);
+})();
+
+/**
+ * Twiddle factors of each butterfly stage, by the same recurrence from (1, 0) with the stage's
+ * step (cos, sin of −2π/length) that an in-loop computation uses; stage lengths 2, 4, … FFT_SIZE
+ * are stored one after another (length/2 factors each).
+ */
+const FFT_TWIDDLES: { real: Float64Array; imaginary: Float64Array } = (() => {
+  const real = new Float64Array(FFT_SIZE);
+  const imaginary = new Float64Array(FFT_SIZE);
+  let at = 0;
+  for (let length = 2; length <= FFT_SIZE; length <<= 1) {
+    const angle = (-2 * Math.PI) / length;
+    const stepReal = Math.cos(angle);
+    const stepImaginary = Math.sin(angle);
+    let wReal = 1;
+    let wImaginary = 0;
+    for (let k = 0; k < length / 2; k++) {
+      real[at] = wReal;
+      imaginary[at] = wImaginary;
+      at++;
+      const nextReal = wReal * stepReal - wImaginary * stepImaginary;
+      wImaginary = wReal * stepImaginary + wImaginary * stepReal;
+      wReal = nextReal;
+    }
+  }
+  return { real, imaginary };
+})();
+
+/**
+ * Radial band (0…FFT_BANDS−1) of each frequency (v, u) of the FFT_SIZE² spectrum, −1 outside
+ * 1 ≤ radius < FFT_SIZE/2.
+ */
+const FFT_BAND_OF: Int8Array = (() => {
+  const n = FFT_SIZE;
+  const table = new Int8Array(n * n);
+  const maximumRadius = n / 2;
+  for (let v = 0; v < n; v++) {
+    const fy = v < n / 2 ? v : v - n;
+    for (let u = 0; u < n; u++) {
+      const fx = u < n / 2 ? u : u - n;
+      const radius = Math.sqrt(fx * fx + fy * fy);
+      table[v * n + u] =
+        radius < 1 || radius >= maximumRadius
+          ? -1
+          : Math.min(FFT_BANDS - 1, Math.floor(((radius - 1) / (maximumRadius - 1)) * FFT_BANDS));
+    }
+  }
+  return table;
+})();
+
+/** In-place iterative radix-2 FFT of the FFT_SIZE points real/imaginary[offset + i·stride]. */
+function fft(real: Float64Array, imaginary: Float64Array, offset: number, stride: number): void {
+  const n = FFT_SIZE;
+  const swaps = FFT_SWAPS;
+  for (let s = 0; s < swaps.length; s += 2) {
+    const i = offset + swaps[s]! * stride;
+    const j = offset + swaps[s + 1]! * stride;
+    const swapReal = real[i]!;
+    real[i] = real[j]!;
+    real[j] = swapReal;
+    const swapImaginary = imaginary[i]!;
+    imaginary[i] = imaginary[j]!;
+    imaginary[j] = swapImaginary;
+  }
+  const twiddleReal = FFT_TWIDDLES.real;
+  const twiddleImaginary = FFT_TWIDDLES.imaginary;
+  for (let length = 2, twiddles = 0; length <= n; twiddles += length >> 1, length <<= 1) {
+    const half = length >> 1;
+    for (let start = 0; start < n; start += length) {
+      for (let k = 0; k < half; k++) {
+        const wReal = twiddleReal[twiddles + k]!;
+        const wImaginary = twiddleImaginary[twiddles + k]!;
+        const a = offset + (start + k) * stride;
+        const b = a + half * stride;
+        const tReal = real[b]! * wReal - imaginary[b]! * wImaginary;
+        const tImaginary = real[b]! * wImaginary + imaginary[b]! * wReal;
+        real[b] = real[a]! - tReal;
+        imaginary[b] = imaginary[a]! - tImaginary;
+        real[a] = real[a]! + tReal;
+        imaginary[a] = imaginary[a]! + tImaginary;
+      }
+    }
+  }
+}
+
+/**
+ * Log power in radial bands of a Hann-windowed 64×64 patch centred on the nose, relative to the
+ * total, appended to `features`.
+ */
+function pushSpectrumBands(grey: Float32Array, width: number, features: number[]): void {
+  const n = FFT_SIZE;
+  const left = Math.round(56 * (width / 112) - n / 2);
+  const top = Math.round(66 * (width / 112) - n / 2);
+  const real = fftReal;
+  const imaginary = fftImaginary;
+  imaginary.fill(0);
+  let mean = 0;
+  for (let y = 0; y < n; y++) {
+    const row = (top + y) * width + left;
+    for (let x = 0; x < n; x++) mean += grey[row + x]!;
+  }
+  mean /= n * n;
+  for (let y = 0; y < n; y++) {
+    const wy = FFT_WINDOW[y]!;
+    const row = (top + y) * width + left;
+    for (let x = 0; x < n; x++) real[y * n + x] = (grey[row + x]! - mean) * FFT_WINDOW[x]! * wy;
+  }
+  for (let y = 0; y < n; y++) fft(real, imaginary, y * n, 1);
+  for (let x = 0; x < n; x++) fft(real, imaginary, x, n);
+  const bands = new Float64Array(FFT_BANDS);
+  let total = 0;
+  for (let index = 0; index < n * n; index++) {
+    const band = FFT_BAND_OF[index]!;
+    if (band < 0) continue;
+    const power = real[index]! ** 2 + imaginary[index]! ** 2;
+    bands[band]! += power;
+    total += power;
+  }
+  for (let band = 0; band < FFT_BANDS; band++) features.push(Math.log((bands[band]! + EPSILON) / (total + EPSILON)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Features.
+
+/** The aligned crops the features are computed on (exported for tests and tools). */
+export function madCrops(image: RgbImage, fivePoints: readonly Point[]): { face: RgbImage; context: RgbImage } {
+  const face = new Uint8Array(FACE_PIXELS * 3);
+  const context = new Uint8Array(CONTEXT_PIXELS * 3);
+  warpCrop(image, estimateSimilarity(fivePoints, FACE_TEMPLATE), FACE_SIZE, face, null, null);
+  warpCrop(image, estimateSimilarity(fivePoints, CONTEXT_TEMPLATE), CONTEXT_SIZE, context, null, null);
+  return {
+    face: { width: FACE_SIZE, height: FACE_SIZE, data: face },
+    context: { width: CONTEXT_SIZE, height: CONTEXT_SIZE, data: context },
+  };
+}
+
+/**
+ * The MAD feature vector of one face: `image` is the decoded 8-bit RGB photo (the decode
+ * stage's output, EXIF-rotated), `fivePoints` the five alignment points in its pixels
+ * (image-left eye, image-right eye, nose tip, mouth corners), as the pipeline aligns with.
+ */
+export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Float64Array {
+  warpCrop(image, estimateSimilarity(fivePoints, FACE_TEMPLATE), FACE_SIZE, faceRgb, faceGrey, faceChroma);
+  warpCrop(image, estimateSimilarity(fivePoints, CONTEXT_TEMPLATE), CONTEXT_SIZE, contextRgb, contextGrey, null);
+  const features: number[] = [];
+
+  const radii = [1, 2, 4, 8];
+  for (let level = 0; level < 4; level++) {
+    boxBlur(
+      faceGrey,
+      FACE_SIZE,
+      FACE_SIZE,
+      radii[level]!,
+      faceBlurs[level]!,
+      level === 0 ? RESIDUAL_REGION : SKIN_REGION,
+    );
+    boxBlur(contextGrey, CONTEXT_SIZE, CONTEXT_SIZE, radii[level]!, contextBlurs[level]!, CONTEXT_REGION);
+  }
+  const skinBands = bandEnergies(faceGrey, faceBlurs, SKIN_INDICES);
+  const ringBands = bandEnergies(contextGrey, contextBlurs, RING_INDICES);
+  const contextSkinBands = bandEnergies(contextGrey, contextBlurs, CONTEXT_SKIN_INDICES);
+  for (const bands of [skinBands, ringBands]) {
+    features.push(...bands, bands[0] - bands[1], bands[1] - bands[2]);
+  }
+  // The context crop is at about 0.4× the face crop's scale: compare the skin's finest band
+  // with the ring's, which measures whether the face is smoother than its surroundings.
+  features.push(contextSkinBands[0] - ringBands[0], contextSkinBands[1] - ringBands[1]);
+
+  // Residual r = I − 3×3 box (float32), on the skin and its neighbours (the LBP reads them), and
+  // its magnification round(4r) for the residual LBP.
+  const blur1 = faceBlurs[0];
+  for (let y = RESIDUAL_REGION.y0; y <= RESIDUAL_REGION.y1; y++) {
+    for (let index = y * FACE_SIZE + RESIDUAL_REGION.x0; index <= y * FACE_SIZE + RESIDUAL_REGION.x1; index++) {
+      const value = Math.fround(faceGrey[index]! - blur1[index]!);
+      residual[index] = value;
+      scaledResidual[index] = Math.round(value * 4);
+    }
+  }
+
+  // One pass over the skin: residual statistics; chroma residual energy (chroma planes relative
+  // to luma's); saturation and grey pixels.
+  boxBlur(faceChroma, FACE_SIZE, FACE_SIZE, 1, chromaBlur, SKIN_REGION);
+  let absolute = 0;
+  let second = 0;
+  let fourth = 0;
+  let flat = 0;
+  let chromaSum = 0;
+  let chromaSquares = 0;
+  let saturation = 0;
+  let greyPixels = 0;
+  const count = SKIN_INDICES.length;
+  for (let i = 0; i < count; i++) {
+    const index = SKIN_INDICES[i]!;
+    const value = residual[index]!;
+    const magnitude = Math.abs(value);
+    absolute += magnitude;
+    second += value * value;
+    fourth += value ** 4;
+    if (magnitude < 0.5) flat++;
+    const chromaValue = Math.fround(faceChroma[index]! - chromaBlur[index]!);
+    chromaSum += chromaValue;
+    chromaSquares += chromaValue * chromaValue;
+    const red = faceRgb[index * 3]!;
+    const green = faceRgb[index * 3 + 1]!;
+    const blue = faceRgb[index * 3 + 2]!;
+    const maximum = red > green ? (red > blue ? red : blue) : green > blue ? green : blue;
+    const minimum = red < green ? (red < blue ? red : blue) : green < blue ? green : blue;
+    saturation += maximum > 0 ? (maximum - minimum) / maximum : 0;
+    if (maximum - minimum <= 2) greyPixels++;
+  }
+  absolute /= count;
+  second /= count;
+  fourth /= count;
+  features.push(Math.log(absolute + EPSILON), Math.log(fourth / (second * second + EPSILON) + 1), flat / count);
+  const chromaResidual = Math.log(variance(chromaSum, chromaSquares, count) + 1e-2);
+  features.push(chromaResidual, chromaResidual - skinBands[0], saturation / count, greyPixels / count > 0.95 ? 1 : 0);
+
+  // One pass over the skin's interior: gradient magnitude (mean and the 90th percentile relative
+  // to it, edge sharpness; the percentile from a 0.5-wide histogram) and the uniform LBP(8,1)
+  // codes of the face and of its magnified residual (the micro-texture of the noise itself).
+  gradientHistogram.fill(0);
+  lbpFaceHistogram.fill(0);
+  lbpResidualHistogram.fill(0);
+  let gradientSum = 0;
+  const interiorCount = SKIN_INTERIOR_INDICES.length;
+  const w = FACE_SIZE;
+  for (let i = 0; i < interiorCount; i++) {
+    const at = SKIN_INTERIOR_INDICES[i]!;
+    const gx = faceGrey[at + 1]! - faceGrey[at - 1]!;
+    const gy = faceGrey[at + w]! - faceGrey[at - w]!;
+    const magnitude = Math.sqrt(gx * gx + gy * gy);
+    gradientSum += magnitude;
+    const bin = Math.floor(magnitude * 2);
+    gradientHistogram[bin < 1023 ? bin : 1023]!++;
+    lbpFaceHistogram[LBP_LOOKUP[lbpCode(faceGrey, at, w)]!]!++;
+    lbpResidualHistogram[LBP_LOOKUP[lbpCode(scaledResidual, at, w)]!]!++;
+  }
+  const meanGradient = gradientSum / Math.max(1, interiorCount);
+  let p90 = 0;
+  for (let bin = 0, cumulative = 0; bin < 1024; bin++) {
+    cumulative += gradientHistogram[bin]!;
+    if (cumulative >= interiorCount * 0.9) {
+      p90 = (bin + 0.5) / 2;
+      break;
+    }
+  }
+  features.push(Math.log(meanGradient + EPSILON), Math.log((p90 + EPSILON) / (meanGradient + EPSILON)));
+
+  pushSpectrumBands(faceGrey, FACE_SIZE, features);
+  // Square-root (Hellinger) mapping makes histograms behave better in a linear model.
+  const lbpTotal = Math.max(1, interiorCount);
+  for (let bin = 0; bin < LBP_BINS; bin++) features.push(Math.sqrt(lbpFaceHistogram[bin]! / lbpTotal));
+  for (let bin = 0; bin < LBP_BINS; bin++) features.push(Math.sqrt(lbpResidualHistogram[bin]! / lbpTotal));
+
+  const [leftEye, rightEye] = fivePoints;
+  const eyeDistance = Math.hypot(rightEye![0] - leftEye![0], rightEye![1] - leftEye![1]);
+  features.push(Math.log(Math.max(1, eyeDistance)));
+
+  if (features.length !== MAD_FEATURE_NAMES.length) {
+    throw new Error(`MAD feature count ${features.length} differs from ${MAD_FEATURE_NAMES.length} names`);
+  }
+  const out = Float64Array.from(features);
+  for (let index = 0; index < out.length; index++) if (!Number.isFinite(out[index]!)) out[index] = 0;
+  return out;
+}
+
+/** LBP(8,1) code at `at` (neighbours ≥ centre, clockwise from the top-left, bit 0 first). */
+function lbpCode(grey: Float32Array, at: number, width: number): number {
+  const centre = grey[at]!;
+  let code = 0;
+  if (grey[at - width - 1]! >= centre) code |= 1;
+  if (grey[at - width]! >= centre) code |= 2;
+  if (grey[at - width + 1]! >= centre) code |= 4;
+  if (grey[at + 1]! >= centre) code |= 8;
+  if (grey[at + width + 1]! >= centre) code |= 16;
+  if (grey[at + width]! >= centre) code |= 32;
+  if (grey[at + width - 1]! >= centre) code |= 64;
+  if (grey[at - 1]! >= centre) code |= 128;
+  return code;
 }

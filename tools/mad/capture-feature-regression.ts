@@ -1,0 +1,75 @@
+/**
+ * Captures the expected MAD features of the regression cases (tools/mad/feature-regression.ts)
+ * with the current code into test/mad/features-v1.expected.json.
+ *
+ *   node --conditions=development --import tsx tools/mad/capture-feature-regression.ts [--force]
+ *
+ * The committed file was captured with the feature code the shipped parameters were trained on
+ * (feature version 1, before the latency rewrite). Re-capture only together with a feature-version
+ * bump and a retrain: the point of the file is that optimisations must reproduce it.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import { MAD_FEATURE_VERSION, MorphDetector, madCrops, madFeatures } from '../../packages/pipeline/src/mad/index.js';
+import type { Point } from '../../packages/pipeline/src/image/similarity.js';
+import type { RgbImage } from '../../packages/pipeline/src/image/raster.js';
+import { FaceLocator, defaultParametersPath } from './common.js';
+import {
+  REGRESSION_FILE,
+  REGRESSION_PHOTOS,
+  decodeFixturePhoto,
+  regressionCases,
+  sha256,
+  type RegressionFile,
+  type RegressionPhoto,
+} from './feature-regression.js';
+
+const { values } = parseArgs({ options: { force: { type: 'boolean', default: false } } });
+if (existsSync(REGRESSION_FILE) && !values.force) {
+  console.error(`${REGRESSION_FILE} exists; pass --force to overwrite it (only with a feature-version bump)`);
+  process.exit(1);
+}
+
+const locator = await FaceLocator.create();
+const detector = await new MorphDetector().prepare(defaultParametersPath);
+const photos = new Map<string, { image: RgbImage; fivePoints: Point[] }>();
+const photoRecords: RegressionPhoto[] = [];
+for (const file of REGRESSION_PHOTOS) {
+  const image = await decodeFixturePhoto(file);
+  const located = await locator.locateFile(`test/fixtures/frll/${file}`);
+  if (sha256(located.image.data) !== sha256(image.data)) throw new Error(`${file}: decodes differ`);
+  photos.set(file, { image, fivePoints: located.fivePoints });
+  photoRecords.push({
+    file,
+    width: image.width,
+    height: image.height,
+    decodedSha256: sha256(image.data),
+    fivePoints: located.fivePoints.map(([x, y]) => [x, y]),
+  });
+}
+await locator.dispose();
+
+const parameters = JSON.parse(readFileSync(defaultParametersPath, 'utf8')) as { sha256: string };
+const output: RegressionFile = {
+  note:
+    'MAD features (version 1) of the regression cases, as computed by the code the shipped parameters ' +
+    'were trained on. Written by tools/mad/capture-feature-regression.ts; checked by ' +
+    'test/mad/features-regression.test.ts.',
+  featureVersion: MAD_FEATURE_VERSION,
+  parametersSha256: parameters.sha256,
+  photos: photoRecords,
+  cases: regressionCases(photos).map(({ name, image, fivePoints }) => {
+    const { face, context } = madCrops(image, fivePoints);
+    return {
+      name,
+      faceCropSha256: sha256(face.data),
+      contextCropSha256: sha256(context.data),
+      features: Array.from(madFeatures(image, fivePoints)),
+      madScore: detector.score({ image, fivePoints }),
+    };
+  }),
+};
+writeFileSync(REGRESSION_FILE, `${JSON.stringify(output, null, 1)}\n`);
+for (const item of output.cases) console.log(`${item.madScore.toFixed(6)}  ${item.name}`);
+console.log(`wrote ${REGRESSION_FILE}`);
