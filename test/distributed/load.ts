@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { postBiometric } from '../support/http.js';
 import type { Person } from './people.js';
@@ -20,11 +21,14 @@ export interface Load {
   stop(): Promise<RequestRecord[]>;
 }
 
-export function startLoad(
-  baseUrl: string,
-  people: Person[],
-  options: { clients: number; partition: string; idPrefix: string; hangAfterMs: number },
-): Load {
+export interface LoadOptions {
+  clients: number;
+  partition: string;
+  idPrefix: string;
+  hangAfterMs: number;
+}
+
+export function startLoad(baseUrl: string, people: Person[], options: LoadOptions): Load {
   const records: RequestRecord[] = [];
   let running = true;
   let sequence = 0;
@@ -84,4 +88,30 @@ export function summarise(records: RequestRecord[]): string {
   }
   const slowest = Math.max(0, ...records.map((record) => record.ms));
   return `${[...counts].map(([key, count]) => `${key}: ${count}`).join(', ')}; slowest ${Math.round(slowest)} ms`;
+}
+
+/** Starts a load and resolves once it has recorded `minRecords` requests. */
+export async function startLoadAndWait(
+  baseUrl: string,
+  people: Person[],
+  options: LoadOptions & { minRecords: number; timeoutMs: number },
+  register: (load: Load) => void,
+): Promise<Load> {
+  const load = startLoad(baseUrl, people, options);
+  register(load);
+  const deadline = Date.now() + options.timeoutMs;
+  while (load.records.length < options.minRecords) {
+    if (Date.now() > deadline) throw new Error(`only ${load.records.length} requests in ${options.timeoutMs} ms`);
+    await sleep(100);
+  }
+  return load;
+}
+
+/** Every request was answered (200), shed (429) or refused as unavailable (503), none hung. */
+export function assertAnsweredOrShed(records: RequestRecord[], hangLimitMs: number): void {
+  const summary = summarise(records);
+  for (const record of records) {
+    assert.ok([200, 429, 503].includes(record.status), `unexpected ${record.status} ${record.code}; ${summary}`);
+    assert.ok(record.ms < hangLimitMs, `a request hung for ${Math.round(record.ms)} ms; ${summary}`);
+  }
 }
