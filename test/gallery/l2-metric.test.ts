@@ -8,7 +8,7 @@ import { mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.j
 // cosine scores, so an L2 index's squared distances d become 1 - d/2 (unit vectors).
 const l2Engine: VectorIndexEngine = {
   create: (dimension, description) => FaissIndex.create(dimension, description, 'l2'),
-  read: (path) => FaissIndex.read(path),
+  deserialize: (bytes) => FaissIndex.deserialize(bytes),
 };
 
 describe('L2-metric indexes', () => {

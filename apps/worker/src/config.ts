@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { SHARED_ENV_SCHEMAS, readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
 import type { LogLevel } from '@facegate/observability';
 
@@ -31,6 +32,12 @@ export interface WorkerEnv {
   WORKER_ID?: string;
   /** A shard lease not renewed for this long lapses, and another worker takes the shard. */
   LEASE_MS: number;
+  /** Template key ring, `keyid:base64,...`: the first seals, all open (see docs/security.md). */
+  TEMPLATE_KEYS?: string;
+  /** The same entries in a file, one per line, `#` comments. */
+  TEMPLATE_KEYS_FILE?: string;
+  /** Development only: with no keys configured, store templates unencrypted. */
+  ALLOW_PLAINTEXT_TEMPLATES: boolean;
 }
 
 export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
@@ -60,6 +67,10 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     QUEUE_PREFIX: SHARED_ENV_SCHEMAS.QUEUE_PREFIX,
     WORKER_ID: { type: 'string', pattern: '^[A-Za-z0-9_.:-]{1,128}$', nullable: true },
     LEASE_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 5000 },
+    // Checked beyond their type by loadTemplateCipher, whose messages never echo key material.
+    TEMPLATE_KEYS: { type: 'string', nullable: true },
+    TEMPLATE_KEYS_FILE: { type: 'string', minLength: 1, nullable: true },
+    ALLOW_PLAINTEXT_TEMPLATES: { type: 'boolean', default: false },
   },
   required: [],
   additionalProperties: false,
@@ -67,4 +78,14 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
 
 export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
   return readEnvConfig(workerEnvSchema, env);
+}
+
+/** Where the embedded gallery (its store and index snapshots) lives. */
+export function embeddedGalleryDir(env: Pick<WorkerEnv, 'DATA_DIR'>): string {
+  return path.resolve(env.DATA_DIR, 'gallery');
+}
+
+/** Where a distributed worker keeps the index snapshots of the shards it serves. */
+export function shardSnapshotRoot(env: Pick<WorkerEnv, 'DATA_DIR'>): string {
+  return path.resolve(env.DATA_DIR, 'shard-snapshots');
 }

@@ -2,3 +2,5 @@ export * from './config.js';
 export * from './runtime.js';
 export * from './cluster/index.js';
 export * from './storage-health.js';
+export * from './template-keys.js';
+export { rekey } from './rekey.js';

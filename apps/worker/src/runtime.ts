@@ -14,7 +14,8 @@ import { Gallery, type Candidate, type GalleryStats } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
-import type { WorkerEnv } from './config.js';
+import { embeddedGalleryDir, type WorkerEnv } from './config.js';
+import { loadTemplateCipher } from './template-keys.js';
 
 const GATE_BY_CODE: Partial<Record<string, string>> = {
   PAD_REJECTED: 'pad',
@@ -69,7 +70,10 @@ export interface RuntimeGallery {
   verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
   partitions(): Promise<string[]>;
   stats(): Promise<GalleryStats>;
+  /** The `faiss_index` health component. */
   health(): ComponentHealth;
+  /** The `template_encryption` health component. */
+  templateEncryptionHealth(): ComponentHealth;
   close(): Promise<void>;
 }
 
@@ -96,6 +100,9 @@ export class WorkerRuntime {
     logger: Logger,
     options: WorkerRuntimeOptions = {},
   ): Promise<WorkerRuntime> {
+    // Keys first: a bad key ring refuses the start before minutes of model loading.
+    const templateCipher =
+      options.gallery === undefined ? await loadTemplateCipher(env, { mode: 'embedded', logger }) : undefined;
     const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
     });
@@ -108,10 +115,11 @@ export class WorkerRuntime {
     const gallery =
       options.gallery ??
       (await Gallery.open({
-        dataDir: path.resolve(env.DATA_DIR, 'gallery'),
+        dataDir: embeddedGalleryDir(env),
         shardCount: env.SHARD_COUNT,
         indexDescription: env.INDEX_FACTORY,
         snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
+        ...(templateCipher === undefined ? {} : { templateCipher }),
       }));
     const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger);
     await runtime.refreshGalleryGauge();
@@ -226,7 +234,11 @@ export class WorkerRuntime {
   }
 
   health(): ComponentHealthMap {
-    return { faiss_index: this.gallery.health(), ...this.pipeline.health() };
+    return {
+      faiss_index: this.gallery.health(),
+      template_encryption: this.gallery.templateEncryptionHealth(),
+      ...this.pipeline.health(),
+    };
   }
 
   async close(): Promise<void> {

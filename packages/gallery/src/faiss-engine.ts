@@ -13,5 +13,5 @@ function metricFor(description: string): 'inner_product' | 'l2' {
 /** Indexes backed by facegate's libfaiss binding: inner product (cosine on unit vectors) or, where faiss needs it, L2. */
 export const faissEngine: VectorIndexEngine = {
   create: (dimension, description) => FaissIndex.create(dimension, description, metricFor(description)),
-  read: (path) => FaissIndex.read(path),
+  deserialize: (bytes) => FaissIndex.deserialize(bytes),
 };

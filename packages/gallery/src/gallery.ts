@@ -5,6 +5,7 @@ import { shardOf } from './hash.js';
 import { Shard, type ShardInfo } from './shard.js';
 import { SqliteTemplateStore } from './sqlite-store.js';
 import type { TemplateStore } from './store.js';
+import { TemplateDecryptionError, templateEncryptionHealth, type TemplateCipher } from './template-cipher.js';
 import {
   assertModelId,
   assertPartition,
@@ -18,6 +19,10 @@ import { mergeShardCandidates, type Candidate } from './merge.js';
 import { pinGalleryShape } from './settings.js';
 import { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';
 
+/** The embedded store's file in a gallery's dataDir. */
+export const GALLERY_STORE_FILE = 'gallery.sqlite';
+/** The index snapshots' folder in a gallery's dataDir. */
+export const GALLERY_SNAPSHOT_DIR = 'snapshots';
 export const DEFAULT_SHARD_COUNT = 4;
 export const DEFAULT_DIMENSION = 512;
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 5 * 60_000;
@@ -53,6 +58,12 @@ export interface GalleryOptions {
    * the background (HNSW); default 1024, and never under 1% (10% for HNSW) of the index.
    */
   minTombstonesForMaintenance?: number;
+  /**
+   * Seals templates at rest: in the default store, and in index snapshots (which hold every
+   * template of a shard). Absent, both are written in the clear. An injected `store` brings
+   * its own cipher.
+   */
+  templateCipher?: TemplateCipher;
   /** Source of truth; default the embedded SQLite store in dataDir. */
   store?: TemplateStore;
   /** Index backend; default libfaiss through @facegate/faiss. */
@@ -78,6 +89,8 @@ export class Gallery {
   private readonly dimension: number;
   private readonly snapshotRoot: string;
   private readonly partitionStates = new Map<string, PartitionState>();
+  /** Partitions whose templates could not be decrypted at open: they answer that error. */
+  private readonly undecryptablePartitions = new Map<string, string>();
   private snapshotTimer: NodeJS.Timeout | undefined;
   private snapshotRunning: Promise<void> | undefined;
   private lastSnapshotError: string | undefined;
@@ -89,7 +102,7 @@ export class Gallery {
     this.engine = engine;
     this.shardCount = shardCount;
     this.dimension = store.dimension;
-    this.snapshotRoot = join(options.dataDir, 'snapshots');
+    this.snapshotRoot = join(options.dataDir, GALLERY_SNAPSHOT_DIR);
   }
 
   static async open(options: GalleryOptions): Promise<Gallery> {
@@ -107,7 +120,12 @@ export class Gallery {
     await mkdir(options.dataDir, { recursive: true });
     const engine = options.engine ?? (await loadFaissEngine());
     const store =
-      options.store ?? (await SqliteTemplateStore.open({ path: join(options.dataDir, 'gallery.sqlite'), dimension }));
+      options.store ??
+      (await SqliteTemplateStore.open({
+        path: join(options.dataDir, GALLERY_STORE_FILE),
+        dimension,
+        ...(options.templateCipher === undefined ? {} : { cipher: options.templateCipher }),
+      }));
     try {
       await pinGalleryShape(store, shardCount);
       const gallery = new Gallery(options, store, engine, shardCount);
@@ -117,7 +135,14 @@ export class Gallery {
           exists: true,
         });
       }
-      await Promise.all([...gallery.partitionStates.values()].map((state) => state.shards));
+      const openings = await Promise.allSettled([...gallery.partitionStates.values()].map((state) => state.shards));
+      // A partition whose templates do not decrypt (a missing key, tampering) stays down and
+      // answers that error, while the rest is served and health says what is wrong.
+      for (const opening of openings) {
+        if (opening.status === 'rejected' && !(opening.reason instanceof TemplateDecryptionError)) {
+          throw opening.reason;
+        }
+      }
       gallery.startSnapshotTimer();
       return gallery;
     } catch (error) {
@@ -224,6 +249,15 @@ export class Gallery {
       0,
     );
     const summary = `${this.partitionStates.size} partitions x ${this.shardCount} shards, ${vectors} vectors`;
+    if (this.undecryptablePartitions.size > 0) {
+      const down = [...this.undecryptablePartitions].map(([partition, reason]) => `${partition}: ${reason}`);
+      return {
+        healthy: false,
+        state: 'failed',
+        model: description,
+        detail: `${summary}; not served: ${down.join('; ')}`,
+      };
+    }
     // Failed maintenance leaves searches correct (tombstones still filter), so it degrades
     // the detail, not the health.
     return {
@@ -232,6 +266,11 @@ export class Gallery {
       model: description,
       detail: problems.length > 0 ? `${summary}; ${problems.join('; ')}` : summary,
     };
+  }
+
+  /** The `template_encryption` health component. */
+  templateEncryptionHealth(): ComponentHealth {
+    return templateEncryptionHealth(this.options.templateCipher);
   }
 
   /** Snapshots every changed shard now. */
@@ -322,12 +361,15 @@ export class Gallery {
           searchParameters,
           snapshotRoot: this.snapshotRoot,
           minTombstonesForMaintenance: this.options.minTombstonesForMaintenance,
+          ...(this.options.templateCipher === undefined ? {} : { cipher: this.options.templateCipher }),
         }),
       ),
     );
     void opening.then(
       (shards) => settled.set(opening, shards),
-      () => undefined,
+      (error: unknown) => {
+        if (error instanceof TemplateDecryptionError) this.undecryptablePartitions.set(partition, error.message);
+      },
     );
     return opening;
   }

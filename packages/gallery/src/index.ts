@@ -6,6 +6,8 @@ export {
   DEFAULT_SEARCH_PARAMETERS,
   DEFAULT_SHARD_COUNT,
   DEFAULT_SNAPSHOT_INTERVAL_MS,
+  GALLERY_SNAPSHOT_DIR,
+  GALLERY_STORE_FILE,
   Gallery,
   type GalleryOptions,
 } from './gallery.js';
@@ -13,6 +15,22 @@ export { Shard, type ShardCandidate, type ShardInfo, type ShardModelInfo, type S
 export { SqliteTemplateStore, type SqliteTemplateStoreOptions } from './sqlite-store.js';
 export { RedisTemplateStore, fenceKey, type RedisTemplateStoreOptions } from './redis-store.js';
 export type * from './store.js';
+export {
+  TEMPLATE_KEY_BYTES,
+  TemplateCipher,
+  TemplateDecryptionError,
+  associatedData,
+  templateEncryptionHealth,
+  type DecryptionFailureReason,
+  type TemplateKey,
+} from './template-cipher.js';
+export { ENCRYPTION_SETTING, storedTemplateAad, type TemplateRowIdentity } from './template-codec.js';
+export {
+  newTemplateKeyEntry,
+  parseTemplateKeyFile,
+  parseTemplateKeys,
+  parseTemplateKeysVariable,
+} from './template-keys.js';
 /**
  * The libfaiss engine, loaded on first call so that importing this package (e.g. a gateway)
  * does not load the native binding. Rejects when the binding cannot be loaded.
@@ -40,4 +58,5 @@ export {
 } from './validation.js';
 export { mergeShardCandidates, type Candidate } from './merge.js';
 export { pinGalleryShape } from './settings.js';
+export { snapshotKeyIds } from './snapshot.js';
 export { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';

@@ -5,6 +5,7 @@ import type {
   EnrolReceipt,
   NewSubjectTemplate,
   RemovalReceipt,
+  ResealReport,
   ShardChange,
   ShardScan,
   StoredTemplate,
@@ -12,6 +13,8 @@ import type {
   TemplateRef,
   TemplateStore,
 } from './store.js';
+import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
+import { StoredTemplateCodec } from './template-codec.js';
 
 export interface RedisTemplateStoreOptions {
   /** `redis://host:port`; the store opens (and closes) its own connection. */
@@ -19,6 +22,8 @@ export interface RedisTemplateStoreOptions {
   /** Key prefix shared with the shard leases (fence keys are `${prefix}:fence:${shard}`). */
   prefix: string;
   dimension: number;
+  /** Seals templates at rest; absent, they are stored as raw float32 bytes. */
+  cipher?: TemplateCipher;
   /**
    * The fencing token this process holds for a shard, or undefined when it holds none. When
    * given, every write to a shard carries the token and Redis refuses it (UNAVAILABLE) once a
@@ -37,6 +42,7 @@ export function fenceKey(prefix: string, shard: number): string {
 }
 
 const DEFAULT_SCAN_BATCH_SIZE = 1024;
+const RESEAL_BATCH_SIZE = 256;
 const UNFENCED = '';
 const NO_REQUEST_ID = '';
 
@@ -67,11 +73,15 @@ class KeyLayout {
   subjects(partition: string): string {
     return `${this.base}:p:${partition}:subjects`;
   }
-  /** Hash faissId -> JSON {m: modelId, c: createdAt}; kept for removed rows until pruned. */
+  /**
+   * Hash faissId -> JSON {m: modelId, c: createdAt, sub: subjectId, q: seq of the add}; kept
+   * for removed rows until pruned. `sub` is what a sealed template is bound to; `sub` and `q`
+   * are absent in rows written before template encryption.
+   */
   templates(partition: string): string {
     return `${this.base}:p:${partition}:templates`;
   }
-  /** Hash faissId -> raw float32 bytes; kept for removed rows until pruned. */
+  /** Hash faissId -> sealed template (or raw float32 bytes); kept for removed rows until pruned. */
   vectors(partition: string): string {
     return `${this.base}:p:${partition}:vectors`;
   }
@@ -126,7 +136,8 @@ end
 /**
  * addSubject / addTemplate. KEYS: subjects, partitions, seq, faiss-id, templates, vectors,
  * owners, changes, counts, rows, fence. ARGV: mode, partition, subjectId, shard, modelId, bytes,
- * createdAt, requestId, token. Returns {replayed, faissId, seq, createdAt}.
+ * createdAt, requestId, token, faissId (reserved beforehand: the bytes are sealed to it).
+ * Returns {replayed, faissId, seq, createdAt}.
  */
 const ADD_SCRIPT = `${FENCE_CHECK}
 local refused = refuse_if_fenced(KEYS[11], ARGV[9])
@@ -140,13 +151,13 @@ if ARGV[1] == 'subject' then
     return redis.error_reply("SUBJECT_EXISTS subject already enrolled in partition '" .. ARGV[2] .. "'")
   end
   record = {s = tonumber(ARGV[4]), c = ARGV[7], r = ARGV[8], ids = {}}
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 else
   if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[2] .. "'") end
   record = cjson.decode(existing)
   if record.s ~= tonumber(ARGV[4]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
 end
-local faiss_id = redis.call('INCR', KEYS[4])
+if ARGV[1] == 'subject' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+local faiss_id = tonumber(ARGV[10])
 local seq = redis.call('INCR', KEYS[3])
 table.insert(record.ids, faiss_id)
 if ARGV[1] == 'subject' then
@@ -154,7 +165,7 @@ if ARGV[1] == 'subject' then
   record.q = seq
 end
 redis.call('HSET', KEYS[1], ARGV[3], cjson.encode(record))
-redis.call('HSET', KEYS[5], faiss_id, cjson.encode({m = ARGV[5], c = ARGV[7]}))
+redis.call('HSET', KEYS[5], faiss_id, cjson.encode({m = ARGV[5], c = ARGV[7], sub = ARGV[3], q = seq}))
 redis.call('HSET', KEYS[6], faiss_id, ARGV[6])
 redis.call('HSET', KEYS[7], faiss_id, ARGV[3])
 redis.call('ZADD', KEYS[8], seq, seq .. '|a|' .. faiss_id .. '|' .. ARGV[5])
@@ -227,7 +238,10 @@ local function refuse_if_pruned(pruned_key, after_seq)
 end
 `;
 
-/** changesSince. KEYS: changes, pruned, vectors, removed. ARGV: afterSeq. Returns {entry, bytes|nil, ...}. */
+/**
+ * changesSince. KEYS: changes, pruned, vectors, removed, templates. ARGV: afterSeq.
+ * Returns {entry, bytes|nil, meta|nil, ...}.
+ */
 const CHANGES_SCRIPT = `${PRUNED_CHECK}
 local refused = refuse_if_pruned(KEYS[2], ARGV[1])
 if refused then return refused end
@@ -238,7 +252,9 @@ for _, entry in ipairs(entries) do
   table.insert(out, entry)
   if kind == 'a' and redis.call('HEXISTS', KEYS[4], faiss_id) == 0 then
     table.insert(out, redis.call('HGET', KEYS[3], faiss_id) or false)
+    table.insert(out, redis.call('HGET', KEYS[5], faiss_id) or false)
   else
+    table.insert(out, false)
     table.insert(out, false)
   end
 end
@@ -256,21 +272,30 @@ return {
 
 /**
  * One scan page as of asOfSeq: rows with afterId < id <= maxId that were live at asOfSeq.
- * KEYS: rows, vectors, removed, pruned. ARGV: afterId, maxId, limit, asOfSeq.
- * Returns {lastExaminedId, {id, bytes, ...}}.
+ * An id is reserved before its add commits, so a row under maxId may have been added after
+ * asOfSeq: its add seq (meta q; absent in rows older than encryption, all committed long
+ * before) says so, and the change log, not the scan, delivers it.
+ * KEYS: rows, vectors, removed, pruned, templates. ARGV: afterId, maxId, limit, asOfSeq.
+ * Returns {lastExaminedId, {id, bytes, meta, ...}}.
  */
 const SCAN_PAGE_SCRIPT = `${PRUNED_CHECK}
 local refused = refuse_if_pruned(KEYS[4], ARGV[4])
 if refused then return refused end
+local as_of = tonumber(ARGV[4])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'LIMIT', 0, ARGV[3])
 local out = {}
 local last = ARGV[1]
 for _, id in ipairs(ids) do
   last = id
   local removed_at = redis.call('HGET', KEYS[3], id)
-  if (not removed_at) or tonumber(removed_at) > tonumber(ARGV[4]) then
-    table.insert(out, id)
-    table.insert(out, redis.call('HGET', KEYS[2], id))
+  if (not removed_at) or tonumber(removed_at) > as_of then
+    local meta = redis.call('HGET', KEYS[5], id)
+    local added_at = meta and cjson.decode(meta).q or 0
+    if added_at <= as_of then
+      table.insert(out, id)
+      table.insert(out, redis.call('HGET', KEYS[2], id))
+      table.insert(out, meta)
+    end
   end
 end
 return {last, out}
@@ -288,6 +313,22 @@ for _, faiss_id in ipairs(record.ids) do
   table.insert(out, redis.call('HGET', KEYS[3], faiss_id))
 end
 return out
+`;
+
+/**
+ * A rekey's compare-and-set of one row. KEYS: vectors, templates. ARGV: faissId, bytes read,
+ * re-sealed bytes, subjectId (recorded in the row's meta if older than \`sub\`). Returns 1 if
+ * the row still held the bytes read and was replaced, else 0 (pruned, or re-sealed meanwhile).
+ */
+const RESEAL_SCRIPT = `
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+local meta = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
+if meta.sub == nil then
+  meta.sub = ARGV[4]
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(meta))
+end
+return 1
 `;
 
 /** A Lua script run by EVALSHA, falling back to EVAL when Redis lost its script cache (a restart). */
@@ -333,11 +374,19 @@ const scripts = {
   add: new LuaScript(ADD_SCRIPT, 11),
   remove: new LuaScript(REMOVE_SCRIPT, 9),
   prune: new LuaScript(PRUNE_SCRIPT, 6),
-  changes: new LuaScript(CHANGES_SCRIPT, 4),
+  changes: new LuaScript(CHANGES_SCRIPT, 5),
   scanOpen: new LuaScript(SCAN_OPEN_SCRIPT, 3),
-  scanPage: new LuaScript(SCAN_PAGE_SCRIPT, 4),
+  scanPage: new LuaScript(SCAN_PAGE_SCRIPT, 5),
   subjectTemplates: new LuaScript(SUBJECT_TEMPLATES_SCRIPT, 3),
+  reseal: new LuaScript(RESEAL_SCRIPT, 2),
 };
+
+/** A template row's meta (the templates hash). */
+interface TemplateMeta {
+  m: string;
+  c: string;
+  sub?: string;
+}
 
 interface SubjectRecord {
   s: number;
@@ -371,10 +420,12 @@ export class RedisTemplateStore implements TemplateStore {
   private readonly keys: KeyLayout;
   private readonly fencingTokenOf: ((shard: number) => number | undefined) | undefined;
   private readonly scanBatchSize: number;
+  private readonly codec: StoredTemplateCodec;
   private closed = false;
 
   private constructor(options: RedisTemplateStoreOptions, redis: Redis) {
     this.dimension = options.dimension;
+    this.codec = new StoredTemplateCodec(options.dimension, options.cipher);
     this.redis = redis;
     this.keys = new KeyLayout(options.prefix);
     this.fencingTokenOf = options.fencingTokenOf;
@@ -398,7 +449,14 @@ export class RedisTemplateStore implements TemplateStore {
       redis.disconnect();
       throw unavailable(error);
     }
-    return new RedisTemplateStore(options, redis);
+    const store = new RedisTemplateStore(options, redis);
+    try {
+      await store.codec.adoptStorePolicy(store);
+    } catch (error) {
+      await store.close();
+      throw toFacegateError(error);
+    }
+    return store;
   }
 
   addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
@@ -459,14 +517,16 @@ export class RedisTemplateStore implements TemplateStore {
     const record = JSON.parse(reply[0]!.toString('utf8')) as SubjectRecord;
     const templates: StoredTemplate[] = [];
     for (let i = 1; i + 2 < reply.length; i += 3) {
-      const meta = JSON.parse(reply[i + 1]!.toString('utf8')) as { m: string; c: string };
+      const meta = parseMeta(reply[i + 1]!);
+      const faissId = BigInt(reply[i]!.toString('utf8'));
       templates.push({
-        faissId: BigInt(reply[i]!.toString('utf8')),
+        faissId,
         partition,
         shard: record.s,
         subjectId,
         modelId: meta.m,
-        template: decodeTemplate(reply[i + 2]!),
+        // Bound to the subject asked for, not to the row's own record of it.
+        template: this.codec.decode(reply[i + 2]!, { partition, subjectId, modelId: meta.m, faissId }),
         createdAt: Number(meta.c),
       });
     }
@@ -497,6 +557,7 @@ export class RedisTemplateStore implements TemplateStore {
       scripts.scanOpen.run(this.redis, [k.seq, k.counts(partition, shard), k.faissIdCounter], [modelId]),
     )) as [number, number, number];
     const dimension = this.dimension;
+    const codec = this.codec;
     let afterId = '0';
     let finished = false;
     const nextPage = async (): Promise<TemplateBatch | undefined> => {
@@ -505,7 +566,13 @@ export class RedisTemplateStore implements TemplateStore {
         const [last, flat] = (await this.attempt(() =>
           scripts.scanPage.runBuffer(
             this.redis,
-            [k.rows(partition, shard, modelId), k.vectors(partition), k.removed(partition), k.pruned(partition, shard)],
+            [
+              k.rows(partition, shard, modelId),
+              k.vectors(partition),
+              k.removed(partition),
+              k.pruned(partition, shard),
+              k.templates(partition),
+            ],
             [afterId, maxFaissId, batchSize, asOfSeq],
           ),
         )) as [Buffer, Buffer[]];
@@ -516,12 +583,14 @@ export class RedisTemplateStore implements TemplateStore {
         }
         afterId = lastId;
         if (flat.length === 0) continue;
-        const rows = flat.length / 2;
+        const rows = flat.length / 3;
         const faissIds = new BigInt64Array(rows);
         const vectors = new Float32Array(rows * dimension);
         for (let row = 0; row < rows; row++) {
-          faissIds[row] = BigInt(flat[row * 2]!.toString('utf8'));
-          vectors.set(decodeTemplate(flat[row * 2 + 1]!), row * dimension);
+          const faissId = BigInt(flat[row * 3]!.toString('utf8'));
+          faissIds[row] = faissId;
+          const identity = { partition, subjectId: subjectOf(flat[row * 3 + 2]), modelId, faissId };
+          vectors.set(codec.decode(flat[row * 3 + 1]!, identity), row * dimension);
         }
         return { faissIds, vectors };
       }
@@ -550,16 +619,28 @@ export class RedisTemplateStore implements TemplateStore {
     const flat = (await this.attempt(() =>
       scripts.changes.runBuffer(
         this.redis,
-        [k.changes(partition, shard), k.pruned(partition, shard), k.vectors(partition), k.removed(partition)],
+        [
+          k.changes(partition, shard),
+          k.pruned(partition, shard),
+          k.vectors(partition),
+          k.removed(partition),
+          k.templates(partition),
+        ],
         [afterSeq],
       ),
     )) as Array<Buffer | null>;
     const changes: ShardChange[] = [];
-    for (let i = 0; i < flat.length; i += 2) {
+    for (let i = 0; i < flat.length; i += 3) {
       const entry = parseChangeEntry(flat[i]!.toString('utf8'));
       if (entry.kind === 'add') {
         const bytes = flat[i + 1];
-        changes.push({ ...entry, kind: 'add', template: bytes ? decodeTemplate(bytes) : undefined });
+        const identity = {
+          partition,
+          subjectId: subjectOf(flat[i + 2]),
+          modelId: entry.modelId,
+          faissId: entry.faissId,
+        };
+        changes.push({ ...entry, kind: 'add', template: bytes ? this.codec.decode(bytes, identity) : undefined });
       } else {
         changes.push({ ...entry, kind: 'remove' });
       }
@@ -609,6 +690,39 @@ export class RedisTemplateStore implements TemplateStore {
     await this.attempt(() => this.redis.hset(this.keys.settings, key, value));
   }
 
+  async resealTemplates(
+    options: { batchSize?: number; onBatch?: (progress: ResealReport) => void } = {},
+  ): Promise<ResealReport> {
+    const cipher = this.codec.requireCipher();
+    const batchSize = options.batchSize ?? RESEAL_BATCH_SIZE;
+    const report: ResealReport = { examined: 0, resealed: 0, failed: 0, awaitingPrune: 0, encryptedOnly: false };
+    const k = this.keys;
+    for (const partition of await this.partitions()) {
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.attempt(() =>
+          this.redis.hscanBuffer(k.vectors(partition), cursor, 'COUNT', batchSize),
+        );
+        cursor = next.toString('utf8');
+        const stale: Array<{ faissId: string; bytes: Buffer }> = [];
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          report.examined += 1;
+          const bytes = flat[i + 1]!;
+          if (this.codec.isPlaintext(bytes) || cipher.keyIdOf(bytes) !== cipher.activeKeyId) {
+            stale.push({ faissId: flat[i]!.toString('utf8'), bytes });
+          }
+        }
+        if (stale.length > 0) await this.resealRows(partition, stale, report);
+        options.onBatch?.({ ...report });
+      } while (cursor !== '0');
+    }
+    if (report.failed === 0 && report.awaitingPrune === 0) {
+      await this.codec.markEncryptedOnly(this);
+      report.encryptedOnly = true;
+    }
+    return report;
+  }
+
   /** Round trip to Redis, for health checks. */
   async ping(): Promise<void> {
     await this.attempt(() => this.redis.ping());
@@ -622,12 +736,62 @@ export class RedisTemplateStore implements TemplateStore {
 
   // ---------------------------------------------------------------------------------------
 
+  private async resealRows(
+    partition: string,
+    rows: ReadonlyArray<{ faissId: string; bytes: Buffer }>,
+    report: ResealReport,
+  ): Promise<void> {
+    const k = this.keys;
+    const ids = rows.map((row) => row.faissId);
+    const [metas, owners] = await this.attempt(() =>
+      Promise.all([
+        this.redis.hmgetBuffer(k.templates(partition), ...ids),
+        this.redis.hmget(k.owners(partition), ...ids),
+      ]),
+    );
+    for (const [i, row] of rows.entries()) {
+      const metaBytes = metas[i];
+      if (metaBytes === null || metaBytes === undefined) continue; // pruned since the scan read it
+      const meta = parseMeta(metaBytes);
+      // Rows older than `sub` name their subject only in the owners hash, and only while live.
+      const subjectId = meta.sub ?? owners[i] ?? undefined;
+      if (subjectId === undefined) {
+        report.awaitingPrune += 1;
+        continue;
+      }
+      const identity = { partition, subjectId, modelId: meta.m, faissId: BigInt(row.faissId) };
+      let resealed: Buffer | undefined;
+      try {
+        resealed = this.codec.reseal(row.bytes, identity);
+      } catch (error) {
+        if (!(error instanceof TemplateDecryptionError)) throw error;
+        report.failed += 1;
+        continue;
+      }
+      if (resealed === undefined) continue;
+      const replaced = await this.attempt(() =>
+        scripts.reseal.run(
+          this.redis,
+          [k.vectors(partition), k.templates(partition)],
+          [row.faissId, row.bytes, resealed, subjectId],
+        ),
+      );
+      report.resealed += Number(replaced);
+    }
+  }
+
+  /**
+   * The template is sealed to its faiss id, so the id is reserved first (an add that then
+   * fails, or answers a redelivery, leaves a gap: ids are never reused, not dense).
+   */
   private async add(mode: 'subject' | 'template', entry: NewSubjectTemplate): Promise<EnrolReceipt> {
     if (entry.template.length !== this.dimension) {
       throw new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`);
     }
     const { partition, shard, modelId } = entry;
     const k = this.keys;
+    const faissId = await this.attempt(() => this.redis.incr(k.faissIdCounter));
+    const sealed = this.codec.encode(entry.template, { ...entry, faissId: BigInt(faissId) });
     const createdAt = Date.now();
     const reply = (await this.attempt(() =>
       scripts.add.run(
@@ -651,10 +815,11 @@ export class RedisTemplateStore implements TemplateStore {
           entry.subjectId,
           shard,
           modelId,
-          encodeTemplate(entry.template),
+          sealed,
           String(createdAt),
           entry.requestId ?? NO_REQUEST_ID,
           this.tokenFor(shard),
+          faissId,
         ],
       ),
     )) as [number, number, number, string];
@@ -700,15 +865,13 @@ function parseChangeEntry(entry: string): { seq: number; kind: 'add' | 'remove';
   };
 }
 
-function encodeTemplate(template: Float32Array): Buffer {
-  return Buffer.from(template.buffer, template.byteOffset, template.byteLength);
+function parseMeta(bytes: Buffer): TemplateMeta {
+  return JSON.parse(bytes.toString('utf8')) as TemplateMeta;
 }
 
-function decodeTemplate(bytes: Buffer): Float32Array {
-  // Copy: a reply buffer's offset need not be 4-byte aligned.
-  const template = new Float32Array(bytes.byteLength / 4);
-  new Uint8Array(template.buffer).set(bytes);
-  return template;
+/** The subject a row's meta names; '' for rows older than `sub` (plaintext, bound to nothing). */
+function subjectOf(meta: Buffer | null | undefined): string {
+  return meta ? (parseMeta(meta).sub ?? '') : '';
 }
 
 function toFacegateError(error: unknown): FacegateError {

@@ -7,16 +7,19 @@ import {
   indexFileIntact,
   prepareSnapshotDir,
   publishManifest,
+  readIndexFile,
   readManifest,
   removeSnapshot,
   renameIntoPlace,
   sealIndexFile,
   shardSnapshotDir,
+  writeIndexFile,
   type SnapshotIndexEntry,
   type SnapshotManifest,
   SNAPSHOT_FORMAT,
 } from './snapshot.js';
 import type { EnrolReceipt, RemovalReceipt, ShardChange, TemplateBatch, TemplateStore } from './store.js';
+import type { TemplateCipher } from './template-cipher.js';
 import { clampScore } from './validation.js';
 import {
   minimumTrainingVectors,
@@ -40,6 +43,11 @@ export interface ShardOptions {
   searchParameters?: Record<string, number>;
   /** Root under which each shard keeps its snapshot directory. */
   snapshotRoot: string;
+  /**
+   * Seals index snapshots (they hold every template of the shard); absent, they are plain
+   * faiss files. With a cipher, a plain or unreadable snapshot is not loaded but rebuilt.
+   */
+  cipher?: TemplateCipher;
   /** Tombstones an index tolerates before compaction or rebuild; default 1024. */
   minTombstonesForMaintenance?: number;
 }
@@ -343,11 +351,17 @@ export class Shard {
     ) {
       return false;
     }
+    const { cipher } = this.options;
     try {
       for (const entry of manifest.indexes) {
         if (entry.configuredDescription !== this.options.indexDescription) return false;
+        if (!this.mayLoad(entry)) return false;
         if (!(await indexFileIntact(this.snapshotDir, entry))) return false;
-        const index = this.options.engine.read(join(this.snapshotDir, entry.file));
+        const identity = { partition: this.partition, shard: this.shard, modelId: entry.modelId, seq: manifest.seq };
+        const bytes = await readIndexFile(this.snapshotDir, entry, cipher, identity);
+        const index = this.options.engine.deserialize(bytes);
+        // Loaded under an older key: the next snapshot re-seals it under the active one.
+        if (cipher !== undefined && entry.keyId !== cipher.activeKeyId) this.dirty = true;
         const modelIndex = this.wrap(
           entry.modelId,
           { index, description: entry.description, asOfSeq: manifest.seq },
@@ -363,6 +377,17 @@ export class Shard {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * Sealed exactly when this process runs with keys, and under a key it has. A plain file
+   * while encryption is on (written before it) or one under a removed key is rebuilt instead,
+   * and recover() then deletes it.
+   */
+  private mayLoad(entry: SnapshotIndexEntry): boolean {
+    const { cipher } = this.options;
+    if (cipher === undefined) return entry.keyId === undefined;
+    return entry.keyId !== undefined && cipher.hasKey(entry.keyId);
   }
 
   /** Index contents agree with the store's counts for every model of the shard. */
@@ -521,8 +546,14 @@ export class Shard {
         for (const modelIndex of this.indexes.values()) {
           const file = `index-${position++}-${seq}.faiss`;
           const temporary = join(this.snapshotDir, `${file}.tmp`);
-          await modelIndex.writeTo(temporary);
+          const keyId = await writeIndexFile(temporary, await modelIndex.serialize(), this.options.cipher, {
+            partition: this.partition,
+            shard: this.shard,
+            modelId: modelIndex.modelId,
+            seq,
+          });
           entries.push({
+            ...(keyId === undefined ? {} : { keyId }),
             modelId: modelIndex.modelId,
             description: modelIndex.description,
             configuredDescription: modelIndex.configuredDescription,

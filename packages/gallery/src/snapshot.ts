@@ -1,10 +1,21 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import {
+  MAX_ENVELOPE_HEADER_BYTES,
+  TemplateDecryptionError,
+  associatedData,
+  readEnvelopeHeader,
+  type TemplateCipher,
+} from './template-cipher.js';
 
 export const SNAPSHOT_FORMAT = 1;
 const MANIFEST_FILE = 'manifest.json';
+const TAG_BYTES = 16;
+// Sealing and opening go in slices, so a large index is never held twice more in memory.
+const CRYPTO_CHUNK_BYTES = 4 << 20;
 
 export interface SnapshotIndexEntry {
   modelId: string;
@@ -18,6 +29,11 @@ export interface SnapshotIndexEntry {
   ntotal: number;
   /** Deleted ids still inside the index (graph indexes cannot remove), as decimal strings. */
   tombstones: string[];
+  /**
+   * The template key the file is sealed with (an index holds every template of its shard in
+   * the clear); absent: a plain faiss file, as written without keys or before encryption.
+   */
+  keyId?: string;
 }
 
 export interface SnapshotManifest {
@@ -71,6 +87,104 @@ export async function indexFileIntact(dir: string, entry: SnapshotIndexEntry): P
   }
 }
 
+/** What an index snapshot is bound to: its file cannot pass for another shard's, model's or seq's. */
+export interface IndexSnapshotIdentity {
+  partition: string;
+  shard: number;
+  modelId: string;
+  seq: number;
+}
+
+function indexSnapshotAad(identity: IndexSnapshotIdentity): Buffer {
+  return associatedData('facegate/index-snapshot', identity.partition, identity.shard, identity.modelId, identity.seq);
+}
+
+/**
+ * Writes serialised index bytes to `path`, sealed under the cipher's active key when there is
+ * a cipher. Returns the key id it was sealed with, for the manifest.
+ */
+export async function writeIndexFile(
+  path: string,
+  bytes: Uint8Array,
+  cipher: TemplateCipher | undefined,
+  identity: IndexSnapshotIdentity,
+): Promise<string | undefined> {
+  if (cipher === undefined) {
+    await pipeline([bytes], createWriteStream(path));
+    return undefined;
+  }
+  const sealer = cipher.createSealer(indexSnapshotAad(identity));
+  await pipeline(function* () {
+    yield sealer.header;
+    for (let offset = 0; offset < bytes.length; offset += CRYPTO_CHUNK_BYTES) {
+      yield sealer.update(bytes.subarray(offset, offset + CRYPTO_CHUNK_BYTES));
+    }
+    yield sealer.final();
+  }, createWriteStream(path));
+  return cipher.activeKeyId;
+}
+
+/**
+ * Reads an index file back as the bytes the index serialised to, opening it when the
+ * manifest says it is sealed. Throws {@link TemplateDecryptionError} when it does not open.
+ */
+export async function readIndexFile(
+  dir: string,
+  entry: SnapshotIndexEntry,
+  cipher: TemplateCipher | undefined,
+  identity: IndexSnapshotIdentity,
+): Promise<Uint8Array> {
+  const path = join(dir, entry.file);
+  if (entry.keyId === undefined) return readFile(path);
+  if (cipher === undefined) {
+    throw new TemplateDecryptionError('encryption-disabled', 'index snapshot is encrypted; no template keys here');
+  }
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const prefix = Buffer.alloc(Math.min(size, MAX_ENVELOPE_HEADER_BYTES));
+    await readFully(handle, prefix, 0);
+    const header = readEnvelopeHeader(prefix);
+    if (header === undefined || header.keyId !== entry.keyId || size < header.bytes.length + TAG_BYTES) {
+      throw cipher.recordFailure('malformed', `index snapshot ${entry.file} is not the envelope its manifest names`);
+    }
+    const tag = Buffer.alloc(TAG_BYTES);
+    await readFully(handle, tag, size - TAG_BYTES);
+    const opener = cipher.createOpener(header, tag, indexSnapshotAad(identity));
+    const plaintext = Buffer.alloc(size - header.bytes.length - TAG_BYTES);
+    const chunk = Buffer.alloc(Math.min(CRYPTO_CHUNK_BYTES, plaintext.length));
+    for (let offset = 0; offset < plaintext.length; offset += chunk.length) {
+      const length = Math.min(chunk.length, plaintext.length - offset);
+      await readFully(handle, chunk.subarray(0, length), header.bytes.length + offset);
+      opener.update(chunk.subarray(0, length)).copy(plaintext, offset);
+    }
+    opener.final();
+    return plaintext;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The key each snapshotted index under `snapshotRoot` is sealed with (undefined: plain), so
+ * that a rotation can tell which snapshots still need an old key.
+ */
+export async function snapshotKeyIds(
+  snapshotRoot: string,
+): Promise<Array<{ partition: string; shard: number; modelId: string; keyId: string | undefined }>> {
+  const found = [];
+  const partitions = await readdir(snapshotRoot).catch(() => [] as string[]);
+  for (const partition of partitions) {
+    for (const shardDir of await readdir(join(snapshotRoot, partition)).catch(() => [] as string[])) {
+      const manifest = await readManifest(join(snapshotRoot, partition, shardDir));
+      for (const entry of manifest?.indexes ?? []) {
+        found.push({ partition, shard: manifest!.shard, modelId: entry.modelId, keyId: entry.keyId });
+      }
+    }
+  }
+  return found;
+}
+
 export async function prepareSnapshotDir(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
 }
@@ -111,6 +225,16 @@ export async function removeSnapshot(dir: string): Promise<void> {
 export async function renameIntoPlace(from: string, to: string, dir: string): Promise<void> {
   await rename(from, to);
   await fsyncPath(dir);
+}
+
+/** Fills `target` from the file at `position` (a read may return less than asked). */
+async function readFully(handle: FileHandle, target: Buffer, position: number): Promise<void> {
+  let filled = 0;
+  while (filled < target.length) {
+    const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
+    if (bytesRead === 0) throw new Error('index file ended early');
+    filled += bytesRead;
+  }
 }
 
 async function fsyncPath(path: string): Promise<void> {

@@ -4,15 +4,20 @@ import type {
   EnrolReceipt,
   NewSubjectTemplate,
   RemovalReceipt,
+  ResealReport,
   ShardChange,
   ShardScan,
   StoredTemplate,
   TemplateStore,
 } from './store.js';
+import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
+import { StoredTemplateCodec, type TemplateRowIdentity } from './template-codec.js';
 
 export interface SqliteTemplateStoreOptions {
   path: string;
   dimension: number;
+  /** Seals templates at rest; absent, they are stored as raw float32 bytes. */
+  cipher?: TemplateCipher;
   /** Most writes folded into one commit (one fsync). */
   maxWritesPerCommit?: number;
 }
@@ -20,6 +25,7 @@ export interface SqliteTemplateStoreOptions {
 const CHANGE_ADD = 1;
 const CHANGE_REMOVE = 2;
 const SCAN_BATCH_SIZE = 4096;
+const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
 // one fits and half of every page is wasted.
 const PAGE_SIZE = 16384;
@@ -87,6 +93,7 @@ export class SqliteTemplateStore implements TemplateStore {
   private readonly path: string;
   private readonly db: Database.Database;
   private readonly maxWritesPerCommit: number;
+  private readonly codec: StoredTemplateCodec;
   private pendingWrites: PendingWrite[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -100,10 +107,14 @@ export class SqliteTemplateStore implements TemplateStore {
     this.dimension = options.dimension;
     this.path = options.path;
     this.maxWritesPerCommit = options.maxWritesPerCommit ?? 1024;
+    this.codec = new StoredTemplateCodec(options.dimension, options.cipher);
     this.db = new Database(options.path);
     this.db.pragma(`page_size = ${PAGE_SIZE}`);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
+    // Deleted and re-sealed rows are zeroed in the file, not left in free space: a deleted
+    // subject's template, or a plaintext one a rekey replaced, must not linger on disk.
+    this.db.pragma('secure_delete = ON');
     this.db.pragma('foreign_keys = OFF');
     this.db.pragma('cache_size = -16384');
     this.db.exec(SCHEMA);
@@ -115,8 +126,13 @@ export class SqliteTemplateStore implements TemplateStore {
       ),
       adjustPartitionCount: db.prepare('UPDATE partitions SET subject_count = subject_count + ? WHERE name = ?'),
       insertSubject: db.prepare('INSERT INTO subjects (partition, subject_id, shard, created_at) VALUES (?, ?, ?, ?)'),
+      // AUTOINCREMENT hands out one more than the largest id ever used, which sqlite_sequence
+      // records; knowing the id before the insert lets the template be sealed to its row.
+      nextFaissId: db.prepare<[], { id: number }>(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'templates'), 0) + 1 AS id",
+      ),
       insertTemplate: db.prepare(
-        'INSERT INTO templates (partition, shard, subject_id, model_id, template, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        'INSERT INTO templates (faiss_id, partition, shard, subject_id, model_id, template, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       insertChange: db.prepare(
         'INSERT INTO changes (partition, shard, kind, faiss_id, model_id) VALUES (?, ?, ?, ?, ?)',
@@ -140,9 +156,16 @@ export class SqliteTemplateStore implements TemplateStore {
       ),
       changesSince: db.prepare<
         [string, number, number],
-        { seq: number; kind: number; faiss_id: number; model_id: string; template: Buffer | null }
+        {
+          seq: number;
+          kind: number;
+          faiss_id: number;
+          model_id: string;
+          subject_id: string | null;
+          template: Buffer | null;
+        }
       >(
-        `SELECT c.seq, c.kind, c.faiss_id, c.model_id, t.template
+        `SELECT c.seq, c.kind, c.faiss_id, c.model_id, t.subject_id, t.template
          FROM changes c LEFT JOIN templates t ON c.kind = ${CHANGE_ADD} AND t.faiss_id = c.faiss_id
          WHERE c.partition = ? AND c.shard = ? AND c.seq > ? ORDER BY c.seq`,
       ),
@@ -155,13 +178,21 @@ export class SqliteTemplateStore implements TemplateStore {
       setSetting: db.prepare(
         'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
       ),
+      templatesAfter: db.prepare<[number, number], TemplateRow>(
+        'SELECT faiss_id, partition, shard, subject_id, model_id, template, created_at FROM templates WHERE faiss_id > ? ORDER BY faiss_id LIMIT ?',
+      ),
+      // Compare-and-set: a row deleted (or re-sealed by someone else) meanwhile is left alone.
+      resealTemplate: db.prepare('UPDATE templates SET template = ? WHERE faiss_id = ? AND template = ?'),
     };
 
     const statements = this.statements;
+    const codec = this.codec;
     // Calling a better-sqlite3 transaction inside another one runs it as a savepoint.
     const insertTemplateRow = (entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
-      const blob = Buffer.from(entry.template.buffer, entry.template.byteOffset, entry.template.byteLength);
-      const inserted = statements.insertTemplate.run(
+      const faissId = statements.nextFaissId.get()!.id;
+      const blob = codec.encode(entry.template, { ...entry, faissId: BigInt(faissId) });
+      statements.insertTemplate.run(
+        faissId,
         entry.partition,
         entry.shard,
         entry.subjectId,
@@ -169,7 +200,6 @@ export class SqliteTemplateStore implements TemplateStore {
         blob,
         createdAt,
       );
-      const faissId = Number(inserted.lastInsertRowid);
       const change = statements.insertChange.run(entry.partition, entry.shard, CHANGE_ADD, faissId, entry.modelId);
       return { faissId: BigInt(faissId), seq: Number(change.lastInsertRowid), createdAt };
     };
@@ -207,11 +237,19 @@ export class SqliteTemplateStore implements TemplateStore {
   }
 
   static async open(options: SqliteTemplateStoreOptions): Promise<SqliteTemplateStore> {
+    let store: SqliteTemplateStore;
     try {
-      return new SqliteTemplateStore(options);
+      store = new SqliteTemplateStore(options);
     } catch (error) {
       throw storeUnavailable(error);
     }
+    try {
+      await store.codec.adoptStorePolicy(store);
+    } catch (error) {
+      await store.close();
+      throw asFacegateError(error);
+    }
+    return store;
   }
 
   addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
@@ -276,10 +314,14 @@ export class SqliteTemplateStore implements TemplateStore {
             'SELECT count(*) AS n FROM templates WHERE partition = ? AND shard = ? AND model_id = ?',
           )
           .get(partition, shard, modelId)?.n ?? 0;
-      const page = reader.prepare<[string, number, string, number, number], { faiss_id: number; template: Buffer }>(
-        'SELECT faiss_id, template FROM templates WHERE partition = ? AND shard = ? AND model_id = ? AND faiss_id > ? ORDER BY faiss_id LIMIT ?',
+      const page = reader.prepare<
+        [string, number, string, number, number],
+        { faiss_id: number; subject_id: string; template: Buffer }
+      >(
+        'SELECT faiss_id, subject_id, template FROM templates WHERE partition = ? AND shard = ? AND model_id = ? AND faiss_id > ? ORDER BY faiss_id LIMIT ?',
       );
       const dimension = this.dimension;
+      const codec = this.codec;
       let afterFaissId = 0;
       let finished = false;
       const close = async (): Promise<void> => {
@@ -301,8 +343,10 @@ export class SqliteTemplateStore implements TemplateStore {
           const faissIds = new BigInt64Array(rows.length);
           const vectors = new Float32Array(rows.length * dimension);
           rows.forEach((row, i) => {
-            faissIds[i] = BigInt(row.faiss_id);
-            vectors.set(decodeTemplate(row.template), i * dimension);
+            const faissId = BigInt(row.faiss_id);
+            faissIds[i] = faissId;
+            const identity = { partition, subjectId: row.subject_id, modelId, faissId };
+            vectors.set(codec.decode(row.template, identity), i * dimension);
           });
           afterFaissId = rows[rows.length - 1]!.faiss_id;
           return { faissIds, vectors };
@@ -334,7 +378,15 @@ export class SqliteTemplateStore implements TemplateStore {
             kind: 'add',
             faissId: BigInt(row.faiss_id),
             modelId: row.model_id,
-            template: row.template === null ? undefined : decodeTemplate(row.template),
+            template:
+              row.template === null
+                ? undefined
+                : this.codec.decode(row.template, {
+                    partition,
+                    subjectId: row.subject_id!,
+                    modelId: row.model_id,
+                    faissId: BigInt(row.faiss_id),
+                  }),
           }
         : { seq: row.seq, kind: 'remove', faissId: BigInt(row.faiss_id), modelId: row.model_id },
     );
@@ -372,6 +424,66 @@ export class SqliteTemplateStore implements TemplateStore {
     return this.enqueueWrite(() => {
       this.statements.setSetting.run(key, value);
     });
+  }
+
+  async resealTemplates(
+    options: { batchSize?: number; onBatch?: (progress: ResealReport) => void } = {},
+  ): Promise<ResealReport> {
+    this.assertOpen();
+    this.codec.requireCipher();
+    const batchSize = options.batchSize ?? RESEAL_BATCH_SIZE;
+    const report: ResealReport = { examined: 0, resealed: 0, failed: 0, awaitingPrune: 0, encryptedOnly: false };
+    let afterFaissId = 0;
+    for (;;) {
+      const rows = this.statements.templatesAfter.all(afterFaissId, batchSize);
+      if (rows.length === 0) break;
+      afterFaissId = rows[rows.length - 1]!.faiss_id;
+      const updates: Array<{ faissId: number; before: Buffer; after: Buffer }> = [];
+      for (const row of rows) {
+        report.examined += 1;
+        try {
+          const after = this.codec.reseal(row.template, rowIdentity(row));
+          if (after !== undefined) updates.push({ faissId: row.faiss_id, before: row.template, after });
+        } catch (error) {
+          if (!(error instanceof TemplateDecryptionError)) throw error;
+          report.failed += 1;
+        }
+      }
+      if (updates.length > 0) {
+        report.resealed += await this.enqueueWrite(() =>
+          updates.reduce(
+            (sum, update) =>
+              sum + this.statements.resealTemplate.run(update.after, update.faissId, update.before).changes,
+            0,
+          ),
+        );
+      }
+      options.onBatch?.({ ...report });
+    }
+    if (report.failed === 0) {
+      await this.codec.markEncryptedOnly(this);
+      report.encryptedOnly = true;
+    }
+    // The replaced pages' old images live on in the WAL until it is checkpointed and cut;
+    // best effort: a reader holding an old snapshot defers it to the next checkpoint.
+    await this.enqueueWrite(() => undefined);
+    this.db.pragma('wal_checkpoint(TRUNCATE)');
+    return report;
+  }
+
+  /**
+   * Rewrites the database file with only its live content (SQLite's VACUUM), so that nothing
+   * deleted before `secure_delete` was on (e.g. plaintext templates of subjects deleted before
+   * encryption) survives in free pages. Holds the write lock throughout: run it stopped.
+   */
+  async vacuum(): Promise<void> {
+    await this.enqueueWrite(() => undefined);
+    try {
+      this.db.exec('VACUUM');
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch (error) {
+      throw storeUnavailable(error);
+    }
   }
 
   async close(): Promise<void> {
@@ -430,7 +542,7 @@ export class SqliteTemplateStore implements TemplateStore {
       shard: row.shard,
       subjectId: row.subject_id,
       modelId: row.model_id,
-      template: decodeTemplate(row.template),
+      template: this.codec.decode(row.template, rowIdentity(row)),
       createdAt: row.created_at,
     };
   }
@@ -440,11 +552,8 @@ export class SqliteTemplateStore implements TemplateStore {
   }
 }
 
-function decodeTemplate(blob: Buffer): Float32Array {
-  // Copy: the blob's offset in its pooled buffer need not be 4-byte aligned.
-  const template = new Float32Array(blob.byteLength / 4);
-  new Uint8Array(template.buffer).set(blob);
-  return template;
+function rowIdentity(row: TemplateRow): TemplateRowIdentity {
+  return { partition: row.partition, subjectId: row.subject_id, modelId: row.model_id, faissId: BigInt(row.faiss_id) };
 }
 
 function isUniqueViolation(error: unknown): boolean {

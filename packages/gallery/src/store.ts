@@ -12,7 +12,10 @@ export interface NewSubjectTemplate {
   shard: number;
   subjectId: string;
   modelId: string;
-  /** L2-normalised; stored as its raw float32 bytes. */
+  /**
+   * L2-normalised. Stored sealed (AES-256-GCM, bound to partition, subject, model and faiss
+   * id) when the store has a template cipher, as raw float32 bytes otherwise.
+   */
   template: Float32Array;
   /**
    * The request that enrols the subject (e.g. the queue's job id). A store that records it
@@ -81,6 +84,23 @@ export interface ShardScan {
   close(): Promise<void>;
 }
 
+/** What a rekey did. */
+export interface ResealReport {
+  /** Stored templates looked at (Redis's HSCAN may show a row twice). */
+  examined: number;
+  /** Re-sealed under the active key (they were plaintext, or under an older key). */
+  resealed: number;
+  /** Could not be decrypted (unknown key, failed authentication): left as they are. */
+  failed: number;
+  /**
+   * Plaintext rows of removed subjects still kept for scans in flight (Redis): the subject they
+   * would be bound to is gone; the next prune of their shard deletes them.
+   */
+  awaitingPrune: number;
+  /** True when no plaintext row is left, and the store now refuses plaintext rows. */
+  encryptedOnly: boolean;
+}
+
 export interface TemplateStore {
   readonly dimension: number;
 
@@ -133,6 +153,13 @@ export interface TemplateStore {
   /** Store-level settings that must not change under existing data (e.g. shard count). */
   getSetting(key: string): Promise<string | undefined>;
   setSetting(key: string, value: string): Promise<void>;
+
+  /**
+   * Re-seals every template that is not sealed under the cipher's active key (legacy
+   * plaintext rows included), a batch at a time, each row compare-and-set so that it is safe
+   * beside a running service. Marks the store encrypted-only when nothing is left unsealed.
+   */
+  resealTemplates(options?: { batchSize?: number; onBatch?: (progress: ResealReport) => void }): Promise<ResealReport>;
 
   close(): Promise<void>;
 }

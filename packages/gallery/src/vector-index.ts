@@ -24,7 +24,8 @@ export interface VectorIndex {
   searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
   removeIds(ids: BigInt64Array): number;
   setParameter(name: string, value: number): void;
-  write(path: string): void;
+  /** The index as bytes (faiss's own file format), for snapshots. */
+  serialize(): Uint8Array;
   dispose(): void;
 }
 
@@ -32,7 +33,8 @@ export interface VectorIndex {
 export interface VectorIndexEngine {
   /** An inner-product index from a faiss index_factory description. */
   create(dimension: number, description: string): VectorIndex;
-  read(path: string): VectorIndex;
+  /** Loads an index from {@link VectorIndex.serialize}'s bytes. */
+  deserialize(bytes: Uint8Array): VectorIndex;
 }
 
 export const DEFAULT_INDEX_DESCRIPTION = 'IDMap2,Flat';
@@ -216,8 +218,8 @@ export class ModelIndex {
   }
 
   /** Serialises the index; concurrent searches may continue, mutations wait. */
-  async writeTo(path: string): Promise<void> {
-    await this.lock.read(() => this.index.write(path));
+  async serialize(): Promise<Uint8Array> {
+    return this.lock.read(() => this.index.serialize());
   }
 
   /** Swaps in a rebuilt index once in-flight searches on the old one have finished. */

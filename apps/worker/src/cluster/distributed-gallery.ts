@@ -9,9 +9,11 @@ import {
   normalisedTemplate,
   shardOf,
   statsFromStore,
+  templateEncryptionHealth,
   verifyAgainstStore,
   type Candidate,
   type GalleryStats,
+  type TemplateCipher,
   type TemplateStore,
 } from '@facegate/gallery';
 import type { ShardClientLike } from './shard-router.js';
@@ -22,6 +24,8 @@ export interface DistributedGalleryOptions {
   shards: ShardClientLike;
   /** The worker's part of the `faiss_index` health. */
   health: () => ComponentHealth;
+  /** What seals this worker's templates (store, snapshots, shard ops); undefined: nothing. */
+  templateCipher: TemplateCipher | undefined;
 }
 
 /**
@@ -34,6 +38,7 @@ export class DistributedGallery {
   private readonly shardCount: number;
   private readonly shards: ShardClientLike;
   private readonly healthOf: () => ComponentHealth;
+  private readonly templateCipher: TemplateCipher | undefined;
   private closed = false;
 
   constructor(options: DistributedGalleryOptions) {
@@ -41,6 +46,7 @@ export class DistributedGallery {
     this.shardCount = options.shardCount;
     this.shards = options.shards;
     this.healthOf = options.health;
+    this.templateCipher = options.templateCipher;
   }
 
   /** Enrols through the subject's shard owner; `requestId` makes a redelivered job idempotent. */
@@ -125,6 +131,10 @@ export class DistributedGallery {
 
   health(): ComponentHealth {
     return this.healthOf();
+  }
+
+  templateEncryptionHealth(): ComponentHealth {
+    return templateEncryptionHealth(this.templateCipher);
   }
 
   /** The shard host, RPC client and store are owned (and closed) by the worker process. */

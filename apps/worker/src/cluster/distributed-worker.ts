@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import { ConfigError, FacegateError } from '@facegate/contracts';
@@ -14,8 +13,9 @@ import {
 } from '@facegate/gallery';
 import { FacegateMetrics, type Logger } from '@facegate/observability';
 import { BullMqJobConsumer, publishWorkerReport, withdrawWorkerReport } from '@facegate/queue';
-import type { WorkerEnv } from '../config.js';
+import { shardSnapshotRoot, type WorkerEnv } from '../config.js';
 import { WorkerRuntime } from '../runtime.js';
+import { loadTemplateCipher } from '../template-keys.js';
 import { DistributedGallery } from './distributed-gallery.js';
 import { ShardLeaseManager, type HeldLease } from './leases.js';
 import { ShardRpcClient } from './shard-client.js';
@@ -45,6 +45,9 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
   const prefix = env.QUEUE_PREFIX;
   const workerId = env.WORKER_ID ?? `${os.hostname()}-${process.pid}`;
   const log = logger.child({ workerId });
+  // Before any connection: a worker without a valid key ring refuses to start.
+  const templateCipher = await loadTemplateCipher(env, { mode: 'distributed', logger: log });
+  const cipherOption = templateCipher === undefined ? {} : { cipher: templateCipher };
   const metrics = new FacegateMetrics({ role: 'worker', worker: workerId });
   const indexDescription = withIdMap(env.INDEX_FACTORY);
   const cleanups: Array<() => Promise<unknown>> = [];
@@ -75,6 +78,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       dimension: DEFAULT_DIMENSION,
       // Every write to a shard carries this worker's lease token for it (none: refused).
       fencingTokenOf: (shard) => leaseManager.tokenOf(shard),
+      ...cipherOption,
     });
     cleanups.push(() => store.close());
     await pinGalleryShape(store, env.SHARD_COUNT);
@@ -90,11 +94,12 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       shardCount: env.SHARD_COUNT,
       indexDescription,
       searchParameters: { ...DEFAULT_SEARCH_PARAMETERS },
-      snapshotRoot: path.resolve(env.DATA_DIR, 'shard-snapshots'),
+      snapshotRoot: shardSnapshotRoot(env),
       snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
       concurrency: SHARD_OPS_PER_QUEUE,
       lockDurationMs: env.LEASE_MS,
       logger: log.child({ component: 'shards' }),
+      ...cipherOption,
     });
     const rpc = new ShardRpcClient({
       redisUrl,
@@ -102,6 +107,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       shardCount: env.SHARD_COUNT,
       // Long enough for a dead owner's lease to lapse and the next owner to open the shard.
       timeoutMs: Math.max(10_000, 3 * env.LEASE_MS),
+      ...cipherOption,
     });
     cleanups.push(() => rpc.close());
     await rpc.waitUntilReady();
@@ -111,6 +117,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       shardCount: env.SHARD_COUNT,
       shards: new ShardRouter(host, rpc),
       health: () => host.health(indexDescription),
+      templateCipher,
     });
     const runtime = await WorkerRuntime.start(env, metrics, log, { gallery });
     const device = runtime.pipeline.placement().device;

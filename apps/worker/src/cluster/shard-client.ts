@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { FacegateError } from '@facegate/contracts';
+import type { TemplateCipher } from '@facegate/gallery';
 import {
   encodeShardOp,
   shardQueueName,
@@ -17,6 +18,8 @@ export interface ShardRpcClientOptions {
   shardCount: number;
   /** How long a caller waits for a shard's owner; then UNAVAILABLE. */
   timeoutMs: number;
+  /** Seals the templates ops carry: they wait in Redis (and its append-only file) until done. */
+  cipher?: TemplateCipher;
 }
 
 /** Results are read from QueueEvents; they are kept a little for late readers, then dropped. */
@@ -73,11 +76,16 @@ export class ShardRpcClient {
       throw new FacegateError('UNAVAILABLE', 'the shard queues (Redis) are not reachable');
     }
     const { timeoutMs } = this.options;
-    const message: ShardOpMessage = { shard, deadline: Date.now() + timeoutMs, op: encodeShardOp(op) };
+    const jobId = randomUUID();
+    const message: ShardOpMessage = {
+      shard,
+      deadline: Date.now() + timeoutMs,
+      op: encodeShardOp(op, jobId, this.options.cipher),
+    };
     let reply: ShardOpReply;
     try {
       const job = await queue.add(op.op, message, {
-        jobId: randomUUID(),
+        jobId,
         attempts: 1,
         removeOnComplete: RESULT_RETENTION,
         removeOnFail: RESULT_RETENTION,

@@ -2,7 +2,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
-import { Shard, type ShardOptions, type TemplateStore, type VectorIndexEngine } from '@facegate/gallery';
+import {
+  Shard,
+  type ShardOptions,
+  type TemplateCipher,
+  type TemplateStore,
+  type VectorIndexEngine,
+} from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
 import type { HeldLease } from './leases.js';
 import {
@@ -31,6 +37,8 @@ export interface ShardHostOptions {
   /** Lock of a shard-queue job: a dead owner's op returns to the queue after it (≈ the lease). */
   lockDurationMs: number;
   logger: Logger;
+  /** Seals the shards' index snapshots and opens sealed templates in shard ops. */
+  cipher?: TemplateCipher;
 }
 
 /** One shard number this worker owns: its queue consumer and its Shard per partition. */
@@ -227,7 +235,8 @@ export class ShardHost {
       if (Date.now() > message.deadline) {
         throw new FacegateError('UNAVAILABLE', `shard op arrived after its caller gave up (shard ${message.shard})`);
       }
-      return { ok: true, result: await this.execute(message.shard, decodeShardOp(message.op)) };
+      const op = decodeShardOp(message.op, String(job.id), this.options.cipher);
+      return { ok: true, result: await this.execute(message.shard, op) };
     } catch (error) {
       const failure =
         error instanceof FacegateError ? error : new FacegateError('INTERNAL_ERROR', 'the shard op failed');
@@ -251,6 +260,7 @@ export class ShardHost {
         indexDescription: this.options.indexDescription,
         searchParameters: this.options.searchParameters,
         snapshotRoot: this.options.snapshotRoot,
+        ...(this.options.cipher === undefined ? {} : { cipher: this.options.cipher }),
       };
       opening = Shard.open(shardOptions);
       const current = opening;
