@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Gallery, shardOf } from '@facegate/gallery';
+import { Gallery, TemplateCipher, parseTemplateKeysVariable, shardOf } from '@facegate/gallery';
 import { randomUnitVector, seededRandom, templateForSubject, withTempDir } from './helpers.js';
 
 const MODEL = 'm1';
+const DRILL_OPERATIONS = 10_000;
+const DRILL_KEYS = `drill:${randomBytes(32).toString('base64')}`;
+const DRILL_CIPHER = new TemplateCipher(parseTemplateKeysVariable(DRILL_KEYS));
 const CHILD = fileURLToPath(new URL('./fixtures/enrol-until-killed.ts', import.meta.url));
 
 async function enrolMany(gallery: Gallery, partition: string, count: number, seed: number): Promise<Float32Array[]> {
@@ -111,15 +115,26 @@ describe('persistence and recovery', () => {
     });
   });
 
-  it('keeps every acknowledged write and nothing unattempted after SIGKILL', async (t) => {
-    const rounds = 3;
-    for (let round = 0; round < rounds; round++) {
+  it(
+    'keeps every acknowledged write and nothing unattempted across SIGKILLs during 10,000 concurrent enrols and deletes',
+    { timeout: 900_000 },
+    async (t) => {
       await withTempDir(async (dir) => {
-        const killAfter = 20 + Math.floor(Math.random() * 500);
-        const log = await runChildUntilKilled(dir, killAfter);
-        t.diagnostic(`round ${round}: killed after ${log.enrolled.size} acknowledged enrols`);
+        const log = emptyLog();
+        let kills = 0;
+        while (log.tried.size + log.triedDelete.size < DRILL_OPERATIONS) {
+          // Killed at a random moment: after a random number of acknowledgements, and a random
+          // fraction of a millisecond-scale delay on top, so kills land mid-commit too.
+          const killAfter = 50 + Math.floor(Math.random() * 1_500);
+          await runChildUntilKilled(dir, killAfter, kills * 1_000_000, log);
+          kills += 1;
+        }
+        t.diagnostic(
+          `${kills} SIGKILLs; tried ${log.tried.size} enrols and ${log.triedDelete.size} deletes; ` +
+            `acknowledged ${log.enrolled.size} and ${log.deleted.size}`,
+        );
 
-        const gallery = await open(dir);
+        const gallery = await open(dir, { templateCipher: DRILL_CIPHER });
         t.diagnostic(
           `recovered by: ${gallery
             .shardInfos()
@@ -127,11 +142,6 @@ describe('persistence and recovery', () => {
             .join(', ')}`,
         );
         try {
-          const partitions = await gallery.partitions();
-          if (partitions.length === 0) {
-            assert.equal(log.enrolled.size, 0);
-            return;
-          }
           const present = new Set<string>();
           for (const subjectId of log.tried) {
             const template = templateForSubject(subjectId);
@@ -145,7 +155,7 @@ describe('persistence and recovery', () => {
             if (inStore) present.add(subjectId);
           }
           for (const subjectId of log.enrolled) {
-            // A delete that was in flight at the kill may or may not have committed.
+            // A delete that was in flight at a kill may or may not have committed.
             if (!log.triedDelete.has(subjectId)) {
               assert.ok(present.has(subjectId), `acknowledged enrol lost: ${subjectId}`);
             }
@@ -163,8 +173,8 @@ describe('persistence and recovery', () => {
           await gallery.close();
         }
       });
-    }
-  });
+    },
+  );
 });
 
 interface ChildLog {
@@ -174,11 +184,23 @@ interface ChildLog {
   deleted: Set<string>;
 }
 
-async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Promise<ChildLog> {
-  const child = spawn(process.execPath, ['--conditions=development', '--import', 'tsx', CHILD, dataDir], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const log: ChildLog = { tried: new Set(), triedDelete: new Set(), enrolled: new Set(), deleted: new Set() };
+function emptyLog(): ChildLog {
+  return { tried: new Set(), triedDelete: new Set(), enrolled: new Set(), deleted: new Set() };
+}
+
+/** Runs the child until it has acknowledged `killAfterAcks` writes, then SIGKILLs it; adds to `log`. */
+async function runChildUntilKilled(
+  dataDir: string,
+  killAfterAcks: number,
+  firstId: number,
+  log: ChildLog,
+): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', CHILD, dataDir, 'crash', String(firstId)],
+    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TEMPLATE_KEYS: DRILL_KEYS } },
+  );
+  let acknowledged = 0;
   let buffered = '';
   let killed = false;
   child.stdout.setEncoding('utf8');
@@ -193,9 +215,11 @@ async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Pr
       else if (kind === 'try-delete') log.triedDelete.add(subjectId);
       else if (kind === 'enrolled') log.enrolled.add(subjectId);
       else if (kind === 'deleted') log.deleted.add(subjectId);
-      if (!killed && log.enrolled.size >= killAfterEnrols) {
+      if (kind === 'enrolled' || kind === 'deleted') acknowledged += 1;
+      if (!killed && acknowledged >= killAfterAcks) {
         killed = true;
-        child.kill('SIGKILL');
+        // A random sub-millisecond-to-few-milliseconds delay: the kill lands anywhere in a commit.
+        setTimeout(() => child.kill('SIGKILL'), Math.random() * 5);
       }
     }
   });
@@ -203,5 +227,4 @@ async function runChildUntilKilled(dataDir: string, killAfterEnrols: number): Pr
     child.on('exit', (_code, signal) => resolve(signal)),
   );
   assert.equal(exit, 'SIGKILL', 'the child must die by SIGKILL, not exit by itself');
-  return log;
 }
