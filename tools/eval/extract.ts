@@ -66,15 +66,35 @@ export async function extractSet(
   set: string,
   options: { pack: ModelPack; refresh: boolean; limit?: number },
 ): Promise<ExtractedFace[]> {
-  const items = itemsOf(set).slice(0, options.limit);
-  const file = cacheFile(options.pack, set);
-  mkdirSync(path.dirname(file), { recursive: true });
-  if (options.refresh) rmSync(file, { force: true });
+  return extractItems(itemsOf(set).slice(0, options.limit), {
+    pack: options.pack,
+    refresh: options.refresh,
+    cacheFile: cacheFile(options.pack, set),
+    label: set,
+  });
+}
+
+/** An image to extract: `path` relative to the shared data folder, or absolute. */
+export type ExtractItem = Pick<DataItem, 'path' | 'identity'> & { kind?: string };
+
+/**
+ * Runs the full pipeline (gates off) over the given images; with `cacheFile`, reuses and
+ * extends the results cached there.
+ */
+export async function extractItems(
+  items: ExtractItem[],
+  options: { pack: ModelPack; refresh?: boolean; cacheFile?: string; label?: string },
+): Promise<ExtractedFace[]> {
+  const file = options.cacheFile;
   const cached = new Map<string, ExtractedFace>();
-  if (existsSync(file)) {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const face = line ? decodeLine(line) : null;
-      if (face && face.version === EXTRACTION_VERSION) cached.set(face.path, face);
+  if (file) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    if (options.refresh) rmSync(file, { force: true });
+    if (existsSync(file)) {
+      for (const line of readFileSync(file, 'utf8').split('\n')) {
+        const face = line ? decodeLine(line) : null;
+        if (face && face.version === EXTRACTION_VERSION) cached.set(face.path, face);
+      }
     }
   }
   const missing = items.filter((item) => !cached.has(item.path));
@@ -92,6 +112,7 @@ export async function extractSet(
       for (const [index, item] of missing.entries()) {
         const face = await extractOne(pipeline, item);
         cached.set(item.path, face);
+        if (!file) continue;
         const line: CachedLine = {
           ...face,
           version: EXTRACTION_VERSION,
@@ -102,7 +123,9 @@ export async function extractSet(
         appendFileSync(file, `${JSON.stringify(line)}\n`);
         if ((index + 1) % 50 === 0 || index + 1 === missing.length) {
           const perImage = (performance.now() - started) / (index + 1);
-          process.stderr.write(`  ${set}: ${index + 1}/${missing.length} (${perImage.toFixed(0)} ms/image)\n`);
+          process.stderr.write(
+            `  ${options.label ?? 'images'}: ${index + 1}/${missing.length} (${perImage.toFixed(0)} ms/image)\n`,
+          );
         }
       }
     } finally {
@@ -127,9 +150,9 @@ function rescore(face: ExtractedFace, qualityMapping: QualityMapping): Extracted
   return { ...face, components: { ...components }, quality: unifiedQuality(components) };
 }
 
-async function extractOne(pipeline: FacePipeline, item: DataItem): Promise<ExtractedFace> {
-  const base = { path: item.path, identity: item.identity, kind: item.kind };
-  const bytes = await readFile(path.join(sharedDataDir, item.path));
+async function extractOne(pipeline: FacePipeline, item: ExtractItem): Promise<ExtractedFace> {
+  const base = { path: item.path, identity: item.identity, kind: item.kind ?? 'bona_fide_face' };
+  const bytes = await readFile(path.resolve(sharedDataDir, item.path));
   let multipleFaces = false;
   for (const operation of ['enrol', 'search'] as const) {
     try {

@@ -14,30 +14,60 @@ import { resolvePack, type ResolvedModel } from '../../packages/pipeline/src/man
 import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
 import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { SETS, cacheDir, repoRoot, seededRandom, sharedDataDir, sharedModelsDir } from './dataset.js';
+import { SETS, cacheDir, itemsOf, repoRoot, seededRandom, sharedDataDir, sharedModelsDir } from './dataset.js';
 import { sharedScrfdModel } from '../../test/support/shared-models.js';
 import { extractSet, type ExtractedFace } from './extract.js';
-import { padRates, percent, roc, thresholdAtRate } from './metrics.js';
+import { HttpSource } from './http-source.js';
+import {
+  detCurve,
+  errorVersusDiscard,
+  identificationCurve,
+  identificationRates,
+  padRates,
+  percent,
+  roc,
+  thresholdAtRate,
+  type TradeOffPoint,
+} from './metrics.js';
+import { percentTick, type Series } from './plot.js';
+import { enrolmentOutcomes, identificationSearches, verificationScores } from './protocols.js';
+import { Report } from './report.js';
+import { DirectSource, NO_GATES, type EvalItem, type Gates, type ScoreSource } from './source.js';
 
-const HELP = `Usage: node --conditions=development --import tsx tools/eval/main.ts <command> [options]
+const HELP = `Usage: npm run eval -- <command> [options]
+   or: node --conditions=development --import tsx tools/eval/main.ts <command> [options]
 
 Commands:
-  verify    verification ROC per set: TAR at FAR 1e-2 / 1e-3, EER, TAR/FAR at the API's 0.45
-            (all genuine pairs + as many seeded random impostor pairs; also all impostor pairs)
-  identify  1:N rank-1 per set (first image of each person enrolled, the rest searched)
+  verify    verification DET per set: TAR at FAR 1e-2 / 1e-3, EER, TAR/FAR at the API's 0.45
+            (all genuine pairs + as many seeded random impostor pairs; in direct mode also all
+            impostor pairs). Each pair: the first image enrolled, the second verified against it.
+  identify  open-set 1:N per set: a seeded share of the people (--holdout) is kept out of the
+            gallery; the others are enrolled with their first accepted image. Rank-1, FNIR at
+            FPIR 1 % / 0.3 %, FNIR/FPIR at 0.45 (mated = other images of enrolled people,
+            non-mated = images of held-out people)
   pad       PAD on NUAA: BPCER at APCER 5 % / 10 %, EER, for fr_liveness and MiniFASNetV2
   quality   EDC: FNMR at FAR 1e-3 after discarding 10/20/30 % lowest-quality pairs, per component
-  fte       failure-to-enrol per set with the default gates
+  fte       failure-to-enrol per set, by refusal code (direct mode: the default gates emulated)
   detect    detection rate per set: UltraFace (pipeline) and SCRFD-500M (shared test model)
   mad       morphing attack detection: APCER at BPCER 1 % / 10 %, D-EER on held-out generated
             morphs and on ../shared/data/morph, BPCER on all bona fide faces (tools/mad/evaluate.ts)
-  all       every command above but mad
+  all       every command above but mad (with --url: verify, identify, fte)
 
 Options:
-  --sets a,b     sets (default: celeba,frll,yaleb,orl; known: ${Object.keys(SETS).join(', ')})
-  --pack NAME    model pack (default: default)
-  --refresh      recompute instead of using the cache in .eval/
-  --limit N      only the first N images of each set (quick runs)
+  --sets a,b        sets (default: celeba,frll,yaleb,orl; known: ${Object.keys(SETS).join(', ')})
+  --pack NAME       model pack (default: default)
+  --refresh         recompute instead of using the cache in .eval/
+  --limit N         only the first N images of each set (quick runs)
+  --holdout F       identify: share of people kept out of the gallery (default 0.333; 0 = closed set)
+  --gates           direct mode: apply the default PAD and quality gates and refuse several faces at
+                    enrolment, as the service does (MAD is not emulated); default: gates off
+  --url URL         HTTP mode: run verify, identify and fte against a running facegate service,
+                    in a fresh partition eval-<random> that is emptied afterwards. The service's
+                    own gates apply; scores are the API's (3 decimals, clamped at 0)
+  --api-key KEY     HTTP mode: sent as X-API-Key
+  --concurrency N   HTTP mode: requests in flight at once (default 2); 429s are waited out
+  --report DIR      also write DIR/report.md with the tables and SVG plots (DET, FNIR-FPIR,
+                    PAD DET, EDC)
   --help
 `;
 
@@ -48,6 +78,12 @@ const { values, positionals } = parseArgs({
     pack: { type: 'string', default: 'default' },
     refresh: { type: 'boolean', default: false },
     limit: { type: 'string' },
+    holdout: { type: 'string', default: '0.333' },
+    gates: { type: 'boolean', default: false },
+    url: { type: 'string' },
+    'api-key': { type: 'string' },
+    concurrency: { type: 'string', default: '2' },
+    report: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -60,11 +96,62 @@ if (values.help || !command) {
 const pack = values.pack as ModelPack;
 const sets = values.sets.split(',').filter(Boolean);
 const limit = values.limit ? Number(values.limit) : undefined;
+const holdout = Number(values.holdout);
+const concurrency = Number(values.concurrency);
+if (!(holdout >= 0 && holdout < 1)) throw new Error(`--holdout must be in [0, 1), not ${values.holdout}`);
+if (!(Number.isInteger(concurrency) && concurrency >= 1)) throw new Error('--concurrency must be a positive integer');
+const http = values.url ? new HttpSource(values.url, { apiKey: values['api-key'] }) : undefined;
 const cache = new Map<string, ExtractedFace[]>();
+
+/** The command line for the report, without the API key. */
+function redactedArguments(): string[] {
+  return process.argv
+    .slice(2)
+    .map((argument, index, all) =>
+      all[index - 1] === '--api-key' ? '…' : argument.startsWith('--api-key=') ? '--api-key=…' : argument,
+    );
+}
+
+const report = values.report
+  ? new Report(path.resolve(values.report), [
+      '# facegate evaluation report',
+      '',
+      `- date: ${new Date().toISOString()}`,
+      `- command: \`npm run eval -- ${redactedArguments().join(' ')}\``,
+      `- scores from: ${http ? http.description : `the pipeline in this process (pack \`${pack}\`)`}`,
+      '',
+    ])
+  : undefined;
+
+/** Prints a line and adds it to the report. */
+function out(line = ''): void {
+  console.log(line);
+  report?.line(line);
+}
 
 async function facesOf(set: string): Promise<ExtractedFace[]> {
   if (!cache.has(set)) cache.set(set, await extractSet(set, { pack, refresh: values.refresh, limit }));
   return cache.get(set)!;
+}
+
+const DEFAULT_GATES: Gates = {
+  padThreshold: DEFAULT_PIPELINE_CONFIG.padThreshold,
+  qualityThreshold: DEFAULT_PIPELINE_CONFIG.qualityThreshold,
+  refuseMultipleFaces: true,
+};
+
+/**
+ * The images of a set and where their scores come from: the service (HTTP mode) or the
+ * cached extraction (direct mode). Everything downstream is the same code.
+ */
+async function sourceFor(set: string, gates: Gates): Promise<{ source: ScoreSource; items: EvalItem[] }> {
+  if (http) return { source: http, items: itemsOf(set).slice(0, limit) };
+  const faces = await facesOf(set);
+  return { source: new DirectSource(faces, gates), items: faces };
+}
+
+function threshold(value: number): string {
+  return Number.isFinite(value) && Math.abs(value) < 1e10 ? value.toFixed(3) : 'n/a';
 }
 
 function score(first: ExtractedFace, second: ExtractedFace): number {
@@ -73,26 +160,15 @@ function score(first: ExtractedFace, second: ExtractedFace): number {
   return cosineSimilarity(first.template, second.template);
 }
 
-interface Pairs {
-  genuine: Array<[ExtractedFace, ExtractedFace]>;
-  sampledImpostors: Array<[ExtractedFace, ExtractedFace]>;
-}
-
-function pairsOf(faces: ExtractedFace[]): Pairs {
-  const genuine: Pairs['genuine'] = [];
+/** Genuine pairs of a set, for the quality EDC (direct mode). */
+function genuinePairsOf(faces: ExtractedFace[]): Array<[ExtractedFace, ExtractedFace]> {
+  const genuine: Array<[ExtractedFace, ExtractedFace]> = [];
   for (let i = 0; i < faces.length; i++) {
     for (let j = i + 1; j < faces.length; j++) {
       if (faces[i]!.identity === faces[j]!.identity) genuine.push([faces[i]!, faces[j]!]);
     }
   }
-  const random = seededRandom(20240601);
-  const sampledImpostors: Pairs['sampledImpostors'] = [];
-  while (sampledImpostors.length < genuine.length) {
-    const first = faces[Math.floor(random() * faces.length)]!;
-    const second = faces[Math.floor(random() * faces.length)]!;
-    if (first.identity !== second.identity) sampledImpostors.push([first, second]);
-  }
-  return { genuine, sampledImpostors };
+  return genuine;
 }
 
 /** Every impostor score between faces that have templates. */
@@ -109,61 +185,89 @@ function allImpostorScores(faces: ExtractedFace[]): number[] {
 }
 
 const FARS = [1e-2, 1e-3];
+const FPIRS = [1e-2, 3e-3];
+
+function curveSeries(name: string, curve: TradeOffPoint[], dashed = false): Series {
+  return { name, dashed, points: curve.map((point) => [point.falsePositive, point.falseNegative]) };
+}
 
 async function verify(): Promise<void> {
-  console.log('\n## Verification\n');
-  console.log(
-    '| set | images | no template | genuine pairs | impostor pairs | TAR @ FAR 1e-2 | TAR @ FAR 1e-3 | EER | threshold @ FAR 1e-3 | at 0.45: TAR / FAR |',
+  const gates = values.gates ? DEFAULT_GATES : NO_GATES;
+  out('\n## Verification\n');
+  out(`Scores: ${http ? http.description : DirectSource.describe(gates)}.\n`);
+  out(
+    '| set | images | refused at enrolment | comparisons refused | genuine pairs | impostor pairs | TAR @ FAR 1e-2 | TAR @ FAR 1e-3 | EER | threshold @ FAR 1e-3 | at 0.45: TAR / FAR |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  out('|---|---|---|---|---|---|---|---|---|---|---|');
+  const series: Series[] = [];
   for (const set of sets) {
-    const faces = await facesOf(set);
-    const failures = faces.filter((face) => !face.template).length;
-    const { genuine, sampledImpostors } = pairsOf(faces);
-    const genuineScores = genuine.map(([a, b]) => score(a, b));
-    for (const [label, impostors] of [
-      ['sampled', sampledImpostors.map(([a, b]) => score(a, b))],
-      ['all', allImpostorScores(faces)],
-    ] as const) {
-      const summary = roc(genuineScores, impostors, FARS, [0.45]);
+    const { source, items } = await sourceFor(set, gates);
+    const scores = await verificationScores(source, items, { allImpostors: !http, concurrency });
+    const impostorSets: Array<[string, number[]]> = [['sampled', scores.sampledImpostors]];
+    if (scores.allImpostors) impostorSets.push(['all', scores.allImpostors]);
+    for (const [label, impostors] of impostorSets) {
+      const summary = roc(scores.genuine, impostors, FARS, [0.45]);
       const at = summary.at['0.45']!;
-      console.log(
-        `| ${set} (${label} impostors) | ${faces.length} | ${failures} | ${summary.genuine} | ${summary.impostor} | ${percent(summary.tarAtFar['0.01']!.tar)} | ${percent(summary.tarAtFar['0.001']!.tar)} | ${percent(summary.eer)} | ${summary.tarAtFar['0.001']!.threshold.toFixed(3)} | ${percent(at.tar)} / ${percent(at.far, 3)} |`,
+      out(
+        `| ${set} (${label} impostors) | ${items.length} | ${scores.enrolFailures} | ${scores.comparisonFailures} | ${summary.genuine} | ${summary.impostor} | ${percent(summary.tarAtFar['0.01']!.tar)} | ${percent(summary.tarAtFar['0.001']!.tar)} | ${percent(summary.eer)} | ${threshold(summary.tarAtFar['0.001']!.threshold)} | ${percent(at.tar)} / ${percent(at.far, 3)} |`,
       );
     }
+    const [label, impostors] = impostorSets[impostorSets.length - 1]!;
+    series.push(curveSeries(`${set} (${label} impostors)`, detCurve(scores.genuine, impostors)));
   }
+  report?.plot('verification-det', {
+    title: 'Verification DET',
+    x: { label: 'FMR', scale: 'log', format: percentTick },
+    y: { label: 'FNMR', scale: 'log', format: percentTick },
+    series,
+    xMarkers: [
+      { at: 1e-3, label: 'FMR 0.1 %' },
+      { at: 1e-2, label: 'FMR 1 %' },
+    ],
+  });
 }
 
 async function identify(): Promise<void> {
-  console.log('\n## 1:N identification (rank-1)\n');
-  console.log('| set | gallery (people) | probes | rank-1 | probes without template |');
-  console.log('|---|---|---|---|---|');
+  const gates = values.gates ? DEFAULT_GATES : NO_GATES;
+  out(`\n## 1:N identification (open set, ${percent(holdout, 1)} of the people held out)\n`);
+  out(`Scores: ${http ? http.description : DirectSource.describe(gates)}.\n`);
+  out(
+    '| set | gallery (people) | held out (people) | mated searches | non-mated searches | searches refused | rank-1 | FNIR @ FPIR 1 % | FNIR @ FPIR 0.3 % | threshold @ FPIR 1 % | threshold @ FPIR 0.3 % | at 0.45: FNIR / FPIR |',
+  );
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const series: Series[] = [];
+  const notes: string[] = [];
   for (const set of sets) {
-    const faces = await facesOf(set);
-    const gallery = new Map<string, ExtractedFace>();
-    for (const face of faces) if (face.template && !gallery.has(face.identity)) gallery.set(face.identity, face);
-    const probes = faces.filter((face) => gallery.has(face.identity) && gallery.get(face.identity) !== face);
-    let correct = 0;
-    let withoutTemplate = 0;
-    for (const probe of probes) {
-      if (!probe.template) {
-        withoutTemplate++;
-        continue;
-      }
-      let best = '';
-      let bestScore = -Infinity;
-      for (const [identity, enrolled] of gallery) {
-        const similarity = score(probe, enrolled);
-        if (similarity > bestScore) {
-          bestScore = similarity;
-          best = identity;
-        }
-      }
-      if (best === probe.identity) correct++;
-    }
-    console.log(
-      `| ${set} | ${gallery.size} | ${probes.length} | ${percent(correct / probes.length)} | ${withoutTemplate} |`,
+    const { source, items } = await sourceFor(set, gates);
+    const run = await identificationSearches(source, items, { holdout, concurrency });
+    const summary = identificationRates(run.searches, FPIRS, [0.45]);
+    const at = summary.at['0.45']!;
+    const fpir1 = summary.fnirAtFpir['0.01']!;
+    const fpir03 = summary.fnirAtFpir['0.003']!;
+    out(
+      `| ${set} | ${run.enrolled} | ${run.heldOut} | ${summary.mated} | ${summary.nonMated} | ${summary.failed} | ${percent(summary.rank1)} | ${percent(fpir1.fnir)} | ${percent(fpir03.fnir)} | ${threshold(fpir1.threshold)} | ${threshold(fpir03.threshold)} | ${percent(at.fnir)} / ${percent(at.fpir)} |`,
     );
+    if (run.notEnrolled > 0)
+      notes.push(`${set}: ${run.notEnrolled} people of the gallery had no image enrolment accepted`);
+    if (summary.nonMated > 0 && summary.nonMated < 1 / 3e-3) {
+      notes.push(
+        `${set}: ${summary.nonMated} non-mated searches allow ${Math.floor(0.01 * summary.nonMated)} false positives at FPIR 1 % and ${Math.floor(0.003 * summary.nonMated)} at 0.3 %`,
+      );
+    }
+    if (summary.nonMated > 0) series.push(curveSeries(set, identificationCurve(run.searches)));
+  }
+  if (notes.length > 0) out(`\n${notes.map((note) => `- ${note}`).join('\n')}`);
+  if (series.length > 0) {
+    report?.plot('identification-fnir-fpir', {
+      title: 'Open-set identification: FNIR against FPIR',
+      x: { label: 'FPIR', scale: 'log', format: percentTick },
+      y: { label: 'FNIR', scale: 'log', format: percentTick },
+      series,
+      xMarkers: [
+        { at: 3e-3, label: 'FPIR 0.3 %' },
+        { at: 1e-2, label: 'FPIR 1 %' },
+      ],
+    });
   }
 }
 
@@ -218,32 +322,45 @@ async function pad(): Promise<void> {
   ];
   const detected = byModel[0]![1].size;
   const skipped = (await facesOf('nuaa')).length - detected;
-  console.log(`\n## PAD on NUAA (${detected} faces detected; ${skipped} images without a face skipped)\n`);
-  console.log(
+  out(`\n## PAD on NUAA (${detected} faces detected; ${skipped} images without a face skipped)\n`);
+  out(
     '| model | live | print attacks | BPCER @ APCER 5 % | BPCER @ APCER 10 % | EER | threshold @ APCER 5 % | at 0.5: APCER / BPCER |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  out('|---|---|---|---|---|---|---|---|');
+  const series: Series[] = [];
   for (const [model, scores] of byModel) {
     const live = [...scores].filter(([face]) => face.kind === 'pad_live').map(([, score]) => score);
     const attacks = [...scores].filter(([face]) => face.kind !== 'pad_live').map(([, score]) => score);
     const rates = padRates(live, attacks, [0.05, 0.1], [0.5]);
-    console.log(
+    out(
       `| ${model} | ${rates.live} | ${rates.attacks} | ${percent(rates.bpcerAtApcer['0.05']!.bpcer)} | ${percent(rates.bpcerAtApcer['0.1']!.bpcer)} | ${percent(rates.eer)} | ${rates.bpcerAtApcer['0.05']!.threshold.toFixed(4)} | ${percent(rates.at['0.5']!.apcer)} / ${percent(rates.at['0.5']!.bpcer)} |`,
     );
     const thresholds = [0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9];
     const sweep = padRates(live, attacks, [], thresholds);
-    console.log(
+    out(
       `|  ↳ sweep | ${thresholds.map((threshold) => `${threshold}: ${percent(sweep.at[String(threshold)]!.apcer, 1)} / ${percent(sweep.at[String(threshold)]!.bpcer, 1)}`).join('; ')} |||||||`,
     );
+    // APCER plays FMR (attacks accepted), BPCER plays FNMR (bona fide refused).
+    series.push(curveSeries(model, detCurve(live, attacks)));
   }
-  console.log('\nBona fide faces of the other sets rejected by the pack PAD model at a given threshold:\n');
-  console.log('| set | faces | < 0.1 | < 0.3 | < 0.5 | < 0.7 |');
-  console.log('|---|---|---|---|---|---|');
+  report?.plot('pad-det', {
+    title: 'PAD on NUAA (print attacks): DET',
+    x: { label: 'APCER', scale: 'log', format: percentTick },
+    y: { label: 'BPCER', scale: 'log', format: percentTick },
+    series,
+    xMarkers: [
+      { at: 0.05, label: 'APCER 5 %' },
+      { at: 0.1, label: 'APCER 10 %' },
+    ],
+  });
+  out('\nBona fide faces of the other sets rejected by the pack PAD model at a given threshold:\n');
+  out('| set | faces | < 0.1 | < 0.3 | < 0.5 | < 0.7 |');
+  out('|---|---|---|---|---|---|');
   for (const set of sets) {
     const scores = [...(await padScores(set, packModel)).values()];
     const rejectedAt = (threshold: number): string =>
       percent(scores.filter((value) => value < threshold).length / scores.length, 1);
-    console.log(
+    out(
       `| ${set} | ${scores.length} | ${rejectedAt(0.1)} | ${rejectedAt(0.3)} | ${rejectedAt(0.5)} | ${rejectedAt(0.7)} |`,
     );
   }
@@ -255,30 +372,26 @@ type QualityOf = (face: ExtractedFace) => number;
  * Error-versus-discard: FNMR at the threshold for FAR 1e-3 (all impostor pairs) after
  * discarding the genuine pairs whose lower quality is in the lowest fraction.
  */
-function edc(faces: ExtractedFace[], qualityOf: QualityOf, fractions: number[]): number[] {
-  const threshold = thresholdAtRate(allImpostorScores(faces), 1e-3);
-  const { genuine } = pairsOf(faces);
-  const usable = genuine.filter(([a, b]) => a.template && b.template);
-  const pairs = usable.map(([a, b]) => ({
-    quality: Math.min(qualityOf(a), qualityOf(b)),
-    match: score(a, b) >= threshold,
-  }));
-  pairs.sort((first, second) => first.quality - second.quality);
-  return fractions.map((fraction) => {
-    const kept = pairs.slice(Math.floor(fraction * pairs.length));
-    return kept.filter((pair) => !pair.match).length / kept.length;
-  });
+function edc(faces: ExtractedFace[], threshold: number, qualityOf: QualityOf, fractions: number[]): number[] {
+  const usable = genuinePairsOf(faces).filter(([a, b]) => a.template && b.template);
+  return errorVersusDiscard(
+    usable.map(([a, b]) => ({ quality: Math.min(qualityOf(a), qualityOf(b)), match: score(a, b) >= threshold })),
+    fractions,
+  );
 }
 
 async function quality(): Promise<void> {
   const fractions = [0, 0.1, 0.2, 0.3];
-  console.log('\n## Quality: error-versus-discard (FNMR at FAR 1e-3; pair quality = the lower of the two)\n');
-  console.log(
+  const curveFractions = Array.from({ length: 51 }, (_, index) => index / 100);
+  out('\n## Quality: error-versus-discard (FNMR at FAR 1e-3; pair quality = the lower of the two)\n');
+  out(
     '| set | quality measure | FNMR, nothing discarded | 10 % discarded | 20 % discarded | 30 % discarded | FNMR cut at 20 % |',
   );
-  console.log('|---|---|---|---|---|---|---|');
+  out('|---|---|---|---|---|---|---|');
+  const plots: Array<[string, Series[]]> = [];
   for (const set of sets) {
     const faces = await facesOf(set);
+    const threshold = thresholdAtRate(allImpostorScores(faces), 1e-3);
     const measures: Array<[string, QualityOf]> = [
       ['unified quality_score', (face) => face.quality ?? 0],
       ...['sharpness', 'exposure', 'contrast', 'inter_eye_distance', 'head_pose', 'eyes_open'].map(
@@ -290,43 +403,74 @@ async function quality(): Promise<void> {
         (face) => seededRandom(face.path.length * 7919 + face.path.charCodeAt(face.path.length - 5))(),
       ],
     ];
+    const series: Series[] = [];
     for (const [name, qualityOf] of measures) {
-      const fnmr = edc(faces, qualityOf, fractions);
+      const fnmr = edc(faces, threshold, qualityOf, fractions);
       const cut = fnmr[0]! > 0 ? 1 - fnmr[2]! / fnmr[0]! : 0;
-      console.log(`| ${set} | ${name} | ${fnmr.map((value) => percent(value)).join(' | ')} | ${percent(cut, 0)} |`);
+      out(`| ${set} | ${name} | ${fnmr.map((value) => percent(value)).join(' | ')} | ${percent(cut, 0)} |`);
+      const curve = edc(faces, threshold, qualityOf, curveFractions);
+      series.push({
+        name,
+        dashed: name.startsWith('('),
+        points: curveFractions.map((fraction, index) => [fraction, curve[index]!]),
+      });
     }
+    plots.push([set, series]);
+  }
+  for (const [set, series] of plots) {
+    report?.plot(`quality-edc-${set}`, {
+      title: `Error versus discard, ${set} (FNMR at FMR 1e-3)`,
+      x: { label: 'share of lowest-quality genuine pairs discarded', domain: [0, 0.5], format: percentTick },
+      y: { label: 'FNMR', format: percentTick },
+      series,
+    });
   }
 }
 
+const FTE_CODES = [
+  'NO_FACE',
+  'IMAGE_DECODE_FAILED',
+  'MULTIPLE_FACES',
+  'PAD_REJECTED',
+  'MAD_REJECTED',
+  'QUALITY_REJECTED',
+];
+
 async function fte(): Promise<void> {
   const { qualityThreshold, padThreshold } = DEFAULT_PIPELINE_CONFIG;
-  const padModel = await packPadModel();
-  console.log(`\n## Failure to enrol (default gates: quality ≥ ${qualityThreshold}, PAD ≥ ${padThreshold})\n`);
-  console.log(
-    '| set | images | no face / undecodable | several faces | quality below gate | PAD below gate | FTE with both gates | FTE, quality gate only |',
+  out(
+    `\n## Failure to enrol (${http ? http.description : `default gates emulated: quality ≥ ${qualityThreshold}, PAD ≥ ${padThreshold}, one dominant face; MAD not emulated`})\n`,
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  out('Each image is counted once, under the first gate that refused it (pipeline order).\n');
+  out(`| set | gates | images | FTE | ${FTE_CODES.join(' | ')} | other |`);
+  out(`|---|---|---|---|${FTE_CODES.map(() => '---|').join('')}---|`);
+  const variants: Array<[string, Gates]> = http
+    ? [["the service's", NO_GATES]]
+    : [
+        ['PAD + quality', DEFAULT_GATES],
+        ['quality only', { ...DEFAULT_GATES, padThreshold: undefined }],
+      ];
   for (const set of sets) {
-    const faces = await facesOf(set);
-    const padOf = await padScores(set, padModel);
-    const noTemplate = faces.filter((face) => face.error).length;
-    const multiple = faces.filter((face) => face.multipleFaces).length;
-    const lowQuality = (face: ExtractedFace): boolean => face.quality !== undefined && face.quality < qualityThreshold;
-    const lowPad = (face: ExtractedFace): boolean => (padOf.get(face) ?? 1) < padThreshold;
-    const refused = (face: ExtractedFace): boolean => Boolean(face.error) || Boolean(face.multipleFaces);
-    const failed = faces.filter((face) => refused(face) || lowQuality(face) || lowPad(face)).length;
-    const failedQualityOnly = faces.filter((face) => refused(face) || lowQuality(face)).length;
-    console.log(
-      `| ${set} | ${faces.length} | ${noTemplate} | ${multiple} | ${faces.filter(lowQuality).length} | ${faces.filter(lowPad).length} | ${percent(failed / faces.length)} | ${percent(failedQualityOnly / faces.length)} |`,
-    );
+    for (const [label, gates] of variants) {
+      const { source, items } = await sourceFor(set, gates);
+      const counts = await enrolmentOutcomes(source, items, { concurrency });
+      const failed = items.length - (counts.get('OK') ?? 0);
+      const other = [...counts]
+        .filter(([code]) => code !== 'OK' && !FTE_CODES.includes(code))
+        .map(([code, count]) => `${code} ${count}`)
+        .join(', ');
+      out(
+        `| ${set} | ${label} | ${items.length} | ${percent(failed / items.length)} | ${FTE_CODES.map((code) => counts.get(code) ?? 0).join(' | ')} | ${other || 0} |`,
+      );
+    }
   }
 }
 
 async function detect(): Promise<void> {
   const scrfd = await new ScrfdDetector(sharedScrfdModel()).prepare({ intraOpThreads: 1 });
-  console.log('\n## Detection rate (at least one face of ≥ 32 px found)\n');
-  console.log('| set | images | UltraFace RFB-320 (pipeline, score ≥ 0.7) | SCRFD-500M (score ≥ 0.5) |');
-  console.log('|---|---|---|---|');
+  out('\n## Detection rate (at least one face of ≥ 32 px found)\n');
+  out('| set | images | UltraFace RFB-320 (pipeline, score ≥ 0.7) | SCRFD-500M (score ≥ 0.5) |');
+  out('|---|---|---|---|');
   for (const set of sets) {
     const faces = await facesOf(set);
     const ultraFaceFound = faces.filter(
@@ -338,7 +482,7 @@ async function detect(): Promise<void> {
       const detections = await scrfd.detect(image, { scoreThreshold: 0.5, nmsIouThreshold: 0.4, letterbox: true });
       if (detections.some(({ box: [x1, y1, x2, y2] }) => Math.min(x2 - x1, y2 - y1) >= 32)) scrfdFound++;
     }
-    console.log(
+    out(
       `| ${set} | ${faces.length} | ${percent(ultraFaceFound / faces.length)} | ${percent(scrfdFound / faces.length)} |`,
     );
   }
@@ -353,15 +497,27 @@ async function mad(): Promise<void> {
     stdio: 'inherit',
   });
   if (result.status !== 0) process.exitCode = result.status ?? 1;
+  report?.line('\n(MAD: printed by tools/mad/evaluate.ts, not part of this report.)');
 }
 
 const COMMANDS: Record<string, () => Promise<void>> = { verify, identify, pad, quality, fte, detect, mad };
-const selected = command === 'all' ? Object.keys(COMMANDS).filter((name) => name !== 'mad') : [command];
+/** Commands that can run against a service: the others need the pipeline's raw scores. */
+const HTTP_COMMANDS = new Set(['verify', 'identify', 'fte']);
+const selected =
+  command === 'all'
+    ? Object.keys(COMMANDS).filter((name) => name !== 'mad' && (!http || HTTP_COMMANDS.has(name)))
+    : [command];
 for (const name of selected) {
   const run = COMMANDS[name];
   if (!run) {
     process.stderr.write(`unknown command '${name}'\n\n${HELP}`);
     process.exit(1);
   }
+  if (http && !HTTP_COMMANDS.has(name)) {
+    process.stderr.write(`'${name}' needs the pipeline's raw scores: it runs in direct mode only (without --url)\n`);
+    process.exit(1);
+  }
   await run();
 }
+if (http && http.overloadRetries > 0) out(`\n(${http.overloadRetries} requests answered 429 and were retried.)`);
+if (report) process.stderr.write(`report written to ${report.write()} (${report.plots.length} plots)\n`);

@@ -1,0 +1,205 @@
+/**
+ * Scores from a running facegate service, through its REST API (docs/API-CONTRACT.md):
+ * multipart `image` + `metadata` requests, XML replies. Each gallery is a fresh partition
+ * (`eval-<random>`), emptied again on close.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { create } from 'xmlbuilder2';
+import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
+
+import { itemFile, type Candidate, type EvalGallery, type EvalItem, type Outcome, type ScoreSource } from './source.js';
+
+/** Refusals about the image itself: outcomes to measure, not failures of the run. */
+const IMAGE_REFUSALS = new Set([
+  'NO_FACE',
+  'IMAGE_DECODE_FAILED',
+  'MULTIPLE_FACES',
+  'QUALITY_REJECTED',
+  'PAD_REJECTED',
+  'MAD_REJECTED',
+  'PAYLOAD_TOO_LARGE',
+]);
+
+export interface HttpSourceOptions {
+  /** Sent as `X-API-Key`. */
+  apiKey?: string;
+  /** How many 429 answers one request may get before the run gives up (default 100). */
+  maxOverloadRetries?: number;
+  /** Longest wait for one Retry-After, in seconds (default 30). */
+  maxRetryAfterSeconds?: number;
+}
+
+/** A parsed XML reply of a biometric endpoint. */
+export interface BiometricReply {
+  root: string;
+  status: string;
+  /** Text of a direct child of the root element. */
+  field(name: string): string | undefined;
+  /** `<candidates>` of a search reply, in the order given. */
+  candidates(): Candidate[];
+}
+
+function children(element: XMLBuilder, name: string): XMLBuilder[] {
+  return element.filter((child) => child.node.nodeName === name, false, false);
+}
+
+function textOf(element: XMLBuilder | undefined): string | undefined {
+  return element?.node.textContent ?? undefined;
+}
+
+const ROOTS = new Set(['SearchResponse', 'VerifyResponse', 'EnrolResponse', 'DeleteResponse']);
+
+/**
+ * Parses a reply with xmlbuilder2 (never with regular expressions). Throws on what is not XML
+ * or not a biometric reply (another root element, no status).
+ */
+export function parseBiometricReply(xml: string): BiometricReply {
+  const root = create(xml).root();
+  const field = (name: string): string | undefined => textOf(children(root, name)[0]);
+  if (!ROOTS.has(root.node.nodeName) || !field('status')) {
+    throw new Error(`not a biometric reply: <${root.node.nodeName}> without status`);
+  }
+  return {
+    root: root.node.nodeName,
+    status: field('status') ?? '',
+    field,
+    candidates: () =>
+      children(root, 'candidates').flatMap((list) =>
+        children(list, 'candidate').map((candidate) => ({
+          subjectId: textOf(children(candidate, 'subject_id')[0]) ?? '',
+          score: Number(textOf(children(candidate, 'score')[0])),
+        })),
+      ),
+  };
+}
+
+/** Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; 1 when absent. */
+export function retryAfterSeconds(header: string | null, now = Date.now()): number {
+  if (!header) return 1;
+  const seconds = Number(header);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds);
+  const date = Date.parse(header);
+  return Number.isFinite(date) ? Math.max(0, (date - now) / 1000) : 1;
+}
+
+function contentTypeOf(file: string): string {
+  return path.extname(file).toLowerCase() === '.png' ? 'image/png' : 'image/jpeg';
+}
+
+export class HttpSource implements ScoreSource {
+  readonly description: string;
+  private readonly baseUrl: string;
+  /** 429 answers waited out so far, for the report. */
+  overloadRetries = 0;
+
+  constructor(
+    baseUrl: string,
+    private readonly options: HttpSourceOptions = {},
+  ) {
+    this.baseUrl = baseUrl.replace(/\/+$/, '');
+    this.description = `facegate service at ${this.baseUrl} (its own gates)`;
+  }
+
+  async openGallery(): Promise<EvalGallery> {
+    const partition = `eval-${randomBytes(6).toString('hex')}`;
+    const enrolled = new Set<string>();
+    const biometric = async (
+      endpoint: 'enrol' | 'search' | 'verify',
+      item: EvalItem,
+      metadata: Record<string, unknown>,
+    ): Promise<BiometricReply> => {
+      const file = itemFile(item);
+      const bytes = await readFile(file);
+      return this.post(endpoint, () => {
+        const form = new FormData();
+        form.append('image', new Blob([bytes], { type: contentTypeOf(file) }), path.basename(file));
+        form.append('metadata', JSON.stringify({ ...metadata, partition }));
+        return { body: form };
+      });
+    };
+    return {
+      enrol: async (subjectId, item) => {
+        const reply = await biometric('enrol', item, { subject_id: subjectId });
+        if (reply.status !== 'OK') return { error: reply.status };
+        enrolled.add(subjectId);
+        return { value: true };
+      },
+      search: async (item, topK) => {
+        const reply = await biometric('search', item, { top_k: topK, threshold: 0 });
+        return reply.status === 'OK' ? { value: reply.candidates() } : { error: reply.status };
+      },
+      verify: async (subjectId, item): Promise<Outcome<number>> => {
+        const reply = await biometric('verify', item, { subject_id: subjectId, threshold: 0 });
+        return reply.status === 'OK' ? { value: Number(reply.field('score')) } : { error: reply.status };
+      },
+      close: async () => {
+        for (const subjectId of enrolled) {
+          const reply = await this.post('delete', () => ({
+            body: JSON.stringify({ subject_id: subjectId, partition }),
+            headers: { 'Content-Type': 'application/json' },
+          }));
+          if (reply.status !== 'OK' && reply.status !== 'SUBJECT_NOT_FOUND') {
+            throw new Error(`delete of ${subjectId} in ${partition} answered ${reply.status}`);
+          }
+        }
+        enrolled.clear();
+      },
+    };
+  }
+
+  /**
+   * One request, waiting out 429 OVERLOADED (Retry-After) and a few 503 UNAVAILABLE. Answers
+   * OK or a refusal about the image; anything else (a bad key, a 500) stops the run.
+   */
+  private async post(
+    endpoint: 'enrol' | 'search' | 'verify' | 'delete',
+    build: () => { body: FormData | string; headers?: Record<string, string> },
+  ): Promise<BiometricReply> {
+    const maxOverload = this.options.maxOverloadRetries ?? 100;
+    let overloaded = 0;
+    let unavailable = 0;
+    for (;;) {
+      const { body, headers } = build();
+      const response = await fetch(`${this.baseUrl}/api/v1/${endpoint}`, {
+        method: 'POST',
+        body,
+        headers: { ...headers, ...(this.options.apiKey ? { 'X-API-Key': this.options.apiKey } : {}) },
+      });
+      const text = await response.text();
+      if (response.status === 429 && overloaded < maxOverload) {
+        overloaded++;
+        this.overloadRetries++;
+        const wait = Math.min(
+          retryAfterSeconds(response.headers.get('retry-after')),
+          this.options.maxRetryAfterSeconds ?? 30,
+        );
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (response.status === 503 && unavailable < 3) {
+        unavailable++;
+        await sleep(1000 * unavailable);
+        continue;
+      }
+      let reply: BiometricReply;
+      try {
+        reply = parseBiometricReply(text);
+      } catch {
+        throw new Error(`${endpoint} answered HTTP ${response.status} without XML: ${text.slice(0, 200)}`);
+      }
+      const benign =
+        reply.status === 'OK' ||
+        IMAGE_REFUSALS.has(reply.status) ||
+        (endpoint === 'delete' && reply.status === 'SUBJECT_NOT_FOUND');
+      if (!benign) {
+        throw new Error(
+          `${endpoint} answered HTTP ${response.status} ${reply.status}: ${reply.field('message') ?? ''}`,
+        );
+      }
+      return reply;
+    }
+  }
+}
