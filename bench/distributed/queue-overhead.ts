@@ -8,8 +8,11 @@
  * Run: node --conditions=development --import tsx bench/distributed/queue-overhead.ts
  * (Redis at REDIS_URL, default redis://127.0.0.1:6379; keys under a private prefix, removed after).
  */
+import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { BiometricJob } from '@facegate/contracts';
 import { BullMqJobConsumer, BullMqJobQueue, InProcessQueue, type JobHandler } from '@facegate/queue';
 import { postBiometric } from '../../test/support/http.js';
 import { fixture } from '../../test/support/paths.js';
@@ -56,7 +59,7 @@ async function timeSequential(count: number, run: () => Promise<void>): Promise<
 }
 
 /** 1. A job that does nothing, so that only the queue's own cost is timed. */
-async function queueOnly(): Promise<{ inProcess: number[]; bullmq: number[] }> {
+async function queueOnly(): Promise<{ inProcess: number[]; sameProcess: number[]; ownProcess: number[] }> {
   const handler: JobHandler = async () => ({ ok: true, result: { type: 'partitions', partitions: [] } });
   const job = { type: 'partitions' } as const;
   const inProcessQueue = new InProcessQueue(handler, { concurrency: 1, maxWaiting: 64, retryAfterSeconds: 1 });
@@ -67,22 +70,59 @@ async function queueOnly(): Promise<{ inProcess: number[]; bullmq: number[] }> {
   );
   await inProcessQueue.close();
 
+  const sameProcess = await bullmqRoundTrips(job, (prefix) => {
+    const consumer = new BullMqJobConsumer(handler, { redisUrl: REDIS_URL, prefix, concurrency: 1 });
+    return Promise.resolve(() => consumer.close());
+  });
+  const ownProcess = await bullmqRoundTrips(job, startNoopConsumerProcess);
+  return { inProcess, sameProcess, ownProcess };
+}
+
+/** Round trips of a no-op job through BullMQ, with the consumer that `startConsumer` provides. */
+async function bullmqRoundTrips(
+  job: BiometricJob,
+  startConsumer: (prefix: string) => Promise<() => Promise<unknown>>,
+): Promise<number[]> {
   const prefix = testPrefix();
-  const consumer = new BullMqJobConsumer(handler, { redisUrl: REDIS_URL, prefix, concurrency: 1 });
+  const stopConsumer = await startConsumer(prefix);
   const queue = new BullMqJobQueue({ redisUrl: REDIS_URL, prefix, maxWaiting: 64, retryAfterSeconds: 1 });
   try {
     while (!(await queue.health()).healthy) await new Promise((resolve) => setTimeout(resolve, 50));
     await timeSequential(50, async () => void (await queue.submit(job, { timeoutMs: 5_000 })));
-    const bullmq = await timeSequential(QUEUE_ROUND_TRIPS, async () => {
+    return await timeSequential(QUEUE_ROUND_TRIPS, async () => {
       const outcome = await queue.submit(job, { timeoutMs: 5_000 });
       if (!outcome.ok) throw new Error(outcome.error.message);
     });
-    return { inProcess, bullmq };
   } finally {
     await queue.close();
-    await consumer.close();
+    await stopConsumer();
     await deletePrefix(REDIS_URL, prefix);
   }
+}
+
+/** The consumer in its own process, as a worker is deployed: the gateway's event loop is not shared. */
+async function startNoopConsumerProcess(prefix: string): Promise<() => Promise<unknown>> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=development',
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./noop-consumer.ts', import.meta.url)),
+      REDIS_URL,
+      prefix,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => chunk.includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`noop consumer exited with ${code}`)));
+  });
+  return () => {
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    return exited;
+  };
 }
 
 async function enrolAndSearch(baseUrl: string): Promise<number[]> {
@@ -148,7 +188,8 @@ const queue = await queueOnly();
 const embeddedResult = await embedded();
 const distributedResult = await distributed();
 const inProcess = latencySummary(queue.inProcess);
-const bullmq = latencySummary(queue.bullmq);
+const sameProcess = latencySummary(queue.sameProcess);
+const ownProcess = latencySummary(queue.ownProcess);
 const embeddedLatency = latencySummary(embeddedResult.latency);
 const distributedLatency = latencySummary(distributedResult.latency);
 
@@ -158,8 +199,9 @@ const lines = [
   '| measurement | N | p50 ms | p99 ms |',
   '|---|---|---|---|',
   `| no-op job, in-process queue | ${QUEUE_ROUND_TRIPS} | ${ms(inProcess.p50)} | ${ms(inProcess.p99)} |`,
-  `| no-op job, BullMQ on Redis | ${QUEUE_ROUND_TRIPS} | ${ms(bullmq.p50)} | ${ms(bullmq.p99)} |`,
-  `| **queue added** (BullMQ − in-process) | | **${ms(bullmq.p50 - inProcess.p50)}** | ${ms(bullmq.p99 - inProcess.p99)} |`,
+  `| no-op job, BullMQ on Redis, consumer in the same process | ${QUEUE_ROUND_TRIPS} | ${ms(sameProcess.p50)} | ${ms(sameProcess.p99)} |`,
+  `| no-op job, BullMQ on Redis, consumer in its own process (as deployed) | ${QUEUE_ROUND_TRIPS} | ${ms(ownProcess.p50)} | ${ms(ownProcess.p99)} |`,
+  `| **queue added**, as deployed (BullMQ own process − in-process) | | **${ms(ownProcess.p50 - inProcess.p50)}** | ${ms(ownProcess.p99 - inProcess.p99)} |`,
   `| search over HTTP, embedded | ${SEARCHES} | ${ms(embeddedLatency.p50)} | ${ms(embeddedLatency.p99)} |`,
   `| search over HTTP, distributed (1 worker, 4 shards) | ${SEARCHES} | ${ms(distributedLatency.p50)} | ${ms(distributedLatency.p99)} |`,
   `| **distributed added** end to end | | **${ms(distributedLatency.p50 - embeddedLatency.p50)}** | ${ms(distributedLatency.p99 - embeddedLatency.p99)} |`,

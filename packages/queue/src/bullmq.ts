@@ -29,6 +29,8 @@ export interface BullMqJobQueueOptions extends RedisQueueOptions {
 
 const DEFAULT_QUEUE = 'jobs';
 const CLOSE_TIMEOUT_MS = 2_000;
+/** How long a result event may take before the job's state is looked up instead. */
+const FINISHED_LOOKUP_DELAY_MS = 50;
 
 function failure(error: FacegateError): JobOutcome {
   return { ok: false, error: error.toJSON() };
@@ -94,19 +96,26 @@ export class BullMqJobQueue implements JobQueue {
           }),
         );
       }
-      const retention = this.options.resultRetentionSeconds ?? 3600;
       this.waitingEstimate += 1;
-      const added: Job = await this.queue.add(job.type, encodeJob(job), {
-        jobId: options.jobId ?? randomUUID(),
-        // A worker that dies mid-job leaves it stalled; BullMQ hands it to another worker.
-        attempts: 1,
-        removeOnComplete: { age: retention },
-        removeOnFail: { age: retention },
-      });
-      this.refreshWaitingEstimate();
-      const outcome = (await this.waitUntilFinished(String(added.id), options.timeoutMs).finally(() =>
-        this.refreshWaitingEstimate(),
-      )) as JobOutcome | undefined;
+      const retention = this.options.resultRetentionSeconds ?? 3600;
+      const jobId = options.jobId ?? randomUUID();
+      // Listening before the add: the result event cannot slip past, and the common path
+      // needs no look-up of the job's state.
+      await this.events.waitUntilReady();
+      const finished = this.waitUntilFinished(jobId, options.timeoutMs);
+      try {
+        await this.queue.add(job.type, encodeJob(job), {
+          jobId,
+          // A worker that dies mid-job leaves it stalled; BullMQ hands it to another worker.
+          attempts: 1,
+          removeOnComplete: { age: retention },
+          removeOnFail: { age: retention },
+        });
+      } catch (error) {
+        finished.cancel();
+        throw error;
+      }
+      const outcome = (await finished.result.finally(() => this.refreshWaitingEstimate())) as JobOutcome | undefined;
       if (!outcome || typeof outcome !== 'object' || !('ok' in outcome)) {
         return failure(new FacegateError('UNAVAILABLE', 'the worker returned no result'));
       }
@@ -140,14 +149,16 @@ export class BullMqJobQueue implements JobQueue {
    * that runs its Redis check inside an async Promise executor, so a connection lost at that
    * moment is an unhandled rejection that takes the whole gateway down.
    */
-  private waitUntilFinished(jobId: string, timeoutMs: number): Promise<unknown> {
+  private waitUntilFinished(jobId: string, timeoutMs: number): { result: Promise<unknown>; cancel(): void } {
     // QueueEvents also emits `completed:<id>` and `failed:<id>`, which its typings leave out.
     const events = this.events as unknown as EventEmitter;
-    return new Promise<unknown>((resolve, reject) => {
+    let cancel = (): void => {};
+    const result = new Promise<unknown>((resolve, reject) => {
       const completedEvent = `completed:${jobId}`;
       const failedEvent = `failed:${jobId}`;
       const settle = (action: () => void): void => {
         clearTimeout(timer);
+        clearTimeout(lookup);
         events.off(completedEvent, onCompleted);
         events.off(failedEvent, onFailed);
         action();
@@ -156,23 +167,29 @@ export class BullMqJobQueue implements JobQueue {
       const onFailed = (args: { failedReason?: string }): void =>
         settle(() => reject(new Error(args.failedReason ?? 'the job failed')));
       const timer = setTimeout(() => settle(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
+      // A job id submitted again (an idempotent retry) may name a job that finished long ago,
+      // whose events are gone: without news soon, look at the job itself.
+      const lookup = setTimeout(() => {
+        this.finishedState(jobId).then(
+          (finished) => {
+            if (finished?.state === 'completed') settle(() => resolve(finished.returnvalue));
+            else if (finished?.state === 'failed') settle(() => reject(new Error(finished.failedReason)));
+          },
+          (error: unknown) => settle(() => reject(error instanceof Error ? error : new Error(String(error)))),
+        );
+      }, FINISHED_LOOKUP_DELAY_MS);
       events.on(completedEvent, onCompleted);
       events.on(failedEvent, onFailed);
-      // The job may have finished before the listeners were in place: look once.
-      void this.finishedState(jobId).then(
-        (finished) => {
-          if (finished?.state === 'completed') settle(() => resolve(finished.returnvalue));
-          else if (finished?.state === 'failed') settle(() => reject(new Error(finished.failedReason)));
-        },
-        (error: unknown) => settle(() => reject(error instanceof Error ? error : new Error(String(error)))),
-      );
+      cancel = () => settle(() => resolve(undefined));
     });
+    // It may settle while the add is still in flight, before anyone awaits it.
+    result.catch(() => undefined);
+    return { result, cancel };
   }
 
   private async finishedState(
     jobId: string,
   ): Promise<{ state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string } | undefined> {
-    await this.events.waitUntilReady();
     const job = await Job.fromId(this.queue, jobId);
     if (!job) return undefined;
     if (job.finishedOn === undefined) return undefined;
