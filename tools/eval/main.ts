@@ -187,6 +187,23 @@ function allImpostorScores(faces: ExtractedFace[]): number[] {
 const FARS = [1e-2, 1e-3];
 const FPIRS = [1e-2, 3e-3];
 
+/** A DET-style plot: two error rates on log axes, with reference lines at the operating points. */
+function plotErrorTradeOff(
+  name: string,
+  title: string,
+  [xLabel, yLabel]: [string, string],
+  series: Series[],
+  markers: Array<[number, string]>,
+): void {
+  report?.plot(name, {
+    title,
+    x: { label: xLabel, scale: 'log', format: percentTick },
+    y: { label: yLabel, scale: 'log', format: percentTick },
+    series,
+    xMarkers: markers.map(([at, label]) => ({ at, label })),
+  });
+}
+
 function curveSeries(name: string, curve: TradeOffPoint[], dashed = false): Series {
   return { name, dashed, points: curve.map((point) => [point.falsePositive, point.falseNegative]) };
 }
@@ -215,16 +232,10 @@ async function verify(): Promise<void> {
     const [label, impostors] = impostorSets[impostorSets.length - 1]!;
     series.push(curveSeries(`${set} (${label} impostors)`, detCurve(scores.genuine, impostors)));
   }
-  report?.plot('verification-det', {
-    title: 'Verification DET',
-    x: { label: 'FMR', scale: 'log', format: percentTick },
-    y: { label: 'FNMR', scale: 'log', format: percentTick },
-    series,
-    xMarkers: [
-      { at: 1e-3, label: 'FMR 0.1 %' },
-      { at: 1e-2, label: 'FMR 1 %' },
-    ],
-  });
+  plotErrorTradeOff('verification-det', 'Verification DET', ['FMR', 'FNMR'], series, [
+    [1e-3, 'FMR 0.1 %'],
+    [1e-2, 'FMR 1 %'],
+  ]);
 }
 
 async function identify(): Promise<void> {
@@ -258,16 +269,16 @@ async function identify(): Promise<void> {
   }
   if (notes.length > 0) out(`\n${notes.map((note) => `- ${note}`).join('\n')}`);
   if (series.length > 0) {
-    report?.plot('identification-fnir-fpir', {
-      title: 'Open-set identification: FNIR against FPIR',
-      x: { label: 'FPIR', scale: 'log', format: percentTick },
-      y: { label: 'FNIR', scale: 'log', format: percentTick },
+    plotErrorTradeOff(
+      'identification-fnir-fpir',
+      'Open-set identification: FNIR against FPIR',
+      ['FPIR', 'FNIR'],
       series,
-      xMarkers: [
-        { at: 3e-3, label: 'FPIR 0.3 %' },
-        { at: 1e-2, label: 'FPIR 1 %' },
+      [
+        [3e-3, 'FPIR 0.3 %'],
+        [1e-2, 'FPIR 1 %'],
       ],
-    });
+    );
   }
 }
 
@@ -343,16 +354,10 @@ async function pad(): Promise<void> {
     // APCER plays FMR (attacks accepted), BPCER plays FNMR (bona fide refused).
     series.push(curveSeries(model, detCurve(live, attacks)));
   }
-  report?.plot('pad-det', {
-    title: 'PAD on NUAA (print attacks): DET',
-    x: { label: 'APCER', scale: 'log', format: percentTick },
-    y: { label: 'BPCER', scale: 'log', format: percentTick },
-    series,
-    xMarkers: [
-      { at: 0.05, label: 'APCER 5 %' },
-      { at: 0.1, label: 'APCER 10 %' },
-    ],
-  });
+  plotErrorTradeOff('pad-det', 'PAD on NUAA (print attacks): DET', ['APCER', 'BPCER'], series, [
+    [0.05, 'APCER 5 %'],
+    [0.1, 'APCER 10 %'],
+  ]);
   out('\nBona fide faces of the other sets rejected by the pack PAD model at a given threshold:\n');
   out('| set | faces | < 0.1 | < 0.3 | < 0.5 | < 0.7 |');
   out('|---|---|---|---|---|---|');
