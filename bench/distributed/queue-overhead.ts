@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { BiometricJob } from '@facegate/contracts';
@@ -28,7 +29,10 @@ import {
 
 const REDIS_URL = process.env['REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 const QUEUE_ROUND_TRIPS = Number(process.env['QUEUE_ROUND_TRIPS'] ?? 500);
-const SEARCHES = Number(process.env['SEARCHES'] ?? 40);
+/** A search's pipeline time: how long the worker waits on inference while gateway and Redis sleep. */
+const PIPELINE_IDLE_MS = 45;
+const IDLE_ROUND_TRIPS = 100;
+const SEARCHES = Number(process.env['SEARCHES'] ?? 100);
 const THROUGHPUT_SEARCHES = Number(process.env['THROUGHPUT_SEARCHES'] ?? 48);
 const CLIENTS = 4;
 const PARTITION = 'bench';
@@ -58,29 +62,42 @@ async function timeSequential(count: number, run: () => Promise<void>): Promise<
   return samples;
 }
 
-/** 1. A job that does nothing, so that only the queue's own cost is timed. */
-async function queueOnly(): Promise<{ inProcess: number[]; sameProcess: number[]; ownProcess: number[] }> {
-  const handler: JobHandler = async () => ({ ok: true, result: { type: 'partitions', partitions: [] } });
-  const job = { type: 'partitions' } as const;
+interface QueueOnlySamples {
+  inProcess: number[];
+  sameProcess: number[];
+  ownProcess: number[];
+}
+
+/**
+ * 1. A job whose handler does nothing (or only waits `idleMs`, as a worker waits on inference),
+ * so that only the queue's own cost is timed: a job with no payload, and a search job carrying
+ * the probe image (what a real request moves).
+ */
+async function queueOnly(job: BiometricJob, idleMs = 0, roundTrips = QUEUE_ROUND_TRIPS): Promise<QueueOnlySamples> {
+  const handler: JobHandler = async () => {
+    if (idleMs > 0) await sleep(idleMs);
+    return { ok: true, result: { type: 'partitions', partitions: [] } };
+  };
   const inProcessQueue = new InProcessQueue(handler, { concurrency: 1, maxWaiting: 64, retryAfterSeconds: 1 });
-  await timeSequential(50, async () => void (await inProcessQueue.submit(job, { timeoutMs: 5_000 })));
+  await timeSequential(20, async () => void (await inProcessQueue.submit(job, { timeoutMs: 5_000 })));
   const inProcess = await timeSequential(
-    QUEUE_ROUND_TRIPS,
+    roundTrips,
     async () => void (await inProcessQueue.submit(job, { timeoutMs: 5_000 })),
   );
   await inProcessQueue.close();
 
-  const sameProcess = await bullmqRoundTrips(job, (prefix) => {
+  const sameProcess = await bullmqRoundTrips(job, roundTrips, (prefix) => {
     const consumer = new BullMqJobConsumer(handler, { redisUrl: REDIS_URL, prefix, concurrency: 1 });
     return Promise.resolve(() => consumer.close());
   });
-  const ownProcess = await bullmqRoundTrips(job, startNoopConsumerProcess);
+  const ownProcess = await bullmqRoundTrips(job, roundTrips, (prefix) => startNoopConsumerProcess(prefix, idleMs));
   return { inProcess, sameProcess, ownProcess };
 }
 
-/** Round trips of a no-op job through BullMQ, with the consumer that `startConsumer` provides. */
+/** Round trips of a job through BullMQ, with the consumer that `startConsumer` provides. */
 async function bullmqRoundTrips(
   job: BiometricJob,
+  roundTrips: number,
   startConsumer: (prefix: string) => Promise<() => Promise<unknown>>,
 ): Promise<number[]> {
   const prefix = testPrefix();
@@ -88,8 +105,8 @@ async function bullmqRoundTrips(
   const queue = new BullMqJobQueue({ redisUrl: REDIS_URL, prefix, maxWaiting: 64, retryAfterSeconds: 1 });
   try {
     while (!(await queue.health()).healthy) await new Promise((resolve) => setTimeout(resolve, 50));
-    await timeSequential(50, async () => void (await queue.submit(job, { timeoutMs: 5_000 })));
-    return await timeSequential(QUEUE_ROUND_TRIPS, async () => {
+    await timeSequential(20, async () => void (await queue.submit(job, { timeoutMs: 5_000 })));
+    return await timeSequential(roundTrips, async () => {
       const outcome = await queue.submit(job, { timeoutMs: 5_000 });
       if (!outcome.ok) throw new Error(outcome.error.message);
     });
@@ -101,7 +118,7 @@ async function bullmqRoundTrips(
 }
 
 /** The consumer in its own process, as a worker is deployed: the gateway's event loop is not shared. */
-async function startNoopConsumerProcess(prefix: string): Promise<() => Promise<unknown>> {
+async function startNoopConsumerProcess(prefix: string, idleMs: number): Promise<() => Promise<unknown>> {
   const child = spawn(
     process.execPath,
     [
@@ -111,6 +128,7 @@ async function startNoopConsumerProcess(prefix: string): Promise<() => Promise<u
       fileURLToPath(new URL('./noop-consumer.ts', import.meta.url)),
       REDIS_URL,
       prefix,
+      String(idleMs),
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -125,7 +143,35 @@ async function startNoopConsumerProcess(prefix: string): Promise<() => Promise<u
   };
 }
 
-async function enrolAndSearch(baseUrl: string): Promise<number[]> {
+/** Summed seconds and counts of successful searches: the gateway's HTTP time and the worker's job time. */
+async function searchTimeTotals(metricsUrls: string[]): Promise<{ http: number; job: number; count: number }> {
+  const totals = { http: 0, job: 0, count: 0 };
+  for (const url of metricsUrls) {
+    for (const line of (await (await fetch(url)).text()).split('\n')) {
+      const value = Number(line.slice(line.lastIndexOf(' ') + 1));
+      if (
+        line.startsWith('facegate_http_request_duration_seconds_sum{') &&
+        line.includes('endpoint="/api/v1/search"')
+      ) {
+        if (line.includes('status="200"')) totals.http += value;
+      } else if (line.startsWith('facegate_http_request_duration_seconds_count{') && line.includes('/api/v1/search"')) {
+        if (line.includes('status="200"')) totals.count += value;
+      } else if (line.startsWith('facegate_job_duration_seconds_sum{') && line.includes('type="search",outcome="OK"')) {
+        totals.job += value;
+      }
+    }
+  }
+  return totals;
+}
+
+interface SearchLatency {
+  /** Client-side round trips, ms. */
+  samples: number[];
+  /** Mean ms per search that the gateway spends outside the worker's job (HTTP, queue, XML). */
+  outsideJobMs: number;
+}
+
+async function enrolAndSearch(baseUrl: string, metricsUrls: string[]): Promise<SearchLatency> {
   const enrol = await postBiometric(baseUrl, 'enrol', enrolImage, { subject_id: 'bench-001', partition: PARTITION });
   if (enrol.status !== 200) throw new Error(enrol.xml);
   const search = async (): Promise<void> => {
@@ -133,7 +179,11 @@ async function enrolAndSearch(baseUrl: string): Promise<number[]> {
     if (reply.status !== 200) throw new Error(reply.xml);
   };
   await timeSequential(5, search);
-  return timeSequential(SEARCHES, search);
+  const before = await searchTimeTotals(metricsUrls);
+  const samples = await timeSequential(SEARCHES, search);
+  const after = await searchTimeTotals(metricsUrls);
+  const outsideJobMs = ((after.http - before.http - (after.job - before.job)) / (after.count - before.count)) * 1000;
+  return { samples, outsideJobMs };
 }
 
 /** Searches/second with CLIENTS concurrent clients. */
@@ -151,11 +201,11 @@ async function throughput(baseUrl: string): Promise<number> {
   return THROUGHPUT_SEARCHES / ((performance.now() - started) / 1000);
 }
 
-async function embedded(): Promise<{ latency: number[]; throughput: number }> {
+async function embedded(): Promise<{ latency: SearchLatency; throughput: number }> {
   const dataDir = temporaryDirectory('bench');
   const service = await startServiceProcess({ ...SERVICE_ENV, DATA_DIR: dataDir, WORKER_CONCURRENCY: '2' });
   try {
-    const latency = await enrolAndSearch(service.baseUrl);
+    const latency = await enrolAndSearch(service.baseUrl, [`${service.baseUrl}/metrics`]);
     return { latency, throughput: await throughput(service.baseUrl) };
   } finally {
     await service.stop();
@@ -163,15 +213,19 @@ async function embedded(): Promise<{ latency: number[]; throughput: number }> {
   }
 }
 
-async function distributed(): Promise<{ latency: number[]; oneWorker: number; twoWorkers: number }> {
+async function distributed(): Promise<{ latency: SearchLatency; oneWorker: number; twoWorkers: number }> {
   const prefix = testPrefix();
   const env = { ...SERVICE_ENV, REDIS_URL, QUEUE_PREFIX: prefix, WORKER_CONCURRENCY: '2' };
   const gateway = await startDistributedGateway(env);
   const workers: WorkerProcess[] = [];
   try {
-    workers.push(await startWorkerProcess({ ...env, WORKER_ID: 'bench-w1' }));
+    const first = await startWorkerProcess({ ...env, WORKER_ID: 'bench-w1', METRICS_PORT: '0' });
+    workers.push(first);
     await waitForCluster(gateway.baseUrl, ['bench-w1']);
-    const latency = await enrolAndSearch(gateway.baseUrl);
+    const latency = await enrolAndSearch(gateway.baseUrl, [
+      `${gateway.baseUrl}/metrics`,
+      `http://127.0.0.1:${first.metricsPort}/metrics`,
+    ]);
     const oneWorker = await throughput(gateway.baseUrl);
     workers.push(await startWorkerProcess({ ...env, WORKER_ID: 'bench-w2' }));
     await waitForCluster(gateway.baseUrl, ['bench-w1', 'bench-w2']);
@@ -184,14 +238,23 @@ async function distributed(): Promise<{ latency: number[]; oneWorker: number; tw
   }
 }
 
-const queue = await queueOnly();
+const queue = await queueOnly({ type: 'partitions' });
+const imageJob: BiometricJob = { type: 'search', image: probeImage, partition: PARTITION, topK: 1, threshold: 0 };
+const imageQueue = await queueOnly(imageJob);
+const idleQueue = await queueOnly(imageJob, PIPELINE_IDLE_MS, IDLE_ROUND_TRIPS);
 const embeddedResult = await embedded();
 const distributedResult = await distributed();
 const inProcess = latencySummary(queue.inProcess);
 const sameProcess = latencySummary(queue.sameProcess);
 const ownProcess = latencySummary(queue.ownProcess);
-const embeddedLatency = latencySummary(embeddedResult.latency);
-const distributedLatency = latencySummary(distributedResult.latency);
+const imageInProcess = latencySummary(imageQueue.inProcess);
+const imageOwnProcess = latencySummary(imageQueue.ownProcess);
+const idleInProcess = latencySummary(idleQueue.inProcess);
+const idleOwnProcess = latencySummary(idleQueue.ownProcess);
+const embeddedLatency = latencySummary(embeddedResult.latency.samples);
+const distributedLatency = latencySummary(distributedResult.latency.samples);
+const embeddedOutside = embeddedResult.latency.outsideJobMs;
+const distributedOutside = distributedResult.latency.outsideJobMs;
 
 const lines = [
   `queue overhead, ${new Date().toISOString().slice(0, 10)}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, Node ${process.version}`,
@@ -202,9 +265,19 @@ const lines = [
   `| no-op job, BullMQ on Redis, consumer in the same process | ${QUEUE_ROUND_TRIPS} | ${ms(sameProcess.p50)} | ${ms(sameProcess.p99)} |`,
   `| no-op job, BullMQ on Redis, consumer in its own process (as deployed) | ${QUEUE_ROUND_TRIPS} | ${ms(ownProcess.p50)} | ${ms(ownProcess.p99)} |`,
   `| **queue added**, as deployed (BullMQ own process − in-process) | | **${ms(ownProcess.p50 - inProcess.p50)}** | ${ms(ownProcess.p99 - inProcess.p99)} |`,
+  `| search job with the ${(probeImage.byteLength / 1024).toFixed(0)} KB probe image, BullMQ, consumer in its own process | ${QUEUE_ROUND_TRIPS} | ${ms(imageOwnProcess.p50)} | ${ms(imageOwnProcess.p99)} |`,
+  `| **queue added with the image**, as deployed | | **${ms(imageOwnProcess.p50 - imageInProcess.p50)}** | ${ms(imageOwnProcess.p99 - imageInProcess.p99)} |`,
+  `| the same, the handler waiting ${PIPELINE_IDLE_MS} ms (in-process / own process) | ${IDLE_ROUND_TRIPS} | ${ms(idleInProcess.p50)} / ${ms(idleOwnProcess.p50)} | ${ms(idleInProcess.p99)} / ${ms(idleOwnProcess.p99)} |`,
+  `| **queue added with the image, processes idle during the job** | | **${ms(idleOwnProcess.p50 - idleInProcess.p50)}** | ${ms(idleOwnProcess.p99 - idleInProcess.p99)} |`,
   `| search over HTTP, embedded | ${SEARCHES} | ${ms(embeddedLatency.p50)} | ${ms(embeddedLatency.p99)} |`,
   `| search over HTTP, distributed (1 worker, 4 shards) | ${SEARCHES} | ${ms(distributedLatency.p50)} | ${ms(distributedLatency.p99)} |`,
-  `| **distributed added** end to end | | **${ms(distributedLatency.p50 - embeddedLatency.p50)}** | ${ms(distributedLatency.p99 - embeddedLatency.p99)} |`,
+  `| **distributed added** end to end (two processes' pipelines differ by a few ms run to run) | | **${ms(distributedLatency.p50 - embeddedLatency.p50)}** | ${ms(distributedLatency.p99 - embeddedLatency.p99)} |`,
+  '',
+  "| search, mean ms per request outside the worker's job (HTTP, queue, XML; from /metrics) | ms |",
+  '|---|---|',
+  `| embedded | ${ms(embeddedOutside)} |`,
+  `| distributed | ${ms(distributedOutside)} |`,
+  `| **queue added in a real search** | **${ms(distributedOutside - embeddedOutside)}** |`,
   '',
   `| throughput, ${CLIENTS} clients, ${THROUGHPUT_SEARCHES} searches | searches/s |`,
   '|---|---|',

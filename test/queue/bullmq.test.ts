@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
 import type { BiometricJob, JobOutcome } from '@facegate/contracts';
 import { BullMqJobConsumer, BullMqJobQueue, type JobHandler } from '@facegate/queue';
 import { SHARED_REDIS_URL, deletePrefix, privateRedis, testPrefix } from '../distributed/support.js';
@@ -19,19 +20,36 @@ describe('BullMQ queue on Redis', () => {
   const prefixes: string[] = [];
   const closers: Array<() => Promise<void>> = [];
 
-  function pair(
-    handler: JobHandler | undefined,
-    maxWaiting = 8,
-  ): { queue: BullMqJobQueue; consumer?: BullMqJobConsumer } {
+  function pair(handler: JobHandler | undefined, maxWaiting = 8): { queue: BullMqJobQueue; prefix: string } {
     const prefix = testPrefix();
     prefixes.push(prefix);
     const queue = new BullMqJobQueue({ redisUrl: SHARED_REDIS_URL, prefix, maxWaiting, retryAfterSeconds: 2 });
     closers.push(() => queue.close());
-    if (handler === undefined) return { queue };
+    if (handler !== undefined) consume(prefix, handler);
+    return { queue, prefix };
+  }
+
+  function consume(prefix: string, handler: JobHandler): void {
     const consumer = new BullMqJobConsumer(handler, { redisUrl: SHARED_REDIS_URL, prefix, concurrency: 1 });
     closers.push(() => consumer.close());
-    return { queue, consumer };
   }
+
+  function redisClient(): Redis {
+    const redis = new Redis(SHARED_REDIS_URL);
+    closers.push(async () => void redis.disconnect());
+    return redis;
+  }
+
+  async function eventually(check: () => Promise<boolean>): Promise<void> {
+    const deadline = Date.now() + 3_000;
+    while (!(await check())) {
+      assert.ok(Date.now() < deadline, 'condition not reached within 3 s');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  const image = new Uint8Array(Array.from({ length: 70_000 }, (_, i) => (i * 7919) % 256));
+  const searchJob: BiometricJob = { type: 'search', image, partition: 'p', topK: 3, threshold: 0 };
 
   after(async () => {
     for (const close of closers.reverse()) await close();
@@ -56,6 +74,43 @@ describe('BullMQ queue on Redis', () => {
     assert.deepEqual(first, ok);
     assert.deepEqual(retry, ok);
     assert.equal(runs, 1);
+  });
+
+  it('carries the image beside the job as raw bytes, and drops it once answered', async () => {
+    let received: Uint8Array | undefined;
+    const { queue, prefix } = pair(async (job) => {
+      if ('image' in job) received = job.image;
+      return ok;
+    });
+    const redis = redisClient();
+    await untilHealthy(queue);
+    assert.deepEqual(await queue.submit(searchJob, { timeoutMs: 5_000, jobId: 'with-image' }), ok);
+    assert.deepEqual(received, image);
+    // BullMQ keeps the job's data for the result retention: the image must not be in it.
+    const stored = JSON.parse((await redis.hget(`${prefix}:jobs:with-image`, 'data')) ?? '{}') as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(stored, { type: 'search', partition: 'p', topK: 3, threshold: 0, imageLength: image.byteLength });
+    await eventually(async () => (await redis.keys(`${prefix}:jobs-images:*`)).length === 0);
+  });
+
+  it('answers UNAVAILABLE when the image expired before a worker took the job', async () => {
+    const { queue, prefix } = pair(undefined);
+    const redis = redisClient();
+    await untilHealthy(queue);
+    const outcome = queue.submit(searchJob, { timeoutMs: 5_000, jobId: 'late' });
+    await eventually(async () => (await redis.exists(`${prefix}:jobs-images:late`)) === 1);
+    await redis.del(`${prefix}:jobs-images:late`);
+    let ran = false;
+    consume(prefix, async () => {
+      ran = true;
+      return ok;
+    });
+    const late = await outcome;
+    assert.equal(errorCode(late), 'UNAVAILABLE');
+    assert.match(late.ok ? '' : late.error.message, /expired/);
+    assert.equal(ran, false);
   });
 
   it('answers UNAVAILABLE when no worker finishes the job in time', async () => {

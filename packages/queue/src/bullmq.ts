@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
-import { Job, Queue, QueueEvents, Worker } from 'bullmq';
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import {
-  FacegateError,
-  decodeJob,
-  encodeJob,
-  type BiometricJob,
-  type ComponentHealth,
-  type JobOutcome,
-} from '@facegate/contracts';
+import { FacegateError, type BiometricJob, type ComponentHealth, type JobOutcome } from '@facegate/contracts';
 import type { JobHandler, JobQueue, SubmitOptions } from './types.js';
 
 export interface RedisQueueOptions {
@@ -29,8 +22,28 @@ export interface BullMqJobQueueOptions extends RedisQueueOptions {
 
 const DEFAULT_QUEUE = 'jobs';
 const CLOSE_TIMEOUT_MS = 2_000;
-/** How long a result event may take before the job's state is looked up instead. */
-const FINISHED_LOOKUP_DELAY_MS = 50;
+/** Without a result event, how often the job itself is read (a lost event must not cost the whole timeout). */
+const FINISHED_POLL_MS = 1_000;
+/** How long an image outlives its request's timeout, for a job re-run after its worker died. */
+const IMAGE_GRACE_MS = 60_000;
+
+/**
+ * The job's image waits beside the job as raw bytes, not inside it: BullMQ keeps a finished
+ * job's data for the whole result retention (idempotency), and an image there would be held in
+ * Redis and its append-only file for an hour; as JSON it would also cost a base64 round.
+ */
+function imageKey(prefix: string, queueName: string, jobId: string): string {
+  return `${prefix}:${queueName}-images:${jobId}`;
+}
+
+/** What BullMQ stores: the job without its image, and the image's length when it has one. */
+type StoredJob = Record<string, unknown> & { imageLength?: number };
+
+function toStoredJob(job: BiometricJob): { data: StoredJob; image: Uint8Array | undefined } {
+  if (!('image' in job)) return { data: { ...job }, image: undefined };
+  const { image, ...rest } = job;
+  return { data: { ...rest, imageLength: image.byteLength }, image };
+}
 
 function failure(error: FacegateError): JobOutcome {
   return { ok: false, error: error.toJSON() };
@@ -67,8 +80,11 @@ export class BullMqJobQueue implements JobQueue {
   private waitingEstimate = 0;
   private waitingRead: Promise<void> | undefined;
 
+  private readonly name: string;
+
   constructor(private readonly options: BullMqJobQueueOptions) {
     const name = options.queueName ?? DEFAULT_QUEUE;
+    this.name = name;
     this.connection = producerConnection(options.redisUrl);
     // QueueEvents blocks on XREAD: it needs its own connection that waits while Redis is away.
     this.eventsConnection = new Redis(options.redisUrl, {
@@ -99,23 +115,39 @@ export class BullMqJobQueue implements JobQueue {
       this.waitingEstimate += 1;
       const retention = this.options.resultRetentionSeconds ?? 3600;
       const jobId = options.jobId ?? randomUUID();
-      // Listening before the add: the result event cannot slip past, and the common path
-      // needs no look-up of the job's state.
+      const { data, image } = toStoredJob(job);
+      const pathOfImage = imageKey(this.options.prefix, this.name, jobId);
+      // Listening before the add: the result event cannot slip past.
       await this.events.waitUntilReady();
       const finished = this.waitUntilFinished(jobId, options.timeoutMs);
       try {
-        await this.queue.add(job.type, encodeJob(job), {
-          jobId,
-          // A worker that dies mid-job leaves it stalled; BullMQ hands it to another worker.
-          attempts: 1,
-          removeOnComplete: { age: retention },
-          removeOnFail: { age: retention },
-        });
+        // One connection, so Redis stores the image before it sees the job that names it.
+        const imageStored =
+          image === undefined
+            ? undefined
+            : this.connection.set(
+                pathOfImage,
+                Buffer.from(image.buffer, image.byteOffset, image.byteLength),
+                'PX',
+                options.timeoutMs + IMAGE_GRACE_MS,
+              );
+        await Promise.all([
+          imageStored,
+          this.queue.add(job.type, data, {
+            jobId,
+            // A worker that dies mid-job leaves it stalled; BullMQ hands it to another worker.
+            attempts: 1,
+            removeOnComplete: { age: retention },
+            removeOnFail: { age: retention },
+          }),
+        ]);
       } catch (error) {
         finished.cancel();
         throw error;
       }
       const outcome = (await finished.result.finally(() => this.refreshWaitingEstimate())) as JobOutcome | undefined;
+      // A timed-out job keeps its image until it expires: the job may still run, and its answer serve a retry.
+      if (image !== undefined) this.connection.del(pathOfImage).catch(() => undefined);
       if (!outcome || typeof outcome !== 'object' || !('ok' in outcome)) {
         return failure(new FacegateError('UNAVAILABLE', 'the worker returned no result'));
       }
@@ -150,26 +182,27 @@ export class BullMqJobQueue implements JobQueue {
    * moment is an unhandled rejection that takes the whole gateway down.
    */
   private waitUntilFinished(jobId: string, timeoutMs: number): { result: Promise<unknown>; cancel(): void } {
-    // QueueEvents also emits `completed:<id>` and `failed:<id>`, which its typings leave out.
+    // QueueEvents also emits `<event>:<job id>`, which its typings leave out.
     const events = this.events as unknown as EventEmitter;
     let cancel = (): void => {};
     const result = new Promise<unknown>((resolve, reject) => {
       const completedEvent = `completed:${jobId}`;
       const failedEvent = `failed:${jobId}`;
+      const duplicatedEvent = `duplicated:${jobId}`;
       const settle = (action: () => void): void => {
         clearTimeout(timer);
-        clearTimeout(lookup);
+        clearInterval(poll);
         events.off(completedEvent, onCompleted);
         events.off(failedEvent, onFailed);
+        events.off(duplicatedEvent, lookUp);
         action();
       };
       const onCompleted = (args: { returnvalue: unknown }): void => settle(() => resolve(args.returnvalue));
       const onFailed = (args: { failedReason?: string }): void =>
         settle(() => reject(new Error(args.failedReason ?? 'the job failed')));
-      const timer = setTimeout(() => settle(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
-      // A job id submitted again (an idempotent retry) may name a job that finished long ago,
-      // whose events are gone: without news soon, look at the job itself.
-      const lookup = setTimeout(() => {
+      // An idempotent retry names a job that exists already, perhaps finished long ago with
+      // its events gone: read the job itself then, and now and again in case an event is lost.
+      const lookUp = (): void => {
         this.finishedState(jobId).then(
           (finished) => {
             if (finished?.state === 'completed') settle(() => resolve(finished.returnvalue));
@@ -177,9 +210,12 @@ export class BullMqJobQueue implements JobQueue {
           },
           (error: unknown) => settle(() => reject(error instanceof Error ? error : new Error(String(error)))),
         );
-      }, FINISHED_LOOKUP_DELAY_MS);
+      };
+      const timer = setTimeout(() => settle(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
+      const poll = setInterval(lookUp, FINISHED_POLL_MS);
       events.on(completedEvent, onCompleted);
       events.on(failedEvent, onFailed);
+      events.on(duplicatedEvent, lookUp);
       cancel = () => settle(() => resolve(undefined));
     });
     // It may settle while the add is still in flight, before anyone awaits it.
@@ -187,15 +223,19 @@ export class BullMqJobQueue implements JobQueue {
     return { result, cancel };
   }
 
+  /** Reads only the finished fields of the job's hash (its data may be large). */
   private async finishedState(
     jobId: string,
   ): Promise<{ state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string } | undefined> {
-    const job = await Job.fromId(this.queue, jobId);
-    if (!job) return undefined;
-    if (job.finishedOn === undefined) return undefined;
-    return job.failedReason
-      ? { state: 'failed', failedReason: job.failedReason }
-      : { state: 'completed', returnvalue: job.returnvalue };
+    const [finishedOn, returnvalue, failedReason] = await this.connection.hmget(
+      this.queue.toKey(jobId),
+      'finishedOn',
+      'returnvalue',
+      'failedReason',
+    );
+    if (finishedOn === null || finishedOn === undefined) return undefined;
+    if (failedReason) return { state: 'failed', failedReason };
+    return { state: 'completed', returnvalue: returnvalue ? (JSON.parse(returnvalue) as unknown) : undefined };
   }
 
   async depth(): Promise<number> {
@@ -249,18 +289,27 @@ export class BullMqJobConsumer {
     });
     this.connection.on('error', () => {});
     const lockDuration = options.lockDurationMs ?? 10_000;
-    this.worker = new Worker(
-      options.queueName ?? DEFAULT_QUEUE,
-      async (job: Job) => handler(decodeJob(job.data as Record<string, unknown>), { jobId: String(job.id) }),
-      {
-        connection: this.connection,
-        prefix: options.prefix,
-        concurrency: options.concurrency,
-        lockDuration,
-        stalledInterval: Math.max(1_000, Math.floor(lockDuration / 2)),
-        maxStalledCount: 2,
-      },
-    );
+    const name = options.queueName ?? DEFAULT_QUEUE;
+    const connection = this.connection;
+    const handle = async (job: Job): Promise<JobOutcome> => {
+      const jobId = String(job.id);
+      const { imageLength, ...rest } = job.data as StoredJob;
+      if (imageLength === undefined) return handler(rest as unknown as BiometricJob, { jobId });
+      const image = await connection.getBuffer(imageKey(options.prefix, name, jobId));
+      if (image === null || image.byteLength !== imageLength) {
+        return failure(new FacegateError('UNAVAILABLE', 'the request expired before a worker took it'));
+      }
+      const bytes = new Uint8Array(image.buffer, image.byteOffset, image.byteLength);
+      return handler({ ...rest, image: bytes } as unknown as BiometricJob, { jobId });
+    };
+    this.worker = new Worker(name, handle, {
+      connection: this.connection,
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      lockDuration,
+      stalledInterval: Math.max(1_000, Math.floor(lockDuration / 2)),
+      maxStalledCount: 2,
+    });
     this.worker.on('error', () => {});
   }
 
