@@ -7,6 +7,9 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$here/build"
 for program in raw_search blas_bench ivf_sweep; do
-  g++ -O2 -std=c++17 -fopenmp "$here/$program.cpp" -o "$here/build/$program" -lfaiss -llapack -lblas
+  # ivf_sweep links the binding's vectorised HNSW storage (--simd 1), compiled as the addon compiles it.
+  g++ -O2 -std=c++17 -fopenmp "$here/$program.cpp" "$here/../../packages/faiss/native/simd_flat.cc" \
+    "$here/../../packages/faiss/native/index_traits.cc" \
+    -o "$here/build/$program" -lfaiss -llapack -lblas
   echo "$here/build/$program"
 done

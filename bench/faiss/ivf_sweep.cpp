@@ -3,7 +3,9 @@
 // single-query searches of planted-mate probes per nprobe, with recall against exact search.
 //
 // Probes are planted mates like bench/gallery/common.ts: probe = s*mate + sqrt(1-s^2)*noise with
-// s uniform in [--sim-min, --sim-max] (cosine to the mate). Recall definitions, k = 10:
+// s uniform in [--sim-min, --sim-max] (cosine to the mate); or base, probes and mates come from
+// --data FILE (bench/faiss/face_like.py: templates with the statistics of real ones). Recall
+// definitions, k = 10:
 //   mate_recall   fraction of probes whose planted mate is in the approximate top-10
 //                 (exact search ranks the mate first for every probe);
 //   thr_recall    fraction of exact top-10 results with score >= 0.45 that the approximate
@@ -13,16 +15,19 @@
 //
 // Usage: ivf_sweep --n 1000000 --queries 200 --train 65536 --niter 10
 //                  --index 'IVF1024,PQ64np,RFlat' --nprobe 8,16,32 [--kfactor 4] [--index ...]
-//                  [--blas-threshold 1] [--threads 1] [--db-bs 1024]
+//                  [--blas-threshold 1] [--threads 1] [--db-bs 1024] [--simd 1] [--data file]
 #include <faiss/AutoTune.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexPQ.h>
+#include <faiss/IndexPreTransform.h>
 #include <faiss/IndexRefine.h>
 #include <faiss/IVFlib.h>
 #include <faiss/index_factory.h>
 #include <faiss/utils/distances.h>
+
+#include "../../packages/faiss/native/simd_flat.h"
 #include <omp.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -31,6 +36,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -81,6 +87,60 @@ long RssKb() {
   return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+// Isotropic gaussian unit vectors; probe = s*mate + sqrt(1-s^2)*noise, s uniform in [simMin, simMax].
+void GenerateIsotropic(long n, int d, int queries, double simMin, double simMax, std::vector<float>& base,
+                       std::vector<float>& q, std::vector<long>& mates) {
+  std::mt19937_64 gen(12345);
+  std::normal_distribution<float> normal;
+  base.assign(size_t(n) * d, 0);
+  for (long i = 0; i < n; ++i) {
+    for (int j = 0; j < d; ++j) base[size_t(i) * d + j] = normal(gen);
+    Normalise(&base[size_t(i) * d], d);
+  }
+  std::uniform_int_distribution<long> pick(0, n - 1);
+  std::uniform_real_distribution<double> simDist(simMin, simMax);
+  q.assign(size_t(queries) * d, 0);
+  mates.assign(queries, 0);
+  for (int i = 0; i < queries; ++i) {
+    mates[i] = pick(gen);
+    const float* m = &base[size_t(mates[i]) * d];
+    std::vector<float> noise(d);
+    double dot = 0;
+    for (int j = 0; j < d; ++j) noise[j] = normal(gen), dot += noise[j] * m[j];
+    for (int j = 0; j < d; ++j) noise[j] -= float(dot) * m[j];
+    Normalise(noise.data(), d);
+    const double s = simDist(gen), c = std::sqrt(1 - s * s);
+    for (int j = 0; j < d; ++j) q[size_t(i) * d + j] = float(s * m[j] + c * noise[j]);
+  }
+}
+
+// A data set written by face_like_data: int32 n, d, queries; float32 base[n*d], probes[queries*d];
+// int64 mates[queries].
+bool ReadDataFile(const std::string& file, long& n, int& d, int& queries, std::vector<float>& base,
+                  std::vector<float>& q, std::vector<long>& mates) {
+  FILE* f = std::fopen(file.c_str(), "rb");
+  if (f == nullptr) {
+    std::fprintf(stderr, "cannot open %s\n", file.c_str());
+    return false;
+  }
+  int32_t header[3];
+  bool ok = std::fread(header, sizeof header, 1, f) == 1;
+  if (ok) {
+    n = header[0], d = header[1], queries = header[2];
+    base.resize(size_t(n) * d);
+    q.resize(size_t(queries) * d);
+    mates.resize(queries);
+    std::vector<int64_t> m(queries);
+    ok = std::fread(base.data(), sizeof(float), base.size(), f) == base.size() &&
+         std::fread(q.data(), sizeof(float), q.size(), f) == q.size() &&
+         std::fread(m.data(), sizeof(int64_t), m.size(), f) == m.size();
+    for (int i = 0; i < queries; ++i) mates[i] = long(m[i]);
+  }
+  std::fclose(f);
+  if (!ok) std::fprintf(stderr, "%s is not a data file\n", file.c_str());
+  return ok;
+}
+
 struct Config {
   std::string index;
   std::vector<int> nprobes;
@@ -98,6 +158,8 @@ int main(int argc, char** argv) {
   int efConstruction = 0;
   int d = 512, queries = 200, niter = 10, threads = 1, blasThreshold = 20, dbBs = 0;
   double simMin = 0.5, simMax = 0.8;
+  std::string dataFile;
+  bool simd = false;
   std::vector<Config> configs;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
@@ -112,6 +174,8 @@ int main(int argc, char** argv) {
     else if (f == "--efc") efConstruction = std::stoi(v);
     else if (f == "--sim-min") simMin = std::stod(v);
     else if (f == "--sim-max") simMax = std::stod(v);
+    else if (f == "--data") dataFile = v;
+    else if (f == "--simd") simd = v == "1";
     else if (f == "--index") configs.push_back({v, {1}});
     else if (f == "--nprobe" && !configs.empty()) configs.back().nprobes = SplitInts(v);
     else if (f == "--kfactor" && !configs.empty()) configs.back().kfactors = SplitInts(v);
@@ -124,28 +188,15 @@ int main(int argc, char** argv) {
   train = std::min(train, n);
   const int k = 10;
 
-  // Data: base vectors, planted-mate probes.
-  std::mt19937_64 gen(12345);
-  std::normal_distribution<float> normal;
-  std::vector<float> base(size_t(n) * d);
-  for (long i = 0; i < n; ++i) {
-    for (int j = 0; j < d; ++j) base[size_t(i) * d + j] = normal(gen);
-    Normalise(&base[size_t(i) * d], d);
-  }
-  std::uniform_int_distribution<long> pick(0, n - 1);
-  std::uniform_real_distribution<double> simDist(simMin, simMax);
-  std::vector<float> q(size_t(queries) * d);
-  std::vector<long> mates(queries);
-  for (int i = 0; i < queries; ++i) {
-    mates[i] = pick(gen);
-    const float* m = &base[size_t(mates[i]) * d];
-    std::vector<float> noise(d);
-    double dot = 0;
-    for (int j = 0; j < d; ++j) noise[j] = normal(gen), dot += noise[j] * m[j];
-    for (int j = 0; j < d; ++j) noise[j] -= float(dot) * m[j];
-    Normalise(noise.data(), d);
-    const double s = simDist(gen), c = std::sqrt(1 - s * s);
-    for (int j = 0; j < d; ++j) q[size_t(i) * d + j] = float(s * m[j] + c * noise[j]);
+  // Data: base vectors, planted-mate probes; generated (isotropic) or read from --data.
+  std::vector<float> base;
+  std::vector<float> q;
+  std::vector<long> mates;
+  if (!dataFile.empty()) {
+    if (!ReadDataFile(dataFile, n, d, queries, base, q, mates)) return 2;
+    train = std::min(train, n);
+  } else {
+    GenerateIsotropic(n, d, queries, simMin, simMax, base, q, mates);
   }
 
   // Ground truth (batched exact search: BLAS path).
@@ -162,9 +213,12 @@ int main(int argc, char** argv) {
   }
   int mateFirst = 0;
   for (int i = 0; i < queries; ++i) mateFirst += gtI[size_t(i) * k] == mates[i];
+  const std::string probes =
+      dataFile.empty() ? "\"sim\":[" + std::to_string(simMin) + "," + std::to_string(simMax) + "]"
+                       : "\"data\":\"" + dataFile + "\"";
   std::printf("{\"n\":%ld,\"queries\":%d,\"train\":%ld,\"niter\":%d,\"threads\":%d,\"blas_threshold\":%d,"
-              "\"sim\":[%.2f,%.2f],\"flat_batch_ms_per_query\":%.2f,\"exact_mate_rank1\":%.4f,\"runs\":[\n",
-              n, queries, train, niter, threads, blasThreshold, simMin, simMax, flatBatchMs / queries,
+              "\"simd\":%d,%s,\"flat_batch_ms_per_query\":%.2f,\"exact_mate_rank1\":%.4f,\"runs\":[\n",
+              n, queries, train, niter, threads, blasThreshold, int(simd), probes.c_str(), flatBatchMs / queries,
               double(mateFirst) / queries);
   std::fflush(stdout);
 
@@ -180,6 +234,7 @@ int main(int argc, char** argv) {
                                                              l2 ? faiss::METRIC_L2 : faiss::METRIC_INNER_PRODUCT));
     faiss::Index* inner = index.get();
     if (auto* refine = dynamic_cast<faiss::IndexRefine*>(inner)) inner = refine->base_index;
+    if (auto* transformed = dynamic_cast<faiss::IndexPreTransform*>(inner)) inner = transformed->index;
     faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(inner);
     if (ivf != nullptr) ivf->cp.niter = niter;
     auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(inner);
@@ -188,6 +243,8 @@ int main(int argc, char** argv) {
     if (hnsw != nullptr) {
       if (auto* pq = dynamic_cast<faiss::IndexPQ*>(hnsw->storage)) pq->do_polysemous_training = false;
     }
+    // --simd 1: HNSW over the binding's vectorised flat storage, as the gallery builds it.
+    if (simd) facegate_faiss::UseSimdHnswStorage(*index);
     auto t = std::chrono::steady_clock::now();
     index->train(train, base.data());
     const double trainMs = Ms(t);

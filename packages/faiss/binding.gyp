@@ -8,6 +8,7 @@
         "native/blas.cc",
         "native/index_handle.cc",
         "native/index_traits.cc",
+        "native/simd_flat.cc",
         "native/thread_count.cc"
       ],
       "dependencies": [

@@ -20,6 +20,7 @@
 #include "arguments.h"
 #include "errors.h"
 #include "index_traits.h"
+#include "simd_flat.h"
 #include "thread_count.h"
 
 namespace facegate_faiss {
@@ -183,6 +184,7 @@ Napi::Function IndexHandle::DefineClass(Napi::Env env) {
           InstanceAccessor<&IndexHandle::IsTrained>("isTrained"),
           InstanceAccessor<&IndexHandle::Metric>("metric"),
           InstanceAccessor<&IndexHandle::IsDisposed>("isDisposed"),
+          InstanceAccessor<&IndexHandle::HasSimdHnswStorage>("simdHnswStorage"),
           InstanceMethod<&IndexHandle::Train>("train"),
           InstanceMethod<&IndexHandle::Add>("add"),
           InstanceMethod<&IndexHandle::AddWithIds>("addWithIds"),
@@ -216,6 +218,8 @@ Napi::Value IndexHandle::Adopt(Napi::Env env, std::unique_ptr<faiss::Index> inde
   }
   // The constructor moves out of `index`; if construction fails first, the
   // unique_ptr here still owns the index and frees it.
+  // Every way in (create, read, deserialize) gets the vectorised HNSW distances.
+  UseSimdHnswStorage(*index);
   auto* constructor = env.GetInstanceData<Napi::FunctionReference>();
   return constructor->New({Napi::External<std::unique_ptr<faiss::Index>>::New(env, &index)});
 }
@@ -289,6 +293,10 @@ Napi::Value IndexHandle::IsTrained(const Napi::CallbackInfo& info) {
 
 Napi::Value IndexHandle::Metric(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), MetricName(LiveIndex(info.Env()).metric_type));
+}
+
+Napi::Value IndexHandle::HasSimdHnswStorage(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), UsesSimdHnswStorage(LiveIndex(info.Env())));
 }
 
 Napi::Value IndexHandle::IsDisposed(const Napi::CallbackInfo& info) {

@@ -31,6 +31,7 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   Napi::Value IsTrained(const Napi::CallbackInfo& info);
   Napi::Value Metric(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
+  Napi::Value HasSimdHnswStorage(const Napi::CallbackInfo& info);
 
   void Train(const Napi::CallbackInfo& info);
   void Add(const Napi::CallbackInfo& info);

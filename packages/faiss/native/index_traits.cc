@@ -60,7 +60,7 @@ faiss::IndexIVF* FindIvf(faiss::Index& index) {
   }
 }
 
-void DisableHnswPolysemousTraining(faiss::Index& index) {
+faiss::IndexHNSW* FindHnsw(faiss::Index& index) {
   faiss::Index* current = &index;
   for (;;) {
     if (auto* transformed = dynamic_cast<faiss::IndexPreTransform*>(current)) {
@@ -70,10 +70,13 @@ void DisableHnswPolysemousTraining(faiss::Index& index) {
     } else if (auto* refine = dynamic_cast<faiss::IndexRefine*>(current)) {
       current = refine->base_index;
     } else {
-      break;
+      return dynamic_cast<faiss::IndexHNSW*>(current);
     }
   }
-  if (auto* hnsw = dynamic_cast<faiss::IndexHNSW*>(current)) {
+}
+
+void DisableHnswPolysemousTraining(faiss::Index& index) {
+  if (auto* hnsw = FindHnsw(index)) {
     if (auto* pq = dynamic_cast<faiss::IndexPQ*>(hnsw->storage)) pq->do_polysemous_training = false;
   }
 }

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include <faiss/Index.h>
+#include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 
 namespace facegate_faiss {
@@ -38,6 +39,10 @@ bool RemovalNeedsIdList(const faiss::Index& index);
 // The IVF index inside `index` (possibly behind IDMap or pre-transforms), or
 // nullptr when there is none.
 faiss::IndexIVF* FindIvf(faiss::Index& index);
+
+// The HNSW index inside `index` (behind IDMap, IndexRefine or pre-transforms),
+// or nullptr when there is none.
+faiss::IndexHNSW* FindHnsw(faiss::Index& index);
 
 // Turns off polysemous training of the PQ storage of an HNSW<M>_PQ<m> index
 // (also behind IDMap, IndexRefine or pre-transforms). faiss 1.7.3 enables it

@@ -47,6 +47,7 @@ interface NativeIndex {
   readonly isTrained: boolean;
   readonly metric: Metric;
   readonly isDisposed: boolean;
+  readonly simdHnswStorage: boolean;
   train(vectors: Float32Array): void;
   add(vectors: Float32Array): void;
   addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
@@ -203,6 +204,14 @@ export class FaissIndex {
 
   get metric(): Metric {
     return this.#native.metric;
+  }
+
+  /**
+   * True when the index is an HNSW over flat storage and its distances run on the binding's
+   * vectorised kernels (AVX-512 / AVX2+FMA, chosen per CPU) instead of Debian libfaiss's scalar loops.
+   */
+  get simdHnswStorage(): boolean {
+    return this.#native.simdHnswStorage;
   }
 
   /** True after {@link dispose}; the only member that does not throw on a disposed index. */
