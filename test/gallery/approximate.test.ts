@@ -87,6 +87,38 @@ describe('approximate indexes', () => {
     });
   });
 
+  it('trains the projected graph configuration (PCA, HNSW, exact re-rank) once it has enough templates', async () => {
+    await withTempDir(async (dir) => {
+      const gallery = await Gallery.open({
+        dataDir: dir,
+        shardCount: 1,
+        snapshotIntervalMs: 0,
+        indexByPartition: { fast: 'PCA128,HNSW32,RFlat' },
+        searchParameters: { efSearch: 128, k_factor_rf: 4 },
+      });
+      const random = seededRandom(52);
+      const templates = Array.from({ length: 10_500 }, () => randomUnitVector(random));
+      await Promise.all(templates.map((t, i) => gallery.enrol('fast', `s${i}`, t, MODEL)));
+      const model = (): { description: string } | undefined => gallery.shardInfos()[0]?.models[0];
+      // Exact search stands in until PCA has its 10,000 training templates; then the shard is rebuilt.
+      await waitFor(() => model()?.description === 'IDMap2,PCA128,HNSW32,RFlat', 'the trained index');
+      let found = 0;
+      for (let i = 0; i < 100; i++) {
+        const probe = mateOf(templates[i]!, 0.7, random);
+        const [best] = await gallery.search('fast', probe, MODEL, 10, 0.45);
+        if (best?.subjectId === `s${i}`) {
+          found++;
+          // The re-rank scores with the stored templates: the exact cosine, not the projected one.
+          let cosine = 0;
+          for (let j = 0; j < probe.length; j++) cosine += probe[j]! * templates[i]![j]!;
+          assert.ok(Math.abs(best.score - cosine) < 1e-4, `${best.score} vs ${cosine}`);
+        }
+      }
+      assert.ok(found >= 99, `mate found for ${found}/100 probes`);
+      await gallery.close();
+    });
+  });
+
   it('rebuilds an HNSW shard in the background once tombstones pile up', async () => {
     await withTempDir(async (dir) => {
       const gallery = await Gallery.open({

@@ -1,5 +1,6 @@
 import path from 'node:path';
-import { SHARED_ENV_SCHEMAS, readEnvConfig, type JSONSchemaType } from '@facegate/contracts';
+import { SHARED_ENV_SCHEMAS, readEnvConfig, readJsonSetting, type JSONSchemaType } from '@facegate/contracts';
+import type { IndexPolicy } from '@facegate/gallery';
 import type { LogLevel } from '@facegate/observability';
 
 /** Everything a worker (or the embedded process) reads from its environment. */
@@ -21,6 +22,10 @@ export interface WorkerEnv {
   WORKER_CONCURRENCY: number;
   SHARD_COUNT: number;
   INDEX_FACTORY: string;
+  /** JSON `{ "efSearch": 256, ... }`: search parameters for every partition's index (see indexPolicyFromEnv). */
+  INDEX_SEARCH_PARAMETERS?: string;
+  /** JSON `{ "<partition>": { "factory": "...", "search": { ... } } }`: per-partition index and parameters. */
+  PARTITION_INDEXES?: string;
   SNAPSHOT_INTERVAL_MS: number;
   MIN_FREE_DISK_BYTES: number;
   METRICS_PORT?: number;
@@ -60,6 +65,9 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
+    // JSON, checked by indexPolicyFromEnv (called by readWorkerEnv, so at start-up).
+    INDEX_SEARCH_PARAMETERS: { type: 'string', nullable: true },
+    PARTITION_INDEXES: { type: 'string', nullable: true },
     SNAPSHOT_INTERVAL_MS: { type: 'integer', minimum: 0, default: 60_000 },
     MIN_FREE_DISK_BYTES: { type: 'integer', minimum: 0, default: 67_108_864 },
     METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535, nullable: true },
@@ -77,7 +85,59 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
 };
 
 export function readWorkerEnv(env: NodeJS.ProcessEnv = process.env): WorkerEnv {
-  return readEnvConfig(workerEnvSchema, env);
+  const config = readEnvConfig(workerEnvSchema, env);
+  indexPolicyFromEnv(config);
+  return config;
+}
+
+type SearchParameters = Record<string, number>;
+interface PartitionIndexSetting {
+  factory?: string;
+  search?: SearchParameters;
+}
+
+const searchParametersSchema: JSONSchemaType<SearchParameters> = {
+  type: 'object',
+  additionalProperties: { type: 'number' },
+  required: [],
+};
+
+const partitionIndexesSchema: JSONSchemaType<Record<string, PartitionIndexSetting>> = {
+  type: 'object',
+  additionalProperties: {
+    type: 'object',
+    properties: {
+      factory: { type: 'string', minLength: 1, nullable: true },
+      search: { ...searchParametersSchema, nullable: true },
+    },
+    required: [],
+    additionalProperties: false,
+  },
+  required: [],
+};
+
+/**
+ * The gallery's index policy: INDEX_FACTORY for every partition, PARTITION_INDEXES overriding it
+ * (and the search parameters) per partition, INDEX_SEARCH_PARAMETERS for all. Whether faiss can
+ * build each description is checked when the gallery or shard host starts.
+ */
+export function indexPolicyFromEnv(
+  env: Pick<WorkerEnv, 'INDEX_FACTORY' | 'INDEX_SEARCH_PARAMETERS' | 'PARTITION_INDEXES'>,
+): IndexPolicy {
+  const partitions = readJsonSetting('PARTITION_INDEXES', env.PARTITION_INDEXES, partitionIndexesSchema) ?? {};
+  const indexByPartition: Record<string, string> = {};
+  const searchParametersByPartition: Record<string, SearchParameters> = {};
+  for (const [partition, setting] of Object.entries(partitions)) {
+    if (setting.factory !== undefined) indexByPartition[partition] = setting.factory;
+    if (setting.search !== undefined) searchParametersByPartition[partition] = setting.search;
+  }
+  return {
+    indexDescription: env.INDEX_FACTORY,
+    indexByPartition,
+    searchParameters:
+      readJsonSetting('INDEX_SEARCH_PARAMETERS', env.INDEX_SEARCH_PARAMETERS, searchParametersSchema) ?? {},
+    searchParametersByPartition,
+  };
 }
 
 /** Where the embedded gallery (its store and index snapshots) lives. */

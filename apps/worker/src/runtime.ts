@@ -14,7 +14,7 @@ import { Gallery, type Candidate, type GalleryStats } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
-import { embeddedGalleryDir, type WorkerEnv } from './config.js';
+import { embeddedGalleryDir, indexPolicyFromEnv, type WorkerEnv } from './config.js';
 import { loadTemplateCipher } from './template-keys.js';
 
 const GATE_BY_CODE: Partial<Record<string, string>> = {
@@ -117,7 +117,7 @@ export class WorkerRuntime {
       (await Gallery.open({
         dataDir: embeddedGalleryDir(env),
         shardCount: env.SHARD_COUNT,
-        indexDescription: env.INDEX_FACTORY,
+        ...indexPolicyFromEnv(env),
         snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
         ...(templateCipher === undefined ? {} : { templateCipher }),
       }));

@@ -29,6 +29,27 @@ export function readEnvConfig<T>(schema: JSONSchemaType<T>, env: NodeJS.ProcessE
   throw new ConfigError(problems);
 }
 
+const jsonAjv = new Ajv({ allErrors: true, strict: true });
+
+/**
+ * A variable whose value is JSON (for settings that are maps, such as per-partition ones),
+ * parsed and checked against its schema; undefined when unset or empty.
+ */
+export function readJsonSetting<T>(name: string, text: string | undefined, schema: JSONSchemaType<T>): T | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ConfigError([`${name} is not valid JSON`]);
+  }
+  const validate = jsonAjv.compile(schema);
+  if (validate(value)) return value;
+  throw new ConfigError(
+    (validate.errors ?? []).map((error) => `${name}${error.instancePath} ${error.message ?? 'is invalid'}`),
+  );
+}
+
 /** Settings that gateway and worker must read the same way, or they would not find each other. */
 export const SHARED_ENV_SCHEMAS = {
   REDIS_URL: { type: 'string', pattern: '^rediss?://', nullable: true },

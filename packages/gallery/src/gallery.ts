@@ -14,7 +14,8 @@ import {
   assertTopK,
   normalisedTemplate,
 } from './validation.js';
-import { DEFAULT_INDEX_DESCRIPTION, withIdMap, type VectorIndexEngine } from './vector-index.js';
+import { checkIndexPolicy, partitionIndexSettings, type IndexPolicy } from './index-policy.js';
+import { type VectorIndexEngine } from './vector-index.js';
 import { mergeShardCandidates, type Candidate } from './merge.js';
 import { pinGalleryShape } from './settings.js';
 import { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';
@@ -26,29 +27,14 @@ export const GALLERY_SNAPSHOT_DIR = 'snapshots';
 export const DEFAULT_SHARD_COUNT = 4;
 export const DEFAULT_DIMENSION = 512;
 export const DEFAULT_SNAPSHOT_INTERVAL_MS = 5 * 60_000;
-/**
- * Applied only to index types they fit. efSearch 128 keeps HNSW32 recall@10 >= 0.99 on
- * 512-d face templates; nprobe 32 is a recall-first start for IVF.
- */
-export const DEFAULT_SEARCH_PARAMETERS: Readonly<Record<string, number>> = {
-  efSearch: 128,
-  nprobe: 32,
-};
 
-export interface GalleryOptions {
+export interface GalleryOptions extends IndexPolicy {
   /** Holds gallery.sqlite (the template store) and snapshots/ (index snapshots). */
   dataDir: string;
   /** Shards per partition; fixed once the store has data. Default 4. */
   shardCount?: number;
   /** Template length; fixed once the store has data. Default 512. */
   dimension?: number;
-  /** faiss index_factory description for every partition; default exact 'IDMap2,Flat'. */
-  indexDescription?: string;
-  /** Per-partition override, e.g. `{ big: 'IDMap2,HNSW32' }`. */
-  indexByPartition?: Record<string, string>;
-  /** Search-time parameters (efSearch, nprobe, ...), merged over {@link DEFAULT_SEARCH_PARAMETERS}. */
-  searchParameters?: Record<string, number>;
-  searchParametersByPartition?: Record<string, Record<string, number>>;
   /** Interval of background snapshots of changed shards; 0 disables. Default 5 minutes. */
   snapshotIntervalMs?: number;
   /** Snapshot changed shards on close, for a fast next start. Default true. */
@@ -111,14 +97,9 @@ export class Gallery {
     if (!Number.isInteger(shardCount) || shardCount < 1 || shardCount > 1024) {
       throw new FacegateError('INVALID_REQUEST', 'shardCount must be an integer from 1 to 1024');
     }
-    for (const [partition, description] of Object.entries(options.indexByPartition ?? {})) {
-      assertPartition(partition);
-      if (typeof description !== 'string' || description.trim() === '') {
-        throw new FacegateError('INVALID_REQUEST', `empty index description for '${partition}'`);
-      }
-    }
     await mkdir(options.dataDir, { recursive: true });
     const engine = options.engine ?? (await loadFaissEngine());
+    checkIndexPolicy(options, engine, dimension);
     const store =
       options.store ??
       (await SqliteTemplateStore.open({
@@ -236,7 +217,7 @@ export class Gallery {
 
   /** The `faiss_index` component of the service's health. */
   health(): ComponentHealth {
-    const description = withIdMap(this.options.indexDescription ?? DEFAULT_INDEX_DESCRIPTION);
+    const { description } = partitionIndexSettings('', this.options);
     if (this.closed) {
       return { healthy: false, state: 'failed', model: description, detail: 'gallery is closed' };
     }
@@ -340,14 +321,7 @@ export class Gallery {
   // ---------------------------------------------------------------------------------------
 
   private openShards(partition: string): Promise<Shard[]> {
-    const description = withIdMap(
-      this.options.indexByPartition?.[partition] ?? this.options.indexDescription ?? DEFAULT_INDEX_DESCRIPTION,
-    );
-    const searchParameters = {
-      ...DEFAULT_SEARCH_PARAMETERS,
-      ...this.options.searchParameters,
-      ...this.options.searchParametersByPartition?.[partition],
-    };
+    const { description, searchParameters } = partitionIndexSettings(partition, this.options);
     const opening = Promise.all(
       Array.from({ length: this.shardCount }, (_, shard) =>
         Shard.open({

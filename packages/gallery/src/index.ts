@@ -3,7 +3,6 @@ import type { VectorIndexEngine } from './vector-index.js';
 export { fnv1a32, shardOf } from './hash.js';
 export {
   DEFAULT_DIMENSION,
-  DEFAULT_SEARCH_PARAMETERS,
   DEFAULT_SHARD_COUNT,
   DEFAULT_SNAPSHOT_INTERVAL_MS,
   GALLERY_SNAPSHOT_DIR,
@@ -58,5 +57,12 @@ export {
 } from './validation.js';
 export { mergeShardCandidates, type Candidate } from './merge.js';
 export { pinGalleryShape } from './settings.js';
+export {
+  DEFAULT_SEARCH_PARAMETERS,
+  checkIndexPolicy,
+  partitionIndexSettings,
+  type IndexPolicy,
+  type PartitionIndexSettings,
+} from './index-policy.js';
 export { snapshotKeyIds } from './snapshot.js';
 export { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';

@@ -5,15 +5,15 @@ import { Gauge } from 'prom-client';
 import { ConfigError, FacegateError } from '@facegate/contracts';
 import {
   DEFAULT_DIMENSION,
-  DEFAULT_SEARCH_PARAMETERS,
   RedisTemplateStore,
+  checkIndexPolicy,
   loadFaissEngine,
+  partitionIndexSettings,
   pinGalleryShape,
-  withIdMap,
 } from '@facegate/gallery';
 import { FacegateMetrics, type Logger } from '@facegate/observability';
 import { BullMqJobConsumer, publishWorkerReport, withdrawWorkerReport } from '@facegate/queue';
-import { shardSnapshotRoot, type WorkerEnv } from '../config.js';
+import { indexPolicyFromEnv, shardSnapshotRoot, type WorkerEnv } from '../config.js';
 import { WorkerRuntime } from '../runtime.js';
 import { loadTemplateCipher } from '../template-keys.js';
 import { DistributedGallery } from './distributed-gallery.js';
@@ -49,7 +49,8 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
   const templateCipher = await loadTemplateCipher(env, { mode: 'distributed', logger: log });
   const cipherOption = templateCipher === undefined ? {} : { cipher: templateCipher };
   const metrics = new FacegateMetrics({ role: 'worker', worker: workerId });
-  const indexDescription = withIdMap(env.INDEX_FACTORY);
+  const indexPolicy = indexPolicyFromEnv(env);
+  const indexDescription = partitionIndexSettings('', indexPolicy).description;
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
@@ -86,14 +87,14 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
     const engine = await loadFaissEngine().catch((error: unknown) => {
       throw new FacegateError('UNAVAILABLE', `faiss binding could not be loaded: ${describe(error)}`);
     });
+    checkIndexPolicy(indexPolicy, engine, store.dimension);
     const host = new ShardHost({
       redisUrl,
       prefix,
       store,
       engine,
       shardCount: env.SHARD_COUNT,
-      indexDescription,
-      searchParameters: { ...DEFAULT_SEARCH_PARAMETERS },
+      indexPolicy,
       snapshotRoot: shardSnapshotRoot(env),
       snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
       concurrency: SHARD_OPS_PER_QUEUE,

@@ -4,6 +4,8 @@ import { Redis } from 'ioredis';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
   Shard,
+  partitionIndexSettings,
+  type IndexPolicy,
   type ShardOptions,
   type TemplateCipher,
   type TemplateStore,
@@ -26,9 +28,8 @@ export interface ShardHostOptions {
   store: TemplateStore;
   engine: VectorIndexEngine;
   shardCount: number;
-  /** faiss index description, already wrapped in an id map. */
-  indexDescription: string;
-  searchParameters: Record<string, number>;
+  /** Which index each partition's shard gets, and its search parameters. */
+  indexPolicy: IndexPolicy;
   /** Local snapshot root (an optimisation: the store is the truth, a shard rebuilds without it). */
   snapshotRoot: string;
   snapshotIntervalMs: number;
@@ -250,6 +251,7 @@ export class ShardHost {
   private partitionShard(state: ServedShard, partition: string): Promise<Shard> {
     let opening = state.partitions.get(partition);
     if (opening === undefined) {
+      const settings = partitionIndexSettings(partition, this.options.indexPolicy);
       const shardOptions: ShardOptions = {
         partition,
         shard: state.lease.shard,
@@ -257,8 +259,8 @@ export class ShardHost {
         store: this.options.store,
         engine: this.options.engine,
         dimension: this.options.store.dimension,
-        indexDescription: this.options.indexDescription,
-        searchParameters: this.options.searchParameters,
+        indexDescription: settings.description,
+        searchParameters: settings.searchParameters,
         snapshotRoot: this.options.snapshotRoot,
         ...(this.options.cipher === undefined ? {} : { cipher: this.options.cipher }),
       };
