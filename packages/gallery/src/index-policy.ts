@@ -2,7 +2,11 @@ import { FacegateError } from '@facegate/contracts';
 import { assertPartition } from './validation.js';
 import { DEFAULT_INDEX_DESCRIPTION, parameterApplies, withIdMap, type VectorIndexEngine } from './vector-index.js';
 
-/** Applied to every index that has them; a partition's own settings override. */
+/**
+ * Applied to every index that has them; a partition's own settings override. efSearch 128 finds
+ * every planted mate in 50k face-like templates per shard, fewer as shards grow (0.91 at 200k);
+ * nprobe 32 is a recall-first start for IVF (docs/benchmarks-gallery.md).
+ */
 export const DEFAULT_SEARCH_PARAMETERS: Readonly<Record<string, number>> = {
   efSearch: 128,
   nprobe: 32,
