@@ -11,6 +11,7 @@ import {
   type RedisTemplateStoreOptions,
 } from '@facegate/gallery';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from '../gallery/helpers.js';
+import { DistributedGallery } from '../../apps/worker/src/cluster/index.js';
 import { SHARED_REDIS_URL, deletePrefix, testPrefix } from './support.js';
 
 const MODEL = 'm1';
@@ -303,5 +304,41 @@ describe('Shard on a RedisTemplateStore', () => {
       await rebuilt.close();
       await store.close();
     });
+  });
+});
+
+describe('DistributedGallery partition look-ups', () => {
+  it('remembers a partition once seen, and asks the store again about one it has not seen', async () => {
+    const store = await openStore();
+    const gallery = new DistributedGallery({
+      store,
+      shardCount: 2,
+      shards: { call: () => Promise.reject(new Error('no shard op expected')) },
+      health: () => ({ healthy: true, state: 'ready' }),
+      templateCipher: undefined,
+    });
+    let reads = 0;
+    const partitions = store.partitions.bind(store);
+    store.partitions = () => {
+      reads += 1;
+      return partitions();
+    };
+    assert.equal(await gallery.hasPartition('later'), false);
+    await store.addSubject({
+      partition: 'later',
+      shard: 0,
+      subjectId: 's',
+      modelId: MODEL,
+      template: randomUnitVector(seededRandom(3)),
+    });
+    assert.equal(await gallery.hasPartition('later'), true, 'a no is not remembered');
+    const afterFirstYes = reads;
+    assert.equal(await gallery.hasPartition('later'), true);
+    await assert.rejects(
+      gallery.search('missing', randomUnitVector(seededRandom(4)), MODEL, 1, 0),
+      facegateCode('PARTITION_NOT_FOUND'),
+    );
+    assert.equal(reads, afterFirstYes + 1, 'only the unseen partition went to the store');
+    await store.close();
   });
 });

@@ -69,6 +69,8 @@ export interface RuntimeGallery {
   ): Promise<Candidate[]>;
   verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
   partitions(): Promise<string[]>;
+  /** Whether the partition exists; partitions are never removed, so a gallery may remember a yes. */
+  hasPartition(partition: string): Promise<boolean>;
   stats(): Promise<GalleryStats>;
   /** The `faiss_index` health component. */
   health(): ComponentHealth;
@@ -179,8 +181,7 @@ export class WorkerRuntime {
   }
 
   private async requirePartition(partition: string): Promise<void> {
-    const partitions = await this.gallery.partitions();
-    if (!partitions.includes(partition)) {
+    if (!(await this.gallery.hasPartition(partition))) {
       throw new FacegateError('PARTITION_NOT_FOUND', `partition "${partition}" does not exist`);
     }
   }

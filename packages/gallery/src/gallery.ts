@@ -210,6 +210,11 @@ export class Gallery {
     return this.store.partitions();
   }
 
+  async hasPartition(partition: string): Promise<boolean> {
+    this.assertOpen();
+    return this.partitionStates.get(partition)?.exists === true;
+  }
+
   async stats(): Promise<GalleryStats> {
     this.assertOpen();
     return statsFromStore(this.store);

@@ -39,6 +39,11 @@ export class DistributedGallery {
   private readonly shards: ShardClientLike;
   private readonly healthOf: () => ComponentHealth;
   private readonly templateCipher: TemplateCipher | undefined;
+  /**
+   * Partitions seen in the store. There is no way to remove one, so a yes is remembered and the
+   * hot path (every search and verify checks) skips a Redis round trip; a no is asked again.
+   */
+  private readonly knownPartitions = new Set<string>();
   private closed = false;
 
   constructor(options: DistributedGalleryOptions) {
@@ -142,9 +147,15 @@ export class DistributedGallery {
     this.closed = true;
   }
 
-  private async requirePartition(partition: string): Promise<void> {
+  async hasPartition(partition: string): Promise<boolean> {
     this.assertOpen();
-    if (!(await this.store.partitions()).includes(partition)) {
+    if (this.knownPartitions.has(partition)) return true;
+    for (const name of await this.store.partitions()) this.knownPartitions.add(name);
+    return this.knownPartitions.has(partition);
+  }
+
+  private async requirePartition(partition: string): Promise<void> {
+    if (!(await this.hasPartition(partition))) {
       throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
     }
   }
