@@ -4,7 +4,6 @@
 
 #include <cstdint>
 #include <typeinfo>
-#include <utility>
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>

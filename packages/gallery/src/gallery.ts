@@ -222,7 +222,7 @@ export class Gallery {
 
   /** The `faiss_index` component of the service's health. */
   health(): ComponentHealth {
-    const { description } = partitionIndexSettings('', this.options);
+    const { description } = partitionIndexSettings(undefined, this.options);
     if (this.closed) {
       return { healthy: false, state: 'failed', model: description, detail: 'gallery is closed' };
     }

@@ -32,16 +32,13 @@ export interface PartitionIndexSettings {
   searchParameters: Record<string, number>;
 }
 
-export function partitionIndexSettings(partition: string, policy: IndexPolicy): PartitionIndexSettings {
+/** The settings of `partition`, or without one those of any partition the policy does not name. */
+export function partitionIndexSettings(partition: string | undefined, policy: IndexPolicy): PartitionIndexSettings {
+  const ownIndex = partition === undefined ? undefined : policy.indexByPartition?.[partition];
+  const ownParameters = partition === undefined ? undefined : policy.searchParametersByPartition?.[partition];
   return {
-    description: withIdMap(
-      policy.indexByPartition?.[partition] ?? policy.indexDescription ?? DEFAULT_INDEX_DESCRIPTION,
-    ),
-    searchParameters: {
-      ...DEFAULT_SEARCH_PARAMETERS,
-      ...policy.searchParameters,
-      ...policy.searchParametersByPartition?.[partition],
-    },
+    description: withIdMap(ownIndex ?? policy.indexDescription ?? DEFAULT_INDEX_DESCRIPTION),
+    searchParameters: { ...DEFAULT_SEARCH_PARAMETERS, ...policy.searchParameters, ...ownParameters },
   };
 }
 
@@ -57,7 +54,7 @@ export function checkIndexPolicy(policy: IndexPolicy, engine: VectorIndexEngine,
   ]);
   for (const partition of partitions) assertPartition(partition);
   const checked = new Set<string>();
-  for (const partition of ['', ...partitions]) {
+  for (const partition of [undefined, ...partitions]) {
     const { description } = partitionIndexSettings(partition, policy);
     if (checked.has(description)) continue;
     checked.add(description);

@@ -50,7 +50,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
   const cipherOption = templateCipher === undefined ? {} : { cipher: templateCipher };
   const metrics = new FacegateMetrics({ role: 'worker', worker: workerId });
   const indexPolicy = indexPolicyFromEnv(env);
-  const indexDescription = partitionIndexSettings('', indexPolicy).description;
+  const indexDescription = partitionIndexSettings(undefined, indexPolicy).description;
   const cleanups: Array<() => Promise<unknown>> = [];
   const closeAll = async (): Promise<void> => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
