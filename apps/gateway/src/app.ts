@@ -15,9 +15,11 @@ import {
   type JobResult,
 } from '@facegate/contracts';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
+import { apiDocsRouter } from './api-docs.js';
 import type { AuditLog } from './audit.js';
 import { ANONYMOUS, authorize, type ApiKeyAuthenticator, type Principal } from './auth.js';
 import type { ServiceBackend } from './backend.js';
+import { consoleRouter } from './console.js';
 import { sendJsonError, sendXmlError, toSerializedError } from './http-errors.js';
 import { createMultipartParser, type BiometricParts } from './multipart.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -222,6 +224,9 @@ export function createApp(options: AppOptions): express.Express {
       .type(metrics.registry.contentType)
       .send(await metrics.registry.metrics());
   });
+
+  app.use(apiDocsRouter());
+  app.use(consoleRouter());
 
   app.use((request: Request, response: Response) => {
     sendJsonError(response, {

@@ -5,6 +5,7 @@ import {
   type BiometricJob,
   type ComponentHealth,
   type ComponentHealthMap,
+  type FaceFindings,
   type JobOf,
   type JobOutcome,
   type JobResult,
@@ -199,7 +200,7 @@ export class WorkerRuntime {
       candidates.push({ subjectId: candidate.subjectId, score, rank: candidates.length + 1 });
       if (candidates.length === job.topK) break;
     }
-    return { type: 'search', candidates, qualityScore: face.qualityScore, modelId: face.modelId };
+    return { type: 'search', candidates, qualityScore: face.qualityScore, modelId: face.modelId, face: findings(face) };
   }
 
   private async verify(job: JobOf<'verify'>): Promise<JobResult> {
@@ -215,6 +216,7 @@ export class WorkerRuntime {
       subjectId: job.subjectId,
       qualityScore: face.qualityScore,
       modelId: face.modelId,
+      face: findings(face),
     };
   }
 
@@ -223,7 +225,13 @@ export class WorkerRuntime {
     const face = await this.pipeline.analyse(job.image, 'enrol');
     await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
     await this.refreshGalleryGauge();
-    return { type: 'enrol', subjectId: job.subjectId, qualityScore: face.qualityScore, modelId: face.modelId };
+    return {
+      type: 'enrol',
+      subjectId: job.subjectId,
+      qualityScore: face.qualityScore,
+      modelId: face.modelId,
+      face: findings(face),
+    };
   }
 
   private async refreshGalleryGauge(): Promise<void> {
@@ -246,4 +254,13 @@ export class WorkerRuntime {
     await this.gallery.close();
     await this.pipeline.dispose();
   }
+}
+
+/** The face box and PAD score an analysis found, for the responses' extension elements. */
+function findings(analysis: FaceAnalysis): FaceFindings {
+  const [x1, y1, x2, y2] = analysis.face.box;
+  return {
+    box: { x: x1, y: y1, width: x2 - x1, height: y2 - y1 },
+    ...(analysis.padScore === null ? {} : { padScore: analysis.padScore }),
+  };
 }

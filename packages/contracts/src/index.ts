@@ -7,3 +7,6 @@ export * from './responses.js';
 export * from './env.js';
 export * from './wire.js';
 export * from './schema.js';
+export * from './response-shapes.js';
+export * from './openapi.js';
+export * from './xsd.js';

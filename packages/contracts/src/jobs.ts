@@ -14,6 +14,13 @@ export type BiometricJob =
 
 export type JobType = BiometricJob['type'];
 
+/** Extension: where the face was found (pixels of the EXIF-rotated image) and how live it looked. */
+export interface FaceFindings {
+  box: { x: number; y: number; width: number; height: number };
+  /** Absent when no PAD model is loaded. */
+  padScore?: number;
+}
+
 export interface SearchCandidate {
   subjectId: string;
   score: number;
@@ -26,6 +33,7 @@ export type JobResult =
       candidates: SearchCandidate[];
       qualityScore: number;
       modelId: string;
+      face?: FaceFindings;
     }
   | {
       type: 'verify';
@@ -34,8 +42,9 @@ export type JobResult =
       subjectId: string;
       qualityScore: number;
       modelId: string;
+      face?: FaceFindings;
     }
-  | { type: 'enrol'; subjectId: string; qualityScore: number; modelId: string }
+  | { type: 'enrol'; subjectId: string; qualityScore: number; modelId: string; face?: FaceFindings }
   | { type: 'delete'; subjectId: string }
   | { type: 'partitions'; partitions: string[] }
   | { type: 'stats'; totalSubjects: number; partitions: Record<string, number> };

@@ -1,7 +1,7 @@
 import { create } from 'xmlbuilder2';
 import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
 import type { SerializedError } from './errors.js';
-import type { JobResult, ResultOf } from './jobs.js';
+import type { FaceFindings, JobResult, ResultOf } from './jobs.js';
 import type { ComponentHealthMap } from './health.js';
 
 /** The XML root element of each biometric endpoint; errors use their endpoint's root too. */
@@ -28,6 +28,14 @@ function render(root: XMLBuilder): string {
   return root.end({ prettyPrint: true }) + '\n';
 }
 
+/** Extension elements after the reference's ones (docs/API-CONTRACT.md, "Extensions"). */
+function appendFace(root: XMLBuilder, face: FaceFindings | undefined): void {
+  if (!face) return;
+  const box = root.ele('face_box');
+  for (const side of ['x', 'y', 'width', 'height'] as const) box.ele(side).txt(String(Math.round(face.box[side])));
+  if (face.padScore !== undefined) root.ele('pad_score').txt(formatScore(face.padScore));
+}
+
 function searchXml(result: ResultOf<'search'>): string {
   const root = document('search');
   root.ele('status').txt('OK');
@@ -40,6 +48,7 @@ function searchXml(result: ResultOf<'search'>): string {
   }
   root.ele('quality_score').txt(formatScore(result.qualityScore));
   root.ele('model_id').txt(result.modelId);
+  appendFace(root, result.face);
   return render(root);
 }
 
@@ -51,6 +60,7 @@ function verifyXml(result: ResultOf<'verify'>): string {
   root.ele('subject_id').txt(result.subjectId);
   root.ele('quality_score').txt(formatScore(result.qualityScore));
   root.ele('model_id').txt(result.modelId);
+  appendFace(root, result.face);
   return render(root);
 }
 
@@ -60,6 +70,7 @@ function enrolXml(result: ResultOf<'enrol'>): string {
   root.ele('subject_id').txt(result.subjectId);
   root.ele('quality_score').txt(formatScore(result.qualityScore));
   root.ele('model_id').txt(result.modelId);
+  appendFace(root, result.face);
   return render(root);
 }
 
