@@ -23,6 +23,16 @@ export default tseslint.config(
     },
   },
   {
+    files: ['apps/gateway/console/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['document', 'window', 'location', 'sessionStorage', 'fetch', 'FormData', 'DOMParser', 'Node', 'URL'].map(
+          (name) => [name, 'readonly'],
+        ),
+      ),
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
