@@ -135,31 +135,18 @@ const RENDERERS = {
   async search(xml) {
     const modelId = textOf(xml, 'model_id');
     const candidates = [...xml.getElementsByTagName('candidate')];
-    const table = el(
-      'table',
-      {},
-      el(
-        'tr',
-        {},
-        el('th', {}, 'Rank'),
-        el('th', {}, 'Subject'),
-        el('th', {}, 'Score'),
-        el('th', {}, 'What the score means'),
-      ),
+    const meanings = await Promise.all(
+      candidates.map((candidate) => meaning(Number(textOf(candidate, 'score')), modelId)),
     );
-    for (const candidate of candidates) {
-      const score = Number(textOf(candidate, 'score'));
-      table.append(
-        el(
-          'tr',
-          {},
-          el('td', {}, textOf(candidate, 'rank')),
-          el('td', {}, textOf(candidate, 'subject_id')),
-          el('td', {}, textOf(candidate, 'score')),
-          el('td', { class: 'meaning' }, (await meaning(score, modelId)) ?? '—'),
-        ),
-      );
-    }
+    // The meaning column only where the service publishes a calibration table.
+    const calibrated = meanings.some((text) => text !== null);
+    const headings = ['Rank', 'Subject', 'Score', ...(calibrated ? ['What the score means'] : [])];
+    const table = el('table', {}, el('tr', {}, ...headings.map((heading) => el('th', {}, heading))));
+    candidates.forEach((candidate, index) => {
+      const cells = ['rank', 'subject_id', 'score'].map((name) => el('td', {}, textOf(candidate, name)));
+      if (calibrated) cells.push(el('td', { class: 'meaning' }, meanings[index] ?? '—'));
+      table.append(el('tr', {}, ...cells));
+    });
     const summary = candidates.length ? `${candidates.length} candidate(s)` : 'No candidate above the threshold';
     return [el('p', { class: 'outcome ok' }, summary), table, definitions(scores(xml))];
   },
