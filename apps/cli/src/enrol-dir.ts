@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, readdir, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import cliProgress from 'cli-progress';
 import { IMAGE_EXTENSIONS, type FacegateClient } from './client.js';
@@ -27,15 +27,17 @@ const isImage = (name: string): boolean => IMAGE_EXTENSIONS.includes(path.extnam
  * photo directly in the folder is one subject named after the file without its extension.
  */
 export async function listSubjects(directory: string): Promise<EnrolItem[]> {
-  const entries = (await readdir(directory, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name));
+  const names = (await readdir(directory)).sort((a, b) => a.localeCompare(b));
   const items: EnrolItem[] = [];
-  for (const entry of entries) {
-    const full = path.join(directory, entry.name);
+  for (const name of names) {
+    const full = path.join(directory, name);
+    // stat, not the directory entry's type: symbolic links to folders and photos count too.
+    const entry = await stat(full);
     if (entry.isDirectory()) {
       const photo = (await readdir(full)).filter(isImage).sort()[0];
-      if (photo) items.push({ subjectId: entry.name, file: path.join(full, photo) });
-    } else if (entry.isFile() && isImage(entry.name)) {
-      items.push({ subjectId: path.basename(entry.name, path.extname(entry.name)), file: full });
+      if (photo) items.push({ subjectId: name, file: path.join(full, photo) });
+    } else if (entry.isFile() && isImage(name)) {
+      items.push({ subjectId: path.basename(name, path.extname(name)), file: full });
     }
   }
   return items;
