@@ -49,6 +49,9 @@ const TEST_PACKAGES = [
   ['redis-server', '/usr/bin/redis-server'],
   // The read-only data directory drill builds an ext4 volume on a loop device.
   ['e2fsprogs', '/usr/sbin/mkfs.ext4'],
+  // xmllint checks real responses against the served XSDs; the web console is tested in Chromium.
+  ['libxml2-utils', '/usr/bin/xmllint'],
+  ['chromium', '/usr/bin/chromium'],
 ];
 
 function ensureSystemPackages() {
