@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -66,13 +66,14 @@ describe('web console in headless Chromium', { skip: skipWithoutChromium }, () =
   it('enrols a dropped photo and shows the face box, quality and PAD scores', async () => {
     await page.waitForSelector('#enrol.active');
     // Drag and drop: a DataTransfer carrying the photo, dropped on the enrol drop zone.
-    const photo = (await import('node:fs')).readFileSync(fixture('frll', '001_neutral.jpg')).toString('base64');
-    const dataTransfer = await page.evaluateHandle((base64) => {
-      const bytes = Uint8Array.from(atob(base64), (character) => character.charCodeAt(0));
+    const photo = readFileSync(fixture('frll', '001_neutral.jpg')).toString('base64');
+    // Evaluated in the page (the tests' TypeScript has no DOM types): a DataTransfer holding the photo.
+    const dataTransfer = await page.evaluateHandle(`(() => {
+      const bytes = Uint8Array.from(atob('${photo}'), (character) => character.charCodeAt(0));
       const transfer = new DataTransfer();
       transfer.items.add(new File([bytes], '001_neutral.jpg', { type: 'image/jpeg' }));
       return transfer;
-    }, photo);
+    })()`);
     await page.dispatchEvent('#enrol .drop', 'drop', { dataTransfer });
     await page.fill('#enrol input[name=subject_id]', 'alice');
     await page.click('#enrol button[type=submit]');
@@ -151,7 +152,7 @@ describe('web console in headless Chromium', { skip: skipWithoutChromium }, () =
     await page.reload();
     await page.keyboard.press('Tab');
     await page.keyboard.press('Tab');
-    assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('href')), '#search');
+    assert.equal(await page.evaluate("document.activeElement?.getAttribute('href')"), '#search');
     await page.keyboard.press('Enter');
     await page.waitForSelector('#search.active');
     // 200 % zoom of a 1100 px window: half the CSS pixels, each drawn twice as large.
@@ -160,8 +161,8 @@ describe('web console in headless Chromium', { skip: skipWithoutChromium }, () =
       await zoomed.setViewportSize({ width: 550, height: 400 });
       await zoomed.goto(`${service.baseUrl}/#verify`);
       await zoomed.waitForSelector('#verify.active');
-      const overflow = await zoomed.evaluate(
-        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      const overflow = Number(
+        await zoomed.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth'),
       );
       assert.ok(overflow <= 0, `no horizontal scrolling at 200 % (overflow ${overflow}px)`);
       if (screenshotDir) await zoomed.screenshot({ path: path.join(screenshotDir, 'zoom-200.png'), fullPage: true });

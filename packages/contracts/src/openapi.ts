@@ -83,9 +83,7 @@ function biometricResponses(endpoint: BiometricEndpoint): Schema {
   const name = pascal(endpoint);
   const xml = (ref: string, codes?: ErrorCode[]): Schema => ({
     'application/xml': {
-      schema: codes
-        ? { allOf: [{ $ref: ref }, { properties: { status: { enum: codes } } }] }
-        : { $ref: ref },
+      schema: codes ? { allOf: [{ $ref: ref }, { properties: { status: { enum: codes } } }] } : { $ref: ref },
     },
   });
   return {
@@ -163,8 +161,16 @@ export function openApiDocument(options: OpenApiOptions): Schema {
     servers: [{ url: '/' }],
     security: [{ apiKey: [] }],
     paths: {
-      '/api/v1/search': biometric('search', 'Search a partition for a face', multipartBody(searchMetadataSchema, false)),
-      '/api/v1/verify': biometric('verify', 'Compare a face with one subject', multipartBody(verifyMetadataSchema, true)),
+      '/api/v1/search': biometric(
+        'search',
+        'Search a partition for a face',
+        multipartBody(searchMetadataSchema, false),
+      ),
+      '/api/v1/verify': biometric(
+        'verify',
+        'Compare a face with one subject',
+        multipartBody(verifyMetadataSchema, true),
+      ),
       '/api/v1/enrol': biometric('enrol', 'Enrol a subject', multipartBody(enrolMetadataSchema, true)),
       '/api/v1/delete': biometric('delete', 'Delete a subject', {
         required: true,

@@ -54,10 +54,7 @@ export function responseXsd(root: string): string | undefined {
   const status = schema.ele(XS, 'xs:simpleType', { name: 'Status' }).ele(XS, 'xs:restriction', { base: 'xs:string' });
   for (const value of RESPONSE_STATUSES) status.ele(XS, 'xs:enumeration', { value });
 
-  const sequence = schema
-    .ele(XS, 'xs:element', { name: root })
-    .ele(XS, 'xs:complexType')
-    .ele(XS, 'xs:sequence');
+  const sequence = schema.ele(XS, 'xs:element', { name: root }).ele(XS, 'xs:complexType').ele(XS, 'xs:sequence');
   addElement(sequence, { name: 'status', content: 'status', description: 'OK or an error code' });
   const choice = sequence.ele(XS, 'xs:choice');
   addSequence(choice, XML_SUCCESS_SHAPES[entry.endpoint]);
