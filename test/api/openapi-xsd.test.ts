@@ -10,7 +10,8 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import sharp from 'sharp';
 import ts from 'typescript';
 import { ERROR_CODES, XML_ROOT, errorXml, type BiometricEndpoint } from '@facegate/contracts';
-import { hashApiKey } from '@facegate/gateway';
+import { createApp, hashApiKey, type ServiceBackend } from '@facegate/gateway';
+import { FacegateMetrics, silentLogger } from '@facegate/observability';
 import { postBiometric, postDelete, type XmlReply } from '../support/http.js';
 import { fixture, repoRoot } from '../support/paths.js';
 import { readImage, startEmbeddedService, temporaryDirectory, type RunningService } from '../support/service.js';
@@ -75,6 +76,30 @@ describe('OpenAPI document, XSDs and a generated client', () => {
     assert.equal(result.valid, true, JSON.stringify(result.errors, null, 2));
     for (const endpoint of ['search', 'verify', 'enrol', 'delete', 'health', 'partitions', 'stats']) {
       assert.ok(document.paths[`/api/v1/${endpoint}`], `${endpoint} is described`);
+    }
+  });
+
+  it('describes every route the gateway serves', async () => {
+    // Only the route table is read: no request reaches the (absent) backend.
+    const app = createApp({
+      backend: {} as ServiceBackend,
+      metrics: new FacegateMetrics(),
+      logger: silentLogger,
+      maxUploadBytes: 1,
+      jobTimeoutMs: 1,
+    });
+    const stack = (app as unknown as { router: { stack: { route?: { path: string; methods: object } }[] } }).router
+      .stack;
+    const document = (await (await fetch(`${service.baseUrl}/api/v1/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const routes = stack.flatMap((layer) =>
+      layer.route ? Object.keys(layer.route.methods).map((method) => [method, layer.route!.path] as const) : [],
+    );
+    assert.ok(routes.length >= 8, `routes found: ${JSON.stringify(routes)}`);
+    for (const [method, route] of routes) {
+      const documented = route.replace(/:([A-Za-z]+)/g, '{$1}');
+      assert.ok(document.paths[documented]?.[method], `${method.toUpperCase()} ${route} is in the OpenAPI document`);
     }
   });
 
