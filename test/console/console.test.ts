@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { hashApiKey } from '@facegate/gateway';
 import { getJson } from '../support/http.js';
 import { fixture, repoRoot } from '../support/paths.js';
 import { startEmbeddedService, temporaryDirectory, type RunningService } from '../support/service.js';
@@ -145,6 +146,33 @@ describe('web console in headless Chromium', { skip: skipWithoutChromium }, () =
     const { body } = await getJson(service.baseUrl, '/api/v1/stats');
     assert.equal(body['total_subjects'], 0);
     await screenshot('delete');
+  });
+
+  it('uses the API key typed in the page where the service asks for keys', async () => {
+    const keysDir = temporaryDirectory('console-keys');
+    const keysFile = path.join(keysDir, 'keys.json');
+    const adminKey = 'console-admin-test-key';
+    writeFileSync(
+      keysFile,
+      JSON.stringify({ keys: [{ id: 'ops', sha256: hashApiKey(adminKey), scopes: ['admin'], partitions: ['*'] }] }),
+    );
+    const keyed = await startEmbeddedService({ API_KEYS_FILE: keysFile });
+    const keyedPage = await context.newPage();
+    try {
+      await keyedPage.goto(`${keyed.baseUrl}/#partitions`);
+      const result = keyedPage.locator('#partitions .result');
+      await result.locator('.outcome').waitFor();
+      assert.equal(await result.locator('.outcome').textContent(), 'Refused: UNAUTHORIZED');
+      assert.match((await result.locator('.reason').textContent()) ?? '', /API key is needed/);
+      await keyedPage.fill('#api-key', adminKey);
+      await keyedPage.click('[data-refresh=partitions]');
+      await result.locator('.outcome.ok').waitFor();
+      assert.equal(await result.locator('.outcome').textContent(), '0 subject(s) in 0 partition(s)');
+    } finally {
+      await keyedPage.close();
+      await keyed.close();
+      rmSync(keysDir, { recursive: true, force: true });
+    }
   });
 
   it('is usable with the keyboard and at 200 % zoom', async () => {
