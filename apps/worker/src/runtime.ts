@@ -1,7 +1,8 @@
 import path from 'node:path';
 import {
   FacegateError,
-  similarityScore,
+  isMatch,
+  reportedScore,
   type BiometricJob,
   type ComponentHealth,
   type ComponentHealthMap,
@@ -194,9 +195,12 @@ export class WorkerRuntime {
     const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, job.threshold);
     const candidates: SearchCandidate[] = [];
     for (const candidate of found) {
-      const score = similarityScore(candidate.score);
-      if (score < job.threshold) continue;
-      candidates.push({ subjectId: candidate.subjectId, score, rank: candidates.length + 1 });
+      if (!isMatch(candidate.score, job.threshold)) continue;
+      candidates.push({
+        subjectId: candidate.subjectId,
+        score: reportedScore(candidate.score),
+        rank: candidates.length + 1,
+      });
       if (candidates.length === job.topK) break;
     }
     return { type: 'search', candidates, qualityScore: face.qualityScore, modelId: face.modelId };
@@ -207,11 +211,10 @@ export class WorkerRuntime {
     await this.requirePartition(job.partition);
     const face: FaceAnalysis = await this.pipeline.analyse(job.image, 'verify');
     const cosine = await this.gallery.verify(job.partition, job.subjectId, face.template, face.modelId);
-    const score = similarityScore(cosine);
     return {
       type: 'verify',
-      match: score >= job.threshold,
-      score,
+      match: isMatch(cosine, job.threshold),
+      score: reportedScore(cosine),
       subjectId: job.subjectId,
       qualityScore: face.qualityScore,
       modelId: face.modelId,

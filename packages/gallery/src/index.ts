@@ -53,7 +53,7 @@ export {
   assertThreshold,
   assertTopK,
   normalisedTemplate,
-  similarityScore,
+  cosineOfUnitTemplates,
 } from './validation.js';
 export { mergeShardCandidates, type Candidate } from './merge.js';
 export { pinGalleryShape } from './settings.js';
