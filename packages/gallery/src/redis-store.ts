@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { FacegateError, type ErrorCode } from '@facegate/contracts';
+import { redisConnection, redisReady } from '@facegate/queue';
 import type {
   EnrolReceipt,
   NewSubjectTemplate,
@@ -433,18 +434,11 @@ export class RedisTemplateStore implements TemplateStore {
   }
 
   static async open(options: RedisTemplateStoreOptions): Promise<RedisTemplateStore> {
-    const redisOptions: RedisOptions = {
-      // Fail fast while Redis is away: a request becomes a prompt UNAVAILABLE rather than a
-      // write parked in a client-side queue that might replay long after its caller gave up.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2_000,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    };
-    const redis = new Redis(options.redisUrl, redisOptions);
-    redis.on('error', () => {});
+    // Fail fast while Redis is away: a request becomes a prompt UNAVAILABLE rather than a
+    // write parked in a client-side queue that might replay long after its caller gave up.
+    const redis = redisConnection(options.redisUrl, 'fail-fast');
     try {
-      await waitUntilReady(redis, options.connectTimeoutMs ?? 5_000);
+      await redisReady(redis, options.connectTimeoutMs ?? 5_000);
     } catch (error) {
       redis.disconnect();
       throw unavailable(error);
@@ -887,23 +881,4 @@ function toFacegateError(error: unknown): FacegateError {
 function unavailable(error: unknown): FacegateError {
   const reason = error instanceof Error ? error.message : String(error);
   return new FacegateError('UNAVAILABLE', `template store (Redis) failed: ${reason}`);
-}
-
-async function waitUntilReady(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`no connection to Redis within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onReady = (): void => {
-      cleanup();
-      resolve();
-    };
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-    };
-    redis.on('ready', onReady);
-  });
 }
