@@ -5,3 +5,4 @@ export * from './worker-registry.js';
 export * from './redis.js';
 export * from './request-reply.js';
 export * from './consumer.js';
+export * from './lua.js';
