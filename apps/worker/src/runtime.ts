@@ -4,14 +4,13 @@ import {
   isMatch,
   reportedScore,
   type BiometricJob,
-  type ComponentHealth,
   type ComponentHealthMap,
   type JobOf,
   type JobOutcome,
   type JobResult,
   type SearchCandidate,
 } from '@facegate/contracts';
-import { Gallery, type Candidate, type GalleryStats } from '@facegate/gallery';
+import { Gallery, type GalleryService } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
@@ -47,42 +46,9 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
   };
 }
 
-/**
- * What the runtime needs of a gallery: the embedded {@link Gallery}, or the distributed one
- * that routes to shard owners. `requestId` (the job id) lets a redelivered enrol be answered
- * idempotently where the gallery supports it.
- */
-export interface RuntimeGallery {
-  enrol(
-    partition: string,
-    subjectId: string,
-    template: Float32Array,
-    modelId: string,
-    requestId?: string,
-  ): Promise<void>;
-  delete(partition: string, subjectId: string): Promise<void>;
-  search(
-    partition: string,
-    template: Float32Array,
-    modelId: string,
-    topK: number,
-    threshold: number,
-  ): Promise<Candidate[]>;
-  verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
-  partitions(): Promise<string[]>;
-  /** Whether the partition exists; partitions are never removed, so a gallery may remember a yes. */
-  hasPartition(partition: string): Promise<boolean>;
-  stats(): Promise<GalleryStats>;
-  /** The `faiss_index` health component. */
-  health(): ComponentHealth;
-  /** The `template_encryption` health component. */
-  templateEncryptionHealth(): ComponentHealth;
-  close(): Promise<void>;
-}
-
 export interface WorkerRuntimeOptions {
   /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
-  gallery?: RuntimeGallery;
+  gallery?: GalleryService;
 }
 
 /**
@@ -92,7 +58,7 @@ export interface WorkerRuntimeOptions {
 export class WorkerRuntime {
   private constructor(
     readonly pipeline: FacePipeline,
-    readonly gallery: RuntimeGallery,
+    readonly gallery: GalleryService,
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
   ) {}

@@ -83,6 +83,45 @@ export function normalisedTemplate(template: unknown, dimension: number): Float3
   return normalised;
 }
 
+/**
+ * The checks every gallery runs before touching a shard, shared by the embedded and the
+ * distributed gallery: returns the template normalised.
+ */
+export function checkedSubjectTemplate(
+  partition: unknown,
+  subjectId: unknown,
+  template: unknown,
+  modelId: unknown,
+  dimension: number,
+): Float32Array {
+  assertPartition(partition);
+  assertSubjectId(subjectId);
+  assertModelId(modelId);
+  return normalisedTemplate(template, dimension);
+}
+
+/** The same for a search probe. */
+export function checkedSearchProbe(
+  partition: unknown,
+  template: unknown,
+  modelId: unknown,
+  topK: unknown,
+  threshold: unknown,
+  dimension: number,
+): Float32Array {
+  assertPartition(partition);
+  assertModelId(modelId);
+  assertTopK(topK);
+  assertThreshold(threshold);
+  return normalisedTemplate(template, dimension);
+}
+
+/** The same for a subject reference (delete). */
+export function checkSubjectReference(partition: unknown, subjectId: unknown): void {
+  assertPartition(partition);
+  assertSubjectId(subjectId);
+}
+
 /** The cosine of two unit-length templates (their dot product), clamped to [0, 1]. */
 export function cosineOfUnitTemplates(a: Float32Array, b: Float32Array): number {
   let dot = 0;
