@@ -12,9 +12,13 @@ import {
 } from '@facegate/gallery';
 import { FacegateMetrics, type Logger } from '@facegate/observability';
 import { BullMqJobConsumer, publishWorkerReport, redisConnection, withdrawWorkerReport } from '@facegate/queue';
-import { indexPolicyFromEnv, shardSnapshotRoot, type WorkerEnv } from '../config.js';
-import { WorkerRuntime } from '../runtime.js';
-import { loadTemplateCipher } from '../template-keys.js';
+import {
+  WorkerRuntime,
+  indexPolicyFromEnv,
+  loadTemplateCipher,
+  shardSnapshotRoot,
+  type WorkerEnv,
+} from '@facegate/runtime';
 import { DistributedGallery } from './distributed-gallery.js';
 import { ShardLeaseManager, type HeldLease } from './leases.js';
 import { ShardRpcClient } from './shard-client.js';
