@@ -14,6 +14,7 @@ import type {
   TemplateStore,
 } from './store.js';
 import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
+import { checkTemplateLength, storeClosed, storeUnavailable, subjectNotFound } from './store-errors.js';
 import { StoredTemplateCodec } from './template-codec.js';
 
 export interface RedisTemplateStoreOptions {
@@ -213,7 +214,7 @@ export class RedisTemplateStore implements TemplateStore {
     // (the script checks it again, atomically).
     const record = await this.subjectRecord(entry.partition, entry.subjectId);
     if (record === undefined) {
-      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${entry.partition}'`);
+      throw subjectNotFound(entry.partition);
     }
     return this.add('template', { ...entry, shard: record.s });
   }
@@ -221,7 +222,7 @@ export class RedisTemplateStore implements TemplateStore {
   async removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt> {
     const record = await this.subjectRecord(partition, subjectId);
     if (record === undefined) {
-      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+      throw subjectNotFound(partition);
     }
     const shard = record.s;
     const k = this.keys;
@@ -536,9 +537,7 @@ export class RedisTemplateStore implements TemplateStore {
    * fails, or answers a redelivery, leaves a gap: ids are never reused, not dense).
    */
   private async add(mode: 'subject' | 'template', entry: NewSubjectTemplate): Promise<EnrolReceipt> {
-    if (entry.template.length !== this.dimension) {
-      throw new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`);
-    }
+    checkTemplateLength(entry.template, this.dimension);
     const { partition, shard, modelId } = entry;
     const k = this.keys;
     const faissId = await this.attempt(() => this.redis.incr(k.faissIdCounter));
@@ -596,7 +595,7 @@ export class RedisTemplateStore implements TemplateStore {
 
   /** Runs one Redis operation, turning every failure into a typed FacegateError. */
   private async attempt<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new FacegateError('UNAVAILABLE', 'template store is closed');
+    if (this.closed) throw storeClosed();
     try {
       return await operation();
     } catch (error) {
@@ -637,6 +636,5 @@ function toFacegateError(error: unknown): FacegateError {
 }
 
 function unavailable(error: unknown): FacegateError {
-  const reason = error instanceof Error ? error.message : String(error);
-  return new FacegateError('UNAVAILABLE', `template store (Redis) failed: ${reason}`);
+  return storeUnavailable(error, 'template store (Redis)');
 }
