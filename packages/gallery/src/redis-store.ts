@@ -132,6 +132,7 @@ const scripts = new LuaScripts(new URL('../src/lua/', import.meta.url), [
   'subjectTemplates',
   'resealTemplate',
 ] as const);
+type ScriptName = Parameters<typeof scripts.run>[1];
 
 /** A template row's meta (the templates hash). */
 interface TemplateMeta {
@@ -226,23 +227,20 @@ export class RedisTemplateStore implements TemplateStore {
     }
     const shard = record.s;
     const k = this.keys;
-    const reply = (await this.attempt(() =>
-      scripts.run(
-        this.redis,
-        'removeSubject',
-        [
-          k.subjects(partition),
-          k.partitions,
-          k.seq,
-          k.templates(partition),
-          k.owners(partition),
-          k.removed(partition),
-          k.changes(partition, shard),
-          k.counts(partition, shard),
-          k.fence(shard),
-        ],
-        [partition, subjectId, shard, this.tokenFor(shard)],
-      ),
+    const reply = (await this.runScript(
+      'removeSubject',
+      [
+        k.subjects(partition),
+        k.partitions,
+        k.seq,
+        k.templates(partition),
+        k.owners(partition),
+        k.removed(partition),
+        k.changes(partition, shard),
+        k.counts(partition, shard),
+        k.fence(shard),
+      ],
+      [partition, subjectId, shard, this.tokenFor(shard)],
     )) as Array<string | number>;
     const removed: TemplateRef[] = [];
     for (let i = 1; i < reply.length; i += 2) {
@@ -253,13 +251,10 @@ export class RedisTemplateStore implements TemplateStore {
 
   async getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]> {
     const k = this.keys;
-    const reply = (await this.attempt(() =>
-      scripts.runBuffer(
-        this.redis,
-        'subjectTemplates',
-        [k.subjects(partition), k.templates(partition), k.vectors(partition)],
-        [subjectId],
-      ),
+    const reply = (await this.runScriptBuffer(
+      'subjectTemplates',
+      [k.subjects(partition), k.templates(partition), k.vectors(partition)],
+      [subjectId],
     )) as Buffer[];
     if (reply.length === 0) return [];
     const record = JSON.parse(reply[0]!.toString('utf8')) as SubjectRecord;
@@ -301,8 +296,10 @@ export class RedisTemplateStore implements TemplateStore {
     batchSize = this.scanBatchSize,
   ): Promise<ShardScan> {
     const k = this.keys;
-    const [asOfSeq, count, maxFaissId] = (await this.attempt(() =>
-      scripts.run(this.redis, 'openScan', [k.seq, k.counts(partition, shard), k.faissIdCounter], [modelId]),
+    const [asOfSeq, count, maxFaissId] = (await this.runScript(
+      'openScan',
+      [k.seq, k.counts(partition, shard), k.faissIdCounter],
+      [modelId],
     )) as [number, number, number];
     const dimension = this.dimension;
     const codec = this.codec;
@@ -311,19 +308,16 @@ export class RedisTemplateStore implements TemplateStore {
     const nextPage = async (): Promise<TemplateBatch | undefined> => {
       // Pages of removed-but-unpruned rows may yield nothing: keep going until the range ends.
       while (!finished) {
-        const [last, flat] = (await this.attempt(() =>
-          scripts.runBuffer(
-            this.redis,
-            'scanPage',
-            [
-              k.rows(partition, shard, modelId),
-              k.vectors(partition),
-              k.removed(partition),
-              k.pruned(partition, shard),
-              k.templates(partition),
-            ],
-            [afterId, maxFaissId, batchSize, asOfSeq],
-          ),
+        const [last, flat] = (await this.runScriptBuffer(
+          'scanPage',
+          [
+            k.rows(partition, shard, modelId),
+            k.vectors(partition),
+            k.removed(partition),
+            k.pruned(partition, shard),
+            k.templates(partition),
+          ],
+          [afterId, maxFaissId, batchSize, asOfSeq],
         )) as [Buffer, Buffer[]];
         const lastId = last.toString('utf8');
         if (lastId === afterId) {
@@ -365,19 +359,16 @@ export class RedisTemplateStore implements TemplateStore {
 
   async changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]> {
     const k = this.keys;
-    const flat = (await this.attempt(() =>
-      scripts.runBuffer(
-        this.redis,
-        'changesSince',
-        [
-          k.changes(partition, shard),
-          k.pruned(partition, shard),
-          k.vectors(partition),
-          k.removed(partition),
-          k.templates(partition),
-        ],
-        [afterSeq],
-      ),
+    const flat = (await this.runScriptBuffer(
+      'changesSince',
+      [
+        k.changes(partition, shard),
+        k.pruned(partition, shard),
+        k.vectors(partition),
+        k.removed(partition),
+        k.templates(partition),
+      ],
+      [afterSeq],
     )) as Array<Buffer | null>;
     const changes: ShardChange[] = [];
     for (let i = 0; i < flat.length; i += 3) {
@@ -404,20 +395,17 @@ export class RedisTemplateStore implements TemplateStore {
 
   async pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void> {
     const k = this.keys;
-    await this.attempt(() =>
-      scripts.run(
-        this.redis,
-        'pruneChanges',
-        [
-          k.changes(partition, shard),
-          k.pruned(partition, shard),
-          k.templates(partition),
-          k.vectors(partition),
-          k.removed(partition),
-          k.fence(shard),
-        ],
-        [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard)],
-      ),
+    await this.runScript(
+      'pruneChanges',
+      [
+        k.changes(partition, shard),
+        k.pruned(partition, shard),
+        k.templates(partition),
+        k.vectors(partition),
+        k.removed(partition),
+        k.fence(shard),
+      ],
+      [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard)],
     );
   }
 
@@ -520,13 +508,10 @@ export class RedisTemplateStore implements TemplateStore {
         continue;
       }
       if (resealed === undefined) continue;
-      const replaced = await this.attempt(() =>
-        scripts.run(
-          this.redis,
-          'resealTemplate',
-          [k.vectors(partition), k.templates(partition)],
-          [row.faissId, row.bytes, resealed, subjectId],
-        ),
+      const replaced = await this.runScript(
+        'resealTemplate',
+        [k.vectors(partition), k.templates(partition)],
+        [row.faissId, row.bytes, resealed, subjectId],
       );
       report.resealed += Number(replaced);
     }
@@ -543,36 +528,33 @@ export class RedisTemplateStore implements TemplateStore {
     const faissId = await this.attempt(() => this.redis.incr(k.faissIdCounter));
     const sealed = this.codec.encode(entry.template, { ...entry, faissId: BigInt(faissId) });
     const createdAt = Date.now();
-    const reply = (await this.attempt(() =>
-      scripts.run(
-        this.redis,
-        'addTemplate',
-        [
-          k.subjects(partition),
-          k.partitions,
-          k.seq,
-          k.faissIdCounter,
-          k.templates(partition),
-          k.vectors(partition),
-          k.owners(partition),
-          k.changes(partition, shard),
-          k.counts(partition, shard),
-          k.rows(partition, shard, modelId),
-          k.fence(shard),
-        ],
-        [
-          mode,
-          partition,
-          entry.subjectId,
-          shard,
-          modelId,
-          sealed,
-          String(createdAt),
-          entry.requestId ?? NO_REQUEST_ID,
-          this.tokenFor(shard),
-          faissId,
-        ],
-      ),
+    const reply = (await this.runScript(
+      'addTemplate',
+      [
+        k.subjects(partition),
+        k.partitions,
+        k.seq,
+        k.faissIdCounter,
+        k.templates(partition),
+        k.vectors(partition),
+        k.owners(partition),
+        k.changes(partition, shard),
+        k.counts(partition, shard),
+        k.rows(partition, shard, modelId),
+        k.fence(shard),
+      ],
+      [
+        mode,
+        partition,
+        entry.subjectId,
+        shard,
+        modelId,
+        sealed,
+        String(createdAt),
+        entry.requestId ?? NO_REQUEST_ID,
+        this.tokenFor(shard),
+        faissId,
+      ],
     )) as [number, number, number, string];
     const receipt: EnrolReceipt = { faissId: BigInt(reply[1]), seq: Number(reply[2]), createdAt: Number(reply[3]) };
     return reply[0] === 1 ? { ...receipt, replayed: true } : receipt;
@@ -591,6 +573,16 @@ export class RedisTemplateStore implements TemplateStore {
       throw new FacegateError('UNAVAILABLE', `this worker does not own shard ${shard}; write refused`);
     }
     return String(token);
+  }
+
+  /** Runs one of the store's Lua scripts (string replies), as {@link attempt}. */
+  private runScript(name: ScriptName, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    return this.attempt(() => scripts.run(this.redis, name, keys, args));
+  }
+
+  /** The same with bulk replies as Buffers (template bytes must not go through UTF-8). */
+  private runScriptBuffer(name: ScriptName, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    return this.attempt(() => scripts.runBuffer(this.redis, name, keys, args));
   }
 
   /** Runs one Redis operation, turning every failure into a typed FacegateError. */
