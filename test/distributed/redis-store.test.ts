@@ -11,7 +11,7 @@ import {
   type RedisTemplateStoreOptions,
 } from '@facegate/gallery';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from '../gallery/helpers.js';
-import { describeTemplateStoreContract } from '../gallery/store-contract.js';
+import { addSubjects, describeTemplateStoreContract } from '../gallery/store-contract.js';
 import { DistributedGallery } from '../../apps/worker/src/cluster/index.js';
 import { SHARED_REDIS_URL, deletePrefix, testPrefix } from './support.js';
 
@@ -82,16 +82,7 @@ describe('RedisTemplateStore', () => {
 
   it('refuses to replay a change log pruned past the reader, and drops pruned removals', async () => {
     const store = await openStore();
-    const random = seededRandom(17);
-    for (let i = 0; i < 4; i++) {
-      await store.addSubject({
-        partition: 'p',
-        shard: 0,
-        subjectId: `s${i}`,
-        modelId: MODEL,
-        template: randomUnitVector(random),
-      });
-    }
+    await addSubjects(store, 'p', 0, 4, seededRandom(17));
     await store.removeSubject('p', 's0');
     const through = await store.currentSeq();
     await store.pruneChanges('p', 0, through);

@@ -5,6 +5,25 @@ import { facegateCode, randomUnitVector, seededRandom } from './helpers.js';
 
 const MODEL = 'm1';
 
+/** Enrols subjects s0..s{count-1} of model m1 with random templates into one shard. */
+export async function addSubjects(
+  store: TemplateStore,
+  partition: string,
+  shard: number,
+  count: number,
+  random: () => number,
+): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await store.addSubject({
+      partition,
+      shard,
+      subjectId: `s${i}`,
+      modelId: MODEL,
+      template: randomUnitVector(random),
+    });
+  }
+}
+
 /**
  * The behaviour every TemplateStore promises, run against each implementation (SQLite in
  * test/gallery, Redis in test/distributed). `open` gives a fresh, empty store.
@@ -134,15 +153,7 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
     it('scans a shard as of one sequence number while writes continue', async () => {
       const store = await open();
       const random = seededRandom(14);
-      for (let i = 0; i < 50; i++) {
-        await store.addSubject({
-          partition: 'p',
-          shard: 0,
-          subjectId: `s${i}`,
-          modelId: MODEL,
-          template: randomUnitVector(random),
-        });
-      }
+      await addSubjects(store, 'p', 0, 50, random);
       const scan = await store.openShardScan('p', 0, MODEL, 10);
       assert.equal(scan.count, 50);
       await store.removeSubject('p', 's49');
