@@ -11,6 +11,7 @@ import {
   type RedisTemplateStoreOptions,
 } from '@facegate/gallery';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from '../gallery/helpers.js';
+import { addSubjects, describeTemplateStoreContract } from '../gallery/store-contract.js';
 import { DistributedGallery } from '../../apps/worker/src/cluster/index.js';
 import { SHARED_REDIS_URL, deletePrefix, testPrefix } from './support.js';
 
@@ -28,146 +29,9 @@ after(async () => {
   for (const prefix of prefixes) await deletePrefix(SHARED_REDIS_URL, prefix);
 });
 
-// The same behavioural checks as test/gallery/store-and-shards.test.ts makes of the SQLite store.
+describeTemplateStoreContract('RedisTemplateStore', () => openStore());
+
 describe('RedisTemplateStore', () => {
-  it('stores templates bit-exactly with their ids and counts', async () => {
-    const store = await openStore();
-    const template = randomUnitVector(seededRandom(12));
-    const receipt = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
-    const second = await store.addSubject({
-      partition: 'p',
-      shard: 2,
-      subjectId: 'c',
-      modelId: MODEL,
-      template: randomUnitVector(seededRandom(13)),
-    });
-    assert.ok(second.faissId > receipt.faissId && second.seq > receipt.seq);
-    const [stored] = await store.getSubjectTemplates('p', 'a&<b>');
-    assert.deepEqual(stored?.template, template);
-    assert.equal(stored?.faissId, receipt.faissId);
-    assert.equal(stored?.shard, 1);
-    assert.deepEqual(await store.resolveSubjects('p', [receipt.faissId, 999n]), new Map([[receipt.faissId, 'a&<b>']]));
-    assert.deepEqual(await store.resolveSubjects('other', [receipt.faissId]), new Map());
-    assert.deepEqual(await store.partitionCounts(), { p: 2 });
-    await assert.rejects(
-      store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template }),
-      facegateCode('SUBJECT_EXISTS'),
-    );
-
-    const removal = await store.removeSubject('p', 'a&<b>');
-    assert.deepEqual(removal.removed, [{ faissId: receipt.faissId, modelId: MODEL }]);
-    await assert.rejects(store.removeSubject('p', 'a&<b>'), facegateCode('SUBJECT_NOT_FOUND'));
-    const changes = await store.changesSince('p', 1, 0);
-    assert.deepEqual(
-      changes.map((c) => [c.kind, c.faissId, c.kind === 'add' ? c.template : 'n/a']),
-      [
-        ['add', receipt.faissId, undefined],
-        ['remove', receipt.faissId, 'n/a'],
-      ],
-    );
-    // Ids are never reused, even after a delete.
-    const third = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
-    assert.ok(third.faissId > second.faissId);
-    // A partition outlives its last subject.
-    await store.removeSubject('p', 'c');
-    await store.removeSubject('p', 'a&<b>');
-    assert.deepEqual(await store.partitions(), ['p']);
-    assert.deepEqual(await store.partitionCounts(), { p: 0 });
-    await store.close();
-  });
-
-  it('round-trips any Unicode subject id and several templates per subject', async () => {
-    const store = await openStore();
-    const random = seededRandom(21);
-    const ids = ['😀 emoji', '中文', 'quote"back\\slash', 'pipe|and:colon', '\u00e9\u0301'];
-    for (const [i, subjectId] of ids.entries()) {
-      await store.addSubject({
-        partition: 'u',
-        shard: i % 2,
-        subjectId,
-        modelId: MODEL,
-        template: randomUnitVector(random),
-      });
-    }
-    await store.addTemplate({
-      partition: 'u',
-      shard: 0,
-      subjectId: ids[0]!,
-      modelId: 'm2',
-      template: randomUnitVector(random),
-    });
-    await assert.rejects(
-      store.addTemplate({
-        partition: 'u',
-        shard: 0,
-        subjectId: 'nobody',
-        modelId: MODEL,
-        template: randomUnitVector(random),
-      }),
-      facegateCode('SUBJECT_NOT_FOUND'),
-    );
-    const templates = await store.getSubjectTemplates('u', ids[0]!);
-    assert.deepEqual(
-      templates.map((t) => [t.subjectId, t.modelId, t.shard]),
-      [
-        [ids[0], MODEL, 0],
-        [ids[0], 'm2', 0],
-      ],
-    );
-    assert.deepEqual((await store.shardModels('u', 0)).sort(), [MODEL, 'm2']);
-    assert.equal(await store.countShardTemplates('u', 0, MODEL), 3);
-    const resolved = await store.resolveSubjects(
-      'u',
-      templates.map((t) => t.faissId),
-    );
-    assert.deepEqual([...resolved.values()], [ids[0], ids[0]]);
-    for (const subjectId of ids)
-      assert.equal((await store.getSubjectTemplates('u', subjectId))[0]?.subjectId, subjectId);
-    const removal = await store.removeSubject('u', ids[0]!);
-    assert.equal(removal.removed.length, 2);
-    assert.deepEqual(await store.shardModels('u', 0), [MODEL]);
-    await store.close();
-  });
-
-  it('scans a shard as of one sequence number while writes continue', async () => {
-    const store = await openStore();
-    const random = seededRandom(14);
-    for (let i = 0; i < 50; i++) {
-      await store.addSubject({
-        partition: 'p',
-        shard: 0,
-        subjectId: `s${i}`,
-        modelId: MODEL,
-        template: randomUnitVector(random),
-      });
-    }
-    const scan = await store.openShardScan('p', 0, MODEL, 10);
-    assert.equal(scan.count, 50);
-    await store.removeSubject('p', 's49');
-    await store.addSubject({
-      partition: 'p',
-      shard: 0,
-      subjectId: 'late',
-      modelId: MODEL,
-      template: randomUnitVector(random),
-    });
-    let seen = 0;
-    let batches = 0;
-    for (let batch = await scan.next(); batch !== undefined; batch = await scan.next()) {
-      seen += batch.faissIds.length;
-      batches += 1;
-      assert.ok(batch.faissIds.length <= 10, 'pages are bounded');
-    }
-    assert.equal(seen, 50, 'the scan sees neither the later delete nor the later add');
-    assert.ok(batches >= 5);
-    const later = await store.changesSince('p', 0, scan.asOfSeq);
-    assert.deepEqual(
-      later.map((c) => c.kind),
-      ['remove', 'add'],
-    );
-    await store.close();
-  });
-
   it('answers a redelivered enrol (same request id) with the original receipt', async () => {
     const store = await openStore();
     const template = randomUnitVector(seededRandom(15));
@@ -218,16 +82,7 @@ describe('RedisTemplateStore', () => {
 
   it('refuses to replay a change log pruned past the reader, and drops pruned removals', async () => {
     const store = await openStore();
-    const random = seededRandom(17);
-    for (let i = 0; i < 4; i++) {
-      await store.addSubject({
-        partition: 'p',
-        shard: 0,
-        subjectId: `s${i}`,
-        modelId: MODEL,
-        template: randomUnitVector(random),
-      });
-    }
+    await addSubjects(store, 'p', 0, 4, seededRandom(17));
     await store.removeSubject('p', 's0');
     const through = await store.currentSeq();
     await store.pruneChanges('p', 0, through);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { isMatch, reportedScore } from '@facegate/contracts';
 import { Gallery } from '@facegate/gallery';
 import { DIMENSION, facegateCode, mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 
@@ -112,8 +113,9 @@ describe('Gallery semantics', () => {
         aboveThreshold.map((c) => c.subjectId),
         ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7', 's8', 's9'],
       );
-      const exactlyAtThreshold = await gallery.search('p', anchor, MODEL, 100, top5[2]!.score);
-      assert.equal(exactlyAtThreshold.length, 3, 'a score equal to the threshold is a match');
+      // The threshold the client sends is compared with the reported (three-decimal) score.
+      const exactlyAtThreshold = await gallery.search('p', anchor, MODEL, 100, reportedScore(top5[2]!.score));
+      assert.equal(exactlyAtThreshold.length, 3, 'a reported score equal to the threshold is a match');
 
       // A subject with several templates still appears once, with its best score.
       await gallery.addTemplate('p', 's3', mateOf(anchor, 0.99, random), MODEL);
@@ -249,6 +251,27 @@ describe('Gallery semantics', () => {
         Gallery.open({ dataDir: dir, shardCount: 8, snapshotIntervalMs: 0 }),
         facegateCode('INVALID_REQUEST'),
       );
+    });
+  });
+
+  it('decides search and verify alike at the boundary: match means reported score >= threshold', async () => {
+    await withGallery(async (gallery) => {
+      const random = seededRandom(13);
+      const anchor = randomUnitVector(random);
+      await gallery.enrol('default', 'person', anchor, MODEL);
+      for (const [raw, expected] of [
+        [0.4497, true],
+        [0.4503, true],
+        [0.4494, false],
+      ] as const) {
+        const probe = mateOf(anchor, raw, random);
+        const found = await gallery.search('default', probe, MODEL, 5, 0.45);
+        const searched = found.filter((candidate) => isMatch(candidate.score, 0.45));
+        const verified = await gallery.verify('default', 'person', probe, MODEL);
+        assert.equal(searched.length === 1, expected, `search at raw ${raw}`);
+        assert.equal(isMatch(verified, 0.45), expected, `verify at raw ${raw}`);
+        if (expected) assert.equal(reportedScore(searched[0]!.score), 0.45);
+      }
     });
   });
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '@facegate/contracts';
 import { Gallery, checkIndexPolicy, loadFaissEngine, partitionIndexSettings } from '@facegate/gallery';
-import { indexPolicyFromEnv, readWorkerEnv } from '../../apps/worker/src/config.js';
+import { indexPolicyFromEnv, readWorkerEnv } from '@facegate/runtime';
 import { facegateCode, withTempDir } from './helpers.js';
 
 const PARTITION_INDEXES = JSON.stringify({

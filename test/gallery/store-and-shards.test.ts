@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore } from '@facegate/gallery';
 import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
+import { describeTemplateStoreContract } from './store-contract.js';
 
 const MODEL = 'm1';
 const utf8 = new TextEncoder();
@@ -42,89 +45,15 @@ describe('shard routing', () => {
   });
 });
 
-describe('SqliteTemplateStore', () => {
-  it('stores templates bit-exactly with their ids and counts', async () => {
-    await withTempDir(async (dir) => {
-      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
-      const template = randomUnitVector(seededRandom(12));
-      const receipt = await store.addSubject({
-        partition: 'p',
-        shard: 1,
-        subjectId: 'a&<b>',
-        modelId: MODEL,
-        template,
-      });
-      const second = await store.addSubject({
-        partition: 'p',
-        shard: 2,
-        subjectId: 'c',
-        modelId: MODEL,
-        template: randomUnitVector(seededRandom(13)),
-      });
-      assert.ok(second.faissId > receipt.faissId && second.seq > receipt.seq);
-      const [stored] = await store.getSubjectTemplates('p', 'a&<b>');
-      assert.deepEqual(stored?.template, template);
-      assert.equal(stored?.faissId, receipt.faissId);
-      assert.equal(stored?.shard, 1);
-      assert.deepEqual(
-        await store.resolveSubjects('p', [receipt.faissId, 999n]),
-        new Map([[receipt.faissId, 'a&<b>']]),
-      );
-      assert.deepEqual(await store.resolveSubjects('other', [receipt.faissId]), new Map());
-      assert.deepEqual(await store.partitionCounts(), { p: 2 });
+const storeDirs: string[] = [];
+after(async () => {
+  for (const dir of storeDirs) await rm(dir, { recursive: true, force: true });
+});
 
-      const removal = await store.removeSubject('p', 'a&<b>');
-      assert.deepEqual(removal.removed, [{ faissId: receipt.faissId, modelId: MODEL }]);
-      await assert.rejects(store.removeSubject('p', 'a&<b>'), facegateCode('SUBJECT_NOT_FOUND'));
-      const changes = await store.changesSince('p', 1, 0);
-      assert.deepEqual(
-        changes.map((c) => [c.kind, c.faissId, c.kind === 'add' ? c.template : 'n/a']),
-        [
-          ['add', receipt.faissId, undefined],
-          ['remove', receipt.faissId, 'n/a'],
-        ],
-      );
-      // Ids are never reused, even after a delete.
-      const third = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
-      assert.ok(third.faissId > second.faissId);
-      await store.close();
-    });
-  });
-
-  it('scans a shard as of one sequence number while writes continue', async () => {
-    await withTempDir(async (dir) => {
-      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
-      const random = seededRandom(14);
-      for (let i = 0; i < 50; i++) {
-        await store.addSubject({
-          partition: 'p',
-          shard: 0,
-          subjectId: `s${i}`,
-          modelId: MODEL,
-          template: randomUnitVector(random),
-        });
-      }
-      const scan = await store.openShardScan('p', 0, MODEL, 10);
-      assert.equal(scan.count, 50);
-      await store.removeSubject('p', 's49');
-      await store.addSubject({
-        partition: 'p',
-        shard: 0,
-        subjectId: 'late',
-        modelId: MODEL,
-        template: randomUnitVector(random),
-      });
-      let seen = 0;
-      for (let batch = await scan.next(); batch !== undefined; batch = await scan.next()) seen += batch.faissIds.length;
-      assert.equal(seen, 50, 'the scan sees neither the later delete nor the later add');
-      const later = await store.changesSince('p', 0, scan.asOfSeq);
-      assert.deepEqual(
-        later.map((c) => c.kind),
-        ['remove', 'add'],
-      );
-      await store.close();
-    });
-  });
+describeTemplateStoreContract('SqliteTemplateStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'facegate-store-'));
+  storeDirs.push(dir);
+  return SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
 });
 
 describe('Shard on its own', () => {

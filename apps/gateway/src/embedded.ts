@@ -1,7 +1,7 @@
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import { InProcessQueue } from '@facegate/queue';
 import path from 'node:path';
-import { WorkerRuntime, probeDataDirectory, type WorkerEnv } from '@facegate/worker';
+import { WorkerRuntime, probeDataDirectory, type WorkerEnv } from '@facegate/runtime';
 import type { ServiceBackend } from './backend.js';
 import type { GatewayEnv } from './config.js';
 

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { ConfigError } from '@facegate/contracts';
 import { FacegateMetrics, createLogger, type Logger } from '@facegate/observability';
-import { readWorkerEnv } from '@facegate/worker';
+import { readWorkerEnv } from '@facegate/runtime';
 import { createApp } from './app.js';
 import { AuditLog } from './audit.js';
 import { ApiKeyAuthenticator, isLoopbackHost, loadApiKeys } from './auth.js';

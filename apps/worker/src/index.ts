@@ -1,6 +1,4 @@
-export * from './config.js';
-export * from './runtime.js';
+// The runtime, its configuration and key ring live in @facegate/runtime (shared with the embedded gateway).
+export * from '@facegate/runtime';
 export * from './cluster/index.js';
-export * from './storage-health.js';
-export * from './template-keys.js';
 export { rekey } from './rekey.js';

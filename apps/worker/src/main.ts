@@ -1,7 +1,7 @@
 import { ConfigError } from '@facegate/contracts';
 import { createLogger, manageProcessLifecycle } from '@facegate/observability';
 import { startDistributedWorker } from './cluster/distributed-worker.js';
-import { readWorkerEnv } from './config.js';
+import { readWorkerEnv } from '@facegate/runtime';
 
 // `REDIS_URL=redis://host:6379 npm run worker`: one distributed worker process.
 const STOP_TIMEOUT_MS = 20_000;

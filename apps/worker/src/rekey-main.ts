@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '@facegate/contracts';
 import { createLogger } from '@facegate/observability';
-import { readWorkerEnv } from './config.js';
+import { readWorkerEnv } from '@facegate/runtime';
 import { rekey } from './rekey.js';
 
 // `npm run rekey [-- --vacuum]`, with the service's environment. Exit status: 0 when every

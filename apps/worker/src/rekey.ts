@@ -12,8 +12,7 @@ import {
   type TemplateCipher,
 } from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
-import { embeddedGalleryDir, shardSnapshotRoot, type WorkerEnv } from './config.js';
-import { loadTemplateCipher } from './template-keys.js';
+import { embeddedGalleryDir, loadTemplateCipher, shardSnapshotRoot, type WorkerEnv } from '@facegate/runtime';
 
 export interface RekeyOptions {
   /**

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { newTemplateKeyEntry } from '@facegate/gallery';
-import { writeKeyFileIfAbsent } from './template-keys.js';
+import { writeKeyFileIfAbsent } from '@facegate/runtime';
 
 // `npm run template-key -- new`: prints a fresh key entry (keyid:base64) to put in a key ring.
 // `... init FILE`: creates FILE holding one fresh key, owner-readable only, unless it exists

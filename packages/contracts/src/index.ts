@@ -2,6 +2,7 @@ export * from './errors.js';
 export * from './health.js';
 export * from './jobs.js';
 export * from './limits.js';
+export * from './scoring.js';
 export * from './requests.js';
 export * from './responses.js';
 export * from './env.js';

@@ -11,13 +11,3 @@ export const DEFAULT_TOP_K = 5;
 export const MAX_TOP_K = 100;
 export const DEFAULT_MATCH_THRESHOLD = 0.45;
 export const TEMPLATE_DIMENSION = 512;
-
-/** Scores are reported with three decimals, and match decisions use the reported value. */
-export function roundScore(score: number): number {
-  return Math.round(score * 1000) / 1000;
-}
-
-/** Cosine similarity of two L2-normalised templates, clamped below at 0 (the contract's score). */
-export function similarityScore(cosine: number): number {
-  return roundScore(Math.min(1, Math.max(0, cosine)));
-}

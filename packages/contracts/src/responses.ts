@@ -3,6 +3,7 @@ import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
 import type { SerializedError } from './errors.js';
 import type { FaceFindings, JobResult, ResultOf } from './jobs.js';
 import type { ComponentHealthMap } from './health.js';
+import { roundToReportedDecimals } from './scoring.js';
 
 /** The XML root element of each biometric endpoint; errors use their endpoint's root too. */
 export const XML_ROOT = {
@@ -17,7 +18,7 @@ export type BiometricEndpoint = keyof typeof XML_ROOT;
 export const XML_CONTENT_TYPE = 'application/xml; charset=utf-8';
 
 function formatScore(score: number): string {
-  return String(Math.round(score * 1000) / 1000);
+  return String(roundToReportedDecimals(score));
 }
 
 function document(endpoint: BiometricEndpoint): XMLBuilder {

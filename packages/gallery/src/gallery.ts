@@ -6,14 +6,8 @@ import { Shard, type ShardInfo } from './shard.js';
 import { SqliteTemplateStore } from './sqlite-store.js';
 import type { TemplateStore } from './store.js';
 import { TemplateDecryptionError, templateEncryptionHealth, type TemplateCipher } from './template-cipher.js';
-import {
-  assertModelId,
-  assertPartition,
-  assertSubjectId,
-  assertThreshold,
-  assertTopK,
-  normalisedTemplate,
-} from './validation.js';
+import type { GalleryService } from './service.js';
+import { checkSubjectReference, checkedSearchProbe, checkedSubjectTemplate } from './validation.js';
 import { checkIndexPolicy, partitionIndexSettings, type IndexPolicy } from './index-policy.js';
 import { type VectorIndexEngine } from './vector-index.js';
 import { mergeShardCandidates, type Candidate } from './merge.js';
@@ -67,7 +61,7 @@ interface PartitionState {
  * first (the truth), then to the shard's index; searches fan out over a partition's shards
  * and merge their per-shard top-k into one list with one candidate per subject.
  */
-export class Gallery {
+export class Gallery implements GalleryService {
   private readonly options: GalleryOptions;
   private readonly store: TemplateStore;
   private readonly engine: VectorIndexEngine;
@@ -134,10 +128,7 @@ export class Gallery {
 
   /** Adds a subject with its first template; creates the partition on first use. */
   async enrol(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
-    assertModelId(modelId);
-    const normalised = normalisedTemplate(template, this.dimension);
+    const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     this.assertOpen();
     let state = this.partitionStates.get(partition);
     if (state === undefined) {
@@ -154,25 +145,21 @@ export class Gallery {
    * by the REST API today; searches return a subject once whatever its template count.
    */
   async addTemplate(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
-    assertModelId(modelId);
-    const normalised = normalisedTemplate(template, this.dimension);
+    const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     const shards = await this.existingShards(partition);
     await shards[shardOf(subjectId, this.shardCount)]!.addTemplate(subjectId, modelId, normalised);
   }
 
   /** Removes the subject; once this resolves no search returns it. */
   async delete(partition: string, subjectId: string): Promise<void> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
+    checkSubjectReference(partition, subjectId);
     const shards = await this.existingShards(partition);
     await shards[shardOf(subjectId, this.shardCount)]!.remove(subjectId);
   }
 
   /**
-   * At most `topK` subjects scoring >= threshold against templates of `modelId`, best first,
-   * each subject once.
+   * At most `topK` subjects matching `threshold` (reported score >= threshold) against
+   * templates of `modelId`, best first, each subject once.
    */
   async search(
     partition: string,
@@ -181,11 +168,7 @@ export class Gallery {
     topK: number,
     threshold: number,
   ): Promise<Candidate[]> {
-    assertPartition(partition);
-    assertModelId(modelId);
-    assertTopK(topK);
-    assertThreshold(threshold);
-    const query = normalisedTemplate(template, this.dimension);
+    const query = checkedSearchProbe(partition, template, modelId, topK, threshold, this.dimension);
     const shards = await this.existingShards(partition);
     const perShard = await Promise.all(shards.map((shard) => shard.search(modelId, query, topK, threshold)));
     return mergeShardCandidates(perShard, topK);
@@ -197,10 +180,7 @@ export class Gallery {
    * template of `modelId` (templates of different models are never compared).
    */
   async verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
-    assertModelId(modelId);
-    const probe = normalisedTemplate(template, this.dimension);
+    const probe = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     await this.existingShards(partition);
     return verifyAgainstStore(this.store, partition, subjectId, probe, modelId);
   }

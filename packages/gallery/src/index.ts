@@ -52,10 +52,14 @@ export {
   assertSubjectId,
   assertThreshold,
   assertTopK,
+  checkSubjectReference,
+  checkedSearchProbe,
+  checkedSubjectTemplate,
   normalisedTemplate,
-  similarityScore,
+  cosineOfUnitTemplates,
 } from './validation.js';
 export { mergeShardCandidates, type Candidate } from './merge.js';
+export type { GalleryService } from './service.js';
 export { pinGalleryShape } from './settings.js';
 export {
   DEFAULT_SEARCH_PARAMETERS,

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { FacegateError, type ErrorCode } from '@facegate/contracts';
+import { LuaScripts, redisConnection, redisReady } from '@facegate/queue';
 import type {
   EnrolReceipt,
   NewSubjectTemplate,
@@ -14,6 +14,7 @@ import type {
   TemplateStore,
 } from './store.js';
 import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
+import { checkTemplateLength, storeClosed, storeUnavailable, subjectNotFound } from './store-errors.js';
 import { StoredTemplateCodec } from './template-codec.js';
 
 export interface RedisTemplateStoreOptions {
@@ -120,266 +121,18 @@ class KeyLayout {
   }
 }
 
-// Shared by every write script: refuse a token older than the shard's fence. Runs before any
-// write, so a refused script has changed nothing (Redis does not roll scripts back).
-const FENCE_CHECK = `
-local function refuse_if_fenced(fence_key, token)
-  if token == '' then return nil end
-  local fence = tonumber(redis.call('GET', fence_key) or '0')
-  if tonumber(token) < fence then
-    return redis.error_reply('FENCED fencing token ' .. token .. ' is older than the shard fence ' .. fence)
-  end
-  return nil
-end
-`;
-
-/**
- * addSubject / addTemplate. KEYS: subjects, partitions, seq, faiss-id, templates, vectors,
- * owners, changes, counts, rows, fence. ARGV: mode, partition, subjectId, shard, modelId, bytes,
- * createdAt, requestId, token, faissId (reserved beforehand: the bytes are sealed to it).
- * Returns {replayed, faissId, seq, createdAt}.
- */
-const ADD_SCRIPT = `${FENCE_CHECK}
-local refused = refuse_if_fenced(KEYS[11], ARGV[9])
-if refused then return refused end
-local existing = redis.call('HGET', KEYS[1], ARGV[3])
-local record
-if ARGV[1] == 'subject' then
-  if existing then
-    record = cjson.decode(existing)
-    if ARGV[8] ~= '' and record.r == ARGV[8] then return {1, record.f, record.q, record.c} end
-    return redis.error_reply("SUBJECT_EXISTS subject already enrolled in partition '" .. ARGV[2] .. "'")
-  end
-  record = {s = tonumber(ARGV[4]), c = ARGV[7], r = ARGV[8], ids = {}}
-else
-  if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[2] .. "'") end
-  record = cjson.decode(existing)
-  if record.s ~= tonumber(ARGV[4]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
-end
-if ARGV[1] == 'subject' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
-local faiss_id = tonumber(ARGV[10])
-local seq = redis.call('INCR', KEYS[3])
-table.insert(record.ids, faiss_id)
-if ARGV[1] == 'subject' then
-  record.f = faiss_id
-  record.q = seq
-end
-redis.call('HSET', KEYS[1], ARGV[3], cjson.encode(record))
-redis.call('HSET', KEYS[5], faiss_id, cjson.encode({m = ARGV[5], c = ARGV[7], sub = ARGV[3], q = seq}))
-redis.call('HSET', KEYS[6], faiss_id, ARGV[6])
-redis.call('HSET', KEYS[7], faiss_id, ARGV[3])
-redis.call('ZADD', KEYS[8], seq, seq .. '|a|' .. faiss_id .. '|' .. ARGV[5])
-redis.call('HINCRBY', KEYS[9], ARGV[5], 1)
-redis.call('ZADD', KEYS[10], faiss_id, faiss_id)
-return {0, faiss_id, seq, ARGV[7]}
-`;
-
-/**
- * removeSubject. KEYS: subjects, partitions, seq, templates, owners, removed, changes, counts,
- * fence. ARGV: partition, subjectId, shard, token. The template rows stay (marked removed)
- * until the change log is pruned past the removal, so that a scan opened earlier still sees
- * them. Returns {lastSeq, faissId1, modelId1, ...}.
- */
-const REMOVE_SCRIPT = `${FENCE_CHECK}
-local refused = refuse_if_fenced(KEYS[9], ARGV[4])
-if refused then return refused end
-local existing = redis.call('HGET', KEYS[1], ARGV[2])
-if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[1] .. "'") end
-local record = cjson.decode(existing)
-if record.s ~= tonumber(ARGV[3]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
-local result = {0}
-for _, faiss_id in ipairs(record.ids) do
-  local meta = cjson.decode(redis.call('HGET', KEYS[4], faiss_id))
-  local seq = redis.call('INCR', KEYS[3])
-  redis.call('ZADD', KEYS[7], seq, seq .. '|r|' .. faiss_id .. '|' .. meta.m)
-  redis.call('HSET', KEYS[6], faiss_id, seq)
-  redis.call('HDEL', KEYS[5], faiss_id)
-  if redis.call('HINCRBY', KEYS[8], meta.m, -1) <= 0 then redis.call('HDEL', KEYS[8], meta.m) end
-  result[1] = seq
-  table.insert(result, faiss_id)
-  table.insert(result, meta.m)
-end
-redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
-return result
-`;
-
-/**
- * pruneChanges. KEYS: changes, pruned, templates, vectors, removed, fence. ARGV: throughSeq,
- * token, rows key prefix (a removed row's rows key depends on its model, read from the log).
- */
-const PRUNE_SCRIPT = `${FENCE_CHECK}
-local refused = refuse_if_fenced(KEYS[6], ARGV[2])
-if refused then return refused end
-local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for _, entry in ipairs(entries) do
-  local _, _, kind, faiss_id, model = string.find(entry, '^%d+|(%a)|(%d+)|(.*)$')
-  if kind == 'r' then
-    redis.call('ZREM', ARGV[3] .. model, faiss_id)
-    redis.call('HDEL', KEYS[3], faiss_id)
-    redis.call('HDEL', KEYS[4], faiss_id)
-    redis.call('HDEL', KEYS[5], faiss_id)
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], ARGV[1]) end
-return #entries
-`;
-
-// Refusing a read from before the prune point is what keeps a stale local snapshot (or a scan
-// racing a prune) from silently missing changes: the Shard then rebuilds from the store.
-const PRUNED_CHECK = `
-local function refuse_if_pruned(pruned_key, after_seq)
-  local pruned = tonumber(redis.call('GET', pruned_key) or '0')
-  if tonumber(after_seq) < pruned then
-    return redis.error_reply('PRUNED the change log of this shard is pruned through seq ' .. pruned)
-  end
-  return nil
-end
-`;
-
-/**
- * changesSince. KEYS: changes, pruned, vectors, removed, templates. ARGV: afterSeq.
- * Returns {entry, bytes|nil, meta|nil, ...}.
- */
-const CHANGES_SCRIPT = `${PRUNED_CHECK}
-local refused = refuse_if_pruned(KEYS[2], ARGV[1])
-if refused then return refused end
-local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-local out = {}
-for _, entry in ipairs(entries) do
-  local _, _, kind, faiss_id = string.find(entry, '^%d+|(%a)|(%d+)|')
-  table.insert(out, entry)
-  if kind == 'a' and redis.call('HEXISTS', KEYS[4], faiss_id) == 0 then
-    table.insert(out, redis.call('HGET', KEYS[3], faiss_id) or false)
-    table.insert(out, redis.call('HGET', KEYS[5], faiss_id) or false)
-  else
-    table.insert(out, false)
-    table.insert(out, false)
-  end
-end
-return out
-`;
-
-/** A scan's fixed point: KEYS seq, counts, faiss-id. ARGV: modelId. Returns {seq, count, maxFaissId}. */
-const SCAN_OPEN_SCRIPT = `
-return {
-  tonumber(redis.call('GET', KEYS[1]) or '0'),
-  tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0'),
-  tonumber(redis.call('GET', KEYS[3]) or '0')
-}
-`;
-
-/**
- * One scan page as of asOfSeq: rows with afterId < id <= maxId that were live at asOfSeq.
- * An id is reserved before its add commits, so a row under maxId may have been added after
- * asOfSeq: its add seq (meta q; absent in rows older than encryption, all committed long
- * before) says so, and the change log, not the scan, delivers it.
- * KEYS: rows, vectors, removed, pruned, templates. ARGV: afterId, maxId, limit, asOfSeq.
- * Returns {lastExaminedId, {id, bytes, meta, ...}}.
- */
-const SCAN_PAGE_SCRIPT = `${PRUNED_CHECK}
-local refused = refuse_if_pruned(KEYS[4], ARGV[4])
-if refused then return refused end
-local as_of = tonumber(ARGV[4])
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'LIMIT', 0, ARGV[3])
-local out = {}
-local last = ARGV[1]
-for _, id in ipairs(ids) do
-  last = id
-  local removed_at = redis.call('HGET', KEYS[3], id)
-  if (not removed_at) or tonumber(removed_at) > as_of then
-    local meta = redis.call('HGET', KEYS[5], id)
-    local added_at = meta and cjson.decode(meta).q or 0
-    if added_at <= as_of then
-      table.insert(out, id)
-      table.insert(out, redis.call('HGET', KEYS[2], id))
-      table.insert(out, meta)
-    end
-  end
-end
-return {last, out}
-`;
-
-/** getSubjectTemplates, atomically. KEYS: subjects, templates, vectors. ARGV: subjectId. */
-const SUBJECT_TEMPLATES_SCRIPT = `
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if not existing then return {} end
-local record = cjson.decode(existing)
-local out = {existing}
-for _, faiss_id in ipairs(record.ids) do
-  table.insert(out, tostring(faiss_id))
-  table.insert(out, redis.call('HGET', KEYS[2], faiss_id))
-  table.insert(out, redis.call('HGET', KEYS[3], faiss_id))
-end
-return out
-`;
-
-/**
- * A rekey's compare-and-set of one row. KEYS: vectors, templates. ARGV: faissId, bytes read,
- * re-sealed bytes, subjectId (recorded in the row's meta if older than \`sub\`). Returns 1 if
- * the row still held the bytes read and was replaced, else 0 (pruned, or re-sealed meanwhile).
- */
-const RESEAL_SCRIPT = `
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-local meta = cjson.decode(redis.call('HGET', KEYS[2], ARGV[1]))
-if meta.sub == nil then
-  meta.sub = ARGV[4]
-  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(meta))
-end
-return 1
-`;
-
-/** A Lua script run by EVALSHA, falling back to EVAL when Redis lost its script cache (a restart). */
-class LuaScript {
-  private readonly sha: string;
-  constructor(
-    private readonly source: string,
-    private readonly numberOfKeys: number,
-  ) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
-    return this.invoke(redis, keys, args, false);
-  }
-
-  /** Same, with bulk replies as Buffers (template bytes must not go through UTF-8). */
-  async runBuffer(redis: Redis, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
-    return this.invoke(redis, keys, args, true);
-  }
-
-  private async invoke(
-    redis: Redis,
-    keys: string[],
-    args: Array<string | number | Buffer>,
-    buffers: boolean,
-  ): Promise<unknown> {
-    if (keys.length !== this.numberOfKeys) throw new Error(`script expects ${this.numberOfKeys} keys`);
-    const call = (command: string, head: string): Promise<unknown> =>
-      buffers
-        ? redis.callBuffer(command, [head, keys.length, ...keys, ...args])
-        : redis.call(command, [head, keys.length, ...keys, ...args]);
-    try {
-      return await call('EVALSHA', this.sha);
-    } catch (error) {
-      if (error instanceof Error && error.message.startsWith('NOSCRIPT')) return call('EVAL', this.source);
-      throw error;
-    }
-  }
-}
-
-const scripts = {
-  add: new LuaScript(ADD_SCRIPT, 11),
-  remove: new LuaScript(REMOVE_SCRIPT, 9),
-  prune: new LuaScript(PRUNE_SCRIPT, 6),
-  changes: new LuaScript(CHANGES_SCRIPT, 5),
-  scanOpen: new LuaScript(SCAN_OPEN_SCRIPT, 3),
-  scanPage: new LuaScript(SCAN_PAGE_SCRIPT, 5),
-  subjectTemplates: new LuaScript(SUBJECT_TEMPLATES_SCRIPT, 3),
-  reseal: new LuaScript(RESEAL_SCRIPT, 2),
-};
+/** The store's scripts: packages/gallery/src/lua, resolved from the package root (src/ or dist/). */
+const scripts = new LuaScripts(new URL('../src/lua/', import.meta.url), [
+  'addTemplate',
+  'removeSubject',
+  'pruneChanges',
+  'changesSince',
+  'openScan',
+  'scanPage',
+  'subjectTemplates',
+  'resealTemplate',
+] as const);
+type ScriptName = Parameters<typeof scripts.run>[1];
 
 /** A template row's meta (the templates hash). */
 interface TemplateMeta {
@@ -433,18 +186,12 @@ export class RedisTemplateStore implements TemplateStore {
   }
 
   static async open(options: RedisTemplateStoreOptions): Promise<RedisTemplateStore> {
-    const redisOptions: RedisOptions = {
-      // Fail fast while Redis is away: a request becomes a prompt UNAVAILABLE rather than a
-      // write parked in a client-side queue that might replay long after its caller gave up.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2_000,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    };
-    const redis = new Redis(options.redisUrl, redisOptions);
-    redis.on('error', () => {});
+    // Fail fast while Redis is away: a request becomes a prompt UNAVAILABLE rather than a
+    // write parked in a client-side queue that might replay long after its caller gave up.
+    const redis = redisConnection(options.redisUrl, 'fail-fast');
+    scripts.defineOn(redis);
     try {
-      await waitUntilReady(redis, options.connectTimeoutMs ?? 5_000);
+      await redisReady(redis, options.connectTimeoutMs ?? 5_000);
     } catch (error) {
       redis.disconnect();
       throw unavailable(error);
@@ -468,7 +215,7 @@ export class RedisTemplateStore implements TemplateStore {
     // (the script checks it again, atomically).
     const record = await this.subjectRecord(entry.partition, entry.subjectId);
     if (record === undefined) {
-      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${entry.partition}'`);
+      throw subjectNotFound(entry.partition);
     }
     return this.add('template', { ...entry, shard: record.s });
   }
@@ -476,26 +223,24 @@ export class RedisTemplateStore implements TemplateStore {
   async removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt> {
     const record = await this.subjectRecord(partition, subjectId);
     if (record === undefined) {
-      throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+      throw subjectNotFound(partition);
     }
     const shard = record.s;
     const k = this.keys;
-    const reply = (await this.attempt(() =>
-      scripts.remove.run(
-        this.redis,
-        [
-          k.subjects(partition),
-          k.partitions,
-          k.seq,
-          k.templates(partition),
-          k.owners(partition),
-          k.removed(partition),
-          k.changes(partition, shard),
-          k.counts(partition, shard),
-          k.fence(shard),
-        ],
-        [partition, subjectId, shard, this.tokenFor(shard)],
-      ),
+    const reply = (await this.runScript(
+      'removeSubject',
+      [
+        k.subjects(partition),
+        k.partitions,
+        k.seq,
+        k.templates(partition),
+        k.owners(partition),
+        k.removed(partition),
+        k.changes(partition, shard),
+        k.counts(partition, shard),
+        k.fence(shard),
+      ],
+      [partition, subjectId, shard, this.tokenFor(shard)],
     )) as Array<string | number>;
     const removed: TemplateRef[] = [];
     for (let i = 1; i < reply.length; i += 2) {
@@ -506,12 +251,10 @@ export class RedisTemplateStore implements TemplateStore {
 
   async getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]> {
     const k = this.keys;
-    const reply = (await this.attempt(() =>
-      scripts.subjectTemplates.runBuffer(
-        this.redis,
-        [k.subjects(partition), k.templates(partition), k.vectors(partition)],
-        [subjectId],
-      ),
+    const reply = (await this.runScriptBuffer(
+      'subjectTemplates',
+      [k.subjects(partition), k.templates(partition), k.vectors(partition)],
+      [subjectId],
     )) as Buffer[];
     if (reply.length === 0) return [];
     const record = JSON.parse(reply[0]!.toString('utf8')) as SubjectRecord;
@@ -553,8 +296,10 @@ export class RedisTemplateStore implements TemplateStore {
     batchSize = this.scanBatchSize,
   ): Promise<ShardScan> {
     const k = this.keys;
-    const [asOfSeq, count, maxFaissId] = (await this.attempt(() =>
-      scripts.scanOpen.run(this.redis, [k.seq, k.counts(partition, shard), k.faissIdCounter], [modelId]),
+    const [asOfSeq, count, maxFaissId] = (await this.runScript(
+      'openScan',
+      [k.seq, k.counts(partition, shard), k.faissIdCounter],
+      [modelId],
     )) as [number, number, number];
     const dimension = this.dimension;
     const codec = this.codec;
@@ -563,18 +308,16 @@ export class RedisTemplateStore implements TemplateStore {
     const nextPage = async (): Promise<TemplateBatch | undefined> => {
       // Pages of removed-but-unpruned rows may yield nothing: keep going until the range ends.
       while (!finished) {
-        const [last, flat] = (await this.attempt(() =>
-          scripts.scanPage.runBuffer(
-            this.redis,
-            [
-              k.rows(partition, shard, modelId),
-              k.vectors(partition),
-              k.removed(partition),
-              k.pruned(partition, shard),
-              k.templates(partition),
-            ],
-            [afterId, maxFaissId, batchSize, asOfSeq],
-          ),
+        const [last, flat] = (await this.runScriptBuffer(
+          'scanPage',
+          [
+            k.rows(partition, shard, modelId),
+            k.vectors(partition),
+            k.removed(partition),
+            k.pruned(partition, shard),
+            k.templates(partition),
+          ],
+          [afterId, maxFaissId, batchSize, asOfSeq],
         )) as [Buffer, Buffer[]];
         const lastId = last.toString('utf8');
         if (lastId === afterId) {
@@ -616,18 +359,16 @@ export class RedisTemplateStore implements TemplateStore {
 
   async changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]> {
     const k = this.keys;
-    const flat = (await this.attempt(() =>
-      scripts.changes.runBuffer(
-        this.redis,
-        [
-          k.changes(partition, shard),
-          k.pruned(partition, shard),
-          k.vectors(partition),
-          k.removed(partition),
-          k.templates(partition),
-        ],
-        [afterSeq],
-      ),
+    const flat = (await this.runScriptBuffer(
+      'changesSince',
+      [
+        k.changes(partition, shard),
+        k.pruned(partition, shard),
+        k.vectors(partition),
+        k.removed(partition),
+        k.templates(partition),
+      ],
+      [afterSeq],
     )) as Array<Buffer | null>;
     const changes: ShardChange[] = [];
     for (let i = 0; i < flat.length; i += 3) {
@@ -654,19 +395,17 @@ export class RedisTemplateStore implements TemplateStore {
 
   async pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void> {
     const k = this.keys;
-    await this.attempt(() =>
-      scripts.prune.run(
-        this.redis,
-        [
-          k.changes(partition, shard),
-          k.pruned(partition, shard),
-          k.templates(partition),
-          k.vectors(partition),
-          k.removed(partition),
-          k.fence(shard),
-        ],
-        [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard)],
-      ),
+    await this.runScript(
+      'pruneChanges',
+      [
+        k.changes(partition, shard),
+        k.pruned(partition, shard),
+        k.templates(partition),
+        k.vectors(partition),
+        k.removed(partition),
+        k.fence(shard),
+      ],
+      [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard)],
     );
   }
 
@@ -769,12 +508,10 @@ export class RedisTemplateStore implements TemplateStore {
         continue;
       }
       if (resealed === undefined) continue;
-      const replaced = await this.attempt(() =>
-        scripts.reseal.run(
-          this.redis,
-          [k.vectors(partition), k.templates(partition)],
-          [row.faissId, row.bytes, resealed, subjectId],
-        ),
+      const replaced = await this.runScript(
+        'resealTemplate',
+        [k.vectors(partition), k.templates(partition)],
+        [row.faissId, row.bytes, resealed, subjectId],
       );
       report.resealed += Number(replaced);
     }
@@ -785,43 +522,39 @@ export class RedisTemplateStore implements TemplateStore {
    * fails, or answers a redelivery, leaves a gap: ids are never reused, not dense).
    */
   private async add(mode: 'subject' | 'template', entry: NewSubjectTemplate): Promise<EnrolReceipt> {
-    if (entry.template.length !== this.dimension) {
-      throw new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`);
-    }
+    checkTemplateLength(entry.template, this.dimension);
     const { partition, shard, modelId } = entry;
     const k = this.keys;
     const faissId = await this.attempt(() => this.redis.incr(k.faissIdCounter));
     const sealed = this.codec.encode(entry.template, { ...entry, faissId: BigInt(faissId) });
     const createdAt = Date.now();
-    const reply = (await this.attempt(() =>
-      scripts.add.run(
-        this.redis,
-        [
-          k.subjects(partition),
-          k.partitions,
-          k.seq,
-          k.faissIdCounter,
-          k.templates(partition),
-          k.vectors(partition),
-          k.owners(partition),
-          k.changes(partition, shard),
-          k.counts(partition, shard),
-          k.rows(partition, shard, modelId),
-          k.fence(shard),
-        ],
-        [
-          mode,
-          partition,
-          entry.subjectId,
-          shard,
-          modelId,
-          sealed,
-          String(createdAt),
-          entry.requestId ?? NO_REQUEST_ID,
-          this.tokenFor(shard),
-          faissId,
-        ],
-      ),
+    const reply = (await this.runScript(
+      'addTemplate',
+      [
+        k.subjects(partition),
+        k.partitions,
+        k.seq,
+        k.faissIdCounter,
+        k.templates(partition),
+        k.vectors(partition),
+        k.owners(partition),
+        k.changes(partition, shard),
+        k.counts(partition, shard),
+        k.rows(partition, shard, modelId),
+        k.fence(shard),
+      ],
+      [
+        mode,
+        partition,
+        entry.subjectId,
+        shard,
+        modelId,
+        sealed,
+        String(createdAt),
+        entry.requestId ?? NO_REQUEST_ID,
+        this.tokenFor(shard),
+        faissId,
+      ],
     )) as [number, number, number, string];
     const receipt: EnrolReceipt = { faissId: BigInt(reply[1]), seq: Number(reply[2]), createdAt: Number(reply[3]) };
     return reply[0] === 1 ? { ...receipt, replayed: true } : receipt;
@@ -842,9 +575,19 @@ export class RedisTemplateStore implements TemplateStore {
     return String(token);
   }
 
+  /** Runs one of the store's Lua scripts (string replies), as {@link attempt}. */
+  private runScript(name: ScriptName, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    return this.attempt(() => scripts.run(this.redis, name, keys, args));
+  }
+
+  /** The same with bulk replies as Buffers (template bytes must not go through UTF-8). */
+  private runScriptBuffer(name: ScriptName, keys: string[], args: Array<string | number | Buffer>): Promise<unknown> {
+    return this.attempt(() => scripts.runBuffer(this.redis, name, keys, args));
+  }
+
   /** Runs one Redis operation, turning every failure into a typed FacegateError. */
   private async attempt<T>(operation: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new FacegateError('UNAVAILABLE', 'template store is closed');
+    if (this.closed) throw storeClosed();
     try {
       return await operation();
     } catch (error) {
@@ -885,25 +628,5 @@ function toFacegateError(error: unknown): FacegateError {
 }
 
 function unavailable(error: unknown): FacegateError {
-  const reason = error instanceof Error ? error.message : String(error);
-  return new FacegateError('UNAVAILABLE', `template store (Redis) failed: ${reason}`);
-}
-
-async function waitUntilReady(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return;
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`no connection to Redis within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onReady = (): void => {
-      cleanup();
-      resolve();
-    };
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      redis.off('ready', onReady);
-    };
-    redis.on('ready', onReady);
-  });
+  return storeUnavailable(error, 'template store (Redis)');
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
-import { FacegateError } from '@facegate/contracts';
+import { FacegateError, clampCosine, isMatch } from '@facegate/contracts';
 import { shardOf } from './hash.js';
 import { WriteGate } from './locks.js';
 import {
@@ -20,7 +20,6 @@ import {
 } from './snapshot.js';
 import type { EnrolReceipt, RemovalReceipt, ShardChange, TemplateBatch, TemplateStore } from './store.js';
 import type { TemplateCipher } from './template-cipher.js';
-import { clampScore } from './validation.js';
 import {
   minimumTrainingVectors,
   ModelIndex,
@@ -203,7 +202,8 @@ export class Shard {
 
   /**
    * The shard's best subjects for the probe: at most `topK`, each once (its best template),
-   * score >= threshold, best first. Only templates of `modelId` are compared.
+   * matching the threshold by the contract's rule (reported score >= threshold), best first
+   * by raw score. Only templates of `modelId` are compared.
    */
   async search(modelId: string, query: Float32Array, topK: number, threshold: number): Promise<ShardCandidate[]> {
     this.assertOpen();
@@ -222,8 +222,9 @@ export class Shard {
           complete = true;
           break;
         }
-        const score = clampScore(distances[i]!);
-        if (score < threshold) {
+        const score = clampCosine(distances[i]!);
+        // The contract's match rule, not `score < threshold`: a raw 0.4497 reports 0.450.
+        if (!isMatch(score, threshold)) {
           complete = true;
           break;
         }

@@ -1,5 +1,4 @@
 import Database from 'better-sqlite3';
-import { FacegateError } from '@facegate/contracts';
 import type {
   EnrolReceipt,
   NewSubjectTemplate,
@@ -11,6 +10,14 @@ import type {
   TemplateStore,
 } from './store.js';
 import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
+import {
+  asStoreError,
+  checkTemplateLength,
+  storeClosed,
+  storeUnavailable,
+  subjectExists,
+  subjectNotFound,
+} from './store-errors.js';
 import { StoredTemplateCodec, type TemplateRowIdentity } from './template-codec.js';
 
 export interface SqliteTemplateStoreOptions {
@@ -212,14 +219,14 @@ export class SqliteTemplateStore implements TemplateStore {
     this.addTemplateInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
       const subject = statements.selectSubject.get(entry.partition, entry.subjectId);
       if (subject === undefined) {
-        throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${entry.partition}'`);
+        throw subjectNotFound(entry.partition);
       }
       return insertTemplateRow({ ...entry, shard: subject.shard }, createdAt);
     });
     this.removeSubjectInSavepoint = db.transaction((partition: string, subjectId: string): RemovalReceipt => {
       const subject = statements.selectSubject.get(partition, subjectId);
       if (subject === undefined) {
-        throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
+        throw subjectNotFound(partition);
       }
       const templates = statements.selectSubjectTemplates.all(partition, subjectId);
       const removed = [];
@@ -247,31 +254,27 @@ export class SqliteTemplateStore implements TemplateStore {
       await store.codec.adoptStorePolicy(store);
     } catch (error) {
       await store.close();
-      throw asFacegateError(error);
+      throw asStoreError(error);
     }
     return store;
   }
 
-  addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
-    if (entry.template.length !== this.dimension) {
-      return Promise.reject(new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`));
-    }
+  async addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    checkTemplateLength(entry.template, this.dimension);
     return this.enqueueWrite(() => {
       try {
         return this.addSubjectInSavepoint(entry, Date.now());
       } catch (error) {
         if (isUniqueViolation(error)) {
-          throw new FacegateError('SUBJECT_EXISTS', `subject already enrolled in partition '${entry.partition}'`);
+          throw subjectExists(entry.partition);
         }
         throw error;
       }
     });
   }
 
-  addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
-    if (entry.template.length !== this.dimension) {
-      return Promise.reject(new FacegateError('INVALID_REQUEST', `template must have ${this.dimension} values`));
-    }
+  async addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+    checkTemplateLength(entry.template, this.dimension);
     return this.enqueueWrite(() => this.addTemplateInSavepoint(entry, Date.now()));
   }
 
@@ -494,7 +497,7 @@ export class SqliteTemplateStore implements TemplateStore {
   }
 
   private enqueueWrite<T>(apply: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(closedError());
+    if (this.closed) return Promise.reject(storeClosed());
     return new Promise<T>((resolve, reject) => {
       this.pendingWrites.push({ apply, resolve: resolve as (value: never) => void, reject });
       if (!this.flushScheduled) {
@@ -530,7 +533,7 @@ export class SqliteTemplateStore implements TemplateStore {
       batch.forEach((write, i) => {
         const outcome = outcomes[i]!;
         if (outcome.ok) write.resolve(outcome.value as never);
-        else write.reject(asFacegateError(outcome.error));
+        else write.reject(asStoreError(outcome.error));
       });
     }
   }
@@ -548,7 +551,7 @@ export class SqliteTemplateStore implements TemplateStore {
   }
 
   private assertOpen(): void {
-    if (this.closed) throw closedError();
+    if (this.closed) throw storeClosed();
   }
 }
 
@@ -559,17 +562,4 @@ function rowIdentity(row: TemplateRow): TemplateRowIdentity {
 function isUniqueViolation(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
-}
-
-function closedError(): FacegateError {
-  return new FacegateError('UNAVAILABLE', 'template store is closed');
-}
-
-function storeUnavailable(error: unknown): FacegateError {
-  const reason = error instanceof Error ? error.message : String(error);
-  return new FacegateError('UNAVAILABLE', `template store failed: ${reason}`);
-}
-
-function asFacegateError(error: unknown): FacegateError {
-  return error instanceof FacegateError ? error : storeUnavailable(error);
 }

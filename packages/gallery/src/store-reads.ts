@@ -1,6 +1,6 @@
 import { FacegateError } from '@facegate/contracts';
 import type { TemplateStore } from './store.js';
-import { similarityScore } from './validation.js';
+import { cosineOfUnitTemplates } from './validation.js';
 
 export interface GalleryStats {
   total_subjects: number;
@@ -30,7 +30,7 @@ export async function verifyAgainstStore(
       `subject has no template of model '${modelId}' in partition '${partition}'; templates of different models are not compared`,
     );
   }
-  return Math.max(...comparable.map((stored) => similarityScore(probe, stored.template)));
+  return Math.max(...comparable.map((stored) => cosineOfUnitTemplates(probe, stored.template)));
 }
 
 /** Subject counts from the store, the source of truth, so that they hold after any crash. */

@@ -1,4 +1,4 @@
-import { FacegateError } from '@facegate/contracts';
+import { FacegateError, clampCosine } from '@facegate/contracts';
 
 export const PARTITION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const SUBJECT_ID_MAX_CHARACTERS = 128;
@@ -83,14 +83,48 @@ export function normalisedTemplate(template: unknown, dimension: number): Float3
   return normalised;
 }
 
-/** Cosine of two unit vectors clamped below at 0: the contract's score. */
-export function similarityScore(a: Float32Array, b: Float32Array): number {
-  let dot = 0;
-  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
-  return clampScore(dot);
+/**
+ * The checks every gallery runs before touching a shard, shared by the embedded and the
+ * distributed gallery: returns the template normalised.
+ */
+export function checkedSubjectTemplate(
+  partition: unknown,
+  subjectId: unknown,
+  template: unknown,
+  modelId: unknown,
+  dimension: number,
+): Float32Array {
+  assertPartition(partition);
+  assertSubjectId(subjectId);
+  assertModelId(modelId);
+  return normalisedTemplate(template, dimension);
 }
 
-export function clampScore(innerProduct: number): number {
-  if (!(innerProduct > 0)) return 0;
-  return innerProduct > 1 ? 1 : innerProduct;
+/** The same for a search probe. */
+export function checkedSearchProbe(
+  partition: unknown,
+  template: unknown,
+  modelId: unknown,
+  topK: unknown,
+  threshold: unknown,
+  dimension: number,
+): Float32Array {
+  assertPartition(partition);
+  assertModelId(modelId);
+  assertTopK(topK);
+  assertThreshold(threshold);
+  return normalisedTemplate(template, dimension);
+}
+
+/** The same for a subject reference (delete). */
+export function checkSubjectReference(partition: unknown, subjectId: unknown): void {
+  assertPartition(partition);
+  assertSubjectId(subjectId);
+}
+
+/** The cosine of two unit-length templates (their dot product), clamped to [0, 1]. */
+export function cosineOfUnitTemplates(a: Float32Array, b: Float32Array): number {
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i]! * b[i]!;
+  return clampCosine(dot);
 }

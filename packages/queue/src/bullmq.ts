@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
-import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { FacegateError, type BiometricJob, type ComponentHealth, type JobOutcome } from '@facegate/contracts';
+import { QueueConsumer } from './consumer.js';
+import { redisConnection, withTimeout } from './redis.js';
+import { RequestReplyQueue } from './request-reply.js';
 import type { JobHandler, JobQueue, SubmitOptions } from './types.js';
 
 export interface RedisQueueOptions {
@@ -21,9 +23,6 @@ export interface BullMqJobQueueOptions extends RedisQueueOptions {
 }
 
 const DEFAULT_QUEUE = 'jobs';
-const CLOSE_TIMEOUT_MS = 2_000;
-/** Without a result event, how often the job itself is read (a lost event must not cost the whole timeout). */
-const FINISHED_POLL_MS = 1_000;
 /** How long an image outlives its request's timeout, for a job re-run after its worker died. */
 const IMAGE_GRACE_MS = 60_000;
 
@@ -49,27 +48,10 @@ function failure(error: FacegateError): JobOutcome {
   return { ok: false, error: error.toJSON() };
 }
 
-/**
- * Connections that fail fast while Redis is away, so that a request turns into a prompt 503
- * instead of hanging in ioredis's offline queue; ioredis keeps reconnecting in the background.
- */
-function producerConnection(url: string, extra: RedisOptions = {}): Redis {
-  return new Redis(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2_000,
-    retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    lazyConnect: false,
-    ...extra,
-  });
-}
-
 /** The gateway's side of the Redis queue: submit a job and wait for its outcome. */
 export class BullMqJobQueue implements JobQueue {
   private readonly connection: Redis;
-  private readonly eventsConnection: Redis;
-  private readonly queue: Queue;
-  private readonly events: QueueEvents;
+  private readonly requests: RequestReplyQueue;
 
   /**
    * BullMQ's waiting count as last read, plus the jobs this gateway has added since. Load
@@ -85,18 +67,13 @@ export class BullMqJobQueue implements JobQueue {
   constructor(private readonly options: BullMqJobQueueOptions) {
     const name = options.queueName ?? DEFAULT_QUEUE;
     this.name = name;
-    this.connection = producerConnection(options.redisUrl);
-    // QueueEvents blocks on XREAD: it needs its own connection that waits while Redis is away.
-    this.eventsConnection = new Redis(options.redisUrl, {
-      maxRetriesPerRequest: null,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+    this.connection = redisConnection(options.redisUrl, 'fail-fast');
+    this.requests = new RequestReplyQueue({
+      connection: this.connection,
+      redisUrl: options.redisUrl,
+      prefix: options.prefix,
+      queueName: name,
     });
-    this.connection.on('error', () => {});
-    this.eventsConnection.on('error', () => {});
-    this.queue = new Queue(name, { connection: this.connection, prefix: options.prefix });
-    this.events = new QueueEvents(name, { connection: this.eventsConnection, prefix: options.prefix });
-    this.queue.on('error', () => {});
-    this.events.on('error', () => {});
   }
 
   async submit(job: BiometricJob, options: SubmitOptions): Promise<JobOutcome> {
@@ -117,35 +94,24 @@ export class BullMqJobQueue implements JobQueue {
       const jobId = options.jobId ?? randomUUID();
       const { data, image } = toStoredJob(job);
       const pathOfImage = imageKey(this.options.prefix, this.name, jobId);
-      // Listening before the add: the result event cannot slip past.
-      await this.events.waitUntilReady();
-      const finished = this.waitUntilFinished(jobId, options.timeoutMs);
-      try {
-        // One connection, so Redis stores the image before it sees the job that names it.
-        const imageStored =
-          image === undefined
-            ? undefined
-            : this.connection.set(
-                pathOfImage,
-                Buffer.from(image.buffer, image.byteOffset, image.byteLength),
-                'PX',
-                options.timeoutMs + IMAGE_GRACE_MS,
-              );
-        await Promise.all([
-          imageStored,
-          this.queue.add(job.type, data, {
-            jobId,
-            // A worker that dies mid-job leaves it stalled; BullMQ hands it to another worker.
-            attempts: 1,
-            removeOnComplete: { age: retention },
-            removeOnFail: { age: retention },
-          }),
-        ]);
-      } catch (error) {
-        finished.cancel();
-        throw error;
-      }
-      const outcome = (await finished.result.finally(() => this.refreshWaitingEstimate())) as JobOutcome | undefined;
+      // One connection, so Redis stores the image before it sees the job that names it.
+      const storeImage = (): Promise<unknown> | undefined =>
+        image === undefined
+          ? undefined
+          : this.connection.set(
+              pathOfImage,
+              Buffer.from(image.buffer, image.byteOffset, image.byteLength),
+              'PX',
+              options.timeoutMs + IMAGE_GRACE_MS,
+            );
+      const finished = this.requests.request(job.type, data, {
+        jobId,
+        timeoutMs: options.timeoutMs,
+        removeOnComplete: { age: retention },
+        removeOnFail: { age: retention },
+        alongside: storeImage,
+      });
+      const outcome = (await finished.finally(() => this.refreshWaitingEstimate())) as JobOutcome | undefined;
       // A timed-out job keeps its image until it expires: the job may still run, and its answer serve a retry.
       if (image !== undefined) this.connection.del(pathOfImage).catch(() => undefined);
       if (!outcome || typeof outcome !== 'object' || !('ok' in outcome)) {
@@ -163,7 +129,7 @@ export class BullMqJobQueue implements JobQueue {
 
   private refreshWaitingEstimate(): void {
     if (this.waitingRead !== undefined) return;
-    this.waitingRead = this.queue
+    this.waitingRead = this.requests.queue
       .getWaitingCount()
       .then(
         (count) => {
@@ -176,71 +142,9 @@ export class BullMqJobQueue implements JobQueue {
       });
   }
 
-  /**
-   * The job's return value once a worker has finished it. Not BullMQ's Job.waitUntilFinished:
-   * that runs its Redis check inside an async Promise executor, so a connection lost at that
-   * moment is an unhandled rejection that takes the whole gateway down.
-   */
-  private waitUntilFinished(jobId: string, timeoutMs: number): { result: Promise<unknown>; cancel(): void } {
-    // QueueEvents also emits `<event>:<job id>`, which its typings leave out.
-    const events = this.events as unknown as EventEmitter;
-    let cancel = (): void => {};
-    const result = new Promise<unknown>((resolve, reject) => {
-      const completedEvent = `completed:${jobId}`;
-      const failedEvent = `failed:${jobId}`;
-      const duplicatedEvent = `duplicated:${jobId}`;
-      const settle = (action: () => void): void => {
-        clearTimeout(timer);
-        clearInterval(poll);
-        events.off(completedEvent, onCompleted);
-        events.off(failedEvent, onFailed);
-        events.off(duplicatedEvent, lookUp);
-        action();
-      };
-      const onCompleted = (args: { returnvalue: unknown }): void => settle(() => resolve(args.returnvalue));
-      const onFailed = (args: { failedReason?: string }): void =>
-        settle(() => reject(new Error(args.failedReason ?? 'the job failed')));
-      // An idempotent retry names a job that exists already, perhaps finished long ago with
-      // its events gone: read the job itself then, and now and again in case an event is lost.
-      const lookUp = (): void => {
-        this.finishedState(jobId).then(
-          (finished) => {
-            if (finished?.state === 'completed') settle(() => resolve(finished.returnvalue));
-            else if (finished?.state === 'failed') settle(() => reject(new Error(finished.failedReason)));
-          },
-          (error: unknown) => settle(() => reject(error instanceof Error ? error : new Error(String(error)))),
-        );
-      };
-      const timer = setTimeout(() => settle(() => reject(new Error(`timed out after ${timeoutMs} ms`))), timeoutMs);
-      const poll = setInterval(lookUp, FINISHED_POLL_MS);
-      events.on(completedEvent, onCompleted);
-      events.on(failedEvent, onFailed);
-      events.on(duplicatedEvent, lookUp);
-      cancel = () => settle(() => resolve(undefined));
-    });
-    // It may settle while the add is still in flight, before anyone awaits it.
-    result.catch(() => undefined);
-    return { result, cancel };
-  }
-
-  /** Reads only the finished fields of the job's hash (its data may be large). */
-  private async finishedState(
-    jobId: string,
-  ): Promise<{ state: 'completed'; returnvalue: unknown } | { state: 'failed'; failedReason: string } | undefined> {
-    const [finishedOn, returnvalue, failedReason] = await this.connection.hmget(
-      this.queue.toKey(jobId),
-      'finishedOn',
-      'returnvalue',
-      'failedReason',
-    );
-    if (finishedOn === null || finishedOn === undefined) return undefined;
-    if (failedReason) return { state: 'failed', failedReason };
-    return { state: 'completed', returnvalue: returnvalue ? (JSON.parse(returnvalue) as unknown) : undefined };
-  }
-
   async depth(): Promise<number> {
     if (this.connection.status !== 'ready') return 0;
-    const counts = await this.queue.getJobCounts('waiting', 'active', 'prioritized');
+    const counts = await this.requests.queue.getJobCounts('waiting', 'active', 'prioritized');
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 
@@ -262,12 +166,8 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    // BullMQ's close waits for Redis; with Redis away it would wait for ever.
-    await withTimeout(Promise.allSettled([this.events.close(), this.queue.close()]), CLOSE_TIMEOUT_MS).catch(
-      () => undefined,
-    );
+    await this.requests.close();
     this.connection.disconnect();
-    this.eventsConnection.disconnect();
   }
 }
 
@@ -279,58 +179,32 @@ export interface BullMqConsumerOptions extends RedisQueueOptions {
 
 /** The worker's side: consume jobs and hand each to the handler; the outcome is the return value. */
 export class BullMqJobConsumer {
-  private readonly connection: Redis;
-  private readonly worker: Worker;
+  private readonly consumer: QueueConsumer;
 
   constructor(handler: JobHandler, options: BullMqConsumerOptions) {
-    this.connection = new Redis(options.redisUrl, {
-      maxRetriesPerRequest: null,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
-    this.connection.on('error', () => {});
-    const lockDuration = options.lockDurationMs ?? 10_000;
     const name = options.queueName ?? DEFAULT_QUEUE;
-    const connection = this.connection;
     const handle = async (job: Job): Promise<JobOutcome> => {
       const jobId = String(job.id);
       const { imageLength, ...rest } = job.data as StoredJob;
       if (imageLength === undefined) return handler(rest as unknown as BiometricJob, { jobId });
-      const image = await connection.getBuffer(imageKey(options.prefix, name, jobId));
+      const image = await this.consumer.connection.getBuffer(imageKey(options.prefix, name, jobId));
       if (image === null || image.byteLength !== imageLength) {
         return failure(new FacegateError('UNAVAILABLE', 'the request expired before a worker took it'));
       }
       const bytes = new Uint8Array(image.buffer, image.byteOffset, image.byteLength);
       return handler({ ...rest, image: bytes } as unknown as BiometricJob, { jobId });
     };
-    this.worker = new Worker(name, handle, {
-      connection: this.connection,
+    this.consumer = new QueueConsumer(handle, {
+      redisUrl: options.redisUrl,
       prefix: options.prefix,
+      queueName: name,
       concurrency: options.concurrency,
-      lockDuration,
-      stalledInterval: Math.max(1_000, Math.floor(lockDuration / 2)),
+      lockDurationMs: options.lockDurationMs ?? 10_000,
       maxStalledCount: 2,
     });
-    this.worker.on('error', () => {});
   }
 
   async close(): Promise<void> {
-    await this.worker.close();
-    this.connection.disconnect();
+    await this.consumer.close();
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }

@@ -1,17 +1,15 @@
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
-  assertModelId,
-  assertPartition,
-  assertSubjectId,
-  assertThreshold,
-  assertTopK,
+  checkSubjectReference,
+  checkedSearchProbe,
+  checkedSubjectTemplate,
   mergeShardCandidates,
-  normalisedTemplate,
   shardOf,
   statsFromStore,
   templateEncryptionHealth,
   verifyAgainstStore,
   type Candidate,
+  type GalleryService,
   type GalleryStats,
   type TemplateCipher,
   type TemplateStore,
@@ -33,7 +31,7 @@ export interface DistributedGalleryOptions {
  * embedded Gallery, but writes and searches go to the owner of each shard, and reads that
  * need no index (verify, partitions, stats) go straight to the shared store.
  */
-export class DistributedGallery {
+export class DistributedGallery implements GalleryService {
   private readonly store: TemplateStore;
   private readonly shardCount: number;
   private readonly shards: ShardClientLike;
@@ -62,10 +60,7 @@ export class DistributedGallery {
     modelId: string,
     requestId?: string,
   ): Promise<void> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
-    assertModelId(modelId);
-    const normalised = normalisedTemplate(template, this.store.dimension);
+    const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
     this.assertOpen();
     await this.shards.call(shardOf(subjectId, this.shardCount), {
       op: 'enrol',
@@ -78,8 +73,7 @@ export class DistributedGallery {
   }
 
   async delete(partition: string, subjectId: string): Promise<void> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
+    checkSubjectReference(partition, subjectId);
     await this.requirePartition(partition);
     await this.shards.call(shardOf(subjectId, this.shardCount), { op: 'remove', partition, subjectId });
   }
@@ -92,11 +86,7 @@ export class DistributedGallery {
     topK: number,
     threshold: number,
   ): Promise<Candidate[]> {
-    assertPartition(partition);
-    assertModelId(modelId);
-    assertTopK(topK);
-    assertThreshold(threshold);
-    const query = normalisedTemplate(template, this.store.dimension);
+    const query = checkedSearchProbe(partition, template, modelId, topK, threshold, this.store.dimension);
     await this.requirePartition(partition);
     const perShard = await Promise.all(
       Array.from({ length: this.shardCount }, async (_, shard) => {
@@ -116,10 +106,7 @@ export class DistributedGallery {
 
   /** Score against the subject's stored template(s) of the same model, read from the store. */
   async verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number> {
-    assertPartition(partition);
-    assertSubjectId(subjectId);
-    assertModelId(modelId);
-    const probe = normalisedTemplate(template, this.store.dimension);
+    const probe = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
     await this.requirePartition(partition);
     return verifyAgainstStore(this.store, partition, subjectId, probe, modelId);
   }

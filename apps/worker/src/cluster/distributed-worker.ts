@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
 import os from 'node:os';
-import { Redis } from 'ioredis';
 import { Gauge } from 'prom-client';
 import { ConfigError, FacegateError } from '@facegate/contracts';
 import {
@@ -12,10 +11,14 @@ import {
   pinGalleryShape,
 } from '@facegate/gallery';
 import { FacegateMetrics, type Logger } from '@facegate/observability';
-import { BullMqJobConsumer, publishWorkerReport, withdrawWorkerReport } from '@facegate/queue';
-import { indexPolicyFromEnv, shardSnapshotRoot, type WorkerEnv } from '../config.js';
-import { WorkerRuntime } from '../runtime.js';
-import { loadTemplateCipher } from '../template-keys.js';
+import { BullMqJobConsumer, publishWorkerReport, redisConnection, withdrawWorkerReport } from '@facegate/queue';
+import {
+  WorkerRuntime,
+  indexPolicyFromEnv,
+  loadTemplateCipher,
+  shardSnapshotRoot,
+  type WorkerEnv,
+} from '@facegate/runtime';
 import { DistributedGallery } from './distributed-gallery.js';
 import { ShardLeaseManager, type HeldLease } from './leases.js';
 import { ShardRpcClient } from './shard-client.js';
@@ -57,13 +60,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
   };
 
   try {
-    const leaseRedis = new Redis(redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2_000,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
-    leaseRedis.on('error', () => {});
+    const leaseRedis = redisConnection(redisUrl, 'fail-fast');
     cleanups.push(async () => leaseRedis.disconnect());
     const leaseManager = new ShardLeaseManager({
       redis: leaseRedis,

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Redis } from 'ioredis';
 import { fenceKey } from '@facegate/gallery';
+import { LuaScripts } from '@facegate/queue';
 import type { Logger } from '@facegate/observability';
 
 export { fenceKey };
@@ -21,20 +22,12 @@ export interface HeldLease {
   fencingToken: number;
 }
 
-// Take a free shard: the fencing token is incremented only on a successful acquisition.
-const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local token = redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. token, 'PX', ARGV[2])
-return token`;
-
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+/** The lease scripts: apps/worker/src/cluster/lua, resolved from the package root (src/ or dist/). */
+const scripts = new LuaScripts(new URL('../../src/cluster/lua/', import.meta.url), [
+  'acquireLease',
+  'renewLease',
+  'releaseLease',
+] as const);
 
 export function leaseKey(prefix: string, shard: number): string {
   return `${prefix}:lease:${shard}`;
@@ -62,6 +55,7 @@ export class ShardLeaseManager extends EventEmitter {
 
   constructor(private readonly options: ShardLeaseOptions) {
     super();
+    scripts.defineOn(options.redis);
   }
 
   start(): void {
@@ -103,7 +97,12 @@ export class ShardLeaseManager extends EventEmitter {
     const fairShare = Math.ceil(shardCount / liveWorkers);
 
     for (const lease of [...this.held.values()]) {
-      const renewed = await redis.eval(RENEW, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease), leaseMs);
+      const renewed = await scripts.run(
+        redis,
+        'renewLease',
+        [leaseKey(prefix, lease.shard)],
+        [this.leaseValue(lease), leaseMs],
+      );
       if (renewed !== 1) this.lose(lease.shard, 'lease lapsed');
     }
     if (this.stopped) return;
@@ -114,14 +113,19 @@ export class ShardLeaseManager extends EventEmitter {
     if (excess > 0) {
       for (const lease of this.ownedShards().slice(-excess)) {
         this.lose(lease.shard, 'rebalancing');
-        await redis.eval(RELEASE, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease));
+        await scripts.run(redis, 'releaseLease', [leaseKey(prefix, lease.shard)], [this.leaseValue(lease)]);
       }
     }
 
     for (let shard = 0; shard < shardCount && this.held.size < fairShare && !this.stopped; shard += 1) {
       if (this.held.has(shard)) continue;
       const token = Number(
-        await redis.eval(ACQUIRE, 2, leaseKey(prefix, shard), fenceKey(prefix, shard), workerId, leaseMs),
+        await scripts.run(
+          redis,
+          'acquireLease',
+          [leaseKey(prefix, shard), fenceKey(prefix, shard)],
+          [workerId, leaseMs],
+        ),
       );
       if (token > 0) {
         const lease = { shard, fencingToken: token };
@@ -153,7 +157,9 @@ export class ShardLeaseManager extends EventEmitter {
     const { redis, prefix, workerId } = this.options;
     for (const lease of this.ownedShards()) {
       this.lose(lease.shard, 'stopping');
-      await redis.eval(RELEASE, 1, leaseKey(prefix, lease.shard), this.leaseValue(lease)).catch(() => 0);
+      await scripts
+        .run(redis, 'releaseLease', [leaseKey(prefix, lease.shard)], [this.leaseValue(lease)])
+        .catch(() => 0);
     }
     await redis.zrem(liveWorkersKey(prefix), workerId).catch(() => 0);
   }

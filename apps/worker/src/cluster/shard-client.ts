@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Queue, QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { FacegateError } from '@facegate/contracts';
 import type { TemplateCipher } from '@facegate/gallery';
+import { RequestReplyQueue, redisConnection } from '@facegate/queue';
 import {
   encodeShardOp,
   shardQueueName,
@@ -22,7 +22,7 @@ export interface ShardRpcClientOptions {
   cipher?: TemplateCipher;
 }
 
-/** Results are read from QueueEvents; they are kept a little for late readers, then dropped. */
+/** Results are kept a little for late readers (the look-up of a lost event), then dropped. */
 const RESULT_RETENTION = { age: 60, count: 10_000 };
 
 /**
@@ -32,46 +32,31 @@ const RESULT_RETENTION = { age: 60, count: 10_000 };
  */
 export class ShardRpcClient {
   private readonly connection: Redis;
-  private readonly queues: Queue[] = [];
-  private readonly events: QueueEvents[] = [];
-  private readonly eventConnections: Redis[] = [];
+  private readonly shards: RequestReplyQueue[] = [];
 
   constructor(private readonly options: ShardRpcClientOptions) {
     // Fail fast while Redis is away (a prompt UNAVAILABLE), as the gateway's producer does.
-    this.connection = new Redis(options.redisUrl, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 2_000,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
-    this.connection.on('error', () => {});
+    this.connection = redisConnection(options.redisUrl, 'fail-fast');
     for (let shard = 0; shard < options.shardCount; shard++) {
-      const name = shardQueueName(shard);
-      const queue = new Queue(name, { connection: this.connection, prefix: options.prefix });
-      queue.on('error', () => {});
-      // QueueEvents blocks on XREAD, so each needs a connection of its own that waits out outages.
-      const eventConnection = new Redis(options.redisUrl, {
-        maxRetriesPerRequest: null,
-        retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-      });
-      eventConnection.on('error', () => {});
-      const events = new QueueEvents(name, { connection: eventConnection, prefix: options.prefix });
-      events.on('error', () => {});
-      this.queues.push(queue);
-      this.events.push(events);
-      this.eventConnections.push(eventConnection);
+      this.shards.push(
+        new RequestReplyQueue({
+          connection: this.connection,
+          redisUrl: options.redisUrl,
+          prefix: options.prefix,
+          queueName: shardQueueName(shard),
+        }),
+      );
     }
   }
 
   /** Waits until every results stream is being read, so that no early reply is missed. */
   async waitUntilReady(): Promise<void> {
-    await Promise.all(this.events.map((events) => events.waitUntilReady()));
+    await Promise.all(this.shards.map((queue) => queue.waitUntilReady()));
   }
 
   async call(shard: number, op: ShardOp): Promise<ShardOpResult> {
-    const queue = this.queues[shard];
-    const events = this.events[shard];
-    if (queue === undefined || events === undefined) throw new RangeError(`no shard ${shard}`);
+    const queue = this.shards[shard];
+    if (queue === undefined) throw new RangeError(`no shard ${shard}`);
     if (this.connection.status !== 'ready') {
       throw new FacegateError('UNAVAILABLE', 'the shard queues (Redis) are not reachable');
     }
@@ -84,13 +69,12 @@ export class ShardRpcClient {
     };
     let reply: ShardOpReply;
     try {
-      const job = await queue.add(op.op, message, {
+      reply = (await queue.request(op.op, message, {
         jobId,
-        attempts: 1,
+        timeoutMs,
         removeOnComplete: RESULT_RETENTION,
         removeOnFail: RESULT_RETENTION,
-      });
-      reply = (await job.waitUntilFinished(events, timeoutMs)) as ShardOpReply;
+      })) as ShardOpReply;
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new FacegateError(
@@ -108,11 +92,7 @@ export class ShardRpcClient {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([
-      ...this.events.map((events) => events.close()),
-      ...this.queues.map((queue) => queue.close()),
-    ]);
+    await Promise.allSettled(this.shards.map((queue) => queue.close()));
     this.connection.disconnect();
-    for (const connection of this.eventConnections) connection.disconnect();
   }
 }

@@ -1,6 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Worker, type Job } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Job } from 'bullmq';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
   Shard,
@@ -12,6 +10,7 @@ import {
   type VectorIndexEngine,
 } from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
+import { QueueConsumer } from '@facegate/queue';
 import type { HeldLease } from './leases.js';
 import {
   decodeShardOp,
@@ -45,8 +44,7 @@ export interface ShardHostOptions {
 /** One shard number this worker owns: its queue consumer and its Shard per partition. */
 interface ServedShard {
   lease: HeldLease;
-  consumer: Worker | undefined;
-  consumerConnection: Redis | undefined;
+  consumer: QueueConsumer | undefined;
   partitions: Map<string, Promise<Shard>>;
   /** Set once every partition that existed at acquisition is open: the shard is served. */
   ready: boolean;
@@ -175,7 +173,6 @@ export class ShardHost {
     const state: ServedShard = {
       lease,
       consumer: undefined,
-      consumerConnection: undefined,
       partitions: new Map(),
       ready: false,
       closing: false,
@@ -190,20 +187,14 @@ export class ShardHost {
       this.noteProblem(`shard ${lease.shard}: warm-up failed: ${describe(error)}`);
     }
     if (state.closing) return;
-    state.consumerConnection = new Redis(options.redisUrl, {
-      maxRetriesPerRequest: null,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-    });
-    state.consumerConnection.on('error', () => {});
-    state.consumer = new Worker(shardQueueName(lease.shard), (job: Job) => this.serveJob(job), {
-      connection: state.consumerConnection,
+    state.consumer = new QueueConsumer((job: Job) => this.serveJob(job), {
+      redisUrl: options.redisUrl,
       prefix: options.prefix,
+      queueName: shardQueueName(lease.shard),
       concurrency: options.concurrency,
-      lockDuration: options.lockDurationMs,
-      stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
+      lockDurationMs: options.lockDurationMs,
       maxStalledCount: 1,
     });
-    state.consumer.on('error', () => {});
     state.ready = true;
     options.logger.info('serving shard', { shard: lease.shard, fence: lease.fencingToken });
   }
@@ -215,11 +206,7 @@ export class ShardHost {
     // On a graceful stop, finish the ops in hand (their writes still carry a valid token). On a
     // lost lease do not wait: those writes are fenced off anyway, and Redis may be unreachable,
     // in which case BullMQ's close would wait for it.
-    if (state.consumer !== undefined) {
-      const closing = state.consumer.close(!snapshot).catch(() => undefined);
-      await Promise.race([closing, sleep(snapshot ? GRACEFUL_CLOSE_MS : FORCED_CLOSE_MS)]);
-    }
-    state.consumerConnection?.disconnect();
+    await state.consumer?.close({ force: !snapshot, waitMs: snapshot ? GRACEFUL_CLOSE_MS : FORCED_CLOSE_MS });
     for (const opening of state.partitions.values()) {
       const target = await opening.catch(() => undefined);
       await target?.close({ snapshot }).catch((error: unknown) => {

@@ -1,9 +1,9 @@
 import path from 'node:path';
 import {
   FacegateError,
-  similarityScore,
+  isMatch,
+  reportedScore,
   type BiometricJob,
-  type ComponentHealth,
   type ComponentHealthMap,
   type FaceFindings,
   type JobOf,
@@ -11,7 +11,7 @@ import {
   type JobResult,
   type SearchCandidate,
 } from '@facegate/contracts';
-import { Gallery, type Candidate, type GalleryStats } from '@facegate/gallery';
+import { Gallery, type GalleryService } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
@@ -47,42 +47,9 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
   };
 }
 
-/**
- * What the runtime needs of a gallery: the embedded {@link Gallery}, or the distributed one
- * that routes to shard owners. `requestId` (the job id) lets a redelivered enrol be answered
- * idempotently where the gallery supports it.
- */
-export interface RuntimeGallery {
-  enrol(
-    partition: string,
-    subjectId: string,
-    template: Float32Array,
-    modelId: string,
-    requestId?: string,
-  ): Promise<void>;
-  delete(partition: string, subjectId: string): Promise<void>;
-  search(
-    partition: string,
-    template: Float32Array,
-    modelId: string,
-    topK: number,
-    threshold: number,
-  ): Promise<Candidate[]>;
-  verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
-  partitions(): Promise<string[]>;
-  /** Whether the partition exists; partitions are never removed, so a gallery may remember a yes. */
-  hasPartition(partition: string): Promise<boolean>;
-  stats(): Promise<GalleryStats>;
-  /** The `faiss_index` health component. */
-  health(): ComponentHealth;
-  /** The `template_encryption` health component. */
-  templateEncryptionHealth(): ComponentHealth;
-  close(): Promise<void>;
-}
-
 export interface WorkerRuntimeOptions {
   /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
-  gallery?: RuntimeGallery;
+  gallery?: GalleryService;
 }
 
 /**
@@ -92,7 +59,7 @@ export interface WorkerRuntimeOptions {
 export class WorkerRuntime {
   private constructor(
     readonly pipeline: FacePipeline,
-    readonly gallery: RuntimeGallery,
+    readonly gallery: GalleryService,
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
   ) {}
@@ -195,9 +162,12 @@ export class WorkerRuntime {
     const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, job.threshold);
     const candidates: SearchCandidate[] = [];
     for (const candidate of found) {
-      const score = similarityScore(candidate.score);
-      if (score < job.threshold) continue;
-      candidates.push({ subjectId: candidate.subjectId, score, rank: candidates.length + 1 });
+      if (!isMatch(candidate.score, job.threshold)) continue;
+      candidates.push({
+        subjectId: candidate.subjectId,
+        score: reportedScore(candidate.score),
+        rank: candidates.length + 1,
+      });
       if (candidates.length === job.topK) break;
     }
     return { type: 'search', candidates, qualityScore: face.qualityScore, modelId: face.modelId, face: findings(face) };
@@ -208,11 +178,10 @@ export class WorkerRuntime {
     await this.requirePartition(job.partition);
     const face: FaceAnalysis = await this.pipeline.analyse(job.image, 'verify');
     const cosine = await this.gallery.verify(job.partition, job.subjectId, face.template, face.modelId);
-    const score = similarityScore(cosine);
     return {
       type: 'verify',
-      match: score >= job.threshold,
-      score,
+      match: isMatch(cosine, job.threshold),
+      score: reportedScore(cosine),
       subjectId: job.subjectId,
       qualityScore: face.qualityScore,
       modelId: face.modelId,

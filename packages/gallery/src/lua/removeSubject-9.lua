@@ -1,0 +1,46 @@
+--[[
+  Removes a subject and all its templates. The template rows stay (marked removed) until the
+  change log is pruned past the removal, so that a scan opened earlier still sees them.
+
+    Input:
+      KEYS[1] subjects hash of the partition
+      KEYS[2] partitions hash
+      KEYS[3] seq counter
+      KEYS[4] templates hash of the partition
+      KEYS[5] owners hash of the partition
+      KEYS[6] removed hash of the partition (faissId -> seq of the removal)
+      KEYS[7] change log of the shard
+      KEYS[8] counts hash of the shard
+      KEYS[9] fence of the shard
+
+      ARGV[1] partition
+      ARGV[2] subjectId
+      ARGV[3] shard
+      ARGV[4] fencing token ('' for an unfenced write)
+
+    Output:
+      {lastSeq, faissId1, modelId1, ...}, or an error reply SUBJECT_NOT_FOUND, SHARD_MISMATCH
+      or FENCED.
+]]
+--- @include "includes/refuseIfFenced"
+local refused = refuse_if_fenced(KEYS[9], ARGV[4])
+if refused then return refused end
+local existing = redis.call('HGET', KEYS[1], ARGV[2])
+if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[1] .. "'") end
+local record = cjson.decode(existing)
+if record.s ~= tonumber(ARGV[3]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
+local result = {0}
+for _, faiss_id in ipairs(record.ids) do
+  local meta = cjson.decode(redis.call('HGET', KEYS[4], faiss_id))
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('ZADD', KEYS[7], seq, seq .. '|r|' .. faiss_id .. '|' .. meta.m)
+  redis.call('HSET', KEYS[6], faiss_id, seq)
+  redis.call('HDEL', KEYS[5], faiss_id)
+  if redis.call('HINCRBY', KEYS[8], meta.m, -1) <= 0 then redis.call('HDEL', KEYS[8], meta.m) end
+  result[1] = seq
+  table.insert(result, faiss_id)
+  table.insert(result, meta.m)
+end
+redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+return result

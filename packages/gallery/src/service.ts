@@ -1,0 +1,39 @@
+import type { ComponentHealth } from '@facegate/contracts';
+import type { Candidate } from './merge.js';
+import type { GalleryStats } from './store-reads.js';
+
+/**
+ * What the worker runtime needs of a gallery, implemented by the embedded {@link Gallery} and
+ * by the distributed gallery that routes to shard owners. Every method validates its
+ * arguments (see validation.ts) and answers the contract's typed errors. `requestId` (the
+ * job id) lets a redelivered enrol be answered idempotently where the gallery supports it.
+ */
+export interface GalleryService {
+  enrol(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    requestId?: string,
+  ): Promise<void>;
+  delete(partition: string, subjectId: string): Promise<void>;
+  /** At most `topK` subjects matching `threshold` (the contract's rule), best first, each once. */
+  search(
+    partition: string,
+    template: Float32Array,
+    modelId: string,
+    topK: number,
+    threshold: number,
+  ): Promise<Candidate[]>;
+  /** The raw cosine of the probe against the subject's best template of `modelId`. */
+  verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
+  partitions(): Promise<string[]>;
+  /** Whether the partition exists; partitions are never removed, so a gallery may remember a yes. */
+  hasPartition(partition: string): Promise<boolean>;
+  stats(): Promise<GalleryStats>;
+  /** The `faiss_index` health component. */
+  health(): ComponentHealth;
+  /** The `template_encryption` health component. */
+  templateEncryptionHealth(): ComponentHealth;
+  close(): Promise<void>;
+}

@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { TemplateStore } from '@facegate/gallery';
+import { facegateCode, randomUnitVector, seededRandom } from './helpers.js';
+
+const MODEL = 'm1';
+
+/** Enrols subjects s0..s{count-1} of model m1 with random templates into one shard. */
+export async function addSubjects(
+  store: TemplateStore,
+  partition: string,
+  shard: number,
+  count: number,
+  random: () => number,
+): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    await store.addSubject({
+      partition,
+      shard,
+      subjectId: `s${i}`,
+      modelId: MODEL,
+      template: randomUnitVector(random),
+    });
+  }
+}
+
+/**
+ * The behaviour every TemplateStore promises, run against each implementation (SQLite in
+ * test/gallery, Redis in test/distributed). `open` gives a fresh, empty store.
+ */
+export function describeTemplateStoreContract(name: string, open: () => Promise<TemplateStore>): void {
+  describe(`${name} (store contract)`, () => {
+    it('stores templates bit-exactly with their ids and counts', async () => {
+      const store = await open();
+      const template = randomUnitVector(seededRandom(12));
+      const receipt = await store.addSubject({
+        partition: 'p',
+        shard: 1,
+        subjectId: 'a&<b>',
+        modelId: MODEL,
+        template,
+      });
+      const second = await store.addSubject({
+        partition: 'p',
+        shard: 2,
+        subjectId: 'c',
+        modelId: MODEL,
+        template: randomUnitVector(seededRandom(13)),
+      });
+      assert.ok(second.faissId > receipt.faissId && second.seq > receipt.seq);
+      const [stored] = await store.getSubjectTemplates('p', 'a&<b>');
+      assert.deepEqual(stored?.template, template);
+      assert.equal(stored?.faissId, receipt.faissId);
+      assert.equal(stored?.shard, 1);
+      assert.deepEqual(
+        await store.resolveSubjects('p', [receipt.faissId, 999n]),
+        new Map([[receipt.faissId, 'a&<b>']]),
+      );
+      assert.deepEqual(await store.resolveSubjects('other', [receipt.faissId]), new Map());
+      assert.deepEqual(await store.partitionCounts(), { p: 2 });
+      await assert.rejects(
+        store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template }),
+        facegateCode('SUBJECT_EXISTS'),
+      );
+      await assert.rejects(
+        store.addSubject({
+          partition: 'p',
+          shard: 1,
+          subjectId: 'short',
+          modelId: MODEL,
+          template: new Float32Array(3),
+        }),
+        facegateCode('INVALID_REQUEST'),
+      );
+
+      const removal = await store.removeSubject('p', 'a&<b>');
+      assert.deepEqual(removal.removed, [{ faissId: receipt.faissId, modelId: MODEL }]);
+      await assert.rejects(store.removeSubject('p', 'a&<b>'), facegateCode('SUBJECT_NOT_FOUND'));
+      const changes = await store.changesSince('p', 1, 0);
+      assert.deepEqual(
+        changes.map((c) => [c.kind, c.faissId, c.kind === 'add' ? c.template : 'n/a']),
+        [
+          ['add', receipt.faissId, undefined],
+          ['remove', receipt.faissId, 'n/a'],
+        ],
+      );
+      // Ids are never reused, even after a delete.
+      const third = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
+      assert.ok(third.faissId > second.faissId);
+      // A partition outlives its last subject.
+      await store.removeSubject('p', 'c');
+      await store.removeSubject('p', 'a&<b>');
+      assert.deepEqual(await store.partitions(), ['p']);
+      assert.deepEqual(await store.partitionCounts(), { p: 0 });
+      await store.close();
+      await assert.rejects(store.partitions(), facegateCode('UNAVAILABLE'));
+    });
+
+    it('round-trips any Unicode subject id and several templates per subject', async () => {
+      const store = await open();
+      const random = seededRandom(21);
+      const ids = ['😀 emoji', '中文', 'quote"back\\slash', 'pipe|and:colon', '\u00e9\u0301'];
+      for (const [i, subjectId] of ids.entries()) {
+        await store.addSubject({
+          partition: 'u',
+          shard: i % 2,
+          subjectId,
+          modelId: MODEL,
+          template: randomUnitVector(random),
+        });
+      }
+      await store.addTemplate({
+        partition: 'u',
+        shard: 0,
+        subjectId: ids[0]!,
+        modelId: 'm2',
+        template: randomUnitVector(random),
+      });
+      await assert.rejects(
+        store.addTemplate({
+          partition: 'u',
+          shard: 0,
+          subjectId: 'nobody',
+          modelId: MODEL,
+          template: randomUnitVector(random),
+        }),
+        facegateCode('SUBJECT_NOT_FOUND'),
+      );
+      const templates = await store.getSubjectTemplates('u', ids[0]!);
+      assert.deepEqual(
+        templates.map((t) => [t.subjectId, t.modelId, t.shard]),
+        [
+          [ids[0], MODEL, 0],
+          [ids[0], 'm2', 0],
+        ],
+      );
+      assert.deepEqual((await store.shardModels('u', 0)).sort(), [MODEL, 'm2']);
+      assert.equal(await store.countShardTemplates('u', 0, MODEL), 3);
+      const resolved = await store.resolveSubjects(
+        'u',
+        templates.map((t) => t.faissId),
+      );
+      assert.deepEqual([...resolved.values()], [ids[0], ids[0]]);
+      for (const subjectId of ids) {
+        assert.equal((await store.getSubjectTemplates('u', subjectId))[0]?.subjectId, subjectId);
+      }
+      const removal = await store.removeSubject('u', ids[0]!);
+      assert.equal(removal.removed.length, 2);
+      assert.deepEqual(await store.shardModels('u', 0), [MODEL]);
+      await store.close();
+    });
+
+    it('scans a shard as of one sequence number while writes continue', async () => {
+      const store = await open();
+      const random = seededRandom(14);
+      await addSubjects(store, 'p', 0, 50, random);
+      const scan = await store.openShardScan('p', 0, MODEL, 10);
+      assert.equal(scan.count, 50);
+      await store.removeSubject('p', 's49');
+      await store.addSubject({
+        partition: 'p',
+        shard: 0,
+        subjectId: 'late',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+      let seen = 0;
+      let batches = 0;
+      for (let batch = await scan.next(); batch !== undefined; batch = await scan.next()) {
+        seen += batch.faissIds.length;
+        batches += 1;
+        assert.ok(batch.faissIds.length <= 10, 'pages are bounded');
+      }
+      assert.equal(seen, 50, 'the scan sees neither the later delete nor the later add');
+      assert.ok(batches >= 5);
+      const later = await store.changesSince('p', 0, scan.asOfSeq);
+      assert.deepEqual(
+        later.map((c) => c.kind),
+        ['remove', 'add'],
+      );
+      await store.close();
+    });
+  });
+}
