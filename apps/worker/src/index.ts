@@ -4,3 +4,4 @@ export * from './cluster/index.js';
 export * from './storage-health.js';
 export * from './template-keys.js';
 export { rekey } from './rekey.js';
+export { relaunchWithCudaLibraries } from './cuda-relaunch.js';
