@@ -6,7 +6,16 @@
 // like setup.mjs. The pins live in packages/pipeline/cuda-provider.json.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +50,13 @@ export function cachedTarball({ pins, cacheDir, packageSpec = `${pins.package}@$
   if (existsSync(tarball)) return tarball;
   mkdirSync(cacheDir, { recursive: true });
   log(`fetching ${packageSpec} from the npm registry (about 180 MB, once)`);
-  const packed = path.join(cacheDir, run('npm', ['pack', packageSpec, '--pack-destination', cacheDir, '--silent'], { cwd: cacheDir }).trim().split('\n').pop());
+  const packed = path.join(
+    cacheDir,
+    run('npm', ['pack', packageSpec, '--pack-destination', cacheDir, '--silent'], { cwd: cacheDir })
+      .trim()
+      .split('\n')
+      .pop(),
+  );
   if (packed !== tarball) renameSync(packed, tarball);
   return tarball;
 }

@@ -70,7 +70,13 @@ describe('scripts/gpu-provider.mjs (npm run setup -- --gpu)', () => {
     assert.deepEqual(again.placed, []);
     rmSync(path.join(onnxruntimeDir(project), 'libonnxruntime_providers_cuda.so'));
     rmSync(folder, { recursive: true });
-    const fromCache = await installCudaProvider({ projectRoot: project, pins, cacheDir, packageSpec: folder, log: quiet });
+    const fromCache = await installCudaProvider({
+      projectRoot: project,
+      pins,
+      cacheDir,
+      packageSpec: folder,
+      log: quiet,
+    });
     assert.equal(fromCache.placed.length, 2);
   });
 
@@ -108,7 +114,11 @@ describe('scripts/gpu-provider.mjs (npm run setup -- --gpu)', () => {
     }
     const project = fakeProject();
     made.push(project);
-    const installed = await installCudaProvider({ projectRoot: project, cacheDir: path.join(project, '.cache'), log: quiet });
+    const installed = await installCudaProvider({
+      projectRoot: project,
+      cacheDir: path.join(project, '.cache'),
+      log: quiet,
+    });
     assert.equal(installed.placed.length, 2);
   });
 });

@@ -150,11 +150,18 @@ function gpuOf(deviceId: number, host: CudaHost): { gpu?: GpuInfo; problem?: str
   if (visible === undefined) {
     return deviceId < gpus.length
       ? { gpu: gpus[deviceId]! }
-      : { problem: `GPU ${deviceId} does not exist: this host has ${gpus.length} (${gpus.map((gpu) => gpu.name).join(', ')})` };
+      : {
+          problem: `GPU ${deviceId} does not exist: this host has ${gpus.length} (${gpus.map((gpu) => gpu.name).join(', ')})`,
+        };
   }
-  const entries = visible.split(',').map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  const entries = visible
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.length > 0);
   if (deviceId >= entries.length) {
-    return { problem: `GPU ${deviceId} does not exist: CUDA_VISIBLE_DEVICES='${visible}' makes ${entries.length} visible` };
+    return {
+      problem: `GPU ${deviceId} does not exist: CUDA_VISIBLE_DEVICES='${visible}' makes ${entries.length} visible`,
+    };
   }
   const physical = Number(entries[deviceId]);
   // A GPU UUID or MIG instance: CUDA can use it, but its name is not looked up here.

@@ -131,7 +131,10 @@ async function createPlacedSession(
     let fallbackReason = cuda.available ? '' : cuda.missing;
     if (cuda.available) {
       try {
-        const session = await ort.InferenceSession.create(bytes, sessionOptions(settings, cudaExecutionProviders(cudaDevice)));
+        const session = await ort.InferenceSession.create(
+          bytes,
+          sessionOptions(settings, cudaExecutionProviders(cudaDevice)),
+        );
         await warmUp(session);
         return { session, placement: { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName } };
       } catch (error) {
