@@ -4,8 +4,17 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { inferenceDeviceHealth } from '../../apps/worker/src/runtime.js';
-import { cudaLoaderLibraryPath, FacePipeline, probeCuda, type CudaHost } from '../../packages/pipeline/src/index.js';
-import { frll, testConfig } from '../pipeline/helpers.js';
+import * as ort from 'onnxruntime-node';
+
+import {
+  cudaLoaderLibraryPath,
+  defaultMaxBatch,
+  FacePipeline,
+  probeCuda,
+  warmUp,
+  type CudaHost,
+} from '../../packages/pipeline/src/index.js';
+import { frll, modelsDir, testConfig } from '../pipeline/helpers.js';
 import { temporaryDirectory } from '../support/service.js';
 
 const PROVIDERS = ['libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_shared.so'];
@@ -136,5 +145,17 @@ describe('CUDA execution provider discovery', () => {
     } finally {
       await Promise.all([pinned.dispose(), cpu.dispose()]);
     }
+  });
+
+  it('warms a session with one run on zeros, and lets batches grow on a GPU', async () => {
+    const session = await ort.InferenceSession.create(path.join(modelsDir, 'default', 'fr_feature.onnx'));
+    try {
+      await warmUp(session);
+    } finally {
+      await session.release();
+    }
+    assert.equal(defaultMaxBatch('cpu', 8), 8);
+    assert.equal(defaultMaxBatch('cuda:0', 8), 32);
+    assert.equal(defaultMaxBatch('cuda:1', 64), 64);
   });
 });

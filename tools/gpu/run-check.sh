@@ -7,7 +7,7 @@
 # PARTS_DIR holds the *.part-NN files and SHA256SUMS; WORK_DIR (default /tmp/facegate-gpu-run)
 # receives the project. WORKER_DEVICE (default cuda:0), CHECK_SECONDS, CONCURRENCY pass through.
 # CUDA_LIBRARY_PATH names the folders of the CUDA/cuDNN libraries; unset, they are looked for
-# under /usr and /opt (CUDA toolkits, Debian packages and pip's nvidia-* wheels alike).
+# under /usr, /opt, /root and /home (CUDA toolkits, Debian packages, pip's nvidia-* wheels).
 set -eu
 parts=$(cd "${1:?usage: run-check.sh PARTS_DIR [WORK_DIR]}" && pwd)
 work=${2:-/tmp/facegate-gpu-run}
@@ -19,7 +19,7 @@ ort="$work/node_modules/onnxruntime-node/bin/napi-v6/linux/x64"
 cat "$parts"/provider.tar.gz.part-* | tar -xzf - -C "$ort"
 
 if [ -z "${CUDA_LIBRARY_PATH:-}" ]; then
-  CUDA_LIBRARY_PATH=$(find /usr /opt -xdev \( -name 'libcudart.so.13' -o -name 'libcublas.so.13' \
+  CUDA_LIBRARY_PATH=$(find /usr /opt /root /home -xdev \( -name 'libcudart.so.13' -o -name 'libcublas.so.13' \
     -o -name 'libcublasLt.so.13' -o -name 'libcurand.so.10' -o -name 'libcudnn.so.9' \) 2>/dev/null |
     xargs -r -n1 dirname | sort -u | paste -sd: -)
 fi

@@ -275,3 +275,13 @@ export async function warmUp(session: ort.InferenceSession, batchSize = 1): Prom
   }
   await session.run(feeds);
 }
+
+/**
+ * The hook for the micro-batcher's MAX_BATCH default: at batch 1 a GPU is launch-bound
+ * (~1.3 ms a run whatever the model, ../shared/gpu/NOTES.md), and fr_feature goes from ~860
+ * to ~17,000 faces/s at batch 32, so on `cuda:N` batches may grow to at least 32 where the CPU
+ * default is smaller. An explicit MAX_BATCH always wins over this.
+ */
+export function defaultMaxBatch(device: string | undefined, cpuDefault: number): number {
+  return cudaDeviceOf(device) === undefined ? cpuDefault : Math.max(cpuDefault, 32);
+}
