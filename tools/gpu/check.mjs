@@ -7,7 +7,7 @@
 //   load       HTTP searches/s with CONCURRENCY clients for SECONDS, p50/p99 latency, statuses;
 //   batches    per model, the batch sizes the micro-batcher reached (from /metrics; n/a without it).
 // Environment: WORKER_DEVICE, CHECK_SECONDS (30), CONCURRENCY (64), PHOTOS (folder; default photos/ of
-// the pack), MIN_COSINE (0.9999). Exit status 0 when every comparison holds.
+// the pack), MIN_COSINE (0.9999). Exit status 0 when the models ran on WORKER_DEVICE and every comparison holds.
 /* global FormData */
 import { Blob } from 'node:buffer';
 import { spawn } from 'node:child_process';
@@ -47,7 +47,8 @@ const photos = readdirSync(photosDir)
 const onCpu = await analysePhotos(photos, { device: 'cpu' });
 const onDevice = await analysePhotos(photos, { device });
 const comparison = compareRuns(onCpu, onDevice, minimumCosine);
-failed ||= !comparison.ok;
+// On a GPU, a run that fell back to CPU compares CPU with CPU: that is no pass.
+failed ||= !comparison.ok || onDevice.placement.device !== device;
 print('templates', {
   placement: onDevice.placement,
   photos: comparison.photos,
