@@ -11,12 +11,15 @@ const RELAUNCHED = 'FACEGATE_CUDA_RELAUNCHED';
  * runs again as a child with LD_LIBRARY_PATH set; this process only relays signals and the
  * exit status. Returns undefined where nothing needs to change.
  */
-export function relaunchWithCudaLibraries(env: NodeJS.ProcessEnv = process.env): Promise<number> | undefined {
+export function relaunchWithCudaLibraries(
+  env: NodeJS.ProcessEnv = process.env,
+  libraryPath: () => string | undefined = () => cudaLoaderLibraryPath(env.WORKER_DEVICE),
+): Promise<number> | undefined {
   if (env[RELAUNCHED] === '1') return undefined;
-  const libraryPath = cudaLoaderLibraryPath(env.WORKER_DEVICE);
-  if (libraryPath === undefined) return undefined;
+  const wanted = libraryPath();
+  if (wanted === undefined) return undefined;
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
-    env: { ...env, LD_LIBRARY_PATH: libraryPath, [RELAUNCHED]: '1' },
+    env: { ...env, LD_LIBRARY_PATH: wanted, [RELAUNCHED]: '1' },
     stdio: 'inherit',
   });
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
