@@ -3,7 +3,17 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/build/**', 'node_modules/**', 'data/**', 'models/**', '.eval/**', 'reports/**'],
+    ignores: [
+      '**/dist/**',
+      '**/build/**',
+      'node_modules/**',
+      'data/**',
+      'models/**',
+      '.eval/**',
+      'reports/**',
+      '.cache/**',
+      '.gpu-pack/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const withTestDependencies = process.argv.includes('--test');
 const quiet = process.argv.includes('--quiet');
+// Opt-in CUDA execution provider (scripts/gpu-provider.mjs); the default install is CPU-only.
+const withGpu = process.argv.includes('--gpu') || process.env.FACEGATE_GPU === '1';
 
 function say(message) {
   if (!quiet) process.stderr.write(`[setup] ${message}\n`);
@@ -115,9 +117,21 @@ function ensureBuild() {
   run(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b']);
 }
 
+async function ensureCudaProvider() {
+  if (!withGpu) return;
+  const { installCudaProvider } = await import('./gpu-provider.mjs');
+  try {
+    await installCudaProvider({ log: say });
+  } catch (error) {
+    process.stderr.write(`[setup] CUDA provider: ${error.message}\n`);
+    process.exit(1);
+  }
+}
+
 checkNode();
 ensureSystemPackages();
 ensureNodeModules();
+await ensureCudaProvider();
 ensureNativeBinding();
 ensureModels();
 ensureBuild();

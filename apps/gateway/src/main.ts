@@ -1,8 +1,13 @@
 import { ConfigError } from '@facegate/contracts';
 import { createLogger, manageProcessLifecycle } from '@facegate/observability';
+import { relaunchWithCudaLibraries } from '@facegate/worker';
 import { startGateway } from './server.js';
 
 const logger = createLogger({ level: 'info', service: 'gateway' });
+
+// CUDA libraries the loader cannot see yet: run again with them on LD_LIBRARY_PATH.
+const relaunched = relaunchWithCudaLibraries();
+if (relaunched) process.exit(await relaunched);
 
 try {
   const gateway = await startGateway(process.env);

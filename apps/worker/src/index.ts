@@ -2,3 +2,4 @@
 export * from '@facegate/runtime';
 export * from './cluster/index.js';
 export { rekey } from './rekey.js';
+export { relaunchWithCudaLibraries } from './cuda-relaunch.js';

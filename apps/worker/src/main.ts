@@ -2,9 +2,14 @@ import { ConfigError } from '@facegate/contracts';
 import { createLogger, manageProcessLifecycle } from '@facegate/observability';
 import { startDistributedWorker } from './cluster/distributed-worker.js';
 import { readWorkerEnv } from '@facegate/runtime';
+import { relaunchWithCudaLibraries } from './cuda-relaunch.js';
 
 // `REDIS_URL=redis://host:6379 npm run worker`: one distributed worker process.
 const STOP_TIMEOUT_MS = 20_000;
+
+// CUDA libraries the loader cannot see yet: run again with them on LD_LIBRARY_PATH.
+const relaunched = relaunchWithCudaLibraries();
+if (relaunched) process.exit(await relaunched);
 const bootLogger = createLogger({ level: 'info', service: 'worker' });
 
 try {

@@ -15,6 +15,7 @@ export class FacegateMetrics {
   readonly gateRejections: Counter<'gate'>;
   readonly queueDepth: Gauge;
   readonly galleryTemplates: Gauge<'partition'>;
+  readonly inferenceDevice: Gauge<'requested' | 'device' | 'name'>;
 
   constructor(labels: Record<string, string> = {}) {
     this.registry = new Registry();
@@ -57,6 +58,12 @@ export class FacegateMetrics {
       name: 'facegate_gallery_templates',
       help: 'Templates stored per partition',
       labelNames: ['partition'],
+      registers,
+    });
+    this.inferenceDevice = new Gauge({
+      name: 'facegate_inference_device_info',
+      help: 'Where this process runs inference (1): the device asked for, the one used, and its name',
+      labelNames: ['requested', 'device', 'name'],
       registers,
     });
   }

@@ -241,7 +241,7 @@ export class FacePipeline {
    * Where inference runs: the recognition model's placement (all sessions are placed alike),
    * with the reason when a requested GPU could not be used.
    */
-  placement(): { requested: string; device: string; fallbackReason?: string } {
+  placement(): { requested: string; device: string; deviceName?: string; fallbackReason?: string } {
     const requested = this.config.device ?? 'cpu';
     const placement = this.slots.recognition.model?.placement;
     return placement ? { requested, ...placement } : { requested, device: 'none', fallbackReason: 'no model loaded' };

@@ -19,6 +19,8 @@ export interface WorkerEnv {
   MAX_IMAGE_PIXELS?: number;
   ONNX_THREADS: number;
   WORKER_DEVICE: string;
+  /** Folders (colon-separated) searched first for the CUDA 13 and cuDNN 9 libraries on `cuda:N`. */
+  CUDA_LIBRARY_PATH?: string;
   WORKER_CONCURRENCY: number;
   SHARD_COUNT: number;
   INDEX_FACTORY: string;
@@ -62,6 +64,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     MAX_IMAGE_PIXELS: { type: 'integer', minimum: 1024, maximum: 400_000_000, nullable: true },
     ONNX_THREADS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
+    CUDA_LIBRARY_PATH: { type: 'string', nullable: true },
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },

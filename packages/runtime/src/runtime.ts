@@ -24,6 +24,25 @@ const GATE_BY_CODE: Partial<Record<string, string>> = {
   QUALITY_REJECTED: 'quality',
 };
 
+/**
+ * The `inference_device` health component (an extension): the device in use and its name, and
+ * where a GPU was asked for but is not used, exactly what was missing. Running on CPU instead
+ * stays healthy: requests are still answered, only slower.
+ */
+export function inferenceDeviceHealth(placement: ReturnType<FacePipeline['placement']>): ComponentHealth {
+  const used = placement.deviceName ? `${placement.device} (${placement.deviceName})` : placement.device;
+  if (placement.device === 'none') {
+    // The model components already report the failure; this one only says there is no device.
+    return { healthy: true, state: 'absent', detail: placement.fallbackReason ?? 'no model loaded' };
+  }
+  if (placement.device === placement.requested) return { healthy: true, state: 'ready', detail: used };
+  return {
+    healthy: true,
+    state: 'ready',
+    detail: `${placement.requested} requested, running on ${used}: ${placement.fallbackReason ?? 'unavailable'}`,
+  };
+}
+
 /** The pipeline's measured defaults, overridden by whatever the environment sets. */
 export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
   const optional = {
@@ -80,8 +99,12 @@ export class WorkerRuntime {
     if (placement.device !== placement.requested) {
       logger.warn('requested device unavailable: inference runs on CPU', { ...placement });
     } else {
-      logger.info('inference device', { device: placement.device });
+      logger.info('inference device', { device: placement.device, name: placement.deviceName });
     }
+    metrics.inferenceDevice.set(
+      { requested: placement.requested, device: placement.device, name: placement.deviceName ?? placement.device },
+      1,
+    );
     const gallery =
       options.gallery ??
       (await Gallery.open({
@@ -216,6 +239,7 @@ export class WorkerRuntime {
       faiss_index: this.gallery.health(),
       template_encryption: this.gallery.templateEncryptionHealth(),
       ...this.pipeline.health(),
+      inference_device: inferenceDeviceHealth(this.pipeline.placement()),
     };
   }
 

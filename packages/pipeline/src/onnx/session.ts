@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
+import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -13,12 +14,9 @@ export interface SessionSettings {
 /** Where a session actually runs, and why not where it was asked to, if so. */
 export interface SessionPlacement {
   device: string;
+  /** The GPU's name, on `cuda:N`. */
+  deviceName?: string;
   fallbackReason?: string;
-}
-
-function cudaDeviceOf(device: string | undefined): number | undefined {
-  const match = /^cuda:(\d+)$/.exec(device ?? '');
-  return match ? Number(match[1]) : undefined;
 }
 
 export class ModelShapeError extends Error {}
@@ -129,16 +127,22 @@ async function createPlacedSession(
 ): Promise<{ session: ort.InferenceSession; placement: SessionPlacement }> {
   const cudaDevice = cudaDeviceOf(settings.device);
   if (cudaDevice !== undefined) {
-    try {
-      const session = await ort.InferenceSession.create(
-        bytes,
-        sessionOptions(settings, [{ name: 'cuda', deviceId: cudaDevice }, 'cpu']),
-      );
-      return { session, placement: { device: `cuda:${cudaDevice}` } };
-    } catch (error) {
-      const session = await ort.InferenceSession.create(bytes, sessionOptions(settings));
-      return { session, placement: { device: 'cpu', fallbackReason: (error as Error).message.split('\n')[0] } };
+    const cuda = probeCuda(cudaDevice);
+    let fallbackReason = cuda.available ? '' : cuda.missing;
+    if (cuda.available) {
+      try {
+        const session = await ort.InferenceSession.create(
+          bytes,
+          sessionOptions(settings, cudaExecutionProviders(cudaDevice)),
+        );
+        await warmUp(session);
+        return { session, placement: { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName } };
+      } catch (error) {
+        fallbackReason = `onnxruntime could not run on cuda:${cudaDevice}: ${(error as Error).message.split('\n')[0]}`;
+      }
     }
+    const session = await ort.InferenceSession.create(bytes, sessionOptions(settings));
+    return { session, placement: { device: 'cpu', fallbackReason } };
   }
   return { session: await ort.InferenceSession.create(bytes, sessionOptions(settings)), placement: { device: 'cpu' } };
 }
