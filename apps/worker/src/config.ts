@@ -20,6 +20,8 @@ export interface WorkerEnv {
   ONNX_THREADS: number;
   WORKER_DEVICE: string;
   WORKER_CONCURRENCY: number;
+  MAX_BATCH: number;
+  BATCH_WAIT_MS: number;
   SHARD_COUNT: number;
   INDEX_FACTORY: string;
   /** JSON `{ "efSearch": 256, ... }`: search parameters for every partition's index (see indexPolicyFromEnv). */
@@ -63,6 +65,9 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     ONNX_THREADS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+    // 1 (off) on CPU: docs/benchmarks.md measured no gain there; a GPU worker wants 8 or more.
+    MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, default: 1 },
+    BATCH_WAIT_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
     // JSON, checked by indexPolicyFromEnv (called by readWorkerEnv, so at start-up).

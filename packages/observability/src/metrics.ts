@@ -11,6 +11,8 @@ export class FacegateMetrics {
   readonly registry: Registry;
   readonly httpRequestDuration: Histogram<'endpoint' | 'method' | 'status'>;
   readonly pipelineStageDuration: Histogram<'stage'>;
+  readonly modelBatchSize: Histogram<'model'>;
+  readonly modelBatchWait: Histogram<'model'>;
   readonly jobDuration: Histogram<'type' | 'outcome'>;
   readonly gateRejections: Counter<'gate'>;
   readonly queueDepth: Gauge;
@@ -33,6 +35,20 @@ export class FacegateMetrics {
       help: 'Latency of each face pipeline stage',
       labelNames: ['stage'],
       buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.modelBatchSize = new Histogram({
+      name: 'facegate_model_batch_size',
+      help: 'Inputs per model run when batching is on (MAX_BATCH > 1)',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    });
+    this.modelBatchWait = new Histogram({
+      name: 'facegate_model_batch_wait_seconds',
+      help: "How long a batch's first input waited for the batch to leave (batching on)",
+      labelNames: ['model'],
+      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers,
     });
     this.jobDuration = new Histogram({

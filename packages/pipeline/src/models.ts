@@ -12,7 +12,13 @@ import { Landmark68Model } from './model_zoo/landmark68.js';
 import { MiniFasNetPad } from './model_zoo/minifasnet.js';
 import { ScrfdDetector } from './model_zoo/scrfd.js';
 import { UltraFaceDetector, type DetectorOptions } from './model_zoo/ultraface.js';
+import type { SessionSettings } from './onnx/session.js';
 import type { Operation } from './stages/select-face.js';
+
+/** Hears of every batch a model runs (batching on only). */
+export interface BatchSizeObserver {
+  onBatch?(model: string, size: number, waitSeconds: number): void;
+}
 
 export type HealthComponent = 'onnx_detection' | 'onnx_recognition' | 'onnx_quality' | 'onnx_pad' | 'onnx_mad';
 
@@ -73,8 +79,8 @@ async function loadMorphDetector(modelsDir: string): Promise<MadSlot> {
 async function loadSlot<Role extends ModelRole>(
   role: Role,
   resolved: ResolvedModel | undefined,
-  intraOpThreads: number,
-  device: string,
+  settings: SessionSettings,
+  observer: BatchSizeObserver | undefined,
 ): Promise<ModelSlot<Role>> {
   if (!resolved) return { model: null, failure: `the model pack has no ${role} model` };
   const { id, family, file } = resolved.entry;
@@ -82,7 +88,7 @@ async function loadSlot<Role extends ModelRole>(
   if (!Constructor) return { id, file, model: null, failure: `family '${family}' cannot serve the ${role} role` };
   try {
     const model = new Constructor(resolved);
-    await model.prepare({ intraOpThreads, device });
+    await model.prepare(settings, observer && { onBatch: (size, wait) => observer.onBatch?.(id, size, wait) });
     return { id, file, model };
   } catch (error) {
     const reason =
@@ -116,7 +122,7 @@ export class PipelineModels {
     };
   }
 
-  static async load(config: PipelineConfig): Promise<PipelineModels> {
+  static async load(config: PipelineConfig, observer?: BatchSizeObserver): Promise<PipelineModels> {
     let pack = new Map<ModelRole, ResolvedModel>();
     let packFailure: string | undefined;
     try {
@@ -124,15 +130,18 @@ export class PipelineModels {
     } catch (error) {
       packFailure = `model pack '${config.pack}' unreadable: ${(error as Error).message}`;
     }
-    const threads = config.intraOpThreads;
-    const device = config.device ?? 'cpu';
+    const settings: SessionSettings = {
+      intraOpThreads: config.intraOpThreads,
+      device: config.device ?? 'cpu',
+      ...(config.batch ? { batch: config.batch } : {}),
+    };
     const [detection, landmarks, recognition, pad, head_pose, eye_state] = await Promise.all([
-      loadSlot('detection', pack.get('detection'), threads, device),
-      loadSlot('landmarks', pack.get('landmarks'), threads, device),
-      loadSlot('recognition', pack.get('recognition'), threads, device),
-      loadSlot('pad', pack.get('pad'), threads, device),
-      loadSlot('head_pose', pack.get('head_pose'), threads, device),
-      loadSlot('eye_state', pack.get('eye_state'), threads, device),
+      loadSlot('detection', pack.get('detection'), settings, observer),
+      loadSlot('landmarks', pack.get('landmarks'), settings, observer),
+      loadSlot('recognition', pack.get('recognition'), settings, observer),
+      loadSlot('pad', pack.get('pad'), settings, observer),
+      loadSlot('head_pose', pack.get('head_pose'), settings, observer),
+      loadSlot('eye_state', pack.get('eye_state'), settings, observer),
     ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
     return new PipelineModels(config, slots, await loadMorphDetector(config.modelsDir), packFailure);

@@ -4,7 +4,7 @@ import type { PipelineConfig } from './config.js';
 import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
-import { PipelineModels, type HealthComponent } from './models.js';
+import { PipelineModels, type BatchSizeObserver, type HealthComponent } from './models.js';
 import { alignFace } from './stages/align.js';
 import { decodeImage } from './stages/decode.js';
 import { assessQuality, type QualityMapping, type QualityMeasurements } from './stages/quality.js';
@@ -44,7 +44,7 @@ export interface AnalysisDiagnostics {
 
 export type StageName = 'decode' | 'detect' | 'landmarks' | 'align' | 'pad' | 'mad' | 'quality' | 'extract';
 
-export interface StageObserver {
+export interface StageObserver extends BatchSizeObserver {
   onStage(stage: StageName, seconds: number): void;
 }
 
@@ -76,7 +76,7 @@ export class FacePipeline {
    * component reports `failed` in {@link health} and `analyse` answers UNAVAILABLE.
    */
   static async create(config: PipelineConfig, observer?: StageObserver): Promise<FacePipeline> {
-    return new FacePipeline(config, await PipelineModels.load(config), observer);
+    return new FacePipeline(config, await PipelineModels.load(config, observer), observer);
   }
 
   health(): Record<HealthComponent, ComponentHealth> {

@@ -1,6 +1,8 @@
 import * as ort from 'onnxruntime-node';
 
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
+import { freeBatchDimension } from './batch.js';
+import type { BatchSettings } from './batcher.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -8,6 +10,8 @@ export interface SessionSettings {
   intraOpThreads: number;
   /** `cpu`, or `cuda:N` for onnxruntime's CUDA execution provider on GPU N (CPU where it is unavailable). */
   device?: string;
+  /** Batching of concurrent inputs (batcher.ts); off (maxBatch 1) when absent. */
+  batch?: BatchSettings;
 }
 
 /** Where a session actually runs, and why not where it was asked to, if so. */
@@ -55,6 +59,7 @@ function checkTensors(
   kind: 'input' | 'output',
   expected: TensorSpec[],
   actual: readonly ort.InferenceSession.ValueMetadata[],
+  freeBatch: boolean,
 ): void {
   if (expected.length !== actual.length) {
     throw new ModelShapeError(`expected ${expected.length} ${kind}s, the model has ${actual.length}`);
@@ -72,7 +77,7 @@ function checkTensors(
         const actualDimension = shape[axis];
         // A fixed dimension in the manifest must be fixed and equal in the model; a dynamic
         // one (null) accepts anything, since exporters differ on what they leave symbolic.
-        return dimension === null || actualDimension === dimension;
+        return dimension === null || (freeBatch && axis === 0) || actualDimension === dimension;
       });
     if (!matches) {
       throw new ModelShapeError(
@@ -90,6 +95,13 @@ export interface LoadedSession {
   zeroedWeights: number;
   floatWeights: number;
   placement: SessionPlacement;
+  /** Whether the first dimension of every input and output is a batch of any size. */
+  batchable: boolean;
+}
+
+/** Whether a model's inputs are batches: a first dimension of 1 (freed at load) or free already. */
+function hasBatchDimension(model: ResolvedModel): boolean {
+  return model.entry.inputs.every((input) => input.shape[0] === 1 || input.shape[0] === null);
 }
 
 /**
@@ -100,10 +112,12 @@ export interface LoadedSession {
 export async function openSession(model: ResolvedModel, settings: SessionSettings): Promise<LoadedSession> {
   const original = await readVerifiedModel(model);
   const patched = zeroSubnormalWeights(original);
+  const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
+  if (batchable) freeBatchDimension(patched.bytes);
   const { session, placement } = await createPlacedSession(patched.bytes, settings);
   try {
-    checkTensors('input', model.entry.inputs, session.inputMetadata);
-    checkTensors('output', model.entry.outputs, session.outputMetadata);
+    checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
+    checkTensors('output', model.entry.outputs, session.outputMetadata, batchable);
   } catch (error) {
     await session.release();
     throw error;
@@ -115,6 +129,7 @@ export async function openSession(model: ResolvedModel, settings: SessionSetting
     zeroedWeights: patched.zeroedWeights,
     floatWeights: patched.floatWeights,
     placement,
+    batchable,
   };
 }
 
