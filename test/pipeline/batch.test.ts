@@ -139,3 +139,24 @@ describe('FacePipeline with batching on', () => {
     }
   });
 });
+
+describe('FacePipeline with inference threads', () => {
+  it('gives the results of the main thread', async () => {
+    const photo = frll('005_smiling.jpg');
+    const plain = await FacePipeline.create(testConfig());
+    const threaded = await FacePipeline.create(testConfig({ inferenceThreads: 2 }));
+    try {
+      const expected = await plain.analyse(photo, 'enrol');
+      const [first, second] = await Promise.all([threaded.analyse(photo, 'enrol'), threaded.analyse(photo, 'enrol')]);
+      for (const analysis of [first!, second!]) {
+        assert.deepEqual(analysis.template, expected.template);
+        assert.equal(analysis.padScore, expected.padScore);
+        assert.equal(analysis.qualityScore, expected.qualityScore);
+        assert.equal(analysis.madScore, expected.madScore);
+      }
+    } finally {
+      await plain.dispose();
+      await threaded.dispose();
+    }
+  });
+});

@@ -43,6 +43,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     intraOpThreads: env.ONNX_THREADS,
     device: env.WORKER_DEVICE,
     batch: { maxBatch: env.MAX_BATCH, waitMs: env.BATCH_WAIT_MS },
+    inferenceThreads: env.INFERENCE_THREADS,
     ...overrides,
   };
 }

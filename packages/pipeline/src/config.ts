@@ -32,6 +32,11 @@ export interface PipelineConfig {
    * for company); off when absent or maxBatch is 1. See docs/benchmarks.md for when it pays.
    */
   batch?: BatchSettings;
+  /**
+   * Threads that run inference, each with its own sessions, so that concurrent jobs use more
+   * than one core (onnxruntime-node runs a session on the calling thread); 0: the main thread.
+   */
+  inferenceThreads?: number;
 }
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -12,6 +12,7 @@ import { Landmark68Model } from './model_zoo/landmark68.js';
 import { MiniFasNetPad } from './model_zoo/minifasnet.js';
 import { ScrfdDetector } from './model_zoo/scrfd.js';
 import { UltraFaceDetector, type DetectorOptions } from './model_zoo/ultraface.js';
+import { InferenceThreads } from './onnx/inference-threads.js';
 import type { SessionSettings } from './onnx/session.js';
 import type { Operation } from './stages/select-face.js';
 
@@ -113,6 +114,7 @@ export class PipelineModels {
     private readonly slots: ModelSlots,
     private readonly mad: MadSlot,
     private readonly packFailure: string | undefined,
+    private readonly threads: InferenceThreads | undefined,
   ) {
     this.modelId = slots.recognition.id ?? `${config.pack}:unknown`;
     const family = slots.detection.model instanceof ScrfdDetector ? 'scrfd' : 'ultraface';
@@ -130,21 +132,36 @@ export class PipelineModels {
     } catch (error) {
       packFailure = `model pack '${config.pack}' unreadable: ${(error as Error).message}`;
     }
+    const threads = config.inferenceThreads ? new InferenceThreads(config.inferenceThreads) : undefined;
     const settings: SessionSettings = {
       intraOpThreads: config.intraOpThreads,
       device: config.device ?? 'cpu',
       ...(config.batch ? { batch: config.batch } : {}),
+      ...(threads ? { threads } : {}),
     };
-    const [detection, landmarks, recognition, pad, head_pose, eye_state] = await Promise.all([
-      loadSlot('detection', pack.get('detection'), settings, observer),
-      loadSlot('landmarks', pack.get('landmarks'), settings, observer),
-      loadSlot('recognition', pack.get('recognition'), settings, observer),
-      loadSlot('pad', pack.get('pad'), settings, observer),
-      loadSlot('head_pose', pack.get('head_pose'), settings, observer),
-      loadSlot('eye_state', pack.get('eye_state'), settings, observer),
-    ]);
+    // With inference threads, sessions are created one at a time: onnxruntime-node's
+    // environment set-up is not safe against threads creating their first sessions at once.
+    const load = <Role extends ModelRole>(role: Role): Promise<ModelSlot<Role>> =>
+      loadSlot(role, pack.get(role), settings, observer);
+    const [detection, landmarks, recognition, pad, head_pose, eye_state] = threads
+      ? [
+          await load('detection'),
+          await load('landmarks'),
+          await load('recognition'),
+          await load('pad'),
+          await load('head_pose'),
+          await load('eye_state'),
+        ]
+      : await Promise.all([
+          load('detection'),
+          load('landmarks'),
+          load('recognition'),
+          load('pad'),
+          load('head_pose'),
+          load('eye_state'),
+        ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
-    return new PipelineModels(config, slots, await loadMorphDetector(config.modelsDir), packFailure);
+    return new PipelineModels(config, slots, await loadMorphDetector(config.modelsDir), packFailure, threads);
   }
 
   /** The loaded model of a role, or null. */
@@ -242,5 +259,6 @@ export class PipelineModels {
   async dispose(): Promise<void> {
     const models: Array<OnnxModel | null> = Object.values(this.slots).map((slot) => slot.model);
     await Promise.all(models.map((model) => model?.dispose()));
+    await this.threads?.close();
   }
 }

@@ -60,9 +60,7 @@ export abstract class OnnxModel {
   private async runStacked(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> {
     const loaded = this.loaded;
     if (!loaded) throw new Error(`${this.id}: prepare() was not called`);
-    const input = new ort.Tensor('float32', data, dimensions);
-    const results = await loaded.session.run({ [loaded.inputNames[0]!]: input });
-    return loaded.outputNames.map((name) => results[name]!);
+    return loaded.run(data, dimensions);
   }
 
   /** Inputs stacked along the batch dimension, one run, each output split back per input. */

@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
 import { freeBatchDimension } from './batch.js';
 import type { BatchSettings } from './batcher.js';
+import type { InferenceThreads } from './inference-threads.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -12,6 +13,8 @@ export interface SessionSettings {
   device?: string;
   /** Batching of concurrent inputs (batcher.ts); off (maxBatch 1) when absent. */
   batch?: BatchSettings;
+  /** Threads to run inference on (inference-threads.ts); the calling thread when absent. */
+  threads?: InferenceThreads;
 }
 
 /** Where a session actually runs, and why not where it was asked to, if so. */
@@ -97,7 +100,11 @@ export interface LoadedSession {
   placement: SessionPlacement;
   /** Whether the first dimension of every input and output is a batch of any size. */
   batchable: boolean;
+  /** Runs the model on one float32 input; outputs in the model's output order. */
+  run(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]>;
 }
+
+let threadSessions = 0;
 
 /** Whether a model's inputs are batches: a first dimension of 1 (freed at load) or free already. */
 function hasBatchDimension(model: ResolvedModel): boolean {
@@ -122,7 +129,22 @@ export async function openSession(model: ResolvedModel, settings: SessionSetting
     await session.release();
     throw error;
   }
+  const inputName = session.inputNames[0]!;
+  let run = async (data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> => {
+    const results = await session.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
+    return session.outputNames.map((name) => results[name]!);
+  };
+  const threads = settings.threads;
+  if (threads) {
+    const key = `${model.entry.id}#${threadSessions++}`;
+    await threads.open(key, patched.bytes, sessionOptions(settings));
+    run = async (data, dimensions) =>
+      (await threads.run(key, inputName, data, dimensions)).map(
+        (output) => new ort.Tensor('float32', output.data, output.dimensions),
+      );
+  }
   return {
+    run,
     session,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
