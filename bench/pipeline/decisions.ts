@@ -6,7 +6,7 @@
  * decisions at the default thresholds and the refusals (NO_FACE, …) identical.
  *
  *   node --conditions=development --import tsx bench/pipeline/decisions.ts --dump /tmp/main.json [--photos 240]
- *   node --conditions=development --import tsx bench/pipeline/decisions.ts --compare /tmp/main.json
+ *   node --conditions=development --import tsx bench/pipeline/decisions.ts --compare /tmp/main.json [--max-batch 4] [--inference-threads 2]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,10 @@ const { values } = parseArgs({
     compare: { type: 'string' },
     photos: { type: 'string', default: '240' },
     tolerance: { type: 'string', default: '1e-4' },
+    // Check a configuration: --max-batch 4 loads the batch-free models (batching on),
+    // --inference-threads 2 runs them off the main thread.
+    'max-batch': { type: 'string', default: '1' },
+    'inference-threads': { type: 'string', default: '0' },
   },
 });
 if (!values.dump === !values.compare) throw new Error('give exactly one of --dump FILE or --compare FILE');
@@ -43,6 +47,8 @@ const pipeline = await FacePipeline.create({
   padEnabled: false,
   qualityEnabled: false,
   madEnabled: false,
+  batch: { maxBatch: Number(values['max-batch']), waitMs: 0 },
+  inferenceThreads: Number(values['inference-threads']),
 });
 const results: Results = {};
 for (const photo of photos) {
