@@ -37,20 +37,18 @@ export class FacegateMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.modelBatchSize = new Histogram({
-      name: 'facegate_model_batch_size',
-      help: 'Inputs per model run when batching is on (MAX_BATCH > 1)',
-      labelNames: ['model'],
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
-      registers,
-    });
-    this.modelBatchWait = new Histogram({
-      name: 'facegate_model_batch_wait_seconds',
-      help: "How long a batch's first input waited for the batch to leave (batching on)",
-      labelNames: ['model'],
-      buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
-      registers,
-    });
+    const perModel = (name: string, help: string, buckets: number[]): Histogram<'model'> =>
+      new Histogram({ name, help, labelNames: ['model'], buckets, registers });
+    this.modelBatchSize = perModel(
+      'facegate_model_batch_size',
+      'Inputs per model run when batching is on (MAX_BATCH > 1)',
+      [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    );
+    this.modelBatchWait = perModel(
+      'facegate_model_batch_wait_seconds',
+      "How long a batch's first input waited for the batch to leave (batching on)",
+      [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    );
     this.jobDuration = new Histogram({
       name: 'facegate_job_duration_seconds',
       help: 'Time a worker spends on a job, by job type and outcome code',

@@ -223,8 +223,9 @@ function resampleAffine(
   outHeight: number,
   outside: number | 'replicate',
 ): RgbImage {
-  const { width, height, data } = image;
+  const { width, height } = image;
   const out = new Uint8Array(outWidth * outHeight * 3);
+  const sample = new Float64Array(3);
   for (let v = 0; v < outHeight; v++) {
     for (let u = 0; u < outWidth; u++) {
       const x = a * u + b * v + tx;
@@ -236,24 +237,10 @@ function resampleAffine(
         out[offset + 2] = outside;
         continue;
       }
-      // sampleBilinear, inlined (the same arithmetic): this loop runs for every pixel of every crop.
-      const clampedX = Math.min(Math.max(x, 0), width - 1);
-      const clampedY = Math.min(Math.max(y, 0), height - 1);
-      const x0 = Math.floor(clampedX);
-      const y0 = Math.floor(clampedY);
-      const x1 = Math.min(x0 + 1, width - 1);
-      const y1 = Math.min(y0 + 1, height - 1);
-      const fx = clampedX - x0;
-      const fy = clampedY - y0;
-      const topLeft = (y0 * width + x0) * 3;
-      const topRight = (y0 * width + x1) * 3;
-      const bottomLeft = (y1 * width + x0) * 3;
-      const bottomRight = (y1 * width + x1) * 3;
-      for (let channel = 0; channel < 3; channel++) {
-        const top = data[topLeft + channel]! * (1 - fx) + data[topRight + channel]! * fx;
-        const bottom = data[bottomLeft + channel]! * (1 - fx) + data[bottomRight + channel]! * fx;
-        out[offset + channel] = Math.round(top * (1 - fy) + bottom * fy);
-      }
+      sampleBilinear(image, x, y, sample, 0);
+      out[offset] = Math.round(sample[0]!);
+      out[offset + 1] = Math.round(sample[1]!);
+      out[offset + 2] = Math.round(sample[2]!);
     }
   }
   return { width: outWidth, height: outHeight, data: out };
