@@ -1,7 +1,8 @@
 /**
  * The pipeline at the speed of its models: in one run on the same photos, the floor (each
  * model's bare `session.run` on a tensor of its input size, one thread, subnormal weights
- * zeroed as the service loads them, plus the photo's decode) against the service around the
+ * zeroed as the service loads them, plus the photo's decode; measured before and after the
+ * service, the lower kept) against the service around the
  * models (embedded gateway in its own process, over HTTP): search p50/p95 with one client,
  * searches/s with 1, 2, 4 and 8 clients, enrolment (MAD included) against its floor, and the
  * service's own per-stage means (`/metrics`) against the model alone.
@@ -165,7 +166,10 @@ const say = (line = ''): void => {
   process.stderr.write(`[pipeline] ${line}\n`);
 };
 
-// The service first, alone on the machine; the floor afterwards, in this process.
+// The floor is measured before and after the service (never beside it), and the lower of the
+// two kept, so that a machine whose load drifts during the run biases the ratios less.
+const modelsBefore = await modelFloors(40);
+const decodesBefore = await decodeFloors(photos, 3);
 const serviceEnv: Record<string, string> = Object.fromEntries(
   values.env.map((pair) => {
     const at = pair.indexOf('=');
@@ -240,14 +244,14 @@ try {
   await service.stop();
 }
 
-// The floor, on the photos the service answered, after the service has stopped.
+// The floor again, after the service has stopped; ratios are over the photos the service answered.
 const searched = [...searchTimes.keys()];
 const enrolled = [...enrolTimes.keys()];
-const models = await modelFloors(40);
+const modelsAfter = await modelFloors(40);
+const models = new Map([...modelsBefore].map(([role, floor]) => [role, Math.min(floor, modelsAfter.get(role)!)]));
 const modelsPerFace = [...models].reduce((sum, [role, floor]) => sum + floor * RUNS_PER_FACE[role], 0);
-const decodeOf = new Map<Photo, number>();
-const allDecodes = await decodeFloors([...new Set([...searched, ...enrolled])], 3);
-[...new Set([...searched, ...enrolled])].forEach((photo, index) => decodeOf.set(photo, allDecodes[index]!));
+const decodesAfter = await decodeFloors(photos, 3);
+const decodeOf = new Map(photos.map((photo, index) => [photo, Math.min(decodesBefore[index]!, decodesAfter[index]!)]));
 const madOf = new Map<Photo, number>();
 (await madFloors(enrolled)).forEach((floor, index) => madOf.set(enrolled[index]!, floor));
 const searchFloors = searched.map((photo) => decodeOf.get(photo)! + modelsPerFace);
