@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: runs every benchmark of the project in turn, bounded for this machine, and
  * records their Markdown output with date, machine and load in docs/benchmarks.md (between
- * the `bench:latest` markers). `npm run bench -- --profile full` runs the 1M-template sizes.
+ * the `bench:latest` markers). `npm run bench -- --profile full` runs the 1M-template sizes;
+ * `npm run bench -- pipeline` (or `--only NAME`) runs only the steps whose name contains it.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,13 +13,16 @@ import { parseArgs } from 'node:util';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const sharedData = path.resolve(root, '../shared/data');
-const { values } = parseArgs({
+const { values, positionals } = parseArgs({
   options: {
     profile: { type: 'string', default: 'quick' },
     only: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
   },
+  // `npm run bench -- pipeline` runs the steps whose name contains "pipeline", like --only.
+  allowPositionals: true,
 });
+const only = values.only ?? positionals[0];
 const full = values.profile === 'full';
 
 interface Step {
@@ -34,6 +38,12 @@ const steps: Step[] = [
     script: 'tools/eval/bench-stages.ts',
     args: ['--images', full ? '200' : '40'],
     needsSharedData: true,
+  },
+  {
+    // Falls back to the committed fixtures where ../shared/data is absent.
+    name: 'pipeline against its models (floor, HTTP search and enrol)',
+    script: 'bench/pipeline/pipeline-bench.ts',
+    args: full ? ['--photos', '120', '--seconds', '20'] : ['--photos', '40', '--seconds', '6'],
   },
   {
     name: 'faiss binding vs raw libfaiss',
@@ -55,7 +65,7 @@ const steps: Step[] = [
 
 const sections: string[] = [];
 for (const step of steps) {
-  if (values.only && !step.name.includes(values.only)) continue;
+  if (only && !step.name.includes(only)) continue;
   if (!existsSync(path.join(root, step.script))) {
     sections.push(`### ${step.name}\n\nnot run: ${step.script} is missing.`);
     continue;

@@ -11,6 +11,8 @@ export class FacegateMetrics {
   readonly registry: Registry;
   readonly httpRequestDuration: Histogram<'endpoint' | 'method' | 'status'>;
   readonly pipelineStageDuration: Histogram<'stage'>;
+  readonly modelBatchSize: Histogram<'model'>;
+  readonly modelBatchWait: Histogram<'model'>;
   readonly jobDuration: Histogram<'type' | 'outcome'>;
   readonly gateRejections: Counter<'gate'>;
   readonly queueDepth: Gauge;
@@ -36,6 +38,18 @@ export class FacegateMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    const perModel = (name: string, help: string, buckets: number[]): Histogram<'model'> =>
+      new Histogram({ name, help, labelNames: ['model'], buckets, registers });
+    this.modelBatchSize = perModel(
+      'facegate_model_batch_size',
+      'Inputs per model run when batching is on (MAX_BATCH > 1)',
+      [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    );
+    this.modelBatchWait = perModel(
+      'facegate_model_batch_wait_seconds',
+      "How long a batch's first input waited for the batch to leave (batching on)",
+      [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    );
     this.jobDuration = new Histogram({
       name: 'facegate_job_duration_seconds',
       help: 'Time a worker spends on a job, by job type and outcome code',

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { MAD_DEFAULT_THRESHOLD } from './mad/index.js';
+import type { BatchSettings } from './onnx/batcher.js';
 
 export type ModelPack = 'default' | 'buffalo_l';
 
@@ -26,6 +27,16 @@ export interface PipelineConfig {
   device?: string;
   /** Detector score threshold; the family's default when absent. */
   detectionThreshold?: number;
+  /**
+   * Concurrent inputs of one model run together (up to `maxBatch`, waiting at most `waitMs`
+   * for company); off when absent or maxBatch is 1. See docs/benchmarks.md for when it pays.
+   */
+  batch?: BatchSettings;
+  /**
+   * Threads that run inference, each with its own sessions, so that concurrent jobs use more
+   * than one core (onnxruntime-node runs a session on the calling thread); 0: the main thread.
+   */
+  inferenceThreads?: number;
 }
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

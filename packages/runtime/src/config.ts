@@ -22,6 +22,9 @@ export interface WorkerEnv {
   /** Folders (colon-separated) searched first for the CUDA 13 and cuDNN 9 libraries on `cuda:N`. */
   CUDA_LIBRARY_PATH?: string;
   WORKER_CONCURRENCY: number;
+  MAX_BATCH: number;
+  BATCH_WAIT_MS: number;
+  INFERENCE_THREADS: number;
   SHARD_COUNT: number;
   INDEX_FACTORY: string;
   /** JSON `{ "efSearch": 256, ... }`: search parameters for every partition's index (see indexPolicyFromEnv). */
@@ -66,6 +69,12 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
     CUDA_LIBRARY_PATH: { type: 'string', nullable: true },
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+    // 1 (off) on CPU: docs/benchmarks.md measured no gain there; a GPU worker wants 8 or more.
+    MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, default: 1 },
+    BATCH_WAIT_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
+    // 0: inference on the main thread (bench/pipeline/configurations.ts found no gain from 2
+    // threads on the loaded 2-core machine; to be re-measured on a quiet one).
+    INFERENCE_THREADS: { type: 'integer', minimum: 0, maximum: 64, default: 0 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
     // JSON, checked by indexPolicyFromEnv (called by readWorkerEnv, so at start-up).

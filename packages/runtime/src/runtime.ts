@@ -62,6 +62,8 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     madEnabled: env.MAD_ENABLED,
     intraOpThreads: env.ONNX_THREADS,
     device: env.WORKER_DEVICE,
+    batch: { maxBatch: env.MAX_BATCH, waitMs: env.BATCH_WAIT_MS },
+    inferenceThreads: env.INFERENCE_THREADS,
     ...overrides,
   };
 }
@@ -94,6 +96,10 @@ export class WorkerRuntime {
       options.gallery === undefined ? await loadTemplateCipher(env, { mode: 'embedded', logger }) : undefined;
     const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
+      onBatch: (model, size, waitSeconds) => {
+        metrics.modelBatchSize.observe({ model }, size);
+        metrics.modelBatchWait.observe({ model }, waitSeconds);
+      },
     });
     const placement = pipeline.placement();
     if (placement.device !== placement.requested) {

@@ -295,19 +295,23 @@ export interface ChannelNormalisation {
   channelOrder: 'rgb' | 'bgr';
 }
 
-/** Planar float tensor data (C×H×W) from an interleaved RGB image. */
+/**
+ * Planar float tensor data (C×H×W) from an interleaved RGB image. Each channel's 256 possible
+ * values are normalised once into a table (the same float32 results as normalising every
+ * pixel, at a table look-up per pixel instead of a subtraction and a division).
+ */
 export function toPlanarTensor(image: RgbImage, normalisation: ChannelNormalisation): Float32Array {
   const pixels = image.width * image.height;
   const tensor = new Float32Array(pixels * 3);
-  const sourceChannel = normalisation.channelOrder === 'rgb' ? [0, 1, 2] : [2, 1, 0];
+  const table = new Float32Array(256);
+  const data = image.data;
   for (let plane = 0; plane < 3; plane++) {
-    const from = sourceChannel[plane]!;
+    const from = normalisation.channelOrder === 'rgb' ? plane : 2 - plane;
     const mean = normalisation.mean[plane]!;
     const std = normalisation.std[plane]!;
-    const base = plane * pixels;
-    for (let index = 0; index < pixels; index++) {
-      tensor[base + index] = (image.data[index * 3 + from]! - mean) / std;
-    }
+    for (let value = 0; value < 256; value++) table[value] = (value - mean) / std;
+    const planeData = tensor.subarray(plane * pixels, (plane + 1) * pixels);
+    for (let index = 0, at = from; index < pixels; index++, at += 3) planeData[index] = table[data[at]!]!;
   }
   return tensor;
 }

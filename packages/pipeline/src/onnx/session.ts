@@ -1,6 +1,9 @@
 import * as ort from 'onnxruntime-node';
 
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
+import { freeBatchDimension } from './batch.js';
+import type { BatchSettings } from './batcher.js';
+import type { InferenceThreads } from './inference-threads.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
@@ -9,6 +12,10 @@ export interface SessionSettings {
   intraOpThreads: number;
   /** `cpu`, or `cuda:N` for onnxruntime's CUDA execution provider on GPU N (CPU where it is unavailable). */
   device?: string;
+  /** Batching of concurrent inputs (batcher.ts); off (maxBatch 1) when absent. */
+  batch?: BatchSettings;
+  /** Threads to run inference on (inference-threads.ts); the calling thread when absent. */
+  threads?: InferenceThreads;
 }
 
 /** Where a session actually runs, and why not where it was asked to, if so. */
@@ -53,6 +60,7 @@ function checkTensors(
   kind: 'input' | 'output',
   expected: TensorSpec[],
   actual: readonly ort.InferenceSession.ValueMetadata[],
+  freeBatch: boolean,
 ): void {
   if (expected.length !== actual.length) {
     throw new ModelShapeError(`expected ${expected.length} ${kind}s, the model has ${actual.length}`);
@@ -70,7 +78,7 @@ function checkTensors(
         const actualDimension = shape[axis];
         // A fixed dimension in the manifest must be fixed and equal in the model; a dynamic
         // one (null) accepts anything, since exporters differ on what they leave symbolic.
-        return dimension === null || actualDimension === dimension;
+        return dimension === null || (freeBatch && axis === 0) || actualDimension === dimension;
       });
     if (!matches) {
       throw new ModelShapeError(
@@ -88,6 +96,17 @@ export interface LoadedSession {
   zeroedWeights: number;
   floatWeights: number;
   placement: SessionPlacement;
+  /** Whether the first dimension of every input and output is a batch of any size. */
+  batchable: boolean;
+  /** Runs the model on one float32 input; outputs in the model's output order. */
+  run(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]>;
+}
+
+let threadSessions = 0;
+
+/** Whether a model's inputs are batches: a first dimension of 1 (freed at load) or free already. */
+function hasBatchDimension(model: ResolvedModel): boolean {
+  return model.entry.inputs.every((input) => input.shape[0] === 1 || input.shape[0] === null);
 }
 
 /**
@@ -98,21 +117,39 @@ export interface LoadedSession {
 export async function openSession(model: ResolvedModel, settings: SessionSettings): Promise<LoadedSession> {
   const original = await readVerifiedModel(model);
   const patched = zeroSubnormalWeights(original);
+  const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
+  if (batchable) freeBatchDimension(patched.bytes);
   const { session, placement } = await createPlacedSession(patched.bytes, settings);
   try {
-    checkTensors('input', model.entry.inputs, session.inputMetadata);
-    checkTensors('output', model.entry.outputs, session.outputMetadata);
+    checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
+    checkTensors('output', model.entry.outputs, session.outputMetadata, batchable);
   } catch (error) {
     await session.release();
     throw error;
   }
+  const inputName = session.inputNames[0]!;
+  let run = async (data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> => {
+    const results = await session.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
+    return session.outputNames.map((name) => results[name]!);
+  };
+  const threads = settings.threads;
+  if (threads) {
+    const key = `${model.entry.id}#${threadSessions++}`;
+    await threads.open(key, patched.bytes, sessionOptions(settings));
+    run = async (data, dimensions) =>
+      (await threads.run(key, inputName, data, dimensions)).map(
+        (output) => new ort.Tensor('float32', output.data, output.dimensions),
+      );
+  }
   return {
+    run,
     session,
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
     floatWeights: patched.floatWeights,
     placement,
+    batchable,
   };
 }
 

@@ -1,5 +1,5 @@
-import type { HeadPose } from '../model_zoo/hopenet.js';
-import type { EyeOpenness } from '../model_zoo/eye_state.js';
+import type { HeadPose, HopenetPose } from '../model_zoo/hopenet.js';
+import type { EyeOpenness, EyeStateModel } from '../model_zoo/eye_state.js';
 import { toGrey, type RgbImage } from '../image/raster.js';
 import type { Point } from '../image/similarity.js';
 
@@ -151,4 +151,43 @@ export function unifiedQuality(components: QualityComponents): number {
     weightSum += weight;
   }
   return weightSum > 0 ? Math.exp(weightedLogSum / weightSum) : 0;
+}
+
+/** What the quality stage looks at: the face in the photo, its aligned crop and what earlier stages measured. */
+export interface QualityInput {
+  /** The decoded photo. */
+  image: RgbImage;
+  /** The selected face's box in `image` pixels. */
+  box: readonly number[];
+  /** The 112×112 aligned face. */
+  aligned: RgbImage;
+  fivePoints: readonly Point[];
+  /** Null when no landmark model is loaded (the eye-state component is then left out). */
+  landmarks68: readonly Point[] | null;
+  /** Length of the recogniser's raw output. */
+  embeddingNorm: number;
+  poseModel: Pick<HopenetPose, 'estimate'> | null;
+  eyeModel: Pick<EyeStateModel, 'openness'> | null;
+  mapping: QualityMapping;
+}
+
+export interface QualityAssessment {
+  score: number;
+  components: Record<string, number>;
+  measurements: QualityMeasurements;
+}
+
+/** Measures the face (running the pose and eye-state models where loaded) and scores it. */
+export async function assessQuality(input: QualityInput): Promise<QualityAssessment> {
+  const measurements: QualityMeasurements = {
+    ...measureAlignedFace(input.aligned),
+    interEyeDistance: interEyeDistance(input.fivePoints),
+    embeddingNorm: input.embeddingNorm,
+  };
+  if (input.poseModel) measurements.pose = await input.poseModel.estimate(input.image, input.box);
+  if (input.eyeModel && input.landmarks68) {
+    measurements.eyes = await input.eyeModel.openness(input.image, input.landmarks68);
+  }
+  const components = qualityComponents(measurements, input.mapping);
+  return { score: unifiedQuality(components), components: { ...components }, measurements };
 }

@@ -1,0 +1,316 @@
+/**
+ * The pipeline at the speed of its models: in one run on the same photos, the floor (each
+ * model's bare `session.run` on a tensor of its input size, one thread, subnormal weights
+ * zeroed as the service loads them, plus the photo's decode; measured before and after the
+ * service, the lower kept) against the service around the
+ * models (embedded gateway in its own process, over HTTP): search p50/p95 with one client,
+ * searches/s with 1, 2, 4 and 8 clients, enrolment (MAD included) against its floor, and the
+ * service's own per-stage means (`/metrics`) against the model alone.
+ *
+ *   node --conditions=development --import tsx bench/pipeline/pipeline-bench.ts [--photos 40] [--seconds 8]
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+
+import { DEFAULT_PIPELINE_CONFIG, FacePipeline } from '../../packages/pipeline/src/index.js';
+import { MAD_DEFAULT_PARAMETERS_FILE, MorphDetector } from '../../packages/pipeline/src/mad/index.js';
+import { resolvePack, type ModelRole } from '../../packages/pipeline/src/manifest.js';
+import { openSession } from '../../packages/pipeline/src/onnx/session.js';
+import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import { postBiometric } from '../../test/support/http.js';
+import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { seededRandom } from '../../test/support/random.js';
+import { benchmarkPhotos, type Photo } from './photos.js';
+
+const { values } = parseArgs({
+  options: {
+    photos: { type: 'string', default: '40' },
+    // Seconds of closed-loop load per client count.
+    seconds: { type: 'string', default: '8' },
+    enrolled: { type: 'string', default: '50' },
+    // Extra environment for the service, e.g. --env MAX_BATCH=4 --env BATCH_WAIT_MS=2.
+    env: { type: 'string', multiple: true, default: [] },
+  },
+});
+const CLIENT_COUNTS = [1, 2, 4, 8];
+const cores = os.cpus().length;
+
+function quantile(values: readonly number[], q: number): number {
+  const sorted = [...values].sort((first, second) => first - second);
+  if (sorted.length === 0) return NaN;
+  const position = (sorted.length - 1) * q;
+  const low = Math.floor(position);
+  const high = Math.ceil(position);
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (position - low);
+}
+const median = (values: readonly number[]): number => quantile(values, 0.5);
+const mean = (values: readonly number[]): number => values.reduce((sum, value) => sum + value, 0) / values.length;
+const ms = (value: number): string => value.toFixed(1);
+
+/** Runs of each model per face: the eye-state model sees each eye separately. */
+const RUNS_PER_FACE: Record<ModelRole, number> = {
+  detection: 1,
+  landmarks: 1,
+  pad: 1,
+  head_pose: 1,
+  eye_state: 2,
+  recognition: 1,
+};
+/** Which pipeline stage (of `/metrics`) each model's time falls in. */
+const STAGE_OF_ROLE: Record<ModelRole, string> = {
+  detection: 'detect',
+  landmarks: 'landmarks',
+  pad: 'pad',
+  head_pose: 'quality',
+  eye_state: 'quality',
+  recognition: 'extract',
+};
+
+/** Median milliseconds of one bare `run` of each model of the default pack, one thread. */
+async function modelFloors(rounds: number): Promise<Map<ModelRole, number>> {
+  const pack = await resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default');
+  const random = seededRandom(3);
+  const floors = new Map<ModelRole, number>();
+  for (const [role, model] of pack) {
+    const loaded = await openSession(model, { intraOpThreads: 1 });
+    const shape = model.entry.inputs[0]!.shape.map((dimension) => dimension ?? 1);
+    const data = new Float32Array(shape.reduce((product, dimension) => product * dimension, 1));
+    for (let index = 0; index < data.length; index++) data[index] = random() * 2 - 1;
+    const feeds = { [loaded.inputNames[0]!]: new ort.Tensor('float32', data, shape) };
+    for (let warm = 0; warm < 5; warm++) await loaded.session.run(feeds);
+    const times: number[] = [];
+    for (let round = 0; round < rounds; round++) {
+      const started = performance.now();
+      await loaded.session.run(feeds);
+      times.push(performance.now() - started);
+    }
+    floors.set(role, median(times));
+    await loaded.session.release();
+  }
+  return floors;
+}
+
+/** Milliseconds to decode each photo to RGB (EXIF rotation applied), libvips on one thread. */
+async function decodeFloors(photos: readonly Photo[], rounds: number): Promise<number[]> {
+  const threads = sharp.concurrency();
+  sharp.concurrency(1);
+  try {
+    const floors: number[] = [];
+    for (const photo of photos) {
+      const times: number[] = [];
+      for (let round = 0; round < rounds; round++) {
+        const started = performance.now();
+        await sharp(photo.bytes).rotate().removeAlpha().raw().toBuffer();
+        times.push(performance.now() - started);
+      }
+      floors.push(median(times));
+    }
+    return floors;
+  } finally {
+    sharp.concurrency(threads);
+  }
+}
+
+/** Milliseconds of the morph detector on each photo (no model: its features are the work), at the service's five points. */
+async function madFloors(photos: readonly Photo[]): Promise<number[]> {
+  const detector = await new MorphDetector().prepare(
+    path.join(DEFAULT_PIPELINE_CONFIG.modelsDir, MAD_DEFAULT_PARAMETERS_FILE),
+  );
+  const pipeline = await FacePipeline.create({ ...DEFAULT_PIPELINE_CONFIG, padEnabled: false, qualityEnabled: false });
+  const floors: number[] = [];
+  for (const photo of photos) {
+    const image = await decodeImage(photo.bytes, { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
+    const points = (await pipeline.analyse(photo.bytes, 'search')).face.landmarks;
+    detector.score({ image, fivePoints: points });
+    const started = performance.now();
+    detector.score({ image, fivePoints: points });
+    floors.push(performance.now() - started);
+  }
+  await pipeline.dispose();
+  return floors;
+}
+
+interface StageMeans {
+  [stage: string]: { sum: number; count: number };
+}
+
+async function stageMetrics(baseUrl: string): Promise<StageMeans> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const stages: StageMeans = {};
+  for (const match of text.matchAll(
+    /^facegate_pipeline_stage_duration_seconds_(sum|count)\{[^}]*\bstage="(\w+)"[^}]*\} (\S+)/gm,
+  )) {
+    const entry = (stages[match[2]!] ??= { sum: 0, count: 0 });
+    entry[match[1] as 'sum' | 'count'] = Number(match[3]);
+  }
+  return stages;
+}
+
+function difference(after: StageMeans, before: StageMeans): Map<string, number> {
+  const means = new Map<string, number>();
+  for (const [stage, { sum, count }] of Object.entries(after)) {
+    const earlier = before[stage] ?? { sum: 0, count: 0 };
+    if (count > earlier.count) means.set(stage, ((sum - earlier.sum) / (count - earlier.count)) * 1000);
+  }
+  return means;
+}
+
+const { photos, source } = benchmarkPhotos(Number(values.photos));
+const lines: string[] = [];
+const say = (line = ''): void => {
+  lines.push(line);
+  process.stderr.write(`[pipeline] ${line}\n`);
+};
+
+// The floor is measured before and after the service (never beside it), and the lower of the
+// two kept, so that a machine whose load drifts during the run biases the ratios less.
+const modelsBefore = await modelFloors(40);
+const decodesBefore = await decodeFloors(photos, 3);
+const serviceEnv: Record<string, string> = Object.fromEntries(
+  values.env.map((pair) => {
+    const at = pair.indexOf('=');
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }),
+);
+const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('bench-pipeline'), ...serviceEnv });
+const searchTimes = new Map<Photo, number[]>();
+const enrolTimes = new Map<Photo, number>();
+const throughput: Array<{ clients: number; perSecond: number; p50: number; p95: number; refused: number }> = [];
+let stagesDuringSearch: Map<string, number> | undefined;
+let stagesDuringEnrol: Map<string, number> | undefined;
+try {
+  // Warm-up: JIT and onnxruntime arenas.
+  for (const photo of photos.slice(0, 4)) await postBiometric(service.baseUrl, 'search', photo.bytes);
+
+  // Enrol up to `enrolled` people (photos refused by a gate or without a face are skipped).
+  const beforeEnrol = await stageMetrics(service.baseUrl);
+  for (const photo of photos) {
+    if (enrolTimes.size >= Number(values.enrolled)) break;
+    const started = performance.now();
+    const reply = await postBiometric(service.baseUrl, 'enrol', photo.bytes, {
+      subject_id: `bench-${enrolTimes.size}`,
+    });
+    if (reply.status === 200) enrolTimes.set(photo, performance.now() - started);
+  }
+  stagesDuringEnrol = difference(await stageMetrics(service.baseUrl), beforeEnrol);
+
+  // One client: every photo that searches successfully, three times each.
+  const beforeSearch = await stageMetrics(service.baseUrl);
+  for (let round = 0; round < 3; round++) {
+    for (const photo of photos) {
+      const started = performance.now();
+      const reply = await postBiometric(service.baseUrl, 'search', photo.bytes);
+      const elapsed = performance.now() - started;
+      if (reply.status !== 200) continue;
+      if (!searchTimes.has(photo)) searchTimes.set(photo, []);
+      searchTimes.get(photo)!.push(elapsed);
+    }
+  }
+  stagesDuringSearch = difference(await stageMetrics(service.baseUrl), beforeSearch);
+
+  // Closed loop: `clients` clients each searching the next photo as soon as the last answered.
+  const searchable = [...searchTimes.keys()];
+  for (const clients of CLIENT_COUNTS) {
+    const latencies: number[] = [];
+    let refused = 0;
+    let next = 0;
+    const deadline = performance.now() + Number(values.seconds) * 1000;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (performance.now() < deadline) {
+          const photo = searchable[next++ % searchable.length]!;
+          const sent = performance.now();
+          const reply = await postBiometric(service.baseUrl, 'search', photo.bytes);
+          if (reply.status === 200) latencies.push(performance.now() - sent);
+          else refused++;
+        }
+      }),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    throughput.push({
+      clients,
+      perSecond: latencies.length / seconds,
+      p50: median(latencies),
+      p95: quantile(latencies, 0.95),
+      refused,
+    });
+  }
+} finally {
+  await service.stop();
+}
+
+// The floor again, after the service has stopped; ratios are over the photos the service answered.
+const searched = [...searchTimes.keys()];
+const enrolled = [...enrolTimes.keys()];
+const modelsAfter = await modelFloors(40);
+const models = new Map([...modelsBefore].map(([role, floor]) => [role, Math.min(floor, modelsAfter.get(role)!)]));
+const modelsPerFace = [...models].reduce((sum, [role, floor]) => sum + floor * RUNS_PER_FACE[role], 0);
+const decodesAfter = await decodeFloors(photos, 3);
+const decodeOf = new Map(photos.map((photo, index) => [photo, Math.min(decodesBefore[index]!, decodesAfter[index]!)]));
+const madOf = new Map<Photo, number>();
+(await madFloors(enrolled)).forEach((floor, index) => madOf.set(enrolled[index]!, floor));
+const searchFloors = searched.map((photo) => decodeOf.get(photo)! + modelsPerFace);
+const enrolFloors = enrolled.map((photo) => decodeOf.get(photo)! + modelsPerFace + madOf.get(photo)!);
+const searchFloor = median(searchFloors);
+const meanSearchFloor = mean(searchFloors);
+const enrolFloor = median(enrolFloors);
+const oneClient = searched.flatMap((photo) => searchTimes.get(photo)!);
+const searchP50 = median(oneClient);
+const enrolP50 = median([...enrolTimes.values()]);
+
+const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+say(
+  `${new Date().toISOString()} — ${cpu}, ${cores} cores, Node ${process.version}, load average ${os
+    .loadavg()
+    .map((value) => value.toFixed(1))
+    .join(', ')}; ${source}: ${searched.length} searched, ${enrolled.length} enrolled` +
+    (Object.keys(serviceEnv).length > 0 ? `; service env ${values.env.join(' ')}` : ''),
+);
+say();
+say('| floor (one thread) | ms |');
+say('|---|---|');
+say(`| decode (median over the photos) | ${ms(median(searched.map((photo) => decodeOf.get(photo)!)))} |`);
+for (const [role, floor] of models) {
+  say(`| ${role} ${RUNS_PER_FACE[role] > 1 ? `(×${RUNS_PER_FACE[role]})` : ''} | ${ms(floor * RUNS_PER_FACE[role])} |`);
+}
+say(`| MAD features (enrol only, median) | ${ms(median([...madOf.values()]))} |`);
+say(`| **search floor** (median / mean per photo) | **${ms(searchFloor)}** / ${ms(meanSearchFloor)} |`);
+say(`| **enrol floor** (median) | **${ms(enrolFloor)}** |`);
+say();
+say('| service over HTTP | measured | ratio to floor | target |');
+say('|---|---|---|---|');
+say(
+  `| search p50, one client | ${ms(searchP50)} ms (p95 ${ms(quantile(oneClient, 0.95))}) | **${(searchP50 / searchFloor).toFixed(2)}×** | ≤ 1.15× |`,
+);
+say(
+  `| enrol p50, one client (MAD included) | ${ms(enrolP50)} ms | **${(enrolP50 / enrolFloor).toFixed(2)}×** | ≤ 1.15× |`,
+);
+const bound = cores / (meanSearchFloor / 1000);
+for (const { clients, perSecond, p50, p95, refused } of throughput) {
+  say(
+    `| searches/s, ${clients} client${clients > 1 ? 's' : ''} | ${perSecond.toFixed(1)} /s (p50 ${ms(p50)}, p95 ${ms(p95)} ms${refused > 0 ? `, ${refused} refused` : ''}) | ${(perSecond / bound).toFixed(2)} of cores ÷ floor (${bound.toFixed(0)} /s) | ${clients >= 4 ? '≥ 0.80' : ''} |`,
+  );
+}
+say();
+say('| stage | service mean, search (ms) | service mean, enrol (ms) | model alone (ms) |');
+say('|---|---|---|---|');
+const stageFloor = new Map<string, number>([['decode', mean(searched.map((photo) => decodeOf.get(photo)!))]]);
+for (const [role, floor] of models) {
+  const stage = STAGE_OF_ROLE[role];
+  stageFloor.set(stage, (stageFloor.get(stage) ?? 0) + floor * RUNS_PER_FACE[role]);
+}
+stageFloor.set('mad', mean([...madOf.values()]));
+for (const stage of ['decode', 'detect', 'landmarks', 'align', 'pad', 'mad', 'extract', 'quality']) {
+  const search = stagesDuringSearch?.get(stage);
+  const enrol = stagesDuringEnrol?.get(stage);
+  const floor = stageFloor.get(stage);
+  say(
+    `| ${stage} | ${search === undefined ? '—' : ms(search)} | ${enrol === undefined ? '—' : ms(enrol)} | ${floor === undefined ? '—' : ms(floor)} |`,
+  );
+}
+process.stdout.write(`${lines.join('\n')}\n`);

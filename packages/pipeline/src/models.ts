@@ -1,0 +1,264 @@
+import path from 'node:path';
+import { FacegateError, type ComponentHealth } from '@facegate/contracts';
+
+import type { PipelineConfig } from './config.js';
+import { MAD_DEFAULT_PARAMETERS_FILE, MorphDetector } from './mad/index.js';
+import { resolvePack, type ModelFamily, type ModelRole, type ResolvedModel } from './manifest.js';
+import { ArcFaceRecognizer } from './model_zoo/arcface.js';
+import type { OnnxModel } from './model_zoo/base.js';
+import { EyeStateModel } from './model_zoo/eye_state.js';
+import { HopenetPose } from './model_zoo/hopenet.js';
+import { Landmark68Model } from './model_zoo/landmark68.js';
+import { MiniFasNetPad } from './model_zoo/minifasnet.js';
+import { ScrfdDetector } from './model_zoo/scrfd.js';
+import { UltraFaceDetector, type DetectorOptions } from './model_zoo/ultraface.js';
+import { InferenceThreads } from './onnx/inference-threads.js';
+import type { SessionSettings } from './onnx/session.js';
+import type { Operation } from './stages/select-face.js';
+
+/** Hears of every batch a model runs (batching on only). */
+export interface BatchSizeObserver {
+  onBatch?(model: string, size: number, waitSeconds: number): void;
+}
+
+export type HealthComponent = 'onnx_detection' | 'onnx_recognition' | 'onnx_quality' | 'onnx_pad' | 'onnx_mad';
+
+type OnnxComponent = Exclude<HealthComponent, 'onnx_mad'>;
+
+export type ModelByRole = {
+  detection: UltraFaceDetector | ScrfdDetector;
+  landmarks: Landmark68Model;
+  recognition: ArcFaceRecognizer;
+  pad: MiniFasNetPad;
+  head_pose: HopenetPose;
+  eye_state: EyeStateModel;
+};
+
+/** Which model-zoo class may serve each role. */
+const CONSTRUCTORS: {
+  [Role in ModelRole]: Partial<Record<ModelFamily, new (model: ResolvedModel) => ModelByRole[Role]>>;
+} = {
+  detection: { ultraface: UltraFaceDetector, scrfd: ScrfdDetector },
+  landmarks: { landmark68: Landmark68Model },
+  recognition: { arcface: ArcFaceRecognizer },
+  pad: { minifasnet: MiniFasNetPad },
+  head_pose: { hopenet: HopenetPose },
+  eye_state: { eye_state: EyeStateModel },
+};
+
+/** Score thresholds of each detector family where the configuration gives none. */
+const DETECTOR_DEFAULTS: Record<'ultraface' | 'scrfd', DetectorOptions> = {
+  ultraface: { scoreThreshold: 0.7, nmsIouThreshold: 0.3, letterbox: true },
+  scrfd: { scoreThreshold: 0.5, nmsIouThreshold: 0.4, letterbox: true },
+};
+
+interface ModelSlot<Role extends ModelRole> {
+  id?: string;
+  file?: string;
+  model: ModelByRole[Role] | null;
+  /** Why the model is not loaded. */
+  failure?: string;
+}
+
+type ModelSlots = { [Role in ModelRole]: ModelSlot<Role> };
+
+interface MadSlot {
+  detector: MorphDetector | null;
+  file: string;
+  failure?: string;
+}
+
+async function loadMorphDetector(modelsDir: string): Promise<MadSlot> {
+  const file = path.join(modelsDir, MAD_DEFAULT_PARAMETERS_FILE);
+  try {
+    return { detector: await new MorphDetector().prepare(file), file };
+  } catch (error) {
+    return { detector: null, file, failure: (error as Error).message };
+  }
+}
+
+async function loadSlot<Role extends ModelRole>(
+  role: Role,
+  resolved: ResolvedModel | undefined,
+  settings: SessionSettings,
+  observer: BatchSizeObserver | undefined,
+): Promise<ModelSlot<Role>> {
+  if (!resolved) return { model: null, failure: `the model pack has no ${role} model` };
+  const { id, family, file } = resolved.entry;
+  const Constructor = CONSTRUCTORS[role][family];
+  if (!Constructor) return { id, file, model: null, failure: `family '${family}' cannot serve the ${role} role` };
+  try {
+    const model = new Constructor(resolved);
+    await model.prepare(settings, observer && { onBatch: (size, wait) => observer.onBatch?.(id, size, wait) });
+    return { id, file, model };
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file missing (see models/README.md; the default pack comes from npm run models)'
+        : (error as Error).message;
+    return { id, file, model: null, failure: `${file}: ${reason}` };
+  }
+}
+
+/**
+ * The configured model pack, loaded, and the health of each component. Never throws for a
+ * missing or corrupt model: that component reports `failed` in {@link health}, and
+ * {@link requireFor} answers UNAVAILABLE to the requests that need it.
+ */
+export class PipelineModels {
+  readonly modelId: string;
+  readonly detectorOptions: DetectorOptions;
+
+  private constructor(
+    private readonly config: PipelineConfig,
+    private readonly slots: ModelSlots,
+    private readonly mad: MadSlot,
+    private readonly packFailure: string | undefined,
+    private readonly threads: InferenceThreads | undefined,
+  ) {
+    this.modelId = slots.recognition.id ?? `${config.pack}:unknown`;
+    const family = slots.detection.model instanceof ScrfdDetector ? 'scrfd' : 'ultraface';
+    this.detectorOptions = {
+      ...DETECTOR_DEFAULTS[family],
+      ...(config.detectionThreshold !== undefined ? { scoreThreshold: config.detectionThreshold } : {}),
+    };
+  }
+
+  static async load(config: PipelineConfig, observer?: BatchSizeObserver): Promise<PipelineModels> {
+    let pack = new Map<ModelRole, ResolvedModel>();
+    let packFailure: string | undefined;
+    try {
+      pack = await resolvePack(config.modelsDir, config.pack);
+    } catch (error) {
+      packFailure = `model pack '${config.pack}' unreadable: ${(error as Error).message}`;
+    }
+    const threads = config.inferenceThreads ? new InferenceThreads(config.inferenceThreads) : undefined;
+    const settings: SessionSettings = {
+      intraOpThreads: config.intraOpThreads,
+      device: config.device ?? 'cpu',
+      ...(config.batch ? { batch: config.batch } : {}),
+      ...(threads ? { threads } : {}),
+    };
+    // With inference threads, sessions are created one at a time: onnxruntime-node's
+    // environment set-up is not safe against threads creating their first sessions at once.
+    const load = <Role extends ModelRole>(role: Role): Promise<ModelSlot<Role>> =>
+      loadSlot(role, pack.get(role), settings, observer);
+    const [detection, landmarks, recognition, pad, head_pose, eye_state] = threads
+      ? [
+          await load('detection'),
+          await load('landmarks'),
+          await load('recognition'),
+          await load('pad'),
+          await load('head_pose'),
+          await load('eye_state'),
+        ]
+      : await Promise.all([
+          load('detection'),
+          load('landmarks'),
+          load('recognition'),
+          load('pad'),
+          load('head_pose'),
+          load('eye_state'),
+        ]);
+    const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
+    return new PipelineModels(config, slots, await loadMorphDetector(config.modelsDir), packFailure, threads);
+  }
+
+  /** The loaded model of a role, or null. */
+  model<Role extends ModelRole>(role: Role): ModelByRole[Role] | null {
+    return this.slots[role].model as ModelByRole[Role] | null;
+  }
+
+  get morphDetector(): MorphDetector | null {
+    return this.mad.detector;
+  }
+
+  /**
+   * Throws UNAVAILABLE unless every component an `operation` needs under the configured gates
+   * is loaded: detection and recognition always, PAD and quality when their gate is on, MAD
+   * when its gate is on at enrolment.
+   */
+  requireFor(operation: Operation): void {
+    this.require('onnx_detection');
+    this.require('onnx_recognition');
+    if (this.config.padEnabled) this.require('onnx_pad');
+    if (this.config.qualityEnabled) this.require('onnx_quality');
+    if (operation === 'enrol' && this.config.madEnabled && this.mad.failure) {
+      throw new FacegateError('UNAVAILABLE', `onnx_mad is not available: ${this.mad.failure}`);
+    }
+  }
+
+  private require(component: OnnxComponent): void {
+    const health = this.componentHealth(component, true);
+    if (!health.healthy) throw new FacegateError('UNAVAILABLE', `${component} is not available: ${health.detail}`);
+  }
+
+  /** Roles each health component needs; alignment needs landmarks only when the detector gives no keypoints. */
+  private rolesOf(component: OnnxComponent): ModelRole[] {
+    switch (component) {
+      case 'onnx_detection':
+        return this.slots.detection.model instanceof ScrfdDetector ? ['detection'] : ['detection', 'landmarks'];
+      case 'onnx_recognition':
+        return ['recognition'];
+      case 'onnx_quality':
+        return ['landmarks', 'head_pose', 'eye_state'];
+      case 'onnx_pad':
+        return ['pad'];
+    }
+  }
+
+  private componentHealth(component: OnnxComponent, enabled: boolean): ComponentHealth {
+    const roles = this.rolesOf(component);
+    const failures = roles.flatMap((role) => (this.slots[role].failure ? [this.slots[role].failure!] : []));
+    if (this.packFailure) failures.unshift(this.packFailure);
+    const model = roles
+      .map((role) => this.slots[role].id)
+      .filter((id): id is string => id !== undefined)
+      .join('+');
+    const modelField = model ? { model } : {};
+    if (!enabled) {
+      const detail =
+        failures.length > 0
+          ? `gate disabled; model not loaded: ${failures.join('; ')}`
+          : 'gate disabled; score still computed';
+      return { healthy: true, state: 'disabled', ...modelField, detail };
+    }
+    if (failures.length > 0) return { healthy: false, state: 'failed', ...modelField, detail: failures.join('; ') };
+    return { healthy: true, state: 'ready', ...modelField };
+  }
+
+  health(): Record<HealthComponent, ComponentHealth> {
+    return {
+      onnx_detection: this.componentHealth('onnx_detection', true),
+      onnx_recognition: this.componentHealth('onnx_recognition', true),
+      onnx_quality: this.componentHealth('onnx_quality', this.config.qualityEnabled),
+      onnx_pad: this.componentHealth('onnx_pad', this.config.padEnabled),
+      onnx_mad: this.madHealth(),
+    };
+  }
+
+  private madHealth(): ComponentHealth {
+    const model = 'facegate-mad-texture-lr-v1';
+    if (!this.config.madEnabled) {
+      return { healthy: true, state: 'disabled', model, detail: 'gate disabled; score still computed at enrol' };
+    }
+    if (this.mad.failure) return { healthy: false, state: 'failed', model, detail: this.mad.failure };
+    return { healthy: true, state: 'ready', model };
+  }
+
+  /**
+   * Where inference runs: the recognition model's placement (all sessions are placed alike),
+   * with the reason when a requested GPU could not be used.
+   */
+  placement(): { requested: string; device: string; deviceName?: string; fallbackReason?: string } {
+    const requested = this.config.device ?? 'cpu';
+    const placement = this.slots.recognition.model?.placement;
+    return placement ? { requested, ...placement } : { requested, device: 'none', fallbackReason: 'no model loaded' };
+  }
+
+  async dispose(): Promise<void> {
+    const models: Array<OnnxModel | null> = Object.values(this.slots).map((slot) => slot.model);
+    await Promise.all(models.map((model) => model?.dispose()));
+    await this.threads?.close();
+  }
+}

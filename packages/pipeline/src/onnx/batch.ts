@@ -1,0 +1,128 @@
+/**
+ * Gives a model whose batch dimension is fixed at 1 a free batch dimension, in memory, so that
+ * one `run` can serve several faces (what the batcher needs). The edits, which
+ * ../shared/gpu/make-batch-dynamic.py makes with the Python onnx package, are made here in
+ * place, each keeping its field's byte length, so no protobuf re-serialisation is needed:
+ * - graph inputs, outputs and value_info: a first dimension `dim_value: 1` (2 bytes) becomes an
+ *   unnamed `dim_param` (2 bytes), which onnxruntime treats as unknown;
+ * - Reshape target shapes held in int64 initializers or Constant nodes: a first entry 1 becomes
+ *   -1 (or 0, "copy the input's dimension", when another entry is already -1).
+ * Whether a model's outputs then equal its one-by-one outputs is not a property of these edits
+ * (a graph could bake the batch size in elsewhere); test/pipeline/batch.test.ts checks it per model.
+ */
+import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type Field } from './protobuf.js';
+
+// Field numbers from onnx.proto.
+const MODEL_GRAPH = 7;
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const GRAPH_INPUT = 11;
+const GRAPH_OUTPUT = 12;
+const GRAPH_VALUE_INFO = 13;
+const NODE_INPUT = 1;
+const NODE_OUTPUT = 2;
+const NODE_OP_TYPE = 4;
+const NODE_ATTRIBUTE = 5;
+const ATTRIBUTE_T = 5;
+const VALUE_INFO_TYPE = 2;
+const TYPE_TENSOR = 1;
+const TENSOR_TYPE_SHAPE = 2;
+const SHAPE_DIM = 1;
+const DIMENSION_VALUE = 1;
+const TENSOR_DATA_TYPE = 2;
+const TENSOR_NAME = 8;
+const TENSOR_RAW_DATA = 9;
+const DATA_TYPE_INT64 = 7;
+
+/** Tag bytes of `dim_value` (field 1, varint) and of `dim_param` (field 2, length-delimited). */
+const DIM_VALUE_TAG = 0x08;
+const DIM_PARAM_TAG = 0x12;
+
+const text = new TextDecoder();
+
+function only(bytes: Uint8Array, start: number, end: number, number: number, wireType: number): Field[] {
+  return [...fields(bytes, start, end)].filter((field) => field.number === number && field.wireType === wireType);
+}
+
+function child(bytes: Uint8Array, parent: Field | undefined, number: number): Field | undefined {
+  return parent ? only(bytes, parent.start, parent.end, number, WIRE_LENGTH_DELIMITED)[0] : undefined;
+}
+
+/** Turns a ValueInfoProto's first dimension from 1 into unknown; true when it did. */
+function freeFirstDimension(bytes: Uint8Array, valueInfo: Field): boolean {
+  const shape = child(bytes, child(bytes, child(bytes, valueInfo, VALUE_INFO_TYPE), TYPE_TENSOR), TENSOR_TYPE_SHAPE);
+  const first = child(bytes, shape, SHAPE_DIM);
+  if (!first) return false;
+  const value = only(bytes, first.start, first.end, DIMENSION_VALUE, WIRE_VARINT)[0];
+  if (!value || value.varint !== 1 || bytes[value.start - 1] !== DIM_VALUE_TAG || value.end !== value.start + 1) {
+    return false;
+  }
+  bytes[value.start - 1] = DIM_PARAM_TAG;
+  bytes[value.start] = 0;
+  return true;
+}
+
+/** Rewrites an int64 shape tensor's first entry 1 → -1 (or 0); true when it did. */
+function freeReshapeTarget(bytes: Uint8Array, tensor: Field): boolean {
+  let dataType = 0;
+  let raw: Field | undefined;
+  for (const field of fields(bytes, tensor.start, tensor.end)) {
+    if (field.number === TENSOR_DATA_TYPE && field.wireType === WIRE_VARINT) dataType = field.varint;
+    if (field.number === TENSOR_RAW_DATA && field.wireType === WIRE_LENGTH_DELIMITED) raw = field;
+  }
+  if (dataType !== DATA_TYPE_INT64 || !raw || raw.end - raw.start < 8) return false;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + raw.start, raw.end - raw.start);
+  if (view.getBigInt64(0, true) !== 1n) return false;
+  let hasWildcard = false;
+  for (let offset = 8; offset + 8 <= view.byteLength; offset += 8)
+    hasWildcard ||= view.getBigInt64(offset, true) === -1n;
+  view.setBigInt64(0, hasWildcard ? 0n : -1n, true);
+  return true;
+}
+
+export interface BatchEdit {
+  /** The model with a free batch dimension. */
+  bytes: Uint8Array;
+  /** Graph inputs/outputs/value_info and Reshape targets edited. */
+  freedDimensions: number;
+  reshapeTargets: number;
+}
+
+/** Returns `model` (edited in place and returned) with its batch dimension freed. */
+export function freeBatchDimension(model: Uint8Array): BatchEdit {
+  const graph = only(model, 0, model.length, MODEL_GRAPH, WIRE_LENGTH_DELIMITED)[0];
+  if (!graph) throw new ProtobufFormatError('no graph in ONNX model');
+  let freedDimensions = 0;
+  let reshapeTargets = 0;
+  const reshapeShapes = new Set<string>();
+  const constants = new Map<string, Field>();
+  const graphFields = [...fields(model, graph.start, graph.end)];
+  for (const field of graphFields) {
+    if (field.number !== GRAPH_NODE || field.wireType !== WIRE_LENGTH_DELIMITED) continue;
+    const opType = child(model, field, NODE_OP_TYPE);
+    const op = opType ? text.decode(model.subarray(opType.start, opType.end)) : '';
+    if (op === 'Reshape') {
+      const shapeInput = only(model, field.start, field.end, NODE_INPUT, WIRE_LENGTH_DELIMITED)[1];
+      if (shapeInput) reshapeShapes.add(text.decode(model.subarray(shapeInput.start, shapeInput.end)));
+    } else if (op === 'Constant') {
+      const output = child(model, field, NODE_OUTPUT);
+      const tensor = child(model, child(model, field, NODE_ATTRIBUTE), ATTRIBUTE_T);
+      if (output && tensor) constants.set(text.decode(model.subarray(output.start, output.end)), tensor);
+    }
+  }
+  for (const field of graphFields) {
+    if (field.wireType !== WIRE_LENGTH_DELIMITED) continue;
+    if (field.number === GRAPH_INPUT || field.number === GRAPH_OUTPUT || field.number === GRAPH_VALUE_INFO) {
+      if (freeFirstDimension(model, field)) freedDimensions++;
+    } else if (field.number === GRAPH_INITIALIZER) {
+      const name = child(model, field, TENSOR_NAME);
+      if (name && reshapeShapes.has(text.decode(model.subarray(name.start, name.end)))) {
+        if (freeReshapeTarget(model, field)) reshapeTargets++;
+      }
+    }
+  }
+  for (const [name, tensor] of constants) {
+    if (reshapeShapes.has(name) && freeReshapeTarget(model, tensor)) reshapeTargets++;
+  }
+  return { bytes: model, freedDimensions, reshapeTargets };
+}

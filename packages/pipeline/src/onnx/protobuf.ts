@@ -1,0 +1,71 @@
+/**
+ * A minimal protobuf reader for editing serialised ONNX models in place (subnormal.ts,
+ * batch.ts): it walks the fields of a message without decoding it into objects, so an edit
+ * that keeps every field's length needs no re-serialisation.
+ */
+
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LENGTH_DELIMITED = 2;
+export const WIRE_FIXED32 = 5;
+
+export interface Field {
+  number: number;
+  wireType: number;
+  /** Integer value of a varint field. */
+  varint: number;
+  /** Payload bounds of a length-delimited or fixed-width field. */
+  start: number;
+  end: number;
+}
+
+export class ProtobufFormatError extends Error {}
+
+export function readVarint(bytes: Uint8Array, offset: number): { value: number; next: number } {
+  let value = 0;
+  let multiplier = 1;
+  for (let position = offset; position < bytes.length && position < offset + 10; position++) {
+    const byte = bytes[position]!;
+    value += (byte & 0x7f) * multiplier;
+    if ((byte & 0x80) === 0) return { value, next: position + 1 };
+    multiplier *= 128;
+  }
+  throw new ProtobufFormatError(`truncated varint at byte ${offset}`);
+}
+
+export function* fields(bytes: Uint8Array, start: number, end: number): Generator<Field> {
+  let offset = start;
+  while (offset < end) {
+    const tag = readVarint(bytes, offset);
+    offset = tag.next;
+    const number = Math.floor(tag.value / 8);
+    const wireType = tag.value % 8;
+    switch (wireType) {
+      case WIRE_VARINT: {
+        const value = readVarint(bytes, offset);
+        yield { number, wireType, varint: value.value, start: offset, end: value.next };
+        offset = value.next;
+        break;
+      }
+      case WIRE_FIXED64:
+        yield { number, wireType, varint: 0, start: offset, end: offset + 8 };
+        offset += 8;
+        break;
+      case WIRE_LENGTH_DELIMITED: {
+        const length = readVarint(bytes, offset);
+        const payloadEnd = length.next + length.value;
+        if (payloadEnd > end) throw new ProtobufFormatError(`field ${number} overruns its message`);
+        yield { number, wireType, varint: 0, start: length.next, end: payloadEnd };
+        offset = payloadEnd;
+        break;
+      }
+      case WIRE_FIXED32:
+        yield { number, wireType, varint: 0, start: offset, end: offset + 4 };
+        offset += 4;
+        break;
+      default:
+        throw new ProtobufFormatError(`unsupported wire type ${wireType} at byte ${offset}`);
+    }
+    if (offset > end) throw new ProtobufFormatError('message overruns its bounds');
+  }
+}
