@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { inferenceDeviceHealth } from '../../apps/worker/src/runtime.js';
+import { inferenceDeviceHealth } from '@facegate/runtime';
 import * as ort from 'onnxruntime-node';
 
 import {

@@ -4,6 +4,7 @@ import {
   isMatch,
   reportedScore,
   type BiometricJob,
+  type ComponentHealth,
   type ComponentHealthMap,
   type FaceFindings,
   type JobOf,
