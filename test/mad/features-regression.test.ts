@@ -1,5 +1,5 @@
 /**
- * Regression guard for the MAD features: the shipped parameters (models/mad/mad-texture-lr-v1.json)
+ * Regression guard for the MAD features: the shipped parameters (models/mad/mad-texture-lr-v2.json)
  * were trained on the features of feature version 1, so any rewrite of src/mad/features.ts (e.g.
  * for speed) must reproduce them. test/mad/features-v1.expected.json holds the features, crop
  * hashes and mad_score of the FRLL fixture photos and of derived edge cases, captured with the

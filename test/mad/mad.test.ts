@@ -16,8 +16,10 @@ import {
   type MadParametersFile,
 } from '../../packages/pipeline/src/mad/index.js';
 import { FaceLocator, defaultParametersPath, type LocatedFace } from '../../tools/mad/common.js';
+import { DEGRADATIONS, degrade } from '../../tools/mad/cross-generator.js';
 import { DEFAULT_VARIANT, delaunay, morphFaces } from '../../tools/mad/morph.js';
 import { fixture, repoRoot } from '../support/paths.js';
+import { seededRandom } from '../support/random.js';
 
 const detectorModel = path.join(repoRoot, 'models', 'default', 'fr_detect.onnx');
 const skipModels = existsSync(detectorModel)
@@ -140,6 +142,22 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
       const morph = await morphFaces(first.image, first.landmarks68, second.image, second.landmarks68, variant);
       const located = await locator.locate(morph.bytes);
       assert.equal(located.landmarks68.length, 68);
+    }
+  });
+
+  it('makes sparse-mesh and similarity-only morphs, and JPEG, resampled and print-like copies of the same size', async () => {
+    const random = seededRandom(3);
+    for (const warp of ['sparse', 'similarity'] as const) {
+      const morph = await morphFaces(first.image, first.landmarks68, second.image, second.landmarks68, {
+        ...DEFAULT_VARIANT,
+        warp,
+      });
+      for (const kind of DEGRADATIONS) {
+        const degraded = await degrade(morph.bytes, kind, random);
+        const located = await locator.locate(degraded);
+        assert.equal(located.image.width, first.image.width, `${warp} ${kind}`);
+        assert.equal(located.landmarks68.length, 68);
+      }
     }
   });
 

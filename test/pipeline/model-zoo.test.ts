@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import sharp from 'sharp';
 import { after, before, describe, it } from 'node:test';
 
 import { intersectionOverUnion } from '../../packages/pipeline/src/image/boxes.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { Landmark68Model, fivePointsFrom68 } from '../../packages/pipeline/src/model_zoo/landmark68.js';
+import { LightQNetModel, findLightQNet } from '../../packages/pipeline/src/model_zoo/lightqnet.js';
 import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
 import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { UltraFaceDetector } from '../../packages/pipeline/src/model_zoo/ultraface.js';
@@ -85,6 +87,32 @@ describe('MiniFASNetV2 PAD (alternative model)', { skip: skipMiniFasNet }, () =>
       assert.ok(score >= 0 && score <= 1);
     } finally {
       await pad.dispose();
+    }
+  });
+});
+
+const lightQNetPath = path.join(sharedModelsDir, 'lightqnet-dm100.onnx');
+const skipLightQNet = existsSync(lightQNetPath) ? false : `LightQNet not found at ${lightQNetPath}`;
+
+describe('LightQNet face-image quality (optional model)', { skip: skipLightQNet }, () => {
+  it('is found only where its file is, and scores a sharp portrait above a blurred copy', async () => {
+    assert.equal(findLightQNet(modelsDir), null);
+    const model = await new LightQNetModel(findLightQNet(sharedModelsDir)!).prepare(settings);
+    const pack = await resolvePack(modelsDir, 'default');
+    const ultraface = await new UltraFaceDetector(pack.get('detection')!).prepare(settings);
+    const landmarks = await new Landmark68Model(pack.get('landmarks')!).prepare(settings);
+    try {
+      const bytes = frll('001_neutral.jpg');
+      const scores: number[] = [];
+      for (const input of [bytes, await sharp(bytes).blur(6).jpeg().toBuffer()]) {
+        const image = await decodeImage(input, limits);
+        const [face] = await ultraface.detect(image, { scoreThreshold: 0.7, nmsIouThreshold: 0.3, letterbox: true });
+        scores.push(await model.quality(image, fivePointsFrom68(await landmarks.locate(image, face!.box))));
+      }
+      assert.ok(scores.every(Number.isFinite));
+      assert.ok(scores[0]! > scores[1]!, `sharp ${scores[0]} above blurred ${scores[1]}`);
+    } finally {
+      await Promise.all([model.dispose(), ultraface.dispose(), landmarks.dispose()]);
     }
   });
 });

@@ -18,13 +18,17 @@ export interface DataItem {
 }
 
 /** Short names on the command line → the `set` column of index.csv. */
-export const SETS: Record<string, { set: string; kinds?: string[] }> = {
+export const SETS: Record<string, { set: string | string[]; kinds?: string[] }> = {
   celeba: { set: 'celeba_wild' },
   frll: { set: 'frll_london' },
   yaleb: { set: 'yale_b_cropped' },
   orl: { set: 'orl_att_faces' },
   yale: { set: 'yale_faces' },
   nuaa: { set: 'nuaa_pad_', kinds: ['pad_live', 'pad_spoof_print'] },
+  /** NUAA's live webcam frames only (8 people): a capture domain of its own for quality. */
+  nuaa_live: { set: 'nuaa_pad_live', kinds: ['pad_live'] },
+  /** The small in-the-wild sets (press photos, TV stills), pooled. */
+  wild: { set: ['deepface_tests', 'face_recognition_examples', 'faceapi_bbt', 'webmorph_lisa'] },
 };
 
 export function readIndex(): DataItem[] {
@@ -40,6 +44,7 @@ export function itemsOf(name: string): DataItem[] {
   if (!spec) throw new Error(`unknown set '${name}'; known: ${Object.keys(SETS).join(', ')}`);
   return readIndex().filter(
     (item) =>
-      item.set.startsWith(spec.set) && (spec.kinds ? spec.kinds.includes(item.kind) : item.kind === 'bona_fide_face'),
+      [spec.set].flat().some((prefix) => item.set.startsWith(prefix)) &&
+      (spec.kinds ? spec.kinds.includes(item.kind) : item.kind === 'bona_fide_face'),
   );
 }

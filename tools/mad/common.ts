@@ -16,7 +16,9 @@ import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from 
 export { repoRoot, sharedDataDir, seededRandom, readIndex, type DataItem };
 export const madCacheDir = path.join(repoRoot, '.eval', 'mad');
 export const morphDir = path.join(madCacheDir, 'morphs');
-export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v1.json');
+export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
+/** The previous parameters (FRLL landmark morphs only; tools/mad/train.ts), kept for comparison. */
+export const v1ParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v1.json');
 
 export function ensureDir(directory: string): string {
   if (!existsSync(directory)) mkdirSync(directory, { recursive: true });

@@ -4,7 +4,7 @@
  * each set reported separately, plus BPCER of the default threshold on every bona fide face of
  * ../shared/data/faces, and the stage's latency. Writes a Markdown report.
  *
- *   node --conditions=development --import tsx tools/mad/evaluate.ts [--params models/mad/mad-texture-lr-v1.json] [--out .eval/mad/report.md]
+ *   node --conditions=development --import tsx tools/mad/evaluate.ts [--params models/mad/mad-texture-lr-v2.json] [--out .eval/mad/report.md]
  */
 import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';

@@ -140,7 +140,17 @@ export interface MorphVariant {
   sharpenSigma: number;
   /** JPEG quality of the saved morph; 0 saves PNG. */
   jpegQuality: number;
+  /**
+   * How the two faces are brought onto one shape: `delaunay` (default) warps both piecewise-affine
+   * over all 68 landmarks; `sparse` over 17 of them only (coarser, different seams); `similarity`
+   * does not warp at all (the second photo is aligned by the similarity only, so every contour
+   * ghosts).
+   */
+  warp?: 'delaunay' | 'sparse' | 'similarity';
 }
+
+/** Landmarks a coarse mesh keeps: jaw, brows, eye corners, nose, mouth corners and lips. */
+const SPARSE_LANDMARKS = [0, 4, 8, 12, 16, 19, 24, 36, 39, 42, 45, 30, 33, 48, 54, 51, 57];
 
 export const DEFAULT_VARIANT: MorphVariant = {
   alpha: 0.5,
@@ -152,6 +162,7 @@ export const DEFAULT_VARIANT: MorphVariant = {
 
 export function variantName(variant: MorphVariant): string {
   const parts = [`a${Math.round(variant.alpha * 100)}`, variant.faceOnly ? 'face' : 'full'];
+  if (variant.warp && variant.warp !== 'delaunay') parts.push(variant.warp);
   if (variant.blurSigma > 0) parts.push(`blur${variant.blurSigma}`);
   if (variant.sharpenSigma > 0) parts.push(`sharp${variant.sharpenSigma}`);
   parts.push(variant.jpegQuality > 0 ? `q${variant.jpegQuality}` : 'png');
@@ -261,10 +272,19 @@ export async function morphFaces(
     (1 - alpha) * x + alpha * secondMoved[index]![0],
     (1 - alpha) * y + alpha * secondMoved[index]![1],
   ]);
-  const target = [...shape, ...frame];
-  const triangles = delaunay(target);
-  const warpedFirst = piecewiseWarp(first, [...firstPoints, ...frame], target, triangles, width, height);
-  const warpedSecond = piecewiseWarp(secondInFirst, [...secondMoved, ...frame], target, triangles, width, height);
+  let warpedFirst: Float32Array;
+  let warpedSecond: Float32Array;
+  if (variant.warp === 'similarity') {
+    warpedFirst = Float32Array.from(first.data);
+    warpedSecond = Float32Array.from(secondInFirst.data);
+  } else {
+    const kept = variant.warp === 'sparse' ? SPARSE_LANDMARKS : shape.map((_, index) => index);
+    const pick = (points: readonly Point[]): Point[] => kept.map((index) => points[index]!);
+    const target = [...pick(shape), ...frame];
+    const triangles = delaunay(target);
+    warpedFirst = piecewiseWarp(first, [...pick(firstPoints), ...frame], target, triangles, width, height);
+    warpedSecond = piecewiseWarp(secondInFirst, [...pick(secondMoved), ...frame], target, triangles, width, height);
+  }
   const mask = variant.faceOnly ? await faceMask(shape, width, height) : null;
   const out = Buffer.alloc(width * height * 3);
   for (let index = 0; index < width * height; index++) {

@@ -19,11 +19,11 @@ import {
   type MadModel,
   type MadParametersFile,
 } from '../../packages/pipeline/src/mad/parameters.js';
-import { SPLIT_SEED, TRAIN_FRACTION, defaultParametersPath, ensureDir, repoRoot, seededRandom } from './common.js';
+import { SPLIT_SEED, TRAIN_FRACTION, ensureDir, repoRoot, seededRandom, v1ParametersPath } from './common.js';
 import { loadDataset, type Sample } from './dataset.js';
 import { pct, summarise } from './metrics.js';
 
-interface Options {
+export interface Options {
   hidden: number;
   l2: number;
   epochs: number;
@@ -33,7 +33,7 @@ interface Options {
   bonaFideWeight: number;
 }
 
-function standardisation(rows: number[][]): { mean: number[]; std: number[] } {
+export function standardisation(rows: number[][]): { mean: number[]; std: number[] } {
   const count = MAD_FEATURE_NAMES.length;
   const mean = new Array<number>(count).fill(0);
   const std = new Array<number>(count).fill(0);
@@ -135,7 +135,7 @@ export function fit(x: number[][], y: number[], weights: number[], options: Opti
   }));
 }
 
-function standardise(rows: number[][], mean: number[], std: number[]): number[][] {
+export function standardise(rows: number[][], mean: number[], std: number[]): number[][] {
   return rows.map((row) => row.map((value, j) => Math.max(-8, Math.min(8, (value - mean[j]!) / std[j]!))));
 }
 
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
       lr: { type: 'string', default: '0.02' },
       seed: { type: 'string', default: '6' },
       'bona-fide-weight': { type: 'string', default: '2' },
-      out: { type: 'string', default: defaultParametersPath },
+      out: { type: 'string', default: v1ParametersPath },
       // Sources of the training morphs. FRLL (studio portraits, the ID-photo setting morphing
       // attacks target) by default; CelebA morphs (in-the-wild photos) stay in the held-out
       // evaluation. See docs/mad.md for both choices' figures.

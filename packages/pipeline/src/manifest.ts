@@ -15,7 +15,8 @@ export const MODEL_ROLES: readonly ModelRole[] = [
 ];
 
 /** Which model-zoo class runs a file. */
-export type ModelFamily = 'ultraface' | 'scrfd' | 'landmark68' | 'arcface' | 'minifasnet' | 'hopenet' | 'eye_state';
+export type ModelFamily =
+  'ultraface' | 'scrfd' | 'landmark68' | 'arcface' | 'minifasnet' | 'hopenet' | 'eye_state' | 'lightqnet';
 
 /** Expected name and shape of a model input or output; `null` marks a dynamic dimension. */
 export interface TensorSpec {
@@ -54,7 +55,8 @@ export interface PackManifest {
 
 /** A manifest entry together with the file it describes. */
 export interface ResolvedModel {
-  role: ModelRole;
+  /** A pack role, or an optional model found beside the pack's files (never in a manifest). */
+  role: ModelRole | 'face_quality';
   entry: ModelEntry;
   filePath: string;
 }

@@ -238,7 +238,7 @@ export class PipelineModels {
   }
 
   private madHealth(): ComponentHealth {
-    const model = 'facegate-mad-texture-lr-v1';
+    const model = 'facegate-mad-texture-lr-v2';
     if (!this.config.madEnabled) {
       return { healthy: true, state: 'disabled', model, detail: 'gate disabled; score still computed at enrol' };
     }

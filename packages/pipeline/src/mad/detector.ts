@@ -5,13 +5,14 @@ import { evaluateModel, loadParameters, type MadModel } from './parameters.js';
 
 /**
  * Default `mad_score` threshold: scores above it are rejected as morphs (MAD_REJECTED).
- * Chosen from the bona fide scores of all of ../shared/data/faces: 0.8 rejects 1.5 % of them
- * (the 2 % point is 0.776); see docs/mad.md.
+ * The point where 10 % of bona fide ID-style portraits (held-out FRLL people, clean and JPEG /
+ * resampled / print-like copies) are rejected, 0.8851, rounded up; in-the-wild photos are
+ * rejected far less (docs/mad.md, "Cross-generator validation").
  */
-export const MAD_DEFAULT_THRESHOLD = 0.8;
+export const MAD_DEFAULT_THRESHOLD = 0.886;
 
 /** The shipped detector's parameters, relative to the models folder. */
-export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-texture-lr-v1.json';
+export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-texture-lr-v2.json';
 
 /** What {@link MorphDetector.score} needs: both already exist in the pipeline after alignment. */
 export interface MadInput {

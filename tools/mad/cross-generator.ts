@@ -1,0 +1,444 @@
+/**
+ * Cross-generator MAD validation: morphs from several generators (warps × blends × degradations,
+ * alpha 0.3–0.7), FRLL people split by identity (tools/mad/common.ts `splitOf`), and
+ * leave-one-generator-out training — each generator's held-out-people morphs are scored by a
+ * model trained on the other generators' train-people morphs. Bona fide portraits (FRLL) get
+ * the same degradations, so that a degradation alone is no morph cue.
+ *
+ *   node --conditions=development --import tsx tools/mad/cross-generator.ts extract   # features (cached in .eval/mad/xgen-*.jsonl)
+ *   node --conditions=development --import tsx tools/mad/cross-generator.ts evaluate [--write models/mad/….json]
+ *
+ * Deterministic for a given --seed (default 6). Extraction is resumable.
+ */
+import { readFile } from 'node:fs/promises';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import sharp from 'sharp';
+
+import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
+import { MAD_FEATURE_NAMES, MAD_FEATURE_VERSION } from '../../packages/pipeline/src/mad/features.js';
+import {
+  MAD_PARAMETERS_FORMAT,
+  evaluateModel,
+  loadParameters,
+  modelChecksum,
+  type MadModel,
+  type MadParametersFile,
+} from '../../packages/pipeline/src/mad/parameters.js';
+import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import {
+  FaceLocator,
+  FeatureCache,
+  bonaFideItems,
+  ensureDir,
+  madCacheDir,
+  repoRoot,
+  seededRandom,
+  sharedDataDir,
+  sharedMorphs,
+  splitOf,
+  v1ParametersPath,
+  type DataItem,
+} from './common.js';
+import { FEATURE_CACHE_NAME, featureRecord } from './features-of.js';
+import { bpcerAt, apcerAt, detectionEer, pct, thresholdAtBpcer } from './metrics.js';
+import { morphFaces, type MorphVariant } from './morph.js';
+import { fit, standardisation, standardise, type Options } from './train.js';
+
+export type Degradation = 'none' | 'jpeg' | 'resample' | 'print';
+export const DEGRADATIONS: readonly Degradation[] = ['jpeg', 'resample', 'print'];
+
+interface Generator {
+  warp: NonNullable<MorphVariant['warp']>;
+  faceOnly: boolean;
+  degradation: Degradation;
+}
+
+/** Each generator differs from every other in its warp, its blend or its after-treatment. */
+export const GENERATORS: Record<string, Generator> = {
+  'delaunay-full': { warp: 'delaunay', faceOnly: false, degradation: 'none' },
+  'delaunay-face': { warp: 'delaunay', faceOnly: true, degradation: 'none' },
+  'similarity-full': { warp: 'similarity', faceOnly: false, degradation: 'none' },
+  'sparse-face-resample': { warp: 'sparse', faceOnly: true, degradation: 'resample' },
+  'delaunay-full-print': { warp: 'delaunay', faceOnly: false, degradation: 'print' },
+  'sparse-full-jpeg': { warp: 'sparse', faceOnly: false, degradation: 'jpeg' },
+};
+
+function pick<T>(random: () => number, values: readonly T[]): T {
+  return values[Math.floor(random() * values.length)]!;
+}
+
+/**
+ * After-treatments of an encoded photo: JPEG re-compression (q 60–80), resampling (down by
+ * 0.45–0.75 and back up, random kernels), and a print-like chain (downscale, flattened contrast,
+ * lower saturation, blur, sensor noise, upscale, JPEG).
+ */
+export async function degrade(bytes: Buffer, kind: Degradation, random: () => number): Promise<Buffer> {
+  if (kind === 'none') return bytes;
+  if (kind === 'jpeg')
+    return sharp(bytes)
+      .jpeg({ quality: pick(random, [60, 70, 80]) })
+      .toBuffer();
+  const { width, height } = await sharp(bytes).metadata();
+  const w = width!;
+  const h = height!;
+  if (kind === 'resample') {
+    const factor = pick(random, [0.45, 0.55, 0.65, 0.75]);
+    const small = await sharp(bytes)
+      .resize(Math.round(w * factor), Math.round(h * factor), {
+        kernel: pick(random, ['nearest', 'linear', 'cubic'] as const),
+      })
+      .png()
+      .toBuffer();
+    return sharp(small)
+      .resize(w, h, { kernel: pick(random, ['linear', 'cubic', 'lanczos3'] as const) })
+      .jpeg({ quality: 92 })
+      .toBuffer();
+  }
+  const factor = pick(random, [0.5, 0.6, 0.7]);
+  const contrast = pick(random, [0.8, 0.85, 0.9]);
+  const { data, info } = await sharp(bytes)
+    .resize(Math.round(w * factor), Math.round(h * factor))
+    .linear(contrast, 128 * (1 - contrast) + pick(random, [-6, 0, 8]))
+    .modulate({ saturation: pick(random, [0.8, 0.9]) })
+    .blur(pick(random, [0.6, 0.9]))
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const sigma = pick(random, [2, 3, 4]);
+  for (let index = 0; index < data.length; index++) {
+    const noise = Math.sqrt(-2 * Math.log(random() + 1e-12)) * Math.cos(2 * Math.PI * random()) * sigma;
+    data[index] = Math.max(0, Math.min(255, Math.round(data[index]! + noise)));
+  }
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+    .resize(w, h, { kernel: 'cubic' })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+}
+
+const cacheFile = path.join(madCacheDir, `xgen-${FEATURE_CACHE_NAME}.jsonl`);
+const PER_SET_CAP: Record<string, number> = { frll: Infinity, celeba: 200 };
+const OTHER_SET_CAP = 80;
+
+function setOf(item: DataItem): string {
+  return item.path.split('/')[1] ?? 'unknown';
+}
+
+/** Bona fide photos: every FRLL portrait, a seeded sample of the other sets. */
+function bonaFideSample(seed: number): DataItem[] {
+  const random = seededRandom(seed);
+  const bySet = new Map<string, DataItem[]>();
+  for (const item of bonaFideItems()) bySet.set(setOf(item), [...(bySet.get(setOf(item)) ?? []), item]);
+  const out: DataItem[] = [];
+  for (const [set, items] of bySet) {
+    const cap = PER_SET_CAP[set] ?? OTHER_SET_CAP;
+    const shuffled = items.map((item) => ({ item, key: random() })).sort((a, b) => a.key - b.key);
+    out.push(...shuffled.slice(0, cap).map(({ item }) => item));
+  }
+  return out;
+}
+
+interface PlannedMorph {
+  key: string;
+  generator: string;
+  split: 'train' | 'test';
+  first: string;
+  second: string;
+  alpha: number;
+}
+
+function planMorphs(frll: DataItem[], counts: { train: number; test: number }, seed: number): PlannedMorph[] {
+  const planned: PlannedMorph[] = [];
+  for (const [generatorIndex, generator] of Object.keys(GENERATORS).entries()) {
+    for (const split of ['train', 'test'] as const) {
+      const pool = frll.filter((item) => splitOf(item.identity) === split);
+      const random = seededRandom(seed * 1000 + generatorIndex * 10 + (split === 'train' ? 1 : 2));
+      const seen = new Set<string>();
+      for (let guard = 0; seen.size < counts[split] && guard < 100_000; guard++) {
+        const first = pick(random, pool);
+        const second = pick(random, pool);
+        if (first.identity === second.identity || seen.has(`${first.path}|${second.path}`)) continue;
+        seen.add(`${first.path}|${second.path}`);
+        const alpha = pick(random, [0.3, 0.4, 0.5, 0.6, 0.7]);
+        const key = `xgen/${split}/${generator}/${path.basename(first.path, '.jpg')}+${path.basename(second.path, '.jpg')}_a${alpha * 100}`;
+        planned.push({ key, generator, split, first: first.path, second: second.path, alpha });
+      }
+    }
+  }
+  return planned;
+}
+
+async function extract(seed: number, counts: { train: number; test: number }): Promise<void> {
+  const locator = await FaceLocator.create();
+  const cache = new FeatureCache(cacheFile);
+  const items = bonaFideSample(seed);
+  const started = Date.now();
+  const progress = (what: string, done: number, total: number): void => {
+    if (done % 50 === 0 || done === total)
+      console.log(`${what} ${done}/${total} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  };
+  for (const [index, item] of items.entries()) {
+    if (!cache.records.has(item.path)) {
+      await cache.add(await featureRecord(locator, item.path, await readFile(path.join(sharedDataDir, item.path))));
+    }
+    progress('bona fide', index + 1, items.length);
+  }
+  const frll = items.filter((item) => setOf(item) === 'frll' && cache.records.get(item.path)?.landmarks68);
+  // Degraded bona fide portraits: every FRLL photo once per degradation.
+  for (const [index, item] of frll.entries()) {
+    for (const kind of DEGRADATIONS) {
+      const key = `deg:${kind}:${item.path}`;
+      if (cache.records.has(key)) continue;
+      const random = seededRandom(seed + index * 7 + kind.length);
+      const bytes = await degrade(await readFile(path.join(sharedDataDir, item.path)), kind, random);
+      const record = await featureRecord(locator, key, bytes);
+      delete record.landmarks68;
+      await cache.add(record);
+    }
+    progress('degraded bona fide', index + 1, frll.length);
+  }
+  for (const [index, morph] of sharedMorphs().entries()) {
+    if (!cache.records.has(morph.path)) {
+      const record = await featureRecord(locator, morph.path, await readFile(path.join(sharedDataDir, morph.path)));
+      delete record.landmarks68;
+      await cache.add(record);
+    }
+    progress('shared morphs', index + 1, sharedMorphs().length);
+  }
+  const planned = planMorphs(frll, counts, seed);
+  const limits = { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels };
+  for (const [index, line] of planned.entries()) {
+    if (!cache.records.has(line.key)) {
+      const generator = GENERATORS[line.generator]!;
+      const [firstImage, secondImage] = await Promise.all(
+        [line.first, line.second].map(async (file) =>
+          decodeImage(await readFile(path.join(sharedDataDir, file)), limits),
+        ),
+      );
+      const random = seededRandom(seed + index);
+      const morph = await morphFaces(
+        firstImage!,
+        cache.records.get(line.first)!.landmarks68!,
+        secondImage!,
+        cache.records.get(line.second)!.landmarks68!,
+        {
+          alpha: line.alpha,
+          faceOnly: generator.faceOnly,
+          blurSigma: 0,
+          sharpenSigma: 0,
+          jpegQuality: pick(random, [0, 90, 95]),
+          warp: generator.warp,
+        },
+      );
+      const bytes = await degrade(morph.bytes, generator.degradation, random);
+      const record = await featureRecord(locator, line.key, bytes);
+      delete record.landmarks68;
+      await cache.add(record);
+    }
+    progress('morphs', index + 1, planned.length);
+  }
+  await locator.dispose();
+}
+
+interface Sample {
+  key: string;
+  label: 0 | 1;
+  split: 'train' | 'test';
+  /** Bona fide: the data set (`frll`, `celeba`…), degraded FRLL copies `frll-<degradation>`; morphs: the generator. */
+  group: string;
+  features: number[];
+}
+
+function loadSamples(seed: number, counts: { train: number; test: number }): { samples: Sample[]; shared: Sample[] } {
+  const cache = new FeatureCache(cacheFile);
+  const items = bonaFideSample(seed);
+  const samples: Sample[] = [];
+  const add = (key: string, label: 0 | 1, split: 'train' | 'test', group: string): void => {
+    const features = cache.records.get(key)?.features;
+    if (features) samples.push({ key, label, split, group, features });
+  };
+  for (const item of items) {
+    add(item.path, 0, splitOf(item.identity), setOf(item));
+    for (const kind of DEGRADATIONS) add(`deg:${kind}:${item.path}`, 0, splitOf(item.identity), `frll-${kind}`);
+  }
+  const frll = items.filter((item) => setOf(item) === 'frll' && cache.records.get(item.path)?.landmarks68);
+  for (const line of planMorphs(frll, counts, seed)) add(line.key, 1, line.split, line.generator);
+  const shared: Sample[] = [];
+  for (const morph of sharedMorphs()) {
+    const features = cache.records.get(morph.path)?.features;
+    const split = morph.contributors.every((identity) => splitOf(identity) === 'test') ? 'test' : 'train';
+    if (features) shared.push({ key: morph.path, label: 1, split, group: morph.set, features });
+  }
+  return { samples, shared };
+}
+
+const TRAINING: Options = { hidden: 0, l2: 0.003, epochs: 600, learningRate: 0.02, seed: 6, bonaFideWeight: 2 };
+
+/** Logistic model on the given samples: morphs balanced per generator, bona fide per group, bona fide ×2. */
+function train(samples: Sample[]): MadModel {
+  const { mean, std } = standardisation(samples.map((sample) => sample.features));
+  const x = standardise(
+    samples.map((sample) => sample.features),
+    mean,
+    std,
+  );
+  const groups = new Map<string, { label: number; count: number }>();
+  for (const sample of samples) {
+    const key = `${sample.label}:${sample.group}`;
+    groups.set(key, { label: sample.label, count: (groups.get(key)?.count ?? 0) + 1 });
+  }
+  const groupCount = (label: number): number => [...groups.values()].filter((group) => group.label === label).length;
+  const weights = samples.map((sample) => {
+    const group = groups.get(`${sample.label}:${sample.group}`)!;
+    const classWeight = sample.label === 0 ? TRAINING.bonaFideWeight : 1;
+    return classWeight / groupCount(sample.label) / group.count;
+  });
+  const layers = fit(
+    x,
+    samples.map((sample) => sample.label),
+    weights,
+    TRAINING,
+  );
+  return { featureVersion: MAD_FEATURE_VERSION, featureNames: [...MAD_FEATURE_NAMES], mean, std, layers };
+}
+
+/** The bona fide portraits operating points are set on: FRLL photos, clean and degraded. */
+function isPortrait(sample: Sample): boolean {
+  return sample.label === 0 && sample.group.startsWith('frll');
+}
+
+async function evaluate(seed: number, counts: { train: number; test: number }, write?: string): Promise<void> {
+  const { samples, shared } = loadSamples(seed, counts);
+  const lines: string[] = [];
+  const out = (text = ''): void => {
+    console.log(text);
+    lines.push(text);
+  };
+  const trainBona = samples.filter((s) => s.label === 0 && s.split === 'train');
+  const testPortraits = samples.filter((s) => isPortrait(s) && s.split === 'test');
+  const trainPortraits = samples.filter((s) => isPortrait(s) && s.split === 'train');
+  out(`# MAD cross-generator validation (logistic L2 ${TRAINING.l2}, hidden ${TRAINING.hidden})`);
+  out();
+  out(
+    `Bona fide: ${trainBona.length} train-people photos (all sets, FRLL also degraded), held-out portraits ${testPortraits.length} (FRLL held-out people, clean + ${DEGRADATIONS.join('/')}). Morphs per generator: train people / held-out people.`,
+  );
+  out();
+  const v1 = await loadParameters(v1ParametersPath);
+  out(
+    '| held-out generator | morphs (train / test) | APCER @ BPCER 10 % (held-out portraits) | D-EER | threshold from train portraits | APCER / BPCER at it | v1 model APCER @ BPCER 10 % |',
+  );
+  out('|---|---|---|---|---|---|---|');
+  const scores = (model: MadModel, rows: Sample[]): number[] => rows.map((s) => evaluateModel(model, s.features));
+  let worst = 0;
+  for (const generator of Object.keys(GENERATORS)) {
+    const trainMorphs = samples.filter((s) => s.label === 1 && s.split === 'train' && s.group !== generator);
+    const testMorphs = samples.filter((s) => s.label === 1 && s.split === 'test' && s.group === generator);
+    const model = train([...trainBona, ...trainMorphs]);
+    const bona = scores(model, testPortraits);
+    const morphs = scores(model, testMorphs);
+    const threshold = thresholdAtBpcer(bona, 0.1);
+    const deployable = thresholdAtBpcer(scores(model, trainPortraits), 0.1);
+    const apcer = apcerAt(morphs, threshold);
+    worst = Math.max(worst, apcer);
+    const v1Bona = scores(v1, testPortraits);
+    out(
+      `| ${generator} | ${samples.filter((s) => s.label === 1 && s.split === 'train' && s.group === generator).length} / ${testMorphs.length} | **${pct(apcer)}** | ${pct(detectionEer(bona, morphs).eer)} | ${deployable.toFixed(3)} | ${pct(apcerAt(morphs, deployable))} / ${pct(bpcerAt(bona, deployable))} | ${pct(apcerAt(scores(v1, testMorphs), thresholdAtBpcer(v1Bona, 0.1)))} |`,
+    );
+  }
+  out();
+  out(`Worst held-out generator: APCER ${pct(worst)} at BPCER 10 %.`);
+  out();
+
+  // The model trained on every generator, against morph tools it never saw.
+  const allTrain = samples.filter((s) => s.split === 'train');
+  const model = train(allTrain);
+  const portraitScores = scores(model, testPortraits);
+  const threshold = thresholdAtBpcer(portraitScores, 0.1);
+  out(`## Model trained on all ${Object.keys(GENERATORS).length} generators (train people)`);
+  out();
+  out(
+    `Threshold at BPCER 10 % on the held-out portraits: **${threshold.toFixed(3)}** (BPCER there ${pct(bpcerAt(portraitScores, threshold))}).`,
+  );
+  out();
+  // Two bona fide references for the operating point: the held-out portraits with their
+  // degraded copies (the protocol above), and the clean held-out FRLL photos only (as docs/mad.md
+  // reported the v1 model).
+  const cleanPortraits = testPortraits.filter((s) => s.group === 'frll');
+  out(
+    '| morphs (other tools, never trained on) | n | APCER @ BPCER 10 %, portraits + degraded: new / v1 | D-EER new / v1 | APCER @ BPCER 10 %, clean portraits: new / v1 |',
+  );
+  out('|---|---|---|---|---|');
+  const apcerAtTen = (scorer: MadModel, bona: Sample[], rows: Sample[]): number =>
+    apcerAt(scores(scorer, rows), thresholdAtBpcer(scores(scorer, bona), 0.1));
+  for (const set of ['morphs_landmark_generated', 'morphs_facemorpher_idiap']) {
+    for (const heldOnly of [false, true]) {
+      const rows = shared.filter((s) => s.group === set && (!heldOnly || s.split === 'test'));
+      if (rows.length === 0) continue;
+      out(
+        `| ${set}${heldOnly ? ' (both contributors held-out)' : ''} | ${rows.length} | ${pct(apcerAtTen(model, testPortraits, rows))} / ${pct(apcerAtTen(v1, testPortraits, rows))} | ${pct(detectionEer(portraitScores, scores(model, rows)).eer)} / ${pct(detectionEer(scores(v1, testPortraits), scores(v1, rows)).eer)} | ${pct(apcerAtTen(model, cleanPortraits, rows))} / ${pct(apcerAtTen(v1, cleanPortraits, rows))} |`,
+      );
+    }
+  }
+  const heldGenerated = samples.filter((s) => s.label === 1 && s.split === 'test');
+  out(
+    `| the ${Object.keys(GENERATORS).length} generators, held-out people (trained on, other people) | ${heldGenerated.length} | ${pct(apcerAtTen(model, testPortraits, heldGenerated))} / ${pct(apcerAtTen(v1, testPortraits, heldGenerated))} | ${pct(detectionEer(portraitScores, scores(model, heldGenerated)).eer)} / ${pct(detectionEer(scores(v1, testPortraits), scores(v1, heldGenerated)).eer)} | ${pct(apcerAtTen(model, cleanPortraits, heldGenerated))} / ${pct(apcerAtTen(v1, cleanPortraits, heldGenerated))} |`,
+  );
+  out();
+  out('| bona fide set | photos | BPCER at that threshold | held-out people only |');
+  out('|---|---|---|---|');
+  const groups = [...new Set(samples.filter((s) => s.label === 0).map((s) => s.group))].sort();
+  for (const group of groups) {
+    const rows = samples.filter((s) => s.label === 0 && s.group === group);
+    const held = rows.filter((s) => s.split === 'test');
+    out(
+      `| ${group} | ${rows.length} | ${pct(bpcerAt(scores(model, rows), threshold))} | ${held.length ? pct(bpcerAt(scores(model, held), threshold)) : '—'} |`,
+    );
+  }
+  ensureDir(madCacheDir);
+  writeFileSync(path.join(madCacheDir, 'cross-generator.md'), `${lines.join('\n')}\n`);
+  if (write) {
+    const file: MadParametersFile = {
+      format: MAD_PARAMETERS_FORMAT,
+      provenance: {
+        tool: 'tools/mad/cross-generator.ts',
+        command: `node --conditions=development --import tsx tools/mad/cross-generator.ts evaluate --l2 ${TRAINING.l2} --hidden ${TRAINING.hidden} --seed ${seed} --per-generator-train ${counts.train} --per-generator-test ${counts.test} --write ${write}`,
+        data: `bona fide: ../shared/data/faces sample (train people, FRLL also jpeg/resample/print-degraded); morphs: generators ${Object.keys(GENERATORS).join(', ')}`,
+        split: 'identity hash seed 6, train fraction 0.6 (tools/mad/common.ts splitOf)',
+        trainBonaFide: allTrain.filter((s) => s.label === 0).length,
+        trainMorphs: allTrain.filter((s) => s.label === 1).length,
+        thresholdAtBpcer10: Number(threshold.toFixed(4)),
+      },
+      model,
+      sha256: modelChecksum(model),
+    };
+    const target = path.resolve(repoRoot, write);
+    writeFileSync(target, `${JSON.stringify(file)}\n`);
+    console.log(`wrote ${path.relative(repoRoot, target)} (sha256 ${file.sha256})`);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      seed: { type: 'string', default: '6' },
+      'per-generator-train': { type: 'string', default: '60' },
+      'per-generator-test': { type: 'string', default: '40' },
+      write: { type: 'string' },
+      l2: { type: 'string', default: String(TRAINING.l2) },
+      hidden: { type: 'string', default: String(TRAINING.hidden) },
+    },
+  });
+  TRAINING.l2 = Number(values.l2);
+  TRAINING.hidden = Number(values.hidden);
+  const seed = Number(values.seed);
+  const counts = { train: Number(values['per-generator-train']), test: Number(values['per-generator-test']) };
+  if (positionals[0] === 'extract') await extract(seed, counts);
+  else if (positionals[0] === 'evaluate') await evaluate(seed, counts, values.write);
+  else throw new Error('usage: cross-generator.ts extract|evaluate [--seed 6] [--write models/mad/<file>.json]');
+}
+
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  await main();
+}
