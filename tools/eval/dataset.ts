@@ -25,6 +25,11 @@ export const SETS: Record<string, { set: string; kinds?: string[] }> = {
   orl: { set: 'orl_att_faces' },
   yale: { set: 'yale_faces' },
   nuaa: { set: 'nuaa_pad_', kinds: ['pad_live', 'pad_spoof_print'] },
+  bbt: { set: 'faceapi_bbt' },
+  face_recognition: { set: 'face_recognition_examples' },
+  deepface: { set: 'deepface_tests' },
+  /** Group photos (no single identity): the small wild sets' _multi_face folders. */
+  group: { set: '', kinds: ['multi_face'] },
 };
 
 export function readIndex(): DataItem[] {

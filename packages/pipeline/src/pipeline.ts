@@ -24,7 +24,13 @@ import {
   unifiedQuality,
   type QualityMeasurements,
 } from './stages/quality.js';
-import { DEFAULT_SECOND_FACE_AREA_RATIO, selectFace, type Operation } from './stages/select-face.js';
+import {
+  CONFIDENT_FACE_SCORE,
+  selectFace,
+  type FaceSelectionPolicy,
+  type ImageSize,
+  type Operation,
+} from './stages/select-face.js';
 
 export type { Operation } from './stages/select-face.js';
 
@@ -55,6 +61,9 @@ export interface AnalysisDiagnostics {
   embeddingNorm: number;
   /** Faces the detector returned before selection. */
   facesDetected: number;
+  /** Their boxes and scores, and the image's size: the evaluation replays face selection on them. */
+  detectedFaces: Array<Pick<FaceDetection, 'box' | 'score'>>;
+  imageSize: ImageSize;
 }
 
 export type StageName = 'decode' | 'detect' | 'landmarks' | 'align' | 'pad' | 'mad' | 'quality' | 'extract';
@@ -151,6 +160,7 @@ async function loadSlot<Role extends ModelRole>(
 export class FacePipeline {
   readonly modelId: string;
   private readonly detectorOptions: DetectorOptions;
+  private readonly selectionPolicy: FaceSelectionPolicy;
 
   private constructor(
     private readonly config: PipelineConfig,
@@ -165,6 +175,7 @@ export class FacePipeline {
       ...DETECTOR_DEFAULTS[family],
       ...(config.detectionThreshold !== undefined ? { scoreThreshold: config.detectionThreshold } : {}),
     };
+    this.selectionPolicy = { minFaceSize: config.minFaceSize, confidentScore: CONFIDENT_FACE_SCORE[family] };
   }
 
   /**
@@ -299,10 +310,7 @@ export class FacePipeline {
       decodeImage(image, { maxImagePixels: this.config.maxImagePixels }),
     );
     const faces = await this.timed('detect', () => detection.model!.detect(decoded, this.detectorOptions));
-    const face = selectFace(faces, operation, {
-      minFaceSize: this.config.minFaceSize,
-      secondFaceAreaRatio: DEFAULT_SECOND_FACE_AREA_RATIO,
-    });
+    const face = selectFace(faces, operation, this.selectionPolicy, decoded);
     const landmarks68 = landmarks.model
       ? await this.timed('landmarks', () => landmarks.model!.locate(decoded, face.box))
       : null;
@@ -358,7 +366,13 @@ export class FacePipeline {
     };
     return {
       analysis,
-      diagnostics: { measurements: quality.measurements, embeddingNorm: embedding.norm, facesDetected: faces.length },
+      diagnostics: {
+        measurements: quality.measurements,
+        embeddingNorm: embedding.norm,
+        facesDetected: faces.length,
+        detectedFaces: faces.map(({ box, score }) => ({ box, score })),
+        imageSize: { width: decoded.width, height: decoded.height },
+      },
     };
   }
 
