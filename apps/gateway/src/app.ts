@@ -3,6 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import {
   FacegateError,
   XML_CONTENT_TYPE,
+  calibrationBody,
   healthBody,
   parseMetadata,
   partitionsBody,
@@ -144,6 +145,7 @@ export function createApp(options: AppOptions): express.Express {
         partition: metadata.partition,
         topK: metadata.top_k,
         threshold: metadata.threshold,
+        targetFmr: metadata.target_fmr,
       };
     }),
   );
@@ -159,6 +161,7 @@ export function createApp(options: AppOptions): express.Express {
         partition: metadata.partition,
         subjectId: metadata.subject_id,
         threshold: metadata.threshold,
+        targetFmr: metadata.target_fmr,
       };
     }),
   );
@@ -213,6 +216,12 @@ export function createApp(options: AppOptions): express.Express {
   app.get(
     '/api/v1/stats',
     utility({ type: 'stats' }, (result) => statsBody(result as Extract<JobResult, { type: 'stats' }>)),
+  );
+  app.get(
+    '/api/v1/calibration',
+    utility({ type: 'calibration' }, (result) =>
+      calibrationBody(result as Extract<JobResult, { type: 'calibration' }>),
+    ),
   );
 
   app.get('/metrics', async (_request, response) => {

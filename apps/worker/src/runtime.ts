@@ -1,7 +1,11 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   FacegateError,
+  parseCalibrationTable,
+  resolveMatchThreshold,
   similarityScore,
+  type CalibrationTable,
   type BiometricJob,
   type ComponentHealth,
   type ComponentHealthMap,
@@ -79,6 +83,20 @@ export interface RuntimeGallery {
   close(): Promise<void>;
 }
 
+/**
+ * The pack's calibration (models/<pack>/calibration.json, written by `npm run eval -- calibrate`),
+ * or undefined where the pack has none. A file that is there but invalid refuses the start.
+ */
+export function loadCalibration(modelsDir: string, pack: string): CalibrationTable | undefined {
+  const file = path.join(modelsDir, pack, 'calibration.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return parseCalibrationTable(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export interface WorkerRuntimeOptions {
   /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
   gallery?: RuntimeGallery;
@@ -94,6 +112,7 @@ export class WorkerRuntime {
     readonly gallery: RuntimeGallery,
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
+    private readonly calibration: CalibrationTable | undefined,
   ) {}
 
   static async start(
@@ -105,7 +124,9 @@ export class WorkerRuntime {
     // Keys first: a bad key ring refuses the start before minutes of model loading.
     const templateCipher =
       options.gallery === undefined ? await loadTemplateCipher(env, { mode: 'embedded', logger }) : undefined;
-    const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
+    const pipelineConfig = pipelineConfigFromEnv(env);
+    const calibration = loadCalibration(pipelineConfig.modelsDir, pipelineConfig.pack);
+    const pipeline = await FacePipeline.create(pipelineConfig, {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
     });
     const placement = pipeline.placement();
@@ -123,7 +144,7 @@ export class WorkerRuntime {
         snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
         ...(templateCipher === undefined ? {} : { templateCipher }),
       }));
-    const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger);
+    const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger, calibration);
     await runtime.refreshGalleryGauge();
     return runtime;
   }
@@ -168,6 +189,11 @@ export class WorkerRuntime {
         const stats = await this.gallery.stats();
         return { type: 'stats', totalSubjects: stats.total_subjects, partitions: stats.partitions };
       }
+      case 'calibration':
+        return {
+          type: 'calibration',
+          calibrations: this.calibration ? { [this.calibration.model_id]: this.calibration } : {},
+        };
     }
   }
 
@@ -186,16 +212,26 @@ export class WorkerRuntime {
     }
   }
 
+  /**
+   * The job's threshold, or its target FMR resolved through the calibration of the model the
+   * scores come from: the gallery compares a probe only with templates of the probe's model,
+   * which is this worker's pipeline's.
+   */
+  private thresholdFor(job: JobOf<'search' | 'verify'>): number {
+    return resolveMatchThreshold(job, this.pipeline.modelId, this.calibration);
+  }
+
   private async search(job: JobOf<'search'>): Promise<JobResult> {
     // Cheap checks first: no pipeline time is spent on a request that cannot succeed.
     this.requirePipelineReady();
+    const threshold = this.thresholdFor(job);
     await this.requirePartition(job.partition);
     const face = await this.pipeline.analyse(job.image, 'search');
-    const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, job.threshold);
+    const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, threshold);
     const candidates: SearchCandidate[] = [];
     for (const candidate of found) {
       const score = similarityScore(candidate.score);
-      if (score < job.threshold) continue;
+      if (score < threshold) continue;
       candidates.push({ subjectId: candidate.subjectId, score, rank: candidates.length + 1 });
       if (candidates.length === job.topK) break;
     }
@@ -204,13 +240,14 @@ export class WorkerRuntime {
 
   private async verify(job: JobOf<'verify'>): Promise<JobResult> {
     this.requirePipelineReady();
+    const threshold = this.thresholdFor(job);
     await this.requirePartition(job.partition);
     const face: FaceAnalysis = await this.pipeline.analyse(job.image, 'verify');
     const cosine = await this.gallery.verify(job.partition, job.subjectId, face.template, face.modelId);
     const score = similarityScore(cosine);
     return {
       type: 'verify',
-      match: score >= job.threshold,
+      match: score >= threshold,
       score,
       subjectId: job.subjectId,
       qualityScore: face.qualityScore,

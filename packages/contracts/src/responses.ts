@@ -124,3 +124,10 @@ export function statsBody(result: ResultOf<'stats'>): {
 export function partitionsBody(result: ResultOf<'partitions'>): { partitions: string[] } {
   return { partitions: result.partitions };
 }
+
+/** Extension (GET /api/v1/calibration): each loaded model's calibration table, by model id. */
+export function calibrationBody(result: ResultOf<'calibration'>): {
+  calibrations: ResultOf<'calibration'>['calibrations'];
+} {
+  return { calibrations: result.calibrations };
+}
