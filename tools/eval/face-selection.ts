@@ -45,3 +45,67 @@ export function selectionCounts(
   }
   return counts;
 }
+
+export interface CompositeCounts {
+  composites: number;
+  /** News-like: the centred person taken (and the face taken is theirs). */
+  subjectTaken: number;
+  /** News-like: taken by the previous rule (runner-up below half the largest's area). */
+  takenBefore: number;
+  /** Two people side by side at equal size: refused. */
+  pairRefused: number;
+  pairs: number;
+}
+
+/**
+ * FRLL composites beyond the shared photos: for each person, (a) a news-like photo centred on
+ * them with another person as bystander at a random scale (0.6–1.0) and position beside them,
+ * and (b) the two side by side at equal size. Detections come from the pack's pipeline.
+ */
+export async function compositeSelection(
+  portraits: string[],
+  detect: (image: Buffer) => Promise<{ faces: FaceDetection[]; width: number; height: number }>,
+  confidentScore: number | undefined,
+  random: () => number,
+): Promise<CompositeCounts> {
+  const sharp = (await import('sharp')).default;
+  const side = 675;
+  const counts: CompositeCounts = { composites: 0, subjectTaken: 0, takenBefore: 0, pairRefused: 0, pairs: 0 };
+  for (const [index, subjectFile] of portraits.entries()) {
+    const subject = await sharp(subjectFile).resize(side, side).toBuffer();
+    const otherFile = portraits[(index + 1) % portraits.length]!;
+    const scale = 0.6 + 0.4 * random();
+    const size = Math.round(side * scale);
+    const bystander = await sharp(otherFile).resize(size, size).toBuffer();
+    const onLeft = random() < 0.5;
+    const left = onLeft ? Math.round(random() * (side - size)) : 2 * side + Math.round(random() * (side - size));
+    const top = Math.round(random() * (side - size));
+    const news = await sharp({ create: { width: 3 * side, height: side, channels: 3, background: '#ffffff' } })
+      .composite([
+        { input: subject, left: side, top: 0 },
+        { input: bystander, left, top },
+      ])
+      .jpeg()
+      .toBuffer();
+    const found = await detect(news);
+    const taken = subjectFace(found.faces, found, confidentScore);
+    counts.composites++;
+    if (!refusedByAreaRatio(found.faces)) counts.takenBefore++;
+    if (taken) {
+      const centreX = (taken.box[0] + taken.box[2]) / 2;
+      if (centreX > side && centreX < 2 * side) counts.subjectTaken++;
+    }
+    const other = await sharp(otherFile).resize(side, side).toBuffer();
+    const pair = await sharp({ create: { width: 2 * side, height: side, channels: 3, background: '#ffffff' } })
+      .composite([
+        { input: subject, left: 0, top: 0 },
+        { input: other, left: side, top: 0 },
+      ])
+      .jpeg()
+      .toBuffer();
+    const pairFound = await detect(pair);
+    counts.pairs++;
+    if (!subjectFace(pairFound.faces, pairFound, confidentScore)) counts.pairRefused++;
+  }
+  return counts;
+}

@@ -9,7 +9,12 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PIPELINE_CONFIG, cosineSimilarity, type ModelPack } from '../../packages/pipeline/src/index.js';
+import {
+  DEFAULT_PIPELINE_CONFIG,
+  FacePipeline,
+  cosineSimilarity,
+  type ModelPack,
+} from '../../packages/pipeline/src/index.js';
 import { readPackManifest, resolvePack, type ResolvedModel } from '../../packages/pipeline/src/manifest.js';
 import { CONFIDENT_FACE_SCORE } from '../../packages/pipeline/src/stages/select-face.js';
 import type { CalibrationPoint, CalibrationTable } from '@facegate/contracts';
@@ -28,7 +33,7 @@ import {
   countErrors,
   type LabelledTemplate,
 } from './calibrate.js';
-import { selectionCounts } from './face-selection.js';
+import { compositeSelection, selectionCounts } from './face-selection.js';
 import {
   detCurve,
   errorVersusDiscard,
@@ -511,6 +516,42 @@ async function faceSelectionChange(): Promise<void> {
     out(
       `| ${set} | ${counts.withFace} | ${counts.multiFace} | ${share(counts.refusedBefore)} | ${share(counts.refusedNow)} |`,
     );
+  }
+  await compositeCheck(confidentScore);
+}
+
+/** The subject rule on FRLL composites: news-like photos with a bystander, and pairs side by side. */
+async function compositeCheck(confidentScore: number | undefined): Promise<void> {
+  const portraits = itemsOf('frll')
+    .filter((item) => item.path.includes('neutral'))
+    .map((item) => path.join(sharedDataDir, item.path));
+  const pipeline = await FacePipeline.create({
+    ...DEFAULT_PIPELINE_CONFIG,
+    modelsDir: path.join(repoRoot, 'models'),
+    pack,
+    padEnabled: false,
+    qualityEnabled: false,
+    madEnabled: false,
+  });
+  try {
+    const { minFaceSize } = DEFAULT_PIPELINE_CONFIG;
+    const counts = await compositeSelection(
+      portraits,
+      async (image) => {
+        const { diagnostics } = await pipeline.analyseWithDiagnostics(image, 'search');
+        const faces = diagnostics.detectedFaces.filter(
+          ({ box: [x1, y1, x2, y2] }) => Math.min(x2 - x1, y2 - y1) >= minFaceSize,
+        );
+        return { faces, ...diagnostics.imageSize };
+      },
+      confidentScore,
+      seededRandom(2026),
+    );
+    out(
+      `\nFRLL composites (${portraits.length} people): a photo centred on one person with another beside them as bystander (random scale 0.6–1.0, position beside the subject) — subject taken in ${counts.subjectTaken} of ${counts.composites} (previous rule: ${counts.takenBefore}); the two side by side at equal size — refused in ${counts.pairRefused} of ${counts.pairs}.`,
+    );
+  } finally {
+    await pipeline.dispose();
   }
 }
 
