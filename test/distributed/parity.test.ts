@@ -144,7 +144,12 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
     }
     t.diagnostic(`${enrolled.length} of ${PEOPLE.length} enrolled; rank-1 ${rankOne} of ${PEOPLE.length}`);
     const stats = await getJson(gateway!.baseUrl, '/api/v1/stats');
-    assert.deepEqual(stats.body, { total_subjects: enrolled.length, partitions: { [PARTITION]: enrolled.length } });
+    assert.deepEqual(stats.body, {
+      total_subjects: enrolled.length,
+      partitions: { [PARTITION]: enrolled.length },
+      total_templates: enrolled.length,
+      templates: { [PARTITION]: enrolled.length },
+    });
     const calibration = await getJson(gateway!.baseUrl, '/api/v1/calibration');
     assert.equal(calibration.status, 200);
     assert.equal(Object.keys(calibration.body['calibrations'] as object).length, 1);
@@ -171,6 +176,15 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
       partition: PARTITION,
     });
     assert.equal(duplicate.status, 409, duplicate.xml);
+    // A second photo through the shard owner: counted as a template, not a subject.
+    const appended = await postBiometric(gateway!.baseUrl, 'enrol', first.probeImage, {
+      subject_id: first.subjectId,
+      partition: PARTITION,
+      append: true,
+    });
+    assert.equal(appended.status, 200, appended.xml);
+    const stats = (await getJson(gateway!.baseUrl, '/api/v1/stats')).body;
+    assert.equal(stats['total_templates'], (stats['total_subjects'] as number) + 1);
     const deleted = await postDelete(gateway!.baseUrl, { subject_id: first.subjectId, partition: PARTITION });
     assert.equal(deleted.status, 200, deleted.xml);
     const again = await postDelete(gateway!.baseUrl, { subject_id: first.subjectId, partition: PARTITION });

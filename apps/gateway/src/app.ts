@@ -171,7 +171,13 @@ export function createApp(options: AppOptions): express.Express {
     biometric('enrol', async (request, response) => {
       const { image, metadataText } = await readParts(request, response);
       const metadata = parseMetadata('enrol', metadataText);
-      return { type: 'enrol', image, partition: metadata.partition, subjectId: metadata.subject_id };
+      return {
+        type: 'enrol',
+        image,
+        partition: metadata.partition,
+        subjectId: metadata.subject_id,
+        ...(metadata.append === true ? { append: true } : {}),
+      };
     }),
   );
 

@@ -21,6 +21,7 @@ export interface WorkerEnv {
   WORKER_DEVICE: string;
   WORKER_CONCURRENCY: number;
   SHARD_COUNT: number;
+  MAX_TEMPLATES_PER_SUBJECT: number;
   INDEX_FACTORY: string;
   /** JSON `{ "efSearch": 256, ... }`: search parameters for every partition's index (see indexPolicyFromEnv). */
   INDEX_SEARCH_PARAMETERS?: string;
@@ -64,6 +65,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
+    MAX_TEMPLATES_PER_SUBJECT: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
     // JSON, checked by indexPolicyFromEnv (called by readWorkerEnv, so at start-up).
     INDEX_SEARCH_PARAMETERS: { type: 'string', nullable: true },

@@ -63,6 +63,14 @@ export interface RuntimeGallery {
     modelId: string,
     requestId?: string,
   ): Promise<void>;
+  /** Adds a template to an enrolled subject; refused beyond `maxTemplates`. */
+  addTemplate(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    maxTemplates: number,
+  ): Promise<void>;
   delete(partition: string, subjectId: string): Promise<void>;
   search(
     partition: string,
@@ -113,6 +121,7 @@ export class WorkerRuntime {
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
     private readonly calibration: CalibrationTable | undefined,
+    private readonly maxTemplatesPerSubject: number,
   ) {}
 
   static async start(
@@ -144,7 +153,7 @@ export class WorkerRuntime {
         snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
         ...(templateCipher === undefined ? {} : { templateCipher }),
       }));
-    const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger, calibration);
+    const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger, calibration, env.MAX_TEMPLATES_PER_SUBJECT);
     await runtime.refreshGalleryGauge();
     return runtime;
   }
@@ -187,7 +196,13 @@ export class WorkerRuntime {
         return { type: 'partitions', partitions: await this.gallery.partitions() };
       case 'stats': {
         const stats = await this.gallery.stats();
-        return { type: 'stats', totalSubjects: stats.total_subjects, partitions: stats.partitions };
+        return {
+          type: 'stats',
+          totalSubjects: stats.total_subjects,
+          partitions: stats.partitions,
+          totalTemplates: stats.total_templates,
+          templates: stats.templates,
+        };
       }
       case 'calibration':
         return {
@@ -257,8 +272,19 @@ export class WorkerRuntime {
 
   private async enrol(job: JobOf<'enrol'>, jobId: string | undefined): Promise<JobResult> {
     this.requirePipelineReady();
+    if (job.append === true) await this.requirePartition(job.partition);
     const face = await this.pipeline.analyse(job.image, 'enrol');
-    await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
+    if (job.append === true) {
+      await this.gallery.addTemplate(
+        job.partition,
+        job.subjectId,
+        face.template,
+        face.modelId,
+        this.maxTemplatesPerSubject,
+      );
+    } else {
+      await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
+    }
     await this.refreshGalleryGauge();
     return { type: 'enrol', subjectId: job.subjectId, qualityScore: face.qualityScore, modelId: face.modelId };
   }

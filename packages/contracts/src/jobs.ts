@@ -8,7 +8,7 @@ import type { SerializedError } from './errors.js';
 export type BiometricJob =
   | ({ type: 'search'; image: Uint8Array; partition: string; topK: number } & MatchCriterion)
   | ({ type: 'verify'; image: Uint8Array; partition: string; subjectId: string } & MatchCriterion)
-  | { type: 'enrol'; image: Uint8Array; partition: string; subjectId: string }
+  | { type: 'enrol'; image: Uint8Array; partition: string; subjectId: string; append?: boolean }
   | { type: 'delete'; partition: string; subjectId: string }
   | { type: 'partitions' }
   | { type: 'stats' }
@@ -40,7 +40,13 @@ export type JobResult =
   | { type: 'enrol'; subjectId: string; qualityScore: number; modelId: string }
   | { type: 'delete'; subjectId: string }
   | { type: 'partitions'; partitions: string[] }
-  | { type: 'stats'; totalSubjects: number; partitions: Record<string, number> }
+  | {
+      type: 'stats';
+      totalSubjects: number;
+      partitions: Record<string, number>;
+      totalTemplates: number;
+      templates: Record<string, number>;
+    }
   | { type: 'calibration'; calibrations: Record<string, CalibrationTable> };
 
 export type ResultOf<T extends JobType> = Extract<JobResult, { type: T }>;

@@ -31,6 +31,8 @@ export interface VerifyMetadata {
 export interface EnrolMetadata {
   subject_id: string;
   partition: string;
+  /** Extension: add this photo's template to an existing subject (up to the worker's maximum). */
+  append?: boolean;
 }
 
 export interface DeleteRequest {
@@ -91,7 +93,15 @@ export const verifyMetadataSchema: JSONSchemaType<VerifyMetadata> = {
 
 export const enrolMetadataSchema: JSONSchemaType<EnrolMetadata> = {
   type: 'object',
-  properties: { subject_id: subjectId, partition },
+  properties: {
+    subject_id: subjectId,
+    partition,
+    append: {
+      type: 'boolean',
+      nullable: true,
+      description: 'add a template to an existing subject instead of creating it (SUBJECT_NOT_FOUND if absent)',
+    },
+  },
   required: ['subject_id'],
   additionalProperties: false,
 };

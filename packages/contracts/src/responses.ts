@@ -114,11 +114,19 @@ export function healthBody(components: ComponentHealthMap): HealthBody {
   return { status: healthy ? 'healthy' : 'unhealthy', components: flags, details: components };
 }
 
+/** The reference's stats, plus (extension) template counts: a subject may hold several. */
 export function statsBody(result: ResultOf<'stats'>): {
   total_subjects: number;
   partitions: Record<string, number>;
+  total_templates: number;
+  templates: Record<string, number>;
 } {
-  return { total_subjects: result.totalSubjects, partitions: result.partitions };
+  return {
+    total_subjects: result.totalSubjects,
+    partitions: result.partitions,
+    total_templates: result.totalTemplates,
+    templates: result.templates,
+  };
 }
 
 export function partitionsBody(result: ResultOf<'partitions'>): { partitions: string[] } {

@@ -77,6 +77,29 @@ export class DistributedGallery {
     });
   }
 
+  /** Adds a template to an enrolled subject through its shard owner, which checks the maximum. */
+  async addTemplate(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    maxTemplates: number,
+  ): Promise<void> {
+    assertPartition(partition);
+    assertSubjectId(subjectId);
+    assertModelId(modelId);
+    const normalised = normalisedTemplate(template, this.store.dimension);
+    await this.requirePartition(partition);
+    await this.shards.call(shardOf(subjectId, this.shardCount), {
+      op: 'append',
+      partition,
+      subjectId,
+      modelId,
+      template: normalised,
+      maxTemplates,
+    });
+  }
+
   async delete(partition: string, subjectId: string): Promise<void> {
     assertPartition(partition);
     assertSubjectId(subjectId);
@@ -131,7 +154,7 @@ export class DistributedGallery {
 
   async stats(): Promise<GalleryStats> {
     this.assertOpen();
-    return statsFromStore(this.store);
+    return statsFromStore(this.store, this.shardCount);
   }
 
   health(): ComponentHealth {
