@@ -70,6 +70,8 @@ Commands:
   fte       failure-to-enrol per set, by refusal code (direct mode: the default gates emulated);
             direct mode also replays face selection on the cached detections: MULTIPLE_FACES
             under the previous rule (runner-up area >= 0.5 x largest) and under the subject rule
+  photos    closed-set rank-1 with 1, 2, 3 enrolled photos per person (best template), probes
+            the 4th and later photos of people with at least 4 accepted
   calibrate FMR and FNMR per threshold 0.00-1.00 with confidence bounds (tools/eval/calibrate.ts)
             on --sets (default ${CALIBRATION_SETS.join(',')}), written to models/<pack>/calibration.json;
             with --check: calibrate on half of each set's people, measure on the other half,
@@ -599,6 +601,53 @@ function designEffectAt(effects: number[], threshold = 0.45): string {
   return effects[Math.round(threshold * THRESHOLD_STEPS)]!.toFixed(1);
 }
 
+/**
+ * Closed-set identification with 1, 2, 3 enrolled photos per person (the subject scored by its
+ * best template, as the gallery does): people with at least 4 photos the default gates accept;
+ * the first k are enrolled, the 4th and later are the probes, the same for every k.
+ */
+async function photos(): Promise<void> {
+  out('\n## Identification with several photos per subject (closed set, best template)\n');
+  out('| set | people | probes | rank-1, 1 photo | 2 photos | 3 photos | mate ≥ 0.45 at rank 1: 1 / 2 / 3 photos |');
+  out('|---|---|---|---|---|---|---|');
+  for (const set of sets) {
+    const faces = await facesOf(set);
+    const source = new DirectSource(faces, DEFAULT_GATES);
+    const byPerson = new Map<string, Float32Array[]>();
+    for (const face of faces) {
+      const outcome = source.analyse(face, 'enrol');
+      if (outcome.value === undefined) continue;
+      byPerson.set(face.identity, [...(byPerson.get(face.identity) ?? []), outcome.value]);
+    }
+    const people = [...byPerson].filter(([, templates]) => templates.length >= 4);
+    const probes = people.flatMap(([identity, templates]) =>
+      templates.slice(3).map((template) => ({ identity, template })),
+    );
+    const cells: string[] = [];
+    const accepted: string[] = [];
+    for (const k of [1, 2, 3]) {
+      let rankOne = 0;
+      let acceptedAtRankOne = 0;
+      for (const probe of probes) {
+        let best = { identity: '', score: -Infinity };
+        for (const [identity, templates] of people) {
+          const score = Math.max(
+            ...templates.slice(0, k).map((template) => cosineSimilarity(probe.template, template)),
+          );
+          if (score > best.score) best = { identity, score };
+        }
+        if (best.identity === probe.identity) {
+          rankOne++;
+          if (best.score >= 0.45) acceptedAtRankOne++;
+        }
+      }
+      cells.push(percent(rankOne / Math.max(probes.length, 1)));
+      accepted.push(percent(acceptedAtRankOne / Math.max(probes.length, 1)));
+    }
+    out(`| ${set} | ${people.length} | ${probes.length} | ${cells.join(' | ')} | ${accepted.join(' / ')} |`);
+  }
+}
+
 const SHOWN_THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6];
 
 async function calibrate(): Promise<void> {
@@ -700,7 +749,17 @@ async function mad(): Promise<void> {
   report?.line('\n(MAD: printed by tools/mad/evaluate.ts, not part of this report.)');
 }
 
-const COMMANDS: Record<string, () => Promise<void>> = { verify, identify, pad, quality, fte, detect, mad, calibrate };
+const COMMANDS: Record<string, () => Promise<void>> = {
+  verify,
+  identify,
+  pad,
+  quality,
+  fte,
+  detect,
+  mad,
+  calibrate,
+  photos,
+};
 /** Commands that can run against a service: the others need the pipeline's raw scores. */
 const HTTP_COMMANDS = new Set(['verify', 'identify', 'fte']);
 const selected =
