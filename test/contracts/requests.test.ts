@@ -7,8 +7,8 @@ function invalid(run: () => unknown): void {
 }
 
 describe('metadata validation', () => {
-  it('fills the reference defaults for search', () => {
-    assert.deepEqual(parseMetadata('search', undefined), { partition: 'default', top_k: 5, threshold: 0.45 });
+  it('fills the reference defaults for search (the default threshold applies at decision: resolveMatchThreshold)', () => {
+    assert.deepEqual(parseMetadata('search', undefined), { partition: 'default', top_k: 5 });
     assert.deepEqual(parseMetadata('search', '{"partition":"default","top_k":5,"threshold":0.4}'), {
       partition: 'default',
       top_k: 5,

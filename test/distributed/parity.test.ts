@@ -38,6 +38,8 @@ function enrolledPeople(observed: Observed): string[] {
   return observed.enrol.filter((line) => line.endsWith(':200:OK')).map((line) => line.split(':')[0]!);
 }
 
+const CALIBRATED_VERIFIES = 10;
+
 /** Enrols everyone, then searches and verifies each with a different photo; returns what the API said. */
 async function exercise(baseUrl: string, people: Person[]): Promise<Observed> {
   const observed: Observed = { enrol: [], search: [], verify: [] };
@@ -48,7 +50,7 @@ async function exercise(baseUrl: string, people: Person[]): Promise<Observed> {
     });
     observed.enrol.push(`${person.subjectId}:${reply.status}:${reply.text('status')}`);
   }
-  for (const person of people) {
+  for (const [index, person] of people.entries()) {
     const search = await postBiometric(baseUrl, 'search', person.probeImage, {
       partition: PARTITION,
       top_k: 5,
@@ -70,6 +72,15 @@ async function exercise(baseUrl: string, people: Person[]): Promise<Observed> {
         ? `${person.subjectId}: ${verify.text('match')} ${verify.text('score')}`
         : `${person.subjectId}: ${verify.status} ${verify.text('status')}`,
     );
+    if (index < CALIBRATED_VERIFIES) {
+      // The same probe decided through the calibration table: the worker resolves target_fmr.
+      const calibrated = await postBiometric(baseUrl, 'verify', person.probeImage, {
+        subject_id: person.subjectId,
+        partition: PARTITION,
+        target_fmr: 0.001,
+      });
+      observed.verify.push(`${person.subjectId}: target_fmr 0.001 ${calibrated.status} ${calibrated.text('match')}`);
+    }
   }
   return observed;
 }
@@ -133,7 +144,15 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
     }
     t.diagnostic(`${enrolled.length} of ${PEOPLE.length} enrolled; rank-1 ${rankOne} of ${PEOPLE.length}`);
     const stats = await getJson(gateway!.baseUrl, '/api/v1/stats');
-    assert.deepEqual(stats.body, { total_subjects: enrolled.length, partitions: { [PARTITION]: enrolled.length } });
+    assert.deepEqual(stats.body, {
+      total_subjects: enrolled.length,
+      partitions: { [PARTITION]: enrolled.length },
+      total_templates: enrolled.length,
+      templates: { [PARTITION]: enrolled.length },
+    });
+    const calibration = await getJson(gateway!.baseUrl, '/api/v1/calibration');
+    assert.equal(calibration.status, 200);
+    assert.equal(Object.keys(calibration.body['calibrations'] as object).length, 1);
   });
 
   it("exposes each worker's shards in facegate_shard_templates, adding up to every template", async () => {
@@ -157,6 +176,15 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
       partition: PARTITION,
     });
     assert.equal(duplicate.status, 409, duplicate.xml);
+    // A second photo through the shard owner: counted as a template, not a subject.
+    const appended = await postBiometric(gateway!.baseUrl, 'enrol', first.probeImage, {
+      subject_id: first.subjectId,
+      partition: PARTITION,
+      append: true,
+    });
+    assert.equal(appended.status, 200, appended.xml);
+    const stats = (await getJson(gateway!.baseUrl, '/api/v1/stats')).body;
+    assert.equal(stats['total_templates'], (stats['total_subjects'] as number) + 1);
     const deleted = await postDelete(gateway!.baseUrl, { subject_id: first.subjectId, partition: PARTITION });
     assert.equal(deleted.status, 200, deleted.xml);
     const again = await postDelete(gateway!.baseUrl, { subject_id: first.subjectId, partition: PARTITION });

@@ -40,7 +40,12 @@ describe('Gallery semantics', () => {
       assert.deepEqual(await gallery.search('default', probe, MODEL, 5, 0.45), []);
       await assert.rejects(gallery.verify('default', 'alice', probe, MODEL), facegateCode('SUBJECT_NOT_FOUND'));
       await assert.rejects(gallery.delete('default', 'alice'), facegateCode('SUBJECT_NOT_FOUND'));
-      assert.deepEqual(await gallery.stats(), { total_subjects: 1, partitions: { default: 1 } });
+      assert.deepEqual(await gallery.stats(), {
+        total_subjects: 1,
+        partitions: { default: 1 },
+        total_templates: 1,
+        templates: { default: 1 },
+      });
     });
   });
 
@@ -76,7 +81,12 @@ describe('Gallery semantics', () => {
       await assert.rejects(gallery.search('p', template, MODEL, 5, 1.5), invalid);
       await assert.rejects(gallery.search('p', template, '', 5, 0.5), invalid);
       // Nothing partial was written by the rejected calls.
-      assert.deepEqual(await gallery.stats(), { total_subjects: 2, partitions: { p: 1, q: 1 } });
+      assert.deepEqual(await gallery.stats(), {
+        total_subjects: 2,
+        partitions: { p: 1, q: 1 },
+        total_templates: 2,
+        templates: { p: 1, q: 1 },
+      });
       assert.deepEqual(await gallery.partitions(), ['p', 'q']);
     });
   });
@@ -87,7 +97,12 @@ describe('Gallery semantics', () => {
       await gallery.enrol('temp', 'only', template, MODEL);
       await gallery.delete('temp', 'only');
       assert.deepEqual(await gallery.search('temp', template, MODEL, 5, 0), []);
-      assert.deepEqual(await gallery.stats(), { total_subjects: 0, partitions: { temp: 0 } });
+      assert.deepEqual(await gallery.stats(), {
+        total_subjects: 0,
+        partitions: { temp: 0 },
+        total_templates: 0,
+        templates: { temp: 0 },
+      });
     });
   });
 

@@ -46,7 +46,12 @@ describe('persistence and recovery', () => {
       // close() snapshotted by default; now reopen without it to force a replay.
       const reopened = await open(dir, { snapshotOnClose: false });
       assert.ok(reopened.shardInfos().every((info) => info.recovery === 'snapshot'));
-      assert.deepEqual(await reopened.stats(), { total_subjects: 127, partitions: { p: 117, q: 10 } });
+      assert.deepEqual(await reopened.stats(), {
+        total_subjects: 127,
+        partitions: { p: 117, q: 10 },
+        total_templates: 127,
+        templates: { p: 117, q: 10 },
+      });
       await reopened.delete('p', 's3');
       await reopened.enrol('p', 'later', randomUnitVector(seededRandom(24)), MODEL);
       await reopened.close();

@@ -97,7 +97,12 @@ describe('REST API in embedded mode (real models, real photos)', () => {
     assert.equal(partitions.status, 200);
     assert.deepEqual(partitions.body, { partitions: ['default'] });
     const stats = await getJson(service.baseUrl, '/api/v1/stats');
-    assert.deepEqual(stats.body, { total_subjects: 2, partitions: { default: 2 } });
+    assert.deepEqual(stats.body, {
+      total_subjects: 2,
+      partitions: { default: 2 },
+      total_templates: 2,
+      templates: { default: 2 },
+    });
   });
 
   it('answers every contract error with the right status and XML body', async () => {

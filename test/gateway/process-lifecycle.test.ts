@@ -29,7 +29,12 @@ describe('the service as a process', () => {
       const second = await startServiceProcess({ DATA_DIR: dataDir });
       try {
         const stats = await getJson(second.baseUrl, '/api/v1/stats');
-        assert.deepEqual(stats.body, { total_subjects: acknowledged, partitions: { durable: acknowledged } });
+        assert.deepEqual(stats.body, {
+          total_subjects: acknowledged,
+          partitions: { durable: acknowledged },
+          total_templates: acknowledged,
+          templates: { durable: acknowledged },
+        });
         const search = await postBiometric(second.baseUrl, 'search', faces[0], { partition: 'durable' });
         assert.equal(search.all('subject_id')[0], 'subject-0', search.xml);
       } finally {

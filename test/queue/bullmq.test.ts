@@ -6,7 +6,10 @@ import { BullMqJobConsumer, BullMqJobQueue, type JobHandler } from '@facegate/qu
 import { SHARED_REDIS_URL, deletePrefix, privateRedis, testPrefix } from '../distributed/support.js';
 
 const statsJob: BiometricJob = { type: 'stats' };
-const ok: JobOutcome = { ok: true, result: { type: 'stats', totalSubjects: 0, partitions: {} } };
+const ok: JobOutcome = {
+  ok: true,
+  result: { type: 'stats', totalSubjects: 0, partitions: {}, totalTemplates: 0, templates: {} },
+};
 
 function errorCode(outcome: JobOutcome): string | undefined {
   return outcome.ok ? undefined : outcome.error.code;

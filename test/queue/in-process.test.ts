@@ -4,7 +4,10 @@ import type { BiometricJob, JobOutcome } from '@facegate/contracts';
 import { InProcessQueue } from '@facegate/queue';
 
 const statsJob: BiometricJob = { type: 'stats' };
-const ok: JobOutcome = { ok: true, result: { type: 'stats', totalSubjects: 0, partitions: {} } };
+const ok: JobOutcome = {
+  ok: true,
+  result: { type: 'stats', totalSubjects: 0, partitions: {}, totalTemplates: 0, templates: {} },
+};
 
 function deferred(): { promise: Promise<void>; release: () => void } {
   let release = (): void => {};

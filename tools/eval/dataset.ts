@@ -29,6 +29,11 @@ export const SETS: Record<string, { set: string | string[]; kinds?: string[] }> 
   nuaa_live: { set: 'nuaa_pad_live', kinds: ['pad_live'] },
   /** The small in-the-wild sets (press photos, TV stills), pooled. */
   wild: { set: ['deepface_tests', 'face_recognition_examples', 'faceapi_bbt', 'webmorph_lisa'] },
+  bbt: { set: 'faceapi_bbt' },
+  face_recognition: { set: 'face_recognition_examples' },
+  deepface: { set: 'deepface_tests' },
+  /** Group photos (no single identity): the small wild sets' _multi_face folders. */
+  group: { set: '', kinds: ['multi_face'] },
 };
 
 export function readIndex(): DataItem[] {

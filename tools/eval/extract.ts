@@ -17,7 +17,7 @@ import { cacheDir, itemsOf, repoRoot, sharedDataDir, type DataItem } from './dat
  * Bump when preprocessing or models change so that cached results are recomputed.
  * (Cached per pack and set in .eval/, which git ignores.)
  */
-const EXTRACTION_VERSION = 4;
+const EXTRACTION_VERSION = 6;
 
 export interface ExtractedFace {
   path: string;
@@ -34,6 +34,9 @@ export interface ExtractedFace {
   pad?: number | null;
   box?: [number, number, number, number];
   detectionScore?: number;
+  /** Every face the detector found and the image's size: fte replays face selection on them. */
+  detectedFaces?: Array<{ box: [number, number, number, number]; score: number }>;
+  imageSize?: { width: number; height: number };
 }
 
 interface CachedLine extends Omit<ExtractedFace, 'template'> {
@@ -168,6 +171,8 @@ async function extractOne(pipeline: FacePipeline, item: ExtractItem): Promise<Ex
         pad: analysis.padScore,
         box: analysis.face.box,
         detectionScore: analysis.face.detectionScore,
+        detectedFaces: diagnostics.detectedFaces,
+        imageSize: diagnostics.imageSize,
       };
     } catch (error) {
       if (!(error instanceof FacegateError)) throw error;

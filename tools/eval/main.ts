@@ -9,8 +9,15 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PIPELINE_CONFIG, cosineSimilarity, type ModelPack } from '../../packages/pipeline/src/index.js';
-import { resolvePack, type ResolvedModel } from '../../packages/pipeline/src/manifest.js';
+import {
+  DEFAULT_PIPELINE_CONFIG,
+  FacePipeline,
+  cosineSimilarity,
+  type ModelPack,
+} from '../../packages/pipeline/src/index.js';
+import { readPackManifest, resolvePack, type ResolvedModel } from '../../packages/pipeline/src/manifest.js';
+import { CONFIDENT_FACE_SCORE } from '../../packages/pipeline/src/stages/select-face.js';
+import type { CalibrationPoint, CalibrationTable } from '@facegate/contracts';
 import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
 import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
@@ -18,6 +25,15 @@ import { SETS, cacheDir, itemsOf, repoRoot, seededRandom, sharedDataDir, sharedM
 import { sharedScrfdModel } from '../../test/support/shared-models.js';
 import { extractSet, type ExtractedFace } from './extract.js';
 import { HttpSource } from './http-source.js';
+import {
+  CALIBRATION_METHOD,
+  CONFIDENCE,
+  THRESHOLD_STEPS,
+  calibrationPoints,
+  countErrors,
+  type LabelledTemplate,
+} from './calibrate.js';
+import { compositeSelection, selectionCounts } from './face-selection.js';
 import {
   detCurve,
   errorVersusDiscard,
@@ -34,6 +50,10 @@ import { enrolmentOutcomes, identificationSearches, verificationScores } from '.
 import { Report } from './report.js';
 import { DirectSource, NO_GATES, type EvalItem, type Gates, type ScoreSource } from './source.js';
 
+const DEFAULT_SETS = ['celeba', 'frll', 'yaleb', 'orl'];
+/** Photos as a service receives them (in the wild, press, studio); not the grey lab sets. */
+const CALIBRATION_SETS = ['celeba', 'frll', 'bbt', 'face_recognition', 'deepface'];
+
 const HELP = `Usage: npm run eval -- <command> [options]
    or: node --conditions=development --import tsx tools/eval/main.ts <command> [options]
 
@@ -47,14 +67,22 @@ Commands:
             non-mated = images of held-out people)
   pad       PAD on NUAA: BPCER at APCER 5 % / 10 %, EER, for fr_liveness and MiniFASNetV2
   quality   EDC: FNMR at FAR 1e-3 after discarding 10/20/30 % lowest-quality pairs, per component
-  fte       failure-to-enrol per set, by refusal code (direct mode: the default gates emulated)
+  fte       failure-to-enrol per set, by refusal code (direct mode: the default gates emulated);
+            direct mode also replays face selection on the cached detections: MULTIPLE_FACES
+            under the previous rule (runner-up area >= 0.5 x largest) and under the subject rule
+  photos    closed-set rank-1 with 1, 2, 3 enrolled photos per person (best template), probes
+            the 4th and later photos of people with at least 4 accepted
+  calibrate FMR and FNMR per threshold 0.00-1.00 with confidence bounds (tools/eval/calibrate.ts)
+            on --sets (default ${CALIBRATION_SETS.join(',')}), written to models/<pack>/calibration.json;
+            with --check: calibrate on half of each set's people, measure on the other half,
+            compare (writes nothing)
   detect    detection rate per set: UltraFace (pipeline) and SCRFD-500M (shared test model)
   mad       morphing attack detection: APCER at BPCER 1 % / 10 %, D-EER on held-out generated
             morphs and on ../shared/data/morph, BPCER on all bona fide faces (tools/mad/evaluate.ts)
-  all       every command above but mad (with --url: verify, identify, fte)
+  all       every command above but mad and calibrate (with --url: verify, identify, fte)
 
 Options:
-  --sets a,b        sets (default: celeba,frll,yaleb,orl; known: ${Object.keys(SETS).join(', ')})
+  --sets a,b        sets (default: ${DEFAULT_SETS.join(',')}; known: ${Object.keys(SETS).join(', ')})
   --pack NAME       model pack (default: default)
   --refresh         recompute instead of using the cache in .eval/
   --limit N         only the first N images of each set (quick runs)
@@ -66,6 +94,7 @@ Options:
                     own gates apply; scores are the API's (3 decimals, clamped at 0)
   --api-key KEY     HTTP mode: sent as X-API-Key
   --concurrency N   HTTP mode: requests in flight at once (default 2); 429s are waited out
+  --check           calibrate: held-out check instead of writing the table
   --report DIR      also write DIR/report.md with the tables and SVG plots (DET, FNIR-FPIR,
                     PAD DET, EDC)
   --help
@@ -74,7 +103,7 @@ Options:
 const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    sets: { type: 'string', default: 'celeba,frll,yaleb,orl' },
+    sets: { type: 'string' },
     pack: { type: 'string', default: 'default' },
     refresh: { type: 'boolean', default: false },
     limit: { type: 'string' },
@@ -85,6 +114,7 @@ const { values, positionals } = parseArgs({
     concurrency: { type: 'string', default: '2' },
     report: { type: 'string' },
     help: { type: 'boolean', default: false },
+    check: { type: 'boolean', default: false },
   },
 });
 
@@ -94,7 +124,7 @@ if (values.help || !command) {
   process.exit(values.help ? 0 : 1);
 }
 const pack = values.pack as ModelPack;
-const sets = values.sets.split(',').filter(Boolean);
+const sets = (values.sets?.split(',') ?? (command === 'calibrate' ? CALIBRATION_SETS : DEFAULT_SETS)).filter(Boolean);
 const limit = values.limit ? Number(values.limit) : undefined;
 const holdout = Number(values.holdout);
 const concurrency = Number(values.concurrency);
@@ -469,6 +499,220 @@ async function fte(): Promise<void> {
       );
     }
   }
+  if (!http) await faceSelectionChange();
+}
+
+/** MULTIPLE_FACES at enrolment before and after the subject rule, on the same cached detections. */
+async function faceSelectionChange(): Promise<void> {
+  out('\n### Face selection at enrolment: MULTIPLE_FACES before and after the subject rule\n');
+  out('Detections cached by the extraction; images where a face of at least the minimum size was found.\n');
+  const detection = (await readPackManifest(path.join(repoRoot, 'models'), pack)).models.detection;
+  const confidentScore = CONFIDENT_FACE_SCORE[detection?.family === 'scrfd' ? 'scrfd' : 'ultraface'];
+  out(
+    '| set | images with a face | with 2+ faces | refused before (runner-up ≥ 0.5 × largest area) | refused now (subject rule) |',
+  );
+  out('|---|---|---|---|---|');
+  for (const set of sets) {
+    const counts = selectionCounts(await facesOf(set), DEFAULT_PIPELINE_CONFIG.minFaceSize, confidentScore);
+    const share = (count: number): string => `${count} (${percent(count / Math.max(counts.withFace, 1))})`;
+    out(
+      `| ${set} | ${counts.withFace} | ${counts.multiFace} | ${share(counts.refusedBefore)} | ${share(counts.refusedNow)} |`,
+    );
+  }
+  await compositeCheck(confidentScore);
+}
+
+/** The subject rule on FRLL composites: news-like photos with a bystander, and pairs side by side. */
+async function compositeCheck(confidentScore: number | undefined): Promise<void> {
+  const portraits = itemsOf('frll')
+    .filter((item) => item.path.includes('neutral'))
+    .map((item) => path.join(sharedDataDir, item.path));
+  const pipeline = await FacePipeline.create({
+    ...DEFAULT_PIPELINE_CONFIG,
+    modelsDir: path.join(repoRoot, 'models'),
+    pack,
+    padEnabled: false,
+    qualityEnabled: false,
+    madEnabled: false,
+  });
+  try {
+    const { minFaceSize } = DEFAULT_PIPELINE_CONFIG;
+    const counts = await compositeSelection(
+      portraits,
+      async (image) => {
+        const { diagnostics } = await pipeline.analyseWithDiagnostics(image, 'search');
+        const faces = diagnostics.detectedFaces.filter(
+          ({ box: [x1, y1, x2, y2] }) => Math.min(x2 - x1, y2 - y1) >= minFaceSize,
+        );
+        return { faces, ...diagnostics.imageSize };
+      },
+      confidentScore,
+      seededRandom(2026),
+    );
+    out(
+      `\nFRLL composites (${portraits.length} people): a photo centred on one person with another beside them as bystander (random scale 0.6–1.0, position beside the subject) — subject taken in ${counts.subjectTaken} of ${counts.composites} (previous rule: ${counts.takenBefore}); the two side by side at equal size — refused in ${counts.pairRefused} of ${counts.pairs}.`,
+    );
+  } finally {
+    await pipeline.dispose();
+  }
+}
+
+/** Templates the service would enrol (default gates), labelled by set and person. */
+async function labelledTemplates(): Promise<{ templates: LabelledTemplate[]; paths: string[] }> {
+  const templates: LabelledTemplate[] = [];
+  const paths: string[] = [];
+  for (const set of sets) {
+    const faces = await facesOf(set);
+    const source = new DirectSource(faces, DEFAULT_GATES);
+    for (const face of faces) {
+      const outcome = source.analyse(face, 'enrol');
+      if (outcome.value === undefined) continue;
+      templates.push({ set, identity: face.identity, template: outcome.value });
+      paths.push(face.path);
+    }
+  }
+  return { templates, paths };
+}
+
+/** sha256 over the sorted paths and contents of the images used. */
+async function dataHash(paths: string[]): Promise<string> {
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha256');
+  for (const file of [...paths].sort()) {
+    hash.update(`${file}\n`);
+    hash.update(
+      createHash('sha256')
+        .update(await readFile(path.join(sharedDataDir, file)))
+        .digest(),
+    );
+  }
+  return hash.digest('hex');
+}
+
+function formatRate(value: number): string {
+  return value === 0 ? '0' : value < 1e-3 ? value.toExponential(1) : percent(value);
+}
+
+function calibrationRow(point: CalibrationPoint): string {
+  return `| ${point.threshold.toFixed(2)} | ${formatRate(point.fmr)} [${formatRate(point.fmr_low)}, ${formatRate(point.fmr_high)}] | ${formatRate(point.fnmr)} [${formatRate(point.fnmr_low)}, ${formatRate(point.fnmr_high)}] |`;
+}
+
+function designEffectAt(effects: number[], threshold = 0.45): string {
+  return effects[Math.round(threshold * THRESHOLD_STEPS)]!.toFixed(1);
+}
+
+/**
+ * Closed-set identification with 1, 2, 3 enrolled photos per person (the subject scored by its
+ * best template, as the gallery does): people with at least 4 photos the default gates accept;
+ * the first k are enrolled, the 4th and later are the probes, the same for every k.
+ */
+async function photos(): Promise<void> {
+  out('\n## Identification with several photos per subject (closed set, best template)\n');
+  out('| set | people | probes | rank-1, 1 photo | 2 photos | 3 photos | mate ≥ 0.45 at rank 1: 1 / 2 / 3 photos |');
+  out('|---|---|---|---|---|---|---|');
+  for (const set of sets) {
+    const faces = await facesOf(set);
+    const source = new DirectSource(faces, DEFAULT_GATES);
+    const byPerson = new Map<string, Float32Array[]>();
+    for (const face of faces) {
+      const outcome = source.analyse(face, 'enrol');
+      if (outcome.value === undefined) continue;
+      byPerson.set(face.identity, [...(byPerson.get(face.identity) ?? []), outcome.value]);
+    }
+    const people = [...byPerson].filter(([, templates]) => templates.length >= 4);
+    const probes = people.flatMap(([identity, templates]) =>
+      templates.slice(3).map((template) => ({ identity, template })),
+    );
+    const cells: string[] = [];
+    const accepted: string[] = [];
+    for (const k of [1, 2, 3]) {
+      let rankOne = 0;
+      let acceptedAtRankOne = 0;
+      for (const probe of probes) {
+        let best = { identity: '', score: -Infinity };
+        for (const [identity, templates] of people) {
+          const score = Math.max(
+            ...templates.slice(0, k).map((template) => cosineSimilarity(probe.template, template)),
+          );
+          if (score > best.score) best = { identity, score };
+        }
+        if (best.identity === probe.identity) {
+          rankOne++;
+          if (best.score >= 0.45) acceptedAtRankOne++;
+        }
+      }
+      cells.push(percent(rankOne / Math.max(probes.length, 1)));
+      accepted.push(percent(acceptedAtRankOne / Math.max(probes.length, 1)));
+    }
+    out(`| ${set} | ${people.length} | ${probes.length} | ${cells.join(' | ')} | ${accepted.join(' / ')} |`);
+  }
+}
+
+const SHOWN_THRESHOLDS = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6];
+
+async function calibrate(): Promise<void> {
+  const { templates, paths } = await labelledTemplates();
+  if (values.check) {
+    // Half of each set's people (seeded) calibrate, the other half are measured.
+    const random = seededRandom(13);
+    const calibrationHalf = new Set<string>();
+    for (const set of sets) {
+      const people = [...new Set(templates.filter((t) => t.set === set).map((t) => t.identity))].sort();
+      const shuffled = people.map((person) => [random(), person] as const).sort(([a], [b]) => a - b);
+      for (const [, person] of shuffled.slice(0, Math.ceil(people.length / 2))) calibrationHalf.add(`${set}/${person}`);
+    }
+    const inHalf = (t: LabelledTemplate): boolean => calibrationHalf.has(`${t.set}/${t.identity}`);
+    const fitted = countErrors(templates.filter(inHalf));
+    const heldOut = countErrors(templates.filter((t) => !inHalf(t)));
+    const table = calibrationPoints(fitted);
+    const measured = calibrationPoints(heldOut);
+    out(`\n## Calibration held-out check (sets ${sets.join(', ')})\n`);
+    out(
+      `Calibrated on ${fitted.identities} people (${fitted.genuinePairs} genuine, ${fitted.impostorPairs} impostor pairs; design effect at 0.45: genuine ${designEffectAt(fitted.designEffect.genuine)}, impostor ${designEffectAt(fitted.designEffect.impostor)}); measured on ${heldOut.identities} other people (${heldOut.genuinePairs} genuine, ${heldOut.impostorPairs} impostor pairs).\n`,
+    );
+    out('| threshold | FMR table [bounds] | FMR held out | within | FNMR table [bounds] | FNMR held out | within |');
+    out('|---|---|---|---|---|---|---|');
+    for (const threshold of SHOWN_THRESHOLDS) {
+      const step = Math.round(threshold * THRESHOLD_STEPS);
+      const fit = table[step]!;
+      const held = measured[step]!;
+      const within = (value: number, low: number, high: number): string =>
+        value >= low && value <= high ? 'yes' : 'NO';
+      out(
+        `| ${threshold.toFixed(2)} | ${formatRate(fit.fmr)} [${formatRate(fit.fmr_low)}, ${formatRate(fit.fmr_high)}] | ${formatRate(held.fmr)} | ${within(held.fmr, fit.fmr_low, fit.fmr_high)} | ${formatRate(fit.fnmr)} [${formatRate(fit.fnmr_low)}, ${formatRate(fit.fnmr_high)}] | ${formatRate(held.fnmr)} | ${within(held.fnmr, fit.fnmr_low, fit.fnmr_high)} |`,
+      );
+    }
+    return;
+  }
+  const counts = countErrors(templates);
+  const recognition = (await readPackManifest(path.join(repoRoot, 'models'), pack)).models.recognition;
+  const table: CalibrationTable = {
+    model_id: recognition?.id ?? `${pack}:unknown`,
+    pack,
+    created: new Date().toISOString().slice(0, 10),
+    command: `npm run eval -- calibrate --pack ${pack} --sets ${sets.join(',')}`,
+    data: {
+      sets: sets.flatMap((set) => SETS[set]!.set),
+      images: templates.length,
+      identities: counts.identities,
+      genuine_pairs: counts.genuinePairs,
+      impostor_pairs: counts.impostorPairs,
+      sha256: await dataHash(paths),
+    },
+    method: `${CALIBRATION_METHOD} Design effects at 0.45: genuine ${designEffectAt(counts.designEffect.genuine)}, impostor ${designEffectAt(counts.designEffect.impostor)}. Images: those the default gates accept at enrolment.`,
+    confidence: CONFIDENCE,
+    thresholds: calibrationPoints(counts),
+  };
+  const file = path.join(repoRoot, 'models', pack, 'calibration.json');
+  writeFileSync(file, `${JSON.stringify(table, null, 2)}\n`);
+  out(`\n## Calibration of ${table.model_id} (${path.relative(repoRoot, file)})\n`);
+  out(
+    `${table.data.images} images of ${table.data.identities} people (${sets.join(', ')}): ${table.data.genuine_pairs} genuine, ${table.data.impostor_pairs} impostor pairs; design effect at 0.45 ${designEffectAt(counts.designEffect.genuine)} (genuine), ${designEffectAt(counts.designEffect.impostor)} (impostor).\n`,
+  );
+  out('| threshold | FMR [95 % bounds] | FNMR [95 % bounds] |');
+  out('|---|---|---|');
+  for (const threshold of SHOWN_THRESHOLDS)
+    out(calibrationRow(table.thresholds[Math.round(threshold * THRESHOLD_STEPS)]!));
 }
 
 async function detect(): Promise<void> {
@@ -505,12 +749,24 @@ async function mad(): Promise<void> {
   report?.line('\n(MAD: printed by tools/mad/evaluate.ts, not part of this report.)');
 }
 
-const COMMANDS: Record<string, () => Promise<void>> = { verify, identify, pad, quality, fte, detect, mad };
+const COMMANDS: Record<string, () => Promise<void>> = {
+  verify,
+  identify,
+  pad,
+  quality,
+  fte,
+  detect,
+  mad,
+  calibrate,
+  photos,
+};
 /** Commands that can run against a service: the others need the pipeline's raw scores. */
 const HTTP_COMMANDS = new Set(['verify', 'identify', 'fte']);
 const selected =
   command === 'all'
-    ? Object.keys(COMMANDS).filter((name) => name !== 'mad' && (!http || HTTP_COMMANDS.has(name)))
+    ? Object.keys(COMMANDS).filter(
+        (name) => name !== 'mad' && name !== 'calibrate' && (!http || HTTP_COMMANDS.has(name)),
+      )
     : [command];
 for (const name of selected) {
   const run = COMMANDS[name];

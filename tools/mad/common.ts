@@ -10,7 +10,7 @@ import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { Landmark68Model, fivePointsFrom68 } from '../../packages/pipeline/src/model_zoo/landmark68.js';
 import { UltraFaceDetector } from '../../packages/pipeline/src/model_zoo/ultraface.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { DEFAULT_SECOND_FACE_AREA_RATIO, selectFace } from '../../packages/pipeline/src/stages/select-face.js';
+import { CONFIDENT_FACE_SCORE, selectFace } from '../../packages/pipeline/src/stages/select-face.js';
 import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from '../eval/dataset.js';
 
 export { repoRoot, sharedDataDir, seededRandom, readIndex, type DataItem };
@@ -50,10 +50,12 @@ export class FaceLocator {
   async locate(bytes: Uint8Array): Promise<LocatedFace> {
     const image = await decodeImage(bytes, { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
     const faces = await this.detector.detect(image, { scoreThreshold: 0.7, nmsIouThreshold: 0.3, letterbox: true });
-    const face = selectFace(faces, 'enrol', {
-      minFaceSize: DEFAULT_PIPELINE_CONFIG.minFaceSize,
-      secondFaceAreaRatio: DEFAULT_SECOND_FACE_AREA_RATIO,
-    });
+    const face = selectFace(
+      faces,
+      'enrol',
+      { minFaceSize: DEFAULT_PIPELINE_CONFIG.minFaceSize, confidentScore: CONFIDENT_FACE_SCORE.ultraface },
+      image,
+    );
     const landmarks68 = await this.landmarks.locate(image, face.box);
     return { image, box: face.box, landmarks68, fivePoints: fivePointsFrom68(landmarks68) };
   }

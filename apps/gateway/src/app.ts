@@ -3,6 +3,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import {
   FacegateError,
   XML_CONTENT_TYPE,
+  calibrationBody,
   healthBody,
   parseMetadata,
   partitionsBody,
@@ -146,6 +147,7 @@ export function createApp(options: AppOptions): express.Express {
         partition: metadata.partition,
         topK: metadata.top_k,
         threshold: metadata.threshold,
+        targetFmr: metadata.target_fmr,
       };
     }),
   );
@@ -161,6 +163,7 @@ export function createApp(options: AppOptions): express.Express {
         partition: metadata.partition,
         subjectId: metadata.subject_id,
         threshold: metadata.threshold,
+        targetFmr: metadata.target_fmr,
       };
     }),
   );
@@ -170,7 +173,13 @@ export function createApp(options: AppOptions): express.Express {
     biometric('enrol', async (request, response) => {
       const { image, metadataText } = await readParts(request, response);
       const metadata = parseMetadata('enrol', metadataText);
-      return { type: 'enrol', image, partition: metadata.partition, subjectId: metadata.subject_id };
+      return {
+        type: 'enrol',
+        image,
+        partition: metadata.partition,
+        subjectId: metadata.subject_id,
+        ...(metadata.append === true ? { append: true } : {}),
+      };
     }),
   );
 
@@ -215,6 +224,12 @@ export function createApp(options: AppOptions): express.Express {
   app.get(
     '/api/v1/stats',
     utility({ type: 'stats' }, (result) => statsBody(result as Extract<JobResult, { type: 'stats' }>)),
+  );
+  app.get(
+    '/api/v1/calibration',
+    utility({ type: 'calibration' }, (result) =>
+      calibrationBody(result as Extract<JobResult, { type: 'calibration' }>),
+    ),
   );
 
   app.get('/metrics', async (_request, response) => {

@@ -117,6 +117,7 @@ function scopeFor(job: BiometricJob): Scope {
       return 'enrol';
     case 'partitions':
     case 'stats':
+    case 'calibration':
       return 'admin';
   }
 }

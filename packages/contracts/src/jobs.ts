@@ -1,3 +1,4 @@
+import type { CalibrationTable, MatchCriterion } from './calibration.js';
 import type { SerializedError } from './errors.js';
 
 /**
@@ -5,12 +6,13 @@ import type { SerializedError } from './errors.js';
  * parameters — so that any queue driver can carry them (in-process, or serialised to Redis).
  */
 export type BiometricJob =
-  | { type: 'search'; image: Uint8Array; partition: string; topK: number; threshold: number }
-  | { type: 'verify'; image: Uint8Array; partition: string; subjectId: string; threshold: number }
-  | { type: 'enrol'; image: Uint8Array; partition: string; subjectId: string }
+  | ({ type: 'search'; image: Uint8Array; partition: string; topK: number } & MatchCriterion)
+  | ({ type: 'verify'; image: Uint8Array; partition: string; subjectId: string } & MatchCriterion)
+  | { type: 'enrol'; image: Uint8Array; partition: string; subjectId: string; append?: boolean }
   | { type: 'delete'; partition: string; subjectId: string }
   | { type: 'partitions' }
-  | { type: 'stats' };
+  | { type: 'stats' }
+  | { type: 'calibration' };
 
 export type JobType = BiometricJob['type'];
 
@@ -47,7 +49,14 @@ export type JobResult =
   | { type: 'enrol'; subjectId: string; qualityScore: number; modelId: string; face?: FaceFindings }
   | { type: 'delete'; subjectId: string }
   | { type: 'partitions'; partitions: string[] }
-  | { type: 'stats'; totalSubjects: number; partitions: Record<string, number> };
+  | {
+      type: 'stats';
+      totalSubjects: number;
+      partitions: Record<string, number>;
+      totalTemplates: number;
+      templates: Record<string, number>;
+    }
+  | { type: 'calibration'; calibrations: Record<string, CalibrationTable> };
 
 export type ResultOf<T extends JobType> = Extract<JobResult, { type: T }>;
 export type JobOf<T extends JobType> = Extract<BiometricJob, { type: T }>;

@@ -10,21 +10,29 @@ import {
   SUBJECT_ID_PATTERN,
 } from './limits.js';
 
+/**
+ * Threshold and target_fmr are alternatives (both given: INVALID_REQUEST); neither: the
+ * default threshold. See resolveMatchThreshold (calibration.ts).
+ */
 export interface SearchMetadata {
   partition: string;
   top_k: number;
-  threshold: number;
+  threshold?: number;
+  target_fmr?: number;
 }
 
 export interface VerifyMetadata {
   subject_id: string;
   partition: string;
-  threshold: number;
+  threshold?: number;
+  target_fmr?: number;
 }
 
 export interface EnrolMetadata {
   subject_id: string;
   partition: string;
+  /** Extension: add this photo's template to an existing subject (up to the worker's maximum). */
+  append?: boolean;
 }
 
 export interface DeleteRequest {
@@ -39,7 +47,26 @@ const subjectId = {
   maxLength: SUBJECT_ID_MAX_LENGTH,
   pattern: SUBJECT_ID_PATTERN,
 } as const;
-const threshold = { type: 'number', minimum: 0, maximum: 1, default: DEFAULT_MATCH_THRESHOLD } as const;
+// No schema default for threshold: a filled-in default would be indistinguishable from a
+// threshold given next to target_fmr. Absent both, the decision uses DEFAULT_MATCH_THRESHOLD.
+const threshold = {
+  type: 'number',
+  minimum: 0,
+  maximum: 1,
+  nullable: true,
+  description: `match means score >= threshold (default ${DEFAULT_MATCH_THRESHOLD})`,
+} as const;
+/** Extension: the false-match rate to decide at, through the model's calibration table. */
+const targetFmr = {
+  type: 'number',
+  exclusiveMinimum: 0,
+  maximum: 1,
+  nullable: true,
+  description: 'alternative to threshold: the false-match rate to decide at (GET /api/v1/calibration)',
+} as const;
+const notBothThresholdAndTargetFmr = {
+  not: { properties: { threshold: true, target_fmr: true }, required: ['threshold', 'target_fmr'] },
+} as const;
 
 // Unknown fields are refused: a misspelt "topk" silently falling back to a default would be
 // an identity decision taken on parameters the caller did not ask for.
@@ -49,21 +76,32 @@ export const searchMetadataSchema: JSONSchemaType<SearchMetadata> = {
     partition,
     top_k: { type: 'integer', minimum: 1, maximum: MAX_TOP_K, default: DEFAULT_TOP_K },
     threshold,
+    target_fmr: targetFmr,
   },
   required: [],
   additionalProperties: false,
+  ...notBothThresholdAndTargetFmr,
 };
 
 export const verifyMetadataSchema: JSONSchemaType<VerifyMetadata> = {
   type: 'object',
-  properties: { subject_id: subjectId, partition, threshold },
+  properties: { subject_id: subjectId, partition, threshold, target_fmr: targetFmr },
   required: ['subject_id'],
   additionalProperties: false,
+  ...notBothThresholdAndTargetFmr,
 };
 
 export const enrolMetadataSchema: JSONSchemaType<EnrolMetadata> = {
   type: 'object',
-  properties: { subject_id: subjectId, partition },
+  properties: {
+    subject_id: subjectId,
+    partition,
+    append: {
+      type: 'boolean',
+      nullable: true,
+      description: 'add a template to an existing subject instead of creating it (SUBJECT_NOT_FOUND if absent)',
+    },
+  },
   required: ['subject_id'],
   additionalProperties: false,
 };
@@ -106,6 +144,9 @@ function describeFailure(validate: ValidateFunction): string {
   }
   if (first.keyword === 'required') {
     return `missing field "${String(first.params['missingProperty'])}"`;
+  }
+  if (first.keyword === 'not') {
+    return 'give either threshold or target_fmr, not both';
   }
   if (first.keyword === 'pattern') {
     return `${where} has characters or a form that is not allowed`;

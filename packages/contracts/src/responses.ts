@@ -126,13 +126,28 @@ export function healthBody(components: ComponentHealthMap): HealthBody {
   return { status: healthy ? 'healthy' : 'unhealthy', components: flags, details: components };
 }
 
+/** The reference's stats, plus (extension) template counts: a subject may hold several. */
 export function statsBody(result: ResultOf<'stats'>): {
   total_subjects: number;
   partitions: Record<string, number>;
+  total_templates: number;
+  templates: Record<string, number>;
 } {
-  return { total_subjects: result.totalSubjects, partitions: result.partitions };
+  return {
+    total_subjects: result.totalSubjects,
+    partitions: result.partitions,
+    total_templates: result.totalTemplates,
+    templates: result.templates,
+  };
 }
 
 export function partitionsBody(result: ResultOf<'partitions'>): { partitions: string[] } {
   return { partitions: result.partitions };
+}
+
+/** Extension (GET /api/v1/calibration): each loaded model's calibration table, by model id. */
+export function calibrationBody(result: ResultOf<'calibration'>): {
+  calibrations: ResultOf<'calibration'>['calibrations'];
+} {
+  return { calibrations: result.calibrations };
 }

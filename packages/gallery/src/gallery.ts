@@ -141,13 +141,19 @@ export class Gallery implements GalleryService {
   }
 
   /**
-   * Adds another template (another model, or a re-capture) to an enrolled subject. Not used
-   * by the REST API today; searches return a subject once whatever its template count.
+   * Adds another template (another model, or a re-capture: enrol with `append`) to an enrolled
+   * subject, refused beyond `maxTemplates`; searches return a subject once, by its best template.
    */
-  async addTemplate(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
+  async addTemplate(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    maxTemplates?: number,
+  ): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     const shards = await this.existingShards(partition);
-    await shards[shardOf(subjectId, this.shardCount)]!.addTemplate(subjectId, modelId, normalised);
+    await shards[shardOf(subjectId, this.shardCount)]!.addTemplate(subjectId, modelId, normalised, maxTemplates);
   }
 
   /** Removes the subject; once this resolves no search returns it. */
@@ -197,7 +203,7 @@ export class Gallery implements GalleryService {
 
   async stats(): Promise<GalleryStats> {
     this.assertOpen();
-    return statsFromStore(this.store);
+    return statsFromStore(this.store, this.shardCount);
   }
 
   /** The `faiss_index` component of the service's health. */

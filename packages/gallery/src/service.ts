@@ -16,6 +16,14 @@ export interface GalleryService {
     modelId: string,
     requestId?: string,
   ): Promise<void>;
+  /** Adds a template to an enrolled subject; refused beyond `maxTemplates`. */
+  addTemplate(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    maxTemplates: number,
+  ): Promise<void>;
   delete(partition: string, subjectId: string): Promise<void>;
   /** At most `topK` subjects matching `threshold` (the contract's rule), best first, each once. */
   search(

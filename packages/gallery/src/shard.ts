@@ -119,6 +119,8 @@ export class Shard {
   private searchParameters: Record<string, number>;
   private readonly minTombstones: number;
   private dirty = false;
+  /** The tail of the appends in flight: one at a time, so the template count is checked safely. */
+  private appends: Promise<void> = Promise.resolve();
   private maintenanceScheduled = false;
   private closed = false;
   private recovery: ShardInfo['recovery'] = 'empty';
@@ -170,23 +172,51 @@ export class Shard {
     });
   }
 
-  /** Adds another template to an enrolled subject; searches still return the subject once. */
-  async addTemplate(subjectId: string, modelId: string, template: Float32Array): Promise<EnrolReceipt> {
+  /**
+   * Adds another template to an enrolled subject; searches still return the subject once.
+   * With `maxTemplates`, refuses a subject that already holds that many: appends run one at a
+   * time per shard (its single owner), so the count cannot race past the maximum.
+   */
+  async addTemplate(
+    subjectId: string,
+    modelId: string,
+    template: Float32Array,
+    maxTemplates?: number,
+  ): Promise<EnrolReceipt> {
     this.assertOwns(subjectId);
-    return this.gate.pass(async () => {
-      const receipt = await this.store.addTemplate({
-        partition: this.partition,
-        shard: this.shard,
-        subjectId,
-        modelId,
-        template,
-      });
-      const added = this.modelIndex(modelId).add(receipt.faissId, template);
-      this.dirty = true;
-      await added;
-      this.scheduleMaintenanceIfNeeded();
-      return receipt;
-    });
+    const appended = this.appends.then(() =>
+      this.gate.pass(async () => {
+        if (maxTemplates !== undefined) {
+          const held = (await this.store.getSubjectTemplates(this.partition, subjectId)).length;
+          if (held === 0) {
+            throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${this.partition}'`);
+          }
+          if (held >= maxTemplates) {
+            throw new FacegateError(
+              'INVALID_REQUEST',
+              `subject already holds ${held} templates, the most allowed (MAX_TEMPLATES_PER_SUBJECT)`,
+            );
+          }
+        }
+        const receipt = await this.store.addTemplate({
+          partition: this.partition,
+          shard: this.shard,
+          subjectId,
+          modelId,
+          template,
+        });
+        const added = this.modelIndex(modelId).add(receipt.faissId, template);
+        this.dirty = true;
+        await added;
+        this.scheduleMaintenanceIfNeeded();
+        return receipt;
+      }),
+    );
+    this.appends = appended.then(
+      () => undefined,
+      () => undefined,
+    );
+    return appended;
   }
 
   async remove(subjectId: string): Promise<RemovalReceipt> {

@@ -5,6 +5,9 @@ import { cosineOfUnitTemplates } from './validation.js';
 export interface GalleryStats {
   total_subjects: number;
   partitions: Record<string, number>;
+  total_templates: number;
+  /** Templates per partition (a subject may hold several). */
+  templates: Record<string, number>;
 }
 
 /**
@@ -34,8 +37,19 @@ export async function verifyAgainstStore(
 }
 
 /** Subject counts from the store, the source of truth, so that they hold after any crash. */
-export async function statsFromStore(store: TemplateStore): Promise<GalleryStats> {
+export async function statsFromStore(store: TemplateStore, shardCount: number): Promise<GalleryStats> {
   const partitions = await store.partitionCounts();
   const total = Object.values(partitions).reduce((sum, count) => sum + count, 0);
-  return { total_subjects: total, partitions };
+  const templates: Record<string, number> = {};
+  for (const partition of Object.keys(partitions)) {
+    let count = 0;
+    for (let shard = 0; shard < shardCount; shard++) {
+      for (const modelId of await store.shardModels(partition, shard)) {
+        count += await store.countShardTemplates(partition, shard, modelId);
+      }
+    }
+    templates[partition] = count;
+  }
+  const totalTemplates = Object.values(templates).reduce((sum, count) => sum + count, 0);
+  return { total_subjects: total, partitions, total_templates: totalTemplates, templates };
 }

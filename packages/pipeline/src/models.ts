@@ -108,6 +108,7 @@ async function loadSlot<Role extends ModelRole>(
 export class PipelineModels {
   readonly modelId: string;
   readonly detectorOptions: DetectorOptions;
+  readonly detectorFamily: 'scrfd' | 'ultraface';
 
   private constructor(
     private readonly config: PipelineConfig,
@@ -118,6 +119,7 @@ export class PipelineModels {
   ) {
     this.modelId = slots.recognition.id ?? `${config.pack}:unknown`;
     const family = slots.detection.model instanceof ScrfdDetector ? 'scrfd' : 'ultraface';
+    this.detectorFamily = family;
     this.detectorOptions = {
       ...DETECTOR_DEFAULTS[family],
       ...(config.detectionThreshold !== undefined ? { scoreThreshold: config.detectionThreshold } : {}),

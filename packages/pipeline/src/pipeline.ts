@@ -1,6 +1,7 @@
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 
 import type { PipelineConfig } from './config.js';
+import type { FaceDetection } from './image/boxes.js';
 import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
@@ -8,7 +9,13 @@ import { PipelineModels, type BatchSizeObserver, type HealthComponent } from './
 import { alignFace } from './stages/align.js';
 import { decodeImage } from './stages/decode.js';
 import { assessQuality, type QualityMapping, type QualityMeasurements } from './stages/quality.js';
-import { DEFAULT_SECOND_FACE_AREA_RATIO, selectFace, type Operation } from './stages/select-face.js';
+import {
+  CONFIDENT_FACE_SCORE,
+  selectFace,
+  type FaceSelectionPolicy,
+  type ImageSize,
+  type Operation,
+} from './stages/select-face.js';
 
 export type { Operation } from './stages/select-face.js';
 export type { HealthComponent } from './models.js';
@@ -40,6 +47,9 @@ export interface AnalysisDiagnostics {
   embeddingNorm: number;
   /** Faces the detector returned before selection. */
   facesDetected: number;
+  /** Their boxes and scores, and the image's size: the evaluation replays face selection on them. */
+  detectedFaces: Array<Pick<FaceDetection, 'box' | 'score'>>;
+  imageSize: ImageSize;
 }
 
 export type StageName = 'decode' | 'detect' | 'landmarks' | 'align' | 'pad' | 'mad' | 'quality' | 'extract';
@@ -60,6 +70,7 @@ export interface StageObserver extends BatchSizeObserver {
 export class FacePipeline {
   readonly modelId: string;
   private readonly qualityMapping: QualityMapping;
+  private readonly selectionPolicy: FaceSelectionPolicy;
 
   private constructor(
     private readonly config: PipelineConfig,
@@ -69,6 +80,10 @@ export class FacePipeline {
     this.modelId = models.modelId;
     const normRange = models.model('recognition')?.entry.qualityNormRange;
     this.qualityMapping = normRange ? { recognisabilityNormRange: normRange } : {};
+    this.selectionPolicy = {
+      minFaceSize: config.minFaceSize,
+      confidentScore: CONFIDENT_FACE_SCORE[models.detectorFamily],
+    };
   }
 
   /**
@@ -110,10 +125,7 @@ export class FacePipeline {
 
     const decoded = await this.timed('decode', () => decodeImage(image, { maxImagePixels: config.maxImagePixels }));
     const faces = await this.timed('detect', () => detector.detect(decoded, this.models.detectorOptions));
-    const face = selectFace(faces, operation, {
-      minFaceSize: config.minFaceSize,
-      secondFaceAreaRatio: DEFAULT_SECOND_FACE_AREA_RATIO,
-    });
+    const face = selectFace(faces, operation, this.selectionPolicy, decoded);
     const landmarks68 = landmarker ? await this.timed('landmarks', () => landmarker.locate(decoded, face.box)) : null;
     const fivePoints = face.keypoints ?? fivePointsFrom68(landmarks68!);
     const aligned = await this.timed('align', () => alignOrNoFace(decoded, fivePoints));
@@ -167,7 +179,13 @@ export class FacePipeline {
     };
     return {
       analysis,
-      diagnostics: { measurements: quality.measurements, embeddingNorm: embedding.norm, facesDetected: faces.length },
+      diagnostics: {
+        measurements: quality.measurements,
+        embeddingNorm: embedding.norm,
+        facesDetected: faces.length,
+        detectedFaces: faces.map(({ box, score }) => ({ box, score })),
+        imageSize: { width: decoded.width, height: decoded.height },
+      },
     };
   }
 

@@ -26,6 +26,7 @@ export interface WorkerEnv {
   BATCH_WAIT_MS: number;
   INFERENCE_THREADS: number;
   SHARD_COUNT: number;
+  MAX_TEMPLATES_PER_SUBJECT: number;
   INDEX_FACTORY: string;
   /** JSON `{ "efSearch": 256, ... }`: search parameters for every partition's index (see indexPolicyFromEnv). */
   INDEX_SEARCH_PARAMETERS?: string;
@@ -76,6 +77,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     // threads on the loaded 2-core machine; to be re-measured on a quiet one).
     INFERENCE_THREADS: { type: 'integer', minimum: 0, maximum: 64, default: 0 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
+    MAX_TEMPLATES_PER_SUBJECT: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },
     // JSON, checked by indexPolicyFromEnv (called by readWorkerEnv, so at start-up).
     INDEX_SEARCH_PARAMETERS: { type: 'string', nullable: true },

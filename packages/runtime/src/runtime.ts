@@ -1,8 +1,12 @@
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   FacegateError,
   isMatch,
+  parseCalibrationTable,
   reportedScore,
+  resolveMatchThreshold,
+  type CalibrationTable,
   type BiometricJob,
   type ComponentHealth,
   type ComponentHealthMap,
@@ -69,6 +73,20 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
   };
 }
 
+/**
+ * The pack's calibration (models/<pack>/calibration.json, written by `npm run eval -- calibrate`),
+ * or undefined where the pack has none. A file that is there but invalid refuses the start.
+ */
+export function loadCalibration(modelsDir: string, pack: string): CalibrationTable | undefined {
+  const file = path.join(modelsDir, pack, 'calibration.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return parseCalibrationTable(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 export interface WorkerRuntimeOptions {
   /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
   gallery?: GalleryService;
@@ -84,6 +102,8 @@ export class WorkerRuntime {
     readonly gallery: GalleryService,
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
+    private readonly calibration: CalibrationTable | undefined,
+    private readonly maxTemplatesPerSubject: number,
   ) {}
 
   static async start(
@@ -95,7 +115,9 @@ export class WorkerRuntime {
     // Keys first: a bad key ring refuses the start before minutes of model loading.
     const templateCipher =
       options.gallery === undefined ? await loadTemplateCipher(env, { mode: 'embedded', logger }) : undefined;
-    const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
+    const pipelineConfig = pipelineConfigFromEnv(env);
+    const calibration = loadCalibration(pipelineConfig.modelsDir, pipelineConfig.pack);
+    const pipeline = await FacePipeline.create(pipelineConfig, {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
       onBatch: (model, size, waitSeconds) => {
         metrics.modelBatchSize.observe({ model }, size);
@@ -121,7 +143,7 @@ export class WorkerRuntime {
         snapshotIntervalMs: env.SNAPSHOT_INTERVAL_MS,
         ...(templateCipher === undefined ? {} : { templateCipher }),
       }));
-    const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger);
+    const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger, calibration, env.MAX_TEMPLATES_PER_SUBJECT);
     await runtime.refreshGalleryGauge();
     return runtime;
   }
@@ -164,8 +186,19 @@ export class WorkerRuntime {
         return { type: 'partitions', partitions: await this.gallery.partitions() };
       case 'stats': {
         const stats = await this.gallery.stats();
-        return { type: 'stats', totalSubjects: stats.total_subjects, partitions: stats.partitions };
+        return {
+          type: 'stats',
+          totalSubjects: stats.total_subjects,
+          partitions: stats.partitions,
+          totalTemplates: stats.total_templates,
+          templates: stats.templates,
+        };
       }
+      case 'calibration':
+        return {
+          type: 'calibration',
+          calibrations: this.calibration ? { [this.calibration.model_id]: this.calibration } : {},
+        };
     }
   }
 
@@ -184,15 +217,25 @@ export class WorkerRuntime {
     }
   }
 
+  /**
+   * The job's threshold, or its target FMR resolved through the calibration of the model the
+   * scores come from: the gallery compares a probe only with templates of the probe's model,
+   * which is this worker's pipeline's.
+   */
+  private thresholdFor(job: JobOf<'search' | 'verify'>): number {
+    return resolveMatchThreshold(job, this.pipeline.modelId, this.calibration);
+  }
+
   private async search(job: JobOf<'search'>): Promise<JobResult> {
     // Cheap checks first: no pipeline time is spent on a request that cannot succeed.
     this.requirePipelineReady();
+    const threshold = this.thresholdFor(job);
     await this.requirePartition(job.partition);
     const face = await this.pipeline.analyse(job.image, 'search');
-    const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, job.threshold);
+    const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, threshold);
     const candidates: SearchCandidate[] = [];
     for (const candidate of found) {
-      if (!isMatch(candidate.score, job.threshold)) continue;
+      if (!isMatch(candidate.score, threshold)) continue;
       candidates.push({
         subjectId: candidate.subjectId,
         score: reportedScore(candidate.score),
@@ -205,12 +248,13 @@ export class WorkerRuntime {
 
   private async verify(job: JobOf<'verify'>): Promise<JobResult> {
     this.requirePipelineReady();
+    const threshold = this.thresholdFor(job);
     await this.requirePartition(job.partition);
     const face: FaceAnalysis = await this.pipeline.analyse(job.image, 'verify');
     const cosine = await this.gallery.verify(job.partition, job.subjectId, face.template, face.modelId);
     return {
       type: 'verify',
-      match: isMatch(cosine, job.threshold),
+      match: isMatch(cosine, threshold),
       score: reportedScore(cosine),
       subjectId: job.subjectId,
       qualityScore: face.qualityScore,
@@ -221,8 +265,19 @@ export class WorkerRuntime {
 
   private async enrol(job: JobOf<'enrol'>, jobId: string | undefined): Promise<JobResult> {
     this.requirePipelineReady();
+    if (job.append === true) await this.requirePartition(job.partition);
     const face = await this.pipeline.analyse(job.image, 'enrol');
-    await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
+    if (job.append === true) {
+      await this.gallery.addTemplate(
+        job.partition,
+        job.subjectId,
+        face.template,
+        face.modelId,
+        this.maxTemplatesPerSubject,
+      );
+    } else {
+      await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
+    }
     await this.refreshGalleryGauge();
     return {
       type: 'enrol',

@@ -72,6 +72,26 @@ export class DistributedGallery implements GalleryService {
     });
   }
 
+  /** Adds a template to an enrolled subject through its shard owner, which checks the maximum. */
+  async addTemplate(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    maxTemplates: number,
+  ): Promise<void> {
+    const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
+    await this.requirePartition(partition);
+    await this.shards.call(shardOf(subjectId, this.shardCount), {
+      op: 'append',
+      partition,
+      subjectId,
+      modelId,
+      template: normalised,
+      maxTemplates,
+    });
+  }
+
   async delete(partition: string, subjectId: string): Promise<void> {
     checkSubjectReference(partition, subjectId);
     await this.requirePartition(partition);
@@ -118,7 +138,7 @@ export class DistributedGallery implements GalleryService {
 
   async stats(): Promise<GalleryStats> {
     this.assertOpen();
-    return statsFromStore(this.store);
+    return statsFromStore(this.store, this.shardCount);
   }
 
   health(): ComponentHealth {

@@ -112,6 +112,9 @@ export class ShardHost {
       case 'enrol':
         await target.enrol(op.subjectId, op.modelId, op.template, op.requestId);
         return { op: 'enrol' };
+      case 'append':
+        await target.addTemplate(op.subjectId, op.modelId, op.template, op.maxTemplates);
+        return { op: 'append' };
       case 'remove':
         await target.remove(op.subjectId);
         return { op: 'remove' };

@@ -16,9 +16,18 @@ export type ShardOp =
       /** The originating job id: a redelivered enrol is answered with success, not SUBJECT_EXISTS. */
       requestId?: string;
     }
+  | {
+      op: 'append';
+      partition: string;
+      subjectId: string;
+      modelId: string;
+      template: Float32Array;
+      maxTemplates: number;
+    }
   | { op: 'remove'; partition: string; subjectId: string };
 
-export type ShardOpResult = { op: 'search'; candidates: ShardCandidate[] } | { op: 'enrol' } | { op: 'remove' };
+export type ShardOpResult =
+  { op: 'search'; candidates: ShardCandidate[] } | { op: 'enrol' } | { op: 'append' } | { op: 'remove' };
 
 export type ShardOpReply = { ok: true; result: ShardOpResult } | { ok: false; error: SerializedError };
 
