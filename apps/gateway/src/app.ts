@@ -32,6 +32,8 @@ export interface AppOptions {
   authenticator?: ApiKeyAuthenticator;
   rateLimiter?: RateLimiter;
   audit?: AuditLog;
+  /** False when /metrics has its own port (METRICS_PORT): the API port then has none. */
+  metricsOnApiPort?: boolean;
 }
 
 const DELETE_BODY_LIMIT = '16kb';
@@ -215,13 +217,23 @@ export function createApp(options: AppOptions): express.Express {
     utility({ type: 'stats' }, (result) => statsBody(result as Extract<JobResult, { type: 'stats' }>)),
   );
 
-  app.get('/metrics', async (_request, response) => {
-    metrics.queueDepth.set(await backend.queue.depth());
-    response
-      .status(200)
-      .type(metrics.registry.contentType)
-      .send(await metrics.registry.metrics());
-  });
+  if (options.metricsOnApiPort ?? true) {
+    const sendMetrics = metricsHandler(backend, metrics);
+    // Authenticated like the API: with keys configured (always, beyond loopback) it takes a key
+    // with the `metrics` or `admin` scope.
+    app.get('/metrics', async (request, response) => {
+      try {
+        const principal = await admit(request);
+        if (!principal.scopes.has('metrics') && !principal.scopes.has('admin')) {
+          throw new FacegateError('FORBIDDEN', 'this key lacks the "metrics" scope');
+        }
+      } catch (error) {
+        sendJsonError(response, toSerializedError(error));
+        return;
+      }
+      await sendMetrics(request, response);
+    });
+  }
 
   app.use((request: Request, response: Response) => {
     sendJsonError(response, {
@@ -238,6 +250,20 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   return app;
+}
+
+/** The Prometheus text of the gateway (or embedded process), on the API port or METRICS_PORT. */
+export function metricsHandler(
+  backend: ServiceBackend,
+  metrics: FacegateMetrics,
+): (request: Request, response: Response) => Promise<void> {
+  return async (_request, response) => {
+    metrics.queueDepth.set(await backend.queue.depth());
+    response
+      .status(200)
+      .type(metrics.registry.contentType)
+      .send(await metrics.registry.metrics());
+  };
 }
 
 function jsonBodyFailure(error: unknown): FacegateError {

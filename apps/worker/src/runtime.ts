@@ -10,7 +10,7 @@ import {
   type JobResult,
   type SearchCandidate,
 } from '@facegate/contracts';
-import { Gallery, type Candidate, type GalleryStats } from '@facegate/gallery';
+import { Gallery, type Candidate, type GalleryStats, type TemplateCipher } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
@@ -82,6 +82,8 @@ export interface RuntimeGallery {
 export interface WorkerRuntimeOptions {
   /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
   gallery?: RuntimeGallery;
+  /** The embedded gallery's key ring, when the caller has loaded it (null: none, templates in the clear). */
+  templateCipher?: TemplateCipher | null;
 }
 
 /**
@@ -104,7 +106,11 @@ export class WorkerRuntime {
   ): Promise<WorkerRuntime> {
     // Keys first: a bad key ring refuses the start before minutes of model loading.
     const templateCipher =
-      options.gallery === undefined ? await loadTemplateCipher(env, { mode: 'embedded', logger }) : undefined;
+      options.gallery !== undefined
+        ? undefined
+        : options.templateCipher !== undefined
+          ? (options.templateCipher ?? undefined)
+          : await loadTemplateCipher(env, { mode: 'embedded', logger });
     const pipeline = await FacePipeline.create(pipelineConfigFromEnv(env), {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
     });

@@ -15,7 +15,7 @@ import { FacegateMetrics, type Logger } from '@facegate/observability';
 import { BullMqJobConsumer, publishWorkerReport, withdrawWorkerReport } from '@facegate/queue';
 import { indexPolicyFromEnv, shardSnapshotRoot, type WorkerEnv } from '../config.js';
 import { WorkerRuntime } from '../runtime.js';
-import { loadTemplateCipher } from '../template-keys.js';
+import { jobImageSealer, loadTemplateCipher } from '../template-keys.js';
 import { DistributedGallery } from './distributed-gallery.js';
 import { ShardLeaseManager, type HeldLease } from './leases.js';
 import { ShardRpcClient } from './shard-client.js';
@@ -140,6 +140,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       prefix,
       concurrency: env.WORKER_CONCURRENCY,
       lockDurationMs: env.LEASE_MS,
+      ...(templateCipher === undefined ? {} : { imageSealer: jobImageSealer(templateCipher) }),
     });
     cleanups.push(() => consumer.close());
 
