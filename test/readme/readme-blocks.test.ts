@@ -161,5 +161,9 @@ describe('README command blocks, verbatim', () => {
       }
     }
     await stopAll();
+    // Both runs of the examples wrote one chained log (that `npm run audit -- verify` passed).
+    const audit = readFileSync(path.join(dataDir, 'audit.log'), 'utf8');
+    assert.equal(audit.trimEnd().split('\n').length, 6, 'enrol, verify and delete, embedded and distributed');
+    assert.ok(!audit.includes('person-001'), 'subjects appear as pseudonyms only');
   });
 });

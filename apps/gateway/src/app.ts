@@ -80,9 +80,13 @@ export function createApp(options: AppOptions): express.Express {
 
   /** Who is calling (401 otherwise) and whether they are within their rate (429 otherwise). */
   async function admit(request: Request): Promise<Principal> {
-    const principal = options.authenticator ? options.authenticator.authenticate(request.get('X-API-Key')) : ANONYMOUS;
+    const principal = identify(request);
     await options.rateLimiter?.take(principal.keyId);
     return principal;
+  }
+
+  function identify(request: Request): Principal {
+    return options.authenticator ? options.authenticator.authenticate(request.get('X-API-Key')) : ANONYMOUS;
   }
 
   function audit(principal: Principal, job: BiometricJob, outcome: string, result?: JobResult): void {
@@ -220,10 +224,10 @@ export function createApp(options: AppOptions): express.Express {
   if (options.metricsOnApiPort ?? true) {
     const sendMetrics = metricsHandler(backend, metrics);
     // Authenticated like the API: with keys configured (always, beyond loopback) it takes a key
-    // with the `metrics` or `admin` scope.
+    // with the `metrics` or `admin` scope. Not rate-limited: scrapes must not eat a key's budget.
     app.get('/metrics', async (request, response) => {
       try {
-        const principal = await admit(request);
+        const principal = identify(request);
         if (!principal.scopes.has('metrics') && !principal.scopes.has('admin')) {
           throw new FacegateError('FORBIDDEN', 'this key lacks the "metrics" scope');
         }
