@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
-const SCOPES = ['search', 'enrol', 'admin'];
+const SCOPES = ['search', 'enrol', 'admin', 'metrics'];
 const { positionals, values } = parseArgs({
   allowPositionals: true,
   options: {
@@ -13,7 +13,9 @@ const { positionals, values } = parseArgs({
   },
 });
 if (positionals[0] !== 'create' || !values.id || !/^[A-Za-z0-9_.-]{1,64}$/.test(values.id)) {
-  process.stderr.write('usage: npm run keys -- create --id NAME [--scopes search,enrol,admin] [--partitions a,b|*]\n');
+  process.stderr.write(
+    'usage: npm run keys -- create --id NAME [--scopes search,enrol,admin,metrics] [--partitions a,b|*]\n',
+  );
   process.exit(2);
 }
 const scopes = values.scopes.split(',').filter(Boolean);

@@ -164,7 +164,13 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
 /** The gateway process in distributed mode. */
 export async function startDistributedGateway(env: Record<string, string>): Promise<ServiceProcess> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'facegate-gateway-'));
-  const gateway = await startServiceProcess({ DATA_DIR: dataDir, HOST: '127.0.0.1', ...env });
+  // The gateway seals images for the workers with the same key ring.
+  const gateway = await startServiceProcess({
+    DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    TEMPLATE_KEYS: TEST_TEMPLATE_KEYS,
+    ...env,
+  });
   const stop = gateway.stop;
   return {
     ...gateway,

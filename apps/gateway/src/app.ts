@@ -35,6 +35,8 @@ export interface AppOptions {
   authenticator?: ApiKeyAuthenticator;
   rateLimiter?: RateLimiter;
   audit?: AuditLog;
+  /** False when /metrics has its own port (METRICS_PORT): the API port then has none. */
+  metricsOnApiPort?: boolean;
 }
 
 const DELETE_BODY_LIMIT = '16kb';
@@ -81,9 +83,13 @@ export function createApp(options: AppOptions): express.Express {
 
   /** Who is calling (401 otherwise) and whether they are within their rate (429 otherwise). */
   async function admit(request: Request): Promise<Principal> {
-    const principal = options.authenticator ? options.authenticator.authenticate(request.get('X-API-Key')) : ANONYMOUS;
+    const principal = identify(request);
     await options.rateLimiter?.take(principal.keyId);
     return principal;
+  }
+
+  function identify(request: Request): Principal {
+    return options.authenticator ? options.authenticator.authenticate(request.get('X-API-Key')) : ANONYMOUS;
   }
 
   function audit(principal: Principal, job: BiometricJob, outcome: string, result?: JobResult): void {
@@ -232,13 +238,23 @@ export function createApp(options: AppOptions): express.Express {
     ),
   );
 
-  app.get('/metrics', async (_request, response) => {
-    metrics.queueDepth.set(await backend.queue.depth());
-    response
-      .status(200)
-      .type(metrics.registry.contentType)
-      .send(await metrics.registry.metrics());
-  });
+  if (options.metricsOnApiPort ?? true) {
+    const sendMetrics = metricsHandler(backend, metrics);
+    // Authenticated like the API: with keys configured (always, beyond loopback) it takes a key
+    // with the `metrics` or `admin` scope. Not rate-limited: scrapes must not eat a key's budget.
+    app.get('/metrics', async (request, response) => {
+      try {
+        const principal = identify(request);
+        if (!principal.scopes.has('metrics') && !principal.scopes.has('admin')) {
+          throw new FacegateError('FORBIDDEN', 'this key lacks the "metrics" scope');
+        }
+      } catch (error) {
+        sendJsonError(response, toSerializedError(error));
+        return;
+      }
+      await sendMetrics(request, response);
+    });
+  }
 
   app.use(apiDocsRouter());
   app.use(consoleRouter());
@@ -258,6 +274,20 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   return app;
+}
+
+/** The Prometheus text of the gateway (or embedded process), on the API port or METRICS_PORT. */
+export function metricsHandler(
+  backend: ServiceBackend,
+  metrics: FacegateMetrics,
+): (request: Request, response: Response) => Promise<void> {
+  return async (_request, response) => {
+    metrics.queueDepth.set(await backend.queue.depth());
+    response
+      .status(200)
+      .type(metrics.registry.contentType)
+      .send(await metrics.registry.metrics());
+  };
 }
 
 function jsonBodyFailure(error: unknown): FacegateError {

@@ -10,9 +10,10 @@ import {
 
 /**
  * Scopes: `search` covers search and verify, `enrol` covers enrol and delete, `admin` covers
- * the partition list and stats. Each key is limited to its partitions (`*` = all).
+ * the partition list and stats (and /metrics), `metrics` only /metrics. Each key is limited to its
+ * partitions (`*` = all).
  */
-export const SCOPES = ['search', 'enrol', 'admin'] as const;
+export const SCOPES = ['search', 'enrol', 'admin', 'metrics'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiKeyEntry {

@@ -16,6 +16,9 @@ export interface GatewayEnv {
   RATE_LIMIT_PER_SECOND: number;
   RATE_LIMIT_BURST: number;
   AUDIT_LOG_FILE?: string;
+  /** Set: /metrics is served here (on METRICS_HOST), without a key, and not on the API port. */
+  METRICS_PORT?: number;
+  METRICS_HOST?: string;
 }
 
 export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
@@ -35,6 +38,8 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
     RATE_LIMIT_PER_SECOND: { type: 'number', minimum: 0, default: 0 },
     RATE_LIMIT_BURST: { type: 'integer', minimum: 1, default: 20 },
     AUDIT_LOG_FILE: { type: 'string', minLength: 1, nullable: true },
+    METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535, nullable: true },
+    METRICS_HOST: { type: 'string', minLength: 1, nullable: true },
   },
   required: [],
   additionalProperties: false,
@@ -46,6 +51,14 @@ export function readGatewayEnv(env: NodeJS.ProcessEnv = process.env): GatewayEnv
   // includes the jobs a free worker is about to take.
   if (config.REDIS_URL && config.MAX_WAITING_JOBS === 0) {
     throw new ConfigError(['MAX_WAITING_JOBS=0 (no waiting line) is for embedded mode; use 1 or more with REDIS_URL']);
+  }
+  if (config.METRICS_HOST !== undefined && config.METRICS_PORT === undefined) {
+    throw new ConfigError([
+      'METRICS_HOST needs METRICS_PORT (without it /metrics is on the API port, behind its keys)',
+    ]);
+  }
+  if (config.METRICS_PORT !== undefined && config.METRICS_PORT !== 0 && config.METRICS_PORT === config.PORT) {
+    throw new ConfigError([`METRICS_PORT must differ from PORT (${config.PORT})`]);
   }
   return config;
 }

@@ -1,6 +1,8 @@
 import type { ComponentHealth, ComponentHealthMap } from '@facegate/contracts';
+import type { TemplateCipher } from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
 import { BullMqJobQueue, liveWorkerReports, type WorkerReport } from '@facegate/queue';
+import { jobImageSealer } from '@facegate/worker';
 import type { ServiceBackend } from './backend.js';
 import type { GatewayEnv } from './config.js';
 
@@ -47,15 +49,20 @@ export function combineWorkerHealth(reports: readonly WorkerReport[]): Component
   return combined;
 }
 
-export async function startDistributedBackend(env: GatewayEnv, logger: Logger): Promise<ServiceBackend> {
+export async function startDistributedBackend(
+  env: GatewayEnv,
+  templateCipher: TemplateCipher | undefined,
+  logger: Logger,
+): Promise<ServiceBackend> {
   if (!env.REDIS_URL) throw new Error('distributed mode needs REDIS_URL');
   const queue = new BullMqJobQueue({
     redisUrl: env.REDIS_URL,
     prefix: env.QUEUE_PREFIX,
     maxWaiting: env.MAX_WAITING_JOBS,
     retryAfterSeconds: env.RETRY_AFTER_SECONDS,
+    ...(templateCipher === undefined ? {} : { imageSealer: jobImageSealer(templateCipher) }),
   });
-  logger.info('distributed backend', { prefix: env.QUEUE_PREFIX });
+  logger.info('distributed backend', { prefix: env.QUEUE_PREFIX, imagesSealed: templateCipher !== undefined });
   return {
     queue,
     sharedRedis: queue.redis,

@@ -1,3 +1,4 @@
+import type { TemplateCipher } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import { InProcessQueue } from '@facegate/queue';
 import path from 'node:path';
@@ -9,10 +10,13 @@ import type { GatewayEnv } from './config.js';
 export async function startEmbeddedBackend(
   gatewayEnv: GatewayEnv,
   workerEnv: WorkerEnv,
+  templateCipher: TemplateCipher | undefined,
   metrics: FacegateMetrics,
   logger: Logger,
 ): Promise<ServiceBackend & { runtime: WorkerRuntime }> {
-  const runtime = await WorkerRuntime.start(workerEnv, metrics, logger.child({ component: 'worker' }));
+  const runtime = await WorkerRuntime.start(workerEnv, metrics, logger.child({ component: 'worker' }), {
+    templateCipher: templateCipher ?? null,
+  });
   const queue = new InProcessQueue((job, context) => runtime.handle(job, context), {
     concurrency: workerEnv.WORKER_CONCURRENCY,
     maxWaiting: gatewayEnv.MAX_WAITING_JOBS,

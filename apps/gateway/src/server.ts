@@ -2,9 +2,10 @@ import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { ConfigError } from '@facegate/contracts';
 import { FacegateMetrics, createLogger, type Logger } from '@facegate/observability';
-import { readWorkerEnv } from '@facegate/runtime';
-import { createApp } from './app.js';
-import { AuditLog } from './audit.js';
+import { loadTemplateCipher, readWorkerEnv } from '@facegate/runtime';
+import express from 'express';
+import { createApp, metricsHandler } from './app.js';
+import { AuditKeys, AuditLog } from './audit.js';
 import { ApiKeyAuthenticator, isLoopbackHost, loadApiKeys } from './auth.js';
 import type { ServiceBackend } from './backend.js';
 import { readGatewayEnv, type GatewayEnv } from './config.js';
@@ -16,6 +17,8 @@ export interface RunningGateway {
   backend: ServiceBackend;
   metrics: FacegateMetrics;
   port: number;
+  /** Where /metrics is served when METRICS_PORT is set (else on `port`, behind the API keys). */
+  metricsPort: number | undefined;
   mode: 'embedded' | 'distributed';
   close(): Promise<void>;
 }
@@ -39,13 +42,18 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
   }
 
   const mode = gatewayEnv.REDIS_URL ? 'distributed' : 'embedded';
+  // The template key ring also seals images waiting in Redis and keys the audit log; a
+  // distributed gateway without one refuses to start, like a worker.
+  const templateCipher = await loadTemplateCipher(workerEnv, { mode, logger: log });
+  const auditFile = gatewayEnv.AUDIT_LOG_FILE ?? path.resolve(workerEnv.DATA_DIR, 'audit.log');
+  const audit = await AuditLog.open(auditFile, new AuditKeys(templateCipher), log);
   const metrics = new FacegateMetrics({ role: mode === 'distributed' ? 'gateway' : 'embedded' });
   let backend: ServiceBackend;
   if (gatewayEnv.REDIS_URL) {
     const { startDistributedBackend } = await import('./distributed.js');
-    backend = await startDistributedBackend(gatewayEnv, log);
+    backend = await startDistributedBackend(gatewayEnv, templateCipher, log);
   } else {
-    backend = await startEmbeddedBackend(gatewayEnv, workerEnv, metrics, log);
+    backend = await startEmbeddedBackend(gatewayEnv, workerEnv, templateCipher, metrics, log);
   }
 
   const app = createApp({
@@ -56,7 +64,8 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
     jobTimeoutMs: gatewayEnv.JOB_TIMEOUT_MS,
     ...(authenticator ? { authenticator } : {}),
     ...(gatewayEnv.RATE_LIMIT_PER_SECOND > 0 ? { rateLimiter: rateLimiterFor(backend, gatewayEnv) } : {}),
-    audit: new AuditLog(gatewayEnv.AUDIT_LOG_FILE ?? path.resolve(workerEnv.DATA_DIR, 'audit.log'), log),
+    audit,
+    metricsOnApiPort: gatewayEnv.METRICS_PORT === undefined,
   });
 
   const server: Server = createServer(
@@ -68,27 +77,41 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
     },
     app,
   );
-  server.listen(gatewayEnv.PORT, gatewayEnv.HOST);
+  let metricsServer: Server | undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
+    await listen(server, gatewayEnv.PORT, gatewayEnv.HOST);
+    if (gatewayEnv.METRICS_PORT !== undefined) {
+      const metricsApp = express();
+      metricsApp.disable('x-powered-by');
+      metricsApp.get('/metrics', metricsHandler(backend, metrics));
+      metricsServer = createServer(metricsApp);
+      await listen(metricsServer, gatewayEnv.METRICS_PORT, gatewayEnv.METRICS_HOST ?? '127.0.0.1');
+    }
   } catch (error) {
+    server.close();
     await backend.close();
     throw error;
   }
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : gatewayEnv.PORT;
-  log.info('listening', { host: gatewayEnv.HOST, port, mode, auth: authenticator ? 'api-keys' : 'none' });
+  const port = boundPort(server, gatewayEnv.PORT);
+  const metricsPort = metricsServer && boundPort(metricsServer, gatewayEnv.METRICS_PORT!);
+  log.info('listening', {
+    host: gatewayEnv.HOST,
+    port,
+    mode,
+    auth: authenticator ? 'api-keys' : 'none',
+    ...(metricsPort === undefined ? {} : { metricsHost: gatewayEnv.METRICS_HOST ?? '127.0.0.1', metricsPort }),
+  });
 
   return {
     server,
     backend,
     metrics,
     port,
+    metricsPort,
     mode,
     async close() {
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       server.closeIdleConnections();
       await new Promise((resolve) => {
         server.close(resolve);
@@ -97,6 +120,19 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
       await backend.close();
     },
   };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+    server.listen(port, host);
+  });
+}
+
+function boundPort(server: Server, configured: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : configured;
 }
 
 /** One bucket per key for the whole service: in Redis when gateways share one, else in process. */

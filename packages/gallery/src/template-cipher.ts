@@ -2,6 +2,7 @@ import {
   createCipheriv,
   createDecipheriv,
   createSecretKey,
+  hkdfSync,
   randomBytes,
   type CipherGCM,
   type DecipherGCM,
@@ -152,6 +153,17 @@ export class TemplateCipher {
 
   hasKey(keyId: string): boolean {
     return this.keys.has(keyId);
+  }
+
+  /**
+   * A 32-byte key for another purpose (say, audit pseudonyms), derived from a key of the ring
+   * by HKDF-SHA256 with the purpose as its info label: it reveals nothing about the template
+   * key, and each label gets an independent key. Undefined for a key id not in the ring.
+   */
+  deriveKey(keyId: string, label: string): KeyObject | undefined {
+    const key = this.keys.get(keyId);
+    if (key === undefined) return undefined;
+    return createSecretKey(Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), label, TEMPLATE_KEY_BYTES)));
   }
 
   /** The key id an envelope was sealed with, or undefined when the bytes are not an envelope. */

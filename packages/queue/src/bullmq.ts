@@ -5,13 +5,18 @@ import { FacegateError, type BiometricJob, type ComponentHealth, type JobOutcome
 import { QueueConsumer } from './consumer.js';
 import { redisConnection, withTimeout } from './redis.js';
 import { RequestReplyQueue } from './request-reply.js';
-import type { JobHandler, JobQueue, SubmitOptions } from './types.js';
+import type { JobHandler, JobImageSealer, JobQueue, SubmitOptions } from './types.js';
 
 export interface RedisQueueOptions {
   redisUrl: string;
   /** Key prefix in Redis, so that several deployments (or test runs) can share one server. */
   prefix: string;
   queueName?: string;
+  /**
+   * Seals images on the gateway and opens them on the worker. A consumer with one refuses an
+   * unsealed image: a gateway without the key ring would otherwise leave faces in the clear.
+   */
+  imageSealer?: JobImageSealer;
 }
 
 export interface BullMqJobQueueOptions extends RedisQueueOptions {
@@ -36,12 +41,41 @@ function imageKey(prefix: string, queueName: string, jobId: string): string {
 }
 
 /** What BullMQ stores: the job without its image, and the image's length when it has one. */
-type StoredJob = Record<string, unknown> & { imageLength?: number };
+type StoredJob = Record<string, unknown> & { imageLength?: number; imageSealed?: boolean };
 
-function toStoredJob(job: BiometricJob): { data: StoredJob; image: Uint8Array | undefined } {
+function toStoredJob(
+  job: BiometricJob,
+  jobId: string,
+  sealer: JobImageSealer | undefined,
+): { data: StoredJob; image: Uint8Array | undefined } {
   if (!('image' in job)) return { data: { ...job }, image: undefined };
   const { image, ...rest } = job;
-  return { data: { ...rest, imageLength: image.byteLength }, image };
+  if (sealer === undefined) return { data: { ...rest, imageLength: image.byteLength }, image };
+  return { data: { ...rest, imageLength: image.byteLength, imageSealed: true }, image: sealer.seal(image, jobId) };
+}
+
+/** The image as the handler needs it, or why the job cannot run. */
+function openStoredImage(
+  stored: Buffer,
+  data: StoredJob,
+  jobId: string,
+  sealer: JobImageSealer | undefined,
+): Uint8Array | FacegateError {
+  let image: Uint8Array = new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (data.imageSealed === true) {
+    if (sealer === undefined)
+      return new FacegateError('UNAVAILABLE', 'the image is sealed and this worker has no key ring');
+    try {
+      image = sealer.open(image, jobId);
+    } catch (error) {
+      return error instanceof FacegateError ? error : new FacegateError('UNAVAILABLE', 'the image did not open');
+    }
+  } else if (sealer !== undefined) {
+    return new FacegateError('UNAVAILABLE', 'the gateway sent the image unsealed: give every gateway the key ring');
+  }
+  return image.byteLength === data.imageLength
+    ? image
+    : new FacegateError('UNAVAILABLE', 'the request expired before a worker took it');
 }
 
 function failure(error: FacegateError): JobOutcome {
@@ -92,7 +126,7 @@ export class BullMqJobQueue implements JobQueue {
       this.waitingEstimate += 1;
       const retention = this.options.resultRetentionSeconds ?? 3600;
       const jobId = options.jobId ?? randomUUID();
-      const { data, image } = toStoredJob(job);
+      const { data, image } = toStoredJob(job, jobId, this.options.imageSealer);
       const pathOfImage = imageKey(this.options.prefix, this.name, jobId);
       // One connection, so Redis stores the image before it sees the job that names it.
       const storeImage = (): Promise<unknown> | undefined =>
@@ -185,14 +219,16 @@ export class BullMqJobConsumer {
     const name = options.queueName ?? DEFAULT_QUEUE;
     const handle = async (job: Job): Promise<JobOutcome> => {
       const jobId = String(job.id);
-      const { imageLength, ...rest } = job.data as StoredJob;
+      const data = job.data as StoredJob;
+      const { imageLength, imageSealed: _sealed, ...rest } = data;
       if (imageLength === undefined) return handler(rest as unknown as BiometricJob, { jobId });
-      const image = await this.consumer.connection.getBuffer(imageKey(options.prefix, name, jobId));
-      if (image === null || image.byteLength !== imageLength) {
-        return failure(new FacegateError('UNAVAILABLE', 'the request expired before a worker took it'));
-      }
-      const bytes = new Uint8Array(image.buffer, image.byteOffset, image.byteLength);
-      return handler({ ...rest, image: bytes } as unknown as BiometricJob, { jobId });
+      const stored = await this.consumer.connection.getBuffer(imageKey(options.prefix, name, jobId));
+      const image =
+        stored === null
+          ? new FacegateError('UNAVAILABLE', 'the request expired before a worker took it')
+          : openStoredImage(stored, data, jobId, options.imageSealer);
+      if (image instanceof FacegateError) return failure(image);
+      return handler({ ...rest, image } as unknown as BiometricJob, { jobId });
     };
     this.consumer = new QueueConsumer(handle, {
       redisUrl: options.redisUrl,

@@ -29,3 +29,13 @@ export interface JobContext {
 
 /** What a worker provides to a queue: run one job, never throw (failures are outcomes). */
 export type JobHandler = (job: BiometricJob, context: JobContext) => Promise<JobOutcome>;
+
+/**
+ * Seals a job's image for the time it waits in Redis, bound to the job id, and opens it on the
+ * worker (the template key ring's cipher, see apps/worker/src/template-keys.ts).
+ */
+export interface JobImageSealer {
+  seal(image: Uint8Array, jobId: string): Uint8Array;
+  /** Throws a FacegateError when the bytes do not open under this job id. */
+  open(sealed: Uint8Array, jobId: string): Uint8Array;
+}

@@ -16,7 +16,7 @@ import {
   type JobResult,
   type SearchCandidate,
 } from '@facegate/contracts';
-import { Gallery, type GalleryService } from '@facegate/gallery';
+import { Gallery, type GalleryService, type TemplateCipher } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
@@ -90,6 +90,8 @@ export function loadCalibration(modelsDir: string, pack: string): CalibrationTab
 export interface WorkerRuntimeOptions {
   /** Replaces the embedded gallery (distributed mode); the runtime then closes it on close(). */
   gallery?: GalleryService;
+  /** The embedded gallery's key ring, when the caller has loaded it (null: none, templates in the clear). */
+  templateCipher?: TemplateCipher | null;
 }
 
 /**
@@ -114,7 +116,11 @@ export class WorkerRuntime {
   ): Promise<WorkerRuntime> {
     // Keys first: a bad key ring refuses the start before minutes of model loading.
     const templateCipher =
-      options.gallery === undefined ? await loadTemplateCipher(env, { mode: 'embedded', logger }) : undefined;
+      options.gallery !== undefined
+        ? undefined
+        : options.templateCipher !== undefined
+          ? (options.templateCipher ?? undefined)
+          : await loadTemplateCipher(env, { mode: 'embedded', logger });
     const pipelineConfig = pipelineConfigFromEnv(env);
     const calibration = loadCalibration(pipelineConfig.modelsDir, pipelineConfig.pack);
     const pipeline = await FacePipeline.create(pipelineConfig, {

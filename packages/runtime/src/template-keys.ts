@@ -4,11 +4,13 @@ import path from 'node:path';
 import { ConfigError } from '@facegate/contracts';
 import {
   TemplateCipher,
+  associatedData,
   newTemplateKeyEntry,
   parseTemplateKeyFile,
   parseTemplateKeysVariable,
 } from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
+import type { JobImageSealer } from '@facegate/queue';
 import type { WorkerEnv } from './config.js';
 
 /** Where embedded mode keeps the key it generates when none is configured: beside the data. */
@@ -51,7 +53,7 @@ export async function loadTemplateCipher(
     return undefined;
   } else if (mode === 'distributed') {
     throw new ConfigError([
-      'a distributed worker needs TEMPLATE_KEYS or TEMPLATE_KEYS_FILE (ALLOW_PLAINTEXT_TEMPLATES=true stores templates unencrypted, for development only)',
+      'distributed mode (gateways and workers) needs TEMPLATE_KEYS or TEMPLATE_KEYS_FILE (ALLOW_PLAINTEXT_TEMPLATES=true stores templates and queued images unencrypted, for development only)',
     ]);
   } else {
     cipher = await keyBesideData(path.resolve(env.DATA_DIR, GENERATED_KEY_FILE), mode === 'embedded', logger);
@@ -124,4 +126,12 @@ async function readKeyFile(keyFile: string, source: string, logger: Logger) {
 
 function describeCode(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
+}
+
+/** Images waiting in Redis, sealed by the gateway and opened by the worker, bound to their job. */
+export function jobImageSealer(cipher: TemplateCipher): JobImageSealer {
+  return {
+    seal: (image, jobId) => cipher.seal(image, associatedData('job-image', jobId)),
+    open: (sealed, jobId) => cipher.open(sealed, associatedData('job-image', jobId)),
+  };
 }

@@ -15,6 +15,7 @@ import { BullMqJobConsumer, publishWorkerReport, redisConnection, withdrawWorker
 import {
   WorkerRuntime,
   indexPolicyFromEnv,
+  jobImageSealer,
   loadTemplateCipher,
   shardSnapshotRoot,
   type WorkerEnv,
@@ -137,6 +138,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       prefix,
       concurrency: env.WORKER_CONCURRENCY,
       lockDurationMs: env.LEASE_MS,
+      ...(templateCipher === undefined ? {} : { imageSealer: jobImageSealer(templateCipher) }),
     });
     cleanups.push(() => consumer.close());
 
