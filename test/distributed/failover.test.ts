@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { postBiometric } from '../support/http.js';
 import type { ServiceProcess } from '../support/service.js';
-import { assertAnsweredOrShed, startLoadAndWait, summarise, type Load } from './load.js';
+import { assertAcknowledgedFound, assertAnsweredOrShed, startLoadAndWait, summarise, type Load } from './load.js';
 import { frllPeople } from './people.js';
 import {
   SHARED_REDIS_URL,
@@ -106,24 +106,8 @@ describe('SIGKILL of a worker under a stream of enrols and searches', () => {
           assert.equal(reply.components['faiss_index'], true);
           assert.equal(survivor.child.exitCode, null);
 
-          // Every acknowledged enrol is searchable (several subjects share a photo: ask for them all).
-          const acknowledged = records.filter((record) => record.kind === 'enrol' && record.status === 200);
-          assert.ok(acknowledged.length > 0, summary);
-          for (const person of PEOPLE) {
-            const expected = acknowledged
-              .filter((record) => record.person === person)
-              .map((record) => record.subjectId!);
-            if (expected.length === 0) continue;
-            const search = await postBiometric(gateway.baseUrl, 'search', person.enrolImage, {
-              partition: PARTITION,
-              top_k: 100,
-              threshold: 0.9,
-            });
-            assert.equal(search.status, 200, search.xml);
-            const found = new Set(search.all('subject_id'));
-            for (const subjectId of expected)
-              assert.ok(found.has(subjectId), `${subjectId} was acknowledged but not found; ${summary}`);
-          }
+          // Every acknowledged enrol is searchable.
+          await assertAcknowledgedFound(gateway.baseUrl, PEOPLE, records, PARTITION);
           // And the survivor takes new work on every shard.
           await sleep(100);
           const late = await postBiometric(gateway.baseUrl, 'enrol', PEOPLE[1]!.enrolImage, {

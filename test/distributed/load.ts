@@ -26,6 +26,8 @@ export interface LoadOptions {
   partition: string;
   idPrefix: string;
   hangAfterMs: number;
+  /** Sent with every request (an API key). */
+  headers?: Record<string, string>;
 }
 
 export function startLoad(baseUrl: string, people: Person[], options: LoadOptions): Load {
@@ -43,12 +45,20 @@ export function startLoad(baseUrl: string, people: Person[], options: LoadOption
       let code: string | null = null;
       try {
         const request = enrol
-          ? postBiometric(baseUrl, 'enrol', person.enrolImage, { subject_id: subjectId, partition: options.partition })
-          : postBiometric(baseUrl, 'search', person.probeImage, {
-              partition: options.partition,
-              top_k: 5,
-              threshold: 0,
-            });
+          ? postBiometric(
+              baseUrl,
+              'enrol',
+              person.enrolImage,
+              { subject_id: subjectId, partition: options.partition },
+              options.headers,
+            )
+          : postBiometric(
+              baseUrl,
+              'search',
+              person.probeImage,
+              { partition: options.partition, top_k: 5, threshold: 0 },
+              options.headers,
+            );
         // A request that hangs is recorded as such (-1) instead of stalling the whole test.
         const reply = await Promise.race([request, sleep(options.hangAfterMs).then(() => undefined)]);
         status = reply?.status ?? -1;
@@ -113,5 +123,36 @@ export function assertAnsweredOrShed(records: RequestRecord[], hangLimitMs: numb
   for (const record of records) {
     assert.ok([200, 429, 503].includes(record.status), `unexpected ${record.status} ${record.code}; ${summary}`);
     assert.ok(record.ms < hangLimitMs, `a request hung for ${Math.round(record.ms)} ms; ${summary}`);
+  }
+}
+
+/**
+ * Every enrol the load saw acknowledged (200) is found by a search with its person's photo.
+ * Several subjects share a photo, so the search asks for them all.
+ */
+export async function assertAcknowledgedFound(
+  baseUrl: string,
+  people: Person[],
+  records: RequestRecord[],
+  partition: string,
+  headers: Record<string, string> = {},
+): Promise<void> {
+  const summary = summarise(records);
+  const acknowledged = records.filter((record) => record.kind === 'enrol' && record.status === 200);
+  assert.ok(acknowledged.length > 0, summary);
+  for (const person of people) {
+    const expected = acknowledged.filter((record) => record.person === person).map((record) => record.subjectId!);
+    if (expected.length === 0) continue;
+    const search = await postBiometric(
+      baseUrl,
+      'search',
+      person.enrolImage,
+      { partition, top_k: 100, threshold: 0.9 },
+      headers,
+    );
+    assert.equal(search.status, 200, search.xml);
+    const found = new Set(search.all('subject_id'));
+    for (const subjectId of expected)
+      assert.ok(found.has(subjectId), `${subjectId} was acknowledged but not found; ${summary}`);
   }
 }

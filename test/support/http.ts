@@ -65,7 +65,8 @@ export async function postDelete(
 export async function getJson(
   baseUrl: string,
   path: string,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const response = await fetch(`${baseUrl}${path}`);
+  const response = await fetch(`${baseUrl}${path}`, { headers });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
