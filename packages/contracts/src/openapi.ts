@@ -1,5 +1,6 @@
 import { ERROR_CODES, HTTP_STATUS_BY_CODE, type ErrorCode } from './errors.js';
 import { deleteRequestSchema, enrolMetadataSchema, searchMetadataSchema, verifyMetadataSchema } from './requests.js';
+import { calibrationTableSchema } from './calibration.js';
 import { JSON_BODY_SCHEMAS, XML_ERROR_SHAPE, XML_SUCCESS_SHAPES, type XmlElementShape } from './response-shapes.js';
 import { XML_ROOT, type BiometricEndpoint } from './responses.js';
 
@@ -189,6 +190,11 @@ export function openApiDocument(options: OpenApiOptions): Schema {
       },
       '/api/v1/partitions': utilityOperation('Partition names', 'partitions', '#/components/schemas/Partitions'),
       '/api/v1/stats': utilityOperation('Subjects per partition', 'stats', '#/components/schemas/Stats'),
+      '/api/v1/calibration': utilityOperation(
+        'What a score means: FMR and FNMR per threshold, per recognition model (extension)',
+        'calibration',
+        '#/components/schemas/Calibrations',
+      ),
       '/api/v1/openapi.json': {
         get: {
           summary: 'This document',
@@ -226,7 +232,15 @@ export function openApiDocument(options: OpenApiOptions): Schema {
     },
     components: {
       securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } },
-      schemas: { ...xmlSchemas(), ...JSON_BODY_SCHEMAS },
+      schemas: {
+        ...xmlSchemas(),
+        ...JSON_BODY_SCHEMAS,
+        Calibrations: {
+          type: 'object',
+          required: ['calibrations'],
+          properties: { calibrations: { type: 'array', items: calibrationTableSchema } },
+        },
+      },
     },
   };
 }
