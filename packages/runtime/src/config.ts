@@ -22,7 +22,8 @@ export interface WorkerEnv {
   /** Folders (colon-separated) searched first for the CUDA 13 and cuDNN 9 libraries on `cuda:N`. */
   CUDA_LIBRARY_PATH?: string;
   WORKER_CONCURRENCY: number;
-  MAX_BATCH: number;
+  /** Unset: 1 on CPU, 32 on `cuda:N` (see defaultMaxBatch). */
+  MAX_BATCH?: number;
   BATCH_WAIT_MS: number;
   INFERENCE_THREADS: number;
   SHARD_COUNT: number;
@@ -71,7 +72,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     CUDA_LIBRARY_PATH: { type: 'string', nullable: true },
     WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
     // 1 (off) on CPU: docs/benchmarks.md measured no gain there; a GPU worker wants 8 or more.
-    MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, default: 1 },
+    MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, nullable: true },
     BATCH_WAIT_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },
     // 0: inference on the main thread (bench/pipeline/configurations.ts found no gain from 2
     // threads on the loaded 2-core machine; to be re-measured on a quiet one).

@@ -19,7 +19,13 @@ import {
 import { Gallery, type GalleryService, type TemplateCipher } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
-import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type FaceAnalysis, type PipelineConfig } from '@facegate/pipeline';
+import {
+  DEFAULT_PIPELINE_CONFIG,
+  FacePipeline,
+  defaultMaxBatch,
+  type FaceAnalysis,
+  type PipelineConfig,
+} from '@facegate/pipeline';
 import { embeddedGalleryDir, indexPolicyFromEnv, type WorkerEnv } from './config.js';
 import { loadTemplateCipher } from './template-keys.js';
 
@@ -67,7 +73,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     madEnabled: env.MAD_ENABLED,
     intraOpThreads: env.ONNX_THREADS,
     device: env.WORKER_DEVICE,
-    batch: { maxBatch: env.MAX_BATCH, waitMs: env.BATCH_WAIT_MS },
+    batch: { maxBatch: env.MAX_BATCH ?? defaultMaxBatch(env.WORKER_DEVICE, 1), waitMs: env.BATCH_WAIT_MS },
     inferenceThreads: env.INFERENCE_THREADS,
     ...overrides,
   };
