@@ -103,12 +103,19 @@ build_local_images() {
 }
 
 # The checkout as git sees it (tracked and untracked files, nothing ignored), plus the npm
-# dependencies and the FAISS binding it has installed when it has (same Debian release, same
+# dependencies (the root's and each workspace's own) and the FAISS binding it has installed when it has (same Debian release, same
 # Node ABI): the image's set-up then finds them current and skips a second npm ci and native
 # compile, but still fetches and verifies the models and compiles the TypeScript.
 service_context() {
   local prepared=()
-  if [ -f node_modules/.package-lock.json ]; then prepared+=(node_modules); fi
+  if [ -f node_modules/.package-lock.json ]; then
+    prepared+=(node_modules)
+    # Workspaces keep their own copies where versions clash with the hoisted ones (ajv 8 beside 6).
+    local nested
+    for nested in packages/*/node_modules apps/*/node_modules; do
+      if [ -d "$nested" ]; then prepared+=("$nested"); fi
+    done
+  fi
   if [ -d packages/faiss/build/Release ]; then prepared+=(packages/faiss/build/Release); fi
   {
     git ls-files -z --cached --others --exclude-standard
