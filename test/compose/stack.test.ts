@@ -197,7 +197,7 @@ describe('the docker-compose stack (scripts/compose.sh up --local)', { skip }, (
         'up == 1 for the gateway and both workers',
       );
       assert.deepEqual(up.map((entry) => `${entry.metric['job']} ${entry.metric['instance']}`).sort(), [
-        'facegate-gateway gateway:8080',
+        'facegate-gateway gateway:9464',
         'facegate-worker worker-1:9464',
         'facegate-worker worker-2:9464',
       ]);

@@ -15,7 +15,10 @@ import { temporaryDirectory } from '../support/service.js';
  * QUEUE_PREFIX private to the run. `npm test` is not run (it is the suite running this).
  */
 const README = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
-const blocks = [...README.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((match) => match[1]!);
+// Aside: the compose block (test/compose runs exactly it) and the GPU block (it needs a GPU host
+// and downloads the 179 MB CUDA provider; test/gpu covers that path on CPU).
+const isRunHere = (block: string): boolean => !/scripts\/compose\.sh|FACEGATE_GPU=1/.test(block);
+const blocks = [...README.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((match) => match[1]!).filter(isRunHere);
 
 /** Shell commands of a block: `\`-continued lines joined, blank and comment-only lines dropped. */
 function commandsOf(block: string): string[] {
@@ -115,7 +118,9 @@ describe('README command blocks, verbatim', () => {
     assert.equal(output.match(/<status>OK<\/status>/g)?.length, 4, `enrol, search, verify, delete:\n${output}`);
     assert.match(output, /<subject_id>person-001<\/subject_id>/);
     assert.match(output, /<match>true<\/match>/);
-    assert.match(output, /"status":"healthy"/);
+    // A worker that joined last takes its share of shards a lease period later: during that
+    // hand-over health names the shards in transit, so an unhealthy answer must clear by itself.
+    if (!/"status":"healthy"/.test(output)) await waitForHealth();
     assert.match(output, /facegate_http_request_duration_seconds/);
   }
 

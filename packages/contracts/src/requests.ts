@@ -47,6 +47,10 @@ const subjectId = {
   maxLength: SUBJECT_ID_MAX_LENGTH,
   pattern: SUBJECT_ID_PATTERN,
 } as const;
+// ajv's JSONSchemaType wants `nullable` on an optional property without a default, which
+// would let an explicit null through: a null is no value for a decision, so it is refused.
+const notNull = { not: { type: 'null' } } as const;
+
 // No schema default for threshold: a filled-in default would be indistinguishable from a
 // threshold given next to target_fmr. Absent both, the decision uses DEFAULT_MATCH_THRESHOLD.
 const threshold = {
@@ -54,6 +58,7 @@ const threshold = {
   minimum: 0,
   maximum: 1,
   nullable: true,
+  ...notNull,
   description: `match means score >= threshold (default ${DEFAULT_MATCH_THRESHOLD})`,
 } as const;
 /** Extension: the false-match rate to decide at, through the model's calibration table. */
@@ -62,6 +67,7 @@ const targetFmr = {
   exclusiveMinimum: 0,
   maximum: 1,
   nullable: true,
+  ...notNull,
   description: 'alternative to threshold: the false-match rate to decide at (GET /api/v1/calibration)',
 } as const;
 const notBothThresholdAndTargetFmr = {
@@ -99,6 +105,7 @@ export const enrolMetadataSchema: JSONSchemaType<EnrolMetadata> = {
     append: {
       type: 'boolean',
       nullable: true,
+      ...notNull,
       description: 'add a template to an existing subject instead of creating it (SUBJECT_NOT_FOUND if absent)',
     },
   },
@@ -146,7 +153,8 @@ function describeFailure(validate: ValidateFunction): string {
     return `missing field "${String(first.params['missingProperty'])}"`;
   }
   if (first.keyword === 'not') {
-    return 'give either threshold or target_fmr, not both';
+    // The object-level `not` is the threshold/target_fmr exclusion; a field's own is notNull.
+    return first.instancePath ? `${where} must not be null` : 'give either threshold or target_fmr, not both';
   }
   if (first.keyword === 'pattern') {
     return `${where} has characters or a form that is not allowed`;
