@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 
 import { extractItems } from '../../tools/eval/extract.js';
-import { HttpSource, parseBiometricReply, retryAfterSeconds } from '../../tools/eval/http-source.js';
+import { parseBiometricReply } from '@facegate/contracts';
+import { HttpSource, retryAfterSeconds } from '../../tools/eval/http-source.js';
 import { identificationRates, roc } from '../../tools/eval/metrics.js';
 import { enrolmentOutcomes, identificationSearches, verificationScores } from '../../tools/eval/protocols.js';
 import { DirectSource, type EvalItem } from '../../tools/eval/source.js';

@@ -7,10 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { create } from 'xmlbuilder2';
-import type { XMLBuilder } from 'xmlbuilder2/lib/interfaces.js';
-
-import { itemFile, type Candidate, type EvalGallery, type EvalItem, type Outcome, type ScoreSource } from './source.js';
+import { parseBiometricReply, type BiometricReply } from '@facegate/contracts';
+import { itemFile, type EvalGallery, type EvalItem, type Outcome, type ScoreSource } from './source.js';
 
 /** Refusals about the image itself: outcomes to measure, not failures of the run. */
 const IMAGE_REFUSALS = new Set([
@@ -30,50 +28,6 @@ export interface HttpSourceOptions {
   maxOverloadRetries?: number;
   /** Longest wait for one Retry-After, in seconds (default 30). */
   maxRetryAfterSeconds?: number;
-}
-
-/** A parsed XML reply of a biometric endpoint. */
-export interface BiometricReply {
-  root: string;
-  status: string;
-  /** Text of a direct child of the root element. */
-  field(name: string): string | undefined;
-  /** `<candidates>` of a search reply, in the order given. */
-  candidates(): Candidate[];
-}
-
-function children(element: XMLBuilder, name: string): XMLBuilder[] {
-  return element.filter((child) => child.node.nodeName === name, false, false);
-}
-
-function textOf(element: XMLBuilder | undefined): string | undefined {
-  return element?.node.textContent ?? undefined;
-}
-
-const ROOTS = new Set(['SearchResponse', 'VerifyResponse', 'EnrolResponse', 'DeleteResponse']);
-
-/**
- * Parses a reply with xmlbuilder2 (never with regular expressions). Throws on what is not XML
- * or not a biometric reply (another root element, no status).
- */
-export function parseBiometricReply(xml: string): BiometricReply {
-  const root = create(xml).root();
-  const field = (name: string): string | undefined => textOf(children(root, name)[0]);
-  if (!ROOTS.has(root.node.nodeName) || !field('status')) {
-    throw new Error(`not a biometric reply: <${root.node.nodeName}> without status`);
-  }
-  return {
-    root: root.node.nodeName,
-    status: field('status') ?? '',
-    field,
-    candidates: () =>
-      children(root, 'candidates').flatMap((list) =>
-        children(list, 'candidate').map((candidate) => ({
-          subjectId: textOf(children(candidate, 'subject_id')[0]) ?? '',
-          score: Number(textOf(children(candidate, 'score')[0])),
-        })),
-      ),
-  };
 }
 
 /** Seconds to wait from a Retry-After header: delta-seconds or an HTTP date; 1 when absent. */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { XMLParser } from 'fast-xml-parser';
+import { parseBiometricReply } from '@facegate/contracts';
 
 /** One answer of the service: HTTP status, the `status` code (OK or an error code) and the fields. */
 export interface Reply {
@@ -10,8 +10,6 @@ export interface Reply {
 }
 
 export class ServiceUnreachable extends Error {}
-
-const xml = new XMLParser({ isArray: (name) => name === 'candidate', parseTagValue: false });
 
 const IMAGE_TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png' };
 export const IMAGE_EXTENSIONS = Object.keys(IMAGE_TYPES);
@@ -35,9 +33,13 @@ export class FacegateClient {
 
   private async xmlReply(response: Response): Promise<Reply> {
     const text = await response.text();
-    const parsed = xml.parse(text) as Record<string, Record<string, unknown>>;
-    const root = Object.values(parsed).find((value) => typeof value === 'object' && value !== null) ?? {};
-    return { http: response.status, status: String(root['status'] ?? `HTTP_${response.status}`), body: root };
+    try {
+      const reply = parseBiometricReply(text);
+      return { http: response.status, status: reply.status, body: reply.body() };
+    } catch {
+      // Not the service's XML (a proxy's page, a cut-off body): the HTTP status is all there is.
+      return { http: response.status, status: `HTTP_${response.status}`, body: {} };
+    }
   }
 
   private async jsonReply(response: Response): Promise<Reply> {

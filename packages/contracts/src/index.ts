@@ -5,6 +5,7 @@ export * from './jobs.js';
 export * from './limits.js';
 export * from './scoring.js';
 export * from './requests.js';
+export * from './reply.js';
 export * from './responses.js';
 export * from './env.js';
 export * from './wire.js';
