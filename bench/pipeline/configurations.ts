@@ -1,6 +1,7 @@
 /**
  * Pipeline throughput in process (no HTTP) under configurations that do not change results —
- * inference on the main thread, on inference threads, batching — measured in alternating
+ * inference on the main thread, on inference threads, the whole pipeline on pipeline threads,
+ * batching — measured in alternating
  * short rounds so that a shared machine's drifting load falls on every configuration alike.
  *
  *   node --conditions=development --import tsx bench/pipeline/configurations.ts [--photos 24] [--rounds 3] [--concurrency 4]
@@ -8,7 +9,12 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type PipelineConfig } from '../../packages/pipeline/src/index.js';
+import {
+  DEFAULT_PIPELINE_CONFIG,
+  createFaceAnalyser,
+  type FaceAnalyser,
+  type PipelineConfig,
+} from '../../packages/pipeline/src/index.js';
 import { benchmarkPhotos } from './photos.js';
 
 const { values } = parseArgs({
@@ -23,18 +29,19 @@ const CONFIGURATIONS: Array<{ name: string; config: Partial<PipelineConfig> }> =
   { name: 'MAX_BATCH 4, BATCH_WAIT_MS 0', config: { batch: { maxBatch: 4, waitMs: 0 } } },
   { name: 'MAX_BATCH 4, BATCH_WAIT_MS 2', config: { batch: { maxBatch: 4, waitMs: 2 } } },
   { name: 'INFERENCE_THREADS 2', config: { inferenceThreads: 2 } },
+  { name: 'PIPELINE_THREADS 2', config: { pipelineThreads: 2 } },
 ];
 const { photos, source } = benchmarkPhotos(Number(values.photos));
 const concurrency = Number(values.concurrency);
 const pipelines = [];
 for (const { config } of CONFIGURATIONS) {
-  const pipeline = await FacePipeline.create({ ...DEFAULT_PIPELINE_CONFIG, ...config });
+  const pipeline = await createFaceAnalyser({ ...DEFAULT_PIPELINE_CONFIG, ...config });
   for (const photo of photos.slice(0, 4)) await pipeline.analyse(photo.bytes, 'search').catch(() => undefined);
   pipelines.push(pipeline);
 }
 
 /** Faces per second and single-request latencies (ms) of one round. */
-async function round(pipeline: FacePipeline, clients: number): Promise<{ perSecond: number; latencies: number[] }> {
+async function round(pipeline: FaceAnalyser, clients: number): Promise<{ perSecond: number; latencies: number[] }> {
   let next = 0;
   const latencies: number[] = [];
   const started = performance.now();

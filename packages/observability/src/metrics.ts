@@ -13,6 +13,7 @@ export class FacegateMetrics {
   readonly pipelineStageDuration: Histogram<'stage'>;
   readonly modelBatchSize: Histogram<'model'>;
   readonly modelBatchWait: Histogram<'model'>;
+  readonly modelRunDuration: Histogram<'model'>;
   readonly jobDuration: Histogram<'type' | 'outcome'>;
   readonly gateRejections: Counter<'gate'>;
   readonly queueDepth: Gauge;
@@ -49,6 +50,11 @@ export class FacegateMetrics {
       'facegate_model_batch_wait_seconds',
       "How long a batch's first input waited for the batch to leave (batching on)",
       [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+    );
+    this.modelRunDuration = perModel(
+      'facegate_model_run_seconds',
+      'Seconds of one batched model run, all its inputs together (batching on)',
+      [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     );
     this.jobDuration = new Histogram({
       name: 'facegate_job_duration_seconds',

@@ -37,6 +37,12 @@ export interface PipelineConfig {
    * than one core (onnxruntime-node runs a session on the calling thread); 0: the main thread.
    */
   inferenceThreads?: number;
+  /**
+   * Threads that each run the whole pipeline (pipeline-pool.ts), so that pre- and
+   * post-processing use more than one core; on a GPU their inputs meet in one batcher per
+   * model. 0 or absent: the calling thread.
+   */
+  pipelineThreads?: number;
 }
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -1,7 +1,10 @@
 export { FacePipeline } from './pipeline.js';
+export { createFaceAnalyser, PipelinePool } from './pipeline-pool.js';
 export type {
   AnalysisDiagnostics,
+  FaceAnalyser,
   FaceAnalysis,
+  InferencePlacement,
   HealthComponent,
   Operation,
   StageName,
@@ -13,6 +16,7 @@ export { cosineSimilarity } from './model_zoo/arcface.js';
 export {
   cudaLoaderLibraryPath,
   defaultMaxBatch,
+  defaultPipelineThreads,
   probeCuda,
   warmUp,
   type CudaHost,

@@ -12,6 +12,7 @@ import { Landmark68Model } from './model_zoo/landmark68.js';
 import { MiniFasNetPad } from './model_zoo/minifasnet.js';
 import { ScrfdDetector } from './model_zoo/scrfd.js';
 import { UltraFaceDetector, type DetectorOptions } from './model_zoo/ultraface.js';
+import type { RemoteSessions } from './onnx/inference-host.js';
 import { InferenceThreads } from './onnx/inference-threads.js';
 import type { SessionSettings } from './onnx/session.js';
 import type { Operation } from './stages/select-face.js';
@@ -19,6 +20,7 @@ import type { Operation } from './stages/select-face.js';
 /** Hears of every batch a model runs (batching on only). */
 export interface BatchSizeObserver {
   onBatch?(model: string, size: number, waitSeconds: number): void;
+  onRun?(model: string, size: number, seconds: number): void;
 }
 
 export type HealthComponent = 'onnx_detection' | 'onnx_recognition' | 'onnx_quality' | 'onnx_pad' | 'onnx_mad';
@@ -89,7 +91,13 @@ async function loadSlot<Role extends ModelRole>(
   if (!Constructor) return { id, file, model: null, failure: `family '${family}' cannot serve the ${role} role` };
   try {
     const model = new Constructor(resolved);
-    await model.prepare(settings, observer && { onBatch: (size, wait) => observer.onBatch?.(id, size, wait) });
+    await model.prepare(
+      settings,
+      observer && {
+        onBatch: (size, wait) => observer.onBatch?.(id, size, wait),
+        onRun: (size, seconds) => observer.onRun?.(id, size, seconds),
+      },
+    );
     return { id, file, model };
   } catch (error) {
     const reason =
@@ -126,7 +134,12 @@ export class PipelineModels {
     };
   }
 
-  static async load(config: PipelineConfig, observer?: BatchSizeObserver): Promise<PipelineModels> {
+  /** `remote`: sessions held by an inference host thread instead of this thread (pipeline-pool.ts). */
+  static async load(
+    config: PipelineConfig,
+    observer?: BatchSizeObserver,
+    remote?: RemoteSessions,
+  ): Promise<PipelineModels> {
     let pack = new Map<ModelRole, ResolvedModel>();
     let packFailure: string | undefined;
     try {
@@ -140,6 +153,7 @@ export class PipelineModels {
       device: config.device ?? 'cpu',
       ...(config.batch ? { batch: config.batch } : {}),
       ...(threads ? { threads } : {}),
+      ...(remote ? { remote } : {}),
     };
     // With inference threads, sessions are created one at a time: onnxruntime-node's
     // environment set-up is not safe against threads creating their first sessions at once.

@@ -6,6 +6,7 @@ import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
 import { PipelineModels, type BatchSizeObserver, type HealthComponent } from './models.js';
+import type { RemoteSessions } from './onnx/inference-host.js';
 import { alignFace } from './stages/align.js';
 import { decodeImage } from './stages/decode.js';
 import { assessQuality, type QualityMapping, type QualityMeasurements } from './stages/quality.js';
@@ -52,6 +53,26 @@ export interface AnalysisDiagnostics {
   imageSize: ImageSize;
 }
 
+/** Where inference runs, and why not on the device asked for, if so. */
+export interface InferencePlacement {
+  requested: string;
+  device: string;
+  deviceName?: string;
+  fallbackReason?: string;
+}
+
+/**
+ * What a worker asks of its face pipeline, whether it runs on the calling thread
+ * ({@link FacePipeline}) or on a pool of pipeline threads (pipeline-pool.ts).
+ */
+export interface FaceAnalyser {
+  readonly modelId: string;
+  analyse(image: Uint8Array, operation: Operation): Promise<FaceAnalysis>;
+  health(): Record<HealthComponent, ComponentHealth>;
+  placement(): InferencePlacement;
+  dispose(): Promise<void>;
+}
+
 export type StageName = 'decode' | 'detect' | 'landmarks' | 'align' | 'pad' | 'mad' | 'quality' | 'extract';
 
 export interface StageObserver extends BatchSizeObserver {
@@ -67,7 +88,7 @@ export interface StageObserver extends BatchSizeObserver {
  * Gates that are disabled still compute their score when their model is loaded (the score
  * is useful to log and to tune a threshold before enabling), but never reject.
  */
-export class FacePipeline {
+export class FacePipeline implements FaceAnalyser {
   readonly modelId: string;
   private readonly qualityMapping: QualityMapping;
   private readonly selectionPolicy: FaceSelectionPolicy;
@@ -90,8 +111,12 @@ export class FacePipeline {
    * Loads the configured model pack. Never throws for a missing or corrupt model: that
    * component reports `failed` in {@link health} and `analyse` answers UNAVAILABLE.
    */
-  static async create(config: PipelineConfig, observer?: StageObserver): Promise<FacePipeline> {
-    return new FacePipeline(config, await PipelineModels.load(config, observer), observer);
+  static async create(
+    config: PipelineConfig,
+    observer?: StageObserver,
+    remote?: RemoteSessions,
+  ): Promise<FacePipeline> {
+    return new FacePipeline(config, await PipelineModels.load(config, observer, remote), observer);
   }
 
   health(): Record<HealthComponent, ComponentHealth> {
@@ -99,7 +124,7 @@ export class FacePipeline {
   }
 
   /** Where inference runs (see {@link PipelineModels.placement}). */
-  placement(): { requested: string; device: string; deviceName?: string; fallbackReason?: string } {
+  placement(): InferencePlacement {
     return this.models.placement();
   }
 

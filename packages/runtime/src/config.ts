@@ -26,6 +26,7 @@ export interface WorkerEnv {
   MAX_BATCH?: number;
   BATCH_WAIT_MS: number;
   INFERENCE_THREADS: number;
+  PIPELINE_THREADS?: number;
   SHARD_COUNT: number;
   MAX_TEMPLATES_PER_SUBJECT: number;
   INDEX_FACTORY: string;
@@ -77,6 +78,8 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     // 0: inference on the main thread (bench/pipeline/configurations.ts found no gain from 2
     // threads on the loaded 2-core machine; to be re-measured on a quiet one).
     INFERENCE_THREADS: { type: 'integer', minimum: 0, maximum: 64, default: 0 },
+    // Unset: defaultPipelineThreads (packages/pipeline) for the device.
+    PIPELINE_THREADS: { type: 'integer', minimum: 0, maximum: 256, nullable: true },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     MAX_TEMPLATES_PER_SUBJECT: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },

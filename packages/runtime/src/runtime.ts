@@ -21,8 +21,10 @@ import type { FacegateMetrics, Logger } from '@facegate/observability';
 import type { JobContext } from '@facegate/queue';
 import {
   DEFAULT_PIPELINE_CONFIG,
-  FacePipeline,
+  createFaceAnalyser,
   defaultMaxBatch,
+  defaultPipelineThreads,
+  type FaceAnalyser,
   type FaceAnalysis,
   type PipelineConfig,
 } from '@facegate/pipeline';
@@ -40,7 +42,7 @@ const GATE_BY_CODE: Partial<Record<string, string>> = {
  * where a GPU was asked for but is not used, exactly what was missing. Running on CPU instead
  * stays healthy: requests are still answered, only slower.
  */
-export function inferenceDeviceHealth(placement: ReturnType<FacePipeline['placement']>): ComponentHealth {
+export function inferenceDeviceHealth(placement: ReturnType<FaceAnalyser['placement']>): ComponentHealth {
   const used = placement.deviceName ? `${placement.device} (${placement.deviceName})` : placement.device;
   if (placement.device === 'none') {
     // The model components already report the failure; this one only says there is no device.
@@ -75,6 +77,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     device: env.WORKER_DEVICE,
     batch: { maxBatch: env.MAX_BATCH ?? defaultMaxBatch(env.WORKER_DEVICE, 1), waitMs: env.BATCH_WAIT_MS },
     inferenceThreads: env.INFERENCE_THREADS,
+    pipelineThreads: env.PIPELINE_THREADS ?? defaultPipelineThreads(env.WORKER_DEVICE),
     ...overrides,
   };
 }
@@ -106,7 +109,7 @@ export interface WorkerRuntimeOptions {
  */
 export class WorkerRuntime {
   private constructor(
-    readonly pipeline: FacePipeline,
+    readonly pipeline: FaceAnalyser,
     readonly gallery: GalleryService,
     private readonly metrics: FacegateMetrics,
     private readonly logger: Logger,
@@ -129,12 +132,13 @@ export class WorkerRuntime {
           : await loadTemplateCipher(env, { mode: 'embedded', logger });
     const pipelineConfig = pipelineConfigFromEnv(env);
     const calibration = loadCalibration(pipelineConfig.modelsDir, pipelineConfig.pack);
-    const pipeline = await FacePipeline.create(pipelineConfig, {
+    const pipeline = await createFaceAnalyser(pipelineConfig, {
       onStage: (stage, seconds) => metrics.pipelineStageDuration.observe({ stage }, seconds),
       onBatch: (model, size, waitSeconds) => {
         metrics.modelBatchSize.observe({ model }, size);
         metrics.modelBatchWait.observe({ model }, waitSeconds);
       },
+      onRun: (model, _size, seconds) => metrics.modelRunDuration.observe({ model }, seconds),
     });
     const placement = pipeline.placement();
     if (placement.device !== placement.requested) {

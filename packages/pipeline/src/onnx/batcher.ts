@@ -16,6 +16,8 @@ export interface BatchSettings {
 export interface BatchObserver {
   /** A batch of `size` inputs left; its first input had waited `waitSeconds`. */
   onBatch(size: number, waitSeconds: number): void;
+  /** A batch of `size` inputs ran in `seconds` (the model's run, stacking and splitting included). */
+  onRun?(size: number, seconds: number): void;
 }
 
 interface Pending<Input, Output> {
@@ -68,7 +70,13 @@ export class Batcher<Input, Output> {
       // Metrics must never fail a request.
     }
     try {
+      const started = performance.now();
       const outputs = await this.run(batch.map((pending) => pending.input));
+      try {
+        this.observer?.onRun?.(batch.length, (performance.now() - started) / 1000);
+      } catch {
+        // Metrics must never fail a request.
+      }
       if (outputs.length !== batch.length)
         throw new Error(`batch of ${batch.length} answered ${outputs.length} outputs`);
       batch.forEach((pending, index) => pending.resolve(outputs[index]!));

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -254,8 +255,21 @@ export function cudaDeviceOf(device: string | undefined): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
+/**
+ * TF32 (cuDNN convolutions and cuBLAS products on Ampere and later GPUs) keeps 10 bits of
+ * mantissa. Measured on an H200 (docs/benchmarks.md): against CPU it moved model outputs by up to
+ * 1.6e-2, templates to cosine 0.990 and two of 50 gate decisions; with NVIDIA_TF32_OVERRIDE=0 the
+ * largest difference fell to 8e-6. Decisions must not depend on the device, so TF32 is off unless
+ * the operator sets the variable. The libraries read it when they initialise, i.e. at the first
+ * CUDA session, which this precedes.
+ */
+export function keepFullFloatPrecision(env: NodeJS.ProcessEnv = process.env): void {
+  env['NVIDIA_TF32_OVERRIDE'] ??= '0';
+}
+
 /** onnxruntime's provider list for GPU N: CUDA, with CPU for the operators CUDA lacks. */
 export function cudaExecutionProviders(deviceId: number): ort.InferenceSession.ExecutionProviderConfig[] {
+  keepFullFloatPrecision();
   return [{ name: 'cuda', deviceId }, 'cpu'];
 }
 
@@ -284,4 +298,13 @@ export async function warmUp(session: ort.InferenceSession, batchSize = 1): Prom
  */
 export function defaultMaxBatch(device: string | undefined, cpuDefault: number): number {
   return cudaDeviceOf(device) === undefined ? cpuDefault : Math.max(cpuDefault, 32);
+}
+
+/**
+ * The hook for PIPELINE_THREADS' default. On `cuda:N` the models cost the CPU little and pre-
+ * and post-processing are the work: every core but two (the HTTP thread and the inference host)
+ * runs a pipeline thread. On CPU the calling thread (0) until measured otherwise.
+ */
+export function defaultPipelineThreads(device: string | undefined, cores = os.availableParallelism()): number {
+  return cudaDeviceOf(device) === undefined ? 0 : Math.max(1, cores - 2);
 }

@@ -6,10 +6,10 @@
  * thread with the fewest runs in flight, so concurrent jobs use as many cores as there are
  * threads. Same onnxruntime, same options, same bytes: outputs are those of the main thread.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
+
+import { spawnModuleThread } from './module-thread.js';
 
 export type ThreadRequest = { id: number } & (
   | { type: 'open'; key: string; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
@@ -44,17 +44,7 @@ export class InferenceThreads {
   }
 
   private spawn(): Thread {
-    // Compiled, the thread is inference-thread.js. In development this module is a .ts source
-    // run through tsx, whose loader a worker thread does not inherit: the thread registers it.
-    const extension = path.extname(fileURLToPath(import.meta.url));
-    const entry = new URL(`./inference-thread${extension}`, import.meta.url);
-    const worker =
-      extension === '.ts'
-        ? new Worker(
-            `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`,
-            { eval: true },
-          )
-        : new Worker(entry);
+    const worker = spawnModuleThread(import.meta.url, 'inference-thread');
     const thread: Thread = { worker, inFlight: 0, pending: new Map() };
     worker.on('message', (reply: ThreadReply) => {
       const waiting = thread.pending.get(reply.id);

@@ -2,8 +2,9 @@ import * as ort from 'onnxruntime-node';
 
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
 import { freeBatchDimension } from './batch.js';
-import type { BatchSettings } from './batcher.js';
+import { Batcher, type BatchObserver, type BatchSettings } from './batcher.js';
 import type { InferenceThreads } from './inference-threads.js';
+import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
@@ -16,6 +17,8 @@ export interface SessionSettings {
   batch?: BatchSettings;
   /** Threads to run inference on (inference-threads.ts); the calling thread when absent. */
   threads?: InferenceThreads;
+  /** Sessions held by an inference host thread shared by several pipeline threads (inference-host.ts). */
+  remote?: RemoteSessions;
 }
 
 /** Where a session actually runs, and why not where it was asked to, if so. */
@@ -89,7 +92,6 @@ function checkTensors(
 }
 
 export interface LoadedSession {
-  session: ort.InferenceSession;
   inputNames: readonly string[];
   outputNames: readonly string[];
   /** How many subnormal weights were zeroed at load, out of how many float weights. */
@@ -98,8 +100,12 @@ export interface LoadedSession {
   placement: SessionPlacement;
   /** Whether the first dimension of every input and output is a batch of any size. */
   batchable: boolean;
-  /** Runs the model on one float32 input; outputs in the model's output order. */
+  /**
+   * Runs the model on one float32 input of batch size 1; outputs in the model's output order.
+   * With batching on, concurrent inputs share one run.
+   */
   run(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]>;
+  release(): Promise<void>;
 }
 
 let threadSessions = 0;
@@ -112,9 +118,15 @@ function hasBatchDimension(model: ResolvedModel): boolean {
 /**
  * Reads, verifies, patches (subnormal weights zeroed) and opens a model, then checks its
  * inputs and outputs against the manifest so that a wrong file fails at start-up rather
- * than producing garbage on the first request.
+ * than producing garbage on the first request. Where `settings.remote` is set, the session
+ * lives in an inference host thread (inference-host.ts), which batches for every caller.
  */
-export async function openSession(model: ResolvedModel, settings: SessionSettings): Promise<LoadedSession> {
+export async function openSession(
+  model: ResolvedModel,
+  settings: SessionSettings,
+  observer?: BatchObserver,
+): Promise<LoadedSession> {
+  if (settings.remote) return settings.remote.open(model);
   const original = await readVerifiedModel(model);
   const patched = zeroSubnormalWeights(original);
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
@@ -128,7 +140,7 @@ export async function openSession(model: ResolvedModel, settings: SessionSetting
     throw error;
   }
   const inputName = session.inputNames[0]!;
-  let run = async (data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> => {
+  let runOnce = async (data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> => {
     const results = await session.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
     return session.outputNames.map((name) => results[name]!);
   };
@@ -136,14 +148,25 @@ export async function openSession(model: ResolvedModel, settings: SessionSetting
   if (threads) {
     const key = `${model.entry.id}#${threadSessions++}`;
     await threads.open(key, patched.bytes, sessionOptions(settings));
-    run = async (data, dimensions) =>
+    runOnce = async (data, dimensions) =>
       (await threads.run(key, inputName, data, dimensions)).map(
         (output) => new ort.Tensor('float32', output.data, output.dimensions),
       );
   }
+  const onGpu = placement.device.startsWith('cuda:');
+  const batchSizes = batchable && settings.batch ? batchSizesFor(settings.batch.maxBatch, onGpu) : [1];
+  if (onGpu) {
+    // Each new input shape costs a CUDA session cuDNN's convolution search (up to ~1 s): every
+    // batch size a batch may be padded to is met here, at start-up, rather than on a request.
+    for (const size of batchSizes) await warmUp(session, size);
+  }
+  const run =
+    batchSizes.length > 1
+      ? batchedRun(runOnce, settings.batch!, onGpu ? batchSizes : undefined, observer)
+      : (data: Float32Array, dimensions: readonly number[]) => runOnce(data, dimensions);
   return {
     run,
-    session,
+    release: () => session.release(),
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
@@ -151,6 +174,51 @@ export async function openSession(model: ResolvedModel, settings: SessionSetting
     placement,
     batchable,
   };
+}
+
+/**
+ * The batch sizes runs may have: on CPU any size up to `maxBatch`; on a GPU the powers of two up
+ * to it (and `maxBatch` itself), batches padded with zeros to the next one, so that a session
+ * meets a handful of shapes, each warmed at start-up.
+ */
+export function batchSizesFor(maxBatch: number, padToPowersOfTwo: boolean): number[] {
+  if (!padToPowersOfTwo) return Array.from({ length: maxBatch }, (_, index) => index + 1);
+  const sizes: number[] = [];
+  for (let size = 1; size < maxBatch; size *= 2) sizes.push(size);
+  sizes.push(maxBatch);
+  return sizes;
+}
+
+/**
+ * Single inputs gathered by a {@link Batcher}, stacked along the batch dimension (zero-padded
+ * to the next of `paddedSizes` where given), run once, and each output split back per input.
+ */
+export function batchedRun(
+  runOnce: (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]>,
+  batchSettings: BatchSettings,
+  paddedSizes: readonly number[] | undefined,
+  observer: BatchObserver | undefined,
+): (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]> {
+  const runBatch = async (inputs: Array<{ data: Float32Array; dimensions: readonly number[] }>) => {
+    const shape = inputs[0]!.dimensions;
+    const sameShape = inputs.every((input) => input.dimensions.join() === shape.join());
+    if (!sameShape) return Promise.all(inputs.map((input) => runOnce(input.data, input.dimensions)));
+    const runSize = paddedSizes?.find((size) => size >= inputs.length) ?? inputs.length;
+    if (runSize === 1) return [await runOnce(inputs[0]!.data, shape)];
+    const size = inputs[0]!.data.length;
+    const stacked = new Float32Array(size * runSize);
+    inputs.forEach((input, index) => stacked.set(input.data, index * size));
+    const outputs = await runOnce(stacked, [runSize, ...shape.slice(1)]);
+    return inputs.map((_, index) =>
+      outputs.map((output) => {
+        const perInput = output.data.length / runSize;
+        const data = (output.data as Float32Array).subarray(index * perInput, (index + 1) * perInput);
+        return new ort.Tensor('float32', data, [1, ...output.dims.slice(1)]);
+      }),
+    );
+  };
+  const batcher = new Batcher(batchSettings, runBatch, observer);
+  return (data, dimensions) => batcher.submit({ data, dimensions });
 }
 
 /**

@@ -1,0 +1,101 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker, type TransferListItem, type WorkerOptions } from 'node:worker_threads';
+
+/**
+ * A worker thread running the module `name` beside `importerUrl` (`import.meta.url` of the
+ * caller). Compiled, that is `name.js`; in development the caller is a .ts source run through
+ * tsx, whose loader a worker thread does not inherit, so the thread registers it first.
+ */
+export function spawnModuleThread(importerUrl: string, name: string, options: WorkerOptions = {}): Worker {
+  const extension = path.extname(fileURLToPath(importerUrl));
+  const entry = new URL(`./${name}${extension}`, importerUrl);
+  if (extension !== '.ts') return new Worker(entry, options);
+  return new Worker(
+    `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`,
+    { ...options, eval: true },
+  );
+}
+
+/** A worker or a message port: both post, hear, and can be held referenced or not. */
+interface MessageTarget {
+  postMessage(message: unknown, transfer?: readonly TransferListItem[]): void;
+  // The listener's parameter type differs between a worker and a port; messages are checked by use.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: 'message', listener: (message: any) => void): unknown;
+  ref(): void;
+  unref(): void;
+}
+
+type Reply<Answer> = { id: number } & ({ ok: true; answer: Answer } | { ok: false; error: SerializedThreadError });
+
+/** An error as it crosses a thread: enough to throw the same error on the other side. */
+export interface SerializedThreadError {
+  message: string;
+  code?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * Requests to another thread and their answers, matched by id, over a worker or a message port.
+ * The other side answers with {@link answerRequests}. Holds the thread or port referenced only
+ * while an answer is awaited, so an idle one never keeps the process alive.
+ */
+export class ThreadRequester<Request, Answer> {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve(answer: Answer): void; reject(error: unknown): void }>();
+
+  constructor(
+    private readonly target: MessageTarget,
+    private readonly reviveError: (error: SerializedThreadError) => Error = (error) => new Error(error.message),
+  ) {
+    target.on('message', (reply: Reply<Answer>) => {
+      const waiting = this.pending.get(reply.id);
+      if (!waiting) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) this.target.unref();
+      if (reply.ok) waiting.resolve(reply.answer);
+      else waiting.reject(this.reviveError(reply.error));
+    });
+    target.unref();
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  request(request: Request, transfer: readonly TransferListItem[] = []): Promise<Answer> {
+    const id = this.nextId++;
+    if (this.pending.size === 0) this.target.ref();
+    return new Promise<Answer>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.target.postMessage({ id, request }, transfer);
+    });
+  }
+
+  /** Fails every awaited answer (the thread exited or failed). */
+  failAll(error: Error): void {
+    for (const waiting of this.pending.values()) waiting.reject(error);
+    this.pending.clear();
+    this.target.unref();
+  }
+}
+
+/**
+ * The answering side of {@link ThreadRequester}: `handle` answers each request; what it returns
+ * with `transfer` is moved, not copied.
+ */
+export function answerRequests<Request, Answer>(
+  port: MessageTarget,
+  handle: (request: Request) => Promise<{ answer: Answer; transfer?: TransferListItem[] }>,
+  serializeError: (error: unknown) => SerializedThreadError = (error) => ({
+    message: error instanceof Error ? error.message : String(error),
+  }),
+): void {
+  port.on('message', ({ id, request }: { id: number; request: Request }) => {
+    handle(request).then(
+      ({ answer, transfer }) => port.postMessage({ id, ok: true, answer } satisfies Reply<Answer>, transfer ?? []),
+      (error: unknown) => port.postMessage({ id, ok: false, error: serializeError(error) } satisfies Reply<Answer>),
+    );
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * One thread of {@link PipelinePool}. workerData: the pipeline configuration and, on a GPU, the
+ * port of the inference host that holds the sessions. Says `{ ready }` once loaded, then answers
+ * analysis requests.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import sharp from 'sharp';
+
+import type { PipelineConfig } from './config.js';
+import { RemoteSessions } from './onnx/inference-host.js';
+import { answerRequests } from './onnx/module-thread.js';
+import { FacePipeline } from './pipeline.js';
+import {
+  serializePipelineError,
+  type PipelineThreadAnswer,
+  type PipelineThreadReady,
+  type PipelineThreadRequest,
+} from './pipeline-pool.js';
+
+const { config, hostPort } = workerData as { config: PipelineConfig; hostPort?: MessagePort };
+const parent = parentPort!;
+// Many images at once, one core each: libvips' own threads per image would only contend.
+sharp.concurrency(1);
+let stages: PipelineThreadAnswer['stages'] = [];
+let batches: PipelineThreadAnswer['batches'] = [];
+let runs: PipelineThreadAnswer['runs'] = [];
+const pipeline = await FacePipeline.create(
+  config,
+  {
+    onStage: (stage, seconds) => stages.push([stage, seconds]),
+    onBatch: (model, size, waitSeconds) => batches.push([model, size, waitSeconds]),
+    onRun: (model, size, seconds) => runs.push([model, size, seconds]),
+  },
+  hostPort ? new RemoteSessions(hostPort) : undefined,
+);
+parent.postMessage({
+  ready: { modelId: pipeline.modelId, health: pipeline.health(), placement: pipeline.placement() },
+} satisfies { ready: PipelineThreadReady });
+
+answerRequests<PipelineThreadRequest, PipelineThreadAnswer>(
+  parent,
+  async ({ image, operation }) => {
+    const analysis = await pipeline.analyse(image, operation);
+    const answer: PipelineThreadAnswer = { analysis, stages, batches, runs };
+    stages = [];
+    batches = [];
+    runs = [];
+    return { answer };
+  },
+  serializePipelineError,
+);

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { FacegateError } from '../../packages/contracts/src/index.js';
+import {
+  FacePipeline,
+  PipelinePool,
+  createFaceAnalyser,
+  type FaceAnalysis,
+} from '../../packages/pipeline/src/index.js';
+import { resolvePack } from '../../packages/pipeline/src/manifest.js';
+import { batchSizesFor, batchedRun, openSession } from '../../packages/pipeline/src/onnx/session.js';
+import { seededRandom } from '../support/random.js';
+import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
+
+describe('PipelinePool', () => {
+  it('answers as the pipeline on the calling thread does, from several threads at once', async () => {
+    const photos = ['001_neutral.jpg', '005_smiling.jpg', '025_neutral.jpg'].map(frll);
+    const config = testConfig({ padEnabled: true, qualityEnabled: true, madEnabled: true });
+    const stages: string[] = [];
+    const plain = await FacePipeline.create(config);
+    const pool = await PipelinePool.create(config, 2, { onStage: (stage) => stages.push(stage) });
+    try {
+      assert.equal(pool.modelId, plain.modelId);
+      assert.deepEqual(pool.health(), plain.health());
+      assert.deepEqual(pool.placement(), plain.placement());
+      const expected: FaceAnalysis[] = [];
+      for (const photo of photos) expected.push(await plain.analyse(photo, 'enrol'));
+      const pooled = await Promise.all([...photos, ...photos].map((photo) => pool.analyse(photo, 'enrol')));
+      pooled.forEach((analysis, index) => {
+        const reference = expected[index % photos.length]!;
+        assert.deepEqual(analysis.template, reference.template);
+        assert.equal(analysis.padScore, reference.padScore);
+        assert.equal(analysis.qualityScore, reference.qualityScore);
+        assert.equal(analysis.madScore, reference.madScore);
+        assert.deepEqual(analysis.face, reference.face);
+      });
+      // The threads' stage timings reach the caller's observer.
+      assert.equal(stages.filter((stage) => stage === 'extract').length, pooled.length);
+    } finally {
+      await plain.dispose();
+      await pool.dispose();
+    }
+  });
+
+  it('throws the pipeline thread’s FacegateError with its code and details', async () => {
+    const pool = await PipelinePool.create(testConfig(), 1);
+    try {
+      await assert.rejects(
+        pool.analyse(await noFaceImage(), 'search'),
+        (error: unknown) => error instanceof FacegateError && error.code === 'NO_FACE',
+      );
+      await assert.rejects(
+        pool.analyse(new Uint8Array([1, 2, 3]), 'search'),
+        (error: unknown) => error instanceof FacegateError && error.code === 'IMAGE_DECODE_FAILED',
+      );
+      // Still serving after failures.
+      assert.equal((await pool.analyse(frll('001_neutral.jpg'), 'search')).template.length, 512);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  it('is used for pipelineThreads > 0 only', async () => {
+    const inline = await createFaceAnalyser(testConfig({ pipelineThreads: 0 }));
+    const pooled = await createFaceAnalyser(testConfig({ pipelineThreads: 1 }));
+    try {
+      assert.ok(inline instanceof FacePipeline);
+      assert.ok(pooled instanceof PipelinePool);
+    } finally {
+      await inline.dispose();
+      await pooled.dispose();
+    }
+  });
+});
+
+describe('batch sizes on a GPU', () => {
+  it('are powers of two up to MAX_BATCH, which is always one of them', () => {
+    assert.deepEqual(batchSizesFor(32, true), [1, 2, 4, 8, 16, 32]);
+    assert.deepEqual(batchSizesFor(12, true), [1, 2, 4, 8, 12]);
+    assert.deepEqual(batchSizesFor(1, true), [1]);
+    assert.deepEqual(batchSizesFor(3, false), [1, 2, 3]);
+  });
+
+  it('a batch zero-padded to the next size gives each input the output of its own run', async () => {
+    const pack = await resolvePack(modelsDir, 'default');
+    const recognition = pack.get('recognition')!;
+    const loaded = await openSession(recognition, { intraOpThreads: 1, batch: { maxBatch: 4, waitMs: 5 } });
+    try {
+      const random = seededRandom(7);
+      const inputs = Array.from({ length: 3 }, () =>
+        Float32Array.from({ length: 3 * 112 * 112 }, () => random() * 2 - 1),
+      );
+      const sizes: number[] = [];
+      const runOnce = async (data: Float32Array, dimensions: readonly number[]) => {
+        sizes.push(dimensions[0]!);
+        return loaded.run(data, dimensions);
+      };
+      const padded = batchedRun(runOnce, { maxBatch: 4, waitMs: 5 }, [1, 2, 4], undefined);
+      const together = await Promise.all(inputs.map((input) => padded(input, [1, 3, 112, 112])));
+      assert.deepEqual(sizes, [4], 'three inputs ran as one batch of four');
+      for (const [index, input] of inputs.entries()) {
+        const [alone] = await loaded.run(input, [1, 3, 112, 112]);
+        const [batched] = together[index]!;
+        assert.deepEqual(batched!.dims, [1, 512]);
+        const a = alone!.data as Float32Array;
+        const b = batched!.data as Float32Array;
+        for (let k = 0; k < a.length; k++) assert.ok(Math.abs(a[k]! - b[k]!) <= 1e-5, `input ${index}, output ${k}`);
+      }
+    } finally {
+      await loaded.release();
+    }
+  });
+});
