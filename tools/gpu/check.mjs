@@ -5,8 +5,13 @@
 //   templates  the shared photos on CPU and on the device: cosine per face ≥ 0.9999, same gate decisions;
 //   service    health's inference_device and /metrics' facegate_inference_device_info of the embedded service;
 //   load       HTTP searches/s with CONCURRENCY clients for SECONDS, p50/p99 latency, statuses;
-//   batches    per model, the batch sizes the micro-batcher reached (from /metrics; n/a without it).
-// Environment: WORKER_DEVICE, CHECK_SECONDS (30), CONCURRENCY (64), PHOTOS (folder; default photos/ of
+//   templates-batched  the same, all photos submitted at once so that the models run them in batches;
+//   batches    per model, the batch sizes the micro-batcher reached (from /metrics; n/a without it);
+//   stages     mean milliseconds per pipeline stage under that load;
+//   runs       mean milliseconds of one batched run per model under that load.
+// service, load, batches and stages come once per service configuration of CONFIGS.
+// Environment: WORKER_DEVICE, CHECK_SECONDS (30), CONCURRENCY (64), LOAD_THREADS (4), CONFIGS
+// ('PIPELINE_THREADS=0;': the main thread, then the defaults), PHOTOS (folder; default photos/ of
 // the pack), MIN_COSINE (0.9999). Exit status 0 when the models ran on WORKER_DEVICE and every comparison holds.
 /* global FormData */
 import { Blob } from 'node:buffer';
@@ -18,12 +23,14 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { probeCuda } from '@facegate/pipeline';
+import { searchLoad } from './load.mjs';
 import { analysePhotos, compareRuns } from './templates.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const device = process.env.WORKER_DEVICE ?? 'cuda:0';
 const seconds = Number(process.env.CHECK_SECONDS ?? 30);
 const concurrency = Number(process.env.CONCURRENCY ?? 64);
+const loadThreads = Number(process.env.LOAD_THREADS ?? 4);
 const minimumCosine = Number(process.env.MIN_COSINE ?? 0.9999);
 const photosDir = path.resolve(process.env.PHOTOS ?? path.join(root, 'photos'));
 const print = (kind, fields) => console.log(JSON.stringify({ check: kind, ...fields }));
@@ -44,12 +51,18 @@ const photos = readdirSync(photosDir)
   .filter((name) => /\.(jpe?g|png)$/i.test(name))
   .sort()
   .map((name) => path.join(photosDir, name));
-const onCpu = await analysePhotos(photos, { device: 'cpu' });
-const onDevice = await analysePhotos(photos, { device });
+const timed = async (work) => {
+  const started = performance.now();
+  const result = await work();
+  return { result, seconds: Number(((performance.now() - started) / 1000).toFixed(1)) };
+};
+const { result: onCpu } = await timed(() => analysePhotos(photos, { device: 'cpu' }));
+const { result: onDevice, seconds: deviceSeconds } = await timed(() => analysePhotos(photos, { device }));
 const comparison = compareRuns(onCpu, onDevice, minimumCosine);
 // On a GPU, a run that fell back to CPU compares CPU with CPU: that is no pass.
 failed ||= !comparison.ok || onDevice.placement.device !== device;
 print('templates', {
+  seconds: deviceSeconds,
   placement: onDevice.placement,
   photos: comparison.photos,
   accepted: comparison.accepted,
@@ -59,126 +72,174 @@ print('templates', {
   ok: comparison.ok,
   failures: comparison.failures.map(({ file, ...rest }) => ({ file: path.basename(file), ...rest })),
 });
-
-// 3. The embedded service on the device.
-const port = 18080 + Math.floor(Math.random() * 1000);
-const baseUrl = `http://127.0.0.1:${port}`;
-const service = spawn(process.execPath, [path.join(root, 'apps', 'gateway', 'dist', 'main.js')], {
-  env: {
-    ...process.env,
-    WORKER_DEVICE: device,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'facegate-gpu-check-')),
-    MODELS_DIR: path.join(root, 'models'),
-    WORKER_CONCURRENCY: String(Math.min(64, concurrency)),
-    MAX_WAITING_JOBS: String(4 * concurrency),
-    LOG_LEVEL: 'warn',
-  },
-  stdio: ['ignore', 'inherit', 'inherit'],
-});
-const stopService = () => service.exitCode === null && service.kill('SIGTERM');
-process.on('exit', stopService);
-
-async function waitForHealth() {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    if (service.exitCode !== null) throw new Error(`the service exited with ${service.exitCode}`);
-    try {
-      const response = await fetch(`${baseUrl}/api/v1/health`);
-      if (response.status === 200) return response.json();
-    } catch {
-      // Not listening yet.
-    }
-    await sleep(500);
-  }
-  throw new Error('the service did not become healthy in 5 minutes');
-}
-
-async function post(endpoint, image, metadata) {
-  const form = new FormData();
-  form.append('image', new Blob([image], { type: 'image/jpeg' }), 'photo.jpg');
-  form.append('metadata', JSON.stringify(metadata));
-  const response = await fetch(`${baseUrl}/api/v1/${endpoint}`, { method: 'POST', body: form });
-  await response.arrayBuffer();
-  return response.status;
-}
-
-const metricsText = async () => (await fetch(`${baseUrl}/metrics`)).text();
-const health = await waitForHealth();
-print('service', {
-  inference_device: health.details?.inference_device,
-  metric: (await metricsText()).split('\n').find((line) => line.startsWith('facegate_inference_device_info')),
+// The same photos all at once, so that they run in batches as under load.
+const { result: batchedRun, seconds: batchedSeconds } = await timed(() =>
+  analysePhotos(photos, { device, batch: { maxBatch: 32, waitMs: 5 } }),
+);
+const batched = compareRuns(onCpu, batchedRun, minimumCosine);
+failed ||= !batched.ok;
+print('templates-batched', {
+  seconds: batchedSeconds,
+  photos: batched.photos,
+  sameDecisions: batched.sameDecisions,
+  minimumCosine: batched.minimumCosine,
+  ok: batched.ok,
+  failures: batched.failures.map(({ file, ...rest }) => ({ file: path.basename(file), ...rest })),
 });
 
-// 4. Searches under load, against a gallery of the accepted photos.
+// 3–5. For each service configuration (CONFIGS: `;`-separated, each a space-separated list of
+// NAME=VALUE for the service; an empty one is the defaults): the embedded service on the device,
+// HTTP searches under load, and the batch sizes each model reached.
+const configurations = (process.env.CONFIGS ?? 'PIPELINE_THREADS=0;').split(';').map((text) => text.trim());
 const accepted = onCpu.results.filter((result) => result.decision === 'OK').map((result) => result.file);
-const images = accepted.map((file) => new Uint8Array(readFileSync(file)));
-const partition = 'gpu-check';
-for (const [index, image] of images.entries()) {
-  await post('enrol', image, { subject_id: `subject-${index}`, partition });
+for (const configuration of configurations) {
+  const settings = Object.fromEntries(
+    configuration
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((assignment) => assignment.split('=')),
+  );
+  try {
+    await measureService(configuration || 'defaults', settings);
+  } catch (error) {
+    failed = true;
+    print('service', { configuration: configuration || 'defaults', error: String(error?.message ?? error) });
+  }
 }
-const latencies = [];
-const statuses = {};
-const end = performance.now() + seconds * 1000;
-let next = 0;
-await Promise.all(
-  Array.from({ length: concurrency }, async () => {
-    while (performance.now() < end) {
-      const image = images[next++ % images.length];
-      const started = performance.now();
-      const status = await post('search', image, { partition }).catch(() => 'error');
-      const elapsed = performance.now() - started;
-      statuses[status] = (statuses[status] ?? 0) + 1;
-      if (status === 200) latencies.push(elapsed);
+
+async function measureService(configuration, settings) {
+  const port = 18080 + Math.floor(Math.random() * 1000);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const service = spawn(process.execPath, [path.join(root, 'apps', 'gateway', 'dist', 'main.js')], {
+    env: {
+      ...process.env,
+      WORKER_DEVICE: device,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'facegate-gpu-check-')),
+      MODELS_DIR: path.join(root, 'models'),
+      WORKER_CONCURRENCY: String(Math.min(64, concurrency)),
+      MAX_WAITING_JOBS: String(4 * concurrency),
+      LOG_LEVEL: 'warn',
+      ...settings,
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const stopService = () => service.exitCode === null && service.kill('SIGTERM');
+  process.on('exit', stopService);
+  try {
+    const started = performance.now();
+    let health;
+    for (let attempt = 0; attempt < 600 && !health; attempt++) {
+      if (service.exitCode !== null) throw new Error(`the service exited with ${service.exitCode}`);
+      try {
+        const response = await fetch(`${baseUrl}/api/v1/health`);
+        if (response.status === 200) health = await response.json();
+      } catch {
+        // Not listening yet.
+      }
+      if (!health) await sleep(500);
     }
-  }),
-);
-latencies.sort((a, b) => a - b);
-const at = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-print('load', {
-  device,
-  concurrency,
-  seconds,
-  searchesPerSecond: Number((latencies.length / seconds).toFixed(1)),
-  p50_ms: Number(at(0.5)?.toFixed(1)),
-  p99_ms: Number(at(0.99)?.toFixed(1)),
-  statuses,
-});
+    if (!health) throw new Error('the service did not become healthy in 5 minutes');
+    const metricsText = async () => (await fetch(`${baseUrl}/metrics`)).text();
+    print('service', {
+      configuration,
+      startSeconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+      inference_device: health.details?.inference_device,
+      metric: (await metricsText()).split('\n').find((line) => line.startsWith('facegate_inference_device_info')),
+    });
 
-// 5. Batch sizes per model, from whatever histogram the micro-batcher exports.
-const batchLines = (await metricsText())
-  .split('\n')
-  .filter((line) => /^facegate_\w*batch_size\w*_(sum|count|bucket)\{/.test(line));
-const perModel = {};
-for (const line of batchLines) {
-  const match = /^(\w+)_(sum|count|bucket)\{([^}]*)\} (\S+)$/.exec(line);
-  if (!match) continue;
-  const labels = Object.fromEntries([...match[3].matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-  const model = labels.model ?? labels.stage ?? labels.role ?? 'all';
-  const entry = (perModel[model] ??= { count: 0, sum: 0, buckets: [] });
-  if (match[2] === 'count') entry.count = Number(match[4]);
-  if (match[2] === 'sum') entry.sum = Number(match[4]);
-  if (match[2] === 'bucket' && labels.le !== '+Inf') entry.buckets.push([Number(labels.le), Number(match[4])]);
+    const partition = 'gpu-check';
+    for (const [index, file] of accepted.entries()) {
+      const form = new FormData();
+      form.append('image', new Blob([readFileSync(file)], { type: 'image/jpeg' }), 'photo.jpg');
+      form.append('metadata', JSON.stringify({ subject_id: `subject-${index}`, partition }));
+      await (await fetch(`${baseUrl}/api/v1/enrol`, { method: 'POST', body: form })).arrayBuffer();
+    }
+    const load = await searchLoad({
+      baseUrl,
+      files: accepted,
+      partition,
+      concurrency,
+      seconds,
+      threads: loadThreads,
+    });
+    print('load', { configuration, device, ...load });
+    print('batches', { configuration, ...batchSizes(await metricsText()) });
+    const metrics = await metricsText();
+    print('stages', { configuration, ...stageMeans(metrics) });
+    print('runs', { configuration, ...modelRunMeans(metrics) });
+  } finally {
+    stopService();
+    await new Promise((resolve) => (service.exitCode !== null ? resolve() : service.once('exit', resolve)));
+  }
 }
-// The smallest bucket holding every batch bounds the largest batch reached.
-const largest = ({ count, buckets }) =>
-  buckets.filter(([, cumulative]) => cumulative >= count).reduce((bound, [le]) => Math.min(bound, le), Infinity);
-print(
-  'batches',
-  batchLines.length === 0
-    ? { batches: 'n/a (no batch size histogram in /metrics)' }
-    : Object.fromEntries(
-        Object.entries(perModel).map(([model, entry]) => [
-          model,
-          {
-            batches: entry.count,
-            meanSize: entry.count > 0 ? Number((entry.sum / entry.count).toFixed(2)) : 0,
-            largestAtMost: largest(entry),
-          },
-        ]),
-      ),
-);
 
-stopService();
+/** Histogram series of /metrics whose name matches, as { labels, kind, value }. */
+function histogramSeries(text, namePattern) {
+  return text.split('\n').flatMap((line) => {
+    const match = /^(\w+)_(sum|count|bucket)\{([^}]*)\} (\S+)$/.exec(line);
+    if (!match || !namePattern.test(match[1])) return [];
+    const labels = Object.fromEntries([...match[3].matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    return [{ labels, kind: match[2], value: Number(match[4]) }];
+  });
+}
+
+/** Per model: batches run, their mean size, and the smallest bucket bound holding every batch. */
+function batchSizes(text) {
+  const perModel = {};
+  for (const { labels, kind, value } of histogramSeries(text, /^facegate_\w*batch_size\w*$/)) {
+    const entry = (perModel[labels.model ?? 'all'] ??= { count: 0, sum: 0, buckets: [] });
+    if (kind === 'count') entry.count = value;
+    if (kind === 'sum') entry.sum = value;
+    if (kind === 'bucket' && labels.le !== '+Inf') entry.buckets.push([Number(labels.le), value]);
+  }
+  if (Object.keys(perModel).length === 0) return { batches: 'n/a (no batch size histogram in /metrics)' };
+  const largest = ({ count, buckets }) =>
+    buckets.filter(([, cumulative]) => cumulative >= count).reduce((bound, [le]) => Math.min(bound, le), Infinity);
+  return Object.fromEntries(
+    Object.entries(perModel).map(([model, entry]) => [
+      model,
+      {
+        batches: entry.count,
+        meanSize: entry.count > 0 ? Number((entry.sum / entry.count).toFixed(2)) : 0,
+        largestAtMost: largest(entry),
+      },
+    ]),
+  );
+}
+
+/** Mean milliseconds of one batched run of each model (the whole batch), from facegate_model_run_seconds. */
+function modelRunMeans(text) {
+  const perModel = {};
+  for (const { labels, kind, value } of histogramSeries(text, /^facegate_model_run_seconds$/)) {
+    const entry = (perModel[labels.model] ??= { count: 0, sum: 0 });
+    if (kind === 'count') entry.count += value;
+    if (kind === 'sum') entry.sum += value;
+  }
+  return Object.fromEntries(
+    Object.entries(perModel).map(([model, { count, sum }]) => [
+      model,
+      count ? Number(((sum / count) * 1000).toFixed(2)) : 0,
+    ]),
+  );
+}
+
+/** Mean milliseconds of each pipeline stage, from the stage histogram. */
+function stageMeans(text) {
+  const perStage = {};
+  for (const { labels, kind, value } of histogramSeries(text, /^facegate_pipeline_stage_duration_seconds$/)) {
+    const entry = (perStage[labels.stage] ??= { count: 0, sum: 0 });
+    if (kind === 'count') entry.count += value;
+    if (kind === 'sum') entry.sum += value;
+  }
+  return Object.fromEntries(
+    Object.entries(perStage).map(([stage, { count, sum }]) => [
+      stage,
+      count ? Number(((sum / count) * 1000).toFixed(2)) : 0,
+    ]),
+  );
+}
+
 print('result', { ok: !failed });
 process.exit(failed ? 1 : 0);

@@ -59,7 +59,17 @@ photos.forEach((photo, index) =>
 );
 
 // The project: manifests, builds, models, production dependencies (onnxruntime-node for linux-x64 only).
-const production = run('npm', ['ls', '--omit=dev', '--parseable', '--all'], { cwd: root })
+// npm ls exits non-zero over harmless oddities (node-gyp leaves build files in a node_modules
+// folder of its own); its list is still whole.
+const listProduction = () => {
+  try {
+    return run('npm', ['ls', '--omit=dev', '--parseable', '--all'], { cwd: root, stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch (error) {
+    if (typeof error.stdout === 'string' && error.stdout.trim()) return error.stdout;
+    throw error;
+  }
+};
+const production = listProduction()
   .trim()
   .split('\n')
   .map((full) => path.relative(root, full))
@@ -74,7 +84,8 @@ const projectFiles = [
   'node_modules/@facegate',
   ...production,
   ...workspaces.flatMap((workspace) =>
-    ['package.json', 'dist', 'build/Release', 'cuda-provider.json', 'node_modules']
+    // Lua scripts are read from src/ at run time (packages/queue's LuaScripts).
+    ['package.json', 'dist', 'build/Release', 'cuda-provider.json', 'node_modules', 'src/lua', 'src/cluster/lua']
       .map((entry) => path.join(workspace, entry))
       .filter((entry) => existsSync(path.join(root, entry))),
   ),

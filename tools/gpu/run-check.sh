@@ -29,5 +29,9 @@ export LD_LIBRARY_PATH="$work/lib${CUDA_LIBRARY_PATH:+:$CUDA_LIBRARY_PATH}${LD_L
 export PATH="$work/bin:$PATH"
 echo "[gpu-check] node $(node --version), CUDA_LIBRARY_PATH=${CUDA_LIBRARY_PATH:-none}" >&2
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader >&2 2>/dev/null || true
+# CHECK_SCRIPT: another script of tools/gpu/ to run instead (e.g. diagnose.mjs), taken from the
+# current folder when the pack predates it.
+script=${CHECK_SCRIPT:-check.mjs}
+[ -f "tools/gpu/$script" ] && cp "tools/gpu/$script" "$work/tools/gpu/$script"
 cd "$work"
-exec node tools/gpu/check.mjs
+exec node "tools/gpu/$script"

@@ -3,24 +3,31 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline, cosineSimilarity } from '@facegate/pipeline';
 
-/** The service's own gates, as the worker runs them with its defaults (PAD, quality and MAD on). */
-export async function analysePhotos(files, { device, modelsDir }) {
+/**
+ * The service's own gates, as the worker runs them with its defaults (PAD, quality and MAD on).
+ * With `batch`, every photo is submitted at once, so that the models run them in batches (of up
+ * to batch.maxBatch, zero-padded on a GPU) as a loaded service does.
+ */
+export async function analysePhotos(files, { device, modelsDir, batch }) {
   const pipeline = await FacePipeline.create({
     ...DEFAULT_PIPELINE_CONFIG,
     ...(modelsDir ? { modelsDir } : {}),
+    ...(batch ? { batch } : {}),
     device,
   });
+  const analyseOne = async (file) => {
+    const image = new Uint8Array(readFileSync(file));
+    try {
+      const analysis = await pipeline.analyse(image, 'enrol');
+      return { file, decision: 'OK', template: analysis.template };
+    } catch (error) {
+      return { file, decision: error?.code ?? String(error?.message ?? error) };
+    }
+  };
   try {
     const results = [];
-    for (const file of files) {
-      const image = new Uint8Array(readFileSync(file));
-      try {
-        const analysis = await pipeline.analyse(image, 'enrol');
-        results.push({ file, decision: 'OK', template: analysis.template });
-      } catch (error) {
-        results.push({ file, decision: error?.code ?? String(error?.message ?? error) });
-      }
-    }
+    if (batch) results.push(...(await Promise.all(files.map(analyseOne))));
+    else for (const file of files) results.push(await analyseOne(file));
     return { placement: pipeline.placement(), results };
   } finally {
     await pipeline.dispose();
