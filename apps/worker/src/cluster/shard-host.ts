@@ -4,8 +4,7 @@ import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
   Shard,
   partitionIndexSettings,
-  removeSnapshot,
-  shardSnapshotDir,
+  removeShardSnapshot,
   type IndexPolicy,
   type ShardOptions,
   type TemplateCipher,
@@ -269,7 +268,7 @@ export class ShardHost {
     state.partitions.delete(partition);
     const target = await opening?.catch(() => undefined);
     await target?.close({ snapshot: false });
-    await removeSnapshot(shardSnapshotDir(this.options.snapshotRoot, partition, state.lease.shard));
+    await removeShardSnapshot(this.options.snapshotRoot, partition, state.lease.shard);
   }
 
   /**
@@ -279,7 +278,7 @@ export class ShardHost {
   private async removeSnapshotsOfDeletedPartitions(shard: number, partitions: ReadonlySet<string>): Promise<void> {
     const { snapshotRoot } = this.options;
     for (const name of await readdir(snapshotRoot).catch(() => [] as string[])) {
-      if (!partitions.has(name)) await removeSnapshot(shardSnapshotDir(snapshotRoot, name, shard));
+      if (!partitions.has(name)) await removeShardSnapshot(snapshotRoot, name, shard);
     }
   }
 
