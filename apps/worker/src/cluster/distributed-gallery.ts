@@ -215,7 +215,8 @@ export class DistributedGallery implements GalleryService {
     try {
       return await this.shards.call(shard, op);
     } catch (error) {
-      if (error instanceof FacegateError && error.code === 'PARTITION_NOT_FOUND') this.knownPartitions.delete(partition);
+      if (error instanceof FacegateError && error.code === 'PARTITION_NOT_FOUND')
+        this.knownPartitions.delete(partition);
       throw error;
     }
   }
