@@ -415,6 +415,8 @@ export class Gallery implements GalleryService {
     crashPoint('partition-delete:snapshots-removed');
     await this.store.finishPartitionDeletion(partition);
     this.unfinishedDeletions.delete(partition);
+    // A partition that could not be decrypted no longer exists to be reported.
+    this.undecryptablePartitions.delete(partition);
   }
 
   private async snapshotAll(): Promise<void> {
