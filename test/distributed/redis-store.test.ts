@@ -162,6 +162,51 @@ describe('Shard on a RedisTemplateStore', () => {
   });
 });
 
+describe('RedisTemplateStore partition deletion', () => {
+  async function partitionKeys(redis: Redis, prefix: string, partition: string): Promise<string[]> {
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:gallery:p:${partition}:*`, 'COUNT', 1000);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+    return found.sort();
+  }
+
+  it("leaves no key of the partition (SCAN of the prefix), nor its field, nor the deletion's record", async () => {
+    const prefix = testPrefix();
+    const store = await openStore({ prefix });
+    const redis = new Redis(SHARED_REDIS_URL);
+    try {
+      const random = seededRandom(43);
+      await addSubjects(store, 'gone', 0, 4, random);
+      const template = randomUnitVector(random);
+      await store.addSubject({ partition: 'gone', shard: 1, subjectId: 'b', modelId: MODEL, template });
+      await store.addTemplate({ partition: 'gone', shard: 1, subjectId: 'b', modelId: 'm2', template });
+      await store.removeSubject('gone', 's3');
+      await addSubjects(store, 'kept', 0, 2, random);
+      await store.pruneChanges('gone', 0, await store.currentSeq());
+      const keptKeys = await partitionKeys(redis, prefix, 'kept');
+      assert.ok((await partitionKeys(redis, prefix, 'gone')).length >= 8, 'the partition has its keys');
+
+      assert.deepEqual(await store.beginPartitionDeletion('gone'), { partition: 'gone', subjects: 4, templates: 5 });
+      assert.equal(await redis.hexists(`${prefix}:gallery:partitions`, 'gone'), 0);
+      // A snapshot of a shard being deleted must not bring a key back.
+      await store.pruneChanges('gone', 1, await store.currentSeq());
+      await store.finishPartitionDeletion('gone');
+
+      assert.deepEqual(await partitionKeys(redis, prefix, 'gone'), []);
+      assert.equal(await redis.exists(`${prefix}:gallery:partition-deletions`), 0);
+      assert.deepEqual(await partitionKeys(redis, prefix, 'kept'), keptKeys, "another partition's keys are untouched");
+      assert.deepEqual(await store.partitionCounts(), { kept: 2 });
+    } finally {
+      redis.disconnect();
+      await store.close();
+    }
+  });
+});
+
 describe('DistributedGallery partition look-ups', () => {
   it('remembers a partition once seen, and asks the store again about one it has not seen', async () => {
     const store = await openStore();

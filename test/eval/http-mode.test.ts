@@ -50,6 +50,11 @@ async function subjectsIn(service: RunningService): Promise<number> {
   return body['total_subjects'] as number;
 }
 
+async function partitionsIn(service: RunningService): Promise<string[]> {
+  const { body } = await getJson(service.baseUrl, '/api/v1/partitions');
+  return body['partitions'] as string[];
+}
+
 describe('evaluation over HTTP against the embedded service (FRLL fixtures)', () => {
   let service: RunningService;
   let http: HttpSource;
@@ -86,6 +91,7 @@ describe('evaluation over HTTP against the embedded service (FRLL fixtures)', ()
     assert.equal(rates.rank1, identificationRates(inProcess.searches, [0.01], [0.45]).rank1);
     assert.equal(rates.rank1, 1, 'a different photo of the same person is found first');
     assert.equal(await subjectsIn(service), 0, 'the evaluation removed what it enrolled');
+    assert.deepEqual(await partitionsIn(service), [], 'and deleted its partitions');
   });
 
   it('verifies pairs as direct mode does, and the metrics agree', async () => {
@@ -109,6 +115,7 @@ describe('evaluation over HTTP against the embedded service (FRLL fixtures)', ()
     const counts = await enrolmentOutcomes(http, items, { concurrency: 2 });
     assert.deepEqual(Object.fromEntries(counts), { OK: 5, MULTIPLE_FACES: 1 });
     assert.equal(await subjectsIn(service), 0);
+    assert.deepEqual(await partitionsIn(service), []);
   });
 
   it(

@@ -180,5 +180,81 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       );
       await store.close();
     });
+
+    it('deletes a partition in two steps: gone at once when begun, every row erased when finished', async () => {
+      const store = await open();
+      const random = seededRandom(41);
+      await addSubjects(store, 'gone', 0, 3, random);
+      await store.addSubject({
+        partition: 'gone',
+        shard: 1,
+        subjectId: 'b',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+      await store.addTemplate({
+        partition: 'gone',
+        shard: 1,
+        subjectId: 'b',
+        modelId: 'm2',
+        template: randomUnitVector(random),
+      });
+      await store.removeSubject('gone', 's2');
+      await store.addSubject({
+        partition: 'kept',
+        shard: 0,
+        subjectId: 'k',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+      const doomedId = (await store.getSubjectTemplates('gone', 's0'))[0]!.faissId;
+
+      const deletion = await store.beginPartitionDeletion('gone');
+      assert.deepEqual(deletion, { partition: 'gone', subjects: 3, templates: 4 });
+      assert.deepEqual(await store.partitions(), ['kept']);
+      assert.deepEqual(await store.partitionCounts(), { kept: 1 });
+      assert.deepEqual(await store.pendingPartitionDeletions(), [deletion]);
+      assert.deepEqual(
+        await store.beginPartitionDeletion('gone'),
+        deletion,
+        'a deletion begun is answered as recorded',
+      );
+      await assert.rejects(
+        store.addSubject({
+          partition: 'gone',
+          shard: 0,
+          subjectId: 'new',
+          modelId: MODEL,
+          template: randomUnitVector(random),
+        }),
+        facegateCode('UNAVAILABLE'),
+      );
+
+      await store.finishPartitionDeletion('gone');
+      await store.finishPartitionDeletion('gone');
+      assert.deepEqual(await store.pendingPartitionDeletions(), []);
+      assert.deepEqual(await store.getSubjectTemplates('gone', 's0'), []);
+      assert.deepEqual(await store.resolveSubjects('gone', [doomedId]), new Map());
+      for (const shard of [0, 1]) {
+        assert.deepEqual(await store.shardModels('gone', shard), []);
+        assert.deepEqual(await store.changesSince('gone', shard, 0), []);
+      }
+      assert.equal(await store.beginPartitionDeletion('gone'), undefined);
+      assert.equal(await store.beginPartitionDeletion('never'), undefined);
+
+      // The name is free again: an enrol creates the partition afresh.
+      const again = await store.addSubject({
+        partition: 'gone',
+        shard: 0,
+        subjectId: 's0',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+      assert.ok(again.faissId > doomedId, 'faiss ids are never reused');
+      assert.deepEqual(await store.partitionCounts(), { gone: 1, kept: 1 });
+      assert.equal((await store.changesSince('gone', 0, 0)).length, 1);
+      assert.equal((await store.getSubjectTemplates('kept', 'k')).length, 1);
+      await store.close();
+    });
   });
 }

@@ -70,3 +70,16 @@ export async function getJson(
   const response = await fetch(`${baseUrl}${path}`, { headers });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
+
+/** DELETE /api/v1/partitions/{name} (extension): the JSON answer. */
+export async function deletePartition(
+  baseUrl: string,
+  name: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${baseUrl}/api/v1/partitions/${encodeURIComponent(name)}`, {
+    method: 'DELETE',
+    headers,
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}

@@ -1,7 +1,8 @@
 /**
  * Scores from a running facegate service, through its REST API (docs/API-CONTRACT.md):
  * multipart `image` + `metadata` requests, XML replies. Each gallery is a fresh partition
- * (`eval-<random>`), emptied again on close.
+ * (`eval-<random>`), deleted again on close (DELETE /api/v1/partitions/{name}; with a key
+ * without the admin scope, its subjects are deleted one by one instead).
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -90,6 +91,10 @@ export class HttpSource implements ScoreSource {
         return reply.status === 'OK' ? { value: Number(reply.field('score')) } : { error: reply.status };
       },
       close: async () => {
+        if (enrolled.size === 0 || (await this.removePartition(partition))) {
+          enrolled.clear();
+          return;
+        }
         for (const subjectId of enrolled) {
           const reply = await this.post('delete', () => ({
             body: JSON.stringify({ subject_id: subjectId, partition }),
@@ -105,6 +110,17 @@ export class HttpSource implements ScoreSource {
   }
 
   /**
+   * Deletes the evaluation's partition; false when the key may not (no admin scope), so that the
+   * caller deletes its subjects instead. A partition already gone is fine.
+   */
+  private async removePartition(partition: string): Promise<boolean> {
+    const { response, text } = await this.send(`/partitions/${encodeURIComponent(partition)}`, 'DELETE', () => ({}));
+    if (response.ok || response.status === 404) return true;
+    if (response.status === 403) return false;
+    throw new Error(`deleting partition ${partition} answered HTTP ${response.status}: ${text.slice(0, 200)}`);
+  }
+
+  /**
    * One request, waiting out 429 OVERLOADED (Retry-After) and a few 503 UNAVAILABLE. Answers
    * OK or a refusal about the image; anything else (a bad key, a 500) stops the run.
    */
@@ -112,14 +128,37 @@ export class HttpSource implements ScoreSource {
     endpoint: 'enrol' | 'search' | 'verify' | 'delete',
     build: () => { body: FormData | string; headers?: Record<string, string> },
   ): Promise<BiometricReply> {
+    const { response, text } = await this.send(`/${endpoint}`, 'POST', build);
+    let reply: BiometricReply;
+    try {
+      reply = parseBiometricReply(text);
+    } catch {
+      throw new Error(`${endpoint} answered HTTP ${response.status} without XML: ${text.slice(0, 200)}`);
+    }
+    const benign =
+      reply.status === 'OK' ||
+      IMAGE_REFUSALS.has(reply.status) ||
+      (endpoint === 'delete' && reply.status === 'SUBJECT_NOT_FOUND');
+    if (!benign) {
+      throw new Error(`${endpoint} answered HTTP ${response.status} ${reply.status}: ${reply.field('message') ?? ''}`);
+    }
+    return reply;
+  }
+
+  /** One request to `/api/v1${path}`, waiting out 429 OVERLOADED (Retry-After) and a few 503s. */
+  private async send(
+    path: string,
+    method: 'POST' | 'DELETE',
+    build: () => { body?: FormData | string; headers?: Record<string, string> },
+  ): Promise<{ response: Response; text: string }> {
     const maxOverload = this.options.maxOverloadRetries ?? 100;
     let overloaded = 0;
     let unavailable = 0;
     for (;;) {
       const { body, headers } = build();
-      const response = await fetch(`${this.baseUrl}/api/v1/${endpoint}`, {
-        method: 'POST',
-        body,
+      const response = await fetch(`${this.baseUrl}/api/v1${path}`, {
+        method,
+        ...(body === undefined ? {} : { body }),
         headers: { ...headers, ...(this.options.apiKey ? { 'X-API-Key': this.options.apiKey } : {}) },
       });
       const text = await response.text();
@@ -138,22 +177,7 @@ export class HttpSource implements ScoreSource {
         await sleep(1000 * unavailable);
         continue;
       }
-      let reply: BiometricReply;
-      try {
-        reply = parseBiometricReply(text);
-      } catch {
-        throw new Error(`${endpoint} answered HTTP ${response.status} without XML: ${text.slice(0, 200)}`);
-      }
-      const benign =
-        reply.status === 'OK' ||
-        IMAGE_REFUSALS.has(reply.status) ||
-        (endpoint === 'delete' && reply.status === 'SUBJECT_NOT_FOUND');
-      if (!benign) {
-        throw new Error(
-          `${endpoint} answered HTTP ${response.status} ${reply.status}: ${reply.field('message') ?? ''}`,
-        );
-      }
-      return reply;
+      return { response, text };
     }
   }
 }

@@ -90,8 +90,9 @@ Options:
   --gates           direct mode: apply the default PAD and quality gates and refuse several faces at
                     enrolment, as the service does (MAD is not emulated); default: gates off
   --url URL         HTTP mode: run verify, identify and fte against a running facegate service,
-                    in a fresh partition eval-<random> that is emptied afterwards. The service's
-                    own gates apply; scores are the API's (3 decimals, clamped at 0)
+                    in a fresh partition eval-<random>, deleted afterwards (a key without the
+                    admin scope: only emptied). The service's own gates apply; scores are the
+                    API's (3 decimals, clamped at 0)
   --api-key KEY     HTTP mode: sent as X-API-Key
   --concurrency N   HTTP mode: requests in flight at once (default 2); 429s are waited out
   --check           calibrate: held-out check instead of writing the table

@@ -6,6 +6,7 @@ import {
   calibrationBody,
   healthBody,
   parseMetadata,
+  partitionDeletionBody,
   partitionsBody,
   statsBody,
   successXml,
@@ -93,7 +94,18 @@ export function createApp(options: AppOptions): express.Express {
   }
 
   function audit(principal: Principal, job: BiometricJob, outcome: string, result?: JobResult): void {
-    if (!options.audit || !(job.type === 'enrol' || job.type === 'delete' || job.type === 'verify')) return;
+    if (!options.audit) return;
+    if (job.type === 'deletePartition') {
+      void options.audit.record({
+        operation: 'delete_partition',
+        keyId: principal.keyId,
+        partition: job.partition,
+        outcome,
+        ...(result?.type === 'deletePartition' ? { subjects: result.subjects, templates: result.templates } : {}),
+      });
+      return;
+    }
+    if (!(job.type === 'enrol' || job.type === 'delete' || job.type === 'verify')) return;
     void options.audit.record({
       operation: job.type,
       keyId: principal.keyId,
@@ -227,6 +239,17 @@ export function createApp(options: AppOptions): express.Express {
     '/api/v1/partitions',
     utility({ type: 'partitions' }, (result) => partitionsBody(result as Extract<JobResult, { type: 'partitions' }>)),
   );
+  // Extension: erases a whole partition (admin scope); audited like enrol and delete.
+  app.delete('/api/v1/partitions/:name', async (request, response) => {
+    try {
+      const principal = await admit(request);
+      const { partition } = validateRequest('deletePartition', { partition: request.params['name'] });
+      const result = await run({ type: 'deletePartition', partition }, request, principal);
+      response.status(200).json(partitionDeletionBody(result as Extract<JobResult, { type: 'deletePartition' }>));
+    } catch (error) {
+      sendJsonError(response, toSerializedError(error));
+    }
+  });
   app.get(
     '/api/v1/stats',
     utility({ type: 'stats' }, (result) => statsBody(result as Extract<JobResult, { type: 'stats' }>)),

@@ -7,13 +7,17 @@ import type { TemplateCipher } from '@facegate/gallery';
 import type { Logger } from '@facegate/observability';
 
 export interface AuditEvent {
-  operation: 'enrol' | 'delete' | 'verify';
+  /** `delete_partition`: an admin erased a whole partition (no subject). */
+  operation: 'enrol' | 'delete' | 'verify' | 'delete_partition';
   keyId: string;
   partition: string;
   subjectId?: string;
   /** OK, or the error code; for verify also the decision. */
   outcome: string;
   match?: boolean;
+  /** delete_partition: what the partition held. */
+  subjects?: number;
+  templates?: number;
 }
 
 /** HKDF info labels: each purpose gets its own key, derived from a template key of the ring. */
@@ -74,7 +78,7 @@ function chainLink(line: string): string {
 }
 
 /**
- * Append-only JSON lines of every enrol, delete and verification decision: who, when, where,
+ * Append-only JSON lines of every enrol, delete, partition deletion and verification decision: who, when, where,
  * which subject (as a keyed pseudonym), and what came of it. Never an image, template or key.
  * Each line carries `prev` (the previous line's hash) and `hash` (an HMAC of the line itself,
  * `prev` included), so a line edited, removed or moved fails `npm run audit -- verify`.

@@ -10,7 +10,7 @@ import {
 
 /**
  * Scopes: `search` covers search and verify, `enrol` covers enrol and delete, `admin` covers
- * the partition list and stats (and /metrics), `metrics` only /metrics. Each key is limited to its
+ * the partition list, stats, partition deletion (and /metrics), `metrics` only /metrics. Each key is limited to its
  * partitions (`*` = all).
  */
 export const SCOPES = ['search', 'enrol', 'admin', 'metrics'] as const;
@@ -117,6 +117,7 @@ function scopeFor(job: BiometricJob): Scope {
     case 'delete':
       return 'enrol';
     case 'partitions':
+    case 'deletePartition':
     case 'stats':
     case 'calibration':
       return 'admin';

@@ -11,6 +11,8 @@ export type BiometricJob =
   | { type: 'enrol'; image: Uint8Array; partition: string; subjectId: string; append?: boolean }
   | { type: 'delete'; partition: string; subjectId: string }
   | { type: 'partitions' }
+  /** Extension: erase a whole partition (DELETE /api/v1/partitions/{name}). */
+  | { type: 'deletePartition'; partition: string }
   | { type: 'stats' }
   | { type: 'calibration' };
 
@@ -49,6 +51,8 @@ export type JobResult =
   | { type: 'enrol'; subjectId: string; qualityScore: number; modelId: string; face?: FaceFindings }
   | { type: 'delete'; subjectId: string }
   | { type: 'partitions'; partitions: string[] }
+  /** What the partition held when it was erased. */
+  | { type: 'deletePartition'; partition: string; subjects: number; templates: number }
   | {
       type: 'stats';
       totalSubjects: number;

@@ -1,6 +1,7 @@
 import { ERROR_CODES, HTTP_STATUS_BY_CODE, type ErrorCode } from './errors.js';
 import { deleteRequestSchema, enrolMetadataSchema, searchMetadataSchema, verifyMetadataSchema } from './requests.js';
 import { calibrationTableSchema } from './calibration.js';
+import { PARTITION_PATTERN } from './limits.js';
 import { JSON_BODY_SCHEMAS, XML_ERROR_SHAPE, XML_SUCCESS_SHAPES, type XmlElementShape } from './response-shapes.js';
 import { XML_ROOT, type BiometricEndpoint } from './responses.js';
 
@@ -189,6 +190,24 @@ export function openApiDocument(options: OpenApiOptions): Schema {
         },
       },
       '/api/v1/partitions': utilityOperation('Partition names', 'partitions', '#/components/schemas/Partitions'),
+      '/api/v1/partitions/{name}': {
+        delete: {
+          summary:
+            'Erase a partition: every subject, template, index and snapshot; all or nothing across a crash ' +
+            '(extension; admin scope)',
+          operationId: 'deletePartition',
+          parameters: [
+            { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: PARTITION_PATTERN } },
+          ],
+          responses: {
+            '200': { description: 'Erased', content: jsonContent('#/components/schemas/PartitionDeletion') },
+            ...errorResponses(
+              () => jsonContent('#/components/schemas/JsonError'),
+              new Set<ErrorCode>([...UTILITY_ERRORS, 'INVALID_REQUEST', 'PARTITION_NOT_FOUND']),
+            ),
+          },
+        },
+      },
       '/api/v1/stats': utilityOperation('Subjects per partition', 'stats', '#/components/schemas/Stats'),
       '/api/v1/calibration': utilityOperation(
         'What a score means: FMR and FNMR per threshold, per recognition model (extension)',

@@ -120,6 +120,18 @@ export const deleteRequestSchema: JSONSchemaType<DeleteRequest> = {
   additionalProperties: false,
 };
 
+/** Extension: DELETE /api/v1/partitions/{name}, the name from the path (no default there). */
+export interface PartitionDeletionRequest {
+  partition: string;
+}
+
+export const partitionDeletionRequestSchema: JSONSchemaType<PartitionDeletionRequest> = {
+  type: 'object',
+  properties: { partition: { type: 'string', pattern: PARTITION_PATTERN } },
+  required: ['partition'],
+  additionalProperties: false,
+};
+
 const ajv = new Ajv({ useDefaults: true, allErrors: false, strict: true });
 
 function compile<T>(schema: JSONSchemaType<T>): ValidateFunction<T> {
@@ -131,6 +143,7 @@ const validators = {
   verify: compile(verifyMetadataSchema),
   enrol: compile(enrolMetadataSchema),
   delete: compile(deleteRequestSchema),
+  deletePartition: compile(partitionDeletionRequestSchema),
 };
 
 type RequestShapes = {
@@ -138,6 +151,7 @@ type RequestShapes = {
   verify: VerifyMetadata;
   enrol: EnrolMetadata;
   delete: DeleteRequest;
+  deletePartition: PartitionDeletionRequest;
 };
 
 export type RequestKind = keyof RequestShapes;

@@ -117,6 +117,16 @@ export const JSON_BODY_SCHEMAS = {
     properties: { partitions: { type: 'array', items: { type: 'string' } } },
     required: ['partitions'],
   },
+  PartitionDeletion: {
+    type: 'object',
+    properties: {
+      partition: { type: 'string' },
+      deleted: { type: 'boolean', const: true },
+      subjects: { type: 'integer', minimum: 0, description: 'subjects the partition held' },
+      templates: { type: 'integer', minimum: 0, description: 'templates the partition held' },
+    },
+    required: ['partition', 'deleted', 'subjects', 'templates'],
+  },
   Stats: {
     type: 'object',
     properties: {

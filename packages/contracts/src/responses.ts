@@ -145,6 +145,16 @@ export function partitionsBody(result: ResultOf<'partitions'>): { partitions: st
   return { partitions: result.partitions };
 }
 
+/** Extension (DELETE /api/v1/partitions/{name}): the erased partition and what it held. */
+export function partitionDeletionBody(result: ResultOf<'deletePartition'>): {
+  partition: string;
+  deleted: true;
+  subjects: number;
+  templates: number;
+} {
+  return { partition: result.partition, deleted: true, subjects: result.subjects, templates: result.templates };
+}
+
 /** Extension (GET /api/v1/calibration): each loaded model's calibration table, by model id. */
 export function calibrationBody(result: ResultOf<'calibration'>): {
   calibrations: ResultOf<'calibration'>['calibrations'];

@@ -4,10 +4,12 @@ import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import { shardOf } from './hash.js';
 import { Shard, type ShardInfo } from './shard.js';
 import { SqliteTemplateStore } from './sqlite-store.js';
-import type { TemplateStore } from './store.js';
+import type { PartitionDeletion, TemplateStore } from './store.js';
+import { crashPoint } from './crash-points.js';
+import { removeSnapshot } from './snapshot.js';
 import { TemplateDecryptionError, templateEncryptionHealth, type TemplateCipher } from './template-cipher.js';
 import type { GalleryService } from './service.js';
-import { checkSubjectReference, checkedSearchProbe, checkedSubjectTemplate } from './validation.js';
+import { assertPartition, checkSubjectReference, checkedSearchProbe, checkedSubjectTemplate } from './validation.js';
 import { checkIndexPolicy, partitionIndexSettings, type IndexPolicy } from './index-policy.js';
 import { type VectorIndexEngine } from './vector-index.js';
 import { mergeShardCandidates, type Candidate } from './merge.js';
@@ -71,6 +73,10 @@ export class Gallery implements GalleryService {
   private readonly partitionStates = new Map<string, PartitionState>();
   /** Partitions whose templates could not be decrypted at open: they answer that error. */
   private readonly undecryptablePartitions = new Map<string, string>();
+  /** Partition deletions running now (settled promises): the partition is unknown meanwhile. */
+  private readonly deletions = new Map<string, Promise<void>>();
+  /** Deletions begun in the store whose erasure failed part-way: finished before a new enrol. */
+  private readonly unfinishedDeletions = new Set<string>();
   private snapshotTimer: NodeJS.Timeout | undefined;
   private snapshotRunning: Promise<void> | undefined;
   private lastSnapshotError: string | undefined;
@@ -104,6 +110,11 @@ export class Gallery implements GalleryService {
     try {
       await pinGalleryShape(store, shardCount);
       const gallery = new Gallery(options, store, engine, shardCount);
+      // A deletion the last process began is finished before anything is served: from its
+      // record on, the partition is gone ("none of it"), even if its rows and files are not yet.
+      for (const pending of await store.pendingPartitionDeletions()) {
+        await gallery.erasePartition(pending.partition);
+      }
       for (const partition of await store.partitions()) {
         gallery.partitionStates.set(partition, {
           shards: gallery.openShards(partition),
@@ -130,6 +141,9 @@ export class Gallery implements GalleryService {
   async enrol(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     this.assertOpen();
+    // A name being deleted is unknown: the enrol waits, then creates the partition afresh.
+    await this.deletions.get(partition);
+    if (this.unfinishedDeletions.has(partition)) await this.erasePartition(partition);
     let state = this.partitionStates.get(partition);
     if (state === undefined) {
       state = { shards: this.openShards(partition), exists: false };
@@ -193,7 +207,35 @@ export class Gallery implements GalleryService {
 
   async partitions(): Promise<string[]> {
     this.assertOpen();
-    return this.store.partitions();
+    return (await this.store.partitions()).filter((name) => !this.deletions.has(name));
+  }
+
+  /**
+   * Erases the partition: every template, its shards' indexes and their snapshots. From the
+   * moment the store records the deletion the partition is gone whatever happens next; a
+   * process killed before that keeps all of it, one killed after finishes the erasure at its
+   * next open. Requests meanwhile see an unknown partition; an enrol waits, then creates it anew.
+   */
+  async deletePartition(partition: string): Promise<PartitionDeletion> {
+    assertPartition(partition);
+    this.assertOpen();
+    const state = this.partitionStates.get(partition);
+    if (state === undefined || !state.exists || this.deletions.has(partition)) {
+      throw partitionNotFound(partition);
+    }
+    this.partitionStates.delete(partition);
+    const running = this.deleteOpenPartition(partition, state);
+    const settledRun = running.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.deletions.set(partition, settledRun);
+    void settledRun.then(() => {
+      if (this.deletions.get(partition) === settledRun) this.deletions.delete(partition);
+    });
+    const deletion = await running;
+    if (deletion === undefined) throw partitionNotFound(partition);
+    return deletion;
   }
 
   async hasPartition(partition: string): Promise<boolean> {
@@ -294,6 +336,7 @@ export class Gallery implements GalleryService {
     if (this.closed) return;
     this.closed = true;
     if (this.snapshotTimer !== undefined) clearInterval(this.snapshotTimer);
+    await Promise.all(this.deletions.values());
     await this.snapshotRunning;
     const snapshot = this.options.snapshotOnClose ?? true;
     const failures: string[] = [];
@@ -342,10 +385,38 @@ export class Gallery implements GalleryService {
   private async existingShards(partition: string): Promise<Shard[]> {
     this.assertOpen();
     const state = this.partitionStates.get(partition);
-    if (state === undefined || !state.exists) {
-      throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
-    }
+    if (state === undefined || !state.exists) throw partitionNotFound(partition);
     return state.shards;
+  }
+
+  private async deleteOpenPartition(partition: string, state: PartitionState): Promise<PartitionDeletion | undefined> {
+    // Closing drains the writes in flight, so none lands after the deletion is recorded. No
+    // snapshot: a kill before the record replays the store, one after erases the files.
+    const shards = await state.shards.catch(() => [] as Shard[]);
+    for (const shard of shards) await shard.close({ snapshot: false }).catch(() => undefined);
+    crashPoint('partition-delete:shards-closed');
+    let deletion: PartitionDeletion | undefined;
+    try {
+      deletion = await this.store.beginPartitionDeletion(partition);
+    } catch (error) {
+      // Nothing was recorded: the partition is whole, so serve it again.
+      this.partitionStates.set(partition, { shards: this.openShards(partition), exists: true });
+      throw error;
+    }
+    crashPoint('partition-delete:intent-written');
+    await this.erasePartition(partition);
+    return deletion;
+  }
+
+  /** Removes what is left of a partition whose deletion the store has recorded; safe to repeat. */
+  private async erasePartition(partition: string): Promise<void> {
+    this.unfinishedDeletions.add(partition);
+    await removeSnapshot(join(this.snapshotRoot, partition));
+    crashPoint('partition-delete:snapshots-removed');
+    await this.store.finishPartitionDeletion(partition);
+    this.unfinishedDeletions.delete(partition);
+    // A partition that could not be decrypted no longer exists to be reported.
+    this.undecryptablePartitions.delete(partition);
   }
 
   private async snapshotAll(): Promise<void> {
@@ -377,6 +448,10 @@ export class Gallery implements GalleryService {
   private assertOpen(): void {
     if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
   }
+}
+
+function partitionNotFound(partition: string): FacegateError {
+  return new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
 }
 
 /** Shards of partitions whose opening has finished, for synchronous health and info. */

@@ -68,5 +68,6 @@ export {
   type IndexPolicy,
   type PartitionIndexSettings,
 } from './index-policy.js';
-export { snapshotKeyIds } from './snapshot.js';
+export { removeShardSnapshot, snapshotKeyIds } from './snapshot.js';
+export { crashPoint } from './crash-points.js';
 export { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';

@@ -4,6 +4,7 @@ import { LuaScripts, redisConnection, redisReady } from '@facegate/queue';
 import type {
   EnrolReceipt,
   NewSubjectTemplate,
+  PartitionDeletion,
   RemovalReceipt,
   ResealReport,
   ShardChange,
@@ -44,6 +45,8 @@ export function fenceKey(prefix: string, shard: number): string {
 
 const DEFAULT_SCAN_BATCH_SIZE = 1024;
 const RESEAL_BATCH_SIZE = 256;
+/** Keys SCANned per erasePartitionKeys call: each call is short, so Redis stays responsive. */
+const ERASE_SCAN_COUNT = 1000;
 const UNFENCED = '';
 const NO_REQUEST_ID = '';
 
@@ -69,6 +72,14 @@ class KeyLayout {
   /** Hash partition -> subject count; a field outlives the partition's last subject. */
   get partitions(): string {
     return `${this.base}:partitions`;
+  }
+  /** Hash partition -> JSON {subjects, templates, at}: deletions begun and not yet finished. */
+  get deletions(): string {
+    return `${this.base}:partition-deletions`;
+  }
+  /** SCAN pattern of every key of one partition (all start with its `p:<partition>:` base). */
+  partitionKeysPattern(partition: string): string {
+    return `${globEscaped(this.base)}:p:${partition}:*`;
   }
   /** Hash subjectId -> JSON {s: shard, c: createdAt, r: requestId, f/q: first receipt, ids}. */
   subjects(partition: string): string {
@@ -131,6 +142,9 @@ const scripts = new LuaScripts(new URL('../src/lua/', import.meta.url), [
   'scanPage',
   'subjectTemplates',
   'resealTemplate',
+  'beginPartitionDeletion',
+  'erasePartitionKeys',
+  'finishPartitionDeletion',
 ] as const);
 type ScriptName = Parameters<typeof scripts.run>[1];
 
@@ -158,6 +172,8 @@ const SCRIPT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   FENCED: 'UNAVAILABLE',
   PRUNED: 'UNAVAILABLE',
   SHARD_MISMATCH: 'INTERNAL_ERROR',
+  PARTITION_NOT_FOUND: 'PARTITION_NOT_FOUND',
+  PARTITION_DELETING: 'UNAVAILABLE',
 };
 
 /**
@@ -239,6 +255,7 @@ export class RedisTemplateStore implements TemplateStore {
         k.changes(partition, shard),
         k.counts(partition, shard),
         k.fence(shard),
+        k.deletions,
       ],
       [partition, subjectId, shard, this.tokenFor(shard)],
     )) as Array<string | number>;
@@ -404,8 +421,9 @@ export class RedisTemplateStore implements TemplateStore {
         k.vectors(partition),
         k.removed(partition),
         k.fence(shard),
+        k.deletions,
       ],
-      [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard)],
+      [throughSeq, this.tokenFor(shard), k.rowsPrefix(partition, shard), partition],
     );
   }
 
@@ -419,6 +437,40 @@ export class RedisTemplateStore implements TemplateStore {
     const counts: Record<string, number> = {};
     for (const name of Object.keys(raw).sort()) counts[name] = Number(raw[name]);
     return counts;
+  }
+
+  async beginPartitionDeletion(partition: string): Promise<PartitionDeletion | undefined> {
+    const k = this.keys;
+    const record = (await this.runScript(
+      'beginPartitionDeletion',
+      [k.partitions, k.deletions, k.owners(partition)],
+      [partition],
+    )) as string | null;
+    return record === null ? undefined : deletionOf(partition, record);
+  }
+
+  async pendingPartitionDeletions(): Promise<PartitionDeletion[]> {
+    const records = await this.attempt(() => this.redis.hgetall(this.keys.deletions));
+    return Object.keys(records)
+      .sort()
+      .map((partition) => deletionOf(partition, records[partition]!));
+  }
+
+  async finishPartitionDeletion(partition: string): Promise<void> {
+    const k = this.keys;
+    const record = await this.attempt(() => this.redis.hget(k.deletions, partition));
+    if (record === null) return;
+    let cursor = '0';
+    do {
+      cursor = String(
+        await this.runScript(
+          'erasePartitionKeys',
+          [k.deletions],
+          [partition, record, k.partitionKeysPattern(partition), cursor, ERASE_SCAN_COUNT],
+        ),
+      );
+    } while (cursor !== '0');
+    await this.runScript('finishPartitionDeletion', [k.deletions], [partition, record]);
   }
 
   async getSetting(key: string): Promise<string | undefined> {
@@ -542,6 +594,7 @@ export class RedisTemplateStore implements TemplateStore {
         k.counts(partition, shard),
         k.rows(partition, shard, modelId),
         k.fence(shard),
+        k.deletions,
       ],
       [
         mode,
@@ -606,6 +659,16 @@ function parseChangeEntry(entry: string): { seq: number; kind: 'add' | 'remove';
     faissId: BigInt(entry.slice(second + 1, third)),
     modelId: entry.slice(third + 1),
   };
+}
+
+function deletionOf(partition: string, record: string): PartitionDeletion {
+  const { subjects, templates } = JSON.parse(record) as { subjects: number; templates: number };
+  return { partition, subjects, templates };
+}
+
+/** The text as a SCAN pattern that matches only itself (a key prefix may hold glob characters). */
+function globEscaped(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
 }
 
 function parseMeta(bytes: Buffer): TemplateMeta {

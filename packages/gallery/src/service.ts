@@ -1,5 +1,6 @@
 import type { ComponentHealth } from '@facegate/contracts';
 import type { Candidate } from './merge.js';
+import type { PartitionDeletion } from './store.js';
 import type { GalleryStats } from './store-reads.js';
 
 /**
@@ -36,8 +37,13 @@ export interface GalleryService {
   /** The raw cosine of the probe against the subject's best template of `modelId`. */
   verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number>;
   partitions(): Promise<string[]>;
-  /** Whether the partition exists; partitions are never removed, so a gallery may remember a yes. */
+  /** Whether the partition exists (a partition being deleted does not). */
   hasPartition(partition: string): Promise<boolean>;
+  /**
+   * Erases the partition (templates, indexes, snapshots), all or nothing across a crash;
+   * PARTITION_NOT_FOUND when there is none. Answers what it held.
+   */
+  deletePartition(partition: string): Promise<PartitionDeletion>;
   stats(): Promise<GalleryStats>;
   /** The `faiss_index` health component. */
   health(): ComponentHealth;

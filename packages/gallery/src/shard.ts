@@ -153,6 +153,8 @@ export class Shard {
   async enrol(subjectId: string, modelId: string, template: Float32Array, requestId?: string): Promise<EnrolReceipt> {
     this.assertOwns(subjectId);
     return this.gate.pass(async () => {
+      // Closed while this write waited at the gate (its partition deleted): it must not land.
+      this.assertOpen();
       const receipt = await this.store.addSubject({
         partition: this.partition,
         shard: this.shard,
@@ -186,6 +188,7 @@ export class Shard {
     this.assertOwns(subjectId);
     const appended = this.appends.then(() =>
       this.gate.pass(async () => {
+        this.assertOpen();
         if (maxTemplates !== undefined) {
           const held = (await this.store.getSubjectTemplates(this.partition, subjectId)).length;
           if (held === 0) {
@@ -222,6 +225,7 @@ export class Shard {
   async remove(subjectId: string): Promise<RemovalReceipt> {
     this.assertOwns(subjectId);
     return this.gate.pass(async () => {
+      this.assertOpen();
       const receipt = await this.store.removeSubject(this.partition, subjectId);
       this.applyRemovals(receipt.removed);
       this.dirty = true;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
@@ -220,6 +220,17 @@ export async function publishManifest(dir: string, manifest: SnapshotManifest): 
 
 export async function removeSnapshot(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * Removes one shard's snapshot of a partition, and the partition's folder once no shard's
+ * snapshot is left in it (another worker's shards of the partition may still be there).
+ */
+export async function removeShardSnapshot(snapshotRoot: string, partition: string, shard: number): Promise<void> {
+  await removeSnapshot(shardSnapshotDir(snapshotRoot, partition, shard));
+  await rmdir(join(snapshotRoot, partition)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOTEMPTY' && error.code !== 'ENOENT') throw error;
+  });
 }
 
 export async function renameIntoPlace(from: string, to: string, dir: string): Promise<void> {

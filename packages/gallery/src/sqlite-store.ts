@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import type {
   EnrolReceipt,
   NewSubjectTemplate,
+  PartitionDeletion,
   RemovalReceipt,
   ResealReport,
   ShardChange,
@@ -13,6 +14,7 @@ import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.
 import {
   asStoreError,
   checkTemplateLength,
+  partitionBeingDeleted,
   storeClosed,
   storeUnavailable,
   subjectExists,
@@ -71,6 +73,12 @@ CREATE TABLE IF NOT EXISTS changes (
   model_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_shard ON changes (partition, shard, seq);
+CREATE TABLE IF NOT EXISTS partition_deletions (
+  name TEXT PRIMARY KEY,
+  subjects INTEGER NOT NULL,
+  templates INTEGER NOT NULL,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
 `;
 
 interface PendingWrite {
@@ -109,6 +117,8 @@ export class SqliteTemplateStore implements TemplateStore {
   private readonly addSubjectInSavepoint;
   private readonly addTemplateInSavepoint;
   private readonly removeSubjectInSavepoint;
+  private readonly beginPartitionDeletionInSavepoint;
+  private readonly finishPartitionDeletionInSavepoint;
 
   private constructor(options: SqliteTemplateStoreOptions) {
     this.dimension = options.dimension;
@@ -188,6 +198,26 @@ export class SqliteTemplateStore implements TemplateStore {
       templatesAfter: db.prepare<[number, number], TemplateRow>(
         'SELECT faiss_id, partition, shard, subject_id, model_id, template, created_at FROM templates WHERE faiss_id > ? ORDER BY faiss_id LIMIT ?',
       ),
+      selectDeletion: db.prepare<[string], { name: string; subjects: number; templates: number }>(
+        'SELECT name, subjects, templates FROM partition_deletions WHERE name = ?',
+      ),
+      pendingDeletions: db.prepare<[], { name: string; subjects: number; templates: number }>(
+        'SELECT name, subjects, templates FROM partition_deletions ORDER BY name',
+      ),
+      insertDeletion: db.prepare(
+        'INSERT INTO partition_deletions (name, subjects, templates, created_at) VALUES (?, ?, ?, ?)',
+      ),
+      deleteDeletion: db.prepare('DELETE FROM partition_deletions WHERE name = ?'),
+      selectPartition: db.prepare<[string], { subject_count: number }>(
+        'SELECT subject_count FROM partitions WHERE name = ?',
+      ),
+      countPartitionTemplates: db.prepare<[string], { n: number }>(
+        'SELECT count(*) AS n FROM templates WHERE partition = ?',
+      ),
+      deletePartition: db.prepare('DELETE FROM partitions WHERE name = ?'),
+      deletePartitionSubjects: db.prepare('DELETE FROM subjects WHERE partition = ?'),
+      deletePartitionTemplates: db.prepare('DELETE FROM templates WHERE partition = ?'),
+      deletePartitionChanges: db.prepare('DELETE FROM changes WHERE partition = ?'),
       // Compare-and-set: a row deleted (or re-sealed by someone else) meanwhile is left alone.
       resealTemplate: db.prepare('UPDATE templates SET template = ? WHERE faiss_id = ? AND template = ?'),
     };
@@ -210,13 +240,18 @@ export class SqliteTemplateStore implements TemplateStore {
       const change = statements.insertChange.run(entry.partition, entry.shard, CHANGE_ADD, faissId, entry.modelId);
       return { faissId: BigInt(faissId), seq: Number(change.lastInsertRowid), createdAt };
     };
+    const refuseIfDeleting = (partition: string): void => {
+      if (statements.selectDeletion.get(partition) !== undefined) throw partitionBeingDeleted(partition);
+    };
     this.addSubjectInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+      refuseIfDeleting(entry.partition);
       statements.ensurePartition.run(entry.partition, createdAt);
       statements.insertSubject.run(entry.partition, entry.subjectId, entry.shard, createdAt);
       statements.adjustPartitionCount.run(1, entry.partition);
       return insertTemplateRow(entry, createdAt);
     });
     this.addTemplateInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
+      refuseIfDeleting(entry.partition);
       const subject = statements.selectSubject.get(entry.partition, entry.subjectId);
       if (subject === undefined) {
         throw subjectNotFound(entry.partition);
@@ -240,6 +275,24 @@ export class SqliteTemplateStore implements TemplateStore {
       statements.deleteSubject.run(partition, subjectId);
       statements.adjustPartitionCount.run(-1, partition);
       return { shard: subject.shard, removed, seq };
+    });
+    this.beginPartitionDeletionInSavepoint = db.transaction((partition: string): PartitionDeletion | undefined => {
+      const pending = statements.selectDeletion.get(partition);
+      if (pending !== undefined) return { partition, subjects: pending.subjects, templates: pending.templates };
+      const row = statements.selectPartition.get(partition);
+      if (row === undefined) return undefined;
+      const templates = statements.countPartitionTemplates.get(partition)?.n ?? 0;
+      statements.insertDeletion.run(partition, row.subject_count, templates, Date.now());
+      statements.deletePartition.run(partition);
+      return { partition, subjects: row.subject_count, templates };
+    });
+    this.finishPartitionDeletionInSavepoint = db.transaction((partition: string): void => {
+      if (statements.selectDeletion.get(partition) === undefined) return;
+      statements.deletePartitionTemplates.run(partition);
+      statements.deletePartitionSubjects.run(partition);
+      statements.deletePartitionChanges.run(partition);
+      statements.deletePartition.run(partition);
+      statements.deleteDeletion.run(partition);
     });
   }
 
@@ -416,6 +469,21 @@ export class SqliteTemplateStore implements TemplateStore {
     const counts: Record<string, number> = {};
     for (const row of this.statements.partitions.all()) counts[row.name] = row.subject_count;
     return counts;
+  }
+
+  beginPartitionDeletion(partition: string): Promise<PartitionDeletion | undefined> {
+    return this.enqueueWrite(() => this.beginPartitionDeletionInSavepoint(partition));
+  }
+
+  async pendingPartitionDeletions(): Promise<PartitionDeletion[]> {
+    this.assertOpen();
+    return this.statements.pendingDeletions
+      .all()
+      .map((row) => ({ partition: row.name, subjects: row.subjects, templates: row.templates }));
+  }
+
+  finishPartitionDeletion(partition: string): Promise<void> {
+    return this.enqueueWrite(() => this.finishPartitionDeletionInSavepoint(partition));
   }
 
   async getSetting(key: string): Promise<string | undefined> {

@@ -20,6 +20,11 @@ export function subjectExists(partition: string): FacegateError {
   return new FacegateError('SUBJECT_EXISTS', `subject already enrolled in partition '${partition}'`);
 }
 
+/** An add to a partition whose deletion has begun: a retry after it finishes creates it afresh. */
+export function partitionBeingDeleted(partition: string): FacegateError {
+  return new FacegateError('UNAVAILABLE', `partition '${partition}' is being deleted; retry`);
+}
+
 export function storeClosed(): FacegateError {
   return new FacegateError('UNAVAILABLE', 'template store is closed');
 }

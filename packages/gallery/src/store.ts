@@ -101,6 +101,13 @@ export interface ResealReport {
   encryptedOnly: boolean;
 }
 
+/** What a partition held when its deletion began. */
+export interface PartitionDeletion {
+  partition: string;
+  subjects: number;
+  templates: number;
+}
+
 export interface TemplateStore {
   readonly dimension: number;
 
@@ -149,6 +156,24 @@ export interface TemplateStore {
 
   /** Subject count per partition. */
   partitionCounts(): Promise<Record<string, number>>;
+
+  /**
+   * Begins erasing a partition: durably records the deletion (with what the partition held)
+   * and drops it from partitions() and partitionCounts() in one atomic write, so that a crash
+   * at any later point leaves "none of it". Until finishPartitionDeletion, adds to the
+   * partition are refused (UNAVAILABLE). A deletion already begun is answered as recorded;
+   * undefined when there is neither such a partition nor a pending deletion of it.
+   */
+  beginPartitionDeletion(partition: string): Promise<PartitionDeletion | undefined>;
+
+  /** Deletions begun and not finished (the process died in between): to finish before serving. */
+  pendingPartitionDeletions(): Promise<PartitionDeletion[]>;
+
+  /**
+   * Erases every row of a partition whose deletion has begun, then the deletion record; safe
+   * to repeat. Rows of a partition without a pending deletion are left alone.
+   */
+  finishPartitionDeletion(partition: string): Promise<void>;
 
   /** Store-level settings that must not change under existing data (e.g. shard count). */
   getSetting(key: string): Promise<string | undefined>;

@@ -200,6 +200,11 @@ export class WorkerRuntime {
         return { type: 'delete', subjectId: job.subjectId };
       case 'partitions':
         return { type: 'partitions', partitions: await this.gallery.partitions() };
+      case 'deletePartition': {
+        const deletion = await this.gallery.deletePartition(job.partition);
+        await this.refreshGalleryGauge();
+        return { type: 'deletePartition', ...deletion };
+      }
       case 'stats': {
         const stats = await this.gallery.stats();
         return {

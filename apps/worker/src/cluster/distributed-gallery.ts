@@ -1,6 +1,8 @@
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
+  assertPartition,
   checkSubjectReference,
+  crashPoint,
   checkedSearchProbe,
   checkedSubjectTemplate,
   mergeShardCandidates,
@@ -11,9 +13,11 @@ import {
   type Candidate,
   type GalleryService,
   type GalleryStats,
+  type PartitionDeletion,
   type TemplateCipher,
   type TemplateStore,
 } from '@facegate/gallery';
+import type { ShardOp, ShardOpResult } from './shard-ops.js';
 import type { ShardClientLike } from './shard-router.js';
 
 export interface DistributedGalleryOptions {
@@ -38,8 +42,9 @@ export class DistributedGallery implements GalleryService {
   private readonly healthOf: () => ComponentHealth;
   private readonly templateCipher: TemplateCipher | undefined;
   /**
-   * Partitions seen in the store. There is no way to remove one, so a yes is remembered and the
-   * hot path (every search and verify checks) skips a Redis round trip; a no is asked again.
+   * Partitions seen in the store. A yes is remembered, so that the hot path (every search and
+   * verify checks) skips a Redis round trip; a no is asked again. A partition deleted through
+   * another worker is forgotten when a shard owner (or, for verify, the store) says it is gone.
    */
   private readonly knownPartitions = new Set<string>();
   private closed = false;
@@ -62,14 +67,23 @@ export class DistributedGallery implements GalleryService {
   ): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
     this.assertOpen();
-    await this.shards.call(shardOf(subjectId, this.shardCount), {
+    const op = {
       op: 'enrol',
       partition,
       subjectId,
       modelId,
       template: normalised,
       ...(requestId === undefined ? {} : { requestId }),
-    });
+    } as const;
+    try {
+      await this.shards.call(shardOf(subjectId, this.shardCount), op);
+    } catch (error) {
+      // A deletion of this name that its worker did not finish: finish it, then create afresh.
+      if (!(error instanceof FacegateError && error.code === 'UNAVAILABLE') || !(await this.isBeingDeleted(partition)))
+        throw error;
+      await this.erasePartition(partition);
+      await this.shards.call(shardOf(subjectId, this.shardCount), op);
+    }
   }
 
   /** Adds a template to an enrolled subject through its shard owner, which checks the maximum. */
@@ -82,7 +96,7 @@ export class DistributedGallery implements GalleryService {
   ): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
     await this.requirePartition(partition);
-    await this.shards.call(shardOf(subjectId, this.shardCount), {
+    await this.callOwner(partition, shardOf(subjectId, this.shardCount), {
       op: 'append',
       partition,
       subjectId,
@@ -95,7 +109,7 @@ export class DistributedGallery implements GalleryService {
   async delete(partition: string, subjectId: string): Promise<void> {
     checkSubjectReference(partition, subjectId);
     await this.requirePartition(partition);
-    await this.shards.call(shardOf(subjectId, this.shardCount), { op: 'remove', partition, subjectId });
+    await this.callOwner(partition, shardOf(subjectId, this.shardCount), { op: 'remove', partition, subjectId });
   }
 
   /** Scatters to the owners of every shard of the partition and merges their top-k lists. */
@@ -110,7 +124,7 @@ export class DistributedGallery implements GalleryService {
     await this.requirePartition(partition);
     const perShard = await Promise.all(
       Array.from({ length: this.shardCount }, async (_, shard) => {
-        const result = await this.shards.call(shard, {
+        const result = await this.callOwner(partition, shard, {
           op: 'search',
           partition,
           modelId,
@@ -128,7 +142,38 @@ export class DistributedGallery implements GalleryService {
   async verify(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<number> {
     const probe = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
     await this.requirePartition(partition);
-    return verifyAgainstStore(this.store, partition, subjectId, probe, modelId);
+    try {
+      return await verifyAgainstStore(this.store, partition, subjectId, probe, modelId);
+    } catch (error) {
+      // The remembered partition may have been deleted through another worker since.
+      if (error instanceof FacegateError && error.code === 'SUBJECT_NOT_FOUND') {
+        this.knownPartitions.delete(partition);
+        await this.requirePartition(partition);
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Records the deletion in the store (the partition is gone from then on, whatever happens
+   * next), has every shard's owner close its index of the partition and delete its snapshot,
+   * then erases the partition's keys and the record. A worker killed part-way leaves the record;
+   * a retried DELETE, an enrol into the name, or the next worker to start finishes the erasure.
+   */
+  async deletePartition(partition: string): Promise<PartitionDeletion> {
+    assertPartition(partition);
+    this.assertOpen();
+    const deletion = await this.store.beginPartitionDeletion(partition);
+    this.knownPartitions.delete(partition);
+    if (deletion === undefined) throw partitionNotFound(partition);
+    crashPoint('partition-delete:intent-written');
+    await this.erasePartition(partition);
+    return deletion;
+  }
+
+  /** Finishes the deletions that workers killed part-way left behind. */
+  async finishPendingDeletions(): Promise<void> {
+    for (const pending of await this.store.pendingPartitionDeletions()) await this.erasePartition(pending.partition);
   }
 
   async partitions(): Promise<string[]> {
@@ -162,12 +207,39 @@ export class DistributedGallery implements GalleryService {
   }
 
   private async requirePartition(partition: string): Promise<void> {
-    if (!(await this.hasPartition(partition))) {
-      throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
+    if (!(await this.hasPartition(partition))) throw partitionNotFound(partition);
+  }
+
+  /** A shard op on an existing partition; its owner's PARTITION_NOT_FOUND also clears the memory of it. */
+  private async callOwner(partition: string, shard: number, op: ShardOp): Promise<ShardOpResult> {
+    try {
+      return await this.shards.call(shard, op);
+    } catch (error) {
+      if (error instanceof FacegateError && error.code === 'PARTITION_NOT_FOUND')
+        this.knownPartitions.delete(partition);
+      throw error;
     }
+  }
+
+  private async isBeingDeleted(partition: string): Promise<boolean> {
+    return (await this.store.pendingPartitionDeletions()).some((pending) => pending.partition === partition);
+  }
+
+  private async erasePartition(partition: string): Promise<void> {
+    await Promise.all(
+      Array.from({ length: this.shardCount }, (_, shard) =>
+        this.shards.call(shard, { op: 'dropPartition', partition }),
+      ),
+    );
+    crashPoint('partition-delete:shards-dropped');
+    await this.store.finishPartitionDeletion(partition);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
   }
+}
+
+function partitionNotFound(partition: string): FacegateError {
+  return new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
 }

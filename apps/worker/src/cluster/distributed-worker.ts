@@ -132,6 +132,13 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
       leaseRedis.status === 'ready' ? resolve() : leaseRedis.once('ready', resolve),
     );
     leaseManager.start();
+    // Deletions a killed worker began are finished (their shard owners reached through the
+    // queues, as soon as there are owners) while this worker starts serving.
+    void gallery.finishPendingDeletions().catch((error: unknown) => {
+      log.warn('finishing pending partition deletions failed; the next start or a retried DELETE finishes them', {
+        error,
+      });
+    });
 
     const consumer = new BullMqJobConsumer((job, context) => runtime.handle(job, context), {
       redisUrl,

@@ -1,8 +1,10 @@
+import { readdir } from 'node:fs/promises';
 import type { Job } from 'bullmq';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
   Shard,
   partitionIndexSettings,
+  removeShardSnapshot,
   type IndexPolicy,
   type ShardOptions,
   type TemplateCipher,
@@ -105,6 +107,11 @@ export class ShardHost {
     if (state === undefined || state.closing) {
       throw new FacegateError('UNAVAILABLE', `shard ${shard} is not served by this worker`);
     }
+    if (op.op === 'dropPartition') {
+      await this.dropPartition(state, op.partition);
+      return { op: 'dropPartition' };
+    }
+    if (!state.partitions.has(op.partition)) await this.checkPartitionMayOpen(op.op, op.partition);
     const target = await this.partitionShard(state, op.partition);
     switch (op.op) {
       case 'search':
@@ -185,6 +192,7 @@ export class ShardHost {
     // A failure here is not fatal: partitions also open on first use.
     try {
       const partitions = await options.store.partitions();
+      await this.removeSnapshotsOfDeletedPartitions(lease.shard, new Set(partitions));
       await Promise.all(partitions.map((partition) => this.partitionShard(state, partition)));
     } catch (error) {
       this.noteProblem(`shard ${lease.shard}: warm-up failed: ${describe(error)}`);
@@ -235,6 +243,42 @@ export class ShardHost {
         this.options.logger.error('shard op failed unexpectedly', { shard: message.shard, error });
       }
       return { ok: false, error: failure.toJSON() };
+    }
+  }
+
+  /**
+   * A partition's shard opens (a rebuild from the store) only for a partition that exists, or
+   * for an enrol into one that is not being deleted: a shard opened from the keys of a
+   * partition half erased would hold stale vectors.
+   */
+  private async checkPartitionMayOpen(op: ShardOp['op'], partition: string): Promise<void> {
+    const { store } = this.options;
+    if (op === 'enrol') {
+      if ((await store.pendingPartitionDeletions()).some((pending) => pending.partition === partition)) {
+        throw new FacegateError('UNAVAILABLE', `partition '${partition}' is being deleted; retry`);
+      }
+    } else if (!(await store.partitions()).includes(partition)) {
+      throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
+    }
+  }
+
+  /** Closes this shard of a partition being deleted, without a snapshot, and deletes its snapshot. */
+  private async dropPartition(state: ServedShard, partition: string): Promise<void> {
+    const opening = state.partitions.get(partition);
+    state.partitions.delete(partition);
+    const target = await opening?.catch(() => undefined);
+    await target?.close({ snapshot: false });
+    await removeShardSnapshot(this.options.snapshotRoot, partition, state.lease.shard);
+  }
+
+  /**
+   * Snapshots this worker kept of the shard for partitions no longer in the store (deleted
+   * while it did not own the shard) go before the shard is served.
+   */
+  private async removeSnapshotsOfDeletedPartitions(shard: number, partitions: ReadonlySet<string>): Promise<void> {
+    const { snapshotRoot } = this.options;
+    for (const name of await readdir(snapshotRoot).catch(() => [] as string[])) {
+      if (!partitions.has(name)) await removeShardSnapshot(snapshotRoot, name, shard);
     }
   }
 

@@ -24,10 +24,16 @@ export type ShardOp =
       template: Float32Array;
       maxTemplates: number;
     }
-  | { op: 'remove'; partition: string; subjectId: string };
+  | { op: 'remove'; partition: string; subjectId: string }
+  /** The partition's deletion has begun: close its shard here and delete its local snapshot. */
+  | { op: 'dropPartition'; partition: string };
 
 export type ShardOpResult =
-  { op: 'search'; candidates: ShardCandidate[] } | { op: 'enrol' } | { op: 'append' } | { op: 'remove' };
+  | { op: 'search'; candidates: ShardCandidate[] }
+  | { op: 'enrol' }
+  | { op: 'append' }
+  | { op: 'remove' }
+  | { op: 'dropPartition' };
 
 export type ShardOpReply = { ok: true; result: ShardOpResult } | { ok: false; error: SerializedError };
 

@@ -13,6 +13,7 @@
       KEYS[9]  counts hash of the shard (modelId -> live templates)
       KEYS[10] rows sorted set of the shard and model
       KEYS[11] fence of the shard
+      KEYS[12] partition deletions hash (partition -> record of a deletion in progress)
 
       ARGV[1]  mode: 'subject' (a new subject) or 'template' (add to an existing one)
       ARGV[2]  partition
@@ -27,11 +28,15 @@
 
     Output:
       {replayed (0|1), faissId, seq, createdAt}, or an error reply SUBJECT_EXISTS,
-      SUBJECT_NOT_FOUND, SHARD_MISMATCH or FENCED.
+      SUBJECT_NOT_FOUND, SHARD_MISMATCH, FENCED or PARTITION_DELETING.
 ]]
 --- @include "includes/refuseIfFenced"
 local refused = refuse_if_fenced(KEYS[11], ARGV[9])
 if refused then return refused end
+-- The partition's keys are being erased: nothing may be added under its name until that is done.
+if redis.call('HEXISTS', KEYS[12], ARGV[2]) == 1 then
+  return redis.error_reply("PARTITION_DELETING partition '" .. ARGV[2] .. "' is being deleted; retry")
+end
 local existing = redis.call('HGET', KEYS[1], ARGV[3])
 local record
 if ARGV[1] == 'subject' then

@@ -8,18 +8,22 @@
       KEYS[4] vectors hash of the partition
       KEYS[5] removed hash of the partition
       KEYS[6] fence of the shard
+      KEYS[7] partition deletions hash
 
       ARGV[1] throughSeq
       ARGV[2] fencing token ('' for an unfenced write)
       ARGV[3] rows key prefix of the shard (a removed row's rows key depends on its model,
               read from the log)
+      ARGV[4] partition
 
     Output:
-      the number of log entries pruned, or an error reply FENCED.
+      the number of log entries pruned (0 for a partition being deleted: its keys are going, and
+      a write here would bring one back), or an error reply FENCED.
 ]]
 --- @include "includes/refuseIfFenced"
 local refused = refuse_if_fenced(KEYS[6], ARGV[2])
 if refused then return refused end
+if redis.call('HEXISTS', KEYS[7], ARGV[4]) == 1 then return 0 end
 local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 for _, entry in ipairs(entries) do
   local _, _, kind, faiss_id, model = string.find(entry, '^%d+|(%a)|(%d+)|(.*)$')

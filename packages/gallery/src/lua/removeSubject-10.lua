@@ -12,6 +12,7 @@
       KEYS[7] change log of the shard
       KEYS[8] counts hash of the shard
       KEYS[9] fence of the shard
+      KEYS[10] partition deletions hash
 
       ARGV[1] partition
       ARGV[2] subjectId
@@ -19,12 +20,15 @@
       ARGV[4] fencing token ('' for an unfenced write)
 
     Output:
-      {lastSeq, faissId1, modelId1, ...}, or an error reply SUBJECT_NOT_FOUND, SHARD_MISMATCH
-      or FENCED.
+      {lastSeq, faissId1, modelId1, ...}, or an error reply SUBJECT_NOT_FOUND, SHARD_MISMATCH,
+      FENCED or PARTITION_NOT_FOUND (its deletion has begun).
 ]]
 --- @include "includes/refuseIfFenced"
 local refused = refuse_if_fenced(KEYS[9], ARGV[4])
 if refused then return refused end
+if redis.call('HEXISTS', KEYS[10], ARGV[1]) == 1 then
+  return redis.error_reply("PARTITION_NOT_FOUND partition '" .. ARGV[1] .. "' does not exist")
+end
 local existing = redis.call('HGET', KEYS[1], ARGV[2])
 if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[1] .. "'") end
 local record = cjson.decode(existing)
