@@ -11,7 +11,7 @@
 //   runs       mean milliseconds of one batched run per model under that load.
 // service, load, batches and stages come once per service configuration of CONFIGS.
 // Environment: WORKER_DEVICE, CHECK_SECONDS (30), CONCURRENCY (64), LOAD_THREADS (4), CONFIGS
-// ('PIPELINE_THREADS=0;': the main thread, then the defaults), PHOTOS (folder; default photos/ of
+// ('PIPELINE_THREADS=0;;MAX_BATCH=1;BATCH_WAIT_MS=2': the main thread, the defaults, no batching, a batch wait), PHOTOS (folder; default photos/ of
 // the pack), MIN_COSINE (0.9999). Exit status 0 when the models ran on WORKER_DEVICE and every comparison holds.
 /* global FormData */
 import { Blob } from 'node:buffer';
@@ -90,7 +90,9 @@ print('templates-batched', {
 // 3–5. For each service configuration (CONFIGS: `;`-separated, each a space-separated list of
 // NAME=VALUE for the service; an empty one is the defaults): the embedded service on the device,
 // HTTP searches under load, and the batch sizes each model reached.
-const configurations = (process.env.CONFIGS ?? 'PIPELINE_THREADS=0;').split(';').map((text) => text.trim());
+const configurations = (process.env.CONFIGS ?? 'PIPELINE_THREADS=0;;MAX_BATCH=1;BATCH_WAIT_MS=2')
+  .split(';')
+  .map((text) => text.trim());
 const accepted = onCpu.results.filter((result) => result.decision === 'OK').map((result) => result.file);
 for (const configuration of configurations) {
   const settings = Object.fromEntries(
