@@ -147,6 +147,19 @@ for (const [role, model] of pack) {
       await single(session)();
       row[`${name}_first_ms`] = Number((performance.now() - started).toFixed(0));
       row[name] = await timeRuns(single(session), 20);
+      if (name === 'freed_defaults') {
+        // One session fed batches of 1 and 16 in turn: onnxruntime >= 1.20 may search cuDNN's
+        // algorithms again at every change of shape (microsoft/onnxruntime#23006).
+        const sixteen = [16, ...shape.slice(1)];
+        const batch = new Float32Array(input.length * 16);
+        let flip = false;
+        row.freed_alternating_1_and_16 = await timeRuns(() => {
+          flip = !flip;
+          return flip
+            ? single(session)()
+            : session.run({ [session.inputNames[0]]: new ort.Tensor('float32', batch, sixteen) });
+        }, 10);
+      }
       await session.release();
     } catch (error) {
       row[name] = String(error.message).slice(0, 200);

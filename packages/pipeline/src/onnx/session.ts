@@ -155,10 +155,28 @@ export async function openSession(
   }
   const onGpu = placement.device.startsWith('cuda:');
   const batchSizes = batchable && settings.batch ? batchSizesFor(settings.batch.maxBatch, onGpu) : [1];
-  if (onGpu) {
-    // Each new input shape costs a CUDA session cuDNN's convolution search (up to ~1 s): every
-    // batch size a batch may be padded to is met here, at start-up, rather than on a request.
-    for (const size of batchSizes) await warmUp(session, size);
+  const sessions = [session];
+  if (onGpu && batchSizes.length > 1) {
+    // One CUDA session per batch size, each warmed at start-up and then fed that shape alone:
+    // a session's first run of an input shape costs up to ~1 s of cuDNN's convolution search, and
+    // onnxruntime's cuDNN-frontend convolutions (1.20 and later) search again whenever the shape
+    // changes from one run to the next (microsoft/onnxruntime#23006). On an H200 the service ran
+    // batched runs at about a second each when one session saw every size (docs/benchmarks.md).
+    const bySize = new Map<number, ort.InferenceSession>([[1, session]]);
+    for (const size of batchSizes.slice(1)) {
+      const sized = await ort.InferenceSession.create(
+        patched.bytes,
+        sessionOptions(settings, cudaExecutionProviders(cudaDeviceOf(placement.device)!)),
+      );
+      sessions.push(sized);
+      await warmUp(sized, size);
+      bySize.set(size, sized);
+    }
+    runOnce = async (data, dimensions) => {
+      const sized = bySize.get(dimensions[0]!) ?? session;
+      const results = await sized.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
+      return sized.outputNames.map((name) => results[name]!);
+    };
   }
   const run =
     batchSizes.length > 1
@@ -166,7 +184,9 @@ export async function openSession(
       : (data: Float32Array, dimensions: readonly number[]) => runOnce(data, dimensions);
   return {
     run,
-    release: () => session.release(),
+    release: async () => {
+      await Promise.all(sessions.map((each) => each.release()));
+    },
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
@@ -177,14 +197,15 @@ export async function openSession(
 }
 
 /**
- * The batch sizes runs may have: on CPU any size up to `maxBatch`; on a GPU the powers of two up
- * to it (and `maxBatch` itself), batches padded with zeros to the next one, so that a session
- * meets a handful of shapes, each warmed at start-up.
+ * The batch sizes runs may have: on CPU any size up to `maxBatch`; on a GPU 1, 4, 16, … up to
+ * `maxBatch` (and `maxBatch` itself), batches zero-padded to the next one, each size with a
+ * session of its own (see openSession). Padding costs the GPU little: a batch of 16 ran in
+ * 0.65–9 ms against 0.5–1.8 ms for one input (docs/benchmarks.md).
  */
-export function batchSizesFor(maxBatch: number, padToPowersOfTwo: boolean): number[] {
-  if (!padToPowersOfTwo) return Array.from({ length: maxBatch }, (_, index) => index + 1);
+export function batchSizesFor(maxBatch: number, gpuSizes: boolean): number[] {
+  if (!gpuSizes) return Array.from({ length: maxBatch }, (_, index) => index + 1);
   const sizes: number[] = [];
-  for (let size = 1; size < maxBatch; size *= 2) sizes.push(size);
+  for (let size = 1; size < maxBatch; size *= 4) sizes.push(size);
   sizes.push(maxBatch);
   return sizes;
 }
