@@ -169,8 +169,12 @@ async function measureService(configuration, settings) {
     print('load', { configuration, device, ...load });
     print('batches', { configuration, ...batchSizes(await metricsText()) });
     const metrics = await metricsText();
-    print('stages', { configuration, ...stageMeans(metrics) });
-    print('runs', { configuration, ...modelRunMeans(metrics) });
+    print('stages', {
+      configuration,
+      ...meanMilliseconds(metrics, 'facegate_pipeline_stage_duration_seconds', 'stage'),
+    });
+    // One batched run of each model, the whole batch.
+    print('runs', { configuration, ...meanMilliseconds(metrics, 'facegate_model_run_seconds', 'model') });
   } finally {
     stopService();
     await new Promise((resolve) => (service.exitCode !== null ? resolve() : service.once('exit', resolve)));
@@ -211,33 +215,17 @@ function batchSizes(text) {
   );
 }
 
-/** Mean milliseconds of one batched run of each model (the whole batch), from facegate_model_run_seconds. */
-function modelRunMeans(text) {
-  const perModel = {};
-  for (const { labels, kind, value } of histogramSeries(text, /^facegate_model_run_seconds$/)) {
-    const entry = (perModel[labels.model] ??= { count: 0, sum: 0 });
+/** Mean milliseconds per value of `label` of a seconds histogram of /metrics. */
+function meanMilliseconds(text, metric, label) {
+  const perValue = {};
+  for (const { labels, kind, value } of histogramSeries(text, new RegExp(`^${metric}$`))) {
+    const entry = (perValue[labels[label]] ??= { count: 0, sum: 0 });
     if (kind === 'count') entry.count += value;
     if (kind === 'sum') entry.sum += value;
   }
   return Object.fromEntries(
-    Object.entries(perModel).map(([model, { count, sum }]) => [
-      model,
-      count ? Number(((sum / count) * 1000).toFixed(2)) : 0,
-    ]),
-  );
-}
-
-/** Mean milliseconds of each pipeline stage, from the stage histogram. */
-function stageMeans(text) {
-  const perStage = {};
-  for (const { labels, kind, value } of histogramSeries(text, /^facegate_pipeline_stage_duration_seconds$/)) {
-    const entry = (perStage[labels.stage] ??= { count: 0, sum: 0 });
-    if (kind === 'count') entry.count += value;
-    if (kind === 'sum') entry.sum += value;
-  }
-  return Object.fromEntries(
-    Object.entries(perStage).map(([stage, { count, sum }]) => [
-      stage,
+    Object.entries(perValue).map(([key, { count, sum }]) => [
+      key,
       count ? Number(((sum / count) * 1000).toFixed(2)) : 0,
     ]),
   );
