@@ -223,24 +223,43 @@ function resampleAffine(
   outHeight: number,
   outside: number | 'replicate',
 ): RgbImage {
-  const { width, height } = image;
+  const { width, height, data } = image;
   const out = new Uint8Array(outWidth * outHeight * 3);
-  const sample = new Float64Array(3);
-  for (let v = 0; v < outHeight; v++) {
-    for (let u = 0; u < outWidth; u++) {
+  const replicate = outside === 'replicate';
+  const fill = replicate ? 0 : outside;
+  const lastX = width - 1;
+  const lastY = height - 1;
+  // The arithmetic of sampleBilinear, inlined (it ran once per output pixel): the same
+  // operations in the same order, so the same bytes.
+  for (let v = 0, offset = 0; v < outHeight; v++) {
+    for (let u = 0; u < outWidth; u++, offset += 3) {
       const x = a * u + b * v + tx;
       const y = c * u + d * v + ty;
-      const offset = (v * outWidth + u) * 3;
-      if (outside !== 'replicate' && (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5)) {
-        out[offset] = outside;
-        out[offset + 1] = outside;
-        out[offset + 2] = outside;
+      if (!replicate && (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5)) {
+        out[offset] = fill;
+        out[offset + 1] = fill;
+        out[offset + 2] = fill;
         continue;
       }
-      sampleBilinear(image, x, y, sample, 0);
-      out[offset] = Math.round(sample[0]!);
-      out[offset + 1] = Math.round(sample[1]!);
-      out[offset + 2] = Math.round(sample[2]!);
+      const clampedX = Math.min(Math.max(x, 0), lastX);
+      const clampedY = Math.min(Math.max(y, 0), lastY);
+      const x0 = Math.floor(clampedX);
+      const y0 = Math.floor(clampedY);
+      const x1 = Math.min(x0 + 1, lastX);
+      const y1 = Math.min(y0 + 1, lastY);
+      const fx = clampedX - x0;
+      const fy = clampedY - y0;
+      const gx = 1 - fx;
+      const gy = 1 - fy;
+      const topLeft = (y0 * width + x0) * 3;
+      const topRight = (y0 * width + x1) * 3;
+      const bottomLeft = (y1 * width + x0) * 3;
+      const bottomRight = (y1 * width + x1) * 3;
+      for (let channel = 0; channel < 3; channel++) {
+        const top = data[topLeft + channel]! * gx + data[topRight + channel]! * fx;
+        const bottom = data[bottomLeft + channel]! * gx + data[bottomRight + channel]! * fx;
+        out[offset + channel] = Math.round(top * gy + bottom * fy);
+      }
     }
   }
   return { width: outWidth, height: outHeight, data: out };
@@ -303,15 +322,22 @@ export interface ChannelNormalisation {
 export function toPlanarTensor(image: RgbImage, normalisation: ChannelNormalisation): Float32Array {
   const pixels = image.width * image.height;
   const tensor = new Float32Array(pixels * 3);
-  const table = new Float32Array(256);
-  const data = image.data;
+  // One table of 3 × 256 entries, indexed by source channel: planes are filled in one pass
+  // over the interleaved pixels.
+  const table = new Float32Array(768);
   for (let plane = 0; plane < 3; plane++) {
     const from = normalisation.channelOrder === 'rgb' ? plane : 2 - plane;
     const mean = normalisation.mean[plane]!;
     const std = normalisation.std[plane]!;
-    for (let value = 0; value < 256; value++) table[value] = (value - mean) / std;
-    const planeData = tensor.subarray(plane * pixels, (plane + 1) * pixels);
-    for (let index = 0, at = from; index < pixels; index++, at += 3) planeData[index] = table[data[at]!]!;
+    for (let value = 0; value < 256; value++) table[from * 256 + value] = (value - mean) / std;
+  }
+  const data = image.data;
+  const firstPlane = normalisation.channelOrder === 'rgb' ? 0 : 2 * pixels;
+  const thirdPlane = 2 * pixels - firstPlane;
+  for (let index = 0, at = 0; index < pixels; index++, at += 3) {
+    tensor[firstPlane + index] = table[data[at]!]!;
+    tensor[pixels + index] = table[256 + data[at + 1]!]!;
+    tensor[thirdPlane + index] = table[512 + data[at + 2]!]!;
   }
   return tensor;
 }
