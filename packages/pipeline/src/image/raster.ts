@@ -296,13 +296,17 @@ export function sampleBilinear(
   }
 }
 
-/** ITU-R BT.601 luma, the weights OpenCV's RGB→grey conversion uses. */
-export function toGrey(image: RgbImage): Float32Array {
+/**
+ * ITU-R BT.601 luma, the weights OpenCV's RGB→grey conversion uses, divided by `divisor`
+ * (a network's input scaling). The luma is rounded to float32 before the division, so the
+ * values are those of converting first and scaling the float32 grey image after.
+ */
+export function toGrey(image: RgbImage, divisor = 1): Float32Array {
   const pixels = image.width * image.height;
   const grey = new Float32Array(pixels);
-  for (let index = 0; index < pixels; index++) {
-    grey[index] =
-      0.299 * image.data[index * 3]! + 0.587 * image.data[index * 3 + 1]! + 0.114 * image.data[index * 3 + 2]!;
+  const data = image.data;
+  for (let index = 0, at = 0; index < pixels; index++, at += 3) {
+    grey[index] = Math.fround(0.299 * data[at]! + 0.587 * data[at + 1]! + 0.114 * data[at + 2]!) / divisor;
   }
   return grey;
 }
