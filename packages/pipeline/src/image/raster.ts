@@ -229,24 +229,36 @@ function resampleAffine(
   const fill = replicate ? 0 : outside;
   const lastX = width - 1;
   const lastY = height - 1;
+  const maxX = width - 0.5;
+  const maxY = height - 0.5;
   // The arithmetic of sampleBilinear, inlined (it ran once per output pixel): the same
-  // operations in the same order, so the same bytes.
+  // floating-point operations in the same order, so the same bytes. Clamped coordinates are
+  // non-negative, so truncation is their floor.
   for (let v = 0, offset = 0; v < outHeight; v++) {
+    const bv = b * v;
+    const dv = d * v;
     for (let u = 0; u < outWidth; u++, offset += 3) {
-      const x = a * u + b * v + tx;
-      const y = c * u + d * v + ty;
-      if (!replicate && (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5)) {
+      const x = a * u + bv + tx;
+      const y = c * u + dv + ty;
+      if (!replicate && (x < -0.5 || y < -0.5 || x > maxX || y > maxY)) {
         out[offset] = fill;
         out[offset + 1] = fill;
         out[offset + 2] = fill;
         continue;
       }
-      const clampedX = Math.min(Math.max(x, 0), lastX);
-      const clampedY = Math.min(Math.max(y, 0), lastY);
-      const x0 = Math.floor(clampedX);
-      const y0 = Math.floor(clampedY);
-      const x1 = Math.min(x0 + 1, lastX);
-      const y1 = Math.min(y0 + 1, lastY);
+      if (x !== x || y !== y) {
+        // NaN (a degenerate transform): the three channels are NaN, stored as 0, as before.
+        out[offset] = 0;
+        out[offset + 1] = 0;
+        out[offset + 2] = 0;
+        continue;
+      }
+      const clampedX = x < 0 ? 0 : x > lastX ? lastX : x;
+      const clampedY = y < 0 ? 0 : y > lastY ? lastY : y;
+      const x0 = clampedX | 0;
+      const y0 = clampedY | 0;
+      const x1 = x0 < lastX ? x0 + 1 : lastX;
+      const y1 = y0 < lastY ? y0 + 1 : lastY;
       const fx = clampedX - x0;
       const fy = clampedY - y0;
       const gx = 1 - fx;
@@ -255,11 +267,17 @@ function resampleAffine(
       const topRight = (y0 * width + x1) * 3;
       const bottomLeft = (y1 * width + x0) * 3;
       const bottomRight = (y1 * width + x1) * 3;
-      for (let channel = 0; channel < 3; channel++) {
-        const top = data[topLeft + channel]! * gx + data[topRight + channel]! * fx;
-        const bottom = data[bottomLeft + channel]! * gx + data[bottomRight + channel]! * fx;
-        out[offset + channel] = Math.round(top * gy + bottom * fy);
-      }
+      out[offset] = Math.round(
+        (data[topLeft]! * gx + data[topRight]! * fx) * gy + (data[bottomLeft]! * gx + data[bottomRight]! * fx) * fy,
+      );
+      out[offset + 1] = Math.round(
+        (data[topLeft + 1]! * gx + data[topRight + 1]! * fx) * gy +
+          (data[bottomLeft + 1]! * gx + data[bottomRight + 1]! * fx) * fy,
+      );
+      out[offset + 2] = Math.round(
+        (data[topLeft + 2]! * gx + data[topRight + 2]! * fx) * gy +
+          (data[bottomLeft + 2]! * gx + data[bottomRight + 2]! * fx) * fy,
+      );
     }
   }
   return { width: outWidth, height: outHeight, data: out };
