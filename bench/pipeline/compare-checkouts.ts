@@ -6,8 +6,8 @@
  * the request mean and median, and the CPU time per request (all threads of the process,
  * libvips included). Gates off, so every stage runs for every photo.
  *
- *   git worktree add --detach /tmp/baseline main   # then give it node_modules, the model files
- *                                                  # and the faiss build of this checkout (links)
+ *   git worktree add --detach /tmp/baseline main   # then link this checkout's node_modules and
+ *                                                  # models/default/*.onnx into it
  *   node --conditions=development --import tsx bench/pipeline/compare-checkouts.ts --baseline /tmp/baseline [--photos 40] [--rounds 5] [--operation search]
  */
 import os from 'node:os';
