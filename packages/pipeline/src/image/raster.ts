@@ -223,24 +223,61 @@ function resampleAffine(
   outHeight: number,
   outside: number | 'replicate',
 ): RgbImage {
-  const { width, height } = image;
+  const { width, height, data } = image;
   const out = new Uint8Array(outWidth * outHeight * 3);
-  const sample = new Float64Array(3);
-  for (let v = 0; v < outHeight; v++) {
-    for (let u = 0; u < outWidth; u++) {
-      const x = a * u + b * v + tx;
-      const y = c * u + d * v + ty;
-      const offset = (v * outWidth + u) * 3;
-      if (outside !== 'replicate' && (x < -0.5 || y < -0.5 || x > width - 0.5 || y > height - 0.5)) {
-        out[offset] = outside;
-        out[offset + 1] = outside;
-        out[offset + 2] = outside;
+  const replicate = outside === 'replicate';
+  const fill = replicate ? 0 : outside;
+  const lastX = width - 1;
+  const lastY = height - 1;
+  const maxX = width - 0.5;
+  const maxY = height - 0.5;
+  // The arithmetic of sampleBilinear, inlined (it ran once per output pixel): the same
+  // floating-point operations in the same order, so the same bytes. Clamped coordinates are
+  // non-negative, so truncation is their floor.
+  for (let v = 0, offset = 0; v < outHeight; v++) {
+    const bv = b * v;
+    const dv = d * v;
+    for (let u = 0; u < outWidth; u++, offset += 3) {
+      const x = a * u + bv + tx;
+      const y = c * u + dv + ty;
+      if (!replicate && (x < -0.5 || y < -0.5 || x > maxX || y > maxY)) {
+        out[offset] = fill;
+        out[offset + 1] = fill;
+        out[offset + 2] = fill;
         continue;
       }
-      sampleBilinear(image, x, y, sample, 0);
-      out[offset] = Math.round(sample[0]!);
-      out[offset + 1] = Math.round(sample[1]!);
-      out[offset + 2] = Math.round(sample[2]!);
+      if (x !== x || y !== y) {
+        // NaN (a degenerate transform): the three channels are NaN, stored as 0, as before.
+        out[offset] = 0;
+        out[offset + 1] = 0;
+        out[offset + 2] = 0;
+        continue;
+      }
+      const clampedX = x < 0 ? 0 : x > lastX ? lastX : x;
+      const clampedY = y < 0 ? 0 : y > lastY ? lastY : y;
+      const x0 = clampedX | 0;
+      const y0 = clampedY | 0;
+      const x1 = x0 < lastX ? x0 + 1 : lastX;
+      const y1 = y0 < lastY ? y0 + 1 : lastY;
+      const fx = clampedX - x0;
+      const fy = clampedY - y0;
+      const gx = 1 - fx;
+      const gy = 1 - fy;
+      const topLeft = (y0 * width + x0) * 3;
+      const topRight = (y0 * width + x1) * 3;
+      const bottomLeft = (y1 * width + x0) * 3;
+      const bottomRight = (y1 * width + x1) * 3;
+      out[offset] = Math.round(
+        (data[topLeft]! * gx + data[topRight]! * fx) * gy + (data[bottomLeft]! * gx + data[bottomRight]! * fx) * fy,
+      );
+      out[offset + 1] = Math.round(
+        (data[topLeft + 1]! * gx + data[topRight + 1]! * fx) * gy +
+          (data[bottomLeft + 1]! * gx + data[bottomRight + 1]! * fx) * fy,
+      );
+      out[offset + 2] = Math.round(
+        (data[topLeft + 2]! * gx + data[topRight + 2]! * fx) * gy +
+          (data[bottomLeft + 2]! * gx + data[bottomRight + 2]! * fx) * fy,
+      );
     }
   }
   return { width: outWidth, height: outHeight, data: out };
@@ -277,13 +314,17 @@ export function sampleBilinear(
   }
 }
 
-/** ITU-R BT.601 luma, the weights OpenCV's RGB→grey conversion uses. */
-export function toGrey(image: RgbImage): Float32Array {
+/**
+ * ITU-R BT.601 luma, the weights OpenCV's RGB→grey conversion uses, divided by `divisor`
+ * (a network's input scaling). The luma is rounded to float32 before the division, so the
+ * values are those of converting first and scaling the float32 grey image after.
+ */
+export function toGrey(image: RgbImage, divisor = 1): Float32Array {
   const pixels = image.width * image.height;
   const grey = new Float32Array(pixels);
-  for (let index = 0; index < pixels; index++) {
-    grey[index] =
-      0.299 * image.data[index * 3]! + 0.587 * image.data[index * 3 + 1]! + 0.114 * image.data[index * 3 + 2]!;
+  const data = image.data;
+  for (let index = 0, at = 0; index < pixels; index++, at += 3) {
+    grey[index] = Math.fround(0.299 * data[at]! + 0.587 * data[at + 1]! + 0.114 * data[at + 2]!) / divisor;
   }
   return grey;
 }
@@ -303,15 +344,22 @@ export interface ChannelNormalisation {
 export function toPlanarTensor(image: RgbImage, normalisation: ChannelNormalisation): Float32Array {
   const pixels = image.width * image.height;
   const tensor = new Float32Array(pixels * 3);
-  const table = new Float32Array(256);
-  const data = image.data;
+  // One table of 3 × 256 entries, indexed by source channel: planes are filled in one pass
+  // over the interleaved pixels.
+  const table = new Float32Array(768);
   for (let plane = 0; plane < 3; plane++) {
     const from = normalisation.channelOrder === 'rgb' ? plane : 2 - plane;
     const mean = normalisation.mean[plane]!;
     const std = normalisation.std[plane]!;
-    for (let value = 0; value < 256; value++) table[value] = (value - mean) / std;
-    const planeData = tensor.subarray(plane * pixels, (plane + 1) * pixels);
-    for (let index = 0, at = from; index < pixels; index++, at += 3) planeData[index] = table[data[at]!]!;
+    for (let value = 0; value < 256; value++) table[from * 256 + value] = (value - mean) / std;
+  }
+  const data = image.data;
+  const firstPlane = normalisation.channelOrder === 'rgb' ? 0 : 2 * pixels;
+  const thirdPlane = 2 * pixels - firstPlane;
+  for (let index = 0, at = 0; index < pixels; index++, at += 3) {
+    tensor[firstPlane + index] = table[data[at]!]!;
+    tensor[pixels + index] = table[256 + data[at + 1]!]!;
+    tensor[thirdPlane + index] = table[512 + data[at + 2]!]!;
   }
   return tensor;
 }

@@ -45,8 +45,7 @@ export class EyeStateModel extends OnnxModel {
           antialias: true,
         },
       );
-      const grey = toGrey(crop);
-      for (let index = 0; index < grey.length; index++) grey[index] = grey[index]! / 255;
+      const grey = toGrey(crop, 255);
       const [output] = await this.runSingleInput(grey, [1, 1, size!, size!]);
       probabilities.push(softmax(tensorData(output!))[EyeStateModel.OPEN_CLASS]!);
     }

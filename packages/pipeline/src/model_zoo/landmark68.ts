@@ -38,8 +38,7 @@ export class Landmark68Model extends OnnxModel {
   async locate(image: RgbImage, [x1, y1, x2, y2]: readonly number[]): Promise<Point[]> {
     const [, , size] = this.entry.inputs[0]!.shape as number[];
     const crop = { x: x1!, y: y1!, width: x2! - x1!, height: y2! - y1! };
-    const grey = toGrey(await resizeRegion(image, crop, size!, size!));
-    for (let index = 0; index < grey.length; index++) grey[index] = grey[index]! / 256;
+    const grey = toGrey(await resizeRegion(image, crop, size!, size!), 256);
     const [output] = await this.runSingleInput(grey, [1, 1, size!, size!]);
     const fractions = tensorData(output!);
     const points: Point[] = [];

@@ -186,10 +186,15 @@ export async function assessQuality(input: QualityInput): Promise<QualityAssessm
     interEyeDistance: interEyeDistance(input.fivePoints),
     embeddingNorm: input.embeddingNorm,
   };
-  if (input.poseModel) measurements.pose = await input.poseModel.estimate(input.image, input.box);
-  if (input.eyeModel && input.landmarks68) {
-    measurements.eyes = await input.eyeModel.openness(input.image, input.landmarks68);
-  }
+  // The pose crop runs in libvips on the thread pool; the eye crops and models run on this
+  // thread meanwhile instead of after it.
+  const pose = input.poseModel?.estimate(input.image, input.box);
+  // Should the eyes fail first, a later failure of the pose is not left unhandled.
+  pose?.catch(() => undefined);
+  const eyes =
+    input.eyeModel && input.landmarks68 ? await input.eyeModel.openness(input.image, input.landmarks68) : undefined;
+  if (pose) measurements.pose = await pose;
+  if (eyes) measurements.eyes = eyes;
   const components = qualityComponents(measurements, input.mapping);
   return { score: unifiedQuality(components), components: { ...components }, measurements };
 }
