@@ -6,13 +6,13 @@ import { evaluateModel, loadParameters, type MadModel } from './parameters.js';
 /**
  * Default `mad_score` threshold: scores above it are rejected as morphs (MAD_REJECTED).
  * The point where 10 % of bona fide ID-style portraits (held-out FRLL people, clean and JPEG /
- * resampled / print-like copies) are rejected, 0.8851, rounded up; in-the-wild photos are
+ * resampled / print-like copies) are rejected, 0.6677, rounded up; in-the-wild photos are
  * rejected far less (docs/mad.md, "Cross-generator validation").
  */
-export const MAD_DEFAULT_THRESHOLD = 0.886;
+export const MAD_DEFAULT_THRESHOLD = 0.668;
 
 /** The shipped detector's parameters, relative to the models folder. */
-export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-texture-lr-v2.json';
+export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-consistency-lr-v3.json';
 
 /** What {@link MorphDetector.score} needs: both already exist in the pipeline after alignment. */
 export interface MadInput {
@@ -27,8 +27,9 @@ export interface MadInput {
 
 /**
  * Single-image morphing-attack detection (S-MAD): texture and frequency features of the aligned
- * face and its surroundings, scored by a small learned model from `models/mad/*.json`
- * (trained by tools/mad/train.ts). No ONNX session: pure TypeScript, a few milliseconds.
+ * face, and consistency features comparing the face with its surroundings (doubled contours,
+ * forehead, neck, catchlights), scored by a small learned model from `models/mad/*.json`
+ * (trained by tools/mad/cross-generator.ts). No ONNX session: pure TypeScript, a few milliseconds.
  */
 export class MorphDetector {
   private model: MadModel | null = null;
