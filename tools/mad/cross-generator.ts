@@ -11,7 +11,7 @@
  * Deterministic for a given --seed (default 6). Extraction is resumable.
  */
 import { readFile } from 'node:fs/promises';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -22,6 +22,7 @@ import {
   MAD_FEATURE_NAMES,
   MAD_FEATURE_VERSION,
   MAD_TEXTURE_FEATURE_COUNT,
+  madFeatures,
 } from '../../packages/pipeline/src/mad/features.js';
 import {
   MAD_PARAMETERS_FORMAT,
@@ -30,6 +31,8 @@ import {
   type MadModel,
   type MadParametersFile,
 } from '../../packages/pipeline/src/mad/parameters.js';
+import type { RgbImage } from '../../packages/pipeline/src/image/raster.js';
+import type { Point } from '../../packages/pipeline/src/image/similarity.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import {
   FaceLocator,
@@ -277,6 +280,65 @@ async function extract(seed: number, counts: { train: number; test: number }): P
     progress('morphs', index + 1, planned.length);
   }
   await locator.dispose();
+  // Mirrored copies of every training photo (train people's bona fide photos and morphs): twice
+  // the variety for the model at no risk of showing it a held-out person or generator.
+  const training = [...cache.records.values()].filter(
+    (record) =>
+      record.fivePoints && record.features && !record.key.startsWith(MIRROR_PREFIX) && isTrainingKey(record.key),
+  );
+  for (const [index, record] of training.entries()) {
+    const key = `${MIRROR_PREFIX}${record.key}`;
+    if (!cache.records.has(key)) {
+      const image = await decodeImage(await readFile(photoFileOf(record.key)), limits);
+      const mirrored = mirrorFace(image, record.fivePoints!);
+      await cache.add({ key, features: roundedFeatures(madFeatures(mirrored.image, mirrored.fivePoints)) });
+    }
+    progress('mirrored training photos', index + 1, training.length);
+  }
+}
+
+/** Key prefix of a training photo's mirror image in the feature cache. */
+export const MIRROR_PREFIX = 'mirror:';
+
+/** Whether a cache key is a training photo: a train-split generated morph, or a train person's (degraded) bona fide photo. */
+function isTrainingKey(key: string): boolean {
+  if (key.startsWith('xgen/')) return key.startsWith('xgen/train/');
+  if (key.startsWith('morph/')) return false;
+  const photo = key.startsWith('deg:') ? key.split(':').slice(2).join(':') : key;
+  const identity = identityOf.get(photo);
+  return identity !== undefined && splitOf(identity) === 'train';
+}
+
+const identityOf = new Map(bonaFideItems().map((item) => [item.path, item.identity]));
+
+/** Where the photo behind a cache key is: a generated photo kept under .eval, or a shared one. */
+export function photoFileOf(key: string): string {
+  const generated = generatedImagePath(key);
+  return existsSync(generated) ? generated : path.join(sharedDataDir, key);
+}
+
+/** The photo mirrored left to right, with its five points mirrored and re-ordered (image-left eye first). */
+export function mirrorFace(image: RgbImage, fivePoints: readonly Point[]): { image: RgbImage; fivePoints: Point[] } {
+  const { width, height, data } = image;
+  const mirrored = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + (width - 1 - x)) * 3;
+      const to = (y * width + x) * 3;
+      mirrored[to] = data[from]!;
+      mirrored[to + 1] = data[from + 1]!;
+      mirrored[to + 2] = data[from + 2]!;
+    }
+  }
+  const flipped = fivePoints.map(([x, y]): Point => [width - 1 - x, y]);
+  return {
+    image: { width, height, data: mirrored },
+    fivePoints: [flipped[1]!, flipped[0]!, flipped[2]!, flipped[4]!, flipped[3]!],
+  };
+}
+
+export function roundedFeatures(features: ArrayLike<number>): number[] {
+  return Array.from(features, (value) => Number(value.toPrecision(7)));
 }
 
 interface Sample {
@@ -294,7 +356,10 @@ function loadSamples(seed: number, counts: { train: number; test: number }): { s
   const samples: Sample[] = [];
   const add = (key: string, label: 0 | 1, split: 'train' | 'test', group: string): void => {
     const features = cache.records.get(key)?.features;
-    if (features) samples.push({ key, label, split, group, features });
+    if (!features) return;
+    samples.push({ key, label, split, group, features });
+    const mirrored = split === 'train' ? cache.records.get(`${MIRROR_PREFIX}${key}`)?.features : undefined;
+    if (mirrored) samples.push({ key: `${MIRROR_PREFIX}${key}`, label, split, group, features: mirrored });
   };
   for (const item of items) {
     add(item.path, 0, splitOf(item.identity), setOf(item));
@@ -492,7 +557,7 @@ async function evaluate(seed: number, counts: { train: number; test: number }, w
   out('|---|---|---|---|---|');
   const groups = [...new Set(samples.filter((s) => s.label === 0).map((s) => s.group))].sort();
   for (const group of groups) {
-    const rows = samples.filter((s) => s.label === 0 && s.group === group);
+    const rows = samples.filter((s) => s.label === 0 && s.group === group && !s.key.startsWith(MIRROR_PREFIX));
     const held = rows.filter((s) => s.split === 'test');
     out(
       `| ${group} | ${rows.length} | ${pct(bpcerAt(scores(model, rows), threshold))} | ${held.length ? pct(bpcerAt(scores(model, held), threshold)) : '—'} | ${held.length ? pct(bpcerAt(scores(previous, held), previousThreshold)) : '—'} |`,
@@ -506,7 +571,7 @@ async function evaluate(seed: number, counts: { train: number; test: number }, w
       provenance: {
         tool: 'tools/mad/cross-generator.ts',
         command: `node --conditions=development --import tsx tools/mad/cross-generator.ts evaluate --l2 ${TRAINING.l2} --hidden ${TRAINING.hidden} --seed ${seed} --per-generator-train ${counts.train} --per-generator-test ${counts.test} --write ${write}`,
-        data: `bona fide: ../shared/data/faces sample (train people, FRLL also jpeg/resample/print-degraded); morphs: generators ${Object.keys(GENERATORS).join(', ')}`,
+        data: `bona fide: ../shared/data/faces sample (train people, FRLL also jpeg/resample/print-degraded); morphs: generators ${Object.keys(GENERATORS).join(', ')}; every training photo also mirrored (the counts include the mirror images)`,
         split: 'identity hash seed 6, train fraction 0.6 (tools/mad/common.ts splitOf)',
         trainBonaFide: allTrain.filter((s) => s.label === 0).length,
         trainMorphs: allTrain.filter((s) => s.label === 1).length,

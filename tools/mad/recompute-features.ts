@@ -7,15 +7,15 @@
  *
  *   node --conditions=development --import tsx tools/mad/recompute-features.ts [--consistency-only [--cache FILE]]
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
 import { consistencyFeatures } from '../../packages/pipeline/src/mad/consistency-features.js';
 import { madFeatures } from '../../packages/pipeline/src/mad/features.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { FeatureCache, madCacheDir, sharedDataDir } from './common.js';
-import { crossGeneratorCacheFile, generatedImagePath } from './cross-generator.js';
+import { FeatureCache, madCacheDir } from './common.js';
+import { MIRROR_PREFIX, crossGeneratorCacheFile, mirrorFace, photoFileOf } from './cross-generator.js';
 
 const consistencyOnly = process.argv.includes('--consistency-only');
 // --cache FILE: read the photos' keys and alignment points from another cache (consistency-only exploration).
@@ -27,15 +27,20 @@ const out: string[] = [];
 let done = 0;
 const started = Date.now();
 for (const record of cache.records.values()) {
-  if (!record.fivePoints || !record.features) {
-    out.push(JSON.stringify(record));
+  // A mirror image's record holds features only: the points are its original's, mirrored.
+  const mirrorOf = record.key.startsWith(MIRROR_PREFIX) ? record.key.slice(MIRROR_PREFIX.length) : null;
+  const source = mirrorOf === null ? record : cache.records.get(mirrorOf);
+  if (!source?.fivePoints || !record.features || (consistencyOnly && mirrorOf !== null)) {
+    if (!consistencyOnly) out.push(JSON.stringify(record));
     continue;
   }
-  const generated = generatedImagePath(record.key);
-  const file = existsSync(generated) ? generated : path.join(sharedDataDir, record.key);
-  const image = await decodeImage(readFileSync(file), { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
+  const decoded = await decodeImage(readFileSync(photoFileOf(source.key)), {
+    maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels,
+  });
+  const { image, fivePoints } =
+    mirrorOf === null ? { image: decoded, fivePoints: source.fivePoints } : mirrorFace(decoded, source.fivePoints);
   const features = Array.from(
-    consistencyOnly ? consistencyFeatures(image, record.fivePoints) : madFeatures(image, record.fivePoints),
+    consistencyOnly ? consistencyFeatures(image, fivePoints) : madFeatures(image, fivePoints),
     (value) => Number(value.toPrecision(7)),
   );
   out.push(JSON.stringify(consistencyOnly ? { key: record.key, features } : { ...record, features }));

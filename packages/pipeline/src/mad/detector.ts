@@ -6,10 +6,10 @@ import { evaluateModel, loadParameters, type MadModel } from './parameters.js';
 /**
  * Default `mad_score` threshold: scores above it are rejected as morphs (MAD_REJECTED).
  * The point where 10 % of bona fide ID-style portraits (held-out FRLL people, clean and JPEG /
- * resampled / print-like copies) are rejected, 0.6677, rounded up; in-the-wild photos are
+ * resampled / print-like copies) are rejected, 0.5564, rounded up; in-the-wild photos are
  * rejected far less (docs/mad.md, "Cross-generator validation").
  */
-export const MAD_DEFAULT_THRESHOLD = 0.668;
+export const MAD_DEFAULT_THRESHOLD = 0.557;
 
 /** The shipped detector's parameters, relative to the models folder. */
 export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-consistency-lr-v3.json';
