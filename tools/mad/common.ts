@@ -19,8 +19,6 @@ export const morphDir = path.join(madCacheDir, 'morphs');
 export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-lr-v3.json');
 /** The parameters shipped before the consistency features (texture features, six generators), kept for comparison. */
 export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
-/** The previous parameters (FRLL landmark morphs only; tools/mad/train.ts), kept for comparison. */
-export const v1ParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v1.json');
 
 export function ensureDir(directory: string): string {
   if (!existsSync(directory)) mkdirSync(directory, { recursive: true });
