@@ -13,6 +13,11 @@ import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/s
  *   half-transparent, against the (in ID photos plain) background. Same-sign edges a few pixels
  *   apart show as a secondary peak of the gradient's autocorrelation across the head's outline,
  *   and the background gains coarse structure.
+ * - *Catchlights*: the flash's reflection in the eyes, dimmed (and often doubled) by a blend.
+ *
+ * Only `consistencyFeatures` is meant to be called; `features.ts` appends its output to the
+ * texture features (feature version 2). Changing anything here changes the features: bump
+ * MAD_FEATURE_VERSION and retrain (tools/mad/cross-generator.ts).
  *
  * Everything is measured on one crop warped with the five alignment points, in units of the
  * ArcFace 112 template (2 crop pixels per unit), so regions land on the same facial parts
@@ -26,6 +31,10 @@ const ORIGIN_V = -40;
 const CROP_WIDTH = (152 - ORIGIN_U) * UNIT;
 const CROP_HEIGHT = (168 - ORIGIN_V) * UNIT;
 const CROP_PIXELS = CROP_WIDTH * CROP_HEIGHT;
+/**
+ * Band-pass pyramid: blurs of effective radius about 1, 2, 4, 8 crop pixels, each made by blurring
+ * the previous one (box radii 1, 1, 2, 4), and the bands between them.
+ */
 const RADII = [1, 2, 4, 8] as const;
 const LAG_MIN = 4;
 const LAG_MAX = 40;
@@ -96,12 +105,15 @@ const blurs = RADII.map(() => new Float32Array(CROP_PIXELS));
 const blurTemporary = new Float32Array(CROP_PIXELS);
 const columnSums = new Float64Array(CROP_WIDTH);
 
-function warp(image: RgbImage, fivePoints: readonly Point[]): number {
+/**
+ * Bilinear warp of the crop into luma and BT.601 chroma planes. Crop pixels whose source square
+ * leaves the photo are marked invalid (zero in the planes) and skipped by every statistic.
+ */
+function warp(image: RgbImage, fivePoints: readonly Point[]): void {
   const template = ARCFACE_TEMPLATE_112.map(([u, v]): Point => [(u - ORIGIN_U) * UNIT, (v - ORIGIN_V) * UNIT]);
   // Crop pixel → source pixel.
   const [a, b, tx, c, d, ty] = estimateSimilarity(template, fivePoints);
   const { width, height, data } = image;
-  let validCount = 0;
   for (let y = 0; y < CROP_HEIGHT; y++) {
     for (let x = 0; x < CROP_WIDTH; x++) {
       const at = y * CROP_WIDTH + x;
@@ -126,21 +138,19 @@ function warp(image: RgbImage, fivePoints: readonly Point[]): number {
       const w01 = fx * (1 - fy);
       const w10 = (1 - fx) * fy;
       const w11 = fx * fy;
-      const r = w00 * data[p00]! + w01 * data[p01]! + w10 * data[p10]! + w11 * data[p11]!;
-      const g = w00 * data[p00 + 1]! + w01 * data[p01 + 1]! + w10 * data[p10 + 1]! + w11 * data[p11 + 1]!;
-      const bl = w00 * data[p00 + 2]! + w01 * data[p01 + 2]! + w10 * data[p10 + 2]! + w11 * data[p11 + 2]!;
-      const yy = 0.299 * r + 0.587 * g + 0.114 * bl;
-      luma[at] = yy;
-      chromaBlue[at] = 0.564 * (bl - yy);
-      chromaRed[at] = 0.713 * (r - yy);
+      const red = w00 * data[p00]! + w01 * data[p01]! + w10 * data[p10]! + w11 * data[p11]!;
+      const green = w00 * data[p00 + 1]! + w01 * data[p01 + 1]! + w10 * data[p10 + 1]! + w11 * data[p11 + 1]!;
+      const blue = w00 * data[p00 + 2]! + w01 * data[p01 + 2]! + w10 * data[p10 + 2]! + w11 * data[p11 + 2]!;
+      const brightness = 0.299 * red + 0.587 * green + 0.114 * blue;
+      luma[at] = brightness;
+      chromaBlue[at] = 0.564 * (blue - brightness);
+      chromaRed[at] = 0.713 * (red - brightness);
       valid[at] = 1;
-      validCount++;
     }
   }
-  return validCount / CROP_PIXELS;
 }
 
-/** Separable box blur of radius `radius` with edge clamping. */
+/** Separable box blur of radius `radius` over the whole crop, the crop's borders repeated. */
 function boxBlur(source: Float32Array, radius: number, out: Float32Array): void {
   const size = 2 * radius + 1;
   for (let y = 0; y < CROP_HEIGHT; y++) {
@@ -184,7 +194,11 @@ interface RegionStatistics {
   bands: number[];
 }
 
-/** Pixels at least `margin` from an invalid one are used (the blur must not reach outside the photo). */
+/**
+ * Mean luma and chroma and the log band energies over the valid pixels of the boxes. (Beside the
+ * photo's edge the blurs have read the zero fill of invalid pixels: only crops that run off the
+ * photo are affected, bona fide and morph alike.)
+ */
 function regionStatistics(boxes: readonly Box[]): RegionStatistics {
   let count = 0;
   let sumLuma = 0;
