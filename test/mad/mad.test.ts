@@ -6,7 +6,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
+  MAD_DEFAULT_PARAMETERS_FILE,
   MAD_DEFAULT_THRESHOLD,
+  MAD_MODEL_ID,
   MAD_FEATURE_NAMES,
   MadParametersError,
   MorphDetector,
@@ -85,6 +87,10 @@ describe('MAD parameter file', () => {
 
   it('has a default threshold in (0, 1)', () => {
     assert.ok(MAD_DEFAULT_THRESHOLD > 0 && MAD_DEFAULT_THRESHOLD < 1);
+  });
+
+  it('names the shipped detector after its parameter file', () => {
+    assert.equal(`facegate-${path.basename(MAD_DEFAULT_PARAMETERS_FILE, '.json')}`, MAD_MODEL_ID);
   });
 });
 

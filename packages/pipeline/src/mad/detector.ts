@@ -14,6 +14,9 @@ export const MAD_DEFAULT_THRESHOLD = 0.557;
 /** The shipped detector's parameters, relative to the models folder. */
 export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-consistency-lr-v3.json';
 
+/** The shipped detector's name, as health reports it (the parameter file's name without `.json`). */
+export const MAD_MODEL_ID = 'facegate-mad-consistency-lr-v3';
+
 /** What {@link MorphDetector.score} needs: both already exist in the pipeline after alignment. */
 export interface MadInput {
   /** The decoded photo: 8-bit RGB, EXIF-rotated (the decode stage's `RgbImage`). */

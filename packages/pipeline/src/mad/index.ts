@@ -1,4 +1,10 @@
-export { MorphDetector, MAD_DEFAULT_PARAMETERS_FILE, MAD_DEFAULT_THRESHOLD, type MadInput } from './detector.js';
+export {
+  MorphDetector,
+  MAD_DEFAULT_PARAMETERS_FILE,
+  MAD_DEFAULT_THRESHOLD,
+  MAD_MODEL_ID,
+  type MadInput,
+} from './detector.js';
 export {
   madFeatures,
   madCrops,
