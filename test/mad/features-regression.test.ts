@@ -1,5 +1,5 @@
 /**
- * Regression guard for the MAD features: the shipped parameters (models/mad/mad-consistency-lr-v3.json)
+ * Regression guard for the MAD features: the shipped parameters (models/mad/mad-consistency-mlp-v3.json)
  * were trained on the features of feature version 2, so any rewrite of src/mad/ (e.g. for speed)
  * must reproduce them. test/mad/features-v2.expected.json holds the features, crop hashes and
  * mad_score of the FRLL fixture photos and of derived edge cases, captured with the code the

@@ -16,7 +16,7 @@ import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from 
 export { repoRoot, sharedDataDir, seededRandom, readIndex, type DataItem };
 export const madCacheDir = path.join(repoRoot, '.eval', 'mad');
 export const morphDir = path.join(madCacheDir, 'morphs');
-export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-lr-v3.json');
+export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-mlp-v3.json');
 /** The parameters shipped before the consistency features (texture features, six generators), kept for comparison. */
 export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
 
