@@ -1,9 +1,11 @@
 /**
- * Regression guard for the MAD features: the shipped parameters (models/mad/mad-texture-lr-v2.json)
- * were trained on the features of feature version 1, so any rewrite of src/mad/features.ts (e.g.
- * for speed) must reproduce them. test/mad/features-v1.expected.json holds the features, crop
- * hashes and mad_score of the FRLL fixture photos and of derived edge cases, captured with the
- * code the parameters were trained on (tools/mad/capture-feature-regression.ts).
+ * Regression guard for the MAD features: the shipped parameters (models/mad/mad-consistency-mlp-v3.json)
+ * were trained on the features of feature version 2, so any rewrite of src/mad/ (e.g. for speed)
+ * must reproduce them. test/mad/features-v2.expected.json holds the features, crop hashes and
+ * mad_score of the FRLL fixture photos and of derived edge cases, captured with the code the
+ * parameters were trained on (tools/mad/capture-feature-regression.ts). Version 2 begins with the
+ * 154 texture features of version 1, unchanged: they must still match
+ * test/mad/features-v1.expected.json, captured with the code version 1 was first trained on.
  *
  * Tolerance per feature: |actual − expected| ≤ 1e-9 + 1e-7·|expected|. The training cache stores
  * features rounded to 7 significant digits (relative error ≤ 5e-8), so a deviation within this
@@ -20,6 +22,7 @@ import type { Point } from '../../packages/pipeline/src/image/similarity.js';
 import {
   MAD_FEATURE_NAMES,
   MAD_FEATURE_VERSION,
+  MAD_TEXTURE_FEATURE_COUNT,
   MorphDetector,
   madCrops,
   madFeatures,
@@ -27,6 +30,7 @@ import {
 import { defaultParametersPath } from '../../tools/mad/common.js';
 import {
   REGRESSION_FILE,
+  TEXTURE_REGRESSION_FILE,
   decodeFixturePhoto,
   regressionCases,
   sha256,
@@ -39,6 +43,7 @@ const FEATURE_RELATIVE_TOLERANCE = 1e-7;
 const SCORE_TOLERANCE = 1e-6;
 
 const expected = JSON.parse(readFileSync(REGRESSION_FILE, 'utf8')) as RegressionFile;
+const textureExpected = JSON.parse(readFileSync(TEXTURE_REGRESSION_FILE, 'utf8')) as RegressionFile;
 
 describe('MAD features reproduce the values the shipped parameters were trained on', () => {
   let cases: RegressionCase[];
@@ -98,5 +103,26 @@ describe('MAD features reproduce the values the shipped parameters were trained 
       );
     }
     context.diagnostic(`largest feature deviation ${largest}`);
+  });
+
+  it('keeps the texture block of feature version 1 bit for bit', () => {
+    assert.deepEqual(
+      textureExpected.photos.map((photo) => photo.fivePoints),
+      expected.photos.map((photo) => photo.fivePoints),
+      'both captures use the same alignment points',
+    );
+    for (const [index, item] of cases.entries()) {
+      const want = textureExpected.cases[index]!;
+      assert.equal(want.name, item.name);
+      assert.equal(want.features.length, MAD_TEXTURE_FEATURE_COUNT);
+      const features = madFeatures(item.image, item.fivePoints);
+      for (let feature = 0; feature < MAD_TEXTURE_FEATURE_COUNT; feature++) {
+        const deviation = Math.abs(features[feature]! - want.features[feature]!);
+        assert.ok(
+          deviation <= FEATURE_ABSOLUTE_TOLERANCE + FEATURE_RELATIVE_TOLERANCE * Math.abs(want.features[feature]!),
+          `${item.name}: ${MAD_FEATURE_NAMES[feature]} = ${features[feature]} (version 1: ${want.features[feature]})`,
+        );
+      }
+    }
   });
 });

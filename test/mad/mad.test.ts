@@ -6,7 +6,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
+  MAD_DEFAULT_PARAMETERS_FILE,
   MAD_DEFAULT_THRESHOLD,
+  MAD_MODEL_ID,
   MAD_FEATURE_NAMES,
   MadParametersError,
   MorphDetector,
@@ -86,6 +88,10 @@ describe('MAD parameter file', () => {
   it('has a default threshold in (0, 1)', () => {
     assert.ok(MAD_DEFAULT_THRESHOLD > 0 && MAD_DEFAULT_THRESHOLD < 1);
   });
+
+  it('names the shipped detector after its parameter file', () => {
+    assert.equal(`facegate-${path.basename(MAD_DEFAULT_PARAMETERS_FILE, '.json')}`, MAD_MODEL_ID);
+  });
 });
 
 describe('morph generator and detector on the FRLL fixtures', { skip: skipModels }, () => {
@@ -131,6 +137,37 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
     }
     morphVsFirst /= pixels * 3;
     assert.ok(morphVsFirst > 3, `the morph's face differs from the first source (mean |Δ| ${morphVsFirst.toFixed(1)})`);
+  });
+
+  it('blends the second face into a face-only morph and keeps the first photo around it', async () => {
+    const morph = await morphFaces(first.image, first.landmarks68, second.image, second.landmarks68, {
+      ...DEFAULT_VARIANT,
+      faceOnly: true,
+      jpegQuality: 0,
+    });
+    const decoded = await locator.locate(morph.bytes);
+    const meanDifference = (x0: number, y0: number, x1: number, y1: number): number => {
+      let sum = 0;
+      let count = 0;
+      for (let y = Math.round(y0); y < Math.round(y1); y++) {
+        for (let x = Math.round(x0); x < Math.round(x1); x++) {
+          for (let channel = 0; channel < 3; channel++) {
+            const at = (y * first.image.width + x) * 3 + channel;
+            sum += Math.abs(decoded.image.data[at]! - first.image.data[at]!);
+            count++;
+          }
+        }
+      }
+      return sum / count;
+    };
+    // Cheeks and nose (between the eyes' and the mouth's landmarks): blended.
+    const [leftEye, rightEye] = [first.landmarks68[36]!, first.landmarks68[45]!];
+    const mouth = first.landmarks68[57]!;
+    const inside = meanDifference(leftEye[0], leftEye[1], rightEye[0], mouth[1]);
+    // The photo's top-left corner (background, outside the face): the first photo's.
+    const outside = meanDifference(0, 0, 40, 40);
+    assert.ok(inside > 5, `the face is blended (mean |Δ| from the first photo ${inside.toFixed(1)})`);
+    assert.ok(outside < 1, `the background is the first photo's (mean |Δ| ${outside.toFixed(2)})`);
   });
 
   it('makes the face-only, blurred, sharpened and PNG variants', async () => {

@@ -16,9 +16,9 @@ import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from 
 export { repoRoot, sharedDataDir, seededRandom, readIndex, type DataItem };
 export const madCacheDir = path.join(repoRoot, '.eval', 'mad');
 export const morphDir = path.join(madCacheDir, 'morphs');
-export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
-/** The previous parameters (FRLL landmark morphs only; tools/mad/train.ts), kept for comparison. */
-export const v1ParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v1.json');
+export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-mlp-v3.json');
+/** The parameters shipped before the consistency features (texture features, six generators), kept for comparison. */
+export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
 
 export function ensureDir(directory: string): string {
   if (!existsSync(directory)) mkdirSync(directory, { recursive: true });
@@ -152,6 +152,8 @@ export interface FeatureRecord {
   error?: string;
   features?: number[];
   landmarks68?: Point[];
+  /** The alignment points MAD was given (so that other features can be computed without locating the face again). */
+  fivePoints?: Point[];
 }
 
 /** Append-only JSONL cache of feature records, keyed by `key`; survives interrupted runs. */

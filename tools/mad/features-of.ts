@@ -14,6 +14,7 @@ export async function featureRecord(locator: FaceLocator, key: string, bytes: Ui
       key,
       features,
       landmarks68: face.landmarks68.map(([x, y]) => [Number(x.toFixed(2)), Number(y.toFixed(2))]),
+      fivePoints: face.fivePoints.map(([x, y]) => [x, y]),
     };
   } catch (error) {
     if (error instanceof FacegateError) return { key, error: error.code };

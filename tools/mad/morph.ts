@@ -225,8 +225,13 @@ async function faceMask(shape: readonly Point[], width: number, height: number):
   const blurred = await sharp(binary, { raw: { width, height, channels: 1 } })
     .erode(Math.max(1, Math.round(feather / 2)))
     .blur(feather)
+    // One channel out: without this sharp hands back three (sRGB), and the mask indexed per pixel
+    // read the wrong place (above the head), so "face-only" morphs were never blended at all.
+    .extractChannel(0)
     .raw()
     .toBuffer();
+  if (blurred.length !== width * height)
+    throw new Error(`face mask has ${blurred.length} values for ${width * height} pixels`);
   return Float32Array.from(blurred, (value) => value / 255);
 }
 

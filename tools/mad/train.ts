@@ -4,7 +4,11 @@
  * parameter file with its sha256. Deterministic: fixed seed, full-batch Adam, fixed epochs.
  *
  *   node --conditions=development --import tsx tools/mad/generate-morphs.ts   # data first
- *   node --conditions=development --import tsx tools/mad/train.ts [--hidden 0] [--l2 0.003] [--out models/mad/mad-texture-lr-v1.json]
+ *   node --conditions=development --import tsx tools/mad/train.ts [--hidden 0] [--l2 0.003] [--out .eval/mad/train-model.json]
+ *
+ * This is the single-generator recipe of the version-1 parameters; the shipped parameters come
+ * from tools/mad/cross-generator.ts. The default output is under .eval so that a run cannot
+ * overwrite the committed mad-texture-lr-v1.json (its features are version 1, this build's 2).
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -19,7 +23,7 @@ import {
   type MadModel,
   type MadParametersFile,
 } from '../../packages/pipeline/src/mad/parameters.js';
-import { SPLIT_SEED, TRAIN_FRACTION, ensureDir, repoRoot, seededRandom, v1ParametersPath } from './common.js';
+import { SPLIT_SEED, TRAIN_FRACTION, ensureDir, repoRoot, seededRandom } from './common.js';
 import { loadDataset, type Sample } from './dataset.js';
 import { pct, summarise } from './metrics.js';
 
@@ -148,7 +152,7 @@ async function main(): Promise<void> {
       lr: { type: 'string', default: '0.02' },
       seed: { type: 'string', default: '6' },
       'bona-fide-weight': { type: 'string', default: '2' },
-      out: { type: 'string', default: v1ParametersPath },
+      out: { type: 'string', default: path.join(repoRoot, '.eval', 'mad', 'train-model.json') },
       // Sources of the training morphs. FRLL (studio portraits, the ID-photo setting morphing
       // attacks target) by default; CelebA morphs (in-the-wild photos) stay in the held-out
       // evaluation. See docs/mad.md for both choices' figures.

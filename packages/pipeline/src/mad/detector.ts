@@ -6,13 +6,16 @@ import { evaluateModel, loadParameters, type MadModel } from './parameters.js';
 /**
  * Default `mad_score` threshold: scores above it are rejected as morphs (MAD_REJECTED).
  * The point where 10 % of bona fide ID-style portraits (held-out FRLL people, clean and JPEG /
- * resampled / print-like copies) are rejected, 0.8851, rounded up; in-the-wild photos are
+ * resampled / print-like copies) are rejected, 0.4822, rounded up; in-the-wild photos are
  * rejected far less (docs/mad.md, "Cross-generator validation").
  */
-export const MAD_DEFAULT_THRESHOLD = 0.886;
+export const MAD_DEFAULT_THRESHOLD = 0.483;
 
 /** The shipped detector's parameters, relative to the models folder. */
-export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-texture-lr-v2.json';
+export const MAD_DEFAULT_PARAMETERS_FILE = 'mad/mad-consistency-mlp-v3.json';
+
+/** The shipped detector's name, as health reports it (the parameter file's name without `.json`). */
+export const MAD_MODEL_ID = 'facegate-mad-consistency-mlp-v3';
 
 /** What {@link MorphDetector.score} needs: both already exist in the pipeline after alignment. */
 export interface MadInput {
@@ -27,8 +30,9 @@ export interface MadInput {
 
 /**
  * Single-image morphing-attack detection (S-MAD): texture and frequency features of the aligned
- * face and its surroundings, scored by a small learned model from `models/mad/*.json`
- * (trained by tools/mad/train.ts). No ONNX session: pure TypeScript, a few milliseconds.
+ * face, and consistency features comparing the face with its surroundings (doubled contours,
+ * forehead, neck, catchlights), scored by a small learned model (one hidden layer of 8) from `models/mad/*.json`
+ * (trained by tools/mad/cross-generator.ts). No ONNX session: pure TypeScript, a few milliseconds.
  */
 export class MorphDetector {
   private model: MadModel | null = null;

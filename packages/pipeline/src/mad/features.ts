@@ -1,5 +1,6 @@
 import { invertAffine, type Affine, type RgbImage } from '../image/raster.js';
 import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/similarity.js';
+import { CONSISTENCY_FEATURE_NAMES, consistencyFeatures } from './consistency-features.js';
 
 /**
  * Hand-crafted single-image morphing-attack features, computed on two crops aligned with the
@@ -23,8 +24,16 @@ import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/s
  * pass over the skin, both LBP histograms another, and the FFT's window, twiddles and band map
  * are tables. Scratch buffers are module-level and reused: `madFeatures` is synchronous and
  * never hands them out. Keep any change bit-identical, or bump the version and retrain.
+ *
+ * Version 2 = the 154 texture features of version 1 (unchanged, bit for bit) followed by the
+ * consistency features of `consistency-features.ts` (doubled contours, face against forehead,
+ * neck and background), added because texture alone did not carry over to morph generators the
+ * model had not seen (docs/mad.md, "Cross-generator validation").
  */
-export const MAD_FEATURE_VERSION = 1;
+export const MAD_FEATURE_VERSION = 2;
+
+/** How many of the features are the version-1 texture block (the rest: consistency features). */
+export const MAD_TEXTURE_FEATURE_COUNT = 154;
 
 const FACE_SIZE = 160;
 const CONTEXT_SIZE = 128;
@@ -63,6 +72,8 @@ function featureNameList(): string[] {
   for (let bin = 0; bin < LBP_BINS; bin++) names.push(`lbp_face_${bin}`);
   for (let bin = 0; bin < LBP_BINS; bin++) names.push(`lbp_res_${bin}`);
   names.push('log_eye_distance');
+  if (names.length !== MAD_TEXTURE_FEATURE_COUNT) throw new Error('texture feature names out of step');
+  names.push(...CONSISTENCY_FEATURE_NAMES);
   return names;
 }
 
@@ -737,6 +748,7 @@ export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Floa
   const [leftEye, rightEye] = fivePoints;
   const eyeDistance = Math.hypot(rightEye![0] - leftEye![0], rightEye![1] - leftEye![1]);
   features.push(Math.log(Math.max(1, eyeDistance)));
+  features.push(...consistencyFeatures(image, fivePoints));
 
   if (features.length !== MAD_FEATURE_NAMES.length) {
     throw new Error(`MAD feature count ${features.length} differs from ${MAD_FEATURE_NAMES.length} names`);

@@ -1,5 +1,18 @@
-export { MorphDetector, MAD_DEFAULT_PARAMETERS_FILE, MAD_DEFAULT_THRESHOLD, type MadInput } from './detector.js';
-export { madFeatures, madCrops, MAD_FEATURE_NAMES, MAD_FEATURE_VERSION } from './features.js';
+export {
+  MorphDetector,
+  MAD_DEFAULT_PARAMETERS_FILE,
+  MAD_DEFAULT_THRESHOLD,
+  MAD_MODEL_ID,
+  type MadInput,
+} from './detector.js';
+export {
+  madFeatures,
+  madCrops,
+  MAD_FEATURE_NAMES,
+  MAD_FEATURE_VERSION,
+  MAD_TEXTURE_FEATURE_COUNT,
+} from './features.js';
+export { CONSISTENCY_FEATURE_NAMES, consistencyFeatures } from './consistency-features.js';
 export {
   MAD_PARAMETERS_FORMAT,
   MadParametersError,
