@@ -2,7 +2,7 @@ import path from 'node:path';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 
 import type { PipelineConfig } from './config.js';
-import { MAD_DEFAULT_PARAMETERS_FILE, MorphDetector } from './mad/index.js';
+import { MAD_DEFAULT_PARAMETERS_FILE, MAD_MODEL_ID, MorphDetector } from './mad/index.js';
 import { resolvePack, type ModelFamily, type ModelRole, type ResolvedModel } from './manifest.js';
 import { ArcFaceRecognizer } from './model_zoo/arcface.js';
 import type { OnnxModel } from './model_zoo/base.js';
@@ -254,7 +254,7 @@ export class PipelineModels {
   }
 
   private madHealth(): ComponentHealth {
-    const model = 'facegate-mad-texture-lr-v2';
+    const model = MAD_MODEL_ID;
     if (!this.config.madEnabled) {
       return { healthy: true, state: 'disabled', model, detail: 'gate disabled; score still computed at enrol' };
     }
