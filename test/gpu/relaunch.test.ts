@@ -36,3 +36,13 @@ describe('relaunch with the CUDA libraries on LD_LIBRARY_PATH', () => {
     assert.equal(child.path, '/opt/cuda-13/lib:/elsewhere');
   });
 });
+
+describe('libuv pool for the pipeline threads', () => {
+  it('is asked for where more than 4 pipeline threads would share it, never over an explicit setting', async () => {
+    const { wantedThreadpoolSize } = await import('../../apps/worker/src/cuda-relaunch.js');
+    assert.equal(wantedThreadpoolSize({ PIPELINE_THREADS: '12' }), '12');
+    assert.equal(wantedThreadpoolSize({ PIPELINE_THREADS: '2' }), undefined);
+    assert.equal(wantedThreadpoolSize({ PIPELINE_THREADS: '12', UV_THREADPOOL_SIZE: '6' }), undefined);
+    assert.equal(wantedThreadpoolSize({ PIPELINE_THREADS: '0', WORKER_DEVICE: 'cuda:0' }), undefined);
+  });
+});

@@ -6,6 +6,7 @@ import {
   FacePipeline,
   PipelinePool,
   createFaceAnalyser,
+  defaultPipelineThreads,
   type FaceAnalysis,
 } from '../../packages/pipeline/src/index.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
@@ -71,6 +72,16 @@ describe('PipelinePool', () => {
       await inline.dispose();
       await pooled.dispose();
     }
+  });
+});
+
+describe('defaultPipelineThreads', () => {
+  it('is one per core on CPU (none on one core) and all cores but two on a GPU', () => {
+    assert.equal(defaultPipelineThreads('cpu', 2), 2);
+    assert.equal(defaultPipelineThreads(undefined, 8), 8);
+    assert.equal(defaultPipelineThreads('cpu', 1), 0);
+    assert.equal(defaultPipelineThreads('cuda:0', 16), 14);
+    assert.equal(defaultPipelineThreads('cuda:1', 2), 1);
   });
 });
 
