@@ -62,6 +62,25 @@ describe('PipelinePool', () => {
     }
   });
 
+  it('answers a request whose thread died UNAVAILABLE, and puts a new thread in its place', async () => {
+    const pool = await PipelinePool.create(testConfig(), 2);
+    const threads = (pool as unknown as { threads: Array<{ worker: { terminate(): Promise<number> } }> }).threads;
+    try {
+      const inFlight = pool.analyse(frll('001_neutral.jpg'), 'search');
+      await threads[0]!.worker.terminate();
+      await assert.rejects(
+        inFlight,
+        (error: unknown) => error instanceof FacegateError && error.code === 'UNAVAILABLE',
+      );
+      for (let wait = 0; wait < 200 && threads.length < 2; wait++) await new Promise((done) => setTimeout(done, 100));
+      assert.equal(threads.length, 2, 'the pool is whole again');
+      const answers = await Promise.all([1, 2, 3].map(() => pool.analyse(frll('005_smiling.jpg'), 'search')));
+      for (const answer of answers) assert.equal(answer.template.length, 512);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
   it('is used for pipelineThreads > 0 only', async () => {
     const inline = await createFaceAnalyser(testConfig({ pipelineThreads: 0 }));
     const pooled = await createFaceAnalyser(testConfig({ pipelineThreads: 1 }));

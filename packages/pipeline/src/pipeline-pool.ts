@@ -67,15 +67,18 @@ export async function createFaceAnalyser(config: PipelineConfig, observer?: Stag
 }
 
 export class PipelinePool implements FaceAnalyser {
-  readonly modelId: string;
+  private readonly threads: PipelineThread[] = [];
+  private ready!: PipelineThreadReady;
+  private disposed = false;
 
   private constructor(
-    private readonly threads: PipelineThread[],
+    private readonly config: PipelineConfig,
     private readonly host: Worker | undefined,
-    private readonly ready: PipelineThreadReady,
     private readonly observer: StageObserver | undefined,
-  ) {
-    this.modelId = ready.modelId;
+  ) {}
+
+  get modelId(): string {
+    return this.ready.modelId;
   }
 
   static async create(config: PipelineConfig, count: number, observer?: StageObserver): Promise<PipelinePool> {
@@ -93,38 +96,48 @@ export class PipelinePool implements FaceAnalyser {
       if (message.batch) observe(() => observer?.onBatch?.(...message.batch!));
       if (message.run) observe(() => observer?.onRun?.(...message.run!));
     });
-    const threads: PipelineThread[] = [];
-    let ready: PipelineThreadReady | undefined;
+    const pool = new PipelinePool(config, host, observer);
     try {
       // One after another: onnxruntime-node's environment set-up is not safe against threads
       // creating their first sessions at once.
-      for (let index = 0; index < count; index++) {
-        const channel = host ? new MessageChannel() : undefined;
-        if (host && channel) host.postMessage({ port: channel.port1 }, [channel.port1]);
-        const worker = spawnModuleThread(import.meta.url, 'pipeline-thread', {
-          workerData: { config, hostPort: channel?.port2 },
-          transferList: channel ? [channel.port2] : [],
-        });
-        const threadReady = await new Promise<PipelineThreadReady>((resolve, reject) => {
-          worker.once('message', (message: { ready: PipelineThreadReady }) => resolve(message.ready));
-          worker.once('error', reject);
-          worker.once('exit', (code) => reject(new Error(`pipeline thread exited with ${code} while loading`)));
-        });
-        ready ??= threadReady;
-        const requester = new ThreadRequester<PipelineThreadRequest, PipelineThreadAnswer>(worker, revivePipelineError);
-        const thread = { worker, requester };
-        worker.on('error', (error) => requester.failAll(error));
-        worker.on('exit', (code) => {
-          requester.failAll(new Error(`pipeline thread exited with ${code}`));
-          threads.splice(threads.indexOf(thread), 1);
-        });
-        threads.push(thread);
-      }
+      for (let index = 0; index < count; index++) await pool.addThread();
     } catch (error) {
-      await Promise.all([...threads.map(({ worker }) => worker.terminate()), host?.terminate()]);
+      await pool.dispose();
       throw error;
     }
-    return new PipelinePool(threads, host, ready!, observer);
+    return pool;
+  }
+
+  /** Starts one pipeline thread and adds it to the pool once its models are loaded. */
+  private async addThread(): Promise<void> {
+    const channel = this.host ? new MessageChannel() : undefined;
+    if (this.host && channel) this.host.postMessage({ port: channel.port1 }, [channel.port1]);
+    const worker = spawnModuleThread(import.meta.url, 'pipeline-thread', {
+      workerData: { config: this.config, hostPort: channel?.port2 },
+      transferList: channel ? [channel.port2] : [],
+    });
+    const threadReady = await new Promise<PipelineThreadReady>((resolve, reject) => {
+      worker.once('message', (message: { ready: PipelineThreadReady }) => resolve(message.ready));
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`pipeline thread exited with ${code} while loading`)));
+    });
+    this.ready ??= threadReady;
+    const requester = new ThreadRequester<PipelineThreadRequest, PipelineThreadAnswer>(worker, revivePipelineError);
+    const thread = { worker, requester };
+    worker.on('error', () => undefined);
+    worker.on('exit', (code) => {
+      // What it was running is answered as unavailable (the client may retry); a thread takes
+      // its place, so one failure (an uncaught error, a resource limit) does not shrink the pool.
+      requester.failAll(new FacegateError('UNAVAILABLE', `a pipeline thread exited (${code}); retry`));
+      const index = this.threads.indexOf(thread);
+      if (index >= 0) this.threads.splice(index, 1);
+      if (!this.disposed && index >= 0) void this.addThread().catch(() => undefined);
+    });
+    if (this.disposed) {
+      await worker.terminate();
+      return;
+    }
+    this.threads.push(thread);
   }
 
   async analyse(image: Uint8Array, operation: Operation): Promise<FaceAnalysis> {
@@ -149,11 +162,12 @@ export class PipelinePool implements FaceAnalyser {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all(this.threads.map(({ worker }) => worker.terminate()));
+    this.disposed = true;
+    await Promise.all(this.threads.splice(0).map(({ worker }) => worker.terminate()));
     if (this.host) {
       const host = this.host;
       await new Promise<void>((resolve) => {
-        host.once('message', () => resolve());
+        host.on('message', (message: { closed?: true }) => message.closed && resolve());
         host.once('exit', () => resolve());
         host.postMessage({ close: true });
       });
