@@ -6,43 +6,30 @@
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
-import type { ThreadReply, ThreadRequest } from './inference-threads.js';
+import type { ThreadAnswer, ThreadRequest } from './inference-threads.js';
+import { answerRequests } from './module-thread.js';
 
 const sessions = new Map<string, ort.InferenceSession>();
-const port = parentPort!;
 
-port.on('message', (request: ThreadRequest) => {
-  void handle(request).then(
-    (reply) =>
-      port.postMessage(
-        reply,
-        reply.outputs?.map((output) => output.data.buffer as ArrayBuffer),
-      ),
-    (error: unknown) => port.postMessage({ id: request.id, error: (error as Error).message } satisfies ThreadReply),
-  );
-});
-
-async function handle(request: ThreadRequest): Promise<ThreadReply> {
+answerRequests<ThreadRequest, ThreadAnswer>(parentPort!, async (request) => {
   if (request.type === 'open') {
     sessions.set(request.key, await ort.InferenceSession.create(request.bytes, request.options));
-    return { id: request.id };
+    return { answer: undefined };
   }
   if (request.type === 'release') {
     await sessions.get(request.key)?.release();
     sessions.delete(request.key);
-    return { id: request.id };
+    return { answer: undefined };
   }
   const session = sessions.get(request.key);
   if (!session) throw new Error(`no session '${request.key}' in this inference thread`);
   const results = await session.run({
     [request.inputName]: new ort.Tensor('float32', request.data, request.dimensions),
   });
-  return {
-    id: request.id,
-    outputs: session.outputNames.map((name) => {
-      const tensor = results[name]!;
-      // A copy the thread can give away (onnxruntime's output buffers may be shared).
-      return { data: new Float32Array(tensor.data as Float32Array), dimensions: [...tensor.dims] };
-    }),
-  };
-}
+  // Copies the thread can give away (onnxruntime's output buffers may be shared).
+  const outputs = session.outputNames.map((name) => {
+    const tensor = results[name]!;
+    return { data: new Float32Array(tensor.data as Float32Array), dimensions: [...tensor.dims] };
+  });
+  return { answer: outputs, transfer: outputs.map((output) => output.data.buffer as ArrayBuffer) };
+});

@@ -9,79 +9,48 @@
 import type { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 
-import { spawnModuleThread } from './module-thread.js';
+import { spawnModuleThread, ThreadRequester } from './module-thread.js';
 
-export type ThreadRequest = { id: number } & (
+export type ThreadRequest =
   | { type: 'open'; key: string; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
   | { type: 'release'; key: string }
-  | { type: 'run'; key: string; inputName: string; data: Float32Array; dimensions: readonly number[] }
-);
+  | { type: 'run'; key: string; inputName: string; data: Float32Array; dimensions: readonly number[] };
 
 export interface ThreadOutput {
   data: Float32Array;
   dimensions: number[];
 }
 
-export interface ThreadReply {
-  id: number;
-  outputs?: ThreadOutput[];
-  error?: string;
-}
+/** Outputs of a run; nothing for open and release. */
+export type ThreadAnswer = ThreadOutput[] | undefined;
 
 interface Thread {
   worker: Worker;
-  inFlight: number;
-  pending: Map<number, { resolve(reply: ThreadReply): void; reject(error: Error): void }>;
+  requester: ThreadRequester<ThreadRequest, ThreadAnswer>;
 }
 
 export class InferenceThreads {
   private readonly threads: Thread[];
-  private nextId = 0;
 
   constructor(count: number) {
     if (!Number.isInteger(count) || count < 1) throw new RangeError('inference threads must be ≥ 1');
-    this.threads = Array.from({ length: count }, () => this.spawn());
-  }
-
-  private spawn(): Thread {
-    const worker = spawnModuleThread(import.meta.url, 'inference-thread');
-    const thread: Thread = { worker, inFlight: 0, pending: new Map() };
-    worker.on('message', (reply: ThreadReply) => {
-      const waiting = thread.pending.get(reply.id);
-      if (!waiting) return;
-      thread.pending.delete(reply.id);
-      if (--thread.inFlight === 0) worker.unref();
-      if (reply.error !== undefined) waiting.reject(new Error(reply.error));
-      else waiting.resolve(reply);
-    });
-    const failAll = (error: Error): void => {
-      for (const waiting of thread.pending.values()) waiting.reject(error);
-      thread.pending.clear();
-    };
-    worker.on('error', failAll);
-    worker.on('exit', (code) => failAll(new Error(`inference thread exited with ${code}`)));
-    worker.unref();
-    return thread;
-  }
-
-  /** An idle thread does not keep the process alive; one with work in flight does. */
-  private send(thread: Thread, request: ThreadRequest, transfer: ArrayBuffer[] = []): Promise<ThreadReply> {
-    if (thread.inFlight++ === 0) thread.worker.ref();
-    return new Promise((resolve, reject) => {
-      thread.pending.set(request.id, { resolve, reject });
-      thread.worker.postMessage(request, transfer);
+    this.threads = Array.from({ length: count }, () => {
+      const worker = spawnModuleThread(import.meta.url, 'inference-thread');
+      const requester = new ThreadRequester<ThreadRequest, ThreadAnswer>(worker);
+      worker.on('error', (error) => requester.failAll(error));
+      worker.on('exit', (code) => requester.failAll(new Error(`inference thread exited with ${code}`)));
+      return { worker, requester };
     });
   }
 
   /** Opens the same model in every thread. */
   async open(key: string, bytes: Uint8Array, options: ort.InferenceSession.SessionOptions): Promise<void> {
     // One thread after the other, for the reason PipelineModels.load gives.
-    for (const thread of this.threads)
-      await this.send(thread, { id: this.nextId++, type: 'open', key, bytes, options });
+    for (const { requester } of this.threads) await requester.request({ type: 'open', key, bytes, options });
   }
 
   async release(key: string): Promise<void> {
-    await Promise.all(this.threads.map((thread) => this.send(thread, { id: this.nextId++, type: 'release', key })));
+    await Promise.all(this.threads.map(({ requester }) => requester.request({ type: 'release', key })));
   }
 
   /** Runs one input on the least busy thread; `data` is copied, the caller keeps it. */
@@ -91,17 +60,17 @@ export class InferenceThreads {
     data: Float32Array,
     dimensions: readonly number[],
   ): Promise<ThreadOutput[]> {
-    const thread = this.threads.reduce((best, candidate) => (candidate.inFlight < best.inFlight ? candidate : best));
-    const copy = new Float32Array(data);
-    const reply = await this.send(
-      thread,
-      { id: this.nextId++, type: 'run', key, inputName, data: copy, dimensions: [...dimensions] },
-      [copy.buffer as ArrayBuffer],
+    const { requester } = this.threads.reduce((best, candidate) =>
+      candidate.requester.inFlight < best.requester.inFlight ? candidate : best,
     );
-    return reply.outputs!;
+    const copy = new Float32Array(data);
+    const outputs = await requester.request({ type: 'run', key, inputName, data: copy, dimensions: [...dimensions] }, [
+      copy.buffer as ArrayBuffer,
+    ]);
+    return outputs!;
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.threads.map((thread) => thread.worker.terminate()));
+    await Promise.all(this.threads.map(({ worker }) => worker.terminate()));
   }
 }
