@@ -140,10 +140,7 @@ export async function openSession(
     throw error;
   }
   const inputName = session.inputNames[0]!;
-  let runOnce = async (data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> => {
-    const results = await session.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
-    return session.outputNames.map((name) => results[name]!);
-  };
+  let runOnce = runnerOf(session, inputName);
   const threads = settings.threads;
   if (threads) {
     const key = `${model.entry.id}#${threadSessions++}`;
@@ -161,22 +158,16 @@ export async function openSession(
     // a session's first run of an input shape costs up to ~1 s of cuDNN's convolution search, and
     // onnxruntime's cuDNN-frontend convolutions (1.20 and later) search again whenever the shape
     // changes from one run to the next (microsoft/onnxruntime#23006). On an H200 the service ran
-    // batched runs at about a second each when one session saw every size (docs/benchmarks.md).
-    const bySize = new Map<number, ort.InferenceSession>([[1, session]]);
+    // batched runs at about a second each (inferred from batch counts) when one session saw every size (docs/benchmarks.md).
+    const bySize = new Map([[1, runOnce]]);
     for (const size of batchSizes.slice(1)) {
-      const sized = await ort.InferenceSession.create(
-        patched.bytes,
-        sessionOptions(settings, cudaExecutionProviders(cudaDeviceOf(placement.device)!)),
-      );
+      const sized = await createCudaSession(patched.bytes, settings, cudaDeviceOf(placement.device)!);
       sessions.push(sized);
       await warmUp(sized, size);
-      bySize.set(size, sized);
+      bySize.set(size, runnerOf(sized, inputName));
     }
-    runOnce = async (data, dimensions) => {
-      const sized = bySize.get(dimensions[0]!) ?? session;
-      const results = await sized.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
-      return sized.outputNames.map((name) => results[name]!);
-    };
+    const runOne = runOnce;
+    runOnce = (data, dimensions) => (bySize.get(dimensions[0]!) ?? runOne)(data, dimensions);
   }
   const run =
     batchSizes.length > 1
@@ -242,6 +233,21 @@ export function batchedRun(
   return (data, dimensions) => batcher.submit({ data, dimensions });
 }
 
+/** Runs one float32 input on `session`; outputs in the model's output order. */
+function runnerOf(
+  session: ort.InferenceSession,
+  inputName: string,
+): (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]> {
+  return async (data, dimensions) => {
+    const results = await session.run({ [inputName]: new ort.Tensor('float32', data, dimensions) });
+    return session.outputNames.map((name) => results[name]!);
+  };
+}
+
+function createCudaSession(bytes: Uint8Array, settings: SessionSettings, deviceId: number) {
+  return ort.InferenceSession.create(bytes, sessionOptions(settings, cudaExecutionProviders(deviceId)));
+}
+
 /**
  * A session on the requested device: on `cuda:N`, the CUDA execution provider pinned to GPU N
  * (with CPU for the operators it lacks); where CUDA cannot be used (the CPU-only onnxruntime
@@ -257,10 +263,7 @@ async function createPlacedSession(
     let fallbackReason = cuda.available ? '' : cuda.missing;
     if (cuda.available) {
       try {
-        const session = await ort.InferenceSession.create(
-          bytes,
-          sessionOptions(settings, cudaExecutionProviders(cudaDevice)),
-        );
+        const session = await createCudaSession(bytes, settings, cudaDevice);
         await warmUp(session);
         return { session, placement: { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName } };
       } catch (error) {
