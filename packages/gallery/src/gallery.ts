@@ -6,6 +6,7 @@ import { Shard, type ShardInfo } from './shard.js';
 import { SqliteTemplateStore } from './sqlite-store.js';
 import type { PartitionDeletion, TemplateStore } from './store.js';
 import { crashPoint } from './crash-points.js';
+import { partitionNotFound } from './store-errors.js';
 import { removeSnapshot } from './snapshot.js';
 import { TemplateDecryptionError, templateEncryptionHealth, type TemplateCipher } from './template-cipher.js';
 import type { GalleryService } from './service.js';
@@ -448,10 +449,6 @@ export class Gallery implements GalleryService {
   private assertOpen(): void {
     if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
   }
-}
-
-function partitionNotFound(partition: string): FacegateError {
-  return new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
 }
 
 /** Shards of partitions whose opening has finished, for synchronous health and info. */

@@ -70,4 +70,5 @@ export {
 } from './index-policy.js';
 export { removeShardSnapshot, snapshotKeyIds } from './snapshot.js';
 export { crashPoint } from './crash-points.js';
+export { partitionBeingDeleted, partitionNotFound } from './store-errors.js';
 export { statsFromStore, verifyAgainstStore, type GalleryStats } from './store-reads.js';

@@ -16,6 +16,10 @@ export function subjectNotFound(partition: string): FacegateError {
   return new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${partition}'`);
 }
 
+export function partitionNotFound(partition: string): FacegateError {
+  return new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
+}
+
 export function subjectExists(partition: string): FacegateError {
   return new FacegateError('SUBJECT_EXISTS', `subject already enrolled in partition '${partition}'`);
 }

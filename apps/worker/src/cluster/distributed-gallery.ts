@@ -6,6 +6,7 @@ import {
   checkedSearchProbe,
   checkedSubjectTemplate,
   mergeShardCandidates,
+  partitionNotFound,
   shardOf,
   statsFromStore,
   templateEncryptionHealth,
@@ -238,8 +239,4 @@ export class DistributedGallery implements GalleryService {
   private assertOpen(): void {
     if (this.closed) throw new FacegateError('UNAVAILABLE', 'gallery is closed');
   }
-}
-
-function partitionNotFound(partition: string): FacegateError {
-  return new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
 }

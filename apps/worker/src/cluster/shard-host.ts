@@ -3,7 +3,9 @@ import type { Job } from 'bullmq';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 import {
   Shard,
+  partitionBeingDeleted,
   partitionIndexSettings,
+  partitionNotFound,
   removeShardSnapshot,
   type IndexPolicy,
   type ShardOptions,
@@ -255,10 +257,10 @@ export class ShardHost {
     const { store } = this.options;
     if (op === 'enrol') {
       if ((await store.pendingPartitionDeletions()).some((pending) => pending.partition === partition)) {
-        throw new FacegateError('UNAVAILABLE', `partition '${partition}' is being deleted; retry`);
+        throw partitionBeingDeleted(partition);
       }
     } else if (!(await store.partitions()).includes(partition)) {
-      throw new FacegateError('PARTITION_NOT_FOUND', `partition '${partition}' does not exist`);
+      throw partitionNotFound(partition);
     }
   }
 
