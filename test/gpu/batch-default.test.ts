@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { pipelineConfigFromEnv, readWorkerEnv } from '@facegate/runtime';
+import { pipelineConfigFromEnv, readWorkerEnv, workerConcurrency } from '@facegate/runtime';
 
 // A GPU is launch-bound at batch 1, so a worker pinned to one batches by default; on CPU
 // batching was measured not to pay (docs/benchmarks.md), and an explicit MAX_BATCH always wins.
@@ -16,5 +16,26 @@ describe('MAX_BATCH default per device', () => {
   it('yields to an explicit MAX_BATCH on either device', () => {
     assert.equal(maxBatchOf({ MAX_BATCH: '4' }), 4);
     assert.equal(maxBatchOf({ WORKER_DEVICE: 'cuda:0', MAX_BATCH: '1' }), 1);
+  });
+});
+
+// One job per pipeline thread leaves the thread idle while its job is elsewhere (HTTP, gallery,
+// libvips); a GPU worker needs enough jobs in flight to fill its batches.
+describe('WORKER_CONCURRENCY default', () => {
+  const concurrencyOf = (variables: NodeJS.ProcessEnv): number => workerConcurrency(readWorkerEnv(variables));
+
+  it('is two jobs per pipeline thread, at least two', () => {
+    assert.equal(concurrencyOf({ PIPELINE_THREADS: '0' }), 2);
+    assert.equal(concurrencyOf({ PIPELINE_THREADS: '1' }), 2);
+    assert.equal(concurrencyOf({ PIPELINE_THREADS: '3' }), 6);
+  });
+
+  it('fills a batch on cuda:N, and never exceeds 64', () => {
+    assert.equal(concurrencyOf({ WORKER_DEVICE: 'cuda:0', PIPELINE_THREADS: '2' }), 32);
+    assert.equal(concurrencyOf({ PIPELINE_THREADS: '200' }), 64);
+  });
+
+  it('yields to an explicit WORKER_CONCURRENCY', () => {
+    assert.equal(concurrencyOf({ PIPELINE_THREADS: '4', WORKER_CONCURRENCY: '1' }), 1);
   });
 });

@@ -44,10 +44,14 @@ export interface ServiceProcess {
 }
 
 /** The service as a user runs it (`node apps/gateway/...`), in its own process. */
-export async function startServiceProcess(env: Record<string, string>): Promise<ServiceProcess> {
+/** `nodeOptions` go before the script, e.g. `--cpu-prof` (which NODE_OPTIONS does not accept). */
+export async function startServiceProcess(
+  env: Record<string, string>,
+  nodeOptions: readonly string[] = [],
+): Promise<ServiceProcess> {
   const child = spawn(
     process.execPath,
-    ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
+    [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
     {
       cwd: repoRoot,
       // The port is read from the `listening` log line, which needs the info level.

@@ -154,7 +154,7 @@ try {
   const report = [
     `Run ${new Date().toISOString()} on ${os.cpus()[0]?.model ?? 'unknown CPU'} (${os.cpus().length} cores), embedded mode, ` +
       `${secondsPerLevel} s per level, MAX_WAITING_JOBS=${values['max-waiting']}, ` +
-      `WORKER_CONCURRENCY=${process.env['WORKER_CONCURRENCY'] ?? '2 (default)'}, ` +
+      `WORKER_CONCURRENCY=${process.env['WORKER_CONCURRENCY'] ?? 'default (2 per pipeline thread)'}, ` +
       `ONNX_THREADS=${process.env['ONNX_THREADS'] ?? '1 (default)'}, 1 enrol per 10 requests.`,
     '',
     `Measured capacity (closed loop, 2 clients): ${capacity.toFixed(1)} searches/s.`,

@@ -2,7 +2,7 @@ import type { TemplateCipher } from '@facegate/gallery';
 import type { FacegateMetrics, Logger } from '@facegate/observability';
 import { InProcessQueue } from '@facegate/queue';
 import path from 'node:path';
-import { WorkerRuntime, probeDataDirectory, type WorkerEnv } from '@facegate/runtime';
+import { WorkerRuntime, probeDataDirectory, workerConcurrency, type WorkerEnv } from '@facegate/runtime';
 import type { ServiceBackend } from './backend.js';
 import type { GatewayEnv } from './config.js';
 
@@ -18,7 +18,7 @@ export async function startEmbeddedBackend(
     templateCipher: templateCipher ?? null,
   });
   const queue = new InProcessQueue((job, context) => runtime.handle(job, context), {
-    concurrency: workerEnv.WORKER_CONCURRENCY,
+    concurrency: workerConcurrency(workerEnv),
     maxWaiting: gatewayEnv.MAX_WAITING_JOBS,
     retryAfterSeconds: gatewayEnv.RETRY_AFTER_SECONDS,
   });

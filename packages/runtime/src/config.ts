@@ -21,7 +21,8 @@ export interface WorkerEnv {
   WORKER_DEVICE: string;
   /** Folders (colon-separated) searched first for the CUDA 13 and cuDNN 9 libraries on `cuda:N`. */
   CUDA_LIBRARY_PATH?: string;
-  WORKER_CONCURRENCY: number;
+  /** Unset: {@link workerConcurrency} derives it from the pipeline threads and batch size. */
+  WORKER_CONCURRENCY?: number;
   /** Unset: 1 on CPU, 32 on `cuda:N` (see defaultMaxBatch). */
   MAX_BATCH?: number;
   BATCH_WAIT_MS: number;
@@ -71,7 +72,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     ONNX_THREADS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },
     CUDA_LIBRARY_PATH: { type: 'string', nullable: true },
-    WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, default: 2 },
+    WORKER_CONCURRENCY: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
     // 1 (off) on CPU: docs/benchmarks.md measured no gain there; a GPU worker wants 8 or more.
     MAX_BATCH: { type: 'integer', minimum: 1, maximum: 256, nullable: true },
     BATCH_WAIT_MS: { type: 'integer', minimum: 0, maximum: 1000, default: 0 },

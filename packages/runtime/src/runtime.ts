@@ -83,6 +83,18 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
 }
 
 /**
+ * Jobs a worker runs at once: WORKER_CONCURRENCY, or two per pipeline thread (at least two, and
+ * enough to fill a batch). A pipeline thread that holds one job sits idle while that job is in
+ * HTTP, the queue, the gallery or a libvips call; with two it always has the next image: on
+ * 2 cores, 4 clients, 26.8 → 30.6 searches/s (docs/benchmarks.md).
+ */
+export function workerConcurrency(env: WorkerEnv): number {
+  if (env.WORKER_CONCURRENCY !== undefined) return env.WORKER_CONCURRENCY;
+  const config = pipelineConfigFromEnv(env);
+  return Math.min(64, Math.max(2, 2 * (config.pipelineThreads ?? 0), config.batch?.maxBatch ?? 1));
+}
+
+/**
  * The pack's calibration (models/<pack>/calibration.json, written by `npm run eval -- calibrate`),
  * or undefined where the pack has none. A file that is there but invalid refuses the start.
  */

@@ -18,6 +18,7 @@ import {
   jobImageSealer,
   loadTemplateCipher,
   shardSnapshotRoot,
+  workerConcurrency,
   type WorkerEnv,
 } from '@facegate/runtime';
 import { DistributedGallery } from './distributed-gallery.js';
@@ -143,7 +144,7 @@ export async function startDistributedWorker(env: WorkerEnv, logger: Logger): Pr
     const consumer = new BullMqJobConsumer((job, context) => runtime.handle(job, context), {
       redisUrl,
       prefix,
-      concurrency: env.WORKER_CONCURRENCY,
+      concurrency: workerConcurrency(env),
       lockDurationMs: env.LEASE_MS,
       ...(templateCipher === undefined ? {} : { imageSealer: jobImageSealer(templateCipher) }),
     });
