@@ -39,6 +39,13 @@ export interface VectorIndexEngine {
 
 export const DEFAULT_INDEX_DESCRIPTION = 'IDMap2,Flat';
 const EXACT_FALLBACK_DESCRIPTION = 'IDMap2,Flat';
+/**
+ * Up to this many vectors a search runs on the calling thread (a flat 512-d scan of 1,024
+ * vectors is about half a million multiply-adds, well under a millisecond): handing it to
+ * libuv's pool costs more than that, and there it queues behind the image decodes of other
+ * requests, which share the pool.
+ */
+export const SYNC_SEARCH_MAX_VECTORS = 1024;
 
 /**
  * Ids are allocated by the store, so indexes are wrapped in an id map; IVF indexes store
@@ -188,13 +195,14 @@ export class ModelIndex {
     }
   }
 
+  /** Small indexes are searched on the calling thread: see {@link SYNC_SEARCH_MAX_VECTORS}. */
   async search(query: Float32Array, k: number): Promise<IndexSearchResult> {
     return this.lock.read(async () => {
       const available = this.index.ntotal;
       if (available === 0) return { distances: new Float32Array(0), labels: new BigInt64Array(0) };
       const limit = Math.min(k, available);
       const result =
-        this.index.searchAsync !== undefined
+        this.index.searchAsync !== undefined && available > SYNC_SEARCH_MAX_VECTORS
           ? await this.index.searchAsync(query, limit)
           : this.index.search(query, limit);
       if (this.index.metric === 'l2') {

@@ -1,4 +1,4 @@
-import type { HeadPose, HopenetPose } from '../model_zoo/hopenet.js';
+import type { HeadPose } from '../model_zoo/hopenet.js';
 import type { EyeOpenness, EyeStateModel } from '../model_zoo/eye_state.js';
 import { toGrey, type RgbImage } from '../image/raster.js';
 import type { Point } from '../image/similarity.js';
@@ -168,7 +168,11 @@ export interface QualityInput {
   landmarks68: readonly Point[] | null;
   /** Length of the recogniser's raw output. */
   embeddingNorm: number;
-  poseModel: Pick<HopenetPose, 'estimate'> | null;
+  /**
+   * The head pose, started by the caller as soon as the face box was known (its crop runs in
+   * libvips on the thread pool while this thread runs other models); undefined without a pose model.
+   */
+  pose: Promise<HeadPose> | undefined;
   eyeModel: Pick<EyeStateModel, 'openness'> | null;
   mapping: QualityMapping;
 }
@@ -186,14 +190,9 @@ export async function assessQuality(input: QualityInput): Promise<QualityAssessm
     interEyeDistance: interEyeDistance(input.fivePoints),
     embeddingNorm: input.embeddingNorm,
   };
-  // The pose crop runs in libvips on the thread pool; the eye crops and models run on this
-  // thread meanwhile instead of after it.
-  const pose = input.poseModel?.estimate(input.image, input.box);
-  // Should the eyes fail first, a later failure of the pose is not left unhandled.
-  pose?.catch(() => undefined);
   const eyes =
     input.eyeModel && input.landmarks68 ? await input.eyeModel.openness(input.image, input.landmarks68) : undefined;
-  if (pose) measurements.pose = await pose;
+  if (input.pose) measurements.pose = await input.pose;
   if (eyes) measurements.eyes = eyes;
   const components = qualityComponents(measurements, input.mapping);
   return { score: unifiedQuality(components), components: { ...components }, measurements };
