@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { postBiometric } from '../support/http.js';
-import type { ServiceProcess } from '../support/service.js';
+import { getJson, postBiometric } from '../support/http.js';
+import { fixture } from '../support/paths.js';
+import { readImage, type ServiceProcess } from '../support/service.js';
 import { assertAcknowledgedFound, assertAnsweredOrShed, startLoadAndWait, summarise, type Load } from './load.js';
 import { frllPeople } from './people.js';
 import {
@@ -115,6 +116,69 @@ describe('SIGKILL of a worker under a stream of enrols and searches', () => {
             partition: PARTITION,
           });
           assert.equal(late.status, 200, late.xml);
+        },
+      ),
+  );
+});
+
+describe('SIGKILL of a worker after an append committed, before it answered', () => {
+  const prefix = testPrefix();
+  let gateway: ServiceProcess | undefined;
+  const workers: WorkerProcess[] = [];
+  const [neutral, smiling, other] = ['001_neutral.jpg', '001_smiling.jpg', '005_neutral.jpg'].map((name) =>
+    readImage(fixture('frll', name)),
+  ) as [Uint8Array, Uint8Array, Uint8Array];
+
+  after(async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await gateway?.stop();
+    await deletePrefix(SHARED_REDIS_URL, prefix);
+  });
+
+  it(
+    'redelivers the job to the next worker, which answers 200 without adding the template again',
+    { timeout: 300_000 },
+    async () =>
+      withLogsOnFailure(
+        () => ({ gateway, victim: workers[0], successor: workers[1] }),
+        async () => {
+          const env = {
+            REDIS_URL: SHARED_REDIS_URL,
+            QUEUE_PREFIX: prefix,
+            // One shard: the victim owns it, so the append commits there and the kill follows.
+            SHARD_COUNT: '1',
+            LEASE_MS: String(LEASE_MS),
+            // Long enough for the successor to start, take the shard and re-run the stalled job.
+            JOB_TIMEOUT_MS: '120000',
+            MAX_TEMPLATES_PER_SUBJECT: '2',
+          };
+          gateway = await startDistributedGateway(env);
+          const victim = await startWorkerProcess({
+            ...env,
+            WORKER_ID: 'append-victim',
+            WORKER_CONCURRENCY: '1',
+            FACEGATE_TEST_CRASH_AT: 'append:committed',
+          });
+          workers.push(victim);
+          await waitForCluster(gateway.baseUrl, ['append-victim']);
+          const died = new Promise<NodeJS.Signals | null>((resolve) =>
+            victim.child.once('exit', (_code, signal) => resolve(signal)),
+          );
+          const enrolled = await postBiometric(gateway.baseUrl, 'enrol', neutral, { subject_id: 'p1' });
+          assert.equal(enrolled.status, 200, enrolled.xml);
+
+          const append = postBiometric(gateway.baseUrl, 'enrol', smiling, { subject_id: 'p1', append: true });
+          assert.equal(await died, 'SIGKILL');
+          workers.push(await startWorkerProcess({ ...env, WORKER_ID: 'append-successor', WORKER_CONCURRENCY: '1' }));
+          // The redelivered job finds the subject at its maximum: answered, not refused.
+          const appended = await append;
+          assert.equal(appended.status, 200, appended.xml);
+          const stats = await getJson(gateway.baseUrl, '/api/v1/stats');
+          assert.equal(stats.body['total_templates'], 2, JSON.stringify(stats.body));
+          const verify = await postBiometric(gateway.baseUrl, 'verify', smiling, { subject_id: 'p1', threshold: 0 });
+          assert.ok(Number(verify.text('score')) > 0.99, `the committed template is searched: ${verify.xml}`);
+          const another = await postBiometric(gateway.baseUrl, 'enrol', other, { subject_id: 'p1', append: true });
+          assert.equal(another.status, 400, another.xml);
         },
       ),
   );

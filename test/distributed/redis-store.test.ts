@@ -137,6 +137,18 @@ describe('Shard on a RedisTemplateStore', () => {
       const replay = await shard.enrol(redelivered, MODEL, templates[0]!, 'job-7');
       assert.equal(replay.replayed, true);
       assert.equal(shard.vectorCount, vectors);
+      // So is a redelivered append, even once the subject holds the most templates allowed.
+      const appended = await shard.addTemplate(redelivered, MODEL, templates[1]!, 2, 'job-8');
+      const withAppend = shard.vectorCount;
+      assert.deepEqual(await shard.addTemplate(redelivered, MODEL, templates[1]!, 2, 'job-8'), {
+        ...appended,
+        replayed: true,
+      });
+      assert.equal(shard.vectorCount, withAppend);
+      await assert.rejects(
+        shard.addTemplate(redelivered, MODEL, templates[2]!, 2, 'job-9'),
+        facegateCode('INVALID_REQUEST'),
+      );
 
       assert.equal(await shard.snapshot(), true);
       await shard.remove(mine[5]!);

@@ -79,6 +79,17 @@ describe('Shard on its own', () => {
       await assert.rejects(shard.enrol(notMine, MODEL, templates[0]!), facegateCode('INTERNAL_ERROR'));
       const [best] = await shard.search(MODEL, templates[5]!, 1, 0.5);
       assert.equal(best?.subjectId, mine[5]);
+      // A redelivered append is answered without indexing the template twice, even at the maximum.
+      const appended = randomUnitVector(random);
+      const receipt = await shard.addTemplate(mine[7]!, MODEL, appended, 2, 'job-8');
+      const vectors = shard.vectorCount;
+      assert.deepEqual(await shard.addTemplate(mine[7]!, MODEL, appended, 2, 'job-8'), { ...receipt, replayed: true });
+      assert.equal(shard.vectorCount, vectors);
+      await assert.rejects(
+        shard.addTemplate(mine[7]!, MODEL, randomUnitVector(random), 2, 'job-9'),
+        facegateCode('INVALID_REQUEST'),
+      );
+      assert.equal((await shard.search(MODEL, appended, 1, 0.5))[0]?.subjectId, mine[7]);
       assert.equal(await shard.snapshot(), true);
       assert.equal(await shard.snapshot(), false, 'nothing changed since');
       await shard.remove(mine[5]!);

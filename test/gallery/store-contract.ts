@@ -150,6 +150,42 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       await store.close();
     });
 
+    it('answers a redelivered append (same request id) with its first receipt, even at the maximum', async () => {
+      const store = await open();
+      const random = seededRandom(61);
+      const subject = { partition: 'r', shard: 0, subjectId: 'a', modelId: MODEL };
+      await store.addSubject({ ...subject, template: randomUnitVector(random), requestId: 'enrol-1' });
+      const append = { ...subject, template: randomUnitVector(random), requestId: 'append-1', maxTemplates: 3 };
+      const first = await store.addTemplate(append);
+      assert.equal(first.replayed, undefined);
+      assert.deepEqual(await store.addTemplate(append), { ...first, replayed: true });
+      assert.equal((await store.getSubjectTemplates('r', 'a')).length, 2, 'the replay added nothing');
+
+      // Another request appends, up to the maximum; beyond it, it is refused.
+      const second = { ...append, template: randomUnitVector(random), requestId: 'append-2' };
+      const secondReceipt = await store.addTemplate(second);
+      assert.ok(secondReceipt.faissId > first.faissId && secondReceipt.seq > first.seq);
+      const third = { ...append, template: randomUnitVector(random), requestId: 'append-3' };
+      await assert.rejects(store.addTemplate(third), facegateCode('INVALID_REQUEST'));
+      await assert.rejects(store.addTemplate({ ...append, requestId: undefined }), facegateCode('INVALID_REQUEST'));
+      // At the maximum, each committed append is still answered with its first receipt.
+      assert.deepEqual(await store.addTemplate(append), { ...first, replayed: true });
+      assert.deepEqual(await store.addTemplate(second), { ...secondReceipt, replayed: true });
+      assert.equal((await store.getSubjectTemplates('r', 'a')).length, 3);
+      assert.equal((await store.changesSince('r', 0, 0)).length, 3, 'the replays wrote nothing');
+
+      // The request ids go with the subject, and with the partition: the same id appends afresh.
+      await store.removeSubject('r', 'a');
+      await store.addSubject({ ...subject, template: randomUnitVector(random) });
+      assert.equal((await store.addTemplate(append)).replayed, undefined);
+      await store.beginPartitionDeletion('r');
+      await store.finishPartitionDeletion('r');
+      await store.addSubject({ ...subject, template: randomUnitVector(random) });
+      assert.equal((await store.addTemplate(append)).replayed, undefined);
+      assert.equal((await store.getSubjectTemplates('r', 'a')).length, 2);
+      await store.close();
+    });
+
     it('scans a shard as of one sequence number while writes continue', async () => {
       const store = await open();
       const random = seededRandom(14);

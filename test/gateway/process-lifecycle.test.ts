@@ -45,6 +45,51 @@ describe('the service as a process', () => {
     }
   });
 
+  it('answers an append retried after a SIGKILL past its commit with success, adding nothing', async () => {
+    const dataDir = temporaryDirectory('append-crash');
+    const settings = { DATA_DIR: dataDir, MAX_TEMPLATES_PER_SUBJECT: '2' };
+    const append = (baseUrl: string, image: Uint8Array, key: string) =>
+      postBiometric(baseUrl, 'enrol', image, { subject_id: 'p1', append: true }, { 'Idempotency-Key': key });
+    const smiling = faces[3]!;
+    try {
+      const doomed = await startServiceProcess({ ...settings, FACEGATE_TEST_CRASH_AT: 'append:committed' });
+      try {
+        const died = new Promise<NodeJS.Signals | null>((resolve) =>
+          doomed.child.once('exit', (_code, signal) => resolve(signal)),
+        );
+        const enrolled = await postBiometric(doomed.baseUrl, 'enrol', faces[0], { subject_id: 'p1' });
+        assert.equal(enrolled.status, 200, enrolled.xml);
+        await assert.rejects(append(doomed.baseUrl, smiling, 'append-1'), 'the connection dies with the process');
+        assert.equal(await died, 'SIGKILL');
+      } finally {
+        await doomed.stop('SIGKILL');
+      }
+
+      const restarted = await startServiceProcess(settings);
+      try {
+        // The retry finds the subject at its maximum (the append committed): it is answered, not refused.
+        const retried = await append(restarted.baseUrl, smiling, 'append-1');
+        assert.equal(retried.status, 200, retried.xml);
+        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
+        assert.deepEqual(stats.body, {
+          total_subjects: 1,
+          partitions: { default: 1 },
+          total_templates: 2,
+          templates: { default: 2 },
+        });
+        const verify = await postBiometric(restarted.baseUrl, 'verify', smiling, { subject_id: 'p1', threshold: 0 });
+        assert.ok(Number(verify.text('score')) > 0.99, `the committed template is searched: ${verify.xml}`);
+        const another = await append(restarted.baseUrl, faces[1]!, 'append-2');
+        assert.equal(another.status, 400, another.xml);
+        assert.match(another.text('message') ?? '', /MAX_TEMPLATES_PER_SUBJECT/);
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('reports a corrupt recognition model as unhealthy (503) and refuses work with UNAVAILABLE', async () => {
     const modelsDir = temporaryDirectory('models');
     const dataDir = temporaryDirectory('data');

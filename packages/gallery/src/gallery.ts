@@ -158,6 +158,7 @@ export class Gallery implements GalleryService {
   /**
    * Adds another template (another model, or a re-capture: enrol with `append`) to an enrolled
    * subject, refused beyond `maxTemplates`; searches return a subject once, by its best template.
+   * A retry with the same `requestId` (after a crash, say) is answered without adding again.
    */
   async addTemplate(
     partition: string,
@@ -165,10 +166,12 @@ export class Gallery implements GalleryService {
     template: Float32Array,
     modelId: string,
     maxTemplates?: number,
+    requestId?: string,
   ): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     const shards = await this.existingShards(partition);
-    await shards[shardOf(subjectId, this.shardCount)]!.addTemplate(subjectId, modelId, normalised, maxTemplates);
+    const shard = shards[shardOf(subjectId, this.shardCount)]!;
+    await shard.addTemplate(subjectId, modelId, normalised, maxTemplates, requestId);
   }
 
   /** Removes the subject; once this resolves no search returns it. */

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { FacegateError, type ErrorCode } from '@facegate/contracts';
 import { LuaScripts, redisConnection, redisReady } from '@facegate/queue';
 import type {
+  AppendedTemplate,
   EnrolReceipt,
   NewSubjectTemplate,
   PartitionDeletion,
@@ -49,6 +50,7 @@ const RESEAL_BATCH_SIZE = 256;
 const ERASE_SCAN_COUNT = 1000;
 const UNFENCED = '';
 const NO_REQUEST_ID = '';
+const NO_LIMIT = '';
 
 /**
  * Every key of the store. Partition names cannot contain ':' (see PARTITION_PATTERN), so the
@@ -81,7 +83,10 @@ class KeyLayout {
   partitionKeysPattern(partition: string): string {
     return `${globEscaped(this.base)}:p:${partition}:*`;
   }
-  /** Hash subjectId -> JSON {s: shard, c: createdAt, r: requestId, f/q: first receipt, ids}. */
+  /**
+   * Hash subjectId -> JSON {s: shard, c: createdAt, r: requestId, f/q: first receipt, ids,
+   * a: appends' requestId -> receipt {f, q, c}} (`a` absent before the first recorded append).
+   */
   subjects(partition: string): string {
     return `${this.base}:p:${partition}:subjects`;
   }
@@ -162,6 +167,7 @@ interface SubjectRecord {
   f: number;
   q: number;
   ids: number[];
+  a?: Record<string, { f: number; q: number; c: string }>;
 }
 
 // Script errors we raise on purpose start with one of these words; anything else (connection
@@ -174,6 +180,7 @@ const SCRIPT_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   SHARD_MISMATCH: 'INTERNAL_ERROR',
   PARTITION_NOT_FOUND: 'PARTITION_NOT_FOUND',
   PARTITION_DELETING: 'UNAVAILABLE',
+  TOO_MANY_TEMPLATES: 'INVALID_REQUEST',
 };
 
 /**
@@ -226,7 +233,7 @@ export class RedisTemplateStore implements TemplateStore {
     return this.add('subject', entry);
   }
 
-  async addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+  async addTemplate(entry: AppendedTemplate): Promise<EnrolReceipt> {
     // The subject's shard is fixed by its id; read it so that the script gets the right keys
     // (the script checks it again, atomically).
     const record = await this.subjectRecord(entry.partition, entry.subjectId);
@@ -573,7 +580,7 @@ export class RedisTemplateStore implements TemplateStore {
    * The template is sealed to its faiss id, so the id is reserved first (an add that then
    * fails, or answers a redelivery, leaves a gap: ids are never reused, not dense).
    */
-  private async add(mode: 'subject' | 'template', entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+  private async add(mode: 'subject' | 'template', entry: AppendedTemplate): Promise<EnrolReceipt> {
     checkTemplateLength(entry.template, this.dimension);
     const { partition, shard, modelId } = entry;
     const k = this.keys;
@@ -607,6 +614,7 @@ export class RedisTemplateStore implements TemplateStore {
         entry.requestId ?? NO_REQUEST_ID,
         this.tokenFor(shard),
         faissId,
+        entry.maxTemplates ?? NO_LIMIT,
       ],
     )) as [number, number, number, string];
     const receipt: EnrolReceipt = { faissId: BigInt(reply[1]), seq: Number(reply[2]), createdAt: Number(reply[3]) };

@@ -7,7 +7,7 @@ import type { GalleryStats } from './store-reads.js';
  * What the worker runtime needs of a gallery, implemented by the embedded {@link Gallery} and
  * by the distributed gallery that routes to shard owners. Every method validates its
  * arguments (see validation.ts) and answers the contract's typed errors. `requestId` (the
- * job id) lets a redelivered enrol be answered idempotently where the gallery supports it.
+ * job id) lets a redelivered enrol or append be answered idempotently where the gallery supports it.
  */
 export interface GalleryService {
   enrol(
@@ -17,13 +17,17 @@ export interface GalleryService {
     modelId: string,
     requestId?: string,
   ): Promise<void>;
-  /** Adds a template to an enrolled subject; refused beyond `maxTemplates`. */
+  /**
+   * Adds a template to an enrolled subject; refused beyond `maxTemplates`. A redelivery with the
+   * same `requestId` adds nothing and succeeds, even once the subject is at the maximum.
+   */
   addTemplate(
     partition: string,
     subjectId: string,
     template: Float32Array,
     modelId: string,
     maxTemplates: number,
+    requestId?: string,
   ): Promise<void>;
   delete(partition: string, subjectId: string): Promise<void>;
   /** At most `topK` subjects matching `threshold` (the contract's rule), best first, each once. */

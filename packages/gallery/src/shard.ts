@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { FacegateError, clampCosine, isMatch } from '@facegate/contracts';
+import { crashPoint } from './crash-points.js';
 import { shardOf } from './hash.js';
 import { WriteGate } from './locks.js';
 import {
@@ -119,8 +120,6 @@ export class Shard {
   private searchParameters: Record<string, number>;
   private readonly minTombstones: number;
   private dirty = false;
-  /** The tail of the appends in flight: one at a time, so the template count is checked safely. */
-  private appends: Promise<void> = Promise.resolve();
   private maintenanceScheduled = false;
   private closed = false;
   private recovery: ShardInfo['recovery'] = 'empty';
@@ -176,50 +175,38 @@ export class Shard {
 
   /**
    * Adds another template to an enrolled subject; searches still return the subject once.
-   * With `maxTemplates`, refuses a subject that already holds that many: appends run one at a
-   * time per shard (its single owner), so the count cannot race past the maximum.
+   * With `maxTemplates`, the store refuses a subject that already holds that many (atomically
+   * with the add, so concurrent appends cannot race past it). `requestId` makes a redelivered
+   * append idempotent as it does a redelivered enrol: the store answers the first receipt,
+   * even at the maximum, and the index already holds the template.
    */
   async addTemplate(
     subjectId: string,
     modelId: string,
     template: Float32Array,
     maxTemplates?: number,
+    requestId?: string,
   ): Promise<EnrolReceipt> {
     this.assertOwns(subjectId);
-    const appended = this.appends.then(() =>
-      this.gate.pass(async () => {
-        this.assertOpen();
-        if (maxTemplates !== undefined) {
-          const held = (await this.store.getSubjectTemplates(this.partition, subjectId)).length;
-          if (held === 0) {
-            throw new FacegateError('SUBJECT_NOT_FOUND', `subject not found in partition '${this.partition}'`);
-          }
-          if (held >= maxTemplates) {
-            throw new FacegateError(
-              'INVALID_REQUEST',
-              `subject already holds ${held} templates, the most allowed (MAX_TEMPLATES_PER_SUBJECT)`,
-            );
-          }
-        }
-        const receipt = await this.store.addTemplate({
-          partition: this.partition,
-          shard: this.shard,
-          subjectId,
-          modelId,
-          template,
-        });
-        const added = this.modelIndex(modelId).add(receipt.faissId, template);
-        this.dirty = true;
-        await added;
-        this.scheduleMaintenanceIfNeeded();
-        return receipt;
-      }),
-    );
-    this.appends = appended.then(
-      () => undefined,
-      () => undefined,
-    );
-    return appended;
+    return this.gate.pass(async () => {
+      this.assertOpen();
+      const receipt = await this.store.addTemplate({
+        partition: this.partition,
+        shard: this.shard,
+        subjectId,
+        modelId,
+        template,
+        ...(maxTemplates === undefined ? {} : { maxTemplates }),
+        ...(requestId === undefined ? {} : { requestId }),
+      });
+      if (receipt.replayed === true) return receipt;
+      crashPoint('append:committed');
+      const added = this.modelIndex(modelId).add(receipt.faissId, template);
+      this.dirty = true;
+      await added;
+      this.scheduleMaintenanceIfNeeded();
+      return receipt;
+    });
   }
 
   async remove(subjectId: string): Promise<RemovalReceipt> {

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import type {
+  AppendedTemplate,
   EnrolReceipt,
   NewSubjectTemplate,
   PartitionDeletion,
@@ -19,6 +20,7 @@ import {
   storeUnavailable,
   subjectExists,
   subjectNotFound,
+  tooManyTemplates,
 } from './store-errors.js';
 import { StoredTemplateCodec, type TemplateRowIdentity } from './template-codec.js';
 
@@ -73,6 +75,16 @@ CREATE TABLE IF NOT EXISTS changes (
   model_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_shard ON changes (partition, shard, seq);
+-- The request that appended each template (addTemplate with a requestId), so that its
+-- redelivery answers the first receipt; rows go with their subject.
+CREATE TABLE IF NOT EXISTS append_requests (
+  partition TEXT NOT NULL,
+  subject_id TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  faiss_id INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY (partition, subject_id, request_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS partition_deletions (
   name TEXT PRIMARY KEY,
   subjects INTEGER NOT NULL,
@@ -162,6 +174,17 @@ export class SqliteTemplateStore implements TemplateStore {
         'SELECT faiss_id, partition, shard, subject_id, model_id, template, created_at FROM templates WHERE partition = ? AND subject_id = ? ORDER BY faiss_id',
       ),
       deleteTemplate: db.prepare('DELETE FROM templates WHERE faiss_id = ?'),
+      countSubjectTemplates: db.prepare<[string, string], { n: number }>(
+        'SELECT count(*) AS n FROM templates WHERE partition = ? AND subject_id = ?',
+      ),
+      selectAppend: db.prepare<[string, string, string], { faiss_id: number; seq: number; created_at: number }>(
+        `SELECT a.faiss_id, a.seq, t.created_at FROM append_requests a JOIN templates t ON t.faiss_id = a.faiss_id
+         WHERE a.partition = ? AND a.subject_id = ? AND a.request_id = ?`,
+      ),
+      insertAppend: db.prepare(
+        'INSERT INTO append_requests (partition, subject_id, request_id, faiss_id, seq) VALUES (?, ?, ?, ?, ?)',
+      ),
+      deleteSubjectAppends: db.prepare('DELETE FROM append_requests WHERE partition = ? AND subject_id = ?'),
       resolveSubject: db.prepare<[number, string], { subject_id: string }>(
         'SELECT subject_id FROM templates WHERE faiss_id = ? AND partition = ?',
       ),
@@ -218,6 +241,7 @@ export class SqliteTemplateStore implements TemplateStore {
       deletePartitionSubjects: db.prepare('DELETE FROM subjects WHERE partition = ?'),
       deletePartitionTemplates: db.prepare('DELETE FROM templates WHERE partition = ?'),
       deletePartitionChanges: db.prepare('DELETE FROM changes WHERE partition = ?'),
+      deletePartitionAppends: db.prepare('DELETE FROM append_requests WHERE partition = ?'),
       // Compare-and-set: a row deleted (or re-sealed by someone else) meanwhile is left alone.
       resealTemplate: db.prepare('UPDATE templates SET template = ? WHERE faiss_id = ? AND template = ?'),
     };
@@ -250,13 +274,28 @@ export class SqliteTemplateStore implements TemplateStore {
       statements.adjustPartitionCount.run(1, entry.partition);
       return insertTemplateRow(entry, createdAt);
     });
-    this.addTemplateInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
-      refuseIfDeleting(entry.partition);
-      const subject = statements.selectSubject.get(entry.partition, entry.subjectId);
+    this.addTemplateInSavepoint = db.transaction((entry: AppendedTemplate, createdAt: number): EnrolReceipt => {
+      const { partition, subjectId, requestId, maxTemplates } = entry;
+      refuseIfDeleting(partition);
+      const subject = statements.selectSubject.get(partition, subjectId);
       if (subject === undefined) {
-        throw subjectNotFound(entry.partition);
+        throw subjectNotFound(partition);
       }
-      return insertTemplateRow({ ...entry, shard: subject.shard }, createdAt);
+      if (requestId !== undefined) {
+        const first = statements.selectAppend.get(partition, subjectId, requestId);
+        if (first !== undefined) {
+          return { faissId: BigInt(first.faiss_id), seq: first.seq, createdAt: first.created_at, replayed: true };
+        }
+      }
+      if (maxTemplates !== undefined) {
+        const held = statements.countSubjectTemplates.get(partition, subjectId)?.n ?? 0;
+        if (held >= maxTemplates) throw tooManyTemplates(held);
+      }
+      const receipt = insertTemplateRow({ ...entry, shard: subject.shard }, createdAt);
+      if (requestId !== undefined) {
+        statements.insertAppend.run(partition, subjectId, requestId, Number(receipt.faissId), receipt.seq);
+      }
+      return receipt;
     });
     this.removeSubjectInSavepoint = db.transaction((partition: string, subjectId: string): RemovalReceipt => {
       const subject = statements.selectSubject.get(partition, subjectId);
@@ -272,6 +311,7 @@ export class SqliteTemplateStore implements TemplateStore {
         seq = Number(change.lastInsertRowid);
         removed.push({ faissId: BigInt(row.faiss_id), modelId: row.model_id });
       }
+      statements.deleteSubjectAppends.run(partition, subjectId);
       statements.deleteSubject.run(partition, subjectId);
       statements.adjustPartitionCount.run(-1, partition);
       return { shard: subject.shard, removed, seq };
@@ -291,6 +331,7 @@ export class SqliteTemplateStore implements TemplateStore {
       statements.deletePartitionTemplates.run(partition);
       statements.deletePartitionSubjects.run(partition);
       statements.deletePartitionChanges.run(partition);
+      statements.deletePartitionAppends.run(partition);
       statements.deletePartition.run(partition);
       statements.deleteDeletion.run(partition);
     });
@@ -326,7 +367,7 @@ export class SqliteTemplateStore implements TemplateStore {
     });
   }
 
-  async addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
+  async addTemplate(entry: AppendedTemplate): Promise<EnrolReceipt> {
     checkTemplateLength(entry.template, this.dimension);
     return this.enqueueWrite(() => this.addTemplateInSavepoint(entry, Date.now()));
   }

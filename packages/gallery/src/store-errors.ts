@@ -24,6 +24,14 @@ export function subjectExists(partition: string): FacegateError {
   return new FacegateError('SUBJECT_EXISTS', `subject already enrolled in partition '${partition}'`);
 }
 
+/** An append to a subject that holds `held` templates, `maxTemplates` or more. */
+export function tooManyTemplates(held: number): FacegateError {
+  return new FacegateError(
+    'INVALID_REQUEST',
+    `subject already holds ${held} templates, the most allowed (MAX_TEMPLATES_PER_SUBJECT)`,
+  );
+}
+
 /** An add to a partition whose deletion has begun: a retry after it finishes creates it afresh. */
 export function partitionBeingDeleted(partition: string): FacegateError {
   return new FacegateError('UNAVAILABLE', `partition '${partition}' is being deleted; retry`);

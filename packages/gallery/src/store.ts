@@ -18,11 +18,21 @@ export interface NewSubjectTemplate {
    */
   template: Float32Array;
   /**
-   * The request that enrols the subject (e.g. the queue's job id). A store that records it
-   * answers a redelivered addSubject with the same id with the original receipt (flagged
-   * `replayed`) instead of SUBJECT_EXISTS. Stores that do not record it ignore it.
+   * The request that adds the template (e.g. the queue's job id). A store that records it
+   * answers a redelivery with the same id with the original receipt (flagged `replayed`) and
+   * adds nothing: instead of SUBJECT_EXISTS for addSubject, instead of a second template (or a
+   * refusal at the maximum) for addTemplate. Stores that do not record it ignore it.
    */
   requestId?: string;
+}
+
+/** A template appended to an enrolled subject. */
+export interface AppendedTemplate extends NewSubjectTemplate {
+  /**
+   * Refuses (INVALID_REQUEST) a subject that already holds this many templates, checked by the
+   * store atomically with the add; a replay of an append that committed is answered, not refused.
+   */
+  maxTemplates?: number;
 }
 
 export interface EnrolReceipt {
@@ -30,7 +40,7 @@ export interface EnrolReceipt {
   faissId: bigint;
   seq: number;
   createdAt: number;
-  /** True when this answers a redelivery of an already committed addSubject (same requestId). */
+  /** True when this answers a redelivery of an already committed add (same requestId). */
   replayed?: boolean;
 }
 
@@ -120,9 +130,11 @@ export interface TemplateStore {
 
   /**
    * Adds another template to an existing subject (e.g. a second model, or a re-capture);
-   * SUBJECT_NOT_FOUND if the subject is absent. Durable on resolve.
+   * SUBJECT_NOT_FOUND if the subject is absent. Durable on resolve. The request ids of appends
+   * are kept with the subject (so, like its templates, at most `maxTemplates` of them) and go
+   * when it is removed or its partition erased.
    */
-  addTemplate(entry: NewSubjectTemplate): Promise<EnrolReceipt>;
+  addTemplate(entry: AppendedTemplate): Promise<EnrolReceipt>;
 
   /** Removes the subject and all its templates; SUBJECT_NOT_FOUND if absent. Durable on resolve. */
   removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt>;

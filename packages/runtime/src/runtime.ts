@@ -307,6 +307,7 @@ export class WorkerRuntime {
         face.template,
         face.modelId,
         this.maxTemplatesPerSubject,
+        jobId,
       );
     } else {
       await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);

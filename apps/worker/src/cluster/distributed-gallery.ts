@@ -87,13 +87,17 @@ export class DistributedGallery implements GalleryService {
     }
   }
 
-  /** Adds a template to an enrolled subject through its shard owner, which checks the maximum. */
+  /**
+   * Adds a template to an enrolled subject through its shard owner, whose store checks the
+   * maximum; `requestId` makes a redelivered job idempotent.
+   */
   async addTemplate(
     partition: string,
     subjectId: string,
     template: Float32Array,
     modelId: string,
     maxTemplates: number,
+    requestId?: string,
   ): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.store.dimension);
     await this.requirePartition(partition);
@@ -104,6 +108,7 @@ export class DistributedGallery implements GalleryService {
       modelId,
       template: normalised,
       maxTemplates,
+      ...(requestId === undefined ? {} : { requestId }),
     });
   }
 

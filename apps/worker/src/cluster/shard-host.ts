@@ -122,7 +122,7 @@ export class ShardHost {
         await target.enrol(op.subjectId, op.modelId, op.template, op.requestId);
         return { op: 'enrol' };
       case 'append':
-        await target.addTemplate(op.subjectId, op.modelId, op.template, op.maxTemplates);
+        await target.addTemplate(op.subjectId, op.modelId, op.template, op.maxTemplates, op.requestId);
         return { op: 'append' };
       case 'remove':
         await target.remove(op.subjectId);

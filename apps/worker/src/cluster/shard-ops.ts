@@ -23,6 +23,8 @@ export type ShardOp =
       modelId: string;
       template: Float32Array;
       maxTemplates: number;
+      /** The originating job id: a redelivered append is answered with success, not added again. */
+      requestId?: string;
     }
   | { op: 'remove'; partition: string; subjectId: string }
   /** The partition's deletion has begun: close its shard here and delete its local snapshot. */

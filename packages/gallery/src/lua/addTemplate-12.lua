@@ -25,10 +25,15 @@
       ARGV[8]  requestId ('' for none): a replayed request answers its first receipt
       ARGV[9]  fencing token ('' for an unfenced write)
       ARGV[10] faissId (reserved beforehand)
+      ARGV[11] most templates the subject may hold, mode 'template' ('' for no limit)
+
+    The subject record keeps the first template's receipt (r, f, q, c) and, in `a`, each appended
+    template's by its request id (requestId -> {f, q, c}): as many as the subject has templates,
+    and deleted with it. Records written before `a` read as having no appends recorded.
 
     Output:
       {replayed (0|1), faissId, seq, createdAt}, or an error reply SUBJECT_EXISTS,
-      SUBJECT_NOT_FOUND, SHARD_MISMATCH, FENCED or PARTITION_DELETING.
+      SUBJECT_NOT_FOUND, SHARD_MISMATCH, FENCED, PARTITION_DELETING or TOO_MANY_TEMPLATES.
 ]]
 --- @include "includes/refuseIfFenced"
 local refused = refuse_if_fenced(KEYS[11], ARGV[9])
@@ -50,6 +55,13 @@ else
   if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[2] .. "'") end
   record = cjson.decode(existing)
   if record.s ~= tonumber(ARGV[4]) then return redis.error_reply('SHARD_MISMATCH subject lives in another shard') end
+  local appended = ARGV[8] ~= '' and record.a and record.a[ARGV[8]]
+  if appended then return {1, appended.f, appended.q, appended.c} end
+  -- After the replay check: a redelivered append that committed is answered, not refused.
+  if ARGV[11] ~= '' and #record.ids >= tonumber(ARGV[11]) then
+    return redis.error_reply('TOO_MANY_TEMPLATES subject already holds ' .. #record.ids ..
+      ' templates, the most allowed (MAX_TEMPLATES_PER_SUBJECT)')
+  end
 end
 if ARGV[1] == 'subject' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
 local faiss_id = tonumber(ARGV[10])
@@ -58,6 +70,9 @@ table.insert(record.ids, faiss_id)
 if ARGV[1] == 'subject' then
   record.f = faiss_id
   record.q = seq
+elseif ARGV[8] ~= '' then
+  record.a = record.a or {}
+  record.a[ARGV[8]] = {f = faiss_id, q = seq, c = ARGV[7]}
 end
 redis.call('HSET', KEYS[1], ARGV[3], cjson.encode(record))
 redis.call('HSET', KEYS[5], faiss_id, cjson.encode({m = ARGV[5], c = ARGV[7], sub = ARGV[3], q = seq}))
