@@ -22,6 +22,8 @@ const { values } = parseArgs({
     photos: { type: 'string', default: '24' },
     rounds: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '4' },
+    // Names (or parts of names) of the configurations to run; all when absent.
+    only: { type: 'string', multiple: true },
   },
 });
 const CONFIGURATIONS: Array<{ name: string; config: Partial<PipelineConfig> }> = [
@@ -30,7 +32,8 @@ const CONFIGURATIONS: Array<{ name: string; config: Partial<PipelineConfig> }> =
   { name: 'MAX_BATCH 4, BATCH_WAIT_MS 2', config: { batch: { maxBatch: 4, waitMs: 2 } } },
   { name: 'INFERENCE_THREADS 2', config: { inferenceThreads: 2 } },
   { name: 'PIPELINE_THREADS 2', config: { pipelineThreads: 2 } },
-];
+  { name: 'PIPELINE_THREADS 2, SHARE_IDLE_THREADS false', config: { pipelineThreads: 2, shareIdleThreads: false } },
+].filter(({ name }) => values.only === undefined || values.only.some((wanted) => name === wanted));
 const { photos, source } = benchmarkPhotos(Number(values.photos));
 const concurrency = Number(values.concurrency);
 const pipelines = [];

@@ -44,6 +44,32 @@ describe('PipelinePool', () => {
     }
   });
 
+  it('lends an idle thread’s sessions to a busy one, with the same answers', async () => {
+    const photos = ['001_neutral.jpg', '005_smiling.jpg'].map(frll);
+    const config = testConfig({ padEnabled: true, qualityEnabled: true, madEnabled: true });
+    const plain = await FacePipeline.create(config);
+    const pool = await PipelinePool.create(config, 2);
+    const unshared = await PipelinePool.create({ ...config, shareIdleThreads: false }, 2);
+    try {
+      for (const photo of photos) {
+        const reference = await plain.analyse(photo, 'enrol');
+        // One request at a time: the other thread is idle and takes PAD, pose or recognition runs.
+        for (const analysis of [await pool.analyse(photo, 'enrol'), await pool.analyse(photo, 'search')]) {
+          assert.deepEqual(analysis.template, reference.template);
+          assert.equal(analysis.padScore, reference.padScore);
+          assert.deepEqual(analysis.face, reference.face);
+        }
+      }
+      assert.ok(pool.runsLentToIdleThreads > 0, 'runs went to the idle thread');
+      await unshared.analyse(photos[0]!, 'search');
+      assert.equal(unshared.runsLentToIdleThreads, 0);
+    } finally {
+      await plain.dispose();
+      await pool.dispose();
+      await unshared.dispose();
+    }
+  });
+
   it('throws the pipeline thread’s FacegateError with its code and details', async () => {
     const pool = await PipelinePool.create(testConfig(), 1);
     try {

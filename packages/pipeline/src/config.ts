@@ -43,6 +43,11 @@ export interface PipelineConfig {
    * model. 0 or absent: the calling thread.
    */
   pipelineThreads?: number;
+  /**
+   * With pipeline threads on CPU, an idle thread runs models for a busy one, so that one
+   * request uses more than one core while the others are idle (onnx/idle-threads.ts). On by default.
+   */
+  shareIdleThreads?: boolean;
 }
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

@@ -12,10 +12,19 @@ import { Landmark68Model } from './model_zoo/landmark68.js';
 import { MiniFasNetPad } from './model_zoo/minifasnet.js';
 import { ScrfdDetector } from './model_zoo/scrfd.js';
 import { UltraFaceDetector, type DetectorOptions } from './model_zoo/ultraface.js';
+import type { IdleThreads } from './onnx/idle-threads.js';
 import type { RemoteSessions } from './onnx/inference-host.js';
 import { InferenceThreads } from './onnx/inference-threads.js';
 import type { SessionSettings } from './onnx/session.js';
 import type { Operation } from './stages/select-face.js';
+
+/** Sessions a pipeline thread shares with others (pipeline-pool.ts); none on the calling thread. */
+export interface SharedSessions {
+  /** Every session held by an inference host thread (on a GPU). */
+  remote?: RemoteSessions;
+  /** This thread's sessions, whose runs idle pipeline threads may take over (on CPU). */
+  idleThreads?: IdleThreads;
+}
 
 /** Hears of every batch a model runs (batching on only). */
 export interface BatchSizeObserver {
@@ -47,6 +56,14 @@ const CONSTRUCTORS: {
   head_pose: { hopenet: HopenetPose },
   eye_state: { eye_state: EyeStateModel },
 };
+
+/**
+ * The models whose runs an idle pipeline thread may take over (onnx/idle-threads.ts): those
+ * the pipeline starts without waiting on them at once, so that this thread has other work
+ * meanwhile. Detection and landmarks are waited on as soon as started; the eye model's runs
+ * are shorter than the hand-over.
+ */
+const LENT_ROLES: ReadonlySet<ModelRole> = new Set(['pad', 'head_pose', 'recognition']);
 
 /** Score thresholds of each detector family where the configuration gives none. */
 const DETECTOR_DEFAULTS: Record<'ultraface' | 'scrfd', DetectorOptions> = {
@@ -89,10 +106,11 @@ async function loadSlot<Role extends ModelRole>(
   const { id, family, file } = resolved.entry;
   const Constructor = CONSTRUCTORS[role][family];
   if (!Constructor) return { id, file, model: null, failure: `family '${family}' cannot serve the ${role} role` };
+  const { idleThreads, ...unlent } = settings;
   try {
     const model = new Constructor(resolved);
     await model.prepare(
-      settings,
+      idleThreads && LENT_ROLES.has(role) ? settings : unlent,
       observer && {
         onBatch: (size, wait) => observer.onBatch?.(id, size, wait),
         onRun: (size, seconds) => observer.onRun?.(id, size, seconds),
@@ -134,12 +152,13 @@ export class PipelineModels {
     };
   }
 
-  /** `remote`: sessions held by an inference host thread instead of this thread (pipeline-pool.ts). */
+  /** `sessions`: where sessions live or may run besides this thread (pipeline-pool.ts). */
   static async load(
     config: PipelineConfig,
     observer?: BatchSizeObserver,
-    remote?: RemoteSessions,
+    sessions: SharedSessions = {},
   ): Promise<PipelineModels> {
+    const { remote, idleThreads } = sessions;
     let pack = new Map<ModelRole, ResolvedModel>();
     let packFailure: string | undefined;
     try {
@@ -154,6 +173,7 @@ export class PipelineModels {
       ...(config.batch ? { batch: config.batch } : {}),
       ...(threads ? { threads } : {}),
       ...(remote ? { remote } : {}),
+      ...(idleThreads ? { idleThreads } : {}),
     };
     // With inference threads, sessions are created one at a time: onnxruntime-node's
     // environment set-up is not safe against threads creating their first sessions at once.

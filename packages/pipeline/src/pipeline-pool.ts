@@ -12,6 +12,7 @@ import { FacegateError, type ComponentHealth, type ErrorCode, type ErrorDetails 
 import type { PipelineConfig } from './config.js';
 import type { HealthComponent } from './models.js';
 import { cudaDeviceOf, probeCuda } from './onnx/execution-provider.js';
+import { IdleThreadBroker, type AttachedThread } from './onnx/idle-threads.js';
 import { spawnModuleThread, ThreadRequester, type SerializedThreadError } from './onnx/module-thread.js';
 import {
   FacePipeline,
@@ -58,6 +59,8 @@ function revivePipelineError(error: SerializedThreadError): Error {
 interface PipelineThread {
   worker: Worker;
   requester: ThreadRequester<PipelineThreadRequest, PipelineThreadAnswer>;
+  /** Where idle threads lend their sessions: this thread as the broker knows it. */
+  lending?: AttachedThread;
 }
 
 /** The pipeline on `config.pipelineThreads` threads, or on the calling thread where that is 0. */
@@ -70,12 +73,19 @@ export class PipelinePool implements FaceAnalyser {
   private readonly threads: PipelineThread[] = [];
   private ready!: PipelineThreadReady;
   private disposed = false;
+  /** On CPU, where each thread holds its own sessions, idle threads run others' models. */
+  private readonly broker: IdleThreadBroker | undefined;
 
   private constructor(
     private readonly config: PipelineConfig,
     private readonly host: Worker | undefined,
     private readonly observer: StageObserver | undefined,
-  ) {}
+    threadCount: number,
+  ) {
+    const sessionsPerThread = !host && !config.inferenceThreads;
+    this.broker =
+      sessionsPerThread && threadCount > 1 && config.shareIdleThreads !== false ? new IdleThreadBroker() : undefined;
+  }
 
   get modelId(): string {
     return this.ready.modelId;
@@ -96,7 +106,7 @@ export class PipelinePool implements FaceAnalyser {
       if (message.batch) observe(() => observer?.onBatch?.(...message.batch!));
       if (message.run) observe(() => observer?.onRun?.(...message.run!));
     });
-    const pool = new PipelinePool(config, host, observer);
+    const pool = new PipelinePool(config, host, observer, count);
     try {
       // One after another: onnxruntime-node's environment set-up is not safe against threads
       // creating their first sessions at once.
@@ -112,9 +122,10 @@ export class PipelinePool implements FaceAnalyser {
   private async addThread(): Promise<void> {
     const channel = this.host ? new MessageChannel() : undefined;
     if (this.host && channel) this.host.postMessage({ port: channel.port1 }, [channel.port1]);
+    const lendingLink = this.broker?.connect();
     const worker = spawnModuleThread(import.meta.url, 'pipeline-thread', {
-      workerData: { config: this.config, hostPort: channel?.port2 },
-      transferList: channel ? [channel.port2] : [],
+      workerData: { config: this.config, hostPort: channel?.port2, idleThreadPorts: lendingLink?.ports },
+      transferList: [...(channel ? [channel.port2] : []), ...(lendingLink?.transfer ?? [])],
     });
     const threadReady = await new Promise<PipelineThreadReady>((resolve, reject) => {
       worker.once('message', (message: { ready: PipelineThreadReady }) => resolve(message.ready));
@@ -123,12 +134,13 @@ export class PipelinePool implements FaceAnalyser {
     });
     this.ready ??= threadReady;
     const requester = new ThreadRequester<PipelineThreadRequest, PipelineThreadAnswer>(worker, revivePipelineError);
-    const thread = { worker, requester };
+    const thread: PipelineThread = { worker, requester };
     worker.on('error', () => undefined);
     worker.on('exit', (code) => {
       // What it was running is answered as unavailable (the client may retry); a thread takes
       // its place, so one failure (an uncaught error, a resource limit) does not shrink the pool.
       requester.failAll(new FacegateError('UNAVAILABLE', `a pipeline thread exited (${code}); retry`));
+      thread.lending?.detach();
       const index = this.threads.indexOf(thread);
       if (index >= 0) this.threads.splice(index, 1);
       if (!this.disposed && index >= 0) void this.addThread().catch(() => undefined);
@@ -137,16 +149,23 @@ export class PipelinePool implements FaceAnalyser {
       await worker.terminate();
       return;
     }
+    if (lendingLink) thread.lending = lendingLink.attach(() => requester.inFlight);
     this.threads.push(thread);
   }
 
   async analyse(image: Uint8Array, operation: Operation): Promise<FaceAnalysis> {
     if (this.threads.length === 0) throw new FacegateError('UNAVAILABLE', 'no pipeline thread is running');
-    const thread = this.threads.reduce((best, candidate) =>
-      candidate.requester.inFlight < best.requester.inFlight ? candidate : best,
-    );
+    const load = (thread: PipelineThread): number => thread.lending?.load() ?? thread.requester.inFlight;
+    const thread = this.threads.reduce((best, candidate) => (load(candidate) < load(best) ? candidate : best));
     const copy = new Uint8Array(image);
-    const answer = await thread.requester.request({ image: copy, operation }, [copy.buffer]);
+    const answered = thread.requester.request({ image: copy, operation }, [copy.buffer]);
+    this.broker?.changed();
+    let answer: PipelineThreadAnswer;
+    try {
+      answer = await answered;
+    } finally {
+      this.broker?.changed();
+    }
     for (const [stage, seconds] of answer.stages) observe(() => this.observer?.onStage(stage, seconds));
     for (const batch of answer.batches) observe(() => this.observer?.onBatch?.(...batch));
     for (const run of answer.runs) observe(() => this.observer?.onRun?.(...run));
@@ -155,6 +174,11 @@ export class PipelinePool implements FaceAnalyser {
 
   health(): Record<HealthComponent, ComponentHealth> {
     return this.ready.health;
+  }
+
+  /** Model runs an idle thread took over from a busy one since start (0 without sharing). */
+  get runsLentToIdleThreads(): number {
+    return this.broker?.runsLent ?? 0;
   }
 
   placement(): InferencePlacement {

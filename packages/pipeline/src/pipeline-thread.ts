@@ -7,6 +7,7 @@ import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import sharp from 'sharp';
 
 import type { PipelineConfig } from './config.js';
+import { IdleThreads, type IdleThreadPorts } from './onnx/idle-threads.js';
 import { RemoteSessions } from './onnx/inference-host.js';
 import { answerRequests } from './onnx/module-thread.js';
 import { FacePipeline } from './pipeline.js';
@@ -17,7 +18,11 @@ import {
   type PipelineThreadRequest,
 } from './pipeline-pool.js';
 
-const { config, hostPort } = workerData as { config: PipelineConfig; hostPort?: MessagePort };
+const { config, hostPort, idleThreadPorts } = workerData as {
+  config: PipelineConfig;
+  hostPort?: MessagePort;
+  idleThreadPorts?: IdleThreadPorts;
+};
 const parent = parentPort!;
 // Many images at once, one core each: libvips' own threads per image would only contend.
 sharp.concurrency(1);
@@ -31,7 +36,11 @@ const pipeline = await FacePipeline.create(
     onBatch: (model, size, waitSeconds) => batches.push([model, size, waitSeconds]),
     onRun: (model, size, seconds) => runs.push([model, size, seconds]),
   },
-  hostPort ? new RemoteSessions(hostPort) : undefined,
+  hostPort
+    ? { remote: new RemoteSessions(hostPort) }
+    : idleThreadPorts
+      ? { idleThreads: new IdleThreads(idleThreadPorts) }
+      : {},
 );
 parent.postMessage({
   ready: { modelId: pipeline.modelId, health: pipeline.health(), placement: pipeline.placement() },

@@ -5,8 +5,7 @@ import type { FaceDetection } from './image/boxes.js';
 import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
-import { PipelineModels, type BatchSizeObserver, type HealthComponent } from './models.js';
-import type { RemoteSessions } from './onnx/inference-host.js';
+import { PipelineModels, type BatchSizeObserver, type HealthComponent, type SharedSessions } from './models.js';
 import { alignFace } from './stages/align.js';
 import { decodeImage } from './stages/decode.js';
 import { assessQuality, type QualityMapping, type QualityMeasurements } from './stages/quality.js';
@@ -114,9 +113,9 @@ export class FacePipeline implements FaceAnalyser {
   static async create(
     config: PipelineConfig,
     observer?: StageObserver,
-    remote?: RemoteSessions,
+    sessions?: SharedSessions,
   ): Promise<FacePipeline> {
-    return new FacePipeline(config, await PipelineModels.load(config, observer, remote), observer);
+    return new FacePipeline(config, await PipelineModels.load(config, observer, sessions), observer);
   }
 
   health(): Record<HealthComponent, ComponentHealth> {
@@ -151,20 +150,24 @@ export class FacePipeline implements FaceAnalyser {
     const decoded = await this.timed('decode', () => decodeImage(image, { maxImagePixels: config.maxImagePixels }));
     const faces = await this.timed('detect', () => detector.detect(decoded, this.models.detectorOptions));
     const face = selectFace(faces, operation, this.selectionPolicy, decoded);
-    // What needs only the face box starts at once: the landmark and pose crops run in libvips on
-    // the thread pool while this thread runs the PAD model, instead of this thread waiting for
-    // each crop in turn. Results are the same; a stage's time is how long the request waited on it.
+    // Every stage starts as soon as its input is known and is awaited only where its result is
+    // needed: the landmark and pose crops run in libvips on the thread pool while this thread
+    // runs PAD, and with pipeline threads an idle one may run PAD, pose or recognition meanwhile
+    // (onnx/idle-threads.ts). Results are the same; a stage's time is how long the request
+    // waited on it, and the gates answer in the same order as before.
     const pendingLandmarks = landmarker?.locate(decoded, face.box);
     const pendingPose = this.models.model('head_pose')?.estimate(decoded, face.box);
+    const pendingPad = padModel?.liveProbability(decoded, face.box);
     // A request refused before it awaits them must not leave their failures unhandled.
-    pendingLandmarks?.catch(() => undefined);
-    pendingPose?.catch(() => undefined);
+    for (const pending of [pendingLandmarks, pendingPose, pendingPad]) pending?.catch(() => undefined);
 
-    const padScore = padModel ? await this.timed('pad', () => padModel.liveProbability(decoded, face.box)) : null;
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
     const fivePoints = face.keypoints ?? fivePointsFrom68(landmarks68!);
     const aligned = await this.timed('align', () => alignOrNoFace(decoded, fivePoints));
+    const pendingEmbedding = recogniser.embed(aligned);
+    pendingEmbedding.catch(() => undefined);
 
+    const padScore = pendingPad ? await this.timed('pad', () => pendingPad) : null;
     if (config.padEnabled && padScore !== null && padScore < config.padThreshold) {
       throw new FacegateError('PAD_REJECTED', 'presentation attack suspected', { pad_score: padScore });
     }
@@ -178,7 +181,7 @@ export class FacePipeline implements FaceAnalyser {
 
     // The template comes before the quality decision because one quality component
     // (recognisability) is derived from it; a rejected image costs one extraction more.
-    const embedding = await this.timed('extract', () => recogniser.embed(aligned));
+    const embedding = await this.timed('extract', () => pendingEmbedding);
     const quality = await this.timed('quality', () =>
       assessQuality({
         image: decoded,

@@ -28,6 +28,7 @@ export interface WorkerEnv {
   BATCH_WAIT_MS: number;
   INFERENCE_THREADS: number;
   PIPELINE_THREADS?: number;
+  SHARE_IDLE_THREADS: boolean;
   SHARD_COUNT: number;
   MAX_TEMPLATES_PER_SUBJECT: number;
   INDEX_FACTORY: string;
@@ -81,6 +82,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     INFERENCE_THREADS: { type: 'integer', minimum: 0, maximum: 64, default: 0 },
     // Unset: defaultPipelineThreads (packages/pipeline) for the device.
     PIPELINE_THREADS: { type: 'integer', minimum: 0, maximum: 256, nullable: true },
+    SHARE_IDLE_THREADS: { type: 'boolean', default: true },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     MAX_TEMPLATES_PER_SUBJECT: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
     INDEX_FACTORY: { type: 'string', minLength: 1, default: 'IDMap2,Flat' },

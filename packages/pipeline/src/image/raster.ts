@@ -336,13 +336,30 @@ export interface ChannelNormalisation {
   channelOrder: 'rgb' | 'bgr';
 }
 
+/** A larger grey canvas the image is placed on (a letterboxed network input). */
+export interface TensorCanvas {
+  width: number;
+  height: number;
+  offsetX: number;
+  offsetY: number;
+  /** Grey level of the canvas around the image, in every channel. */
+  fill: number;
+}
+
 /**
- * Planar float tensor data (C×H×W) from an interleaved RGB image. Each channel's 256 possible
- * values are normalised once into a table (the same float32 results as normalising every
- * pixel, at a table look-up per pixel instead of a subtraction and a division).
+ * Planar float tensor data (C×H×W) from an interleaved RGB image, placed on `canvas` if given
+ * (the same values as padding the image with the fill grey first, without the padded copy).
+ * Each channel's 256 possible values are normalised once into a table (the same float32
+ * results as normalising every pixel, at a table look-up per pixel instead of a subtraction
+ * and a division).
  */
-export function toPlanarTensor(image: RgbImage, normalisation: ChannelNormalisation): Float32Array {
-  const pixels = image.width * image.height;
+export function toPlanarTensor(
+  image: RgbImage,
+  normalisation: ChannelNormalisation,
+  canvas?: TensorCanvas,
+): Float32Array {
+  const width = canvas?.width ?? image.width;
+  const pixels = width * (canvas?.height ?? image.height);
   const tensor = new Float32Array(pixels * 3);
   // One table of 3 × 256 entries, indexed by source channel: planes are filled in one pass
   // over the interleaved pixels.
@@ -356,10 +373,19 @@ export function toPlanarTensor(image: RgbImage, normalisation: ChannelNormalisat
   const data = image.data;
   const firstPlane = normalisation.channelOrder === 'rgb' ? 0 : 2 * pixels;
   const thirdPlane = 2 * pixels - firstPlane;
-  for (let index = 0, at = 0; index < pixels; index++, at += 3) {
-    tensor[firstPlane + index] = table[data[at]!]!;
-    tensor[pixels + index] = table[256 + data[at + 1]!]!;
-    tensor[thirdPlane + index] = table[512 + data[at + 2]!]!;
+  if (canvas) {
+    tensor.fill(table[canvas.fill]!, firstPlane, firstPlane + pixels);
+    tensor.fill(table[256 + canvas.fill]!, pixels, 2 * pixels);
+    tensor.fill(table[512 + canvas.fill]!, thirdPlane, thirdPlane + pixels);
+  }
+  const offsetX = canvas?.offsetX ?? 0;
+  const offsetY = canvas?.offsetY ?? 0;
+  for (let y = 0, at = 0; y < image.height; y++) {
+    for (let x = 0, index = (y + offsetY) * width + offsetX; x < image.width; x++, index++, at += 3) {
+      tensor[firstPlane + index] = table[data[at]!]!;
+      tensor[pixels + index] = table[256 + data[at + 1]!]!;
+      tensor[thirdPlane + index] = table[512 + data[at + 2]!]!;
+    }
   }
   return tensor;
 }

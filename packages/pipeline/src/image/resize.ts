@@ -1,6 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 
-import type { Rect, RgbImage } from './raster.js';
+import type { Rect, RgbImage, TensorCanvas } from './raster.js';
 
 /*
  * Large resizes run in libvips: on the 2-core service machine a JavaScript resampler took
@@ -59,37 +59,33 @@ export interface LetterboxPlacement {
 
 /**
  * Fits the whole image into `width`×`height` keeping its aspect ratio (enlarging it at most
- * `maxScale` times), padding the rest with `fill` grey, the image centred or at the
- * top-left. `letterbox: false` stretches.
+ * `maxScale` times), the image centred or at the top-left of a `fill` grey canvas; `letterbox:
+ * false` stretches. The resized photo comes back without the canvas: `canvas` places it, for
+ * toPlanarTensor to pad while it builds the tensor (libvips' own padding took about 1 ms more).
  */
 export async function letterbox(
   image: RgbImage,
   width: number,
   height: number,
   options: { letterbox: boolean; anchor: 'centre' | 'top-left'; fill: number; maxScale?: number },
-): Promise<{ input: RgbImage; placement: LetterboxPlacement }> {
+): Promise<{ input: RgbImage; placement: LetterboxPlacement; canvas: TensorCanvas }> {
   if (!options.letterbox) {
     const input = await toRgbImage(rawInput(image).resize(width, height, { fit: 'fill', kernel: 'linear' }));
-    return { input, placement: { scaleX: width / image.width, scaleY: height / image.height, offsetX: 0, offsetY: 0 } };
+    return {
+      input,
+      placement: { scaleX: width / image.width, scaleY: height / image.height, offsetX: 0, offsetY: 0 },
+      canvas: { width, height, offsetX: 0, offsetY: 0, fill: options.fill },
+    };
   }
   const scale = Math.min(width / image.width, height / image.height, options.maxScale ?? Infinity);
   const innerWidth = Math.max(1, Math.min(width, Math.round(image.width * scale)));
   const innerHeight = Math.max(1, Math.min(height, Math.round(image.height * scale)));
   const offsetX = options.anchor === 'centre' ? Math.floor((width - innerWidth) / 2) : 0;
   const offsetY = options.anchor === 'centre' ? Math.floor((height - innerHeight) / 2) : 0;
-  const input = await toRgbImage(
-    rawInput(image)
-      .resize(innerWidth, innerHeight, { fit: 'fill', kernel: 'linear' })
-      .extend({
-        left: offsetX,
-        top: offsetY,
-        right: width - innerWidth - offsetX,
-        bottom: height - innerHeight - offsetY,
-        background: { r: options.fill, g: options.fill, b: options.fill },
-      }),
-  );
+  const input = await toRgbImage(rawInput(image).resize(innerWidth, innerHeight, { fit: 'fill', kernel: 'linear' }));
   return {
     input,
     placement: { scaleX: innerWidth / image.width, scaleY: innerHeight / image.height, offsetX, offsetY },
+    canvas: { width, height, offsetX, offsetY, fill: options.fill },
   };
 }

@@ -21,13 +21,13 @@ export class ScrfdDetector extends OnnxModel {
     // Top-left placement on black, as the published SCRFD inference code pads. Small photos
     // are not enlarged: a tight 92×112 face crop blown up to fill 640×640 was found in 3.5 %
     // of ORL images, left at its size in 100 % (docs/accuracy.md).
-    const { input, placement } = await letterbox(image, inputWidth, inputHeight, {
+    const { input, placement, canvas } = await letterbox(image, inputWidth, inputHeight, {
       letterbox: options.letterbox,
       anchor: 'top-left',
       fill: 0,
       maxScale: 1,
     });
-    const tensor = toPlanarTensor(input, uniformNormalisation(127.5, 128, 'rgb'));
+    const tensor = toPlanarTensor(input, uniformNormalisation(127.5, 128, 'rgb'), canvas);
     const outputs = await this.runSingleInput(tensor, [1, 3, inputHeight, inputWidth]);
     if (outputs.length !== STRIDES.length * 3) {
       throw new Error(`${this.id}: expected ${STRIDES.length * 3} outputs (with keypoints), got ${outputs.length}`);

@@ -21,12 +21,12 @@ export interface DetectorOptions {
 export class UltraFaceDetector extends OnnxModel {
   async detect(image: RgbImage, options: DetectorOptions): Promise<FaceDetection[]> {
     const [, , inputHeight, inputWidth] = this.entry.inputs[0]!.shape as number[];
-    const { input, placement } = await letterbox(image, inputWidth!, inputHeight!, {
+    const { input, placement, canvas } = await letterbox(image, inputWidth!, inputHeight!, {
       letterbox: options.letterbox,
       anchor: 'centre',
       fill: 127,
     });
-    const tensor = toPlanarTensor(input, uniformNormalisation(127, 128, 'rgb'));
+    const tensor = toPlanarTensor(input, uniformNormalisation(127, 128, 'rgb'), canvas);
     const [scores, boxes] = await this.runSingleInput(tensor, [1, 3, inputHeight!, inputWidth!]);
     const scoreData = tensorData(scores!);
     const boxData = tensorData(boxes!);

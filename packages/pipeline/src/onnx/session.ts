@@ -3,6 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
 import { freeBatchDimension } from './batch.js';
 import { Batcher, type BatchObserver, type BatchSettings } from './batcher.js';
+import type { IdleThreads } from './idle-threads.js';
 import type { InferenceThreads } from './inference-threads.js';
 import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
@@ -19,6 +20,8 @@ export interface SessionSettings {
   threads?: InferenceThreads;
   /** Sessions held by an inference host thread shared by several pipeline threads (inference-host.ts). */
   remote?: RemoteSessions;
+  /** Idle pipeline threads that may run this session's inputs instead (idle-threads.ts). */
+  idleThreads?: IdleThreads;
 }
 
 /** Where a session actually runs, and why not where it was asked to, if so. */
@@ -169,10 +172,11 @@ export async function openSession(
     const runOne = runOnce;
     runOnce = (data, dimensions) => (bySize.get(dimensions[0]!) ?? runOne)(data, dimensions);
   }
-  const run =
+  const localRun =
     batchSizes.length > 1
       ? batchedRun(runOnce, settings.batch!, onGpu ? batchSizes : undefined, observer)
       : (data: Float32Array, dimensions: readonly number[]) => runOnce(data, dimensions);
+  const run = settings.idleThreads ? settings.idleThreads.lendable(model.entry.id, localRun) : localRun;
   return {
     run,
     release: async () => {

@@ -1,0 +1,86 @@
+/**
+ * Closed-loop search load against the embedded service in its own process, reporting the
+ * client's own CPU use; with `--profile DIR` the service runs under `--cpu-prof` (one profile
+ * per thread) for tools that read where its CPU goes.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+
+import { postBiometric } from '../../test/support/http.js';
+import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { benchmarkPhotos } from './photos.js';
+
+const { values } = parseArgs({
+  options: {
+    photos: { type: 'string', default: '40' },
+    seconds: { type: 'string', default: '15' },
+    clients: { type: 'string', default: '4' },
+    profile: { type: 'string' },
+    env: { type: 'string', multiple: true, default: [] },
+  },
+});
+const serviceEnv: Record<string, string> = Object.fromEntries(
+  values.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
+/** CPU seconds of each thread of a process, from /proc (Linux). */
+function threadCpu(pid: number): Map<string, number> {
+  const seconds = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      seconds.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // The thread ended.
+    }
+  }
+  return seconds;
+}
+
+const { photos } = benchmarkPhotos(Number(values.photos));
+const service = await startServiceProcess(
+  { DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv },
+  values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [],
+);
+try {
+  let enrolled = 0;
+  const searchable = [];
+  for (const photo of photos) {
+    const reply = await postBiometric(service.baseUrl, 'enrol', photo.bytes, { subject_id: `p-${enrolled}` });
+    if (reply.status === 200) enrolled++;
+    if ((await postBiometric(service.baseUrl, 'search', photo.bytes)).status === 200) searchable.push(photo);
+  }
+  const serviceBefore = threadCpu(service.child.pid!);
+  const clientCpu = process.cpuUsage();
+  const started = performance.now();
+  const deadline = started + Number(values.seconds) * 1000;
+  let done = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Number(values.clients) }, async () => {
+      while (performance.now() < deadline) {
+        const photo = searchable[next++ % searchable.length]!;
+        if ((await postBiometric(service.baseUrl, 'search', photo.bytes)).status === 200) done++;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  const used = process.cpuUsage(clientCpu);
+  const serviceAfter = threadCpu(service.child.pid!);
+  const perThread = [...serviceAfter]
+    .map(([tid, cpu]) => [tid, (cpu - (serviceBefore.get(tid) ?? 0)) / seconds] as const)
+    .filter(([, cores]) => cores > 0.01)
+    .sort((first, second) => second[1] - first[1]);
+  const serviceCores = perThread.reduce((sum, [, cores]) => sum + cores, 0);
+  process.stdout.write(
+    `service used ${serviceCores.toFixed(2)} cores: ${perThread.map(([tid, cores]) => `${tid} ${cores.toFixed(2)}`).join(', ')}\n`,
+  );
+  const clientCores = (used.user + used.system) / 1e6 / seconds;
+  process.stdout.write(
+    `${values.clients} clients: ${(done / seconds).toFixed(1)} searches/s over ${seconds.toFixed(1)} s; ` +
+      `client process used ${clientCores.toFixed(2)} of ${os.cpus().length} cores; load ${os.loadavg()[0]!.toFixed(1)}\n`,
+  );
+} finally {
+  await service.stop();
+}
