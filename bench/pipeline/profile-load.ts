@@ -45,7 +45,7 @@ const service = await startServiceProcess(
 );
 try {
   let enrolled = 0;
-  const searchable = [];
+  const searchable: typeof photos = [];
   for (const photo of photos) {
     const reply = await postBiometric(service.baseUrl, 'enrol', photo.bytes, { subject_id: `p-${enrolled}` });
     if (reply.status === 200) enrolled++;
