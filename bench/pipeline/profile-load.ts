@@ -7,8 +7,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { postBiometric } from '../../test/support/http.js';
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
 import { benchmarkPhotos } from './photos.js';
 
 const { values } = parseArgs({
@@ -17,6 +17,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '15' },
     clients: { type: 'string', default: '4' },
     profile: { type: 'string' },
+    // Extra options for the service's node, e.g. --node-option=--trace-gc.
+    'node-option': { type: 'string', multiple: true, default: [] },
     env: { type: 'string', multiple: true, default: [] },
   },
 });
@@ -41,15 +43,18 @@ function threadCpu(pid: number): Map<string, number> {
 const { photos } = benchmarkPhotos(Number(values.photos));
 const service = await startServiceProcess(
   { DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv },
-  values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [],
+  [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), ...values['node-option']],
 );
+const client = new LeanClient(service.baseUrl);
 try {
   let enrolled = 0;
-  const searchable: typeof photos = [];
+  const searchable: EncodedRequest[] = [];
   for (const photo of photos) {
-    const reply = await postBiometric(service.baseUrl, 'enrol', photo.bytes, { subject_id: `p-${enrolled}` });
-    if (reply.status === 200) enrolled++;
-    if ((await postBiometric(service.baseUrl, 'search', photo.bytes)).status === 200) searchable.push(photo);
+    if ((await client.send(await encodeBiometric('enrol', photo.bytes, { subject_id: `p-${enrolled}` }))) === 200) {
+      enrolled++;
+    }
+    const search = await encodeBiometric('search', photo.bytes);
+    if ((await client.send(search)) === 200) searchable.push(search);
   }
   const serviceBefore = threadCpu(service.child.pid!);
   const clientCpu = process.cpuUsage();
@@ -60,8 +65,7 @@ try {
   await Promise.all(
     Array.from({ length: Number(values.clients) }, async () => {
       while (performance.now() < deadline) {
-        const photo = searchable[next++ % searchable.length]!;
-        if ((await postBiometric(service.baseUrl, 'search', photo.bytes)).status === 200) done++;
+        if ((await client.send(searchable[next++ % searchable.length]!)) === 200) done++;
       }
     }),
   );
@@ -82,5 +86,7 @@ try {
       `client process used ${clientCores.toFixed(2)} of ${os.cpus().length} cores; load ${os.loadavg()[0]!.toFixed(1)}\n`,
   );
 } finally {
+  client.close();
   await service.stop();
+  if (values['node-option'].length > 0) process.stderr.write(service.output());
 }

@@ -51,7 +51,9 @@ export async function startServiceProcess(
 ): Promise<ServiceProcess> {
   const child = spawn(
     process.execPath,
-    [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
+    process.env.FACEGATE_SERVICE_COMPILED === '1'
+      ? [...nodeOptions, path.join(repoRoot, 'apps/gateway/dist/main.js')]
+      : [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
     {
       cwd: repoRoot,
       // The port is read from the `listening` log line, which needs the info level.
