@@ -32,21 +32,6 @@ after(async () => {
 describeTemplateStoreContract('RedisTemplateStore', () => openStore());
 
 describe('RedisTemplateStore', () => {
-  it('answers a redelivered enrol (same request id) with the original receipt', async () => {
-    const store = await openStore();
-    const template = randomUnitVector(seededRandom(15));
-    const entry = { partition: 'p', shard: 0, subjectId: 'once', modelId: MODEL, template, requestId: 'job-1' };
-    const first = await store.addSubject(entry);
-    const again = await store.addSubject(entry);
-    assert.equal(first.replayed, undefined);
-    assert.deepEqual(again, { ...first, replayed: true });
-    await assert.rejects(store.addSubject({ ...entry, requestId: 'job-2' }), facegateCode('SUBJECT_EXISTS'));
-    await assert.rejects(store.addSubject({ ...entry, requestId: undefined }), facegateCode('SUBJECT_EXISTS'));
-    assert.deepEqual(await store.partitionCounts(), { p: 1 });
-    assert.equal((await store.changesSince('p', 0, 0)).length, 1, 'the replay wrote nothing');
-    await store.close();
-  });
-
   it('refuses writes carrying a fencing token older than the shard fence', async () => {
     const prefix = testPrefix();
     const tokens = new Map<number, number>([[0, 1]]);

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore } from '@facegate/gallery';
 import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
@@ -79,6 +80,15 @@ describe('Shard on its own', () => {
       await assert.rejects(shard.enrol(notMine, MODEL, templates[0]!), facegateCode('INTERNAL_ERROR'));
       const [best] = await shard.search(MODEL, templates[5]!, 1, 0.5);
       assert.equal(best?.subjectId, mine[5]);
+      // A redelivered enrol is answered without indexing the template twice.
+      const redelivered = Array.from({ length: 50 }, (_, i) => `redelivered-${i}`).find((id) => shardOf(id, 2) === 1)!;
+      const first = randomUnitVector(random);
+      const enrolled = await shard.enrol(redelivered, MODEL, first, 'job-7');
+      const enrolledVectors = shard.vectorCount;
+      assert.deepEqual(await shard.enrol(redelivered, MODEL, first, 'job-7'), { ...enrolled, replayed: true });
+      assert.equal(shard.vectorCount, enrolledVectors);
+      await assert.rejects(shard.enrol(redelivered, MODEL, first, 'job-10'), facegateCode('SUBJECT_EXISTS'));
+      assert.equal((await shard.search(MODEL, first, 1, 0.5))[0]?.subjectId, redelivered);
       // A redelivered append is answered without indexing the template twice, even at the maximum.
       const appended = randomUnitVector(random);
       const receipt = await shard.addTemplate(mine[7]!, MODEL, appended, 2, 'job-8');
@@ -101,6 +111,52 @@ describe('Shard on its own', () => {
       assert.deepEqual(await reloaded.search(MODEL, templates[5]!, 1, 0.5), []);
       assert.equal((await reloaded.search(MODEL, templates[6]!, 1, 0.5))[0]?.subjectId, mine[6]);
       await reloaded.close();
+      await store.close();
+    });
+  });
+});
+
+describe('SqliteTemplateStore on a database from an older release', () => {
+  it('adds the enrol receipt columns on open and keeps what was stored', async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, 's.sqlite');
+      const random = seededRandom(62);
+      const old = randomUnitVector(random);
+      const before = await SqliteTemplateStore.open({ path, dimension: DIMENSION });
+      const oldReceipt = await before.addSubject({
+        partition: 'p',
+        shard: 0,
+        subjectId: 'old',
+        modelId: MODEL,
+        template: old,
+      });
+      await before.close();
+      // The subjects table as releases before the enrol receipt columns created it.
+      const db = new Database(path);
+      for (const column of ['enrol_request_id', 'enrol_faiss_id', 'enrol_seq']) {
+        db.exec(`ALTER TABLE subjects DROP COLUMN ${column}`);
+      }
+      db.close();
+
+      const store = await SqliteTemplateStore.open({ path, dimension: DIMENSION });
+      const [stored] = await store.getSubjectTemplates('p', 'old');
+      assert.deepEqual([stored?.faissId, stored?.template], [oldReceipt.faissId, old]);
+      // A subject enrolled before has no request recorded: a retry is refused as before.
+      await assert.rejects(
+        store.addSubject({
+          partition: 'p',
+          shard: 0,
+          subjectId: 'old',
+          modelId: MODEL,
+          template: old,
+          requestId: 'job-1',
+        }),
+        facegateCode('SUBJECT_EXISTS'),
+      );
+      const entry = { partition: 'p', shard: 0, subjectId: 'new', modelId: MODEL, template: randomUnitVector(random) };
+      const receipt = await store.addSubject({ ...entry, requestId: 'job-2' });
+      assert.deepEqual(await store.addSubject({ ...entry, requestId: 'job-2' }), { ...receipt, replayed: true });
+      assert.deepEqual(await store.partitionCounts(), { p: 2 });
       await store.close();
     });
   });

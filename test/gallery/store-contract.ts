@@ -150,6 +150,39 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       await store.close();
     });
 
+    it('answers a redelivered enrol (same request id) with its first receipt', async () => {
+      const store = await open();
+      const random = seededRandom(15);
+      const template = randomUnitVector(random);
+      const entry = { partition: 'p', shard: 0, subjectId: 'once', modelId: MODEL, template, requestId: 'job-1' };
+      const first = await store.addSubject(entry);
+      const again = await store.addSubject(entry);
+      assert.equal(first.replayed, undefined);
+      assert.deepEqual(again, { ...first, replayed: true });
+      await assert.rejects(store.addSubject({ ...entry, requestId: 'job-2' }), facegateCode('SUBJECT_EXISTS'));
+      await assert.rejects(store.addSubject({ ...entry, requestId: undefined }), facegateCode('SUBJECT_EXISTS'));
+      assert.deepEqual(await store.partitionCounts(), { p: 1 });
+      assert.equal((await store.getSubjectTemplates('p', 'once')).length, 1, 'the replay added nothing');
+      assert.equal((await store.changesSince('p', 0, 0)).length, 1, 'the replay wrote nothing');
+      // Without a request id, a second enrol is refused, not answered as a replay.
+      await store.addSubject({ ...entry, subjectId: 'keyless', requestId: undefined });
+      await assert.rejects(store.addSubject({ ...entry, subjectId: 'keyless' }), facegateCode('SUBJECT_EXISTS'));
+
+      // The record goes with the subject, and with the partition: the same id enrols afresh.
+      await store.removeSubject('p', 'once');
+      const afterRemoval = await store.addSubject({ ...entry, template: randomUnitVector(random) });
+      assert.equal(afterRemoval.replayed, undefined);
+      assert.ok(afterRemoval.faissId > first.faissId);
+      await store.beginPartitionDeletion('p');
+      await store.finishPartitionDeletion('p');
+      const afterErasure = await store.addSubject(entry);
+      assert.equal(afterErasure.replayed, undefined);
+      assert.ok(afterErasure.faissId > afterRemoval.faissId);
+      assert.deepEqual(await store.addSubject(entry), { ...afterErasure, replayed: true });
+      assert.deepEqual(await store.partitionCounts(), { p: 1 });
+      await store.close();
+    });
+
     it('answers a redelivered append (same request id) with its first receipt, even at the maximum', async () => {
       const store = await open();
       const random = seededRandom(61);

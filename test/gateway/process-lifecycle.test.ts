@@ -45,6 +45,49 @@ describe('the service as a process', () => {
     }
   });
 
+  it('answers an enrol retried after a SIGKILL past its commit with success, adding nothing', async () => {
+    const dataDir = temporaryDirectory('enrol-crash');
+    const enrol = (baseUrl: string, image: Uint8Array, key: string) =>
+      postBiometric(baseUrl, 'enrol', image, { subject_id: 'p1' }, { 'Idempotency-Key': key });
+    const neutral = faces[0]!;
+    try {
+      const doomed = await startServiceProcess({ DATA_DIR: dataDir, FACEGATE_TEST_CRASH_AT: 'enrol:committed' });
+      try {
+        const died = new Promise<NodeJS.Signals | null>((resolve) =>
+          doomed.child.once('exit', (_code, signal) => resolve(signal)),
+        );
+        await assert.rejects(enrol(doomed.baseUrl, neutral, 'enrol-1'), 'the connection dies with the process');
+        assert.equal(await died, 'SIGKILL');
+      } finally {
+        await doomed.stop('SIGKILL');
+      }
+
+      const restarted = await startServiceProcess({ DATA_DIR: dataDir });
+      try {
+        // The enrol committed before the kill: its retry is answered, not refused as SUBJECT_EXISTS.
+        const retried = await enrol(restarted.baseUrl, neutral, 'enrol-1');
+        assert.equal(retried.status, 200, retried.xml);
+        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
+        assert.deepEqual(stats.body, {
+          total_subjects: 1,
+          partitions: { default: 1 },
+          total_templates: 1,
+          templates: { default: 1 },
+        });
+        const verify = await postBiometric(restarted.baseUrl, 'verify', neutral, { subject_id: 'p1', threshold: 0 });
+        assert.ok(Number(verify.text('score')) > 0.99, `the committed template is verified: ${verify.xml}`);
+        const search = await postBiometric(restarted.baseUrl, 'search', neutral, {});
+        assert.deepEqual(search.all('subject_id'), ['p1'], search.xml);
+        const another = await enrol(restarted.baseUrl, faces[1]!, 'enrol-2');
+        assert.equal(another.status, 409, another.xml);
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('answers an append retried after a SIGKILL past its commit with success, adding nothing', async () => {
     const dataDir = temporaryDirectory('append-crash');
     const settings = { DATA_DIR: dataDir, MAX_TEMPLATES_PER_SUBJECT: '2' };

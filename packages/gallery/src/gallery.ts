@@ -138,8 +138,17 @@ export class Gallery implements GalleryService {
     }
   }
 
-  /** Adds a subject with its first template; creates the partition on first use. */
-  async enrol(partition: string, subjectId: string, template: Float32Array, modelId: string): Promise<void> {
+  /**
+   * Adds a subject with its first template; creates the partition on first use. A retry with the
+   * same `requestId` (after a crash, say) is answered without adding again, not SUBJECT_EXISTS.
+   */
+  async enrol(
+    partition: string,
+    subjectId: string,
+    template: Float32Array,
+    modelId: string,
+    requestId?: string,
+  ): Promise<void> {
     const normalised = checkedSubjectTemplate(partition, subjectId, template, modelId, this.dimension);
     this.assertOpen();
     // A name being deleted is unknown: the enrol waits, then creates the partition afresh.
@@ -151,7 +160,7 @@ export class Gallery implements GalleryService {
       this.partitionStates.set(partition, state);
     }
     const shards = await state.shards;
-    await shards[shardOf(subjectId, this.shardCount)]!.enrol(subjectId, modelId, normalised);
+    await shards[shardOf(subjectId, this.shardCount)]!.enrol(subjectId, modelId, normalised, requestId);
     state.exists = true;
   }
 

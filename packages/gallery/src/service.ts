@@ -7,7 +7,7 @@ import type { GalleryStats } from './store-reads.js';
  * What the worker runtime needs of a gallery, implemented by the embedded {@link Gallery} and
  * by the distributed gallery that routes to shard owners. Every method validates its
  * arguments (see validation.ts) and answers the contract's typed errors. `requestId` (the
- * job id) lets a redelivered enrol or append be answered idempotently where the gallery supports it.
+ * job id) makes a redelivered enrol or append idempotent: it succeeds and adds nothing.
  */
 export interface GalleryService {
   enrol(

@@ -163,6 +163,7 @@ export class Shard {
         ...(requestId === undefined ? {} : { requestId }),
       });
       if (receipt.replayed === true) return receipt;
+      crashPoint('enrol:committed');
       // No await between the commit and queueing the add: a delete that commits right after
       // must find the add queued so it can cancel it.
       const added = this.modelIndex(modelId).add(receipt.faissId, template);

@@ -40,6 +40,9 @@ const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
 // one fits and half of every page is wasted.
 const PAGE_SIZE = 16384;
+// The receipt of a subject's enrol and the request that made it (null without one), so that its
+// redelivery answers that receipt; added on open to a database that predates them.
+const ENROL_RECEIPT_COLUMNS = ['enrol_request_id TEXT', 'enrol_faiss_id INTEGER', 'enrol_seq INTEGER'];
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -53,6 +56,7 @@ CREATE TABLE IF NOT EXISTS subjects (
   subject_id TEXT NOT NULL,
   shard INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
+  ${ENROL_RECEIPT_COLUMNS.join(',\n  ')},
   PRIMARY KEY (partition, subject_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS templates (
@@ -97,6 +101,15 @@ interface PendingWrite {
   apply: () => unknown;
   resolve: (value: never) => void;
   reject: (error: unknown) => void;
+}
+
+interface SubjectRow {
+  shard: number;
+  created_at: number;
+  /** Null for a subject enrolled without a request id; all three null before the columns existed. */
+  enrol_request_id: string | null;
+  enrol_faiss_id: number | null;
+  enrol_seq: number | null;
 }
 
 interface TemplateRow {
@@ -147,6 +160,7 @@ export class SqliteTemplateStore implements TemplateStore {
     this.db.pragma('foreign_keys = OFF');
     this.db.pragma('cache_size = -16384');
     this.db.exec(SCHEMA);
+    addMissingColumns(this.db, 'subjects', ENROL_RECEIPT_COLUMNS);
 
     const db = this.db;
     this.statements = {
@@ -154,7 +168,10 @@ export class SqliteTemplateStore implements TemplateStore {
         'INSERT INTO partitions (name, subject_count, created_at) VALUES (?, 0, ?) ON CONFLICT (name) DO NOTHING',
       ),
       adjustPartitionCount: db.prepare('UPDATE partitions SET subject_count = subject_count + ? WHERE name = ?'),
-      insertSubject: db.prepare('INSERT INTO subjects (partition, subject_id, shard, created_at) VALUES (?, ?, ?, ?)'),
+      insertSubject: db.prepare(
+        `INSERT INTO subjects (partition, subject_id, shard, created_at, enrol_request_id, enrol_faiss_id, enrol_seq)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      ),
       // AUTOINCREMENT hands out one more than the largest id ever used, which sqlite_sequence
       // records; knowing the id before the insert lets the template be sealed to its row.
       nextFaissId: db.prepare<[], { id: number }>(
@@ -166,8 +183,8 @@ export class SqliteTemplateStore implements TemplateStore {
       insertChange: db.prepare(
         'INSERT INTO changes (partition, shard, kind, faiss_id, model_id) VALUES (?, ?, ?, ?, ?)',
       ),
-      selectSubject: db.prepare<[string, string], { shard: number }>(
-        'SELECT shard FROM subjects WHERE partition = ? AND subject_id = ?',
+      selectSubject: db.prepare<[string, string], SubjectRow>(
+        'SELECT shard, created_at, enrol_request_id, enrol_faiss_id, enrol_seq FROM subjects WHERE partition = ? AND subject_id = ?',
       ),
       deleteSubject: db.prepare('DELETE FROM subjects WHERE partition = ? AND subject_id = ?'),
       selectSubjectTemplates: db.prepare<[string, string], TemplateRow>(
@@ -268,11 +285,31 @@ export class SqliteTemplateStore implements TemplateStore {
       if (statements.selectDeletion.get(partition) !== undefined) throw partitionBeingDeleted(partition);
     };
     this.addSubjectInSavepoint = db.transaction((entry: NewSubjectTemplate, createdAt: number): EnrolReceipt => {
-      refuseIfDeleting(entry.partition);
-      statements.ensurePartition.run(entry.partition, createdAt);
-      statements.insertSubject.run(entry.partition, entry.subjectId, entry.shard, createdAt);
-      statements.adjustPartitionCount.run(1, entry.partition);
-      return insertTemplateRow(entry, createdAt);
+      const { partition, subjectId, requestId } = entry;
+      refuseIfDeleting(partition);
+      const enrolled = statements.selectSubject.get(partition, subjectId);
+      if (enrolled !== undefined) {
+        if (requestId === undefined || enrolled.enrol_request_id !== requestId) throw subjectExists(partition);
+        return {
+          faissId: BigInt(enrolled.enrol_faiss_id!),
+          seq: enrolled.enrol_seq!,
+          createdAt: enrolled.created_at,
+          replayed: true,
+        };
+      }
+      statements.ensurePartition.run(partition, createdAt);
+      const receipt = insertTemplateRow(entry, createdAt);
+      statements.insertSubject.run(
+        partition,
+        subjectId,
+        entry.shard,
+        createdAt,
+        requestId ?? null,
+        Number(receipt.faissId),
+        receipt.seq,
+      );
+      statements.adjustPartitionCount.run(1, partition);
+      return receipt;
     });
     this.addTemplateInSavepoint = db.transaction((entry: AppendedTemplate, createdAt: number): EnrolReceipt => {
       const { partition, subjectId, requestId, maxTemplates } = entry;
@@ -355,16 +392,7 @@ export class SqliteTemplateStore implements TemplateStore {
 
   async addSubject(entry: NewSubjectTemplate): Promise<EnrolReceipt> {
     checkTemplateLength(entry.template, this.dimension);
-    return this.enqueueWrite(() => {
-      try {
-        return this.addSubjectInSavepoint(entry, Date.now());
-      } catch (error) {
-        if (isUniqueViolation(error)) {
-          throw subjectExists(entry.partition);
-        }
-        throw error;
-      }
-    });
+    return this.enqueueWrite(() => this.addSubjectInSavepoint(entry, Date.now()));
   }
 
   async addTemplate(entry: AppendedTemplate): Promise<EnrolReceipt> {
@@ -668,7 +696,11 @@ function rowIdentity(row: TemplateRow): TemplateRowIdentity {
   return { partition: row.partition, subjectId: row.subject_id, modelId: row.model_id, faissId: BigInt(row.faiss_id) };
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
+/** Adds those of `columns` (SQL definitions) that `table`, created by an older release, lacks. */
+function addMissingColumns(db: Database.Database, table: string, columns: readonly string[]): void {
+  const present = new Set(db.prepare<[string], string>('SELECT name FROM pragma_table_info(?)').pluck().all(table));
+  const missing = columns.filter((column) => !present.has(column.split(' ')[0]!));
+  db.transaction(() => {
+    for (const column of missing) db.exec(`ALTER TABLE ${table} ADD COLUMN ${column}`);
+  })();
 }
