@@ -21,8 +21,8 @@ import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
 import {
   MAD_FEATURE_NAMES,
   MAD_FEATURE_VERSION,
-  MAD_TEXTURE_FEATURE_COUNT,
-  madFeatures,
+  MAD_HANDMADE_FEATURE_COUNT,
+  madFeatureVector,
 } from '../../packages/pipeline/src/mad/features.js';
 import {
   MAD_PARAMETERS_FORMAT,
@@ -46,6 +46,7 @@ import {
   previousParametersPath,
   sharedMorphs,
   splitOf,
+  stemFeatures,
   type DataItem,
 } from './common.js';
 import { FEATURE_CACHE_NAME, featureRecord } from './features-of.js';
@@ -291,7 +292,8 @@ async function extract(seed: number, counts: { train: number; test: number }): P
     if (!cache.records.has(key)) {
       const image = await decodeImage(await readFile(photoFileOf(record.key)), limits);
       const mirrored = mirrorFace(image, record.fivePoints!);
-      await cache.add({ key, features: roundedFeatures(madFeatures(mirrored.image, mirrored.fivePoints)) });
+      const features = await madFeatureVector(mirrored.image, mirrored.fivePoints, await stemFeatures());
+      await cache.add({ key, features: roundedFeatures(features) });
     }
     progress('mirrored training photos', index + 1, training.length);
   }
@@ -350,15 +352,52 @@ interface Sample {
   features: number[];
 }
 
+/**
+ * Extra features appended to each sample (exploration): `file` is a JSONL of `{ key, pooled: { name: number[] } }`
+ * (tools/mad/deep-features.ts), `names` the pooled vectors to append, in order; `base` how many of the MAD
+ * features to keep in front of them (0: the extra features alone).
+ */
+interface ExtraFeatures {
+  file: string;
+  names: string[];
+  base: number;
+}
+let extraFeatures: ExtraFeatures | null = null;
+let extraFeatureNames: string[] = [];
+
+function withExtra(cache: FeatureCache): (key: string, features: number[] | undefined) => number[] | undefined {
+  if (!extraFeatures) return (_key, features) => features;
+  const { file, names, base } = extraFeatures;
+  const pooled = new Map<string, Record<string, number[]>>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const record = JSON.parse(line) as { key: string; pooled: Record<string, number[]> };
+    pooled.set(record.key, record.pooled);
+  }
+  const first = pooled.values().next().value as Record<string, number[]>;
+  extraFeatureNames = [
+    ...MAD_FEATURE_NAMES.slice(0, base),
+    ...names.flatMap((name) => first[name]!.map((_, index) => `${name}[${index}]`)),
+  ];
+  void cache;
+  return (key, features) => {
+    const extra = pooled.get(key);
+    if (!features || !extra) return undefined;
+    return [...features.slice(0, base), ...names.flatMap((name) => extra[name]!)];
+  };
+}
+
 function loadSamples(seed: number, counts: { train: number; test: number }): { samples: Sample[]; shared: Sample[] } {
   const cache = new FeatureCache(cacheFile);
+  const featuresOf = withExtra(cache);
   const items = bonaFideSample(seed);
   const samples: Sample[] = [];
   const add = (key: string, label: 0 | 1, split: 'train' | 'test', group: string): void => {
-    const features = cache.records.get(key)?.features;
+    const features = featuresOf(key, cache.records.get(key)?.features);
     if (!features) return;
     samples.push({ key, label, split, group, features });
-    const mirrored = split === 'train' ? cache.records.get(`${MIRROR_PREFIX}${key}`)?.features : undefined;
+    const mirrorKey = `${MIRROR_PREFIX}${key}`;
+    const mirrored = split === 'train' ? featuresOf(mirrorKey, cache.records.get(mirrorKey)?.features) : undefined;
     if (mirrored) samples.push({ key: `${MIRROR_PREFIX}${key}`, label, split, group, features: mirrored });
   };
   for (const item of items) {
@@ -369,21 +408,30 @@ function loadSamples(seed: number, counts: { train: number; test: number }): { s
   for (const line of planMorphs(frll, counts, seed)) add(line.key, 1, line.split, line.generator);
   const shared: Sample[] = [];
   for (const morph of sharedMorphs()) {
-    const features = cache.records.get(morph.path)?.features;
+    const features = featuresOf(morph.path, cache.records.get(morph.path)?.features);
     const split = morph.contributors.every((identity) => splitOf(identity) === 'test') ? 'test' : 'train';
     if (features) shared.push({ key: morph.path, label: 1, split, group: morph.set, features });
   }
   return { samples, shared };
 }
 
+/** Exploration: the strict table and the all-generator model only (no hand-made-only column, no previous protocol). */
+let quick = false;
+
+/** Exploration: average the logits with those of a network on the hand-made features alone. */
+let ensembleHandmade = false;
+
+/** Weight of the clean studio portraits (bona fide group `frll`) relative to the other bona fide groups. */
+let cleanPortraitWeight = 1;
+
 const TRAINING: Options = { hidden: 0, l2: 0.003, epochs: 600, learningRate: 0.02, seed: 6, bonaFideWeight: 2 };
 
 /**
  * Logistic model on the given samples: morphs balanced per generator, bona fide per group,
- * bona fide ×2. `featureCount` keeps only the first features (MAD_TEXTURE_FEATURE_COUNT: the
- * version-1 texture block, for comparison; `evaluateModel` reads as many features as the model has).
+ * bona fide ×2. `featureCount` keeps only the first features (MAD_HANDMADE_FEATURE_COUNT: the
+ * version-2 hand-made features, for comparison; `evaluateModel` reads as many features as the model has).
  */
-function train(samples: Sample[], featureCount = MAD_FEATURE_NAMES.length): MadModel {
+function train(samples: Sample[], featureCount = featureNames().length): MadModel {
   const rows = samples.map((sample) => sample.features.slice(0, featureCount));
   const { mean, std } = standardisation(rows);
   const x = standardise(rows, mean, std);
@@ -396,21 +444,47 @@ function train(samples: Sample[], featureCount = MAD_FEATURE_NAMES.length): MadM
   const weights = samples.map((sample) => {
     const group = groups.get(`${sample.label}:${sample.group}`)!;
     const classWeight = sample.label === 0 ? TRAINING.bonaFideWeight : 1;
-    return classWeight / groupCount(sample.label) / group.count;
+    const groupWeight = sample.label === 0 && sample.group === 'frll' ? cleanPortraitWeight : 1;
+    return (classWeight * groupWeight) / groupCount(sample.label) / group.count;
   });
-  const layers = fit(
-    x,
-    samples.map((sample) => sample.label),
-    weights,
-    TRAINING,
-  );
+  const labels = samples.map((sample) => sample.label);
+  let layers = fit(x, labels, weights, TRAINING);
+  if (ensembleHandmade && featureCount > MAD_HANDMADE_FEATURE_COUNT && TRAINING.hidden > 0) {
+    // A second network on the hand-made features alone, merged with the first into one network
+    // whose output is the sigmoid of the mean of the two logits: hidden units side by side (the
+    // hand-made one's weights zero on the other features), output weights and biases halved.
+    const handmade = fit(
+      x.map((row) => row.slice(0, MAD_HANDMADE_FEATURE_COUNT)),
+      labels,
+      weights,
+      TRAINING,
+    );
+    const padding = new Array<number>(featureCount - MAD_HANDMADE_FEATURE_COUNT).fill(0);
+    const half = (values: number[]): number[] => values.map((value) => value / 2);
+    layers = [
+      {
+        weights: [...layers[0]!.weights, ...handmade[0]!.weights.map((row) => [...row, ...padding])],
+        bias: [...layers[0]!.bias, ...handmade[0]!.bias],
+        activation: 'relu',
+      },
+      {
+        weights: [[...half(layers[1]!.weights[0]!), ...half(handmade[1]!.weights[0]!)]],
+        bias: [(layers[1]!.bias[0]! + handmade[1]!.bias[0]!) / 2],
+        activation: 'sigmoid',
+      },
+    ];
+  }
   return {
     featureVersion: MAD_FEATURE_VERSION,
-    featureNames: MAD_FEATURE_NAMES.slice(0, featureCount),
+    featureNames: featureNames().slice(0, featureCount),
     mean,
     std,
     layers,
   };
+}
+
+function featureNames(): readonly string[] {
+  return extraFeatures ? extraFeatureNames : MAD_FEATURE_NAMES;
 }
 
 /** The bona fide portraits operating points are set on: FRLL photos, clean and degraded. */
@@ -418,7 +492,7 @@ function isPortrait(sample: Sample): boolean {
   return sample.label === 0 && sample.group.startsWith('frll');
 }
 
-/** The previously shipped parameters (texture features only, version 1), read without the version check, for comparison. */
+/** The previously shipped parameters (feature version 2, the hand-made features), read without the version check, for comparison. */
 function previousModel(): MadModel {
   return (JSON.parse(readFileSync(previousParametersPath, 'utf8')) as MadParametersFile).model;
 }
@@ -434,15 +508,15 @@ function leaveOneOut(
   samples: Sample[],
   strict: boolean,
   out: (text?: string) => void,
-): { worst: number; worstTexture: number } {
+): { worst: number; worstHandmade: number } {
   const testPortraits = samples.filter((s) => isPortrait(s) && s.split === 'test');
   const scores = (model: MadModel, rows: Sample[]): number[] => rows.map((s) => evaluateModel(model, s.features));
   out(
-    '| held-out generator | training generators | morphs (test) | APCER @ BPCER 10 %, v2 features | D-EER v2 | APCER @ BPCER 10 %, v1 (texture) features | D-EER v1 |',
+    '| held-out generator | training generators | morphs (test) | APCER @ BPCER 10 %, v3 features | D-EER v3 | APCER @ BPCER 10 %, v2 (hand-made) features | D-EER v2 |',
   );
   out('|---|---|---|---|---|---|---|');
   let worst = 0;
-  let worstTexture = 0;
+  let worstHandmade = 0;
   for (const generator of HELD_OUT_GENERATORS) {
     const used = Object.keys(GENERATORS).filter((other) =>
       strict ? !sharesRecipe(generator, other) : other !== generator && !GENERATORS[other]!.trainingOnly,
@@ -459,24 +533,26 @@ function leaveOneOut(
     const trainMorphs = samples.filter((s) => s.label === 1 && s.split === 'train' && used.includes(s.group));
     const testMorphs = samples.filter((s) => s.label === 1 && s.split === 'test' && s.group === generator);
     const cells: string[] = [];
-    for (const count of [MAD_FEATURE_NAMES.length, MAD_TEXTURE_FEATURE_COUNT]) {
+    for (const count of quick ? [featureNames().length] : [featureNames().length, MAD_HANDMADE_FEATURE_COUNT]) {
       const model = train([...trainBona, ...trainMorphs], count);
       const bona = scores(model, testPortraits);
       const morphs = scores(model, testMorphs);
       const apcer = apcerAt(morphs, thresholdAtBpcer(bona, 0.1));
-      if (count === MAD_TEXTURE_FEATURE_COUNT) worstTexture = Math.max(worstTexture, apcer);
+      if (count === MAD_HANDMADE_FEATURE_COUNT) worstHandmade = Math.max(worstHandmade, apcer);
       else worst = Math.max(worst, apcer);
       cells.push(
-        count === MAD_TEXTURE_FEATURE_COUNT ? pct(apcer) : `**${pct(apcer)}**`,
+        count === MAD_HANDMADE_FEATURE_COUNT ? pct(apcer) : `**${pct(apcer)}**`,
         pct(detectionEer(bona, morphs).eer),
       );
     }
     out(`| ${generator} | ${used.length} | ${testMorphs.length} | ${cells.join(' | ')} |`);
   }
   out();
-  out(`Worst held-out generator: APCER ${pct(worst)} (v2 features), ${pct(worstTexture)} (v1 features) at BPCER 10 %.`);
+  out(
+    `Worst held-out generator: APCER ${pct(worst)} (v3 features)${quick ? '' : `, ${pct(worstHandmade)} (v2 features)`} at BPCER 10 %.`,
+  );
   out();
-  return { worst, worstTexture };
+  return { worst, worstHandmade };
 }
 
 async function evaluate(seed: number, counts: { train: number; test: number }, write?: string): Promise<void> {
@@ -499,13 +575,15 @@ async function evaluate(seed: number, counts: { train: number; test: number }, w
   );
   out();
   leaveOneOut(samples, true, out);
-  out(`## The previous protocol: the ${HELD_OUT_GENERATORS.length} generators, only the held-out one left out`);
-  out();
-  leaveOneOut(
-    samples.filter((s) => s.label === 0 || HELD_OUT_GENERATORS.includes(s.group)),
-    false,
-    out,
-  );
+  if (!quick) {
+    out(`## The previous protocol: the ${HELD_OUT_GENERATORS.length} generators, only the held-out one left out`);
+    out();
+    leaveOneOut(
+      samples.filter((s) => s.label === 0 || HELD_OUT_GENERATORS.includes(s.group)),
+      false,
+      out,
+    );
+  }
 
   // The model trained on every generator, against morph tools it never saw.
   const allTrain = samples.filter((s) => s.split === 'train');
@@ -596,10 +674,29 @@ async function main(): Promise<void> {
       write: { type: 'string' },
       l2: { type: 'string', default: String(TRAINING.l2) },
       hidden: { type: 'string', default: String(TRAINING.hidden) },
+      'train-seed': { type: 'string', default: String(TRAINING.seed) },
+      'bona-fide-weight': { type: 'string', default: String(TRAINING.bonaFideWeight) },
+      'clean-portrait-weight': { type: 'string', default: '1' },
+      'ensemble-handmade': { type: 'boolean', default: false },
+      extra: { type: 'string' },
+      'extra-names': { type: 'string', default: '' },
+      'extra-base': { type: 'string', default: String(MAD_FEATURE_NAMES.length) },
+      quick: { type: 'boolean', default: false },
     },
   });
+  quick = values.quick;
+  if (values.extra)
+    extraFeatures = {
+      file: path.resolve(values.extra),
+      names: values['extra-names'].split(',').filter(Boolean),
+      base: Number(values['extra-base']),
+    };
   TRAINING.l2 = Number(values.l2);
   TRAINING.hidden = Number(values.hidden);
+  TRAINING.seed = Number(values['train-seed']);
+  TRAINING.bonaFideWeight = Number(values['bona-fide-weight']);
+  cleanPortraitWeight = Number(values['clean-portrait-weight']);
+  ensembleHandmade = values['ensemble-handmade'];
   const seed = Number(values.seed);
   const counts = { train: Number(values['per-generator-train']), test: Number(values['per-generator-test']) };
   if (positionals[0] === 'extract') await extract(seed, counts);
