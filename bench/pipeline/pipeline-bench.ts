@@ -124,12 +124,12 @@ async function madFloors(photos: readonly Photo[]): Promise<number[]> {
   for (const photo of photos) {
     const image = await decodeImage(photo.bytes, { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
     const points = (await pipeline.analyse(photo.bytes, 'search')).face.landmarks;
-    await detector.score({ image, fivePoints: points });
+    detector.score({ image, fivePoints: points });
     const started = performance.now();
-    await detector.score({ image, fivePoints: points });
+    detector.score({ image, fivePoints: points });
     floors.push(performance.now() - started);
   }
-  await Promise.all([pipeline.dispose(), detector.dispose()]);
+  await pipeline.dispose();
   return floors;
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,16 +10,14 @@ import {
   MAD_DEFAULT_THRESHOLD,
   MAD_MODEL_ID,
   MAD_FEATURE_NAMES,
-  MAD_HANDMADE_FEATURE_COUNT,
   MadParametersError,
   MorphDetector,
-  madFeatureVector,
   madFeatures,
   modelChecksum,
   validateParameters,
   type MadParametersFile,
 } from '../../packages/pipeline/src/mad/index.js';
-import { FaceLocator, defaultParametersPath, stemFeatures, type LocatedFace } from '../../tools/mad/common.js';
+import { FaceLocator, defaultParametersPath, type LocatedFace } from '../../tools/mad/common.js';
 import { DEGRADATIONS, degrade } from '../../tools/mad/cross-generator.js';
 import { DEFAULT_VARIANT, delaunay, morphFaces } from '../../tools/mad/morph.js';
 import { fixture, repoRoot } from '../support/paths.js';
@@ -64,23 +62,8 @@ describe('MAD parameter file', () => {
     const model = validateParameters(parsed);
     assert.equal(model.mean.length, MAD_FEATURE_NAMES.length);
     assert.equal(parsed.sha256, modelChecksum(model));
-  });
-
-  it('prepares with the default pack recogniser beside it', { skip: skipModels }, async () => {
     const detector = await new MorphDetector().prepare(defaultParametersPath);
     assert.ok(detector.ready);
-    await detector.dispose();
-  });
-
-  it('refuses to prepare without the recogniser its stem features come from', async () => {
-    const file = path.join(mkdtempSync(path.join(directory, 'models-')), 'mad', 'parameters.json');
-    mkdirSync(path.dirname(file));
-    writeFileSync(file, text);
-    await assert.rejects(new MorphDetector().prepare(file), (error: Error) => {
-      assert.ok(error instanceof MadParametersError, `expected MadParametersError, got ${error.name}`);
-      assert.match(error.message, /recogniser features: .*fr_feature\.onnx cannot be read \(ENOENT\)/);
-      return true;
-    });
   });
 
   it('refuses an edited weight (checksum mismatch)', async () => {
@@ -124,7 +107,7 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
     second = await locator.locate(await readFile(fixture('frll', '005_neutral.jpg')));
   });
   after(async () => {
-    await Promise.all([locator.dispose(), detector.dispose()]);
+    await locator.dispose();
   });
 
   it('makes a decodable morph with one face, whose face lies between its two sources', async () => {
@@ -216,12 +199,10 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
   });
 
   it('scores in [0, 1], and a morph higher than both of its bona fide sources', async () => {
-    const bonaFide = await Promise.all(
-      [first, second].map((face) => detector.score({ image: face.image, fivePoints: face.fivePoints })),
-    );
+    const bonaFide = [first, second].map((face) => detector.score({ image: face.image, fivePoints: face.fivePoints }));
     const morph = await morphFaces(first.image, first.landmarks68, second.image, second.landmarks68, DEFAULT_VARIANT);
     const located = await locator.locate(morph.bytes);
-    const morphScore = await detector.score({ image: located.image, fivePoints: located.fivePoints });
+    const morphScore = detector.score({ image: located.image, fivePoints: located.fivePoints });
     for (const value of [...bonaFide, morphScore]) assert.ok(value >= 0 && value <= 1, `score ${value} in [0, 1]`);
     assert.ok(
       morphScore > Math.max(...bonaFide),
@@ -229,10 +210,9 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
     );
   });
 
-  it('computes a finite feature vector of the declared length', async () => {
-    const features = await madFeatureVector(first.image, first.fivePoints, await stemFeatures());
+  it('computes a finite feature vector of the declared length', () => {
+    const features = madFeatures(first.image, first.fivePoints);
     assert.equal(features.length, MAD_FEATURE_NAMES.length);
     assert.ok(features.every(Number.isFinite));
-    assert.equal(madFeatures(first.image, first.fivePoints).length, MAD_HANDMADE_FEATURE_COUNT);
   });
 });

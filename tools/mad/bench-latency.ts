@@ -1,5 +1,5 @@
 /**
- * Latency of the MAD stage alone (features, the truncated recogniser + the small model, `MorphDetector.score`), in-process,
+ * Latency of the MAD stage alone (features + logistic model, `MorphDetector.score`), in-process,
  * one thread, on the committed FRLL fixtures and, when present, on ../shared/data/faces/frll.
  *
  *   node --conditions=development --import tsx tools/mad/bench-latency.ts [--rounds 20] [--shared 40]
@@ -79,15 +79,15 @@ async function sharedFaces(limit: number): Promise<Face[]> {
   return faces;
 }
 
-async function bench(detector: MorphDetector, faces: readonly Face[], rounds: number, warmup: number) {
-  for (let round = 0; round < warmup; round++) for (const face of faces) await detector.score(face);
+function bench(detector: MorphDetector, faces: readonly Face[], rounds: number, warmup: number) {
+  for (let round = 0; round < warmup; round++) for (const face of faces) detector.score(face);
   const cpu: number[] = [];
   const wall: number[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const face of faces) {
       const cpuStart = process.cpuUsage();
       const wallStart = performance.now();
-      await detector.score(face);
+      detector.score(face);
       const wallMs = performance.now() - wallStart;
       const used = process.cpuUsage(cpuStart);
       wall.push(wallMs);
@@ -120,7 +120,7 @@ for (const [name, faces] of sets) {
     console.log(`${name.padEnd(20)} (none)`);
     continue;
   }
-  const { calls, cpu, wall } = await bench(detector, faces, rounds, warmup);
+  const { calls, cpu, wall } = bench(detector, faces, rounds, warmup);
   console.log(
     `${name.padEnd(20)} ${String(faces.length).padStart(6)} ${String(calls).padStart(6)} ` +
       `${format(quantile(cpu, 0.5))}      ${format(quantile(cpu, 0.95))}  ${format(quantile(wall, 0.5))}    ${format(quantile(wall, 0.95))}`,

@@ -9,7 +9,6 @@ import type { Point } from '../../packages/pipeline/src/image/similarity.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { Landmark68Model, fivePointsFrom68 } from '../../packages/pipeline/src/model_zoo/landmark68.js';
 import { UltraFaceDetector } from '../../packages/pipeline/src/model_zoo/ultraface.js';
-import { STEM_MODEL_FILE, StemFeatures } from '../../packages/pipeline/src/mad/stem-features.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import { CONFIDENT_FACE_SCORE, selectFace } from '../../packages/pipeline/src/stages/select-face.js';
 import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from '../eval/dataset.js';
@@ -17,20 +16,9 @@ import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from 
 export { repoRoot, sharedDataDir, seededRandom, readIndex, type DataItem };
 export const madCacheDir = path.join(repoRoot, '.eval', 'mad');
 export const morphDir = path.join(madCacheDir, 'morphs');
-export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-stem-mlp-v4.json');
-/**
- * The parameters shipped before the stem features (feature version 2: the hand-made features, which
- * version 3 begins with), kept for comparison.
- */
-export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-mlp-v3.json');
-
-let stem: Promise<StemFeatures> | null = null;
-
-/** The stem-feature network (the default pack's recogniser, truncated), opened once per process. */
-export function stemFeatures(): Promise<StemFeatures> {
-  stem ??= StemFeatures.open(path.join(DEFAULT_PIPELINE_CONFIG.modelsDir, STEM_MODEL_FILE));
-  return stem;
-}
+export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-mlp-v3.json');
+/** The parameters shipped before the consistency features (texture features, six generators), kept for comparison. */
+export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
 
 export function ensureDir(directory: string): string {
   if (!existsSync(directory)) mkdirSync(directory, { recursive: true });

@@ -8,6 +8,12 @@
  *   node --conditions=development --import tsx tools/mad/cross-generator.ts extract   # features (cached in .eval/mad/xgen-*.jsonl)
  *   node --conditions=development --import tsx tools/mad/cross-generator.ts evaluate [--write models/mad/….json]
  *
+ * Exploration options of `evaluate` (docs/mad.md, "What was tried"): `--quick` (the strict table and
+ * the all-generator model only); `--extra FILE --extra-names a,b [--extra-base N]` (append pooled
+ * vectors of tools/mad/deep-features.ts to the first N MAD features); `--train-seed`,
+ * `--bona-fide-weight`, `--clean-portrait-weight` (training recipe); `--ensemble-handmade` (with
+ * `--extra`: the mean logit of that network and one on the MAD features alone).
+ *
  * Deterministic for a given --seed (default 6). Extraction is resumable.
  */
 import { readFile } from 'node:fs/promises';
@@ -21,8 +27,8 @@ import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
 import {
   MAD_FEATURE_NAMES,
   MAD_FEATURE_VERSION,
-  MAD_HANDMADE_FEATURE_COUNT,
-  madFeatureVector,
+  MAD_TEXTURE_FEATURE_COUNT,
+  madFeatures,
 } from '../../packages/pipeline/src/mad/features.js';
 import {
   MAD_PARAMETERS_FORMAT,
@@ -46,7 +52,6 @@ import {
   previousParametersPath,
   sharedMorphs,
   splitOf,
-  stemFeatures,
   type DataItem,
 } from './common.js';
 import { FEATURE_CACHE_NAME, featureRecord } from './features-of.js';
@@ -292,8 +297,7 @@ async function extract(seed: number, counts: { train: number; test: number }): P
     if (!cache.records.has(key)) {
       const image = await decodeImage(await readFile(photoFileOf(record.key)), limits);
       const mirrored = mirrorFace(image, record.fivePoints!);
-      const features = await madFeatureVector(mirrored.image, mirrored.fivePoints, await stemFeatures());
-      await cache.add({ key, features: roundedFeatures(features) });
+      await cache.add({ key, features: roundedFeatures(madFeatures(mirrored.image, mirrored.fivePoints)) });
     }
     progress('mirrored training photos', index + 1, training.length);
   }
@@ -365,7 +369,7 @@ interface ExtraFeatures {
 let extraFeatures: ExtraFeatures | null = null;
 let extraFeatureNames: string[] = [];
 
-function withExtra(cache: FeatureCache): (key: string, features: number[] | undefined) => number[] | undefined {
+function withExtra(): (key: string, features: number[] | undefined) => number[] | undefined {
   if (!extraFeatures) return (_key, features) => features;
   const { file, names, base } = extraFeatures;
   const pooled = new Map<string, Record<string, number[]>>();
@@ -379,7 +383,6 @@ function withExtra(cache: FeatureCache): (key: string, features: number[] | unde
     ...MAD_FEATURE_NAMES.slice(0, base),
     ...names.flatMap((name) => first[name]!.map((_, index) => `${name}[${index}]`)),
   ];
-  void cache;
   return (key, features) => {
     const extra = pooled.get(key);
     if (!features || !extra) return undefined;
@@ -389,7 +392,7 @@ function withExtra(cache: FeatureCache): (key: string, features: number[] | unde
 
 function loadSamples(seed: number, counts: { train: number; test: number }): { samples: Sample[]; shared: Sample[] } {
   const cache = new FeatureCache(cacheFile);
-  const featuresOf = withExtra(cache);
+  const featuresOf = withExtra();
   const items = bonaFideSample(seed);
   const samples: Sample[] = [];
   const add = (key: string, label: 0 | 1, split: 'train' | 'test', group: string): void => {
@@ -415,10 +418,10 @@ function loadSamples(seed: number, counts: { train: number; test: number }): { s
   return { samples, shared };
 }
 
-/** Exploration: the strict table and the all-generator model only (no hand-made-only column, no previous protocol). */
+/** Exploration: the strict table and the all-generator model only (no texture-only column, no previous protocol). */
 let quick = false;
 
-/** Exploration: average the logits with those of a network on the hand-made features alone. */
+/** Exploration, with `--extra`: average the logits with those of a network on the MAD features alone. */
 let ensembleHandmade = false;
 
 /** Weight of the clean studio portraits (bona fide group `frll`) relative to the other bona fide groups. */
@@ -428,8 +431,8 @@ const TRAINING: Options = { hidden: 0, l2: 0.003, epochs: 600, learningRate: 0.0
 
 /**
  * Logistic model on the given samples: morphs balanced per generator, bona fide per group,
- * bona fide ×2. `featureCount` keeps only the first features (MAD_HANDMADE_FEATURE_COUNT: the
- * version-2 hand-made features, for comparison; `evaluateModel` reads as many features as the model has).
+ * bona fide ×2. `featureCount` keeps only the first features (MAD_TEXTURE_FEATURE_COUNT: the
+ * version-1 texture block, for comparison; `evaluateModel` reads as many features as the model has).
  */
 function train(samples: Sample[], featureCount = featureNames().length): MadModel {
   const rows = samples.map((sample) => sample.features.slice(0, featureCount));
@@ -449,17 +452,18 @@ function train(samples: Sample[], featureCount = featureNames().length): MadMode
   });
   const labels = samples.map((sample) => sample.label);
   let layers = fit(x, labels, weights, TRAINING);
-  if (ensembleHandmade && featureCount > MAD_HANDMADE_FEATURE_COUNT && TRAINING.hidden > 0) {
-    // A second network on the hand-made features alone, merged with the first into one network
-    // whose output is the sigmoid of the mean of the two logits: hidden units side by side (the
-    // hand-made one's weights zero on the other features), output weights and biases halved.
+  const handmadeCount = extraFeatures?.base ?? MAD_FEATURE_NAMES.length;
+  if (ensembleHandmade && featureCount > handmadeCount && TRAINING.hidden > 0) {
+    // A second network on the MAD features alone (not the extra ones), merged with the first into
+    // one network whose output is the sigmoid of the mean of the two logits: hidden units side by
+    // side (the second's weights zero on the extra features), output weights and biases halved.
     const handmade = fit(
-      x.map((row) => row.slice(0, MAD_HANDMADE_FEATURE_COUNT)),
+      x.map((row) => row.slice(0, handmadeCount)),
       labels,
       weights,
       TRAINING,
     );
-    const padding = new Array<number>(featureCount - MAD_HANDMADE_FEATURE_COUNT).fill(0);
+    const padding = new Array<number>(featureCount - handmadeCount).fill(0);
     const half = (values: number[]): number[] => values.map((value) => value / 2);
     layers = [
       {
@@ -492,7 +496,7 @@ function isPortrait(sample: Sample): boolean {
   return sample.label === 0 && sample.group.startsWith('frll');
 }
 
-/** The previously shipped parameters (feature version 2, the hand-made features), read without the version check, for comparison. */
+/** The previously shipped parameters (texture features only, version 1), read without the version check, for comparison. */
 function previousModel(): MadModel {
   return (JSON.parse(readFileSync(previousParametersPath, 'utf8')) as MadParametersFile).model;
 }
@@ -508,15 +512,15 @@ function leaveOneOut(
   samples: Sample[],
   strict: boolean,
   out: (text?: string) => void,
-): { worst: number; worstHandmade: number } {
+): { worst: number; worstTexture: number } {
   const testPortraits = samples.filter((s) => isPortrait(s) && s.split === 'test');
   const scores = (model: MadModel, rows: Sample[]): number[] => rows.map((s) => evaluateModel(model, s.features));
   out(
-    '| held-out generator | training generators | morphs (test) | APCER @ BPCER 10 %, v3 features | D-EER v3 | APCER @ BPCER 10 %, v2 (hand-made) features | D-EER v2 |',
+    '| held-out generator | training generators | morphs (test) | APCER @ BPCER 10 %, v2 features | D-EER v2 | APCER @ BPCER 10 %, v1 (texture) features | D-EER v1 |',
   );
   out('|---|---|---|---|---|---|---|');
   let worst = 0;
-  let worstHandmade = 0;
+  let worstTexture = 0;
   for (const generator of HELD_OUT_GENERATORS) {
     const used = Object.keys(GENERATORS).filter((other) =>
       strict ? !sharesRecipe(generator, other) : other !== generator && !GENERATORS[other]!.trainingOnly,
@@ -533,15 +537,15 @@ function leaveOneOut(
     const trainMorphs = samples.filter((s) => s.label === 1 && s.split === 'train' && used.includes(s.group));
     const testMorphs = samples.filter((s) => s.label === 1 && s.split === 'test' && s.group === generator);
     const cells: string[] = [];
-    for (const count of quick ? [featureNames().length] : [featureNames().length, MAD_HANDMADE_FEATURE_COUNT]) {
+    for (const count of quick ? [featureNames().length] : [featureNames().length, MAD_TEXTURE_FEATURE_COUNT]) {
       const model = train([...trainBona, ...trainMorphs], count);
       const bona = scores(model, testPortraits);
       const morphs = scores(model, testMorphs);
       const apcer = apcerAt(morphs, thresholdAtBpcer(bona, 0.1));
-      if (count === MAD_HANDMADE_FEATURE_COUNT) worstHandmade = Math.max(worstHandmade, apcer);
+      if (count === MAD_TEXTURE_FEATURE_COUNT) worstTexture = Math.max(worstTexture, apcer);
       else worst = Math.max(worst, apcer);
       cells.push(
-        count === MAD_HANDMADE_FEATURE_COUNT ? pct(apcer) : `**${pct(apcer)}**`,
+        count === MAD_TEXTURE_FEATURE_COUNT ? pct(apcer) : `**${pct(apcer)}**`,
         pct(detectionEer(bona, morphs).eer),
       );
     }
@@ -549,10 +553,10 @@ function leaveOneOut(
   }
   out();
   out(
-    `Worst held-out generator: APCER ${pct(worst)} (v3 features)${quick ? '' : `, ${pct(worstHandmade)} (v2 features)`} at BPCER 10 %.`,
+    `Worst held-out generator: APCER ${pct(worst)} (v2 features)${quick ? '' : `, ${pct(worstTexture)} (v1 features)`} at BPCER 10 %.`,
   );
   out();
-  return { worst, worstHandmade };
+  return { worst, worstTexture };
 }
 
 async function evaluate(seed: number, counts: { train: number; test: number }, write?: string): Promise<void> {

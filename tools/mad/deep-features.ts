@@ -4,7 +4,11 @@
  * included), written to .eval/mad/xgen-deep.jsonl for `cross-generator.ts evaluate --extra`.
  * The graph's outputs are extended in memory (onnx/extra-outputs.ts); nothing is trained here.
  *
- *   node --conditions=development --import tsx tools/mad/deep-features.ts
+ *   node --conditions=development --import tsx tools/mad/deep-features.ts [--early]
+ *
+ * Per tapped tensor: `<tap>.mean`, and for feature maps `<tap>.std` (over the map, per channel) and
+ * `<tap>.inner` (the central half's mean minus the rest's); `norm`: the embedding's length.
+ * `--early` taps the 56×56 and 28×28 stages more finely (→ xgen-deep-early.jsonl).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';

@@ -274,7 +274,7 @@ export class PipelineModels {
 
   async dispose(): Promise<void> {
     const models: Array<OnnxModel | null> = Object.values(this.slots).map((slot) => slot.model);
-    await Promise.all([...models.map((model) => model?.dispose()), this.mad.detector?.dispose()]);
+    await Promise.all(models.map((model) => model?.dispose()));
     await this.threads?.close();
   }
 }

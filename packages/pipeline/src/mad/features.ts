@@ -1,7 +1,6 @@
 import { invertAffine, type Affine, type RgbImage } from '../image/raster.js';
 import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/similarity.js';
 import { CONSISTENCY_FEATURE_NAMES, consistencyFeatures } from './consistency-features.js';
-import { STEM_FEATURE_NAMES, type StemFeatures } from './stem-features.js';
 
 /**
  * Hand-crafted single-image morphing-attack features, computed on two crops aligned with the
@@ -30,15 +29,10 @@ import { STEM_FEATURE_NAMES, type StemFeatures } from './stem-features.js';
  * consistency features of `consistency-features.ts` (doubled contours, face against forehead,
  * neck and background), added because texture alone did not carry over to morph generators the
  * model had not seen (docs/mad.md, "Cross-generator validation").
- *
- * Version 3 = the 211 hand-made features of version 2 (this file and the consistency block,
- * unchanged) followed by the 128 `stem-features.ts` features (a pretrained recogniser's first
- * layers on the aligned face), added because resampling and JPEG erase the finest texture the
- * hand-made features read (docs/mad.md, "What was tried").
  */
-export const MAD_FEATURE_VERSION = 3;
+export const MAD_FEATURE_VERSION = 2;
 
-/** How many of the features are the version-1 texture block (then consistency, then stem features). */
+/** How many of the features are the version-1 texture block (the rest: consistency features). */
 export const MAD_TEXTURE_FEATURE_COUNT = 154;
 
 const FACE_SIZE = 160;
@@ -83,13 +77,8 @@ function featureNameList(): string[] {
   return names;
 }
 
-const HANDMADE_FEATURE_NAMES: readonly string[] = featureNameList();
-
-/** How many of the features `madFeatures` computes (texture + consistency; the stem features follow). */
-export const MAD_HANDMADE_FEATURE_COUNT = HANDMADE_FEATURE_NAMES.length;
-
 /** Names of the feature vector's entries, in order. */
-export const MAD_FEATURE_NAMES: readonly string[] = [...HANDMADE_FEATURE_NAMES, ...STEM_FEATURE_NAMES];
+export const MAD_FEATURE_NAMES: readonly string[] = featureNameList();
 
 function scaledTemplate(scale: number, offset: number): Point[] {
   return ARCFACE_TEMPLATE_112.map(([x, y]) => [x * scale + offset, y * scale + offset]);
@@ -639,27 +628,9 @@ export function madCrops(image: RgbImage, fivePoints: readonly Point[]): { face:
 }
 
 /**
- * The whole MAD feature vector of one face ({@link MAD_FEATURE_NAMES}): the hand-made
- * features and the stem features.
- */
-export async function madFeatureVector(
-  image: RgbImage,
-  fivePoints: readonly Point[],
-  stem: StemFeatures,
-): Promise<Float64Array> {
-  const handmade = madFeatures(image, fivePoints);
-  const out = new Float64Array(MAD_FEATURE_NAMES.length);
-  out.set(handmade);
-  out.set(await stem.features(image, fivePoints), handmade.length);
-  for (let index = handmade.length; index < out.length; index++) if (!Number.isFinite(out[index]!)) out[index] = 0;
-  return out;
-}
-
-/**
- * The hand-made MAD features of one face (the first {@link MAD_HANDMADE_FEATURE_COUNT}):
- * `image` is the decoded 8-bit RGB photo (the decode stage's output, EXIF-rotated),
- * `fivePoints` the five alignment points in its pixels (image-left eye, image-right eye, nose
- * tip, mouth corners), as the pipeline aligns with.
+ * The MAD feature vector of one face: `image` is the decoded 8-bit RGB photo (the decode
+ * stage's output, EXIF-rotated), `fivePoints` the five alignment points in its pixels
+ * (image-left eye, image-right eye, nose tip, mouth corners), as the pipeline aligns with.
  */
 export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Float64Array {
   warpCrop(image, estimateSimilarity(fivePoints, FACE_TEMPLATE), FACE_SIZE, faceRgb, faceGrey, faceChroma);
@@ -779,8 +750,8 @@ export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Floa
   features.push(Math.log(Math.max(1, eyeDistance)));
   features.push(...consistencyFeatures(image, fivePoints));
 
-  if (features.length !== MAD_HANDMADE_FEATURE_COUNT) {
-    throw new Error(`MAD feature count ${features.length} differs from ${MAD_HANDMADE_FEATURE_COUNT} names`);
+  if (features.length !== MAD_FEATURE_NAMES.length) {
+    throw new Error(`MAD feature count ${features.length} differs from ${MAD_FEATURE_NAMES.length} names`);
   }
   const out = Float64Array.from(features);
   for (let index = 0; index < out.length; index++) if (!Number.isFinite(out[index]!)) out[index] = 0;

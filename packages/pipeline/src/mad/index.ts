@@ -7,14 +7,11 @@ export {
 } from './detector.js';
 export {
   madFeatures,
-  madFeatureVector,
   madCrops,
   MAD_FEATURE_NAMES,
   MAD_FEATURE_VERSION,
   MAD_TEXTURE_FEATURE_COUNT,
-  MAD_HANDMADE_FEATURE_COUNT,
 } from './features.js';
-export { STEM_FEATURE_NAMES, STEM_MODEL_FILE, StemFeatures, StemModelError } from './stem-features.js';
 export { CONSISTENCY_FEATURE_NAMES, consistencyFeatures } from './consistency-features.js';
 export {
   MAD_PARAMETERS_FORMAT,
