@@ -8,6 +8,12 @@
  *   node --conditions=development --import tsx tools/mad/cross-generator.ts extract   # features (cached in .eval/mad/xgen-*.jsonl)
  *   node --conditions=development --import tsx tools/mad/cross-generator.ts evaluate [--write models/mad/….json]
  *
+ * Exploration options of `evaluate` (docs/mad.md, "What was tried"): `--quick` (the strict table and
+ * the all-generator model only); `--extra FILE --extra-names a,b [--extra-base N]` (append pooled
+ * vectors of tools/mad/deep-features.ts to the first N MAD features); `--train-seed`,
+ * `--bona-fide-weight`, `--clean-portrait-weight` (training recipe); `--ensemble-handmade` (with
+ * `--extra`: the mean logit of that network and one on the MAD features alone).
+ *
  * Deterministic for a given --seed (default 6). Extraction is resumable.
  */
 import { readFile } from 'node:fs/promises';
@@ -350,15 +356,51 @@ interface Sample {
   features: number[];
 }
 
+/**
+ * Extra features appended to each sample (exploration): `file` is a JSONL of `{ key, pooled: { name: number[] } }`
+ * (tools/mad/deep-features.ts), `names` the pooled vectors to append, in order; `base` how many of the MAD
+ * features to keep in front of them (0: the extra features alone).
+ */
+interface ExtraFeatures {
+  file: string;
+  names: string[];
+  base: number;
+}
+let extraFeatures: ExtraFeatures | null = null;
+let extraFeatureNames: string[] = [];
+
+function withExtra(): (key: string, features: number[] | undefined) => number[] | undefined {
+  if (!extraFeatures) return (_key, features) => features;
+  const { file, names, base } = extraFeatures;
+  const pooled = new Map<string, Record<string, number[]>>();
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line) continue;
+    const record = JSON.parse(line) as { key: string; pooled: Record<string, number[]> };
+    pooled.set(record.key, record.pooled);
+  }
+  const first = pooled.values().next().value as Record<string, number[]>;
+  extraFeatureNames = [
+    ...MAD_FEATURE_NAMES.slice(0, base),
+    ...names.flatMap((name) => first[name]!.map((_, index) => `${name}[${index}]`)),
+  ];
+  return (key, features) => {
+    const extra = pooled.get(key);
+    if (!features || !extra) return undefined;
+    return [...features.slice(0, base), ...names.flatMap((name) => extra[name]!)];
+  };
+}
+
 function loadSamples(seed: number, counts: { train: number; test: number }): { samples: Sample[]; shared: Sample[] } {
   const cache = new FeatureCache(cacheFile);
+  const featuresOf = withExtra();
   const items = bonaFideSample(seed);
   const samples: Sample[] = [];
   const add = (key: string, label: 0 | 1, split: 'train' | 'test', group: string): void => {
-    const features = cache.records.get(key)?.features;
+    const features = featuresOf(key, cache.records.get(key)?.features);
     if (!features) return;
     samples.push({ key, label, split, group, features });
-    const mirrored = split === 'train' ? cache.records.get(`${MIRROR_PREFIX}${key}`)?.features : undefined;
+    const mirrorKey = `${MIRROR_PREFIX}${key}`;
+    const mirrored = split === 'train' ? featuresOf(mirrorKey, cache.records.get(mirrorKey)?.features) : undefined;
     if (mirrored) samples.push({ key: `${MIRROR_PREFIX}${key}`, label, split, group, features: mirrored });
   };
   for (const item of items) {
@@ -369,12 +411,21 @@ function loadSamples(seed: number, counts: { train: number; test: number }): { s
   for (const line of planMorphs(frll, counts, seed)) add(line.key, 1, line.split, line.generator);
   const shared: Sample[] = [];
   for (const morph of sharedMorphs()) {
-    const features = cache.records.get(morph.path)?.features;
+    const features = featuresOf(morph.path, cache.records.get(morph.path)?.features);
     const split = morph.contributors.every((identity) => splitOf(identity) === 'test') ? 'test' : 'train';
     if (features) shared.push({ key: morph.path, label: 1, split, group: morph.set, features });
   }
   return { samples, shared };
 }
+
+/** Exploration: the strict table and the all-generator model only (no texture-only column, no previous protocol). */
+let quick = false;
+
+/** Exploration, with `--extra`: average the logits with those of a network on the MAD features alone. */
+let ensembleHandmade = false;
+
+/** Weight of the clean studio portraits (bona fide group `frll`) relative to the other bona fide groups. */
+let cleanPortraitWeight = 1;
 
 const TRAINING: Options = { hidden: 0, l2: 0.003, epochs: 600, learningRate: 0.02, seed: 6, bonaFideWeight: 2 };
 
@@ -383,7 +434,7 @@ const TRAINING: Options = { hidden: 0, l2: 0.003, epochs: 600, learningRate: 0.0
  * bona fide ×2. `featureCount` keeps only the first features (MAD_TEXTURE_FEATURE_COUNT: the
  * version-1 texture block, for comparison; `evaluateModel` reads as many features as the model has).
  */
-function train(samples: Sample[], featureCount = MAD_FEATURE_NAMES.length): MadModel {
+function train(samples: Sample[], featureCount = featureNames().length): MadModel {
   const rows = samples.map((sample) => sample.features.slice(0, featureCount));
   const { mean, std } = standardisation(rows);
   const x = standardise(rows, mean, std);
@@ -396,21 +447,48 @@ function train(samples: Sample[], featureCount = MAD_FEATURE_NAMES.length): MadM
   const weights = samples.map((sample) => {
     const group = groups.get(`${sample.label}:${sample.group}`)!;
     const classWeight = sample.label === 0 ? TRAINING.bonaFideWeight : 1;
-    return classWeight / groupCount(sample.label) / group.count;
+    const groupWeight = sample.label === 0 && sample.group === 'frll' ? cleanPortraitWeight : 1;
+    return (classWeight * groupWeight) / groupCount(sample.label) / group.count;
   });
-  const layers = fit(
-    x,
-    samples.map((sample) => sample.label),
-    weights,
-    TRAINING,
-  );
+  const labels = samples.map((sample) => sample.label);
+  let layers = fit(x, labels, weights, TRAINING);
+  const handmadeCount = extraFeatures?.base ?? MAD_FEATURE_NAMES.length;
+  if (ensembleHandmade && featureCount > handmadeCount && TRAINING.hidden > 0) {
+    // A second network on the MAD features alone (not the extra ones), merged with the first into
+    // one network whose output is the sigmoid of the mean of the two logits: hidden units side by
+    // side (the second's weights zero on the extra features), output weights and biases halved.
+    const handmade = fit(
+      x.map((row) => row.slice(0, handmadeCount)),
+      labels,
+      weights,
+      TRAINING,
+    );
+    const padding = new Array<number>(featureCount - handmadeCount).fill(0);
+    const half = (values: number[]): number[] => values.map((value) => value / 2);
+    layers = [
+      {
+        weights: [...layers[0]!.weights, ...handmade[0]!.weights.map((row) => [...row, ...padding])],
+        bias: [...layers[0]!.bias, ...handmade[0]!.bias],
+        activation: 'relu',
+      },
+      {
+        weights: [[...half(layers[1]!.weights[0]!), ...half(handmade[1]!.weights[0]!)]],
+        bias: [(layers[1]!.bias[0]! + handmade[1]!.bias[0]!) / 2],
+        activation: 'sigmoid',
+      },
+    ];
+  }
   return {
     featureVersion: MAD_FEATURE_VERSION,
-    featureNames: MAD_FEATURE_NAMES.slice(0, featureCount),
+    featureNames: featureNames().slice(0, featureCount),
     mean,
     std,
     layers,
   };
+}
+
+function featureNames(): readonly string[] {
+  return extraFeatures ? extraFeatureNames : MAD_FEATURE_NAMES;
 }
 
 /** The bona fide portraits operating points are set on: FRLL photos, clean and degraded. */
@@ -459,7 +537,7 @@ function leaveOneOut(
     const trainMorphs = samples.filter((s) => s.label === 1 && s.split === 'train' && used.includes(s.group));
     const testMorphs = samples.filter((s) => s.label === 1 && s.split === 'test' && s.group === generator);
     const cells: string[] = [];
-    for (const count of [MAD_FEATURE_NAMES.length, MAD_TEXTURE_FEATURE_COUNT]) {
+    for (const count of quick ? [featureNames().length] : [featureNames().length, MAD_TEXTURE_FEATURE_COUNT]) {
       const model = train([...trainBona, ...trainMorphs], count);
       const bona = scores(model, testPortraits);
       const morphs = scores(model, testMorphs);
@@ -474,7 +552,9 @@ function leaveOneOut(
     out(`| ${generator} | ${used.length} | ${testMorphs.length} | ${cells.join(' | ')} |`);
   }
   out();
-  out(`Worst held-out generator: APCER ${pct(worst)} (v2 features), ${pct(worstTexture)} (v1 features) at BPCER 10 %.`);
+  out(
+    `Worst held-out generator: APCER ${pct(worst)} (v2 features)${quick ? '' : `, ${pct(worstTexture)} (v1 features)`} at BPCER 10 %.`,
+  );
   out();
   return { worst, worstTexture };
 }
@@ -499,13 +579,15 @@ async function evaluate(seed: number, counts: { train: number; test: number }, w
   );
   out();
   leaveOneOut(samples, true, out);
-  out(`## The previous protocol: the ${HELD_OUT_GENERATORS.length} generators, only the held-out one left out`);
-  out();
-  leaveOneOut(
-    samples.filter((s) => s.label === 0 || HELD_OUT_GENERATORS.includes(s.group)),
-    false,
-    out,
-  );
+  if (!quick) {
+    out(`## The previous protocol: the ${HELD_OUT_GENERATORS.length} generators, only the held-out one left out`);
+    out();
+    leaveOneOut(
+      samples.filter((s) => s.label === 0 || HELD_OUT_GENERATORS.includes(s.group)),
+      false,
+      out,
+    );
+  }
 
   // The model trained on every generator, against morph tools it never saw.
   const allTrain = samples.filter((s) => s.split === 'train');
@@ -596,10 +678,29 @@ async function main(): Promise<void> {
       write: { type: 'string' },
       l2: { type: 'string', default: String(TRAINING.l2) },
       hidden: { type: 'string', default: String(TRAINING.hidden) },
+      'train-seed': { type: 'string', default: String(TRAINING.seed) },
+      'bona-fide-weight': { type: 'string', default: String(TRAINING.bonaFideWeight) },
+      'clean-portrait-weight': { type: 'string', default: '1' },
+      'ensemble-handmade': { type: 'boolean', default: false },
+      extra: { type: 'string' },
+      'extra-names': { type: 'string', default: '' },
+      'extra-base': { type: 'string', default: String(MAD_FEATURE_NAMES.length) },
+      quick: { type: 'boolean', default: false },
     },
   });
+  quick = values.quick;
+  if (values.extra)
+    extraFeatures = {
+      file: path.resolve(values.extra),
+      names: values['extra-names'].split(',').filter(Boolean),
+      base: Number(values['extra-base']),
+    };
   TRAINING.l2 = Number(values.l2);
   TRAINING.hidden = Number(values.hidden);
+  TRAINING.seed = Number(values['train-seed']);
+  TRAINING.bonaFideWeight = Number(values['bona-fide-weight']);
+  cleanPortraitWeight = Number(values['clean-portrait-weight']);
+  ensembleHandmade = values['ensemble-handmade'];
   const seed = Number(values.seed);
   const counts = { train: Number(values['per-generator-train']), test: Number(values['per-generator-test']) };
   if (positionals[0] === 'extract') await extract(seed, counts);

@@ -38,7 +38,7 @@ export interface Options {
 }
 
 export function standardisation(rows: number[][]): { mean: number[]; std: number[] } {
-  const count = MAD_FEATURE_NAMES.length;
+  const count = rows[0]?.length ?? MAD_FEATURE_NAMES.length;
   const mean = new Array<number>(count).fill(0);
   const std = new Array<number>(count).fill(0);
   for (const row of rows) for (let j = 0; j < count; j++) mean[j]! += row[j]! / rows.length;

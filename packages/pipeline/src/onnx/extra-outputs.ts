@@ -1,0 +1,135 @@
+/**
+ * Exposes intermediate tensors of an ONNX graph as outputs, in memory, so that a run returns
+ * them (e.g. a recogniser's early feature maps for morphing-attack detection). Unlike the
+ * in-place edits of batch.ts and subnormal.ts this changes the graph's length, so the model
+ * message is re-serialised around it: every other field is copied byte for byte.
+ */
+import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED } from './protobuf.js';
+
+// Field numbers from onnx.proto.
+const MODEL_GRAPH = 7;
+const GRAPH_NODE = 1;
+const GRAPH_INITIALIZER = 5;
+const GRAPH_OUTPUT = 12;
+const NODE_INPUT = 1;
+const NODE_OUTPUT = 2;
+const TENSOR_NAME = 8;
+const VALUE_INFO_NAME = 1;
+const VALUE_INFO_TYPE = 2;
+const TYPE_TENSOR = 1;
+const TENSOR_ELEMENT_TYPE = 1;
+const ELEMENT_TYPE_FLOAT = 1;
+
+const text = new TextDecoder();
+
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
+function lengthDelimited(number: number, payload: ArrayLike<number>): number[] {
+  return [...varint(number * 8 + WIRE_LENGTH_DELIMITED), ...varint(payload.length), ...Array.from(payload)];
+}
+
+/** A graph output entry: the tensor's name and type float32, its shape left for onnxruntime to infer. */
+function floatOutput(name: string): number[] {
+  const type = lengthDelimited(TYPE_TENSOR, [...varint(TENSOR_ELEMENT_TYPE * 8), ELEMENT_TYPE_FLOAT]);
+  return lengthDelimited(GRAPH_OUTPUT, [
+    ...lengthDelimited(VALUE_INFO_NAME, new TextEncoder().encode(name)),
+    ...lengthDelimited(VALUE_INFO_TYPE, type),
+  ]);
+}
+
+function strings(bytes: Uint8Array, start: number, end: number, number: number): string[] {
+  return [...fields(bytes, start, end)]
+    .filter((field) => field.number === number && field.wireType === WIRE_LENGTH_DELIMITED)
+    .map((field) => text.decode(bytes.subarray(field.start, field.end)));
+}
+
+/** Byte range of a length-delimited field including its tag and length. */
+function withTag(number: number, start: number, end: number): [number, number] {
+  return [start - varint(end - start).length - varint(number * 8 + WIRE_LENGTH_DELIMITED).length, end];
+}
+
+/**
+ * The graph's fields to drop when only `names` are to be computed: its outputs, the nodes that
+ * lead to none of `names` (onnxruntime runs every node of a graph, needed or not) and the
+ * initializers only those nodes read.
+ */
+function unneededRanges(
+  model: Uint8Array,
+  graphStart: number,
+  graphEnd: number,
+  names: readonly string[],
+): Array<[number, number]> {
+  const graphFields = [...fields(model, graphStart, graphEnd)];
+  const nodes = graphFields.filter((field) => field.number === GRAPH_NODE);
+  const needed = new Set(names);
+  const keptNodes = new Set<number>();
+  // Nodes are stored in topological order: one backward pass finds every producer needed.
+  for (let index = nodes.length - 1; index >= 0; index--) {
+    const node = nodes[index]!;
+    if (!strings(model, node.start, node.end, NODE_OUTPUT).some((output) => needed.has(output))) continue;
+    keptNodes.add(node.start);
+    for (const input of strings(model, node.start, node.end, NODE_INPUT)) needed.add(input);
+  }
+  const unneeded: Array<[number, number]> = [];
+  for (const field of graphFields) {
+    const drop =
+      field.number === GRAPH_OUTPUT ||
+      (field.number === GRAPH_NODE && !keptNodes.has(field.start)) ||
+      (field.number === GRAPH_INITIALIZER &&
+        !strings(model, field.start, field.end, TENSOR_NAME).some((name) => needed.has(name)));
+    if (drop) unneeded.push(withTag(field.number, field.start, field.end));
+  }
+  for (const name of names) {
+    if (!nodes.some((node) => strings(model, node.start, node.end, NODE_OUTPUT).includes(name))) {
+      throw new ProtobufFormatError(`no node of the graph produces ${name}`);
+    }
+  }
+  return unneeded;
+}
+
+function concatenate(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * The model with `names` (float32 tensors of its graph) as outputs, in that order: appended to
+ * its outputs, or with `truncate` as its only outputs, every node and weight that does not
+ * lead to them removed (a truncated network, as cheap as the layers it keeps).
+ */
+export function withOutputs(model: Uint8Array, names: readonly string[], truncate = false): Uint8Array {
+  const graphs = [...fields(model, 0, model.length)].filter(
+    (field) => field.number === MODEL_GRAPH && field.wireType === WIRE_LENGTH_DELIMITED,
+  );
+  if (graphs.length !== 1) throw new ProtobufFormatError(`expected one graph in the model, found ${graphs.length}`);
+  const graph = graphs[0]!;
+  const kept: Uint8Array[] = [];
+  let keptFrom = graph.start;
+  for (const [start, end] of truncate ? unneededRanges(model, graph.start, graph.end, names) : []) {
+    kept.push(model.subarray(keptFrom, start));
+    keptFrom = end;
+  }
+  kept.push(model.subarray(keptFrom, graph.end), new Uint8Array(names.flatMap(floatOutput)));
+  const graphLength = kept.reduce((sum, part) => sum + part.length, 0);
+  const [tagStart] = withTag(MODEL_GRAPH, graph.start, graph.end);
+  return concatenate([
+    model.subarray(0, tagStart),
+    new Uint8Array([...varint(MODEL_GRAPH * 8 + WIRE_LENGTH_DELIMITED), ...varint(graphLength)]),
+    ...kept,
+    model.subarray(graph.end),
+  ]);
+}
