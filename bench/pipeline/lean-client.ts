@@ -57,6 +57,8 @@ export class LeanClient {
         },
       );
       outgoing.on('error', reject);
+      // A benchmark must fail, not hang, when the service stops answering.
+      outgoing.setTimeout(120_000, () => outgoing.destroy(new Error(`no answer to ${request.path} within 120 s`)));
       outgoing.end(request.body);
     });
   }

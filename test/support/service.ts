@@ -48,14 +48,16 @@ export interface ServiceProcess {
 export async function startServiceProcess(
   env: Record<string, string>,
   nodeOptions: readonly string[] = [],
+  /** Another checkout of the repository to run the service of (benchmarks comparing two). */
+  root: string = repoRoot,
 ): Promise<ServiceProcess> {
   const child = spawn(
     process.execPath,
     process.env.FACEGATE_SERVICE_COMPILED === '1'
-      ? [...nodeOptions, path.join(repoRoot, 'apps/gateway/dist/main.js')]
-      : [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/main.ts')],
+      ? [...nodeOptions, path.join(root, 'apps/gateway/dist/main.js')]
+      : [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(root, 'apps/gateway/src/main.ts')],
     {
-      cwd: repoRoot,
+      cwd: root,
       // The port is read from the `listening` log line, which needs the info level.
       env: { ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],

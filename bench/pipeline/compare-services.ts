@@ -1,0 +1,104 @@
+/**
+ * Before/after of a change over HTTP: the service of this checkout and that of another
+ * checkout (`--baseline`, a `git worktree` with its own node_modules, e.g. `cp -al`) run side by
+ * side with the same people enrolled; one client searches the same photos on each in turn,
+ * photo by photo, and then both take closed-loop load in alternating short blocks, so that a
+ * shared machine's drifting load falls on both alike. Prints medians, means and ratios.
+ *
+ *   node --conditions=development --import tsx bench/pipeline/compare-services.ts --baseline /tmp/base [--photos 40] [--rounds 5] [--clients 4] [--blocks 4] [--seconds 4]
+ */
+import { parseArgs } from 'node:util';
+
+import { startServiceProcess, temporaryDirectory, type ServiceProcess } from '../../test/support/service.js';
+import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
+import { benchmarkPhotos } from './photos.js';
+
+const { values } = parseArgs({
+  options: {
+    baseline: { type: 'string' },
+    photos: { type: 'string', default: '40' },
+    rounds: { type: 'string', default: '5' },
+    clients: { type: 'string', default: '4' },
+    blocks: { type: 'string', default: '4' },
+    seconds: { type: 'string', default: '4' },
+  },
+});
+if (!values.baseline) throw new Error('--baseline CHECKOUT is required');
+
+const median = (list: readonly number[]): number => {
+  const sorted = [...list].sort((first, second) => first - second);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+};
+const mean = (list: readonly number[]): number => list.reduce((sum, value) => sum + value, 0) / list.length;
+
+interface Side {
+  name: string;
+  service: ServiceProcess;
+  client: LeanClient;
+  times: number[];
+  perSecond: number[];
+}
+
+const { photos, source } = benchmarkPhotos(Number(values.photos));
+const sides: Side[] = [];
+for (const [name, root] of [
+  ['baseline', values.baseline],
+  ['this checkout', undefined],
+] as const) {
+  const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('compare') }, [], root);
+  sides.push({ name, service, client: new LeanClient(service.baseUrl), times: [], perSecond: [] });
+}
+try {
+  const searches: EncodedRequest[] = [];
+  for (const [index, photo] of photos.entries()) {
+    const enrol = await encodeBiometric('enrol', photo.bytes, { subject_id: `compare-${index}` });
+    const statuses = await Promise.all(sides.map((side) => side.client.send(enrol)));
+    const search = await encodeBiometric('search', photo.bytes);
+    // Only photos both services answer (a refused one costs less and would skew the comparison).
+    if (statuses.every((status) => status === 200)) searches.push(search);
+  }
+  for (const search of searches) for (const side of sides) await side.client.send(search);
+  for (let round = 0; round < Number(values.rounds); round++) {
+    for (const search of searches) {
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
+      for (const side of order) {
+        const started = performance.now();
+        await side.client.send(search);
+        side.times.push(performance.now() - started);
+      }
+    }
+  }
+  for (let block = 0; block < Number(values.blocks); block++) {
+    const order = block % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      let done = 0;
+      let next = 0;
+      const started = performance.now();
+      const deadline = started + Number(values.seconds) * 1000;
+      await Promise.all(
+        Array.from({ length: Number(values.clients) }, async () => {
+          while (performance.now() < deadline) {
+            if ((await side.client.send(searches[next++ % searches.length]!)) === 200) done++;
+          }
+        }),
+      );
+      side.perSecond.push(done / ((performance.now() - started) / 1000));
+    }
+  }
+  const [baseline, current] = sides as [Side, Side];
+  const lines = [
+    `${new Date().toISOString()} — ${source}: ${searches.length} photos both services answer, ${values.rounds} alternating rounds; ${values.blocks} alternating ${values.seconds}-s blocks of ${values.clients} clients`,
+    '',
+    '| | baseline | this checkout | ratio |',
+    '|---|---|---|---|',
+    `| search, one client, median ms | ${median(baseline.times).toFixed(1)} | ${median(current.times).toFixed(1)} | ${(median(current.times) / median(baseline.times)).toFixed(2)} |`,
+    `| search, one client, mean ms | ${mean(baseline.times).toFixed(1)} | ${mean(current.times).toFixed(1)} | ${(mean(current.times) / mean(baseline.times)).toFixed(2)} |`,
+    `| searches/s, ${values.clients} clients (median of blocks) | ${median(baseline.perSecond).toFixed(1)} | ${median(current.perSecond).toFixed(1)} | ${(median(current.perSecond) / median(baseline.perSecond)).toFixed(2)} |`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+} finally {
+  for (const side of sides) {
+    side.client.close();
+    await side.service.stop();
+  }
+}
