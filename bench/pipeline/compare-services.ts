@@ -68,6 +68,25 @@ try {
       }
     }
   }
+  // Enrolments, one client, alternating, into a partition of their own (new subjects each round).
+  const enrolTimes = new Map<Side, number[]>(sides.map((side) => [side, []]));
+  for (let round = 0; round < 2; round++) {
+    for (const [index, photo] of photos.entries()) {
+      const enrol = await encodeBiometric('enrol', photo.bytes, {
+        partition: 'compare-enrol',
+        subject_id: `enrol-${round}-${index}`,
+      });
+      const order = (round + index) % 2 === 0 ? sides : [...sides].reverse();
+      const answered: Array<[Side, number, number]> = [];
+      for (const side of order) {
+        const started = performance.now();
+        answered.push([side, await side.client.send(enrol), performance.now() - started]);
+      }
+      if (answered.every(([, status]) => status === 200)) {
+        for (const [side, , elapsed] of answered) enrolTimes.get(side)!.push(elapsed);
+      }
+    }
+  }
   for (let block = 0; block < Number(values.blocks); block++) {
     const order = block % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
@@ -93,6 +112,7 @@ try {
     '|---|---|---|---|',
     `| search, one client, median ms | ${median(baseline.times).toFixed(1)} | ${median(current.times).toFixed(1)} | ${(median(current.times) / median(baseline.times)).toFixed(2)} |`,
     `| search, one client, mean ms | ${mean(baseline.times).toFixed(1)} | ${mean(current.times).toFixed(1)} | ${(mean(current.times) / mean(baseline.times)).toFixed(2)} |`,
+    `| enrol, one client, median ms | ${median(enrolTimes.get(baseline)!).toFixed(1)} | ${median(enrolTimes.get(current)!).toFixed(1)} | ${(median(enrolTimes.get(current)!) / median(enrolTimes.get(baseline)!)).toFixed(2)} |`,
     `| searches/s, ${values.clients} clients (median of blocks) | ${median(baseline.perSecond).toFixed(1)} | ${median(current.perSecond).toFixed(1)} | ${(median(current.perSecond) / median(baseline.perSecond)).toFixed(2)} |`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
