@@ -162,16 +162,28 @@ export class Shard {
         template,
         ...(requestId === undefined ? {} : { requestId }),
       });
-      if (receipt.replayed === true) return receipt;
-      crashPoint('enrol:committed');
-      // No await between the commit and queueing the add: a delete that commits right after
-      // must find the add queued so it can cancel it.
-      const added = this.modelIndex(modelId).add(receipt.faissId, template);
-      this.dirty = true;
-      await added;
-      this.scheduleMaintenanceIfNeeded();
-      return receipt;
+      return this.indexCommitted(receipt, modelId, template, 'enrol:committed');
     });
+  }
+
+  /**
+   * Puts a template the store has just committed into the index; a replayed request's template
+   * is there already. No await between the commit and queueing the add: a delete that commits
+   * right after must find the add queued so it can cancel it.
+   */
+  private async indexCommitted(
+    receipt: EnrolReceipt,
+    modelId: string,
+    template: Float32Array,
+    committed: 'enrol:committed' | 'append:committed',
+  ): Promise<EnrolReceipt> {
+    if (receipt.replayed === true) return receipt;
+    crashPoint(committed);
+    const added = this.modelIndex(modelId).add(receipt.faissId, template);
+    this.dirty = true;
+    await added;
+    this.scheduleMaintenanceIfNeeded();
+    return receipt;
   }
 
   /**
@@ -200,13 +212,7 @@ export class Shard {
         ...(maxTemplates === undefined ? {} : { maxTemplates }),
         ...(requestId === undefined ? {} : { requestId }),
       });
-      if (receipt.replayed === true) return receipt;
-      crashPoint('append:committed');
-      const added = this.modelIndex(modelId).add(receipt.faissId, template);
-      this.dirty = true;
-      await added;
-      this.scheduleMaintenanceIfNeeded();
-      return receipt;
+      return this.indexCommitted(receipt, modelId, template, 'append:committed');
     });
   }
 
