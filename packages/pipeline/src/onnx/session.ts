@@ -176,7 +176,11 @@ export async function openSession(
     batchSizes.length > 1
       ? batchedRun(runOnce, settings.batch!, onGpu ? batchSizes : undefined, observer)
       : (data: Float32Array, dimensions: readonly number[]) => runOnce(data, dimensions);
-  const run = settings.idleThreads ? settings.idleThreads.lendable(model.entry.id, localRun) : localRun;
+  // Keyed by model and outputs: two sessions of one model that answer different outputs (an
+  // intermediate tensor exposed for one use) must not stand in for each other on another thread.
+  const run = settings.idleThreads
+    ? settings.idleThreads.lendable(`${model.entry.id}:${session.outputNames.join(',')}`, localRun)
+    : localRun;
   return {
     run,
     release: async () => {
