@@ -41,10 +41,10 @@ function threadCpu(pid: number): Map<string, number> {
 }
 
 const { photos } = benchmarkPhotos(Number(values.photos));
-const service = await startServiceProcess(
-  { DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv },
-  [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), ...values['node-option']],
-);
+const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv }, [
+  ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
+  ...values['node-option'],
+]);
 const client = new LeanClient(service.baseUrl);
 try {
   let enrolled = 0;
