@@ -6,6 +6,8 @@
  * decisions at the default thresholds and the refusals (NO_FACE, …) identical.
  *
  *   node --conditions=development --import tsx bench/pipeline/decisions.ts --dump /tmp/main.json [--photos 240]
+ * Each side's MAD decision uses its own default threshold (the dump records it).
+ *
  *   node --conditions=development --import tsx bench/pipeline/decisions.ts --compare /tmp/main.json [--max-batch 4] [--inference-threads 2]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -57,8 +59,8 @@ for (const photo of photos) {
     try {
       const analysis = await pipeline.analyse(photo.bytes, operation);
       results[photo.path]![operation] = {
-        // The enrol template is the search template; keep one copy.
-        ...(operation === 'enrol' ? { template: [...analysis.template] } : {}),
+        // Both: enrolment may run the recogniser through its own session (MAD reads extra outputs).
+        template: [...analysis.template],
         padScore: analysis.padScore,
         madScore: analysis.madScore,
         qualityScore: analysis.qualityScore,
@@ -74,21 +76,23 @@ for (const photo of photos) {
 await pipeline.dispose();
 
 if (values.dump) {
-  writeFileSync(values.dump, JSON.stringify({ source, results }));
+  // The MAD threshold travels with the scores: a MAD model change moves both, and the decisions
+  // to compare are each side's score against its own threshold.
+  writeFileSync(values.dump, JSON.stringify({ source, madThreshold: pipeline.madThreshold, results }));
   console.log(`wrote ${photos.length} photos × ${OPERATIONS.length} operations to ${values.dump} (${source})`);
 } else {
-  const reference = JSON.parse(readFileSync(values.compare!, 'utf8')) as { results: Results };
+  const reference = JSON.parse(readFileSync(values.compare!, 'utf8')) as { results: Results; madThreshold?: number };
   const tolerance = Number(values.tolerance);
-  const gates = DEFAULT_PIPELINE_CONFIG;
+  const gates = { ...DEFAULT_PIPELINE_CONFIG, madThreshold: pipeline.madThreshold };
   const problems: string[] = [];
   let worstCosine = 1;
   const worst = { pad: 0, quality: 0, mad: 0 };
-  const decide = (outcome: Outcome): string =>
+  const decide = (outcome: Outcome, madThreshold = gates.madThreshold): string =>
     outcome.error ??
     [
       outcome.padScore !== null && outcome.padScore! < gates.padThreshold ? 'PAD_REJECTED' : 'pad ok',
       outcome.qualityScore! < gates.qualityThreshold ? 'QUALITY_REJECTED' : 'quality ok',
-      outcome.madScore !== null && outcome.madScore !== undefined && outcome.madScore > gates.madThreshold
+      outcome.madScore !== null && outcome.madScore !== undefined && outcome.madScore > madThreshold
         ? 'MAD_REJECTED'
         : 'mad ok',
     ].join(', ');
@@ -100,8 +104,9 @@ if (values.dump) {
     for (const operation of OPERATIONS) {
       const before = outcomes[operation]!;
       const after = current[operation]!;
-      if (decide(before) !== decide(after)) {
-        problems.push(`${file} ${operation}: ${decide(before)} → ${decide(after)}`);
+      const decidedBefore = decide(before, reference.madThreshold);
+      if (decidedBefore !== decide(after)) {
+        problems.push(`${file} ${operation}: ${decidedBefore} → ${decide(after)}`);
         continue;
       }
       if (before.error) continue;

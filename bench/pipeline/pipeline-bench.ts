@@ -21,6 +21,7 @@ import { resolvePack, type ModelRole } from '../../packages/pipeline/src/manifes
 import { openSession } from '../../packages/pipeline/src/onnx/session.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { closeStemRecogniser, recogniserTaps } from '../../tools/mad/common.js';
 import { seededRandom } from '../../test/support/random.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
 import { benchmarkPhotos, type Photo } from './photos.js';
@@ -124,12 +125,16 @@ async function madFloors(photos: readonly Photo[]): Promise<number[]> {
   for (const photo of photos) {
     const image = await decodeImage(photo.bytes, { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
     const points = (await pipeline.analyse(photo.bytes, 'search')).face.landmarks;
-    detector.score({ image, fivePoints: points });
+    // The recogniser's taps come from the run enrolment makes anyway: the MAD stage only reads them.
+    const taps = await recogniserTaps(image, points);
+    const input = { image, fivePoints: points, recogniserTaps: Promise.resolve(taps) };
+    await detector.score(input);
     const started = performance.now();
-    detector.score({ image, fivePoints: points });
+    await detector.score(input);
     floors.push(performance.now() - started);
   }
-  await pipeline.dispose();
+  detector.dispose();
+  await Promise.all([pipeline.dispose(), closeStemRecogniser()]);
   return floors;
 }
 

@@ -8,16 +8,26 @@ import { after, before, describe, it } from 'node:test';
 import {
   MAD_DEFAULT_PARAMETERS_FILE,
   MAD_DEFAULT_THRESHOLD,
+  MAD_HANDMADE_MODEL,
   MAD_MODEL_ID,
   MAD_FEATURE_NAMES,
+  MAD_HANDMADE_FEATURE_COUNT,
   MadParametersError,
   MorphDetector,
   madFeatures,
   modelChecksum,
   validateParameters,
   type MadParametersFile,
+  type MadInput,
 } from '../../packages/pipeline/src/mad/index.js';
-import { FaceLocator, defaultParametersPath, type LocatedFace } from '../../tools/mad/common.js';
+import {
+  FaceLocator,
+  closeStemRecogniser,
+  defaultParametersPath,
+  madFeatureVector,
+  recogniserTaps,
+  type LocatedFace,
+} from '../../tools/mad/common.js';
 import { DEGRADATIONS, degrade } from '../../tools/mad/cross-generator.js';
 import { DEFAULT_VARIANT, delaunay, morphFaces } from '../../tools/mad/morph.js';
 import { fixture, repoRoot } from '../support/paths.js';
@@ -27,6 +37,15 @@ const detectorModel = path.join(repoRoot, 'models', 'default', 'fr_detect.onnx')
 const skipModels = existsSync(detectorModel)
   ? false
   : `default models not fetched (${detectorModel}); run npm run models`;
+
+/** What the enrol pipeline gives the detector: the photo, its five points and the recogniser's taps on it. */
+function madInput(face: LocatedFace): MadInput {
+  return {
+    image: face.image,
+    fivePoints: face.fivePoints,
+    recogniserTaps: recogniserTaps(face.image, face.fivePoints),
+  };
+}
 
 describe('Delaunay triangulation', () => {
   it('splits a square with a centre point into four triangles covering it', () => {
@@ -62,8 +81,29 @@ describe('MAD parameter file', () => {
     const model = validateParameters(parsed);
     assert.equal(model.mean.length, MAD_FEATURE_NAMES.length);
     assert.equal(parsed.sha256, modelChecksum(model));
+  });
+
+  it('reads the recogniser taps with feature version 3, and refuses to score without them', async () => {
     const detector = await new MorphDetector().prepare(defaultParametersPath);
-    assert.ok(detector.ready);
+    assert.ok(detector.ready && detector.readsRecogniserTaps);
+    const image = { width: 200, height: 200, data: new Uint8Array(200 * 200 * 3).fill(128) };
+    const fivePoints: Array<[number, number]> = [
+      [70, 90],
+      [130, 90],
+      [100, 120],
+      [75, 150],
+      [125, 150],
+    ];
+    await assert.rejects(detector.score({ image, fivePoints }), /recogniser taps; none given/);
+    detector.dispose();
+  });
+
+  it('loads the hand-made-feature parameters (feature version 2) that run with other recognisers', async () => {
+    const detector = await new MorphDetector().prepare(path.join(repoRoot, 'models', MAD_HANDMADE_MODEL.file));
+    assert.ok(detector.ready && !detector.readsRecogniserTaps);
+    assert.equal(`facegate-${path.basename(MAD_HANDMADE_MODEL.file, '.json')}`, MAD_HANDMADE_MODEL.id);
+    assert.ok(MAD_HANDMADE_MODEL.threshold > MAD_DEFAULT_THRESHOLD, 'each model has its own threshold');
+    detector.dispose();
   });
 
   it('refuses an edited weight (checksum mismatch)', async () => {
@@ -107,7 +147,8 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
     second = await locator.locate(await readFile(fixture('frll', '005_neutral.jpg')));
   });
   after(async () => {
-    await locator.dispose();
+    detector.dispose();
+    await Promise.all([locator.dispose(), closeStemRecogniser()]);
   });
 
   it('makes a decodable morph with one face, whose face lies between its two sources', async () => {
@@ -199,10 +240,10 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
   });
 
   it('scores in [0, 1], and a morph higher than both of its bona fide sources', async () => {
-    const bonaFide = [first, second].map((face) => detector.score({ image: face.image, fivePoints: face.fivePoints }));
+    const bonaFide = await Promise.all([first, second].map((face) => detector.score(madInput(face))));
     const morph = await morphFaces(first.image, first.landmarks68, second.image, second.landmarks68, DEFAULT_VARIANT);
     const located = await locator.locate(morph.bytes);
-    const morphScore = detector.score({ image: located.image, fivePoints: located.fivePoints });
+    const morphScore = await detector.score(madInput(located));
     for (const value of [...bonaFide, morphScore]) assert.ok(value >= 0 && value <= 1, `score ${value} in [0, 1]`);
     assert.ok(
       morphScore > Math.max(...bonaFide),
@@ -210,9 +251,10 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
     );
   });
 
-  it('computes a finite feature vector of the declared length', () => {
-    const features = madFeatures(first.image, first.fivePoints);
+  it('computes a finite feature vector of the declared length', async () => {
+    const features = await madFeatureVector(first.image, first.fivePoints);
     assert.equal(features.length, MAD_FEATURE_NAMES.length);
     assert.ok(features.every(Number.isFinite));
+    assert.equal(madFeatures(first.image, first.fivePoints).length, MAD_HANDMADE_FEATURE_COUNT);
   });
 });

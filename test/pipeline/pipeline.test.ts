@@ -9,6 +9,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +17,7 @@ import { FacegateError } from '@facegate/contracts';
 import sharp from 'sharp';
 
 import { FacePipeline, cosineSimilarity, type StageName } from '../../packages/pipeline/src/index.js';
+import { MAD_HANDMADE_MODEL, MAD_STEM_MODEL } from '../../packages/pipeline/src/mad/index.js';
 import { sharedModelsDir } from '../support/paths.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
 
@@ -210,6 +212,75 @@ describe('FacePipeline', () => {
       await paranoid.analyse(frll('001_neutral.jpg'), 'verify');
     } finally {
       await paranoid.dispose();
+    }
+  });
+});
+
+describe('MAD model by recogniser', () => {
+  let directory: string;
+  before(() => {
+    // The default pack with another recogniser file: the same network with a doc string added
+    // (a model-level protobuf field), so another sha256 — as the stem features see any other network.
+    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-other-recogniser-'));
+    const pack = path.join(directory, 'default');
+    mkdirSync(pack);
+    symlinkSync(path.join(modelsDir, 'mad'), path.join(directory, 'mad'));
+    const manifest = JSON.parse(readFileSync(path.join(modelsDir, 'default', 'manifest.json'), 'utf8'));
+    for (const entry of Object.values(manifest.models) as Array<{ file: string }>) {
+      if (entry.file !== 'fr_feature.onnx')
+        symlinkSync(path.join(modelsDir, 'default', entry.file), path.join(pack, entry.file));
+    }
+    const docString = Buffer.from('another recogniser');
+    const other = Buffer.concat([
+      readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx')),
+      Buffer.from([(6 << 3) | 2, docString.length]),
+      docString,
+    ]);
+    writeFileSync(path.join(pack, 'other.onnx'), other);
+    manifest.models.recognition = {
+      ...manifest.models.recognition,
+      id: 'other-recogniser',
+      file: 'other.onnx',
+      sha256: createHash('sha256').update(other).digest('hex'),
+    };
+    writeFileSync(path.join(pack, 'manifest.json'), JSON.stringify(manifest));
+  });
+  after(() => rmSync(directory, { recursive: true, force: true }));
+
+  it('runs the stem-feature model with the default pack, enrol reading the recogniser’s own run', async () => {
+    const pipeline = await FacePipeline.create(testConfig({ madEnabled: true }));
+    try {
+      const health = pipeline.health().onnx_mad;
+      assert.deepEqual([health.state, health.model, health.detail], ['ready', MAD_STEM_MODEL.id, undefined]);
+      assert.equal(pipeline.madThreshold, MAD_STEM_MODEL.threshold);
+      const enrolled = await pipeline.analyse(frll('001_neutral.jpg'), 'enrol');
+      const searched = await pipeline.analyse(frll('001_neutral.jpg'), 'search');
+      assert.ok(enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1);
+      // The enrol session outputs the taps too; its template is the search session's, bit for bit.
+      assert.deepEqual(enrolled.template, searched.template);
+    } finally {
+      await pipeline.dispose();
+    }
+  });
+
+  it('falls back to the hand-made-feature model, with its own threshold, for another recogniser', async () => {
+    const pipeline = await FacePipeline.create(testConfig({ modelsDir: directory, madEnabled: true }));
+    try {
+      assert.equal(pipeline.health().onnx_recognition.state, 'ready');
+      const health = pipeline.health().onnx_mad;
+      assert.deepEqual([health.state, health.model], ['ready', MAD_HANDMADE_MODEL.id]);
+      assert.match(health.detail ?? '', /other-recogniser is not the one facegate-mad-stem-mlp-v4 reads/);
+      assert.equal(pipeline.madThreshold, MAD_HANDMADE_MODEL.threshold);
+      const enrolled = await pipeline.analyse(frll('001_neutral.jpg'), 'enrol');
+      assert.ok(enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1);
+    } finally {
+      await pipeline.dispose();
+    }
+    const configured = await FacePipeline.create(testConfig({ modelsDir: directory, madThreshold: 0.3 }));
+    try {
+      assert.equal(configured.madThreshold, 0.3, 'MAD_THRESHOLD overrides either model’s default');
+    } finally {
+      await configured.dispose();
     }
   });
 });

@@ -1,11 +1,15 @@
 /**
- * Latency of the MAD stage alone (features + logistic model, `MorphDetector.score`), in-process,
- * one thread, on the committed FRLL fixtures and, when present, on ../shared/data/faces/frll.
+ * Latency of the MAD stage alone (`MorphDetector.score`: the hand-made features, reading the
+ * recogniser's taps and the small model; the taps come from a run made beforehand, as the
+ * recogniser runs anyway at enrolment), and what the taps add to that recogniser run: the
+ * default pack's recogniser on the aligned face, plain (search, verify) and with the taps as
+ * extra outputs (enrol). In-process, one thread, on the committed FRLL fixtures and, when
+ * present, on ../shared/data/faces/frll.
  *
  *   node --conditions=development --import tsx tools/mad/bench-latency.ts [--rounds 20] [--shared 40]
  *
  * Faces are located once up front (fixtures: the five points stored with the feature regression
- * guard; shared photos: UltraFace + 68-point landmarks, as enrol does), then every photo is scored
+ * guard; shared photos: UltraFace + 68-point landmarks, as enrol does), then every photo is run
  * once per round, round-robin. Prints median and p95 of the CPU time (process.cpuUsage, user +
  * system) and of the wall-clock time per call, and the load average before and after: the
  * machine is shared, so CPU time is the figure to compare, and only at a low load average.
@@ -17,8 +21,19 @@ import { parseArgs } from 'node:util';
 
 import type { RgbImage } from '../../packages/pipeline/src/image/raster.js';
 import type { Point } from '../../packages/pipeline/src/image/similarity.js';
-import { MorphDetector } from '../../packages/pipeline/src/mad/index.js';
-import { FaceLocator, defaultParametersPath, sharedDataDir } from './common.js';
+import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
+import { MorphDetector, type TapTensor } from '../../packages/pipeline/src/mad/index.js';
+import { resolvePack } from '../../packages/pipeline/src/manifest.js';
+import { ArcFaceRecognizer } from '../../packages/pipeline/src/model_zoo/arcface.js';
+import { alignFace } from '../../packages/pipeline/src/stages/align.js';
+import {
+  FaceLocator,
+  closeStemRecogniser,
+  defaultParametersPath,
+  recogniserTaps,
+  sharedDataDir,
+  stemRecogniser,
+} from './common.js';
 import { REGRESSION_FILE, decodeFixturePhoto, type RegressionFile } from './feature-regression.js';
 
 const { values } = parseArgs({
@@ -34,6 +49,11 @@ interface Face {
   name: string;
   image: RgbImage;
   fivePoints: readonly Point[];
+}
+
+interface PreparedFace extends Face {
+  aligned: RgbImage;
+  taps: readonly TapTensor[];
 }
 
 function quantile(sorted: readonly number[], q: number): number {
@@ -79,15 +99,20 @@ async function sharedFaces(limit: number): Promise<Face[]> {
   return faces;
 }
 
-function bench(detector: MorphDetector, faces: readonly Face[], rounds: number, warmup: number) {
-  for (let round = 0; round < warmup; round++) for (const face of faces) detector.score(face);
+async function bench(
+  work: (face: PreparedFace) => Promise<unknown>,
+  faces: readonly PreparedFace[],
+  rounds: number,
+  warmup: number,
+) {
+  for (let round = 0; round < warmup; round++) for (const face of faces) await work(face);
   const cpu: number[] = [];
   const wall: number[] = [];
   for (let round = 0; round < rounds; round++) {
     for (const face of faces) {
       const cpuStart = process.cpuUsage();
       const wallStart = performance.now();
-      detector.score(face);
+      await work(face);
       const wallMs = performance.now() - wallStart;
       const used = process.cpuUsage(cpuStart);
       wall.push(wallMs);
@@ -102,9 +127,25 @@ function bench(detector: MorphDetector, faces: readonly Face[], rounds: number, 
 const rounds = Number(values.rounds);
 const warmup = Number(values.warmup);
 const detector = await new MorphDetector().prepare(defaultParametersPath);
-const sets: Array<[string, Face[]]> = [
-  ['test/fixtures/frll', await fixtureFaces()],
-  ['shared faces/frll', await sharedFaces(Number(values.shared))],
+const pack = await resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default');
+const plain = await new ArcFaceRecognizer(pack.get('recognition')!).prepare({ intraOpThreads: 1 });
+const tapped = await stemRecogniser();
+const prepared = async (faces: Face[]): Promise<PreparedFace[]> =>
+  Promise.all(
+    faces.map(async (face) => ({
+      ...face,
+      aligned: alignFace(face.image, face.fivePoints),
+      taps: await recogniserTaps(face.image, face.fivePoints),
+    })),
+  );
+const sets: Array<[string, PreparedFace[]]> = [
+  ['test/fixtures/frll', await prepared(await fixtureFaces())],
+  ['shared faces/frll', await prepared(await sharedFaces(Number(values.shared)))],
+];
+const works: Array<[string, (face: PreparedFace) => Promise<unknown>]> = [
+  ['MAD stage', (face) => detector.score({ ...face, recogniserTaps: Promise.resolve(face.taps) })],
+  ['recogniser, plain', (face) => plain.embed(face.aligned)],
+  ['recogniser + taps', (face) => tapped.embedWithTaps(face.aligned)],
 ];
 const format = (value: number): string => value.toFixed(2).padStart(7);
 const load = (): string =>
@@ -114,16 +155,22 @@ const load = (): string =>
     .join(' ');
 console.log(`${os.cpus()[0]?.model ?? 'cpu'} ×${os.cpus().length}, node ${process.version}`);
 console.log(`load average before: ${load()}`);
-console.log('set                  photos  calls   cpu median   cpu p95  wall median  wall p95   (ms)');
+console.log(
+  'set                  work                photos  calls   cpu median   cpu p95  wall median  wall p95   (ms)',
+);
 for (const [name, faces] of sets) {
   if (faces.length === 0) {
     console.log(`${name.padEnd(20)} (none)`);
     continue;
   }
-  const { calls, cpu, wall } = bench(detector, faces, rounds, warmup);
-  console.log(
-    `${name.padEnd(20)} ${String(faces.length).padStart(6)} ${String(calls).padStart(6)} ` +
-      `${format(quantile(cpu, 0.5))}      ${format(quantile(cpu, 0.95))}  ${format(quantile(wall, 0.5))}    ${format(quantile(wall, 0.95))}`,
-  );
+  for (const [label, work] of works) {
+    const { calls, cpu, wall } = await bench(work, faces, rounds, warmup);
+    console.log(
+      `${name.padEnd(20)} ${label.padEnd(18)} ${String(faces.length).padStart(6)} ${String(calls).padStart(6)} ` +
+        `${format(quantile(cpu, 0.5))}      ${format(quantile(cpu, 0.95))}  ${format(quantile(wall, 0.5))}    ${format(quantile(wall, 0.95))}`,
+    );
+  }
 }
 console.log(`load average after:  ${load()}`);
+detector.dispose();
+await Promise.all([plain.dispose(), closeStemRecogniser()]);

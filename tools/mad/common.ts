@@ -9,6 +9,10 @@ import type { Point } from '../../packages/pipeline/src/image/similarity.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { Landmark68Model, fivePointsFrom68 } from '../../packages/pipeline/src/model_zoo/landmark68.js';
 import { UltraFaceDetector } from '../../packages/pipeline/src/model_zoo/ultraface.js';
+import { TappedArcFaceRecognizer } from '../../packages/pipeline/src/model_zoo/arcface.js';
+import { madFeatures } from '../../packages/pipeline/src/mad/features.js';
+import { STEM_TAPS, withStemFeatures, type TapTensor } from '../../packages/pipeline/src/mad/stem-features.js';
+import { alignFace } from '../../packages/pipeline/src/stages/align.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import { CONFIDENT_FACE_SCORE, selectFace } from '../../packages/pipeline/src/stages/select-face.js';
 import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from '../eval/dataset.js';
@@ -16,9 +20,42 @@ import { readIndex, repoRoot, sharedDataDir, seededRandom, type DataItem } from 
 export { repoRoot, sharedDataDir, seededRandom, readIndex, type DataItem };
 export const madCacheDir = path.join(repoRoot, '.eval', 'mad');
 export const morphDir = path.join(madCacheDir, 'morphs');
-export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-mlp-v3.json');
-/** The parameters shipped before the consistency features (texture features, six generators), kept for comparison. */
-export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-texture-lr-v2.json');
+export const defaultParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-stem-mlp-v4.json');
+/**
+ * The parameters shipped before the stem features (feature version 2: the hand-made features, which
+ * version 3 begins with), kept for comparison.
+ */
+export const previousParametersPath = path.join(repoRoot, 'models', 'mad', 'mad-consistency-mlp-v3.json');
+
+let tappedRecogniser: Promise<TappedArcFaceRecognizer> | null = null;
+
+/**
+ * The default pack's recogniser with its stem taps, as the pipeline opens it for enrolment
+ * (models.ts), once per process.
+ */
+export function stemRecogniser(): Promise<TappedArcFaceRecognizer> {
+  tappedRecogniser ??= resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default').then((pack) =>
+    new TappedArcFaceRecognizer(pack.get('recognition')!, STEM_TAPS).prepare({ intraOpThreads: 1 }),
+  );
+  return tappedRecogniser;
+}
+
+/** The recogniser's taps on one face (for `MorphDetector.score`), as the enrol pipeline reads them. */
+export async function recogniserTaps(image: RgbImage, fivePoints: readonly Point[]): Promise<TapTensor[]> {
+  return (await (await stemRecogniser()).embedWithTaps(alignFace(image, fivePoints))).taps;
+}
+
+/** The whole MAD feature vector of one face (feature version 3), computed as the enrol pipeline does. */
+export async function madFeatureVector(image: RgbImage, fivePoints: readonly Point[]): Promise<Float64Array> {
+  return withStemFeatures(madFeatures(image, fivePoints), await recogniserTaps(image, fivePoints));
+}
+
+/** Releases the recogniser of {@link madFeatureVector}, if it was opened. */
+export async function closeStemRecogniser(): Promise<void> {
+  const opened = tappedRecogniser;
+  tappedRecogniser = null;
+  await (await opened)?.dispose();
+}
 
 export function ensureDir(directory: string): string {
   if (!existsSync(directory)) mkdirSync(directory, { recursive: true });

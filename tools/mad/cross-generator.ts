@@ -28,7 +28,6 @@ import {
   MAD_FEATURE_NAMES,
   MAD_FEATURE_VERSION,
   MAD_TEXTURE_FEATURE_COUNT,
-  madFeatures,
 } from '../../packages/pipeline/src/mad/features.js';
 import {
   MAD_PARAMETERS_FORMAT,
@@ -46,6 +45,7 @@ import {
   bonaFideItems,
   ensureDir,
   madCacheDir,
+  madFeatureVector,
   repoRoot,
   seededRandom,
   sharedDataDir,
@@ -297,7 +297,8 @@ async function extract(seed: number, counts: { train: number; test: number }): P
     if (!cache.records.has(key)) {
       const image = await decodeImage(await readFile(photoFileOf(record.key)), limits);
       const mirrored = mirrorFace(image, record.fivePoints!);
-      await cache.add({ key, features: roundedFeatures(madFeatures(mirrored.image, mirrored.fivePoints)) });
+      const features = await madFeatureVector(mirrored.image, mirrored.fivePoints);
+      await cache.add({ key, features: roundedFeatures(features) });
     }
     progress('mirrored training photos', index + 1, training.length);
   }

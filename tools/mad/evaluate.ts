@@ -12,13 +12,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { MAD_DEFAULT_THRESHOLD } from '../../packages/pipeline/src/mad/detector.js';
-import { madFeatures } from '../../packages/pipeline/src/mad/features.js';
 import { evaluateModel, loadParameters, type MadModel } from '../../packages/pipeline/src/mad/parameters.js';
 import {
   FaceLocator,
   FeatureCache,
   defaultParametersPath,
   madCacheDir,
+  madFeatureVector,
   repoRoot,
   sharedDataDir,
   sharedMorphs,
@@ -221,7 +221,7 @@ async function main(): Promise<void> {
   out();
   void acceptanceThreshold;
 
-  // Latency of the stage itself (features + model) on decoded photos with their five points.
+  // Latency of the features (with a recogniser run for the taps: tools/mad/bench-latency.ts separates them) + model.
   const latencyCount = Number(values['latency-images']);
   const latencyItems = allBona.filter((s) => s.set === 'frll' || s.set === 'celeba').slice(0, latencyCount);
   const times: number[] = [];
@@ -231,7 +231,7 @@ async function main(): Promise<void> {
     for (let repeat = 0; repeat < 3; repeat++) {
       const started = performance.now();
       const cpu = process.cpuUsage();
-      evaluateModel(model, madFeatures(face.image, face.fivePoints));
+      evaluateModel(model, await madFeatureVector(face.image, face.fivePoints));
       const used = process.cpuUsage(cpu);
       if (repeat > 0) {
         times.push(performance.now() - started);

@@ -1,15 +1,16 @@
 /** Feature extraction of one encoded photo as the enrol pipeline would see it (decode → detect → landmarks → MAD features). */
 import { FacegateError } from '@facegate/contracts';
 
-import { MAD_FEATURE_VERSION, madFeatures } from '../../packages/pipeline/src/mad/features.js';
-import type { FaceLocator, FeatureRecord } from './common.js';
+import { MAD_FEATURE_VERSION } from '../../packages/pipeline/src/mad/features.js';
+import { madFeatureVector, type FaceLocator, type FeatureRecord } from './common.js';
 
 export const FEATURE_CACHE_NAME = `features-v${MAD_FEATURE_VERSION}`;
 
 export async function featureRecord(locator: FaceLocator, key: string, bytes: Uint8Array): Promise<FeatureRecord> {
   try {
     const face = await locator.locate(bytes);
-    const features = Array.from(madFeatures(face.image, face.fivePoints), (value) => Number(value.toPrecision(7)));
+    const vector = await madFeatureVector(face.image, face.fivePoints);
+    const features = Array.from(vector, (value) => Number(value.toPrecision(7)));
     return {
       key,
       features,

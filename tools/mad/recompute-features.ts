@@ -12,9 +12,8 @@ import path from 'node:path';
 
 import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
 import { consistencyFeatures } from '../../packages/pipeline/src/mad/consistency-features.js';
-import { madFeatures } from '../../packages/pipeline/src/mad/features.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { FeatureCache, madCacheDir } from './common.js';
+import { FeatureCache, madCacheDir, madFeatureVector } from './common.js';
 import { MIRROR_PREFIX, crossGeneratorCacheFile, mirrorFace, photoFileOf } from './cross-generator.js';
 
 const consistencyOnly = process.argv.includes('--consistency-only');
@@ -40,7 +39,7 @@ for (const record of cache.records.values()) {
   const { image, fivePoints } =
     mirrorOf === null ? { image: decoded, fivePoints: source.fivePoints } : mirrorFace(decoded, source.fivePoints);
   const features = Array.from(
-    consistencyOnly ? consistencyFeatures(image, fivePoints) : madFeatures(image, fivePoints),
+    consistencyOnly ? consistencyFeatures(image, fivePoints) : await madFeatureVector(image, fivePoints),
     (value) => Number(value.toPrecision(7)),
   );
   out.push(JSON.stringify(consistencyOnly ? { key: record.key, features } : { ...record, features }));

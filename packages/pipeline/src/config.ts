@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { MAD_DEFAULT_THRESHOLD } from './mad/index.js';
 import type { BatchSettings } from './onnx/batcher.js';
 
 export type ModelPack = 'default' | 'buffalo_l';
@@ -16,7 +15,11 @@ export interface PipelineConfig {
   qualityEnabled: boolean;
   qualityThreshold: number;
   madEnabled: boolean;
-  madThreshold: number;
+  /**
+   * `mad_score` above which enrolment is refused; when absent, the default of the MAD model that
+   * runs, which depends on the pack's recogniser (mad/detector.ts: 0.264 with the default pack).
+   */
+  madThreshold?: number;
   /** Smallest face box side, in source pixels, that counts as a face. */
   minFaceSize: number;
   /** Images with more pixels are refused (PAYLOAD_TOO_LARGE) before decoding. */
@@ -66,8 +69,7 @@ export const DEFAULT_PIPELINE_CONFIG: Readonly<PipelineConfig> = {
   // and 90°-rotated variants of the robustness set (0.11, 0, 0, 0, 0.06).
   qualityThreshold: 0.2,
   madEnabled: true,
-  // docs/mad.md: BPCER 10 % on ID-style portraits (FRLL 6.9 %), 0 % on in-the-wild sets.
-  madThreshold: MAD_DEFAULT_THRESHOLD,
+  // madThreshold: the running MAD model's (docs/mad.md: BPCER 10 % on ID-style portraits).
   minFaceSize: 32,
   maxImagePixels: 50_000_000,
   intraOpThreads: 1,

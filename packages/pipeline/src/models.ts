@@ -2,9 +2,16 @@ import path from 'node:path';
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 
 import type { PipelineConfig } from './config.js';
-import { MAD_DEFAULT_PARAMETERS_FILE, MAD_MODEL_ID, MorphDetector } from './mad/index.js';
+import {
+  MAD_HANDMADE_MODEL,
+  MAD_STEM_MODEL,
+  MorphDetector,
+  STEM_TAPS,
+  hasStemTaps,
+  type MadModelChoice,
+} from './mad/index.js';
 import { resolvePack, type ModelFamily, type ModelRole, type ResolvedModel } from './manifest.js';
-import { ArcFaceRecognizer } from './model_zoo/arcface.js';
+import { ArcFaceRecognizer, TappedArcFaceRecognizer } from './model_zoo/arcface.js';
 import type { OnnxModel } from './model_zoo/base.js';
 import { EyeStateModel } from './model_zoo/eye_state.js';
 import { HopenetPose } from './model_zoo/hopenet.js';
@@ -82,17 +89,76 @@ interface ModelSlot<Role extends ModelRole> {
 type ModelSlots = { [Role in ModelRole]: ModelSlot<Role> };
 
 interface MadSlot {
+  choice: MadModelChoice;
   detector: MorphDetector | null;
-  file: string;
+  /**
+   * The recogniser's enrolment session, which also outputs the tensors the detector reads
+   * (stem-features.ts); null when the detector reads none.
+   */
+  tappedRecogniser: TappedArcFaceRecognizer | null;
+  /** Why this MAD model runs rather than the default pack's. */
+  detail?: string;
   failure?: string;
 }
 
-async function loadMorphDetector(modelsDir: string): Promise<MadSlot> {
-  const file = path.join(modelsDir, MAD_DEFAULT_PARAMETERS_FILE);
+/**
+ * The MAD model for the pack's recogniser: with the default pack's (the network the stem
+ * features come from) the stem-feature parameters and a second session of the recogniser that
+ * outputs its taps, used at enrolment only; with any other, the hand-made-feature parameters,
+ * which need nothing from the recogniser.
+ */
+async function loadMad(
+  modelsDir: string,
+  recognition: ResolvedModel | undefined,
+  settings: SessionSettings,
+  observer: BatchSizeObserver | undefined,
+): Promise<MadSlot> {
+  const tapped = hasStemTaps(recognition);
+  const choice = tapped ? MAD_STEM_MODEL : MAD_HANDMADE_MODEL;
+  const detail = tapped
+    ? undefined
+    : `the recognition model ${recognition?.entry.id ?? '(none)'} is not the one ${MAD_STEM_MODEL.id} reads; ` +
+      `hand-made features only`;
+  const file = path.join(modelsDir, choice.file);
+  let detector: MorphDetector;
   try {
-    return { detector: await new MorphDetector().prepare(file), file };
+    detector = await new MorphDetector().prepare(file);
   } catch (error) {
-    return { detector: null, file, failure: (error as Error).message };
+    return { choice, detector: null, tappedRecogniser: null, failure: (error as Error).message };
+  }
+  if (!tapped) return { choice, detector, tappedRecogniser: null, detail };
+  const recogniser = new TappedArcFaceRecognizer(recognition!, STEM_TAPS);
+  const failure = await prepareModel(recogniser, 'recognition', settings, observer);
+  if (failure) {
+    return { choice, detector: null, tappedRecogniser: null, failure: `its recogniser taps: ${failure}` };
+  }
+  return { choice, detector, tappedRecogniser: recogniser };
+}
+
+/** Prepares a model's session (lent to idle threads in the roles that may be); the reason it failed, if so. */
+async function prepareModel(
+  model: OnnxModel,
+  role: ModelRole,
+  settings: SessionSettings,
+  observer: BatchSizeObserver | undefined,
+): Promise<string | undefined> {
+  const { id, file } = model.entry;
+  const { idleThreads, ...unlent } = settings;
+  try {
+    await model.prepare(
+      idleThreads && LENT_ROLES.has(role) ? settings : unlent,
+      observer && {
+        onBatch: (size, wait) => observer.onBatch?.(id, size, wait),
+        onRun: (size, seconds) => observer.onRun?.(id, size, seconds),
+      },
+    );
+    return undefined;
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'file missing (see models/README.md; the default pack comes from npm run models)'
+        : (error as Error).message;
+    return `${file}: ${reason}`;
   }
 }
 
@@ -106,24 +172,9 @@ async function loadSlot<Role extends ModelRole>(
   const { id, family, file } = resolved.entry;
   const Constructor = CONSTRUCTORS[role][family];
   if (!Constructor) return { id, file, model: null, failure: `family '${family}' cannot serve the ${role} role` };
-  const { idleThreads, ...unlent } = settings;
-  try {
-    const model = new Constructor(resolved);
-    await model.prepare(
-      idleThreads && LENT_ROLES.has(role) ? settings : unlent,
-      observer && {
-        onBatch: (size, wait) => observer.onBatch?.(id, size, wait),
-        onRun: (size, seconds) => observer.onRun?.(id, size, seconds),
-      },
-    );
-    return { id, file, model };
-  } catch (error) {
-    const reason =
-      (error as NodeJS.ErrnoException).code === 'ENOENT'
-        ? 'file missing (see models/README.md; the default pack comes from npm run models)'
-        : (error as Error).message;
-    return { id, file, model: null, failure: `${file}: ${reason}` };
-  }
+  const model = new Constructor(resolved);
+  const failure = await prepareModel(model, role, settings, observer);
+  return failure ? { id, file, model: null, failure } : { id, file, model };
 }
 
 /**
@@ -197,7 +248,8 @@ export class PipelineModels {
           load('eye_state'),
         ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
-    return new PipelineModels(config, slots, await loadMorphDetector(config.modelsDir), packFailure, threads);
+    const mad = await loadMad(config.modelsDir, pack.get('recognition'), settings, observer);
+    return new PipelineModels(config, slots, mad, packFailure, threads);
   }
 
   /** The loaded model of a role, or null. */
@@ -207,6 +259,16 @@ export class PipelineModels {
 
   get morphDetector(): MorphDetector | null {
     return this.mad.detector;
+  }
+
+  /** The recogniser session enrolment runs when the MAD detector reads its taps (else null: the plain one). */
+  get tappedRecogniser(): TappedArcFaceRecognizer | null {
+    return this.mad.tappedRecogniser;
+  }
+
+  /** The MAD model that runs (or was to run), with its default threshold. */
+  get madModel(): MadModelChoice {
+    return this.mad.choice;
   }
 
   /**
@@ -274,12 +336,13 @@ export class PipelineModels {
   }
 
   private madHealth(): ComponentHealth {
-    const model = MAD_MODEL_ID;
+    const model = this.mad.choice.id;
+    const why = this.mad.detail ? `; ${this.mad.detail}` : '';
     if (!this.config.madEnabled) {
-      return { healthy: true, state: 'disabled', model, detail: 'gate disabled; score still computed at enrol' };
+      return { healthy: true, state: 'disabled', model, detail: `gate disabled; score still computed at enrol${why}` };
     }
     if (this.mad.failure) return { healthy: false, state: 'failed', model, detail: this.mad.failure };
-    return { healthy: true, state: 'ready', model };
+    return { healthy: true, state: 'ready', model, ...(this.mad.detail ? { detail: this.mad.detail } : {}) };
   }
 
   /**
@@ -293,7 +356,10 @@ export class PipelineModels {
   }
 
   async dispose(): Promise<void> {
-    const models: Array<OnnxModel | null> = Object.values(this.slots).map((slot) => slot.model);
+    const models: Array<OnnxModel | null> = [
+      ...Object.values(this.slots).map((slot) => slot.model),
+      this.mad.tappedRecogniser,
+    ];
     await Promise.all(models.map((model) => model?.dispose()));
     await this.threads?.close();
   }

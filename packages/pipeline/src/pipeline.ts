@@ -4,6 +4,8 @@ import type { PipelineConfig } from './config.js';
 import type { FaceDetection } from './image/boxes.js';
 import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
+import type { TapTensor } from './mad/index.js';
+import type { FaceEmbedding } from './model_zoo/arcface.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
 import { PipelineModels, type BatchSizeObserver, type HealthComponent, type SharedSessions } from './models.js';
 import { alignFace } from './stages/align.js';
@@ -89,6 +91,8 @@ export interface StageObserver extends BatchSizeObserver {
  */
 export class FacePipeline implements FaceAnalyser {
   readonly modelId: string;
+  /** `mad_score` above which enrolment is refused: the configured one, else the running MAD model's default. */
+  readonly madThreshold: number;
   private readonly qualityMapping: QualityMapping;
   private readonly selectionPolicy: FaceSelectionPolicy;
 
@@ -98,6 +102,7 @@ export class FacePipeline implements FaceAnalyser {
     private readonly observer: StageObserver | undefined,
   ) {
     this.modelId = models.modelId;
+    this.madThreshold = config.madThreshold ?? models.madModel.threshold;
     const normRange = models.model('recognition')?.entry.qualityNormRange;
     this.qualityMapping = normRange ? { recognisabilityNormRange: normRange } : {};
     this.selectionPolicy = {
@@ -146,6 +151,9 @@ export class FacePipeline implements FaceAnalyser {
     const recogniser = this.models.model('recognition')!;
     const padModel = this.models.model('pad');
     const morphDetector = operation === 'enrol' ? this.models.morphDetector : null;
+    // At enrolment the recogniser's run also yields the feature maps the MAD detector reads,
+    // when it reads any: a second session of the same model whose graph outputs them.
+    const tappedRecogniser = morphDetector?.readsRecogniserTaps ? this.models.tappedRecogniser : null;
 
     const decoded = await this.timed('decode', () => decodeImage(image, { maxImagePixels: config.maxImagePixels }));
     const faces = await this.timed('detect', () => detector.detect(decoded, this.models.detectorOptions));
@@ -164,24 +172,33 @@ export class FacePipeline implements FaceAnalyser {
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
     const fivePoints = face.keypoints ?? fivePointsFrom68(landmarks68!);
     const aligned = await this.timed('align', () => alignOrNoFace(decoded, fivePoints));
-    const pendingEmbedding = recogniser.embed(aligned);
-    pendingEmbedding.catch(() => undefined);
+    const pendingRecognition: Promise<{ embedding: FaceEmbedding; taps: readonly TapTensor[] }> = tappedRecogniser
+      ? tappedRecogniser.embedWithTaps(aligned)
+      : recogniser.embed(aligned).then((embedding) => ({ embedding, taps: [] }));
+    pendingRecognition.catch(() => undefined);
 
     const padScore = pendingPad ? await this.timed('pad', () => pendingPad) : null;
     if (config.padEnabled && padScore !== null && padScore < config.padThreshold) {
       throw new FacegateError('PAD_REJECTED', 'presentation attack suspected', { pad_score: padScore });
     }
 
+    // The hand-made features are computed while the recogniser runs; the stage then waits for its taps.
     const madScore = morphDetector
-      ? await this.timed('mad', () => morphDetector.score({ image: decoded, fivePoints }))
+      ? await this.timed('mad', () =>
+          morphDetector.score({
+            image: decoded,
+            fivePoints,
+            recogniserTaps: pendingRecognition.then(({ taps }) => taps),
+          }),
+        )
       : null;
-    if (config.madEnabled && madScore !== null && madScore > config.madThreshold) {
+    if (config.madEnabled && madScore !== null && madScore > this.madThreshold) {
       throw new FacegateError('MAD_REJECTED', 'morphing attack suspected', { mad_score: madScore });
     }
 
     // The template comes before the quality decision because one quality component
     // (recognisability) is derived from it; a rejected image costs one extraction more.
-    const embedding = await this.timed('extract', () => pendingEmbedding);
+    const { embedding } = await this.timed('extract', () => pendingRecognition);
     const quality = await this.timed('quality', () =>
       assessQuality({
         image: decoded,

@@ -1,6 +1,7 @@
 import { invertAffine, type Affine, type RgbImage } from '../image/raster.js';
 import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/similarity.js';
 import { CONSISTENCY_FEATURE_NAMES, consistencyFeatures } from './consistency-features.js';
+import { STEM_FEATURE_NAMES } from './stem-features.js';
 
 /**
  * Hand-crafted single-image morphing-attack features, computed on two crops aligned with the
@@ -29,10 +30,16 @@ import { CONSISTENCY_FEATURE_NAMES, consistencyFeatures } from './consistency-fe
  * consistency features of `consistency-features.ts` (doubled contours, face against forehead,
  * neck and background), added because texture alone did not carry over to morph generators the
  * model had not seen (docs/mad.md, "Cross-generator validation").
+ *
+ * Version 3 = the 211 hand-made features of version 2 (this file and the consistency block,
+ * unchanged) followed by the 128 `stem-features.ts` features (the default pack's recogniser's
+ * first layers on the aligned face, read from its run at enrolment), added because resampling
+ * and JPEG erase the finest texture the hand-made features read (docs/mad.md). Parameters of
+ * version 2 still run (the first 211 features): with a recogniser that has no such layers.
  */
-export const MAD_FEATURE_VERSION = 2;
+export const MAD_FEATURE_VERSION = 3;
 
-/** How many of the features are the version-1 texture block (the rest: consistency features). */
+/** How many of the features are the version-1 texture block (then consistency, then stem features). */
 export const MAD_TEXTURE_FEATURE_COUNT = 154;
 
 const FACE_SIZE = 160;
@@ -77,8 +84,23 @@ function featureNameList(): string[] {
   return names;
 }
 
+const HANDMADE_FEATURE_NAMES: readonly string[] = featureNameList();
+
+/** How many of the features `madFeatures` computes (texture + consistency; the stem features follow). */
+export const MAD_HANDMADE_FEATURE_COUNT = HANDMADE_FEATURE_NAMES.length;
+
 /** Names of the feature vector's entries, in order. */
-export const MAD_FEATURE_NAMES: readonly string[] = featureNameList();
+export const MAD_FEATURE_NAMES: readonly string[] = [...HANDMADE_FEATURE_NAMES, ...STEM_FEATURE_NAMES];
+
+/**
+ * The features of a feature version this build computes (version 2: the hand-made ones, which
+ * version 3 begins with), or undefined.
+ */
+export function madFeatureNamesOf(version: number): readonly string[] | undefined {
+  if (version === MAD_FEATURE_VERSION) return MAD_FEATURE_NAMES;
+  if (version === 2) return HANDMADE_FEATURE_NAMES;
+  return undefined;
+}
 
 function scaledTemplate(scale: number, offset: number): Point[] {
   return ARCFACE_TEMPLATE_112.map(([x, y]) => [x * scale + offset, y * scale + offset]);
@@ -628,9 +650,10 @@ export function madCrops(image: RgbImage, fivePoints: readonly Point[]): { face:
 }
 
 /**
- * The MAD feature vector of one face: `image` is the decoded 8-bit RGB photo (the decode
- * stage's output, EXIF-rotated), `fivePoints` the five alignment points in its pixels
- * (image-left eye, image-right eye, nose tip, mouth corners), as the pipeline aligns with.
+ * The hand-made MAD features of one face (the first {@link MAD_HANDMADE_FEATURE_COUNT}):
+ * `image` is the decoded 8-bit RGB photo (the decode stage's output, EXIF-rotated),
+ * `fivePoints` the five alignment points in its pixels (image-left eye, image-right eye, nose
+ * tip, mouth corners), as the pipeline aligns with.
  */
 export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Float64Array {
   warpCrop(image, estimateSimilarity(fivePoints, FACE_TEMPLATE), FACE_SIZE, faceRgb, faceGrey, faceChroma);
@@ -750,8 +773,8 @@ export function madFeatures(image: RgbImage, fivePoints: readonly Point[]): Floa
   features.push(Math.log(Math.max(1, eyeDistance)));
   features.push(...consistencyFeatures(image, fivePoints));
 
-  if (features.length !== MAD_FEATURE_NAMES.length) {
-    throw new Error(`MAD feature count ${features.length} differs from ${MAD_FEATURE_NAMES.length} names`);
+  if (features.length !== MAD_HANDMADE_FEATURE_COUNT) {
+    throw new Error(`MAD feature count ${features.length} differs from ${MAD_HANDMADE_FEATURE_COUNT} names`);
   }
   const out = Float64Array.from(features);
   for (let index = 0; index < out.length; index++) if (!Number.isFinite(out[index]!)) out[index] = 0;

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 
-import { MAD_FEATURE_NAMES, MAD_FEATURE_VERSION } from './features.js';
+import { MAD_FEATURE_VERSION, madFeatureNamesOf } from './features.js';
 
 export const MAD_PARAMETERS_FORMAT = 'facegate-mad-v1';
 
@@ -68,14 +68,17 @@ export function validateParameters(parsed: unknown, file = '<memory>'): MadModel
   const model = candidate.model;
   if (typeof model !== 'object' || model === null) fail('no model object');
   const m = model as MadModel;
-  if (m.featureVersion !== MAD_FEATURE_VERSION) {
-    fail(`trained for feature version ${String(m.featureVersion)}, this build computes version ${MAD_FEATURE_VERSION}`);
+  const names = madFeatureNamesOf(m.featureVersion);
+  if (!names) {
+    fail(
+      `trained for feature version ${String(m.featureVersion)}, this build computes versions 2 and ${MAD_FEATURE_VERSION}`,
+    );
   }
-  const count = MAD_FEATURE_NAMES.length;
+  const count = names!.length;
   if (
     !Array.isArray(m.featureNames) ||
     m.featureNames.length !== count ||
-    m.featureNames.some((name, i) => name !== MAD_FEATURE_NAMES[i])
+    m.featureNames.some((name, i) => name !== names![i])
   ) {
     fail(`feature names differ from this build's ${count} features`);
   }

@@ -2,7 +2,13 @@ import type * as ort from 'onnxruntime-node';
 
 import type { ModelEntry, ResolvedModel } from '../manifest.js';
 import type { BatchObserver } from '../onnx/batcher.js';
-import { openSession, type LoadedSession, type SessionSettings, type SessionPlacement } from '../onnx/session.js';
+import {
+  openSession,
+  type ExtraOutput,
+  type LoadedSession,
+  type SessionSettings,
+  type SessionPlacement,
+} from '../onnx/session.js';
 
 /**
  * Common life cycle of a model-zoo class: `prepare` opens and validates the session, the
@@ -31,15 +37,20 @@ export abstract class OnnxModel {
     return this.loaded?.placement;
   }
 
+  /** Intermediate tensors the session also outputs, after the model's own outputs (none unless a subclass says). */
+  protected get extraOutputs(): readonly ExtraOutput[] {
+    return [];
+  }
+
   /** `observer` hears of every batch when `settings.batch` turns batching on. */
   async prepare(settings: SessionSettings, observer?: BatchObserver): Promise<this> {
-    this.loaded ??= await openSession(this.model, settings, observer);
+    this.loaded ??= await openSession(this.model, settings, observer, this.extraOutputs);
     return this;
   }
 
   /**
    * Runs the session on one float32 input (of batch size 1); outputs come back in the model's
-   * output order. With batching on, concurrent inputs share one run.
+   * output order, then {@link extraOutputs}. With batching on, concurrent inputs share one run.
    */
   protected async runSingleInput(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> {
     const loaded = this.loaded;

@@ -14,8 +14,8 @@ import * as ort from 'onnxruntime-node';
 import { answerRequests, ThreadRequester } from './module-thread.js';
 
 export interface LentRun {
-  /** The session, named alike in every thread (see {@link IdleThreads.lendable}). */
-  sessionKey: string;
+  /** The session's key (session.ts `sessionKey`): every pipeline thread opens the same sessions. */
+  key: string;
   data: Float32Array;
   dimensions: number[];
 }
@@ -46,9 +46,10 @@ export class IdleThreads {
   constructor(ports: IdleThreadPorts) {
     this.idleCount = new Int32Array(ports.idleCount);
     this.broker = new ThreadRequester(ports.asks);
-    answerRequests<LentRun, RunOutput[]>(ports.lends, async ({ sessionKey, data, dimensions }) => {
-      const run = this.localRuns.get(sessionKey);
-      if (!run) throw new Error(`no session '${sessionKey}' in this pipeline thread`);
+    answerRequests<LentRun, RunOutput[]>(ports.lends, async ({ key, data, dimensions }) => {
+      const run = this.localRuns.get(key);
+      if (!run) throw new Error(`no session '${key}' in this pipeline thread`);
+      // Every output, extra outputs too (a recogniser's taps at enrolment: see models.ts).
       const outputs = (await run(data, dimensions)).map((tensor) => ({
         data: new Float32Array(tensor.data as Float32Array),
         dimensions: [...tensor.dims],
@@ -57,18 +58,15 @@ export class IdleThreads {
     });
   }
 
-  /**
-   * `localRun`, sending its inputs to an idle thread whenever there is one. `sessionKey` names the
-   * session alike in every thread (the same model with the same outputs).
-   */
-  lendable(sessionKey: string, localRun: LocalRun): LocalRun {
-    this.localRuns.set(sessionKey, localRun);
+  /** `localRun` of the session `key`, sending its inputs to an idle thread whenever there is one. */
+  lendable(key: string, localRun: LocalRun): LocalRun {
+    this.localRuns.set(key, localRun);
     return async (data, dimensions) => {
       if (Atomics.load(this.idleCount, 0) > 0) {
         let outputs: RunOutput[] | null = null;
         try {
           // Copied, not moved: should no thread take it, it runs here.
-          outputs = await this.broker.request({ sessionKey, data, dimensions: [...dimensions] });
+          outputs = await this.broker.request({ key, data, dimensions: [...dimensions] });
         } catch {
           // The other thread failed or exited while running it: run it here instead.
         }

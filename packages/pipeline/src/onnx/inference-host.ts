@@ -10,10 +10,19 @@ import * as ort from 'onnxruntime-node';
 import type { ResolvedModel } from '../manifest.js';
 import type { BatchObserver } from './batcher.js';
 import { answerRequests, ThreadRequester } from './module-thread.js';
-import { openSession, type LoadedSession, type SessionPlacement, type SessionSettings } from './session.js';
+import {
+  openSession,
+  sessionKey,
+  type ExtraOutput,
+  type LoadedSession,
+  type SessionPlacement,
+  type SessionSettings,
+} from './session.js';
 
+/** `key`: the session's {@link sessionKey} (a model may have a second session with extra outputs). */
 type HostRequest =
-  { type: 'open'; model: ResolvedModel } | { type: 'run'; modelId: string; data: Float32Array; dimensions: number[] };
+  | { type: 'open'; model: ResolvedModel; extraOutputs: ExtraOutput[] }
+  | { type: 'run'; key: string; data: Float32Array; dimensions: number[] };
 
 interface SessionDescription {
   inputNames: string[];
@@ -47,7 +56,7 @@ export class InferenceHost {
   serve(port: MessagePort): void {
     answerRequests<HostRequest, HostAnswer>(port, async (request) => {
       if (request.type === 'open') {
-        const loaded = await this.session(request.model);
+        const loaded = await this.session(request.model, request.extraOutputs);
         const description: SessionDescription = {
           inputNames: [...loaded.inputNames],
           outputNames: [...loaded.outputNames],
@@ -58,9 +67,9 @@ export class InferenceHost {
         };
         return { answer: description };
       }
-      const loaded = await this.sessions.get(request.modelId);
-      if (!loaded) throw new Error(`no session of '${request.modelId}' in the inference host`);
-      // A batch's outputs are views of one buffer: each client gets its own copy to own.
+      const loaded = await this.sessions.get(request.key);
+      if (!loaded) throw new Error(`no session '${request.key}' in the inference host`);
+      // A batch's outputs (every one, extra outputs too) are views of one buffer: each client gets its own copy to own.
       const outputs = (await loaded.run(request.data, request.dimensions)).map((tensor) => ({
         data: new Float32Array(tensor.data as Float32Array),
         dimensions: [...tensor.dims],
@@ -69,18 +78,19 @@ export class InferenceHost {
     });
   }
 
-  private session(model: ResolvedModel): Promise<LoadedSession> {
-    let session = this.sessions.get(model.entry.id);
+  private session(model: ResolvedModel, extraOutputs: readonly ExtraOutput[]): Promise<LoadedSession> {
+    const key = sessionKey(model, extraOutputs);
+    let session = this.sessions.get(key);
     if (!session) {
       const hostObserver = this.observer;
       const observer: BatchObserver | undefined = hostObserver && {
         onBatch: (size, waitSeconds) => hostObserver.onBatch(model.entry.id, size, waitSeconds),
         onRun: (size, seconds) => hostObserver.onRun(model.entry.id, size, seconds),
       };
-      session = openSession(model, this.settings, observer);
+      session = openSession(model, this.settings, observer, extraOutputs);
       // A failed open is retried by the next client rather than remembered.
-      session.catch(() => this.sessions.delete(model.entry.id));
-      this.sessions.set(model.entry.id, session);
+      session.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, session);
     }
     return session;
   }
@@ -100,15 +110,19 @@ export class RemoteSessions {
     this.host = new ThreadRequester(port);
   }
 
-  async open(model: ResolvedModel): Promise<LoadedSession> {
-    const modelId = model.entry.id;
-    const description = (await this.host.request({ type: 'open', model })) as SessionDescription;
+  async open(model: ResolvedModel, extraOutputs: readonly ExtraOutput[] = []): Promise<LoadedSession> {
+    const key = sessionKey(model, extraOutputs);
+    const description = (await this.host.request({
+      type: 'open',
+      model,
+      extraOutputs: [...extraOutputs],
+    })) as SessionDescription;
     return {
       ...description,
       run: async (data, dimensions) => {
         // A copy to give away: the caller may reuse its buffer once this run is answered.
         const copy = new Float32Array(data);
-        const outputs = (await this.host.request({ type: 'run', modelId, data: copy, dimensions: [...dimensions] }, [
+        const outputs = (await this.host.request({ type: 'run', key, data: copy, dimensions: [...dimensions] }, [
           copy.buffer as ArrayBuffer,
         ])) as RunOutput[];
         return outputs.map((output) => new ort.Tensor('float32', output.data, output.dimensions));

@@ -7,6 +7,7 @@ import type { IdleThreads } from './idle-threads.js';
 import type { InferenceThreads } from './inference-threads.js';
 import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
+import { withOutputs } from './extra-outputs.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -33,6 +34,9 @@ export interface SessionPlacement {
 }
 
 export class ModelShapeError extends Error {}
+
+/** An intermediate tensor of a graph that a session also outputs (onnx/extra-outputs.ts). */
+export type ExtraOutput = TensorSpec & { name: string };
 
 /**
  * Session options for a CPU box shared by several worker processes. Thread spinning is off:
@@ -119,37 +123,57 @@ function hasBatchDimension(model: ResolvedModel): boolean {
 }
 
 /**
+ * What names a session among the sessions of one thread, inference thread or host: the model,
+ * and the intermediate tensors it also outputs, if any (a second session of the same model).
+ */
+export function sessionKey(model: ResolvedModel, extraOutputs: readonly ExtraOutput[]): string {
+  return [model.entry.id, ...extraOutputs.map((output) => output.name)].join('+');
+}
+
+/**
  * Reads, verifies, patches (subnormal weights zeroed) and opens a model, then checks its
  * inputs and outputs against the manifest so that a wrong file fails at start-up rather
  * than producing garbage on the first request. Where `settings.remote` is set, the session
  * lives in an inference host thread (inference-host.ts), which batches for every caller.
+ *
+ * `extraOutputs`: intermediate tensors of the graph to output after the manifest's outputs
+ * (onnx/extra-outputs.ts), each checked by name and shape like them.
  */
 export async function openSession(
   model: ResolvedModel,
   settings: SessionSettings,
   observer?: BatchObserver,
+  extraOutputs: readonly ExtraOutput[] = [],
 ): Promise<LoadedSession> {
-  if (settings.remote) return settings.remote.open(model);
-  const original = await readVerifiedModel(model);
+  if (settings.remote) return settings.remote.open(model, extraOutputs);
+  const verified = await readVerifiedModel(model);
+  const original =
+    extraOutputs.length > 0
+      ? withOutputs(
+          verified,
+          extraOutputs.map((output) => output.name),
+        )
+      : verified;
   const patched = zeroSubnormalWeights(original);
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
   const { session, placement } = await createPlacedSession(patched.bytes, settings);
   try {
     checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
-    checkTensors('output', model.entry.outputs, session.outputMetadata, batchable);
+    checkTensors('output', [...model.entry.outputs, ...extraOutputs], session.outputMetadata, batchable);
   } catch (error) {
     await session.release();
     throw error;
   }
   const inputName = session.inputNames[0]!;
   let runOnce = runnerOf(session, inputName);
+  const key = sessionKey(model, extraOutputs);
   const threads = settings.threads;
   if (threads) {
-    const key = `${model.entry.id}#${threadSessions++}`;
-    await threads.open(key, patched.bytes, sessionOptions(settings));
+    const threadKey = `${key}#${threadSessions++}`;
+    await threads.open(threadKey, patched.bytes, sessionOptions(settings));
     runOnce = async (data, dimensions) =>
-      (await threads.run(key, inputName, data, dimensions)).map(
+      (await threads.run(threadKey, inputName, data, dimensions)).map(
         (output) => new ort.Tensor('float32', output.data, output.dimensions),
       );
   }
@@ -176,11 +200,7 @@ export async function openSession(
     batchSizes.length > 1
       ? batchedRun(runOnce, settings.batch!, onGpu ? batchSizes : undefined, observer)
       : (data: Float32Array, dimensions: readonly number[]) => runOnce(data, dimensions);
-  // Keyed by model and outputs: two sessions of one model that answer different outputs (an
-  // intermediate tensor exposed for one use) must not stand in for each other on another thread.
-  const run = settings.idleThreads
-    ? settings.idleThreads.lendable(`${model.entry.id}:${session.outputNames.join(',')}`, localRun)
-    : localRun;
+  const run = settings.idleThreads ? settings.idleThreads.lendable(key, localRun) : localRun;
   return {
     run,
     release: async () => {
