@@ -10,6 +10,29 @@ const faces = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg', '001_smi
   (name) => readImage(fixture('frll', name)),
 );
 
+/**
+ * Starts the service set to die at the crash point `crashAt` (a SIGKILL of itself), runs
+ * `setUp` against it, then `request`, whose connection must die with the process.
+ */
+async function killedDuring(
+  env: Record<string, string>,
+  crashAt: string,
+  request: (baseUrl: string) => Promise<unknown>,
+  setUp: (baseUrl: string) => Promise<void> = async () => undefined,
+): Promise<void> {
+  const doomed = await startServiceProcess({ ...env, FACEGATE_TEST_CRASH_AT: crashAt });
+  try {
+    const died = new Promise<NodeJS.Signals | null>((resolve) =>
+      doomed.child.once('exit', (_code, signal) => resolve(signal)),
+    );
+    await setUp(doomed.baseUrl);
+    await assert.rejects(request(doomed.baseUrl), 'the connection dies with the process');
+    assert.equal(await died, 'SIGKILL');
+  } finally {
+    await doomed.stop('SIGKILL');
+  }
+}
+
 describe('the service as a process', () => {
   it('keeps every acknowledged enrol across SIGKILL', async () => {
     const dataDir = temporaryDirectory('sigkill');
@@ -51,16 +74,7 @@ describe('the service as a process', () => {
       postBiometric(baseUrl, 'enrol', image, { subject_id: 'p1' }, { 'Idempotency-Key': key });
     const neutral = faces[0]!;
     try {
-      const doomed = await startServiceProcess({ DATA_DIR: dataDir, FACEGATE_TEST_CRASH_AT: 'enrol:committed' });
-      try {
-        const died = new Promise<NodeJS.Signals | null>((resolve) =>
-          doomed.child.once('exit', (_code, signal) => resolve(signal)),
-        );
-        await assert.rejects(enrol(doomed.baseUrl, neutral, 'enrol-1'), 'the connection dies with the process');
-        assert.equal(await died, 'SIGKILL');
-      } finally {
-        await doomed.stop('SIGKILL');
-      }
+      await killedDuring({ DATA_DIR: dataDir }, 'enrol:committed', (baseUrl) => enrol(baseUrl, neutral, 'enrol-1'));
 
       const restarted = await startServiceProcess({ DATA_DIR: dataDir });
       try {
@@ -95,18 +109,15 @@ describe('the service as a process', () => {
       postBiometric(baseUrl, 'enrol', image, { subject_id: 'p1', append: true }, { 'Idempotency-Key': key });
     const smiling = faces[3]!;
     try {
-      const doomed = await startServiceProcess({ ...settings, FACEGATE_TEST_CRASH_AT: 'append:committed' });
-      try {
-        const died = new Promise<NodeJS.Signals | null>((resolve) =>
-          doomed.child.once('exit', (_code, signal) => resolve(signal)),
-        );
-        const enrolled = await postBiometric(doomed.baseUrl, 'enrol', faces[0], { subject_id: 'p1' });
-        assert.equal(enrolled.status, 200, enrolled.xml);
-        await assert.rejects(append(doomed.baseUrl, smiling, 'append-1'), 'the connection dies with the process');
-        assert.equal(await died, 'SIGKILL');
-      } finally {
-        await doomed.stop('SIGKILL');
-      }
+      await killedDuring(
+        settings,
+        'append:committed',
+        (baseUrl) => append(baseUrl, smiling, 'append-1'),
+        async (baseUrl) => {
+          const enrolled = await postBiometric(baseUrl, 'enrol', faces[0], { subject_id: 'p1' });
+          assert.equal(enrolled.status, 200, enrolled.xml);
+        },
+      );
 
       const restarted = await startServiceProcess(settings);
       try {
