@@ -94,7 +94,7 @@ export interface AttachedThread {
 
 /** The pool's side: knows which threads are idle and passes a busy thread's run to one of them. */
 export class IdleThreadBroker {
-  private readonly idleCount = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
+  private readonly idleCount = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   private readonly threads = new Set<BrokeredThread>();
   /** Runs an idle thread took over since start. */
   runsLent = 0;
@@ -110,7 +110,11 @@ export class IdleThreadBroker {
   } {
     const asks = new MessageChannel();
     const lends = new MessageChannel();
-    const ports: IdleThreadPorts = { asks: asks.port2, lends: lends.port2, idleCount: this.idleCount };
+    const ports: IdleThreadPorts = {
+      asks: asks.port2,
+      lends: lends.port2,
+      idleCount: this.idleCount.buffer as SharedArrayBuffer,
+    };
     return {
       ports,
       transfer: [asks.port2, lends.port2],
@@ -145,7 +149,7 @@ export class IdleThreadBroker {
   changed(): void {
     let idle = 0;
     for (const thread of this.threads) if (thread.analyses() + thread.lentRuns === 0) idle++;
-    Atomics.store(new Int32Array(this.idleCount), 0, idle);
+    Atomics.store(this.idleCount, 0, idle);
   }
 
   private async runElsewhere(asker: BrokeredThread, run: LentRun): Promise<RunOutput[] | null> {
