@@ -22,4 +22,14 @@ void ApplyRequestedThreadCount() {
 
 int CurrentThreadCount() { return omp_get_max_threads(); }
 
+ScopedThreadCount::ScopedThreadCount(int count) {
+  if (count <= 0) return;
+  previous_ = omp_get_max_threads();
+  omp_set_num_threads(count);
+}
+
+ScopedThreadCount::~ScopedThreadCount() {
+  if (previous_ > 0) omp_set_num_threads(previous_);
+}
+
 }  // namespace facegate_faiss

@@ -15,4 +15,17 @@ void ApplyRequestedThreadCount();
 
 int CurrentThreadCount();
 
+// Runs the calling thread's OpenMP regions on `count` threads until the end of
+// the scope, then restores its previous count; 0 changes nothing.
+class ScopedThreadCount {
+ public:
+  explicit ScopedThreadCount(int count);
+  ScopedThreadCount(const ScopedThreadCount&) = delete;
+  ScopedThreadCount& operator=(const ScopedThreadCount&) = delete;
+  ~ScopedThreadCount();
+
+ private:
+  int previous_ = 0;
+};
+
 }  // namespace facegate_faiss

@@ -20,7 +20,8 @@ export interface VectorIndex {
   readonly isTrained: boolean;
   train(vectors: Float32Array): void;
   addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
-  search(queries: Float32Array, k: number): IndexSearchResult;
+  /** `threads`: OpenMP threads for this call (the engine's default when absent). */
+  search(queries: Float32Array, k: number, threads?: number): IndexSearchResult;
   searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
   removeIds(ids: BigInt64Array): number;
   setParameter(name: string, value: number): void;
@@ -204,7 +205,8 @@ export class ModelIndex {
       const result =
         this.index.searchAsync !== undefined && available > SYNC_SEARCH_MAX_VECTORS
           ? await this.index.searchAsync(query, limit)
-          : this.index.search(query, limit);
+          : // One thread: waking OpenMP's threads costs more than a search this small.
+            this.index.search(query, limit, 1);
       if (this.index.metric === 'l2') {
         const { distances } = result;
         for (let i = 0; i < distances.length; i++) distances[i] = 1 - distances[i]! / 2;
