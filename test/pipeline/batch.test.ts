@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 
 import { FacePipeline, cosineSimilarity, type FaceAnalysis } from '../../packages/pipeline/src/index.js';
 import { freeBatchDimension } from '../../packages/pipeline/src/onnx/batch.js';
-import { Batcher } from '../../packages/pipeline/src/onnx/batcher.js';
+import { Batcher, RunLane } from '../../packages/pipeline/src/onnx/batcher.js';
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
 import { seededRandom } from '../support/random.js';
@@ -84,6 +84,71 @@ describe('Batcher', () => {
     const second = batcher.submit(2);
     assert.deepEqual(await Promise.all([first, second]), [1, 2]);
     assert.deepEqual(batches, [[1, 2]]);
+  });
+
+  it('with a lane, forms each batch when its turn comes, with every input that arrived meanwhile', async () => {
+    const lane = new RunLane();
+    const runs: string[] = [];
+    const releases: Array<() => void> = [];
+    let running = 0;
+    let mostRunning = 0;
+    const batcherOf = (model: string) =>
+      new Batcher<number, number>(
+        { maxBatch: 4, waitMs: 0 },
+        async (inputs) => {
+          runs.push(`${model}:${inputs.join(',')}`);
+          mostRunning = Math.max(mostRunning, ++running);
+          await new Promise<void>((resolve) => releases.push(resolve));
+          running--;
+          return inputs.map((input) => -input);
+        },
+        undefined,
+        lane,
+      );
+    const [detector, recogniser] = [batcherOf('d'), batcherOf('r')];
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    const outputs: Array<Promise<number>> = [detector.submit(1)];
+    await turn();
+    assert.deepEqual(runs, ['d:1']);
+    // While the lane runs d:1, inputs of both models arrive one turn apart.
+    for (const input of [2, 3, 4, 5, 6, 7]) {
+      outputs.push(detector.submit(input), recogniser.submit(10 * input));
+      await turn();
+    }
+    assert.deepEqual(runs, ['d:1']);
+    const finish = async () => {
+      releases.shift()!();
+      await turn();
+      await turn();
+    };
+    await finish();
+    // The detector asked for the lane first; inputs beyond maxBatch wait for a later turn, behind the other batcher.
+    assert.deepEqual(runs, ['d:1', 'd:2,3,4,5']);
+    await finish();
+    assert.deepEqual(runs, ['d:1', 'd:2,3,4,5', 'r:20,30,40,50']);
+    await finish();
+    await finish();
+    await finish();
+    assert.deepEqual(runs, ['d:1', 'd:2,3,4,5', 'r:20,30,40,50', 'd:6,7', 'r:60,70']);
+    assert.deepEqual(await Promise.all(outputs), [-1, -2, -20, -3, -30, -4, -40, -5, -50, -6, -60, -7, -70]);
+    assert.equal(mostRunning, 1, 'one run at a time in the lane');
+  });
+
+  it('without a lane, sends a batch every turn whatever is running', async () => {
+    const batches: number[][] = [];
+    const releases: Array<() => void> = [];
+    const batcher = new Batcher<number, number>({ maxBatch: 4, waitMs: 0 }, async (inputs) => {
+      batches.push(inputs);
+      await new Promise<void>((resolve) => releases.push(resolve));
+      return inputs;
+    });
+    const pending = [1, 2, 3].map((input) => batcher.submit(input));
+    await new Promise((resolve) => setImmediate(resolve));
+    const fourth = batcher.submit(4);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(batches, [[1, 2, 3], [4]]);
+    for (const release of releases.splice(0)) release();
+    assert.deepEqual(await Promise.all([...pending, fourth]), [1, 2, 3, 4]);
   });
 
   it('fails every input of a batch whose run fails, and refuses bad settings', async () => {

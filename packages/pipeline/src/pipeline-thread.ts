@@ -1,6 +1,6 @@
 /**
  * One thread of {@link PipelinePool}. workerData: the pipeline configuration and, on a GPU, the
- * port of the inference host that holds the sessions. Says `{ ready }` once loaded, then answers
+ * ports of the inference hosts that hold the sessions. Says `{ ready }` once loaded, then answers
  * analysis requests.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
@@ -18,9 +18,9 @@ import {
   type PipelineThreadRequest,
 } from './pipeline-pool.js';
 
-const { config, hostPort, idleThreadPorts } = workerData as {
+const { config, hostPorts, idleThreadPorts } = workerData as {
   config: PipelineConfig;
-  hostPort?: MessagePort;
+  hostPorts?: MessagePort[];
   idleThreadPorts?: IdleThreadPorts;
 };
 const parent = parentPort!;
@@ -36,8 +36,8 @@ const pipeline = await FacePipeline.create(
     onBatch: (model, size, waitSeconds) => batches.push([model, size, waitSeconds]),
     onRun: (model, size, seconds) => runs.push([model, size, seconds]),
   },
-  hostPort
-    ? { remote: new RemoteSessions(hostPort) }
+  hostPorts
+    ? { remote: new RemoteSessions(hostPorts) }
     : idleThreadPorts
       ? { idleThreads: new IdleThreads(idleThreadPorts) }
       : {},

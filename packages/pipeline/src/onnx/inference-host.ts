@@ -1,8 +1,10 @@
 /**
- * One thread that holds every model's session for several pipeline threads, so that the inputs
- * of all of them meet in one batcher per model. That is what a GPU needs: at batch 1 it is
- * launch-bound (~1.3 ms a run whatever the model), batched it runs thousands of faces a second,
- * while decoding and pre- and post-processing stay spread over the pipeline threads' cores.
+ * Threads that hold the models' sessions for several pipeline threads, so that the inputs of all
+ * of them meet in one batcher per model. That is what a GPU needs: at batch 1 it is launch-bound
+ * (~1.3 ms a run whatever the model), batched it runs thousands of faces a second, while decoding
+ * and pre- and post-processing stay spread over the pipeline threads' cores. onnxruntime-node
+ * runs a session on the calling thread and returns when the run is over, so one host runs one
+ * batch at a time; with several hosts, each holds some of the models and their runs overlap.
  */
 import type { MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -51,6 +53,11 @@ export class InferenceHost {
       onRun(model: string, size: number, seconds: number): void;
     },
   ) {}
+
+  /** The sessions this host holds, by {@link sessionKey}. */
+  get sessionKeys(): string[] {
+    return [...this.sessions.keys()];
+  }
 
   /** Answers one client (a pipeline thread) on `port`. */
   serve(port: MessagePort): void {
@@ -102,27 +109,40 @@ export class InferenceHost {
   }
 }
 
-/** The client side, in a pipeline thread: sessions that live in the host, used like local ones. */
+/**
+ * The client side, in a pipeline thread: sessions that live in the hosts, used like local ones.
+ * The n-th session opened goes to host n modulo their number. Every pipeline thread opens the
+ * same models in the same order, so each model lives in one host; were the orders to differ, a
+ * model would only be opened in two hosts (another session, same results).
+ */
 export class RemoteSessions {
-  private readonly host: ThreadRequester<HostRequest, HostAnswer>;
+  private readonly hosts: Array<ThreadRequester<HostRequest, HostAnswer>>;
+  private readonly hostOfKey = new Map<string, ThreadRequester<HostRequest, HostAnswer>>();
+  private opening: Promise<unknown> = Promise.resolve();
 
-  constructor(port: MessagePort) {
-    this.host = new ThreadRequester(port);
+  constructor(ports: readonly MessagePort[]) {
+    if (ports.length === 0) throw new RangeError('remote sessions need at least one host');
+    this.hosts = ports.map((port) => new ThreadRequester<HostRequest, HostAnswer>(port));
   }
 
   async open(model: ResolvedModel, extraOutputs: readonly ExtraOutput[] = []): Promise<LoadedSession> {
     const key = sessionKey(model, extraOutputs);
-    const description = (await this.host.request({
-      type: 'open',
-      model,
-      extraOutputs: [...extraOutputs],
-    })) as SessionDescription;
+    let host = this.hostOfKey.get(key);
+    if (!host) {
+      host = this.hosts[this.hostOfKey.size % this.hosts.length]!;
+      this.hostOfKey.set(key, host);
+    }
+    // One open at a time: onnxruntime-node's environment set-up is not safe against threads
+    // (here, hosts) creating their first sessions at once.
+    const opened = this.opening.then(() => host.request({ type: 'open', model, extraOutputs: [...extraOutputs] }));
+    this.opening = opened.catch(() => undefined);
+    const description = (await opened) as SessionDescription;
     return {
       ...description,
       run: async (data, dimensions) => {
         // A copy to give away: the caller may reuse its buffer once this run is answered.
         const copy = new Float32Array(data);
-        const outputs = (await this.host.request({ type: 'run', key, data: copy, dimensions: [...dimensions] }, [
+        const outputs = (await host.request({ type: 'run', key, data: copy, dimensions: [...dimensions] }, [
           copy.buffer as ArrayBuffer,
         ])) as RunOutput[];
         return outputs.map((output) => new ort.Tensor('float32', output.data, output.dimensions));

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
 import { freeBatchDimension } from './batch.js';
-import { Batcher, type BatchObserver, type BatchSettings } from './batcher.js';
+import { Batcher, RunLane, type BatchObserver, type BatchSettings } from './batcher.js';
 import type { IdleThreads } from './idle-threads.js';
 import type { InferenceThreads } from './inference-threads.js';
 import type { RemoteSessions } from './inference-host.js';
@@ -117,6 +117,9 @@ export interface LoadedSession {
 
 let threadSessions = 0;
 
+/** This thread's sessions run one at a time (see {@link RunLane}); each thread has its own module instance. */
+const threadLane = new RunLane();
+
 /** Whether a model's inputs are batches: a first dimension of 1 (freed at load) or free already. */
 function hasBatchDimension(model: ResolvedModel): boolean {
   return model.entry.inputs.every((input) => input.shape[0] === 1 || input.shape[0] === null);
@@ -184,8 +187,8 @@ export async function openSession(
     // One CUDA session per batch size, each warmed at start-up and then fed that shape alone:
     // a session's first run of an input shape costs up to ~1 s of cuDNN's convolution search, and
     // onnxruntime's cuDNN-frontend convolutions (1.20 and later) search again whenever the shape
-    // changes from one run to the next (microsoft/onnxruntime#23006). On an H200 the service ran
-    // batched runs at about a second each (inferred from batch counts) when one session saw every size (docs/benchmarks.md).
+    // changes from one run to the next (microsoft/onnxruntime#23006). On an H200, 64 clients got
+    // 3 searches/s when one session saw every size, and 207 with a session per size (docs/benchmarks.md).
     const bySize = new Map([[1, runOnce]]);
     for (const size of batchSizes.slice(1)) {
       const sized = await createCudaSession(patched.bytes, settings, cudaDeviceOf(placement.device)!);
@@ -198,7 +201,7 @@ export async function openSession(
   }
   const localRun =
     batchSizes.length > 1
-      ? batchedRun(runOnce, settings.batch!, onGpu ? batchSizes : undefined, observer)
+      ? batchedRun(runOnce, settings.batch!, onGpu ? batchSizes : undefined, observer, threads ? undefined : threadLane)
       : (data: Float32Array, dimensions: readonly number[]) => runOnce(data, dimensions);
   const run = settings.idleThreads ? settings.idleThreads.lendable(key, localRun) : localRun;
   return {
@@ -216,15 +219,16 @@ export async function openSession(
 }
 
 /**
- * The batch sizes runs may have: on CPU any size up to `maxBatch`; on a GPU 1, 4, 16, … up to
+ * The batch sizes runs may have: on CPU any size up to `maxBatch`; on a GPU 1, 2, 4, 8, … up to
  * `maxBatch` (and `maxBatch` itself), batches zero-padded to the next one, each size with a
- * session of its own (see openSession). Padding costs the GPU little: a batch of 16 ran in
- * 0.65–9 ms against 0.5–1.8 ms for one input (docs/benchmarks.md).
+ * session of its own (see openSession). Doubling bounds the padded work at twice the real one,
+ * for one session more per doubling: padding is not free for the detector, which ran a batch of
+ * 8 in 2.3 ms and one of 32 in 6.1 ms on an H200 (../shared/gpu/NOTES.md).
  */
 export function batchSizesFor(maxBatch: number, gpuSizes: boolean): number[] {
   if (!gpuSizes) return Array.from({ length: maxBatch }, (_, index) => index + 1);
   const sizes: number[] = [];
-  for (let size = 1; size < maxBatch; size *= 4) sizes.push(size);
+  for (let size = 1; size < maxBatch; size *= 2) sizes.push(size);
   sizes.push(maxBatch);
   return sizes;
 }
@@ -232,12 +236,14 @@ export function batchSizesFor(maxBatch: number, gpuSizes: boolean): number[] {
 /**
  * Single inputs gathered by a {@link Batcher}, stacked along the batch dimension (zero-padded
  * to the next of `paddedSizes` where given), run once, and each output split back per input.
+ * `lane`: where `runOnce` runs on this thread, the thread's lane, shared by its batchers.
  */
 export function batchedRun(
   runOnce: (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]>,
   batchSettings: BatchSettings,
   paddedSizes: readonly number[] | undefined,
   observer: BatchObserver | undefined,
+  lane?: RunLane,
 ): (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]> {
   const runBatch = async (inputs: Array<{ data: Float32Array; dimensions: readonly number[] }>) => {
     const shape = inputs[0]!.dimensions;
@@ -257,7 +263,7 @@ export function batchedRun(
       }),
     );
   };
-  const batcher = new Batcher(batchSettings, runBatch, observer);
+  const batcher = new Batcher(batchSettings, runBatch, observer, lane);
   return (data, dimensions) => batcher.submit({ data, dimensions });
 }
 
