@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
@@ -14,6 +15,8 @@ import { benchmarkPhotos } from './photos.js';
 const { values } = parseArgs({
   options: {
     photos: { type: 'string', default: '40' },
+    // A folder of photos to use instead, e.g. the GPU check's (tools/gpu/pack.mjs).
+    'photos-dir': { type: 'string' },
     seconds: { type: 'string', default: '15' },
     clients: { type: 'string', default: '4' },
     profile: { type: 'string' },
@@ -40,7 +43,12 @@ function threadCpu(pid: number): Map<string, number> {
   return seconds;
 }
 
-const { photos } = benchmarkPhotos(Number(values.photos));
+const photos = values['photos-dir']
+  ? readdirSync(values['photos-dir'])
+      .filter((name) => /\.(jpe?g|png)$/i.test(name))
+      .sort()
+      .map((name) => ({ bytes: readFileSync(path.join(values['photos-dir']!, name)) }))
+  : benchmarkPhotos(Number(values.photos)).photos;
 const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv }, [
   ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
   ...values['node-option'],

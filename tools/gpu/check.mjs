@@ -9,14 +9,20 @@
 //   batches    per model, the batch sizes the micro-batcher reached (from /metrics; n/a without it);
 //   stages     mean milliseconds per pipeline stage under that load;
 //   runs       mean milliseconds of one batched run per model under that load.
-// service, load, batches and stages come once per service configuration of CONFIGS.
+// service, load, batches, stages and runs come once per service configuration of CONFIGS; load
+// also gives the CPU the service used (its main thread, every thread, the busiest ones, in cores),
+// the load generator's own CPU, and the GPU's utilisation sampled by nvidia-smi.
 // Environment: WORKER_DEVICE, CHECK_SECONDS (30), CONCURRENCY (64), LOAD_THREADS (4), CONFIGS
-// ('PIPELINE_THREADS=0;;MAX_BATCH=1;BATCH_WAIT_MS=2': the main thread, the defaults, no batching, a batch wait), PHOTOS (folder; default photos/ of
-// the pack), MIN_COSINE (0.9999). Exit status 0 when the models ran on WORKER_DEVICE and every comparison holds.
+// (';INFERENCE_HOSTS=6;BATCH_WAIT_MS=1': the defaults, the models on six inference hosts, a
+// batch wait of a millisecond), PHOTOS (folder; default photos/ of the pack), MIN_COSINE (0.9999), CHECK_DEADLINE_S
+// (540: a configuration that would end later is skipped, so that the check answers inside a
+// device call's limit), CHECK_TEMPLATES (0: no template passes on the device), SERVICE_NODE_ARGS
+// (options for the service's node, e.g. --cpu-prof --cpu-prof-dir=DIR). Exit status 0 when the models ran on WORKER_DEVICE and every comparison holds.
 /* global FormData */
 import { Blob } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -33,6 +39,7 @@ const concurrency = Number(process.env.CONCURRENCY ?? 64);
 const loadThreads = Number(process.env.LOAD_THREADS ?? 4);
 const minimumCosine = Number(process.env.MIN_COSINE ?? 0.9999);
 const photosDir = path.resolve(process.env.PHOTOS ?? path.join(root, 'photos'));
+const deadline = performance.now() + Number(process.env.CHECK_DEADLINE_S ?? 540) * 1000;
 const print = (kind, fields) => console.log(JSON.stringify({ check: kind, ...fields }));
 let failed = false;
 
@@ -57,40 +64,52 @@ const timed = async (work) => {
   return { result, seconds: Number(((performance.now() - started) / 1000).toFixed(1)) };
 };
 const { result: onCpu } = await timed(() => analysePhotos(photos, { device: 'cpu' }));
-const { result: onDevice, seconds: deviceSeconds } = await timed(() => analysePhotos(photos, { device }));
-const comparison = compareRuns(onCpu, onDevice, minimumCosine);
-// On a GPU, a run that fell back to CPU compares CPU with CPU: that is no pass.
-failed ||= !comparison.ok || onDevice.placement.device !== device;
-print('templates', {
-  seconds: deviceSeconds,
-  placement: onDevice.placement,
-  photos: comparison.photos,
-  accepted: comparison.accepted,
-  sameDecisions: comparison.sameDecisions,
-  minimumCosine: comparison.minimumCosine,
-  required: minimumCosine,
-  ok: comparison.ok,
-  failures: comparison.failures.map(({ file, ...rest }) => ({ file: path.basename(file), ...rest })),
-});
-// The same photos all at once, so that they run in batches as under load.
-const { result: batchedRun, seconds: batchedSeconds } = await timed(() =>
-  analysePhotos(photos, { device, batch: { maxBatch: 32, waitMs: 5 } }),
-);
-const batched = compareRuns(onCpu, batchedRun, minimumCosine);
-failed ||= !batched.ok;
-print('templates-batched', {
-  seconds: batchedSeconds,
-  photos: batched.photos,
-  sameDecisions: batched.sameDecisions,
-  minimumCosine: batched.minimumCosine,
-  ok: batched.ok,
-  failures: batched.failures.map(({ file, ...rest }) => ({ file: path.basename(file), ...rest })),
-});
+// CHECK_TEMPLATES=0 skips the device's template passes (a rerun that measures load alone).
+if (process.env.CHECK_TEMPLATES !== '0') {
+  const { result: onDevice, seconds: deviceSeconds } = await timed(() => analysePhotos(photos, { device }));
+  const comparison = compareRuns(onCpu, onDevice, minimumCosine);
+  // On a GPU, a run that fell back to CPU compares CPU with CPU: that is no pass.
+  failed ||= !comparison.ok || onDevice.placement.device !== device;
+  print('templates', {
+    seconds: deviceSeconds,
+    placement: onDevice.placement,
+    photos: comparison.photos,
+    accepted: comparison.accepted,
+    sameDecisions: comparison.sameDecisions,
+    minimumCosine: comparison.minimumCosine,
+    required: minimumCosine,
+    ok: comparison.ok,
+    failures: comparison.failures.map(({ file, ...rest }) => ({ file: path.basename(file), ...rest })),
+  });
+  // The same photos all at once, so that they run in batches as under load.
+  const { result: batchedRun, seconds: batchedSeconds } = await timed(() =>
+    analysePhotos(photos, { device, batch: { maxBatch: 32, waitMs: 5 } }),
+  );
+  const batched = compareRuns(onCpu, batchedRun, minimumCosine);
+  failed ||= !batched.ok;
+  print('templates-batched', {
+    seconds: batchedSeconds,
+    photos: batched.photos,
+    sameDecisions: batched.sameDecisions,
+    minimumCosine: batched.minimumCosine,
+    ok: batched.ok,
+    failures: batched.failures.map(({ file, ...rest }) => ({ file: path.basename(file), ...rest })),
+    // Per model and batch size: batches run and mean ms (stacking and splitting included).
+    runs: Object.fromEntries(
+      Object.entries(batchedRun.runs).map(([model, bySize]) => [
+        model,
+        Object.fromEntries(
+          Object.entries(bySize).map(([size, { batches, ms }]) => [size, `${batches}× ${ms.toFixed(2)} ms`]),
+        ),
+      ]),
+    ),
+  });
+}
 
 // 3–5. For each service configuration (CONFIGS: `;`-separated, each a space-separated list of
 // NAME=VALUE for the service; an empty one is the defaults): the embedded service on the device,
 // HTTP searches under load, and the batch sizes each model reached.
-const configurations = (process.env.CONFIGS ?? 'PIPELINE_THREADS=0;;MAX_BATCH=1;BATCH_WAIT_MS=2')
+const configurations = (process.env.CONFIGS ?? ';INFERENCE_HOSTS=6;BATCH_WAIT_MS=1')
   .split(';')
   .map((text) => text.trim());
 const accepted = onCpu.results.filter((result) => result.decision === 'OK').map((result) => result.file);
@@ -101,6 +120,11 @@ for (const configuration of configurations) {
       .filter(Boolean)
       .map((assignment) => assignment.split('=')),
   );
+  // A configuration takes its load, a start-up of about a minute (each model's sessions warm) and the enrolments.
+  if (performance.now() + (seconds + 90) * 1000 > deadline) {
+    print('service', { configuration: configuration || 'defaults', skipped: 'CHECK_DEADLINE_S would be passed' });
+    continue;
+  }
   try {
     await measureService(configuration || 'defaults', settings);
   } catch (error) {
@@ -112,7 +136,9 @@ for (const configuration of configurations) {
 async function measureService(configuration, settings) {
   const port = 18080 + Math.floor(Math.random() * 1000);
   const baseUrl = `http://127.0.0.1:${port}`;
-  const service = spawn(process.execPath, [path.join(root, 'apps', 'gateway', 'dist', 'main.js')], {
+  // SERVICE_NODE_ARGS: options for the service's node, e.g. `--cpu-prof --cpu-prof-dir=DIR` (not allowed in NODE_OPTIONS).
+  const nodeArgs = (process.env.SERVICE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const service = spawn(process.execPath, [...nodeArgs, path.join(root, 'apps', 'gateway', 'dist', 'main.js')], {
     env: {
       ...process.env,
       WORKER_DEVICE: device,
@@ -158,6 +184,10 @@ async function measureService(configuration, settings) {
       form.append('metadata', JSON.stringify({ subject_id: `subject-${index}`, partition }));
       await (await fetch(`${baseUrl}/api/v1/enrol`, { method: 'POST', body: form })).arrayBuffer();
     }
+    const gpuSamples = sampleGpuUtilisation();
+    const serviceBefore = threadCpuSeconds(processTree(service.pid));
+    const loadBefore = process.cpuUsage();
+    const loadStarted = performance.now();
     const load = await searchLoad({
       baseUrl,
       files: accepted,
@@ -166,7 +196,18 @@ async function measureService(configuration, settings) {
       seconds,
       threads: loadThreads,
     });
-    print('load', { configuration, device, ...load });
+    const elapsed = (performance.now() - loadStarted) / 1000;
+    const loadCpu = process.cpuUsage(loadBefore);
+    const serviceCpu = cpuCores(serviceBefore, threadCpuSeconds(processTree(service.pid)), elapsed);
+    print('load', {
+      configuration,
+      device,
+      ...load,
+      serviceCpu,
+      loadGeneratorCores: Number(((loadCpu.user + loadCpu.system) / 1e6 / elapsed).toFixed(2)),
+      hostCores: os.availableParallelism(),
+      gpuUtilisation: gpuSamples.stop(),
+    });
     print('batches', { configuration, ...batchSizes(await metricsText()) });
     const metrics = await metricsText();
     print('stages', {
@@ -179,6 +220,112 @@ async function measureService(configuration, settings) {
     stopService();
     await new Promise((resolve) => (service.exitCode !== null ? resolve() : service.once('exit', resolve)));
   }
+}
+
+/** `pid` and its descendants (the service may start itself again with the CUDA libraries on LD_LIBRARY_PATH). */
+function processTree(pid) {
+  const children = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // The process ended.
+    }
+  }
+  const tree = [];
+  for (const queue = [pid]; queue.length > 0;) {
+    const next = queue.shift();
+    tree.push(next);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return tree;
+}
+
+/** CPU seconds of every thread of `pids`, keyed `pid/tid` (Linux /proc). */
+function threadCpuSeconds(pids) {
+  const seconds = new Map();
+  for (const pid of pids) {
+    let tids;
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        seconds.set(`${pid}/${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
+      } catch {
+        // The thread ended.
+      }
+    }
+  }
+  return seconds;
+}
+
+/**
+ * Cores used between two readings: in all, by the busiest process's main thread (the one that
+ * serves HTTP), and the busiest threads; a thread near 1.0 is what limits a load.
+ */
+function cpuCores(before, after, seconds) {
+  const used = [...after].map(([key, cpu]) => [key, (cpu - (before.get(key) ?? 0)) / seconds]);
+  const total = used.reduce((sum, [, cores]) => sum + cores, 0);
+  const perProcess = new Map();
+  for (const [key, cores] of used) {
+    const pid = key.split('/')[0];
+    perProcess.set(pid, (perProcess.get(pid) ?? 0) + cores);
+  }
+  const busiest = [...perProcess].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const mainThread = used.find(([key]) => key === `${busiest}/${busiest}`)?.[1] ?? 0;
+  return {
+    total: Number(total.toFixed(2)),
+    mainThread: Number(mainThread.toFixed(2)),
+    threads: used.filter(([, cores]) => cores >= 0.05).length,
+    busiest: used
+      .map(([, cores]) => cores)
+      .sort((a, b) => b - a)
+      .slice(0, 24)
+      .map((cores) => Number(cores.toFixed(2))),
+  };
+}
+
+/** nvidia-smi's GPU utilisation every 250 ms until stop(), which answers the mean and the highest (%). */
+function sampleGpuUtilisation() {
+  const samples = [];
+  let smi;
+  try {
+    smi = spawn(
+      'nvidia-smi',
+      ['--query-gpu=utilization.gpu,memory.used', '--format=csv,noheader,nounits', '-lms', '250'],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    smi.on('error', () => undefined);
+    createInterface({ input: smi.stdout }).on('line', (line) => {
+      const [utilisation, memory] = line.split(',').map(Number);
+      if (Number.isFinite(utilisation)) samples.push([utilisation, memory]);
+    });
+  } catch {
+    smi = undefined;
+  }
+  return {
+    stop() {
+      smi?.kill();
+      if (samples.length === 0) return 'n/a (no nvidia-smi)';
+      const mean = samples.reduce((sum, [value]) => sum + value, 0) / samples.length;
+      return {
+        meanPercent: Number(mean.toFixed(1)),
+        maxPercent: Math.max(...samples.map(([value]) => value)),
+        memoryMiB: Math.max(...samples.map(([, memory]) => memory)),
+        samples: samples.length,
+      };
+    },
+  };
 }
 
 /** Histogram series of /metrics whose name matches, as { labels, kind, value }. */

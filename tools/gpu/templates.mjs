@@ -6,15 +6,27 @@ import { DEFAULT_PIPELINE_CONFIG, FacePipeline, cosineSimilarity } from '@facega
 /**
  * The service's own gates, as the worker runs them with its defaults (PAD, quality and MAD on).
  * With `batch`, every photo is submitted at once, so that the models run them in batches (of up
- * to batch.maxBatch, zero-padded on a GPU) as a loaded service does.
+ * to batch.maxBatch, zero-padded on a GPU) as a loaded service does; `runs` then holds, per model
+ * and batch size, the batches run and their mean milliseconds.
  */
 export async function analysePhotos(files, { device, modelsDir, batch }) {
-  const pipeline = await FacePipeline.create({
-    ...DEFAULT_PIPELINE_CONFIG,
-    ...(modelsDir ? { modelsDir } : {}),
-    ...(batch ? { batch } : {}),
-    device,
-  });
+  const runs = {};
+  const pipeline = await FacePipeline.create(
+    {
+      ...DEFAULT_PIPELINE_CONFIG,
+      ...(modelsDir ? { modelsDir } : {}),
+      ...(batch ? { batch } : {}),
+      device,
+    },
+    {
+      onStage: () => {},
+      onRun: (model, size, seconds) => {
+        const entry = ((runs[model] ??= {})[size] ??= { batches: 0, ms: 0 });
+        entry.ms = (entry.ms * entry.batches + seconds * 1000) / (entry.batches + 1);
+        entry.batches++;
+      },
+    },
+  );
   const analyseOne = async (file) => {
     const image = new Uint8Array(readFileSync(file));
     try {
@@ -28,7 +40,7 @@ export async function analysePhotos(files, { device, modelsDir, batch }) {
     const results = [];
     if (batch) results.push(...(await Promise.all(files.map(analyseOne))));
     else for (const file of files) results.push(await analyseOne(file));
-    return { placement: pipeline.placement(), results };
+    return { placement: pipeline.placement(), results, runs };
   } finally {
     await pipeline.dispose();
   }
