@@ -191,6 +191,7 @@ async function measureService(configuration, settings) {
     const load = await searchLoad({
       baseUrl,
       files: accepted,
+      subjects: accepted.map((_, index) => `subject-${index}`),
       partition,
       concurrency,
       seconds,
