@@ -5,6 +5,7 @@ import { FacegateError } from '../../packages/contracts/src/index.js';
 import {
   FacePipeline,
   PipelinePool,
+  cosineSimilarity,
   createFaceAnalyser,
   defaultPipelineThreads,
   type FaceAnalysis,
@@ -42,6 +43,54 @@ describe('PipelinePool', () => {
       await plain.dispose();
       await pool.dispose();
     }
+  });
+
+  it('with inference hosts, runs every thread’s inputs in shared batches, with the same answers', async () => {
+    const photos = ['001_neutral.jpg', '005_smiling.jpg', '025_neutral.jpg'].map(frll);
+    const config = testConfig({ padEnabled: true, qualityEnabled: true, madEnabled: true });
+    const batches: Array<[string, number]> = [];
+    const plain = await FacePipeline.create(config);
+    const pool = await PipelinePool.create({ ...config, inferenceHosts: 2, batch: { maxBatch: 4, waitMs: 2 } }, 2, {
+      onStage: () => undefined,
+      onBatch: (model, size) => batches.push([model, size]),
+    });
+    try {
+      const expected: FaceAnalysis[] = [];
+      for (const photo of photos) expected.push(await plain.analyse(photo, 'enrol'));
+      const pooled = await Promise.all([...photos, ...photos].map((photo) => pool.analyse(photo, 'enrol')));
+      // A batch runs other kernels than one input alone: equal up to float rounding, which moves a
+      // box by about 1e-4 px and a score derived from its crop by about 1e-4.
+      pooled.forEach((analysis, index) => {
+        const reference = expected[index % photos.length]!;
+        assert.ok(cosineSimilarity(analysis.template, reference.template) > 0.99999, `photo ${index}`);
+        assert.ok(
+          Math.abs(analysis.padScore! - reference.padScore!) < 1e-3,
+          `pad ${analysis.padScore} ${reference.padScore}`,
+        );
+        assert.ok(
+          Math.abs(analysis.qualityScore - reference.qualityScore) < 1e-3,
+          `quality ${analysis.qualityScore} ${reference.qualityScore}`,
+        );
+        assert.ok(
+          Math.abs(analysis.madScore! - reference.madScore!) < 1e-3,
+          `mad ${analysis.madScore} ${reference.madScore}`,
+        );
+        analysis.face.box.forEach((value, axis) =>
+          assert.ok(
+            Math.abs(value - reference.face.box[axis]!) < 1e-3,
+            `box ${analysis.face.box} ${reference.face.box}`,
+          ),
+        );
+      });
+    } finally {
+      await plain.dispose();
+      await pool.dispose();
+    }
+    // The hosts send what their batchers saw in bundles, the last when they close.
+    assert.ok(
+      batches.some(([, size]) => size > 1),
+      'inputs of both threads met in one batch',
+    );
   });
 
   it('lends an idle thread’s sessions to a busy one, with the same answers', async () => {

@@ -47,8 +47,9 @@ export interface PipelineConfig {
    */
   pipelineThreads?: number;
   /**
-   * On a GPU, threads that hold the sessions and run the batches of every pipeline thread
-   * (onnx/inference-host.ts), the models dealt out among them; 1 when absent.
+   * Threads that hold the sessions and run the batches of every pipeline thread
+   * (onnx/inference-host.ts), the models dealt out among them; 0: each pipeline thread holds its
+   * own. Absent: 1 on a usable GPU, 0 otherwise.
    */
   inferenceHosts?: number;
   /**

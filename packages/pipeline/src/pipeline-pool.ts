@@ -95,7 +95,7 @@ export class PipelinePool implements FaceAnalyser {
     if (!Number.isInteger(count) || count < 1) throw new RangeError('pipeline threads must be ≥ 1');
     const cudaDevice = cudaDeviceOf(config.device);
     const onGpu = cudaDevice !== undefined && probeCuda(cudaDevice).available;
-    const hosts = Array.from({ length: onGpu ? Math.max(1, config.inferenceHosts ?? 1) : 0 }, () =>
+    const hosts = Array.from({ length: config.inferenceHosts ?? (onGpu ? 1 : 0) }, () =>
       spawnModuleThread(import.meta.url, 'onnx/inference-host-thread', {
         workerData: {
           settings: { intraOpThreads: config.intraOpThreads, device: config.device, batch: config.batch },
@@ -103,10 +103,13 @@ export class PipelinePool implements FaceAnalyser {
       }),
     );
     for (const host of hosts) {
-      host.on('message', (message: { batch?: [string, number, number]; run?: [string, number, number] }) => {
-        if (message.batch) observe(() => observer?.onBatch?.(...message.batch!));
-        if (message.run) observe(() => observer?.onRun?.(...message.run!));
-      });
+      host.on(
+        'message',
+        (message: { batches?: Array<[string, number, number]>; runs?: Array<[string, number, number]> }) => {
+          for (const batch of message.batches ?? []) observe(() => observer?.onBatch?.(...batch));
+          for (const run of message.runs ?? []) observe(() => observer?.onRun?.(...run));
+        },
+      );
     }
     const pool = new PipelinePool(config, hosts, observer, count);
     try {

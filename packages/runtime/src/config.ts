@@ -28,7 +28,7 @@ export interface WorkerEnv {
   BATCH_WAIT_MS: number;
   INFERENCE_THREADS: number;
   PIPELINE_THREADS?: number;
-  INFERENCE_HOSTS: number;
+  INFERENCE_HOSTS?: number;
   SHARE_IDLE_THREADS: boolean;
   SHARD_COUNT: number;
   MAX_TEMPLATES_PER_SUBJECT: number;
@@ -83,8 +83,8 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     INFERENCE_THREADS: { type: 'integer', minimum: 0, maximum: 64, default: 0 },
     // Unset: defaultPipelineThreads (packages/pipeline) for the device.
     PIPELINE_THREADS: { type: 'integer', minimum: 0, maximum: 256, nullable: true },
-    // On cuda:N only: threads that run the models' batches, the models dealt out among them.
-    INFERENCE_HOSTS: { type: 'integer', minimum: 1, maximum: 16, default: 1 },
+    // Unset: 1 on a usable GPU, 0 (sessions in each pipeline thread) otherwise.
+    INFERENCE_HOSTS: { type: 'integer', minimum: 0, maximum: 16, nullable: true },
     SHARE_IDLE_THREADS: { type: 'boolean', default: true },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },
     MAX_TEMPLATES_PER_SUBJECT: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },

@@ -78,7 +78,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     batch: { maxBatch: env.MAX_BATCH ?? defaultMaxBatch(env.WORKER_DEVICE, 1), waitMs: env.BATCH_WAIT_MS },
     inferenceThreads: env.INFERENCE_THREADS,
     pipelineThreads: env.PIPELINE_THREADS ?? defaultPipelineThreads(env.WORKER_DEVICE),
-    inferenceHosts: env.INFERENCE_HOSTS,
+    ...(env.INFERENCE_HOSTS !== undefined ? { inferenceHosts: env.INFERENCE_HOSTS } : {}),
     shareIdleThreads: env.SHARE_IDLE_THREADS,
     ...overrides,
   };

@@ -1,18 +1,39 @@
 /**
  * The inference host's thread (inference-host.ts). workerData: the session settings. The parent
- * sends `{ port }` once per pipeline thread, and hears `{ batch: [model, size, waitSeconds] }`
- * of every batch that leaves and `{ run: [model, size, seconds] }` of every batch run.
+ * sends `{ port }` once per pipeline thread, and hears `{ batches, runs }` every
+ * {@link OBSERVATIONS_INTERVAL_MS}: `[model, size, waitSeconds]` of every batch that left and
+ * `[model, size, seconds]` of every batch run since the last.
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 
 import { InferenceHost } from './inference-host.js';
 
+/**
+ * Observations go to the parent in bundles: one message per batch and run cost the main thread,
+ * which also serves HTTP, over a thousand messages a second on an H200 (docs/benchmarks.md).
+ */
+export const OBSERVATIONS_INTERVAL_MS = 100;
+
 const parent = parentPort!;
+let batches: Array<[string, number, number]> = [];
+let runs: Array<[string, number, number]> = [];
+const sendObservations = (): void => {
+  if (batches.length === 0 && runs.length === 0) return;
+  parent.postMessage({ batches, runs });
+  batches = [];
+  runs = [];
+};
+setInterval(sendObservations, OBSERVATIONS_INTERVAL_MS).unref();
 const host = new InferenceHost(workerData.settings, {
-  onBatch: (model, size, waitSeconds) => parent.postMessage({ batch: [model, size, waitSeconds] }),
-  onRun: (model, size, seconds) => parent.postMessage({ run: [model, size, seconds] }),
+  onBatch: (model, size, waitSeconds) => batches.push([model, size, waitSeconds]),
+  onRun: (model, size, seconds) => runs.push([model, size, seconds]),
 });
 parent.on('message', (message: { port?: MessagePort; close?: true }) => {
   if (message.port) host.serve(message.port);
-  if (message.close) void host.close().then(() => parent.postMessage({ closed: true }));
+  if (message.close) {
+    void host.close().then(() => {
+      sendObservations();
+      parent.postMessage({ closed: true });
+    });
+  }
 });
