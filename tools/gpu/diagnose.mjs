@@ -96,33 +96,60 @@ if (process.env.DIFF_ONLY === '1') {
   process.exit(0);
 }
 // The service's pattern: every model open at once, batched, and batches of each model in turn
-// (as requests move from stage to stage). Median ms of one batch run per model and batch size.
+// (as requests move from stage to stage). Median ms of one batch run per model and batch size,
+// and the largest difference of any input's outputs from the same input alone on CPU: each
+// input of a batch is different, so a batch size whose session computes wrongly, or rows that
+// change places, show here (zero-padded to the session sizes 1, 2, 4 … 32 as in the service).
 {
   const loaded = new Map();
+  const onCpu = new Map();
   for (const [role, model] of pack) {
     loaded.set(role, await openSession(model, { intraOpThreads: 1, device, batch: { maxBatch: 32, waitMs: 0 } }));
+    onCpu.set(role, await openSession(model, { intraOpThreads: 1, device: 'cpu' }));
   }
   const times = {};
-  for (const size of [1, 3, 13, 32]) {
-    for (let round = 0; round < 5; round++) {
+  const differences = {};
+  for (const size of [1, 2, 3, 5, 8, 13, 16, 32]) {
+    for (let round = 0; round < 3; round++) {
       for (const [role, model] of pack) {
         const shape = [1, ...model.entry.inputs[0].shape.slice(1).map((dimension) => dimension ?? 1)];
-        const input = new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, index) => Math.cos(index + round));
+        const inputs = Array.from({ length: size }, (_, slot) =>
+          new Float32Array(shape.reduce((a, b) => a * b, 1)).map((_, index) => Math.cos(index * (slot + 1) + round)),
+        );
         const started = performance.now();
-        await Promise.all(Array.from({ length: size }, () => loaded.get(role).run(input, shape)));
+        const outputs = await Promise.all(inputs.map((input) => loaded.get(role).run(input, shape)));
         ((times[role] ??= {})[size] ??= []).push(performance.now() - started);
+        for (const [slot, input] of inputs.entries()) {
+          const reference = await onCpu.get(role).run(input, shape);
+          const worst = outputs[slot].reduce(
+            (most, output, index) =>
+              output.data.reduce(
+                (largest, value, at) => Math.max(largest, Math.abs(value - reference[index].data[at])),
+                most,
+              ),
+            0,
+          );
+          (differences[role] ??= {})[size] = Math.max(differences[role][size] ?? 0, worst);
+        }
       }
     }
   }
-  print('interleaved-batches-median-ms', {
-    ...Object.fromEntries(
-      Object.entries(times).map(([role, bySize]) => [
+  const perModel = (table, format) =>
+    Object.fromEntries(
+      Object.entries(table).map(([role, bySize]) => [
         role,
-        Object.fromEntries(Object.entries(bySize).map(([size, values]) => [size, Number(median(values).toFixed(2))])),
+        Object.fromEntries(Object.entries(bySize).map(([size, value]) => [size, format(value)])),
       ]),
-    ),
-  });
-  for (const session of loaded.values()) await session.release();
+    );
+  print(
+    'interleaved-batches-median-ms',
+    perModel(times, (values) => Number(median(values).toFixed(2))),
+  );
+  print(
+    'batched-vs-cpu-max-abs-difference',
+    perModel(differences, (value) => Number(value.toExponential(2))),
+  );
+  for (const session of [...loaded.values(), ...onCpu.values()]) await session.release();
 }
 
 for (const [role, model] of pack) {
