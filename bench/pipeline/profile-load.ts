@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
+import { threadCpu } from './thread-cpu.js';
 import { benchmarkPhotos } from './photos.js';
 
 const { values } = parseArgs({
@@ -28,20 +29,6 @@ const { values } = parseArgs({
 const serviceEnv: Record<string, string> = Object.fromEntries(
   values.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 );
-/** CPU seconds of each thread of a process, from /proc (Linux). */
-function threadCpu(pid: number): Map<string, number> {
-  const seconds = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      seconds.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
-    } catch {
-      // The thread ended.
-    }
-  }
-  return seconds;
-}
 
 const photos = values['photos-dir']
   ? readdirSync(values['photos-dir'])
