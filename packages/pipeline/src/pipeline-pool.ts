@@ -2,8 +2,9 @@
  * The face pipeline on a pool of worker threads. One Node thread runs one stage of one request
  * at a time, and pre- and post-processing cost as much as the models on CPU: in one thread a
  * worker uses about one core whatever the machine has. Each pipeline thread runs the whole stage
- * sequence; on CPU it holds its own sessions, on a GPU the sessions live in inference host
- * threads (onnx/inference-host.ts) where the inputs of every pipeline thread meet in one batch.
+ * sequence. On CPU each holds its own sessions by default; with inference hosts (the default on
+ * a GPU) the sessions live in host threads (onnx/inference-host.ts), where the inputs of every
+ * pipeline thread meet in one batch.
  * The calling thread only hands images out and answers come back, so HTTP stays responsive.
  */
 import { MessageChannel, type Worker } from 'node:worker_threads';
