@@ -90,17 +90,8 @@ try {
   for (let block = 0; block < Number(values.blocks); block++) {
     const order = block % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
-      let done = 0;
-      let next = 0;
       const started = performance.now();
-      const deadline = started + Number(values.seconds) * 1000;
-      await Promise.all(
-        Array.from({ length: Number(values.clients) }, async () => {
-          while (performance.now() < deadline) {
-            if ((await side.client.send(searches[next++ % searches.length]!)) === 200) done++;
-          }
-        }),
-      );
+      const done = await side.client.closedLoop(searches, Number(values.clients), Number(values.seconds));
       side.perSecond.push(done / ((performance.now() - started) / 1000));
     }
   }

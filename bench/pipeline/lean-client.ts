@@ -63,6 +63,24 @@ export class LeanClient {
     });
   }
 
+  /**
+   * Closed-loop load: `clients` concurrent callers, each sending the next of `requests` as soon as
+   * its last is answered, for `seconds`. Resolves with the count of 200 answers.
+   */
+  async closedLoop(requests: readonly EncodedRequest[], clients: number, seconds: number): Promise<number> {
+    const deadline = performance.now() + seconds * 1000;
+    let answered = 0;
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (performance.now() < deadline) {
+          if ((await this.send(requests[next++ % requests.length]!)) === 200) answered++;
+        }
+      }),
+    );
+    return answered;
+  }
+
   close(): void {
     this.agent.destroy();
   }

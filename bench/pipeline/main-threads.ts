@@ -46,16 +46,7 @@ async function searchLoad(baseUrl: string, pids: Record<string, number>): Promis
       if (enrolled === 200) searches.push(await encodeBiometric('search', image));
     }
     const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, threadCpu(pid)]));
-    const deadline = performance.now() + seconds * 1000;
-    let answered = 0;
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Number(values.clients) }, async () => {
-        while (performance.now() < deadline) {
-          if ((await client.send(searches[next++ % searches.length]!)) === 200) answered++;
-        }
-      }),
-    );
+    const answered = await client.closedLoop(searches, Number(values.clients), seconds);
     const perSecond = answered / seconds;
     const parts = Object.entries(pids).map(([name, pid]) => {
       const { total, mainThread } = coresUsed(pid, before[name]!, threadCpu(pid), seconds);

@@ -54,16 +54,7 @@ try {
   const serviceBefore = threadCpu(service.child.pid!);
   const clientCpu = process.cpuUsage();
   const started = performance.now();
-  const deadline = started + Number(values.seconds) * 1000;
-  let done = 0;
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Number(values.clients) }, async () => {
-      while (performance.now() < deadline) {
-        if ((await client.send(searchable[next++ % searchable.length]!)) === 200) done++;
-      }
-    }),
-  );
+  const done = await client.closedLoop(searchable, Number(values.clients), Number(values.seconds));
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(clientCpu);
   const serviceAfter = threadCpu(service.child.pid!);
