@@ -17,7 +17,7 @@ import { repoRoot } from '../../tools/eval/dataset.js';
 import { exitedOrKilled, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
 import { benchmarkPhotos } from './photos.js';
-import { coresUsed, threadCpu } from './thread-cpu.js';
+import { cpuCores, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -45,11 +45,12 @@ async function searchLoad(baseUrl: string, pids: Record<string, number>): Promis
       const enrolled = await client.send(await encodeBiometric('enrol', image, { subject_id: `p-${index}` }));
       if (enrolled === 200) searches.push(await encodeBiometric('search', image));
     }
-    const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, threadCpu(pid)]));
+    const threadsOf = (pid: number) => threadCpuSeconds(processTree(pid));
+    const before = Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, threadsOf(pid)]));
     const answered = await client.closedLoop(searches, Number(values.clients), seconds);
     const perSecond = answered / seconds;
     const parts = Object.entries(pids).map(([name, pid]) => {
-      const { total, mainThread } = coresUsed(pid, before[name]!, threadCpu(pid), seconds);
+      const { total, mainThread } = cpuCores(before[name]!, threadsOf(pid), seconds);
       return `${name}: ${total.toFixed(2)} cores, main thread ${mainThread.toFixed(2)} = ${((mainThread / perSecond) * 1000).toFixed(2)} ms a search`;
     });
     process.stdout.write(`${perSecond.toFixed(1)} searches/s; ${parts.join('; ')}\n`);

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
-import { threadCpu } from './thread-cpu.js';
+import { cpuCores, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
 import { benchmarkPhotos } from './photos.js';
 
 const { values } = parseArgs({
@@ -51,20 +51,16 @@ try {
     const search = await encodeBiometric('search', photo.bytes);
     if ((await client.send(search)) === 200) searchable.push(search);
   }
-  const serviceBefore = threadCpu(service.child.pid!);
+  const serviceThreads = () => threadCpuSeconds(processTree(service.child.pid!));
+  const serviceBefore = serviceThreads();
   const clientCpu = process.cpuUsage();
   const started = performance.now();
   const done = await client.closedLoop(searchable, Number(values.clients), Number(values.seconds));
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(clientCpu);
-  const serviceAfter = threadCpu(service.child.pid!);
-  const perThread = [...serviceAfter]
-    .map(([tid, cpu]) => [tid, (cpu - (serviceBefore.get(tid) ?? 0)) / seconds] as const)
-    .filter(([, cores]) => cores > 0.01)
-    .sort((first, second) => second[1] - first[1]);
-  const serviceCores = perThread.reduce((sum, [, cores]) => sum + cores, 0);
+  const { total, mainThread, busiest } = cpuCores(serviceBefore, serviceThreads(), seconds);
   process.stdout.write(
-    `service used ${serviceCores.toFixed(2)} cores: ${perThread.map(([tid, cores]) => `${tid} ${cores.toFixed(2)}`).join(', ')}\n`,
+    `service used ${total.toFixed(2)} cores, its main thread ${mainThread.toFixed(2)}; busiest threads: ${busiest.join(', ')}\n`,
   );
   const clientCores = (used.user + used.system) / 1e6 / seconds;
   process.stdout.write(

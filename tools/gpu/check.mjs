@@ -30,6 +30,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { probeCuda } from '@facegate/pipeline';
 import { searchLoad } from './load.mjs';
+import { cpuCores, processTree, threadCpuSeconds } from './thread-cpu.mjs';
 import { analysePhotos, compareRuns } from './templates.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -221,77 +222,6 @@ async function measureService(configuration, settings) {
     stopService();
     await new Promise((resolve) => (service.exitCode !== null ? resolve() : service.once('exit', resolve)));
   }
-}
-
-/** `pid` and its descendants (the service may start itself again with the CUDA libraries on LD_LIBRARY_PATH). */
-function processTree(pid) {
-  const children = new Map();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
-    } catch {
-      // The process ended.
-    }
-  }
-  const tree = [];
-  for (const queue = [pid]; queue.length > 0;) {
-    const next = queue.shift();
-    tree.push(next);
-    queue.push(...(children.get(next) ?? []));
-  }
-  return tree;
-}
-
-/** CPU seconds of every thread of `pids`, keyed `pid/tid` (Linux /proc). */
-function threadCpuSeconds(pids) {
-  const seconds = new Map();
-  for (const pid of pids) {
-    let tids;
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tids) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        seconds.set(`${pid}/${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
-      } catch {
-        // The thread ended.
-      }
-    }
-  }
-  return seconds;
-}
-
-/**
- * Cores used between two readings: in all, by the busiest process's main thread (the one that
- * serves HTTP), and the busiest threads; a thread near 1.0 is what limits a load.
- */
-function cpuCores(before, after, seconds) {
-  const used = [...after].map(([key, cpu]) => [key, (cpu - (before.get(key) ?? 0)) / seconds]);
-  const total = used.reduce((sum, [, cores]) => sum + cores, 0);
-  const perProcess = new Map();
-  for (const [key, cores] of used) {
-    const pid = key.split('/')[0];
-    perProcess.set(pid, (perProcess.get(pid) ?? 0) + cores);
-  }
-  const busiest = [...perProcess].sort((a, b) => b[1] - a[1])[0]?.[0];
-  const mainThread = used.find(([key]) => key === `${busiest}/${busiest}`)?.[1] ?? 0;
-  return {
-    total: Number(total.toFixed(2)),
-    mainThread: Number(mainThread.toFixed(2)),
-    threads: used.filter(([, cores]) => cores >= 0.05).length,
-    busiest: used
-      .map(([, cores]) => cores)
-      .sort((a, b) => b - a)
-      .slice(0, 24)
-      .map((cores) => Number(cores.toFixed(2))),
-  };
 }
 
 /** nvidia-smi's GPU utilisation every 250 ms until stop(), which answers the mean and the highest (%). */
