@@ -11,28 +11,28 @@
  * (a graph could bake the batch size in elsewhere); test/pipeline/batch.test.ts checks it per model.
  */
 import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED, WIRE_VARINT, type Field } from './protobuf.js';
-
-// Field numbers from onnx.proto.
-const MODEL_GRAPH = 7;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_INPUT = 11;
-const GRAPH_OUTPUT = 12;
-const GRAPH_VALUE_INFO = 13;
-const NODE_INPUT = 1;
-const NODE_OUTPUT = 2;
-const NODE_OP_TYPE = 4;
-const NODE_ATTRIBUTE = 5;
-const ATTRIBUTE_T = 5;
-const VALUE_INFO_TYPE = 2;
-const TYPE_TENSOR = 1;
-const TENSOR_TYPE_SHAPE = 2;
-const SHAPE_DIM = 1;
-const DIMENSION_VALUE = 1;
-const TENSOR_DATA_TYPE = 2;
-const TENSOR_NAME = 8;
-const TENSOR_RAW_DATA = 9;
-const DATA_TYPE_INT64 = 7;
+import {
+  ATTRIBUTE_T,
+  DATA_TYPE_INT64,
+  DIMENSION_VALUE,
+  GRAPH_INITIALIZER,
+  GRAPH_INPUT,
+  GRAPH_NODE,
+  GRAPH_OUTPUT,
+  GRAPH_VALUE_INFO,
+  MODEL_GRAPH,
+  NODE_ATTRIBUTE,
+  NODE_INPUT,
+  NODE_OP_TYPE,
+  NODE_OUTPUT,
+  SHAPE_DIM,
+  TENSOR_DATA_TYPE,
+  TENSOR_NAME,
+  TENSOR_RAW_DATA,
+  TENSOR_TYPE_SHAPE,
+  TYPE_TENSOR,
+  VALUE_INFO_TYPE,
+} from './onnx-fields.js';
 
 /** Tag bytes of `dim_value` (field 1, varint) and of `dim_param` (field 2, length-delimited). */
 const DIM_VALUE_TAG = 0x08;

@@ -4,42 +4,31 @@
  * in-place edits of batch.ts and subnormal.ts this changes the graph's length, so the model
  * message is re-serialised around it: every other field is copied byte for byte.
  */
-import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED } from './protobuf.js';
-
-// Field numbers from onnx.proto.
-const MODEL_GRAPH = 7;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const GRAPH_OUTPUT = 12;
-const NODE_INPUT = 1;
-const NODE_OUTPUT = 2;
-const TENSOR_NAME = 8;
-const VALUE_INFO_NAME = 1;
-const VALUE_INFO_TYPE = 2;
-const TYPE_TENSOR = 1;
-const TENSOR_ELEMENT_TYPE = 1;
-const ELEMENT_TYPE_FLOAT = 1;
+import { encodeVarint, fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED } from './protobuf.js';
+import {
+  DATA_TYPE_FLOAT,
+  GRAPH_INITIALIZER,
+  GRAPH_NODE,
+  GRAPH_OUTPUT,
+  MODEL_GRAPH,
+  NODE_INPUT,
+  NODE_OUTPUT,
+  TENSOR_NAME,
+  TENSOR_TYPE_ELEMENT_TYPE,
+  TYPE_TENSOR,
+  VALUE_INFO_NAME,
+  VALUE_INFO_TYPE,
+} from './onnx-fields.js';
 
 const text = new TextDecoder();
 
-function varint(value: number): number[] {
-  const bytes: number[] = [];
-  let rest = value;
-  while (rest >= 0x80) {
-    bytes.push((rest % 0x80) | 0x80);
-    rest = Math.floor(rest / 0x80);
-  }
-  bytes.push(rest);
-  return bytes;
-}
-
 function lengthDelimited(number: number, payload: ArrayLike<number>): number[] {
-  return [...varint(number * 8 + WIRE_LENGTH_DELIMITED), ...varint(payload.length), ...Array.from(payload)];
+  return [...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(payload.length), ...Array.from(payload)];
 }
 
 /** A graph output entry: the tensor's name and type float32, its shape left for onnxruntime to infer. */
 function floatOutput(name: string): number[] {
-  const type = lengthDelimited(TYPE_TENSOR, [...varint(TENSOR_ELEMENT_TYPE * 8), ELEMENT_TYPE_FLOAT]);
+  const type = lengthDelimited(TYPE_TENSOR, [...encodeVarint(TENSOR_TYPE_ELEMENT_TYPE * 8), DATA_TYPE_FLOAT]);
   return lengthDelimited(GRAPH_OUTPUT, [
     ...lengthDelimited(VALUE_INFO_NAME, new TextEncoder().encode(name)),
     ...lengthDelimited(VALUE_INFO_TYPE, type),
@@ -54,7 +43,7 @@ function strings(bytes: Uint8Array, start: number, end: number, number: number):
 
 /** Byte range of a length-delimited field including its tag and length. */
 function withTag(number: number, start: number, end: number): [number, number] {
-  return [start - varint(end - start).length - varint(number * 8 + WIRE_LENGTH_DELIMITED).length, end];
+  return [start - encodeVarint(end - start).length - encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED).length, end];
 }
 
 /**
@@ -128,7 +117,7 @@ export function withOutputs(model: Uint8Array, names: readonly string[], truncat
   const [tagStart] = withTag(MODEL_GRAPH, graph.start, graph.end);
   return concatenate([
     model.subarray(0, tagStart),
-    new Uint8Array([...varint(MODEL_GRAPH * 8 + WIRE_LENGTH_DELIMITED), ...varint(graphLength)]),
+    new Uint8Array([...encodeVarint(MODEL_GRAPH * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(graphLength)]),
     ...kept,
     model.subarray(graph.end),
   ]);

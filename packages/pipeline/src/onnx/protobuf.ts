@@ -33,6 +33,18 @@ export function readVarint(bytes: Uint8Array, offset: number): { value: number; 
   throw new ProtobufFormatError(`truncated varint at byte ${offset}`);
 }
 
+/** The varint bytes of a non-negative integer (readVarint's inverse). */
+export function encodeVarint(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
 export function* fields(bytes: Uint8Array, start: number, end: number): Generator<Field> {
   let offset = start;
   while (offset < end) {

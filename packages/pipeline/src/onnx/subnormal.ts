@@ -14,22 +14,22 @@
  */
 
 import { fields, ProtobufFormatError, WIRE_FIXED32, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './protobuf.js';
-
-// Field numbers from onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto).
-const MODEL_GRAPH = 7;
-const GRAPH_NODE = 1;
-const GRAPH_INITIALIZER = 5;
-const NODE_ATTRIBUTE = 5;
-const ATTRIBUTE_T = 5;
-const ATTRIBUTE_G = 6;
-const ATTRIBUTE_TENSORS = 10;
-const ATTRIBUTE_GRAPHS = 11;
-const TENSOR_DATA_TYPE = 2;
-const TENSOR_FLOAT_DATA = 4;
-const TENSOR_RAW_DATA = 9;
-const TENSOR_DATA_LOCATION = 14;
-const DATA_TYPE_FLOAT = 1;
-const DATA_LOCATION_EXTERNAL = 1;
+import {
+  ATTRIBUTE_G,
+  ATTRIBUTE_GRAPHS,
+  ATTRIBUTE_T,
+  ATTRIBUTE_TENSORS,
+  DATA_LOCATION_EXTERNAL,
+  DATA_TYPE_FLOAT,
+  GRAPH_INITIALIZER,
+  GRAPH_NODE,
+  MODEL_GRAPH,
+  NODE_ATTRIBUTE,
+  TENSOR_DATA_LOCATION,
+  TENSOR_DATA_TYPE,
+  TENSOR_FLOAT_DATA,
+  TENSOR_RAW_DATA,
+} from './onnx-fields.js';
 
 /** Byte ranges holding little-endian float32 values of one TensorProto. */
 function floatPayloads(bytes: Uint8Array, start: number, end: number): Array<[number, number]> {
