@@ -6,6 +6,10 @@
  * can answer, whatever the cores or the GPU behind it (docs/benchmarks.md, GPU section).
  *
  *   node --conditions=development --import tsx bench/pipeline/main-threads.ts [--photos-dir DIR] [--clients 8] [--seconds 12]
+ *     [--embedded-only] [--node-args '--cpu-prof --cpu-prof-dir=DIR']
+ *
+ * --node-args: options for the embedded service's node; with --cpu-prof, one profile a thread,
+ * summarised by `node tools/gpu/profile-summary.mjs DIR SECONDS`.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -25,6 +29,8 @@ const { values } = parseArgs({
     photos: { type: 'string', default: '40' },
     clients: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '12' },
+    'embedded-only': { type: 'boolean', default: false },
+    'node-args': { type: 'string', default: '' },
   },
 });
 const images = values['photos-dir']
@@ -60,12 +66,16 @@ async function searchLoad(baseUrl: string, pids: Record<string, number>): Promis
 }
 
 process.stdout.write(`${images.length} photos, ${values.clients} clients, ${seconds} s per mode\nembedded: `);
-const embedded = await startServiceProcess({ DATA_DIR: temporaryDirectory('main-threads') });
+const embedded = await startServiceProcess(
+  { DATA_DIR: temporaryDirectory('main-threads') },
+  values['node-args'].split(/\s+/).filter(Boolean),
+);
 try {
   await searchLoad(embedded.baseUrl, { service: embedded.child.pid! });
 } finally {
   await embedded.stop();
 }
+if (values['embedded-only']) process.exit(0);
 
 const data = temporaryDirectory('main-threads-distributed');
 const keys = path.join(data, 'template-keys');

@@ -5,4 +5,4 @@ export function cpuCores(
   before: Map<string, number>,
   after: Map<string, number>,
   seconds: number,
-): { total: number; mainThread: number; threads: number; busiest: number[] };
+): { total: number; mainThread: number; threads: number; busiest: number[]; byName: Record<string, number> };

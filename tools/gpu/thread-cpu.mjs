@@ -47,9 +47,20 @@ export function threadCpuSeconds(pids) {
   return seconds;
 }
 
+/** A thread's name (`comm`: libuv's, V8's, onnxruntime's and CUDA's threads name themselves); 'ended' once gone. */
+function threadName(key) {
+  const [pid, tid] = key.split('/');
+  try {
+    return readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+  } catch {
+    return 'ended';
+  }
+}
+
 /**
  * Cores used between two readings: in all, by the busiest process's main thread (the one that
- * serves HTTP), and the busiest threads; a thread near 1.0 is what limits a load.
+ * serves HTTP), the busiest threads, and per thread name (which says whose threads the rest
+ * are: libuv's pool, V8's helpers, CUDA's); a thread near 1.0 is what limits a load.
  */
 export function cpuCores(before, after, seconds) {
   const used = [...after].map(([key, cpu]) => [key, (cpu - (before.get(key) ?? 0)) / seconds]);
@@ -61,6 +72,12 @@ export function cpuCores(before, after, seconds) {
   }
   const busiest = [...perProcess].sort((a, b) => b[1] - a[1])[0]?.[0];
   const mainThread = used.find(([key]) => key === `${busiest}/${busiest}`)?.[1] ?? 0;
+  const byName = new Map();
+  for (const [key, cores] of used) {
+    const name = threadName(key);
+    const entry = byName.get(name) ?? { cores: 0, threads: 0 };
+    byName.set(name, { cores: entry.cores + cores, threads: entry.threads + 1 });
+  }
   return {
     total: Number(total.toFixed(2)),
     mainThread: Number(mainThread.toFixed(2)),
@@ -70,5 +87,11 @@ export function cpuCores(before, after, seconds) {
       .sort((a, b) => b - a)
       .slice(0, 24)
       .map((cores) => Number(cores.toFixed(2))),
+    byName: Object.fromEntries(
+      [...byName]
+        .filter(([, { cores }]) => cores >= 0.01)
+        .sort((a, b) => b[1].cores - a[1].cores)
+        .map(([name, { cores, threads }]) => [`${name} ×${threads}`, Number(cores.toFixed(2))]),
+    ),
   };
 }

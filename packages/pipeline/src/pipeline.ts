@@ -170,6 +170,9 @@ export class FacePipeline implements FaceAnalyser {
     for (const pending of [pendingLandmarks, pendingPose, pendingPad]) pending?.catch(() => undefined);
 
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
+    const eyeModel = this.models.model('eye_state');
+    const pendingEyes = eyeModel && landmarks68 ? eyeModel.openness(decoded, landmarks68) : undefined;
+    pendingEyes?.catch(() => undefined);
     const fivePoints = face.keypoints ?? fivePointsFrom68(landmarks68!);
     const aligned = await this.timed('align', () => alignOrNoFace(decoded, fivePoints));
     const pendingRecognition: Promise<{ embedding: FaceEmbedding; taps: readonly TapTensor[] }> = tappedRecogniser
@@ -208,7 +211,7 @@ export class FacePipeline implements FaceAnalyser {
         landmarks68,
         embeddingNorm: embedding.norm,
         pose: pendingPose,
-        eyeModel: this.models.model('eye_state'),
+        eyes: pendingEyes,
         mapping: this.qualityMapping,
       }),
     );

@@ -1,5 +1,5 @@
 import type { HeadPose } from '../model_zoo/hopenet.js';
-import type { EyeOpenness, EyeStateModel } from '../model_zoo/eye_state.js';
+import type { EyeOpenness } from '../model_zoo/eye_state.js';
 import { toGrey, type RgbImage } from '../image/raster.js';
 import type { Point } from '../image/similarity.js';
 
@@ -164,7 +164,7 @@ export interface QualityInput {
   /** The 112×112 aligned face. */
   aligned: RgbImage;
   fivePoints: readonly Point[];
-  /** Null when no landmark model is loaded (the eye-state component is then left out). */
+  /** Null when no landmark model is loaded. */
   landmarks68: readonly Point[] | null;
   /** Length of the recogniser's raw output. */
   embeddingNorm: number;
@@ -173,7 +173,12 @@ export interface QualityInput {
    * libvips on the thread pool while this thread runs other models); undefined without a pose model.
    */
   pose: Promise<HeadPose> | undefined;
-  eyeModel: Pick<EyeStateModel, 'openness'> | null;
+  /**
+   * The eye openness, started by the caller as soon as the 68 landmarks were known, so that on a
+   * GPU it runs in the same round as recognition instead of one after it; undefined without an
+   * eye-state or landmark model (the component is then left out).
+   */
+  eyes: Promise<EyeOpenness> | undefined;
   mapping: QualityMapping;
 }
 
@@ -190,10 +195,8 @@ export async function assessQuality(input: QualityInput): Promise<QualityAssessm
     interEyeDistance: interEyeDistance(input.fivePoints),
     embeddingNorm: input.embeddingNorm,
   };
-  const eyes =
-    input.eyeModel && input.landmarks68 ? await input.eyeModel.openness(input.image, input.landmarks68) : undefined;
+  if (input.eyes) measurements.eyes = await input.eyes;
   if (input.pose) measurements.pose = await input.pose;
-  if (eyes) measurements.eyes = eyes;
   const components = qualityComponents(measurements, input.mapping);
   return { score: unifiedQuality(components), components: { ...components }, measurements };
 }
