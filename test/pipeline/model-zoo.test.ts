@@ -67,6 +67,32 @@ describe('SCRFD detector', { skip: skipScrfd }, () => {
   });
 });
 
+describe('68-point landmarks', () => {
+  let ultraface: UltraFaceDetector;
+  let landmarks: Landmark68Model;
+  before(async () => {
+    const pack = await resolvePack(modelsDir, 'default');
+    ultraface = await new UltraFaceDetector(pack.get('detection')!).prepare(settings);
+    landmarks = await new Landmark68Model(pack.get('landmarks')!).prepare(settings);
+  });
+  after(async () => {
+    await Promise.all([ultraface?.dispose(), landmarks?.dispose()]);
+  });
+
+  // A GPU's detector outputs differ from CPU's by ~1e-3: a box edge that crosses a half pixel
+  // must not move the crop, and with it every landmark, by a whole pixel.
+  it('move smoothly with the face box, also across a half pixel', async () => {
+    const image = await decodeImage(frll('001_neutral.jpg'), limits);
+    const [face] = await ultraface.detect(image, { scoreThreshold: 0.7, nmsIouThreshold: 0.3, letterbox: true });
+    const [x1, y1, x2, y2] = face!.box;
+    const onEdge = (value: number, offset: number) => Math.floor(value) + 0.5 + offset;
+    const below = await landmarks.locate(image, [onEdge(x1!, -0.002), onEdge(y1!, -0.002), x2!, y2!]);
+    const above = await landmarks.locate(image, [onEdge(x1!, 0.002), onEdge(y1!, 0.002), x2!, y2!]);
+    const largest = Math.max(...below.map(([x, y], index) => Math.hypot(x - above[index]![0], y - above[index]![1])));
+    assert.ok(largest < 0.05, `a landmark moved ${largest.toFixed(3)} px for a 0.004 px move of the box`);
+  });
+});
+
 describe('MiniFASNetV2 PAD (alternative model)', { skip: skipMiniFasNet }, () => {
   it('scores a live studio portrait as a probability', async () => {
     const pad = await new MiniFasNetPad({

@@ -82,6 +82,16 @@ function axisTaps(
   return { indices, weights, tapCount };
 }
 
+/** `rect` clipped to the image, at sub-pixel precision; null when nothing of it is inside. */
+export function clipRect(image: { width: number; height: number }, rect: Rect): Rect | null {
+  const left = Math.max(0, rect.x);
+  const top = Math.max(0, rect.y);
+  const right = Math.min(image.width, rect.x + rect.width);
+  const bottom = Math.min(image.height, rect.y + rect.height);
+  if (!(right - left > 0 && bottom - top > 0)) return null;
+  return { x: left, y: top, width: right - left, height: bottom - top };
+}
+
 /**
  * Resamples the source rectangle `rect` (which may extend past the image) to
  * `outWidth`×`outHeight`, with pixel centres mapped the way cv2.resize maps them, since

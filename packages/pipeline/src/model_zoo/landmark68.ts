@@ -1,6 +1,5 @@
 import type { Point } from '../image/similarity.js';
-import { toGrey, type RgbImage } from '../image/raster.js';
-import { resizeRegion } from '../image/resize.js';
+import { clipRect, cropResize, toGrey, type RgbImage } from '../image/raster.js';
 import { OnnxModel, tensorData } from './base.js';
 
 /** Indices into the iBUG 68-point layout. */
@@ -37,8 +36,14 @@ export function fivePointsFrom68(points: readonly Point[]): Point[] {
 export class Landmark68Model extends OnnxModel {
   async locate(image: RgbImage, [x1, y1, x2, y2]: readonly number[]): Promise<Point[]> {
     const [, , size] = this.entry.inputs[0]!.shape as number[];
-    const crop = { x: x1!, y: y1!, width: x2! - x1!, height: y2! - y1! };
-    const grey = toGrey(await resizeRegion(image, crop, size!, size!), 256);
+    const box = { x: x1!, y: y1!, width: x2! - x1!, height: y2! - y1! };
+    const crop = clipRect(image, box) ?? { x: 0, y: 0, width: image.width, height: image.height };
+    // Resampled here at sub-pixel precision rather than snapped to whole pixels in libvips: the
+    // landmarks (and the alignment, quality and template after them) then move smoothly with the
+    // box. Snapped, a box edge crossing a half pixel (a detector output moving by 1e-3 between CPU
+    // and GPU) shifted the crop by a pixel and flipped a marginal photo's quality decision
+    // (docs/benchmarks.md, third session on the H200).
+    const grey = toGrey(cropResize(image, crop, size!, size!, { antialias: true }), 256);
     const [output] = await this.runSingleInput(grey, [1, 1, size!, size!]);
     const fractions = tensorData(output!);
     const points: Point[] = [];
