@@ -173,11 +173,11 @@ describe('PipelinePool', () => {
 });
 
 describe('defaultPipelineThreads', () => {
-  it('is one per core on CPU (none on one core) and all cores but two on a GPU', () => {
+  it('is one per core on CPU (none on one core) and half the cores on a GPU', () => {
     assert.equal(defaultPipelineThreads('cpu', 2), 2);
     assert.equal(defaultPipelineThreads(undefined, 8), 8);
     assert.equal(defaultPipelineThreads('cpu', 1), 0);
-    assert.equal(defaultPipelineThreads('cuda:0', 16), 14);
+    assert.equal(defaultPipelineThreads('cuda:0', 16), 8);
     assert.equal(defaultPipelineThreads('cuda:1', 2), 1);
   });
 });

@@ -13,8 +13,8 @@
 // also gives the CPU the service used (its main thread, every thread, the busiest ones, in cores),
 // the load generator's own CPU, and the GPU's utilisation sampled by nvidia-smi.
 // Environment: WORKER_DEVICE, CHECK_SECONDS (30), CONCURRENCY (64), LOAD_THREADS (4), CONFIGS
-// (';INFERENCE_HOSTS=6;BATCH_WAIT_MS=1': the defaults, the models on six inference hosts, a
-// batch wait of a millisecond), PHOTOS (folder; default photos/ of the pack), MIN_COSINE (0.9999), CHECK_DEADLINE_S
+// (';UV_THREADPOOL_SIZE=32;INFERENCE_HOSTS=3': the defaults, a libuv pool four times the
+// pipeline threads (where sharp's operations queue), the models on three inference hosts), PHOTOS (folder; default photos/ of the pack), MIN_COSINE (0.9999), CHECK_DEADLINE_S
 // (540: a configuration that would end later is skipped, so that the check answers inside a
 // device call's limit), CHECK_TEMPLATES (0: no template passes on the device), SERVICE_NODE_ARGS
 // (options for the service's node, e.g. --cpu-prof --cpu-prof-dir=DIR). Exit status 0 when the models ran on WORKER_DEVICE and every comparison holds.
@@ -110,7 +110,7 @@ if (process.env.CHECK_TEMPLATES !== '0') {
 // 3–5. For each service configuration (CONFIGS: `;`-separated, each a space-separated list of
 // NAME=VALUE for the service; an empty one is the defaults): the embedded service on the device,
 // HTTP searches under load, and the batch sizes each model reached.
-const configurations = (process.env.CONFIGS ?? ';INFERENCE_HOSTS=6;BATCH_WAIT_MS=1')
+const configurations = (process.env.CONFIGS ?? ';UV_THREADPOOL_SIZE=32;INFERENCE_HOSTS=3')
   .split(';')
   .map((text) => text.trim());
 const accepted = onCpu.results.filter((result) => result.decision === 'OK').map((result) => result.file);

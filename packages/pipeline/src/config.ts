@@ -49,7 +49,7 @@ export interface PipelineConfig {
   /**
    * Threads that hold the sessions and run the batches of every pipeline thread
    * (onnx/inference-host.ts), the models dealt out among them; 0: each pipeline thread holds its
-   * own. Absent: 1 on a usable GPU, 0 otherwise.
+   * own. Absent: 2 on a usable GPU, 0 otherwise (defaultInferenceHosts).
    */
   inferenceHosts?: number;
   /**

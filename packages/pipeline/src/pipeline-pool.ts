@@ -12,7 +12,7 @@ import { FacegateError, type ComponentHealth, type ErrorCode, type ErrorDetails 
 
 import type { PipelineConfig } from './config.js';
 import type { HealthComponent } from './models.js';
-import { cudaDeviceOf, probeCuda } from './onnx/execution-provider.js';
+import { cudaDeviceOf, defaultInferenceHosts, probeCuda } from './onnx/execution-provider.js';
 import { IdleThreadBroker, type AttachedThread } from './onnx/idle-threads.js';
 import { spawnModuleThread, ThreadRequester, type SerializedThreadError } from './onnx/module-thread.js';
 import {
@@ -96,7 +96,7 @@ export class PipelinePool implements FaceAnalyser {
     if (!Number.isInteger(count) || count < 1) throw new RangeError('pipeline threads must be ≥ 1');
     const cudaDevice = cudaDeviceOf(config.device);
     const onGpu = cudaDevice !== undefined && probeCuda(cudaDevice).available;
-    const hosts = Array.from({ length: config.inferenceHosts ?? (onGpu ? 1 : 0) }, () =>
+    const hosts = Array.from({ length: config.inferenceHosts ?? defaultInferenceHosts(onGpu) }, () =>
       spawnModuleThread(import.meta.url, 'onnx/inference-host-thread', {
         workerData: {
           settings: { intraOpThreads: config.intraOpThreads, device: config.device, batch: config.batch },

@@ -302,12 +302,23 @@ export function defaultMaxBatch(device: string | undefined, cpuDefault: number):
 
 /**
  * The hook for PIPELINE_THREADS' default. On `cuda:N` the models cost the CPU little and pre-
- * and post-processing are the work: every core but two (the HTTP thread and the inference host)
- * runs a pipeline thread. On CPU one per core: on 2 cores, quiet, searches/s at 8 clients rose
- * from 27.5 to 33.5 with one-client latency unchanged (docs/benchmarks.md); one core keeps the
- * calling thread (0).
+ * and post-processing are the work, but libvips, libuv's pool and the inference hosts need cores
+ * of their own: half the cores run pipeline threads. On an H200 host with 16 vCPUs, 8 threads
+ * answered 243 searches/s where 14 answered 217 (one inference host; 239 against 222 with six),
+ * docs/benchmarks.md. On CPU one per core: on 2 cores, quiet, searches/s at 8 clients rose from
+ * 27.5 to 33.5 with one-client latency unchanged; one core keeps the calling thread (0).
  */
 export function defaultPipelineThreads(device: string | undefined, cores = os.availableParallelism()): number {
-  if (cudaDeviceOf(device) !== undefined) return Math.max(1, cores - 2);
+  if (cudaDeviceOf(device) !== undefined) return Math.max(1, Math.floor(cores / 2));
   return cores >= 2 ? cores : 0;
+}
+
+/**
+ * The hook for INFERENCE_HOSTS' default: 2 on a usable GPU, none on CPU (each pipeline thread
+ * then holds its own sessions). One host thread was saturated on an H200 (onnxruntime-node spends
+ * about 2 ms of CPU in each CUDA run); two answered 261 searches/s where one answered 243, and six
+ * lost more to contention on the GPU than they gained (227), docs/benchmarks.md.
+ */
+export function defaultInferenceHosts(onGpu: boolean): number {
+  return onGpu ? 2 : 0;
 }
