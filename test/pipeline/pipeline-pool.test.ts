@@ -201,13 +201,26 @@ describe('batch sizes on a GPU', () => {
         Float32Array.from({ length: 3 * 112 * 112 }, () => random() * 2 - 1),
       );
       const sizes: number[] = [];
+      const lastRows: Float32Array[] = [];
       const runOnce = async (data: Float32Array, dimensions: readonly number[]) => {
         sizes.push(dimensions[0]!);
+        lastRows.push(data.slice(data.length - inputs[0]!.length));
         return loaded.run(data, dimensions);
       };
       const padded = batchedRun(runOnce, { maxBatch: 4, waitMs: 5 }, [1, 2, 4], undefined);
       const together = await Promise.all(inputs.map((input) => padded(input, [1, 3, 112, 112])));
       assert.deepEqual(sizes, [4], 'three inputs ran as one batch of four');
+      // The stacking buffer is reused: a full batch, then three inputs again, must pad with zeros.
+      await Promise.all([...inputs, inputs[0]!].map((input) => padded(input, [1, 3, 112, 112])));
+      const again = await Promise.all(inputs.map((input) => padded(input, [1, 3, 112, 112])));
+      assert.deepEqual(sizes, [4, 4, 4]);
+      assert.ok(
+        lastRows[2]!.every((value) => value === 0),
+        'the padding row is zeros after a full batch',
+      );
+      for (const [index, outputs] of again.entries()) {
+        assert.deepEqual(outputs[0]!.data, together[index]![0]!.data, `input ${index} again`);
+      }
       for (const [index, input] of inputs.entries()) {
         const [alone] = await loaded.run(input, [1, 3, 112, 112]);
         const [batched] = together[index]!;

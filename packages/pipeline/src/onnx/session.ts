@@ -245,6 +245,11 @@ export function batchedRun(
   observer: BatchObserver | undefined,
   lane?: RunLane,
 ): (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]> {
+  // Stacking buffers by length, reused from run to run: a fresh one per batch was allocated and
+  // zeroed whole (7 MB for eight detector inputs), and stacking took a seventh of an inference
+  // host's time on an H200 (docs/benchmarks.md). A buffer is taken out while its run holds it,
+  // so concurrent runs never share one.
+  const spare = new Map<number, Float32Array>();
   const runBatch = async (inputs: Array<{ data: Float32Array; dimensions: readonly number[] }>) => {
     const shape = inputs[0]!.dimensions;
     const sameShape = inputs.every((input) => input.dimensions.join() === shape.join());
@@ -252,9 +257,18 @@ export function batchedRun(
     const runSize = paddedSizes?.find((size) => size >= inputs.length) ?? inputs.length;
     if (runSize === 1) return [await runOnce(inputs[0]!.data, shape)];
     const size = inputs[0]!.data.length;
-    const stacked = new Float32Array(size * runSize);
+    const length = size * runSize;
+    const stacked = spare.get(length) ?? new Float32Array(length);
+    spare.delete(length);
     inputs.forEach((input, index) => stacked.set(input.data, index * size));
-    const outputs = await runOnce(stacked, [runSize, ...shape.slice(1)]);
+    // Padding rows are zeros, as in a fresh buffer, whatever an earlier batch left there.
+    stacked.fill(0, inputs.length * size);
+    let outputs: ort.Tensor[];
+    try {
+      outputs = await runOnce(stacked, [runSize, ...shape.slice(1)]);
+    } finally {
+      spare.set(length, stacked);
+    }
     return inputs.map((_, index) =>
       outputs.map((output) => {
         const perInput = output.data.length / runSize;
