@@ -12,6 +12,7 @@ import {
 } from '../../packages/pipeline/src/index.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { batchSizesFor, batchedRun, openSession } from '../../packages/pipeline/src/onnx/session.js';
+import { leastLoaded, runWeight } from '../../packages/pipeline/src/onnx/inference-host.js';
 import { seededRandom } from '../support/random.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
 
@@ -179,6 +180,29 @@ describe('defaultPipelineThreads', () => {
     assert.equal(defaultPipelineThreads('cpu', 1), 0);
     assert.equal(defaultPipelineThreads('cuda:0', 16), 8);
     assert.equal(defaultPipelineThreads('cuda:1', 2), 1);
+  });
+});
+
+describe('dealing sessions to inference hosts', () => {
+  it('weighs each model by a run and its input, so that two hosts share the default pack evenly', async () => {
+    const pack = await resolvePack(modelsDir, 'default');
+    const loads = [0, 0];
+    const hostOf = new Map<string, number>();
+    for (const role of ['detection', 'landmarks', 'recognition', 'pad', 'head_pose', 'eye_state'] as const) {
+      const model = pack.get(role)!;
+      const host = leastLoaded(loads);
+      loads[host]! += runWeight(model);
+      hostOf.set(role, host);
+    }
+    assert.ok(runWeight(pack.get('detection')!) > runWeight(pack.get('head_pose')!));
+    assert.deepEqual(new Set(hostOf.values()), new Set([0, 1]), 'both hosts hold models');
+    // Dealt in turn, the detector, recognition and head pose would share a host: 2.2 times the other's load.
+    assert.ok(Math.max(...loads) / Math.min(...loads) < 1.5, `loads ${loads.join(' / ')}`);
+  });
+
+  it('takes the first of equal loads', () => {
+    assert.equal(leastLoaded([0, 0, 0]), 0);
+    assert.equal(leastLoaded([5, 2, 2]), 1);
   });
 });
 
