@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import type { PipelineConfig } from './config.js';
 import { IdleThreads, type IdleThreadPorts } from './onnx/idle-threads.js';
 import { RemoteSessions } from './onnx/inference-host.js';
-import { answerRequests } from './onnx/module-thread.js';
+import { answerRequests, nameThisThread } from './onnx/module-thread.js';
 import { FacePipeline } from './pipeline.js';
 import {
   serializePipelineError,
@@ -24,6 +24,7 @@ const { config, hostPorts, idleThreadPorts } = workerData as {
   idleThreadPorts?: IdleThreadPorts;
 };
 const parent = parentPort!;
+nameThisThread('fg-pipeline');
 // Many images at once, one core each: libvips' own threads per image would only contend.
 sharp.concurrency(1);
 let stages: PipelineThreadAnswer['stages'] = [];

@@ -7,6 +7,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 
 import { InferenceHost } from './inference-host.js';
+import { nameThisThread } from './module-thread.js';
 
 /**
  * Observations go to the parent in bundles: one message per batch and run cost the main thread,
@@ -15,6 +16,7 @@ import { InferenceHost } from './inference-host.js';
 export const OBSERVATIONS_INTERVAL_MS = 100;
 
 const parent = parentPort!;
+nameThisThread('fg-infer-host');
 let batches: Array<[string, number, number]> = [];
 let runs: Array<[string, number, number]> = [];
 const sendObservations = (): void => {

@@ -7,8 +7,9 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 import type { ThreadAnswer, ThreadRequest } from './inference-threads.js';
-import { answerRequests } from './module-thread.js';
+import { answerRequests, nameThisThread } from './module-thread.js';
 
+nameThisThread('fg-inference');
 const sessions = new Map<string, ort.InferenceSession>();
 
 answerRequests<ThreadRequest, ThreadAnswer>(parentPort!, async (request) => {

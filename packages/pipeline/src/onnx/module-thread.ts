@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, type TransferListItem, type WorkerOptions } from 'node:worker_threads';
@@ -15,6 +16,21 @@ export function spawnModuleThread(importerUrl: string, name: string, options: Wo
     `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); });`,
     { ...options, eval: true },
   );
+}
+
+/**
+ * Names the calling thread for the operating system (Linux: `/proc/thread-self/comm`, at most 15
+ * bytes), so that `top -H`, `perf` and the benchmarks' per-thread CPU (tools/gpu/thread-cpu.mjs)
+ * tell pipeline threads and inference hosts from Node's own threads, all otherwise `node`.
+ * Threads it creates later inherit the name (onnxruntime's, in an inference host). Elsewhere, or
+ * where /proc is read-only, the thread keeps its name.
+ */
+export function nameThisThread(name: string): void {
+  try {
+    writeFileSync('/proc/thread-self/comm', name.slice(0, 15));
+  } catch {
+    // Not Linux, or not allowed: a name is only a label.
+  }
 }
 
 /** A worker or a message port: both post, hear, and can be held referenced or not. */
