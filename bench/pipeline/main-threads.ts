@@ -56,8 +56,11 @@ async function searchLoad(baseUrl: string, pids: Record<string, number>): Promis
     const answered = await client.closedLoop(searches, Number(values.clients), seconds);
     const perSecond = answered / seconds;
     const parts = Object.entries(pids).map(([name, pid]) => {
-      const { total, mainThread } = cpuCores(before[name]!, threadsOf(pid), seconds);
-      return `${name}: ${total.toFixed(2)} cores, main thread ${mainThread.toFixed(2)} = ${((mainThread / perSecond) * 1000).toFixed(2)} ms a search`;
+      const { total, mainThread, byName } = cpuCores(before[name]!, threadsOf(pid), seconds);
+      const threads = Object.entries(byName)
+        .map(([threadName, cores]) => `${threadName} ${((cores / perSecond) * 1000).toFixed(1)} ms`)
+        .join(', ');
+      return `${name}: ${total.toFixed(2)} cores, main thread ${mainThread.toFixed(2)} = ${((mainThread / perSecond) * 1000).toFixed(2)} ms a search; CPU a search by thread name: ${threads}`;
     });
     process.stdout.write(`${perSecond.toFixed(1)} searches/s; ${parts.join('; ')}\n`);
   } finally {
