@@ -267,7 +267,8 @@ export function batchedRun(
     try {
       outputs = await runOnce(stacked, [runSize, ...shape.slice(1)]);
     } finally {
-      spare.set(length, stacked);
+      // Unless a run gave the buffer away (transferred to another thread, hence detached).
+      if (stacked.length === length) spare.set(length, stacked);
     }
     return inputs.map((_, index) =>
       outputs.map((output) => {
