@@ -208,7 +208,6 @@ export class FacePipeline implements FaceAnalyser {
         box: face.box,
         aligned,
         fivePoints,
-        landmarks68,
         embeddingNorm: embedding.norm,
         pose: pendingPose,
         eyes: pendingEyes,

@@ -164,8 +164,6 @@ export interface QualityInput {
   /** The 112×112 aligned face. */
   aligned: RgbImage;
   fivePoints: readonly Point[];
-  /** Null when no landmark model is loaded. */
-  landmarks68: readonly Point[] | null;
   /** Length of the recogniser's raw output. */
   embeddingNorm: number;
   /**
