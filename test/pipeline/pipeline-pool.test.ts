@@ -11,7 +11,8 @@ import {
   type FaceAnalysis,
 } from '../../packages/pipeline/src/index.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
-import { batchSizesFor, batchedRun, openSession } from '../../packages/pipeline/src/onnx/session.js';
+import { batchSizesFor, batchedRun, openSession, sessionLabel } from '../../packages/pipeline/src/onnx/session.js';
+import { STEM_TAPS } from '../../packages/pipeline/src/mad/index.js';
 import { leastLoaded, runWeight } from '../../packages/pipeline/src/onnx/inference-host.js';
 import { seededRandom } from '../support/random.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
@@ -198,6 +199,12 @@ describe('dealing sessions to inference hosts', () => {
     assert.deepEqual(new Set(hostOf.values()), new Set([0, 1]), 'both hosts hold models');
     // Dealt in turn, the detector, recognition and head pose would share a host: 2.2 times the other's load.
     assert.ok(Math.max(...loads) / Math.min(...loads) < 1.5, `loads ${loads.join(' / ')}`);
+  });
+
+  it("labels the metrics of a session with extra outputs apart from the model's plain session", async () => {
+    const recognition = (await resolvePack(modelsDir, 'default')).get('recognition')!;
+    assert.equal(sessionLabel(recognition, []), recognition.entry.id);
+    assert.equal(sessionLabel(recognition, STEM_TAPS), `${recognition.entry.id}+taps`);
   });
 
   it('takes the first of equal loads', () => {

@@ -40,7 +40,13 @@ export class FacegateMetrics {
       registers,
     });
     const perModel = (name: string, help: string, buckets: number[]): Histogram<'model'> =>
-      new Histogram({ name, help, labelNames: ['model'], buckets, registers });
+      new Histogram({
+        name,
+        help: `${help}; model: the model's id, +taps for its session that also outputs the MAD taps (enrolment)`,
+        labelNames: ['model'],
+        buckets,
+        registers,
+      });
     this.modelBatchSize = perModel(
       'facegate_model_batch_size',
       'Inputs per model run when batching is on (MAX_BATCH > 1)',

@@ -142,14 +142,15 @@ async function prepareModel(
   settings: SessionSettings,
   observer: BatchSizeObserver | undefined,
 ): Promise<string | undefined> {
-  const { id, file } = model.entry;
+  const { file } = model.entry;
+  const label = model.metricsLabel;
   const { idleThreads, ...unlent } = settings;
   try {
     await model.prepare(
       idleThreads && LENT_ROLES.has(role) ? settings : unlent,
       observer && {
-        onBatch: (size, wait) => observer.onBatch?.(id, size, wait),
-        onRun: (size, seconds) => observer.onRun?.(id, size, seconds),
+        onBatch: (size, wait) => observer.onBatch?.(label, size, wait),
+        onRun: (size, seconds) => observer.onRun?.(label, size, seconds),
       },
     );
     return undefined;

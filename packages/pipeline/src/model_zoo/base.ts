@@ -4,6 +4,7 @@ import type { ModelEntry, ResolvedModel } from '../manifest.js';
 import type { BatchObserver } from '../onnx/batcher.js';
 import {
   openSession,
+  sessionLabel,
   type ExtraOutput,
   type LoadedSession,
   type SessionSettings,
@@ -35,6 +36,11 @@ export abstract class OnnxModel {
   /** The device the session runs on (undefined before prepare). */
   get placement(): SessionPlacement | undefined {
     return this.loaded?.placement;
+  }
+
+  /** The `model` label of this session's metrics (session.ts `sessionLabel`). */
+  get metricsLabel(): string {
+    return sessionLabel(this.model, this.extraOutputs);
   }
 
   /** Intermediate tensors the session also outputs, after the model's own outputs (none unless a subclass says). */

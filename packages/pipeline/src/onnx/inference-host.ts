@@ -15,6 +15,7 @@ import { answerRequests, ThreadRequester } from './module-thread.js';
 import {
   openSession,
   sessionKey,
+  sessionLabel,
   type ExtraOutput,
   type LoadedSession,
   type SessionPlacement,
@@ -90,9 +91,10 @@ export class InferenceHost {
     let session = this.sessions.get(key);
     if (!session) {
       const hostObserver = this.observer;
+      const label = sessionLabel(model, extraOutputs);
       const observer: BatchObserver | undefined = hostObserver && {
-        onBatch: (size, waitSeconds) => hostObserver.onBatch(model.entry.id, size, waitSeconds),
-        onRun: (size, seconds) => hostObserver.onRun(model.entry.id, size, seconds),
+        onBatch: (size, waitSeconds) => hostObserver.onBatch(label, size, waitSeconds),
+        onRun: (size, seconds) => hostObserver.onRun(label, size, seconds),
       };
       session = openSession(model, this.settings, observer, extraOutputs);
       // A failed open is retried by the next client rather than remembered.

@@ -134,6 +134,15 @@ export function sessionKey(model: ResolvedModel, extraOutputs: readonly ExtraOut
 }
 
 /**
+ * The `model` label of a session's batch and run metrics: the model's id, and `+taps` for its
+ * session with extra outputs (the recogniser's at enrolment), whose runs cost more and would
+ * otherwise mix with the plain session's.
+ */
+export function sessionLabel(model: ResolvedModel, extraOutputs: readonly ExtraOutput[]): string {
+  return extraOutputs.length > 0 ? `${model.entry.id}+taps` : model.entry.id;
+}
+
+/**
  * Reads, verifies, patches (subnormal weights zeroed) and opens a model, then checks its
  * inputs and outputs against the manifest so that a wrong file fails at start-up rather
  * than producing garbage on the first request. Where `settings.remote` is set, the session
