@@ -117,7 +117,21 @@ describe('raster: fast crops and tensors equal their per-pixel references', () =
         }
       }
       assert.deepEqual(toPlanarTensor(image, normalisation), reference, normalisation.channelOrder);
+      // Written into a lent buffer, whatever it held, the same values.
+      const lent = new Float32Array(pixels * 3).fill(Number.NaN);
+      assert.equal(toPlanarTensor(image, normalisation, undefined, lent), lent);
+      assert.deepEqual(lent, reference, `${normalisation.channelOrder}, into a lent buffer`);
     }
+    assert.throws(() => toPlanarTensor(image, normalisations[0]!, undefined, new Float32Array(5)), RangeError);
+  });
+
+  it('toPlanarTensor on a canvas writes every value of a lent buffer', () => {
+    const image = randomImage(seededRandom(15), 9, 5);
+    const canvas = { width: 16, height: 12, offsetX: 3, offsetY: 4, fill: 127 };
+    const normalisation: ChannelNormalisation = { mean: [127, 127, 127], std: [128, 128, 128], channelOrder: 'rgb' };
+    const lent = new Float32Array(16 * 12 * 3).fill(Number.NaN);
+    toPlanarTensor(image, normalisation, canvas, lent);
+    assert.deepEqual(lent, toPlanarTensor(image, normalisation, canvas));
   });
 
   it('toGrey with a divisor equals converting to float32 grey, then dividing', () => {

@@ -361,16 +361,19 @@ export interface TensorCanvas {
  * (the same values as padding the image with the fill grey first, without the padded copy).
  * Each channel's 256 possible values are normalised once into a table (the same float32
  * results as normalising every pixel, at a table look-up per pixel instead of a subtraction
- * and a division).
+ * and a division). `into`: a buffer of the tensor's length to write, every value of it, instead
+ * of a new one.
  */
 export function toPlanarTensor(
   image: RgbImage,
   normalisation: ChannelNormalisation,
   canvas?: TensorCanvas,
+  into?: Float32Array,
 ): Float32Array {
   const width = canvas?.width ?? image.width;
   const pixels = width * (canvas?.height ?? image.height);
-  const tensor = new Float32Array(pixels * 3);
+  if (into && into.length !== pixels * 3) throw new RangeError(`a tensor of ${pixels * 3} values, not ${into.length}`);
+  const tensor = into ?? new Float32Array(pixels * 3);
   // One table of 3 × 256 entries, indexed by source channel: planes are filled in one pass
   // over the interleaved pixels.
   const table = new Float32Array(768);

@@ -1,6 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 
-import { toPlanarTensor, uniformNormalisation, type RgbImage } from '../image/raster.js';
+import { uniformNormalisation, type RgbImage } from '../image/raster.js';
 import type { ResolvedModel } from '../manifest.js';
 import type { ExtraOutput } from '../onnx/session.js';
 import { OnnxModel, tensorData } from './base.js';
@@ -27,8 +27,12 @@ export class ArcFaceRecognizer extends OnnxModel {
   /** Every output of one run on the aligned face: the embedding, then any extra outputs. */
   protected runAligned(aligned: RgbImage): Promise<ort.Tensor[]> {
     const { mean, std, channelOrder = 'rgb' } = this.entry.normalisation ?? { mean: 127.5, std: 127.5 };
-    const tensor = toPlanarTensor(aligned, uniformNormalisation(mean, std, channelOrder));
-    return this.runSingleInput(tensor, [1, 3, aligned.height, aligned.width]);
+    return this.runPlanar(aligned, uniformNormalisation(mean, std, channelOrder), [
+      1,
+      3,
+      aligned.height,
+      aligned.width,
+    ]);
   }
 }
 

@@ -1,6 +1,7 @@
 import type * as ort from 'onnxruntime-node';
 
 import type { ModelEntry, ResolvedModel } from '../manifest.js';
+import { toPlanarTensor, type ChannelNormalisation, type RgbImage, type TensorCanvas } from '../image/raster.js';
 import type { BatchObserver } from '../onnx/batcher.js';
 import {
   openSession,
@@ -10,6 +11,32 @@ import {
   type SessionSettings,
   type SessionPlacement,
 } from '../onnx/session.js';
+
+/**
+ * Input buffers by length, lent for one run each. Every session copies its input before the run
+ * is answered, or reads it during the run (in-process onnxruntime), so a buffer given back is free.
+ * A few per length: as many as runs of that length are in flight on this thread at once.
+ */
+class TensorPool {
+  private readonly spare = new Map<number, Float32Array[]>();
+
+  take(length: number): Float32Array {
+    return this.spare.get(length)?.pop() ?? new Float32Array(length);
+  }
+
+  give(tensor: Float32Array): void {
+    // A buffer transferred to another thread comes back detached: it is not kept.
+    if (tensor.length === 0) return;
+    const spare = this.spare.get(tensor.length) ?? [];
+    if (spare.length < MAX_SPARE_TENSORS) spare.push(tensor);
+    this.spare.set(tensor.length, spare);
+  }
+}
+
+const MAX_SPARE_TENSORS = 8;
+
+/** This thread's pool (each thread has its own module instance). */
+const tensorPool = new TensorPool();
 
 /**
  * Common life cycle of a model-zoo class: `prepare` opens and validates the session, the
@@ -58,6 +85,26 @@ export abstract class OnnxModel {
    * Runs the session on one float32 input (of batch size 1); outputs come back in the model's
    * output order, then {@link extraOutputs}. With batching on, concurrent inputs share one run.
    */
+  /**
+   * Runs the session on the planar tensor of `image` (toPlanarTensor), built in a buffer lent by
+   * this thread's pool and given back once the run is over. A new tensor per run was most of the
+   * memory a search allocated outside V8's heap (the detector's alone is 921 KB), and that memory
+   * is what set off V8's major garbage collections, one every few searches (docs/benchmarks.md).
+   */
+  protected async runPlanar(
+    image: RgbImage,
+    normalisation: ChannelNormalisation,
+    dimensions: readonly number[],
+    canvas?: TensorCanvas,
+  ): Promise<ort.Tensor[]> {
+    const tensor = tensorPool.take(dimensions.reduce((product, dimension) => product * dimension, 1));
+    try {
+      return await this.runSingleInput(toPlanarTensor(image, normalisation, canvas, tensor), dimensions);
+    } finally {
+      tensorPool.give(tensor);
+    }
+  }
+
   protected async runSingleInput(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> {
     const loaded = this.loaded;
     if (!loaded) throw new Error(`${this.id}: prepare() was not called`);

@@ -1,4 +1,4 @@
-import { toPlanarTensor, type RgbImage } from '../image/raster.js';
+import { type RgbImage } from '../image/raster.js';
 import { resizeRegion } from '../image/resize.js';
 import { OnnxModel, softmax, tensorData } from './base.js';
 
@@ -39,7 +39,7 @@ export class HopenetPose extends OnnxModel {
       size!,
       size!,
     );
-    const [yaw, pitch, roll] = await this.runSingleInput(toPlanarTensor(crop, IMAGENET), [1, 3, size!, size!]);
+    const [yaw, pitch, roll] = await this.runPlanar(crop, IMAGENET, [1, 3, size!, size!]);
     return {
       yaw: expectedAngle(tensorData(yaw!)),
       pitch: expectedAngle(tensorData(pitch!)),

@@ -1,4 +1,4 @@
-import { cropResize, toPlanarTensor, uniformNormalisation, type Rect, type RgbImage } from '../image/raster.js';
+import { cropResize, uniformNormalisation, type Rect, type RgbImage } from '../image/raster.js';
 import { OnnxModel, softmax, tensorData } from './base.js';
 
 /**
@@ -32,8 +32,7 @@ export class MiniFasNetPad extends OnnxModel {
     const [, , size] = this.entry.inputs[0]!.shape as number[];
     // cv2.resize without antialiasing is what these models were trained on.
     const crop = cropResize(image, contextCrop(image, box, recipe.boxScale), size!, size!);
-    const tensor = toPlanarTensor(crop, uniformNormalisation(0, 1, recipe.channelOrder));
-    const [output] = await this.runSingleInput(tensor, [1, 3, size!, size!]);
+    const [output] = await this.runPlanar(crop, uniformNormalisation(0, 1, recipe.channelOrder), [1, 3, size!, size!]);
     return softmax(tensorData(output!))[recipe.liveClass]!;
   }
 }

@@ -1,6 +1,6 @@
 import { nonMaximumSuppression, type FaceDetection } from '../image/boxes.js';
 import type { Point } from '../image/similarity.js';
-import { toPlanarTensor, uniformNormalisation, type RgbImage } from '../image/raster.js';
+import { uniformNormalisation, type RgbImage } from '../image/raster.js';
 import { OnnxModel, tensorData } from './base.js';
 import { letterbox } from '../image/resize.js';
 import type { DetectorOptions } from './ultraface.js';
@@ -27,8 +27,12 @@ export class ScrfdDetector extends OnnxModel {
       fill: 0,
       maxScale: 1,
     });
-    const tensor = toPlanarTensor(input, uniformNormalisation(127.5, 128, 'rgb'), canvas);
-    const outputs = await this.runSingleInput(tensor, [1, 3, inputHeight, inputWidth]);
+    const outputs = await this.runPlanar(
+      input,
+      uniformNormalisation(127.5, 128, 'rgb'),
+      [1, 3, inputHeight, inputWidth],
+      canvas,
+    );
     if (outputs.length !== STRIDES.length * 3) {
       throw new Error(`${this.id}: expected ${STRIDES.length * 3} outputs (with keypoints), got ${outputs.length}`);
     }

@@ -1,5 +1,5 @@
 import { nonMaximumSuppression, type FaceDetection } from '../image/boxes.js';
-import { toPlanarTensor, uniformNormalisation, type RgbImage } from '../image/raster.js';
+import { uniformNormalisation, type RgbImage } from '../image/raster.js';
 import { letterbox } from '../image/resize.js';
 import { OnnxModel, tensorData } from './base.js';
 
@@ -26,8 +26,12 @@ export class UltraFaceDetector extends OnnxModel {
       anchor: 'centre',
       fill: 127,
     });
-    const tensor = toPlanarTensor(input, uniformNormalisation(127, 128, 'rgb'), canvas);
-    const [scores, boxes] = await this.runSingleInput(tensor, [1, 3, inputHeight!, inputWidth!]);
+    const [scores, boxes] = await this.runPlanar(
+      input,
+      uniformNormalisation(127, 128, 'rgb'),
+      [1, 3, inputHeight!, inputWidth!],
+      canvas,
+    );
     const scoreData = tensorData(scores!);
     const boxData = tensorData(boxes!);
     // Corners come normalised to the network input; map them back through the letterbox.
