@@ -83,7 +83,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     INFERENCE_THREADS: { type: 'integer', minimum: 0, maximum: 64, default: 0 },
     // Unset: defaultPipelineThreads (packages/pipeline) for the device.
     PIPELINE_THREADS: { type: 'integer', minimum: 0, maximum: 256, nullable: true },
-    // Unset: 1 on a usable GPU, 0 (sessions in each pipeline thread) otherwise.
+    // Unset: defaultInferenceHosts (packages/pipeline): 2 on a usable GPU, 0 (sessions in each pipeline thread) otherwise.
     INFERENCE_HOSTS: { type: 'integer', minimum: 0, maximum: 16, nullable: true },
     SHARE_IDLE_THREADS: { type: 'boolean', default: true },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },

@@ -11,31 +11,9 @@ import {
   type SessionSettings,
   type SessionPlacement,
 } from '../onnx/session.js';
+import { TensorPool } from '../onnx/tensor-pool.js';
 
-/**
- * Input buffers by length, lent for one run each. Every session copies its input before the run
- * is answered, or reads it during the run (in-process onnxruntime), so a buffer given back is free.
- * A few per length: as many as runs of that length are in flight on this thread at once.
- */
-class TensorPool {
-  private readonly spare = new Map<number, Float32Array[]>();
-
-  take(length: number): Float32Array {
-    return this.spare.get(length)?.pop() ?? new Float32Array(length);
-  }
-
-  give(tensor: Float32Array): void {
-    // A buffer transferred to another thread comes back detached: it is not kept.
-    if (tensor.length === 0) return;
-    const spare = this.spare.get(tensor.length) ?? [];
-    if (spare.length < MAX_SPARE_TENSORS) spare.push(tensor);
-    this.spare.set(tensor.length, spare);
-  }
-}
-
-const MAX_SPARE_TENSORS = 8;
-
-/** This thread's pool (each thread has its own module instance). */
+/** This thread's model inputs (each thread has its own module instance). */
 const tensorPool = new TensorPool();
 
 /**
@@ -82,14 +60,9 @@ export abstract class OnnxModel {
   }
 
   /**
-   * Runs the session on one float32 input (of batch size 1); outputs come back in the model's
-   * output order, then {@link extraOutputs}. With batching on, concurrent inputs share one run.
-   */
-  /**
    * Runs the session on the planar tensor of `image` (toPlanarTensor), built in a buffer lent by
-   * this thread's pool and given back once the run is over. A new tensor per run was most of the
-   * memory a search allocated outside V8's heap (the detector's alone is 921 KB), and that memory
-   * is what set off V8's major garbage collections, one every few searches (docs/benchmarks.md).
+   * this thread's pool (onnx/tensor-pool.ts): the inputs were most of the memory a search
+   * allocated outside V8's heap (the detector's alone is 921 KB).
    */
   protected async runPlanar(
     image: RgbImage,
@@ -105,6 +78,10 @@ export abstract class OnnxModel {
     }
   }
 
+  /**
+   * Runs the session on one float32 input (of batch size 1); outputs come back in the model's
+   * output order, then {@link extraOutputs}. With batching on, concurrent inputs share one run.
+   */
   protected async runSingleInput(data: Float32Array, dimensions: readonly number[]): Promise<ort.Tensor[]> {
     const loaded = this.loaded;
     if (!loaded) throw new Error(`${this.id}: prepare() was not called`);

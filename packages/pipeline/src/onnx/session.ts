@@ -8,6 +8,7 @@ import type { InferenceThreads } from './inference-threads.js';
 import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { withOutputs } from './extra-outputs.js';
+import { TensorPool } from './tensor-pool.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -254,11 +255,9 @@ export function batchedRun(
   observer: BatchObserver | undefined,
   lane?: RunLane,
 ): (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]> {
-  // Stacking buffers by length, reused from run to run: a fresh one per batch was allocated and
-  // zeroed whole (7 MB for eight detector inputs), and stacking took a seventh of an inference
-  // host's time on an H200 (docs/benchmarks.md). A buffer is taken out while its run holds it,
-  // so concurrent runs never share one.
-  const spare = new Map<number, Float32Array>();
+  // Stacking took a seventh of an inference host's time on an H200, half of it allocating and
+  // zeroing a buffer per batch (7 MB for eight detector inputs): the buffers are lent instead.
+  const stackingBuffers = new TensorPool();
   const runBatch = async (inputs: Array<{ data: Float32Array; dimensions: readonly number[] }>) => {
     const shape = inputs[0]!.dimensions;
     const sameShape = inputs.every((input) => input.dimensions.join() === shape.join());
@@ -266,9 +265,7 @@ export function batchedRun(
     const runSize = paddedSizes?.find((size) => size >= inputs.length) ?? inputs.length;
     if (runSize === 1) return [await runOnce(inputs[0]!.data, shape)];
     const size = inputs[0]!.data.length;
-    const length = size * runSize;
-    const stacked = spare.get(length) ?? new Float32Array(length);
-    spare.delete(length);
+    const stacked = stackingBuffers.take(size * runSize);
     inputs.forEach((input, index) => stacked.set(input.data, index * size));
     // Padding rows are zeros, as in a fresh buffer, whatever an earlier batch left there.
     stacked.fill(0, inputs.length * size);
@@ -276,8 +273,7 @@ export function batchedRun(
     try {
       outputs = await runOnce(stacked, [runSize, ...shape.slice(1)]);
     } finally {
-      // Unless a run gave the buffer away (transferred to another thread, hence detached).
-      if (stacked.length === length) spare.set(length, stacked);
+      stackingBuffers.give(stacked);
     }
     return inputs.map((_, index) =>
       outputs.map((output) => {
