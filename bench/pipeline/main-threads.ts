@@ -6,13 +6,10 @@
  * can answer, whatever the cores or the GPU behind it (docs/benchmarks.md, GPU section).
  *
  *   node --conditions=development --import tsx bench/pipeline/main-threads.ts [--photos-dir DIR] [--clients 8] [--seconds 12]
- *     [--embedded-only] [--node-args '--cpu-prof --cpu-prof-dir=DIR']
  *
- * --node-args: options for the embedded service's node; with --cpu-prof, one profile a thread,
- * summarised by `node tools/gpu/profile-summary.mjs DIR SECONDS`.
+ * The embedded service alone, with options for its node (e.g. --cpu-prof): profile-load.ts.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -20,8 +17,8 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from '../../tools/eval/dataset.js';
 import { exitedOrKilled, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
-import { benchmarkPhotos } from './photos.js';
-import { cpuCores, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
+import { benchmarkImages } from './photos.js';
+import { cpuCores, msPerItemByName, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -29,16 +26,9 @@ const { values } = parseArgs({
     photos: { type: 'string', default: '40' },
     clients: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '12' },
-    'embedded-only': { type: 'boolean', default: false },
-    'node-args': { type: 'string', default: '' },
   },
 });
-const images = values['photos-dir']
-  ? readdirSync(values['photos-dir'])
-      .filter((name) => /\.(jpe?g|png)$/i.test(name))
-      .sort()
-      .map((name) => readFileSync(path.join(values['photos-dir']!, name)))
-  : benchmarkPhotos(Number(values.photos)).photos.map((photo) => photo.bytes);
+const images = benchmarkImages(values['photos-dir'], Number(values.photos));
 const seconds = Number(values.seconds);
 const compiled = process.env.FACEGATE_SERVICE_COMPILED === '1';
 
@@ -57,10 +47,7 @@ async function searchLoad(baseUrl: string, pids: Record<string, number>): Promis
     const perSecond = answered / seconds;
     const parts = Object.entries(pids).map(([name, pid]) => {
       const { total, mainThread, byName } = cpuCores(before[name]!, threadsOf(pid), seconds);
-      const threads = Object.entries(byName)
-        .map(([threadName, cores]) => `${threadName} ${((cores / perSecond) * 1000).toFixed(1)} ms`)
-        .join(', ');
-      return `${name}: ${total.toFixed(2)} cores, main thread ${mainThread.toFixed(2)} = ${((mainThread / perSecond) * 1000).toFixed(2)} ms a search; CPU a search by thread name: ${threads}`;
+      return `${name}: ${total.toFixed(2)} cores, main thread ${mainThread.toFixed(2)} = ${((mainThread / perSecond) * 1000).toFixed(2)} ms a search; CPU a search by thread name: ${msPerItemByName(byName, perSecond)}`;
     });
     process.stdout.write(`${perSecond.toFixed(1)} searches/s; ${parts.join('; ')}\n`);
   } finally {
@@ -69,17 +56,12 @@ async function searchLoad(baseUrl: string, pids: Record<string, number>): Promis
 }
 
 process.stdout.write(`${images.length} photos, ${values.clients} clients, ${seconds} s per mode\nembedded: `);
-const embedded = await startServiceProcess(
-  { DATA_DIR: temporaryDirectory('main-threads') },
-  values['node-args'].split(/\s+/).filter(Boolean),
-);
+const embedded = await startServiceProcess({ DATA_DIR: temporaryDirectory('main-threads') });
 try {
   await searchLoad(embedded.baseUrl, { service: embedded.child.pid! });
 } finally {
   await embedded.stop();
 }
-if (values['embedded-only']) process.exit(0);
-
 const data = temporaryDirectory('main-threads-distributed');
 const keys = path.join(data, 'template-keys');
 await new Promise<void>((resolve, reject) =>

@@ -62,3 +62,15 @@ export function benchmarkPhotos(count: number): { photos: Photo[]; source: strin
   const photos = chosen.map((item) => ({ ...item, bytes: readFileSync(path.join(sharedDataDir, item.path)) }));
   return { photos, source: `${photos.length} photos of ${queues.length} sets of ${sharedDataDir}` };
 }
+
+/**
+ * The images of `dir` (JPEG and PNG, by name) where given, e.g. the GPU check's photos
+ * (tools/gpu/pack.mjs), else the bytes of {@link benchmarkPhotos}(`count`).
+ */
+export function benchmarkImages(dir: string | undefined, count: number): Buffer[] {
+  if (dir === undefined) return benchmarkPhotos(count).photos.map((photo) => photo.bytes);
+  return readdirSync(dir)
+    .filter((name) => /\.(jpe?g|png)$/i.test(name))
+    .sort()
+    .map((name) => readFileSync(path.join(dir, name)));
+}

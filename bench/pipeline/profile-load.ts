@@ -3,15 +3,13 @@
  * client's own CPU use; with `--profile DIR` the service runs under `--cpu-prof` (one profile
  * per thread) for tools that read where its CPU goes.
  */
-import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
-import { cpuCores, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
-import { benchmarkPhotos } from './photos.js';
+import { cpuCores, msPerItemByName, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
+import { benchmarkImages } from './photos.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,12 +28,7 @@ const serviceEnv: Record<string, string> = Object.fromEntries(
   values.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
 );
 
-const photos = values['photos-dir']
-  ? readdirSync(values['photos-dir'])
-      .filter((name) => /\.(jpe?g|png)$/i.test(name))
-      .sort()
-      .map((name) => ({ bytes: readFileSync(path.join(values['photos-dir']!, name)) }))
-  : benchmarkPhotos(Number(values.photos)).photos;
+const images = benchmarkImages(values['photos-dir'], Number(values.photos));
 const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv }, [
   ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
   ...values['node-option'],
@@ -44,11 +37,11 @@ const client = new LeanClient(service.baseUrl);
 try {
   let enrolled = 0;
   const searchable: EncodedRequest[] = [];
-  for (const photo of photos) {
-    if ((await client.send(await encodeBiometric('enrol', photo.bytes, { subject_id: `p-${enrolled}` }))) === 200) {
+  for (const image of images) {
+    if ((await client.send(await encodeBiometric('enrol', image, { subject_id: `p-${enrolled}` }))) === 200) {
       enrolled++;
     }
-    const search = await encodeBiometric('search', photo.bytes);
+    const search = await encodeBiometric('search', image);
     if ((await client.send(search)) === 200) searchable.push(search);
   }
   const serviceThreads = () => threadCpuSeconds(processTree(service.child.pid!));
@@ -58,9 +51,10 @@ try {
   const done = await client.closedLoop(searchable, Number(values.clients), Number(values.seconds));
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(clientCpu);
-  const { total, mainThread, busiest } = cpuCores(serviceBefore, serviceThreads(), seconds);
+  const { total, mainThread, busiest, byName } = cpuCores(serviceBefore, serviceThreads(), seconds);
   process.stdout.write(
-    `service used ${total.toFixed(2)} cores, its main thread ${mainThread.toFixed(2)}; busiest threads: ${busiest.join(', ')}\n`,
+    `service used ${total.toFixed(2)} cores, its main thread ${mainThread.toFixed(2)}; busiest threads: ${busiest.join(', ')}\n` +
+      `CPU a search by thread name: ${msPerItemByName(byName, done / seconds)}\n`,
   );
   const clientCores = (used.user + used.system) / 1e6 / seconds;
   process.stdout.write(

@@ -6,3 +6,4 @@ export function cpuCores(
   after: Map<string, number>,
   seconds: number,
 ): { total: number; mainThread: number; threads: number; busiest: number[]; byName: Record<string, number> };
+export function msPerItemByName(byName: Record<string, number>, itemsPerSecond: number): string;

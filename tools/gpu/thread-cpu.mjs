@@ -95,3 +95,10 @@ export function cpuCores(before, after, seconds) {
     ),
   };
 }
+
+/** `byName` of {@link cpuCores} as milliseconds of CPU per item (a search) at `itemsPerSecond`, one line. */
+export function msPerItemByName(byName, itemsPerSecond) {
+  return Object.entries(byName)
+    .map(([name, cores]) => `${name} ${((cores / itemsPerSecond) * 1000).toFixed(1)} ms`)
+    .join(', ');
+}
