@@ -214,7 +214,7 @@ describe('dealing sessions to inference hosts', () => {
 });
 
 describe('batch sizes on a GPU', () => {
-  it('are powers of four up to MAX_BATCH, which is always one of them', () => {
+  it('are powers of two up to MAX_BATCH, which is always one of them', () => {
     assert.deepEqual(batchSizesFor(32, true), [1, 2, 4, 8, 16, 32]);
     assert.deepEqual(batchSizesFor(12, true), [1, 2, 4, 8, 12]);
     assert.deepEqual(batchSizesFor(64, true), [1, 2, 4, 8, 16, 32, 64]);
