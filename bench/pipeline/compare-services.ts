@@ -6,7 +6,11 @@
  * shared machine's drifting load falls on both alike. Prints medians, means and ratios.
  *
  *   node --conditions=development --import tsx bench/pipeline/compare-services.ts --baseline /tmp/base [--photos 40] [--rounds 5] [--clients 4] [--blocks 4] [--seconds 4]
+ *
+ * A setting is compared the same way: `--env NAME=VALUE` and `--node-option OPTION` apply to this
+ * checkout's service only, and without `--baseline` the baseline is this checkout as it is.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 import { startServiceProcess, temporaryDirectory, type ServiceProcess } from '../../test/support/service.js';
@@ -21,15 +25,29 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '4' },
     blocks: { type: 'string', default: '4' },
     seconds: { type: 'string', default: '4' },
+    env: { type: 'string', multiple: true, default: [] },
+    'node-option': { type: 'string', multiple: true, default: [] },
   },
 });
-if (!values.baseline) throw new Error('--baseline CHECKOUT is required');
+const settings = { env: values.env, nodeOptions: values['node-option'] };
+if (!values.baseline && settings.env.length + settings.nodeOptions.length === 0) {
+  throw new Error('--baseline CHECKOUT, or settings to compare (--env, --node-option), are required');
+}
+const changedEnv: Record<string, string> = Object.fromEntries(
+  settings.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+);
 
 const median = (list: readonly number[]): number => {
   const sorted = [...list].sort((first, second) => first - second);
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 };
 const mean = (list: readonly number[]): number => list.reduce((sum, value) => sum + value, 0) / list.length;
+
+/** The process's peak resident set (Linux: VmHWM of /proc/PID/status). */
+function peakResidentMegabytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+) kB/m);
+  return line ? Number(line[1]) / 1024 : Number.NaN;
+}
 
 interface Side {
   name: string;
@@ -41,11 +59,11 @@ interface Side {
 
 const { photos, source } = benchmarkPhotos(Number(values.photos));
 const sides: Side[] = [];
-for (const [name, root] of [
-  ['baseline', values.baseline],
-  ['this checkout', undefined],
+for (const [name, root, env, nodeOptions] of [
+  ['baseline', values.baseline, {}, []],
+  ['this checkout', undefined, changedEnv, settings.nodeOptions],
 ] as const) {
-  const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('compare') }, [], root);
+  const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('compare'), ...env }, nodeOptions, root);
   sides.push({ name, service, client: new LeanClient(service.baseUrl), times: [], perSecond: [] });
 }
 try {
@@ -96,8 +114,9 @@ try {
     }
   }
   const [baseline, current] = sides as [Side, Side];
+  const peakMemory = sides.map((side) => peakResidentMegabytes(side.service.child.pid!));
   const lines = [
-    `${new Date().toISOString()} — ${source}: ${searches.length} photos both services answer, ${values.rounds} alternating rounds; ${values.blocks} alternating ${values.seconds}-s blocks of ${values.clients} clients`,
+    `${new Date().toISOString()} — ${source}: ${[...settings.env, ...settings.nodeOptions].join(' ') || 'no settings changed'}; ${searches.length} photos both services answer, ${values.rounds} alternating rounds; ${values.blocks} alternating ${values.seconds}-s blocks of ${values.clients} clients`,
     '',
     '| | baseline | this checkout | ratio |',
     '|---|---|---|---|',
@@ -105,6 +124,7 @@ try {
     `| search, one client, mean ms | ${mean(baseline.times).toFixed(1)} | ${mean(current.times).toFixed(1)} | ${(mean(current.times) / mean(baseline.times)).toFixed(2)} |`,
     `| enrol, one client, median ms | ${median(enrolTimes.get(baseline)!).toFixed(1)} | ${median(enrolTimes.get(current)!).toFixed(1)} | ${(median(enrolTimes.get(current)!) / median(enrolTimes.get(baseline)!)).toFixed(2)} |`,
     `| searches/s, ${values.clients} clients (median of blocks) | ${median(baseline.perSecond).toFixed(1)} | ${median(current.perSecond).toFixed(1)} | ${(median(current.perSecond) / median(baseline.perSecond)).toFixed(2)} |`,
+    `| peak resident memory, MB | ${peakMemory[0]!.toFixed(0)} | ${peakMemory[1]!.toFixed(0)} | ${(peakMemory[1]! / peakMemory[0]!).toFixed(2)} |`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
