@@ -35,6 +35,13 @@ interface AxisTaps {
   weights: Float32Array;
   /** Offset of each output coordinate's first tap; tapCount entries follow. */
   tapCount: number;
+  /**
+   * Each output coordinate's taps of non-zero weight: from `firstTap[out]` to before
+   * `endTap[out]` (offsets into indices and weights). The kernel's ends weigh zero, and a sum
+   * that skips them is the same sum.
+   */
+  firstTap: Int32Array;
+  endTap: Int32Array;
 }
 
 /**
@@ -79,7 +86,17 @@ function axisTaps(
       weights[at] = total > 0 ? weights[at]! / total : 0;
     }
   }
-  return { indices, weights, tapCount };
+  const firstTap = new Int32Array(outLength);
+  const endTap = new Int32Array(outLength);
+  for (let out = 0; out < outLength; out++) {
+    let first = out * tapCount;
+    let end = first + tapCount;
+    while (first < end && weights[first] === 0) first++;
+    while (end > first && weights[end - 1] === 0) end--;
+    firstTap[out] = first;
+    endTap[out] = end;
+  }
+  return { indices, weights, tapCount, firstTap, endTap };
 }
 
 /** `rect` clipped to the image, at sub-pixel precision; null when nothing of it is inside. */
@@ -144,19 +161,21 @@ function separableResize(
   const rowCount = Math.max(0, lastRow - firstRow + 1);
   const source = image.data;
   const horizontal = new Float32Array(rowCount * outWidth * 3);
+  const { indices: columnIndices, weights: columnWeights, firstTap: columnFirst, endTap: columnEnd } = columns;
+  // The same sums, tap by tap in the same order, as one sample per output pixel would make:
+  // the bytes do not change, only the loops (no zero-weight taps, one row of sums at a time).
   for (let row = 0; row < rowCount; row++) {
     if (rowNeeded[firstRow + row] === 0) continue;
     const sourceRow = (firstRow + row) * image.width;
-    const targetRow = row * outWidth * 3;
-    for (let out = 0; out < outWidth; out++) {
+    let target = row * outWidth * 3;
+    for (let out = 0; out < outWidth; out++, target += 3) {
       let red = 0;
       let green = 0;
       let blue = 0;
-      for (let tap = 0; tap < columns.tapCount; tap++) {
-        const at = out * columns.tapCount + tap;
-        const weight = columns.weights[at]!;
-        if (weight === 0) continue;
-        const column = columns.indices[at]!;
+      const end = columnEnd[out]!;
+      for (let at = columnFirst[out]!; at < end; at++) {
+        const weight = columnWeights[at]!;
+        const column = columnIndices[at]!;
         if (column < 0) {
           red += weight * fill;
           green += weight * fill;
@@ -168,26 +187,30 @@ function separableResize(
           blue += weight * source[pixel + 2]!;
         }
       }
-      horizontal[targetRow + out * 3] = red;
-      horizontal[targetRow + out * 3 + 1] = green;
-      horizontal[targetRow + out * 3 + 2] = blue;
+      horizontal[target] = red;
+      horizontal[target + 1] = green;
+      horizontal[target + 2] = blue;
     }
   }
 
   const out = new Uint8Array(outWidth * outHeight * 3);
   const rowStride = outWidth * 3;
+  const sums = new Float64Array(rowStride);
   for (let y = 0; y < outHeight; y++) {
-    for (let x = 0; x < rowStride; x++) {
-      let value = 0;
-      for (let tap = 0; tap < rows.tapCount; tap++) {
-        const at = y * rows.tapCount + tap;
-        const weight = rows.weights[at]!;
-        if (weight === 0) continue;
-        const row = rows.indices[at]!;
-        value += weight * (row < 0 ? fill : horizontal[(row - firstRow) * rowStride + x]!);
+    sums.fill(0);
+    const end = rows.endTap[y]!;
+    for (let at = rows.firstTap[y]!; at < end; at++) {
+      const weight = rows.weights[at]!;
+      const row = rows.indices[at]!;
+      if (row < 0) {
+        for (let x = 0; x < rowStride; x++) sums[x] = sums[x]! + weight * fill;
+      } else {
+        const offset = (row - firstRow) * rowStride;
+        for (let x = 0; x < rowStride; x++) sums[x] = sums[x]! + weight * horizontal[offset + x]!;
       }
-      out[y * rowStride + x] = Math.min(255, Math.max(0, Math.round(value)));
     }
+    const target = y * rowStride;
+    for (let x = 0; x < rowStride; x++) out[target + x] = Math.min(255, Math.max(0, Math.round(sums[x]!)));
   }
   return { width: outWidth, height: outHeight, data: out };
 }
