@@ -14,6 +14,8 @@ import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { batchSizesFor, batchedRun, openSession, sessionLabel } from '../../packages/pipeline/src/onnx/session.js';
 import { STEM_TAPS } from '../../packages/pipeline/src/mad/index.js';
 import { leastLoaded, runWeight } from '../../packages/pipeline/src/onnx/inference-host.js';
+import { IdleThreadBroker, IdleThreads } from '../../packages/pipeline/src/onnx/idle-threads.js';
+import * as ort from 'onnxruntime-node';
 import { seededRandom } from '../support/random.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
 
@@ -262,6 +264,67 @@ describe('batch sizes on a GPU', () => {
       }
     } finally {
       await loaded.release();
+    }
+  });
+});
+
+describe('IdleThreadBroker', () => {
+  /** Two pipeline threads' sides in this one: `asker` has a request in flight, `helper` none. */
+  function twoThreads() {
+    const broker = new IdleThreadBroker();
+    const links = [broker.connect(), broker.connect()];
+    const withdrawals: Array<() => void> = [];
+    const asker = new IdleThreads(links[0]!.ports, (callback) => withdrawals.push(callback));
+    const helper = new IdleThreads(links[1]!.ports);
+    const attached = [links[0]!.attach(() => 1), links[1]!.attach(() => 0)];
+    const ran: string[] = [];
+    let finishFirst!: () => void;
+    const firstDone = new Promise<void>((resolve) => (finishFirst = resolve));
+    const session = (thread: string) => async (data: Float32Array, dimensions: readonly number[]) => {
+      ran.push(`${thread} ran ${data[0]}`);
+      if (thread === 'helper' && data[0] === 1) await firstDone;
+      return [new ort.Tensor('float32', new Float32Array([data[0]! * 10]), [...dimensions])];
+    };
+    helper.lendable('model', session('helper'));
+    const run = asker.lendable('model', session('asker'));
+    const close = () => attached.forEach((thread) => thread.detach());
+    return { broker, run, ran, finishFirst, withdrawals, close };
+  }
+  const until = async (condition: () => boolean) => {
+    while (!condition()) await new Promise((resolve) => setTimeout(resolve, 1));
+  };
+
+  it('keeps a run that finds the helping thread busy until that thread is free', async () => {
+    const { run, ran, finishFirst, withdrawals, close } = twoThreads();
+    try {
+      const first = run(new Float32Array([1]), [1]);
+      await until(() => ran.length === 1);
+      const second = run(new Float32Array([2]), [1]);
+      finishFirst();
+      assert.equal((await first)[0]!.data[0], 10);
+      assert.equal((await second)[0]!.data[0], 20);
+      assert.deepEqual(ran, ['helper ran 1', 'helper ran 2']);
+      // Asked back once the asking thread is free: already run, nothing changes.
+      for (const withdraw of withdrawals) withdraw();
+    } finally {
+      close();
+    }
+  });
+
+  it('gives a waiting run back to its own thread once that thread is free first', async () => {
+    const { run, ran, finishFirst, withdrawals, close } = twoThreads();
+    try {
+      const first = run(new Float32Array([1]), [1]);
+      await until(() => ran.length === 1);
+      const second = run(new Float32Array([2]), [1]);
+      await until(() => withdrawals.length === 2);
+      withdrawals[1]!();
+      assert.equal((await second)[0]!.data[0], 20);
+      assert.deepEqual(ran, ['helper ran 1', 'asker ran 2']);
+      finishFirst();
+      await first;
+    } finally {
+      close();
     }
   });
 });

@@ -179,22 +179,24 @@ export class FacePipeline implements FaceAnalyser {
       ? tappedRecogniser.embedWithTaps(aligned)
       : recogniser.embed(aligned).then((embedding) => ({ embedding, taps: [] }));
     pendingRecognition.catch(() => undefined);
+    // At enrolment the hand-made morph features are computed now, on this thread, while PAD and
+    // the recogniser run (on another thread where one is free: onnx/idle-threads.ts); the gates
+    // still answer PAD first. A photo that PAD refuses has cost its morph features for nothing.
+    const madStarted = performance.now();
+    const pendingMad = morphDetector?.score({
+      image: decoded,
+      fivePoints,
+      recogniserTaps: pendingRecognition.then(({ taps }) => taps),
+    });
+    pendingMad?.catch(() => undefined);
+    const madFeaturesMs = performance.now() - madStarted;
 
     const padScore = pendingPad ? await this.timed('pad', () => pendingPad) : null;
     if (config.padEnabled && padScore !== null && padScore < config.padThreshold) {
       throw new FacegateError('PAD_REJECTED', 'presentation attack suspected', { pad_score: padScore });
     }
 
-    // The hand-made features are computed while the recogniser runs; the stage then waits for its taps.
-    const madScore = morphDetector
-      ? await this.timed('mad', () =>
-          morphDetector.score({
-            image: decoded,
-            fivePoints,
-            recogniserTaps: pendingRecognition.then(({ taps }) => taps),
-          }),
-        )
-      : null;
+    const madScore = pendingMad ? await this.timed('mad', () => pendingMad, madFeaturesMs) : null;
     if (config.madEnabled && madScore !== null && madScore > this.madThreshold) {
       throw new FacegateError('MAD_REJECTED', 'morphing attack suspected', { mad_score: madScore });
     }
@@ -245,12 +247,13 @@ export class FacePipeline implements FaceAnalyser {
     };
   }
 
-  private async timed<T>(stage: StageName, work: () => Promise<T> | T): Promise<T> {
+  /** `work`'s result; the stage's time is how long it took, plus `spentMs` of it done earlier. */
+  private async timed<T>(stage: StageName, work: () => Promise<T> | T, spentMs = 0): Promise<T> {
     const started = performance.now();
     const result = await work();
     if (this.observer) {
       try {
-        this.observer.onStage(stage, (performance.now() - started) / 1000);
+        this.observer.onStage(stage, (performance.now() - started + spentMs) / 1000);
       } catch {
         // Metrics must never fail a request.
       }

@@ -5,8 +5,14 @@
  * request does not wait on at once (PAD, head pose, recognition: see models.ts) to an idle
  * thread, and goes on with the rest of the request meanwhile. The pool's calling thread is the
  * broker: it alone knows which threads are idle, so two threads never claim the same one; each
- * thread reads a shared count of idle threads first, so that under load, when none is, no
- * request asks and nothing changes.
+ * thread reads shared counts first, so that under load, when every thread has requests of its
+ * own, no request asks and nothing changes.
+ *
+ * A run that finds the helping threads all busy with other lent runs waits at the broker for the
+ * first to finish, until its own thread is free to run it: the thread sends it back for itself
+ * as soon as its event loop turns (a `setImmediate`), which is at once when it only awaits, and
+ * after its synchronous work when it has some (an enrolment's morph features). So a request's
+ * runs spread over both threads instead of queueing behind each other on the busy one.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -19,6 +25,9 @@ export interface LentRun {
   data: Float32Array;
   dimensions: number[];
 }
+
+/** What a pipeline thread asks the broker: run this elsewhere, or give back a run still waiting. */
+type BrokerRequest = ({ kind: 'lend' } & LentRun & { run: number }) | { kind: 'withdraw'; run: number };
 
 interface RunOutput {
   data: Float32Array;
@@ -33,18 +42,32 @@ export interface IdleThreadPorts {
   asks: MessagePort;
   /** The broker hands this thread another's run here. */
   lends: MessagePort;
-  /** One Int32: how many pipeline threads are idle right now (written by the broker only). */
-  idleCount: SharedArrayBuffer;
+  /**
+   * Two Int32s, written by the broker only: how many pipeline threads are idle right now, and
+   * how many have no request of their own (idle, or running another's model).
+   */
+  counts: SharedArrayBuffer;
 }
+
+const IDLE = 0;
+const HELPING = 1;
 
 /** The pipeline thread's side: runs its sessions for others, and sends its own runs out where it can. */
 export class IdleThreads {
   private readonly localRuns = new Map<string, LocalRun>();
-  private readonly broker: ThreadRequester<LentRun, RunOutput[] | null>;
-  private readonly idleCount: Int32Array;
+  private readonly broker: ThreadRequester<BrokerRequest, RunOutput[] | null>;
+  private readonly counts: Int32Array;
+  private nextRun = 0;
 
-  constructor(ports: IdleThreadPorts) {
-    this.idleCount = new Int32Array(ports.idleCount);
+  /**
+   * `whenFree`: calls back once this thread's event loop turns, when it asks for a waiting run
+   * back (a test's own trigger instead of `setImmediate`).
+   */
+  constructor(
+    ports: IdleThreadPorts,
+    private readonly whenFree: (callback: () => void) => void = setImmediate,
+  ) {
+    this.counts = new Int32Array(ports.counts);
     this.broker = new ThreadRequester(ports.asks);
     answerRequests<LentRun, RunOutput[]>(ports.lends, async ({ key, data, dimensions }) => {
       const run = this.localRuns.get(key);
@@ -58,15 +81,18 @@ export class IdleThreads {
     });
   }
 
-  /** `localRun` of the session `key`, sending its inputs to an idle thread whenever there is one. */
+  /** `localRun` of the session `key`, sending its inputs to another thread whenever one can take them. */
   lendable(key: string, localRun: LocalRun): LocalRun {
     this.localRuns.set(key, localRun);
     return async (data, dimensions) => {
-      if (Atomics.load(this.idleCount, 0) > 0) {
+      if (Atomics.load(this.counts, HELPING) > 0) {
         let outputs: RunOutput[] | null = null;
+        const run = this.nextRun++;
         try {
           // Copied, not moved: should no thread take it, it runs here.
-          outputs = await this.broker.request({ key, data, dimensions: [...dimensions] });
+          const lent = this.broker.request({ kind: 'lend', key, data, dimensions: [...dimensions], run });
+          this.whenFree(() => void this.broker.request({ kind: 'withdraw', run }).catch(() => undefined));
+          outputs = await lent;
         } catch {
           // The other thread failed or exited while running it: run it here instead.
         }
@@ -92,10 +118,18 @@ export interface AttachedThread {
   detach(): void;
 }
 
+/** A run waiting at the broker for a helping thread to finish. */
+interface WaitingRun {
+  asker: BrokeredThread;
+  run: LentRun & { run: number };
+  answer(outputs: RunOutput[] | null): void;
+}
+
 /** The pool's side: knows which threads are idle and passes a busy thread's run to one of them. */
 export class IdleThreadBroker {
-  private readonly idleCount = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+  private readonly counts = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
   private readonly threads = new Set<BrokeredThread>();
+  private readonly waiting: WaitingRun[] = [];
   /** Runs an idle thread took over since start. */
   runsLent = 0;
 
@@ -113,7 +147,7 @@ export class IdleThreadBroker {
     const ports: IdleThreadPorts = {
       asks: asks.port2,
       lends: lends.port2,
-      idleCount: this.idleCount.buffer as SharedArrayBuffer,
+      counts: this.counts.buffer as SharedArrayBuffer,
     };
     return {
       ports,
@@ -125,8 +159,12 @@ export class IdleThreadBroker {
           lends: new ThreadRequester(lends.port1),
           asks: asks.port1,
         };
-        answerRequests<LentRun, RunOutput[] | null>(asks.port1, async (run) => {
-          const outputs = await this.runElsewhere(thread, run);
+        answerRequests<BrokerRequest, RunOutput[] | null>(asks.port1, async (request) => {
+          if (request.kind === 'withdraw') {
+            this.withdraw(thread, request.run);
+            return { answer: null };
+          }
+          const outputs = await this.runElsewhere(thread, request);
           return { answer: outputs, transfer: outputs?.map((output) => output.data.buffer as ArrayBuffer) ?? [] };
         });
         this.threads.add(thread);
@@ -136,6 +174,9 @@ export class IdleThreadBroker {
           detach: () => {
             this.threads.delete(thread);
             thread.lends.failAll(new Error('the pipeline thread exited'));
+            for (const waiting of this.waiting.filter((each) => each.asker === thread)) {
+              this.withdraw(thread, waiting.run.run);
+            }
             asks.port1.close();
             lends.port1.close();
             this.changed();
@@ -147,25 +188,62 @@ export class IdleThreadBroker {
 
   /** Call whenever a thread's analyses in flight change. */
   changed(): void {
-    let idle = 0;
-    for (const thread of this.threads) if (thread.analyses() + thread.lentRuns === 0) idle++;
-    Atomics.store(this.idleCount, 0, idle);
+    this.dispatchWaiting();
+    this.publishCounts();
   }
 
-  private async runElsewhere(asker: BrokeredThread, run: LentRun): Promise<RunOutput[] | null> {
-    let lender: BrokeredThread | undefined;
+  private publishCounts(): void {
+    let idle = 0;
+    let helping = 0;
     for (const thread of this.threads) {
-      if (thread !== asker && thread.analyses() + thread.lentRuns === 0) {
-        lender = thread;
-        break;
-      }
+      if (thread.analyses() === 0) helping++;
+      if (thread.analyses() + thread.lentRuns === 0) idle++;
     }
-    if (!lender) return null;
+    Atomics.store(this.counts, IDLE, idle);
+    Atomics.store(this.counts, HELPING, helping);
+  }
+
+  private idleThreadOtherThan(asker: BrokeredThread): BrokeredThread | undefined {
+    for (const thread of this.threads) {
+      if (thread !== asker && thread.analyses() + thread.lentRuns === 0) return thread;
+    }
+    return undefined;
+  }
+
+  private runElsewhere(asker: BrokeredThread, run: LentRun & { run: number }): Promise<RunOutput[] | null> {
+    const lender = this.idleThreadOtherThan(asker);
+    if (lender) return this.lend(lender, run);
+    const helperBusy = [...this.threads].some((thread) => thread !== asker && thread.analyses() === 0);
+    if (!helperBusy) return Promise.resolve(null);
+    return new Promise((answer) => this.waiting.push({ asker, run, answer }));
+  }
+
+  /** The asker wants `run` back to run it itself: answered null if it still waits here. */
+  private withdraw(asker: BrokeredThread, run: number): void {
+    const index = this.waiting.findIndex((waiting) => waiting.asker === asker && waiting.run.run === run);
+    if (index >= 0) this.waiting.splice(index, 1)[0]!.answer(null);
+  }
+
+  /** Hands waiting runs, oldest first, to threads that have become idle. */
+  private dispatchWaiting(): void {
+    for (let index = 0; index < this.waiting.length;) {
+      const lender = this.idleThreadOtherThan(this.waiting[index]!.asker);
+      if (!lender) {
+        index++;
+        continue;
+      }
+      const [{ run, answer }] = this.waiting.splice(index, 1) as [WaitingRun];
+      void this.lend(lender, run).then(answer);
+    }
+  }
+
+  private async lend(lender: BrokeredThread, { key, data, dimensions }: LentRun): Promise<RunOutput[] | null> {
     lender.lentRuns++;
     this.runsLent++;
-    this.changed();
+    // Busier, the lender frees nothing for a waiting run: only the counts change.
+    this.publishCounts();
     try {
-      return await lender.lends.request(run);
+      return await lender.lends.request({ key, data, dimensions });
     } catch {
       return null;
     } finally {
