@@ -269,60 +269,70 @@ describe('batch sizes on a GPU', () => {
 });
 
 describe('IdleThreadBroker', () => {
-  /** Two pipeline threads' sides in this one: `asker` has a request in flight, `helper` none. */
-  function twoThreads() {
+  /**
+   * Two pipeline threads' sides in this one: `asker` has a request in flight, `helper` none. A
+   * run of a value in `held` stays in its session until `release(value)`.
+   */
+  function twoThreads(held: number[]) {
     const broker = new IdleThreadBroker();
     const links = [broker.connect(), broker.connect()];
-    const withdrawals: Array<() => void> = [];
-    const asker = new IdleThreads(links[0]!.ports, (callback) => withdrawals.push(callback));
+    const asker = new IdleThreads(links[0]!.ports, 60_000);
     const helper = new IdleThreads(links[1]!.ports);
     const attached = [links[0]!.attach(() => 1), links[1]!.attach(() => 0)];
     const ran: string[] = [];
-    let finishFirst!: () => void;
-    const firstDone = new Promise<void>((resolve) => (finishFirst = resolve));
+    const gates = new Map(
+      held.map((value) => {
+        let resolve!: () => void;
+        const promise = new Promise<void>((settle) => (resolve = settle));
+        return [value, { promise, resolve }];
+      }),
+    );
     const session = (thread: string) => async (data: Float32Array, dimensions: readonly number[]) => {
       ran.push(`${thread} ran ${data[0]}`);
-      if (thread === 'helper' && data[0] === 1) await firstDone;
+      await gates.get(data[0]!)?.promise;
       return [new ort.Tensor('float32', new Float32Array([data[0]! * 10]), [...dimensions])];
     };
     helper.lendable('model', session('helper'));
-    const run = asker.lendable('model', session('asker'));
+    const lendable = asker.lendable('model', session('asker'));
+    const run = (value: number) => lendable(new Float32Array([value]), [1]).then((outputs) => outputs[0]!.data[0]);
+    const release = (value: number) => gates.get(value)!.resolve();
     const close = () => attached.forEach((thread) => thread.detach());
-    return { broker, run, ran, finishFirst, withdrawals, close };
+    return { asker, run, ran, release, close };
   }
   const until = async (condition: () => boolean) => {
     while (!condition()) await new Promise((resolve) => setTimeout(resolve, 1));
   };
 
   it('keeps a run that finds the helping thread busy until that thread is free', async () => {
-    const { run, ran, finishFirst, withdrawals, close } = twoThreads();
+    const { run, ran, release, close } = twoThreads([1]);
     try {
-      const first = run(new Float32Array([1]), [1]);
+      const first = run(1);
       await until(() => ran.length === 1);
-      const second = run(new Float32Array([2]), [1]);
-      finishFirst();
-      assert.equal((await first)[0]!.data[0], 10);
-      assert.equal((await second)[0]!.data[0], 20);
+      const second = run(2);
+      release(1);
+      assert.deepEqual(await Promise.all([first, second]), [10, 20]);
       assert.deepEqual(ran, ['helper ran 1', 'helper ran 2']);
-      // Asked back once the asking thread is free: already run, nothing changes.
-      for (const withdraw of withdrawals) withdraw();
     } finally {
       close();
     }
   });
 
-  it('gives a waiting run back to its own thread once that thread is free first', async () => {
-    const { run, ran, finishFirst, withdrawals, close } = twoThreads();
+  it('runs the newest waiting run on its own thread once that awaits results, the oldest on the helper', async () => {
+    const { asker, run, ran, release, close } = twoThreads([1, 2, 4]);
     try {
-      const first = run(new Float32Array([1]), [1]);
+      const first = run(1);
       await until(() => ran.length === 1);
-      const second = run(new Float32Array([2]), [1]);
-      await until(() => withdrawals.length === 2);
-      withdrawals[1]!();
-      assert.equal((await second)[0]!.data[0], 20);
-      assert.deepEqual(ran, ['helper ran 1', 'asker ran 2']);
-      finishFirst();
-      await first;
+      const waiting = [run(2), run(3), run(4)];
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      asker.awaitingResults();
+      await until(() => ran.includes('asker ran 4'));
+      release(1);
+      await until(() => ran.includes('helper ran 2'));
+      release(4);
+      await until(() => ran.includes('asker ran 3'));
+      release(2);
+      assert.deepEqual(await Promise.all([first, ...waiting]), [10, 20, 30, 40]);
+      assert.deepEqual(ran, ['helper ran 1', 'asker ran 4', 'helper ran 2', 'asker ran 3']);
     } finally {
       close();
     }

@@ -194,6 +194,7 @@ export class PipelineModels {
     private readonly mad: MadSlot,
     private readonly packFailure: string | undefined,
     private readonly threads: InferenceThreads | undefined,
+    private readonly idleThreads: IdleThreads | undefined,
   ) {
     this.modelId = slots.recognition.id ?? `${config.pack}:unknown`;
     const family = slots.detection.model instanceof ScrfdDetector ? 'scrfd' : 'ultraface';
@@ -250,7 +251,15 @@ export class PipelineModels {
         ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
     const mad = await loadMad(config.modelsDir, pack.get('recognition'), settings, observer);
-    return new PipelineModels(config, slots, mad, packFailure, threads);
+    return new PipelineModels(config, slots, mad, packFailure, threads, idleThreads);
+  }
+
+  /**
+   * The request has handed out every run it will and now only awaits their results: with idle
+   * threads sharing, this thread runs its own runs still waiting for a helper (onnx/idle-threads.ts).
+   */
+  awaitingResults(): void {
+    this.idleThreads?.awaitingResults();
   }
 
   /** The loaded model of a role, or null. */

@@ -191,6 +191,7 @@ export class FacePipeline implements FaceAnalyser {
     pendingMad?.catch(() => undefined);
     const madFeaturesMs = performance.now() - madStarted;
 
+    this.models.awaitingResults();
     const padScore = pendingPad ? await this.timed('pad', () => pendingPad) : null;
     if (config.padEnabled && padScore !== null && padScore < config.padThreshold) {
       throw new FacegateError('PAD_REJECTED', 'presentation attack suspected', { pad_score: padScore });

@@ -9,10 +9,12 @@
  * own, no request asks and nothing changes.
  *
  * A run that finds the helping threads all busy with other lent runs waits at the broker for the
- * first to finish, until its own thread is free to run it: the thread sends it back for itself
- * as soon as its event loop turns (a `setImmediate`), which is at once when it only awaits, and
- * after its synchronous work when it has some (an enrolment's morph features). So a request's
- * runs spread over both threads instead of queueing behind each other on the busy one.
+ * first to finish, until its own thread is free to run it: once its request has handed out every
+ * run it will and only awaits results ({@link IdleThreads.awaitingResults}), the thread takes back
+ * its newest waiting run, runs it, then the next, while helpers take the oldest. So a search's
+ * recognition runs here while PAD and then head pose run on the helper, and an enrolment's morph
+ * features are computed here while the recogniser runs there, instead of everything queueing
+ * behind each other on the busy thread.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -28,6 +30,14 @@ export interface LentRun {
 
 /** What a pipeline thread asks the broker: run this elsewhere, or give back a run still waiting. */
 type BrokerRequest = ({ kind: 'lend' } & LentRun & { run: number }) | { kind: 'withdraw'; run: number };
+/** Outputs of a lent run (null: run it here), or whether a withdrawn run still waited. */
+type BrokerAnswer = { outputs: RunOutput[] | null } | { withdrawn: boolean };
+
+/**
+ * A waiting run whose thread never says it awaits results (its request was refused before) goes
+ * back to it after this long, so that no run waits on helpers that stay busy.
+ */
+const TAKE_BACK_AFTER_MS = 20;
 
 interface RunOutput {
   data: Float32Array;
@@ -55,17 +65,16 @@ const HELPING = 1;
 /** The pipeline thread's side: runs its sessions for others, and sends its own runs out where it can. */
 export class IdleThreads {
   private readonly localRuns = new Map<string, LocalRun>();
-  private readonly broker: ThreadRequester<BrokerRequest, RunOutput[] | null>;
+  private readonly broker: ThreadRequester<BrokerRequest, BrokerAnswer>;
   private readonly counts: Int32Array;
   private nextRun = 0;
+  /** This thread's runs waiting at the broker, oldest first, with their take-back timers. */
+  private readonly waiting = new Map<number, ReturnType<typeof setTimeout>>();
 
-  /**
-   * `whenFree`: calls back once this thread's event loop turns, when it asks for a waiting run
-   * back (a test's own trigger instead of `setImmediate`).
-   */
+  /** `takeBackAfterMs`: how long a run may wait for a helper before its thread takes it back anyway. */
   constructor(
     ports: IdleThreadPorts,
-    private readonly whenFree: (callback: () => void) => void = setImmediate,
+    private readonly takeBackAfterMs = TAKE_BACK_AFTER_MS,
   ) {
     this.counts = new Int32Array(ports.counts);
     this.broker = new ThreadRequester(ports.asks);
@@ -85,21 +94,54 @@ export class IdleThreads {
   lendable(key: string, localRun: LocalRun): LocalRun {
     this.localRuns.set(key, localRun);
     return async (data, dimensions) => {
-      if (Atomics.load(this.counts, HELPING) > 0) {
-        let outputs: RunOutput[] | null = null;
-        const run = this.nextRun++;
-        try {
-          // Copied, not moved: should no thread take it, it runs here.
-          const lent = this.broker.request({ kind: 'lend', key, data, dimensions: [...dimensions], run });
-          this.whenFree(() => void this.broker.request({ kind: 'withdraw', run }).catch(() => undefined));
-          outputs = await lent;
-        } catch {
-          // The other thread failed or exited while running it: run it here instead.
-        }
-        if (outputs) return outputs.map((output) => new ort.Tensor('float32', output.data, output.dimensions));
+      if (Atomics.load(this.counts, HELPING) === 0) return localRun(data, dimensions);
+      const run = this.nextRun++;
+      let outputs: RunOutput[] | null = null;
+      try {
+        // Copied, not moved: should no thread take it, it runs here.
+        const lent = this.broker.request({ kind: 'lend', key, data, dimensions: [...dimensions], run });
+        const timer = setTimeout(() => this.takeBack(run), this.takeBackAfterMs);
+        timer.unref();
+        this.waiting.set(run, timer);
+        const answer = await lent;
+        if ('outputs' in answer) outputs = answer.outputs;
+      } catch {
+        // The other thread failed or exited while running it: run it here instead.
+      } finally {
+        clearTimeout(this.waiting.get(run));
+        this.waiting.delete(run);
       }
-      return localRun(data, dimensions);
+      if (outputs) return outputs.map((output) => new ort.Tensor('float32', output.data, output.dimensions));
+      try {
+        return await localRun(data, dimensions);
+      } finally {
+        // Taken back: this thread is free again once it has run it, for its next waiting run.
+        this.takeBackNewest();
+      }
     };
+  }
+
+  /** The request on this thread only awaits results now: it runs its newest waiting run itself. */
+  awaitingResults(): void {
+    this.takeBackNewest();
+  }
+
+  private takeBackNewest(): void {
+    const newest = [...this.waiting.keys()].pop();
+    if (newest !== undefined) this.takeBack(newest);
+  }
+
+  /** Asks the broker for `run` back; where a helper took it meanwhile, asks for the next instead. */
+  private takeBack(run: number): void {
+    if (!this.waiting.has(run)) return;
+    clearTimeout(this.waiting.get(run));
+    this.waiting.delete(run);
+    this.broker.request({ kind: 'withdraw', run }).then(
+      (answer) => {
+        if ('withdrawn' in answer && !answer.withdrawn) this.takeBackNewest();
+      },
+      () => undefined,
+    );
   }
 }
 
@@ -159,13 +201,13 @@ export class IdleThreadBroker {
           lends: new ThreadRequester(lends.port1),
           asks: asks.port1,
         };
-        answerRequests<BrokerRequest, RunOutput[] | null>(asks.port1, async (request) => {
-          if (request.kind === 'withdraw') {
-            this.withdraw(thread, request.run);
-            return { answer: null };
-          }
+        answerRequests<BrokerRequest, BrokerAnswer>(asks.port1, async (request) => {
+          if (request.kind === 'withdraw') return { answer: { withdrawn: this.withdraw(thread, request.run) } };
           const outputs = await this.runElsewhere(thread, request);
-          return { answer: outputs, transfer: outputs?.map((output) => output.data.buffer as ArrayBuffer) ?? [] };
+          return {
+            answer: { outputs },
+            transfer: outputs?.map((output) => output.data.buffer as ArrayBuffer) ?? [],
+          };
         });
         this.threads.add(thread);
         this.changed();
@@ -218,10 +260,12 @@ export class IdleThreadBroker {
     return new Promise((answer) => this.waiting.push({ asker, run, answer }));
   }
 
-  /** The asker wants `run` back to run it itself: answered null if it still waits here. */
-  private withdraw(asker: BrokeredThread, run: number): void {
+  /** The asker wants `run` back to run it itself: answered null (run it there) if it still waits here. */
+  private withdraw(asker: BrokeredThread, run: number): boolean {
     const index = this.waiting.findIndex((waiting) => waiting.asker === asker && waiting.run.run === run);
-    if (index >= 0) this.waiting.splice(index, 1)[0]!.answer(null);
+    if (index < 0) return false;
+    this.waiting.splice(index, 1)[0]!.answer(null);
+    return true;
   }
 
   /** Hands waiting runs, oldest first, to threads that have become idle. */
