@@ -5,7 +5,7 @@
  * request does not wait on at once (PAD, head pose, recognition: see models.ts) to an idle
  * thread, and goes on with the rest of the request meanwhile. The pool's calling thread is the
  * broker: it alone knows which threads are idle, so two threads never claim the same one; each
- * thread reads shared counts first, so that under load, when every thread has requests of its
+ * thread reads a shared count first, so that under load, when every thread has requests of its
  * own, no request asks and nothing changes.
  *
  * A run that finds the helping threads all busy with other lent runs waits at the broker for the
@@ -53,20 +53,17 @@ export interface IdleThreadPorts {
   /** The broker hands this thread another's run here. */
   lends: MessagePort;
   /**
-   * Two Int32s, written by the broker only: how many pipeline threads are idle right now, and
-   * how many have no request of their own (idle, or running another's model).
+   * One Int32, written by the broker only: how many pipeline threads have no request of their
+   * own right now (idle, or running another's model).
    */
-  counts: SharedArrayBuffer;
+  helping: SharedArrayBuffer;
 }
-
-const IDLE = 0;
-const HELPING = 1;
 
 /** The pipeline thread's side: runs its sessions for others, and sends its own runs out where it can. */
 export class IdleThreads {
   private readonly localRuns = new Map<string, LocalRun>();
   private readonly broker: ThreadRequester<BrokerRequest, BrokerAnswer>;
-  private readonly counts: Int32Array;
+  private readonly helping: Int32Array;
   private nextRun = 0;
   /** This thread's runs waiting at the broker, oldest first, with their take-back timers. */
   private readonly waiting = new Map<number, ReturnType<typeof setTimeout>>();
@@ -76,7 +73,7 @@ export class IdleThreads {
     ports: IdleThreadPorts,
     private readonly takeBackAfterMs = TAKE_BACK_AFTER_MS,
   ) {
-    this.counts = new Int32Array(ports.counts);
+    this.helping = new Int32Array(ports.helping);
     this.broker = new ThreadRequester(ports.asks);
     answerRequests<LentRun, RunOutput[]>(ports.lends, async ({ key, data, dimensions }) => {
       const run = this.localRuns.get(key);
@@ -94,7 +91,7 @@ export class IdleThreads {
   lendable(key: string, localRun: LocalRun): LocalRun {
     this.localRuns.set(key, localRun);
     return async (data, dimensions) => {
-      if (Atomics.load(this.counts, HELPING) === 0) return localRun(data, dimensions);
+      if (Atomics.load(this.helping, 0) === 0) return localRun(data, dimensions);
       const run = this.nextRun++;
       let outputs: RunOutput[] | null = null;
       try {
@@ -169,7 +166,7 @@ interface WaitingRun {
 
 /** The pool's side: knows which threads are idle and passes a busy thread's run to one of them. */
 export class IdleThreadBroker {
-  private readonly counts = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+  private readonly helping = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
   private readonly threads = new Set<BrokeredThread>();
   private readonly waiting: WaitingRun[] = [];
   /** Runs an idle thread took over since start. */
@@ -189,7 +186,7 @@ export class IdleThreadBroker {
     const ports: IdleThreadPorts = {
       asks: asks.port2,
       lends: lends.port2,
-      counts: this.counts.buffer as SharedArrayBuffer,
+      helping: this.helping.buffer as SharedArrayBuffer,
     };
     return {
       ports,
@@ -231,18 +228,9 @@ export class IdleThreadBroker {
   /** Call whenever a thread's analyses in flight change. */
   changed(): void {
     this.dispatchWaiting();
-    this.publishCounts();
-  }
-
-  private publishCounts(): void {
-    let idle = 0;
     let helping = 0;
-    for (const thread of this.threads) {
-      if (thread.analyses() === 0) helping++;
-      if (thread.analyses() + thread.lentRuns === 0) idle++;
-    }
-    Atomics.store(this.counts, IDLE, idle);
-    Atomics.store(this.counts, HELPING, helping);
+    for (const thread of this.threads) if (thread.analyses() === 0) helping++;
+    Atomics.store(this.helping, 0, helping);
   }
 
   private idleThreadOtherThan(asker: BrokeredThread): BrokeredThread | undefined {
@@ -284,8 +272,6 @@ export class IdleThreadBroker {
   private async lend(lender: BrokeredThread, { key, data, dimensions }: LentRun): Promise<RunOutput[] | null> {
     lender.lentRuns++;
     this.runsLent++;
-    // Busier, the lender frees nothing for a waiting run: only the counts change.
-    this.publishCounts();
     try {
       return await lender.lends.request({ key, data, dimensions });
     } catch {
