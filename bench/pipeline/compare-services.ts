@@ -13,7 +13,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-import { startServiceProcess, temporaryDirectory, type ServiceProcess } from '../../test/support/service.js';
+import {
+  serviceEnvFrom,
+  startServiceProcess,
+  temporaryDirectory,
+  type ServiceProcess,
+} from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
 import { benchmarkPhotos } from './photos.js';
 
@@ -33,9 +38,6 @@ const settings = { env: values.env, nodeOptions: values['node-option'] };
 if (!values.baseline && settings.env.length + settings.nodeOptions.length === 0) {
   throw new Error('--baseline CHECKOUT, or settings to compare (--env, --node-option), are required');
 }
-const changedEnv: Record<string, string> = Object.fromEntries(
-  settings.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-);
 
 const median = (list: readonly number[]): number => {
   const sorted = [...list].sort((first, second) => first - second);
@@ -61,7 +63,7 @@ const { photos, source } = benchmarkPhotos(Number(values.photos));
 const sides: Side[] = [];
 for (const [name, root, env, nodeOptions] of [
   ['baseline', values.baseline, {}, []],
-  ['this checkout', undefined, changedEnv, settings.nodeOptions],
+  ['this checkout', undefined, serviceEnvFrom(settings.env), settings.nodeOptions],
 ] as const) {
   const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('compare'), ...env }, nodeOptions, root);
   sides.push({ name, service, client: new LeanClient(service.baseUrl), times: [], perSecond: [] });

@@ -20,7 +20,7 @@ import { MAD_DEFAULT_PARAMETERS_FILE, MorphDetector } from '../../packages/pipel
 import { resolvePack, type ModelRole } from '../../packages/pipeline/src/manifest.js';
 import { openSession } from '../../packages/pipeline/src/onnx/session.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { serviceEnvFrom, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { closeStemRecogniser, recogniserTaps } from '../../tools/mad/common.js';
 import { seededRandom } from '../../test/support/random.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
@@ -174,13 +174,10 @@ const say = (line = ''): void => {
 // two kept, so that a machine whose load drifts during the run biases the ratios less.
 const modelsBefore = await modelFloors(40);
 const decodesBefore = await decodeFloors(photos, 3);
-const serviceEnv: Record<string, string> = Object.fromEntries(
-  values.env.map((pair) => {
-    const at = pair.indexOf('=');
-    return [pair.slice(0, at), pair.slice(at + 1)];
-  }),
-);
-const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('bench-pipeline'), ...serviceEnv });
+const service = await startServiceProcess({
+  DATA_DIR: temporaryDirectory('bench-pipeline'),
+  ...serviceEnvFrom(values.env),
+});
 const client = new LeanClient(service.baseUrl);
 const searchRequests = new Map<Photo, EncodedRequest>();
 for (const photo of photos) searchRequests.set(photo, await encodeBiometric('search', photo.bytes));
@@ -287,7 +284,7 @@ say(
     .loadavg()
     .map((value) => value.toFixed(1))
     .join(', ')}; ${source}: ${searched.length} searched, ${enrolled.length} enrolled` +
-    (Object.keys(serviceEnv).length > 0 ? `; service env ${values.env.join(' ')}` : ''),
+    (values.env.length > 0 ? `; service env ${values.env.join(' ')}` : ''),
 );
 say();
 say('| floor (one thread) | ms |');

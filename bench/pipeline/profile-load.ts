@@ -6,7 +6,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { serviceEnvFrom, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
 import { cpuCores, msPerItemByName, processTree, threadCpuSeconds } from '../../tools/gpu/thread-cpu.mjs';
 import { benchmarkImages } from './photos.js';
@@ -24,15 +24,12 @@ const { values } = parseArgs({
     env: { type: 'string', multiple: true, default: [] },
   },
 });
-const serviceEnv: Record<string, string> = Object.fromEntries(
-  values.env.map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
-);
 
 const images = benchmarkImages(values['photos-dir'], Number(values.photos));
-const service = await startServiceProcess({ DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnv }, [
-  ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
-  ...values['node-option'],
-]);
+const service = await startServiceProcess(
+  { DATA_DIR: temporaryDirectory('profile-load'), ...serviceEnvFrom(values.env) },
+  [...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []), ...values['node-option']],
+);
 const client = new LeanClient(service.baseUrl);
 try {
   let enrolled = 0;

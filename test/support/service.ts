@@ -36,6 +36,16 @@ export async function startEmbeddedService(env: Record<string, string> = {}): Pr
   };
 }
 
+/** `NAME=VALUE` settings (a benchmark's repeated `--env` option) as an environment for the service. */
+export function serviceEnvFrom(settings: readonly string[]): Record<string, string> {
+  return Object.fromEntries(
+    settings.map((setting) => {
+      const at = setting.indexOf('=');
+      return [setting.slice(0, at), setting.slice(at + 1)];
+    }),
+  );
+}
+
 export interface ServiceProcess {
   baseUrl: string;
   child: ChildProcess;

@@ -112,7 +112,8 @@ export class IdleThreads {
       try {
         return await localRun(data, dimensions);
       } finally {
-        // Taken back: this thread is free again once it has run it, for its next waiting run.
+        // Run here (taken back, or no thread could take it): this thread is free again, for its
+        // next waiting run.
         this.takeBackNewest();
       }
     };
