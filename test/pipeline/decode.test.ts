@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { FacegateError } from '@facegate/contracts';
 import sharp from 'sharp';
 
-import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import { decodeImage, decodeReduced } from '../../packages/pipeline/src/stages/decode.js';
 import { sharedData, skipWithoutSharedData } from '../support/paths.js';
 import { frll } from './helpers.js';
 
@@ -94,5 +94,65 @@ describe('decode', () => {
       const image = await decodeImage(bytes, limits);
       assert.equal(image.data.length, image.width * image.height * 3, `${name}: not 3 channels of 8 bits`);
     }
+  });
+});
+
+describe('decodeReduced', () => {
+  /** FRLL's 675 px portrait enlarged to `width`×`height`, a large upload (each over 96 KB, the size below which nothing is reduced). */
+  async function largeJpeg(width: number, height: number): Promise<Buffer> {
+    const bytes = await sharp(frll('001_neutral.jpg'))
+      .resize(width, height, { fit: 'fill' })
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    assert.ok(bytes.length > 96 * 1024, `the test photo has only ${bytes.length} bytes`);
+    return bytes;
+  }
+
+  it('decodes a large JPEG reduced to about the shorter side asked for, and says by how much', async () => {
+    const { image, scaleX, scaleY } = await decodeReduced(await largeJpeg(2700, 2160), limits, 640);
+    assert.deepEqual([image.width, image.height], [800, 640]);
+    assert.equal(image.data.length, 800 * 640 * 3);
+    assert.deepEqual([scaleX, scaleY], [2700 / 800, 2160 / 640]);
+  });
+
+  it('reduces at least 3 times once it reduces at all (sharp decodes whole below that)', async () => {
+    const { image, scaleX } = await decodeReduced(await largeJpeg(1500, 1500), limits, 640);
+    assert.deepEqual([image.width, image.height, scaleX], [500, 500, 3]);
+  });
+
+  it('decodes whole, with the same pixels as decodeImage, what is not worth reducing', async () => {
+    const large = await largeJpeg(1500, 1500);
+    const cases: Array<[string, Uint8Array, number]> = [
+      ['a reduction under 2', large, 1000],
+      ['reduction off (0)', large, 0],
+      ['a small file', frll('001_neutral.jpg'), 100],
+      ['a PNG', await sharp(large).png({ compressionLevel: 1 }).toBuffer(), 400],
+    ];
+    for (const [name, bytes, minShortSide] of cases) {
+      const reduced = await decodeReduced(bytes, limits, minShortSide);
+      const whole = await decodeImage(bytes, limits);
+      assert.deepEqual([reduced.scaleX, reduced.scaleY], [1, 1], name);
+      assert.deepEqual([reduced.image.width, reduced.image.height], [whole.width, whole.height], name);
+      assert.ok(Buffer.from(reduced.image.data).equals(Buffer.from(whole.data)), `${name}: pixels differ`);
+    }
+  });
+
+  it('reduces in the displayed orientation (EXIF)', async () => {
+    const stored = await sharp(await largeJpeg(2700, 1800))
+      .withMetadata({ orientation: 6 })
+      .jpeg({ quality: 95 })
+      .toBuffer();
+    const { image, scaleX, scaleY } = await decodeReduced(stored, limits, 450);
+    assert.deepEqual([image.width, image.height], [450, 675], 'displayed portrait: 1800 × 2700 reduced 4 times');
+    assert.deepEqual([scaleX, scaleY], [4, 4]);
+  });
+
+  it('refuses an image over the pixel limit as decodeImage does', async () => {
+    await assert.rejects(
+      decodeReduced(await largeJpeg(2700, 2160), { maxImagePixels: 1_000_000 }, 640),
+      (error: unknown) => {
+        return error instanceof FacegateError && error.code === 'PAYLOAD_TOO_LARGE';
+      },
+    );
   });
 });

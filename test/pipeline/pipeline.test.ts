@@ -285,6 +285,78 @@ describe('MAD model by recogniser', () => {
   });
 });
 
+/** FRLL's portrait enlarged to a 2700 px upload (a phone-sized JPEG), the face ~1000 px wide. */
+async function largePortrait(name = '001_neutral.jpg'): Promise<Buffer> {
+  return sharp(frll(name)).resize(2700, 2700).jpeg({ quality: 92 }).toBuffer();
+}
+
+/** The largest distance between corresponding points, in pixels. */
+function largestShift(first: ReadonlyArray<readonly number[]>, second: ReadonlyArray<readonly number[]>): number {
+  return Math.max(...first.map(([x, y], index) => Math.hypot(x! - second[index]![0]!, y! - second[index]![1]!)));
+}
+
+describe('FacePipeline on large JPEGs (reduced decode)', () => {
+  let reduced: FacePipeline;
+  let whole: FacePipeline;
+  const decodes: number[] = [];
+  before(async () => {
+    reduced = await FacePipeline.create(testConfig(), {
+      onStage: (stage) => {
+        if (stage === 'decode') decodes.push(1);
+      },
+    });
+    whole = await FacePipeline.create(testConfig({ decodeMinFaceSize: 0 }));
+  });
+  after(async () => {
+    await Promise.all([reduced?.dispose(), whole?.dispose()]);
+  });
+
+  it('searches a reduced decode: the same face, box and landmarks in the upload’s pixels', async () => {
+    const large = await largePortrait();
+    decodes.length = 0;
+    const fromReduced = await reduced.analyse(large, 'search');
+    assert.equal(decodes.length, 1, 'decoded once');
+    const fromWhole = await whole.analyse(large, 'search');
+    assert.ok(cosineSimilarity(fromReduced.template, fromWhole.template) > 0.98);
+    const boxWidth = fromWhole.face.box[2] - fromWhole.face.box[0];
+    assert.ok(boxWidth > 700, `the face spans ${boxWidth} px of the upload`);
+    const corners = (box: number[]) => [box.slice(0, 2), box.slice(2, 4)];
+    assert.ok(largestShift(corners(fromReduced.face.box), corners(fromWhole.face.box)) < 0.03 * boxWidth);
+    assert.ok(largestShift(fromReduced.face.landmarks, fromWhole.face.landmarks) < 0.03 * boxWidth);
+    // The same person at the original size still matches it.
+    const original = await whole.analyse(frll('001_smiling.jpg'), 'enrol');
+    assert.ok(cosineSimilarity(fromReduced.template, original.template) >= 0.45);
+  });
+
+  it('enrols from the whole decode, whatever the setting', async () => {
+    const large = await largePortrait();
+    const [fromReduced, fromWhole] = await Promise.all([
+      reduced.analyse(large, 'enrol'),
+      whole.analyse(large, 'enrol'),
+    ]);
+    assert.deepEqual([...fromReduced.template], [...fromWhole.template]);
+    assert.deepEqual(fromReduced.face, fromWhole.face);
+  });
+
+  it('decodes whole again when the face is smaller than the reduced decode keeps', async () => {
+    // The portrait at 1100 px (a face of ~400 px) on a 2700 px textured canvas: reduced 4.2
+    // times, the face would keep ~95 px.
+    const portrait = await sharp(frll('005_neutral.jpg')).resize(1100, 1100).toBuffer();
+    const canvas = Buffer.alloc(2700 * 2700 * 3);
+    for (let index = 0; index < canvas.length; index++) canvas[index] = (index * 7919) % 251;
+    const large = await sharp(canvas, { raw: { width: 2700, height: 2700, channels: 3 } })
+      .composite([{ input: portrait, left: 800, top: 800 }])
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    decodes.length = 0;
+    const fromReduced = await reduced.analyse(large, 'search');
+    assert.equal(decodes.length, 2, 'decoded reduced, then whole');
+    const fromWhole = await whole.analyse(large, 'search');
+    assert.ok(cosineSimilarity(fromReduced.template, fromWhole.template) > 0.98);
+    assert.ok(largestShift(fromReduced.face.landmarks, fromWhole.face.landmarks) < 6);
+  });
+});
+
 describe('FacePipeline with missing or corrupt models', () => {
   let directory: string;
   before(() => {
@@ -367,6 +439,12 @@ describe('FacePipeline on a pack with an SCRFD detector (buffalo_l layout)', { s
       assert.ok(cosineSimilarity(neutral.template, smiling.template) >= 0.45);
       assert.ok(cosineSimilarity(neutral.template, other.template) < 0.3);
       await rejectsWith(pipeline.analyse(frll('two_faces.jpg'), 'enrol'), 'MULTIPLE_FACES');
+      // Decoded reduced, the keypoints still come back in the upload's pixels: 4 × the 675 px original's.
+      const large = await pipeline.analyse(await largePortrait(), 'search');
+      const original = await pipeline.analyse(frll('001_neutral.jpg'), 'search');
+      const scaled = original.face.landmarks.map(([x, y]) => [x! * 4, y! * 4]);
+      assert.ok(largestShift(large.face.landmarks, scaled) < 0.03 * (large.face.box[2] - large.face.box[0]));
+      assert.ok(cosineSimilarity(large.template, original.template) > 0.95);
     } finally {
       await pipeline.dispose();
     }

@@ -22,6 +22,13 @@ export interface PipelineConfig {
   madThreshold?: number;
   /** Smallest face box side, in source pixels, that counts as a face. */
   minFaceSize: number;
+  /**
+   * Search and verify decode a large JPEG at a reduced JPEG scale (stages/decode.ts,
+   * decodeReduced) as long as the selected face keeps at least this many pixels on its shorter
+   * side; a face found smaller is decoded again whole. Enrolment always decodes whole. 0: every
+   * photo whole.
+   */
+  decodeMinFaceSize: number;
   /** Images with more pixels are refused (PAYLOAD_TOO_LARGE) before decoding. */
   maxImagePixels: number;
   /** onnxruntime intra-op threads per model; keep (processes × threads) ≤ cores. */
@@ -77,6 +84,9 @@ export const DEFAULT_PIPELINE_CONFIG: Readonly<PipelineConfig> = {
   madEnabled: true,
   // madThreshold: the running MAD model's (docs/mad.md: BPCER 10 % on ID-style portraits).
   minFaceSize: 32,
+  // Above every model's input on the face (pose 224 px over 1.5 × the box; recognition sees
+  // ~35 px between the eyes, ~0.4 of the box), docs/benchmarks.md "Sixth pass".
+  decodeMinFaceSize: 160,
   maxImagePixels: 50_000_000,
   intraOpThreads: 1,
 };

@@ -1,7 +1,7 @@
 import { FacegateError, type ComponentHealth } from '@facegate/contracts';
 
 import type { PipelineConfig } from './config.js';
-import type { FaceDetection } from './image/boxes.js';
+import { scaleDetection, type FaceDetection } from './image/boxes.js';
 import type { RgbImage } from './image/raster.js';
 import type { Point } from './image/similarity.js';
 import type { TapTensor } from './mad/index.js';
@@ -9,7 +9,7 @@ import type { FaceEmbedding } from './model_zoo/arcface.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
 import { PipelineModels, type BatchSizeObserver, type HealthComponent, type SharedSessions } from './models.js';
 import { alignFace } from './stages/align.js';
-import { decodeImage } from './stages/decode.js';
+import { decodeImage, decodeReduced } from './stages/decode.js';
 import { assessQuality, type QualityMapping, type QualityMeasurements } from './stages/quality.js';
 import {
   CONFIDENT_FACE_SCORE,
@@ -21,6 +21,28 @@ import {
 
 export type { Operation } from './stages/select-face.js';
 export type { HealthComponent } from './models.js';
+
+/**
+ * A reduced decode aims at a shorter side of this many times `decodeMinFaceSize`: the faces of
+ * the shared data's portraits and selfies span 0.26–0.53 of the photo's shorter side, so a face
+ * usually keeps its size without a second decode.
+ */
+const SHORT_SIDE_PER_FACE_SIZE = 4;
+
+/** The photo as decoded for the models, and its face in those pixels and in the upload's. */
+interface LocatedFace {
+  decoded: RgbImage;
+  /** The selected face in `decoded`'s pixels, which every crop reads. */
+  face: FaceDetection;
+  /** The same face in the upload's pixels, as the answer gives it. */
+  selected: FaceDetection;
+  /** Upload pixels per decoded pixel. */
+  scaleX: number;
+  scaleY: number;
+  /** Every detection, in the upload's pixels. */
+  faces: FaceDetection[];
+  imageSize: ImageSize;
+}
 
 export interface FaceAnalysis {
   /** 512-d, unit length. */
@@ -146,7 +168,6 @@ export class FacePipeline implements FaceAnalyser {
   ): Promise<{ analysis: FaceAnalysis; diagnostics: AnalysisDiagnostics }> {
     this.models.requireFor(operation);
     const config = this.config;
-    const detector = this.models.model('detection')!;
     const landmarker = this.models.model('landmarks');
     const recogniser = this.models.model('recognition')!;
     const padModel = this.models.model('pad');
@@ -155,9 +176,7 @@ export class FacePipeline implements FaceAnalyser {
     // when it reads any: a second session of the same model whose graph outputs them.
     const tappedRecogniser = morphDetector?.readsRecogniserTaps ? this.models.tappedRecogniser : null;
 
-    const decoded = await this.timed('decode', () => decodeImage(image, { maxImagePixels: config.maxImagePixels }));
-    const faces = await this.timed('detect', () => detector.detect(decoded, this.models.detectorOptions));
-    const face = selectFace(faces, operation, this.selectionPolicy, decoded);
+    const { decoded, face, selected, scaleX, scaleY, faces, imageSize } = await this.locateFace(image, operation);
     // Every stage starts as soon as its input is known and is awaited only where its result is
     // needed: the landmark and pose crops run in libvips on the thread pool while this thread
     // runs PAD, and with pipeline threads an idle one may run PAD, pose or recognition meanwhile
@@ -205,12 +224,13 @@ export class FacePipeline implements FaceAnalyser {
     // The template comes before the quality decision because one quality component
     // (recognisability) is derived from it; a rejected image costs one extraction more.
     const { embedding } = await this.timed('extract', () => pendingRecognition);
+    const uploadFivePoints = fivePoints.map(([x, y]): Point => [x * scaleX, y * scaleY]);
     const quality = await this.timed('quality', () =>
       assessQuality({
         image: decoded,
         box: face.box,
         aligned,
-        fivePoints,
+        fivePoints: uploadFivePoints,
         embeddingNorm: embedding.norm,
         pose: pendingPose,
         eyes: pendingEyes,
@@ -231,9 +251,9 @@ export class FacePipeline implements FaceAnalyser {
       padScore,
       madScore,
       face: {
-        box: face.box,
-        detectionScore: face.score,
-        landmarks: fivePoints.map(([x, y]) => [x, y]),
+        box: selected.box,
+        detectionScore: selected.score,
+        landmarks: uploadFivePoints,
       },
     };
     return {
@@ -243,8 +263,48 @@ export class FacePipeline implements FaceAnalyser {
         embeddingNorm: embedding.norm,
         facesDetected: faces.length,
         detectedFaces: faces.map(({ box, score }) => ({ box, score })),
-        imageSize: { width: decoded.width, height: decoded.height },
+        imageSize,
       },
+    };
+  }
+
+  /**
+   * Decodes the photo (a large JPEG reduced for search and verify, stages/decode.ts), detects
+   * and selects the face. Faces are selected in the upload's pixels: MIN_FACE_SIZE and the
+   * answer's box are in those.
+   */
+  private async locateFace(image: Uint8Array, operation: Operation): Promise<LocatedFace> {
+    const config = this.config;
+    const detector = this.models.model('detection')!;
+    const limits = { maxImagePixels: config.maxImagePixels };
+    // Enrolment decodes whole: the morph detector reads detail finer than any model input.
+    const minShortSide = operation === 'enrol' ? 0 : config.decodeMinFaceSize * SHORT_SIDE_PER_FACE_SIZE;
+    const photo = await this.timed('decode', () => decodeReduced(image, limits, minShortSide));
+    const detected = await this.timed('detect', () => detector.detect(photo.image, this.models.detectorOptions));
+    const faces = detected.map((face) => scaleDetection(face, photo.scaleX, photo.scaleY));
+    const imageSize = {
+      width: Math.round(photo.image.width * photo.scaleX),
+      height: Math.round(photo.image.height * photo.scaleY),
+    };
+    const selected = selectFace(faces, operation, this.selectionPolicy, imageSize);
+    let decoded = photo.image;
+    let face = detected[faces.indexOf(selected)]!;
+    if (photo.scaleX !== 1 || photo.scaleY !== 1) {
+      const [x1, y1, x2, y2] = face.box;
+      if (Math.min(x2 - x1, y2 - y1) < config.decodeMinFaceSize) {
+        // Smaller than the reduced decode assumed: decode whole, so that no crop loses detail.
+        decoded = await this.timed('decode', () => decodeImage(image, limits));
+        face = selected;
+      }
+    }
+    return {
+      decoded,
+      face,
+      selected,
+      scaleX: imageSize.width / decoded.width,
+      scaleY: imageSize.height / decoded.height,
+      faces,
+      imageSize,
     };
   }
 

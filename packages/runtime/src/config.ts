@@ -16,6 +16,7 @@ export interface WorkerEnv {
   MAD_ENABLED: boolean;
   MAD_THRESHOLD?: number;
   MIN_FACE_SIZE?: number;
+  DECODE_MIN_FACE_SIZE?: number;
   MAX_IMAGE_PIXELS?: number;
   ONNX_THREADS: number;
   WORKER_DEVICE: string;
@@ -72,6 +73,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     MAD_ENABLED: { type: 'boolean', default: true },
     MAD_THRESHOLD: { type: 'number', minimum: 0, maximum: 1, nullable: true },
     MIN_FACE_SIZE: { type: 'integer', minimum: 8, maximum: 4096, nullable: true },
+    DECODE_MIN_FACE_SIZE: { type: 'integer', minimum: 0, maximum: 4096, nullable: true },
     MAX_IMAGE_PIXELS: { type: 'integer', minimum: 1024, maximum: 400_000_000, nullable: true },
     ONNX_THREADS: { type: 'integer', minimum: 1, maximum: 64, default: 1 },
     WORKER_DEVICE: { type: 'string', pattern: '^(cpu|cuda:[0-9]+)$', default: 'cpu' },

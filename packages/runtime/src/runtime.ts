@@ -64,6 +64,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     qualityThreshold: env.QUALITY_THRESHOLD,
     madThreshold: env.MAD_THRESHOLD,
     minFaceSize: env.MIN_FACE_SIZE,
+    decodeMinFaceSize: env.DECODE_MIN_FACE_SIZE,
     maxImagePixels: env.MAX_IMAGE_PIXELS,
   };
   const overrides = Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined));

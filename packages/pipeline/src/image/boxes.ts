@@ -32,3 +32,14 @@ export function nonMaximumSuppression(candidates: FaceDetection[], iouThreshold:
   }
   return kept;
 }
+
+/** `face` with its box and keypoints multiplied by `scaleX` and `scaleY` (from one pixel frame to another). */
+export function scaleDetection(face: FaceDetection, scaleX: number, scaleY: number): FaceDetection {
+  if (scaleX === 1 && scaleY === 1) return face;
+  const [x1, y1, x2, y2] = face.box;
+  return {
+    ...face,
+    box: [x1 * scaleX, y1 * scaleY, x2 * scaleX, y2 * scaleY],
+    ...(face.keypoints ? { keypoints: face.keypoints.map(([x, y]): Point => [x * scaleX, y * scaleY]) } : {}),
+  };
+}
