@@ -178,15 +178,15 @@ export class FacePipeline implements FaceAnalyser {
 
     const { decoded, face, selected, scaleX, scaleY, faces, imageSize } = await this.locateFace(image, operation);
     // Every stage starts as soon as its input is known and is awaited only where its result is
-    // needed: the landmark and pose crops run in libvips on the thread pool while this thread
-    // runs PAD, and with pipeline threads an idle one may run PAD, pose or recognition meanwhile
+    // needed. The head-pose crop runs in libvips on the thread pool while this thread runs the
+    // landmarks; the recogniser's run is handed out first, then PAD's, so that with pipeline
+    // threads an idle one takes the longest run (recognition) while this one runs PAD and pose
     // (onnx/idle-threads.ts). Results are the same; a stage's time is how long the request
     // waited on it, and the gates answer in the same order as before.
-    const pendingLandmarks = landmarker?.locate(decoded, face.box);
     const pendingPose = this.models.model('head_pose')?.estimate(decoded, face.box);
-    const pendingPad = padModel?.liveProbability(decoded, face.box);
+    const pendingLandmarks = landmarker?.locate(decoded, face.box);
     // A request refused before it awaits them must not leave their failures unhandled.
-    for (const pending of [pendingLandmarks, pendingPose, pendingPad]) pending?.catch(() => undefined);
+    for (const pending of [pendingLandmarks, pendingPose]) pending?.catch(() => undefined);
 
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
     const eyeModel = this.models.model('eye_state');
@@ -198,6 +198,8 @@ export class FacePipeline implements FaceAnalyser {
       ? tappedRecogniser.embedWithTaps(aligned)
       : recogniser.embed(aligned).then((embedding) => ({ embedding, taps: [] }));
     pendingRecognition.catch(() => undefined);
+    const pendingPad = padModel?.liveProbability(decoded, face.box);
+    pendingPad?.catch(() => undefined);
     // At enrolment the hand-made morph features are computed now, on this thread, while PAD and
     // the recogniser run (on another thread where one is free: onnx/idle-threads.ts); the gates
     // still answer PAD first. A photo that PAD refuses has cost its morph features for nothing.
