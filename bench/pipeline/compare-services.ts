@@ -26,6 +26,8 @@ const { values } = parseArgs({
   options: {
     baseline: { type: 'string' },
     photos: { type: 'string', default: '40' },
+    // A folder of photos to use instead of the shared data's sample (e.g. large phone photos).
+    'photos-dir': { type: 'string' },
     rounds: { type: 'string', default: '5' },
     clients: { type: 'string', default: '4' },
     blocks: { type: 'string', default: '4' },
@@ -59,7 +61,7 @@ interface Side {
   perSecond: number[];
 }
 
-const { photos, source } = benchmarkPhotos(Number(values.photos));
+const { photos, source } = benchmarkPhotos(Number(values.photos), values['photos-dir']);
 const sides: Side[] = [];
 for (const [name, root, env, nodeOptions] of [
   ['baseline', values.baseline, {}, []],

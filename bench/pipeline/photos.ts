@@ -25,10 +25,22 @@ export const fixturesDir = path.join(repoRoot, 'test/fixtures/frll');
 
 /**
  * `count` photos, the same ones on every run: drawn in turn from each set (seeded shuffle
- * within a set) so that every size and kind is represented however small `count` is.
- * `source` says where they came from, for the report.
+ * within a set) so that every size and kind is represented however small `count` is; or,
+ * with `dir`, the JPEG and PNG files of that folder (by name, at most `count`), each taken as
+ * one bona fide face. `source` says where they came from, for the report.
  */
-export function benchmarkPhotos(count: number): { photos: Photo[]; source: string } {
+export function benchmarkPhotos(count: number, dir?: string): { photos: Photo[]; source: string } {
+  if (dir !== undefined) {
+    const photos = imageFiles(dir)
+      .slice(0, count)
+      .map((name) => ({
+        path: name,
+        set: path.basename(dir),
+        kind: 'bona_fide_face',
+        bytes: readFileSync(path.join(dir, name)),
+      }));
+    return { photos, source: `${photos.length} photos of ${dir}` };
+  }
   if (!existsSync(path.join(sharedDataDir, 'index.csv'))) {
     const files = readdirSync(fixturesDir)
       .filter((name) => /\.(jpe?g|png)$/i.test(name) && !name.startsWith('two_faces'))
@@ -69,8 +81,11 @@ export function benchmarkPhotos(count: number): { photos: Photo[]; source: strin
  */
 export function benchmarkImages(dir: string | undefined, count: number): Buffer[] {
   if (dir === undefined) return benchmarkPhotos(count).photos.map((photo) => photo.bytes);
+  return imageFiles(dir).map((name) => readFileSync(path.join(dir, name)));
+}
+
+function imageFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((name) => /\.(jpe?g|png)$/i.test(name))
-    .sort()
-    .map((name) => readFileSync(path.join(dir, name)));
+    .sort();
 }

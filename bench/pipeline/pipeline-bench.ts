@@ -29,6 +29,8 @@ import { benchmarkPhotos, type Photo } from './photos.js';
 const { values } = parseArgs({
   options: {
     photos: { type: 'string', default: '40' },
+    // A folder of photos to use instead of the shared data's sample (e.g. large phone photos).
+    'photos-dir': { type: 'string' },
     // Seconds of closed-loop load per client count.
     seconds: { type: 'string', default: '8' },
     enrolled: { type: 'string', default: '50' },
@@ -163,7 +165,7 @@ function difference(after: StageMeans, before: StageMeans): Map<string, number> 
   return means;
 }
 
-const { photos, source } = benchmarkPhotos(Number(values.photos));
+const { photos, source } = benchmarkPhotos(Number(values.photos), values['photos-dir']);
 const lines: string[] = [];
 const say = (line = ''): void => {
   lines.push(line);
