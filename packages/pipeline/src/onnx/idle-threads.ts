@@ -11,10 +11,11 @@
  * A run that finds the helping threads all busy with other lent runs waits at the broker for the
  * first to finish, until its own thread is free to run it: once its request has handed out every
  * run it will and only awaits results ({@link IdleThreads.awaitingResults}), the thread takes back
- * its newest waiting run, runs it, then the next, while helpers take the oldest. So a search's
- * recognition runs here while PAD and then head pose run on the helper, and an enrolment's morph
- * features are computed here while the recogniser runs there, instead of everything queueing
- * behind each other on the busy thread.
+ * its newest waiting run, runs it, then the next, while helpers take the oldest. The pipeline
+ * hands out the recogniser's run first (pipeline.ts), so a search's recognition runs on the
+ * helper while PAD and head pose run here, and an enrolment's morph features are computed here
+ * while the recogniser and then PAD run there, instead of everything queueing behind each other
+ * on the busy thread.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
