@@ -46,6 +46,13 @@ const steps: Step[] = [
     args: full ? ['--photos', '120', '--seconds', '20'] : ['--photos', '40', '--seconds', '6'],
   },
   {
+    // Phones and cameras send 3–20 MP; the sample above holds few such photos.
+    name: 'pipeline against its models, large photos (at least 1.5 MP)',
+    script: 'bench/pipeline/pipeline-bench.ts',
+    args: ['--min-megapixels', '1.5', '--photos', full ? '120' : '40', '--seconds', full ? '20' : '6'],
+    needsSharedData: true,
+  },
+  {
     name: 'faiss binding vs raw libfaiss',
     script: 'bench/faiss/binding-search.ts',
     args: ['--n', full ? '1000000' : '50000', '--queries', full ? '100' : '200', '--raw', '--no-hnsw'],

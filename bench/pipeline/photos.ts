@@ -7,6 +7,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
+import sharp from 'sharp';
+
 import { readIndex, repoRoot, seededRandom, sharedDataDir } from '../../tools/eval/dataset.js';
 
 export interface Photo {
@@ -73,6 +75,32 @@ export function benchmarkPhotos(count: number, dir?: string): { photos: Photo[];
   }
   const photos = chosen.map((item) => ({ ...item, bytes: readFileSync(path.join(sharedDataDir, item.path)) }));
   return { photos, source: `${photos.length} photos of ${queues.length} sets of ${sharedDataDir}` };
+}
+
+/**
+ * Up to `count` photos of the shared data's one-face kinds with at least `minMegapixels` (read
+ * from their headers), by path: the large photos phones and cameras send, which the 40-photo
+ * sample holds few of. Empty where that folder is absent.
+ */
+export async function largeBenchmarkPhotos(
+  count: number,
+  minMegapixels: number,
+): Promise<{ photos: Photo[]; source: string }> {
+  if (!existsSync(path.join(sharedDataDir, 'index.csv'))) return { photos: [], source: `${sharedDataDir} is absent` };
+  const photos: Photo[] = [];
+  const items = readIndex()
+    .filter((item) => ONE_FACE_KINDS.has(item.kind))
+    .sort((first, second) => first.path.localeCompare(second.path));
+  for (const item of items) {
+    if (photos.length >= count) break;
+    const file = path.join(sharedDataDir, item.path);
+    const { width = 0, height = 0 } = await sharp(file)
+      .metadata()
+      .catch(() => ({ width: 0, height: 0 }));
+    if (width * height < minMegapixels * 1e6) continue;
+    photos.push({ path: item.path, set: item.set, kind: item.kind, bytes: readFileSync(file) });
+  }
+  return { photos, source: `${photos.length} photos of at least ${minMegapixels} MP of ${sharedDataDir}` };
 }
 
 /**

@@ -24,13 +24,15 @@ import { serviceEnvFrom, startServiceProcess, temporaryDirectory } from '../../t
 import { closeStemRecogniser, recogniserTaps } from '../../tools/mad/common.js';
 import { seededRandom } from '../../test/support/random.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
-import { benchmarkPhotos, type Photo } from './photos.js';
+import { benchmarkPhotos, largeBenchmarkPhotos, type Photo } from './photos.js';
 
 const { values } = parseArgs({
   options: {
     photos: { type: 'string', default: '40' },
     // A folder of photos to use instead of the shared data's sample (e.g. large phone photos).
     'photos-dir': { type: 'string' },
+    // Only the shared data's photos of at least this many megapixels (largeBenchmarkPhotos).
+    'min-megapixels': { type: 'string' },
     // Seconds of closed-loop load per client count.
     seconds: { type: 'string', default: '8' },
     enrolled: { type: 'string', default: '50' },
@@ -165,7 +167,11 @@ function difference(after: StageMeans, before: StageMeans): Map<string, number> 
   return means;
 }
 
-const { photos, source } = benchmarkPhotos(Number(values.photos), values['photos-dir']);
+const { photos, source } =
+  values['min-megapixels'] === undefined
+    ? benchmarkPhotos(Number(values.photos), values['photos-dir'])
+    : await largeBenchmarkPhotos(Number(values.photos), Number(values['min-megapixels']));
+if (photos.length === 0) throw new Error(`no photos to measure: ${source}`);
 const lines: string[] = [];
 const say = (line = ''): void => {
   lines.push(line);
