@@ -317,15 +317,19 @@ describe('FacePipeline on large JPEGs (reduced decode)', () => {
     const fromReduced = await reduced.analyse(large, 'search');
     assert.equal(decodes.length, 1, 'decoded once');
     const fromWhole = await whole.analyse(large, 'search');
-    assert.ok(cosineSimilarity(fromReduced.template, fromWhole.template) > 0.98);
+    const cosine = cosineSimilarity(fromReduced.template, fromWhole.template);
+    assert.ok(cosine > 0.98, `cosine ${cosine} to the whole decode's template`);
     const boxWidth = fromWhole.face.box[2] - fromWhole.face.box[0];
     assert.ok(boxWidth > 700, `the face spans ${boxWidth} px of the upload`);
     const corners = (box: number[]) => [box.slice(0, 2), box.slice(2, 4)];
-    assert.ok(largestShift(corners(fromReduced.face.box), corners(fromWhole.face.box)) < 0.03 * boxWidth);
-    assert.ok(largestShift(fromReduced.face.landmarks, fromWhole.face.landmarks) < 0.03 * boxWidth);
+    const boxShift = largestShift(corners(fromReduced.face.box), corners(fromWhole.face.box));
+    assert.ok(boxShift < 0.03 * boxWidth, `box corners ${boxShift} px from the whole decode's`);
+    const landmarkShift = largestShift(fromReduced.face.landmarks, fromWhole.face.landmarks);
+    assert.ok(landmarkShift < 0.03 * boxWidth, `landmarks ${landmarkShift} px from the whole decode's`);
     // The same person at the original size still matches it.
     const original = await whole.analyse(frll('001_smiling.jpg'), 'enrol');
-    assert.ok(cosineSimilarity(fromReduced.template, original.template) >= 0.45);
+    const genuine = cosineSimilarity(fromReduced.template, original.template);
+    assert.ok(genuine >= 0.45, `genuine score ${genuine}`);
   });
 
   it('enrols from the whole decode, whatever the setting', async () => {
@@ -336,6 +340,21 @@ describe('FacePipeline on large JPEGs (reduced decode)', () => {
     ]);
     assert.deepEqual([...fromReduced.template], [...fromWhole.template]);
     assert.deepEqual(fromReduced.face, fromWhole.face);
+  });
+
+  it('never reduces a photo below the detector’s input, however small the face size set', async () => {
+    const tiny = await FacePipeline.create(testConfig({ decodeMinFaceSize: 16 }));
+    try {
+      const large = await largePortrait();
+      const { analysis, diagnostics } = await tiny.analyseWithDiagnostics(large, 'search');
+      assert.deepEqual(diagnostics.imageSize, { width: 2700, height: 2700 });
+      const fromWhole = await whole.analyse(large, 'search');
+      // Reduced to the detector's 320 px, not to 4 × 16: the face keeps ~120 px.
+      const cosine = cosineSimilarity(analysis.template, fromWhole.template);
+      assert.ok(cosine > 0.95, `cosine ${cosine} to the whole decode's template`);
+    } finally {
+      await tiny.dispose();
+    }
   });
 
   it('decodes whole again when the face is smaller than the reduced decode keeps', async () => {
@@ -352,8 +371,10 @@ describe('FacePipeline on large JPEGs (reduced decode)', () => {
     const fromReduced = await reduced.analyse(large, 'search');
     assert.equal(decodes.length, 2, 'decoded reduced, then whole');
     const fromWhole = await whole.analyse(large, 'search');
-    assert.ok(cosineSimilarity(fromReduced.template, fromWhole.template) > 0.98);
-    assert.ok(largestShift(fromReduced.face.landmarks, fromWhole.face.landmarks) < 6);
+    const cosine = cosineSimilarity(fromReduced.template, fromWhole.template);
+    assert.ok(cosine > 0.98, `cosine ${cosine} to the whole decode's template`);
+    const shift = largestShift(fromReduced.face.landmarks, fromWhole.face.landmarks);
+    assert.ok(shift < 6, `landmarks ${shift} px from the whole decode's`);
   });
 });
 
@@ -443,8 +464,13 @@ describe('FacePipeline on a pack with an SCRFD detector (buffalo_l layout)', { s
       const large = await pipeline.analyse(await largePortrait(), 'search');
       const original = await pipeline.analyse(frll('001_neutral.jpg'), 'search');
       const scaled = original.face.landmarks.map(([x, y]) => [x! * 4, y! * 4]);
-      assert.ok(largestShift(large.face.landmarks, scaled) < 0.03 * (large.face.box[2] - large.face.box[0]));
-      assert.ok(cosineSimilarity(large.template, original.template) > 0.95);
+      const shift = largestShift(large.face.landmarks, scaled);
+      assert.ok(
+        shift < 0.03 * (large.face.box[2] - large.face.box[0]),
+        `keypoints ${shift} px from 4 × the original's`,
+      );
+      const cosine = cosineSimilarity(large.template, original.template);
+      assert.ok(cosine > 0.95, `cosine ${cosine} to the original's template`);
     } finally {
       await pipeline.dispose();
     }

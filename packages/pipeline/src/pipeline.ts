@@ -279,8 +279,13 @@ export class FacePipeline implements FaceAnalyser {
     const config = this.config;
     const detector = this.models.model('detection')!;
     const limits = { maxImagePixels: config.maxImagePixels };
-    // Enrolment decodes whole: the morph detector reads detail finer than any model input.
-    const minShortSide = operation === 'enrol' ? 0 : config.decodeMinFaceSize * SHORT_SIDE_PER_FACE_SIZE;
+    // Enrolment decodes whole: the morph detector reads detail finer than any model input. A
+    // reduced photo stays at least as large as the detector's input, so that detection sees it
+    // as it sees the whole one, however small a face size is configured.
+    const minShortSide =
+      operation === 'enrol' || config.decodeMinFaceSize === 0
+        ? 0
+        : Math.max(config.decodeMinFaceSize * SHORT_SIDE_PER_FACE_SIZE, ...detector.inputSize);
     const photo = await this.timed('decode', () => decodeReduced(image, limits, minShortSide));
     const detected = await this.timed('detect', () => detector.detect(photo.image, this.models.detectorOptions));
     const faces = detected.map((face) => scaleDetection(face, photo.scaleX, photo.scaleY));

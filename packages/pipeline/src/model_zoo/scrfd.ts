@@ -16,8 +16,13 @@ const DEFAULT_INPUT_SIZE: [number, number] = [640, 640];
  * InsightFace does, because exporters name them differently (score_8 vs '448').
  */
 export class ScrfdDetector extends OnnxModel {
+  /** Width and height of the network input the photo is letterboxed into. */
+  get inputSize(): readonly [number, number] {
+    return this.entry.inputSize ?? DEFAULT_INPUT_SIZE;
+  }
+
   async detect(image: RgbImage, options: DetectorOptions): Promise<FaceDetection[]> {
-    const [inputWidth, inputHeight] = this.entry.inputSize ?? DEFAULT_INPUT_SIZE;
+    const [inputWidth, inputHeight] = this.inputSize;
     // Top-left placement on black, as the published SCRFD inference code pads. Small photos
     // are not enlarged: a tight 92×112 face crop blown up to fill 640×640 was found in 3.5 %
     // of ORL images, left at its size in 100 % (docs/accuracy.md).

@@ -19,9 +19,15 @@ export interface DetectorOptions {
  * inside the graph, so the outputs are softmaxed scores and corners normalised to [0, 1].
  */
 export class UltraFaceDetector extends OnnxModel {
+  /** Width and height of the network input the photo is letterboxed into. */
+  get inputSize(): readonly [number, number] {
+    const [, , height, width] = this.entry.inputs[0]!.shape as number[];
+    return [width!, height!];
+  }
+
   async detect(image: RgbImage, options: DetectorOptions): Promise<FaceDetection[]> {
-    const [, , inputHeight, inputWidth] = this.entry.inputs[0]!.shape as number[];
-    const { input, placement, canvas } = await letterbox(image, inputWidth!, inputHeight!, {
+    const [inputWidth, inputHeight] = this.inputSize;
+    const { input, placement, canvas } = await letterbox(image, inputWidth, inputHeight, {
       letterbox: options.letterbox,
       anchor: 'centre',
       fill: 127,
@@ -29,16 +35,16 @@ export class UltraFaceDetector extends OnnxModel {
     const [scores, boxes] = await this.runPlanar(
       input,
       uniformNormalisation(127, 128, 'rgb'),
-      [1, 3, inputHeight!, inputWidth!],
+      [1, 3, inputHeight, inputWidth],
       canvas,
     );
     const scoreData = tensorData(scores!);
     const boxData = tensorData(boxes!);
     // Corners come normalised to the network input; map them back through the letterbox.
     const toSourceX = (value: number): number =>
-      Math.min(Math.max((value * inputWidth! - placement.offsetX) / placement.scaleX, 0), image.width);
+      Math.min(Math.max((value * inputWidth - placement.offsetX) / placement.scaleX, 0), image.width);
     const toSourceY = (value: number): number =>
-      Math.min(Math.max((value * inputHeight! - placement.offsetY) / placement.scaleY, 0), image.height);
+      Math.min(Math.max((value * inputHeight - placement.offsetY) / placement.scaleY, 0), image.height);
     const candidates: FaceDetection[] = [];
     const anchorCount = scoreData.length / 2;
     for (let anchor = 0; anchor < anchorCount; anchor++) {
