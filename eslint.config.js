@@ -46,4 +46,22 @@ export default tseslint.config(
     files: ['test/**/*.ts', 'bench/**/*.ts', 'tools/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      // Without a message, Node builds one by re-parsing the test file from the failing call;
+      // under tsx that once took 450 s for a single failure in test/pipeline/pipeline.test.ts.
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.object.name='assert'][callee.property.name='ok'][arguments.length<2]",
+          message: 'give assert.ok a message (Node can take minutes to generate one under tsx)',
+        },
+        {
+          selector: "CallExpression[callee.name='assert'][arguments.length<2]",
+          message: 'give assert a message (Node can take minutes to generate one under tsx)',
+        },
+      ],
+    },
+  },
 );

@@ -149,7 +149,7 @@ describe('OpenAPI document, XSDs and a generated client', () => {
     for (const code of ['PARTITION_NOT_FOUND', 'SUBJECT_NOT_FOUND', 'UNAUTHORIZED', 'FORBIDDEN', 'PAYLOAD_TOO_LARGE']) {
       assert.ok(codesSeen.has(code), `the service answered ${code}`);
     }
-    assert.ok(codesSeen.has('UNSUPPORTED_MEDIA_TYPE'));
+    assert.ok(codesSeen.has('UNSUPPORTED_MEDIA_TYPE'), "codesSeen.has('UNSUPPORTED_MEDIA_TYPE')");
     assert.match(received.get('EnrolResponse')![0]!.xml, /<face_box>/, 'enrol carries the face box extension');
   });
 
@@ -239,7 +239,10 @@ describe('OpenAPI document, XSDs and a generated client', () => {
       assert.equal(seen['health'], 'healthy');
       assert.match(String(seen['enrol']), /<status>OK<\/status>/);
       assert.match(String(seen['search']), /<subject_id>generated<\/subject_id>/);
-      assert.ok((seen['partitionsAfterEnrol'] as string[]).includes('generated'));
+      assert.ok(
+        (seen['partitionsAfterEnrol'] as string[]).includes('generated'),
+        "(seen['partitionsAfterEnrol'] as string[]).includes('generated')",
+      );
       assert.equal(seen['stats'], 1);
       assert.match(String(seen['delete']), /<status>OK<\/status>/);
       assert.equal(seen['unauthorized'], 'UNAUTHORIZED');

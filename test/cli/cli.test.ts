@@ -91,7 +91,10 @@ describe('facegate CLI against the running service', () => {
     const report = readFileSync(path.join(workDir, 'facegate-enrol-people.csv'), 'utf8').trim().split('\n');
     assert.equal(report[0], 'subject_id,file,outcome,status,quality_score,message');
     assert.equal(report.length, total + 1);
-    assert.ok(report.some((line) => line.startsWith('group,') && line.includes(',refused,MULTIPLE_FACES,')));
+    assert.ok(
+      report.some((line) => line.startsWith('group,') && line.includes(',refused,MULTIPLE_FACES,')),
+      "report.some((line) => line.startsWith('group,') && line.includes(',refused,MULTIPLE_FACES,'))",
+    );
     enrolled = report.filter((line) => line.includes(',enrolled,OK,')).map((line) => line.split(',')[0]!);
     assert.equal(enrolled.length, done);
   });

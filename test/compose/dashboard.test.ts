@@ -31,7 +31,7 @@ describe('the Grafana dashboard (deploy/grafana)', () => {
     const variable = dashboard.templating.list.find((entry) => entry.type === 'datasource');
     assert.ok(variable, 'a data source variable');
     assert.equal(variable.query, 'prometheus');
-    assert.ok(dashboard.panels.length > 0);
+    assert.ok(dashboard.panels.length > 0, 'dashboard.panels.length > 0');
     for (const panel of dashboard.panels) {
       assert.deepEqual(panel.datasource, { type: 'prometheus', uid: `\${${variable.name}}` }, panel.title);
       assert.ok(panel.targets.length > 0, `${panel.title} has queries`);
@@ -40,7 +40,7 @@ describe('the Grafana dashboard (deploy/grafana)', () => {
     }
     const ids = dashboard.panels.map((panel) => panel.id);
     assert.equal(new Set(ids).size, ids.length, 'distinct panel ids');
-    assert.ok(dashboard.uid && dashboard.title);
+    assert.ok(dashboard.uid && dashboard.title, 'dashboard.uid && dashboard.title');
   });
 
   it('queries only metrics that the gateway and workers export', async () => {

@@ -133,7 +133,10 @@ describe('web console in headless Chromium', { skip: skipWithoutChromium }, () =
     await open('health');
     await page.locator('#health h3').waitFor();
     assert.equal(await outcome('health').textContent(), 'Service healthy');
-    assert.ok((await page.locator('#health dt').allTextContents()).includes('Requests served'));
+    assert.ok(
+      (await page.locator('#health dt').allTextContents()).includes('Requests served'),
+      "(await page.locator('#health dt').allTextContents()).includes('Requests served')",
+    );
     await screenshot('health');
   });
 

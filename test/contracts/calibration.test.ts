@@ -80,10 +80,19 @@ describe("the default pack's calibration file", () => {
       assert.ok(point.fnmr_low <= point.fnmr && point.fnmr <= point.fnmr_high, `FNMR bounds at ${point.threshold}`);
     });
     for (let index = 1; index < table.thresholds.length; index++) {
-      assert.ok(table.thresholds[index]!.fmr <= table.thresholds[index - 1]!.fmr);
-      assert.ok(table.thresholds[index]!.fnmr >= table.thresholds[index - 1]!.fnmr);
+      assert.ok(
+        table.thresholds[index]!.fmr <= table.thresholds[index - 1]!.fmr,
+        'table.thresholds[index]!.fmr <= table.thresholds[index - 1]!.fmr',
+      );
+      assert.ok(
+        table.thresholds[index]!.fnmr >= table.thresholds[index - 1]!.fnmr,
+        'table.thresholds[index]!.fnmr >= table.thresholds[index - 1]!.fnmr',
+      );
     }
-    assert.ok(table.data.impostor_pairs > 0 && table.data.genuine_pairs > 0 && table.data.sha256.length === 64);
+    assert.ok(
+      table.data.impostor_pairs > 0 && table.data.genuine_pairs > 0 && table.data.sha256.length === 64,
+      'table.data.impostor_pairs > 0 && table.data.genuine_pairs > 0 && table.data.sha256.length === 64',
+    );
   });
 
   it('is refused when malformed', () => {

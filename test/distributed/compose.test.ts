@@ -66,7 +66,10 @@ describe('docker-compose.yml', () => {
   it('runs Redis with the append-only file on, and scrapes the workers where they serve metrics', () => {
     const command = compose.services['redis']!.command ?? [];
     assert.equal(command[command.indexOf('--appendonly') + 1], 'yes');
-    assert.ok(['always', 'everysec'].includes(command[command.indexOf('--appendfsync') + 1]!));
+    assert.ok(
+      ['always', 'everysec'].includes(command[command.indexOf('--appendfsync') + 1]!),
+      "['always', 'everysec'].includes(command[command.indexOf('--appendfsync') + 1]!)",
+    );
     const prometheus = readFileSync(path.join(repoRoot, 'deploy/prometheus.yml'), 'utf8');
     for (const name of ['worker-1', 'worker-2']) {
       const port = compose.services[name]!.environment?.['METRICS_PORT'];

@@ -99,7 +99,7 @@ describe('DELETE /api/v1/partitions/{name} (distributed: Redis store, shards on 
         "both workers' snapshots of the partition",
       );
       const keptKeys = (await partitionKeys('kept')).length;
-      assert.ok((await partitionKeys('doomed')).length > 0);
+      assert.ok((await partitionKeys('doomed')).length > 0, "(await partitionKeys('doomed')).length > 0");
 
       const deleted = await deletePartition(gateway!.baseUrl, 'doomed');
       assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
@@ -161,7 +161,7 @@ describe('DELETE /api/v1/partitions/{name} (distributed: Redis store, shards on 
       // The deletion is recorded: the partition is gone from the first moment, its keys not yet.
       assert.equal(await redis.hexists(`${prefix}:gallery:partitions`, 'crashed'), 0);
       assert.equal(await redis.hexists(`${prefix}:gallery:partition-deletions`, 'crashed'), 1);
-      assert.ok((await partitionKeys('crashed')).length > 0);
+      assert.ok((await partitionKeys('crashed')).length > 0, "(await partitionKeys('crashed')).length > 0");
 
       // The same worker (its data directory) comes back: it finishes the deletion on start.
       workers.delete('del-w3');

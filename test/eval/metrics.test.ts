@@ -112,8 +112,8 @@ describe('open-set identification rates (hand-made searches)', () => {
 
   it('has no FPIR without non-mated searches (a closed-set run)', () => {
     const summary = identificationRates(mated, [0.01], [0.45]);
-    assert.ok(Number.isNaN(summary.fnirAtFpir['0.01']!.fnir));
-    assert.ok(Number.isNaN(summary.at['0.45']!.fpir));
+    assert.ok(Number.isNaN(summary.fnirAtFpir['0.01']!.fnir), "Number.isNaN(summary.fnirAtFpir['0.01']!.fnir)");
+    assert.ok(Number.isNaN(summary.at['0.45']!.fpir), "Number.isNaN(summary.at['0.45']!.fpir)");
     close(summary.rank1, 2 / 4);
   });
 

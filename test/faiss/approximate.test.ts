@@ -84,7 +84,7 @@ describe('IVF', () => {
     index.train(base);
     index.addWithIds(base, sequentialIds(COUNT, 1n));
     index.setParameter('nprobe', 16);
-    assert.ok(meanRecallShifted(index) > 0.2);
+    assert.ok(meanRecallShifted(index) > 0.2, 'meanRecallShifted(index) > 0.2');
     index.dispose();
   });
 

@@ -59,7 +59,10 @@ describe('BLAS settings', () => {
         await index.searchAsync(row(base, 0, DIMENSION), 2),
       ]) {
         assert.deepEqual(Array.from(result.labels), [MISSING_LABEL, MISSING_LABEL]);
-        assert.ok(result.distances.every((distance) => distance < -1e38));
+        assert.ok(
+          result.distances.every((distance) => distance < -1e38),
+          'result.distances.every((distance) => distance < -1e38)',
+        );
       }
       index.addWithIds(base, sequentialIds(300));
       const query = row(base, 17, DIMENSION);
@@ -81,7 +84,7 @@ describe('HNSW over PQ with a refine stage', () => {
     const started = performance.now();
     index.train(base);
     // Polysemous training (on by default for this type in faiss 1.7.3) took minutes.
-    assert.ok(performance.now() - started < 20_000);
+    assert.ok(performance.now() - started < 20_000, 'performance.now() - started < 20_000');
     index.addWithIds(base, sequentialIds(3000, 1000n));
     index.setParameter('efSearch', 64);
     index.setParameter('k_factor_rf', 4);

@@ -35,7 +35,10 @@ describe('exact Flat inner-product search', () => {
       const expected = bruteForceInnerProduct(base, row(queries, query, DIMENSION), DIMENSION, k);
       assert.deepEqual(Array.from(labels.subarray(query * k, (query + 1) * k), Number), expected.positions);
       for (let rank = 0; rank < k; rank++) {
-        assert.ok(Math.abs(distances[query * k + rank]! - expected.scores[rank]!) < 1e-4);
+        assert.ok(
+          Math.abs(distances[query * k + rank]! - expected.scores[rank]!) < 1e-4,
+          'Math.abs(distances[query * k + rank]! - expected.scores[rank]!) < 1e-4',
+        );
       }
     }
     index.dispose();
@@ -49,7 +52,7 @@ describe('exact Flat inner-product search', () => {
       const single = index.search(row(base, query, DIMENSION), 3);
       assert.deepEqual(single.labels, batch.labels.subarray(query * 3, query * 3 + 3));
       assert.equal(single.labels[0], 100n + BigInt(query));
-      assert.ok(Math.abs(single.distances[0]! - 1) < 1e-5);
+      assert.ok(Math.abs(single.distances[0]! - 1) < 1e-5, 'Math.abs(single.distances[0]! - 1) < 1e-5');
     }
     index.dispose();
   });
@@ -59,8 +62,8 @@ describe('exact Flat inner-product search', () => {
     index.add(base);
     const { distances, labels } = index.search(row(base, 7, DIMENSION), 2);
     assert.equal(labels[0], 7n);
-    assert.ok(distances[0]! < 1e-6);
-    assert.ok(distances[1]! > distances[0]!);
+    assert.ok(distances[0]! < 1e-6, 'distances[0]! < 1e-6');
+    assert.ok(distances[1]! > distances[0]!, 'distances[1]! > distances[0]!');
     index.dispose();
   });
 

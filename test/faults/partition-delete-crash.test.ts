@@ -52,7 +52,10 @@ describe('a partition deletion killed part-way (SIGKILL) is all or nothing after
     assert.equal(kept.status, 200, kept.xml);
     assert.equal(await service.stop(), 0);
     service = undefined;
-    assert.ok(existsSync(path.join(seeded, 'gallery', 'snapshots', 'doomed')));
+    assert.ok(
+      existsSync(path.join(seeded, 'gallery', 'snapshots', 'doomed')),
+      "existsSync(path.join(seeded, 'gallery', 'snapshots', 'doomed'))",
+    );
   });
   after(async () => {
     await service?.stop('SIGKILL');
@@ -81,7 +84,7 @@ describe('a partition deletion killed part-way (SIGKILL) is all or nothing after
         assert.deepEqual(stats.body['partitions'], { doomed: 3, kept: 1 });
         assert.equal(search.status, 200, search.xml);
         assert.equal(search.text('subject_id'), 'person-1');
-        assert.ok(storeRows(dataDir, 'doomed') >= 6);
+        assert.ok(storeRows(dataDir, 'doomed') >= 6, "storeRows(dataDir, 'doomed') >= 6");
       } else {
         assert.deepEqual(stats.body['partitions'], { kept: 1 });
         assert.equal(search.status, 404, search.xml);

@@ -56,7 +56,7 @@ describe('a full data directory', { skip }, () => {
     } catch {
       // ENOSPC: the volume is full.
     }
-    assert.ok(written > 0);
+    assert.ok(written > 0, 'written > 0');
     const health = await getJson(service.baseUrl, '/api/v1/health');
     assert.equal(health.status, 503);
     assert.equal((health.body['components'] as Record<string, boolean>)['data_dir'], false);

@@ -29,11 +29,15 @@ describe('approximate indexes', () => {
       await Promise.all(templates.map((t, i) => gallery.enrol('fast', `s${i}`, t, MODEL)));
       await gallery.enrol('exact', 'e0', templates[0]!, MODEL);
       const infos = gallery.shardInfos();
-      assert.ok(infos.filter((i) => i.partition === 'fast').every((i) => i.models[0]?.description === 'IDMap2,HNSW32'));
+      assert.ok(
+        infos.filter((i) => i.partition === 'fast').every((i) => i.models[0]?.description === 'IDMap2,HNSW32'),
+        "infos.filter((i) => i.partition === 'fast').every((i) => i.models[0]?.description === 'IDMap2,HNSW32')",
+      );
       assert.ok(
         infos
           .filter((i) => i.partition === 'exact')
           .every((i) => i.models.every((m) => m.description === 'IDMap2,Flat')),
+        "infos .filter((i) => i.partition === 'exact') .every((i) => i.models.every((m) => m.description === 'IDMap2,Flat'))",
       );
 
       let found = 0;
@@ -49,7 +53,7 @@ describe('approximate indexes', () => {
       assert.equal(tombstones, 100, 'HNSW cannot remove: deletions are tombstoned');
       for (let i = 0; i < 100; i++) {
         const results = await gallery.search('fast', templates[i]!, MODEL, 5, 0);
-        assert.ok(!results.some((c) => c.subjectId === `s${i}`));
+        assert.ok(!results.some((c) => c.subjectId === `s${i}`), '!results.some((c) => c.subjectId === `s${i}`)');
         assert.equal(results.length, 5, 'tombstones do not shrink the result list');
       }
       await gallery.setSearchParameter('efSearch', 256, 'fast');
@@ -62,7 +66,10 @@ describe('approximate indexes', () => {
         indexByPartition: { fast: 'HNSW32' },
       });
       const reloaded = reopened.shardInfos().filter((info) => info.partition === 'fast');
-      assert.ok(reloaded.every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        reloaded.every((info) => info.recovery === 'snapshot'),
+        "reloaded.every((info) => info.recovery === 'snapshot')",
+      );
       assert.equal(
         reloaded.reduce((sum, info) => sum + (info.models[0]?.tombstones ?? 0), 0),
         100,
@@ -133,7 +140,10 @@ describe('approximate indexes', () => {
       await Promise.all(templates.map((t, i) => gallery.enrol('p', `s${i}`, t, MODEL)));
       await Promise.all(Array.from({ length: 100 }, (_, i) => gallery.delete('p', `s${i}`)));
       // 100 < 10% of 1200: still below the rebuild threshold.
-      assert.ok(gallery.shardInfos()[0]!.models[0]!.tombstones > 0);
+      assert.ok(
+        gallery.shardInfos()[0]!.models[0]!.tombstones > 0,
+        'gallery.shardInfos()[0]!.models[0]!.tombstones > 0',
+      );
       await Promise.all(Array.from({ length: 50 }, (_, i) => gallery.delete('p', `s${i + 100}`)));
       await waitFor(() => gallery.shardInfos()[0]!.models[0]!.tombstones === 0, 'the background rebuild');
       assert.equal(gallery.shardInfos()[0]!.models[0]!.vectors, 1050);

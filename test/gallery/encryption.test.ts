@@ -133,8 +133,14 @@ describe('TemplateCipher', () => {
     assert.match(health.detail!, /active key k2, also reads k1/);
     const shown = `${JSON.stringify(health)} ${JSON.stringify(cipher)} ${String(Object.values(cipher))}`;
     for (const { secret } of [K1, K2]) {
-      assert.ok(!shown.includes(Buffer.from(secret).toString('base64')));
-      assert.ok(!shown.includes(Buffer.from(secret).toString('hex')));
+      assert.ok(
+        !shown.includes(Buffer.from(secret).toString('base64')),
+        "!shown.includes(Buffer.from(secret).toString('base64'))",
+      );
+      assert.ok(
+        !shown.includes(Buffer.from(secret).toString('hex')),
+        "!shown.includes(Buffer.from(secret).toString('hex'))",
+      );
     }
   });
 });
@@ -175,7 +181,7 @@ describe('template key configuration', () => {
       assert.throws(
         () => parseTemplateKeysVariable(value),
         (error: unknown) => {
-          assert.ok(error instanceof ConfigError);
+          assert.ok(error instanceof ConfigError, 'error instanceof ConfigError');
           assert.match(error.message, expected);
           for (const secret of value.split(',').map((entry) => entry.split(':')[1] ?? '')) {
             if (secret.length > 8) assert.ok(!error.message.includes(secret), 'key material in the message');
@@ -200,7 +206,10 @@ describe('template key configuration', () => {
       assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
       const second = await loadTemplateCipher(env, { mode: 'embedded', logger });
       assert.equal(second?.activeKeyId, first?.activeKeyId, 'the same key at the next start');
-      assert.ok(lines.some((line) => line.startsWith('warn') && /key stored beside the data/.test(line)));
+      assert.ok(
+        lines.some((line) => line.startsWith('warn') && /key stored beside the data/.test(line)),
+        "lines.some((line) => line.startsWith('warn') && /key stored beside the data/.test(line))",
+      );
       const secret = (await readFile(keyFile, 'utf8')).split(':').at(-1)!.trim();
       assert.ok(!lines.join('\n').includes(secret), 'the key is never logged');
     });
@@ -244,7 +253,10 @@ describe('template key configuration', () => {
         { mode: 'distributed', logger },
       );
       assert.deepEqual(cipher?.keyIds, ['k2', 'k1']);
-      assert.ok(lines.some((line) => /readable by other users/.test(line)));
+      assert.ok(
+        lines.some((line) => /readable by other users/.test(line)),
+        'lines.some((line) => /readable by other users/.test(line))',
+      );
     });
   });
 });
@@ -625,14 +637,20 @@ describe('index snapshots with template encryption', () => {
       assertNoPlaintext(await readFile(join(dataDir, 'gallery.sqlite')), templates);
 
       gallery = await open(dataDir, ring(K1));
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'snapshot'),
+        "gallery.shardInfos().every((info) => info.recovery === 'snapshot')",
+      );
       await assertFinds(gallery, templates);
       await gallery.close();
 
       // Rotation: loaded under the old key, re-sealed under the new one at the next snapshot.
       const rotating = ring(K2, K1);
       gallery = await open(dataDir, rotating);
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'snapshot'),
+        "gallery.shardInfos().every((info) => info.recovery === 'snapshot')",
+      );
       await gallery.close();
       for (const file of await snapshotFiles(dataDir)) {
         assert.deepEqual(
@@ -645,7 +663,10 @@ describe('index snapshots with template encryption', () => {
       await gallery.close();
       const onlyNew = ring(K2);
       gallery = await open(dataDir, onlyNew);
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'snapshot'),
+        "gallery.shardInfos().every((info) => info.recovery === 'snapshot')",
+      );
       await assertFinds(gallery, templates);
       assert.equal(onlyNew.health().healthy, true);
       await gallery.close();
@@ -661,7 +682,10 @@ describe('index snapshots with template encryption', () => {
       const plainSnapshot = (await snapshotFiles(dataDir))[0]!.path;
 
       gallery = await open(dataDir, ring(K1));
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'rebuild'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'rebuild'),
+        "gallery.shardInfos().every((info) => info.recovery === 'rebuild')",
+      );
       assert.equal(existsSync(plainSnapshot), false, 'the plain snapshot is deleted');
       await assertFinds(gallery, templates);
       await gallery['store'].resealTemplates();
@@ -688,7 +712,10 @@ describe('index snapshots with template encryption', () => {
       await store.close();
       const fresh = ring(K2);
       gallery = await open(dataDir, fresh);
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'rebuild'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'rebuild'),
+        "gallery.shardInfos().every((info) => info.recovery === 'rebuild')",
+      );
       await assertFinds(gallery, templates);
       assert.equal(fresh.health().healthy, true, 'an unreadable snapshot is rebuilt, not an alarm');
       await gallery.close();
@@ -741,13 +768,20 @@ describe('npm run rekey', () => {
       assert.equal(report.encryptedOnly, true);
       assert.ok(
         lines.some((line) => /index snapshots not yet sealed under the active key/.test(line) && /k1/.test(line)),
+        'lines.some((line) => /index snapshots not yet sealed under the active key/.test(line) && /k1/.test(line))',
       );
-      assert.ok(!lines.join('\n').includes(Buffer.from(K2.secret).toString('base64')));
+      assert.ok(
+        !lines.join('\n').includes(Buffer.from(K2.secret).toString('base64')),
+        "!lines.join('\\n').includes(Buffer.from(K2.secret).toString('base64'))",
+      );
       await gallery.close();
 
       // The old key removed: the snapshots were re-sealed at close, the rows by the rekey.
       gallery = await openGallery(ring(K2));
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'snapshot'),
+        "gallery.shardInfos().every((info) => info.recovery === 'snapshot')",
+      );
       for (const [i, template] of templates.entries()) {
         if (i === 0) continue;
         assert.equal((await gallery.verify('p', `s${i}`, template, MODEL)) > 0.99, true);
@@ -779,7 +813,10 @@ describe('npm run rekey', () => {
       const env = readWorkerEnv({ DATA_DIR: dataDir, TEMPLATE_KEYS: keysVariable(K1) });
       const { logger, lines } = logCollector();
       assert.equal((await rekey(env, logger, { vacuum: true })).encryptedOnly, true);
-      assert.ok(lines.some((line) => /rewritten with its live content only/.test(line)));
+      assert.ok(
+        lines.some((line) => /rewritten with its live content only/.test(line)),
+        'lines.some((line) => /rewritten with its live content only/.test(line))',
+      );
       assertNoPlaintext(await readFile(path), [...templates.values()]);
     });
   });

@@ -33,8 +33,11 @@ describe('Gallery semantics', () => {
       assert.ok(Math.abs(candidates[0]!.score - 0.8) < 1e-3, `score ${candidates[0]!.score}`);
 
       const score = await gallery.verify('default', 'alice', probe, MODEL);
-      assert.ok(Math.abs(score - 0.8) < 1e-3);
-      assert.ok((await gallery.verify('default', 'bob', probe, MODEL)) < 0.2);
+      assert.ok(Math.abs(score - 0.8) < 1e-3, 'Math.abs(score - 0.8) < 1e-3');
+      assert.ok(
+        (await gallery.verify('default', 'bob', probe, MODEL)) < 0.2,
+        "(await gallery.verify('default', 'bob', probe, MODEL)) < 0.2",
+      );
 
       await gallery.delete('default', 'alice');
       assert.deepEqual(await gallery.search('default', probe, MODEL, 5, 0.45), []);
@@ -121,7 +124,11 @@ describe('Gallery semantics', () => {
         top5.map((c) => c.subjectId),
         ['s0', 's1', 's2', 's3', 's4'],
       );
-      for (const [i, candidate] of top5.entries()) assert.ok(Math.abs(candidate.score - similarities[i]!) < 1e-3);
+      for (const [i, candidate] of top5.entries())
+        assert.ok(
+          Math.abs(candidate.score - similarities[i]!) < 1e-3,
+          'Math.abs(candidate.score - similarities[i]!) < 1e-3',
+        );
 
       const aboveThreshold = await gallery.search('p', anchor, MODEL, 100, 0.45);
       assert.deepEqual(
@@ -140,11 +147,17 @@ describe('Gallery semantics', () => {
         withExtraTemplates.map((c) => c.subjectId),
         ['s3', 's0', 's1'],
       );
-      assert.ok(Math.abs(withExtraTemplates[0]!.score - 0.99) < 1e-3);
+      assert.ok(
+        Math.abs(withExtraTemplates[0]!.score - 0.99) < 1e-3,
+        'Math.abs(withExtraTemplates[0]!.score - 0.99) < 1e-3',
+      );
       const all = await gallery.search('p', anchor, MODEL, 100, 0);
       assert.equal(new Set(all.map((c) => c.subjectId)).size, all.length);
       assert.equal(all.length, 100);
-      assert.ok(all.every((c, i) => i === 0 || all[i - 1]!.score >= c.score));
+      assert.ok(
+        all.every((c, i) => i === 0 || all[i - 1]!.score >= c.score),
+        'all.every((c, i) => i === 0 || all[i - 1]!.score >= c.score)',
+      );
       assert.ok(
         all.every((c) => c.score >= 0 && c.score <= 1),
         'scores are clamped to [0, 1]',
@@ -163,7 +176,10 @@ describe('Gallery semantics', () => {
         ['old-model-subject'],
       );
       assert.deepEqual(await gallery.search('p', template, 'model-c', 5, 0), []);
-      assert.ok((await gallery.verify('p', 'new-model-subject', template, 'model-b')) > 0.999);
+      assert.ok(
+        (await gallery.verify('p', 'new-model-subject', template, 'model-b')) > 0.999,
+        "(await gallery.verify('p', 'new-model-subject', template, 'model-b')) > 0.999",
+      );
       await assert.rejects(gallery.verify('p', 'new-model-subject', template, 'model-a'), (error: Error) => {
         assert.equal((error as { code?: string }).code, 'SUBJECT_NOT_FOUND');
         assert.match(error.message, /no template of model 'model-a'/);
@@ -199,10 +215,16 @@ describe('Gallery semantics', () => {
         for (const [id, template] of templates) {
           const [best] = await reopened.search('unicode', template, MODEL, 1, 0.9);
           assert.equal(best?.subjectId, id);
-          assert.ok((await reopened.verify('unicode', id, template, MODEL)) > 0.999);
+          assert.ok(
+            (await reopened.verify('unicode', id, template, MODEL)) > 0.999,
+            "(await reopened.verify('unicode', id, template, MODEL)) > 0.999",
+          );
         }
         await reopened.delete('unicode', 'e\u0301');
-        assert.ok((await reopened.verify('unicode', '\u00e9', templates.get('\u00e9')!, MODEL)) > 0.999);
+        assert.ok(
+          (await reopened.verify('unicode', '\u00e9', templates.get('\u00e9')!, MODEL)) > 0.999,
+          "(await reopened.verify('unicode', '\\u00e9', templates.get('\\u00e9')!, MODEL)) > 0.999",
+        );
       } finally {
         await reopened.close();
       }

@@ -26,13 +26,19 @@ describe('L2-metric indexes', () => {
         let cosine = 0;
         for (let i = 0; i < anchor.length; i++) cosine += anchor[i]! * probe[i]!;
         assert.ok(Math.abs(found[0]!.score - cosine) < 2e-3, `${found[0]!.score} vs ${cosine}`);
-        assert.ok(found[1]!.score <= found[0]!.score && found[1]!.score < 0.4);
+        assert.ok(
+          found[1]!.score <= found[0]!.score && found[1]!.score < 0.4,
+          'found[1]!.score <= found[0]!.score && found[1]!.score < 0.4',
+        );
         assert.deepEqual(await gallery.search('p', probe, 'm', 5, 0.5), [found[0]]);
       };
       await check();
       await gallery.close();
       gallery = await Gallery.open({ dataDir, shardCount: 2, snapshotIntervalMs: 0, engine: l2Engine });
-      assert.ok(gallery.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        gallery.shardInfos().every((info) => info.recovery === 'snapshot'),
+        "gallery.shardInfos().every((info) => info.recovery === 'snapshot')",
+      );
       await check();
       await gallery.close();
     });

@@ -110,19 +110,25 @@ describe('Gallery.deletePartition (embedded)', () => {
       await enrolMany(gallery, 'half', 8, 57);
       await enrolMany(gallery, 'kept', 3, 58);
       await gallery.close(); // snapshots on close
-      assert.ok(existsSync(join(dir, GALLERY_SNAPSHOT_DIR, 'half')));
+      assert.ok(
+        existsSync(join(dir, GALLERY_SNAPSHOT_DIR, 'half')),
+        "existsSync(join(dir, GALLERY_SNAPSHOT_DIR, 'half'))",
+      );
 
       // What a process killed just after recording the deletion leaves behind.
       const store = await SqliteTemplateStore.open({ path: join(dir, GALLERY_STORE_FILE), dimension: DIMENSION });
       await store.beginPartitionDeletion('half');
       await store.close();
-      assert.ok(rowsOf(dir, 'half') > 0);
+      assert.ok(rowsOf(dir, 'half') > 0, "rowsOf(dir, 'half') > 0");
 
       const reopened = await open(dir);
       assert.equal(existsSync(join(dir, GALLERY_SNAPSHOT_DIR, 'half')), false);
       assert.equal(rowsOf(dir, 'half'), 0);
       assert.deepEqual(await reopened.partitions(), ['kept']);
-      assert.ok(reopened.shardInfos().every((info) => info.partition === 'kept'));
+      assert.ok(
+        reopened.shardInfos().every((info) => info.partition === 'kept'),
+        "reopened.shardInfos().every((info) => info.partition === 'kept')",
+      );
       await reopened.close();
     });
   });

@@ -45,7 +45,10 @@ describe('persistence and recovery', () => {
 
       // close() snapshotted by default; now reopen without it to force a replay.
       const reopened = await open(dir, { snapshotOnClose: false });
-      assert.ok(reopened.shardInfos().every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        reopened.shardInfos().every((info) => info.recovery === 'snapshot'),
+        "reopened.shardInfos().every((info) => info.recovery === 'snapshot')",
+      );
       assert.deepEqual(await reopened.stats(), {
         total_subjects: 127,
         partitions: { p: 117, q: 10 },
@@ -58,7 +61,10 @@ describe('persistence and recovery', () => {
 
       const third = await open(dir);
       const infos = third.shardInfos().filter((info) => info.partition === 'p');
-      assert.ok(infos.every((info) => info.recovery === 'snapshot'));
+      assert.ok(
+        infos.every((info) => info.recovery === 'snapshot'),
+        "infos.every((info) => info.recovery === 'snapshot')",
+      );
       assert.equal(
         infos.reduce((sum, info) => sum + info.replayedChanges, 0),
         2,
@@ -113,8 +119,14 @@ describe('persistence and recovery', () => {
       const templates = await enrolMany(gallery, 'p', 100, 41);
       await gallery.close();
       const hnsw = await open(dir, { indexByPartition: { p: 'HNSW16' } });
-      assert.ok(hnsw.shardInfos().every((info) => info.recovery === 'rebuild'));
-      assert.ok(hnsw.shardInfos().every((info) => info.models[0]?.description === 'IDMap2,HNSW16'));
+      assert.ok(
+        hnsw.shardInfos().every((info) => info.recovery === 'rebuild'),
+        "hnsw.shardInfos().every((info) => info.recovery === 'rebuild')",
+      );
+      assert.ok(
+        hnsw.shardInfos().every((info) => info.models[0]?.description === 'IDMap2,HNSW16'),
+        "hnsw.shardInfos().every((info) => info.models[0]?.description === 'IDMap2,HNSW16')",
+      );
       await assertFindsExactly(hnsw, 'p', templates, new Set());
       await hnsw.close();
     });

@@ -47,7 +47,10 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
         modelId: MODEL,
         template: randomUnitVector(seededRandom(13)),
       });
-      assert.ok(second.faissId > receipt.faissId && second.seq > receipt.seq);
+      assert.ok(
+        second.faissId > receipt.faissId && second.seq > receipt.seq,
+        'second.faissId > receipt.faissId && second.seq > receipt.seq',
+      );
       const [stored] = await store.getSubjectTemplates('p', 'a&<b>');
       assert.deepEqual(stored?.template, template);
       assert.equal(stored?.faissId, receipt.faissId);
@@ -86,7 +89,7 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       );
       // Ids are never reused, even after a delete.
       const third = await store.addSubject({ partition: 'p', shard: 1, subjectId: 'a&<b>', modelId: MODEL, template });
-      assert.ok(third.faissId > second.faissId);
+      assert.ok(third.faissId > second.faissId, 'third.faissId > second.faissId');
       // A partition outlives its last subject.
       await store.removeSubject('p', 'c');
       await store.removeSubject('p', 'a&<b>');
@@ -172,12 +175,12 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       await store.removeSubject('p', 'once');
       const afterRemoval = await store.addSubject({ ...entry, template: randomUnitVector(random) });
       assert.equal(afterRemoval.replayed, undefined);
-      assert.ok(afterRemoval.faissId > first.faissId);
+      assert.ok(afterRemoval.faissId > first.faissId, 'afterRemoval.faissId > first.faissId');
       await store.beginPartitionDeletion('p');
       await store.finishPartitionDeletion('p');
       const afterErasure = await store.addSubject(entry);
       assert.equal(afterErasure.replayed, undefined);
-      assert.ok(afterErasure.faissId > afterRemoval.faissId);
+      assert.ok(afterErasure.faissId > afterRemoval.faissId, 'afterErasure.faissId > afterRemoval.faissId');
       assert.deepEqual(await store.addSubject(entry), { ...afterErasure, replayed: true });
       assert.deepEqual(await store.partitionCounts(), { p: 1 });
       await store.close();
@@ -197,7 +200,10 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       // Another request appends, up to the maximum; beyond it, it is refused.
       const second = { ...append, template: randomUnitVector(random), requestId: 'append-2' };
       const secondReceipt = await store.addTemplate(second);
-      assert.ok(secondReceipt.faissId > first.faissId && secondReceipt.seq > first.seq);
+      assert.ok(
+        secondReceipt.faissId > first.faissId && secondReceipt.seq > first.seq,
+        'secondReceipt.faissId > first.faissId && secondReceipt.seq > first.seq',
+      );
       const third = { ...append, template: randomUnitVector(random), requestId: 'append-3' };
       await assert.rejects(store.addTemplate(third), facegateCode('INVALID_REQUEST'));
       await assert.rejects(store.addTemplate({ ...append, requestId: undefined }), facegateCode('INVALID_REQUEST'));
@@ -241,7 +247,7 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
         assert.ok(batch.faissIds.length <= 10, 'pages are bounded');
       }
       assert.equal(seen, 50, 'the scan sees neither the later delete nor the later add');
-      assert.ok(batches >= 5);
+      assert.ok(batches >= 5, 'batches >= 5');
       const later = await store.changesSince('p', 0, scan.asOfSeq);
       assert.deepEqual(
         later.map((c) => c.kind),

@@ -37,7 +37,7 @@ describe('audit log: pseudonyms and hash chain', () => {
     await writeLog(file, ring(k1), ['person-001']);
     await writeLog(file, ring(k1), ['person-001']); // a restart: a new AuditLog on the same file
     const [first, second] = lines(file).map((line) => JSON.parse(line) as Record<string, unknown>);
-    assert.ok(!readFileSync(file, 'utf8').includes('person-001'));
+    assert.ok(!readFileSync(file, 'utf8').includes('person-001'), "!readFileSync(file, 'utf8').includes('person-001')");
     assert.match(String(first!['subject']), /^[0-9a-f]{32}$/);
     assert.equal(first!['subject'], second!['subject']);
     assert.equal(first!['auditKey'], 'k1');

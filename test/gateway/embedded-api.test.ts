@@ -64,9 +64,9 @@ describe('REST API in embedded mode (real models, real photos)', () => {
     assert.equal(enrol.text('status'), 'OK');
     assert.equal(enrol.text('subject_id'), 'person-001');
     const modelId = enrol.text('model_id');
-    assert.ok(modelId && modelId.length > 0);
+    assert.ok(modelId && modelId.length > 0, 'modelId && modelId.length > 0');
     const quality = Number(enrol.text('quality_score'));
-    assert.ok(quality >= 0 && quality <= 1);
+    assert.ok(quality >= 0 && quality <= 1, 'quality >= 0 && quality <= 1');
 
     const enrolB = await postBiometric(service.baseUrl, 'enrol', personB, { subject_id: 'person-002' });
     assert.equal(enrolB.status, 200, enrolB.xml);
@@ -116,7 +116,7 @@ describe('REST API in embedded mode (real models, real photos)', () => {
       assert.equal(result.status, status, result.xml);
       assert.equal(result.text('status'), code, result.xml);
       assert.ok(result.xml.includes(`<${root}>`), result.xml);
-      assert.ok((result.text('message') ?? '').length > 0);
+      assert.ok((result.text('message') ?? '').length > 0, "(result.text('message') ?? '').length > 0");
     };
     const random = new Uint8Array(4096).map((_, index) => (index * 7919) % 251);
     await expectError(postBiometric(service.baseUrl, 'search', random), 400, 'IMAGE_DECODE_FAILED', 'SearchResponse');

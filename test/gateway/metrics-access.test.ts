@@ -58,7 +58,10 @@ describe('/metrics access', () => {
       silentLogger,
     );
     try {
-      assert.ok(gateway.metricsPort !== undefined && gateway.metricsPort !== gateway.port);
+      assert.ok(
+        gateway.metricsPort !== undefined && gateway.metricsPort !== gateway.port,
+        'gateway.metricsPort !== undefined && gateway.metricsPort !== gateway.port',
+      );
       const text = await (await fetch(`http://127.0.0.1:${gateway.metricsPort}/metrics`)).text();
       assert.match(text, /facegate_/);
       assert.equal(await status(`http://127.0.0.1:${gateway.port}/metrics`, KEYS.admin), 404);

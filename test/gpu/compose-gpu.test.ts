@@ -25,7 +25,7 @@ describe('docker-compose.yml, profile gpu', () => {
   const known = new Set(Object.keys((workerEnvSchema as { properties?: object }).properties ?? {}));
 
   it('runs one worker per GPU, each on its own reserved GPU, from the GPU image', () => {
-    assert.ok(gpuWorkers.length >= 1);
+    assert.ok(gpuWorkers.length >= 1, 'gpuWorkers.length >= 1');
     const reserved = gpuWorkers.map(([name, service]) => {
       assert.equal(service.build?.dockerfile, 'Dockerfile.gpu', name);
       assert.deepEqual(service.command, ['node', 'apps/worker/dist/main.js'], name);

@@ -64,7 +64,7 @@ describe('CUDA execution provider discovery', () => {
   it('finds every piece and names the GPU; folders outside the loader path must be on LD_LIBRARY_PATH', () => {
     const host = completeHost();
     const probe = probeCuda(0, host);
-    assert.ok(probe.available);
+    assert.ok(probe.available, 'probe.available');
     assert.equal(probe.deviceName, 'NVIDIA H200');
     assert.deepEqual(probe.loaderDirectories, [host.env['CUDA_LIBRARY_PATH']]);
     assert.equal(cudaLoaderLibraryPath('cuda:0', host), host.env['CUDA_LIBRARY_PATH']);
@@ -78,7 +78,7 @@ describe('CUDA execution provider discovery', () => {
     const cacheDir = folderWith(HOST_LIBRARIES);
     const loaderCache = new Map(HOST_LIBRARIES.map((name) => [name, path.join(cacheDir, name)]));
     const probe = probeCuda(0, completeHost({ env: {}, loaderCache }));
-    assert.ok(probe.available);
+    assert.ok(probe.available, 'probe.available');
     assert.deepEqual(probe.loaderDirectories, []);
   });
 
@@ -110,7 +110,7 @@ describe('CUDA execution provider discovery', () => {
     const two = [{ name: 'NVIDIA A100' }, { name: 'NVIDIA H200' }];
     // CUDA numbers the GPUs CUDA_VISIBLE_DEVICES lists: cuda:0 is physical GPU 1 here.
     const pinned = probeCuda(0, completeHost({ gpus: two, env: { ...completeHost().env, CUDA_VISIBLE_DEVICES: '1' } }));
-    assert.ok(pinned.available);
+    assert.ok(pinned.available, 'pinned.available');
     assert.equal(pinned.deviceName, 'NVIDIA H200');
     assert.match(
       missingOf(completeHost({ gpus: two, env: { ...completeHost().env, CUDA_VISIBLE_DEVICES: '1' } }), 1),

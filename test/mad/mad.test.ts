@@ -85,7 +85,7 @@ describe('MAD parameter file', () => {
 
   it('reads the recogniser taps with feature version 3, and refuses to score without them', async () => {
     const detector = await new MorphDetector().prepare(defaultParametersPath);
-    assert.ok(detector.ready && detector.readsRecogniserTaps);
+    assert.ok(detector.ready && detector.readsRecogniserTaps, 'detector.ready && detector.readsRecogniserTaps');
     const image = { width: 200, height: 200, data: new Uint8Array(200 * 200 * 3).fill(128) };
     const fivePoints: Array<[number, number]> = [
       [70, 90],
@@ -100,7 +100,7 @@ describe('MAD parameter file', () => {
 
   it('loads the hand-made-feature parameters (feature version 2) that run with other recognisers', async () => {
     const detector = await new MorphDetector().prepare(path.join(repoRoot, 'models', MAD_HANDMADE_MODEL.file));
-    assert.ok(detector.ready && !detector.readsRecogniserTaps);
+    assert.ok(detector.ready && !detector.readsRecogniserTaps, 'detector.ready && !detector.readsRecogniserTaps');
     assert.equal(`facegate-${path.basename(MAD_HANDMADE_MODEL.file, '.json')}`, MAD_HANDMADE_MODEL.id);
     assert.ok(MAD_HANDMADE_MODEL.threshold > MAD_DEFAULT_THRESHOLD, 'each model has its own threshold');
     detector.dispose();
@@ -126,7 +126,10 @@ describe('MAD parameter file', () => {
   });
 
   it('has a default threshold in (0, 1)', () => {
-    assert.ok(MAD_DEFAULT_THRESHOLD > 0 && MAD_DEFAULT_THRESHOLD < 1);
+    assert.ok(
+      MAD_DEFAULT_THRESHOLD > 0 && MAD_DEFAULT_THRESHOLD < 1,
+      'MAD_DEFAULT_THRESHOLD > 0 && MAD_DEFAULT_THRESHOLD < 1',
+    );
   });
 
   it('names the shipped detector after its parameter file', () => {
@@ -160,7 +163,10 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
     // The morph's landmarks lie between the sources' (the second's mapped into the first's frame
     // is not needed: the eye distance is a similarity-invariant check of the average shape).
     for (let point = 0; point < 68; point++) {
-      assert.ok(Number.isFinite(morph.shape[point]![0]) && Number.isFinite(morph.shape[point]![1]));
+      assert.ok(
+        Number.isFinite(morph.shape[point]![0]) && Number.isFinite(morph.shape[point]![1]),
+        'Number.isFinite(morph.shape[point]![0]) && Number.isFinite(morph.shape[point]![1])',
+      );
     }
     // Texture: inside the face box the morph differs from the first photo (it is blended), but
     // less than the two sources differ from each other.
@@ -254,7 +260,7 @@ describe('morph generator and detector on the FRLL fixtures', { skip: skipModels
   it('computes a finite feature vector of the declared length', async () => {
     const features = await madFeatureVector(first.image, first.fivePoints);
     assert.equal(features.length, MAD_FEATURE_NAMES.length);
-    assert.ok(features.every(Number.isFinite));
+    assert.ok(features.every(Number.isFinite), 'features.every(Number.isFinite)');
     assert.equal(madFeatures(first.image, first.fivePoints).length, MAD_HANDMADE_FEATURE_COUNT);
   });
 });

@@ -143,7 +143,10 @@ describe('alignFace', () => {
     const image: RgbImage = { width: 10, height: 10, data: new Uint8Array(300).fill(200) };
     const shiftFarAway: Affine = [1, 0, 500, 0, 1, 500];
     const warped = warpAffine(image, shiftFarAway, 4, 4);
-    assert.ok(warped.data.every((value) => value === 0));
+    assert.ok(
+      warped.data.every((value) => value === 0),
+      'warped.data.every((value) => value === 0)',
+    );
   });
 });
 

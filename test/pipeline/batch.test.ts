@@ -24,7 +24,7 @@ describe('freeBatchDimension', () => {
       const session = await ort.InferenceSession.create(edit.bytes, sessionOptions({ intraOpThreads: 1 }));
       try {
         const metadata = session.inputMetadata[0]!;
-        assert.ok(metadata.isTensor);
+        assert.ok(metadata.isTensor, 'metadata.isTensor');
         const faceShape = metadata.shape.slice(1) as number[];
         const perInput = faceShape.reduce((product, dimension) => product * dimension, 1);
         const random = seededRandom(5);
@@ -191,9 +191,18 @@ describe('FacePipeline with batching on', () => {
       );
       together.forEach((analysis, index) => {
         const reference = oneByOne[index]!;
-        assert.ok(1 - cosineSimilarity(analysis.template, reference.template) <= TOLERANCE);
-        assert.ok(Math.abs(analysis.padScore! - reference.padScore!) <= TOLERANCE);
-        assert.ok(Math.abs(analysis.qualityScore - reference.qualityScore) <= TOLERANCE);
+        assert.ok(
+          1 - cosineSimilarity(analysis.template, reference.template) <= TOLERANCE,
+          '1 - cosineSimilarity(analysis.template, reference.template) <= TOLERANCE',
+        );
+        assert.ok(
+          Math.abs(analysis.padScore! - reference.padScore!) <= TOLERANCE,
+          'Math.abs(analysis.padScore! - reference.padScore!) <= TOLERANCE',
+        );
+        assert.ok(
+          Math.abs(analysis.qualityScore - reference.qualityScore) <= TOLERANCE,
+          'Math.abs(analysis.qualityScore - reference.qualityScore) <= TOLERANCE',
+        );
         assert.equal(analysis.madScore, reference.madScore);
         const cosine = cosineSimilarity(analysis.template, unbatched[index]!.template);
         assert.ok(1 - cosine <= 1e-4, `photo ${index}: template cosine ${cosine} to the unbatched pipeline`);

@@ -108,10 +108,19 @@ describe('subject rule on real photos (FRLL composites, real models)', () => {
     assert.ok(areas[1]! >= 0.5 * areas[0]!, 'the bystander is big enough for the previous rule to refuse');
     const alone = await pipeline.analyse(subject, 'enrol');
     const other = await pipeline.analyse(frll('005_neutral.jpg'), 'enrol');
-    assert.ok(cosineSimilarity(enrolled.template, alone.template) > 0.9);
-    assert.ok(cosineSimilarity(enrolled.template, other.template) < 0.3);
+    assert.ok(
+      cosineSimilarity(enrolled.template, alone.template) > 0.9,
+      'cosineSimilarity(enrolled.template, alone.template) > 0.9',
+    );
+    assert.ok(
+      cosineSimilarity(enrolled.template, other.template) < 0.3,
+      'cosineSimilarity(enrolled.template, other.template) < 0.3',
+    );
     // Verify takes the same face from the same photo.
     const verified = await pipeline.analyse(photo, 'verify');
-    assert.ok(cosineSimilarity(verified.template, alone.template) > 0.9);
+    assert.ok(
+      cosineSimilarity(verified.template, alone.template) > 0.9,
+      'cosineSimilarity(verified.template, alone.template) > 0.9',
+    );
   });
 });

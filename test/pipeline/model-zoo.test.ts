@@ -55,7 +55,10 @@ describe('SCRFD detector', { skip: skipScrfd }, () => {
     });
     // Keypoints in ArcFace order: image-left eye left of image-right eye, mouth below the eyes.
     const [leftEye, rightEye, , mouthLeft] = face!.keypoints!;
-    assert.ok(leftEye![0] < rightEye![0] && mouthLeft![1] > leftEye![1]);
+    assert.ok(
+      leftEye![0] < rightEye![0] && mouthLeft![1] > leftEye![1],
+      'leftEye![0] < rightEye![0] && mouthLeft![1] > leftEye![1]',
+    );
   });
 
   it('finds both faces of a two-face photo, also without letterboxing', async () => {
@@ -110,7 +113,7 @@ describe('MiniFASNetV2 PAD (alternative model)', { skip: skipMiniFasNet }, () =>
     try {
       const image = await decodeImage(frll('001_neutral.jpg'), limits);
       const score = await pad.liveProbability(image, [100, 90, 300, 330]);
-      assert.ok(score >= 0 && score <= 1);
+      assert.ok(score >= 0 && score <= 1, 'score >= 0 && score <= 1');
     } finally {
       await pad.dispose();
     }
@@ -135,7 +138,7 @@ describe('LightQNet face-image quality (optional model)', { skip: skipLightQNet 
         const [face] = await ultraface.detect(image, { scoreThreshold: 0.7, nmsIouThreshold: 0.3, letterbox: true });
         scores.push(await model.quality(image, fivePointsFrom68(await landmarks.locate(image, face!.box))));
       }
-      assert.ok(scores.every(Number.isFinite));
+      assert.ok(scores.every(Number.isFinite), 'scores.every(Number.isFinite)');
       assert.ok(scores[0]! > scores[1]!, `sharp ${scores[0]} above blurred ${scores[1]}`);
     } finally {
       await Promise.all([model.dispose(), ultraface.dispose(), landmarks.dispose()]);

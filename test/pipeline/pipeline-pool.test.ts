@@ -167,8 +167,8 @@ describe('PipelinePool', () => {
     const inline = await createFaceAnalyser(testConfig({ pipelineThreads: 0 }));
     const pooled = await createFaceAnalyser(testConfig({ pipelineThreads: 1 }));
     try {
-      assert.ok(inline instanceof FacePipeline);
-      assert.ok(pooled instanceof PipelinePool);
+      assert.ok(inline instanceof FacePipeline, 'inline instanceof FacePipeline');
+      assert.ok(pooled instanceof PipelinePool, 'pooled instanceof PipelinePool');
     } finally {
       await inline.dispose();
       await pooled.dispose();
@@ -197,7 +197,10 @@ describe('dealing sessions to inference hosts', () => {
       loads[host]! += runWeight(model);
       hostOf.set(role, host);
     }
-    assert.ok(runWeight(pack.get('detection')!) > runWeight(pack.get('head_pose')!));
+    assert.ok(
+      runWeight(pack.get('detection')!) > runWeight(pack.get('head_pose')!),
+      "runWeight(pack.get('detection')!) > runWeight(pack.get('head_pose')!)",
+    );
     assert.deepEqual(new Set(hostOf.values()), new Set([0, 1]), 'both hosts hold models');
     // Dealt in turn, the detector, recognition and head pose would share a host: 2.2 times the other's load.
     assert.ok(Math.max(...loads) / Math.min(...loads) < 1.5, `loads ${loads.join(' / ')}`);

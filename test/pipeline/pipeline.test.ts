@@ -77,7 +77,10 @@ describe('FacePipeline', () => {
     assert.ok(genuine >= 0.45, `neutral vs smiling of one person scored ${genuine}`);
     for (const impostor of impostors) assert.ok(genuine > impostor + 0.2, `genuine ${genuine} vs impostor ${impostor}`);
     // Gate scores are computed even with the gates off.
-    assert.ok(neutral!.padScore !== null && neutral!.padScore >= 0 && neutral!.padScore <= 1);
+    assert.ok(
+      neutral!.padScore !== null && neutral!.padScore >= 0 && neutral!.padScore <= 1,
+      'neutral!.padScore !== null && neutral!.padScore >= 0 && neutral!.padScore <= 1',
+    );
     assert.ok(neutral!.qualityScore > 0.5 && neutral!.qualityScore <= 1, `quality ${neutral!.qualityScore}`);
     for (const component of [
       'sharpness',
@@ -139,7 +142,10 @@ describe('FacePipeline', () => {
       .toBuffer();
     const enrolled = await pipeline.analyse(composed, 'enrol');
     const alone = await pipeline.analyse(portrait, 'enrol');
-    assert.ok(cosineSimilarity(enrolled.template, alone.template) > 0.9);
+    assert.ok(
+      cosineSimilarity(enrolled.template, alone.template) > 0.9,
+      'cosineSimilarity(enrolled.template, alone.template) > 0.9',
+    );
   });
 
   it('honours EXIF orientation: a rotated-and-tagged photo gives the upright template', async () => {
@@ -173,9 +179,9 @@ describe('FacePipeline', () => {
     try {
       const blurred = await sharp(frll('001_neutral.jpg')).blur(8).jpeg().toBuffer();
       const error = await rejectsWith(picky.analyse(blurred, 'enrol'), 'QUALITY_REJECTED');
-      assert.ok(error.details.quality_score! < 0.5);
+      assert.ok(error.details.quality_score! < 0.5, 'error.details.quality_score! < 0.5');
       const sharpPhoto = await picky.analyse(frll('001_neutral.jpg'), 'enrol');
-      assert.ok(sharpPhoto.qualityScore >= 0.5);
+      assert.ok(sharpPhoto.qualityScore >= 0.5, 'sharpPhoto.qualityScore >= 0.5');
     } finally {
       await picky.dispose();
     }
@@ -186,7 +192,8 @@ describe('FacePipeline', () => {
     try {
       const placement = pinned.placement();
       assert.equal(placement.requested, 'cuda:0');
-      if (placement.device === 'cpu') assert.ok((placement.fallbackReason ?? '').length > 0);
+      if (placement.device === 'cpu')
+        assert.ok((placement.fallbackReason ?? '').length > 0, "(placement.fallbackReason ?? '').length > 0");
       else assert.equal(placement.device, 'cuda:0');
       const analysis = await pinned.analyse(frll('001_neutral.jpg'), 'search');
       assert.equal(analysis.template.length, 512);
@@ -200,7 +207,10 @@ describe('FacePipeline', () => {
     try {
       assert.equal(screening.health().onnx_mad.state, 'ready');
       const enrolled = await screening.analyse(frll('001_neutral.jpg'), 'enrol');
-      assert.ok(enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1);
+      assert.ok(
+        enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1,
+        'enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1',
+      );
       assert.equal((await screening.analyse(frll('001_neutral.jpg'), 'search')).madScore, null);
     } finally {
       await screening.dispose();
@@ -255,7 +265,10 @@ describe('MAD model by recogniser', () => {
       assert.equal(pipeline.madThreshold, MAD_STEM_MODEL.threshold);
       const enrolled = await pipeline.analyse(frll('001_neutral.jpg'), 'enrol');
       const searched = await pipeline.analyse(frll('001_neutral.jpg'), 'search');
-      assert.ok(enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1);
+      assert.ok(
+        enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1,
+        'enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1',
+      );
       // The enrol session outputs the taps too; its template is the search session's, bit for bit.
       assert.deepEqual(enrolled.template, searched.template);
     } finally {
@@ -272,7 +285,10 @@ describe('MAD model by recogniser', () => {
       assert.match(health.detail ?? '', /other-recogniser is not the one facegate-mad-stem-mlp-v4 reads/);
       assert.equal(pipeline.madThreshold, MAD_HANDMADE_MODEL.threshold);
       const enrolled = await pipeline.analyse(frll('001_neutral.jpg'), 'enrol');
-      assert.ok(enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1);
+      assert.ok(
+        enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1,
+        'enrolled.madScore !== null && enrolled.madScore >= 0 && enrolled.madScore <= 1',
+      );
     } finally {
       await pipeline.dispose();
     }
@@ -457,8 +473,14 @@ describe('FacePipeline on a pack with an SCRFD detector (buffalo_l layout)', { s
       const neutral = await pipeline.analyse(frll('001_neutral.jpg'), 'enrol');
       const smiling = await pipeline.analyse(frll('001_smiling.jpg'), 'verify');
       const other = await pipeline.analyse(frll('005_neutral.jpg'), 'verify');
-      assert.ok(cosineSimilarity(neutral.template, smiling.template) >= 0.45);
-      assert.ok(cosineSimilarity(neutral.template, other.template) < 0.3);
+      assert.ok(
+        cosineSimilarity(neutral.template, smiling.template) >= 0.45,
+        'cosineSimilarity(neutral.template, smiling.template) >= 0.45',
+      );
+      assert.ok(
+        cosineSimilarity(neutral.template, other.template) < 0.3,
+        'cosineSimilarity(neutral.template, other.template) < 0.3',
+      );
       await rejectsWith(pipeline.analyse(frll('two_faces.jpg'), 'enrol'), 'MULTIPLE_FACES');
       // Decoded reduced, the keypoints still come back in the upload's pixels: 4 × the 675 px original's.
       const large = await pipeline.analyse(await largePortrait(), 'search');

@@ -70,13 +70,16 @@ describe('zeroSubnormalWeights', () => {
     // Read the raw_data payload back at its offset in the original bytes.
     const rawPayload = Buffer.from(floatBytes([1.5, SUBNORMAL, -SUBNORMAL, TINY_NORMAL]));
     const offset = Buffer.from(model).indexOf(rawPayload);
-    assert.ok(offset > 0);
+    assert.ok(offset > 0, 'offset > 0');
     const patched = Buffer.from(report.bytes);
     const values = [0, 1, 2, 3].map((index) => patched.readFloatLE(offset + index * 4));
     assert.deepEqual(values, [1.5, 0, 0, Math.fround(TINY_NORMAL)]);
     assert.ok(!Object.is(values[2], -0), 'a zeroed weight is +0');
     // The int32 tensor, whose bytes look like a subnormal float, is left alone.
-    assert.ok(patched.includes(Buffer.from([...lengthDelimited(9, [1, 0, 0, 0])])));
+    assert.ok(
+      patched.includes(Buffer.from([...lengthDelimited(9, [1, 0, 0, 0])])),
+      'patched.includes(Buffer.from([...lengthDelimited(9, [1, 0, 0, 0])]))',
+    );
     // The input is not modified.
     assert.equal(Buffer.from(model).indexOf(rawPayload), offset);
   });

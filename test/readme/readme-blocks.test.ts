@@ -143,8 +143,14 @@ describe('README command blocks, verbatim', () => {
 
   it('finds the blocks it knows how to check', () => {
     assert.ok(blocks.length >= 4, `${blocks.length} sh blocks`);
-    assert.ok(blocks.some((block) => block.includes('npm start')));
-    assert.ok(blocks.some((block) => block.includes('npm run worker')));
+    assert.ok(
+      blocks.some((block) => block.includes('npm start')),
+      "blocks.some((block) => block.includes('npm start'))",
+    );
+    assert.ok(
+      blocks.some((block) => block.includes('npm run worker')),
+      "blocks.some((block) => block.includes('npm run worker'))",
+    );
   });
 
   it('runs each block in order: set-up lines, then services until healthy, then the curl examples', async () => {
