@@ -33,7 +33,9 @@ export const fixturesDir = path.join(repoRoot, 'test/fixtures/frll');
  */
 export function benchmarkPhotos(count: number, dir?: string): { photos: Photo[]; source: string } {
   if (dir !== undefined) {
-    const photos = imageFiles(dir)
+    const photos = readdirSync(dir)
+      .filter((name) => /\.(jpe?g|png)$/i.test(name))
+      .sort()
       .slice(0, count)
       .map((name) => ({
         path: name,
@@ -108,12 +110,7 @@ export async function largeBenchmarkPhotos(
  * (tools/gpu/pack.mjs), else the bytes of {@link benchmarkPhotos}(`count`).
  */
 export function benchmarkImages(dir: string | undefined, count: number): Buffer[] {
-  if (dir === undefined) return benchmarkPhotos(count).photos.map((photo) => photo.bytes);
-  return imageFiles(dir).map((name) => readFileSync(path.join(dir, name)));
-}
-
-function imageFiles(dir: string): string[] {
-  return readdirSync(dir)
-    .filter((name) => /\.(jpe?g|png)$/i.test(name))
-    .sort();
+  // A folder is taken whole (the GPU check's 50 photos), the shared data's sample cut to `count`.
+  const { photos } = benchmarkPhotos(dir === undefined ? count : Number.POSITIVE_INFINITY, dir);
+  return photos.map((photo) => photo.bytes);
 }

@@ -36,9 +36,6 @@ interface LocatedFace {
   face: FaceDetection;
   /** The same face in the upload's pixels, as the answer gives it. */
   selected: FaceDetection;
-  /** Upload pixels per decoded pixel. */
-  scaleX: number;
-  scaleY: number;
   /** Every detection, in the upload's pixels. */
   faces: FaceDetection[];
   imageSize: ImageSize;
@@ -176,7 +173,7 @@ export class FacePipeline implements FaceAnalyser {
     // when it reads any: a second session of the same model whose graph outputs them.
     const tappedRecogniser = morphDetector?.readsRecogniserTaps ? this.models.tappedRecogniser : null;
 
-    const { decoded, face, selected, scaleX, scaleY, faces, imageSize } = await this.locateFace(image, operation);
+    const { decoded, face, selected, faces, imageSize } = await this.locateFace(image, operation);
     // Every stage starts as soon as its input is known and is awaited only where its result is
     // needed. The head-pose crop runs in libvips on the thread pool while this thread runs the
     // landmarks; the recogniser's run is handed out first, then PAD's, so that with pipeline
@@ -226,6 +223,8 @@ export class FacePipeline implements FaceAnalyser {
     // The template comes before the quality decision because one quality component
     // (recognisability) is derived from it; a rejected image costs one extraction more.
     const { embedding } = await this.timed('extract', () => pendingRecognition);
+    const scaleX = imageSize.width / decoded.width;
+    const scaleY = imageSize.height / decoded.height;
     const uploadFivePoints = fivePoints.map(([x, y]): Point => [x * scaleX, y * scaleY]);
     const quality = await this.timed('quality', () =>
       assessQuality({
@@ -304,15 +303,7 @@ export class FacePipeline implements FaceAnalyser {
         face = selected;
       }
     }
-    return {
-      decoded,
-      face,
-      selected,
-      scaleX: imageSize.width / decoded.width,
-      scaleY: imageSize.height / decoded.height,
-      faces,
-      imageSize,
-    };
+    return { decoded, face, selected, faces, imageSize };
   }
 
   /** `work`'s result; the stage's time is how long it took, plus `spentMs` of it done earlier. */

@@ -33,8 +33,6 @@ export interface SampleOptions {
 interface AxisTaps {
   indices: Int32Array;
   weights: Float32Array;
-  /** Offset of each output coordinate's first tap; tapCount entries follow. */
-  tapCount: number;
   /**
    * Each output coordinate's taps of non-zero weight: from `firstTap[out]` to before
    * `endTap[out]` (offsets into indices and weights). The kernel's ends weigh zero, and a sum
@@ -96,7 +94,7 @@ function axisTaps(
     firstTap[out] = first;
     endTap[out] = end;
   }
-  return { indices, weights, tapCount, firstTap, endTap };
+  return { indices, weights, firstTap, endTap };
 }
 
 /** `rect` clipped to the image, at sub-pixel precision; null when nothing of it is inside. */

@@ -42,7 +42,10 @@ export interface ScaledImage {
  * decodes whole and resizes, which costs more than the plain decode), hence the floor of 3.
  */
 const SMALLEST_REDUCTION = 3;
-/** Reductions between 1 and this are not worth a header read. */
+/**
+ * Smaller reductions are not made: rounded up to 3, they would cut the shorter side asked for by
+ * more than a third, and the face would often need the second, whole decode.
+ */
 const REDUCTION_WORTH_HAVING = 2;
 /**
  * Files smaller than this are decoded whole without reading their header first: a JPEG that
