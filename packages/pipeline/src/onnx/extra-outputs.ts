@@ -4,13 +4,22 @@
  * in-place edits of batch.ts and subnormal.ts this changes the graph's length, so the model
  * message is re-serialised around it: every other field is copied byte for byte.
  */
-import { encodeVarint, fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED } from './protobuf.js';
+import {
+  encodeVarint,
+  fields,
+  lengthDelimitedField,
+  ProtobufFormatError,
+  replacePayload,
+  WIRE_LENGTH_DELIMITED,
+  withTag,
+} from './protobuf.js';
 import {
   DATA_TYPE_FLOAT,
   GRAPH_INITIALIZER,
   GRAPH_NODE,
   GRAPH_OUTPUT,
   MODEL_GRAPH,
+  modelGraph,
   NODE_INPUT,
   NODE_OUTPUT,
   TENSOR_NAME,
@@ -22,16 +31,12 @@ import {
 
 const text = new TextDecoder();
 
-function lengthDelimited(number: number, payload: ArrayLike<number>): number[] {
-  return [...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(payload.length), ...Array.from(payload)];
-}
-
 /** A graph output entry: the tensor's name and type float32, its shape left for onnxruntime to infer. */
 function floatOutput(name: string): number[] {
-  const type = lengthDelimited(TYPE_TENSOR, [...encodeVarint(TENSOR_TYPE_ELEMENT_TYPE * 8), DATA_TYPE_FLOAT]);
-  return lengthDelimited(GRAPH_OUTPUT, [
-    ...lengthDelimited(VALUE_INFO_NAME, new TextEncoder().encode(name)),
-    ...lengthDelimited(VALUE_INFO_TYPE, type),
+  const type = lengthDelimitedField(TYPE_TENSOR, [...encodeVarint(TENSOR_TYPE_ELEMENT_TYPE * 8), DATA_TYPE_FLOAT]);
+  return lengthDelimitedField(GRAPH_OUTPUT, [
+    ...lengthDelimitedField(VALUE_INFO_NAME, new TextEncoder().encode(name)),
+    ...lengthDelimitedField(VALUE_INFO_TYPE, type),
   ]);
 }
 
@@ -39,11 +44,6 @@ function strings(bytes: Uint8Array, start: number, end: number, number: number):
   return [...fields(bytes, start, end)]
     .filter((field) => field.number === number && field.wireType === WIRE_LENGTH_DELIMITED)
     .map((field) => text.decode(bytes.subarray(field.start, field.end)));
-}
-
-/** Byte range of a length-delimited field including its tag and length. */
-function withTag(number: number, start: number, end: number): [number, number] {
-  return [start - encodeVarint(end - start).length - encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED).length, end];
 }
 
 /**
@@ -85,27 +85,13 @@ function unneededRanges(
   return unneeded;
 }
 
-function concatenate(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
-
 /**
  * The model with `names` (float32 tensors of its graph) as outputs, in that order: appended to
  * its outputs, or with `truncate` as its only outputs, every node and weight that does not
  * lead to them removed (a truncated network, as cheap as the layers it keeps).
  */
 export function withOutputs(model: Uint8Array, names: readonly string[], truncate = false): Uint8Array {
-  const graphs = [...fields(model, 0, model.length)].filter(
-    (field) => field.number === MODEL_GRAPH && field.wireType === WIRE_LENGTH_DELIMITED,
-  );
-  if (graphs.length !== 1) throw new ProtobufFormatError(`expected one graph in the model, found ${graphs.length}`);
-  const graph = graphs[0]!;
+  const graph = modelGraph(model);
   const kept: Uint8Array[] = [];
   let keptFrom = graph.start;
   for (const [start, end] of truncate ? unneededRanges(model, graph.start, graph.end, names) : []) {
@@ -113,12 +99,5 @@ export function withOutputs(model: Uint8Array, names: readonly string[], truncat
     keptFrom = end;
   }
   kept.push(model.subarray(keptFrom, graph.end), new Uint8Array(names.flatMap(floatOutput)));
-  const graphLength = kept.reduce((sum, part) => sum + part.length, 0);
-  const [tagStart] = withTag(MODEL_GRAPH, graph.start, graph.end);
-  return concatenate([
-    model.subarray(0, tagStart),
-    new Uint8Array([...encodeVarint(MODEL_GRAPH * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(graphLength)]),
-    ...kept,
-    model.subarray(graph.end),
-  ]);
+  return replacePayload(model, MODEL_GRAPH, graph.start, graph.end, kept);
 }

@@ -45,6 +45,52 @@ export function encodeVarint(value: number): number[] {
   return bytes;
 }
 
+/** A varint field: its tag and its value. */
+export function varintField(number: number, value: number): number[] {
+  return [...encodeVarint(number * 8 + WIRE_VARINT), ...encodeVarint(value)];
+}
+
+/** A length-delimited field: its tag, its payload's length, and the payload. */
+export function lengthDelimitedField(number: number, payload: ArrayLike<number>): number[] {
+  return [...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(payload.length), ...Array.from(payload)];
+}
+
+/** Byte range of a length-delimited field including its tag and length, from its payload's range. */
+export function withTag(number: number, start: number, end: number): [number, number] {
+  return [start - encodeVarint(end - start).length - encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED).length, end];
+}
+
+export function concatenate(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+/**
+ * `message` with the payload of its length-delimited field `number` at `start`–`end` replaced by
+ * `payload`'s parts (the field's length re-encoded; every other byte copied).
+ */
+export function replacePayload(
+  message: Uint8Array,
+  number: number,
+  start: number,
+  end: number,
+  payload: readonly Uint8Array[],
+): Uint8Array {
+  const length = payload.reduce((sum, part) => sum + part.length, 0);
+  const [tagStart] = withTag(number, start, end);
+  return concatenate([
+    message.subarray(0, tagStart),
+    new Uint8Array([...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(length)]),
+    ...payload,
+    message.subarray(end),
+  ]);
+}
+
 export function* fields(bytes: Uint8Array, start: number, end: number): Generator<Field> {
   let offset = start;
   while (offset < end) {

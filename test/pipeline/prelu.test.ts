@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+
+import { blockedPReluModel, NCHWC_BLOCK } from '../../packages/pipeline/src/onnx/prelu.js';
+import { lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';
+import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
+import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
+import { seededRandom } from '../support/random.js';
+import { modelsDir } from './helpers.js';
+
+const utf8 = new TextEncoder();
+
+async function runModel(bytes: Uint8Array, input: Float32Array, shape: number[]): Promise<Float32Array[]> {
+  const session = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpThreads: 1 }));
+  try {
+    const results = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) });
+    return session.outputNames.map((name) => results[name]!.data as Float32Array);
+  } finally {
+    await session.release();
+  }
+}
+
+/** Every output value equal: bit for bit, but for the sign of a zero, which nothing downstream reads. */
+function assertIdentical(actual: Float32Array[], expected: Float32Array[], what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: outputs`);
+  expected.forEach((values, output) => {
+    const different = values.findIndex((value, index) => value !== actual[output]![index]);
+    assert.equal(different, -1, `${what}: output ${output} differs at ${different}`);
+  });
+}
+
+function randomInput(length: number, seed: number): Float32Array {
+  const random = seededRandom(seed);
+  return Float32Array.from({ length }, () => random() * 2 - 1);
+}
+
+// A hand-built graph: X → PRelu(X, slope [16,1,1]) → PRelu(·, one shared slope [1]) → · × slope.
+function syntheticModel(channels: number): Uint8Array {
+  const random = seededRandom(11);
+  const slope = Float32Array.from({ length: channels }, () => random() * 2 - 1);
+  const text = (field: number, value: string) => lengthDelimitedField(field, utf8.encode(value));
+  const initializer = (name: string, dims: number[], values: Float32Array) =>
+    lengthDelimitedField(5, [
+      ...dims.flatMap((dim) => varintField(1, dim)),
+      ...varintField(2, 1),
+      ...text(8, name),
+      ...lengthDelimitedField(9, new Uint8Array(values.buffer)),
+    ]);
+  const node = (opType: string, inputs: string[], output: string) =>
+    lengthDelimitedField(1, [...inputs.flatMap((input) => text(1, input)), ...text(2, output), ...text(4, opType)]);
+  const valueInfo = (field: number, name: string, dims: number[]) =>
+    lengthDelimitedField(field, [
+      ...text(1, name),
+      ...lengthDelimitedField(2, [
+        ...lengthDelimitedField(1, [
+          ...varintField(1, 1),
+          ...lengthDelimitedField(
+            2,
+            dims.flatMap((dim) => lengthDelimitedField(1, varintField(1, dim))),
+          ),
+        ]),
+      ]),
+    ]);
+  const dims = [1, channels, 3, 3];
+  const graph = [
+    ...node('PRelu', ['x', 'slope'], 'y1'),
+    ...node('PRelu', ['y1', 'shared_slope'], 'y2'),
+    ...node('Mul', ['y2', 'slope'], 'z'),
+    ...text(2, 'synthetic'),
+    ...initializer('slope', [channels, 1, 1], slope),
+    ...initializer('shared_slope', [1], Float32Array.of(0.25)),
+    ...valueInfo(11, 'x', dims),
+    ...valueInfo(12, 'z', dims),
+  ];
+  const opset = lengthDelimitedField(8, varintField(2, 13));
+  return new Uint8Array([...varintField(1, 8), ...opset, ...lengthDelimitedField(7, graph)]);
+}
+
+describe('blockedPReluModel', () => {
+  it('rewrites a per-channel PRelu, keeps a slope another node reads, leaves other PRelu alone, same outputs', async () => {
+    const model = syntheticModel(NCHWC_BLOCK);
+    const { bytes, rewritten } = blockedPReluModel(model);
+    assert.equal(rewritten, 1, 'only the per-channel PRelu is rewritten');
+    const shape = [1, NCHWC_BLOCK, 3, 3];
+    const input = randomInput(NCHWC_BLOCK * 9, 3);
+    // Zeros of both signs and tiny values go through the rewrite as through PRelu.
+    input.set([0, -0, 1e-30, -1e-30]);
+    assertIdentical(await runModel(bytes, input, shape), await runModel(model, input, shape), 'synthetic');
+  });
+
+  it(`leaves PRelu over a channel count that is not a multiple of ${NCHWC_BLOCK} as it is`, () => {
+    const model = syntheticModel(NCHWC_BLOCK + 3);
+    const { bytes, rewritten } = blockedPReluModel(model);
+    assert.equal(rewritten, 0, 'nothing rewritten');
+    assert.equal(bytes, model, 'the model itself comes back');
+  });
+
+  for (const [name, rewrites] of [
+    ['fr_feature', 33],
+    ['fr_liveness', 3],
+  ] as const) {
+    it(`${name}: ${rewrites} PRelu rewritten, outputs identical on random inputs`, async () => {
+      const model = zeroSubnormalWeights(readFileSync(path.join(modelsDir, 'default', `${name}.onnx`))).bytes;
+      const { bytes, rewritten } = blockedPReluModel(model);
+      assert.equal(rewritten, rewrites, 'PRelu nodes rewritten');
+      const session = await ort.InferenceSession.create(model, sessionOptions({ intraOpThreads: 1 }));
+      const shape = session.inputMetadata[0]!.isTensor ? (session.inputMetadata[0]!.shape as number[]) : [];
+      await session.release();
+      const length = shape.reduce((product, dimension) => product * dimension, 1);
+      for (const seed of [1, 2, 3]) {
+        const input = randomInput(length, seed);
+        assertIdentical(await runModel(bytes, input, shape), await runModel(model, input, shape), `${name} #${seed}`);
+      }
+    });
+  }
+});
