@@ -7,7 +7,7 @@ import * as ort from 'onnxruntime-node';
 import { FacePipeline, cosineSimilarity, type FaceAnalysis } from '../../packages/pipeline/src/index.js';
 import { freeBatchDimension } from '../../packages/pipeline/src/onnx/batch.js';
 import { Batcher, RunLane } from '../../packages/pipeline/src/onnx/batcher.js';
-import { blockedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
+import { vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
 import { seededRandom } from '../support/random.js';
@@ -23,7 +23,7 @@ describe('freeBatchDimension', () => {
       const edit = freeBatchDimension(model);
       assert.ok(edit.freedDimensions >= 2, 'input and output batch dimensions freed');
       // As a CPU session opens it (onnx/session.ts).
-      const bytes = blockedPReluModel(edit.bytes).bytes;
+      const bytes = vectorisedPReluModel(edit.bytes).bytes;
       const session = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpThreads: 1 }));
       try {
         const metadata = session.inputMetadata[0]!;

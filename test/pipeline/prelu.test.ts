@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { blockedPReluModel, NCHWC_BLOCK } from '../../packages/pipeline/src/onnx/prelu.js';
+import { vectorisedPReluModel, NCHWC_BLOCK } from '../../packages/pipeline/src/onnx/prelu.js';
 import { lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
@@ -37,10 +37,11 @@ function randomInput(length: number, seed: number): Float32Array {
   return Float32Array.from({ length }, () => random() * 2 - 1);
 }
 
-// A hand-built graph: X → PRelu(X, slope [16,1,1]) → PRelu(·, one shared slope [1]) → · × slope.
-function syntheticModel(channels: number): Uint8Array {
+// A hand-built graph: X → PRelu(X, slope [C,1,1]) → PRelu(·, one shared slope [1]) → · × slope.
+function syntheticModel(channels: number, { steepest = 1, sharedSlope = 0.25 } = {}): Uint8Array {
   const random = seededRandom(11);
   const slope = Float32Array.from({ length: channels }, () => random() * 2 - 1);
+  slope[0] = steepest;
   const text = (field: number, value: string) => lengthDelimitedField(field, utf8.encode(value));
   const initializer = (name: string, dims: number[], values: Float32Array) =>
     lengthDelimitedField(5, [
@@ -71,7 +72,7 @@ function syntheticModel(channels: number): Uint8Array {
     ...node('Mul', ['y2', 'slope'], 'z'),
     ...text(2, 'synthetic'),
     ...initializer('slope', [channels, 1, 1], slope),
-    ...initializer('shared_slope', [1], Float32Array.of(0.25)),
+    ...initializer('shared_slope', [1], Float32Array.of(sharedSlope)),
     ...valueInfo(11, 'x', dims),
     ...valueInfo(12, 'z', dims),
   ];
@@ -79,32 +80,38 @@ function syntheticModel(channels: number): Uint8Array {
   return new Uint8Array([...varintField(1, 8), ...opset, ...lengthDelimitedField(7, graph)]);
 }
 
-describe('blockedPReluModel', () => {
-  it('rewrites a per-channel PRelu, keeps a slope another node reads, leaves other PRelu alone, same outputs', async () => {
-    const model = syntheticModel(NCHWC_BLOCK);
-    const { bytes, rewritten } = blockedPReluModel(model);
-    assert.equal(rewritten, 1, 'only the per-channel PRelu is rewritten');
-    const shape = [1, NCHWC_BLOCK, 3, 3];
-    const input = randomInput(NCHWC_BLOCK * 9, 3);
-    // Zeros of both signs and tiny values go through the rewrite as through PRelu.
-    input.set([0, -0, 1e-30, -1e-30]);
-    assertIdentical(await runModel(bytes, input, shape), await runModel(model, input, shape), 'synthetic');
-  });
+describe('vectorisedPReluModel', () => {
+  for (const [channels, options, rewrites, what] of [
+    [NCHWC_BLOCK, {}, 2, 'a per-channel slope blocked, a shared one as Max'],
+    [NCHWC_BLOCK + 3, {}, 2, 'both as Max (the channels are no block multiple)'],
+    [NCHWC_BLOCK + 3, { steepest: 1.5 }, 1, 'only the shared slope (a slope over 1 has no Max form)'],
+  ] as const) {
+    it(`rewrites ${what}, keeps a slope another node reads, same outputs`, async () => {
+      const model = syntheticModel(channels, options);
+      const { bytes, rewritten } = vectorisedPReluModel(model);
+      assert.equal(rewritten, rewrites, 'PRelu nodes rewritten');
+      const shape = [1, channels, 3, 3];
+      const input = randomInput(channels * 9, 3);
+      // Zeros of both signs and tiny values go through the rewrite as through PRelu.
+      input.set([0, -0, 1e-30, -1e-30]);
+      assertIdentical(await runModel(bytes, input, shape), await runModel(model, input, shape), 'synthetic');
+    });
+  }
 
-  it(`leaves PRelu over a channel count that is not a multiple of ${NCHWC_BLOCK} as it is`, () => {
-    const model = syntheticModel(NCHWC_BLOCK + 3);
-    const { bytes, rewritten } = blockedPReluModel(model);
+  it(`leaves a PRelu alone where it has no branch-free form`, () => {
+    const model = syntheticModel(NCHWC_BLOCK + 3, { steepest: 1.5, sharedSlope: 1.5 });
+    const { bytes, rewritten } = vectorisedPReluModel(model);
     assert.equal(rewritten, 0, 'nothing rewritten');
     assert.equal(bytes, model, 'the model itself comes back');
   });
 
   for (const [name, rewrites] of [
     ['fr_feature', 33],
-    ['fr_liveness', 3],
+    ['fr_liveness', 33],
   ] as const) {
     it(`${name}: ${rewrites} PRelu rewritten, outputs identical on random inputs`, async () => {
       const model = zeroSubnormalWeights(readFileSync(path.join(modelsDir, 'default', `${name}.onnx`))).bytes;
-      const { bytes, rewritten } = blockedPReluModel(model);
+      const { bytes, rewritten } = vectorisedPReluModel(model);
       assert.equal(rewritten, rewrites, 'PRelu nodes rewritten');
       const session = await ort.InferenceSession.create(model, sessionOptions({ intraOpThreads: 1 }));
       const shape = session.inputMetadata[0]!.isTensor ? (session.inputMetadata[0]!.shape as number[]) : [];

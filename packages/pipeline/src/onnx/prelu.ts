@@ -1,23 +1,25 @@
 /**
- * Rewrites the per-channel PRelu nodes of a serialised ONNX model, in memory, into operators that
- * onnxruntime's CPU provider runs in its blocked (NCHWc) layout:
+ * Rewrites the PRelu nodes of a serialised ONNX model, in memory, into operators that
+ * onnxruntime's CPU provider runs vectorised. Its own PRelu (1.29) is a scalar loop with a branch
+ * per element (`x > 0 ? x : x · s`): on real feature maps the signs are unpredictable, so its cost
+ * follows the picture (fr_liveness 5.9 ms on real face crops against 4.4 on random tensors), and
+ * every PRelu also moves its tensor out of onnxruntime's blocked (NCHWc) layout and back. In the
+ * service under load that loop took a third of onnxruntime's time (perf, docs/benchmarks.md,
+ * "Seventh pass"). Two rewrites, both giving PRelu's own values:
  *
- *     PRelu(x, s) = Relu(x) + Conv(Relu(Conv(x, −1)), −s)
+ * - **blocked**, for a per-channel slope (shape [C, 1, 1]) with C a multiple of
+ *   {@link NCHWC_BLOCK}: `Relu(x) + Conv(Relu(Conv(x, −1)), −s)`, both Conv 1×1 and per channel
+ *   (group = C), so that onnxruntime fuses the inner Relu into the first and the Add into the
+ *   second and the tensor stays blocked. Where x ≥ 0 the negative part is 0 and x + 0 is x; where
+ *   x < 0, (−s)·(−x) is PRelu's product s·x, added to 0.
+ * - **max**, for other slopes all at most 1: `Max(x, x · s)`, in the plain layout (a group
+ *   convolution over a channel count that is not a block multiple is not blocked, and cost more).
+ *   Where x ≥ 0, x·s ≤ x; where x < 0, x·s ≥ x; either way Max picks PRelu's value itself.
  *
- * where both Conv are 1×1 and per-channel (group = channels), so onnxruntime fuses the inner Relu
- * into the first and the Add into the second. Its own PRelu (1.29) is a scalar loop with a branch
- * per element (`x > 0 ? x : x · s`) on the plain NCHW layout: half the signs of a real feature
- * map are unpredictable, and every PRelu also moves its tensor out of the blocked layout and back.
- * fr_feature holds 33 of them; they took 5.6 of its 9.2 ms, and it runs in ~3 ms rewritten
- * (docs/benchmarks.md, "Seventh pass").
- *
- * The outputs are bit-identical but for the sign of a zero: where x ≥ 0 the negative part is 0 and
- * x + 0 is x; where x < 0, (−s)·(−x) is PRelu's own product s·x, added to 0. Only PRelu nodes whose slope is an
- * initializer of shape [C, 1, 1] with C a multiple of {@link NCHWC_BLOCK} are rewritten: other
- * channel counts stay in the plain layout, where the convolutions cost more than the PRelu
- * (fr_liveness: 4.1 → 4.6 ms with every PRelu rewritten, 3.6 ms with these). Each rewritten node
- * is replaced in place by its five (the graph stays in topological order); the new weights are
- * appended to the initializers and the slopes no other node reads are dropped.
+ * The outputs are bit-identical but for the sign of a zero. Each rewritten node is replaced in
+ * place by its nodes (the graph stays in topological order); new weights are appended to the
+ * initializers, and slopes no other node reads are dropped. fr_feature (33 PRelu, all blocked):
+ * 8.7 → 3.3 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.9 → 4.3 ms on real crops.
  */
 import {
   fields,
@@ -189,21 +191,28 @@ function blockedPRelu(x: string, slope: Float32Array, y: string, name: string): 
   };
 }
 
-function rewritable(node: NodeFields, slope: FloatInitializer | undefined): slope is FloatInitializer {
-  if (node.opType !== 'PRelu' || (node.domain !== '' && node.domain !== 'ai.onnx')) return false;
-  if (node.inputs.length !== 2 || node.outputs.length !== 1 || !slope) return false;
-  const [channels, height, width] = slope.dims;
-  return (
-    slope.dims.length === 3 &&
-    height === 1 &&
-    width === 1 &&
-    slope.values.length === channels &&
-    channels % NCHWC_BLOCK === 0
-  );
+/** Max(x, x · slope): PRelu(x) wherever every slope is at most 1, in the plain layout. */
+function maxPRelu(x: string, slope: string, y: string, name: string): number[] {
+  const scaled = `${y}/facegate_prelu/scaled`;
+  return [
+    ...encodeNode('Mul', `${name}/scale`, [x, slope], scaled),
+    ...encodeNode('Max', `${name}/max`, [x, scaled], y),
+  ];
 }
 
-/** `model` with its per-channel PRelu nodes in the blocked layout (see the module comment). */
-export function blockedPReluModel(model: Uint8Array): PReluRewrite {
+type Rewrite = 'blocked' | 'max';
+
+function rewriteFor(node: NodeFields, slope: FloatInitializer | undefined): Rewrite | null {
+  if (node.opType !== 'PRelu' || (node.domain !== '' && node.domain !== 'ai.onnx')) return null;
+  if (node.inputs.length !== 2 || node.outputs.length !== 1 || !slope) return null;
+  const [channels, height, width] = slope.dims;
+  const perChannel = slope.dims.length === 3 && height === 1 && width === 1 && slope.values.length === channels;
+  if (perChannel && channels! % NCHWC_BLOCK === 0) return 'blocked';
+  return slope.values.every((value) => value <= 1) ? 'max' : null;
+}
+
+/** `model` with its PRelu nodes vectorised (see the module comment). */
+export function vectorisedPReluModel(model: Uint8Array): PReluRewrite {
   const graph = modelGraph(model);
   const graphFields: Array<{ number: number; start: number; end: number; tagStart: number }> = [];
   let tagStart = graph.start;
@@ -233,15 +242,20 @@ export function blockedPReluModel(model: Uint8Array): PReluRewrite {
     if (field.number !== GRAPH_NODE) continue;
     const node = readNode(model, field.start, field.end);
     const slope = initializers.get(node.inputs[1] ?? '');
-    if (!rewritable(node, slope)) {
-      for (const input of node.inputs) stillRead.add(input);
+    const rewrite = rewriteFor(node, slope);
+    if (rewrite !== 'blocked') for (const input of node.inputs) stillRead.add(input);
+    if (rewrite === null) continue;
+    const [x, slopeName] = node.inputs as [string, string];
+    const y = node.outputs[0]!;
+    const name = node.name || y;
+    if (rewrite === 'max') {
+      replaced.set(field.tagStart, maxPRelu(x, slopeName, y, name));
       continue;
     }
-    const y = node.outputs[0]!;
-    const rewrite = blockedPRelu(node.inputs[0]!, slope.values, y, node.name || y);
-    replaced.set(field.tagStart, rewrite.nodes);
-    weights.push(...rewrite.weights);
-    replacedSlopes.add(node.inputs[1]!);
+    const blocked = blockedPRelu(x, slope!.values, y, name);
+    replaced.set(field.tagStart, blocked.nodes);
+    weights.push(...blocked.weights);
+    replacedSlopes.add(slopeName);
   }
   if (replaced.size === 0) return { bytes: model, rewritten: 0 };
 

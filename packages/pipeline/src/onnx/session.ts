@@ -9,7 +9,7 @@ import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { withOutputs } from './extra-outputs.js';
 import { TensorPool } from './tensor-pool.js';
-import { blockedPReluModel } from './prelu.js';
+import { vectorisedPReluModel } from './prelu.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -145,10 +145,11 @@ export function sessionLabel(model: ResolvedModel, extraOutputs: readonly ExtraO
 }
 
 /**
- * Reads, verifies, patches (subnormal weights zeroed; on CPU, PRelu in the blocked layout:
- * onnx/prelu.ts) and opens a model, then checks its inputs and outputs against the manifest so
- * that a wrong file fails at start-up rather than producing garbage on the first request. Where `settings.remote` is set, the session
- * lives in an inference host thread (inference-host.ts), which batches for every caller.
+ * Reads, verifies, patches (subnormal weights zeroed; on CPU, PRelu vectorised: onnx/prelu.ts)
+ * and opens a model, then checks its inputs and outputs against the manifest so that a wrong
+ * file fails at start-up rather than producing garbage on the first request. Where
+ * `settings.remote` is set, the session lives in an inference host thread (inference-host.ts),
+ * which batches for every caller.
  *
  * `extraOutputs`: intermediate tensors of the graph to output after the manifest's outputs
  * (onnx/extra-outputs.ts), each checked by name and shape like them.
@@ -172,7 +173,7 @@ export async function openSession(
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
   // On the GPU a PRelu is one fast kernel and the rewrite's five would be five launches.
-  const bytes = cudaDeviceOf(settings.device) === undefined ? blockedPReluModel(patched.bytes).bytes : patched.bytes;
+  const bytes = cudaDeviceOf(settings.device) === undefined ? vectorisedPReluModel(patched.bytes).bytes : patched.bytes;
   const { session, placement } = await createPlacedSession(bytes, settings);
   try {
     checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
