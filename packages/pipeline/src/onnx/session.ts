@@ -172,9 +172,7 @@ export async function openSession(
   const patched = zeroSubnormalWeights(original);
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
-  // On the GPU a PRelu is one fast kernel and the rewrite's five would be five launches.
-  const bytes = cudaDeviceOf(settings.device) === undefined ? vectorisedPReluModel(patched.bytes).bytes : patched.bytes;
-  const { session, placement } = await createPlacedSession(bytes, settings);
+  const { session, placement, bytes } = await createPlacedSession(patched.bytes, settings);
   try {
     checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
     checkTensors('output', [...model.entry.outputs, ...extraOutputs], session.outputMetadata, batchable);
@@ -309,27 +307,34 @@ function createCudaSession(bytes: Uint8Array, settings: SessionSettings, deviceI
 /**
  * A session on the requested device: on `cuda:N`, the CUDA execution provider pinned to GPU N
  * (with CPU for the operators it lacks); where CUDA cannot be used (the CPU-only onnxruntime
- * build, no driver, no such GPU) the same model on CPU, with the reason kept for the logs.
+ * build, no driver, no such GPU) the same model on CPU, with the reason kept for the logs. Also
+ * gives the model bytes the session was made from, for the inference threads to open the same.
  */
 async function createPlacedSession(
   bytes: Uint8Array,
   settings: SessionSettings,
-): Promise<{ session: ort.InferenceSession; placement: SessionPlacement }> {
+): Promise<{ session: ort.InferenceSession; placement: SessionPlacement; bytes: Uint8Array }> {
+  // On CPU the model's PRelu are vectorised (onnx/prelu.ts); on the GPU a PRelu is one kernel,
+  // and the rewrite's nodes would be more launches.
+  const onCpu = async (fallbackReason?: string) => {
+    const cpuBytes = vectorisedPReluModel(bytes).bytes;
+    const session = await ort.InferenceSession.create(cpuBytes, sessionOptions(settings));
+    const placement: SessionPlacement =
+      fallbackReason === undefined ? { device: 'cpu' } : { device: 'cpu', fallbackReason };
+    return { session, placement, bytes: cpuBytes };
+  };
   const cudaDevice = cudaDeviceOf(settings.device);
-  if (cudaDevice !== undefined) {
-    const cuda = probeCuda(cudaDevice);
-    let fallbackReason = cuda.available ? '' : cuda.missing;
-    if (cuda.available) {
-      try {
-        const session = await createCudaSession(bytes, settings, cudaDevice);
-        await warmUp(session);
-        return { session, placement: { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName } };
-      } catch (error) {
-        fallbackReason = `onnxruntime could not run on cuda:${cudaDevice}: ${(error as Error).message.split('\n')[0]}`;
-      }
+  if (cudaDevice === undefined) return onCpu();
+  const cuda = probeCuda(cudaDevice);
+  let fallbackReason = cuda.available ? '' : cuda.missing;
+  if (cuda.available) {
+    try {
+      const session = await createCudaSession(bytes, settings, cudaDevice);
+      await warmUp(session);
+      return { session, placement: { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName }, bytes };
+    } catch (error) {
+      fallbackReason = `onnxruntime could not run on cuda:${cudaDevice}: ${(error as Error).message.split('\n')[0]}`;
     }
-    const session = await ort.InferenceSession.create(bytes, sessionOptions(settings));
-    return { session, placement: { device: 'cpu', fallbackReason } };
   }
-  return { session: await ort.InferenceSession.create(bytes, sessionOptions(settings)), placement: { device: 'cpu' } };
+  return onCpu(fallbackReason);
 }
