@@ -2,7 +2,7 @@
  * Rewrites the PRelu nodes of a serialised ONNX model, in memory, into operators that
  * onnxruntime's CPU provider runs vectorised. Its own PRelu (1.29) is a scalar loop with a branch
  * per element (`x > 0 ? x : x · s`): on real feature maps the signs are unpredictable, so its cost
- * follows the picture (fr_liveness 5.9 ms on real face crops against 4.4 on random tensors), and
+ * follows the picture (fr_liveness 5.6 ms on real face crops against 4.0 on random tensors), and
  * every PRelu also moves its tensor out of onnxruntime's blocked (NCHWc) layout and back. In the
  * service under load that loop took a third of onnxruntime's time (perf, docs/benchmarks.md,
  * "Seventh pass"). Two rewrites, both giving PRelu's own values:
@@ -19,7 +19,8 @@
  * The outputs are bit-identical but for the sign of a zero. Each rewritten node is replaced in
  * place by its nodes (the graph stays in topological order); new weights are appended to the
  * initializers, and slopes no other node reads are dropped. fr_feature (33 PRelu, all blocked):
- * 8.7 → 3.3 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.9 → 4.3 ms on real crops.
+ * 8.1 → 3.0 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.6 → 4.0 ms on real crops
+ * (tools/eval/bench-prelu.ts).
  */
 import {
   fields,

@@ -1,0 +1,129 @@
+/**
+ * What vectorising PRelu at load buys (onnx/prelu.ts): the median run of each model that holds
+ * PRelu, as its file holds it (subnormal weights zeroed) and as the service opens it on CPU, on
+ * the inputs the pipeline really builds (captured from searches of shared photos: a PRelu's
+ * cost follows the signs of its feature maps) and on a random tensor (what the floor of
+ * bench/pipeline/pipeline-bench.ts uses), and whether every output stays the same.
+ *
+ *   node --conditions=development --import tsx tools/eval/bench-prelu.ts [--photos 40] [--rounds 3]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+
+import { FacePipeline, DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/index.js';
+import { vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
+import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
+import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
+import { benchmarkPhotos } from '../../bench/pipeline/photos.js';
+import { seededRandom } from '../../test/support/random.js';
+import { sharedModelsDir } from '../../test/support/paths.js';
+import { repoRoot } from './dataset.js';
+
+const { values } = parseArgs({
+  options: { photos: { type: 'string', default: '40' }, rounds: { type: 'string', default: '3' } },
+});
+const rounds = Number(values.rounds);
+
+// The inputs of every model run of real searches, by input shape, copied as the pipeline hands them over.
+const captured = new Map<string, Float32Array[]>();
+const run = ort.InferenceSession.prototype.run;
+ort.InferenceSession.prototype.run = function (this: ort.InferenceSession, feeds, ...rest: unknown[]) {
+  const input = Object.values(feeds as Record<string, ort.Tensor>)[0]!;
+  const key = input.dims.join('x');
+  if (!captured.has(key)) captured.set(key, []);
+  captured.get(key)!.push(new Float32Array(input.data as Float32Array));
+  return (run as (...args: unknown[]) => ReturnType<typeof run>).call(this, feeds, ...rest);
+} as typeof run;
+const pipeline = await FacePipeline.create({
+  ...DEFAULT_PIPELINE_CONFIG,
+  modelsDir: path.join(repoRoot, 'models'),
+  padEnabled: false,
+  qualityEnabled: false,
+  madEnabled: false,
+});
+const { photos, source } = benchmarkPhotos(Number(values.photos));
+for (const photo of photos) await pipeline.analyse(photo.bytes, 'search').catch(() => undefined);
+await pipeline.dispose();
+ort.InferenceSession.prototype.run = run;
+
+const options = sessionOptions({ intraOpThreads: 1 });
+
+async function medianMilliseconds(
+  session: ort.InferenceSession,
+  inputs: Float32Array[],
+  shape: number[],
+): Promise<number> {
+  const feeds = (data: Float32Array) => ({ [session.inputNames[0]!]: new ort.Tensor('float32', data, shape) });
+  for (const data of inputs.slice(0, 3)) await session.run(feeds(data));
+  const times: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const data of inputs) {
+      const started = performance.now();
+      await session.run(feeds(data));
+      times.push(performance.now() - started);
+    }
+  }
+  times.sort((first, second) => first - second);
+  return times[Math.floor(times.length / 2)]!;
+}
+
+async function sameOutputs(
+  first: ort.InferenceSession,
+  second: ort.InferenceSession,
+  inputs: Float32Array[],
+  shape: number[],
+) {
+  for (const data of inputs) {
+    const feeds = { [first.inputNames[0]!]: new ort.Tensor('float32', data, shape) };
+    const [a, b] = [await first.run(feeds), await second.run(feeds)];
+    for (const output of first.outputNames) {
+      const [expected, actual] = [a[output]!.data as Float32Array, b[output]!.data as Float32Array];
+      if (expected.some((value, index) => value !== actual[index])) return false;
+    }
+  }
+  return true;
+}
+
+console.log(
+  `${new Date().toISOString()} — ${os.cpus()[0]?.model}, ${os.cpus().length} cores, one intra-op thread; ` +
+    `real inputs from searches of ${source}, median over ${rounds} rounds\n`,
+);
+console.log(
+  '| model | PRelu rewritten | real inputs: as shipped / vectorised ms | random tensor: as shipped / vectorised ms | outputs the same |',
+);
+console.log('|---|---|---|---|---|');
+const models = [
+  ...['fr_feature', 'fr_liveness'].map((name) => path.join(repoRoot, 'models', 'default', `${name}.onnx`)),
+  path.join(sharedModelsDir, 'MiniFASNetV2.onnx'),
+].filter((file) => existsSync(file));
+for (const file of models) {
+  const shipped = zeroSubnormalWeights(readFileSync(file)).bytes;
+  const vectorised = vectorisedPReluModel(shipped);
+  const [before, after] = [
+    await ort.InferenceSession.create(shipped, options),
+    await ort.InferenceSession.create(vectorised.bytes, options),
+  ];
+  const metadata = before.inputMetadata[0]!;
+  if (!metadata.isTensor) throw new Error(`${file}: input is not a tensor`);
+  const shape = metadata.shape as number[];
+  const random = seededRandom(3);
+  const tensor = Float32Array.from(
+    { length: shape.reduce((product, dimension) => product * dimension, 1) },
+    () => random() * 2 - 1,
+  );
+  const real = captured.get(shape.join('x')) ?? [];
+  const randomRuns = Array.from({ length: Math.max(real.length, 20) }, () => tensor);
+  const realMs =
+    real.length > 0
+      ? `${(await medianMilliseconds(before, real, shape)).toFixed(2)} / ${(await medianMilliseconds(after, real, shape)).toFixed(2)}`
+      : '— (not run by the pipeline)';
+  const randomMs = `${(await medianMilliseconds(before, randomRuns, shape)).toFixed(2)} / ${(await medianMilliseconds(after, randomRuns, shape)).toFixed(2)}`;
+  const same = await sameOutputs(before, after, [...real, tensor], shape);
+  console.log(
+    `| ${path.basename(file, '.onnx')} | ${vectorised.rewritten} | ${realMs} | ${randomMs} | ${same ? 'yes' : '**no**'} |`,
+  );
+  await Promise.all([before.release(), after.release()]);
+}
