@@ -27,16 +27,23 @@ const { values } = parseArgs({
 });
 const rounds = Number(values.rounds);
 
-// The inputs of every model run of real searches, by input shape, copied as the pipeline hands them over.
+// The inputs of every model run of real searches, by input shape, copied as the pipeline hands
+// them over: `run` of onnxruntime's session class, wrapped while the searches run.
+type Run = (
+  this: ort.InferenceSession,
+  feeds: ort.InferenceSession.FeedsType,
+  ...rest: unknown[]
+) => Promise<ort.InferenceSession.ReturnType>;
+const sessionClass = ort.InferenceSession as unknown as { prototype: { run: Run } };
 const captured = new Map<string, Float32Array[]>();
-const run = ort.InferenceSession.prototype.run;
-ort.InferenceSession.prototype.run = function (this: ort.InferenceSession, feeds, ...rest: unknown[]) {
-  const input = Object.values(feeds as Record<string, ort.Tensor>)[0]!;
+const run = sessionClass.prototype.run;
+sessionClass.prototype.run = function (feeds, ...rest) {
+  const input = Object.values(feeds)[0]!;
   const key = input.dims.join('x');
   if (!captured.has(key)) captured.set(key, []);
   captured.get(key)!.push(new Float32Array(input.data as Float32Array));
-  return (run as (...args: unknown[]) => ReturnType<typeof run>).call(this, feeds, ...rest);
-} as typeof run;
+  return run.call(this, feeds, ...rest);
+};
 const pipeline = await FacePipeline.create({
   ...DEFAULT_PIPELINE_CONFIG,
   modelsDir: path.join(repoRoot, 'models'),
@@ -47,7 +54,7 @@ const pipeline = await FacePipeline.create({
 const { photos, source } = benchmarkPhotos(Number(values.photos));
 for (const photo of photos) await pipeline.analyse(photo.bytes, 'search').catch(() => undefined);
 await pipeline.dispose();
-ort.InferenceSession.prototype.run = run;
+sessionClass.prototype.run = run;
 
 const options = sessionOptions({ intraOpThreads: 1 });
 
