@@ -99,6 +99,15 @@ describe('vectorisedPReluModel', () => {
     });
   }
 
+  it('makes only the Max form where the blocked layout is not to be used (CPUs other than x86-64)', async () => {
+    const model = syntheticModel(NCHWC_BLOCK, { steepest: 1.5 });
+    const { bytes, rewritten } = vectorisedPReluModel(model, { blocked: false });
+    assert.equal(rewritten, 1, 'only the shared slope, as Max; the slope over 1 is left to PRelu');
+    const shape = [1, NCHWC_BLOCK, 3, 3];
+    const input = randomInput(NCHWC_BLOCK * 9, 4);
+    assertIdentical(await runModel(bytes, input, shape), await runModel(model, input, shape), 'unblocked');
+  });
+
   it(`leaves a PRelu alone where it has no branch-free form`, () => {
     const model = syntheticModel(NCHWC_BLOCK + 3, { steepest: 1.5, sharedSlope: 1.5 });
     const { bytes, rewritten } = vectorisedPReluModel(model);

@@ -7,7 +7,7 @@
  * service under load that loop took a third of onnxruntime's time (perf, docs/benchmarks.md,
  * "Seventh pass"). Two rewrites, both giving PRelu's own values:
  *
- * - **blocked**, for a per-channel slope (shape [C, 1, 1]) with C a multiple of
+ * - **blocked** (x86-64), for a per-channel slope (shape [C, 1, 1]) with C a multiple of
  *   {@link NCHWC_BLOCK}: `Relu(x) + Conv(Relu(Conv(x, −1)), −s)`, both Conv 1×1 and per channel
  *   (group = C), so that onnxruntime fuses the inner Relu into the first and the Add into the
  *   second and the tensor stays blocked. Where x ≥ 0 the negative part is 0 and x + 0 is x; where
@@ -203,17 +203,21 @@ function maxPRelu(x: string, slope: string, y: string, name: string): number[] {
 
 type Rewrite = 'blocked' | 'max';
 
-function rewriteFor(node: NodeFields, slope: FloatInitializer | undefined): Rewrite | null {
+function rewriteFor(node: NodeFields, slope: FloatInitializer | undefined, blocked: boolean): Rewrite | null {
   if (node.opType !== 'PRelu' || (node.domain !== '' && node.domain !== 'ai.onnx')) return null;
   if (node.inputs.length !== 2 || node.outputs.length !== 1 || !slope) return null;
   const [channels, height, width] = slope.dims;
   const perChannel = slope.dims.length === 3 && height === 1 && width === 1 && slope.values.length === channels;
-  if (perChannel && channels! % NCHWC_BLOCK === 0) return 'blocked';
+  if (blocked && perChannel && channels! % NCHWC_BLOCK === 0) return 'blocked';
   return slope.values.every((value) => value <= 1) ? 'max' : null;
 }
 
-/** `model` with its PRelu nodes vectorised (see the module comment). */
-export function vectorisedPReluModel(model: Uint8Array): PReluRewrite {
+/**
+ * `model` with its PRelu nodes vectorised (see the module comment). `blocked`: whether the
+ * blocked form may be used; onnxruntime has its blocked layout on x86-64 only, and elsewhere
+ * the per-channel convolutions would run unblocked, untried, so there only the Max form is made.
+ */
+export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch === 'x64' } = {}): PReluRewrite {
   const graph = modelGraph(model);
   const graphFields: Array<{ number: number; start: number; end: number; tagStart: number }> = [];
   let tagStart = graph.start;
@@ -243,7 +247,7 @@ export function vectorisedPReluModel(model: Uint8Array): PReluRewrite {
     if (field.number !== GRAPH_NODE) continue;
     const node = readNode(model, field.start, field.end);
     const slope = initializers.get(node.inputs[1] ?? '');
-    const rewrite = rewriteFor(node, slope);
+    const rewrite = rewriteFor(node, slope, blocked);
     if (rewrite !== 'blocked') for (const input of node.inputs) stillRead.add(input);
     if (rewrite === null) continue;
     const [x, slopeName] = node.inputs as [string, string];
@@ -253,9 +257,9 @@ export function vectorisedPReluModel(model: Uint8Array): PReluRewrite {
       replaced.set(field.tagStart, maxPRelu(x, slopeName, y, name));
       continue;
     }
-    const blocked = blockedPRelu(x, slope!.values, y, name);
-    replaced.set(field.tagStart, blocked.nodes);
-    weights.push(...blocked.weights);
+    const rewritten = blockedPRelu(x, slope!.values, y, name);
+    replaced.set(field.tagStart, rewritten.nodes);
+    weights.push(...rewritten.weights);
     replacedSlopes.add(slopeName);
   }
   if (replaced.size === 0) return { bytes: model, rewritten: 0 };
