@@ -6,7 +6,8 @@ import * as ort from 'onnxruntime-node';
 
 import { vectorisedPReluModel, NCHWC_BLOCK } from '../../packages/pipeline/src/onnx/prelu.js';
 import { lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';
-import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
+import { resolvePack, type ModelRole } from '../../packages/pipeline/src/manifest.js';
+import { openSession, sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
 import { sharedModelsDir } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
@@ -140,4 +141,17 @@ describe('vectorisedPReluModel', () => {
       }
     });
   }
+
+  it('is what a CPU session of the default pack opens (openSession reports the rewrites)', async () => {
+    const pack = await resolvePack(modelsDir, 'default');
+    const expected = process.arch === 'x64' ? { recognition: 33, pad: 33 } : { recognition: 32, pad: 33 };
+    for (const [role, count] of Object.entries(expected)) {
+      const loaded = await openSession(pack.get(role as ModelRole)!, { intraOpThreads: 1 });
+      try {
+        assert.equal(loaded.vectorisedPRelu, count, `${role}: PRelu rewritten at load`);
+      } finally {
+        await loaded.release();
+      }
+    }
+  });
 });

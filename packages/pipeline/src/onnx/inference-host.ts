@@ -32,6 +32,7 @@ interface SessionDescription {
   outputNames: string[];
   zeroedWeights: number;
   floatWeights: number;
+  vectorisedPRelu: number;
   placement: SessionPlacement;
   batchable: boolean;
 }
@@ -70,6 +71,7 @@ export class InferenceHost {
           outputNames: [...loaded.outputNames],
           zeroedWeights: loaded.zeroedWeights,
           floatWeights: loaded.floatWeights,
+          vectorisedPRelu: loaded.vectorisedPRelu,
           placement: loaded.placement,
           batchable: loaded.batchable,
         };

@@ -106,6 +106,8 @@ export interface LoadedSession {
   /** How many subnormal weights were zeroed at load, out of how many float weights. */
   zeroedWeights: number;
   floatWeights: number;
+  /** PRelu nodes rewritten at load (onnx/prelu.ts; CPU sessions only). */
+  vectorisedPRelu: number;
   placement: SessionPlacement;
   /** Whether the first dimension of every input and output is a batch of any size. */
   batchable: boolean;
@@ -172,7 +174,7 @@ export async function openSession(
   const patched = zeroSubnormalWeights(original);
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
-  const { session, placement, bytes } = await createPlacedSession(patched.bytes, settings);
+  const { session, placement, bytes, vectorisedPRelu } = await createPlacedSession(patched.bytes, settings);
   try {
     checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
     checkTensors('output', [...model.entry.outputs, ...extraOutputs], session.outputMetadata, batchable);
@@ -225,6 +227,7 @@ export async function openSession(
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
     floatWeights: patched.floatWeights,
+    vectorisedPRelu,
     placement,
     batchable,
   };
@@ -313,15 +316,15 @@ function createCudaSession(bytes: Uint8Array, settings: SessionSettings, deviceI
 async function createPlacedSession(
   bytes: Uint8Array,
   settings: SessionSettings,
-): Promise<{ session: ort.InferenceSession; placement: SessionPlacement; bytes: Uint8Array }> {
+): Promise<{ session: ort.InferenceSession; placement: SessionPlacement; bytes: Uint8Array; vectorisedPRelu: number }> {
   // On CPU the model's PRelu are vectorised (onnx/prelu.ts); on the GPU a PRelu is one kernel,
   // and the rewrite's nodes would be more launches.
   const onCpu = async (fallbackReason?: string) => {
-    const cpuBytes = vectorisedPReluModel(bytes).bytes;
+    const { bytes: cpuBytes, rewritten } = vectorisedPReluModel(bytes);
     const session = await ort.InferenceSession.create(cpuBytes, sessionOptions(settings));
     const placement: SessionPlacement =
       fallbackReason === undefined ? { device: 'cpu' } : { device: 'cpu', fallbackReason };
-    return { session, placement, bytes: cpuBytes };
+    return { session, placement, bytes: cpuBytes, vectorisedPRelu: rewritten };
   };
   const cudaDevice = cudaDeviceOf(settings.device);
   if (cudaDevice === undefined) return onCpu();
@@ -331,7 +334,8 @@ async function createPlacedSession(
     try {
       const session = await createCudaSession(bytes, settings, cudaDevice);
       await warmUp(session);
-      return { session, placement: { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName }, bytes };
+      const placement = { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName };
+      return { session, placement, bytes, vectorisedPRelu: 0 };
     } catch (error) {
       fallbackReason = `onnxruntime could not run on cuda:${cudaDevice}: ${(error as Error).message.split('\n')[0]}`;
     }
