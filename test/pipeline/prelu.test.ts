@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -40,7 +41,10 @@ function randomInput(length: number, seed: number): Float32Array {
 }
 
 // A hand-built graph: X → PRelu(X, slope [C,1,1]) → PRelu(·, one shared slope [1]) → · × slope.
-function syntheticModel(channels: number, { steepest = 1, sharedSlope = 0.25 } = {}): Uint8Array {
+function syntheticModel(
+  channels: number,
+  { steepest = 1, sharedSlope = 0.25, dims = [1, channels, 3, 3] } = {},
+): Uint8Array {
   const random = seededRandom(11);
   const slope = Float32Array.from({ length: channels }, () => random() * 2 - 1);
   slope[0] = steepest;
@@ -67,7 +71,6 @@ function syntheticModel(channels: number, { steepest = 1, sharedSlope = 0.25 } =
         ]),
       ]),
     ]);
-  const dims = [1, channels, 3, 3];
   const graph = [
     ...node('PRelu', ['x', 'slope'], 'y1'),
     ...node('PRelu', ['y1', 'shared_slope'], 'y2'),
@@ -152,6 +155,46 @@ describe('vectorisedPReluModel', () => {
       } finally {
         await loaded.release();
       }
+    }
+  });
+
+  const notX64 = process.arch === 'x64' ? false : 'the blocked form is made on x86-64 only';
+  it('loads a model whose rewrite onnxruntime refuses as it is (openSession)', { skip: notX64 }, async () => {
+    // A 5-D tensor under a [C, 1, 1] slope: a valid PRelu, but no 2-D convolution takes it.
+    const dims = [1, 2, NCHWC_BLOCK, 3, 3];
+    const model = syntheticModel(NCHWC_BLOCK, { dims });
+    assert.equal(vectorisedPReluModel(model).rewritten, 2, 'the rewrite is attempted');
+    const directory = mkdtempSync(path.join(os.tmpdir(), 'prelu-'));
+    try {
+      const filePath = path.join(directory, 'five-d.onnx');
+      writeFileSync(filePath, model);
+      const loaded = await openSession(
+        {
+          role: 'pad',
+          filePath,
+          entry: {
+            id: 'five-d',
+            family: 'minifasnet',
+            file: 'five-d.onnx',
+            inputs: [{ shape: dims }],
+            outputs: [{ shape: dims }],
+          },
+        },
+        { intraOpThreads: 1 },
+      );
+      try {
+        assert.equal(loaded.vectorisedPRelu, 0, 'loaded without the rewrite');
+        const input = randomInput(
+          dims.reduce((product, dimension) => product * dimension, 1),
+          6,
+        );
+        const [output] = await loaded.run(input, dims);
+        assertIdentical([output!.data as Float32Array], await runModel(model, input, dims), 'five-d');
+      } finally {
+        await loaded.release();
+      }
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 });

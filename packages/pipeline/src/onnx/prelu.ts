@@ -31,6 +31,8 @@ import {
   WIRE_VARINT,
 } from './protobuf.js';
 import {
+  ATTRIBUTE_G,
+  ATTRIBUTE_GRAPHS,
   ATTRIBUTE_I,
   ATTRIBUTE_NAME,
   ATTRIBUTE_TYPE,
@@ -72,6 +74,8 @@ export interface PReluRewrite {
 }
 
 interface NodeFields {
+  /** Whether an attribute holds a graph (the body of an If, Loop or Scan). */
+  hasSubgraph: boolean;
   opType: string;
   domain: string;
   name: string;
@@ -91,15 +95,21 @@ function stringOf(model: Uint8Array, start: number, end: number): string {
 }
 
 function readNode(model: Uint8Array, start: number, end: number): NodeFields {
-  const node: NodeFields = { opType: '', domain: '', name: '', inputs: [], outputs: [] };
+  const node: NodeFields = { hasSubgraph: false, opType: '', domain: '', name: '', inputs: [], outputs: [] };
   for (const field of fields(model, start, end)) {
     if (field.wireType !== WIRE_LENGTH_DELIMITED) continue;
-    const value = stringOf(model, field.start, field.end);
-    if (field.number === NODE_OP_TYPE) node.opType = value;
-    else if (field.number === NODE_DOMAIN) node.domain = value;
-    else if (field.number === NODE_NAME) node.name = value;
-    else if (field.number === NODE_INPUT) node.inputs.push(value);
-    else if (field.number === NODE_OUTPUT) node.outputs.push(value);
+    // Decoded only for the fields read as text: an attribute may hold a large tensor.
+    const value = () => stringOf(model, field.start, field.end);
+    if (field.number === NODE_OP_TYPE) node.opType = value();
+    else if (field.number === NODE_DOMAIN) node.domain = value();
+    else if (field.number === NODE_NAME) node.name = value();
+    else if (field.number === NODE_INPUT) node.inputs.push(value());
+    else if (field.number === NODE_OUTPUT) node.outputs.push(value());
+    else if (field.number === NODE_ATTRIBUTE) {
+      node.hasSubgraph ||= [...fields(model, field.start, field.end)].some(
+        (attribute) => attribute.number === ATTRIBUTE_G || attribute.number === ATTRIBUTE_GRAPHS,
+      );
+    }
   }
   return node;
 }
@@ -236,6 +246,8 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
   const weights: number[] = [];
   const stillRead = new Set<string>();
   const replacedSlopes = new Set<string>();
+  // A subgraph (If, Loop, Scan) may read an outer initializer by name: then no slope is dropped.
+  let keepEverySlope = false;
   for (const field of graphFields) {
     if (field.number === GRAPH_INPUT || field.number === GRAPH_OUTPUT) {
       // A slope listed among the graph's inputs (models before IR 4 list every initializer there)
@@ -246,6 +258,7 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
     }
     if (field.number !== GRAPH_NODE) continue;
     const node = readNode(model, field.start, field.end);
+    keepEverySlope ||= node.hasSubgraph;
     const slope = initializers.get(node.inputs[1] ?? '');
     const rewrite = rewriteFor(node, slope, blocked);
     if (rewrite !== 'blocked') for (const input of node.inputs) stillRead.add(input);
@@ -265,7 +278,9 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
   if (replaced.size === 0) return { bytes: model, rewritten: 0 };
 
   const dropped = new Set(
-    [...replacedSlopes].filter((name) => !stillRead.has(name)).map((name) => initializers.get(name)!.field[0]),
+    [...replacedSlopes]
+      .filter((name) => !keepEverySlope && !stillRead.has(name))
+      .map((name) => initializers.get(name)!.field[0]),
   );
   const parts: Uint8Array[] = [];
   let copiedFrom = graph.start;

@@ -320,11 +320,19 @@ async function createPlacedSession(
   // On CPU the model's PRelu are vectorised (onnx/prelu.ts); on the GPU a PRelu is one kernel,
   // and the rewrite's nodes would be more launches.
   const onCpu = async (fallbackReason?: string) => {
-    const { bytes: cpuBytes, rewritten } = vectorisedPReluModel(bytes);
-    const session = await ort.InferenceSession.create(cpuBytes, sessionOptions(settings));
     const placement: SessionPlacement =
       fallbackReason === undefined ? { device: 'cpu' } : { device: 'cpu', fallbackReason };
-    return { session, placement, bytes: cpuBytes, vectorisedPRelu: rewritten };
+    const { bytes: cpuBytes, rewritten } = vectorisedPReluModel(bytes);
+    try {
+      const session = await ort.InferenceSession.create(cpuBytes, sessionOptions(settings));
+      return { session, placement, bytes: cpuBytes, vectorisedPRelu: rewritten };
+    } catch (error) {
+      // A rewrite onnxruntime refuses (a PRelu over a tensor no 1×1 convolution takes) must not
+      // cost the model: it loads as it is, or fails as it would have.
+      if (rewritten === 0) throw error;
+      const session = await ort.InferenceSession.create(bytes, sessionOptions(settings));
+      return { session, placement, bytes, vectorisedPRelu: 0 };
+    }
   };
   const cudaDevice = cudaDeviceOf(settings.device);
   if (cudaDevice === undefined) return onCpu();
