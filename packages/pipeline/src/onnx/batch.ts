@@ -21,24 +21,18 @@ import {
   GRAPH_OUTPUT,
   GRAPH_VALUE_INFO,
   MODEL_GRAPH,
-  NODE_ATTRIBUTE,
-  NODE_INPUT,
-  NODE_OP_TYPE,
-  NODE_OUTPUT,
   SHAPE_DIM,
-  TENSOR_DATA_TYPE,
-  TENSOR_NAME,
   TENSOR_RAW_DATA,
   TENSOR_TYPE_SHAPE,
   TYPE_TENSOR,
   VALUE_INFO_TYPE,
+  readNode,
+  readTensor,
 } from './onnx-fields.js';
 
 /** Tag bytes of `dim_value` (field 1, varint) and of `dim_param` (field 2, length-delimited). */
 const DIM_VALUE_TAG = 0x08;
 const DIM_PARAM_TAG = 0x12;
-
-const text = new TextDecoder();
 
 function only(bytes: Uint8Array, start: number, end: number, number: number, wireType: number): Field[] {
   return [...fields(bytes, start, end)].filter((field) => field.number === number && field.wireType === wireType);
@@ -64,12 +58,8 @@ function freeFirstDimension(bytes: Uint8Array, valueInfo: Field): boolean {
 
 /** Rewrites an int64 shape tensor's first entry 1 → -1 (or 0); true when it did. */
 function freeReshapeTarget(bytes: Uint8Array, tensor: Field): boolean {
-  let dataType = 0;
-  let raw: Field | undefined;
-  for (const field of fields(bytes, tensor.start, tensor.end)) {
-    if (field.number === TENSOR_DATA_TYPE && field.wireType === WIRE_VARINT) dataType = field.varint;
-    if (field.number === TENSOR_RAW_DATA && field.wireType === WIRE_LENGTH_DELIMITED) raw = field;
-  }
+  const { dataType, payloads } = readTensor(bytes, tensor.start, tensor.end);
+  const raw = payloads.find((payload) => payload.number === TENSOR_RAW_DATA);
   if (dataType !== DATA_TYPE_INT64 || !raw || raw.end - raw.start < 8) return false;
   const view = new DataView(bytes.buffer, bytes.byteOffset + raw.start, raw.end - raw.start);
   if (view.getBigInt64(0, true) !== 1n) return false;
@@ -99,15 +89,14 @@ export function freeBatchDimension(model: Uint8Array): BatchEdit {
   const graphFields = [...fields(model, graph.start, graph.end)];
   for (const field of graphFields) {
     if (field.number !== GRAPH_NODE || field.wireType !== WIRE_LENGTH_DELIMITED) continue;
-    const opType = child(model, field, NODE_OP_TYPE);
-    const op = opType ? text.decode(model.subarray(opType.start, opType.end)) : '';
-    if (op === 'Reshape') {
-      const shapeInput = only(model, field.start, field.end, NODE_INPUT, WIRE_LENGTH_DELIMITED)[1];
-      if (shapeInput) reshapeShapes.add(text.decode(model.subarray(shapeInput.start, shapeInput.end)));
-    } else if (op === 'Constant') {
-      const output = child(model, field, NODE_OUTPUT);
-      const tensor = child(model, child(model, field, NODE_ATTRIBUTE), ATTRIBUTE_T);
-      if (output && tensor) constants.set(text.decode(model.subarray(output.start, output.end)), tensor);
+    const node = readNode(model, field.start, field.end);
+    if (node.opType === 'Reshape') {
+      const shapeInput = node.inputs[1];
+      if (shapeInput) reshapeShapes.add(shapeInput);
+    } else if (node.opType === 'Constant') {
+      const output = node.outputs[0];
+      const tensor = child(model, node.attributes[0], ATTRIBUTE_T);
+      if (output && tensor) constants.set(output, tensor);
     }
   }
   for (const field of graphFields) {
@@ -115,8 +104,7 @@ export function freeBatchDimension(model: Uint8Array): BatchEdit {
     if (field.number === GRAPH_INPUT || field.number === GRAPH_OUTPUT || field.number === GRAPH_VALUE_INFO) {
       if (freeFirstDimension(model, field)) freedDimensions++;
     } else if (field.number === GRAPH_INITIALIZER) {
-      const name = child(model, field, TENSOR_NAME);
-      if (name && reshapeShapes.has(text.decode(model.subarray(name.start, name.end)))) {
+      if (reshapeShapes.has(readTensor(model, field.start, field.end).name)) {
         if (freeReshapeTarget(model, field)) reshapeTargets++;
       }
     }

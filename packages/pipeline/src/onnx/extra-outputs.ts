@@ -4,15 +4,7 @@
  * in-place edits of batch.ts and subnormal.ts this changes the graph's length, so the model
  * message is re-serialised around it: every other field is copied byte for byte.
  */
-import {
-  encodeVarint,
-  fields,
-  lengthDelimitedField,
-  ProtobufFormatError,
-  replacePayload,
-  WIRE_LENGTH_DELIMITED,
-  withTag,
-} from './protobuf.js';
+import { fields, lengthDelimitedField, ProtobufFormatError, replacePayload, varintField, withTag } from './protobuf.js';
 import {
   DATA_TYPE_FLOAT,
   GRAPH_INITIALIZER,
@@ -20,30 +12,21 @@ import {
   GRAPH_OUTPUT,
   MODEL_GRAPH,
   modelGraph,
-  NODE_INPUT,
-  NODE_OUTPUT,
-  TENSOR_NAME,
+  readNode,
+  readTensor,
   TENSOR_TYPE_ELEMENT_TYPE,
   TYPE_TENSOR,
   VALUE_INFO_NAME,
   VALUE_INFO_TYPE,
 } from './onnx-fields.js';
 
-const text = new TextDecoder();
-
 /** A graph output entry: the tensor's name and type float32, its shape left for onnxruntime to infer. */
 function floatOutput(name: string): number[] {
-  const type = lengthDelimitedField(TYPE_TENSOR, [...encodeVarint(TENSOR_TYPE_ELEMENT_TYPE * 8), DATA_TYPE_FLOAT]);
+  const type = lengthDelimitedField(TYPE_TENSOR, varintField(TENSOR_TYPE_ELEMENT_TYPE, DATA_TYPE_FLOAT));
   return lengthDelimitedField(GRAPH_OUTPUT, [
     ...lengthDelimitedField(VALUE_INFO_NAME, new TextEncoder().encode(name)),
     ...lengthDelimitedField(VALUE_INFO_TYPE, type),
   ]);
-}
-
-function strings(bytes: Uint8Array, start: number, end: number, number: number): string[] {
-  return [...fields(bytes, start, end)]
-    .filter((field) => field.number === number && field.wireType === WIRE_LENGTH_DELIMITED)
-    .map((field) => text.decode(bytes.subarray(field.start, field.end)));
 }
 
 /**
@@ -64,21 +47,21 @@ function unneededRanges(
   // Nodes are stored in topological order: one backward pass finds every producer needed.
   for (let index = nodes.length - 1; index >= 0; index--) {
     const node = nodes[index]!;
-    if (!strings(model, node.start, node.end, NODE_OUTPUT).some((output) => needed.has(output))) continue;
+    const { inputs, outputs } = readNode(model, node.start, node.end);
+    if (!outputs.some((output) => needed.has(output))) continue;
     keptNodes.add(node.start);
-    for (const input of strings(model, node.start, node.end, NODE_INPUT)) needed.add(input);
+    for (const input of inputs) needed.add(input);
   }
   const unneeded: Array<[number, number]> = [];
   for (const field of graphFields) {
     const drop =
       field.number === GRAPH_OUTPUT ||
       (field.number === GRAPH_NODE && !keptNodes.has(field.start)) ||
-      (field.number === GRAPH_INITIALIZER &&
-        !strings(model, field.start, field.end, TENSOR_NAME).some((name) => needed.has(name)));
+      (field.number === GRAPH_INITIALIZER && !needed.has(readTensor(model, field.start, field.end).name));
     if (drop) unneeded.push(withTag(field.number, field.start, field.end));
   }
   for (const name of names) {
-    if (!nodes.some((node) => strings(model, node.start, node.end, NODE_OUTPUT).includes(name))) {
+    if (!nodes.some((node) => readNode(model, node.start, node.end).outputs.includes(name))) {
       throw new ProtobufFormatError(`no node of the graph produces ${name}`);
     }
   }

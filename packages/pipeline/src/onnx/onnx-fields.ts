@@ -1,9 +1,17 @@
 /**
  * Field numbers and enum values of onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto)
- * that the in-memory model edits read and write (batch.ts, subnormal.ts, extra-outputs.ts),
- * named MESSAGE_FIELD.
+ * that the in-memory model edits read and write (batch.ts, subnormal.ts, extra-outputs.ts,
+ * prelu.ts), named MESSAGE_FIELD, and the readers of the messages they share: the model's graph,
+ * a node, a tensor.
  */
-import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED, type Field } from './protobuf.js';
+import {
+  fields,
+  ProtobufFormatError,
+  WIRE_FIXED32,
+  WIRE_LENGTH_DELIMITED,
+  WIRE_VARINT,
+  type Field,
+} from './protobuf.js';
 
 export const MODEL_GRAPH = 7;
 
@@ -60,4 +68,83 @@ export function modelGraph(model: Uint8Array): Field {
   );
   if (graphs.length !== 1) throw new ProtobufFormatError(`expected one graph in the model, found ${graphs.length}`);
   return graphs[0]!;
+}
+
+const text = new TextDecoder();
+
+/** The UTF-8 text of a length-delimited field's payload. */
+export function textOf(bytes: Uint8Array, field: Pick<Field, 'start' | 'end'>): string {
+  return text.decode(bytes.subarray(field.start, field.end));
+}
+
+/** What the model edits read of a NodeProto. */
+export interface NodeFields {
+  opType: string;
+  domain: string;
+  name: string;
+  inputs: string[];
+  outputs: string[];
+  attributes: Field[];
+  /** Whether an attribute holds a graph (the body of an If, Loop or Scan). */
+  hasSubgraph: boolean;
+}
+
+export function readNode(bytes: Uint8Array, start: number, end: number): NodeFields {
+  const node: NodeFields = {
+    opType: '',
+    domain: '',
+    name: '',
+    inputs: [],
+    outputs: [],
+    attributes: [],
+    hasSubgraph: false,
+  };
+  for (const field of fields(bytes, start, end)) {
+    if (field.wireType !== WIRE_LENGTH_DELIMITED) continue;
+    // Only the fields read as text are decoded: an attribute may hold a large tensor.
+    if (field.number === NODE_OP_TYPE) node.opType = textOf(bytes, field);
+    else if (field.number === NODE_DOMAIN) node.domain = textOf(bytes, field);
+    else if (field.number === NODE_NAME) node.name = textOf(bytes, field);
+    else if (field.number === NODE_INPUT) node.inputs.push(textOf(bytes, field));
+    else if (field.number === NODE_OUTPUT) node.outputs.push(textOf(bytes, field));
+    else if (field.number === NODE_ATTRIBUTE) {
+      node.attributes.push(field);
+      node.hasSubgraph ||= [...fields(bytes, field.start, field.end)].some(
+        (attribute) => attribute.number === ATTRIBUTE_G || attribute.number === ATTRIBUTE_GRAPHS,
+      );
+    }
+  }
+  return node;
+}
+
+/** What the model edits read of a TensorProto. */
+export interface TensorFields {
+  name: string;
+  dataType: number;
+  dims: number[];
+  /** Its values live in a file beside the model. */
+  external: boolean;
+  /** raw_data, and float_data packed or not: the fields holding its values. */
+  payloads: Field[];
+}
+
+export function readTensor(bytes: Uint8Array, start: number, end: number): TensorFields {
+  const tensor: TensorFields = { name: '', dataType: 0, dims: [], external: false, payloads: [] };
+  for (const field of fields(bytes, start, end)) {
+    if (field.number === TENSOR_NAME && field.wireType === WIRE_LENGTH_DELIMITED) tensor.name = textOf(bytes, field);
+    else if (field.number === TENSOR_DATA_TYPE && field.wireType === WIRE_VARINT) tensor.dataType = field.varint;
+    else if (field.number === TENSOR_DIMS && field.wireType === WIRE_VARINT) tensor.dims.push(field.varint);
+    else if (field.number === TENSOR_DATA_LOCATION && field.wireType === WIRE_VARINT) {
+      tensor.external = field.varint === DATA_LOCATION_EXTERNAL;
+    } else if (field.number === TENSOR_RAW_DATA && field.wireType === WIRE_LENGTH_DELIMITED) {
+      tensor.payloads.push(field);
+    } else if (
+      field.number === TENSOR_FLOAT_DATA &&
+      (field.wireType === WIRE_LENGTH_DELIMITED || field.wireType === WIRE_FIXED32)
+    ) {
+      // float_data is packed (length-delimited) in proto3, but a writer may emit it unpacked.
+      tensor.payloads.push(field);
+    }
+  }
+  return tensor;
 }

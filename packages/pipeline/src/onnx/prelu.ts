@@ -22,17 +22,8 @@
  * 8.1 → 3.0 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.6 → 4.0 ms on real crops
  * (tools/eval/bench-prelu.ts).
  */
+import { fields, lengthDelimitedField, replacePayload, varintField, WIRE_LENGTH_DELIMITED } from './protobuf.js';
 import {
-  fields,
-  lengthDelimitedField,
-  replacePayload,
-  varintField,
-  WIRE_LENGTH_DELIMITED,
-  WIRE_VARINT,
-} from './protobuf.js';
-import {
-  ATTRIBUTE_G,
-  ATTRIBUTE_GRAPHS,
   ATTRIBUTE_I,
   ATTRIBUTE_NAME,
   ATTRIBUTE_TYPE,
@@ -44,18 +35,21 @@ import {
   GRAPH_OUTPUT,
   MODEL_GRAPH,
   modelGraph,
+  readNode,
+  readTensor,
   NODE_ATTRIBUTE,
-  NODE_DOMAIN,
   NODE_INPUT,
   NODE_NAME,
   NODE_OP_TYPE,
   NODE_OUTPUT,
   TENSOR_DATA_TYPE,
   TENSOR_DIMS,
-  TENSOR_FLOAT_DATA,
   TENSOR_NAME,
   TENSOR_RAW_DATA,
+  textOf,
   VALUE_INFO_NAME,
+  type NodeFields,
+  type TensorFields,
 } from './onnx-fields.js';
 
 /**
@@ -64,23 +58,12 @@ import {
  */
 export const NCHWC_BLOCK = 16;
 
-const text = new TextDecoder();
 const utf8 = new TextEncoder();
 
 export interface PReluRewrite {
   bytes: Uint8Array;
   /** PRelu nodes rewritten; 0 means `bytes` is the model itself. */
   rewritten: number;
-}
-
-interface NodeFields {
-  /** Whether an attribute holds a graph (the body of an If, Loop or Scan). */
-  hasSubgraph: boolean;
-  opType: string;
-  domain: string;
-  name: string;
-  inputs: string[];
-  outputs: string[];
 }
 
 interface FloatInitializer {
@@ -90,53 +73,13 @@ interface FloatInitializer {
   field: [number, number];
 }
 
-function stringOf(model: Uint8Array, start: number, end: number): string {
-  return text.decode(model.subarray(start, end));
-}
-
-function readNode(model: Uint8Array, start: number, end: number): NodeFields {
-  const node: NodeFields = { hasSubgraph: false, opType: '', domain: '', name: '', inputs: [], outputs: [] };
-  for (const field of fields(model, start, end)) {
-    if (field.wireType !== WIRE_LENGTH_DELIMITED) continue;
-    // Decoded only for the fields read as text: an attribute may hold a large tensor.
-    const value = () => stringOf(model, field.start, field.end);
-    if (field.number === NODE_OP_TYPE) node.opType = value();
-    else if (field.number === NODE_DOMAIN) node.domain = value();
-    else if (field.number === NODE_NAME) node.name = value();
-    else if (field.number === NODE_INPUT) node.inputs.push(value());
-    else if (field.number === NODE_OUTPUT) node.outputs.push(value());
-    else if (field.number === NODE_ATTRIBUTE) {
-      node.hasSubgraph ||= [...fields(model, field.start, field.end)].some(
-        (attribute) => attribute.number === ATTRIBUTE_G || attribute.number === ATTRIBUTE_GRAPHS,
-      );
-    }
-  }
-  return node;
-}
-
-function readFloatInitializer(
-  model: Uint8Array,
-  start: number,
-  end: number,
-): { name: string; tensor: Omit<FloatInitializer, 'field'> | null } {
-  let name = '';
-  let dataType = 0;
-  const dims: number[] = [];
-  let payload: Uint8Array | null = null;
-  for (const field of fields(model, start, end)) {
-    if (field.number === TENSOR_NAME && field.wireType === WIRE_LENGTH_DELIMITED)
-      name = stringOf(model, field.start, field.end);
-    else if (field.number === TENSOR_DATA_TYPE && field.wireType === WIRE_VARINT) dataType = field.varint;
-    else if (field.number === TENSOR_DIMS && field.wireType === WIRE_VARINT) dims.push(field.varint);
-    else if (
-      (field.number === TENSOR_RAW_DATA || field.number === TENSOR_FLOAT_DATA) &&
-      field.wireType === WIRE_LENGTH_DELIMITED
-    ) {
-      payload = model.slice(field.start, field.end);
-    }
-  }
-  if (dataType !== DATA_TYPE_FLOAT || !payload || payload.length % 4 !== 0) return { name, tensor: null };
-  return { name, tensor: { dims, values: new Float32Array(payload.buffer, 0, payload.length / 4) } };
+/** `tensor`'s float32 values, where it holds them in one payload in the model itself. */
+function floatValues(bytes: Uint8Array, tensor: TensorFields): Float32Array | null {
+  const [payload, ...more] = tensor.payloads;
+  if (tensor.dataType !== DATA_TYPE_FLOAT || tensor.external || !payload || more.length > 0) return null;
+  if (payload.wireType !== WIRE_LENGTH_DELIMITED || (payload.end - payload.start) % 4 !== 0) return null;
+  const copy = bytes.slice(payload.start, payload.end);
+  return new Float32Array(copy.buffer, 0, copy.length / 4);
 }
 
 function encodeNode(
@@ -238,8 +181,9 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
   const initializers = new Map<string, FloatInitializer>();
   for (const field of graphFields) {
     if (field.number !== GRAPH_INITIALIZER) continue;
-    const { name, tensor } = readFloatInitializer(model, field.start, field.end);
-    if (tensor) initializers.set(name, { ...tensor, field: [field.tagStart, field.end] });
+    const tensor = readTensor(model, field.start, field.end);
+    const values = floatValues(model, tensor);
+    if (values) initializers.set(tensor.name, { dims: tensor.dims, values, field: [field.tagStart, field.end] });
   }
 
   const replaced = new Map<number, number[]>();
@@ -253,7 +197,7 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
       // A slope listed among the graph's inputs (models before IR 4 list every initializer there)
       // stays an initializer: dropping it would turn it into an input the caller must feed.
       for (const valueInfo of fields(model, field.start, field.end)) {
-        if (valueInfo.number === VALUE_INFO_NAME) stillRead.add(stringOf(model, valueInfo.start, valueInfo.end));
+        if (valueInfo.number === VALUE_INFO_NAME) stillRead.add(textOf(model, valueInfo));
       }
     }
     if (field.number !== GRAPH_NODE) continue;

@@ -13,43 +13,25 @@
  * Constant-node attributes (including nested subgraphs) → TensorProto.{float_data,raw_data}.
  */
 
-import { fields, ProtobufFormatError, WIRE_FIXED32, WIRE_LENGTH_DELIMITED, WIRE_VARINT } from './protobuf.js';
+import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED } from './protobuf.js';
 import {
   ATTRIBUTE_G,
   ATTRIBUTE_GRAPHS,
   ATTRIBUTE_T,
   ATTRIBUTE_TENSORS,
-  DATA_LOCATION_EXTERNAL,
   DATA_TYPE_FLOAT,
   GRAPH_INITIALIZER,
   GRAPH_NODE,
   MODEL_GRAPH,
   NODE_ATTRIBUTE,
-  TENSOR_DATA_LOCATION,
-  TENSOR_DATA_TYPE,
-  TENSOR_FLOAT_DATA,
-  TENSOR_RAW_DATA,
+  readTensor,
 } from './onnx-fields.js';
 
 /** Byte ranges holding little-endian float32 values of one TensorProto. */
 function floatPayloads(bytes: Uint8Array, start: number, end: number): Array<[number, number]> {
-  let dataType = 0;
-  let external = false;
-  const payloads: Array<[number, number]> = [];
-  for (const field of fields(bytes, start, end)) {
-    if (field.number === TENSOR_DATA_TYPE && field.wireType === WIRE_VARINT) dataType = field.varint;
-    else if (field.number === TENSOR_DATA_LOCATION && field.wireType === WIRE_VARINT) {
-      external = field.varint === DATA_LOCATION_EXTERNAL;
-    } else if (field.number === TENSOR_RAW_DATA && field.wireType === WIRE_LENGTH_DELIMITED) {
-      payloads.push([field.start, field.end]);
-    } else if (field.number === TENSOR_FLOAT_DATA) {
-      // float_data is packed (length-delimited) in proto3, but a writer may emit it unpacked.
-      if (field.wireType === WIRE_LENGTH_DELIMITED || field.wireType === WIRE_FIXED32) {
-        payloads.push([field.start, field.end]);
-      }
-    }
-  }
-  return dataType === DATA_TYPE_FLOAT && !external ? payloads : [];
+  const tensor = readTensor(bytes, start, end);
+  if (tensor.dataType !== DATA_TYPE_FLOAT || tensor.external) return [];
+  return tensor.payloads.map((payload) => [payload.start, payload.end]);
 }
 
 function collectGraphTensors(bytes: Uint8Array, start: number, end: number, out: Array<[number, number]>): void {
