@@ -66,11 +66,15 @@ export interface PReluRewrite {
   rewritten: number;
 }
 
-interface FloatInitializer {
+interface Slope {
   dims: number[];
   values: Float32Array;
-  /** Byte range of the whole initializer field, tag included. */
-  field: [number, number];
+}
+
+interface Initializer {
+  tensor: TensorFields;
+  /** Where its field starts, tag included. */
+  tagStart: number;
 }
 
 /** `tensor`'s float32 values, where it holds them in one payload in the model itself. */
@@ -156,7 +160,7 @@ function maxPRelu(x: string, slope: string, y: string, name: string): number[] {
 
 type Rewrite = 'blocked' | 'max';
 
-function rewriteFor(node: NodeFields, slope: FloatInitializer | undefined, blocked: boolean): Rewrite | null {
+function rewriteFor(node: NodeFields, slope: Slope | null, blocked: boolean): Rewrite | null {
   if (node.opType !== 'PRelu' || (node.domain !== '' && node.domain !== 'ai.onnx')) return null;
   if (node.inputs.length !== 2 || node.outputs.length !== 1 || !slope) return null;
   const [channels, height, width] = slope.dims;
@@ -178,13 +182,18 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
     if (field.wireType === WIRE_LENGTH_DELIMITED) graphFields.push({ ...field, tagStart });
     tagStart = field.end;
   }
-  const initializers = new Map<string, FloatInitializer>();
+  const initializers = new Map<string, Initializer>();
   for (const field of graphFields) {
     if (field.number !== GRAPH_INITIALIZER) continue;
     const tensor = readTensor(model, field.start, field.end);
-    const values = floatValues(model, tensor);
-    if (values) initializers.set(tensor.name, { dims: tensor.dims, values, field: [field.tagStart, field.end] });
+    initializers.set(tensor.name, { tensor, tagStart: field.tagStart });
   }
+  // A slope's values, read only for the PRelu nodes' slopes (not every weight of the model).
+  const slopeOf = (node: NodeFields): Slope | null => {
+    const initializer = node.opType === 'PRelu' ? initializers.get(node.inputs[1] ?? '') : undefined;
+    const values = initializer ? floatValues(model, initializer.tensor) : null;
+    return values ? { dims: initializer!.tensor.dims, values } : null;
+  };
 
   const replaced = new Map<number, number[]>();
   const weights: number[] = [];
@@ -203,7 +212,7 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
     if (field.number !== GRAPH_NODE) continue;
     const node = readNode(model, field.start, field.end);
     keepEverySlope ||= node.hasSubgraph;
-    const slope = initializers.get(node.inputs[1] ?? '');
+    const slope = slopeOf(node);
     const rewrite = rewriteFor(node, slope, blocked);
     if (rewrite !== 'blocked') for (const input of node.inputs) stillRead.add(input);
     if (rewrite === null) continue;
@@ -224,7 +233,7 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch
   const dropped = new Set(
     [...replacedSlopes]
       .filter((name) => !keepEverySlope && !stillRead.has(name))
-      .map((name) => initializers.get(name)!.field[0]),
+      .map((name) => initializers.get(name)!.tagStart),
   );
   const parts: Uint8Array[] = [];
   let copiedFrom = graph.start;
