@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import {
   cropResize,
   invertAffine,
+  roundChannel,
   sampleBilinear,
   toGrey,
   toPlanarTensor,
@@ -52,7 +53,34 @@ function referenceResample(
   return out;
 }
 
+/** The float64 next to `value` towards +∞ (`step` 1) or −∞ (`step` −1), for positive `value`. */
+function adjacentFloat(value: number, step: 1 | -1): number {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, value);
+  view.setBigUint64(0, view.getBigUint64(0) + BigInt(step));
+  return view.getFloat64(0);
+}
+
 describe('raster: fast crops and tensors equal their per-pixel references', () => {
+  it('roundChannel is Math.round on every channel value, at and beside every half', () => {
+    const values = [0, -0, -0.25, 1e-300, 255, 255.5, 300.49999999999994];
+    for (let integer = 0; integer <= 256; integer++) {
+      let below = integer + 0.5;
+      let above = integer + 0.5;
+      values.push(integer, integer + 0.5);
+      for (let step = 0; step < 4; step++) {
+        below = adjacentFloat(below, -1);
+        above = adjacentFloat(above, 1);
+        values.push(below, above);
+      }
+    }
+    const random = seededRandom(13);
+    for (let draw = 0; draw < 100_000; draw++) values.push(random() * 256);
+    for (const value of values) {
+      assert.equal(roundChannel(value), Math.max(0, Math.round(value)), `${value}`);
+    }
+  });
+
   it('warpAffine gives the bytes of per-pixel bilinear sampling, black outside', () => {
     const random = seededRandom(11);
     for (let trial = 0; trial < 40; trial++) {
@@ -71,6 +99,15 @@ describe('raster: fast crops and tensors equal their per-pixel references', () =
       const reference = referenceResample(image, invertAffine(transform), 112, 112, 0);
       assert.deepEqual(fast.data, reference, `trial ${trial}`);
     }
+  });
+
+  it('warpAffine writes every byte of a lent buffer', () => {
+    const random = seededRandom(14);
+    const image = randomImage(random, 90, 70);
+    const transform: Affine = [0.8, 0.1, -12, -0.1, 0.8, 30];
+    const lent = new Uint8Array(64 * 64 * 3).fill(77);
+    assert.deepEqual(warpAffine(image, transform, 64, 64, lent).data, warpAffine(image, transform, 64, 64).data);
+    assert.throws(() => warpAffine(image, transform, 64, 64, new Uint8Array(10)), RangeError);
   });
 
   it('cropResize gives the bytes of per-pixel bilinear sampling, border replicated', () => {

@@ -208,7 +208,7 @@ function separableResize(
       }
     }
     const target = y * rowStride;
-    for (let x = 0; x < rowStride; x++) out[target + x] = Math.min(255, Math.max(0, Math.round(sums[x]!)));
+    for (let x = 0; x < rowStride; x++) out[target + x] = Math.min(255, roundChannel(sums[x]!));
   }
   return { width: outWidth, height: outHeight, data: out };
 }
@@ -230,16 +230,29 @@ export function invertAffine([a, b, tx, c, d, ty]: Affine): Affine {
 }
 
 /**
+ * `Math.round(value)` for a resampled channel value `value` ≥ 0 (and 0 below), several times
+ * cheaper in V8. Exact: for value ≥ 0.5, value + 0.5 is computed exactly or, when it crosses a
+ * power of two, rounds within that binade to no other integer part, so truncating it gives
+ * Math.round's round-half-up; below 0.5 (where 0.49999999999999994 + 0.5 would round to 1) the
+ * result is 0. Values must stay below 2^31.
+ */
+export function roundChannel(value: number): number {
+  return value < 0.5 ? 0 : (value + 0.5) | 0;
+}
+
+/**
  * Warps `image` by `sourceToDestination` into an `outWidth`×`outHeight` image, bilinear,
  * black outside the source (as cv2.warpAffine does, which ArcFace models were trained with).
+ * `into`: a buffer of outWidth × outHeight × 3 bytes to write, every byte of it, instead of a new one.
  */
 export function warpAffine(
   image: RgbImage,
   sourceToDestination: Affine,
   outWidth: number,
   outHeight: number,
+  into?: Uint8Array,
 ): RgbImage {
-  return resampleAffine(image, invertAffine(sourceToDestination), outWidth, outHeight, 0);
+  return resampleAffine(image, invertAffine(sourceToDestination), outWidth, outHeight, 0, into);
 }
 
 /**
@@ -253,18 +266,23 @@ function resampleAffine(
   outWidth: number,
   outHeight: number,
   outside: number | 'replicate',
+  into?: Uint8Array,
 ): RgbImage {
   const { width, height, data } = image;
-  const out = new Uint8Array(outWidth * outHeight * 3);
+  if (into && into.length !== outWidth * outHeight * 3) {
+    throw new RangeError(`an image of ${outWidth * outHeight * 3} bytes, not ${into.length}`);
+  }
+  const out = into ?? new Uint8Array(outWidth * outHeight * 3);
   const replicate = outside === 'replicate';
   const fill = replicate ? 0 : outside;
+  const rowStride = width * 3;
   const lastX = width - 1;
   const lastY = height - 1;
   const maxX = width - 0.5;
   const maxY = height - 0.5;
   // The arithmetic of sampleBilinear, inlined (it ran once per output pixel): the same
-  // floating-point operations in the same order, so the same bytes. Clamped coordinates are
-  // non-negative, so truncation is their floor.
+  // floating-point operations in the same order, so the same bytes. A sample whose four
+  // neighbours are all inside the image skips the clamping, which is the identity for it.
   for (let v = 0, offset = 0; v < outHeight; v++) {
     const bv = b * v;
     const dv = d * v;
@@ -277,35 +295,50 @@ function resampleAffine(
         out[offset + 2] = fill;
         continue;
       }
-      if (x !== x || y !== y) {
-        // NaN (a degenerate transform): the three channels are NaN, stored as 0, as before.
+      let topLeft: number;
+      let right: number;
+      let down: number;
+      let fx: number;
+      let fy: number;
+      if (x >= 0 && y >= 0 && x < lastX && y < lastY) {
+        const x0 = x | 0;
+        const y0 = y | 0;
+        fx = x - x0;
+        fy = y - y0;
+        topLeft = y0 * rowStride + x0 * 3;
+        right = 3;
+        down = rowStride;
+      } else if (x !== x || y !== y) {
+        // NaN (a degenerate transform): the three channels are NaN, stored as 0.
         out[offset] = 0;
         out[offset + 1] = 0;
         out[offset + 2] = 0;
         continue;
+      } else {
+        // Clamped coordinates are non-negative, so truncation is their floor.
+        const clampedX = x < 0 ? 0 : x > lastX ? lastX : x;
+        const clampedY = y < 0 ? 0 : y > lastY ? lastY : y;
+        const x0 = clampedX | 0;
+        const y0 = clampedY | 0;
+        fx = clampedX - x0;
+        fy = clampedY - y0;
+        topLeft = y0 * rowStride + x0 * 3;
+        right = x0 < lastX ? 3 : 0;
+        down = y0 < lastY ? rowStride : 0;
       }
-      const clampedX = x < 0 ? 0 : x > lastX ? lastX : x;
-      const clampedY = y < 0 ? 0 : y > lastY ? lastY : y;
-      const x0 = clampedX | 0;
-      const y0 = clampedY | 0;
-      const x1 = x0 < lastX ? x0 + 1 : lastX;
-      const y1 = y0 < lastY ? y0 + 1 : lastY;
-      const fx = clampedX - x0;
-      const fy = clampedY - y0;
       const gx = 1 - fx;
       const gy = 1 - fy;
-      const topLeft = (y0 * width + x0) * 3;
-      const topRight = (y0 * width + x1) * 3;
-      const bottomLeft = (y1 * width + x0) * 3;
-      const bottomRight = (y1 * width + x1) * 3;
-      out[offset] = Math.round(
+      const topRight = topLeft + right;
+      const bottomLeft = topLeft + down;
+      const bottomRight = bottomLeft + right;
+      out[offset] = roundChannel(
         (data[topLeft]! * gx + data[topRight]! * fx) * gy + (data[bottomLeft]! * gx + data[bottomRight]! * fx) * fy,
       );
-      out[offset + 1] = Math.round(
+      out[offset + 1] = roundChannel(
         (data[topLeft + 1]! * gx + data[topRight + 1]! * fx) * gy +
           (data[bottomLeft + 1]! * gx + data[bottomRight + 1]! * fx) * fy,
       );
-      out[offset + 2] = Math.round(
+      out[offset + 2] = roundChannel(
         (data[topLeft + 2]! * gx + data[topRight + 2]! * fx) * gy +
           (data[bottomLeft + 2]! * gx + data[bottomRight + 2]! * fx) * fy,
       );
