@@ -180,10 +180,12 @@ export class FacePipeline implements FaceAnalyser {
     // threads an idle one takes the longest run (recognition) while this one runs PAD and pose
     // (onnx/idle-threads.ts). Results are the same; a stage's time is how long the request
     // waited on it, and the gates answer in the same order as before.
-    const pendingPose = this.models.model('head_pose')?.estimate(decoded, face.box);
+    const poseModel = this.models.model('head_pose');
+    const pendingPoseCrop = poseModel?.crop(decoded, face.box);
+    const pendingPose = pendingPoseCrop?.then((crop) => poseModel!.estimate(crop));
     const pendingLandmarks = landmarker?.locate(decoded, face.box);
     // A request refused before it awaits them must not leave their failures unhandled.
-    for (const pending of [pendingLandmarks, pendingPose]) pending?.catch(() => undefined);
+    for (const pending of [pendingLandmarks, pendingPoseCrop, pendingPose]) pending?.catch(() => undefined);
 
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
     const eyeModel = this.models.model('eye_state');
@@ -200,6 +202,10 @@ export class FacePipeline implements FaceAnalyser {
     // At enrolment the hand-made morph features are computed now, on this thread, while PAD and
     // the recogniser run (on another thread where one is free: onnx/idle-threads.ts); the gates
     // still answer PAD first. A photo that PAD refuses has cost its morph features for nothing.
+    // The head-pose crop is awaited first: libvips answers on this thread's event loop, which the
+    // features hold for 10–16 ms, and until it has answered the pose run cannot be handed out (it
+    // ran after the features, and a one-client enrolment waited ~6 ms on it).
+    if (morphDetector && pendingPoseCrop) await pendingPoseCrop.catch(() => undefined);
     const madStarted = performance.now();
     const pendingMad = morphDetector?.score({
       image: decoded,
