@@ -33,6 +33,7 @@ interface SessionDescription {
   zeroedWeights: number;
   floatWeights: number;
   vectorisedPRelu: number;
+  paddedChannelRegions: number;
   placement: SessionPlacement;
   batchable: boolean;
 }
@@ -72,6 +73,7 @@ export class InferenceHost {
           zeroedWeights: loaded.zeroedWeights,
           floatWeights: loaded.floatWeights,
           vectorisedPRelu: loaded.vectorisedPRelu,
+          paddedChannelRegions: loaded.paddedChannelRegions,
           placement: loaded.placement,
           batchable: loaded.batchable,
         };

@@ -1,12 +1,14 @@
 /**
  * Field numbers and enum values of onnx.proto (https://github.com/onnx/onnx/blob/main/onnx/onnx.proto)
  * that the in-memory model edits read and write (batch.ts, subnormal.ts, extra-outputs.ts,
- * prelu.ts), named MESSAGE_FIELD, and the readers of the messages they share: the model's graph,
- * a node, a tensor.
+ * prelu.ts, channel-padding.ts), named MESSAGE_FIELD, and the readers and writers of the messages
+ * they share: the model's graph, a node, a tensor, an attribute.
  */
 import {
   fields,
+  lengthDelimitedField,
   ProtobufFormatError,
+  varintField,
   WIRE_FIXED32,
   WIRE_LENGTH_DELIMITED,
   WIRE_VARINT,
@@ -147,4 +149,34 @@ export function readTensor(bytes: Uint8Array, start: number, end: number): Tenso
     }
   }
   return tensor;
+}
+
+/** `tensor`'s float32 values (a copy), where it holds them in one payload in the model itself. */
+export function floatValues(bytes: Uint8Array, tensor: TensorFields): Float32Array | null {
+  const [payload, ...more] = tensor.payloads;
+  if (tensor.dataType !== DATA_TYPE_FLOAT || tensor.external || !payload || more.length > 0) return null;
+  if (payload.wireType !== WIRE_LENGTH_DELIMITED || (payload.end - payload.start) % 4 !== 0) return null;
+  const copy = bytes.slice(payload.start, payload.end);
+  return new Float32Array(copy.buffer, 0, copy.length / 4);
+}
+
+const utf8 = new TextEncoder();
+
+/** A node's integer attribute field. */
+export function intAttribute(name: string, value: number): number[] {
+  return lengthDelimitedField(NODE_ATTRIBUTE, [
+    ...lengthDelimitedField(ATTRIBUTE_NAME, utf8.encode(name)),
+    ...varintField(ATTRIBUTE_I, value),
+    ...varintField(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INT),
+  ]);
+}
+
+/** A graph's float32 initializer field, its values as raw data. */
+export function encodeFloatInitializer(name: string, dims: readonly number[], values: Float32Array): number[] {
+  return lengthDelimitedField(GRAPH_INITIALIZER, [
+    ...dims.flatMap((dim) => varintField(TENSOR_DIMS, dim)),
+    ...varintField(TENSOR_DATA_TYPE, DATA_TYPE_FLOAT),
+    ...lengthDelimitedField(TENSOR_NAME, utf8.encode(name)),
+    ...lengthDelimitedField(TENSOR_RAW_DATA, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)),
+  ]);
 }

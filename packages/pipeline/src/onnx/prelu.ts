@@ -22,14 +22,12 @@
  * 8.1 → 3.0 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.6 → 4.0 ms on real crops
  * (tools/eval/bench-prelu.ts).
  */
-import { fields, lengthDelimitedField, replacePayload, varintField, WIRE_LENGTH_DELIMITED } from './protobuf.js';
+import { fields, lengthDelimitedField, replacePayload, WIRE_LENGTH_DELIMITED } from './protobuf.js';
 import {
-  ATTRIBUTE_I,
-  ATTRIBUTE_NAME,
-  ATTRIBUTE_TYPE,
-  ATTRIBUTE_TYPE_INT,
-  DATA_TYPE_FLOAT,
+  encodeFloatInitializer,
+  floatValues,
   GRAPH_INITIALIZER,
+  intAttribute,
   GRAPH_INPUT,
   GRAPH_NODE,
   GRAPH_OUTPUT,
@@ -37,15 +35,10 @@ import {
   modelGraph,
   readNode,
   readTensor,
-  NODE_ATTRIBUTE,
   NODE_INPUT,
   NODE_NAME,
   NODE_OP_TYPE,
   NODE_OUTPUT,
-  TENSOR_DATA_TYPE,
-  TENSOR_DIMS,
-  TENSOR_NAME,
-  TENSOR_RAW_DATA,
   textOf,
   VALUE_INFO_NAME,
   type NodeFields,
@@ -57,6 +50,9 @@ import {
  * 16 is blocked on both.
  */
 export const NCHWC_BLOCK = 16;
+
+/** Whether onnxruntime's CPU provider has its blocked layout here: on x86-64 only. */
+export const BLOCKED_LAYOUT = process.arch === 'x64';
 
 const utf8 = new TextEncoder();
 
@@ -77,15 +73,6 @@ interface Initializer {
   tagStart: number;
 }
 
-/** `tensor`'s float32 values, where it holds them in one payload in the model itself. */
-function floatValues(bytes: Uint8Array, tensor: TensorFields): Float32Array | null {
-  const [payload, ...more] = tensor.payloads;
-  if (tensor.dataType !== DATA_TYPE_FLOAT || tensor.external || !payload || more.length > 0) return null;
-  if (payload.wireType !== WIRE_LENGTH_DELIMITED || (payload.end - payload.start) % 4 !== 0) return null;
-  const copy = bytes.slice(payload.start, payload.end);
-  return new Float32Array(copy.buffer, 0, copy.length / 4);
-}
-
 function encodeNode(
   opType: string,
   name: string,
@@ -99,23 +86,6 @@ function encodeNode(
     ...lengthDelimitedField(NODE_NAME, utf8.encode(name)),
     ...lengthDelimitedField(NODE_OP_TYPE, utf8.encode(opType)),
     ...attributes,
-  ]);
-}
-
-function intAttribute(name: string, value: number): number[] {
-  return lengthDelimitedField(NODE_ATTRIBUTE, [
-    ...lengthDelimitedField(ATTRIBUTE_NAME, utf8.encode(name)),
-    ...varintField(ATTRIBUTE_I, value),
-    ...varintField(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INT),
-  ]);
-}
-
-function encodeFloatInitializer(name: string, dims: readonly number[], values: Float32Array): number[] {
-  return lengthDelimitedField(GRAPH_INITIALIZER, [
-    ...dims.flatMap((dim) => varintField(TENSOR_DIMS, dim)),
-    ...varintField(TENSOR_DATA_TYPE, DATA_TYPE_FLOAT),
-    ...lengthDelimitedField(TENSOR_NAME, utf8.encode(name)),
-    ...lengthDelimitedField(TENSOR_RAW_DATA, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)),
   ]);
 }
 
@@ -174,7 +144,7 @@ function rewriteFor(node: NodeFields, slope: Slope | null, blocked: boolean): Re
  * blocked form may be used; onnxruntime has its blocked layout on x86-64 only, and elsewhere
  * the per-channel convolutions would run unblocked, untried, so there only the Max form is made.
  */
-export function vectorisedPReluModel(model: Uint8Array, { blocked = process.arch === 'x64' } = {}): PReluRewrite {
+export function vectorisedPReluModel(model: Uint8Array, { blocked = BLOCKED_LAYOUT } = {}): PReluRewrite {
   const graph = modelGraph(model);
   const graphFields: Array<{ number: number; start: number; end: number; tagStart: number }> = [];
   let tagStart = graph.start;

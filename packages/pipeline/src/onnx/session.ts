@@ -9,7 +9,8 @@ import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { withOutputs } from './extra-outputs.js';
 import { TensorPool } from './tensor-pool.js';
-import { vectorisedPReluModel } from './prelu.js';
+import { channelPaddedModel } from './channel-padding.js';
+import { BLOCKED_LAYOUT, vectorisedPReluModel } from './prelu.js';
 import { zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
@@ -108,6 +109,8 @@ export interface LoadedSession {
   floatWeights: number;
   /** PRelu nodes rewritten at load (onnx/prelu.ts; CPU sessions only). */
   vectorisedPRelu: number;
+  /** Bottlenecks whose channels were padded to the block at load (onnx/channel-padding.ts; CPU sessions only). */
+  paddedChannelRegions: number;
   placement: SessionPlacement;
   /** Whether the first dimension of every input and output is a batch of any size. */
   batchable: boolean;
@@ -174,7 +177,10 @@ export async function openSession(
   const patched = zeroSubnormalWeights(original);
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
-  const { session, placement, bytes, vectorisedPRelu } = await createPlacedSession(patched.bytes, settings);
+  const { session, placement, bytes, vectorisedPRelu, paddedChannelRegions } = await createPlacedSession(
+    patched.bytes,
+    settings,
+  );
   try {
     checkTensors('input', model.entry.inputs, session.inputMetadata, batchable);
     checkTensors('output', [...model.entry.outputs, ...extraOutputs], session.outputMetadata, batchable);
@@ -228,6 +234,7 @@ export async function openSession(
     zeroedWeights: patched.zeroedWeights,
     floatWeights: patched.floatWeights,
     vectorisedPRelu,
+    paddedChannelRegions,
     placement,
     batchable,
   };
@@ -313,25 +320,43 @@ function createCudaSession(bytes: Uint8Array, settings: SessionSettings, deviceI
  * build, no driver, no such GPU) the same model on CPU, with the reason kept for the logs. Also
  * gives the model bytes the session was made from, for the inference threads to open the same.
  */
+/** How a CPU session's model was rewritten at load. */
+interface CpuRewrites {
+  vectorisedPRelu: number;
+  paddedChannelRegions: number;
+}
+
+/**
+ * The model as a CPU session runs it: where onnxruntime has its blocked layout, odd bottleneck
+ * channels padded to the block (onnx/channel-padding.ts), then PRelu vectorised (onnx/prelu.ts).
+ */
+function cpuModel(bytes: Uint8Array): CpuRewrites & { bytes: Uint8Array } {
+  const padding = BLOCKED_LAYOUT ? channelPaddedModel(bytes) : { bytes, padded: 0 };
+  const prelu = vectorisedPReluModel(padding.bytes);
+  return { bytes: prelu.bytes, vectorisedPRelu: prelu.rewritten, paddedChannelRegions: padding.padded };
+}
+
+const NO_CPU_REWRITES: CpuRewrites = { vectorisedPRelu: 0, paddedChannelRegions: 0 };
+
 async function createPlacedSession(
   bytes: Uint8Array,
   settings: SessionSettings,
-): Promise<{ session: ort.InferenceSession; placement: SessionPlacement; bytes: Uint8Array; vectorisedPRelu: number }> {
-  // On CPU the model's PRelu are vectorised (onnx/prelu.ts); on the GPU a PRelu is one kernel,
-  // and the rewrite's nodes would be more launches.
+): Promise<{ session: ort.InferenceSession; placement: SessionPlacement; bytes: Uint8Array } & CpuRewrites> {
+  // On CPU the model is rewritten for onnxruntime's vectorised kernels (cpuModel); on the GPU a
+  // PRelu is one kernel, the rewrite's nodes would be more launches, and padding buys nothing.
   const onCpu = async (fallbackReason?: string) => {
     const placement: SessionPlacement =
       fallbackReason === undefined ? { device: 'cpu' } : { device: 'cpu', fallbackReason };
-    const { bytes: cpuBytes, rewritten } = vectorisedPReluModel(bytes);
+    const { bytes: cpuBytes, ...rewrites } = cpuModel(bytes);
     try {
       const session = await ort.InferenceSession.create(cpuBytes, sessionOptions(settings));
-      return { session, placement, bytes: cpuBytes, vectorisedPRelu: rewritten };
+      return { session, placement, bytes: cpuBytes, ...rewrites };
     } catch (error) {
       // A rewrite onnxruntime refuses (a PRelu over a tensor no 1×1 convolution takes) must not
       // cost the model: it loads as it is, or fails as it would have.
-      if (rewritten === 0) throw error;
+      if (cpuBytes === bytes) throw error;
       const session = await ort.InferenceSession.create(bytes, sessionOptions(settings));
-      return { session, placement, bytes, vectorisedPRelu: 0 };
+      return { session, placement, bytes, ...NO_CPU_REWRITES };
     }
   };
   const cudaDevice = cudaDeviceOf(settings.device);
@@ -343,7 +368,7 @@ async function createPlacedSession(
       const session = await createCudaSession(bytes, settings, cudaDevice);
       await warmUp(session);
       const placement = { device: `cuda:${cudaDevice}`, deviceName: cuda.deviceName };
-      return { session, placement, bytes, vectorisedPRelu: 0 };
+      return { session, placement, bytes, ...NO_CPU_REWRITES };
     } catch (error) {
       fallbackReason = `onnxruntime could not run on cuda:${cudaDevice}: ${(error as Error).message.split('\n')[0]}`;
     }
