@@ -1,23 +1,24 @@
 /**
  * Pads a model's odd channel counts to onnxruntime's block size, in memory, so that its CPU
- * provider keeps the whole network in the blocked (NCHWc) layout. onnxruntime blocks a
+ * provider keeps more of the network in the blocked (NCHWc) layout. onnxruntime blocks a
  * convolution only when its channel counts are multiples of the block; MobileNet-style
- * bottlenecks with expansions of 103, 13, 231 … channels (fr_liveness, MiniFASNet) therefore ran
- * their expansion and depthwise convolutions unblocked, and every such tensor was reordered out of
- * the blocked layout and back around them: ReorderOutput alone was a quarter of fr_liveness' time,
- * and the PRelu between them could not take prelu.ts's blocked form.
+ * bottlenecks with expansions of 103, 13, 231 … channels (fr_liveness, MiniFASNet) and
+ * ShuffleNet branches of 58 (fr_pose) therefore ran their inner convolutions unblocked, and each
+ * such tensor was reordered out of the blocked layout and back around them: ReorderOutput alone
+ * was a quarter of fr_liveness' time, and the PRelu between them could not take prelu.ts's
+ * blocked form.
  *
- * A padded region is a chain `Conv (group 1, E outputs) → {PRelu | depthwise Conv over E}… → Conv
- * (group 1, E inputs)` with E not a multiple of {@link NCHWC_BLOCK}, at least one PRelu in it, and
- * nothing else reading its tensors or its weights. E grows to E′ (the next multiple of the block):
- * the first convolution gets E′ − E more output channels of zero weights and zero bias, the PRelu
- * slopes and depthwise convolutions zero-weighted channels (and `group` E′), and the last
- * convolution E′ − E more input channels of zero weights. The added channels hold zeros from end
- * to end (a zero-weight sum plus a zero bias, PRelu(0) = 0, a depthwise convolution of zeros), and
- * the last convolution adds products with zero to each real output; the real channels compute
- * what they did, though in the blocked kernels' order of summation (outputs within float32
- * rounding: test/pipeline/channel-padding.test.ts).
- */
+ * A padded region is a chain `Conv (group 1, E outputs) → {PRelu | Relu | depthwise Conv over E}…
+ * → Conv (group 1, E inputs)`, a PRelu or a depthwise Conv inside, with E not a multiple of
+ * {@link NCHWC_BLOCK} and nothing else reading its tensors or its weights. E grows to E′ (the next
+ * multiple of the block): the first convolution gets E′ − E more output channels of zero weights
+ * and zero bias, the PRelu slopes and depthwise convolutions zero-weighted channels (and `group`
+ * E′), and the last convolution E′ − E more input channels of zero weights. The added channels
+ * hold zeros from end to end (a zero-weight sum plus a zero bias, PRelu(0) = Relu(0) = 0, a
+ * depthwise convolution of zeros), and the last convolution adds products with zero to each real
+ * output; the real channels compute what they did, though in the blocked kernels' order of
+ * summation (outputs within float32 rounding: test/pipeline/channel-padding.test.ts).
+ * fr_liveness 4.2 → 1.9 ms, fr_pose 2.6 → 2.3 ms (tools/eval/bench-cpu-rewrites.ts). */
 import { fields, lengthDelimitedField, replacePayload, WIRE_LENGTH_DELIMITED, type Field } from './protobuf.js';
 import {
   ATTRIBUTE_I,
@@ -58,7 +59,7 @@ interface GraphNode {
   node: NodeFields;
 }
 
-/** The Conv, PRelu and depthwise Conv nodes of one region and its channel counts. */
+/** The nodes of one region and its channel counts. */
 interface Region {
   expand: GraphNode;
   middle: GraphNode[];
@@ -178,7 +179,10 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
       const { node: next } = reader;
       if (next.inputs[0] !== tensor || next.outputs.length !== 1 || !isDefaultDomain(next)) break;
       const nextWeight = ownWeight(next.inputs[1]);
-      if (next.opType === 'PRelu' && nextWeight?.dims.join() === `${channels},1,1`) {
+      if (
+        (next.opType === 'PRelu' && nextWeight?.dims.join() === `${channels},1,1`) ||
+        (next.opType === 'Relu' && next.inputs.length === 1)
+      ) {
         middle.push(reader);
       } else if (
         isConv(next) &&
@@ -196,7 +200,10 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
       }
       tensor = next.outputs[0]!;
     }
-    if (!project || !middle.some(({ node: inside }) => inside.opType === 'PRelu')) continue;
+    // A depthwise convolution or a PRelu is what runs unblocked, or is reordered around, without
+    // the padding; a Conv → Relu → Conv chain alone is left as it is (fr_detect's, where padding
+    // bought nothing measurable and would have moved every detection box by float rounding).
+    if (!project || !middle.some(({ node: inside }) => inside.opType !== 'Relu')) continue;
     // A convolution that ends one region and starts the next would have its weights padded twice.
     const members = [expand, ...middle, project];
     if (members.some((member) => inRegion.has(member))) continue;
@@ -218,7 +225,7 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
     if (expand.node.inputs[2] !== undefined) padWeight(expand.node.inputs[2], 0, paddedChannels);
     paddedTensors.add(expand.node.outputs[0]!);
     for (const inside of middle) {
-      padWeight(inside.node.inputs[1]!, 0, paddedChannels);
+      if (inside.node.opType !== 'Relu') padWeight(inside.node.inputs[1]!, 0, paddedChannels);
       if (inside.node.opType === 'Conv') {
         if (inside.node.inputs[2] !== undefined) padWeight(inside.node.inputs[2], 0, paddedChannels);
         replaced.set(inside.field.tagStart, withGroup(model, inside, paddedChannels));

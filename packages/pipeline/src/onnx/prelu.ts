@@ -20,7 +20,7 @@
  * place by its nodes (the graph stays in topological order); new weights are appended to the
  * initializers, and slopes no other node reads are dropped. fr_feature (33 PRelu, all blocked):
  * 8.1 → 3.0 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.6 → 4.0 ms on real crops
- * (tools/eval/bench-prelu.ts).
+ * (tools/eval/bench-cpu-rewrites.ts).
  */
 import { fields, lengthDelimitedField, replacePayload, WIRE_LENGTH_DELIMITED } from './protobuf.js';
 import {

@@ -1,11 +1,13 @@
 /**
- * What vectorising PRelu at load buys (onnx/prelu.ts): the median run of each model that holds
- * PRelu, as its file holds it (subnormal weights zeroed) and as the service opens it on CPU, on
- * the inputs the pipeline really builds (captured from searches of shared photos: a PRelu's
- * cost follows the signs of its feature maps) and on a random tensor (what the floor of
- * bench/pipeline/pipeline-bench.ts uses), and whether every output stays the same.
+ * What the CPU rewrites at load buy: the median run of each model they change, as its file holds
+ * it (subnormal weights zeroed), with its PRelu vectorised (onnx/prelu.ts), and as the service
+ * opens it on CPU (on x86-64 its odd bottlenecks also padded to the block first:
+ * onnx/channel-padding.ts), on the inputs the pipeline really builds (captured from searches of
+ * shared photos: a PRelu's cost follows the signs of its feature maps) and on a random tensor (what
+ * the floor of bench/pipeline/pipeline-bench.ts uses); whether the vectorised outputs stay the
+ * same, and how far the padded ones move.
  *
- *   node --conditions=development --import tsx tools/eval/bench-prelu.ts [--photos 40] [--rounds 3]
+ *   node --conditions=development --import tsx tools/eval/bench-cpu-rewrites.ts [--photos 40] [--rounds 3]
  */
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,7 +16,8 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 
 import { FacePipeline, DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/index.js';
-import { vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
+import { channelPaddedModel } from '../../packages/pipeline/src/onnx/channel-padding.js';
+import { BLOCKED_LAYOUT, vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
 import { benchmarkPhotos } from '../../bench/pipeline/photos.js';
@@ -77,21 +80,23 @@ async function medianMilliseconds(
   return times[Math.floor(times.length / 2)]!;
 }
 
-async function sameOutputs(
+/** Largest absolute difference between the two sessions' outputs over `inputs` (0: the same). */
+async function largestDifference(
   first: ort.InferenceSession,
   second: ort.InferenceSession,
   inputs: Float32Array[],
   shape: number[],
-) {
+): Promise<number> {
+  let largest = 0;
   for (const data of inputs) {
     const feeds = { [first.inputNames[0]!]: new ort.Tensor('float32', data, shape) };
     const [a, b] = [await first.run(feeds), await second.run(feeds)];
     for (const output of first.outputNames) {
       const [expected, actual] = [a[output]!.data as Float32Array, b[output]!.data as Float32Array];
-      if (expected.some((value, index) => value !== actual[index])) return false;
+      expected.forEach((value, index) => (largest = Math.max(largest, Math.abs(value - actual[index]!))));
     }
   }
-  return true;
+  return largest;
 }
 
 console.log(
@@ -99,21 +104,25 @@ console.log(
     `real inputs from searches of ${source}, median over ${rounds} rounds\n`,
 );
 console.log(
-  '| model | PRelu rewritten | real inputs: as shipped / vectorised ms | random tensor: as shipped / vectorised ms | outputs the same |',
+  '| model | PRelu rewritten | bottlenecks padded | real inputs: as shipped / vectorised / as the service opens it, ms | random tensor: the same, ms | largest output change: vectorised / opened |',
 );
-console.log('|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|');
 const models = [
-  ...['fr_feature', 'fr_liveness'].map((name) => path.join(repoRoot, 'models', 'default', `${name}.onnx`)),
+  ...['fr_feature', 'fr_liveness', 'fr_pose'].map((name) => path.join(repoRoot, 'models', 'default', `${name}.onnx`)),
   path.join(sharedModelsDir, 'MiniFASNetV2.onnx'),
 ].filter((file) => existsSync(file));
 for (const file of models) {
   const shipped = zeroSubnormalWeights(readFileSync(file)).bytes;
   const vectorised = vectorisedPReluModel(shipped);
-  const [before, after] = [
+  // As session.ts's cpuModel opens it.
+  const padding = BLOCKED_LAYOUT ? channelPaddedModel(shipped) : { bytes: shipped, padded: 0 };
+  const opened = vectorisedPReluModel(padding.bytes);
+  const sessions = [
     await ort.InferenceSession.create(shipped, options),
     await ort.InferenceSession.create(vectorised.bytes, options),
+    await ort.InferenceSession.create(opened.bytes, options),
   ];
-  const metadata = before.inputMetadata[0]!;
+  const metadata = sessions[0]!.inputMetadata[0]!;
   if (!metadata.isTensor) throw new Error(`${file}: input is not a tensor`);
   const shape = metadata.shape as number[];
   const random = seededRandom(3);
@@ -123,14 +132,20 @@ for (const file of models) {
   );
   const real = captured.get(shape.join('x')) ?? [];
   const randomRuns = Array.from({ length: Math.max(real.length, 20) }, () => tensor);
-  const realMs =
-    real.length > 0
-      ? `${(await medianMilliseconds(before, real, shape)).toFixed(2)} / ${(await medianMilliseconds(after, real, shape)).toFixed(2)}`
-      : '— (not run by the pipeline)';
-  const randomMs = `${(await medianMilliseconds(before, randomRuns, shape)).toFixed(2)} / ${(await medianMilliseconds(after, randomRuns, shape)).toFixed(2)}`;
-  const same = await sameOutputs(before, after, [...real, tensor], shape);
+  const timings = async (inputs: Float32Array[]) => {
+    const times: string[] = [];
+    for (const session of sessions) times.push((await medianMilliseconds(session, inputs, shape)).toFixed(2));
+    return times.join(' / ');
+  };
+  const realMs = real.length > 0 ? await timings(real) : '— (not run by the pipeline)';
+  const randomMs = await timings(randomRuns);
+  const everyInput = [...real, tensor];
+  const changes = [
+    await largestDifference(sessions[0]!, sessions[1]!, everyInput, shape),
+    await largestDifference(sessions[0]!, sessions[2]!, everyInput, shape),
+  ].map((change) => (change === 0 ? '0' : change.toExponential(1)));
   console.log(
-    `| ${path.basename(file, '.onnx')} | ${vectorised.rewritten} | ${realMs} | ${randomMs} | ${same ? 'yes' : '**no**'} |`,
+    `| ${path.basename(file, '.onnx')} | ${vectorised.rewritten} | ${padding.padded} | ${realMs} | ${randomMs} | ${changes.join(' / ')} |`,
   );
-  await Promise.all([before.release(), after.release()]);
+  await Promise.all(sessions.map((session) => session.release()));
 }
