@@ -110,7 +110,12 @@ if (!flags['no-hnsw'] && hnswCount > 0) {
 let raw: unknown;
 if (flags.raw) {
   const here = fileURLToPath(new URL('.', import.meta.url));
-  const binary = execFileSync('sh', [`${here}build.sh`], { encoding: 'utf8' }).trim();
+  // build.sh prints the path of every program it builds, one a line; this one runs raw_search.
+  const built = execFileSync('sh', [`${here}build.sh`], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
+  const binary = built.find((line) => line.endsWith('/raw_search'));
+  if (!binary) throw new Error(`bench/faiss/build.sh built no raw_search: ${built.join(', ')}`);
   const rawArgs = ['--n', `${count}`, '--d', `${dimension}`, '--queries', `${queryCount}`, '--k', `${k}`];
   rawArgs.push('--ef-search', `${efSearch}`, '--hnsw-n', `${flags['no-hnsw'] ? 0 : hnswCount}`, '--seed', `${seed}`);
   if (flags.threads !== undefined) rawArgs.push('--threads', flags.threads);
