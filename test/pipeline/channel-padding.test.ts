@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
 
 import { channelPaddedModel } from '../../packages/pipeline/src/onnx/channel-padding.js';
 import {
@@ -14,23 +13,11 @@ import {
 import { NCHWC_BLOCK, vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
 import { fields, lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';
 import { resolvePack, type ModelRole } from '../../packages/pipeline/src/manifest.js';
-import { openSession, sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
+import { openSession } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
 import { sharedModelsDir } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
-import { modelsDir } from './helpers.js';
-
-const utf8 = new TextEncoder();
-
-async function runModel(bytes: Uint8Array, input: Float32Array, shape: number[]): Promise<Float32Array[]> {
-  const session = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpThreads: 1 }));
-  try {
-    const results = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) });
-    return session.outputNames.map((name) => results[name]!.data as Float32Array);
-  } finally {
-    await session.release();
-  }
-}
+import { modelsDir, runModel, textField, valueInfoField } from './helpers.js';
 
 function randomValues(length: number, random: () => number, scale = 1): Float32Array {
   return Float32Array.from({ length }, () => (random() * 2 - 1) * scale);
@@ -61,26 +48,13 @@ const SIZE = 8;
 /** x [1, 16, 8, 8] → Conv 1×1 (E) → act → depthwise Conv 3×3 (E) → act → Conv 1×1 (16) → y. */
 function bottleneckModel({ channels = 13, activation = 'PRelu', exposeExpansion = false }: BottleneckOptions = {}) {
   const random = seededRandom(channels * 7 + (activation === 'PRelu' ? 1 : 2));
-  const text = (field: number, value: string) => lengthDelimitedField(field, utf8.encode(value));
+  const text = textField;
   const node = (opType: string, inputs: string[], output: string, attributes: number[] = []) =>
     lengthDelimitedField(1, [
       ...inputs.flatMap((input) => text(1, input)),
       ...text(2, output),
       ...text(4, opType),
       ...attributes,
-    ]);
-  const valueInfo = (field: number, name: string, dims: number[]) =>
-    lengthDelimitedField(field, [
-      ...text(1, name),
-      ...lengthDelimitedField(2, [
-        ...lengthDelimitedField(1, [
-          ...varintField(1, 1),
-          ...lengthDelimitedField(
-            2,
-            dims.flatMap((dim) => lengthDelimitedField(1, varintField(1, dim))),
-          ),
-        ]),
-      ]),
     ]);
   const act = (input: string, slope: string, output: string) =>
     activation === 'PRelu' ? node('PRelu', [input, slope], output) : node('Relu', [input], output);
@@ -102,11 +76,11 @@ function bottleneckModel({ channels = 13, activation = 'PRelu', exposeExpansion 
           ...encodeFloatInitializer('slope2', [channels, 1, 1], randomValues(channels, random)),
         ]
       : []),
-    ...valueInfo(11, 'x', [1, INPUT_CHANNELS, SIZE, SIZE]),
-    ...valueInfo(12, 'y', [1, INPUT_CHANNELS, SIZE - 2, SIZE - 2]),
-    ...(exposeExpansion ? valueInfo(12, 'expanded', [1, channels, SIZE, SIZE]) : []),
+    ...valueInfoField(11, 'x', [1, INPUT_CHANNELS, SIZE, SIZE]),
+    ...valueInfoField(12, 'y', [1, INPUT_CHANNELS, SIZE - 2, SIZE - 2]),
+    ...(exposeExpansion ? valueInfoField(12, 'expanded', [1, channels, SIZE, SIZE]) : []),
     // A declared shape of a tensor that padding changes: it must go.
-    ...valueInfo(13, 'filtered', [1, channels, SIZE - 2, SIZE - 2]),
+    ...valueInfoField(13, 'filtered', [1, channels, SIZE - 2, SIZE - 2]),
   ];
   const opset = lengthDelimitedField(8, varintField(2, 13));
   return new Uint8Array([...varintField(1, 8), ...opset, ...lengthDelimitedField(7, graph)]);

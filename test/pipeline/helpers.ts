@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
 import { DEFAULT_PIPELINE_CONFIG, type PipelineConfig } from '../../packages/pipeline/src/index.js';
+import { lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';
+import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { fixture, repoRoot } from '../support/paths.js';
 
 export const modelsDir = path.join(repoRoot, 'models');
@@ -40,4 +43,38 @@ export async function noFaceImage(): Promise<Buffer> {
   return sharp(pixels, { raw: { width, height, channels: 3 } })
     .png()
     .toBuffer();
+}
+
+/** Every output of one run of the model `bytes` on one float32 input, one intra-op thread. */
+export async function runModel(bytes: Uint8Array, input: Float32Array, shape: number[]): Promise<Float32Array[]> {
+  const session = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpThreads: 1 }));
+  try {
+    const results = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) });
+    return session.outputNames.map((name) => results[name]!.data as Float32Array);
+  } finally {
+    await session.release();
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** A text field of a hand-built ONNX message. */
+export function textField(field: number, value: string): number[] {
+  return lengthDelimitedField(field, utf8.encode(value));
+}
+
+/** A graph's ValueInfoProto field (`field` 11 input, 12 output, 13 value info): a float tensor of `dims`. */
+export function valueInfoField(field: number, name: string, dims: readonly number[]): number[] {
+  return lengthDelimitedField(field, [
+    ...textField(1, name),
+    ...lengthDelimitedField(2, [
+      ...lengthDelimitedField(1, [
+        ...varintField(1, 1),
+        ...lengthDelimitedField(
+          2,
+          dims.flatMap((dim) => lengthDelimitedField(1, varintField(1, dim))),
+        ),
+      ]),
+    ]),
+  ]);
 }

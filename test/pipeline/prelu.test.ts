@@ -12,19 +12,7 @@ import { openSession, sessionOptions } from '../../packages/pipeline/src/onnx/se
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
 import { sharedModelsDir } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
-import { modelsDir } from './helpers.js';
-
-const utf8 = new TextEncoder();
-
-async function runModel(bytes: Uint8Array, input: Float32Array, shape: number[]): Promise<Float32Array[]> {
-  const session = await ort.InferenceSession.create(bytes, sessionOptions({ intraOpThreads: 1 }));
-  try {
-    const results = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', input, shape) });
-    return session.outputNames.map((name) => results[name]!.data as Float32Array);
-  } finally {
-    await session.release();
-  }
-}
+import { modelsDir, runModel, textField, valueInfoField } from './helpers.js';
 
 /** Every output value equal: bit for bit, but for the sign of a zero, which nothing downstream reads. */
 function assertIdentical(actual: Float32Array[], expected: Float32Array[], what: string): void {
@@ -48,7 +36,7 @@ function syntheticModel(
   const random = seededRandom(11);
   const slope = Float32Array.from({ length: channels }, () => random() * 2 - 1);
   slope[0] = steepest;
-  const text = (field: number, value: string) => lengthDelimitedField(field, utf8.encode(value));
+  const text = textField;
   const initializer = (name: string, dims: number[], values: Float32Array) =>
     lengthDelimitedField(5, [
       ...dims.flatMap((dim) => varintField(1, dim)),
@@ -58,19 +46,6 @@ function syntheticModel(
     ]);
   const node = (opType: string, inputs: string[], output: string) =>
     lengthDelimitedField(1, [...inputs.flatMap((input) => text(1, input)), ...text(2, output), ...text(4, opType)]);
-  const valueInfo = (field: number, name: string, dims: number[]) =>
-    lengthDelimitedField(field, [
-      ...text(1, name),
-      ...lengthDelimitedField(2, [
-        ...lengthDelimitedField(1, [
-          ...varintField(1, 1),
-          ...lengthDelimitedField(
-            2,
-            dims.flatMap((dim) => lengthDelimitedField(1, varintField(1, dim))),
-          ),
-        ]),
-      ]),
-    ]);
   const graph = [
     ...node('PRelu', ['x', 'slope'], 'y1'),
     ...node('PRelu', ['y1', 'shared_slope'], 'y2'),
@@ -78,8 +53,8 @@ function syntheticModel(
     ...text(2, 'synthetic'),
     ...initializer('slope', [channels, 1, 1], slope),
     ...initializer('shared_slope', [1], Float32Array.of(sharedSlope)),
-    ...valueInfo(11, 'x', dims),
-    ...valueInfo(12, 'z', dims),
+    ...valueInfoField(11, 'x', dims),
+    ...valueInfoField(12, 'z', dims),
   ];
   const opset = lengthDelimitedField(8, varintField(2, 13));
   return new Uint8Array([...varintField(1, 8), ...opset, ...lengthDelimitedField(7, graph)]);

@@ -8,6 +8,7 @@ import {
   fields,
   lengthDelimitedField,
   ProtobufFormatError,
+  replacePayload,
   varintField,
   WIRE_FIXED32,
   WIRE_LENGTH_DELIMITED,
@@ -179,4 +180,48 @@ export function encodeFloatInitializer(name: string, dims: readonly number[], va
     ...lengthDelimitedField(TENSOR_NAME, utf8.encode(name)),
     ...lengthDelimitedField(TENSOR_RAW_DATA, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)),
   ]);
+}
+
+/** A length-delimited field of a graph, with where it starts, tag included. */
+export interface GraphField extends Field {
+  tagStart: number;
+}
+
+/** The length-delimited fields of `graph` (nodes, initializers, inputs, outputs, value infos, …). */
+export function graphFieldsOf(model: Uint8Array, graph: Field): GraphField[] {
+  const graphFields: GraphField[] = [];
+  let tagStart = graph.start;
+  for (const field of fields(model, graph.start, graph.end)) {
+    if (field.wireType === WIRE_LENGTH_DELIMITED) graphFields.push({ ...field, tagStart });
+    tagStart = field.end;
+  }
+  return graphFields;
+}
+
+/**
+ * `model` with fields of its graph replaced in place (`replaced`: encoded fields, by the tag
+ * start of the field they replace), others dropped, and `appended` fields added at the end of
+ * the graph; every other byte copied.
+ */
+export function editedGraph(
+  model: Uint8Array,
+  graph: Field,
+  graphFields: readonly GraphField[],
+  {
+    replaced,
+    dropped = new Set(),
+    appended = [],
+  }: { replaced: Map<number, number[]>; dropped?: Set<number>; appended?: number[] },
+): Uint8Array {
+  const parts: Uint8Array[] = [];
+  let copiedFrom = graph.start;
+  for (const field of graphFields) {
+    const replacement = replaced.get(field.tagStart);
+    if (!replacement && !dropped.has(field.tagStart)) continue;
+    parts.push(model.subarray(copiedFrom, field.tagStart));
+    if (replacement) parts.push(new Uint8Array(replacement));
+    copiedFrom = field.end;
+  }
+  parts.push(model.subarray(copiedFrom, graph.end), new Uint8Array(appended));
+  return replacePayload(model, MODEL_GRAPH, graph.start, graph.end, parts);
 }

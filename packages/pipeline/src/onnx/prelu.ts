@@ -22,27 +22,28 @@
  * 8.1 → 3.0 ms on real aligned faces; fr_liveness (3 blocked, 30 max): 5.6 → 4.0 ms on real crops
  * (tools/eval/bench-cpu-rewrites.ts).
  */
-import { fields, lengthDelimitedField, replacePayload, WIRE_LENGTH_DELIMITED } from './protobuf.js';
+import { fields, lengthDelimitedField } from './protobuf.js';
 import {
+  editedGraph,
   encodeFloatInitializer,
   floatValues,
   GRAPH_INITIALIZER,
-  intAttribute,
   GRAPH_INPUT,
   GRAPH_NODE,
   GRAPH_OUTPUT,
-  MODEL_GRAPH,
+  graphFieldsOf,
+  intAttribute,
   modelGraph,
-  readNode,
-  readTensor,
   NODE_INPUT,
   NODE_NAME,
   NODE_OP_TYPE,
   NODE_OUTPUT,
+  type NodeFields,
+  readNode,
+  readTensor,
+  type TensorFields,
   textOf,
   VALUE_INFO_NAME,
-  type NodeFields,
-  type TensorFields,
 } from './onnx-fields.js';
 
 /**
@@ -146,12 +147,7 @@ function rewriteFor(node: NodeFields, slope: Slope | null, blocked: boolean): Re
  */
 export function vectorisedPReluModel(model: Uint8Array, { blocked = BLOCKED_LAYOUT } = {}): PReluRewrite {
   const graph = modelGraph(model);
-  const graphFields: Array<{ number: number; start: number; end: number; tagStart: number }> = [];
-  let tagStart = graph.start;
-  for (const field of fields(model, graph.start, graph.end)) {
-    if (field.wireType === WIRE_LENGTH_DELIMITED) graphFields.push({ ...field, tagStart });
-    tagStart = field.end;
-  }
+  const graphFields = graphFieldsOf(model, graph);
   const initializers = new Map<string, Initializer>();
   for (const field of graphFields) {
     if (field.number !== GRAPH_INITIALIZER) continue;
@@ -205,15 +201,6 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = BLOCKED_LAYO
       .filter((name) => !keepEverySlope && !stillRead.has(name))
       .map((name) => initializers.get(name)!.tagStart),
   );
-  const parts: Uint8Array[] = [];
-  let copiedFrom = graph.start;
-  for (const field of graphFields) {
-    const nodes = replaced.get(field.tagStart);
-    if (!nodes && !dropped.has(field.tagStart)) continue;
-    parts.push(model.subarray(copiedFrom, field.tagStart));
-    if (nodes) parts.push(new Uint8Array(nodes));
-    copiedFrom = field.end;
-  }
-  parts.push(model.subarray(copiedFrom, graph.end), new Uint8Array(weights));
-  return { bytes: replacePayload(model, MODEL_GRAPH, graph.start, graph.end, parts), rewritten: replaced.size };
+  const bytes = editedGraph(model, graph, graphFields, { replaced, dropped, appended: weights });
+  return { bytes, rewritten: replaced.size };
 }
