@@ -71,6 +71,8 @@ export interface AnalysisDiagnostics {
   /** Their boxes and scores, and the image's size: the evaluation replays face selection on them. */
   detectedFaces: Array<Pick<FaceDetection, 'box' | 'score'>>;
   imageSize: ImageSize;
+  /** The 68 landmarks in the decoded photo's pixels (absent without a landmark model). */
+  landmarks68?: Point[];
 }
 
 /** Where inference runs, and why not on the device asked for, if so. */
@@ -271,6 +273,7 @@ export class FacePipeline implements FaceAnalyser {
         facesDetected: faces.length,
         detectedFaces: faces.map(({ box, score }) => ({ box, score })),
         imageSize,
+        ...(landmarks68 ? { landmarks68 } : {}),
       },
     };
   }
