@@ -15,7 +15,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 
-import { FacePipeline, DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/index.js';
+import { FacePipeline } from '../../packages/pipeline/src/index.js';
 import { channelPaddedModel } from '../../packages/pipeline/src/onnx/channel-padding.js';
 import { BLOCKED_LAYOUT, vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
@@ -23,7 +23,7 @@ import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal
 import { benchmarkPhotos } from '../../bench/pipeline/photos.js';
 import { seededRandom } from '../../test/support/random.js';
 import { sharedModelsDir } from '../../test/support/paths.js';
-import { repoRoot } from './dataset.js';
+import { evaluationConfig, repoRoot } from './dataset.js';
 
 const { values } = parseArgs({
   options: { photos: { type: 'string', default: '40' }, rounds: { type: 'string', default: '3' } },
@@ -47,13 +47,7 @@ sessionClass.prototype.run = function (feeds, ...rest) {
   captured.get(key)!.push(new Float32Array(input.data as Float32Array));
   return run.call(this, feeds, ...rest);
 };
-const pipeline = await FacePipeline.create({
-  ...DEFAULT_PIPELINE_CONFIG,
-  modelsDir: path.join(repoRoot, 'models'),
-  padEnabled: false,
-  qualityEnabled: false,
-  madEnabled: false,
-});
+const pipeline = await FacePipeline.create(evaluationConfig());
 const { photos, source } = benchmarkPhotos(Number(values.photos));
 for (const photo of photos) await pipeline.analyse(photo.bytes, 'search').catch(() => undefined);
 await pipeline.dispose();

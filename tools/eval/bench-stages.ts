@@ -10,13 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import {
-  DEFAULT_PIPELINE_CONFIG,
-  FacePipeline,
-  type Operation,
-  type StageName,
-} from '../../packages/pipeline/src/index.js';
-import { itemsOf, repoRoot, seededRandom, sharedDataDir } from './dataset.js';
+import { FacePipeline, type Operation, type StageName } from '../../packages/pipeline/src/index.js';
+import { evaluationConfig, itemsOf, seededRandom, sharedDataDir } from './dataset.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,17 +48,9 @@ const record = (stage: StageName | 'total', seconds: number): void => {
   timings.get(stage)!.push(seconds * 1000);
 };
 let recording = false;
-const pipeline = await FacePipeline.create(
-  {
-    ...DEFAULT_PIPELINE_CONFIG,
-    modelsDir: path.join(repoRoot, 'models'),
-    intraOpThreads: Number(values.threads),
-    padEnabled: false,
-    qualityEnabled: false,
-    madEnabled: false,
-  },
-  { onStage: (stage, seconds) => recording && record(stage, seconds) },
-);
+const pipeline = await FacePipeline.create(evaluationConfig({ intraOpThreads: Number(values.threads) }), {
+  onStage: (stage, seconds) => recording && record(stage, seconds),
+});
 // Warm-up: first runs allocate arenas and JIT-compile the JavaScript stages.
 for (const bytes of files.slice(0, 5)) await pipeline.analyse(bytes, operation).catch(() => undefined);
 recording = true;

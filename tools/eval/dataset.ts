@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DEFAULT_PIPELINE_CONFIG, type PipelineConfig } from '../../packages/pipeline/src/index.js';
 import { seededRandom } from '../../test/support/random.js';
 export { seededRandom };
 
@@ -52,4 +53,19 @@ export function itemsOf(name: string): DataItem[] {
       [spec.set].flat().some((prefix) => item.set.startsWith(prefix)) &&
       (spec.kinds ? spec.kinds.includes(item.kind) : item.kind === 'bona_fide_face'),
   );
+}
+
+/**
+ * The pipeline as the evaluation tools run it: this checkout's models, every gate off so that every
+ * score is computed and no photo is refused, plus `overrides`.
+ */
+export function evaluationConfig(overrides: Partial<PipelineConfig> = {}): PipelineConfig {
+  return {
+    ...DEFAULT_PIPELINE_CONFIG,
+    modelsDir: path.join(repoRoot, 'models'),
+    padEnabled: false,
+    qualityEnabled: false,
+    madEnabled: false,
+    ...overrides,
+  };
 }

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FacegateError } from '@facegate/contracts';
 
-import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type ModelPack } from '../../packages/pipeline/src/index.js';
+import { FacePipeline, type ModelPack } from '../../packages/pipeline/src/index.js';
 import {
   qualityComponents,
   unifiedQuality,
@@ -11,7 +11,7 @@ import {
   type QualityMeasurements,
 } from '../../packages/pipeline/src/stages/quality.js';
 import { readPackManifest } from '../../packages/pipeline/src/manifest.js';
-import { cacheDir, itemsOf, repoRoot, sharedDataDir, type DataItem } from './dataset.js';
+import { evaluationConfig, cacheDir, itemsOf, repoRoot, sharedDataDir, type DataItem } from './dataset.js';
 
 /**
  * Bump when preprocessing or models change so that cached results are recomputed.
@@ -102,14 +102,7 @@ export async function extractItems(
   }
   const missing = items.filter((item) => !cached.has(item.path));
   if (missing.length > 0) {
-    const pipeline = await FacePipeline.create({
-      ...DEFAULT_PIPELINE_CONFIG,
-      modelsDir: path.join(repoRoot, 'models'),
-      pack: options.pack,
-      padEnabled: false,
-      qualityEnabled: false,
-      madEnabled: false,
-    });
+    const pipeline = await FacePipeline.create(evaluationConfig({ pack: options.pack }));
     const started = performance.now();
     try {
       for (const [index, item] of missing.entries()) {

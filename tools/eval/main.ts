@@ -21,7 +21,16 @@ import type { CalibrationPoint, CalibrationTable } from '@facegate/contracts';
 import { MiniFasNetPad } from '../../packages/pipeline/src/model_zoo/minifasnet.js';
 import { ScrfdDetector } from '../../packages/pipeline/src/model_zoo/scrfd.js';
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { SETS, cacheDir, itemsOf, repoRoot, seededRandom, sharedDataDir, sharedModelsDir } from './dataset.js';
+import {
+  evaluationConfig,
+  SETS,
+  cacheDir,
+  itemsOf,
+  repoRoot,
+  seededRandom,
+  sharedDataDir,
+  sharedModelsDir,
+} from './dataset.js';
 import { sharedScrfdModel } from '../../test/support/shared-models.js';
 import { extractSet, type ExtractedFace } from './extract.js';
 import { HttpSource } from './http-source.js';
@@ -528,14 +537,7 @@ async function compositeCheck(confidentScore: number | undefined): Promise<void>
   const portraits = itemsOf('frll')
     .filter((item) => item.path.includes('neutral'))
     .map((item) => path.join(sharedDataDir, item.path));
-  const pipeline = await FacePipeline.create({
-    ...DEFAULT_PIPELINE_CONFIG,
-    modelsDir: path.join(repoRoot, 'models'),
-    pack,
-    padEnabled: false,
-    qualityEnabled: false,
-    madEnabled: false,
-  });
+  const pipeline = await FacePipeline.create(evaluationConfig({ pack }));
   try {
     const { minFaceSize } = DEFAULT_PIPELINE_CONFIG;
     const counts = await compositeSelection(

@@ -20,7 +20,7 @@ import {
   unifiedQuality,
   type QualityComponents,
 } from '../../packages/pipeline/src/stages/quality.js';
-import { itemsOf, repoRoot, sharedDataDir } from './dataset.js';
+import { evaluationConfig, itemsOf, sharedDataDir } from './dataset.js';
 
 const { values } = parseArgs({ options: { sets: { type: 'string', default: 'celeba,orl,yale,frll,wild,yaleb' } } });
 
@@ -103,13 +103,7 @@ function pearson(first: readonly number[], second: readonly number[]): number {
   return covariance / Math.sqrt(v1 * v2);
 }
 
-const pipeline = await FacePipeline.create({
-  ...DEFAULT_PIPELINE_CONFIG,
-  modelsDir: path.join(repoRoot, 'models'),
-  padEnabled: false,
-  qualityEnabled: false,
-  madEnabled: false,
-});
+const pipeline = await FacePipeline.create(evaluationConfig());
 const threshold = DEFAULT_PIPELINE_CONFIG.qualityThreshold;
 const hopenet: HeadPose[] = [];
 const landmark: HeadPose[] = [];
