@@ -205,8 +205,9 @@ export class FacePipeline implements FaceAnalyser {
     // the recogniser run (on another thread where one is free: onnx/idle-threads.ts); the gates
     // still answer PAD first. A photo that PAD refuses has cost its morph features for nothing.
     // The head-pose crop is awaited first: libvips answers on this thread's event loop, which the
-    // features hold for 10–16 ms, and until it has answered the pose run cannot be handed out (it
-    // ran after the features, and a one-client enrolment waited ~6 ms on it).
+    // features hold for 10–16 ms, and until it has answered the pose run cannot be handed out (in
+    // traces some one-client enrolments then ran it after the features, ~6 ms later; the paired
+    // median barely moved, so this removes a stall in the tail, not in the typical enrolment).
     if (morphDetector && pendingPoseCrop) await pendingPoseCrop.catch(() => undefined);
     const madStarted = performance.now();
     const pendingMad = morphDetector?.score({

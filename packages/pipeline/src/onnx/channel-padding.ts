@@ -20,10 +20,8 @@
  * summation (outputs within float32 rounding: test/pipeline/channel-padding.test.ts).
  * One thread, AMD EPYC: fr_liveness 4.5 → 1.9 ms, fr_pose 2.6 → 2.3 ms (tools/eval/bench-cpu-rewrites.ts).
  */
-import { fields, lengthDelimitedField, type Field } from './protobuf.js';
+import { fields, lengthDelimitedField } from './protobuf.js';
 import {
-  ATTRIBUTE_I,
-  ATTRIBUTE_NAME,
   editedGraph,
   encodeFloatInitializer,
   floatValues,
@@ -34,10 +32,12 @@ import {
   GRAPH_VALUE_INFO,
   type GraphField,
   graphFieldsOf,
+  holdsFloatValues,
   intAttribute,
   modelGraph,
   NODE_ATTRIBUTE,
   type NodeFields,
+  readAttribute,
   readNode,
   readTensor,
   type TensorFields,
@@ -64,17 +64,6 @@ interface Region {
   project: GraphNode;
   channels: number;
   paddedChannels: number;
-}
-
-/** An attribute field's name and integer value (undefined where it holds no integer). */
-function readAttribute(bytes: Uint8Array, attribute: Field): { name: string; value: number | undefined } {
-  let name = '';
-  let value: number | undefined;
-  for (const field of fields(bytes, attribute.start, attribute.end)) {
-    if (field.number === ATTRIBUTE_NAME) name = textOf(bytes, field);
-    else if (field.number === ATTRIBUTE_I) value = field.varint;
-  }
-  return { name, value };
 }
 
 function intAttributeOf(bytes: Uint8Array, node: NodeFields, name: string): number | undefined {
@@ -125,7 +114,8 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
   const graphFields = graphFieldsOf(model, graph);
   const initializers = new Map<string, { tensor: TensorFields; field: GraphField }>();
   const nodes: GraphNode[] = [];
-  const readers = new Map<string, number>();
+  /** The nodes reading each tensor or weight, by name. */
+  const readersOf = new Map<string, GraphNode[]>();
   const graphNames = new Set<string>();
   for (const field of graphFields) {
     if (field.number === GRAPH_INITIALIZER) {
@@ -134,26 +124,31 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
     } else if (field.number === GRAPH_NODE) {
       const node = readNode(model, field.start, field.end);
       if (node.hasSubgraph) return { bytes: model, padded: 0 };
-      nodes.push({ field, node });
-      for (const input of node.inputs) readers.set(input, (readers.get(input) ?? 0) + 1);
+      const graphNode = { field, node };
+      nodes.push(graphNode);
+      for (const input of node.inputs) readersOf.set(input, [...(readersOf.get(input) ?? []), graphNode]);
     } else if (field.number === GRAPH_INPUT || field.number === GRAPH_OUTPUT) {
       for (const valueInfo of fields(model, field.start, field.end)) {
         if (valueInfo.number === VALUE_INFO_NAME) graphNames.add(textOf(model, valueInfo));
       }
     }
   }
-  const consumerOf = new Map<string, GraphNode>();
-  for (const graphNode of nodes) for (const input of graphNode.node.inputs) consumerOf.set(input, graphNode);
-  /** A weight only this node reads, not a graph input or output, with its float32 values and shape. */
-  const ownWeight = (name: string | undefined): { dims: number[]; values: Float32Array } | null => {
-    if (name === undefined || readers.get(name) !== 1 || graphNames.has(name)) return null;
-    const initializer = initializers.get(name);
-    const values = initializer ? floatValues(model, initializer.tensor) : null;
-    return values ? { dims: initializer!.tensor.dims, values } : null;
-  };
   /** The tensor's one reader, where nothing else (another node, the graph's outputs) reads it. */
-  const onlyReader = (tensor: string): GraphNode | null =>
-    readers.get(tensor) === 1 && !graphNames.has(tensor) ? (consumerOf.get(tensor) ?? null) : null;
+  const onlyReader = (name: string): GraphNode | null => {
+    const readers = readersOf.get(name);
+    return readers?.length === 1 && !graphNames.has(name) ? readers[0]! : null;
+  };
+  /**
+   * The shape of a float32 weight only its node reads (not a graph input or output); its values are
+   * read only for the weights padded.
+   */
+  const ownWeightDims = (name: string | undefined): number[] | null => {
+    const initializer = name === undefined ? undefined : initializers.get(name);
+    return initializer && onlyReader(name!) && holdsFloatValues(initializer.tensor) ? initializer.tensor.dims : null;
+  };
+  /** An optional bias input, absent or of `channels` values. */
+  const biasFits = (name: string | undefined, channels: number): boolean =>
+    name === undefined || ownWeightDims(name)?.join() === `${channels}`;
   const isConv = (node: NodeFields): boolean => node.opType === 'Conv' && isDefaultDomain(node);
 
   const regions: Region[] = [];
@@ -161,34 +156,34 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
   for (const expand of nodes) {
     const { node } = expand;
     if (!isConv(node) || node.outputs.length !== 1 || (intAttributeOf(model, node, 'group') ?? 1) !== 1) continue;
-    const weight = ownWeight(node.inputs[1]);
-    const channels = weight?.dims[0];
-    if (!weight || weight.dims.length !== 4 || channels === undefined || channels % block === 0) continue;
-    if (node.inputs[2] !== undefined && ownWeight(node.inputs[2])?.dims.join() !== `${channels}`) continue;
+    const weight = ownWeightDims(node.inputs[1]);
+    const channels = weight?.[0];
+    if (weight?.length !== 4 || channels === undefined || channels % block === 0) continue;
+    if (!biasFits(node.inputs[2], channels)) continue;
     const middle: GraphNode[] = [];
     let project: GraphNode | null = null;
     let tensor = node.outputs[0]!;
     for (let reader = onlyReader(tensor); reader; reader = onlyReader(tensor)) {
       const { node: next } = reader;
       if (next.inputs[0] !== tensor || next.outputs.length !== 1 || !isDefaultDomain(next)) break;
-      const nextWeight = ownWeight(next.inputs[1]);
+      const nextWeight = ownWeightDims(next.inputs[1]);
       if (
-        (next.opType === 'PRelu' && nextWeight?.dims.join() === `${channels},1,1`) ||
+        (next.opType === 'PRelu' && nextWeight?.join() === `${channels},1,1`) ||
         (next.opType === 'Relu' && next.inputs.length === 1)
       ) {
         middle.push(reader);
       } else if (
         isConv(next) &&
         intAttributeOf(model, next, 'group') === channels &&
-        nextWeight?.dims.length === 4 &&
-        nextWeight.dims[0] === channels &&
-        nextWeight.dims[1] === 1 &&
-        (next.inputs[2] === undefined || ownWeight(next.inputs[2])?.dims.join() === `${channels}`)
+        nextWeight?.length === 4 &&
+        nextWeight[0] === channels &&
+        nextWeight[1] === 1 &&
+        biasFits(next.inputs[2], channels)
       ) {
         middle.push(reader);
       } else {
         const group = isConv(next) ? (intAttributeOf(model, next, 'group') ?? 1) : undefined;
-        if (group === 1 && nextWeight?.dims.length === 4 && nextWeight.dims[1] === channels) project = reader;
+        if (group === 1 && nextWeight?.length === 4 && nextWeight[1] === channels) project = reader;
         break;
       }
       tensor = next.outputs[0]!;
@@ -205,7 +200,7 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
   }
   if (regions.length === 0) return { bytes: model, padded: 0 };
 
-  const replaced = new Map<number, number[]>();
+  const replaced = new Map<number, ArrayLike<number>>();
   const paddedTensors = new Set<string>();
   const padWeight = (name: string, axis: number, size: number): void => {
     const { tensor, field } = initializers.get(name)!;

@@ -6,6 +6,7 @@
  */
 import {
   fields,
+  lengthDelimitedBytes,
   lengthDelimitedField,
   ProtobufFormatError,
   replacePayload,
@@ -152,13 +153,30 @@ export function readTensor(bytes: Uint8Array, start: number, end: number): Tenso
   return tensor;
 }
 
-/** `tensor`'s float32 values (a copy), where it holds them in one payload in the model itself. */
-export function floatValues(bytes: Uint8Array, tensor: TensorFields): Float32Array | null {
+/** Whether `tensor` holds float32 values in one raw payload in the model itself (what {@link floatValues} reads). */
+export function holdsFloatValues(tensor: TensorFields): boolean {
   const [payload, ...more] = tensor.payloads;
-  if (tensor.dataType !== DATA_TYPE_FLOAT || tensor.external || !payload || more.length > 0) return null;
-  if (payload.wireType !== WIRE_LENGTH_DELIMITED || (payload.end - payload.start) % 4 !== 0) return null;
+  if (tensor.dataType !== DATA_TYPE_FLOAT || tensor.external || !payload || more.length > 0) return false;
+  return payload.wireType === WIRE_LENGTH_DELIMITED && (payload.end - payload.start) % 4 === 0;
+}
+
+/** `tensor`'s float32 values (a copy), where {@link holdsFloatValues}. */
+export function floatValues(bytes: Uint8Array, tensor: TensorFields): Float32Array | null {
+  if (!holdsFloatValues(tensor)) return null;
+  const [payload] = tensor.payloads as [Field];
   const copy = bytes.slice(payload.start, payload.end);
   return new Float32Array(copy.buffer, 0, copy.length / 4);
+}
+
+/** An AttributeProto's name and integer value (undefined where it holds no integer). */
+export function readAttribute(bytes: Uint8Array, attribute: Field): { name: string; value: number | undefined } {
+  let name = '';
+  let value: number | undefined;
+  for (const field of fields(bytes, attribute.start, attribute.end)) {
+    if (field.number === ATTRIBUTE_NAME) name = textOf(bytes, field);
+    else if (field.number === ATTRIBUTE_I) value = field.varint;
+  }
+  return { name, value };
 }
 
 const utf8 = new TextEncoder();
@@ -173,12 +191,14 @@ export function intAttribute(name: string, value: number): number[] {
 }
 
 /** A graph's float32 initializer field, its values as raw data. */
-export function encodeFloatInitializer(name: string, dims: readonly number[], values: Float32Array): number[] {
-  return lengthDelimitedField(GRAPH_INITIALIZER, [
-    ...dims.flatMap((dim) => varintField(TENSOR_DIMS, dim)),
-    ...varintField(TENSOR_DATA_TYPE, DATA_TYPE_FLOAT),
-    ...lengthDelimitedField(TENSOR_NAME, utf8.encode(name)),
-    ...lengthDelimitedField(TENSOR_RAW_DATA, new Uint8Array(values.buffer, values.byteOffset, values.byteLength)),
+export function encodeFloatInitializer(name: string, dims: readonly number[], values: Float32Array): Uint8Array {
+  return lengthDelimitedBytes(GRAPH_INITIALIZER, [
+    [
+      ...dims.flatMap((dim) => varintField(TENSOR_DIMS, dim)),
+      ...varintField(TENSOR_DATA_TYPE, DATA_TYPE_FLOAT),
+      ...lengthDelimitedField(TENSOR_NAME, utf8.encode(name)),
+    ],
+    lengthDelimitedBytes(TENSOR_RAW_DATA, [new Uint8Array(values.buffer, values.byteOffset, values.byteLength)]),
   ]);
 }
 
@@ -211,17 +231,18 @@ export function editedGraph(
     replaced,
     dropped = new Set(),
     appended = [],
-  }: { replaced: Map<number, number[]>; dropped?: Set<number>; appended?: number[] },
+  }: { replaced: Map<number, ArrayLike<number>>; dropped?: Set<number>; appended?: readonly ArrayLike<number>[] },
 ): Uint8Array {
+  const bytes = (part: ArrayLike<number>) => (part instanceof Uint8Array ? part : Uint8Array.from(part));
   const parts: Uint8Array[] = [];
   let copiedFrom = graph.start;
   for (const field of graphFields) {
     const replacement = replaced.get(field.tagStart);
     if (!replacement && !dropped.has(field.tagStart)) continue;
     parts.push(model.subarray(copiedFrom, field.tagStart));
-    if (replacement) parts.push(new Uint8Array(replacement));
+    if (replacement) parts.push(bytes(replacement));
     copiedFrom = field.end;
   }
-  parts.push(model.subarray(copiedFrom, graph.end), new Uint8Array(appended));
+  parts.push(model.subarray(copiedFrom, graph.end), ...appended.map(bytes));
   return replacePayload(model, MODEL_GRAPH, graph.start, graph.end, parts);
 }

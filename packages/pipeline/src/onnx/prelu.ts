@@ -91,7 +91,12 @@ function encodeNode(
 }
 
 /** The nodes and weights computing PRelu(x, slope) into `y`; every new name derives from `y`'s. */
-function blockedPRelu(x: string, slope: Float32Array, y: string, name: string): { nodes: number[]; weights: number[] } {
+function blockedPRelu(
+  x: string,
+  slope: Float32Array,
+  y: string,
+  name: string,
+): { nodes: number[]; weights: Uint8Array[] } {
   const channels = slope.length;
   const prefix = `${y}/facegate_prelu`;
   const perChannel = intAttribute('group', channels);
@@ -110,8 +115,8 @@ function blockedPRelu(x: string, slope: Float32Array, y: string, name: string): 
       ...encodeNode('Add', `${name}/sum`, [`${prefix}/scaled`, `${prefix}/positive`], y),
     ],
     weights: [
-      ...encodeFloatInitializer(`${prefix}/minus_one`, [channels, 1, 1, 1], new Float32Array(channels).fill(-1)),
-      ...encodeFloatInitializer(
+      encodeFloatInitializer(`${prefix}/minus_one`, [channels, 1, 1, 1], new Float32Array(channels).fill(-1)),
+      encodeFloatInitializer(
         `${prefix}/minus_slope`,
         [channels, 1, 1, 1],
         slope.map((value) => -value),
@@ -162,7 +167,7 @@ export function vectorisedPReluModel(model: Uint8Array, { blocked = BLOCKED_LAYO
   };
 
   const replaced = new Map<number, number[]>();
-  const weights: number[] = [];
+  const weights: Uint8Array[] = [];
   const stillRead = new Set<string>();
   const replacedSlopes = new Set<string>();
   // A subgraph (If, Loop, Scan) may read an outer initializer by name: then no slope is dropped.

@@ -55,6 +55,17 @@ export function lengthDelimitedField(number: number, payload: ArrayLike<number>)
   return [...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(payload.length), ...Array.from(payload)];
 }
 
+/**
+ * A length-delimited field as bytes, its payload given in parts. For payloads of weights: through
+ * number arrays ({@link lengthDelimitedField}) the padded weights of one model took a second to encode.
+ */
+export function lengthDelimitedBytes(number: number, parts: readonly ArrayLike<number>[]): Uint8Array {
+  const payload = parts.map((part) => (part instanceof Uint8Array ? part : Uint8Array.from(part)));
+  const length = payload.reduce((sum, part) => sum + part.length, 0);
+  const header = [...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(length)];
+  return concatenate([Uint8Array.from(header), ...payload]);
+}
+
 /** Byte range of a length-delimited field including its tag and length, from its payload's range. */
 export function withTag(number: number, start: number, end: number): [number, number] {
   return [start - encodeVarint(end - start).length - encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED).length, end];

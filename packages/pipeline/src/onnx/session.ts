@@ -314,12 +314,6 @@ function createCudaSession(bytes: Uint8Array, settings: SessionSettings, deviceI
   return ort.InferenceSession.create(bytes, sessionOptions(settings, cudaExecutionProviders(deviceId)));
 }
 
-/**
- * A session on the requested device: on `cuda:N`, the CUDA execution provider pinned to GPU N
- * (with CPU for the operators it lacks); where CUDA cannot be used (the CPU-only onnxruntime
- * build, no driver, no such GPU) the same model on CPU, with the reason kept for the logs. Also
- * gives the model bytes the session was made from, for the inference threads to open the same.
- */
 /** How a CPU session's model was rewritten at load. */
 interface CpuRewrites {
   vectorisedPRelu: number;
@@ -330,7 +324,7 @@ interface CpuRewrites {
  * The model as a CPU session runs it: where onnxruntime has its blocked layout, odd bottleneck
  * channels padded to the block (onnx/channel-padding.ts), then PRelu vectorised (onnx/prelu.ts).
  */
-function cpuModel(bytes: Uint8Array): CpuRewrites & { bytes: Uint8Array } {
+export function cpuModel(bytes: Uint8Array): CpuRewrites & { bytes: Uint8Array } {
   const padding = BLOCKED_LAYOUT ? channelPaddedModel(bytes) : { bytes, padded: 0 };
   const prelu = vectorisedPReluModel(padding.bytes);
   return { bytes: prelu.bytes, vectorisedPRelu: prelu.rewritten, paddedChannelRegions: padding.padded };
@@ -338,6 +332,12 @@ function cpuModel(bytes: Uint8Array): CpuRewrites & { bytes: Uint8Array } {
 
 const NO_CPU_REWRITES: CpuRewrites = { vectorisedPRelu: 0, paddedChannelRegions: 0 };
 
+/**
+ * A session on the requested device: on `cuda:N`, the CUDA execution provider pinned to GPU N
+ * (with CPU for the operators it lacks); where CUDA cannot be used (the CPU-only onnxruntime
+ * build, no driver, no such GPU) the same model on CPU, with the reason kept for the logs. Also
+ * gives the model bytes the session was made from, for the inference threads to open the same.
+ */
 async function createPlacedSession(
   bytes: Uint8Array,
   settings: SessionSettings,
