@@ -129,6 +129,18 @@ export function cropResize(
   return separableResize(image, rect, outWidth, outHeight, options);
 }
 
+/**
+ * The horizontal pass's rows, reused from call to call: a large face's pass holds ~0.5 MB, and
+ * fresh memory of that size costs a page fault per 4 KB on first touch. Every row a call reads
+ * it has written first.
+ */
+let horizontalRows = new Float32Array(0);
+
+function horizontalScratch(length: number): Float32Array {
+  if (horizontalRows.length < length) horizontalRows = new Float32Array(length);
+  return horizontalRows;
+}
+
 /** Antialiased shrink: a horizontal pass over the source rows the output needs, then a vertical pass. */
 function separableResize(
   image: RgbImage,
@@ -158,28 +170,46 @@ function separableResize(
   }
   const rowCount = Math.max(0, lastRow - firstRow + 1);
   const source = image.data;
-  const horizontal = new Float32Array(rowCount * outWidth * 3);
+  const horizontal = horizontalScratch(rowCount * outWidth * 3);
   const { indices: columnIndices, weights: columnWeights, firstTap: columnFirst, endTap: columnEnd } = columns;
+  // Each tap's offset into a row of interleaved pixels; the fill's taps keep −1.
+  const columnOffsets = new Int32Array(columnIndices.length);
+  let samplesFill = false;
+  for (let at = 0; at < columnIndices.length; at++) {
+    const column = columnIndices[at]!;
+    columnOffsets[at] = column < 0 ? -1 : column * 3;
+    if (column < 0 && columnWeights[at]! > 0) samplesFill = true;
+  }
   // The same sums, tap by tap in the same order, as one sample per output pixel would make:
   // the bytes do not change, only the loops (no zero-weight taps, one row of sums at a time).
   for (let row = 0; row < rowCount; row++) {
     if (rowNeeded[firstRow + row] === 0) continue;
-    const sourceRow = (firstRow + row) * image.width;
+    const rowStart = (firstRow + row) * image.width * 3;
     let target = row * outWidth * 3;
     for (let out = 0; out < outWidth; out++, target += 3) {
       let red = 0;
       let green = 0;
       let blue = 0;
       const end = columnEnd[out]!;
-      for (let at = columnFirst[out]!; at < end; at++) {
-        const weight = columnWeights[at]!;
-        const column = columnIndices[at]!;
-        if (column < 0) {
-          red += weight * fill;
-          green += weight * fill;
-          blue += weight * fill;
-        } else {
-          const pixel = (sourceRow + column) * 3;
+      if (samplesFill) {
+        for (let at = columnFirst[out]!; at < end; at++) {
+          const weight = columnWeights[at]!;
+          const offset = columnOffsets[at]!;
+          if (offset < 0) {
+            red += weight * fill;
+            green += weight * fill;
+            blue += weight * fill;
+          } else {
+            red += weight * source[rowStart + offset]!;
+            green += weight * source[rowStart + offset + 1]!;
+            blue += weight * source[rowStart + offset + 2]!;
+          }
+        }
+      } else {
+        // The usual case (a crop inside the image, or borders repeated): no tap is the fill.
+        for (let at = columnFirst[out]!; at < end; at++) {
+          const weight = columnWeights[at]!;
+          const pixel = rowStart + columnOffsets[at]!;
           red += weight * source[pixel]!;
           green += weight * source[pixel + 1]!;
           blue += weight * source[pixel + 2]!;
