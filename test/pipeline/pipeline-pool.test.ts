@@ -49,6 +49,29 @@ describe('PipelinePool', () => {
     }
   });
 
+  it('moves a handed-over image to its thread instead of copying it, and only an image that is its whole buffer', async () => {
+    const photo = frll('001_neutral.jpg');
+    const config = testConfig({});
+    const pool = await PipelinePool.create(config, 1);
+    try {
+      const reference = await pool.analyse(photo, 'search');
+      assert.equal(photo.byteLength > 0, true, 'an image not handed over stays readable');
+      const whole = new Uint8Array(photo);
+      const moved = await pool.analyse(whole, 'search', true);
+      assert.deepEqual(moved.template, reference.template);
+      assert.equal(whole.byteLength, 0, 'the handed-over buffer went to the thread');
+      // A view into a larger buffer is copied: the rest of that buffer is not the caller's to give.
+      const larger = new Uint8Array(photo.byteLength + 16);
+      larger.set(photo, 8);
+      const view = larger.subarray(8, 8 + photo.byteLength);
+      const copied = await pool.analyse(view, 'search', true);
+      assert.deepEqual(copied.template, reference.template);
+      assert.equal(view.byteLength, photo.byteLength);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
   it('with inference hosts, runs every thread’s inputs in shared batches, with the same answers', async () => {
     const photos = ['001_neutral.jpg', '005_smiling.jpg', '025_neutral.jpg'].map(frll);
     const config = testConfig({ padEnabled: true, qualityEnabled: true, madEnabled: true });

@@ -89,7 +89,12 @@ export interface InferencePlacement {
  */
 export interface FaceAnalyser {
   readonly modelId: string;
-  analyse(image: Uint8Array, operation: Operation): Promise<FaceAnalysis>;
+  /**
+   * `imageHandedOver`: the caller will not read `image` again, so a pool of pipeline threads may
+   * move its memory to the thread that analyses it instead of copying it (the caller's view is
+   * then emptied). Without it the image is only read.
+   */
+  analyse(image: Uint8Array, operation: Operation, imageHandedOver?: boolean): Promise<FaceAnalysis>;
   health(): Record<HealthComponent, ComponentHealth>;
   placement(): InferencePlacement;
   dispose(): Promise<void>;

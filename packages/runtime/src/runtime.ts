@@ -281,7 +281,7 @@ export class WorkerRuntime {
     this.requirePipelineReady();
     const threshold = this.thresholdFor(job);
     await this.requirePartition(job.partition);
-    const face = await this.pipeline.analyse(job.image, 'search');
+    const face = await this.pipeline.analyse(job.image, 'search', true);
     const found = await this.gallery.search(job.partition, face.template, face.modelId, job.topK, threshold);
     const candidates: SearchCandidate[] = [];
     for (const candidate of found) {
@@ -300,7 +300,7 @@ export class WorkerRuntime {
     this.requirePipelineReady();
     const threshold = this.thresholdFor(job);
     await this.requirePartition(job.partition);
-    const face: FaceAnalysis = await this.pipeline.analyse(job.image, 'verify');
+    const face: FaceAnalysis = await this.pipeline.analyse(job.image, 'verify', true);
     const cosine = await this.gallery.verify(job.partition, job.subjectId, face.template, face.modelId);
     return {
       type: 'verify',
@@ -316,7 +316,7 @@ export class WorkerRuntime {
   private async enrol(job: JobOf<'enrol'>, jobId: string | undefined): Promise<JobResult> {
     this.requirePipelineReady();
     if (job.append === true) await this.requirePartition(job.partition);
-    const face = await this.pipeline.analyse(job.image, 'enrol');
+    const face = await this.pipeline.analyse(job.image, 'enrol', true);
     if (job.append === true) {
       await this.gallery.addTemplate(
         job.partition,
