@@ -2,8 +2,8 @@
  * The pipeline at the speed of its models: in one run on the same photos, the floor (each
  * model's bare `session.run` on a tensor of its input size, one thread, opened as the service
  * opens it: subnormal weights zeroed, PRelu vectorised (onnx/prelu.ts), plus the photo's decode;
- * measured before and after the service, the lower kept; and beside it the same floor with the
- * models as their files hold them, subnormal weights zeroed) against the service around the
+ * sampled between the service's requests, so that a drifting machine slows both alike; and beside
+ * it the same floor with the models as their files hold them, subnormal weights zeroed) against the service around the
  * models (embedded gateway in its own process, over HTTP): search p50/p95 with one client,
  * searches/s with 1, 2, 4 and 8 clients, enrolment (MAD included) against its floor, and the
  * service's own per-stage means (`/metrics`) against the model alone.
@@ -101,74 +101,123 @@ async function asShipped(model: ResolvedModel): Promise<{ run: RunOnce; release(
   };
 }
 
-/** Median milliseconds of one bare `run` of each model of the default pack, one thread. */
-async function modelFloors(
-  rounds: number,
+/** One model of the floor, opened, with a tensor of its input size to run on. */
+interface FloorModel {
+  role: ModelRole;
+  run(): Promise<unknown>;
+  release(): Promise<void>;
+}
+
+/** Every model of the default pack, opened by `open`, each with a seeded random input tensor. */
+async function openFloorModels(
   open: (model: ResolvedModel) => Promise<{ run: RunOnce; release(): Promise<void> }>,
-): Promise<Map<ModelRole, number>> {
+): Promise<FloorModel[]> {
   const pack = await resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default');
   const random = seededRandom(3);
-  const floors = new Map<ModelRole, number>();
+  const models: FloorModel[] = [];
   for (const [role, model] of pack) {
     const loaded = await open(model);
     const shape = model.entry.inputs[0]!.shape.map((dimension) => dimension ?? 1);
     const data = new Float32Array(shape.reduce((product, dimension) => product * dimension, 1));
     for (let index = 0; index < data.length; index++) data[index] = random() * 2 - 1;
     for (let warm = 0; warm < 5; warm++) await loaded.run(data, shape);
-    const times: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      const started = performance.now();
-      await loaded.run(data, shape);
-      times.push(performance.now() - started);
-    }
-    floors.set(role, median(times));
-    await loaded.release();
+    models.push({ role, run: () => loaded.run(data, shape), release: () => loaded.release() });
   }
-  return floors;
+  return models;
 }
 
-/** Milliseconds to decode each photo to RGB (EXIF rotation applied), libvips on one thread. */
-async function decodeFloors(photos: readonly Photo[], rounds: number): Promise<number[]> {
-  const threads = sharp.concurrency();
-  sharp.concurrency(1);
-  try {
-    const floors: number[] = [];
-    for (const photo of photos) {
-      const times: number[] = [];
-      for (let round = 0; round < rounds; round++) {
+/** Runs of a model per sample of the floor; the first warms it up and is not timed. */
+const RUNS_PER_SAMPLE = 4;
+
+/** Milliseconds of each bare run, by model, sampled between the service's requests. */
+class FloorSamples {
+  private readonly times = new Map<ModelRole, number[]>();
+
+  constructor(private readonly models: readonly FloorModel[]) {}
+
+  /**
+   * Every model run {@link RUNS_PER_SAMPLE} times in a row, all but the first timed: the floor is
+   * each model's speed with its weights and code warm, as in a loop of bare runs, sampled at this
+   * moment of the run.
+   */
+  async sample(): Promise<void> {
+    for (const { role, run } of this.models) {
+      await run();
+      for (let repeat = 1; repeat < RUNS_PER_SAMPLE; repeat++) {
         const started = performance.now();
-        await sharp(photo.bytes).rotate().removeAlpha().raw().toBuffer();
-        times.push(performance.now() - started);
+        await run();
+        const elapsed = performance.now() - started;
+        if (!this.times.has(role)) this.times.set(role, []);
+        this.times.get(role)!.push(elapsed);
       }
-      floors.push(median(times));
     }
-    return floors;
-  } finally {
-    sharp.concurrency(threads);
+  }
+
+  /** Each model's median over the samples taken since `from` (a {@link mark}). */
+  medians(from: Map<ModelRole, number> = new Map()): Map<ModelRole, number> {
+    return new Map([...this.times].map(([role, times]) => [role, median(times.slice(from.get(role) ?? 0))]));
+  }
+
+  /** Where the samples stand now, for {@link medians} of those taken after it. */
+  mark(): Map<ModelRole, number> {
+    return new Map([...this.times].map(([role, times]) => [role, times.length]));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.models.map((model) => model.release()));
   }
 }
 
-/** Milliseconds of the morph detector on each photo (no model: its features are the work), at the service's five points. */
-async function madFloors(photos: readonly Photo[]): Promise<number[]> {
+/**
+ * Milliseconds to decode the photo to RGB (EXIF rotation applied), libvips on one thread: the
+ * second of two decodes in a row, warm like the models.
+ */
+async function decodeOnce(photo: Photo): Promise<number> {
+  const decode = () => sharp(photo.bytes).rotate().removeAlpha().raw().toBuffer();
+  await decode();
+  const started = performance.now();
+  await decode();
+  return performance.now() - started;
+}
+
+/**
+ * The morph detector's input for each photo (its features are the work, no model), at the five
+ * points the service finds, with the recogniser's taps precomputed: the MAD stage only reads them.
+ */
+async function madInputs(photos: readonly Photo[]): Promise<{
+  detector: MorphDetector;
+  inputs: Map<Photo, Parameters<MorphDetector['score']>[0]>;
+}> {
   const detector = await new MorphDetector().prepare(
     path.join(DEFAULT_PIPELINE_CONFIG.modelsDir, MAD_DEFAULT_PARAMETERS_FILE),
   );
   const pipeline = await FacePipeline.create({ ...DEFAULT_PIPELINE_CONFIG, padEnabled: false, qualityEnabled: false });
-  const floors: number[] = [];
-  for (const photo of photos) {
-    const image = await decodeImage(photo.bytes, { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
-    const points = (await pipeline.analyse(photo.bytes, 'search')).face.landmarks;
-    // The recogniser's taps come from the run enrolment makes anyway: the MAD stage only reads them.
-    const taps = await recogniserTaps(image, points);
-    const input = { image, fivePoints: points, recogniserTaps: Promise.resolve(taps) };
-    await detector.score(input);
-    const started = performance.now();
-    await detector.score(input);
-    floors.push(performance.now() - started);
+  const inputs = new Map<Photo, Parameters<MorphDetector['score']>[0]>();
+  try {
+    for (const photo of photos) {
+      try {
+        const image = await decodeImage(photo.bytes, { maxImagePixels: DEFAULT_PIPELINE_CONFIG.maxImagePixels });
+        const points = (await pipeline.analyse(photo.bytes, 'search')).face.landmarks;
+        const taps = await recogniserTaps(image, points);
+        const input = { image, fivePoints: points, recogniserTaps: Promise.resolve(taps) };
+        await detector.score(input);
+        inputs.set(photo, input);
+      } catch {
+        // No face: the service refuses it too, and it is not enrolled.
+      }
+    }
+  } finally {
+    await Promise.all([pipeline.dispose(), closeStemRecogniser()]);
   }
-  detector.dispose();
-  await Promise.all([pipeline.dispose(), closeStemRecogniser()]);
-  return floors;
+  return { detector, inputs };
+}
+
+/** Milliseconds of the morph detector on a prepared input: the second of two runs in a row. */
+async function madOnce(detector: MorphDetector, input: Parameters<MorphDetector['score']>[0]): Promise<number> {
+  await detector.score(input);
+  const started = performance.now();
+  await detector.score(input);
+  return performance.now() - started;
 }
 
 interface StageMeans {
@@ -207,11 +256,35 @@ const say = (line = ''): void => {
   process.stderr.write(`[pipeline] ${line}\n`);
 };
 
-// The floor is measured before and after the service (never beside it), and the lower of the
-// two kept, so that a machine whose load drifts during the run biases the ratios less.
-const modelsBefore = await modelFloors(40, asTheServiceRunsIt);
-const shippedBefore = await modelFloors(40, asShipped);
-const decodesBefore = await decodeFloors(photos, 3);
+// The floor is sampled between the service's requests, never beside them: after each block of
+// BLOCK timed requests of the one-client passes, this process decodes each photo, runs every
+// model (both ways of opening them) and, after enrolments, the morph features, while the service
+// is idle; after each closed-loop block, a pass of the same. Requests go in blocks, not one by
+// one between floor samples, so that the service's caches are as warm as in a run of requests. A machine whose speed drifts during the run
+// (these VMs' floor moved by a third between runs minutes apart) then slows both sides alike,
+// where a floor measured before and after the service was as far off as the drift.
+sharp.concurrency(1);
+const floorModels = new FloorSamples(await openFloorModels(asTheServiceRunsIt));
+const shippedModels = new FloorSamples(await openFloorModels(asShipped));
+const mad = await madInputs(photos);
+const decodeTimes = new Map<Photo, number[]>();
+const madTimes = new Map<Photo, number[]>();
+const record = (times: Map<Photo, number[]>, photo: Photo, value: number): void => {
+  if (!times.has(photo)) times.set(photo, []);
+  times.get(photo)!.push(value);
+};
+const BLOCK = 8;
+/** The photo's floor, sampled once: its decode, every model, and at enrolment its morph features. */
+async function sampleFloor(photo: Photo, enrolment: boolean): Promise<void> {
+  record(decodeTimes, photo, await decodeOnce(photo));
+  const madInput = enrolment ? mad.inputs.get(photo) : undefined;
+  if (madInput) record(madTimes, photo, await madOnce(mad.detector, madInput));
+  await floorModels.sample();
+  await shippedModels.sample();
+}
+const perFace = (floors: Map<ModelRole, number>): number =>
+  [...floors].reduce((sum, [role, floor]) => sum + floor * RUNS_PER_FACE[role], 0);
+
 const service = await startServiceProcess({
   DATA_DIR: temporaryDirectory('bench-pipeline'),
   ...serviceEnvFrom(values.env),
@@ -229,6 +302,9 @@ const throughput: Array<{
   refused: number;
   /** Cores the benchmark's own client used meanwhile (same machine). */
   clientCores: number;
+  /** Mean search floor per photo, ms, sampled right after the block (models as the service runs them, and as shipped). */
+  floor: number;
+  shippedFloor: number;
 }> = [];
 let stagesDuringSearch: Map<string, number> | undefined;
 let stagesDuringEnrol: Map<string, number> | undefined;
@@ -243,25 +319,39 @@ try {
 
   // Enrol up to `enrolled` people (photos refused by a gate or without a face are skipped).
   const beforeEnrol = await stageMetrics(service.baseUrl);
-  for (const photo of photos) {
-    if (enrolTimes.size >= Number(values.enrolled)) break;
-    const enrol = await encodeBiometric('enrol', photo.bytes, { subject_id: `bench-${enrolTimes.size}` });
-    const started = performance.now();
-    const status = await client.send(enrol);
-    if (status === 200) enrolTimes.set(photo, performance.now() - started);
+  for (let first = 0; first < photos.length && enrolTimes.size < Number(values.enrolled); first += BLOCK) {
+    const answered: Photo[] = [];
+    await client.send(searchRequests.get(photos[first]!)!);
+    for (const photo of photos.slice(first, first + BLOCK)) {
+      if (enrolTimes.size >= Number(values.enrolled)) break;
+      const enrol = await encodeBiometric('enrol', photo.bytes, { subject_id: `bench-${enrolTimes.size}` });
+      const started = performance.now();
+      const status = await client.send(enrol);
+      if (status !== 200) continue;
+      enrolTimes.set(photo, performance.now() - started);
+      answered.push(photo);
+    }
+    for (const photo of answered) await sampleFloor(photo, true);
   }
   stagesDuringEnrol = difference(await stageMetrics(service.baseUrl), beforeEnrol);
 
   // One client: every photo that searches successfully, three times each.
   const beforeSearch = await stageMetrics(service.baseUrl);
   for (let round = 0; round < 3; round++) {
-    for (const photo of photos) {
-      const started = performance.now();
-      const status = await client.send(searchRequests.get(photo)!);
-      const elapsed = performance.now() - started;
-      if (status !== 200) continue;
-      if (!searchTimes.has(photo)) searchTimes.set(photo, []);
-      searchTimes.get(photo)!.push(elapsed);
+    for (let first = 0; first < photos.length; first += BLOCK) {
+      const answered: Photo[] = [];
+      // Untimed: the service's first request after the floor's pass found its caches cold (with
+      // one in eight requests so, the p50 read ~2 ms more than in a run of requests).
+      await client.send(searchRequests.get(photos[first]!)!);
+      for (const photo of photos.slice(first, first + BLOCK)) {
+        const started = performance.now();
+        const status = await client.send(searchRequests.get(photo)!);
+        const elapsed = performance.now() - started;
+        if (status !== 200) continue;
+        record(searchTimes, photo, elapsed);
+        answered.push(photo);
+      }
+      for (const photo of answered) await sampleFloor(photo, false);
     }
   }
   stagesDuringSearch = difference(await stageMetrics(service.baseUrl), beforeSearch);
@@ -288,7 +378,17 @@ try {
     );
     const seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(clientCpu);
+    const modelsMark = floorModels.mark();
+    const shippedMark = shippedModels.mark();
+    const decodes: number[] = [];
+    for (const photo of searchable) {
+      decodes.push(await decodeOnce(photo));
+      await floorModels.sample();
+      await shippedModels.sample();
+    }
     throughput.push({
+      floor: mean(decodes) + perFace(floorModels.medians(modelsMark)),
+      shippedFloor: mean(decodes) + perFace(shippedModels.medians(shippedMark)),
       clientCores: (used.user + used.system) / 1e6 / seconds,
       clients,
       perSecond: latencies.length / seconds,
@@ -302,22 +402,16 @@ try {
   await service.stop();
 }
 
-// The floor again, after the service has stopped; ratios are over the photos the service answered.
+// Ratios are over the photos the service answered, each against its floor sampled beside it.
 const searched = [...searchTimes.keys()];
-const enrolled = [...enrolTimes.keys()];
-const modelsAfter = await modelFloors(40, asTheServiceRunsIt);
-const shippedAfter = await modelFloors(40, asShipped);
-const lower = (before: Map<ModelRole, number>, after: Map<ModelRole, number>) =>
-  new Map([...before].map(([role, floor]) => [role, Math.min(floor, after.get(role)!)]));
-const perFace = (floors: Map<ModelRole, number>) =>
-  [...floors].reduce((sum, [role, floor]) => sum + floor * RUNS_PER_FACE[role], 0);
-const models = lower(modelsBefore, modelsAfter);
-const shipped = lower(shippedBefore, shippedAfter);
+const enrolled = [...enrolTimes.keys()].filter((photo) => madTimes.has(photo));
+const models = floorModels.medians();
+const shipped = shippedModels.medians();
+await Promise.all([floorModels.release(), shippedModels.release()]);
+mad.detector.dispose();
 const modelsPerFace = perFace(models);
-const decodesAfter = await decodeFloors(photos, 3);
-const decodeOf = new Map(photos.map((photo, index) => [photo, Math.min(decodesBefore[index]!, decodesAfter[index]!)]));
-const madOf = new Map<Photo, number>();
-(await madFloors(enrolled)).forEach((floor, index) => madOf.set(enrolled[index]!, floor));
+const decodeOf = new Map([...decodeTimes].map(([photo, times]) => [photo, median(times)]));
+const madOf = new Map(enrolled.map((photo) => [photo, median(madTimes.get(photo)!)]));
 const searchFloors = searched.map((photo) => decodeOf.get(photo)! + modelsPerFace);
 const enrolFloors = enrolled.map((photo) => decodeOf.get(photo)! + modelsPerFace + madOf.get(photo)!);
 const searchFloor = median(searchFloors);
@@ -330,7 +424,7 @@ const shippedMeanSearchFloor = meanSearchFloor + shippedExtra;
 const shippedEnrolFloor = median(enrolFloors.map((floor) => floor + shippedExtra));
 const oneClient = searched.flatMap((photo) => searchTimes.get(photo)!);
 const searchP50 = median(oneClient);
-const enrolP50 = median([...enrolTimes.values()]);
+const enrolP50 = median(enrolled.map((photo) => enrolTimes.get(photo)!));
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 say(
@@ -364,9 +458,9 @@ say(
 say(
   `| enrol p50, one client (MAD included) | ${ms(enrolP50)} ms | **${(enrolP50 / enrolFloor).toFixed(2)}×** | ${(enrolP50 / shippedEnrolFloor).toFixed(2)}× | ≤ 1.15× |`,
 );
-const bound = cores / (meanSearchFloor / 1000);
-const shippedBound = cores / (shippedMeanSearchFloor / 1000);
-for (const { clients, perSecond, p50, p95, refused, clientCores } of throughput) {
+for (const { clients, perSecond, p50, p95, refused, clientCores, floor, shippedFloor } of throughput) {
+  const bound = cores / (floor / 1000);
+  const shippedBound = cores / (shippedFloor / 1000);
   say(
     `| searches/s, ${clients} client${clients > 1 ? 's' : ''} | ${perSecond.toFixed(1)} /s (p50 ${ms(p50)}, p95 ${ms(p95)} ms${refused > 0 ? `, ${refused} refused` : ''}; the client itself used ${clientCores.toFixed(2)} cores) | ${(perSecond / bound).toFixed(2)} of cores ÷ floor (${bound.toFixed(0)} /s) | ${(perSecond / shippedBound).toFixed(2)} (${shippedBound.toFixed(0)} /s) | ${clients >= 4 ? '≥ 0.80' : ''} |`,
   );
