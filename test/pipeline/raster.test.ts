@@ -11,6 +11,7 @@ import {
   warpAffine,
   type Affine,
   type ChannelNormalisation,
+  type Rect,
   type RgbImage,
 } from '../../packages/pipeline/src/image/raster.js';
 import { seededRandom } from '../support/random.js';
@@ -25,6 +26,16 @@ function randomImage(random: () => number, width: number, height: number): RgbIm
   const data = new Uint8Array(width * height * 3);
   for (let index = 0; index < data.length; index++) data[index] = Math.floor(random() * 256);
   return { width, height, data };
+}
+
+/** A rectangle inside, across the edges of or partly outside `image`, at least `minSize` px a side. */
+function randomRect(random: () => number, image: RgbImage, minSize: number): Rect {
+  return {
+    x: (random() - 0.3) * image.width,
+    y: (random() - 0.3) * image.height,
+    width: minSize + random() * image.width,
+    height: minSize + random() * image.height,
+  };
 }
 
 /** Bilinear sampling of every output pixel through `sourceFromOutput`, as before the rewrite. */
@@ -90,7 +101,7 @@ function referenceTaps(
  */
 function referenceShrink(
   image: RgbImage,
-  rect: { x: number; y: number; width: number; height: number },
+  rect: Rect,
   outWidth: number,
   outHeight: number,
   fill: number | undefined,
@@ -110,7 +121,8 @@ function referenceShrink(
           } else {
             for (const [column, columnWeight] of columns[u]!) {
               if (columnWeight === 0) continue;
-              horizontal += columnWeight * (column < 0 ? fill! : image.data[(row * image.width + column) * 3 + channel]!);
+              horizontal +=
+                columnWeight * (column < 0 ? fill! : image.data[(row * image.width + column) * 3 + channel]!);
             }
           }
           sum += rowWeight * Math.fround(horizontal);
@@ -183,13 +195,7 @@ describe('raster: fast crops and tensors equal their per-pixel references', () =
     const random = seededRandom(12);
     for (let trial = 0; trial < 40; trial++) {
       const image = randomImage(random, 30 + Math.floor(random() * 400), 30 + Math.floor(random() * 400));
-      // Rectangles inside, across the edges and partly outside the image.
-      const rect = {
-        x: (random() - 0.3) * image.width,
-        y: (random() - 0.3) * image.height,
-        width: 10 + random() * image.width,
-        height: 10 + random() * image.height,
-      };
+      const rect = randomRect(random, image, 10);
       const fast = cropResize(image, rect, 128, 128);
       const scaleX = rect.width / 128;
       const scaleY = rect.height / 128;
@@ -208,12 +214,8 @@ describe('raster: fast crops and tensors equal their per-pixel references', () =
     const random = seededRandom(15);
     for (let trial = 0; trial < 30; trial++) {
       const image = randomImage(random, 40 + Math.floor(random() * 500), 40 + Math.floor(random() * 500));
-      const rect = {
-        x: (random() - 0.3) * image.width,
-        y: (random() - 0.3) * image.height,
-        width: 70 + random() * image.width,
-        height: 70 + random() * image.height,
-      };
+      // At least 70 px: every crop is a shrink of its 32×24 output.
+      const rect = randomRect(random, image, 70);
       const fill = trial % 2 === 0 ? undefined : 127;
       const fast = cropResize(image, rect, 32, 24, { antialias: true, ...(fill === undefined ? {} : { fill }) });
       assert.deepEqual(fast.data, referenceShrink(image, rect, 32, 24, fill), `trial ${trial}`);
