@@ -153,9 +153,11 @@ class FloorSamples {
     }
   }
 
-  /** Each model's median over the samples taken since `from` (a {@link mark}). */
-  medians(from: Map<ModelRole, number> = new Map()): Map<ModelRole, number> {
-    return new Map([...this.times].map(([role, times]) => [role, median(times.slice(from.get(role) ?? 0))]));
+  /** Each model's median over the samples taken from `from` to before `to` ({@link mark}s; default all). */
+  medians(from: Map<ModelRole, number> = new Map(), to?: Map<ModelRole, number>): Map<ModelRole, number> {
+    return new Map(
+      [...this.times].map(([role, times]) => [role, median(times.slice(from.get(role) ?? 0, to?.get(role)))]),
+    );
   }
 
   /** Where the samples stand now, for {@link medians} of those taken after it. */
@@ -307,6 +309,9 @@ const throughput: Array<{
   shippedFloor: number;
 }> = [];
 let stagesDuringSearch: Map<string, number> | undefined;
+/** Where the floor's samples stood when the one-client passes ended: their ratios use those before. */
+let oneClientModels: Map<ModelRole, number> | undefined;
+let oneClientShipped: Map<ModelRole, number> | undefined;
 let stagesDuringEnrol: Map<string, number> | undefined;
 try {
   // Warm-up: JIT and onnxruntime arenas, every photo searched and enrolled once untimed. With only
@@ -355,6 +360,8 @@ try {
     }
   }
   stagesDuringSearch = difference(await stageMetrics(service.baseUrl), beforeSearch);
+  oneClientModels = floorModels.mark();
+  oneClientShipped = shippedModels.mark();
 
   // Closed loop: `clients` clients each searching the next photo as soon as the last answered.
   const searchable = [...searchTimes.keys()];
@@ -405,8 +412,8 @@ try {
 // Ratios are over the photos the service answered, each against its floor sampled beside it.
 const searched = [...searchTimes.keys()];
 const enrolled = [...enrolTimes.keys()].filter((photo) => madTimes.has(photo));
-const models = floorModels.medians();
-const shipped = shippedModels.medians();
+const models = floorModels.medians(new Map(), oneClientModels);
+const shipped = shippedModels.medians(new Map(), oneClientShipped);
 await Promise.all([floorModels.release(), shippedModels.release()]);
 mad.detector.dispose();
 const modelsPerFace = perFace(models);
