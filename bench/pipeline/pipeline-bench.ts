@@ -1,12 +1,13 @@
 /**
  * The pipeline at the speed of its models: in one run on the same photos, the floor (each
  * model's bare `session.run` on a tensor of its input size, one thread, opened as the service
- * opens it: subnormal weights zeroed, PRelu vectorised (onnx/prelu.ts), plus the photo's decode;
- * sampled between the service's requests, so that a drifting machine slows both alike; and beside
- * it the same floor with the models as their files hold them, subnormal weights zeroed) against the service around the
- * models (embedded gateway in its own process, over HTTP): search p50/p95 with one client,
- * searches/s with 1, 2, 4 and 8 clients, enrolment (MAD included) against its floor, and the
- * service's own per-stage means (`/metrics`) against the model alone.
+ * opens it: subnormal weights zeroed, odd channels padded, PRelu vectorised (onnx/), plus the
+ * photo's decode; sampled between the service's requests, so that a drifting machine slows both
+ * alike; and beside it the same floor with the models as their files hold them, subnormal weights
+ * zeroed) against the service around the models (embedded gateway in its own process, over
+ * HTTP): search p50/p95 with one client, searches/s with 1, 2, 4 and 8 clients, enrolment (MAD
+ * included) against its floor, and the service's own per-stage means (`/metrics`) against the
+ * model alone.
  *
  *   node --conditions=development --import tsx bench/pipeline/pipeline-bench.ts [--photos 40] [--seconds 8]
  */
@@ -30,6 +31,7 @@ import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
 import { serviceEnvFrom, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { closeStemRecogniser, recogniserTaps } from '../../tools/mad/common.js';
+import { evaluationConfig } from '../../tools/eval/dataset.js';
 import { seededRandom } from '../../test/support/random.js';
 import { encodeBiometric, LeanClient, type EncodedRequest } from './lean-client.js';
 import { benchmarkPhotos, largeBenchmarkPhotos, type Photo } from './photos.js';
@@ -49,6 +51,8 @@ const { values } = parseArgs({
   },
 });
 const CLIENT_COUNTS = [1, 2, 4, 8];
+/** One-client requests timed back to back between two samplings of the floor. */
+const BLOCK = 8;
 const cores = os.cpus().length;
 
 function quantile(values: readonly number[], q: number): number {
@@ -193,7 +197,7 @@ async function madInputs(photos: readonly Photo[]): Promise<{
   const detector = await new MorphDetector().prepare(
     path.join(DEFAULT_PIPELINE_CONFIG.modelsDir, MAD_DEFAULT_PARAMETERS_FILE),
   );
-  const pipeline = await FacePipeline.create({ ...DEFAULT_PIPELINE_CONFIG, padEnabled: false, qualityEnabled: false });
+  const pipeline = await FacePipeline.create(evaluationConfig());
   const inputs = new Map<Photo, Parameters<MorphDetector['score']>[0]>();
   try {
     for (const photo of photos) {
@@ -262,9 +266,10 @@ const say = (line = ''): void => {
 // BLOCK timed requests of the one-client passes, this process decodes each photo, runs every
 // model (both ways of opening them) and, after enrolments, the morph features, while the service
 // is idle; after each closed-loop block, a pass of the same. Requests go in blocks, not one by
-// one between floor samples, so that the service's caches are as warm as in a run of requests. A machine whose speed drifts during the run
-// (these VMs' floor moved by a third between runs minutes apart) then slows both sides alike,
-// where a floor measured before and after the service was as far off as the drift.
+// one between floor samples, so that the service's caches are as warm as in a run of requests.
+// A machine whose speed drifts during the run (these VMs' floor moved by a third between runs
+// minutes apart) then slows both sides alike, where a floor measured before and after the
+// service was as far off as the drift.
 sharp.concurrency(1);
 const floorModels = new FloorSamples(await openFloorModels(asTheServiceRunsIt));
 const shippedModels = new FloorSamples(await openFloorModels(asShipped));
@@ -275,14 +280,17 @@ const record = (times: Map<Photo, number[]>, photo: Photo, value: number): void 
   if (!times.has(photo)) times.set(photo, []);
   times.get(photo)!.push(value);
 };
-const BLOCK = 8;
+/** Every model sampled once, both as the service opens it and as shipped. */
+async function sampleModels(): Promise<void> {
+  await floorModels.sample();
+  await shippedModels.sample();
+}
 /** The photo's floor, sampled once: its decode, every model, and at enrolment its morph features. */
 async function sampleFloor(photo: Photo, enrolment: boolean): Promise<void> {
   record(decodeTimes, photo, await decodeOnce(photo));
   const madInput = enrolment ? mad.inputs.get(photo) : undefined;
   if (madInput) record(madTimes, photo, await madOnce(mad.detector, madInput));
-  await floorModels.sample();
-  await shippedModels.sample();
+  await sampleModels();
 }
 const perFace = (floors: Map<ModelRole, number>): number =>
   [...floors].reduce((sum, [role, floor]) => sum + floor * RUNS_PER_FACE[role], 0);
@@ -391,8 +399,7 @@ try {
     const decodes: number[] = [];
     for (const photo of searchable) {
       decodes.push(await decodeOnce(photo));
-      await floorModels.sample();
-      await shippedModels.sample();
+      await sampleModels();
     }
     throughput.push({
       floor: mean(decodes) + perFace(floorModels.medians(modelsMark)),

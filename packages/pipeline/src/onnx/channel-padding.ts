@@ -126,7 +126,11 @@ export function channelPaddedModel(model: Uint8Array, block = NCHWC_BLOCK): Chan
       if (node.hasSubgraph) return { bytes: model, padded: 0 };
       const graphNode = { field, node };
       nodes.push(graphNode);
-      for (const input of node.inputs) readersOf.set(input, [...(readersOf.get(input) ?? []), graphNode]);
+      for (const input of node.inputs) {
+        const readers = readersOf.get(input);
+        if (readers) readers.push(graphNode);
+        else readersOf.set(input, [graphNode]);
+      }
     } else if (field.number === GRAPH_INPUT || field.number === GRAPH_OUTPUT) {
       for (const valueInfo of fields(model, field.start, field.end)) {
         if (valueInfo.number === VALUE_INFO_NAME) graphNames.add(textOf(model, valueInfo));

@@ -5,6 +5,7 @@
  * they share: the model's graph, a node, a tensor, an attribute.
  */
 import {
+  asBytes,
   fields,
   lengthDelimitedBytes,
   lengthDelimitedField,
@@ -233,16 +234,15 @@ export function editedGraph(
     appended = [],
   }: { replaced: Map<number, ArrayLike<number>>; dropped?: Set<number>; appended?: readonly ArrayLike<number>[] },
 ): Uint8Array {
-  const bytes = (part: ArrayLike<number>) => (part instanceof Uint8Array ? part : Uint8Array.from(part));
   const parts: Uint8Array[] = [];
   let copiedFrom = graph.start;
   for (const field of graphFields) {
     const replacement = replaced.get(field.tagStart);
     if (!replacement && !dropped.has(field.tagStart)) continue;
     parts.push(model.subarray(copiedFrom, field.tagStart));
-    if (replacement) parts.push(bytes(replacement));
+    if (replacement) parts.push(asBytes(replacement));
     copiedFrom = field.end;
   }
-  parts.push(model.subarray(copiedFrom, graph.end), ...appended.map(bytes));
+  parts.push(model.subarray(copiedFrom, graph.end), ...appended.map(asBytes));
   return replacePayload(model, MODEL_GRAPH, graph.start, graph.end, parts);
 }

@@ -60,10 +60,15 @@ export function lengthDelimitedField(number: number, payload: ArrayLike<number>)
  * number arrays ({@link lengthDelimitedField}) the padded weights of one model took a second to encode.
  */
 export function lengthDelimitedBytes(number: number, parts: readonly ArrayLike<number>[]): Uint8Array {
-  const payload = parts.map((part) => (part instanceof Uint8Array ? part : Uint8Array.from(part)));
+  const payload = parts.map(asBytes);
   const length = payload.reduce((sum, part) => sum + part.length, 0);
   const header = [...encodeVarint(number * 8 + WIRE_LENGTH_DELIMITED), ...encodeVarint(length)];
   return concatenate([Uint8Array.from(header), ...payload]);
+}
+
+/** `part` as bytes: itself where it already is a Uint8Array. */
+export function asBytes(part: ArrayLike<number>): Uint8Array {
+  return part instanceof Uint8Array ? part : Uint8Array.from(part);
 }
 
 /** Byte range of a length-delimited field including its tag and length, from its payload's range. */
