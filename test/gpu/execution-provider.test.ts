@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import {
   cudaLoaderLibraryPath,
   defaultMaxBatch,
+  deviceForDefaults,
   FacePipeline,
   probeCuda,
   warmUp,
@@ -157,5 +158,14 @@ describe('CUDA execution provider discovery', () => {
     assert.equal(defaultMaxBatch('cpu', 8), 8);
     assert.equal(defaultMaxBatch('cuda:0', 8), 32);
     assert.equal(defaultMaxBatch('cuda:1', 64), 64);
+  });
+
+  it("takes a GPU's defaults only where the GPU can run, and the CPU's where it falls back", () => {
+    const host = completeHost();
+    assert.equal(deviceForDefaults('cuda:0', host), 'cuda:0');
+    assert.equal(deviceForDefaults('cuda:1', host), 'cpu', 'a GPU this host does not have');
+    assert.equal(deviceForDefaults('cuda:0', completeHost({ onnxruntimeVersion: '1.30.0' })), 'cpu');
+    assert.equal(deviceForDefaults('cpu', host), 'cpu');
+    assert.equal(deviceForDefaults(undefined, host), undefined);
   });
 });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
-import { cudaLoaderLibraryPath, defaultPipelineThreads } from '@facegate/pipeline';
+import { cudaLoaderLibraryPath, defaultPipelineThreads, deviceForDefaults } from '@facegate/pipeline';
 
 const RELAUNCHED = 'FACEGATE_CUDA_RELAUNCHED';
 
@@ -12,7 +12,9 @@ const RELAUNCHED = 'FACEGATE_CUDA_RELAUNCHED';
 export function wantedThreadpoolSize(env: NodeJS.ProcessEnv): string | undefined {
   if (env.UV_THREADPOOL_SIZE !== undefined) return undefined;
   const configured = env.PIPELINE_THREADS === undefined ? NaN : Number(env.PIPELINE_THREADS);
-  const threads = Number.isInteger(configured) ? configured : defaultPipelineThreads(env.WORKER_DEVICE);
+  const threads = Number.isInteger(configured)
+    ? configured
+    : defaultPipelineThreads(deviceForDefaults(env.WORKER_DEVICE));
   return threads > 4 ? String(Math.min(threads, 1024)) : undefined;
 }
 

@@ -17,6 +17,7 @@ export {
   cudaLoaderLibraryPath,
   defaultMaxBatch,
   defaultPipelineThreads,
+  deviceForDefaults,
   probeCuda,
   warmUp,
   type CudaHost,

@@ -25,6 +25,7 @@ import {
   createFaceAnalyser,
   defaultMaxBatch,
   defaultPipelineThreads,
+  deviceForDefaults,
   type FaceAnalyser,
   type FaceAnalysis,
   type PipelineConfig,
@@ -68,6 +69,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     maxImagePixels: env.MAX_IMAGE_PIXELS,
   };
   const overrides = Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined));
+  const defaultsDevice = deviceForDefaults(env.WORKER_DEVICE);
   return {
     ...DEFAULT_PIPELINE_CONFIG,
     modelsDir: path.resolve(env.MODELS_DIR),
@@ -77,9 +79,9 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     madEnabled: env.MAD_ENABLED,
     intraOpThreads: env.ONNX_THREADS,
     device: env.WORKER_DEVICE,
-    batch: { maxBatch: env.MAX_BATCH ?? defaultMaxBatch(env.WORKER_DEVICE, 1), waitMs: env.BATCH_WAIT_MS },
+    batch: { maxBatch: env.MAX_BATCH ?? defaultMaxBatch(defaultsDevice, 1), waitMs: env.BATCH_WAIT_MS },
     inferenceThreads: env.INFERENCE_THREADS,
-    pipelineThreads: env.PIPELINE_THREADS ?? defaultPipelineThreads(env.WORKER_DEVICE),
+    pipelineThreads: env.PIPELINE_THREADS ?? defaultPipelineThreads(defaultsDevice),
     ...(env.INFERENCE_HOSTS !== undefined ? { inferenceHosts: env.INFERENCE_HOSTS } : {}),
     shareIdleThreads: env.SHARE_IDLE_THREADS,
     ...overrides,

@@ -250,6 +250,19 @@ export function cudaLoaderLibraryPath(device: string | undefined, host?: CudaHos
   return [...probe.loaderDirectories, ...current].join(':');
 }
 
+/**
+ * The device whose measured defaults (MAX_BATCH, PIPELINE_THREADS) apply: `device`, or `cpu`
+ * where `device` is a GPU that cannot run here. Its sessions then fall back to CPU, and the
+ * defaults must follow: on 2 cores without a GPU, the GPU check's load (64 clients, tools/gpu)
+ * got 16 searches/s with the GPU's (batches of up to 32, half the cores as pipeline threads) and
+ * 73 with the CPU's.
+ */
+export function deviceForDefaults(device: string | undefined, host?: CudaHost): string | undefined {
+  const deviceId = cudaDeviceOf(device);
+  if (deviceId === undefined) return device;
+  return probeCuda(deviceId, host ?? currentCudaHost()).available ? device : 'cpu';
+}
+
 export function cudaDeviceOf(device: string | undefined): number | undefined {
   const match = /^cuda:(\d+)$/.exec(device ?? '');
   return match ? Number(match[1]) : undefined;
