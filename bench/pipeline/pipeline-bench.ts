@@ -133,6 +133,13 @@ async function openFloorModels(
 /** Runs of a model per sample of the floor; the first warms it up and is not timed. */
 const RUNS_PER_SAMPLE = 4;
 
+/** Appends `value` to `key`'s list of times. */
+function record<Key>(times: Map<Key, number[]>, key: Key, value: number): void {
+  const list = times.get(key);
+  if (list) list.push(value);
+  else times.set(key, [value]);
+}
+
 /** Milliseconds of each bare run, by model, sampled between the service's requests. */
 class FloorSamples {
   private readonly times = new Map<ModelRole, number[]>();
@@ -150,9 +157,7 @@ class FloorSamples {
       for (let repeat = 1; repeat < RUNS_PER_SAMPLE; repeat++) {
         const started = performance.now();
         await run();
-        const elapsed = performance.now() - started;
-        if (!this.times.has(role)) this.times.set(role, []);
-        this.times.get(role)!.push(elapsed);
+        record(this.times, role, performance.now() - started);
       }
     }
   }
@@ -276,10 +281,6 @@ const shippedModels = new FloorSamples(await openFloorModels(asShipped));
 const mad = await madInputs(photos);
 const decodeTimes = new Map<Photo, number[]>();
 const madTimes = new Map<Photo, number[]>();
-const record = (times: Map<Photo, number[]>, photo: Photo, value: number): void => {
-  if (!times.has(photo)) times.set(photo, []);
-  times.get(photo)!.push(value);
-};
 /** Every model sampled once, both as the service opens it and as shipped. */
 async function sampleModels(): Promise<void> {
   await floorModels.sample();
