@@ -10,6 +10,7 @@ import {
   cudaLoaderLibraryPath,
   defaultMaxBatch,
   deviceForDefaults,
+  driverVersionIn,
   FacePipeline,
   probeCuda,
   warmUp,
@@ -49,7 +50,7 @@ function completeHost(overrides: Partial<CudaHost> = {}): CudaHost {
     onnxruntimeDir: folderWith(['libonnxruntime.so.1', ...PROVIDERS]),
     onnxruntimeVersion: '1.29.0',
     loaderCache: new Map(),
-    gpus: [{ name: 'NVIDIA H200', busId: '00000000:19:00.0' }],
+    gpus: [{ name: 'NVIDIA H200', busId: '00000000:19:00.0', driverVersion: '580.159.04' }],
     standardDirectories: [],
     ...overrides,
   };
@@ -117,6 +118,36 @@ describe('CUDA execution provider discovery', () => {
       missingOf(completeHost({ gpus: two, env: { ...completeHost().env, CUDA_VISIBLE_DEVICES: '1' } }), 1),
       /makes 1 visible/,
     );
+  });
+
+  it("refuses a driver older than CUDA 13's branch with its version, and reads the version from /proc", () => {
+    const gpuWithDriver = (driverVersion?: string) => [
+      { name: 'NVIDIA H200', busId: '00000000:19:00.0', ...(driverVersion ? { driverVersion } : {}) },
+    ];
+    assert.match(
+      missingOf(completeHost({ gpus: gpuWithDriver('535.183.01') })),
+      /^the NVIDIA driver is 535\.183\.01; the CUDA 13 libraries need driver 580 or later$/,
+    );
+    assert.ok(probeCuda(0, completeHost({ gpus: gpuWithDriver('580.65.06') })).available, '580.65.06');
+    assert.ok(probeCuda(0, completeHost({ gpus: gpuWithDriver('590.44.01') })).available, '590.44.01');
+    // Unknown: the sessions themselves will say.
+    assert.ok(probeCuda(0, completeHost({ gpus: gpuWithDriver(undefined) })).available, 'unknown driver');
+    // A GPU named by UUID still has the host's driver.
+    const byUuid = completeHost({
+      gpus: gpuWithDriver('550.54.15'),
+      env: { ...completeHost().env, CUDA_VISIBLE_DEVICES: 'GPU-8c0e1b2a' },
+    });
+    assert.match(missingOf(byUuid), /driver is 550\.54\.15/);
+
+    assert.equal(
+      driverVersionIn('NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Oct  9 19:29:44 UTC 2025\nGCC version: gcc 12\n'),
+      '580.159.04',
+    );
+    assert.equal(
+      driverVersionIn('NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16-I3-B03-4-3)\n'),
+      '570.86.15',
+    );
+    assert.equal(driverVersionIn(''), undefined);
   });
 
   it('on this machine, cuda:0 runs on CPU with the missing piece named, and the same templates as CPU', async (context) => {

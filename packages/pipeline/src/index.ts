@@ -18,6 +18,7 @@ export {
   defaultMaxBatch,
   defaultPipelineThreads,
   deviceForDefaults,
+  driverVersionIn,
   probeCuda,
   warmUp,
   type CudaHost,

@@ -19,6 +19,8 @@ interface ProviderPins {
   package: string;
   version: string;
   onnxruntimeVersion: string;
+  /** The oldest NVIDIA driver branch whose libcuda runs the CUDA libraries the provider links. */
+  minimumDriver: string;
   files: Record<string, { path: string; sha256: string }>;
   hostLibraries: Record<string, string>;
 }
@@ -41,6 +43,8 @@ export const STANDARD_CUDA_DIRECTORIES: readonly string[] = [
 export interface GpuInfo {
   name: string;
   busId?: string;
+  /** The NVIDIA kernel driver's version, e.g. 580.159.04, where it could be read. */
+  driverVersion?: string;
 }
 
 /** What the probe looks at; each field defaults to this host, and tests replace them. */
@@ -97,7 +101,7 @@ function readLoaderCache(): Map<string, string> {
 
 function listGpus(): GpuInfo[] | undefined {
   try {
-    const csv = execFileSync('nvidia-smi', ['--query-gpu=name,pci.bus_id', '--format=csv,noheader'], {
+    const csv = execFileSync('nvidia-smi', ['--query-gpu=name,pci.bus_id,driver_version', '--format=csv,noheader'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 10_000,
@@ -107,20 +111,42 @@ function listGpus(): GpuInfo[] | undefined {
       .split('\n')
       .filter((line) => line.trim().length > 0)
       .map((line) => {
-        const [name, busId] = line.split(',').map((field) => field.trim());
-        return { name: name!, ...(busId ? { busId } : {}) };
+        const [name, busId, driverVersion] = line.split(',').map((field) => field.trim());
+        return { name: name!, ...(busId ? { busId } : {}), ...(driverVersion ? { driverVersion } : {}) };
       });
   } catch {
     // No nvidia-smi: the driver's own listing, one folder per GPU named by its PCI address.
   }
-  const root = '/proc/driver/nvidia/gpus';
-  if (!existsSync(root)) return undefined;
-  return readdirSync(root)
+  const root = '/proc/driver/nvidia';
+  if (!existsSync(path.join(root, 'gpus'))) return undefined;
+  const driverVersion = driverVersionIn(readTextOrEmpty(path.join(root, 'version')));
+  return readdirSync(path.join(root, 'gpus'))
     .sort()
     .map((busId) => {
-      const information = readFileSync(path.join(root, busId, 'information'), 'utf8');
-      return { name: /^Model:\s*(.+)$/m.exec(information)?.[1]?.trim() ?? 'unknown NVIDIA GPU', busId };
+      const information = readTextOrEmpty(path.join(root, 'gpus', busId, 'information'));
+      const name = /^Model:\s*(.+)$/m.exec(information)?.[1]?.trim() ?? 'unknown NVIDIA GPU';
+      return { name, busId, ...(driverVersion ? { driverVersion } : {}) };
     });
+}
+
+function readTextOrEmpty(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The version in /proc/driver/nvidia/version's first line ("NVRM version: NVIDIA UNIX … Kernel Module  580.159.04  …"). */
+export function driverVersionIn(procVersion: string): string | undefined {
+  return /Kernel Module(?:\s+for\s+\S+)?\s+(\d+(?:\.\d+)+)/.exec(procVersion)?.[1];
+}
+
+/** Why this driver cannot run the provider's CUDA, or undefined where it can (or its version is unknown). */
+function driverProblem(gpu: GpuInfo): string | undefined {
+  const major = Number(/^(\d+)\./.exec(gpu.driverVersion ?? '')?.[1]);
+  if (!Number.isFinite(major) || major >= Number(PINS.minimumDriver)) return undefined;
+  return `the NVIDIA driver is ${gpu.driverVersion}; the CUDA 13 libraries need driver ${PINS.minimumDriver} or later`;
 }
 
 let thisHost: CudaHost | undefined;
@@ -166,7 +192,10 @@ function gpuOf(deviceId: number, host: CudaHost): { gpu?: GpuInfo; problem?: str
   }
   const physical = Number(entries[deviceId]);
   // A GPU UUID or MIG instance: CUDA can use it, but its name is not looked up here.
-  if (!Number.isInteger(physical)) return { gpu: { name: `NVIDIA GPU ${entries[deviceId]}` } };
+  if (!Number.isInteger(physical)) {
+    const driverVersion = gpus[0]!.driverVersion;
+    return { gpu: { name: `NVIDIA GPU ${entries[deviceId]}`, ...(driverVersion ? { driverVersion } : {}) } };
+  }
   const gpu = gpus[physical];
   return gpu ? { gpu } : { problem: `CUDA_VISIBLE_DEVICES names GPU ${physical}, which this host does not have` };
 }
@@ -224,6 +253,10 @@ export function probeCuda(deviceId: number, host: CudaHost = currentCudaHost()):
   }
   const { gpu, problem } = gpuOf(deviceId, host);
   if (!gpu) return unavailable(problem!);
+  // An older driver loads libcuda and then fails every session at creation, each falling back
+  // on its own while the worker keeps the GPU's defaults: refuse it here with its version.
+  const driverTooOld = driverProblem(gpu);
+  if (driverTooOld) return unavailable(driverTooOld);
   // The loader reads LD_LIBRARY_PATH once, when the process starts: a library it would not
   // find by itself must be on it from the start (the service's entry points relaunch for that).
   const onLoaderPath = new Set(pathList(host.env.LD_LIBRARY_PATH));
