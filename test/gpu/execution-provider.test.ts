@@ -140,11 +140,15 @@ describe('CUDA execution provider discovery', () => {
     assert.match(missingOf(byUuid), /driver is 550\.54\.15/);
 
     assert.equal(
-      driverVersionIn('NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Oct  9 19:29:44 UTC 2025\nGCC version: gcc 12\n'),
+      driverVersionIn(
+        'NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.159.04  Thu Oct  9 19:29:44 UTC 2025\nGCC version: gcc 12\n',
+      ),
       '580.159.04',
     );
     assert.equal(
-      driverVersionIn('NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16-I3-B03-4-3)\n'),
+      driverVersionIn(
+        'NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.86.15  Release Build  (dvs-builder@U16-I3-B03-4-3)\n',
+      ),
       '570.86.15',
     );
     assert.equal(driverVersionIn(''), undefined);
