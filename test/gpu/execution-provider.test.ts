@@ -50,7 +50,8 @@ function completeHost(overrides: Partial<CudaHost> = {}): CudaHost {
     onnxruntimeDir: folderWith(['libonnxruntime.so.1', ...PROVIDERS]),
     onnxruntimeVersion: '1.29.0',
     loaderCache: new Map(),
-    gpus: [{ name: 'NVIDIA H200', busId: '00000000:19:00.0', driverVersion: '580.159.04' }],
+    gpus: [{ name: 'NVIDIA H200', busId: '00000000:19:00.0' }],
+    driverVersion: '580.159.04',
     standardDirectories: [],
     ...overrides,
   };
@@ -121,20 +122,17 @@ describe('CUDA execution provider discovery', () => {
   });
 
   it("refuses a driver older than CUDA 13's branch with its version, and reads the version from /proc", () => {
-    const gpuWithDriver = (driverVersion?: string) => [
-      { name: 'NVIDIA H200', busId: '00000000:19:00.0', ...(driverVersion ? { driverVersion } : {}) },
-    ];
     assert.match(
-      missingOf(completeHost({ gpus: gpuWithDriver('535.183.01') })),
+      missingOf(completeHost({ driverVersion: '535.183.01' })),
       /^the NVIDIA driver is 535\.183\.01; the CUDA 13 libraries need driver 580 or later$/,
     );
-    assert.ok(probeCuda(0, completeHost({ gpus: gpuWithDriver('580.65.06') })).available, '580.65.06');
-    assert.ok(probeCuda(0, completeHost({ gpus: gpuWithDriver('590.44.01') })).available, '590.44.01');
+    assert.ok(probeCuda(0, completeHost({ driverVersion: '580.65.06' })).available, '580.65.06');
+    assert.ok(probeCuda(0, completeHost({ driverVersion: '590.44.01' })).available, '590.44.01');
     // Unknown: the sessions themselves will say.
-    assert.ok(probeCuda(0, completeHost({ gpus: gpuWithDriver(undefined) })).available, 'unknown driver');
+    assert.ok(probeCuda(0, completeHost({ driverVersion: undefined })).available, 'unknown driver');
     // A GPU named by UUID still has the host's driver.
     const byUuid = completeHost({
-      gpus: gpuWithDriver('550.54.15'),
+      driverVersion: '550.54.15',
       env: { ...completeHost().env, CUDA_VISIBLE_DEVICES: 'GPU-8c0e1b2a' },
     });
     assert.match(missingOf(byUuid), /driver is 550\.54\.15/);

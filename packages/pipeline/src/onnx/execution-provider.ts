@@ -43,8 +43,6 @@ export const STANDARD_CUDA_DIRECTORIES: readonly string[] = [
 export interface GpuInfo {
   name: string;
   busId?: string;
-  /** The NVIDIA kernel driver's version, e.g. 580.159.04, where it could be read. */
-  driverVersion?: string;
 }
 
 /** What the probe looks at; each field defaults to this host, and tests replace them. */
@@ -57,6 +55,8 @@ export interface CudaHost {
   loaderCache: ReadonlyMap<string, string>;
   /** The host's NVIDIA GPUs in PCI order; undefined where no driver answers. */
   gpus: readonly GpuInfo[] | undefined;
+  /** The NVIDIA kernel driver's version (one per host), e.g. 580.159.04; undefined where unread. */
+  driverVersion: string | undefined;
   standardDirectories: readonly string[];
 }
 
@@ -99,34 +99,35 @@ function readLoaderCache(): Map<string, string> {
   return cache;
 }
 
-function listGpus(): GpuInfo[] | undefined {
+/** The host's NVIDIA GPUs in PCI order and its driver's version, from one nvidia-smi call or /proc. */
+function readNvidiaHost(): Pick<CudaHost, 'gpus' | 'driverVersion'> {
   try {
     const csv = execFileSync('nvidia-smi', ['--query-gpu=name,pci.bus_id,driver_version', '--format=csv,noheader'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 10_000,
     });
-    return csv
+    const rows = csv
       .trim()
       .split('\n')
       .filter((line) => line.trim().length > 0)
-      .map((line) => {
-        const [name, busId, driverVersion] = line.split(',').map((field) => field.trim());
-        return { name: name!, ...(busId ? { busId } : {}), ...(driverVersion ? { driverVersion } : {}) };
-      });
+      .map((line) => line.split(',').map((field) => field.trim()));
+    return {
+      gpus: rows.map(([name, busId]) => ({ name: name!, ...(busId ? { busId } : {}) })),
+      driverVersion: rows[0]?.[2] || undefined,
+    };
   } catch {
     // No nvidia-smi: the driver's own listing, one folder per GPU named by its PCI address.
   }
   const root = '/proc/driver/nvidia';
-  if (!existsSync(path.join(root, 'gpus'))) return undefined;
-  const driverVersion = driverVersionIn(readTextOrEmpty(path.join(root, 'version')));
-  return readdirSync(path.join(root, 'gpus'))
+  if (!existsSync(path.join(root, 'gpus'))) return { gpus: undefined, driverVersion: undefined };
+  const gpus = readdirSync(path.join(root, 'gpus'))
     .sort()
     .map((busId) => {
       const information = readTextOrEmpty(path.join(root, 'gpus', busId, 'information'));
-      const name = /^Model:\s*(.+)$/m.exec(information)?.[1]?.trim() ?? 'unknown NVIDIA GPU';
-      return { name, busId, ...(driverVersion ? { driverVersion } : {}) };
+      return { name: /^Model:\s*(.+)$/m.exec(information)?.[1]?.trim() ?? 'unknown NVIDIA GPU', busId };
     });
+  return { gpus, driverVersion: driverVersionIn(readTextOrEmpty(path.join(root, 'version'))) };
 }
 
 function readTextOrEmpty(file: string): string {
@@ -142,11 +143,11 @@ export function driverVersionIn(procVersion: string): string | undefined {
   return /Kernel Module(?:\s+for\s+\S+)?\s+(\d+(?:\.\d+)+)/.exec(procVersion)?.[1];
 }
 
-/** Why this driver cannot run the provider's CUDA, or undefined where it can (or its version is unknown). */
-function driverProblem(gpu: GpuInfo): string | undefined {
-  const major = Number(/^(\d+)\./.exec(gpu.driverVersion ?? '')?.[1]);
+/** Why this host's driver cannot run the provider's CUDA, or undefined where it can (or its version is unknown). */
+function driverProblem(driverVersion: string | undefined): string | undefined {
+  const major = Number(/^(\d+)\./.exec(driverVersion ?? '')?.[1]);
   if (!Number.isFinite(major) || major >= Number(PINS.minimumDriver)) return undefined;
-  return `the NVIDIA driver is ${gpu.driverVersion}; the CUDA 13 libraries need driver ${PINS.minimumDriver} or later`;
+  return `the NVIDIA driver is ${driverVersion}; the CUDA 13 libraries need driver ${PINS.minimumDriver} or later`;
 }
 
 let thisHost: CudaHost | undefined;
@@ -160,7 +161,7 @@ export function currentCudaHost(): CudaHost {
       onnxruntimeDir: onnxruntime.dir,
       onnxruntimeVersion: onnxruntime.version,
       loaderCache: readLoaderCache(),
-      gpus: listGpus(),
+      ...readNvidiaHost(),
       standardDirectories: STANDARD_CUDA_DIRECTORIES,
     };
   }
@@ -192,10 +193,7 @@ function gpuOf(deviceId: number, host: CudaHost): { gpu?: GpuInfo; problem?: str
   }
   const physical = Number(entries[deviceId]);
   // A GPU UUID or MIG instance: CUDA can use it, but its name is not looked up here.
-  if (!Number.isInteger(physical)) {
-    const driverVersion = gpus[0]!.driverVersion;
-    return { gpu: { name: `NVIDIA GPU ${entries[deviceId]}`, ...(driverVersion ? { driverVersion } : {}) } };
-  }
+  if (!Number.isInteger(physical)) return { gpu: { name: `NVIDIA GPU ${entries[deviceId]}` } };
   const gpu = gpus[physical];
   return gpu ? { gpu } : { problem: `CUDA_VISIBLE_DEVICES names GPU ${physical}, which this host does not have` };
 }
@@ -255,7 +253,7 @@ export function probeCuda(deviceId: number, host: CudaHost = currentCudaHost()):
   if (!gpu) return unavailable(problem!);
   // An older driver loads libcuda and then fails every session at creation, each falling back
   // on its own while the worker keeps the GPU's defaults: refuse it here with its version.
-  const driverTooOld = driverProblem(gpu);
+  const driverTooOld = driverProblem(host.driverVersion);
   if (driverTooOld) return unavailable(driverTooOld);
   // The loader reads LD_LIBRARY_PATH once, when the process starts: a library it would not
   // find by itself must be on it from the start (the service's entry points relaunch for that).
