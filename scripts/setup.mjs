@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Brings a fresh clone to a runnable state, doing only what is missing: Debian packages,
-// npm dependencies, the native FAISS binding, the default models and the TypeScript build.
+// npm dependencies, the native addons (FAISS, resample), the default models and the TypeScript build.
 // Plain Node with no dependencies, because it runs before `npm install` has.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -95,18 +95,26 @@ function ensureNodeModules() {
   run('npm', useCi ? ['ci', '--no-audit', '--no-fund'] : ['install', '--no-audit', '--no-fund'], { env });
 }
 
+// Native addons built by node-gyp: workspace directory, package name, what the log calls it.
+const NATIVE_PACKAGES = [
+  ['faiss', '@facegate/faiss', 'the FAISS binding'],
+  ['resample', '@facegate/resample', 'the resample addon'],
+];
+
 function ensureNativeBinding() {
-  const packageDir = path.join(root, 'packages', 'faiss');
-  const release = path.join(packageDir, 'build', 'Release');
-  const addon = existsSync(release) ? readdirSync(release).find((name) => name.endsWith('.node')) : undefined;
-  const sources = [
-    path.join(packageDir, 'binding.gyp'),
-    ...readdirSync(path.join(packageDir, 'native')).map((name) => path.join(packageDir, 'native', name)),
-  ];
-  const builtAt = addon ? newestMtime(path.join(release, addon)) : 0;
-  if (builtAt > 0 && sources.every((file) => newestMtime(file) <= builtAt)) return;
-  say('building the FAISS binding');
-  run('npm', ['run', 'build:native', '--workspace', '@facegate/faiss']);
+  for (const [directory, name, description] of NATIVE_PACKAGES) {
+    const packageDir = path.join(root, 'packages', directory);
+    const release = path.join(packageDir, 'build', 'Release');
+    const addon = existsSync(release) ? readdirSync(release).find((file) => file.endsWith('.node')) : undefined;
+    const sources = [
+      path.join(packageDir, 'binding.gyp'),
+      ...readdirSync(path.join(packageDir, 'native')).map((file) => path.join(packageDir, 'native', file)),
+    ];
+    const builtAt = addon ? newestMtime(path.join(release, addon)) : 0;
+    if (builtAt > 0 && sources.every((file) => newestMtime(file) <= builtAt)) continue;
+    say(`building ${description}`);
+    run('npm', ['run', 'build:native', '--workspace', name]);
+  }
 }
 
 function ensureModels() {

@@ -1,0 +1,66 @@
+/**
+ * Typed front end of facegate's native resampler: a bit-exact C++ port of what sharp 0.35.5 (libvips 8.18.7) gives for
+ * `sharp(raw RGB).extract(region).resize(outWidth, outHeight, { fit: 'fill', kernel: 'linear' })`, without the
+ * ~0.5 ms that every sharp call costs in libvips pipeline set-up and thread hand-offs.
+ *
+ * The addon (packages/resample/native) validates every argument and throws TypeError / RangeError with
+ * `code: 'ERR_RESAMPLE_INVALID_ARGUMENT'`; it never aborts the process. It runs synchronously on the calling thread
+ * and keeps no shared state, so worker threads may call it concurrently.
+ */
+import { createRequire } from 'node:module';
+
+/** A tightly packed RGB image: 3 bytes per pixel, rows of `width * 3` bytes. */
+export interface RawRgbImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** An integer pixel rectangle inside the image. */
+export interface PixelRegion {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+interface NativeBinding {
+  resize(image: RawRgbImage, region: PixelRegion, outWidth: number, outHeight: number): Uint8Array;
+}
+
+function loadBinding(): NativeBinding | null {
+  try {
+    return createRequire(import.meta.url)('../build/Release/resample_binding.node') as NativeBinding;
+  } catch {
+    // Not built (no compiler at install time) or built for another Node ABI: callers fall back to sharp.
+    return null;
+  }
+}
+
+const binding = loadBinding();
+
+/**
+ * The libvips release whose output this port reproduces. Another release may resample differently (a change of
+ * mask rounding or tiling moves bytes), so callers use the port only beside this one (`sharp.versions.vips`).
+ */
+export const PORTED_LIBVIPS_VERSION = '8.18.7';
+
+/** false when the addon could not be loaded (then callers use sharp); never throws at import. */
+export const nativeResampleAvailable: boolean = binding !== null;
+
+/**
+ * Byte for byte what `sharp(...).extract(region).resize(outWidth, outHeight, { fit: 'fill', kernel: 'linear' })`
+ * gives (sharp 0.35.5 / libvips 8.18.7). Output sides are limited to 16384 pixels, input sides to 65535.
+ * Throws when the addon is not available (check {@link nativeResampleAvailable} first).
+ */
+export function resizeLikeLibvips(
+  image: RawRgbImage,
+  region: PixelRegion,
+  outWidth: number,
+  outHeight: number,
+): RawRgbImage {
+  if (binding === null) {
+    throw new Error('@facegate/resample: the native addon is not built (npm run build:native -w @facegate/resample)');
+  }
+  return { width: outWidth, height: outHeight, data: binding.resize(image, region, outWidth, outHeight) };
+}
