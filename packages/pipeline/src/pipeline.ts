@@ -182,17 +182,20 @@ export class FacePipeline implements FaceAnalyser {
 
     const { decoded, face, selected, faces, imageSize } = await this.locateFace(image, operation);
     // Every stage starts as soon as its input is known and is awaited only where its result is
-    // needed. The head-pose crop runs in libvips on the thread pool while this thread runs the
-    // landmarks; the recogniser's run is handed out first, then PAD's, so that with pipeline
-    // threads an idle one takes the longest run (recognition) while this one runs PAD and pose
-    // (onnx/idle-threads.ts). Results are the same; a stage's time is how long the request
-    // waited on it, and the gates answer in the same order as before.
+    // needed. PAD and head pose read only the face's box, so their runs are handed out first
+    // (PAD's, then pose's once its crop is made): with pipeline threads an idle one takes them
+    // while this one runs the landmarks, the alignment and recognition (onnx/idle-threads.ts).
+    // Their crops are made on this thread (@facegate/resample) so that both runs are out before
+    // it starts a run of its own: a crop made by sharp came back only after this thread's next
+    // run, and head pose then waited behind it. Results are the same; a stage's time is how long
+    // the request waited on it, and the gates answer in the same order as before.
     const poseModel = this.models.model('head_pose');
+    const pendingPad = padModel?.liveProbability(decoded, face.box);
     const pendingPoseCrop = poseModel?.crop(decoded, face.box);
     const pendingPose = pendingPoseCrop?.then((crop) => poseModel!.estimate(crop));
     const pendingLandmarks = landmarker?.locate(decoded, face.box);
     // A request refused before it awaits them must not leave their failures unhandled.
-    for (const pending of [pendingLandmarks, pendingPoseCrop, pendingPose]) pending?.catch(() => undefined);
+    for (const pending of [pendingPad, pendingLandmarks, pendingPoseCrop, pendingPose]) pending?.catch(() => undefined);
 
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
     const eyeModel = this.models.model('eye_state');
@@ -204,8 +207,6 @@ export class FacePipeline implements FaceAnalyser {
       ? tappedRecogniser.embedWithTaps(aligned)
       : recogniser.embed(aligned).then((embedding) => ({ embedding, taps: [] }));
     pendingRecognition.catch(() => undefined);
-    const pendingPad = padModel?.liveProbability(decoded, face.box);
-    pendingPad?.catch(() => undefined);
     // At enrolment the hand-made morph features are computed now, on this thread, while PAD and
     // the recogniser run (on another thread where one is free: onnx/idle-threads.ts); the gates
     // still answer PAD first. A photo that PAD refuses has cost its morph features for nothing.

@@ -1,12 +1,18 @@
+import { PORTED_LIBVIPS_VERSION, nativeResampleAvailable, resizeLikeLibvips } from '@facegate/resample';
 import sharp, { type Sharp } from 'sharp';
 
 import type { Rect, RgbImage, TensorCanvas } from './raster.js';
 
 /*
- * Large resizes run in libvips: on the 2-core service machine a JavaScript resampler took
- * ~70 ms to letterbox a 675 px photo into the detector's 320×240 input, libvips ~5 ms.
- * libvips' linear kernel widens with the shrink factor (antialiased), like PIL's bilinear.
+ * The detector's letterbox and the head-pose crop are libvips' linear resize (its kernel widens
+ * with the shrink factor, antialiased, like PIL's bilinear). They are made by @facegate/resample,
+ * a native port that gives the same bytes as sharp's call without its cost: a sharp call spends
+ * ~0.5 ms of CPU setting up libvips' pipeline and threads, against ~0.2 ms of resampling for
+ * these sizes, and it answers on a later turn of the event loop, after the thread's next model
+ * run (pipeline.ts). sharp makes them where the port cannot: the addon not built, or a libvips
+ * release other than the one it was ported from.
  */
+const resampleHere = nativeResampleAvailable && sharp.versions.vips === PORTED_LIBVIPS_VERSION;
 
 function rawInput(image: RgbImage): Sharp {
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
@@ -42,6 +48,12 @@ export async function resizeRegion(
   outHeight: number,
 ): Promise<RgbImage> {
   const region = clipToImage(image, rect) ?? { x: 0, y: 0, width: image.width, height: image.height };
+  return linearResize(image, region, outWidth, outHeight);
+}
+
+/** libvips' linear resize of the whole-pixel `region` to `outWidth`×`outHeight`: here where the port can, else by sharp. */
+async function linearResize(image: RgbImage, region: Rect, outWidth: number, outHeight: number): Promise<RgbImage> {
+  if (resampleHere) return resizeLikeLibvips(image, region, outWidth, outHeight);
   let pipeline = rawInput(image);
   if (region.width !== image.width || region.height !== image.height) {
     pipeline = pipeline.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
@@ -69,8 +81,9 @@ export async function letterbox(
   height: number,
   options: { letterbox: boolean; anchor: 'centre' | 'top-left'; fill: number; maxScale?: number },
 ): Promise<{ input: RgbImage; placement: LetterboxPlacement; canvas: TensorCanvas }> {
+  const whole = { x: 0, y: 0, width: image.width, height: image.height };
   if (!options.letterbox) {
-    const input = await toRgbImage(rawInput(image).resize(width, height, { fit: 'fill', kernel: 'linear' }));
+    const input = await linearResize(image, whole, width, height);
     return {
       input,
       placement: { scaleX: width / image.width, scaleY: height / image.height, offsetX: 0, offsetY: 0 },
@@ -82,7 +95,7 @@ export async function letterbox(
   const innerHeight = Math.max(1, Math.min(height, Math.round(image.height * scale)));
   const offsetX = options.anchor === 'centre' ? Math.floor((width - innerWidth) / 2) : 0;
   const offsetY = options.anchor === 'centre' ? Math.floor((height - innerHeight) / 2) : 0;
-  const input = await toRgbImage(rawInput(image).resize(innerWidth, innerHeight, { fit: 'fill', kernel: 'linear' }));
+  const input = await linearResize(image, whole, innerWidth, innerHeight);
   return {
     input,
     placement: { scaleX: innerWidth / image.width, scaleY: innerHeight / image.height, offsetX, offsetY },
