@@ -284,6 +284,43 @@ describe('native resample: byte for byte what sharp gives', { skip }, () => {
     }
   });
 
+  it('matches sharp on large whole photos letterboxed (box pre-shrinks of 3 to 8, as enrolment decodes whole)', async () => {
+    const random = seededRandom(11);
+    const noise = noisePool(random);
+    const smooth = smoothPool();
+    for (const [width, height] of [
+      [1920, 1080],
+      [2592, 1944],
+      [3264, 2448],
+      [5124, 3288],
+      [1080, 4000],
+    ] as const) {
+      // Tiled from the pools: what matters is the geometry (the box factor), not the content.
+      for (const [kind, pool] of [
+        ['noise', noise],
+        ['smooth', smooth],
+      ] as const) {
+        const data = new Uint8Array(width * height * 3);
+        for (let y = 0; y < height; y++) {
+          for (let x = 0; x < width; x += POOL) {
+            const span = Math.min(POOL, width - x);
+            const start = (y % POOL) * POOL * 3;
+            data.set(pool.data.subarray(start, start + span * 3), (y * width + x) * 3);
+          }
+        }
+        const image = { width, height, data };
+        const [outWidth, outHeight] = letterboxSize(width, height);
+        await assertSameAsSharp({
+          name: `large ${kind} ${width}x${height}->${outWidth}x${outHeight}`,
+          image,
+          region: whole(image),
+          outWidth,
+          outHeight,
+        });
+      }
+    }
+  });
+
   it('handles degenerate geometry like sharp: 1-px sides, identity, extreme factors', async () => {
     const random = seededRandom(7);
     const image = cut(noisePool(random), 0, 0, 1300, 900);

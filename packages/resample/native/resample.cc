@@ -396,24 +396,14 @@ int ShrinkH(const std::uint8_t* src, std::size_t stride, int w, int rows, int bo
         q[i + 1] = static_cast<std::uint8_t>((p[1] + p[4] + 1) >> 1);
         q[i + 2] = static_cast<std::uint8_t>((p[2] + p[5] + 1) >> 1);
       }
-    } else {
-      for (int ox = 0; ox < full; ++ox) {
-        const std::uint8_t* p = row + static_cast<std::size_t>(ox) * box * 3;
-        std::uint32_t s0 = amend, s1 = amend, s2 = amend;
-        for (int j = 0; j < box; ++j, p += 3) {
-          s0 += p[0];
-          s1 += p[1];
-          s2 += p[2];
-        }
-        q[ox * 3] = static_cast<std::uint8_t>((s0 * mult) >> 24);
-        q[ox * 3 + 1] = static_cast<std::uint8_t>((s1 * mult) >> 24);
-        q[ox * 3 + 2] = static_cast<std::uint8_t>((s2 * mult) >> 24);
-      }
     }
-    for (int ox = full; ox < ow; ++ox) {
+    // One output pixel: the mean of `box` input pixels, the one at `x` clamped to the row where
+    // `clamp` (the last block may run past the edge; no other does, so it skips the clamp).
+    const auto mean = [&](int ox, bool clamp) {
       std::uint32_t s0 = amend, s1 = amend, s2 = amend;
       for (int j = 0; j < box; ++j) {
-        const std::uint8_t* p = row + static_cast<std::size_t>(std::min(w - 1, ox * box + j)) * 3;
+        const int x = clamp ? std::min(w - 1, ox * box + j) : ox * box + j;
+        const std::uint8_t* p = row + static_cast<std::size_t>(x) * 3;
         s0 += p[0];
         s1 += p[1];
         s2 += p[2];
@@ -421,7 +411,11 @@ int ShrinkH(const std::uint8_t* src, std::size_t stride, int w, int rows, int bo
       q[ox * 3] = static_cast<std::uint8_t>((s0 * mult) >> 24);
       q[ox * 3 + 1] = static_cast<std::uint8_t>((s1 * mult) >> 24);
       q[ox * 3 + 2] = static_cast<std::uint8_t>((s2 * mult) >> 24);
+    };
+    if (box != 2) {
+      for (int ox = 0; ox < full; ++ox) mean(ox, false);
     }
+    for (int ox = full; ox < ow; ++ox) mean(ox, true);
   }
   return ow;
 }
