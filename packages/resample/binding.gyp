@@ -4,7 +4,8 @@
       "target_name": "resample_binding",
       "sources": [
         "native/addon.cc",
-        "native/resample.cc"
+        "native/resample.cc",
+        "native/raster.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"

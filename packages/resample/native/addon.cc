@@ -8,9 +8,11 @@
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <new>
 #include <string>
 
+#include "raster.h"
 #include "resample.h"
 
 namespace facegate_resample {
@@ -109,8 +111,145 @@ Napi::Value Resize(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// A finite number in [minimum, maximum]; a non-number is a TypeError, anything else out of range
+// (NaN, infinities) a RangeError.
+double RequireFinite(const Napi::Value& value, const std::string& name, double minimum, double maximum) {
+  Napi::Env env = value.Env();
+  if (!value.IsNumber()) ThrowTypeError(env, name + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(number) || number < minimum || number > maximum) {
+    ThrowRangeError(env, name + " must be a finite number between " + std::to_string(minimum) + " and " +
+                             std::to_string(maximum) + " (got " + value.ToString().Utf8Value() + ")");
+  }
+  return number;
+}
+
+// The image's plain properties, read before anything is allocated (see Resize).
+struct ImageArgument {
+  int width;
+  int height;
+  Napi::Value data;
+};
+
+ImageArgument ReadImage(const Napi::Value& value) {
+  const Napi::Object image = RequireObject(value, "image");
+  const int width = RequireInteger(image.Get("width"), "image.width", 1, kMaxInputSide);
+  const int height = RequireInteger(image.Get("height"), "image.height", 1, kMaxInputSide);
+  return ImageArgument{width, height, image.Get("data")};
+}
+
+void RequireUint8Array(Napi::Env env, const Napi::Value& dataValue) {
+  if (!dataValue.IsTypedArray()) ThrowTypeError(env, "image.data must be a Uint8Array");
+  const napi_typedarray_type type = dataValue.As<Napi::TypedArray>().TypedArrayType();
+  if (type != napi_uint8_array && type != napi_uint8_clamped_array) {
+    ThrowTypeError(env, "image.data must be a Uint8Array");
+  }
+}
+
+// A new Uint8Array over Node Buffer memory (malloc'ed, not zero-filled: every byte is written).
+Napi::Uint8Array NewOutput(Napi::Env env, int outWidth, int outHeight) {
+  const std::size_t outBytes = static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(outHeight) * 3;
+  const Napi::Buffer<std::uint8_t> buffer = Napi::Buffer<std::uint8_t>::New(env, outBytes);
+  return Napi::Uint8Array::New(env, outBytes, buffer.ArrayBuffer(), buffer.ByteOffset());
+}
+
+// Checked after NewOutput, when no more JS can run: the pixel data as an ImageView.
+ImageView CheckedImageView(Napi::Env env, const ImageArgument& image) {
+  const auto data = image.data.As<Napi::Uint8Array>();  // same memory layout for the clamped variant
+  const std::uint64_t expected =
+      static_cast<std::uint64_t>(image.width) * static_cast<std::uint64_t>(image.height) * 3;
+  if (data.ElementLength() != expected) {
+    ThrowRangeError(env, "image.data has " + std::to_string(data.ElementLength()) + " bytes, expected width * " +
+                             "height * 3 = " + std::to_string(expected));
+  }
+  return ImageView{data.Data(), image.width, image.height};
+}
+
+// Bounds of resizeTriangleLike's fractional rectangle: far beyond any crop of a 65535-pixel image,
+// and small enough that the tap tables (about 2 * side + 3 * output side entries per axis) stay a
+// few megabytes.
+constexpr double kMaxRectCoordinate = 1048576;  // 2^20
+
+// resizeTriangleLike(image, rect: { x, y, width, height } (fractional), outWidth, outHeight,
+//                    options: { fill?: 0..255, antialias: boolean }): Uint8Array.
+Napi::Value ResizeTriangle(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) {
+    ThrowTypeError(env, "resizeTriangle expects (image, rect, outWidth, outHeight, options)");
+  }
+  const ImageArgument image = ReadImage(info[0]);
+  const Napi::Object rectObject = RequireObject(info[1], "rect");
+  FloatRect rect;
+  rect.x = RequireFinite(rectObject.Get("x"), "rect.x", -kMaxRectCoordinate, kMaxRectCoordinate);
+  rect.y = RequireFinite(rectObject.Get("y"), "rect.y", -kMaxRectCoordinate, kMaxRectCoordinate);
+  rect.width = RequireFinite(rectObject.Get("width"), "rect.width", 0, kMaxRectCoordinate);
+  rect.height = RequireFinite(rectObject.Get("height"), "rect.height", 0, kMaxRectCoordinate);
+  if (!(rect.width > 0)) ThrowRangeError(env, "rect.width must be greater than 0");
+  if (!(rect.height > 0)) ThrowRangeError(env, "rect.height must be greater than 0");
+  const int outWidth = RequireInteger(info[2], "outWidth", 1, kMaxOutputSide);
+  const int outHeight = RequireInteger(info[3], "outHeight", 1, kMaxOutputSide);
+  const Napi::Object options = RequireObject(info[4], "options");
+  const Napi::Value fillValue = options.Get("fill");
+  const bool hasFill = !fillValue.IsUndefined();
+  const double fill = hasFill ? RequireFinite(fillValue, "options.fill", 0, 255) : 0;
+  const Napi::Value antialiasValue = options.Get("antialias");
+  if (!antialiasValue.IsBoolean()) ThrowTypeError(env, "options.antialias must be a boolean");
+  const bool antialias = antialiasValue.As<Napi::Boolean>().Value();
+  RequireUint8Array(env, image.data);
+
+  Napi::Uint8Array result = NewOutput(env, outWidth, outHeight);
+  const ImageView view = CheckedImageView(env, image);
+  try {
+    SeparableResizeLike(view, rect, outWidth, outHeight, hasFill, fill, antialias, result.Data());
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "resample: out of memory");
+  } catch (const std::exception& error) {
+    throw Napi::Error::New(env, error.what());
+  }
+  return result;
+}
+
+// warpBilinear(image, affine: [a, b, tx, c, d, ty] (output -> source), outWidth, outHeight,
+//              outside: 0..255 | 'replicate'): Uint8Array.
+Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) {
+    ThrowTypeError(env, "warpBilinear expects (image, sourceFromOutput, outWidth, outHeight, outside)");
+  }
+  const ImageArgument image = ReadImage(info[0]);
+  if (!info[1].IsArray()) ThrowTypeError(env, "sourceFromOutput must be an array of 6 numbers");
+  const Napi::Array affineArray = info[1].As<Napi::Array>();
+  if (affineArray.Length() != 6) ThrowRangeError(env, "sourceFromOutput must have 6 elements");
+  double affine[6];
+  const double huge = std::numeric_limits<double>::max();
+  for (std::uint32_t index = 0; index < 6; index++) {
+    affine[index] =
+        RequireFinite(affineArray.Get(index), "sourceFromOutput[" + std::to_string(index) + "]", -huge, huge);
+  }
+  const int outWidth = RequireInteger(info[2], "outWidth", 1, kMaxOutputSide);
+  const int outHeight = RequireInteger(info[3], "outHeight", 1, kMaxOutputSide);
+  bool replicate = false;
+  double fill = 0;
+  if (info[4].IsString()) {
+    if (info[4].As<Napi::String>().Utf8Value() != "replicate") {
+      ThrowTypeError(env, "outside must be a number or 'replicate'");
+    }
+    replicate = true;
+  } else {
+    fill = RequireFinite(info[4], "outside", 0, 255);
+  }
+  RequireUint8Array(env, image.data);
+
+  Napi::Uint8Array result = NewOutput(env, outWidth, outHeight);
+  const ImageView view = CheckedImageView(env, image);
+  ResampleAffineLike(view, affine, outWidth, outHeight, replicate, fill, result.Data());
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New<Resize>(env, "resize"));
+  exports.Set("resizeTriangle", Napi::Function::New<ResizeTriangle>(env, "resizeTriangle"));
+  exports.Set("warpBilinear", Napi::Function::New<WarpBilinear>(env, "warpBilinear"));
   return exports;
 }
 

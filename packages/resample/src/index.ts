@@ -24,8 +24,41 @@ export interface PixelRegion {
   height: number;
 }
 
+/** A fractional rectangle in source pixels (x, y: top-left corner); it may extend past the image. */
+export interface FractionalRect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** Options of {@link resizeTriangleLike}, as raster.ts' `separableResize` takes them. */
+export interface TriangleResizeOptions {
+  /** Value (0–255) of samples clearly outside the image; without it border pixels are repeated. */
+  fill?: number;
+  /** Widen the triangle kernel to the shrink factor when shrinking (PIL-style antialiasing). */
+  antialias: boolean;
+}
+
+/** [a, b, tx, c, d, ty]: output pixel (u, v) samples source (a·u + b·v + tx, c·u + d·v + ty). */
+export type SourceFromOutput = readonly [number, number, number, number, number, number];
+
 interface NativeBinding {
   resize(image: RawRgbImage, region: PixelRegion, outWidth: number, outHeight: number): Uint8Array;
+  resizeTriangle(
+    image: RawRgbImage,
+    rect: FractionalRect,
+    outWidth: number,
+    outHeight: number,
+    options: TriangleResizeOptions,
+  ): Uint8Array;
+  warpBilinear(
+    image: RawRgbImage,
+    sourceFromOutput: SourceFromOutput,
+    outWidth: number,
+    outHeight: number,
+    outside: number | 'replicate',
+  ): Uint8Array;
 }
 
 function loadBinding(): NativeBinding | null {
@@ -63,4 +96,47 @@ export function resizeLikeLibvips(
     throw new Error('@facegate/resample: the native addon is not built (npm run build:native -w @facegate/resample)');
   }
   return { width: outWidth, height: outHeight, data: binding.resize(image, region, outWidth, outHeight) };
+}
+
+function requireBinding(): NativeBinding {
+  if (binding === null) {
+    throw new Error('@facegate/resample: the native addon is not built (npm run build:native -w @facegate/resample)');
+  }
+  return binding;
+}
+
+/**
+ * Byte for byte what `separableResize(image, rect, outWidth, outHeight, options)` of
+ * packages/pipeline/src/image/raster.ts gives (the antialiased triangle-kernel crop/resize behind `cropResize`):
+ * `rect` is fractional and may extend past the image; `fill` (0–255) replaces samples clearly outside it, otherwise
+ * border pixels are repeated. rect coordinates are limited to ±2^20 and its sides to (0, 2^20].
+ * Throws when the addon is not available (check {@link nativeResampleAvailable} first).
+ */
+export function resizeTriangleLike(
+  image: RawRgbImage,
+  rect: FractionalRect,
+  outWidth: number,
+  outHeight: number,
+  options: TriangleResizeOptions,
+): RawRgbImage {
+  const data = requireBinding().resizeTriangle(image, rect, outWidth, outHeight, options);
+  return { width: outWidth, height: outHeight, data };
+}
+
+/**
+ * Byte for byte what `resampleAffine(image, sourceFromOutput, outWidth, outHeight, outside)` of
+ * packages/pipeline/src/image/raster.ts gives: bilinear sampling through an output → source affine map, with
+ * samples more than half a pixel outside the image set to `outside` (0–255) or, with 'replicate', clamped to the
+ * border. `warpAffine(image, m, w, h)` is `warpBilinearLike(image, invertAffine(m), w, h, 0)`.
+ * Throws when the addon is not available (check {@link nativeResampleAvailable} first).
+ */
+export function warpBilinearLike(
+  image: RawRgbImage,
+  sourceFromOutput: SourceFromOutput,
+  outWidth: number,
+  outHeight: number,
+  outside: number | 'replicate',
+): RawRgbImage {
+  const data = requireBinding().warpBilinear(image, sourceFromOutput, outWidth, outHeight, outside);
+  return { width: outWidth, height: outHeight, data };
 }
