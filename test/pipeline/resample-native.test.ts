@@ -8,6 +8,7 @@ import sharp from 'sharp';
 
 import { fixture } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
+import { cut, noisePool, smoothPool } from '../support/raw-images.js';
 
 /*
  * @facegate/resample claims to give exactly the bytes of
@@ -33,41 +34,6 @@ async function viaSharp(image: RawRgbImage, region: PixelRegion, outWidth: numbe
 /** Pools the test images are cut from, so that hundreds of cases need no per-case generation. */
 const POOL = 1400;
 
-function noisePool(random: () => number): RawRgbImage {
-  const data = new Uint8Array(POOL * POOL * 3);
-  for (let index = 0; index < data.length; index++) data[index] = Math.floor(random() * 256);
-  return { width: POOL, height: POOL, data };
-}
-
-/** Gradients, waves of several frequencies and a few hard edges, different in every channel. */
-function smoothPool(): RawRgbImage {
-  const data = new Uint8Array(POOL * POOL * 3);
-  for (let y = 0; y < POOL; y++) {
-    for (let x = 0; x < POOL; x++) {
-      const edge = (Math.floor(x / 97) + Math.floor(y / 131)) % 2 === 0 ? 24 : -24;
-      const base = (y * POOL + x) * 3;
-      data[base] = clampByte(128 + 70 * Math.sin(x / 23) * Math.cos(y / 41) + (x - y) / 30 + edge);
-      data[base + 1] = clampByte(90 + 60 * Math.sin((x + y) / 13) + y / 12);
-      data[base + 2] = clampByte(160 + 80 * Math.cos(x / 7 + y / 53) - edge);
-    }
-  }
-  return { width: POOL, height: POOL, data };
-}
-
-function clampByte(value: number): number {
-  return Math.max(0, Math.min(255, Math.round(value)));
-}
-
-/** A packed width x height image copied out of `pool` at (left, top). */
-function cut(pool: RawRgbImage, left: number, top: number, width: number, height: number): RawRgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    const start = ((top + y) * pool.width + left) * 3;
-    data.set(pool.data.subarray(start, start + width * 3), y * width * 3);
-  }
-  return { width, height, data };
-}
-
 /** The detector input: the whole photo into at most 320x240, aspect kept (small photos are enlarged). */
 function letterboxSize(width: number, height: number): [number, number] {
   const scale = Math.min(320 / width, 240 / height);
@@ -88,8 +54,8 @@ function buildCases(): Case[] {
   const random = seededRandom(20260517);
   const between = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
   const pools = [
-    { kind: 'noise', pool: noisePool(random) },
-    { kind: 'smooth', pool: smoothPool() },
+    { kind: 'noise', pool: noisePool(POOL, random) },
+    { kind: 'smooth', pool: smoothPool(POOL) },
   ];
   const cases: Case[] = [];
   const randomImage = (index: number, width: number, height: number): { kind: string; image: RawRgbImage } => {
@@ -286,8 +252,8 @@ describe('native resample: byte for byte what sharp gives', { skip }, () => {
 
   it('matches sharp on large whole photos letterboxed (box pre-shrinks of 3 to 8, as enrolment decodes whole)', async () => {
     const random = seededRandom(11);
-    const noise = noisePool(random);
-    const smooth = smoothPool();
+    const noise = noisePool(POOL, random);
+    const smooth = smoothPool(POOL);
     for (const [width, height] of [
       [1920, 1080],
       [2592, 1944],
@@ -323,7 +289,7 @@ describe('native resample: byte for byte what sharp gives', { skip }, () => {
 
   it('handles degenerate geometry like sharp: 1-px sides, identity, extreme factors', async () => {
     const random = seededRandom(7);
-    const image = cut(noisePool(random), 0, 0, 1300, 900);
+    const image = cut(noisePool(POOL, random), 0, 0, 1300, 900);
     const geometry: [PixelRegion, number, number][] = [
       [{ x: 5, y: 7, width: 224, height: 224 }, 224, 224], // same size: a plain copy
       [{ x: 0, y: 0, width: 1300, height: 900 }, 1300, 900],
@@ -348,7 +314,7 @@ describe('native resample: byte for byte what sharp gives', { skip }, () => {
 
   it('reads a Uint8Array view at an offset and a Buffer, and returns a new array every call', () => {
     const random = seededRandom(11);
-    const image = cut(noisePool(random), 0, 0, 300, 200);
+    const image = cut(noisePool(POOL, random), 0, 0, 300, 200);
     const backing = new Uint8Array(image.data.length + 17);
     backing.set(image.data, 17);
     const view = { width: 300, height: 200, data: backing.subarray(17) };
@@ -367,7 +333,7 @@ describe('native resample: byte for byte what sharp gives', { skip }, () => {
 
   it('gives the same bytes on worker threads running concurrently', async () => {
     const random = seededRandom(13);
-    const image = cut(noisePool(random), 0, 0, 640, 480);
+    const image = cut(noisePool(POOL, random), 0, 0, 640, 480);
     const region = { x: 40, y: 30, width: 400, height: 410 };
     const reference = resizeLikeLibvips(image, region, 224, 224).data;
     // A worker thread does not inherit tsx's loader: register it before importing the TypeScript source.

@@ -20,6 +20,7 @@ import {
   type SampleOptions,
 } from '../../packages/pipeline/src/image/raster.js';
 import { seededRandom } from '../support/random.js';
+import { cut, noisePool, smoothPool } from '../support/raw-images.js';
 
 /*
  * resizeTriangleLike and warpBilinearLike claim to give exactly the bytes of raster.ts' separableResize and
@@ -32,41 +33,6 @@ const skip = nativeResampleAvailable ? false : 'the native resample addon is not
 
 /** Pools the test images are cut from, so that hundreds of cases need no per-case generation. */
 const POOL = 1000;
-
-function noisePool(random: () => number): RawRgbImage {
-  const data = new Uint8Array(POOL * POOL * 3);
-  for (let index = 0; index < data.length; index++) data[index] = Math.floor(random() * 256);
-  return { width: POOL, height: POOL, data };
-}
-
-/** Gradients, waves of several frequencies and a few hard edges, different in every channel. */
-function smoothPool(): RawRgbImage {
-  const data = new Uint8Array(POOL * POOL * 3);
-  for (let y = 0; y < POOL; y++) {
-    for (let x = 0; x < POOL; x++) {
-      const edge = (Math.floor(x / 97) + Math.floor(y / 131)) % 2 === 0 ? 24 : -24;
-      const base = (y * POOL + x) * 3;
-      data[base] = clampByte(128 + 70 * Math.sin(x / 23) * Math.cos(y / 41) + (x - y) / 30 + edge);
-      data[base + 1] = clampByte(90 + 60 * Math.sin((x + y) / 13) + y / 12);
-      data[base + 2] = clampByte(160 + 80 * Math.cos(x / 7 + y / 53) - edge);
-    }
-  }
-  return { width: POOL, height: POOL, data };
-}
-
-function clampByte(value: number): number {
-  return Math.max(0, Math.min(255, Math.round(value)));
-}
-
-/** A packed width x height image copied out of `pool` at (left, top). */
-function cut(pool: RawRgbImage, left: number, top: number, width: number, height: number): RawRgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    const start = ((top + y) * pool.width + left) * 3;
-    data.set(pool.data.subarray(start, start + width * 3), y * width * 3);
-  }
-  return { width, height, data };
-}
 
 function firstDifference(expected: Uint8Array, actual: Uint8Array, width: number): string {
   let count = 0;
@@ -135,7 +101,7 @@ describe('native raster resamplers: byte for byte what raster.ts gives', { skip 
 
   const internals = javascriptResamplers;
   before(() => {
-    pools.push({ kind: 'noise', pool: noisePool(random) }, { kind: 'smooth', pool: smoothPool() });
+    pools.push({ kind: 'noise', pool: noisePool(POOL, random) }, { kind: 'smooth', pool: smoothPool(POOL) });
   });
 
   it('cropResize (antialiased and not): 50-900 px regions to 64, 112 and 128, inside and partly outside', () => {

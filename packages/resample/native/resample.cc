@@ -341,6 +341,20 @@ Scratch& ThreadScratch() {
 
 inline std::uint8_t ClampByte(std::int32_t v) { return static_cast<std::uint8_t>(v > 255 ? 255 : v); }
 
+// One output pixel of vips_reduceh in plain C++: `n` taps `c` over the interleaved RGB pixels
+// from `p`, rounded and clamped into q[0..2].
+inline void ReduceHPixel(const std::uint8_t* p, const std::int32_t* c, int n, std::uint8_t* q) {
+  std::int32_t s0 = kRound, s1 = kRound, s2 = kRound;
+  for (int i = 0; i < n; ++i, p += 3) {
+    s0 += c[i] * p[0];
+    s1 += c[i] * p[1];
+    s2 += c[i] * p[2];
+  }
+  q[0] = ClampByte(s0 >> kShift);
+  q[1] = ClampByte(s1 >> kShift);
+  q[2] = ClampByte(s2 >> kShift);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Kernels. 3 interleaved bands, so for the vertical passes a row is just a byte vector of
 // ne = width * 3 elements.
@@ -520,16 +534,7 @@ void ReduceHPairs(const std::uint8_t* src, std::size_t stride, int rows, int ow,
     for (int k = 0; k < ow; ++k, q += 3) {
       const std::uint8_t* p = row + first[k];
       if (!simd[k]) {
-        const std::int32_t* c = coef + static_cast<std::size_t>(k) * N;
-        std::int32_t s0 = kRound, s1 = kRound, s2 = kRound;
-        for (int i = 0; i < N; ++i) {
-          s0 += c[i] * p[3 * i];
-          s1 += c[i] * p[3 * i + 1];
-          s2 += c[i] * p[3 * i + 2];
-        }
-        q[0] = ClampByte(s0 >> kShift);
-        q[1] = ClampByte(s1 >> kShift);
-        q[2] = ClampByte(s2 >> kShift);
+        ReduceHPixel(p, coef + static_cast<std::size_t>(k) * N, N, q);
         continue;
       }
       const __m128i* w = reinterpret_cast<const __m128i*>(weights) + static_cast<std::size_t>(k) * 2 * G;
@@ -560,17 +565,7 @@ void ReduceHFixed(const std::uint8_t* src, std::size_t stride, int rows, int ow,
     const std::uint8_t* row = src + static_cast<std::size_t>(y) * stride;
     std::uint8_t* q = dst + static_cast<std::size_t>(y) * ow * 3;
     for (int k = 0; k < ow; ++k) {
-      const std::uint8_t* p = row + first[k];
-      const std::int32_t* c = coef + static_cast<std::size_t>(k) * N;
-      std::int32_t s0 = kRound, s1 = kRound, s2 = kRound;
-      for (int i = 0; i < N; ++i) {
-        s0 += c[i] * p[3 * i];
-        s1 += c[i] * p[3 * i + 1];
-        s2 += c[i] * p[3 * i + 2];
-      }
-      q[3 * k] = ClampByte(s0 >> kShift);
-      q[3 * k + 1] = ClampByte(s1 >> kShift);
-      q[3 * k + 2] = ClampByte(s2 >> kShift);
+      ReduceHPixel(row + first[k], coef + static_cast<std::size_t>(k) * N, N, q + 3 * k);
     }
   }
 }
@@ -581,17 +576,7 @@ void ReduceHGeneric(const std::uint8_t* src, std::size_t stride, int rows, const
     const std::uint8_t* row = src + static_cast<std::size_t>(y) * stride;
     std::uint8_t* q = dst + static_cast<std::size_t>(y) * ow * 3;
     for (int k = 0; k < ow; ++k) {
-      const std::uint8_t* p = row + static_cast<std::size_t>(taps.start[k]) * 3;
-      const std::int32_t* c = &taps.coef[taps.off[k]];
-      std::int32_t s0 = kRound, s1 = kRound, s2 = kRound;
-      for (int i = 0; i < taps.len[k]; ++i, p += 3) {
-        s0 += c[i] * p[0];
-        s1 += c[i] * p[1];
-        s2 += c[i] * p[2];
-      }
-      q[3 * k] = ClampByte(s0 >> kShift);
-      q[3 * k + 1] = ClampByte(s1 >> kShift);
-      q[3 * k + 2] = ClampByte(s2 >> kShift);
+      ReduceHPixel(row + static_cast<std::size_t>(taps.start[k]) * 3, &taps.coef[taps.off[k]], taps.len[k], q + 3 * k);
     }
   }
 }
