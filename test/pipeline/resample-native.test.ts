@@ -8,7 +8,7 @@ import sharp from 'sharp';
 
 import { fixture } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
-import { cut, noisePool, smoothPool } from '../support/raw-images.js';
+import { cut, expectResampleError, noisePool, smoothPool } from '../support/raw-images.js';
 
 /*
  * @facegate/resample claims to give exactly the bytes of
@@ -365,14 +365,7 @@ describe('native resample: argument validation', { skip }, () => {
   const image: RawRgbImage = { width: 40, height: 30, data: new Uint8Array(40 * 30 * 3) };
   const region: PixelRegion = { x: 0, y: 0, width: 40, height: 30 };
 
-  function expectError(kind: typeof TypeError | typeof RangeError, pattern: RegExp, call: () => unknown): void {
-    assert.throws(call, (error: unknown) => {
-      assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`);
-      assert.match((error as Error).message, pattern);
-      assert.equal((error as Error & { code?: string }).code, 'ERR_RESAMPLE_INVALID_ARGUMENT', 'error.code');
-      return true;
-    });
-  }
+  const expectError = expectResampleError;
 
   // Deliberately ill-typed calls, as plain JavaScript could make them.
   const resize = resizeLikeLibvips as unknown as (...args: unknown[]) => RawRgbImage;

@@ -20,7 +20,7 @@ import {
   type SampleOptions,
 } from '../../packages/pipeline/src/image/raster.js';
 import { seededRandom } from '../support/random.js';
-import { cut, noisePool, smoothPool } from '../support/raw-images.js';
+import { cut, expectResampleError, noisePool, smoothPool } from '../support/raw-images.js';
 
 /*
  * resizeTriangleLike and warpBilinearLike claim to give exactly the bytes of raster.ts' separableResize and
@@ -286,14 +286,7 @@ describe('native raster resamplers: argument validation', { skip }, () => {
   const map = [1, 0, 0, 0, 1, 0] as const;
   const options = { antialias: true };
 
-  function expectError(kind: typeof TypeError | typeof RangeError, pattern: RegExp, call: () => unknown): void {
-    assert.throws(call, (error: unknown) => {
-      assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`);
-      assert.match((error as Error).message, pattern);
-      assert.equal((error as Error & { code?: string }).code, 'ERR_RESAMPLE_INVALID_ARGUMENT', 'error.code');
-      return true;
-    });
-  }
+  const expectError = expectResampleError;
 
   // Deliberately ill-typed calls, as plain JavaScript could make them.
   const resize = resizeTriangleLike as unknown as (...args: unknown[]) => RawRgbImage;

@@ -1,3 +1,5 @@
+import assert from 'node:assert/strict';
+
 /**
  * Generated RGB images for the resampler tests: square pools that hundreds of cases cut their
  * images from, so that no case generates its own. Noise is the hardest input (every rounding
@@ -45,4 +47,18 @@ export function cut(pool: RawImage, left: number, top: number, width: number, he
     data.set(pool.data.subarray(start, start + width * 3), y * width * 3);
   }
   return { width, height, data };
+}
+
+/** Asserts that `call` throws a `kind` error whose message matches `pattern`, with the resample addon's error code. */
+export function expectResampleError(
+  kind: typeof TypeError | typeof RangeError,
+  pattern: RegExp,
+  call: () => unknown,
+): void {
+  assert.throws(call, (error: unknown) => {
+    assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`);
+    assert.match((error as Error).message, pattern);
+    assert.equal((error as Error & { code?: string }).code, 'ERR_RESAMPLE_INVALID_ARGUMENT', 'error.code');
+    return true;
+  });
 }
