@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 
+import { RESAMPLE_INVALID_ARGUMENT } from '@facegate/resample';
+
 /**
  * Generated RGB images for the resampler tests: square pools that hundreds of cases cut their
  * images from, so that no case generates its own. Noise is the hardest input (every rounding
@@ -58,7 +60,7 @@ export function expectResampleError(
   assert.throws(call, (error: unknown) => {
     assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`);
     assert.match((error as Error).message, pattern);
-    assert.equal((error as Error & { code?: string }).code, 'ERR_RESAMPLE_INVALID_ARGUMENT', 'error.code');
+    assert.equal((error as Error & { code?: string }).code, RESAMPLE_INVALID_ARGUMENT, 'error.code');
     return true;
   });
 }

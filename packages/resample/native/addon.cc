@@ -58,59 +58,6 @@ int RequireInteger(const Napi::Value& value, const std::string& name, int minimu
   return static_cast<int>(number);
 }
 
-// resize(image: { width, height, data: Uint8Array }, region: { x, y, width, height },
-//        outWidth, outHeight): Uint8Array of outWidth * outHeight * 3 bytes.
-Napi::Value Resize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowTypeError(env, "resize expects (image, region, outWidth, outHeight)");
-
-  // Read every plain property first: a getter could otherwise run JS after the pixel data was
-  // validated (and, say, shrink a resizable ArrayBuffer under it).
-  const Napi::Object image = RequireObject(info[0], "image");
-  const int width = RequireInteger(image.Get("width"), "image.width", 1, kMaxInputSide);
-  const int height = RequireInteger(image.Get("height"), "image.height", 1, kMaxInputSide);
-  const Napi::Value dataValue = image.Get("data");
-  const Napi::Object regionObject = RequireObject(info[1], "region");
-  const int x = RequireInteger(regionObject.Get("x"), "region.x", 0, width - 1);
-  const int y = RequireInteger(regionObject.Get("y"), "region.y", 0, height - 1);
-  const int regionWidth = RequireInteger(regionObject.Get("width"), "region.width", 1, width - x);
-  const int regionHeight = RequireInteger(regionObject.Get("height"), "region.height", 1, height - y);
-  const int outWidth = RequireInteger(info[2], "outWidth", 1, kMaxOutputSide);
-  const int outHeight = RequireInteger(info[3], "outHeight", 1, kMaxOutputSide);
-
-  if (!dataValue.IsTypedArray()) ThrowTypeError(env, "image.data must be a Uint8Array");
-  const napi_typedarray_type type = dataValue.As<Napi::TypedArray>().TypedArrayType();
-  if (type != napi_uint8_array && type != napi_uint8_clamped_array) {
-    ThrowTypeError(env, "image.data must be a Uint8Array");
-  }
-
-  const std::size_t outBytes = static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(outHeight) * 3;
-  // Allocated before the input pointer is taken: nothing after this point runs JS.
-  // Node's Buffer allocation is a plain malloc; a zero-filled `new Uint8Array(n)` of 230 KB (a
-  // 320x240 letterbox) is calloc'ed above glibc's mmap threshold and took ~0.5 ms of fresh page
-  // faults on every call. Every byte is written below, so uninitialised memory is fine. The
-  // result is handed out as a plain Uint8Array over the Buffer's memory.
-  const Napi::Buffer<std::uint8_t> buffer = Napi::Buffer<std::uint8_t>::New(env, outBytes);
-  Napi::Uint8Array result = Napi::Uint8Array::New(env, outBytes, buffer.ArrayBuffer(), buffer.ByteOffset());
-
-  const auto data = dataValue.As<Napi::Uint8Array>();  // same memory layout for the clamped variant
-  const std::uint64_t expected = static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height) * 3;
-  if (data.ElementLength() != expected) {
-    ThrowRangeError(env, "image.data has " + std::to_string(data.ElementLength()) + " bytes, expected width * " +
-                             "height * 3 = " + std::to_string(expected));
-  }
-
-  try {
-    ResizeLikeLibvips(ImageView{data.Data(), width, height}, Region{x, y, regionWidth, regionHeight}, outWidth,
-                      outHeight, result.Data());
-  } catch (const std::bad_alloc&) {
-    throw Napi::Error::New(env, "resample: out of memory");
-  } catch (const std::exception& error) {
-    throw Napi::Error::New(env, error.what());
-  }
-  return result;
-}
-
 // A finite number in [minimum, maximum]; a non-number is a TypeError, anything else out of range
 // (NaN, infinities) a RangeError.
 double RequireFinite(const Napi::Value& value, const std::string& name, double minimum, double maximum) {
@@ -124,7 +71,9 @@ double RequireFinite(const Napi::Value& value, const std::string& name, double m
   return number;
 }
 
-// The image's plain properties, read before anything is allocated (see Resize).
+// The image's plain properties. Every plain property of every argument is read before the pixel
+// data is checked: a getter could otherwise run JS after that check (and, say, shrink a resizable
+// ArrayBuffer under it).
 struct ImageArgument {
   int width;
   int height;
@@ -146,7 +95,10 @@ void RequireUint8Array(Napi::Env env, const Napi::Value& dataValue) {
   }
 }
 
-// A new Uint8Array over Node Buffer memory (malloc'ed, not zero-filled: every byte is written).
+// A new Uint8Array over Node Buffer memory, allocated before the input pointer is taken (nothing
+// after it runs JS). A Buffer is malloc'ed; a zero-filled `new Uint8Array(n)` of 230 KB (a 320x240
+// letterbox) is calloc'ed above glibc's mmap threshold and took ~0.5 ms of fresh page faults on
+// every call. Every byte is written, so uninitialised memory is fine.
 Napi::Uint8Array NewOutput(Napi::Env env, int outWidth, int outHeight) {
   const std::size_t outBytes = static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(outHeight) * 3;
   const Napi::Buffer<std::uint8_t> buffer = Napi::Buffer<std::uint8_t>::New(env, outBytes);
@@ -163,6 +115,41 @@ ImageView CheckedImageView(Napi::Env env, const ImageArgument& image) {
                              "height * 3 = " + std::to_string(expected));
   }
   return ImageView{data.Data(), image.width, image.height};
+}
+
+// Runs the resampling: a C++ failure (out of memory for the tap tables, say) becomes a JS Error.
+template <typename Work>
+void RunGuarded(Napi::Env env, Work work) {
+  try {
+    work();
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "resample: out of memory");
+  } catch (const std::exception& error) {
+    throw Napi::Error::New(env, error.what());
+  }
+}
+
+// resize(image: { width, height, data: Uint8Array }, region: { x, y, width, height },
+//        outWidth, outHeight): Uint8Array of outWidth * outHeight * 3 bytes.
+Napi::Value Resize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowTypeError(env, "resize expects (image, region, outWidth, outHeight)");
+  const ImageArgument image = ReadImage(info[0]);
+  const Napi::Object regionObject = RequireObject(info[1], "region");
+  const int x = RequireInteger(regionObject.Get("x"), "region.x", 0, image.width - 1);
+  const int y = RequireInteger(regionObject.Get("y"), "region.y", 0, image.height - 1);
+  const int regionWidth = RequireInteger(regionObject.Get("width"), "region.width", 1, image.width - x);
+  const int regionHeight = RequireInteger(regionObject.Get("height"), "region.height", 1, image.height - y);
+  const int outWidth = RequireInteger(info[2], "outWidth", 1, kMaxOutputSide);
+  const int outHeight = RequireInteger(info[3], "outHeight", 1, kMaxOutputSide);
+  RequireUint8Array(env, image.data);
+
+  Napi::Uint8Array result = NewOutput(env, outWidth, outHeight);
+  const ImageView view = CheckedImageView(env, image);
+  RunGuarded(env, [&] {
+    ResizeLikeLibvips(view, Region{x, y, regionWidth, regionHeight}, outWidth, outHeight, result.Data());
+  });
+  return result;
 }
 
 // Bounds of resizeTriangleLike's fractional rectangle: far beyond any crop of a 65535-pixel image,
@@ -199,13 +186,7 @@ Napi::Value ResizeTriangle(const Napi::CallbackInfo& info) {
 
   Napi::Uint8Array result = NewOutput(env, outWidth, outHeight);
   const ImageView view = CheckedImageView(env, image);
-  try {
-    SeparableResizeLike(view, rect, outWidth, outHeight, hasFill, fill, antialias, result.Data());
-  } catch (const std::bad_alloc&) {
-    throw Napi::Error::New(env, "resample: out of memory");
-  } catch (const std::exception& error) {
-    throw Napi::Error::New(env, error.what());
-  }
+  RunGuarded(env, [&] { SeparableResizeLike(view, rect, outWidth, outHeight, hasFill, fill, antialias, result.Data()); });
   return result;
 }
 
@@ -242,7 +223,7 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
 
   Napi::Uint8Array result = NewOutput(env, outWidth, outHeight);
   const ImageView view = CheckedImageView(env, image);
-  ResampleAffineLike(view, affine, outWidth, outHeight, replicate, fill, result.Data());
+  RunGuarded(env, [&] { ResampleAffineLike(view, affine, outWidth, outHeight, replicate, fill, result.Data()); });
   return result;
 }
 

@@ -78,6 +78,9 @@ const binding = loadBinding();
  */
 export const PORTED_LIBVIPS_VERSION = '8.18.7';
 
+/** `error.code` of the TypeError / RangeError the addon throws for an argument it refuses; nothing was written. */
+export const RESAMPLE_INVALID_ARGUMENT = 'ERR_RESAMPLE_INVALID_ARGUMENT';
+
 /** false when the addon could not be loaded (then callers use sharp); never throws at import. */
 export const nativeResampleAvailable: boolean = binding !== null;
 
@@ -92,10 +95,7 @@ export function resizeLikeLibvips(
   outWidth: number,
   outHeight: number,
 ): RawRgbImage {
-  if (binding === null) {
-    throw new Error('@facegate/resample: the native addon is not built (npm run build:native -w @facegate/resample)');
-  }
-  return { width: outWidth, height: outHeight, data: binding.resize(image, region, outWidth, outHeight) };
+  return { width: outWidth, height: outHeight, data: requireBinding().resize(image, region, outWidth, outHeight) };
 }
 
 function requireBinding(): NativeBinding {

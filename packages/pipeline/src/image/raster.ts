@@ -1,4 +1,9 @@
-import { nativeResampleAvailable, resizeTriangleLike, warpBilinearLike } from '@facegate/resample';
+import {
+  RESAMPLE_INVALID_ARGUMENT,
+  nativeResampleAvailable,
+  resizeTriangleLike,
+  warpBilinearLike,
+} from '@facegate/resample';
 
 /** An 8-bit RGB image, pixels interleaved row by row (what the decode stage produces). */
 export interface RgbImage {
@@ -147,23 +152,13 @@ function nativeOrNull(resample: () => RgbImage): RgbImage | null {
   try {
     return resample();
   } catch (error) {
-    if (error instanceof Error && 'code' in error && error.code === 'ERR_RESAMPLE_INVALID_ARGUMENT') return null;
+    if (error instanceof Error && 'code' in error && error.code === RESAMPLE_INVALID_ARGUMENT) return null;
     throw error;
   }
 }
 
 /** The JavaScript resamplers, the reference the native ports are held to (test/pipeline/resample-raster.test.ts). */
-export const javascriptResamplers = {
-  separableResize: (image: RgbImage, rect: Rect, outWidth: number, outHeight: number, options: SampleOptions) =>
-    separableResize(image, rect, outWidth, outHeight, options),
-  resampleAffine: (
-    image: RgbImage,
-    sourceFromOutput: Affine,
-    outWidth: number,
-    outHeight: number,
-    outside: number | 'replicate',
-  ) => resampleAffine(image, sourceFromOutput, outWidth, outHeight, outside),
-};
+export const javascriptResamplers = { separableResize, resampleAffine };
 
 /** {@link resampleAffine}, natively where it can be, written into `into` where given. */
 function bilinear(
