@@ -11,10 +11,10 @@ import {
   type SessionSettings,
   type SessionPlacement,
 } from '../onnx/session.js';
-import { TensorPool } from '../onnx/tensor-pool.js';
+import { privateTensorPool } from '../onnx/tensor-pool.js';
 
 /** This thread's model inputs (each thread has its own module instance). */
-const tensorPool = new TensorPool();
+const tensorPool = privateTensorPool();
 
 /**
  * Common life cycle of a model-zoo class: `prepare` opens and validates the session, the

@@ -11,27 +11,46 @@
  * A run that finds the helping threads all busy with other lent runs waits at the broker for the
  * first to finish, until its own thread is free to run it: once its request has handed out every
  * run it will and only awaits results ({@link IdleThreads.awaitingResults}), the thread takes back
- * its newest waiting run, runs it, then the next, while helpers take the oldest. The pipeline
- * hands out the recogniser's run first (pipeline.ts), so a search's recognition runs on the
- * helper while PAD and head pose run here, and an enrolment's morph features are computed here
- * while the recogniser and then PAD run there, instead of everything queueing behind each other
- * on the busy thread.
+ * its newest waiting run, runs it, then the next, while helpers take the oldest. Taking back is a
+ * race on a word of shared memory (the helper about to run it and the lender both try to swap the
+ * run's ticket out), so the lender starts the run at once rather than after a round trip through
+ * the broker (~0.3 ms on every one-client search, whose recognition run usually comes back so).
+ * The pipeline hands out PAD's and head pose's runs first (pipeline.ts): with one request in
+ * flight a search's PAD and pose run on the helper while its landmarks and recognition run here,
+ * and an enrolment's morph features are computed here while PAD, pose and recognition run there,
+ * instead of everything queueing behind each other on the busy thread.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 import { answerRequests, ThreadRequester } from './module-thread.js';
+import { privateTensorPool, sharedTensorPool } from './tensor-pool.js';
 
 export interface LentRun {
   /** The session's key (session.ts `sessionKey`): every pipeline thread opens the same sessions. */
   key: string;
-  data: Float32Array;
+  /**
+   * The input, in shared memory: it crosses two threads (to the broker, then to the helper), and
+   * a structured clone copies a plain array's memory at each post and again at each receipt (a
+   * head-pose input is 600 KB: ~0.4 ms a hop). Shared memory is reused from run to run: a new
+   * SharedArrayBuffer of that size costs more than the clone, in page faults.
+   */
+  data: Float32Array<SharedArrayBuffer>;
   dimensions: number[];
+  /**
+   * The lending thread's claim words, shared: the run's word holds its ticket while nobody has it,
+   * and whoever swaps the ticket out first (a helper about to run it, or the lender taking it back)
+   * has it. The lender so takes a waiting run back at once, without a round trip to the broker.
+   */
+  claims: Int32Array<SharedArrayBuffer>;
+  /** The run's word in `claims`, and the ticket it holds while the run is unclaimed. */
+  slot: number;
+  ticket: number;
 }
 
 /** What a pipeline thread asks the broker: run this elsewhere, or give back a run still waiting. */
 type BrokerRequest = ({ kind: 'lend' } & LentRun & { run: number }) | { kind: 'withdraw'; run: number };
-/** Outputs of a lent run (null: run it here), or whether a withdrawn run still waited. */
+/** Outputs of a lent run (null: run it here, or it was taken back), or whether a withdrawn run still waited. */
 type BrokerAnswer = { outputs: RunOutput[] | null } | { withdrawn: boolean };
 
 /**
@@ -39,6 +58,11 @@ type BrokerAnswer = { outputs: RunOutput[] | null } | { withdrawn: boolean };
  * back to it after this long, so that no run waits on helpers that stay busy.
  */
 const TAKE_BACK_AFTER_MS = 20;
+
+/** Claim words per thread, reused in turn: far more than the runs a thread has out at once. */
+const CLAIM_SLOTS = 256;
+/** A claimed word: its run is running on a helper, or was taken back. */
+const CLAIMED = 0;
 
 interface RunOutput {
   data: Float32Array;
@@ -66,8 +90,14 @@ export class IdleThreads {
   private readonly broker: ThreadRequester<BrokerRequest, BrokerAnswer>;
   private readonly helping: Int32Array;
   private nextRun = 0;
-  /** This thread's runs waiting at the broker, oldest first, with their take-back timers. */
-  private readonly waiting = new Map<number, ReturnType<typeof setTimeout>>();
+  /** This thread's runs waiting at the broker, oldest first: their take-back timers and how to take each back. */
+  private readonly waiting = new Map<number, { timer: ReturnType<typeof setTimeout>; takenBack(): void }>();
+  /** The claim word of each of this thread's runs out at the broker ({@link LentRun.claims}). */
+  private readonly claims = new Int32Array(new SharedArrayBuffer(CLAIM_SLOTS * Int32Array.BYTES_PER_ELEMENT));
+  /** Inputs of this thread's runs on their way to a helper. */
+  private readonly sharedInputs = sharedTensorPool();
+  /** Other threads' inputs copied out of shared memory, for this thread's sessions. */
+  private readonly lentInputs = privateTensorPool();
 
   /** `takeBackAfterMs`: how long a run may wait for a helper before its thread takes it back anyway. */
   constructor(
@@ -76,16 +106,29 @@ export class IdleThreads {
   ) {
     this.helping = new Int32Array(ports.helping);
     this.broker = new ThreadRequester(ports.asks);
-    answerRequests<LentRun, RunOutput[]>(ports.lends, async ({ key, data, dimensions }) => {
-      const run = this.localRuns.get(key);
-      if (!run) throw new Error(`no session '${key}' in this pipeline thread`);
-      // Every output, extra outputs too (a recogniser's taps at enrolment: see models.ts).
-      const outputs = (await run(data, dimensions)).map((tensor) => ({
-        data: new Float32Array(tensor.data as Float32Array),
-        dimensions: [...tensor.dims],
-      }));
-      return { answer: outputs, transfer: outputs.map((output) => output.data.buffer as ArrayBuffer) };
-    });
+    answerRequests<LentRun, RunOutput[] | null>(
+      ports.lends,
+      async ({ key, data, dimensions, claims, slot, ticket }) => {
+        const run = this.localRuns.get(key);
+        if (!run) throw new Error(`no session '${key}' in this pipeline thread`);
+        // Its thread took it back meanwhile (and may have reused its input): not run here.
+        if (Atomics.compareExchange(claims, slot, ticket, CLAIMED) !== ticket) return { answer: null };
+        // Copied out of shared memory: onnxruntime-node refuses a tensor over a SharedArrayBuffer.
+        const input = this.lentInputs.take(data.length);
+        input.set(data);
+        let outputs: RunOutput[];
+        try {
+          // Every output, extra outputs too (a recogniser's taps at enrolment: see models.ts).
+          outputs = (await run(input, dimensions)).map((tensor) => ({
+            data: new Float32Array(tensor.data as Float32Array),
+            dimensions: [...tensor.dims],
+          }));
+        } finally {
+          this.lentInputs.give(input);
+        }
+        return { answer: outputs, transfer: outputs.map((output) => output.data.buffer as ArrayBuffer) };
+      },
+    );
   }
 
   /** `localRun` of the session `key`, sending its inputs to another thread whenever one can take them. */
@@ -94,19 +137,43 @@ export class IdleThreads {
     return async (data, dimensions) => {
       if (Atomics.load(this.helping, 0) === 0) return localRun(data, dimensions);
       const run = this.nextRun++;
+      const slot = run % CLAIM_SLOTS;
+      // Never CLAIMED, and different for every run that can still be at the broker with this slot.
+      const ticket = (run % 0x3fffffff) + 1;
+      Atomics.store(this.claims, slot, ticket);
       let outputs: RunOutput[] | null = null;
+      // Copied, not moved: should no thread take it, it runs here.
+      const shared = this.sharedInputs.take(data.length);
+      shared.set(data);
       try {
-        // Copied, not moved: should no thread take it, it runs here.
-        const lent = this.broker.request({ kind: 'lend', key, data, dimensions: [...dimensions], run });
-        const timer = setTimeout(() => this.takeBack(run), this.takeBackAfterMs);
-        timer.unref();
-        this.waiting.set(run, timer);
-        const answer = await lent;
-        if ('outputs' in answer) outputs = answer.outputs;
+        const lent = this.broker.request({
+          kind: 'lend',
+          key,
+          data: shared,
+          dimensions: [...dimensions],
+          claims: this.claims,
+          slot,
+          ticket,
+          run,
+        });
+        const takenBack = new Promise<null>((resolve) => {
+          const timer = setTimeout(() => this.takeBack(run), this.takeBackAfterMs);
+          timer.unref();
+          this.waiting.set(run, { timer, takenBack: () => resolve(null) });
+        });
+        // Taken back, its answer from the broker (null) comes later and is not waited for.
+        lent.catch(() => undefined);
+        const answer = await Promise.race([lent, takenBack]);
+        if (answer && 'outputs' in answer) outputs = answer.outputs;
+        // Answered or taken back: no other thread reads it any more (a helper copies it out
+        // before its run, and only once it has claimed the run).
+        this.sharedInputs.give(shared);
       } catch {
-        // The other thread failed or exited while running it: run it here instead.
+        // The other thread failed or exited while running it: run it here instead. Its input is
+        // not reused, in case that thread still reads it.
       } finally {
-        clearTimeout(this.waiting.get(run));
+        const waiting = this.waiting.get(run);
+        if (waiting) clearTimeout(waiting.timer);
         this.waiting.delete(run);
       }
       if (outputs) return outputs.map((output) => new ort.Tensor('float32', output.data, output.dimensions));
@@ -130,17 +197,22 @@ export class IdleThreads {
     if (newest !== undefined) this.takeBack(newest);
   }
 
-  /** Asks the broker for `run` back; where a helper took it meanwhile, asks for the next instead. */
+  /**
+   * Takes `run` back to run it here, unless a helper has claimed it, in which case the next
+   * newest instead. The broker is told, so that it drops the run from its queue.
+   */
   private takeBack(run: number): void {
-    if (!this.waiting.has(run)) return;
-    clearTimeout(this.waiting.get(run));
+    const waiting = this.waiting.get(run);
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
     this.waiting.delete(run);
-    this.broker.request({ kind: 'withdraw', run }).then(
-      (answer) => {
-        if ('withdrawn' in answer && !answer.withdrawn) this.takeBackNewest();
-      },
-      () => undefined,
-    );
+    const ticket = (run % 0x3fffffff) + 1;
+    if (Atomics.compareExchange(this.claims, run % CLAIM_SLOTS, ticket, CLAIMED) !== ticket) {
+      this.takeBackNewest();
+      return;
+    }
+    waiting.takenBack();
+    this.broker.request({ kind: 'withdraw', run }).catch(() => undefined);
   }
 }
 
@@ -148,7 +220,7 @@ interface BrokeredThread {
   /** Requests of the pool's own (analyses) in flight on this thread. */
   analyses(): number;
   lentRuns: number;
-  lends: ThreadRequester<LentRun, RunOutput[]>;
+  lends: ThreadRequester<LentRun, RunOutput[] | null>;
   asks: MessagePort;
 }
 
@@ -271,11 +343,13 @@ export class IdleThreadBroker {
     }
   }
 
-  private async lend(lender: BrokeredThread, { key, data, dimensions }: LentRun): Promise<RunOutput[] | null> {
+  private async lend(lender: BrokeredThread, run: LentRun): Promise<RunOutput[] | null> {
     lender.lentRuns++;
-    this.runsLent++;
     try {
-      return await lender.lends.request({ key, data, dimensions });
+      // null where its thread had taken it back before the helper could claim it.
+      const outputs = await lender.lends.request(run);
+      if (outputs) this.runsLent++;
+      return outputs;
     } catch {
       return null;
     } finally {

@@ -8,7 +8,7 @@ import type { InferenceThreads } from './inference-threads.js';
 import type { RemoteSessions } from './inference-host.js';
 import { cudaDeviceOf, cudaExecutionProviders, probeCuda, warmUp } from './execution-provider.js';
 import { withOutputs } from './extra-outputs.js';
-import { TensorPool } from './tensor-pool.js';
+import { privateTensorPool } from './tensor-pool.js';
 import { channelPaddedModel } from './channel-padding.js';
 import { BLOCKED_LAYOUT, vectorisedPReluModel } from './prelu.js';
 import { zeroSubnormalWeights } from './subnormal.js';
@@ -269,7 +269,7 @@ export function batchedRun(
 ): (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]> {
   // Stacking took a seventh of an inference host's time on an H200, half of it allocating and
   // zeroing a buffer per batch (7 MB for eight detector inputs): the buffers are lent instead.
-  const stackingBuffers = new TensorPool();
+  const stackingBuffers = privateTensorPool();
   const runBatch = async (inputs: Array<{ data: Float32Array; dimensions: readonly number[] }>) => {
     const shape = inputs[0]!.dimensions;
     const sameShape = inputs.every((input) => input.dimensions.join() === shape.join());
