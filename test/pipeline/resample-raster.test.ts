@@ -5,6 +5,8 @@ import {
   nativeResampleAvailable,
   resizeTriangleLike,
   warpBilinearLike,
+  writePlanarTensor,
+  type PlanarPlacement,
   type RawRgbImage,
   type SourceFromOutput,
 } from '@facegate/resample';
@@ -13,6 +15,7 @@ import {
   cropResize,
   invertAffine,
   javascriptResamplers,
+  toPlanarTensor,
   warpAffine,
   type Affine,
   type Rect,
@@ -278,6 +281,72 @@ describe('native raster resamplers: byte for byte what raster.ts gives', { skip 
     assert.ok(again.data instanceof Uint8Array, 'output is a Uint8Array');
     assert.equal(warped.data.length, 112 * 112 * 3, 'output length');
   });
+
+  it('writePlanarTensor: the floats of toPlanarTensor’s JavaScript loop, on canvases, in both channel orders', () => {
+    const sameFloats = (name: string, expected: Float32Array, actual: Float32Array): void => {
+      const expectedBits = new Uint32Array(expected.buffer, expected.byteOffset, expected.length);
+      const actualBits = new Uint32Array(actual.buffer, actual.byteOffset, actual.length);
+      const first = expectedBits.findIndex((bits, index) => bits !== actualBits[index]);
+      if (first >= 0) assert.fail(`${name}: value ${first} is ${actual[first]}, expected ${expected[first]}`);
+    };
+    for (let index = 0; index < 120; index++) {
+      const width = between(1, 330);
+      const height = between(1, 250);
+      const { kind, image } = randomImage(index, width, height);
+      const onCanvas = index % 3 !== 0;
+      const canvasWidth = onCanvas ? width + between(0, 40) : width;
+      const canvasHeight = onCanvas ? height + between(0, 40) : height;
+      const placement: PlanarPlacement = {
+        width: canvasWidth,
+        height: canvasHeight,
+        offsetX: between(0, canvasWidth - width),
+        offsetY: between(0, canvasHeight - height),
+        channelPlanes: pick([
+          [0, 1, 2],
+          [2, 1, 0],
+          [1, 2, 0],
+        ] as const),
+      };
+      // Tables as the models' normalisations make them, and arbitrary floats.
+      const table = new Float32Array(768).map((_, entry) =>
+        index % 2 === 0
+          ? ((entry % 256) - [127.5, 123.7, 104][entry >> 8]!) / [128, 58.4, 57.1][entry >> 8]!
+          : random() * 1e3 - 500,
+      );
+      // Values outside the image are left as they were: both start from the same random ones.
+      const before = new Float32Array(canvasWidth * canvasHeight * 3).map(() => random());
+      const expected = new Float32Array(before);
+      const actual = new Float32Array(before);
+      javascriptResamplers.writePlanarPixels(image, table, expected, placement);
+      writePlanarTensor(image, table, actual, placement);
+      sameFloats(
+        `${kind} ${width}x${height} on ${canvasWidth}x${canvasHeight} planes ${placement.channelPlanes.join()}`,
+        expected,
+        actual,
+      );
+    }
+    // toPlanarTensor itself, canvas fill included, against its loop in JavaScript.
+    const { image } = randomImage(1, 300, 200);
+    const canvas = { width: 320, height: 240, offsetX: 10, offsetY: 20, fill: 114 };
+    for (const channelOrder of ['rgb', 'bgr'] as const) {
+      const normalisation = { mean: [123.7, 116.3, 103.5], std: [58.4, 57.1, 57.4], channelOrder };
+      const tensor = toPlanarTensor(image, normalisation, canvas);
+      const table = new Float32Array(768);
+      for (let plane = 0; plane < 3; plane++) {
+        const from = channelOrder === 'rgb' ? plane : 2 - plane;
+        for (let value = 0; value < 256; value++) {
+          table[from * 256 + value] = (value - normalisation.mean[plane]!) / normalisation.std[plane]!;
+        }
+      }
+      const reference = new Float32Array(320 * 240 * 3);
+      const planes = channelOrder === 'rgb' ? ([0, 1, 2] as const) : ([2, 1, 0] as const);
+      planes.forEach((plane, channel) =>
+        reference.fill(table[channel * 256 + 114]!, plane * 76800, (plane + 1) * 76800),
+      );
+      javascriptResamplers.writePlanarPixels(image, table, reference, { ...canvas, channelPlanes: planes });
+      sameFloats(`toPlanarTensor ${channelOrder}`, reference, tensor);
+    }
+  });
 });
 
 describe('native raster resamplers: argument validation', { skip }, () => {
@@ -291,6 +360,10 @@ describe('native raster resamplers: argument validation', { skip }, () => {
   // Deliberately ill-typed calls, as plain JavaScript could make them.
   const resize = resizeTriangleLike as unknown as (...args: unknown[]) => RawRgbImage;
   const warp = warpBilinearLike as unknown as (...args: unknown[]) => RawRgbImage;
+  const planar = writePlanarTensor as unknown as (...args: unknown[]) => void;
+  const table = new Float32Array(768);
+  const tensor = new Float32Array(50 * 40 * 3);
+  const placement = { width: 50, height: 40, offsetX: 5, offsetY: 10, channelPlanes: [0, 1, 2] };
 
   it('rejects wrong types with a TypeError', () => {
     expectError(TypeError, /image must be an object/, () => resize(null, rect, 10, 10, options));
@@ -318,6 +391,17 @@ describe('native raster resamplers: argument validation', { skip }, () => {
     expectError(TypeError, /outside must be a number or 'replicate'/, () => warp(image, map, 10, 10, 'edge'));
     expectError(TypeError, /outside must be a number/, () => warp(image, map, 10, 10, undefined));
     expectError(TypeError, /outHeight must be a number/, () => warp(image, map, 10, '10', 0));
+    expectError(TypeError, /placement must be an object/, () => planar(image, table, tensor, null));
+    expectError(TypeError, /table must be a Float32Array/, () =>
+      planar(image, new Float64Array(768), tensor, placement),
+    );
+    expectError(TypeError, /tensor must be a Float32Array/, () => planar(image, table, [0], placement));
+    expectError(TypeError, /channelPlanes must be an array/, () =>
+      planar(image, table, tensor, { ...placement, channelPlanes: new Int32Array([0, 1, 2]) }),
+    );
+    expectError(TypeError, /placement\.offsetX must be a number/, () =>
+      planar(image, table, tensor, { ...placement, offsetX: undefined }),
+    );
   });
 
   it('rejects bad sizes, rects, maps and fills with a RangeError', () => {
@@ -348,10 +432,22 @@ describe('native raster resamplers: argument validation', { skip }, () => {
     );
     expectError(RangeError, /outside/, () => warp(image, map, 10, 10, 300));
     expectError(RangeError, /outside/, () => warp(image, map, 10, 10, Number.NaN));
+    expectError(RangeError, /table has 767 values/, () => planar(image, new Float32Array(767), tensor, placement));
+    expectError(RangeError, /tensor has 5999 values/, () => planar(image, table, new Float32Array(5999), placement));
+    expectError(RangeError, /placement\.width/, () => planar(image, table, tensor, { ...placement, width: 39 }));
+    expectError(RangeError, /placement\.offsetX/, () => planar(image, table, tensor, { ...placement, offsetX: 11 }));
+    expectError(RangeError, /placement\.offsetY/, () => planar(image, table, tensor, { ...placement, offsetY: -1 }));
+    expectError(RangeError, /channelPlanes must hold each of 0, 1 and 2 once/, () =>
+      planar(image, table, tensor, { ...placement, channelPlanes: [0, 1, 1] }),
+    );
+    expectError(RangeError, /channelPlanes\[2\]/, () =>
+      planar(image, table, tensor, { ...placement, channelPlanes: [0, 1, 3] }),
+    );
   });
 
   it('still works after rejecting arguments', () => {
     assert.equal(resizeTriangleLike(image, rect, 16, 12, options).data.length, 16 * 12 * 3, 'output length');
     assert.equal(warpBilinearLike(image, map, 16, 12, 'replicate').data.length, 16 * 12 * 3, 'output length');
+    planar(image, table, tensor, placement);
   });
 });

@@ -227,10 +227,59 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// A Float32Array argument of `length` values exactly (any length where `length` is 0).
+Napi::Float32Array RequireFloat32Array(const Napi::Value& value, const char* name, std::size_t length) {
+  Napi::Env env = value.Env();
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    ThrowTypeError(env, std::string(name) + " must be a Float32Array");
+  }
+  const auto array = value.As<Napi::Float32Array>();
+  if (length != 0 && array.ElementLength() != length) {
+    ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) + " values, expected " +
+                             std::to_string(length));
+  }
+  return array;
+}
+
+// planarTensor(image, table: Float32Array(768), tensor: Float32Array,
+//              placement: { width, height, offsetX, offsetY, channelPlanes: [p0, p1, p2] }): undefined.
+Napi::Value PlanarTensor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowTypeError(env, "planarTensor expects (image, table, tensor, placement)");
+  const ImageArgument image = ReadImage(info[0]);
+  const Napi::Object placement = RequireObject(info[3], "placement");
+  const int width = RequireInteger(placement.Get("width"), "placement.width", image.width, kMaxOutputSide);
+  const int height = RequireInteger(placement.Get("height"), "placement.height", image.height, kMaxOutputSide);
+  const int offsetX = RequireInteger(placement.Get("offsetX"), "placement.offsetX", 0, width - image.width);
+  const int offsetY = RequireInteger(placement.Get("offsetY"), "placement.offsetY", 0, height - image.height);
+  const Napi::Value planesValue = placement.Get("channelPlanes");
+  if (!planesValue.IsArray() || planesValue.As<Napi::Array>().Length() != 3) {
+    ThrowTypeError(env, "placement.channelPlanes must be an array of 3 plane indices");
+  }
+  const Napi::Array planesArray = planesValue.As<Napi::Array>();
+  int channelPlanes[3];
+  bool seen[3] = {false, false, false};
+  for (std::uint32_t channel = 0; channel < 3; channel++) {
+    const int plane = RequireInteger(planesArray.Get(channel), "placement.channelPlanes[" + std::to_string(channel) + "]", 0, 2);
+    if (seen[plane]) ThrowRangeError(env, "placement.channelPlanes must hold each of 0, 1 and 2 once");
+    seen[plane] = true;
+    channelPlanes[channel] = plane;
+  }
+  RequireUint8Array(env, image.data);
+  // No JS runs from here on: the typed arrays' lengths and memory stay as checked.
+  const Napi::Float32Array table = RequireFloat32Array(info[1], "table", 768);
+  Napi::Float32Array tensor = RequireFloat32Array(
+      info[2], "tensor", static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3);
+  const ImageView view = CheckedImageView(env, image);
+  WritePlanarTensor(view, table.Data(), tensor.Data(), width, height, offsetX, offsetY, channelPlanes);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New<Resize>(env, "resize"));
   exports.Set("resizeTriangle", Napi::Function::New<ResizeTriangle>(env, "resizeTriangle"));
   exports.Set("warpBilinear", Napi::Function::New<WarpBilinear>(env, "warpBilinear"));
+  exports.Set("planarTensor", Napi::Function::New<PlanarTensor>(env, "planarTensor"));
   return exports;
 }
 

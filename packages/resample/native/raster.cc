@@ -321,4 +321,26 @@ void ResampleAffineLike(const ImageView& image, const double affine[6], int outW
   }
 }
 
+void WritePlanarTensor(const ImageView& image, const float* table, float* tensor, int width, int height,
+                       int offsetX, int offsetY, const int channelPlanes[3]) {
+  const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  float* const first = tensor + static_cast<std::size_t>(channelPlanes[0]) * pixels;
+  float* const second = tensor + static_cast<std::size_t>(channelPlanes[1]) * pixels;
+  float* const third = tensor + static_cast<std::size_t>(channelPlanes[2]) * pixels;
+  const float* const firstTable = table;
+  const float* const secondTable = table + 256;
+  const float* const thirdTable = table + 512;
+  const std::size_t rowBytes = static_cast<std::size_t>(image.width) * 3;
+  for (int y = 0; y < image.height; y++) {
+    const std::uint8_t* source = image.data + static_cast<std::size_t>(y) * rowBytes;
+    const std::size_t start = static_cast<std::size_t>(y + offsetY) * static_cast<std::size_t>(width) +
+                              static_cast<std::size_t>(offsetX);
+    for (int x = 0; x < image.width; x++, source += 3) {
+      first[start + x] = firstTable[source[0]];
+      second[start + x] = secondTable[source[1]];
+      third[start + x] = thirdTable[source[2]];
+    }
+  }
+}
+
 }  // namespace facegate_resample

@@ -43,6 +43,18 @@ export interface TriangleResizeOptions {
 /** [a, b, tx, c, d, ty]: output pixel (u, v) samples source (a·u + b·v + tx, c·u + d·v + ty). */
 export type SourceFromOutput = readonly [number, number, number, number, number, number];
 
+/**
+ * Where an image's pixels go in a planar float tensor of `width` × `height` per plane (≥ the image's sides): its
+ * top-left pixel at (offsetX, offsetY), and source channel c in plane `channelPlanes[c]` (a permutation of 0, 1, 2).
+ */
+export interface PlanarPlacement {
+  width: number;
+  height: number;
+  offsetX: number;
+  offsetY: number;
+  channelPlanes: readonly [number, number, number];
+}
+
 interface NativeBinding {
   resize(image: RawRgbImage, region: PixelRegion, outWidth: number, outHeight: number): Uint8Array;
   resizeTriangle(
@@ -59,6 +71,7 @@ interface NativeBinding {
     outHeight: number,
     outside: number | 'replicate',
   ): Uint8Array;
+  planarTensor(image: RawRgbImage, table: Float32Array, tensor: Float32Array, placement: PlanarPlacement): void;
 }
 
 function loadBinding(): NativeBinding | null {
@@ -139,4 +152,19 @@ export function warpBilinearLike(
 ): RawRgbImage {
   const data = requireBinding().warpBilinear(image, sourceFromOutput, outWidth, outHeight, outside);
   return { width: outWidth, height: outHeight, data };
+}
+
+/**
+ * The pixel loop of `toPlanarTensor` (packages/pipeline/src/image/raster.ts), same floats: for every pixel of
+ * `image` and each source channel c, `tensor[plane c + (y + offsetY) * width + offsetX + x] = table[256 * c + byte]`,
+ * where `table` holds 768 values (256 per source channel) and `tensor` width × height × 3. Tensor values outside the
+ * image are left as they are. Throws when the addon is not available (check {@link nativeResampleAvailable} first).
+ */
+export function writePlanarTensor(
+  image: RawRgbImage,
+  table: Float32Array,
+  tensor: Float32Array,
+  placement: PlanarPlacement,
+): void {
+  requireBinding().planarTensor(image, table, tensor, placement);
 }
