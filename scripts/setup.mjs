@@ -43,6 +43,8 @@ const SYSTEM_PACKAGES = [
   // Becomes libblas.so.3 through update-alternatives: faiss's BLAS paths (search, IVF training)
   // run 6–60× faster than on the reference BLAS that libfaiss-dev pulls in.
   ['libopenblas0-pthread', '/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3'],
+  // libjpeg-turbo's headers and library, for the JPEG decode addon (packages/jpeg).
+  ['libjpeg62-turbo-dev', '/usr/include/jpeglib.h'],
   ['g++', '/usr/bin/g++'],
   ['make', '/usr/bin/make'],
   ['python3', '/usr/bin/python3'],
@@ -99,6 +101,7 @@ function ensureNodeModules() {
 const NATIVE_PACKAGES = [
   ['faiss', '@facegate/faiss', 'the FAISS binding'],
   ['resample', '@facegate/resample', 'the resample addon'],
+  ['jpeg', '@facegate/jpeg', 'the JPEG decode addon'],
 ];
 
 function ensureNativeBinding() {

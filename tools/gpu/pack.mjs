@@ -40,14 +40,16 @@ const pins = readProviderPins();
 await installCudaProvider({ log });
 const ortDir = onnxruntimeDir(root);
 
-// Node itself, and the libraries of the FAISS binding that a bare host lacks (glibc and
-// libstdc++ are the host's: CUDA needs them anyway).
+// Node itself, and the libraries of the native addons that a bare host lacks (FAISS and BLAS,
+// libjpeg-turbo; glibc and libstdc++ are the host's: CUDA needs them anyway).
 copyFileSync(process.execPath, path.join(stage, 'bin', 'node'));
-const faissAddon = path.join(root, 'packages', 'faiss', 'build', 'Release');
-const addon = readdirSync(faissAddon).find((name) => name.endsWith('.node'));
 const HOST_PROVIDED = /^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux-x86-64|linux-vdso)\.so/;
-for (const match of run('ldd', [path.join(faissAddon, addon)]).matchAll(/^\s*(\S+) => (\S+)/gm)) {
-  if (!HOST_PROVIDED.test(match[1])) copyFileSync(match[2], path.join(stage, 'lib', match[1]));
+for (const nativePackage of ['faiss', 'jpeg']) {
+  const release = path.join(root, 'packages', nativePackage, 'build', 'Release');
+  const addon = readdirSync(release).find((name) => name.endsWith('.node'));
+  for (const match of run('ldd', [path.join(release, addon)]).matchAll(/^\s*(\S+) => (\S+)/gm)) {
+    if (!HOST_PROVIDED.test(match[1])) copyFileSync(match[2], path.join(stage, 'lib', match[1]));
+  }
 }
 
 // 50 shared photos, spread over the data set (never committed: only packed here).

@@ -1,0 +1,48 @@
+// libjpeg(-turbo) behind two calls that never longjmp into C++ frames: a header read and a decode
+// into a buffer the caller allocated. Free of N-API; addon.cc validates the JS arguments.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace facegate_jpeg {
+
+enum class ColourSpace { kUnknown, kGrey, kRgb, kYCbCr, kCmyk, kYcck };
+
+// What the header says, and what the markers the decode would act on say.
+struct JpegHeader {
+  int width;
+  int height;
+  int components;
+  ColourSpace colourSpace;
+  bool progressive;
+  // EXIF orientation 1-8; 0 without an EXIF block or without the tag; -1 where the EXIF block
+  // could not be read.
+  int orientation;
+  bool iccProfile;
+  // The libjpeg message of a failure, empty on success.
+  char error[200];
+};
+
+// Reads the header and the APP1 (EXIF) and APP2 (ICC) markers; false (with header.error) where
+// libjpeg refuses the data.
+bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& header);
+
+// Output size of a decode at 1/shrink (shrink 1, 2, 4 or 8): libjpeg's scaled IDCT, which rounds up.
+void ScaledSize(int width, int height, int shrink, int& outWidth, int& outHeight);
+
+// Decodes to RGB, 3 bytes per pixel, rows packed, at 1/shrink of the size, into `out` of
+// outWidth * outHeight * 3 bytes (ScaledSize). The default libjpeg settings (integer IDCT, fancy
+// upsampling), as libvips decodes. false where libjpeg fails or warns (corrupt or truncated data),
+// with `error` set; `out` is then partly written.
+bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::uint8_t* out, int outWidth,
+                int outHeight, char (&error)[200]);
+
+// `image` (width x height RGB, as stored) turned upright by EXIF orientation 2-8 into `out`, whose
+// sides are swapped for orientations 5-8: libvips' autorotate, a permutation of the pixels.
+void Orient(const std::uint8_t* image, int width, int height, int orientation, std::uint8_t* out);
+
+// The linked libjpeg-turbo's version as MMMmmmppp (2.1.5: 2001005); 0 for another libjpeg.
+int LibjpegTurboVersion();
+
+}  // namespace facegate_jpeg
