@@ -18,6 +18,7 @@ import {
   toPlanarTensor,
   warpAffine,
   type Affine,
+  type ChannelNormalisation,
   type Rect,
   type RgbImage,
   type SampleOptions,
@@ -329,7 +330,11 @@ describe('native raster resamplers: byte for byte what raster.ts gives', { skip 
     const { image } = randomImage(1, 300, 200);
     const canvas = { width: 320, height: 240, offsetX: 10, offsetY: 20, fill: 114 };
     for (const channelOrder of ['rgb', 'bgr'] as const) {
-      const normalisation = { mean: [123.7, 116.3, 103.5], std: [58.4, 57.1, 57.4], channelOrder };
+      const normalisation: ChannelNormalisation = {
+        mean: [123.7, 116.3, 103.5],
+        std: [58.4, 57.1, 57.4],
+        channelOrder,
+      };
       const tensor = toPlanarTensor(image, normalisation, canvas);
       const table = new Float32Array(768);
       for (let plane = 0; plane < 3; plane++) {
