@@ -140,6 +140,24 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
     }
   });
 
+  it('reads no orientation from a malformed or repeated EXIF block, and leaves such a JPEG to sharp', async () => {
+    const turned = withoutIccProfile(
+      await rawImage(40, 30, false, 8).jpeg().withMetadata({ orientation: 6 }).toBuffer(),
+    );
+    let at = 2;
+    while (!(turned[at + 1] === 0xe1 && turned.subarray(at + 4, at + 10).toString('latin1') === 'Exif\0\0')) {
+      at += 2 + turned.readUInt16BE(at + 2);
+    }
+    const exif = turned.subarray(at, at + 2 + turned.readUInt16BE(at + 2));
+    const twice = Buffer.concat([turned.subarray(0, at), exif, turned.subarray(at)]);
+    assert.equal(readJpegHeader(twice)?.orientation, -1);
+    assert.equal(declined(twice), 'orientation');
+    const broken = Buffer.from(turned);
+    broken.write('XX', at + 10, 'latin1'); // neither II nor MM
+    assert.equal(readJpegHeader(broken)?.orientation, -1);
+    assert.equal(declined(broken), 'orientation');
+  });
+
   it('declines what sharp converts or refuses, and decodes the rest', async () => {
     const source = rawImage(120, 90, false, 4);
     assert.equal(declined(await source.clone().jpeg().withIccProfile('p3').toBuffer()), 'icc-profile');

@@ -82,10 +82,11 @@ export async function decodeReduced(
 
 /** A JPEG's size as displayed, after its EXIF orientation (the frame sharp resizes in); null where it cannot be read. */
 async function displayedSize(bytes: Uint8Array): Promise<{ width: number; height: number } | null> {
-  if (nativeJpegAvailable) {
-    // The header alone, by libjpeg: a sharp call for it costs ~0.35 ms of CPU.
-    const header = readJpegHeader(bytes);
-    if (!header) return null;
+  // The header alone, by libjpeg: a sharp call for it costs ~0.35 ms of CPU. An EXIF block it
+  // cannot read (or two of them) is left to sharp, whose reading of the orientation decides how
+  // the photo is turned.
+  const header = nativeJpegAvailable ? readJpegHeader(bytes) : null;
+  if (header && header.orientation >= 0) {
     const turned = header.orientation >= 5;
     return { width: turned ? header.height : header.width, height: turned ? header.width : header.height };
   }
