@@ -57,8 +57,8 @@ const char* ColourSpaceName(ColourSpace space) {
   }
 }
 
-// A JPEG the call does not decode: `reason` says why in a word the caller can branch on ('unreadable',
-// 'colour-space', 'too-many-pixels', 'corrupt'), `error` in libjpeg's words.
+// A JPEG the call does not decode: `reason` says why in a word the caller can branch on, `error`
+// in words (libjpeg's where it refused the data).
 Napi::Object ErrorAnswer(Napi::Env env, const char* reason, const char* message) {
   Napi::Object answer = Napi::Object::New(env);
   answer.Set("reason", Napi::String::New(env, reason));
@@ -85,30 +85,18 @@ Napi::Value ReadHeader(const Napi::CallbackInfo& info) {
   return answer;
 }
 
-// decode(bytes: Uint8Array, shrink: 1 | 2 | 4 | 8, maxPixels, orientation: 0-8): { width, height,
-//   data: Uint8Array } | { reason, error }: RGB at 1/shrink of the size, turned upright by
-//   `orientation` (0 and 1: as stored); refused above maxPixels output pixels.
+// decode(bytes: Uint8Array, maxPixels): { width, height, data: Uint8Array } | { reason, error }: RGB,
+//   turned upright by the EXIF orientation, where the result is sharp's; otherwise why not
+//   ('unreadable', 'colour-space', 'icc-profile', 'orientation', 'too-many-pixels', 'corrupt').
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowTypeError(env, "decode expects (bytes, shrink, maxPixels, orientation)");
+  if (info.Length() != 2) ThrowTypeError(env, "decode expects (bytes, maxPixels)");
   RequireBytes(info[0]);
-  if (!info[1].IsNumber()) ThrowTypeError(env, "shrink must be a number");
-  const double shrinkValue = info[1].As<Napi::Number>().DoubleValue();
-  if (shrinkValue != 1 && shrinkValue != 2 && shrinkValue != 4 && shrinkValue != 8) {
-    ThrowRangeError(env, "shrink must be 1, 2, 4 or 8");
-  }
-  const int shrink = static_cast<int>(shrinkValue);
-  if (!info[2].IsNumber()) ThrowTypeError(env, "maxPixels must be a number");
-  const double maxPixels = info[2].As<Napi::Number>().DoubleValue();
+  if (!info[1].IsNumber()) ThrowTypeError(env, "maxPixels must be a number");
+  const double maxPixels = info[1].As<Napi::Number>().DoubleValue();
   if (!(maxPixels >= 1) || std::trunc(maxPixels) != maxPixels) {
     ThrowRangeError(env, "maxPixels must be a positive integer");
   }
-  if (!info[3].IsNumber()) ThrowTypeError(env, "orientation must be a number");
-  const double orientationValue = info[3].As<Napi::Number>().DoubleValue();
-  if (!(orientationValue >= 0 && orientationValue <= 8) || std::trunc(orientationValue) != orientationValue) {
-    ThrowRangeError(env, "orientation must be an integer from 0 to 8");
-  }
-  const int orientation = static_cast<int>(orientationValue);
 
   JpegHeader header;
   {
@@ -117,30 +105,34 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
       return ErrorAnswer(env, "unreadable", header.error);
     }
   }
-  if (header.components != 3) return ErrorAnswer(env, "colour-space", "not a three-component JPEG");
-  int outWidth;
-  int outHeight;
-  ScaledSize(header.width, header.height, shrink, outWidth, outHeight);
-  const double pixels = static_cast<double>(outWidth) * static_cast<double>(outHeight);
+  // What libvips converts (other colour spaces, embedded profiles) or reads its own way (EXIF it
+  // cannot parse here) is left to sharp.
+  if (header.components != 3 || header.colourSpace != ColourSpace::kYCbCr) {
+    return ErrorAnswer(env, "colour-space", "not a three-component YCbCr JPEG");
+  }
+  if (header.iccProfile) return ErrorAnswer(env, "icc-profile", "an embedded ICC profile");
+  if (header.orientation < 0) return ErrorAnswer(env, "orientation", "an unreadable or repeated EXIF block");
+  const double pixels = static_cast<double>(header.width) * static_cast<double>(header.height);
   if (pixels > maxPixels || pixels > kMaxPixels) return ErrorAnswer(env, "too-many-pixels", "more pixels than allowed");
 
   // Allocated before the input's memory is taken: an allocation may run the garbage collector.
   // A Buffer is malloc'ed without zeroing; every byte is written by a successful decode.
-  const std::size_t outBytes = static_cast<std::size_t>(outWidth) * static_cast<std::size_t>(outHeight) * 3;
+  const int width = header.width;
+  const int height = header.height;
+  const std::size_t outBytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3;
   const Napi::Buffer<std::uint8_t> buffer = Napi::Buffer<std::uint8_t>::New(env, outBytes);
-  const bool turned = orientation >= 2;
+  const bool turned = header.orientation >= 2;
   std::vector<std::uint8_t> stored(turned ? outBytes : 0);
   const Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   char error[200];
-  if (!DecodeJpeg(bytes.Data(), bytes.ByteLength(), shrink, turned ? stored.data() : buffer.Data(), outWidth,
-                  outHeight, error)) {
+  if (!DecodeJpeg(bytes.Data(), bytes.ByteLength(), turned ? stored.data() : buffer.Data(), width, height, error)) {
     return ErrorAnswer(env, "corrupt", error);
   }
-  if (turned) Orient(stored.data(), outWidth, outHeight, orientation, buffer.Data());
-  const bool swapped = orientation >= 5;
+  if (turned) Orient(stored.data(), width, height, header.orientation, buffer.Data());
+  const bool swapped = header.orientation >= 5;
   Napi::Object answer = Napi::Object::New(env);
-  answer.Set("width", swapped ? outHeight : outWidth);
-  answer.Set("height", swapped ? outWidth : outHeight);
+  answer.Set("width", swapped ? height : width);
+  answer.Set("height", swapped ? width : height);
   answer.Set("data", Napi::Uint8Array::New(env, outBytes, buffer.ArrayBuffer(), buffer.ByteOffset()));
   return answer;
 }

@@ -145,14 +145,8 @@ bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& h
   return true;
 }
 
-void ScaledSize(int width, int height, int shrink, int& outWidth, int& outHeight) {
-  // jdiv_round_up, as jpeg_calc_output_dimensions scales.
-  outWidth = (width + shrink - 1) / shrink;
-  outHeight = (height + shrink - 1) / shrink;
-}
-
-bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::uint8_t* out, int outWidth,
-                int outHeight, char (&error)[200]) {
+bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, std::uint8_t* out, int width, int height,
+                char (&error)[200]) {
   jpeg_decompress_struct decompress;
   ErrorManager manager;
   Install(decompress, manager);
@@ -170,16 +164,14 @@ bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::
     return false;
   }
   decompress.out_color_space = JCS_RGB;
-  decompress.scale_num = 1;
-  decompress.scale_denom = static_cast<unsigned int>(shrink);
   jpeg_start_decompress(&decompress);
-  if (static_cast<int>(decompress.output_width) != outWidth ||
-      static_cast<int>(decompress.output_height) != outHeight || decompress.output_components != 3) {
-    std::strcpy(error, "libjpeg scaled to another size than expected");
+  if (static_cast<int>(decompress.output_width) != width || static_cast<int>(decompress.output_height) != height ||
+      decompress.output_components != 3) {
+    std::strcpy(error, "libjpeg decodes to another size than its header said");
     jpeg_destroy_decompress(&decompress);
     return false;
   }
-  const std::size_t rowBytes = static_cast<std::size_t>(outWidth) * 3;
+  const std::size_t rowBytes = static_cast<std::size_t>(width) * 3;
   while (decompress.output_scanline < decompress.output_height) {
     JSAMPROW rows[8];
     const unsigned int first = decompress.output_scanline;

@@ -28,15 +28,12 @@ struct JpegHeader {
 // libjpeg refuses the data.
 bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& header);
 
-// Output size of a decode at 1/shrink (shrink 1, 2, 4 or 8): libjpeg's scaled IDCT, which rounds up.
-void ScaledSize(int width, int height, int shrink, int& outWidth, int& outHeight);
-
-// Decodes to RGB, 3 bytes per pixel, rows packed, at 1/shrink of the size, into `out` of
-// outWidth * outHeight * 3 bytes (ScaledSize). The default libjpeg settings (integer IDCT, fancy
-// upsampling), as libvips decodes. false where libjpeg fails or warns (corrupt or truncated data),
-// with `error` set; `out` is then partly written.
-bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::uint8_t* out, int outWidth,
-                int outHeight, char (&error)[200]);
+// Decodes to RGB, 3 bytes per pixel, rows packed, into `out` of width * height * 3 bytes (the
+// header's size). The default libjpeg settings (integer IDCT, fancy upsampling), as libvips
+// decodes. false where libjpeg fails or warns (corrupt or truncated data), with `error` set; `out`
+// is then partly written.
+bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, std::uint8_t* out, int width, int height,
+                char (&error)[200]);
 
 // `image` (width x height RGB, as stored) turned upright by EXIF orientation 2-8 into `out`, whose
 // sides are swapped for orientations 5-8: libvips' autorotate, a permutation of the pixels.

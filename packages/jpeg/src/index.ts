@@ -30,15 +30,15 @@ export interface JpegHeader {
   iccProfile: boolean;
 }
 
-/** The addon's answer for a JPEG it does not read: why, and libjpeg's message. */
+/** The addon's answer for a JPEG it does not decode: why, and in what words. */
 interface NotDecoded {
-  reason: 'unreadable' | 'colour-space' | 'too-many-pixels' | 'corrupt';
+  reason: JpegDecline;
   error: string;
 }
 
 interface NativeBinding {
   readHeader(bytes: Uint8Array): JpegHeader | NotDecoded;
-  decode(bytes: Uint8Array, shrink: number, maxPixels: number, orientation: number): DecodedRgb | NotDecoded;
+  decode(bytes: Uint8Array, maxPixels: number): DecodedRgb | NotDecoded;
   libjpegTurboVersion: number;
 }
 
@@ -105,13 +105,8 @@ export function decodeJpegLikeSharp(
   bytes: Uint8Array,
   { maxPixels }: JpegDecodeOptions,
 ): DecodedRgb | { declined: JpegDecline } {
-  const native = requireBinding();
-  const header = native.readHeader(bytes);
-  if ('reason' in header) return { declined: header.reason };
-  if (header.components !== 3 || header.colourSpace !== 'ycbcr') return { declined: 'colour-space' };
-  if (header.iccProfile) return { declined: 'icc-profile' };
-  if (header.orientation < 0) return { declined: 'orientation' };
-  // The addon refuses more than maxPixels (too-many-pixels) before it allocates anything.
-  const decoded = native.decode(bytes, 1, maxPixels, header.orientation);
+  // The addon reads the header, declines what sharp would treat otherwise, and checks maxPixels
+  // before it allocates anything.
+  const decoded = requireBinding().decode(bytes, maxPixels);
   return 'reason' in decoded ? { declined: decoded.reason } : decoded;
 }

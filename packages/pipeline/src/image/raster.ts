@@ -509,37 +509,28 @@ export function toPlanarTensor(
   canvas?: TensorCanvas,
   into?: Float32Array,
 ): Float32Array {
-  const width = canvas?.width ?? image.width;
-  const pixels = width * (canvas?.height ?? image.height);
+  // Where source channel c goes: plane c for an RGB network, plane 2 - c for a BGR one.
+  const placement: PlanarPlacement = {
+    width: canvas?.width ?? image.width,
+    height: canvas?.height ?? image.height,
+    offsetX: canvas?.offsetX ?? 0,
+    offsetY: canvas?.offsetY ?? 0,
+    channelPlanes: normalisation.channelOrder === 'rgb' ? [0, 1, 2] : [2, 1, 0],
+  };
+  const pixels = placement.width * placement.height;
   if (into && into.length !== pixels * 3) throw new RangeError(`a tensor of ${pixels * 3} values, not ${into.length}`);
   const tensor = into ?? new Float32Array(pixels * 3);
   // One table of 3 × 256 entries, indexed by source channel: planes are filled in one pass
   // over the interleaved pixels.
   const table = new Float32Array(768);
-  for (let plane = 0; plane < 3; plane++) {
-    const from = normalisation.channelOrder === 'rgb' ? plane : 2 - plane;
+  placement.channelPlanes.forEach((plane, channel) => {
     const mean = normalisation.mean[plane]!;
     const std = normalisation.std[plane]!;
-    for (let value = 0; value < 256; value++) table[from * 256 + value] = (value - mean) / std;
-  }
-  const firstPlane = normalisation.channelOrder === 'rgb' ? 0 : 2 * pixels;
-  const thirdPlane = 2 * pixels - firstPlane;
-  if (canvas) {
-    tensor.fill(table[canvas.fill]!, firstPlane, firstPlane + pixels);
-    tensor.fill(table[256 + canvas.fill]!, pixels, 2 * pixels);
-    tensor.fill(table[512 + canvas.fill]!, thirdPlane, thirdPlane + pixels);
-  }
-  const offsetX = canvas?.offsetX ?? 0;
-  const offsetY = canvas?.offsetY ?? 0;
+    for (let value = 0; value < 256; value++) table[channel * 256 + value] = (value - mean) / std;
+    if (canvas) tensor.fill(table[channel * 256 + canvas.fill]!, plane * pixels, (plane + 1) * pixels);
+  });
   // The pixel loop natively where the addon is built (a fifth of the time, same floats:
   // test/pipeline/resample-raster.test.ts); here where it is not, or refuses the placement.
-  const placement: PlanarPlacement = {
-    width,
-    height: pixels / width,
-    offsetX,
-    offsetY,
-    channelPlanes: normalisation.channelOrder === 'rgb' ? [0, 1, 2] : [2, 1, 0],
-  };
   const written = nativeOrNull(() => {
     writePlanarTensor(image, table, tensor, placement);
     return true;

@@ -64,6 +64,14 @@ const CLAIM_SLOTS = 256;
 /** A claimed word: its run is running on a helper, or was taken back. */
 const CLAIMED = 0;
 
+/**
+ * A run's claim word and the ticket it holds while the run is unclaimed: never CLAIMED, and
+ * different for every run that can still be at the broker with that word.
+ */
+function claimOf(run: number): { slot: number; ticket: number } {
+  return { slot: run % CLAIM_SLOTS, ticket: (run % 0x3fffffff) + 1 };
+}
+
 interface RunOutput {
   data: Float32Array;
   dimensions: number[];
@@ -137,9 +145,7 @@ export class IdleThreads {
     return async (data, dimensions) => {
       if (Atomics.load(this.helping, 0) === 0) return localRun(data, dimensions);
       const run = this.nextRun++;
-      const slot = run % CLAIM_SLOTS;
-      // Never CLAIMED, and different for every run that can still be at the broker with this slot.
-      const ticket = (run % 0x3fffffff) + 1;
+      const { slot, ticket } = claimOf(run);
       Atomics.store(this.claims, slot, ticket);
       let outputs: RunOutput[] | null = null;
       // Copied, not moved: should no thread take it, it runs here.
@@ -206,8 +212,8 @@ export class IdleThreads {
     if (!waiting) return;
     clearTimeout(waiting.timer);
     this.waiting.delete(run);
-    const ticket = (run % 0x3fffffff) + 1;
-    if (Atomics.compareExchange(this.claims, run % CLAIM_SLOTS, ticket, CLAIMED) !== ticket) {
+    const { slot, ticket } = claimOf(run);
+    if (Atomics.compareExchange(this.claims, slot, ticket, CLAIMED) !== ticket) {
       this.takeBackNewest();
       return;
     }
