@@ -43,8 +43,9 @@ const SYSTEM_PACKAGES = [
   // Becomes libblas.so.3 through update-alternatives: faiss's BLAS paths (search, IVF training)
   // run 6–60× faster than on the reference BLAS that libfaiss-dev pulls in.
   ['libopenblas0-pthread', '/usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3'],
-  // libjpeg-turbo's headers and library, for the JPEG decode addon (packages/jpeg).
+  // libjpeg-turbo's and Little CMS's headers and libraries, for the JPEG decode addon (packages/jpeg).
   ['libjpeg62-turbo-dev', '/usr/include/jpeglib.h'],
+  ['liblcms2-dev', '/usr/include/lcms2.h'],
   ['g++', '/usr/bin/g++'],
   ['make', '/usr/bin/make'],
   ['python3', '/usr/bin/python3'],

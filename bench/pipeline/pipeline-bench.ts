@@ -30,7 +30,7 @@ import {
 } from '../../packages/pipeline/src/manifest.js';
 import { openSession, sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
-import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import { decodeImage, libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
 import { serviceEnvFrom, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import { closeStemRecogniser, recogniserTaps } from '../../tools/mad/common.js';
 import { evaluationConfig } from '../../tools/eval/dataset.js';
@@ -183,8 +183,8 @@ class FloorSamples {
 
 /**
  * Milliseconds to decode the photo to RGB (EXIF rotation applied), each the second of two decodes in a row, warm like
- * the models: by libvips on one thread (sharp), and as the service decodes a whole photo, by libjpeg-turbo directly
- * (@facegate/jpeg) where it accepts the JPEG, else by libvips. The strict floor takes the latter.
+ * the models: by libvips on one thread (sharp), and as the service decodes a whole photo, by libjpeg-turbo and Little
+ * CMS directly (@facegate/jpeg) where it accepts the JPEG, else by libvips. The strict floor takes the latter.
  */
 async function decodeOnce(photo: Photo): Promise<{ strict: number; libvips: number }> {
   /** The second of two calls; the first warms up and says whether the decoder takes the photo. */
@@ -196,7 +196,10 @@ async function decodeOnce(photo: Photo): Promise<{ strict: number; libvips: numb
   };
   const { ms: libvips } = await secondOfTwo(() => sharp(photo.bytes).rotate().removeAlpha().raw().toBuffer());
   if (!nativeJpegAvailable) return { strict: libvips, libvips };
-  const native = await secondOfTwo(() => decodeJpegLikeSharp(photo.bytes, { maxPixels: Number.MAX_SAFE_INTEGER }));
+  const outputProfile = await libvipsSrgbProfile();
+  const native = await secondOfTwo(() =>
+    decodeJpegLikeSharp(photo.bytes, { maxPixels: Number.MAX_SAFE_INTEGER, outputProfile }),
+  );
   const accepted = !('declined' in (native.first as object));
   return { strict: accepted ? native.ms : libvips, libvips };
 }

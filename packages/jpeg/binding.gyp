@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "jpeg_binding",
-      "sources": ["native/addon.cc", "native/jpeg.cc"],
+      "sources": ["native/addon.cc", "native/colour.cc", "native/jpeg.cc"],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"
       ],
@@ -10,7 +10,7 @@
       "cflags_cc!": ["-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra"],
       "ldflags": ["-Wl,--exclude-libs,ALL"],
-      "libraries": ["-ljpeg"]
+      "libraries": ["-ljpeg", "-llcms2"]
     }
   ]
 }

@@ -6,15 +6,18 @@ import { Worker } from 'node:worker_threads';
 
 import {
   decodeJpegLikeSharp,
+  decodeJpegShrunk,
   JPEG_INVALID_ARGUMENT,
   libjpegTurboVersion,
+  littleCmsVersion,
   nativeJpegAvailable,
+  orientLikeSharp,
   readJpegHeader,
   type DecodedRgb,
 } from '@facegate/jpeg';
 import sharp from 'sharp';
 
-import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import { decodeImage, decodeReduced, libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
 import { repoRoot, sharedDataDir, skipWithoutSharedData } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
 import { smoothPool, noisePool, cut } from '../support/raw-images.js';
@@ -23,11 +26,13 @@ import { frll } from './helpers.js';
 /*
  * @facegate/jpeg claims to give exactly sharp's pixels for the JPEGs it does not decline, so that decoding with it
  * moves no detection, score or template. Each case below is decoded both ways and compared byte for byte; what it
- * declines must be what sharp would treat differently (ICC profiles, other colour spaces) or refuse.
+ * declines must be what sharp would treat differently (profiles libvips would not use, other colour spaces) or refuse.
  */
 
 const skip = nativeJpegAvailable ? false : 'the native JPEG addon is not built';
 const LIMIT = 50_000_000;
+/** What embedded profiles are converted to, as the pipeline passes it. */
+const srgb = await libvipsSrgbProfile();
 
 /** sharp's decode as the pipeline asked it before this addon (stages/decode.ts). */
 async function sharpDecode(bytes: Uint8Array): Promise<Buffer> {
@@ -40,8 +45,8 @@ async function sharpDecode(bytes: Uint8Array): Promise<Buffer> {
     .toBuffer();
 }
 
-async function assertSharpBytes(name: string, bytes: Uint8Array): Promise<void> {
-  const decoded = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT });
+async function assertSharpBytes(name: string, bytes: Uint8Array, outputProfile?: Uint8Array): Promise<void> {
+  const decoded = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT, outputProfile });
   assert.ok(!('declined' in decoded), `${name}: declined (${'declined' in decoded ? decoded.declined : ''})`);
   const { width, height } = await sharp(bytes)
     .rotate()
@@ -57,8 +62,8 @@ async function assertSharpBytes(name: string, bytes: Uint8Array): Promise<void> 
   }
 }
 
-function declined(bytes: Uint8Array, maxPixels = LIMIT): string | undefined {
-  const decoded = decodeJpegLikeSharp(bytes, { maxPixels });
+function declined(bytes: Uint8Array, maxPixels = LIMIT, outputProfile?: Uint8Array): string | undefined {
+  const decoded = decodeJpegLikeSharp(bytes, { maxPixels, outputProfile });
   return 'declined' in decoded ? decoded.declined : undefined;
 }
 
@@ -91,6 +96,32 @@ function withoutIccProfile(jpeg: Buffer): Buffer {
   }
   kept.push(jpeg.subarray(from));
   return Buffer.concat(kept);
+}
+
+/**
+ * The JPEG with `profile` embedded in place of its own, in `chunks` APP2 segments (ICC.1 B.4: "ICC_PROFILE\0", the
+ * chunk's number from 1, the count, then that part of the profile), right after the start of image.
+ */
+function withProfile(
+  jpeg: Buffer,
+  profile: Uint8Array,
+  chunks = Math.ceil(profile.length / 65_000),
+  numbering = (chunk: number) => chunk,
+): Buffer {
+  const plain = withoutIccProfile(jpeg);
+  const size = Math.ceil(profile.length / chunks);
+  const segmentsOut: Buffer[] = [];
+  for (let chunk = 1; chunk <= chunks; chunk++) {
+    const part = profile.subarray((chunk - 1) * size, chunk * size);
+    const header = Buffer.alloc(4 + 14);
+    header.writeUInt16BE(0xffe2, 0);
+    header.writeUInt16BE(2 + 14 + part.length, 2);
+    header.write('ICC_PROFILE\0', 4, 'latin1');
+    header[16] = numbering(chunk);
+    header[17] = chunks;
+    segmentsOut.push(header, Buffer.from(part));
+  }
+  return Buffer.concat([plain.subarray(0, 2), ...segmentsOut, plain.subarray(2)]);
 }
 
 /** A `width`×`height` photo-like (smooth) or noisy RGB image. */
@@ -175,7 +206,11 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
 
   it('declines what sharp converts or refuses, and decodes the rest', async () => {
     const source = rawImage(120, 90, false, 4);
-    assert.equal(declined(await source.clone().jpeg().withIccProfile('p3').toBuffer()), 'icc-profile');
+    assert.equal(
+      declined(await source.clone().jpeg().withIccProfile('p3').toBuffer()),
+      'icc-profile',
+      'no output profile',
+    );
     assert.equal(declined(await source.clone().toColourspace('b-w').jpeg().toBuffer()), 'colour-space');
     assert.equal(declined(await source.clone().toColourspace('cmyk').jpeg().toBuffer()), 'colour-space');
     const plain = await source.clone().jpeg().toBuffer();
@@ -203,8 +238,8 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
     await assert.rejects(decodeImage(bytes, { maxImagePixels: 1000 }), { code: 'PAYLOAD_TOO_LARGE' });
   });
 
-  it('decodes on several threads at once', async () => {
-    const bytes = await rawImage(640, 480, true, 6).jpeg({ quality: 90 }).toBuffer();
+  it('decodes on several threads at once, converting a profile on each', async () => {
+    const bytes = await rawImage(640, 480, true, 6).jpeg({ quality: 90 }).withIccProfile('p3').toBuffer();
     const expected = await sharpDecode(bytes);
     const workers = Array.from(
       { length: 3 },
@@ -213,11 +248,11 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
           `const { parentPort, workerData } = require('node:worker_threads');
            const addon = require(workerData.addon);
            let last;
-           for (let round = 0; round < 20; round++) last = addon.decode(workerData.bytes, 1e8);
+           for (let round = 0; round < 20; round++) last = addon.decode(workerData.bytes, 1e8, workerData.srgb, 1, true);
            parentPort.postMessage(Buffer.from(last.data));`,
           {
             eval: true,
-            workerData: { bytes, addon: path.join(repoRoot, 'packages/jpeg/build/Release/jpeg_binding.node') },
+            workerData: { bytes, srgb, addon: path.join(repoRoot, 'packages/jpeg/build/Release/jpeg_binding.node') },
           },
         ),
     );
@@ -230,7 +265,187 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
     for (const answer of answers) assert.equal(Buffer.compare(Buffer.from(answer), expected), 0);
   });
 
-  it('every plain JPEG of the shared data', { skip: skipWithoutSharedData() }, async () => {
+  it(
+    'every JPEG of the shared data that it decodes, profiles converted',
+    { skip: skipWithoutSharedData() },
+    async () => {
+      const files: string[] = [];
+      const walk = (dir: string): void => {
+        for (const name of readdirSync(dir)) {
+          const file = path.join(dir, name);
+          if (statSync(file).isDirectory()) walk(file);
+          else if (/\.jpe?g$/i.test(name)) files.push(file);
+        }
+      };
+      walk(sharedDataDir);
+      const reasons = new Map<string, number>();
+      let decoded = 0;
+      // Every third file keeps the run short; the sample spans every set.
+      for (const file of files.filter((_, index) => index % 3 === 0)) {
+        const bytes = readFileSync(file);
+        const reason = declined(bytes, LIMIT, srgb);
+        if (reason) {
+          reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+          continue;
+        }
+        let expected: Buffer;
+        try {
+          expected = await sharpDecode(bytes);
+        } catch {
+          assert.fail(`${file}: sharp refuses what the addon decodes`);
+        }
+        const image = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT, outputProfile: srgb }) as DecodedRgb;
+        assert.equal(Buffer.compare(Buffer.from(image.data), expected), 0, `${file}: other bytes than sharp's`);
+        decoded++;
+      }
+      assert.ok(decoded > 100, `decoded ${decoded} (declined: ${JSON.stringify([...reasons])})`);
+    },
+  );
+});
+
+describe('native JPEG decode: embedded ICC profiles converted to sRGB as sharp converts them', { skip }, () => {
+  it('links Little CMS and reads the profile libvips converts to', () => {
+    assert.ok(littleCmsVersion >= 2090, `Little CMS ${littleCmsVersion}`);
+    assert.ok(srgb && srgb.length >= 128, 'libvips gives its sRGB profile');
+  });
+
+  it("sharp's built-in Display P3 and sRGB, baseline and progressive, in every EXIF orientation", async () => {
+    for (const [index, profile] of (['p3', 'srgb'] as const).entries()) {
+      for (const progressive of [false, true]) {
+        const bytes = await rawImage(161, 117, index === 0, 10 + index)
+          .jpeg({ quality: 88, progressive })
+          .withIccProfile(profile)
+          .toBuffer();
+        await assertSharpBytes(`${profile}${progressive ? ' progressive' : ''}`, bytes, srgb);
+      }
+    }
+    const source = rawImage(53, 37, false, 12);
+    for (let orientation = 1; orientation <= 8; orientation++) {
+      const bytes = await source.clone().jpeg().withIccProfile('p3').withMetadata({ orientation }).toBuffer();
+      await assertSharpBytes(`p3, orientation ${orientation}`, bytes, srgb);
+    }
+  });
+
+  it('a profile split over several APP2 chunks', async () => {
+    const tagged = await rawImage(90, 70, true, 13).jpeg().withIccProfile('p3').toBuffer();
+    const { icc } = await sharp(tagged).metadata();
+    await assertSharpBytes('p3 in 3 chunks', withProfile(tagged, icc!, 3), srgb);
+  });
+
+  it(
+    'the profiles of the shared data (Adobe RGB, Apple, Kodak, sRGB variants) on generated photos',
+    {
+      skip: skipWithoutSharedData(),
+    },
+    async () => {
+      const tagged = [
+        'faces/deepface/deepface_p08/img22.jpg',
+        'faces/deepface/_unlabelled/couple.jpg',
+        'faces/face_recognition/kit_harington/john2.jpeg',
+        'faces/face_recognition/obama/obama.jpg',
+        'faces/deepface/deepface_p02/img12.jpg',
+      ];
+      const plain = await rawImage(140, 100, false, 14).jpeg({ quality: 92 }).toBuffer();
+      for (const file of tagged) {
+        const { icc } = await sharp(readFileSync(path.join(sharedDataDir, file))).metadata();
+        assert.ok(icc, `${file} carries a profile`);
+        await assertSharpBytes(`the profile of ${file}`, withProfile(plain, icc), srgb);
+      }
+    },
+  );
+
+  it('declines a profile libvips would not convert through, and chunks that do not make one profile', async () => {
+    const plain = await rawImage(64, 48, false, 15).jpeg().toBuffer();
+    const p3 = (await sharp(await sharp(plain).withIccProfile('p3').jpeg().toBuffer()).metadata()).icc!;
+    const cmyk = (
+      await sharp(plain)
+        .withIccProfile('cmyk')
+        .jpeg()
+        .toBuffer()
+        .then((bytes) => sharp(bytes).metadata())
+    ).icc!;
+    const unreadable = Buffer.from(p3);
+    unreadable.write('xxxx', 36, 'latin1'); // the 'acsp' signature
+    const cases: Array<[string, Buffer]> = [
+      ['a CMYK profile on an RGB JPEG', withProfile(plain, cmyk)],
+      ['a profile Little CMS cannot read', withProfile(plain, unreadable)],
+      ['chunks numbered 2 and 3 of 2', withProfile(plain, p3, 2, (chunk) => chunk + 1)],
+    ];
+    for (const [name, bytes] of cases) {
+      assert.equal(declined(bytes, LIMIT, srgb), 'icc-profile', name);
+      // sharp decodes it its own way, and the pipeline with it.
+      const image = await decodeImage(bytes, { maxImagePixels: LIMIT });
+      assert.deepEqual(Buffer.from(image.data), await sharpDecode(bytes), name);
+    }
+  });
+
+  it('is what the pipeline decodes', async () => {
+    const bytes = await rawImage(200, 150, true, 16).jpeg({ quality: 85 }).withIccProfile('p3').toBuffer();
+    assert.equal(declined(bytes, LIMIT, srgb), undefined);
+    const image = await decodeImage(bytes, { maxImagePixels: LIMIT });
+    assert.deepEqual(Buffer.from(image.data), await sharpDecode(bytes));
+  });
+});
+
+describe("native reduced decode: sharp's shrink-on-load and resize, byte for byte", { skip }, () => {
+  /** The pipeline's reduced decode of `bytes`, and sharp's decode to the same size (stages/decode.ts before). */
+  async function assertReducedLikeSharp(name: string, bytes: Uint8Array): Promise<void> {
+    const { image, scaleX } = await decodeReduced(bytes, { maxImagePixels: LIMIT }, 640);
+    assert.ok(scaleX >= 2, `${name}: reduced (scale ${scaleX})`);
+    const expected = await sharp(bytes, { failOn: 'warning' })
+      .rotate()
+      .resize(image.width, image.height, { fit: 'fill', kernel: 'linear' })
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw()
+      .toBuffer();
+    const actual = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.length);
+    if (Buffer.compare(actual, expected) !== 0) {
+      const first = actual.findIndex((value, index) => value !== expected[index]);
+      assert.fail(`${name}: byte ${first} of ${actual.length} is ${actual[first]}, sharp gives ${expected[first]}`);
+    }
+  }
+
+  it('keeps only the whole pixels of a scaled decode, as libvips does', async () => {
+    const bytes = await rawImage(1411, 707, false, 20).jpeg({ quality: 90 }).toBuffer();
+    for (const shrink of [1, 2, 4, 8] as const) {
+      const shrunk = decodeJpegShrunk(bytes, { maxPixels: LIMIT, shrink });
+      assert.ok(!('declined' in shrunk), `1/${shrink}: declined`);
+      assert.deepEqual(
+        [shrunk.width, shrunk.height],
+        [Math.floor(1411 / shrink), Math.floor(707 / shrink)],
+        `1/${shrink}`,
+      );
+    }
+  });
+
+  it('odd sizes, every sharp shrink-on-load (none, 2, 4, 8), chroma subsamplings, progressive', async () => {
+    // Reductions of 2.2 (no shrink-on-load), 3.1 and 4.7 (2), 5.5 (4) and 9.3 (8) to a short side of 640.
+    const cases: Array<[number, number]> = [
+      [1411, 1411],
+      [2001, 1985],
+      [3009, 4521],
+      [3521, 3533],
+      [5953, 5989],
+    ];
+    for (const [index, [width, height]] of cases.entries()) {
+      const bytes = await rawImage(width, height, index % 2 === 1, 30 + index)
+        .jpeg({ quality: 85, chromaSubsampling: index % 2 ? '4:4:4' : '4:2:0', progressive: index === 1 })
+        .toBuffer();
+      await assertReducedLikeSharp(`${width}x${height}`, bytes);
+    }
+  });
+
+  it('every EXIF orientation, and an embedded profile', async () => {
+    const source = rawImage(1999, 1347, false, 40);
+    for (let orientation = 1; orientation <= 8; orientation++) {
+      const bytes = await source.clone().jpeg().withIccProfile('p3').withMetadata({ orientation }).toBuffer();
+      await assertReducedLikeSharp(`p3, orientation ${orientation}`, bytes);
+    }
+  });
+
+  it('every large JPEG of the shared data', { skip: skipWithoutSharedData() }, async () => {
     const files: string[] = [];
     const walk = (dir: string): void => {
       for (const name of readdirSync(dir)) {
@@ -240,27 +455,30 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
       }
     };
     walk(sharedDataDir);
-    const reasons = new Map<string, number>();
-    let decoded = 0;
-    // Every third file keeps the run short; the sample spans every set.
-    for (const file of files.filter((_, index) => index % 3 === 0)) {
+    let reduced = 0;
+    for (const file of files) {
       const bytes = readFileSync(file);
-      const reason = declined(bytes);
-      if (reason) {
-        reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
-        continue;
-      }
-      let expected: Buffer;
-      try {
-        expected = await sharpDecode(bytes);
-      } catch {
-        assert.fail(`${file}: sharp refuses what the addon decodes`);
-      }
-      const image = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT }) as DecodedRgb;
-      assert.equal(Buffer.compare(Buffer.from(image.data), expected), 0, `${file}: other bytes than sharp's`);
-      decoded++;
+      const header = readJpegHeader(bytes);
+      if (!header || Math.min(header.width, header.height) < 1280 || declined(bytes, LIMIT, srgb)) continue;
+      await assertReducedLikeSharp(path.relative(sharedDataDir, file), bytes);
+      reduced++;
     }
-    assert.ok(decoded > 100, `decoded ${decoded} (declined: ${JSON.stringify([...reasons])})`);
+    assert.ok(reduced >= 20, `reduced ${reduced}`);
+  });
+
+  it('turns an image as libvips turns it', async () => {
+    const bytes = await rawImage(37, 23, true, 41).jpeg({ quality: 95 }).toBuffer();
+    const stored = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT }) as DecodedRgb;
+    for (let orientation = 1; orientation <= 8; orientation++) {
+      const turned = orientLikeSharp(stored, orientation);
+      const tagged = await sharp(Buffer.from(stored.data), { raw: { width: 37, height: 23, channels: 3 } })
+        .withMetadata({ orientation })
+        .png()
+        .toBuffer();
+      const expected = await sharp(tagged).rotate().raw().toBuffer({ resolveWithObject: true });
+      assert.deepEqual([turned.width, turned.height], [expected.info.width, expected.info.height], `${orientation}`);
+      assert.equal(Buffer.compare(Buffer.from(turned.data), expected.data), 0, `orientation ${orientation}`);
+    }
   });
 });
 
@@ -284,6 +502,17 @@ describe('native JPEG decode: argument validation', { skip }, () => {
     expectInvalid(TypeError, /maxPixels must be a number/, () => decode(bytes, { maxPixels: '100' }));
     expectInvalid(RangeError, /maxPixels must be a positive integer/, () => decode(bytes, { maxPixels: 0.5 }));
     expectInvalid(RangeError, /maxPixels must be a positive integer/, () => decode(bytes, { maxPixels: Number.NaN }));
+    expectInvalid(TypeError, /bytes must be a Uint8Array/, () =>
+      decode(bytes, { maxPixels: LIMIT, outputProfile: 'srgb' }),
+    );
+    const shrunk = decodeJpegShrunk as unknown as (...args: unknown[]) => unknown;
+    expectInvalid(RangeError, /shrink must be 1, 2, 4 or 8/, () => shrunk(bytes, { maxPixels: LIMIT, shrink: 3 }));
+    expectInvalid(TypeError, /shrink must be a number/, () => shrunk(bytes, { maxPixels: LIMIT, shrink: '2' }));
+    const image = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT }) as DecodedRgb;
+    expectInvalid(RangeError, /orientation must be an integer in \[1, 8\]/, () => orientLikeSharp(image, 9));
+    expectInvalid(RangeError, /width \* height \* 3 bytes/, () =>
+      orientLikeSharp({ ...image, data: image.data.subarray(1) }, 6),
+    );
     assert.ok(!('declined' in decodeJpegLikeSharp(bytes, { maxPixels: LIMIT })), 'still decodes afterwards');
   });
 });

@@ -5,11 +5,15 @@
 // the call answers { error }, and the caller falls back to sharp, which says what is wrong with it.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "colour.h"
 #include "jpeg.h"
 
 namespace facegate_jpeg {
@@ -85,62 +89,130 @@ Napi::Value ReadHeader(const Napi::CallbackInfo& info) {
   return answer;
 }
 
-// decode(bytes: Uint8Array, maxPixels): { width, height, data: Uint8Array } | { reason, error }: RGB,
-//   turned upright by the EXIF orientation, where the result is sharp's; otherwise why not
-//   ('unreadable', 'colour-space', 'icc-profile', 'orientation', 'too-many-pixels', 'corrupt').
+// Frees what libjpeg malloc'ed for an embedded profile.
+struct FreeDeleter {
+  void operator()(std::uint8_t* data) const { std::free(data); }
+};
+
+// decode(bytes: Uint8Array, maxPixels, outputProfile: Uint8Array | undefined, shrink: 1 | 2 | 4 | 8, upright:
+//   boolean): { width, height, orientation, data: Uint8Array } | { reason, error }: RGB at 1/shrink of the size
+//   (libjpeg's scaled IDCT), converted from an embedded ICC profile to `outputProfile` (libvips' own sRGB, for
+//   sharp's result) and, when `upright`, turned by the EXIF orientation, where the result is sharp's; otherwise why
+//   not ('unreadable', 'colour-space', 'icc-profile', 'orientation', 'too-many-pixels', 'corrupt').
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 2) ThrowTypeError(env, "decode expects (bytes, maxPixels)");
+  if (info.Length() != 5) ThrowTypeError(env, "decode expects (bytes, maxPixels, outputProfile, shrink, upright)");
   RequireBytes(info[0]);
   if (!info[1].IsNumber()) ThrowTypeError(env, "maxPixels must be a number");
   const double maxPixels = info[1].As<Napi::Number>().DoubleValue();
   if (!(maxPixels >= 1) || std::trunc(maxPixels) != maxPixels) {
     ThrowRangeError(env, "maxPixels must be a positive integer");
   }
+  const bool hasOutputProfile = !info[2].IsUndefined();
+  if (hasOutputProfile) RequireBytes(info[2]);
+  if (!info[3].IsNumber()) ThrowTypeError(env, "shrink must be a number");
+  const double shrinkValue = info[3].As<Napi::Number>().DoubleValue();
+  if (shrinkValue != 1 && shrinkValue != 2 && shrinkValue != 4 && shrinkValue != 8) {
+    ThrowRangeError(env, "shrink must be 1, 2, 4 or 8");
+  }
+  const int shrink = static_cast<int>(shrinkValue);
+  if (!info[4].IsBoolean()) ThrowTypeError(env, "upright must be a boolean");
+  const bool upright = info[4].As<Napi::Boolean>().Value();
 
   JpegHeader header;
+  IccProfile embedded;
   {
     const Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
-    if (!ReadJpegHeader(bytes.Data(), bytes.ByteLength(), header)) {
+    if (!ReadJpegHeader(bytes.Data(), bytes.ByteLength(), header, hasOutputProfile ? &embedded : nullptr)) {
       return ErrorAnswer(env, "unreadable", header.error);
     }
   }
-  // What libvips converts (other colour spaces, embedded profiles) or reads its own way (EXIF it
-  // cannot parse here) is left to sharp.
+  const std::unique_ptr<std::uint8_t, FreeDeleter> embeddedData(hasOutputProfile ? embedded.data : nullptr);
+  // What libvips converts (other colour spaces) or reads its own way (EXIF it cannot parse here)
+  // is left to sharp, and so is an embedded profile without an output profile to convert to.
   if (header.components != 3 || header.colourSpace != ColourSpace::kYCbCr) {
     return ErrorAnswer(env, "colour-space", "not a three-component YCbCr JPEG");
   }
-  if (header.iccProfile) return ErrorAnswer(env, "icc-profile", "an embedded ICC profile");
+  std::shared_ptr<const ColourTransform> transform;
+  if (header.iccProfile) {
+    if (!hasOutputProfile) return ErrorAnswer(env, "icc-profile", "an embedded ICC profile, and no output profile");
+    if (!embeddedData) return ErrorAnswer(env, "icc-profile", "ICC profile chunks that do not make one profile");
+    const Napi::Uint8Array output = info[2].As<Napi::Uint8Array>();
+    const char* whyNot = nullptr;
+    transform = TransformBetween(embeddedData.get(), embedded.length, output.Data(), output.ByteLength(), &whyNot);
+    if (!transform) return ErrorAnswer(env, "icc-profile", whyNot);
+  }
   if (header.orientation < 0) return ErrorAnswer(env, "orientation", "an unreadable or repeated EXIF block");
   const double pixels = static_cast<double>(header.width) * static_cast<double>(header.height);
   if (pixels > maxPixels || pixels > kMaxPixels) return ErrorAnswer(env, "too-many-pixels", "more pixels than allowed");
 
   // Allocated before the input's memory is taken: an allocation may run the garbage collector.
   // A Buffer is malloc'ed without zeroing; every byte is written by a successful decode.
-  const int width = header.width;
-  const int height = header.height;
+  int width;
+  int height;
+  ShrunkSize(header.width, header.height, shrink, width, height);
   const std::size_t outBytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3;
   const Napi::Buffer<std::uint8_t> buffer = Napi::Buffer<std::uint8_t>::New(env, outBytes);
-  const bool turned = header.orientation >= 2;
+  const bool turned = upright && header.orientation >= 2;
   std::vector<std::uint8_t> stored(turned ? outBytes : 0);
+  std::uint8_t* decoded = turned ? stored.data() : buffer.Data();
   const Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
   char error[200];
-  if (!DecodeJpeg(bytes.Data(), bytes.ByteLength(), turned ? stored.data() : buffer.Data(), width, height, error)) {
+  if (!DecodeJpeg(bytes.Data(), bytes.ByteLength(), shrink, decoded, width, height, error)) {
     return ErrorAnswer(env, "corrupt", error);
   }
+  // Pixel by pixel, so before or after turning the photo alike.
+  if (transform) ConvertInPlace(*transform, decoded, static_cast<std::size_t>(width) * static_cast<std::size_t>(height));
   if (turned) Orient(stored.data(), width, height, header.orientation, buffer.Data());
-  const bool swapped = header.orientation >= 5;
+  const bool swapped = turned && header.orientation >= 5;
   Napi::Object answer = Napi::Object::New(env);
   answer.Set("width", swapped ? height : width);
   answer.Set("height", swapped ? width : height);
+  answer.Set("orientation", turned ? 1 : header.orientation);
   answer.Set("data", Napi::Uint8Array::New(env, outBytes, buffer.ArrayBuffer(), buffer.ByteOffset()));
   return answer;
+}
+
+// orient(data: Uint8Array, width, height, orientation: 1-8): Uint8Array: the RGB image turned upright by the EXIF
+//   orientation (sides swapped for 5-8), as libvips' autorotate does.
+Napi::Value OrientImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 4) ThrowTypeError(env, "orient expects (data, width, height, orientation)");
+  const Napi::Uint8Array data = RequireBytes(info[0]);
+  double sides[2];
+  for (int index = 0; index < 2; index++) {
+    if (!info[1 + index].IsNumber()) ThrowTypeError(env, "width and height must be numbers");
+    sides[index] = info[1 + index].As<Napi::Number>().DoubleValue();
+    if (!(sides[index] >= 1 && sides[index] <= 65535) || std::trunc(sides[index]) != sides[index]) {
+      ThrowRangeError(env, "width and height must be integers in [1, 65535]");
+    }
+  }
+  if (!info[3].IsNumber()) ThrowTypeError(env, "orientation must be a number");
+  const double orientation = info[3].As<Napi::Number>().DoubleValue();
+  if (!(orientation >= 1 && orientation <= 8) || std::trunc(orientation) != orientation) {
+    ThrowRangeError(env, "orientation must be an integer in [1, 8]");
+  }
+  const int width = static_cast<int>(sides[0]);
+  const int height = static_cast<int>(sides[1]);
+  const std::size_t bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3;
+  if (data.ByteLength() != bytes) ThrowRangeError(env, "data must hold width * height * 3 bytes");
+  Napi::Buffer<std::uint8_t> turned = Napi::Buffer<std::uint8_t>::New(env, bytes);
+  // The input's memory is taken after the allocation, as in decode.
+  const Napi::Uint8Array source = info[0].As<Napi::Uint8Array>();
+  if (orientation == 1) {
+    std::copy(source.Data(), source.Data() + bytes, turned.Data());
+  } else {
+    Orient(source.Data(), width, height, static_cast<int>(orientation), turned.Data());
+  }
+  return Napi::Uint8Array::New(env, bytes, turned.ArrayBuffer(), turned.ByteOffset());
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readHeader", Napi::Function::New<ReadHeader>(env, "readHeader"));
   exports.Set("decode", Napi::Function::New<Decode>(env, "decode"));
+  exports.Set("orient", Napi::Function::New<OrientImage>(env, "orient"));
   exports.Set("libjpegTurboVersion", Napi::Number::New(env, LibjpegTurboVersion()));
+  exports.Set("littleCmsVersion", Napi::Number::New(env, LittleCmsVersion()));
   return exports;
 }
 

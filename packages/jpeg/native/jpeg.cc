@@ -17,6 +17,9 @@ struct ErrorManager {
   jpeg_error_mgr base;
   std::jmp_buf jump;
   char message[JMSG_LENGTH_MAX];
+  // Set while reading an embedded profile, whose bogus chunks libjpeg only warns about: the
+  // profile is then missing, not the image unreadable.
+  bool warningsAreHarmless;
 };
 
 [[noreturn]] void OnError(j_common_ptr info) {
@@ -29,7 +32,7 @@ struct ErrorManager {
 // error would: libvips fails on it too (sharp's failOn: 'warning'), and the caller falls back to
 // sharp, which says why. Trace messages (level >= 0) are ignored.
 void OnMessage(j_common_ptr info, int level) {
-  if (level < 0) OnError(info);
+  if (level < 0 && !reinterpret_cast<ErrorManager*>(info->err)->warningsAreHarmless) OnError(info);
 }
 
 void Install(jpeg_decompress_struct& decompress, ErrorManager& manager) {
@@ -37,6 +40,7 @@ void Install(jpeg_decompress_struct& decompress, ErrorManager& manager) {
   manager.base.error_exit = OnError;
   manager.base.emit_message = OnMessage;
   manager.message[0] = '\0';
+  manager.warningsAreHarmless = false;
 }
 
 void CopyMessage(const ErrorManager& manager, char (&error)[200]) {
@@ -107,11 +111,12 @@ ColourSpace ColourSpaceOf(J_COLOR_SPACE space) {
 
 }  // namespace
 
-bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& header) {
+bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& header, IccProfile* icc) {
   jpeg_decompress_struct decompress;
   ErrorManager manager;
   Install(decompress, manager);
   header.error[0] = '\0';
+  if (icc != nullptr) *icc = {nullptr, 0};
   if (setjmp(manager.jump)) {
     CopyMessage(manager, header.error);
     jpeg_destroy_decompress(&decompress);
@@ -141,11 +146,27 @@ bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& h
       header.orientation = ++exifBlocks > 1 ? -1 : ExifOrientation(marker->data, marker->data_length);
     }
   }
+  // libjpeg checks the chunks' numbering before it allocates, and only warns where it is bogus
+  // (the profile then stays null); nothing can fail once the profile is allocated.
+  if (icc != nullptr && header.iccProfile) {
+    JOCTET* data = nullptr;
+    unsigned int dataLength = 0;
+    manager.warningsAreHarmless = true;
+    if (jpeg_read_icc_profile(&decompress, &data, &dataLength)) *icc = {data, dataLength};
+    manager.warningsAreHarmless = false;
+  }
   jpeg_destroy_decompress(&decompress);
   return true;
 }
 
-bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, std::uint8_t* out, int width, int height,
+void ShrunkSize(int width, int height, int shrink, int& outWidth, int& outHeight) {
+  // libjpeg rounds a scaled side up (the last pixel then stands for a partial block); libvips'
+  // shrink-on-load keeps only whole pixels, and sharp's resize works from that size.
+  outWidth = width / shrink > 0 ? width / shrink : 1;
+  outHeight = height / shrink > 0 ? height / shrink : 1;
+}
+
+bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::uint8_t* out, int width, int height,
                 char (&error)[200]) {
   jpeg_decompress_struct decompress;
   ErrorManager manager;
@@ -164,20 +185,43 @@ bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, std::uint8_t* out
     return false;
   }
   decompress.out_color_space = JCS_RGB;
+  decompress.scale_num = 1;
+  decompress.scale_denom = static_cast<unsigned int>(shrink);
   jpeg_start_decompress(&decompress);
-  if (static_cast<int>(decompress.output_width) != width || static_cast<int>(decompress.output_height) != height ||
+  const int decodedWidth = static_cast<int>(decompress.output_width);
+  const int decodedHeight = static_cast<int>(decompress.output_height);
+  if (decodedWidth < width || decodedHeight < height || decodedWidth > width + 1 || decodedHeight > height + 1 ||
       decompress.output_components != 3) {
     std::strcpy(error, "libjpeg decodes to another size than its header said");
     jpeg_destroy_decompress(&decompress);
     return false;
   }
   const std::size_t rowBytes = static_cast<std::size_t>(width) * 3;
-  while (decompress.output_scanline < decompress.output_height) {
-    JSAMPROW rows[8];
-    const unsigned int first = decompress.output_scanline;
-    const unsigned int count = decompress.output_height - first < 8 ? decompress.output_height - first : 8;
-    for (unsigned int row = 0; row < count; row++) rows[row] = out + (first + row) * rowBytes;
-    jpeg_read_scanlines(&decompress, rows, count);
+  if (decodedWidth == width) {
+    // Straight into `out`; a partial last row (scaled decodes only) goes to `spare`, allocated by
+    // libjpeg's pool so that a longjmp leaves nothing behind.
+    JSAMPARRAY spare = decodedHeight > height ? (*decompress.mem->alloc_sarray)(
+                                                    reinterpret_cast<j_common_ptr>(&decompress), JPOOL_IMAGE,
+                                                    static_cast<JDIMENSION>(rowBytes), 1)
+                                              : nullptr;
+    while (decompress.output_scanline < decompress.output_height) {
+      JSAMPROW rows[8];
+      const unsigned int first = decompress.output_scanline;
+      const unsigned int count = decompress.output_height - first < 8 ? decompress.output_height - first : 8;
+      for (unsigned int row = 0; row < count; row++) {
+        rows[row] = first + row < static_cast<unsigned int>(height) ? out + (first + row) * rowBytes : spare[0];
+      }
+      jpeg_read_scanlines(&decompress, rows, count);
+    }
+  } else {
+    // One column more than kept: each row through a scratch row of libjpeg's width.
+    JSAMPARRAY scratch = (*decompress.mem->alloc_sarray)(reinterpret_cast<j_common_ptr>(&decompress), JPOOL_IMAGE,
+                                                        static_cast<JDIMENSION>(decodedWidth) * 3, 1);
+    while (decompress.output_scanline < decompress.output_height) {
+      const unsigned int row = decompress.output_scanline;
+      jpeg_read_scanlines(&decompress, scratch, 1);
+      if (row < static_cast<unsigned int>(height)) std::memcpy(out + row * rowBytes, scratch[0], rowBytes);
+    }
   }
   jpeg_finish_decompress(&decompress);
   jpeg_destroy_decompress(&decompress);

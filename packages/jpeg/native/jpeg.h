@@ -24,15 +24,27 @@ struct JpegHeader {
   char error[200];
 };
 
-// Reads the header and the APP1 (EXIF) and APP2 (ICC) markers; false (with header.error) where
-// libjpeg refuses the data.
-bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& header);
+// An embedded ICC profile, assembled from its APP2 chunks by libjpeg; `data` is malloc'ed (free it).
+struct IccProfile {
+  std::uint8_t* data;
+  unsigned int length;
+};
 
-// Decodes to RGB, 3 bytes per pixel, rows packed, into `out` of width * height * 3 bytes (the
-// header's size). The default libjpeg settings (integer IDCT, fancy upsampling), as libvips
+// Reads the header and the APP1 (EXIF) and APP2 (ICC) markers; false (with header.error) where
+// libjpeg refuses the data. With `icc`, also the embedded profile where the chunks make one
+// (icc->data stays null where there is none, or where they are malformed).
+bool ReadJpegHeader(const std::uint8_t* bytes, std::size_t length, JpegHeader& header, IccProfile* icc = nullptr);
+
+// The size libvips' shrink-on-load gives a width x height JPEG at 1/shrink (1, 2, 4 or 8): each
+// side divided, rounded down (libjpeg rounds up; the partial last row and column are dropped).
+void ShrunkSize(int width, int height, int shrink, int& outWidth, int& outHeight);
+
+// Decodes to RGB at 1/shrink of the size (libjpeg's scaled IDCT: shrink 1, 2, 4 or 8, as libvips'
+// shrink-on-load), 3 bytes per pixel, rows packed, into `out` of width * height * 3 bytes (the
+// size ShrunkSize gives: libjpeg's last, partial row and column are left out). The default libjpeg settings (integer IDCT, fancy upsampling), as libvips
 // decodes. false where libjpeg fails or warns (corrupt or truncated data), with `error` set; `out`
 // is then partly written.
-bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, std::uint8_t* out, int width, int height,
+bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::uint8_t* out, int width, int height,
                 char (&error)[200]);
 
 // `image` (width x height RGB, as stored) turned upright by EXIF orientation 2-8 into `out`, whose

@@ -51,6 +51,11 @@ export async function resizeRegion(
   return linearResize(image, region, outWidth, outHeight);
 }
 
+/** libvips' linear resize of the whole image to `outWidth`×`outHeight`: sharp's `.resize(…, { fit: 'fill', kernel: 'linear' })`. */
+export async function resizeWhole(image: RgbImage, outWidth: number, outHeight: number): Promise<RgbImage> {
+  return linearResize(image, { x: 0, y: 0, width: image.width, height: image.height }, outWidth, outHeight);
+}
+
 /** libvips' linear resize of the whole-pixel `region` to `outWidth`×`outHeight`: here where the port can, else by sharp. */
 async function linearResize(image: RgbImage, region: Rect, outWidth: number, outHeight: number): Promise<RgbImage> {
   if (resampleHere) return resizeLikeLibvips(image, region, outWidth, outHeight);

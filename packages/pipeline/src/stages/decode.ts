@@ -1,8 +1,17 @@
 import { FacegateError } from '@facegate/contracts';
-import { decodeJpegLikeSharp, nativeJpegAvailable, readJpegHeader } from '@facegate/jpeg';
+import {
+  decodeJpegLikeSharp,
+  decodeJpegShrunk,
+  nativeJpegAvailable,
+  orientLikeSharp,
+  readJpegHeader,
+  type JpegHeader,
+  type JpegShrink,
+} from '@facegate/jpeg';
 import sharp, { type Metadata } from 'sharp';
 
 import type { RgbImage } from '../image/raster.js';
+import { resizeWhole } from '../image/resize.js';
 
 // Every upload is a different image: libvips's operation cache would only hold on to memory
 // (an 8000×8000 decode is 190 MB) without ever being hit.
@@ -37,7 +46,7 @@ export interface ScaledImage {
 }
 
 /*
- * A large JPEG decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled IDCT, through sharp's
+ * A large JPEG decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled IDCT, as sharp's
  * shrink-on-load) costs 0.3–0.5 of the whole decode, and every later crop reads fewer pixels.
  * sharp decodes at a JPEG scale only when it reduces by at least 3 overall (below that it
  * decodes whole and resizes, which costs more than the plain decode), hence the floor of 3.
@@ -68,7 +77,9 @@ export async function decodeReduced(
 ): Promise<ScaledImage> {
   const whole = async (): Promise<ScaledImage> => ({ image: await decodeImage(bytes, limits), scaleX: 1, scaleY: 1 });
   if (minShortSide <= 0 || bytes.length < SMALLEST_REDUCIBLE_FILE || !startsWith(bytes, JPEG_SIGNATURE)) return whole();
-  const displayed = await displayedSize(bytes);
+  // The header alone, by libjpeg: a sharp call for it costs ~0.35 ms of CPU.
+  const header = nativeJpegAvailable ? readJpegHeader(bytes) : null;
+  const displayed = await displayedSize(bytes, header);
   if (!displayed) return whole();
   const { width, height } = displayed;
   if (!width || !height || width * height > limits.maxImagePixels) return whole();
@@ -76,16 +87,58 @@ export async function decodeReduced(
   if (reduction < REDUCTION_WORTH_HAVING) return whole();
   const factor = Math.max(reduction, SMALLEST_REDUCTION);
   const size = { width: Math.max(1, Math.round(width / factor)), height: Math.max(1, Math.round(height / factor)) };
-  const image = await decodeResized(bytes, limits, size);
+  const image =
+    (header && (await decodeReducedHere(bytes, limits, header, size))) ?? (await decodeResized(bytes, limits, size));
   return { image, scaleX: width / image.width, scaleY: height / image.height };
 }
 
-/** A JPEG's size as displayed, after its EXIF orientation (the frame sharp resizes in); null where it cannot be read. */
-async function displayedSize(bytes: Uint8Array): Promise<{ width: number; height: number } | null> {
-  // The header alone, by libjpeg: a sharp call for it costs ~0.35 ms of CPU. An EXIF block it
-  // cannot read (or two of them) is left to sharp, whose reading of the orientation decides how
-  // the photo is turned.
-  const header = nativeJpegAvailable ? readJpegHeader(bytes) : null;
+/**
+ * sharp's reduced decode (`.rotate().resize(width, height, { fit: 'fill', kernel: 'linear' })` of a JPEG) in its three
+ * steps, without libvips, to the same bytes: the shrink-on-load sharp chooses (libjpeg's scaled IDCT by
+ * @facegate/jpeg, whole pixels only as libvips keeps them, an embedded profile converted as in a whole decode), libvips'
+ * linear resize to the size in the JPEG's stored frame (@facegate/resample, or sharp on raw pixels where the port
+ * cannot), then the EXIF orientation. null where the addon declines the JPEG: sharp then decodes it.
+ */
+async function decodeReducedHere(
+  bytes: Uint8Array,
+  limits: DecodeLimits,
+  header: JpegHeader,
+  size: { width: number; height: number },
+): Promise<RgbImage | null> {
+  const turned = header.orientation >= 5;
+  const target = turned ? { width: size.height, height: size.width } : size;
+  const outputProfile = libvipsSrgb ?? (await libvipsSrgbProfile());
+  const shrunk = decodeJpegShrunk(bytes, {
+    maxPixels: limits.maxImagePixels,
+    outputProfile,
+    shrink: shrinkOnLoad(header.width / target.width, header.height / target.height),
+  });
+  if ('declined' in shrunk) return null;
+  const resized = await resizeWhole(shrunk, target.width, target.height);
+  return shrunk.orientation >= 2 ? orientLikeSharp(resized, shrunk.orientation) : resized;
+}
+
+/**
+ * The JPEG scale sharp's pipeline decodes at for a resize by `horizontal` × `vertical` (pipeline.cc, fastShrinkOnLoad):
+ * the largest of 8, 4, 2 that the smaller factor reaches, halved where the factor's whole part equals it ("known
+ * libjpeg rounding errors").
+ */
+function shrinkOnLoad(horizontal: number, vertical: number): JpegShrink {
+  const factor = Math.min(horizontal, vertical);
+  const shrink: JpegShrink = factor >= 8 ? 8 : factor >= 4 ? 4 : factor >= 2 ? 2 : 1;
+  return shrink > 1 && Math.trunc(factor) === shrink ? ((shrink / 2) as JpegShrink) : shrink;
+}
+
+/**
+ * A JPEG's size as displayed, after its EXIF orientation (the frame sharp resizes in), from its `header` where that
+ * could be read; null where it cannot be read.
+ */
+async function displayedSize(
+  bytes: Uint8Array,
+  header: JpegHeader | null,
+): Promise<{ width: number; height: number } | null> {
+  // An EXIF block libjpeg's header read cannot read (or two of them) is left to sharp, whose
+  // reading of the orientation decides how the photo is turned.
   if (header && header.orientation >= 0) {
     const turned = header.orientation >= 5;
     return { width: turned ? header.height : header.width, height: turned ? header.width : header.height };
@@ -108,7 +161,7 @@ async function decodeResized(
   size: { width: number; height: number } | undefined,
 ): Promise<RgbImage> {
   if (bytes.length === 0) throw new FacegateError('IMAGE_DECODE_FAILED', 'the image is empty');
-  const decodedHere = size ? null : decodeJpegHere(bytes, limits);
+  const decodedHere = size ? null : decodeJpegHere(bytes, limits, libvipsSrgb ?? (await libvipsSrgbProfile()));
   if (decodedHere) return decodedHere;
   // A JPEG or PNG signature goes straight to the decode, whose libvips pixel limit refuses a
   // bomb from its header just as the check below does: reading the header in a call of its
@@ -161,16 +214,42 @@ function hasJpegOrPngSignature(bytes: Uint8Array): boolean {
 }
 
 /**
- * A plain JPEG decoded whole by @facegate/jpeg (libjpeg-turbo on this thread): the same bytes as sharp's decode at a
- * fraction of its cost (a 640×480 photo: ~0.8 against ~3 ms of CPU, and no hand-off to libvips' threads); null for
- * anything it declines (ICC profile, CMYK, corrupt data, …), which sharp decodes or refuses as before. Reduced decodes
- * stay with sharp: its shrink-on-load followed by its resize gave other bytes than the same two steps here on 5 of 45
- * large photos (libvips reads a JPEG source in other regions than a raw one, and its resize depends on them).
+ * A JPEG decoded whole by @facegate/jpeg (libjpeg-turbo on this thread, an embedded ICC profile converted to sRGB by
+ * Little CMS as libvips converts it): the same bytes as sharp's decode at a fraction of its cost (a 640×480 photo:
+ * ~0.8 against ~3 ms of CPU, and no hand-off to libvips' threads); null for anything it declines (CMYK, corrupt data,
+ * a profile libvips would not use, …), which sharp decodes or refuses as before.
  */
-function decodeJpegHere(bytes: Uint8Array, limits: DecodeLimits): RgbImage | null {
+function decodeJpegHere(
+  bytes: Uint8Array,
+  limits: DecodeLimits,
+  outputProfile: Uint8Array | undefined,
+): RgbImage | null {
   if (!nativeJpegAvailable || !startsWith(bytes, JPEG_SIGNATURE)) return null;
-  const decoded = decodeJpegLikeSharp(bytes, { maxPixels: limits.maxImagePixels });
+  const decoded = decodeJpegLikeSharp(bytes, { maxPixels: limits.maxImagePixels, outputProfile });
   return 'declined' in decoded ? null : decoded;
+}
+
+/** libvips' own sRGB profile once read ({@link libvipsSrgbProfile}); undefined where it could not be. */
+let libvipsSrgb: Uint8Array | undefined;
+let readingLibvipsSrgb: Promise<Uint8Array | undefined> | undefined;
+
+/**
+ * The profile sharp converts an embedded ICC profile to (libvips' built-in sRGB), as sharp embeds it in an image:
+ * the JPEG addon converts to the same profile, so that the bytes are sharp's whatever libvips release is installed.
+ * Read once; undefined (the addon then declines JPEGs with a profile) where sharp cannot give it.
+ */
+export async function libvipsSrgbProfile(): Promise<Uint8Array | undefined> {
+  readingLibvipsSrgb ??= sharp({ create: { width: 1, height: 1, channels: 3, background: '#000000' } })
+    .withIccProfile('srgb')
+    .png()
+    .toBuffer()
+    .then(async (tagged) => {
+      const { icc } = await sharp(tagged).metadata();
+      libvipsSrgb = icc ? new Uint8Array(icc) : undefined;
+      return libvipsSrgb;
+    })
+    .catch(() => undefined);
+  return readingLibvipsSrgb;
 }
 
 async function decodePixels(

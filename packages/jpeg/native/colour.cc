@@ -1,0 +1,112 @@
+#include "colour.h"
+
+#include <cstring>
+#include <iterator>
+#include <list>
+#include <mutex>
+#include <string>
+
+#include <lcms2.h>
+
+namespace facegate_jpeg {
+
+class ColourTransform {
+ public:
+  explicit ColourTransform(cmsHTRANSFORM handle) : handle_(handle) {}
+  ~ColourTransform() { cmsDeleteTransform(handle_); }
+  ColourTransform(const ColourTransform&) = delete;
+  ColourTransform& operator=(const ColourTransform&) = delete;
+
+  cmsHTRANSFORM handle() const { return handle_; }
+
+ private:
+  cmsHTRANSFORM handle_;
+};
+
+namespace {
+
+// Closes a profile when the scope ends, however it ends.
+struct ProfileCloser {
+  void operator()(void* profile) const { cmsCloseProfile(profile); }
+};
+using Profile = std::unique_ptr<void, ProfileCloser>;
+
+Profile OpenProfile(const std::uint8_t* bytes, std::size_t length) {
+  return Profile(cmsOpenProfileFromMem(bytes, static_cast<cmsUInt32Number>(length)));
+}
+
+struct Built {
+  std::shared_ptr<const ColourTransform> transform;
+  const char* whyNot;
+};
+
+// The checks libvips makes of an embedded profile before it converts through it (a profile it
+// refuses is replaced by its own sRGB, which this does not reproduce), then the transform it asks
+// Little CMS for. cmsFLAGS_NOCACHE drops Little CMS's one-pixel cache, which makes the transform
+// safe to share between threads; libvips sets it for the same reason.
+Built Build(const std::string& embedded, const std::string& output) {
+  Profile input = OpenProfile(reinterpret_cast<const std::uint8_t*>(embedded.data()), embedded.size());
+  if (!input) return {nullptr, "an embedded ICC profile Little CMS cannot read"};
+  if (cmsGetColorSpace(input.get()) != cmsSigRgbData) return {nullptr, "an embedded ICC profile that is not RGB"};
+  if (!cmsIsIntentSupported(input.get(), INTENT_PERCEPTUAL, LCMS_USED_AS_INPUT)) {
+    return {nullptr, "an embedded ICC profile without a perceptual intent"};
+  }
+  Profile target = OpenProfile(reinterpret_cast<const std::uint8_t*>(output.data()), output.size());
+  if (!target || cmsGetColorSpace(target.get()) != cmsSigRgbData) return {nullptr, "an output profile that is not RGB"};
+  cmsHTRANSFORM handle =
+      cmsCreateTransform(input.get(), TYPE_RGB_8, target.get(), TYPE_RGB_8, INTENT_PERCEPTUAL, cmsFLAGS_NOCACHE);
+  if (handle == nullptr) return {nullptr, "Little CMS cannot convert through the embedded ICC profile"};
+  return {std::make_shared<const ColourTransform>(handle), nullptr};
+}
+
+struct CachedTransform {
+  std::string embedded;
+  std::string output;
+  Built built;
+};
+
+// Photos from one camera or phone carry the same profile: a handful of pairs covers a service's
+// traffic, and each entry is a few kilobytes of profile and tables.
+constexpr std::size_t kCachedPairs = 16;
+
+std::mutex cacheLock;
+std::list<CachedTransform> cache;  // most recently used first
+
+}  // namespace
+
+std::shared_ptr<const ColourTransform> TransformBetween(const std::uint8_t* embedded, std::size_t embeddedLength,
+                                                        const std::uint8_t* output, std::size_t outputLength,
+                                                        const char** whyNot) {
+  std::string embeddedKey(reinterpret_cast<const char*>(embedded), embeddedLength);
+  std::string outputKey(reinterpret_cast<const char*>(output), outputLength);
+  // Held while a transform is built, so that threads meeting a new profile at once build it once.
+  std::lock_guard<std::mutex> guard(cacheLock);
+  for (auto entry = cache.begin(); entry != cache.end(); ++entry) {
+    if (entry->embedded == embeddedKey && entry->output == outputKey) {
+      cache.splice(cache.begin(), cache, entry);
+      *whyNot = entry->built.whyNot;
+      return entry->built.transform;
+    }
+  }
+  Built built = Build(embeddedKey, outputKey);
+  cache.push_front({std::move(embeddedKey), std::move(outputKey), built});
+  if (cache.size() > kCachedPairs) cache.pop_back();
+  *whyNot = built.whyNot;
+  return built.transform;
+}
+
+void ConvertInPlace(const ColourTransform& transform, std::uint8_t* pixels, std::size_t count) {
+  // Through a small copy: Little CMS does not promise that a buffer may be its own output.
+  constexpr std::size_t kChunk = 4096;
+  std::uint8_t source[kChunk * 3];
+  for (std::size_t first = 0; first < count; first += kChunk) {
+    const std::size_t chunk = count - first < kChunk ? count - first : kChunk;
+    std::uint8_t* at = pixels + first * 3;
+    std::memcpy(source, at, chunk * 3);
+    cmsDoTransform(transform.handle(), source, at, static_cast<cmsUInt32Number>(chunk));
+  }
+}
+
+int LittleCmsVersion() { return cmsGetEncodedCMMversion(); }
+
+}  // namespace facegate_jpeg
