@@ -124,6 +124,20 @@ function withProfile(
   return Buffer.concat([plain.subarray(0, 2), ...segmentsOut, plain.subarray(2)]);
 }
 
+/** Every JPEG file under the shared data folder, by path. */
+function sharedJpegs(): string[] {
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const file = path.join(dir, name);
+      if (statSync(file).isDirectory()) walk(file);
+      else if (/\.jpe?g$/i.test(name)) files.push(file);
+    }
+  };
+  walk(sharedDataDir);
+  return files;
+}
+
 /** A `width`×`height` photo-like (smooth) or noisy RGB image. */
 function rawImage(width: number, height: number, noisy: boolean, seed: number) {
   const pool = noisy ? noisePool(Math.max(width, height), seededRandom(seed)) : smoothPool(Math.max(width, height));
@@ -269,15 +283,7 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
     'every JPEG of the shared data that it decodes, profiles converted',
     { skip: skipWithoutSharedData() },
     async () => {
-      const files: string[] = [];
-      const walk = (dir: string): void => {
-        for (const name of readdirSync(dir)) {
-          const file = path.join(dir, name);
-          if (statSync(file).isDirectory()) walk(file);
-          else if (/\.jpe?g$/i.test(name)) files.push(file);
-        }
-      };
-      walk(sharedDataDir);
+      const files = sharedJpegs();
       const reasons = new Map<string, number>();
       let decoded = 0;
       // Every third file keeps the run short; the sample spans every set.
@@ -446,15 +452,7 @@ describe("native reduced decode: sharp's shrink-on-load and resize, byte for byt
   });
 
   it('every large JPEG of the shared data', { skip: skipWithoutSharedData() }, async () => {
-    const files: string[] = [];
-    const walk = (dir: string): void => {
-      for (const name of readdirSync(dir)) {
-        const file = path.join(dir, name);
-        if (statSync(file).isDirectory()) walk(file);
-        else if (/\.jpe?g$/i.test(name)) files.push(file);
-      }
-    };
-    walk(sharedDataDir);
+    const files = sharedJpegs();
     let reduced = 0;
     for (const file of files) {
       const bytes = readFileSync(file);

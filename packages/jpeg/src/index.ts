@@ -4,7 +4,9 @@
  * embedded ICC profile converted to sRGB, it gives byte for byte what sharp 0.35.5 decodes, in a fraction of sharp's
  * time: both run libjpeg-turbo's integer IDCT and fancy upsampling, which are exact, the profile is converted by
  * Little CMS with libvips' settings (Debian's 2.14 gives sharp's 2.19 bytes for 8-bit transforms), and turning a
- * photo upright only moves pixels. Every other JPEG is declined, with the reason, and left to sharp.
+ * photo upright only moves pixels. It also makes the first and last steps of sharp's reduced decode (shrink-on-load
+ * at 1/2, 1/4 or 1/8, whole pixels only, then the orientation), for a caller that resizes in between. Every other JPEG
+ * is declined, with the reason, and left to sharp.
  *
  * The addon (packages/jpeg/native) validates its arguments (TypeError / RangeError with
  * `code: 'ERR_JPEG_INVALID_ARGUMENT'`) and turns every libjpeg error and warning into a declined decode; it never
