@@ -376,6 +376,10 @@ describe('native JPEG decode: embedded ICC profiles converted to sRGB as sharp c
       ['a CMYK profile on an RGB JPEG', withProfile(plain, cmyk)],
       ['a profile Little CMS cannot read', withProfile(plain, unreadable)],
       ['chunks numbered 2 and 3 of 2', withProfile(plain, p3, 2, (chunk) => chunk + 1)],
+      [
+        'a profile over 1 MB (the transform cache keeps profiles whole)',
+        withProfile(plain, Buffer.concat([p3, Buffer.alloc(1 << 20)])),
+      ],
     ];
     for (const [name, bytes] of cases) {
       assert.equal(declined(bytes, LIMIT, srgb), 'icc-profile', name);

@@ -133,6 +133,10 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   if (header.components != 3 || header.colourSpace != ColourSpace::kYCbCr) {
     return ErrorAnswer(env, "colour-space", "not a three-component YCbCr JPEG");
   }
+  if (header.orientation < 0) return ErrorAnswer(env, "orientation", "an unreadable or repeated EXIF block");
+  const double pixels = static_cast<double>(header.width) * static_cast<double>(header.height);
+  if (pixels > maxPixels || pixels > kMaxPixels) return ErrorAnswer(env, "too-many-pixels", "more pixels than allowed");
+  // Last, so that no transform is built for a JPEG declined anyway.
   std::shared_ptr<const ColourTransform> transform;
   if (header.iccProfile) {
     if (!hasOutputProfile) return ErrorAnswer(env, "icc-profile", "an embedded ICC profile, and no output profile");
@@ -142,9 +146,6 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
     transform = TransformBetween(embeddedData.get(), embedded.length, output.Data(), output.ByteLength(), &whyNot);
     if (!transform) return ErrorAnswer(env, "icc-profile", whyNot);
   }
-  if (header.orientation < 0) return ErrorAnswer(env, "orientation", "an unreadable or repeated EXIF block");
-  const double pixels = static_cast<double>(header.width) * static_cast<double>(header.height);
-  if (pixels > maxPixels || pixels > kMaxPixels) return ErrorAnswer(env, "too-many-pixels", "more pixels than allowed");
 
   // Allocated before the input's memory is taken: an allocation may run the garbage collector.
   // A Buffer is malloc'ed without zeroing; every byte is written by a successful decode.

@@ -68,6 +68,10 @@ struct CachedTransform {
 // Photos from one camera or phone carry the same profile: a handful of pairs covers a service's
 // traffic, and each entry is a few kilobytes of profile and tables.
 constexpr std::size_t kCachedPairs = 16;
+// Entries keep their profiles whole (compared byte for byte: a hash could be made to collide, and
+// another upload's transform be used). Larger profiles (RGB ones are a few kilobytes, rarely
+// hundreds) are left to sharp, which bounds the cache at 32 MB however many are sent.
+constexpr std::size_t kLargestProfile = 1 << 20;
 
 std::mutex cacheLock;
 std::list<CachedTransform> cache;  // most recently used first
@@ -77,20 +81,30 @@ std::list<CachedTransform> cache;  // most recently used first
 std::shared_ptr<const ColourTransform> TransformBetween(const std::uint8_t* embedded, std::size_t embeddedLength,
                                                         const std::uint8_t* output, std::size_t outputLength,
                                                         const char** whyNot) {
+  if (embeddedLength > kLargestProfile || outputLength > kLargestProfile) {
+    *whyNot = "an ICC profile over 1 MB";
+    return nullptr;
+  }
   std::string embeddedKey(reinterpret_cast<const char*>(embedded), embeddedLength);
   std::string outputKey(reinterpret_cast<const char*>(output), outputLength);
-  // Held while a transform is built, so that threads meeting a new profile at once build it once.
-  std::lock_guard<std::mutex> guard(cacheLock);
-  for (auto entry = cache.begin(); entry != cache.end(); ++entry) {
-    if (entry->embedded == embeddedKey && entry->output == outputKey) {
-      cache.splice(cache.begin(), cache, entry);
-      *whyNot = entry->built.whyNot;
-      return entry->built.transform;
+  {
+    std::lock_guard<std::mutex> guard(cacheLock);
+    for (auto entry = cache.begin(); entry != cache.end(); ++entry) {
+      if (entry->embedded == embeddedKey && entry->output == outputKey) {
+        cache.splice(cache.begin(), cache, entry);
+        *whyNot = entry->built.whyNot;
+        return entry->built.transform;
+      }
     }
   }
+  // Built without the lock, which other threads' conversions need meanwhile; two threads meeting
+  // a new profile at once may both build it, and the second entry only pushes out an older one.
   Built built = Build(embeddedKey, outputKey);
-  cache.push_front({std::move(embeddedKey), std::move(outputKey), built});
-  if (cache.size() > kCachedPairs) cache.pop_back();
+  {
+    std::lock_guard<std::mutex> guard(cacheLock);
+    cache.push_front({std::move(embeddedKey), std::move(outputKey), built});
+    if (cache.size() > kCachedPairs) cache.pop_back();
+  }
   *whyNot = built.whyNot;
   return built.transform;
 }

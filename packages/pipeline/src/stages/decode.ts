@@ -8,6 +8,7 @@ import {
   type JpegHeader,
   type JpegShrink,
 } from '@facegate/jpeg';
+import { PORTED_LIBVIPS_VERSION } from '@facegate/resample';
 import sharp, { type Metadata } from 'sharp';
 
 import type { RgbImage } from '../image/raster.js';
@@ -87,10 +88,16 @@ export async function decodeReduced(
   if (reduction < REDUCTION_WORTH_HAVING) return whole();
   const factor = Math.max(reduction, SMALLEST_REDUCTION);
   const size = { width: Math.max(1, Math.round(width / factor)), height: Math.max(1, Math.round(height / factor)) };
-  const image =
-    (header && (await decodeReducedHere(bytes, limits, header, size))) ?? (await decodeResized(bytes, limits, size));
+  const here = header && reducedHere ? await decodeReducedHere(bytes, limits, header, size) : null;
+  const image = here ?? (await decodeResized(bytes, limits, size));
   return { image, scaleX: width / image.width, scaleY: height / image.height };
 }
+
+/**
+ * Whether {@link decodeReducedHere} gives sharp's bytes: its crop of a scaled decode to whole pixels is what libvips
+ * 8.18 does, and another release (after a sharp upgrade) goes back to sharp until checked again, as the resize ports do.
+ */
+const reducedHere = sharp.versions.vips === PORTED_LIBVIPS_VERSION;
 
 /**
  * sharp's reduced decode (`.rotate().resize(width, height, { fit: 'fill', kernel: 'linear' })` of a JPEG) in its three
