@@ -34,15 +34,11 @@ const LIMIT = 50_000_000;
 /** What embedded profiles are converted to, as the pipeline passes it. */
 const srgb = await libvipsSrgbProfile();
 
-/** sharp's decode as the pipeline asked it before this addon (stages/decode.ts). */
-async function sharpDecode(bytes: Uint8Array): Promise<Buffer> {
-  return sharp(bytes, { failOn: 'warning' })
-    .rotate()
-    .flatten({ background: '#ffffff' })
-    .toColourspace('srgb')
-    .removeAlpha()
-    .raw()
-    .toBuffer();
+/** sharp's decode as the pipeline asked it before this addon (stages/decode.ts), whole or reduced to `size`. */
+async function sharpDecode(bytes: Uint8Array, size?: { width: number; height: number }): Promise<Buffer> {
+  let pipeline = sharp(bytes, { failOn: 'warning' }).rotate();
+  if (size) pipeline = pipeline.resize(size.width, size.height, { fit: 'fill', kernel: 'linear' });
+  return pipeline.flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer();
 }
 
 async function assertSharpBytes(name: string, bytes: Uint8Array, outputProfile?: Uint8Array): Promise<void> {
@@ -54,11 +50,15 @@ async function assertSharpBytes(name: string, bytes: Uint8Array, outputProfile?:
     .then((meta) => meta.autoOrient);
   assert.equal(decoded.width, width, `${name}: width`);
   assert.equal(decoded.height, height, `${name}: height`);
-  const expected = await sharpDecode(bytes);
-  const actual = Buffer.from(decoded.data.buffer, decoded.data.byteOffset, decoded.data.length);
-  if (Buffer.compare(actual, expected) !== 0) {
-    const first = actual.findIndex((value, index) => value !== expected[index]);
-    assert.fail(`${name}: byte ${first} is ${actual[first]}, sharp gives ${expected[first]}`);
+  assertSameBytes(name, decoded.data, await sharpDecode(bytes));
+}
+
+/** `actual` is `expected` byte for byte; otherwise the first byte that differs. */
+function assertSameBytes(name: string, actual: Uint8Array, expected: Buffer): void {
+  const bytes = Buffer.from(actual.buffer, actual.byteOffset, actual.length);
+  if (Buffer.compare(bytes, expected) !== 0) {
+    const first = bytes.findIndex((value, index) => value !== expected[index]);
+    assert.fail(`${name}: byte ${first} of ${bytes.length} is ${bytes[first]}, sharp gives ${expected[first]}`);
   }
 }
 
@@ -67,7 +67,6 @@ function declined(bytes: Uint8Array, maxPixels = LIMIT, outputProfile?: Uint8Arr
   return 'declined' in decoded ? decoded.declined : undefined;
 }
 
-/** The JPEG without its APP2 ICC_PROFILE segments (the markers before the scan, walked by their lengths). */
 /** The marker segments before a JPEG's scan: where each starts and ends, and its marker byte (0xe1: APP1, …). */
 function segments(jpeg: Buffer): Array<{ start: number; end: number; marker: number; payload: Buffer }> {
   const found = [];
@@ -403,19 +402,7 @@ describe("native reduced decode: sharp's shrink-on-load and resize, byte for byt
   async function assertReducedLikeSharp(name: string, bytes: Uint8Array): Promise<void> {
     const { image, scaleX } = await decodeReduced(bytes, { maxImagePixels: LIMIT }, 640);
     assert.ok(scaleX >= 2, `${name}: reduced (scale ${scaleX})`);
-    const expected = await sharp(bytes, { failOn: 'warning' })
-      .rotate()
-      .resize(image.width, image.height, { fit: 'fill', kernel: 'linear' })
-      .flatten({ background: '#ffffff' })
-      .toColourspace('srgb')
-      .removeAlpha()
-      .raw()
-      .toBuffer();
-    const actual = Buffer.from(image.data.buffer, image.data.byteOffset, image.data.length);
-    if (Buffer.compare(actual, expected) !== 0) {
-      const first = actual.findIndex((value, index) => value !== expected[index]);
-      assert.fail(`${name}: byte ${first} of ${actual.length} is ${actual[first]}, sharp gives ${expected[first]}`);
-    }
+    assertSameBytes(name, image.data, await sharpDecode(bytes, image));
   }
 
   it('keeps only the whole pixels of a scaled decode, as libvips does', async () => {

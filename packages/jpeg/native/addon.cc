@@ -37,6 +37,18 @@ constexpr double kMaxPixels = 1 << 28;
   throw error;
 }
 
+// A whole number in [minimum, maximum]: a non-number is a TypeError, anything else (NaN, fractions,
+// out of range) a RangeError saying `<name> must be <rule>`.
+double RequireWhole(const Napi::Value& value, const std::string& name, double minimum, double maximum,
+                    const std::string& rule) {
+  if (!value.IsNumber()) ThrowTypeError(value.Env(), name + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= minimum && number <= maximum) || std::trunc(number) != number) {
+    ThrowRangeError(value.Env(), name + " must be " + rule);
+  }
+  return number;
+}
+
 Napi::Uint8Array RequireBytes(const Napi::Value& value) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
     ThrowTypeError(value.Env(), "bytes must be a Uint8Array");
@@ -103,31 +115,23 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 5) ThrowTypeError(env, "decode expects (bytes, maxPixels, outputProfile, shrink, upright)");
   RequireBytes(info[0]);
-  if (!info[1].IsNumber()) ThrowTypeError(env, "maxPixels must be a number");
-  const double maxPixels = info[1].As<Napi::Number>().DoubleValue();
-  if (!(maxPixels >= 1) || std::trunc(maxPixels) != maxPixels) {
-    ThrowRangeError(env, "maxPixels must be a positive integer");
-  }
+  const double maxPixels = RequireWhole(info[1], "maxPixels", 1, HUGE_VAL, "a positive integer");
   const bool hasOutputProfile = !info[2].IsUndefined();
   if (hasOutputProfile) RequireBytes(info[2]);
-  if (!info[3].IsNumber()) ThrowTypeError(env, "shrink must be a number");
-  const double shrinkValue = info[3].As<Napi::Number>().DoubleValue();
-  if (shrinkValue != 1 && shrinkValue != 2 && shrinkValue != 4 && shrinkValue != 8) {
-    ThrowRangeError(env, "shrink must be 1, 2, 4 or 8");
-  }
-  const int shrink = static_cast<int>(shrinkValue);
+  const int shrink = static_cast<int>(RequireWhole(info[3], "shrink", 1, 8, "1, 2, 4 or 8"));
+  if ((shrink & (shrink - 1)) != 0) ThrowRangeError(env, "shrink must be 1, 2, 4 or 8");
   if (!info[4].IsBoolean()) ThrowTypeError(env, "upright must be a boolean");
   const bool upright = info[4].As<Napi::Boolean>().Value();
 
   JpegHeader header;
-  IccProfile embedded;
+  IccProfile embedded{nullptr, 0};
   {
     const Napi::Uint8Array bytes = info[0].As<Napi::Uint8Array>();
     if (!ReadJpegHeader(bytes.Data(), bytes.ByteLength(), header, hasOutputProfile ? &embedded : nullptr)) {
       return ErrorAnswer(env, "unreadable", header.error);
     }
   }
-  const std::unique_ptr<std::uint8_t, FreeDeleter> embeddedData(hasOutputProfile ? embedded.data : nullptr);
+  const std::unique_ptr<std::uint8_t, FreeDeleter> embeddedData(embedded.data);
   // What libvips converts (other colour spaces) or reads its own way (EXIF it cannot parse here)
   // is left to sharp, and so is an embedded profile without an output profile to convert to.
   if (header.components != 3 || header.colourSpace != ColourSpace::kYCbCr) {
@@ -180,21 +184,9 @@ Napi::Value OrientImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 4) ThrowTypeError(env, "orient expects (data, width, height, orientation)");
   const Napi::Uint8Array data = RequireBytes(info[0]);
-  double sides[2];
-  for (int index = 0; index < 2; index++) {
-    if (!info[1 + index].IsNumber()) ThrowTypeError(env, "width and height must be numbers");
-    sides[index] = info[1 + index].As<Napi::Number>().DoubleValue();
-    if (!(sides[index] >= 1 && sides[index] <= 65535) || std::trunc(sides[index]) != sides[index]) {
-      ThrowRangeError(env, "width and height must be integers in [1, 65535]");
-    }
-  }
-  if (!info[3].IsNumber()) ThrowTypeError(env, "orientation must be a number");
-  const double orientation = info[3].As<Napi::Number>().DoubleValue();
-  if (!(orientation >= 1 && orientation <= 8) || std::trunc(orientation) != orientation) {
-    ThrowRangeError(env, "orientation must be an integer in [1, 8]");
-  }
-  const int width = static_cast<int>(sides[0]);
-  const int height = static_cast<int>(sides[1]);
+  const int width = static_cast<int>(RequireWhole(info[1], "width", 1, 65535, "an integer in [1, 65535]"));
+  const int height = static_cast<int>(RequireWhole(info[2], "height", 1, 65535, "an integer in [1, 65535]"));
+  const int orientation = static_cast<int>(RequireWhole(info[3], "orientation", 1, 8, "an integer in [1, 8]"));
   const std::size_t bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3;
   if (data.ByteLength() != bytes) ThrowRangeError(env, "data must hold width * height * 3 bytes");
   Napi::Buffer<std::uint8_t> turned = Napi::Buffer<std::uint8_t>::New(env, bytes);
@@ -203,7 +195,7 @@ Napi::Value OrientImage(const Napi::CallbackInfo& info) {
   if (orientation == 1) {
     std::copy(source.Data(), source.Data() + bytes, turned.Data());
   } else {
-    Orient(source.Data(), width, height, static_cast<int>(orientation), turned.Data());
+    Orient(source.Data(), width, height, orientation, turned.Data());
   }
   return Napi::Uint8Array::New(env, bytes, turned.ArrayBuffer(), turned.ByteOffset());
 }

@@ -1,7 +1,6 @@
 #include "colour.h"
 
 #include <cstring>
-#include <iterator>
 #include <list>
 #include <mutex>
 #include <string>

@@ -12,7 +12,9 @@ import type { Rect, RgbImage, TensorCanvas } from './raster.js';
  * run (pipeline.ts). sharp makes them where the port cannot: the addon not built, or a libvips
  * release other than the one it was ported from.
  */
-const resampleHere = nativeResampleAvailable && sharp.versions.vips === PORTED_LIBVIPS_VERSION;
+/** The installed libvips is the release the native ports (resampling here, the JPEG addon's reduced decode) reproduce. */
+export const libvipsAsPorted = sharp.versions.vips === PORTED_LIBVIPS_VERSION;
+const resampleHere = nativeResampleAvailable && libvipsAsPorted;
 
 function rawInput(image: RgbImage): Sharp {
   return sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });

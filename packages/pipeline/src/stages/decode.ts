@@ -8,11 +8,10 @@ import {
   type JpegHeader,
   type JpegShrink,
 } from '@facegate/jpeg';
-import { PORTED_LIBVIPS_VERSION } from '@facegate/resample';
 import sharp, { type Metadata } from 'sharp';
 
 import type { RgbImage } from '../image/raster.js';
-import { resizeWhole } from '../image/resize.js';
+import { libvipsAsPorted, resizeWhole } from '../image/resize.js';
 
 // Every upload is a different image: libvips's operation cache would only hold on to memory
 // (an 8000×8000 decode is 190 MB) without ever being hit.
@@ -88,23 +87,18 @@ export async function decodeReduced(
   if (reduction < REDUCTION_WORTH_HAVING) return whole();
   const factor = Math.max(reduction, SMALLEST_REDUCTION);
   const size = { width: Math.max(1, Math.round(width / factor)), height: Math.max(1, Math.round(height / factor)) };
-  const here = header && reducedHere ? await decodeReducedHere(bytes, limits, header, size) : null;
+  const here = header && libvipsAsPorted ? await decodeReducedHere(bytes, limits, header, size) : null;
   const image = here ?? (await decodeResized(bytes, limits, size));
   return { image, scaleX: width / image.width, scaleY: height / image.height };
 }
-
-/**
- * Whether {@link decodeReducedHere} gives sharp's bytes: its crop of a scaled decode to whole pixels is what libvips
- * 8.18 does, and another release (after a sharp upgrade) goes back to sharp until checked again, as the resize ports do.
- */
-const reducedHere = sharp.versions.vips === PORTED_LIBVIPS_VERSION;
 
 /**
  * sharp's reduced decode (`.rotate().resize(width, height, { fit: 'fill', kernel: 'linear' })` of a JPEG) in its three
  * steps, without libvips, to the same bytes: the shrink-on-load sharp chooses (libjpeg's scaled IDCT by
  * @facegate/jpeg, whole pixels only as libvips keeps them, an embedded profile converted as in a whole decode), libvips'
  * linear resize to the size in the JPEG's stored frame (@facegate/resample, or sharp on raw pixels where the port
- * cannot), then the EXIF orientation. null where the addon declines the JPEG: sharp then decodes it.
+ * cannot), then the EXIF orientation. null where the addon declines the JPEG: sharp then decodes it. Used only beside
+ * the libvips release whose whole-pixel crop of a scaled decode it reproduces ({@link libvipsAsPorted}).
  */
 async function decodeReducedHere(
   bytes: Uint8Array,
@@ -114,7 +108,7 @@ async function decodeReducedHere(
 ): Promise<RgbImage | null> {
   const turned = header.orientation >= 5;
   const target = turned ? { width: size.height, height: size.width } : size;
-  const outputProfile = libvipsSrgb ?? (await libvipsSrgbProfile());
+  const outputProfile = await libvipsSrgbProfile();
   const shrunk = decodeJpegShrunk(bytes, {
     maxPixels: limits.maxImagePixels,
     outputProfile,
@@ -168,7 +162,7 @@ async function decodeResized(
   size: { width: number; height: number } | undefined,
 ): Promise<RgbImage> {
   if (bytes.length === 0) throw new FacegateError('IMAGE_DECODE_FAILED', 'the image is empty');
-  const decodedHere = size ? null : decodeJpegHere(bytes, limits, libvipsSrgb ?? (await libvipsSrgbProfile()));
+  const decodedHere = size ? null : decodeJpegHere(bytes, limits, await libvipsSrgbProfile());
   if (decodedHere) return decodedHere;
   // A JPEG or PNG signature goes straight to the decode, whose libvips pixel limit refuses a
   // bomb from its header just as the check below does: reading the header in a call of its
@@ -236,8 +230,6 @@ function decodeJpegHere(
   return 'declined' in decoded ? null : decoded;
 }
 
-/** libvips' own sRGB profile once read ({@link libvipsSrgbProfile}); undefined where it could not be. */
-let libvipsSrgb: Uint8Array | undefined;
 let readingLibvipsSrgb: Promise<Uint8Array | undefined> | undefined;
 
 /**
@@ -252,8 +244,7 @@ export async function libvipsSrgbProfile(): Promise<Uint8Array | undefined> {
     .toBuffer()
     .then(async (tagged) => {
       const { icc } = await sharp(tagged).metadata();
-      libvipsSrgb = icc ? new Uint8Array(icc) : undefined;
-      return libvipsSrgb;
+      return icc ? new Uint8Array(icc) : undefined;
     })
     .catch(() => undefined);
   return readingLibvipsSrgb;
