@@ -5,7 +5,7 @@ ARG BASE_IMAGE=node:20-bookworm-slim
 FROM ${BASE_IMAGE}
 ARG npm_config_registry=https://registry.npmjs.org/
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libfaiss-dev libopenblas0-pthread libjpeg62-turbo-dev liblcms2-dev g++ make python3 ca-certificates \
+ && apt-get install -y --no-install-recommends libfaiss-dev libopenblas0-pthread libjpeg62-turbo-dev liblcms2-dev libpng-dev g++ make python3 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . .

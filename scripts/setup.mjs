@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Brings a fresh clone to a runnable state, doing only what is missing: Debian packages,
-// npm dependencies, the native addons (FAISS, resample), the default models and the TypeScript build.
+// npm dependencies, the native addons (FAISS, resample, JPEG, PNG), the default models and the TypeScript build.
 // Plain Node with no dependencies, because it runs before `npm install` has.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -46,6 +46,8 @@ const SYSTEM_PACKAGES = [
   // libjpeg-turbo's and Little CMS's headers and libraries, for the JPEG decode addon (packages/jpeg).
   ['libjpeg62-turbo-dev', '/usr/include/jpeglib.h'],
   ['liblcms2-dev', '/usr/include/lcms2.h'],
+  // libpng's headers and library, for the PNG decode addon (packages/png).
+  ['libpng-dev', '/usr/include/png.h'],
   ['g++', '/usr/bin/g++'],
   ['make', '/usr/bin/make'],
   ['python3', '/usr/bin/python3'],
@@ -103,6 +105,7 @@ const NATIVE_PACKAGES = [
   ['faiss', '@facegate/faiss', 'the FAISS binding'],
   ['resample', '@facegate/resample', 'the resample addon'],
   ['jpeg', '@facegate/jpeg', 'the JPEG decode addon'],
+  ['png', '@facegate/png', 'the PNG decode addon'],
 ];
 
 function ensureNativeBinding() {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -18,9 +18,9 @@ import {
 import sharp from 'sharp';
 
 import { decodeImage, decodeReduced, libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
+import { assertSameBytes, rawImage, sharedFiles, sharpDecode } from '../support/decodes.js';
 import { repoRoot, sharedDataDir, skipWithoutSharedData } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
-import { smoothPool, noisePool, cut } from '../support/raw-images.js';
 import { frll } from './helpers.js';
 
 /*
@@ -34,13 +34,6 @@ const LIMIT = 50_000_000;
 /** What embedded profiles are converted to, as the pipeline passes it. */
 const srgb = await libvipsSrgbProfile();
 
-/** sharp's decode as the pipeline asked it before this addon (stages/decode.ts), whole or reduced to `size`. */
-async function sharpDecode(bytes: Uint8Array, size?: { width: number; height: number }): Promise<Buffer> {
-  let pipeline = sharp(bytes, { failOn: 'warning' }).rotate();
-  if (size) pipeline = pipeline.resize(size.width, size.height, { fit: 'fill', kernel: 'linear' });
-  return pipeline.flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer();
-}
-
 async function assertSharpBytes(name: string, bytes: Uint8Array, outputProfile?: Uint8Array): Promise<void> {
   const decoded = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT, outputProfile });
   assert.ok(!('declined' in decoded), `${name}: declined (${'declined' in decoded ? decoded.declined : ''})`);
@@ -51,15 +44,6 @@ async function assertSharpBytes(name: string, bytes: Uint8Array, outputProfile?:
   assert.equal(decoded.width, width, `${name}: width`);
   assert.equal(decoded.height, height, `${name}: height`);
   assertSameBytes(name, decoded.data, await sharpDecode(bytes));
-}
-
-/** `actual` is `expected` byte for byte; otherwise the first byte that differs. */
-function assertSameBytes(name: string, actual: Uint8Array, expected: Buffer): void {
-  const bytes = Buffer.from(actual.buffer, actual.byteOffset, actual.length);
-  if (Buffer.compare(bytes, expected) !== 0) {
-    const first = bytes.findIndex((value, index) => value !== expected[index]);
-    assert.fail(`${name}: byte ${first} of ${bytes.length} is ${bytes[first]}, sharp gives ${expected[first]}`);
-  }
 }
 
 function declined(bytes: Uint8Array, maxPixels = LIMIT, outputProfile?: Uint8Array): string | undefined {
@@ -124,25 +108,7 @@ function withProfile(
 }
 
 /** Every JPEG file under the shared data folder, by path. */
-function sharedJpegs(): string[] {
-  const files: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      const file = path.join(dir, name);
-      if (statSync(file).isDirectory()) walk(file);
-      else if (/\.jpe?g$/i.test(name)) files.push(file);
-    }
-  };
-  walk(sharedDataDir);
-  return files;
-}
-
-/** A `width`×`height` photo-like (smooth) or noisy RGB image. */
-function rawImage(width: number, height: number, noisy: boolean, seed: number) {
-  const pool = noisy ? noisePool(Math.max(width, height), seededRandom(seed)) : smoothPool(Math.max(width, height));
-  const image = cut(pool, 0, 0, width, height);
-  return sharp(image.data, { raw: { width, height, channels: 3 } });
-}
+const sharedJpegs = (): string[] => sharedFiles(/\.jpe?g$/i);
 
 describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
   it('links libjpeg-turbo', () => {

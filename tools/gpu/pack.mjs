@@ -41,10 +41,10 @@ await installCudaProvider({ log });
 const ortDir = onnxruntimeDir(root);
 
 // Node itself, and the libraries of the native addons that a bare host lacks (FAISS and BLAS,
-// libjpeg-turbo, Little CMS; glibc and libstdc++ are the host's: CUDA needs them anyway).
+// libjpeg-turbo, Little CMS, libpng and zlib; glibc and libstdc++ are the host's: CUDA needs them anyway).
 copyFileSync(process.execPath, path.join(stage, 'bin', 'node'));
 const HOST_PROVIDED = /^(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux-x86-64|linux-vdso)\.so/;
-for (const nativePackage of ['faiss', 'jpeg']) {
+for (const nativePackage of ['faiss', 'jpeg', 'png']) {
   const release = path.join(root, 'packages', nativePackage, 'build', 'Release');
   const addon = readdirSync(release).find((name) => name.endsWith('.node'));
   for (const match of run('ldd', [path.join(release, addon)]).matchAll(/^\s*(\S+) => (\S+)/gm)) {

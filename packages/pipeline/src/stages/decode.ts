@@ -8,6 +8,7 @@ import {
   type JpegHeader,
   type JpegShrink,
 } from '@facegate/jpeg';
+import { decodePngLikeSharp, nativePngAvailable } from '@facegate/png';
 import sharp, { type Metadata } from 'sharp';
 
 import type { RgbImage } from '../image/raster.js';
@@ -162,7 +163,9 @@ async function decodeResized(
   size: { width: number; height: number } | undefined,
 ): Promise<RgbImage> {
   if (bytes.length === 0) throw new FacegateError('IMAGE_DECODE_FAILED', 'the image is empty');
-  const decodedHere = size ? null : decodeJpegHere(bytes, limits, await libvipsSrgbProfile());
+  const decodedHere = size
+    ? null
+    : (decodePngHere(bytes, limits) ?? decodeJpegHere(bytes, limits, await libvipsSrgbProfile()));
   if (decodedHere) return decodedHere;
   // A JPEG or PNG signature goes straight to the decode, whose libvips pixel limit refuses a
   // bomb from its header just as the check below does: reading the header in a call of its
@@ -227,6 +230,18 @@ function decodeJpegHere(
 ): RgbImage | null {
   if (!nativeJpegAvailable || !startsWith(bytes, JPEG_SIGNATURE)) return null;
   const decoded = decodeJpegLikeSharp(bytes, { maxPixels: limits.maxImagePixels, outputProfile });
+  return 'declined' in decoded ? null : decoded;
+}
+
+/**
+ * A PNG decoded whole by @facegate/png (libpng on this thread): for the 8-bit grey and RGB PNGs it takes, the same bytes
+ * as sharp's decode without a libvips pipeline (a 150×150 grey PNG: ~0.05 against ~1.3 ms of CPU); null for anything it
+ * declines (alpha, palettes, 16 bits, a profile, an eXIf chunk, corrupt data, …), which sharp decodes or refuses as
+ * before.
+ */
+function decodePngHere(bytes: Uint8Array, limits: DecodeLimits): RgbImage | null {
+  if (!nativePngAvailable || !startsWith(bytes, PNG_SIGNATURE)) return null;
+  const decoded = decodePngLikeSharp(bytes, { maxPixels: limits.maxImagePixels });
   return 'declined' in decoded ? null : decoded;
 }
 

@@ -1,0 +1,163 @@
+// PNG decoding through libpng for the PNGs whose pixels libvips reads unchanged.
+//
+// A PNG is lossless: every correct decoder gives the same samples. What sharp does beyond that
+// is left to sharp by declining: an ICC profile (converted to sRGB), an eXIf chunk (its
+// orientation applied), transparency (flattened onto white), 16-bit samples (scaled) and
+// palettes (libvips' own expansion). Gamma, chromaticity and sRGB chunks change nothing here, as
+// in libvips, which ignores them too. What is left, 8-bit greyscale and RGB, is read as stored,
+// grey repeated into three channels as libvips' B_W to sRGB conversion does.
+//
+// libpng reports errors by longjmp: the function that calls setjmp holds only plain values, and
+// everything the jump can skip is C (libpng) or a callback without destructors.
+#include "png.h"
+
+#include <png.h>
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+
+namespace facegate_png {
+
+namespace {
+
+struct Reader {
+  const std::uint8_t* data;
+  std::size_t length;
+  std::size_t offset;
+  char* error;
+  std::size_t errorSize;
+  bool warned;
+};
+
+void ReadFrom(png_structp png, png_bytep out, png_size_t count) {
+  Reader* reader = static_cast<Reader*>(png_get_io_ptr(png));
+  if (count > reader->length - reader->offset) png_error(png, "the data ends before the image does");
+  std::memcpy(out, reader->data + reader->offset, count);
+  reader->offset += count;
+}
+
+[[noreturn]] void OnError(png_structp png, png_const_charp message) {
+  Reader* reader = static_cast<Reader*>(png_get_error_ptr(png));
+  std::snprintf(reader->error, reader->errorSize, "%s", message);
+  png_longjmp(png, 1);
+}
+
+// libvips fails on warnings (sharp's failOn: 'warning'), so a warning declines the PNG once read.
+void OnWarning(png_structp png, png_const_charp message) {
+  Reader* reader = static_cast<Reader*>(png_get_error_ptr(png));
+  if (!reader->warned) std::snprintf(reader->error, reader->errorSize, "%s", message);
+  reader->warned = true;
+}
+
+// Outputs above this many pixels are refused whatever the caller allows: the output's size in
+// bytes then stays far inside what a Node Buffer may hold.
+constexpr double kMaxPixels = 1 << 28;
+
+// What the header says of the stored pixels, or why they are not read here.
+Decline Accept(png_structp png, png_infop info, double maxPixels, PngHeader& header, char* error,
+               std::size_t errorSize) {
+  const png_uint_32 width = png_get_image_width(png, info);
+  const png_uint_32 height = png_get_image_height(png, info);
+  const int depth = png_get_bit_depth(png, info);
+  const int type = png_get_color_type(png, info);
+  if (depth != 8 || (type != PNG_COLOR_TYPE_GRAY && type != PNG_COLOR_TYPE_RGB)) {
+    std::snprintf(error, errorSize, "colour type %d at %d bits", type, depth);
+    return Decline::kFormat;
+  }
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) {
+    std::snprintf(error, errorSize, "a transparent colour (tRNS)");
+    return Decline::kFormat;
+  }
+  if (png_get_valid(png, info, PNG_INFO_iCCP)) {
+    std::snprintf(error, errorSize, "an embedded ICC profile");
+    return Decline::kIccProfile;
+  }
+#ifdef PNG_eXIf_SUPPORTED
+  if (png_get_valid(png, info, PNG_INFO_eXIf)) {
+    std::snprintf(error, errorSize, "an eXIf chunk");
+    return Decline::kExif;
+  }
+#else
+#error "libpng without eXIf support would decode PNGs whose orientation sharp applies"
+#endif
+  const double pixels = static_cast<double>(width) * static_cast<double>(height);
+  if (pixels > maxPixels || pixels > kMaxPixels) {
+    std::snprintf(error, errorSize, "%u×%u pixels, over the limit", width, height);
+    return Decline::kTooManyPixels;
+  }
+  header.width = static_cast<int>(width);
+  header.height = static_cast<int>(height);
+  header.channels = type == PNG_COLOR_TYPE_GRAY ? 1 : 3;
+  return Decline::kNone;
+}
+
+// The header, and with `out` (width × height × 3 bytes, for the header read before) the pixels.
+Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, PngHeader& header, std::uint8_t* out,
+             char* error, std::size_t errorSize) {
+  error[0] = '\0';
+  if (length < 8 || png_sig_cmp(bytes, 0, 8) != 0) {
+    std::snprintf(error, errorSize, "no PNG signature");
+    return Decline::kUnreadable;
+  }
+  Reader reader{bytes, length, 0, error, errorSize, false};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, OnError, OnWarning);
+  if (png == nullptr) {
+    std::snprintf(error, errorSize, "libpng could not start");
+    return Decline::kCorrupt;
+  }
+  png_infop info = png_create_info_struct(png);
+  if (info == nullptr) {
+    png_destroy_read_struct(&png, nullptr, nullptr);
+    std::snprintf(error, errorSize, "libpng could not start");
+    return Decline::kCorrupt;
+  }
+  // Read after a jump: volatile, as setjmp requires of what changes after it.
+  volatile bool headerRead = false;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    return headerRead ? Decline::kCorrupt : Decline::kUnreadable;
+  }
+  png_set_read_fn(png, &reader, ReadFrom);
+  png_read_info(png, info);
+  headerRead = true;
+  Decline decline = reader.warned ? Decline::kCorrupt : Accept(png, info, maxPixels, header, error, errorSize);
+  if (decline == Decline::kNone && out != nullptr) {
+    if (header.channels == 1) png_set_gray_to_rgb(png);
+    const int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    const std::size_t stride = static_cast<std::size_t>(header.width) * 3;
+    if (png_get_rowbytes(png, info) != stride) png_error(png, "unexpected row size");
+    // Row by row into the output, each pass over the same rows (Adam7 fills them in turn).
+    for (int pass = 0; pass < passes; ++pass) {
+      for (int y = 0; y < header.height; ++y) png_read_row(png, out + static_cast<std::size_t>(y) * stride, nullptr);
+    }
+    // The chunks after the image, up to IEND, with their checksums: libvips reads the whole file too.
+    png_read_end(png, nullptr);
+    if (reader.warned) decline = Decline::kCorrupt;
+  }
+  png_destroy_read_struct(&png, &info, nullptr);
+  return decline;
+}
+
+}  // namespace
+
+Decline ReadPngHeader(const std::uint8_t* bytes, std::size_t length, double maxPixels, PngHeader& header, char* error,
+                      std::size_t errorSize) {
+  return Read(bytes, length, maxPixels, header, nullptr, error, errorSize);
+}
+
+Decline DecodePng(const std::uint8_t* bytes, std::size_t length, const PngHeader& expected, std::uint8_t* out,
+                  char* error, std::size_t errorSize) {
+  PngHeader header;
+  const Decline decline = Read(bytes, length, kMaxPixels, header, out, error, errorSize);
+  if (decline == Decline::kNone && (header.width != expected.width || header.height != expected.height)) {
+    std::snprintf(error, errorSize, "the header changed between two reads");
+    return Decline::kCorrupt;
+  }
+  return decline;
+}
+
+unsigned LibpngVersion() { return static_cast<unsigned>(png_access_version_number()); }
+
+}  // namespace facegate_png

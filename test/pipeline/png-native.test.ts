@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
+
+import { decodePngLikeSharp, libpngVersion, nativePngAvailable, PNG_INVALID_ARGUMENT } from '@facegate/png';
+import sharp, { type Sharp } from 'sharp';
+
+import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
+import { assertSameBytes, rawImage, sharedFiles, sharpDecode } from '../support/decodes.js';
+import { sharedDataDir, skipWithoutSharedData } from '../support/paths.js';
+import { seededRandom } from '../support/random.js';
+
+/*
+ * @facegate/png claims to give exactly sharp's pixels for the PNGs it does not decline, so that decoding with it moves
+ * no detection, score or template. Each case below is decoded both ways and compared byte for byte; what it declines
+ * must be what sharp converts (alpha, palettes, 16 bits, a profile, an orientation) or may refuse.
+ */
+
+const skip = nativePngAvailable ? false : 'the native PNG addon is not built';
+const LIMIT = 50_000_000;
+
+async function assertSharpBytes(name: string, bytes: Uint8Array): Promise<void> {
+  const decoded = decodePngLikeSharp(bytes, { maxPixels: LIMIT });
+  assert.ok(!('declined' in decoded), `${name}: declined (${'declined' in decoded ? decoded.declined : ''})`);
+  const { width, height } = await sharp(bytes).metadata();
+  assert.equal(decoded.width, width, `${name}: width`);
+  assert.equal(decoded.height, height, `${name}: height`);
+  assertSameBytes(name, decoded.data, await sharpDecode(bytes));
+}
+
+function declined(bytes: Uint8Array, maxPixels = LIMIT): string | undefined {
+  const decoded = decodePngLikeSharp(bytes, { maxPixels });
+  return 'declined' in decoded ? decoded.declined : undefined;
+}
+
+/** A PNG chunk: length, type, data and the CRC over type and data. */
+function chunk(type: string, data: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const framed = Buffer.alloc(8 + data.length + 4);
+  framed.writeUInt32BE(data.length, 0);
+  body.copy(framed, 4);
+  framed.writeUInt32BE(crc32(body), 8 + data.length);
+  return framed;
+}
+
+/** A big-endian TIFF header and one IFD holding only the EXIF orientation, as an eXIf chunk carries it. */
+function exifWithOrientation(orientation: number): Buffer {
+  const exif = Buffer.alloc(8 + 2 + 12 + 4);
+  exif.write('MM\0*', 0, 'latin1');
+  exif.writeUInt32BE(8, 4);
+  exif.writeUInt16BE(1, 8);
+  exif.writeUInt16BE(0x0112, 10);
+  exif.writeUInt16BE(3, 12);
+  exif.writeUInt32BE(1, 14);
+  exif.writeUInt16BE(orientation, 18);
+  return exif;
+}
+
+/** The PNG with `extra` inserted right after its IHDR chunk (8 bytes of signature, 25 of IHDR). */
+function withChunkAfterHeader(png: Buffer, extra: Buffer): Buffer {
+  return Buffer.concat([png.subarray(0, 33), extra, png.subarray(33)]);
+}
+
+describe('native PNG decode: byte for byte what sharp gives', { skip }, () => {
+  it('links libpng 1.6', () => {
+    assert.ok(libpngVersion >= 10600 && libpngVersion < 10700, `libpng ${libpngVersion}`);
+  });
+
+  it('greyscale and RGB, odd sizes, every compression level, adaptive filtering, interlaced', async () => {
+    let index = 0;
+    for (const [width, height] of [
+      [1, 1],
+      [7, 3],
+      [92, 112],
+      [151, 149],
+      [320, 243],
+    ] as const) {
+      for (const grey of [false, true]) {
+        for (const options of [
+          { compressionLevel: 0 },
+          { compressionLevel: 6, adaptiveFiltering: true },
+          { compressionLevel: 9, adaptiveFiltering: false },
+          { progressive: true },
+        ]) {
+          let image = rawImage(width, height, index % 2 === 0, 30 + index++);
+          if (grey) image = image.toColourspace('b-w');
+          const bytes = await image.png(options).toBuffer();
+          const { channels } = await sharp(bytes).metadata();
+          assert.equal(channels, grey ? 1 : 3);
+          await assertSharpBytes(`${width}×${height} ${grey ? 'grey' : 'RGB'} ${JSON.stringify(options)}`, bytes);
+        }
+      }
+    }
+  });
+
+  it('ignores gamma, chromaticity, sRGB, background, text and time chunks, as libvips does', async () => {
+    const plain = await rawImage(64, 48, false, 3).png().toBuffer();
+    const gamma = Buffer.alloc(4);
+    gamma.writeUInt32BE(100_000, 0);
+    const text = Buffer.from('Comment\0made by a test', 'latin1');
+    for (const extra of [
+      chunk('gAMA', gamma),
+      chunk('sRGB', Uint8Array.of(0)),
+      chunk('bKGD', Uint8Array.of(0, 10, 0, 20, 0, 30)),
+      chunk('tEXt', text),
+      chunk('tIME', Uint8Array.of(0x07, 0xea, 12, 5, 10, 0, 0)),
+    ]) {
+      await assertSharpBytes(String(extra.subarray(4, 8)), withChunkAfterHeader(plain, extra));
+    }
+  });
+
+  it('declines what sharp converts: alpha, palettes, 16 bits, a transparent colour, a profile, an orientation', async () => {
+    const image = (): Sharp => rawImage(40, 30, false, 4);
+    assert.equal(declined(await image().ensureAlpha(0.5).png().toBuffer()), 'format');
+    assert.equal(declined(await image().toColourspace('b-w').ensureAlpha(0.5).png().toBuffer()), 'format');
+    assert.equal(declined(await image().png({ palette: true }).toBuffer()), 'format');
+    assert.equal(declined(await image().toColourspace('rgb16').png().toBuffer()), 'format');
+    const rgb = await image().png().toBuffer();
+    assert.equal(declined(withChunkAfterHeader(rgb, chunk('tRNS', Uint8Array.of(0, 1, 0, 2, 0, 3)))), 'format');
+    assert.equal(declined(await image().withIccProfile('p3').png().toBuffer()), 'icc-profile');
+    const oriented = withChunkAfterHeader(rgb, chunk('eXIf', exifWithOrientation(6)));
+    assert.equal(declined(oriented), 'exif');
+    // Which sharp turns upright: the reason it is left to sharp.
+    assert.equal((await sharpDecode(oriented)).length, 40 * 30 * 3);
+    assert.equal((await sharp(oriented).metadata()).autoOrient?.width, 30);
+    assert.equal(declined(rgb, 40 * 30 - 1), 'too-many-pixels');
+    assert.equal(declined(Buffer.from('not a png at all')), 'unreadable');
+    assert.equal(declined(rgb.subarray(0, 20)), 'unreadable');
+  });
+
+  it('is what the pipeline decodes, and the pipeline still refuses corrupt data and too many pixels', async () => {
+    const bytes = await rawImage(200, 150, false, 5).toColourspace('b-w').png().toBuffer();
+    const image = await decodeImage(bytes, { maxImagePixels: LIMIT });
+    assertSameBytes('pipeline', image.data, await sharpDecode(bytes));
+    await assert.rejects(decodeImage(bytes.subarray(0, bytes.length - 200), { maxImagePixels: LIMIT }), {
+      code: 'IMAGE_DECODE_FAILED',
+    });
+    await assert.rejects(decodeImage(bytes, { maxImagePixels: 1000 }), { code: 'PAYLOAD_TOO_LARGE' });
+    // What it declines still comes out of sharp, converted.
+    const withAlpha = await rawImage(20, 10, false, 6).ensureAlpha(0.25).png().toBuffer();
+    assertSameBytes(
+      'alpha',
+      (await decodeImage(withAlpha, { maxImagePixels: LIMIT })).data,
+      await sharpDecode(withAlpha),
+    );
+  });
+
+  it('every PNG of the shared data that it decodes', { skip: skipWithoutSharedData() }, async () => {
+    const reasons = new Map<string, number>();
+    let decoded = 0;
+    // Every other file keeps the run short; the sample spans every set.
+    for (const file of sharedFiles(/\.png$/i).filter((_, index) => index % 2 === 0)) {
+      const bytes = readFileSync(file);
+      const reason = declined(bytes);
+      if (reason) {
+        reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+        continue;
+      }
+      let expected: Buffer;
+      try {
+        expected = await sharpDecode(bytes);
+      } catch {
+        assert.fail(`${file}: sharp refuses what the addon decodes`);
+      }
+      const image = decodePngLikeSharp(bytes, { maxPixels: LIMIT }) as { data: Uint8Array };
+      assertSameBytes(path.relative(sharedDataDir, file), image.data, expected);
+      decoded++;
+    }
+    assert.ok(decoded > 100, `decoded ${decoded} (declined: ${JSON.stringify([...reasons])})`);
+  });
+});
+
+describe('native PNG decode: damaged files', { skip }, () => {
+  it('answers for every damaged PNG (a decode, or a reason), and what it decodes is what sharp decodes', async () => {
+    const random = seededRandom(20261207);
+    const originals = [
+      await rawImage(96, 64, true, 50).png().toBuffer(),
+      await rawImage(77, 51, false, 51).toColourspace('b-w').png({ progressive: true }).toBuffer(),
+      await rawImage(64, 64, false, 52).png({ compressionLevel: 0 }).toBuffer(),
+    ];
+    let decodedCount = 0;
+    for (let index = 0; index < 240; index++) {
+      const damaged = Buffer.from(originals[index % originals.length]!);
+      const damage = index % 4;
+      // Bytes overwritten in the first chunks, bits flipped anywhere, the file cut short, or bytes after its end.
+      if (damage === 0) {
+        for (let count = 0; count < 3; count++) {
+          damaged[Math.floor(random() * Math.min(damaged.length, 100))] = Math.floor(random() * 256);
+        }
+      } else if (damage === 1) {
+        for (let count = 0; count < 3; count++) damaged[Math.floor(random() * damaged.length)]! ^= 1 << (index % 8);
+      }
+      const bytes =
+        damage === 2
+          ? damaged.subarray(0, Math.floor(random() * damaged.length))
+          : damage === 3
+            ? Buffer.concat([damaged, Buffer.from('trailing bytes after IEND')])
+            : damaged;
+      const decoded = decodePngLikeSharp(bytes, { maxPixels: LIMIT });
+      if ('declined' in decoded) continue;
+      let expected: Buffer;
+      try {
+        expected = await sharpDecode(bytes);
+      } catch {
+        assert.fail(`damaged file ${index}: sharp refuses what the addon decodes`);
+      }
+      assertSameBytes(`damaged file ${index}`, decoded.data, expected);
+      decodedCount++;
+    }
+    assert.ok(decodedCount > 10, `decoded ${decodedCount} damaged files`);
+  });
+});
+
+describe('native PNG decode: argument validation', { skip }, () => {
+  it('rejects what is not a Uint8Array, and a bad limit', async () => {
+    const bytes = await rawImage(20, 20, false, 7).png().toBuffer();
+    const decode = decodePngLikeSharp as unknown as (...args: unknown[]) => unknown;
+    const expectInvalid = (kind: typeof TypeError | typeof RangeError, pattern: RegExp, call: () => unknown): void => {
+      assert.throws(call, (error: unknown) => {
+        assert.ok(error instanceof kind, `expected ${kind.name}, got ${String(error)}`);
+        assert.match((error as Error).message, pattern);
+        assert.equal((error as Error & { code?: string }).code, PNG_INVALID_ARGUMENT);
+        return true;
+      });
+    };
+    expectInvalid(TypeError, /bytes must be a Uint8Array/, () => decode('png', { maxPixels: LIMIT }));
+    expectInvalid(TypeError, /bytes must be a Uint8Array/, () => decode(new Float32Array(8), { maxPixels: LIMIT }));
+    expectInvalid(TypeError, /maxPixels must be a number/, () => decode(bytes, { maxPixels: '100' }));
+    expectInvalid(RangeError, /maxPixels must be a positive integer/, () => decode(bytes, { maxPixels: 0.5 }));
+    expectInvalid(RangeError, /maxPixels must be a positive integer/, () => decode(bytes, { maxPixels: Number.NaN }));
+    assert.ok(!('declined' in decodePngLikeSharp(bytes, { maxPixels: LIMIT })), 'still decodes afterwards');
+  });
+});

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+import sharp from 'sharp';
+
+import { sharedDataDir } from './paths.js';
+import { seededRandom } from './random.js';
+import { cut, noisePool, smoothPool } from './raw-images.js';
+
+/*
+ * What the native decoders (@facegate/jpeg, @facegate/png) are held to: sharp's bytes for every image they do not
+ * decline.
+ */
+
+/** sharp's decode as the pipeline asked it before the native decoders (stages/decode.ts), whole or reduced to `size`. */
+export async function sharpDecode(bytes: Uint8Array, size?: { width: number; height: number }): Promise<Buffer> {
+  let pipeline = sharp(bytes, { failOn: 'warning' }).rotate();
+  if (size) pipeline = pipeline.resize(size.width, size.height, { fit: 'fill', kernel: 'linear' });
+  return pipeline.flatten({ background: '#ffffff' }).toColourspace('srgb').removeAlpha().raw().toBuffer();
+}
+
+/** `actual` is `expected` byte for byte; otherwise the first byte that differs. */
+export function assertSameBytes(name: string, actual: Uint8Array, expected: Buffer): void {
+  const bytes = Buffer.from(actual.buffer, actual.byteOffset, actual.length);
+  if (Buffer.compare(bytes, expected) !== 0) {
+    const first = bytes.findIndex((value, index) => value !== expected[index]);
+    assert.fail(`${name}: byte ${first} of ${bytes.length} is ${bytes[first]}, sharp gives ${expected[first]}`);
+  }
+}
+
+/** Every file under the shared data folder whose name matches `pattern`, by path. */
+export function sharedFiles(pattern: RegExp): string[] {
+  const files: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      const file = path.join(dir, name);
+      if (statSync(file).isDirectory()) walk(file);
+      else if (pattern.test(name)) files.push(file);
+    }
+  };
+  walk(sharedDataDir);
+  return files;
+}
+
+/** A `width`×`height` photo-like (smooth) or noisy RGB image, in sharp. */
+export function rawImage(width: number, height: number, noisy: boolean, seed: number) {
+  const pool = noisy ? noisePool(Math.max(width, height), seededRandom(seed)) : smoothPool(Math.max(width, height));
+  const image = cut(pool, 0, 0, width, height);
+  return sharp(image.data, { raw: { width, height, channels: 3 } });
+}
