@@ -18,7 +18,7 @@ import {
 import sharp from 'sharp';
 
 import { decodeImage, decodeReduced, libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
-import { assertSameBytes, rawImage, sharedFiles, sharpDecode } from '../support/decodes.js';
+import { assertSameBytes, damagedCopies, rawImage, sharedFiles, sharpDecode } from '../support/decodes.js';
 import { repoRoot, sharedDataDir, skipWithoutSharedData } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
 import { frll } from './helpers.js';
@@ -440,25 +440,19 @@ describe("native reduced decode: sharp's shrink-on-load and resize, byte for byt
 
 describe('native JPEG decode: damaged files', { skip }, () => {
   it('answers for every damaged JPEG (a decode, or a reason), and what it decodes whole is what sharp decodes', async () => {
-    const random = seededRandom(20261206);
     const originals = [
       await rawImage(96, 64, true, 50).jpeg().withIccProfile('p3').withMetadata({ orientation: 6 }).toBuffer(),
       await rawImage(77, 51, false, 51).jpeg({ progressive: true }).withIccProfile('p3').toBuffer(),
       await rawImage(64, 64, true, 52).jpeg({ chromaSubsampling: '4:4:4' }).toBuffer(),
     ];
+    const damaged = damagedCopies(originals, {
+      count: 240,
+      seed: 20261206,
+      damages: ['headers', 'bits', 'cut'],
+      headerBytes: 1200,
+    });
     let decodedWhole = 0;
-    for (let index = 0; index < 240; index++) {
-      const damaged = Buffer.from(originals[index % originals.length]!);
-      const damage = index % 3;
-      // Bytes overwritten in the headers, bits flipped anywhere, or the file cut short.
-      if (damage === 0) {
-        for (let count = 0; count < 3; count++) {
-          damaged[Math.floor(random() * Math.min(damaged.length, 1200))] = Math.floor(random() * 256);
-        }
-      } else if (damage === 1) {
-        for (let count = 0; count < 3; count++) damaged[Math.floor(random() * damaged.length)]! ^= 1 << (index % 8);
-      }
-      const bytes = damage === 2 ? damaged.subarray(0, Math.floor(random() * damaged.length)) : damaged;
+    for (const [index, bytes] of damaged.entries()) {
       for (const shrink of [2, 8] as const) {
         const shrunk = decodeJpegShrunk(bytes, { maxPixels: LIMIT, outputProfile: srgb, shrink });
         if (!('declined' in shrunk) && shrunk.orientation >= 2) orientLikeSharp(shrunk, shrunk.orientation);

@@ -49,3 +49,40 @@ export function rawImage(width: number, height: number, noisy: boolean, seed: nu
   const image = cut(pool, 0, 0, width, height);
   return sharp(image.data, { raw: { width, height, channels: 3 } });
 }
+
+/** How a damaged copy differs: bytes overwritten in the headers, bits flipped anywhere, cut short, or bytes appended. */
+export type Damage = 'headers' | 'bits' | 'cut' | 'trailing';
+
+/**
+ * `count` damaged copies of `originals`, taken in turn, each with the next of `damages` in turn, the same for the same
+ * `seed`: three bytes overwritten within the first `headerBytes`, three bits flipped anywhere, the file cut at a
+ * random length, or text appended after its end.
+ */
+export function damagedCopies(
+  originals: readonly Buffer[],
+  {
+    count,
+    seed,
+    damages,
+    headerBytes,
+  }: { count: number; seed: number; damages: readonly Damage[]; headerBytes: number },
+): Buffer[] {
+  const random = seededRandom(seed);
+  return Array.from({ length: count }, (_, index) => {
+    const damaged = Buffer.from(originals[index % originals.length]!);
+    switch (damages[index % damages.length]!) {
+      case 'headers':
+        for (let count = 0; count < 3; count++) {
+          damaged[Math.floor(random() * Math.min(damaged.length, headerBytes))] = Math.floor(random() * 256);
+        }
+        return damaged;
+      case 'bits':
+        for (let count = 0; count < 3; count++) damaged[Math.floor(random() * damaged.length)]! ^= 1 << (index % 8);
+        return damaged;
+      case 'cut':
+        return damaged.subarray(0, Math.floor(random() * damaged.length));
+      case 'trailing':
+        return Buffer.concat([damaged, Buffer.from('bytes after the end of the image')]);
+    }
+  });
+}

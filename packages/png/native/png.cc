@@ -1,11 +1,14 @@
-// PNG decoding through libpng for the PNGs whose pixels libvips reads unchanged.
+// PNG decoding through libpng for the PNGs whose pixels sharp's decode computes without a
+// colour conversion.
 //
 // A PNG is lossless: every correct decoder gives the same samples. What sharp does beyond that
-// is left to sharp by declining: an ICC profile (converted to sRGB), an eXIf chunk (its
-// orientation applied), transparency (flattened onto white), 16-bit samples (scaled) and
-// palettes (libvips' own expansion). Gamma, chromaticity and sRGB chunks change nothing here, as
-// in libvips, which ignores them too. What is left, 8-bit greyscale and RGB, is read as stored,
-// grey repeated into three channels as libvips' B_W to sRGB conversion does.
+// is reproduced here where it is exact integer work, and left to sharp otherwise by declining:
+// palettes are expanded to their colours, a transparent colour (tRNS) becomes an alpha channel,
+// alpha is flattened onto white with libvips' integer arithmetic (out = (v a + 255 (255 - a)) / 255,
+// truncated: checked against sharp on every value and alpha), and grey is repeated into three
+// channels as libvips turns B_W into sRGB. An ICC profile (converted to sRGB), an eXIf chunk (its
+// orientation applied), 16-bit samples and greyscale below 8 bits (both scaled) are left to sharp.
+// Gamma, chromaticity and sRGB chunks change nothing here, as in libvips, which ignores them too.
 //
 // libpng reports errors by longjmp: the function that calls setjmp holds only plain values, and
 // everything the jump can skip is C (libpng) or a callback without destructors.
@@ -54,6 +57,16 @@ void OnWarning(png_structp png, png_const_charp message) {
 // bytes then stays far inside what a Node Buffer may hold.
 constexpr double kMaxPixels = 1 << 28;
 
+// libvips' flatten onto a white background for 8-bit samples: (v a + 255 (255 - a)) / 255 in
+// integers, truncated, alpha dropped.
+void FlattenOntoWhite(const std::uint8_t* rgba, std::size_t pixels, std::uint8_t* rgb) {
+  for (std::size_t index = 0; index < pixels; ++index, rgba += 4, rgb += 3) {
+    const unsigned alpha = rgba[3];
+    const unsigned white = 255 * (255 - alpha);
+    for (int band = 0; band < 3; ++band) rgb[band] = static_cast<std::uint8_t>((rgba[band] * alpha + white) / 255);
+  }
+}
+
 // What the header says of the stored pixels, or why they are not read here.
 Decline Accept(png_structp png, png_infop info, double maxPixels, PngHeader& header, char* error,
                std::size_t errorSize) {
@@ -61,12 +74,9 @@ Decline Accept(png_structp png, png_infop info, double maxPixels, PngHeader& hea
   const png_uint_32 height = png_get_image_height(png, info);
   const int depth = png_get_bit_depth(png, info);
   const int type = png_get_color_type(png, info);
-  if (depth != 8 || (type != PNG_COLOR_TYPE_GRAY && type != PNG_COLOR_TYPE_RGB)) {
+  const bool palette = type == PNG_COLOR_TYPE_PALETTE;
+  if (palette ? depth > 8 : depth != 8) {
     std::snprintf(error, errorSize, "colour type %d at %d bits", type, depth);
-    return Decline::kFormat;
-  }
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) {
-    std::snprintf(error, errorSize, "a transparent colour (tRNS)");
     return Decline::kFormat;
   }
   if (png_get_valid(png, info, PNG_INFO_iCCP)) {
@@ -88,7 +98,7 @@ Decline Accept(png_structp png, png_infop info, double maxPixels, PngHeader& hea
   }
   header.width = static_cast<int>(width);
   header.height = static_cast<int>(height);
-  header.channels = type == PNG_COLOR_TYPE_GRAY ? 1 : 3;
+  header.alpha = (type & PNG_COLOR_MASK_ALPHA) != 0 || png_get_valid(png, info, PNG_INFO_tRNS) != 0;
   return Decline::kNone;
 }
 
@@ -114,7 +124,9 @@ Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, Pn
   }
   // Read after a jump: volatile, as setjmp requires of what changes after it.
   volatile bool headerRead = false;
+  png_bytep volatile withAlpha = nullptr;
   if (setjmp(png_jmpbuf(png))) {
+    if (withAlpha != nullptr) png_free(png, withAlpha);
     png_destroy_read_struct(&png, &info, nullptr);
     return headerRead ? Decline::kCorrupt : Decline::kUnreadable;
   }
@@ -123,18 +135,28 @@ Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, Pn
   headerRead = true;
   Decline decline = reader.warned ? Decline::kCorrupt : Accept(png, info, maxPixels, header, error, errorSize);
   if (decline == Decline::kNone && out != nullptr) {
-    if (header.channels == 1) png_set_gray_to_rgb(png);
+    png_set_expand(png);  // palette to RGB, tRNS to alpha
+    png_set_gray_to_rgb(png);
     const int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    const std::size_t stride = static_cast<std::size_t>(header.width) * 3;
+    const std::size_t pixels = static_cast<std::size_t>(header.width) * static_cast<std::size_t>(header.height);
+    const std::size_t stride = static_cast<std::size_t>(header.width) * (header.alpha ? 4 : 3);
     if (png_get_rowbytes(png, info) != stride) png_error(png, "unexpected row size");
-    // Row by row into the output, each pass over the same rows (Adam7 fills them in turn).
+    // Without alpha straight into the output; with alpha into RGBA first. Row by row, each pass
+    // over the same rows (Adam7 fills them in turn).
+    if (header.alpha) withAlpha = static_cast<png_bytep>(png_malloc(png, pixels * 4));
+    png_bytep rows = header.alpha ? withAlpha : out;
     for (int pass = 0; pass < passes; ++pass) {
-      for (int y = 0; y < header.height; ++y) png_read_row(png, out + static_cast<std::size_t>(y) * stride, nullptr);
+      for (int y = 0; y < header.height; ++y) png_read_row(png, rows + static_cast<std::size_t>(y) * stride, nullptr);
     }
     // The chunks after the image, up to IEND, with their checksums: libvips reads the whole file too.
     png_read_end(png, nullptr);
     if (reader.warned) decline = Decline::kCorrupt;
+    if (header.alpha) {
+      FlattenOntoWhite(withAlpha, pixels, out);
+      png_free(png, withAlpha);
+      withAlpha = nullptr;
+    }
   }
   png_destroy_read_struct(&png, &info, nullptr);
   return decline;

@@ -10,7 +10,7 @@ namespace facegate_png {
 enum class Decline {
   kNone,
   kUnreadable,     // no PNG header libpng can read
-  kFormat,         // not 8-bit greyscale or RGB without transparency: libvips converts those its own way
+  kFormat,         // 16-bit samples, or greyscale below 8 bits: libvips scales those its own way
   kIccProfile,     // an embedded ICC profile, which sharp converts to sRGB
   kExif,           // an eXIf chunk, whose orientation sharp applies
   kTooManyPixels,  // more pixels than allowed
@@ -20,18 +20,19 @@ enum class Decline {
 struct PngHeader {
   int width = 0;
   int height = 0;
-  // Channels of the stored pixels: 1 (greyscale) or 3 (RGB) where accepted.
-  int channels = 0;
+  // An alpha channel, or a transparent colour: flattened onto white.
+  bool alpha = false;
 };
 
-// Reads the PNG header in `bytes`: kNone where its pixels are decoded here (8-bit grey or RGB, no
-// transparency, profile or eXIf, at most `maxPixels` pixels); otherwise why not, in words in `error`.
+// Reads the PNG header in `bytes`: kNone where its pixels are decoded here (8-bit samples or a
+// palette, no profile or eXIf, at most `maxPixels` pixels); otherwise why not, in words in `error`.
 Decline ReadPngHeader(const std::uint8_t* bytes, std::size_t length, double maxPixels, PngHeader& header, char* error,
                       std::size_t errorSize);
 
 // Decodes the PNG whose header ReadPngHeader accepted into `out`: RGB, 3 bytes a pixel, rows
-// packed (`expected`'s width × height × 3 bytes), grey repeated into the three channels as libvips
-// turns B_W into sRGB. kCorrupt where libpng fails or warns on the way (then `out` is incomplete).
+// packed (`expected`'s width × height × 3 bytes), as sharp's decode gives it: palettes expanded,
+// alpha flattened onto white, grey repeated into three channels. kCorrupt where libpng fails or
+// warns on the way (then `out` is incomplete).
 Decline DecodePng(const std::uint8_t* bytes, std::size_t length, const PngHeader& expected, std::uint8_t* out,
                   char* error, std::size_t errorSize);
 

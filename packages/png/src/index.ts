@@ -1,10 +1,11 @@
 /**
  * PNG decoding through the system's libpng (Debian's libpng16), synchronously on the calling thread. For the PNGs
- * whose pixels libvips reads unchanged (8-bit greyscale or RGB, no transparency, no embedded ICC profile, no eXIf
- * chunk) it gives byte for byte what sharp 0.35.5 decodes, without the ~1 ms that every sharp call costs in libvips
- * pipeline set-up and thread hand-offs: a PNG is lossless, so every correct decoder gives the same samples, and grey
- * is repeated into three channels as libvips turns B_W into sRGB. Every other PNG is declined, with the reason, and
- * left to sharp.
+ * whose pixels sharp's decode computes without a colour conversion (8-bit samples or a palette, with or without alpha
+ * or a transparent colour; no embedded ICC profile, no eXIf chunk) it gives byte for byte what sharp 0.35.5 decodes,
+ * without the ~1 ms that every sharp call costs in libvips pipeline set-up and thread hand-offs: a PNG is lossless, so
+ * every correct decoder gives the same samples; palettes are expanded, alpha is flattened onto white with libvips'
+ * integer arithmetic (checked on every value and alpha) and grey is repeated into three channels as libvips turns B_W
+ * into sRGB. Every other PNG is declined, with the reason, and left to sharp.
  *
  * The addon (packages/png/native) validates its arguments (TypeError / RangeError with
  * `code: 'ERR_PNG_INVALID_ARGUMENT'`) and turns every libpng error and warning into a declined decode; it never aborts
@@ -23,7 +24,7 @@ export interface DecodedRgb {
 export type PngDecline =
   /** libpng cannot read its header (no PNG signature, truncated before the image header). */
   | 'unreadable'
-  /** Not 8-bit greyscale or RGB, or with a transparent colour: libvips converts palettes, alpha and 16-bit its own way. */
+  /** 16-bit samples, or greyscale below 8 bits: libvips scales those its own way. */
   | 'format'
   /** An embedded ICC profile, which sharp converts to sRGB. */
   | 'icc-profile'

@@ -234,10 +234,10 @@ function decodeJpegHere(
 }
 
 /**
- * A PNG decoded whole by @facegate/png (libpng on this thread): for the 8-bit grey and RGB PNGs it takes, the same bytes
- * as sharp's decode without a libvips pipeline (a 150×150 grey PNG: ~0.05 against ~1.3 ms of CPU); null for anything it
- * declines (alpha, palettes, 16 bits, a profile, an eXIf chunk, corrupt data, …), which sharp decodes or refuses as
- * before.
+ * A PNG decoded whole by @facegate/png (libpng on this thread): for the 8-bit and palette PNGs it takes (alpha flattened
+ * onto white), the same bytes as sharp's decode without a libvips pipeline (a 150×150 grey PNG: ~0.05 against ~1.3 ms of
+ * CPU); null for anything it declines (16 bits, a profile, an eXIf chunk, corrupt data, …), which sharp decodes or
+ * refuses as before.
  */
 function decodePngHere(bytes: Uint8Array, limits: DecodeLimits): RgbImage | null {
   if (!nativePngAvailable || !startsWith(bytes, PNG_SIGNATURE)) return null;
