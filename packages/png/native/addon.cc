@@ -60,7 +60,7 @@ Napi::Object DeclineAnswer(Napi::Env env, Decline decline, const char* message) 
 }
 
 // decode(bytes: Uint8Array, maxPixels): { width, height, data: Uint8Array } | { reason, error }: RGB, 3 bytes a
-//   pixel, where the PNG is one whose pixels libvips reads unchanged (png.cc); otherwise why not ('unreadable',
+//   pixel, as sharp's decode gives it, where png.cc reproduces that exactly; otherwise why not ('unreadable',
 //   'format', 'icc-profile', 'exif', 'too-many-pixels', 'corrupt').
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

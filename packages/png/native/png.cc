@@ -102,9 +102,11 @@ Decline Accept(png_structp png, png_infop info, double maxPixels, PngHeader& hea
   return Decline::kNone;
 }
 
-// The header, and with `out` (width × height × 3 bytes, for the header read before) the pixels.
-Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, PngHeader& header, std::uint8_t* out,
-             char* error, std::size_t errorSize) {
+// The header, and with `out` the pixels: `out` holds width × height × 3 bytes for `expected`, the
+// header read before, and nothing is written unless this read finds the same size (the bytes may
+// be shared memory that another thread changed in between).
+Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, PngHeader& header,
+             const PngHeader* expected, std::uint8_t* out, char* error, std::size_t errorSize) {
   error[0] = '\0';
   if (length < 8 || png_sig_cmp(bytes, 0, 8) != 0) {
     std::snprintf(error, errorSize, "no PNG signature");
@@ -134,6 +136,11 @@ Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, Pn
   png_read_info(png, info);
   headerRead = true;
   Decline decline = reader.warned ? Decline::kCorrupt : Accept(png, info, maxPixels, header, error, errorSize);
+  if (decline == Decline::kNone && out != nullptr &&
+      (header.width != expected->width || header.height != expected->height)) {
+    std::snprintf(error, errorSize, "the header changed between two reads");
+    decline = Decline::kCorrupt;
+  }
   if (decline == Decline::kNone && out != nullptr) {
     png_set_expand(png);  // palette to RGB, tRNS to alpha
     png_set_gray_to_rgb(png);
@@ -166,18 +173,13 @@ Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, Pn
 
 Decline ReadPngHeader(const std::uint8_t* bytes, std::size_t length, double maxPixels, PngHeader& header, char* error,
                       std::size_t errorSize) {
-  return Read(bytes, length, maxPixels, header, nullptr, error, errorSize);
+  return Read(bytes, length, maxPixels, header, nullptr, nullptr, error, errorSize);
 }
 
 Decline DecodePng(const std::uint8_t* bytes, std::size_t length, const PngHeader& expected, std::uint8_t* out,
                   char* error, std::size_t errorSize) {
   PngHeader header;
-  const Decline decline = Read(bytes, length, kMaxPixels, header, out, error, errorSize);
-  if (decline == Decline::kNone && (header.width != expected.width || header.height != expected.height)) {
-    std::snprintf(error, errorSize, "the header changed between two reads");
-    return Decline::kCorrupt;
-  }
-  return decline;
+  return Read(bytes, length, kMaxPixels, header, &expected, out, error, errorSize);
 }
 
 unsigned LibpngVersion() { return static_cast<unsigned>(png_access_version_number()); }
