@@ -8,7 +8,14 @@ import { decodePngLikeSharp, libpngVersion, nativePngAvailable, PNG_INVALID_ARGU
 import sharp, { type Sharp } from 'sharp';
 
 import { decodeImage } from '../../packages/pipeline/src/stages/decode.js';
-import { assertSameBytes, damagedCopies, rawImage, sharedFiles, sharpDecode } from '../support/decodes.js';
+import {
+  assertDecodesLikeSharp,
+  assertSameBytes,
+  damagedCopies,
+  rawImage,
+  sharedFiles,
+  sharpDecode,
+} from '../support/decodes.js';
 import { sharedDataDir, skipWithoutSharedData } from '../support/paths.js';
 
 /*
@@ -205,26 +212,12 @@ describe('native PNG decode: byte for byte what sharp gives', { skip }, () => {
   });
 
   it('every PNG of the shared data that it decodes', { skip: skipWithoutSharedData() }, async () => {
-    const reasons = new Map<string, number>();
-    let decoded = 0;
     // Every other file keeps the run short; the sample spans every set.
-    for (const file of sharedFiles(/\.png$/i).filter((_, index) => index % 2 === 0)) {
-      const bytes = readFileSync(file);
-      const reason = declined(bytes);
-      if (reason) {
-        reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
-        continue;
-      }
-      let expected: Buffer;
-      try {
-        expected = await sharpDecode(bytes);
-      } catch {
-        assert.fail(`${file}: sharp refuses what the addon decodes`);
-      }
-      const image = decodePngLikeSharp(bytes, { maxPixels: LIMIT }) as { data: Uint8Array };
-      assertSameBytes(path.relative(sharedDataDir, file), image.data, expected);
-      decoded++;
-    }
+    const files = sharedFiles(/\.png$/i).filter((_, index) => index % 2 === 0);
+    const { decoded, declined: reasons } = await assertDecodesLikeSharp(
+      files.map((file) => ({ name: path.relative(sharedDataDir, file), bytes: readFileSync(file) })),
+      (bytes) => decodePngLikeSharp(bytes, { maxPixels: LIMIT }),
+    );
     assert.ok(decoded > 100, `decoded ${decoded} (declined: ${JSON.stringify([...reasons])})`);
   });
 });
@@ -244,20 +237,11 @@ describe('native PNG decode: damaged files', { skip }, () => {
       damages: ['headers', 'bits', 'cut', 'trailing'],
       headerBytes: 100,
     });
-    let decodedCount = 0;
-    for (const [index, bytes] of damaged.entries()) {
-      const decoded = decodePngLikeSharp(bytes, { maxPixels: LIMIT });
-      if ('declined' in decoded) continue;
-      let expected: Buffer;
-      try {
-        expected = await sharpDecode(bytes);
-      } catch {
-        assert.fail(`damaged file ${index}: sharp refuses what the addon decodes`);
-      }
-      assertSameBytes(`damaged file ${index}`, decoded.data, expected);
-      decodedCount++;
-    }
-    assert.ok(decodedCount > 10, `decoded ${decodedCount} damaged files`);
+    const { decoded } = await assertDecodesLikeSharp(
+      damaged.map((bytes, index) => ({ name: `damaged file ${index}`, bytes })),
+      (bytes) => decodePngLikeSharp(bytes, { maxPixels: LIMIT }),
+    );
+    assert.ok(decoded > 10, `decoded ${decoded} damaged files`);
   });
 });
 

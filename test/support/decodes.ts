@@ -86,3 +86,31 @@ export function damagedCopies(
     }
   });
 }
+
+/**
+ * Holds `decode` to sharp on every image of `images`: each one it decodes must be one sharp decodes too, to the same
+ * bytes; the others it declines, with a reason. Answers how many it decoded and why it declined the rest.
+ */
+export async function assertDecodesLikeSharp(
+  images: Iterable<{ name: string; bytes: Uint8Array }>,
+  decode: (bytes: Uint8Array) => { data: Uint8Array } | { declined: string },
+): Promise<{ decoded: number; declined: Map<string, number> }> {
+  const declined = new Map<string, number>();
+  let decoded = 0;
+  for (const { name, bytes } of images) {
+    const image = decode(bytes);
+    if ('declined' in image) {
+      declined.set(image.declined, (declined.get(image.declined) ?? 0) + 1);
+      continue;
+    }
+    let expected: Buffer;
+    try {
+      expected = await sharpDecode(bytes);
+    } catch {
+      assert.fail(`${name}: sharp refuses what the addon decodes`);
+    }
+    assertSameBytes(name, image.data, expected);
+    decoded++;
+  }
+  return { decoded, declined };
+}
