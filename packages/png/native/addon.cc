@@ -68,7 +68,9 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   RequireBytes(info[0]);
   if (!info[1].IsNumber()) ThrowTypeError(env, "maxPixels must be a number");
   const double maxPixels = info[1].As<Napi::Number>().DoubleValue();
-  if (!(maxPixels >= 1) || std::trunc(maxPixels) != maxPixels) ThrowRangeError(env, "maxPixels must be a positive integer");
+  if (!(maxPixels >= 1) || std::trunc(maxPixels) != maxPixels) {
+    ThrowRangeError(env, "maxPixels must be a positive integer");
+  }
 
   char error[200];
   PngHeader header;

@@ -149,18 +149,30 @@ Decline Read(const std::uint8_t* bytes, std::size_t length, double maxPixels, Pn
     const std::size_t pixels = static_cast<std::size_t>(header.width) * static_cast<std::size_t>(header.height);
     const std::size_t stride = static_cast<std::size_t>(header.width) * (header.alpha ? 4 : 3);
     if (png_get_rowbytes(png, info) != stride) png_error(png, "unexpected row size");
-    // Without alpha straight into the output; with alpha into RGBA first. Row by row, each pass
-    // over the same rows (Adam7 fills them in turn).
-    if (header.alpha) withAlpha = static_cast<png_bytep>(png_malloc(png, pixels * 4));
-    png_bytep rows = header.alpha ? withAlpha : out;
+    // Without alpha straight into the output. With alpha through RGBA rows, flattened into the
+    // output: one row at a time, or for an interlaced PNG the whole image, whose passes (Adam7)
+    // fill the same rows in turn.
+    const bool wholeImage = passes > 1;
+    if (header.alpha) withAlpha = static_cast<png_bytep>(png_malloc(png, (wholeImage ? pixels : header.width) * 4));
+    const std::size_t outStride = static_cast<std::size_t>(header.width) * 3;
     for (int pass = 0; pass < passes; ++pass) {
-      for (int y = 0; y < header.height; ++y) png_read_row(png, rows + static_cast<std::size_t>(y) * stride, nullptr);
+      for (int y = 0; y < header.height; ++y) {
+        if (!header.alpha) {
+          png_read_row(png, out + static_cast<std::size_t>(y) * stride, nullptr);
+        } else if (wholeImage) {
+          png_read_row(png, withAlpha + static_cast<std::size_t>(y) * stride, nullptr);
+        } else {
+          png_read_row(png, withAlpha, nullptr);
+          FlattenOntoWhite(withAlpha, static_cast<std::size_t>(header.width),
+                           out + static_cast<std::size_t>(y) * outStride);
+        }
+      }
     }
+    if (header.alpha && wholeImage) FlattenOntoWhite(withAlpha, pixels, out);
     // The chunks after the image, up to IEND, with their checksums: libvips reads the whole file too.
     png_read_end(png, nullptr);
     if (reader.warned) decline = Decline::kCorrupt;
-    if (header.alpha) {
-      FlattenOntoWhite(withAlpha, pixels, out);
+    if (withAlpha != nullptr) {
       png_free(png, withAlpha);
       withAlpha = nullptr;
     }
