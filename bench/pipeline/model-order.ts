@@ -1,0 +1,65 @@
+/**
+ * How fast each default-pack model runs depending on what ran before it, on one thread, opened as the service opens
+ * it: each model several times in a row (the strict floor's way of timing it: `row`), once each in turn as a pipeline
+ * runs them (`turn`), or twice each in turn (`pairs`: what running two requests' models back to back would give), with
+ * `--evict-mb` megabytes written between two models (a decode's footprint). Medians of a timed loop, by model and by
+ * place in its run of runs (#0 the first).
+ *
+ *   node --conditions=development --import tsx bench/pipeline/model-order.ts --order turn [--seconds 6] [--evict-mb 32]
+ *
+ * docs/benchmarks.md (fifteenth pass) has what it measured: in turn each model is ~10 % slower than in a row.
+ */
+import { parseArgs } from 'node:util';
+
+import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/index.js';
+import { resolvePack } from '../../packages/pipeline/src/manifest.js';
+import { openSession } from '../../packages/pipeline/src/onnx/session.js';
+import { seededRandom } from '../../test/support/random.js';
+
+const { values } = parseArgs({
+  options: {
+    order: { type: 'string', default: 'turn' },
+    seconds: { type: 'string', default: '6' },
+    'evict-mb': { type: 'string', default: '0' },
+  },
+});
+/** Runs of each model before the next one's, by order; `row` times all but the first, as the strict floor does. */
+const RUNS_IN_A_ROW: Record<string, number> = { row: 4, turn: 1, pairs: 2 };
+const runs = RUNS_IN_A_ROW[values.order!];
+if (runs === undefined) throw new Error(`--order must be one of ${Object.keys(RUNS_IN_A_ROW).join(', ')}`);
+const untimed = values.order === 'row' ? 1 : 0;
+
+const random = seededRandom(3);
+const models: Array<{ role: string; run: () => Promise<unknown> }> = [];
+for (const [role, model] of await resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default')) {
+  const loaded = await openSession(model, { intraOpThreads: 1 });
+  const shape = model.entry.inputs[0]!.shape.map((dimension) => dimension ?? 1);
+  const data = new Float32Array(shape.reduce((product, dimension) => product * dimension, 1));
+  for (let index = 0; index < data.length; index++) data[index] = random() * 2 - 1;
+  for (let warm = 0; warm < 5; warm++) await loaded.run(data, shape);
+  models.push({ role, run: () => loaded.run(data, shape) });
+}
+
+const scratch = new Uint8Array(Number(values['evict-mb']) * 1024 * 1024);
+const times = new Map<string, number[]>();
+const deadline = performance.now() + Number(values.seconds) * 1000;
+for (let pass = 0; performance.now() < deadline; pass++) {
+  for (const { role, run } of models) {
+    if (scratch.length > 0) scratch.fill(pass & 0xff);
+    for (let place = 0; place < runs; place++) {
+      const started = performance.now();
+      await run();
+      const elapsed = performance.now() - started;
+      if (place < untimed) continue;
+      const key = `${role}#${place}`;
+      const list = times.get(key);
+      if (list) list.push(elapsed);
+      else times.set(key, [elapsed]);
+    }
+  }
+}
+const median = (list: number[]): number => [...list].sort((first, second) => first - second)[list.length >> 1]!;
+process.stdout.write(
+  `${values.order}, ${values['evict-mb']} MB between models: ` +
+    `${[...times].map(([key, list]) => `${key} ${median(list).toFixed(2)} ms`).join(', ')}\n`,
+);
