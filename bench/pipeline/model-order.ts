@@ -11,10 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/index.js';
-import { resolvePack } from '../../packages/pipeline/src/manifest.js';
-import { openSession } from '../../packages/pipeline/src/onnx/session.js';
-import { seededRandom } from '../../test/support/random.js';
+import { asTheServiceRunsIt, openFloorModels } from './floor-models.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,16 +26,7 @@ const runs = RUNS_IN_A_ROW[values.order!];
 if (runs === undefined) throw new Error(`--order must be one of ${Object.keys(RUNS_IN_A_ROW).join(', ')}`);
 const untimed = values.order === 'row' ? 1 : 0;
 
-const random = seededRandom(3);
-const models: Array<{ role: string; run: () => Promise<unknown> }> = [];
-for (const [role, model] of await resolvePack(DEFAULT_PIPELINE_CONFIG.modelsDir, 'default')) {
-  const loaded = await openSession(model, { intraOpThreads: 1 });
-  const shape = model.entry.inputs[0]!.shape.map((dimension) => dimension ?? 1);
-  const data = new Float32Array(shape.reduce((product, dimension) => product * dimension, 1));
-  for (let index = 0; index < data.length; index++) data[index] = random() * 2 - 1;
-  for (let warm = 0; warm < 5; warm++) await loaded.run(data, shape);
-  models.push({ role, run: () => loaded.run(data, shape) });
-}
+const models = await openFloorModels(asTheServiceRunsIt);
 
 const scratch = new Uint8Array(Number(values['evict-mb']) * 1024 * 1024);
 const times = new Map<string, number[]>();

@@ -21,6 +21,7 @@ import { decodeImage, decodeReduced, libvipsSrgbProfile } from '../../packages/p
 import {
   assertDecodesLikeSharp,
   assertSameBytes,
+  assertSharpImage,
   damagedCopies,
   rawImage,
   sharedFiles,
@@ -42,15 +43,7 @@ const LIMIT = 50_000_000;
 const srgb = await libvipsSrgbProfile();
 
 async function assertSharpBytes(name: string, bytes: Uint8Array, outputProfile?: Uint8Array): Promise<void> {
-  const decoded = decodeJpegLikeSharp(bytes, { maxPixels: LIMIT, outputProfile });
-  assert.ok(!('declined' in decoded), `${name}: declined (${'declined' in decoded ? decoded.declined : ''})`);
-  const { width, height } = await sharp(bytes)
-    .rotate()
-    .metadata()
-    .then((meta) => meta.autoOrient);
-  assert.equal(decoded.width, width, `${name}: width`);
-  assert.equal(decoded.height, height, `${name}: height`);
-  assertSameBytes(name, decoded.data, await sharpDecode(bytes));
+  await assertSharpImage(name, bytes, decodeJpegLikeSharp(bytes, { maxPixels: LIMIT, outputProfile }));
 }
 
 function declined(bytes: Uint8Array, maxPixels = LIMIT, outputProfile?: Uint8Array): string | undefined {

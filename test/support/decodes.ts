@@ -29,6 +29,22 @@ export function assertSameBytes(name: string, actual: Uint8Array, expected: Buff
   }
 }
 
+/**
+ * `decoded`, a native decoder's answer for `bytes`, is sharp's decode: not declined, the size sharp displays it at
+ * (after its EXIF orientation), the same bytes.
+ */
+export async function assertSharpImage(
+  name: string,
+  bytes: Uint8Array,
+  decoded: { width: number; height: number; data: Uint8Array } | { declined: string },
+): Promise<void> {
+  assert.ok(!('declined' in decoded), `${name}: declined (${'declined' in decoded ? decoded.declined : ''})`);
+  const { width, height } = (await sharp(bytes).rotate().metadata()).autoOrient;
+  assert.equal(decoded.width, width, `${name}: width`);
+  assert.equal(decoded.height, height, `${name}: height`);
+  assertSameBytes(name, decoded.data, await sharpDecode(bytes));
+}
+
 /** Every file under the shared data folder whose name matches `pattern`, by path. */
 export function sharedFiles(pattern: RegExp): string[] {
   const files: string[] = [];
