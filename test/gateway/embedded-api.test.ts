@@ -55,6 +55,14 @@ describe('REST API in embedded mode (real models, real photos)', () => {
     for (const name of ['faiss_index', 'onnx_detection', 'onnx_recognition', 'onnx_quality', 'onnx_pad']) {
       assert.equal(components[name], true, `${name} should be healthy`);
     }
+    // As built by the set-up, every image step runs in its addon: a fallback to sharp would be said here.
+    const details = body['details'] as Record<string, { detail: string }>;
+    assert.match(
+      details['image_libraries']!.detail,
+      /JPEG: libjpeg-turbo [\d.]+ and Little CMS [\d.]+ \(@facegate\/jpeg\)/,
+    );
+    assert.match(details['image_libraries']!.detail, /PNG: libpng 1\.\d+\.\d+ \(@facegate\/png\)/);
+    assert.doesNotMatch(details['image_libraries']!.detail, /Slower than built/);
   });
 
   it('enrols, then finds and verifies the same person from another photo', async () => {

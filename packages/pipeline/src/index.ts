@@ -24,3 +24,4 @@ export {
   type CudaHost,
   type CudaProbe,
 } from './onnx/execution-provider.js';
+export { imageLibraries, imageLibrariesHealth, type ImageLibraries } from './image/native-libraries.js';

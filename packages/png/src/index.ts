@@ -40,16 +40,23 @@ interface NativeBinding {
   libpngVersion: number;
 }
 
+/** Why the addon could not be loaded, or null where it was. */
+let loadError: string | null = null;
+
 function loadBinding(): NativeBinding | null {
   try {
     return createRequire(import.meta.url)('../build/Release/png_binding.node') as NativeBinding;
-  } catch {
+  } catch (error) {
     // Not built (no compiler or no libpng headers at install time): callers decode with sharp.
+    loadError = error instanceof Error ? error.message : String(error);
     return null;
   }
 }
 
 const binding = loadBinding();
+
+/** Why the addon could not be loaded (its loader's message, for health and logs); null where it was. */
+export const nativePngLoadError: string | null = loadError;
 
 /** false when the addon could not be loaded (then callers use sharp); never throws at import. */
 export const nativePngAvailable: boolean = binding !== null;

@@ -74,16 +74,23 @@ interface NativeBinding {
   planarTensor(image: RawRgbImage, table: Float32Array, tensor: Float32Array, placement: PlanarPlacement): void;
 }
 
+/** Why the addon could not be loaded, or null where it was. */
+let loadError: string | null = null;
+
 function loadBinding(): NativeBinding | null {
   try {
     return createRequire(import.meta.url)('../build/Release/resample_binding.node') as NativeBinding;
-  } catch {
+  } catch (error) {
     // Not built (no compiler at install time) or built for another Node ABI: callers fall back to sharp.
+    loadError = error instanceof Error ? error.message : String(error);
     return null;
   }
 }
 
 const binding = loadBinding();
+
+/** Why the addon could not be loaded (its loader's message, for health and logs); null where it was. */
+export const nativeResampleLoadError: string | null = loadError;
 
 /**
  * The libvips release whose output this port reproduces. Another release may resample differently (a change of

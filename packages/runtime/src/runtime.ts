@@ -26,6 +26,8 @@ import {
   defaultMaxBatch,
   defaultPipelineThreads,
   deviceForDefaults,
+  imageLibraries,
+  imageLibrariesHealth,
   type FaceAnalyser,
   type FaceAnalysis,
   type PipelineConfig,
@@ -176,6 +178,12 @@ export class WorkerRuntime {
       logger.warn('requested device unavailable: inference runs on CPU', { ...placement });
     } else {
       logger.info('inference device', { device: placement.device, name: placement.deviceName });
+    }
+    const libraries = imageLibraries();
+    if (libraries.fallbacks.length > 0) {
+      logger.warn('image steps fell back to sharp: answers are the same, requests cost more CPU', { ...libraries });
+    } else {
+      logger.info('image libraries', { jpeg: libraries.jpeg, png: libraries.png, resampling: libraries.resampling });
     }
     metrics.inferenceDevice.set(
       { requested: placement.requested, device: placement.device, name: placement.deviceName ?? placement.device },
@@ -355,6 +363,7 @@ export class WorkerRuntime {
       template_encryption: this.gallery.templateEncryptionHealth(),
       ...this.pipeline.health(),
       inference_device: inferenceDeviceHealth(this.pipeline.placement()),
+      image_libraries: imageLibrariesHealth(),
     };
   }
 
