@@ -299,12 +299,13 @@ describe('IdleThreadBroker', () => {
    * Two pipeline threads' sides in this one: `asker` has a request in flight, `helper` none. A
    * run of a value in `held` stays in its session until `release(value)`.
    */
-  function twoThreads(held: number[]) {
+  async function twoThreads(held: number[]) {
     const broker = new IdleThreadBroker();
-    const links = [broker.connect(), broker.connect()];
+    const links = [broker.connect()!, broker.connect()!];
     const asker = new IdleThreads(links[0]!.ports, 60_000);
     const helper = new IdleThreads(links[1]!.ports);
-    const attached = [links[0]!.attach(() => 1), links[1]!.attach(() => 0)];
+    const helperRequests = { inFlight: 0 };
+    const attached = [links[0]!.attach(() => 1), links[1]!.attach(() => helperRequests.inFlight)];
     const ran: string[] = [];
     const gates = new Map(
       held.map((value) => {
@@ -323,14 +324,16 @@ describe('IdleThreadBroker', () => {
     const run = (value: number) => lendable(new Float32Array([value]), [1]).then((outputs) => outputs[0]!.data[0]);
     const release = (value: number) => gates.get(value)!.resolve();
     const close = () => attached.forEach((thread) => thread.detach());
-    return { asker, run, ran, release, close };
+    // The first thread hears of the second through a message.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return { asker, run, ran, release, close, broker, helperRequests, detachHelper: () => attached[1]!.detach() };
   }
   const until = async (condition: () => boolean) => {
     while (!condition()) await new Promise((resolve) => setTimeout(resolve, 1));
   };
 
   it('keeps a run that finds the helping thread busy until that thread is free', async () => {
-    const { run, ran, release, close } = twoThreads([1]);
+    const { run, ran, release, close } = await twoThreads([1]);
     try {
       const first = run(1);
       await until(() => ran.length === 1);
@@ -343,8 +346,46 @@ describe('IdleThreadBroker', () => {
     }
   });
 
+  it('sends a run back to its thread when the helper has been given a request of its own since', async () => {
+    const { run, ran, release, close, broker, helperRequests } = await twoThreads([1]);
+    try {
+      const first = run(1);
+      await until(() => ran.length === 1);
+      const second = run(2);
+      helperRequests.inFlight = 1;
+      broker.changed();
+      release(1);
+      assert.deepEqual(await Promise.all([first, second]), [10, 20]);
+      assert.deepEqual(ran, ['helper ran 1', 'asker ran 2']);
+      // Now busy with its own request, the helper is sent nothing.
+      assert.equal(await run(3), 30);
+      assert.deepEqual(ran.slice(2), ['asker ran 3']);
+    } finally {
+      close();
+    }
+  });
+
+  it('runs its runs itself when the helper exits, those it was running and those waiting for it', async () => {
+    const { run, ran, release, close, detachHelper } = await twoThreads([1]);
+    try {
+      const first = run(1);
+      await until(() => ran.length === 1);
+      const second = run(2);
+      detachHelper();
+      await until(() => ran.length === 3);
+      assert.deepEqual(ran, ['helper ran 1', 'asker ran 1', 'asker ran 2']);
+      release(1);
+      assert.deepEqual(await Promise.all([first, second]), [10, 20]);
+      // Gone, it is sent nothing more.
+      assert.equal(await run(3), 30);
+      assert.equal(ran.at(-1), 'asker ran 3');
+    } finally {
+      close();
+    }
+  });
+
   it('runs the newest waiting run on its own thread once that awaits results, the oldest on the helper', async () => {
-    const { asker, run, ran, release, close } = twoThreads([1, 2, 4]);
+    const { asker, run, ran, release, close } = await twoThreads([1, 2, 4]);
     try {
       const first = run(1);
       await until(() => ran.length === 1);

@@ -137,11 +137,17 @@ export class PipelinePool implements FaceAnalyser {
       workerData: { config: this.config, hostPorts, idleThreadPorts: lendingLink?.ports },
       transferList: [...(hostPorts ?? []), ...(lendingLink?.transfer ?? [])],
     });
-    const threadReady = await new Promise<PipelineThreadReady>((resolve, reject) => {
-      worker.once('message', (message: { ready: PipelineThreadReady }) => resolve(message.ready));
-      worker.once('error', reject);
-      worker.once('exit', (code) => reject(new Error(`pipeline thread exited with ${code} while loading`)));
-    });
+    let threadReady: PipelineThreadReady;
+    try {
+      threadReady = await new Promise<PipelineThreadReady>((resolve, reject) => {
+        worker.once('message', (message: { ready: PipelineThreadReady }) => resolve(message.ready));
+        worker.once('error', reject);
+        worker.once('exit', (code) => reject(new Error(`pipeline thread exited with ${code} while loading`)));
+      });
+    } catch (error) {
+      lendingLink?.abandon();
+      throw error;
+    }
     this.ready ??= threadReady;
     const requester = new ThreadRequester<PipelineThreadRequest, PipelineThreadAnswer>(worker, revivePipelineError);
     const thread: PipelineThread = { worker, requester };
@@ -156,6 +162,7 @@ export class PipelinePool implements FaceAnalyser {
       if (!this.disposed && index >= 0) void this.addThread().catch(() => undefined);
     });
     if (this.disposed) {
+      lendingLink?.abandon();
       await worker.terminate();
       return;
     }

@@ -3,22 +3,28 @@
  * holds its own sessions and runs one request's models one after another; with fewer requests
  * in flight than threads, the others sit idle. A busy thread then hands the runs that its
  * request does not wait on at once (PAD, head pose, recognition: see models.ts) to an idle
- * thread, and goes on with the rest of the request meanwhile. The pool's calling thread is the
- * broker: it alone knows which threads are idle, so two threads never claim the same one; each
- * thread reads a shared count first, so that under load, when every thread has requests of its
- * own, no request asks and nothing changes.
+ * thread, and goes on with the rest of the request meanwhile.
  *
- * A run that finds the helping threads all busy with other lent runs waits at the broker for the
- * first to finish, until its own thread is free to run it: once its request has handed out every
- * run it will and only awaits results ({@link IdleThreads.awaitingResults}), the thread takes back
- * its newest waiting run, runs it, then the next, while helpers take the oldest. Taking back is a
- * race on a word of shared memory (the helper about to run it and the lender both try to swap the
- * run's ticket out), so the lender starts the run at once rather than after a round trip through
- * the broker (~0.3 ms on every one-client search, whose recognition run usually comes back so).
- * The pipeline hands out PAD's and head pose's runs first (pipeline.ts): with one request in
- * flight a search's PAD and pose run on the helper while its landmarks and recognition run here,
- * and an enrolment's morph features are computed here while PAD, pose and recognition run there,
- * instead of everything queueing behind each other on the busy thread.
+ * The threads talk to each other directly, over a pair of ports between every two of them, and
+ * choose a helper from shared memory: each thread's requests in flight (written by the pool's
+ * calling thread, which hands them out) and the runs sent to it and not yet handled. A run goes
+ * to a thread without requests of its own, the one with the fewest runs queued, and queues there
+ * behind that thread's other lent runs; under load, when every thread has requests of its own,
+ * no run is sent and nothing changes. (Through the calling thread as a broker, as first built, a
+ * lent run's input took 0.22 ms to reach an idle helper and its outputs 0.27 ms to come back, on
+ * a one-client search's longest chain, and that thread, which serves HTTP, spent its time on it.)
+ *
+ * A run that waits behind another lent run is taken back by its own thread once its request has
+ * handed out every run it will and only awaits results ({@link IdleThreads.awaitingResults}): the
+ * thread runs its newest waiting run, then the next, while the helper takes the oldest. Taking
+ * back is a race on a word of shared memory (the helper about to run it and the lender both try
+ * to swap the run's ticket out), so the lender starts the run at once, without a round trip. A
+ * helper that has been given a request of its own since declines the runs still queued for it,
+ * which then run on their own thread. The pipeline hands out PAD's and head pose's runs first
+ * (pipeline.ts): with one request in flight a search's PAD and pose run on the helper while its
+ * landmarks and recognition run here, and an enrolment's morph features are computed here while
+ * PAD, pose and recognition run there, instead of everything queueing behind each other on the
+ * busy thread.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -30,28 +36,22 @@ export interface LentRun {
   /** The session's key (session.ts `sessionKey`): every pipeline thread opens the same sessions. */
   key: string;
   /**
-   * The input, in shared memory: it crosses two threads (to the broker, then to the helper), and
-   * a structured clone copies a plain array's memory at each post and again at each receipt (a
-   * head-pose input is 600 KB: ~0.4 ms a hop). Shared memory is reused from run to run: a new
-   * SharedArrayBuffer of that size costs more than the clone, in page faults.
+   * The input, in shared memory: a structured clone copies a plain array's memory at the post and
+   * again at the receipt (a head-pose input is 600 KB: ~0.4 ms a hop). Shared memory is reused
+   * from run to run: a new SharedArrayBuffer of that size costs more than the clone, in page faults.
    */
   data: Float32Array<SharedArrayBuffer>;
   dimensions: number[];
   /**
    * The lending thread's claim words, shared: the run's word holds its ticket while nobody has it,
    * and whoever swaps the ticket out first (a helper about to run it, or the lender taking it back)
-   * has it. The lender so takes a waiting run back at once, without a round trip to the broker.
+   * has it. The lender so takes a waiting run back at once, without a round trip to the helper.
    */
   claims: Int32Array<SharedArrayBuffer>;
   /** The run's word in `claims`, and the ticket it holds while the run is unclaimed. */
   slot: number;
   ticket: number;
 }
-
-/** What a pipeline thread asks the broker: run this elsewhere, or give back a run still waiting. */
-type BrokerRequest = ({ kind: 'lend' } & LentRun & { run: number }) | { kind: 'withdraw'; run: number };
-/** Outputs of a lent run (null: run it here, or it was taken back), or whether a withdrawn run still waited. */
-type BrokerAnswer = { outputs: RunOutput[] | null } | { withdrawn: boolean };
 
 /**
  * A waiting run whose thread never says it awaits results (its request was refused before) goes
@@ -66,11 +66,24 @@ const CLAIMED = 0;
 
 /**
  * A run's claim word and the ticket it holds while the run is unclaimed: never CLAIMED, and
- * different for every run that can still be at the broker with that word.
+ * different for every run that can still be queued with that word.
  */
 function claimOf(run: number): { slot: number; ticket: number } {
   return { slot: run % CLAIM_SLOTS, ticket: (run % 0x3fffffff) + 1 };
 }
+
+/** Pipeline threads the shared state has room for; one started beyond them neither lends nor helps. */
+const MAX_THREADS = 256;
+/** A thread's words in the shared state, at `index * FIELDS`: */
+const FIELDS = 3;
+/** 1 once the thread takes lent runs, 0 before and after. */
+const ALIVE = 0;
+/** The pool's requests in flight on the thread (written by the pool's calling thread only). */
+const ANALYSES = 1;
+/** Runs sent to the thread and not yet handled (added by lenders, taken off by the thread). */
+const QUEUED = 2;
+/** After every thread's words: runs that a helper ran for another thread, since start. */
+const RUNS_LENT = MAX_THREADS * FIELDS;
 
 interface RunOutput {
   data: Float32Array;
@@ -79,28 +92,41 @@ interface RunOutput {
 
 type LocalRun = (data: Float32Array, dimensions: readonly number[]) => Promise<ort.Tensor[]>;
 
-/** What a pipeline thread receives to take part: the ports to the broker and the shared idle count. */
-export interface IdleThreadPorts {
-  /** This thread asks the broker for an idle thread's run here. */
+/** A pipeline thread's two ports to another: its runs go out on `asks`, the other's come in on `answers`. */
+interface PeerPorts {
+  index: number;
   asks: MessagePort;
-  /** The broker hands this thread another's run here. */
-  lends: MessagePort;
-  /**
-   * One Int32, written by the broker only: how many pipeline threads have no request of their
-   * own right now (idle, or running another's model).
-   */
-  helping: SharedArrayBuffer;
+  answers: MessagePort;
+}
+
+/** What the pool tells a pipeline thread later: a thread has started, or has exited. */
+type PeerNews = { peer: PeerPorts } | { gone: number };
+
+/** What a pipeline thread receives to take part: its place in the shared state, and its ports to the others. */
+export interface IdleThreadPorts {
+  index: number;
+  state: SharedArrayBuffer;
+  /** The threads already started. */
+  peers: PeerPorts[];
+  /** Where threads started or exited later are announced ({@link PeerNews}). */
+  news: MessagePort;
 }
 
 /** The pipeline thread's side: runs its sessions for others, and sends its own runs out where it can. */
 export class IdleThreads {
   private readonly localRuns = new Map<string, LocalRun>();
-  private readonly broker: ThreadRequester<BrokerRequest, BrokerAnswer>;
-  private readonly helping: Int32Array;
+  private readonly state: Int32Array;
+  private readonly index: number;
+  private readonly peers = new Map<
+    number,
+    { requester: ThreadRequester<LentRun, RunOutput[] | null>; ports: PeerPorts }
+  >();
+  /** Others' runs run here one at a time, in the order they came. */
+  private lentRunsDone: Promise<unknown> = Promise.resolve();
   private nextRun = 0;
-  /** This thread's runs waiting at the broker, oldest first: their take-back timers and how to take each back. */
+  /** This thread's runs waiting at a helper, oldest first: their take-back timers and how to take each back. */
   private readonly waiting = new Map<number, { timer: ReturnType<typeof setTimeout>; takenBack(): void }>();
-  /** The claim word of each of this thread's runs out at the broker ({@link LentRun.claims}). */
+  /** The claim word of each of this thread's runs out at a helper ({@link LentRun.claims}). */
   private readonly claims = new Int32Array(new SharedArrayBuffer(CLAIM_SLOTS * Int32Array.BYTES_PER_ELEMENT));
   /** Inputs of this thread's runs on their way to a helper. */
   private readonly sharedInputs = sharedTensorPool();
@@ -112,38 +138,98 @@ export class IdleThreads {
     ports: IdleThreadPorts,
     private readonly takeBackAfterMs = TAKE_BACK_AFTER_MS,
   ) {
-    this.helping = new Int32Array(ports.helping);
-    this.broker = new ThreadRequester(ports.asks);
-    answerRequests<LentRun, RunOutput[] | null>(
-      ports.lends,
-      async ({ key, data, dimensions, claims, slot, ticket }) => {
-        const run = this.localRuns.get(key);
-        if (!run) throw new Error(`no session '${key}' in this pipeline thread`);
-        // Its thread took it back meanwhile (and may have reused its input): not run here.
-        if (Atomics.compareExchange(claims, slot, ticket, CLAIMED) !== ticket) return { answer: null };
-        // Copied out of shared memory: onnxruntime-node refuses a tensor over a SharedArrayBuffer.
-        const input = this.lentInputs.take(data.length);
-        input.set(data);
-        let outputs: RunOutput[];
-        try {
-          // Every output, extra outputs too (a recogniser's taps at enrolment: see models.ts).
-          outputs = (await run(input, dimensions)).map((tensor) => ({
-            data: new Float32Array(tensor.data as Float32Array),
-            dimensions: [...tensor.dims],
-          }));
-        } finally {
-          this.lentInputs.give(input);
-        }
-        return { answer: outputs, transfer: outputs.map((output) => output.data.buffer as ArrayBuffer) };
-      },
-    );
+    this.state = new Int32Array(ports.state);
+    this.index = ports.index;
+    for (const peer of ports.peers) this.addPeer(peer);
+    ports.news.on('message', (news: PeerNews) => {
+      if ('peer' in news) this.addPeer(news.peer);
+      else this.removePeer(news.gone);
+    });
+    // The pool's requests keep a pipeline thread alive, never its ports to the others.
+    ports.news.unref();
+  }
+
+  private addPeer(ports: PeerPorts): void {
+    this.peers.set(ports.index, { requester: new ThreadRequester(ports.asks), ports });
+    answerRequests<LentRun, RunOutput[] | null>(ports.answers, (run) => this.runForAnother(run));
+    ports.answers.unref();
+  }
+
+  /** A thread exited: what it was running or had queued for this one runs here instead. */
+  private removePeer(index: number): void {
+    const peer = this.peers.get(index);
+    if (!peer) return;
+    this.peers.delete(index);
+    peer.requester.failAll(new Error('the pipeline thread exited'));
+    peer.ports.asks.close();
+    peer.ports.answers.close();
+  }
+
+  /** Another thread's run, here, once the runs lent before it are done. */
+  private runForAnother(run: LentRun): Promise<{ answer: RunOutput[] | null; transfer?: ArrayBuffer[] }> {
+    const answered = this.lentRunsDone.then(() => this.runNowForAnother(run));
+    this.lentRunsDone = answered.catch(() => undefined);
+    return answered;
+  }
+
+  private async runNowForAnother({
+    key,
+    data,
+    dimensions,
+    claims,
+    slot,
+    ticket,
+  }: LentRun): Promise<{ answer: RunOutput[] | null; transfer?: ArrayBuffer[] }> {
+    try {
+      const run = this.localRuns.get(key);
+      if (!run) throw new Error(`no session '${key}' in this pipeline thread`);
+      // Given a request of its own since: the run goes back to its thread, which has it unless taken back already.
+      if (Atomics.load(this.state, this.index * FIELDS + ANALYSES) > 0) return { answer: null };
+      // Its thread took it back meanwhile (and may have reused its input): not run here.
+      if (Atomics.compareExchange(claims, slot, ticket, CLAIMED) !== ticket) return { answer: null };
+      // Copied out of shared memory: onnxruntime-node refuses a tensor over a SharedArrayBuffer.
+      const input = this.lentInputs.take(data.length);
+      input.set(data);
+      let outputs: RunOutput[];
+      try {
+        // Every output, extra outputs too (a recogniser's taps at enrolment: see models.ts).
+        outputs = (await run(input, dimensions)).map((tensor) => ({
+          data: new Float32Array(tensor.data as Float32Array),
+          dimensions: [...tensor.dims],
+        }));
+      } finally {
+        this.lentInputs.give(input);
+      }
+      Atomics.add(this.state, RUNS_LENT, 1);
+      return { answer: outputs, transfer: outputs.map((output) => output.data.buffer as ArrayBuffer) };
+    } finally {
+      Atomics.sub(this.state, this.index * FIELDS + QUEUED, 1);
+    }
+  }
+
+  /** A thread without requests of its own to send a run to, the one with the fewest runs queued; none under load. */
+  private helper(): number | undefined {
+    let chosen: number | undefined;
+    let fewestQueued = Infinity;
+    for (const index of this.peers.keys()) {
+      const at = index * FIELDS;
+      if (Atomics.load(this.state, at + ALIVE) !== 1 || Atomics.load(this.state, at + ANALYSES) !== 0) continue;
+      const queued = Atomics.load(this.state, at + QUEUED);
+      if (queued < fewestQueued) {
+        chosen = index;
+        fewestQueued = queued;
+      }
+    }
+    return chosen;
   }
 
   /** `localRun` of the session `key`, sending its inputs to another thread whenever one can take them. */
   lendable(key: string, localRun: LocalRun): LocalRun {
     this.localRuns.set(key, localRun);
     return async (data, dimensions) => {
-      if (Atomics.load(this.helping, 0) === 0) return localRun(data, dimensions);
+      const helper = this.helper();
+      const peer = helper === undefined ? undefined : this.peers.get(helper);
+      if (helper === undefined || !peer) return localRun(data, dimensions);
       const run = this.nextRun++;
       const { slot, ticket } = claimOf(run);
       Atomics.store(this.claims, slot, ticket);
@@ -152,25 +238,23 @@ export class IdleThreads {
       const shared = this.sharedInputs.take(data.length);
       shared.set(data);
       try {
-        const lent = this.broker.request({
-          kind: 'lend',
+        Atomics.add(this.state, helper * FIELDS + QUEUED, 1);
+        const lent = peer.requester.request({
           key,
           data: shared,
           dimensions: [...dimensions],
           claims: this.claims,
           slot,
           ticket,
-          run,
         });
         const takenBack = new Promise<null>((resolve) => {
           const timer = setTimeout(() => this.takeBack(run), this.takeBackAfterMs);
           timer.unref();
           this.waiting.set(run, { timer, takenBack: () => resolve(null) });
         });
-        // Taken back, its answer from the broker (null) comes later and is not waited for.
+        // Taken back, its answer from the helper (null) comes later and is not waited for.
         lent.catch(() => undefined);
-        const answer = await Promise.race([lent, takenBack]);
-        if (answer && 'outputs' in answer) outputs = answer.outputs;
+        outputs = await Promise.race([lent, takenBack]);
         // Answered or taken back: no other thread reads it any more (a helper copies it out
         // before its run, and only once it has claimed the run).
         this.sharedInputs.give(shared);
@@ -186,8 +270,8 @@ export class IdleThreads {
       try {
         return await localRun(data, dimensions);
       } finally {
-        // Run here (taken back, or no thread could take it): this thread is free again, for its
-        // next waiting run.
+        // Run here (taken back, declined, or no thread could take it): this thread is free again,
+        // for its next waiting run.
         this.takeBackNewest();
       }
     };
@@ -203,10 +287,7 @@ export class IdleThreads {
     if (newest !== undefined) this.takeBack(newest);
   }
 
-  /**
-   * Takes `run` back to run it here, unless a helper has claimed it, in which case the next
-   * newest instead. The broker is told, so that it drops the run from its queue.
-   */
+  /** Takes `run` back to run it here, unless a helper has claimed it, in which case the next newest instead. */
   private takeBack(run: number): void {
     const waiting = this.waiting.get(run);
     if (!waiting) return;
@@ -218,149 +299,86 @@ export class IdleThreads {
       return;
     }
     waiting.takenBack();
-    this.broker.request({ kind: 'withdraw', run }).catch(() => undefined);
   }
 }
 
-interface BrokeredThread {
-  /** Requests of the pool's own (analyses) in flight on this thread. */
-  analyses(): number;
-  lentRuns: number;
-  lends: ThreadRequester<LentRun, RunOutput[] | null>;
-  asks: MessagePort;
-}
-
-/** A pipeline thread as the broker knows it. */
+/** A pipeline thread as the pool knows it. */
 export interface AttachedThread {
-  /** Analyses in flight plus runs lent to others: the pool hands analyses to the least loaded. */
+  /** Analyses in flight plus runs lent to it and not yet handled: the pool hands analyses to the least loaded. */
   load(): number;
   detach(): void;
 }
 
-/** A run waiting at the broker for a helping thread to finish. */
-interface WaitingRun {
-  asker: BrokeredThread;
-  run: LentRun & { run: number };
-  answer(outputs: RunOutput[] | null): void;
-}
-
-/** The pool's side: knows which threads are idle and passes a busy thread's run to one of them. */
+/**
+ * The pool's side: links every two pipeline threads, tells each the others' requests in flight
+ * (shared memory), and announces threads that start or exit. It takes no part in a lent run.
+ */
 export class IdleThreadBroker {
-  private readonly helping = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
-  private readonly threads = new Set<BrokeredThread>();
-  private readonly waiting: WaitingRun[] = [];
+  private readonly state = new Int32Array(new SharedArrayBuffer((RUNS_LENT + 1) * Int32Array.BYTES_PER_ELEMENT));
+  private readonly threads = new Map<number, { analyses(): number; news: MessagePort }>();
+
   /** Runs an idle thread took over since start. */
-  runsLent = 0;
+  get runsLent(): number {
+    return Atomics.load(this.state, RUNS_LENT);
+  }
 
   /**
    * Ports and shared memory for a new pipeline thread (its workerData, with `transfer`), and
-   * `attach`, to call once it is in the pool with its count of analyses in flight.
+   * `attach`, to call once it is in the pool with its count of analyses in flight; undefined when
+   * the shared state has no room left (the thread then runs its own models only).
    */
-  connect(): {
-    ports: IdleThreadPorts;
-    transfer: MessagePort[];
-    attach(analyses: () => number): AttachedThread;
-  } {
-    const asks = new MessageChannel();
-    const lends = new MessageChannel();
-    const ports: IdleThreadPorts = {
-      asks: asks.port2,
-      lends: lends.port2,
-      helping: this.helping.buffer as SharedArrayBuffer,
+  connect():
+    | {
+        ports: IdleThreadPorts;
+        transfer: MessagePort[];
+        attach(analyses: () => number): AttachedThread;
+        /** The thread never got into the pool (it failed to load): its place goes to the next. */
+        abandon(): void;
+      }
+    | undefined {
+    let index = 0;
+    while (this.threads.has(index)) index++;
+    if (index >= MAX_THREADS) return undefined;
+    for (let field = 0; field < FIELDS; field++) Atomics.store(this.state, index * FIELDS + field, 0);
+    const news = new MessageChannel();
+    const peers: PeerPorts[] = [];
+    const transfer: MessagePort[] = [news.port2];
+    for (const [otherIndex, other] of this.threads) {
+      const fromNew = new MessageChannel();
+      const toNew = new MessageChannel();
+      peers.push({ index: otherIndex, asks: fromNew.port1, answers: toNew.port2 });
+      transfer.push(fromNew.port1, toNew.port2);
+      const peer: PeerPorts = { index, asks: toNew.port1, answers: fromNew.port2 };
+      other.news.postMessage({ peer } satisfies PeerNews, [toNew.port1, fromNew.port2]);
+    }
+    // Linked from now on, so that threads started later link to it too; it takes runs once attached.
+    const thread = { analyses: () => 0, news: news.port1 };
+    this.threads.set(index, thread);
+    const leave = (): void => {
+      Atomics.store(this.state, index * FIELDS + ALIVE, 0);
+      if (this.threads.get(index) !== thread) return;
+      this.threads.delete(index);
+      news.port1.close();
+      for (const other of this.threads.values()) other.news.postMessage({ gone: index } satisfies PeerNews);
     };
     return {
-      ports,
-      transfer: [asks.port2, lends.port2],
+      ports: { index, state: this.state.buffer as SharedArrayBuffer, peers, news: news.port2 },
+      transfer,
       attach: (analyses) => {
-        const thread: BrokeredThread = {
-          analyses,
-          lentRuns: 0,
-          lends: new ThreadRequester(lends.port1),
-          asks: asks.port1,
-        };
-        answerRequests<BrokerRequest, BrokerAnswer>(asks.port1, async (request) => {
-          if (request.kind === 'withdraw') return { answer: { withdrawn: this.withdraw(thread, request.run) } };
-          const outputs = await this.runElsewhere(thread, request);
-          return {
-            answer: { outputs },
-            transfer: outputs?.map((output) => output.data.buffer as ArrayBuffer) ?? [],
-          };
-        });
-        this.threads.add(thread);
+        thread.analyses = analyses;
         this.changed();
+        Atomics.store(this.state, index * FIELDS + ALIVE, 1);
         return {
-          load: () => thread.analyses() + thread.lentRuns,
-          detach: () => {
-            this.threads.delete(thread);
-            thread.lends.failAll(new Error('the pipeline thread exited'));
-            for (const waiting of this.waiting.filter((each) => each.asker === thread)) {
-              this.withdraw(thread, waiting.run.run);
-            }
-            asks.port1.close();
-            lends.port1.close();
-            this.changed();
-          },
+          load: () => analyses() + Atomics.load(this.state, index * FIELDS + QUEUED),
+          detach: leave,
         };
       },
+      abandon: leave,
     };
   }
 
   /** Call whenever a thread's analyses in flight change. */
   changed(): void {
-    this.dispatchWaiting();
-    let helping = 0;
-    for (const thread of this.threads) if (thread.analyses() === 0) helping++;
-    Atomics.store(this.helping, 0, helping);
-  }
-
-  private idleThreadOtherThan(asker: BrokeredThread): BrokeredThread | undefined {
-    for (const thread of this.threads) {
-      if (thread !== asker && thread.analyses() + thread.lentRuns === 0) return thread;
-    }
-    return undefined;
-  }
-
-  private runElsewhere(asker: BrokeredThread, run: LentRun & { run: number }): Promise<RunOutput[] | null> {
-    const lender = this.idleThreadOtherThan(asker);
-    if (lender) return this.lend(lender, run);
-    const helperBusy = [...this.threads].some((thread) => thread !== asker && thread.analyses() === 0);
-    if (!helperBusy) return Promise.resolve(null);
-    return new Promise((answer) => this.waiting.push({ asker, run, answer }));
-  }
-
-  /** The asker wants `run` back to run it itself: answered null (run it there) if it still waits here. */
-  private withdraw(asker: BrokeredThread, run: number): boolean {
-    const index = this.waiting.findIndex((waiting) => waiting.asker === asker && waiting.run.run === run);
-    if (index < 0) return false;
-    this.waiting.splice(index, 1)[0]!.answer(null);
-    return true;
-  }
-
-  /** Hands waiting runs, oldest first, to threads that have become idle. */
-  private dispatchWaiting(): void {
-    for (let index = 0; index < this.waiting.length;) {
-      const lender = this.idleThreadOtherThan(this.waiting[index]!.asker);
-      if (!lender) {
-        index++;
-        continue;
-      }
-      const [{ run, answer }] = this.waiting.splice(index, 1) as [WaitingRun];
-      void this.lend(lender, run).then(answer);
-    }
-  }
-
-  private async lend(lender: BrokeredThread, run: LentRun): Promise<RunOutput[] | null> {
-    lender.lentRuns++;
-    try {
-      // null where its thread had taken it back before the helper could claim it.
-      const outputs = await lender.lends.request(run);
-      if (outputs) this.runsLent++;
-      return outputs;
-    } catch {
-      return null;
-    } finally {
-      lender.lentRuns--;
-      this.changed();
-    }
+    for (const [index, thread] of this.threads) Atomics.store(this.state, index * FIELDS + ANALYSES, thread.analyses());
   }
 }
