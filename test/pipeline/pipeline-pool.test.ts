@@ -384,6 +384,31 @@ describe('IdleThreadBroker', () => {
     }
   });
 
+  it('links at most 32 threads, and a place given back goes to the next thread', () => {
+    const broker = new IdleThreadBroker();
+    const links = Array.from({ length: 32 }, () => broker.connect());
+    const extra: Array<ReturnType<IdleThreadBroker['connect']>> = [];
+    try {
+      assert.ok(
+        links.every((link) => link !== undefined),
+        'every one of 32 threads linked',
+      );
+      assert.deepEqual(
+        links.map((link) => link!.ports.peers.length),
+        links.map((_, index) => index),
+      );
+      assert.equal(broker.connect(), undefined);
+      links[5]!.abandon();
+      const next = broker.connect();
+      extra.push(next);
+      assert.equal(next?.ports.index, 5);
+      assert.equal(next?.ports.peers.length, 31);
+    } finally {
+      for (const link of [...links, ...extra]) link?.abandon();
+      for (const link of [...links, ...extra]) for (const port of link?.transfer ?? []) port.close();
+    }
+  });
+
   it('runs the newest waiting run on its own thread once that awaits results, the oldest on the helper', async () => {
     const { asker, run, ran, release, close } = await twoThreads([1, 2, 4]);
     try {

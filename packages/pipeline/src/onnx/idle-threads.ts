@@ -72,8 +72,11 @@ function claimOf(run: number): { slot: number; ticket: number } {
   return { slot: run % CLAIM_SLOTS, ticket: (run % 0x3fffffff) + 1 };
 }
 
-/** Pipeline threads the shared state has room for; one started beyond them neither lends nor helps. */
-const MAX_THREADS = 256;
+/**
+ * Pipeline threads that lend to each other; one started beyond them neither lends nor helps. Every two of them hold a
+ * pair of ports (n² ports in all), and with this many threads an idle one is rarely far, nor a lent run much use.
+ */
+const MAX_THREADS = 32;
 /** A thread's words in the shared state, at `index * FIELDS`: */
 const FIELDS = 3;
 /** 1 once the thread takes lent runs, 0 before and after. */
