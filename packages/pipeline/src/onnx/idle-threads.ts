@@ -358,8 +358,9 @@ export class IdleThreadBroker {
     const thread = { analyses: () => 0, news: news.port1 };
     this.threads.set(index, thread);
     const leave = (): void => {
-      Atomics.store(this.state, index * FIELDS + ALIVE, 0);
+      // Left already, and its place perhaps taken by another thread since: nothing of that one's to touch.
       if (this.threads.get(index) !== thread) return;
+      Atomics.store(this.state, index * FIELDS + ALIVE, 0);
       this.threads.delete(index);
       news.port1.close();
       for (const other of this.threads.values()) other.news.postMessage({ gone: index } satisfies PeerNews);
