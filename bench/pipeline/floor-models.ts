@@ -17,7 +17,7 @@ import { seededRandom } from '../../test/support/random.js';
 
 type RunOnce = (data: Float32Array, shape: number[]) => Promise<unknown>;
 
-/** A model as the service runs it: opened by openSession (subnormal weights zeroed, PRelu vectorised). */
+/** A model as the service runs it: opened by openSession (subnormal and negligible weights zeroed, PRelu vectorised). */
 export async function asTheServiceRunsIt(model: ResolvedModel): Promise<{ run: RunOnce; release(): Promise<void> }> {
   const loaded = await openSession(model, { intraOpThreads: 1 });
   return { run: (data, shape) => loaded.run(data, shape), release: () => loaded.release() };

@@ -5,7 +5,11 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
-import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';
+import {
+  NEGLIGIBLE_WEIGHT,
+  zeroNegligibleWeights,
+  zeroSubnormalWeights,
+} from '../../packages/pipeline/src/onnx/subnormal.js';
 import { modelsDir } from './helpers.js';
 
 // Minimal protobuf writer for hand-built ONNX models.
@@ -101,6 +105,77 @@ describe('zeroSubnormalWeights', () => {
     try {
       for (let trial = 0; trial < 3; trial++) {
         const input = new Float32Array(3 * 112 * 112).map((_, index) => Math.sin(index * 0.01 * (trial + 1)));
+        const feeds = { input: new ort.Tensor('float32', input, [1, 3, 112, 112]) };
+        const [expected, actual] = await Promise.all([before.run(feeds), after.run(feeds)]);
+        assert.deepEqual(actual['output']!.data, expected['output']!.data);
+      }
+    } finally {
+      await Promise.all([before.release(), after.release()]);
+    }
+  });
+});
+
+function node(opType: string, inputs: string[], outputs: string[]): number[] {
+  return [
+    ...inputs.flatMap((input) => lengthDelimited(1, [...Buffer.from(input)])),
+    ...outputs.flatMap((output) => lengthDelimited(2, [...Buffer.from(output)])),
+    ...lengthDelimited(4, [...Buffer.from(opType)]),
+  ];
+}
+
+/** The floats of `bytes` where `values` lie in `model` (a copy of it, patched in place). */
+function floatsWhere(bytes: Uint8Array, model: Uint8Array, values: number[]): number[] {
+  const offset = Buffer.from(model).indexOf(Buffer.from(floatBytes(values)));
+  assert.ok(offset > 0, 'the values are in the model');
+  return values.map((_, index) => Buffer.from(bytes).readFloatLE(offset + index * 4));
+}
+
+describe('zeroNegligibleWeights', () => {
+  it('zeroes weights below 2^-50 read only as weights of Conv, Gemm, MatMul and PRelu', () => {
+    const convWeights = [0.25, 1e-20, -3e-16, NEGLIGIBLE_WEIGHT * 1.01];
+    const convBias = [-6.5e-20, 0.5];
+    const slope = [4.6e-20, 0.1];
+    // An epsilon that an Add reads must stay whatever its size; so must a weight also read by an Add.
+    const epsilon = [3e-21];
+    const shared = [2e-20, 1];
+    const graph = [
+      ...lengthDelimited(1, node('Conv', ['x', 'w', 'b'], ['y'])),
+      ...lengthDelimited(1, node('PRelu', ['y', 'slope'], ['z'])),
+      ...lengthDelimited(1, node('Add', ['z', 'epsilon'], ['e'])),
+      ...lengthDelimited(1, node('MatMul', ['e', 'shared'], ['m'])),
+      ...lengthDelimited(1, node('Add', ['m', 'shared'], ['out'])),
+      ...lengthDelimited(5, tensor(1, 'w', floatBytes(convWeights), null)),
+      ...lengthDelimited(5, tensor(1, 'b', floatBytes(convBias), null)),
+      ...lengthDelimited(5, tensor(1, 'slope', floatBytes(slope), null)),
+      ...lengthDelimited(5, tensor(1, 'epsilon', floatBytes(epsilon), null)),
+      ...lengthDelimited(5, tensor(1, 'shared', floatBytes(shared), null)),
+    ];
+    const model = new Uint8Array([...varintField(1, 8), ...lengthDelimited(7, graph)]);
+
+    const report = zeroNegligibleWeights(model);
+    assert.equal(report.zeroedWeights, 4);
+    assert.equal(report.bytes.length, model.length, 'the model keeps its size');
+    const at = (values: number[]) => floatsWhere(report.bytes, model, values);
+    assert.deepEqual(at(convWeights), [0.25, 0, 0, Math.fround(NEGLIGIBLE_WEIGHT * 1.01)]);
+    assert.deepEqual(at(convBias), [0, 0.5]);
+    assert.deepEqual(at(slope), [0, Math.fround(0.1)]);
+    assert.deepEqual(at(epsilon), [Math.fround(3e-21)]);
+    assert.deepEqual(at(shared), [Math.fround(2e-20), 1]);
+    assert.deepEqual(floatsWhere(model, model, convWeights), convWeights.map(Math.fround), 'the input is not modified');
+  });
+
+  it('keeps fr_feature outputs bit-identical, and zeroes the weights that made it slow on Intel CPUs', async () => {
+    const subnormalFree = zeroSubnormalWeights(readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx'))).bytes;
+    const patched = zeroNegligibleWeights(subnormalFree);
+    assert.ok(patched.zeroedWeights > 100_000, `only ${patched.zeroedWeights} negligible weights found`);
+    const options = sessionOptions({ intraOpThreads: 1 });
+    const [before, after] = await Promise.all([
+      ort.InferenceSession.create(subnormalFree, options),
+      ort.InferenceSession.create(patched.bytes, options),
+    ]);
+    try {
+      for (let trial = 0; trial < 3; trial++) {
+        const input = new Float32Array(3 * 112 * 112).map((_, index) => Math.cos(index * 0.013 * (trial + 1)));
         const feeds = { input: new ort.Tensor('float32', input, [1, 3, 112, 112]) };
         const [expected, actual] = await Promise.all([before.run(feeds), after.run(feeds)]);
         assert.deepEqual(actual['output']!.data, expected['output']!.data);

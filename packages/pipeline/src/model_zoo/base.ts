@@ -33,7 +33,7 @@ export abstract class OnnxModel {
     return this.model.entry.id;
   }
 
-  /** How many subnormal weights were zeroed when the model was loaded. */
+  /** How many subnormal or negligible weights were zeroed when the model was loaded. */
   get zeroedWeights(): number {
     return this.loaded?.zeroedWeights ?? 0;
   }

@@ -11,7 +11,7 @@ import { withOutputs } from './extra-outputs.js';
 import { privateTensorPool } from './tensor-pool.js';
 import { channelPaddedModel } from './channel-padding.js';
 import { BLOCKED_LAYOUT, vectorisedPReluModel } from './prelu.js';
-import { zeroSubnormalWeights } from './subnormal.js';
+import { zeroNegligibleWeights, zeroSubnormalWeights } from './subnormal.js';
 
 export interface SessionSettings {
   /** Threads one inference may use. Default 1: the service runs several processes. */
@@ -104,7 +104,7 @@ function checkTensors(
 export interface LoadedSession {
   inputNames: readonly string[];
   outputNames: readonly string[];
-  /** How many subnormal weights were zeroed at load, out of how many float weights. */
+  /** How many subnormal or negligible weights were zeroed at load (onnx/subnormal.ts), out of how many float weights. */
   zeroedWeights: number;
   floatWeights: number;
   /** PRelu nodes rewritten at load (onnx/prelu.ts; CPU sessions only). */
@@ -150,7 +150,7 @@ export function sessionLabel(model: ResolvedModel, extraOutputs: readonly ExtraO
 }
 
 /**
- * Reads, verifies, patches (subnormal weights zeroed; on CPU, PRelu vectorised: onnx/prelu.ts)
+ * Reads, verifies, patches (subnormal and negligible weights zeroed; on CPU, PRelu vectorised: onnx/prelu.ts)
  * and opens a model, then checks its inputs and outputs against the manifest so that a wrong
  * file fails at start-up rather than producing garbage on the first request. Where
  * `settings.remote` is set, the session lives in an inference host thread (inference-host.ts),
@@ -174,7 +174,9 @@ export async function openSession(
           extraOutputs.map((output) => output.name),
         )
       : verified;
-  const patched = zeroSubnormalWeights(original);
+  const subnormal = zeroSubnormalWeights(original);
+  const negligible = zeroNegligibleWeights(subnormal.bytes);
+  const patched = { ...negligible, zeroedWeights: subnormal.zeroedWeights + negligible.zeroedWeights };
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
   const { session, placement, bytes, vectorisedPRelu, paddedChannelRegions } = await createPlacedSession(
@@ -232,7 +234,7 @@ export async function openSession(
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
-    floatWeights: patched.floatWeights,
+    floatWeights: subnormal.floatWeights,
     vectorisedPRelu,
     paddedChannelRegions,
     placement,
