@@ -527,7 +527,13 @@ export function toPlanarTensor(
     const mean = normalisation.mean[plane]!;
     const std = normalisation.std[plane]!;
     for (let value = 0; value < 256; value++) table[channel * 256 + value] = (value - mean) / std;
-    if (canvas) tensor.fill(table[channel * 256 + canvas.fill]!, plane * pixels, (plane + 1) * pixels);
+    if (canvas)
+      fillAround(
+        tensor.subarray(plane * pixels, (plane + 1) * pixels),
+        table[channel * 256 + canvas.fill]!,
+        image,
+        placement,
+      );
   });
   // The pixel loop natively where the addon is built (a fifth of the time, same floats:
   // test/pipeline/resample-raster.test.ts); here where it is not, or refuses the placement.
@@ -537,6 +543,27 @@ export function toPlanarTensor(
   });
   if (!written) writePlanarPixels(image, table, tensor, placement);
   return tensor;
+}
+
+/**
+ * Fills the part of one plane that the image does not cover with `value` (the whole plane where
+ * the image does not lie inside it): the pixel loop writes the rest.
+ */
+function fillAround(plane: Float32Array, value: number, image: RgbImage, placement: PlanarPlacement): void {
+  const { width, height, offsetX, offsetY } = placement;
+  const inside = offsetX >= 0 && offsetY >= 0 && offsetX + image.width <= width && offsetY + image.height <= height;
+  if (!inside) {
+    plane.fill(value);
+    return;
+  }
+  const bottom = offsetY + image.height;
+  plane.fill(value, 0, offsetY * width);
+  plane.fill(value, bottom * width);
+  if (image.width === width) return;
+  for (let row = offsetY; row < bottom; row++) {
+    plane.fill(value, row * width, row * width + offsetX);
+    plane.fill(value, row * width + offsetX + image.width, (row + 1) * width);
+  }
 }
 
 /** The pixel loop of {@link toPlanarTensor} in JavaScript: the reference of the addon's `writePlanarTensor`. */
