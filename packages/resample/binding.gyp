@@ -5,7 +5,8 @@
       "sources": [
         "native/addon.cc",
         "native/resample.cc",
-        "native/raster.cc"
+        "native/raster.cc",
+        "native/mad_kernels.cc"
       ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"

@@ -12,6 +12,7 @@
 #include <new>
 #include <string>
 
+#include "mad_kernels.h"
 #include "raster.h"
 #include "resample.h"
 
@@ -275,11 +276,126 @@ Napi::Value PlanarTensor(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// A plane's side: the consistency crop is 384 x 416; this bounds every index well inside int.
+constexpr int kMaxPlaneSide = 16384;
+
+// A typed array argument of `length` elements exactly, of the given type.
+template <typename Array>
+Array RequireTypedArray(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* typeName,
+                        std::size_t length) {
+  Napi::Env env = value.Env();
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowTypeError(env, std::string(name) + " must be a " + typeName);
+  }
+  const auto array = value.As<Array>();
+  if (array.ElementLength() != length) {
+    ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) + " values, expected " +
+                             std::to_string(length));
+  }
+  return array;
+}
+
+Napi::Float32Array RequirePlane(const Napi::Value& value, const char* name, std::size_t pixels) {
+  return RequireTypedArray<Napi::Float32Array>(value, name, napi_float32_array, "Float32Array", pixels);
+}
+
+Napi::Uint8Array RequireMask(const Napi::Value& value, const char* name, std::size_t pixels) {
+  return RequireTypedArray<Napi::Uint8Array>(value, name, napi_uint8_array, "Uint8Array", pixels);
+}
+
+// lumaChromaWarp(image, cropToSource: [a, b, tx, c, d, ty], width, height,
+//                luma: Float32Array, chromaBlue: Float32Array, chromaRed: Float32Array, valid: Uint8Array): undefined.
+Napi::Value LumaChromaWarp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 8) {
+    ThrowTypeError(env, "lumaChromaWarp expects (image, cropToSource, width, height, luma, chromaBlue, chromaRed, valid)");
+  }
+  const ImageArgument image = ReadImage(info[0]);
+  if (!info[1].IsArray()) ThrowTypeError(env, "cropToSource must be an array of 6 numbers");
+  const Napi::Array affineArray = info[1].As<Napi::Array>();
+  if (affineArray.Length() != 6) ThrowRangeError(env, "cropToSource must have 6 elements");
+  double affine[6];
+  const double huge = std::numeric_limits<double>::max();
+  for (std::uint32_t index = 0; index < 6; index++) {
+    affine[index] = RequireFinite(affineArray.Get(index), "cropToSource[" + std::to_string(index) + "]", -huge, huge);
+  }
+  const int width = RequireInteger(info[2], "width", 1, kMaxPlaneSide);
+  const int height = RequireInteger(info[3], "height", 1, kMaxPlaneSide);
+  RequireUint8Array(env, image.data);
+  // No JS runs from here on: the typed arrays' lengths and memory stay as checked.
+  const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  Napi::Float32Array luma = RequirePlane(info[4], "luma", pixels);
+  Napi::Float32Array chromaBlue = RequirePlane(info[5], "chromaBlue", pixels);
+  Napi::Float32Array chromaRed = RequirePlane(info[6], "chromaRed", pixels);
+  Napi::Uint8Array valid = RequireMask(info[7], "valid", pixels);
+  const ImageView view = CheckedImageView(env, image);
+  WarpLumaChroma(view, affine, width, height,
+                 LumaChromaPlanes{luma.Data(), chromaBlue.Data(), chromaRed.Data(), valid.Data()});
+  return env.Undefined();
+}
+
+// boxBlur(source: Float32Array, width, height, radius, out: Float32Array): undefined.
+Napi::Value BoxBlur(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 5) ThrowTypeError(env, "boxBlur expects (source, width, height, radius, out)");
+  const int width = RequireInteger(info[1], "width", 1, kMaxPlaneSide);
+  const int height = RequireInteger(info[2], "height", 1, kMaxPlaneSide);
+  const int radius = RequireInteger(info[3], "radius", 0, kMaxPlaneSide);
+  const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  const Napi::Float32Array source = RequirePlane(info[0], "source", pixels);
+  Napi::Float32Array out = RequirePlane(info[4], "out", pixels);
+  if (source.ArrayBuffer() == out.ArrayBuffer()) ThrowRangeError(env, "source and out must not share memory");
+  RunGuarded(env, [&] { BoxBlurPlane(source.Data(), width, height, radius, out.Data()); });
+  return env.Undefined();
+}
+
+// gradientAutocorrelation(smooth: Float32Array, valid: Uint8Array, width, height,
+//   window: { vertical, lineFrom, lineTo, lineStep, alongFrom, alongTo, lagMax, lagStep },
+//   correlation: Float64Array(lagMax + 1)): undefined.
+Napi::Value GradientAutocorrelationBinding(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 6) {
+    ThrowTypeError(env, "gradientAutocorrelation expects (smooth, valid, width, height, window, correlation)");
+  }
+  const int width = RequireInteger(info[2], "width", 3, kMaxPlaneSide);
+  const int height = RequireInteger(info[3], "height", 3, kMaxPlaneSide);
+  const Napi::Object window = RequireObject(info[4], "window");
+  const Napi::Value verticalValue = window.Get("vertical");
+  if (!verticalValue.IsBoolean()) ThrowTypeError(env, "window.vertical must be a boolean");
+  const bool vertical = verticalValue.As<Napi::Boolean>().Value();
+  // Lines run across the plane; positions along a line stay one pixel inside it, so that both
+  // neighbours of every difference exist.
+  const int lineSide = vertical ? width : height;
+  const int alongSide = vertical ? height : width;
+  const int lineFrom = RequireInteger(window.Get("lineFrom"), "window.lineFrom", 0, lineSide);
+  const int lineTo = RequireInteger(window.Get("lineTo"), "window.lineTo", 0, lineSide);
+  const int lineStep = RequireInteger(window.Get("lineStep"), "window.lineStep", 1, kMaxPlaneSide);
+  const int alongFrom = RequireInteger(window.Get("alongFrom"), "window.alongFrom", 1, alongSide - 1);
+  const int alongTo = RequireInteger(window.Get("alongTo"), "window.alongTo", 1, alongSide - 1);
+  const int lagMax = RequireInteger(window.Get("lagMax"), "window.lagMax", 0, kMaxPlaneSide);
+  const int lagStep = RequireInteger(window.Get("lagStep"), "window.lagStep", 1, kMaxPlaneSide);
+  // No JS runs from here on.
+  const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
+  const Napi::Float32Array smooth = RequirePlane(info[0], "smooth", pixels);
+  const Napi::Uint8Array valid = RequireMask(info[1], "valid", pixels);
+  Napi::Float64Array correlation = RequireTypedArray<Napi::Float64Array>(
+      info[5], "correlation", napi_float64_array, "Float64Array", static_cast<std::size_t>(lagMax) + 1);
+  RunGuarded(env, [&] {
+    GradientAutocorrelation(smooth.Data(), valid.Data(), width, height, vertical, lineFrom, lineTo, lineStep, alongFrom,
+                            alongTo, lagMax, lagStep, correlation.Data());
+  });
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("resize", Napi::Function::New<Resize>(env, "resize"));
   exports.Set("resizeTriangle", Napi::Function::New<ResizeTriangle>(env, "resizeTriangle"));
   exports.Set("warpBilinear", Napi::Function::New<WarpBilinear>(env, "warpBilinear"));
   exports.Set("planarTensor", Napi::Function::New<PlanarTensor>(env, "planarTensor"));
+  exports.Set("lumaChromaWarp", Napi::Function::New<LumaChromaWarp>(env, "lumaChromaWarp"));
+  exports.Set("boxBlur", Napi::Function::New<BoxBlur>(env, "boxBlur"));
+  exports.Set("gradientAutocorrelation",
+              Napi::Function::New<GradientAutocorrelationBinding>(env, "gradientAutocorrelation"));
   return exports;
 }
 

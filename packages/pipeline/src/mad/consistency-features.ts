@@ -1,3 +1,14 @@
+import {
+  addGradientAutocorrelation,
+  boxBlurPlane,
+  nativeResampleAvailable,
+  warpLumaChroma,
+  type AutocorrelationWindow,
+  type LumaChromaPlanes,
+  type RawRgbImage,
+  type SourceFromOutput,
+} from '@facegate/resample';
+
 import type { RgbImage } from '../image/raster.js';
 import { ARCFACE_TEMPLATE_112, estimateSimilarity, type Point } from '../image/similarity.js';
 
@@ -101,22 +112,27 @@ const luma = new Float32Array(CROP_PIXELS);
 const chromaBlue = new Float32Array(CROP_PIXELS);
 const chromaRed = new Float32Array(CROP_PIXELS);
 const valid = new Uint8Array(CROP_PIXELS);
+const planes: LumaChromaPlanes = { luma, chromaBlue, chromaRed, valid };
 const blurs = RADII.map(() => new Float32Array(CROP_PIXELS));
-const blurTemporary = new Float32Array(CROP_PIXELS);
-const columnSums = new Float64Array(CROP_WIDTH);
+let blurTemporary = new Float32Array(CROP_PIXELS);
+let columnSums = new Float64Array(CROP_WIDTH);
 
 /**
- * Bilinear warp of the crop into luma and BT.601 chroma planes. Crop pixels whose source square
- * leaves the photo are marked invalid (zero in the planes) and skipped by every statistic.
+ * Bilinear warp into luma and BT.601 chroma planes of width × height: crop pixel (x, y) samples
+ * the image at (a·x + b·y + tx, c·x + d·y + ty). Crop pixels whose source square leaves the photo
+ * are marked invalid (zero in the planes) and skipped by every statistic.
  */
-function warp(image: RgbImage, fivePoints: readonly Point[]): void {
-  const template = ARCFACE_TEMPLATE_112.map(([u, v]): Point => [(u - ORIGIN_U) * UNIT, (v - ORIGIN_V) * UNIT]);
-  // Crop pixel → source pixel.
-  const [a, b, tx, c, d, ty] = estimateSimilarity(template, fivePoints);
+function warpLumaChromaScript(
+  image: RawRgbImage,
+  [a, b, tx, c, d, ty]: SourceFromOutput,
+  cropWidth: number,
+  cropHeight: number,
+  { luma, chromaBlue, chromaRed, valid }: LumaChromaPlanes,
+): void {
   const { width, height, data } = image;
-  for (let y = 0; y < CROP_HEIGHT; y++) {
-    for (let x = 0; x < CROP_WIDTH; x++) {
-      const at = y * CROP_WIDTH + x;
+  for (let y = 0; y < cropHeight; y++) {
+    for (let x = 0; x < cropWidth; x++) {
+      const at = y * cropWidth + x;
       const sx = a * x + b * y + tx;
       const sy = c * x + d * y + ty;
       const x0 = Math.floor(sx);
@@ -150,35 +166,88 @@ function warp(image: RgbImage, fivePoints: readonly Point[]): void {
   }
 }
 
-/** Separable box blur of radius `radius` over the whole crop, the crop's borders repeated. */
-function boxBlur(source: Float32Array, radius: number, out: Float32Array): void {
+/** Separable box blur of radius `radius` of a width × height plane, its borders repeated. */
+function boxBlurScript(source: Float32Array, width: number, height: number, radius: number, out: Float32Array): void {
+  if (blurTemporary.length < width * height) blurTemporary = new Float32Array(width * height);
+  if (columnSums.length < width) columnSums = new Float64Array(width);
   const size = 2 * radius + 1;
-  for (let y = 0; y < CROP_HEIGHT; y++) {
-    const row = y * CROP_WIDTH;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
     let sum = 0;
-    for (let k = -radius; k <= radius; k++) sum += source[row + Math.min(CROP_WIDTH - 1, Math.max(0, k))]!;
-    for (let x = 0; x < CROP_WIDTH; x++) {
+    for (let k = -radius; k <= radius; k++) sum += source[row + Math.min(width - 1, Math.max(0, k))]!;
+    for (let x = 0; x < width; x++) {
       blurTemporary[row + x] = sum / size;
       const leaving = Math.max(0, x - radius);
-      const entering = Math.min(CROP_WIDTH - 1, x + radius + 1);
+      const entering = Math.min(width - 1, x + radius + 1);
       sum += source[row + entering]! - source[row + leaving]!;
     }
   }
   // Vertical pass row by row (running sums per column), so that memory is read in order.
-  columnSums.fill(0);
+  columnSums.fill(0, 0, width);
   for (let k = -radius; k <= radius; k++) {
-    const row = Math.min(CROP_HEIGHT - 1, Math.max(0, k)) * CROP_WIDTH;
-    for (let x = 0; x < CROP_WIDTH; x++) columnSums[x] = columnSums[x]! + blurTemporary[row + x]!;
+    const row = Math.min(height - 1, Math.max(0, k)) * width;
+    for (let x = 0; x < width; x++) columnSums[x] = columnSums[x]! + blurTemporary[row + x]!;
   }
-  for (let y = 0; y < CROP_HEIGHT; y++) {
-    const row = y * CROP_WIDTH;
-    const leaving = Math.max(0, y - radius) * CROP_WIDTH;
-    const entering = Math.min(CROP_HEIGHT - 1, y + radius + 1) * CROP_WIDTH;
-    for (let x = 0; x < CROP_WIDTH; x++) {
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    const leaving = Math.max(0, y - radius) * width;
+    const entering = Math.min(height - 1, y + radius + 1) * width;
+    for (let x = 0; x < width; x++) {
       out[row + x] = columnSums[x]! / size;
       columnSums[x] = columnSums[x]! + blurTemporary[entering + x]! - blurTemporary[leaving + x]!;
     }
   }
+}
+
+/**
+ * Adds to `correlation` the autocorrelation of the central differences of `smooth` along the
+ * window's lines (0 where either neighbour is invalid), lag by lag.
+ */
+function addGradientAutocorrelationScript(
+  smooth: Float32Array,
+  validity: Uint8Array,
+  width: number,
+  height: number,
+  { vertical, lineFrom, lineTo, lineStep, alongFrom, alongTo, lagMax, lagStep }: AutocorrelationWindow,
+  correlation: Float64Array,
+): void {
+  const step = vertical ? width : 1;
+  const gradient = new Float64Array(Math.max(width, height));
+  for (let line = lineFrom; line < lineTo; line += lineStep) {
+    for (let position = alongFrom; position < alongTo; position++) {
+      const at = vertical ? position * width + line : line * width + position;
+      const ok = validity[at - step] === 1 && validity[at + step] === 1;
+      gradient[position] = ok ? smooth[at + step]! - smooth[at - step]! : 0;
+    }
+    for (let lag = 0; lag <= lagMax; lag += lagStep) {
+      let sum = 0;
+      for (let position = alongFrom; position + lag < alongTo; position++)
+        sum += gradient[position]! * gradient[position + lag]!;
+      correlation[lag] = correlation[lag]! + sum;
+    }
+  }
+}
+
+/**
+ * The pixel loops in JavaScript: the reference of @facegate/resample's native ports
+ * (test/pipeline/mad-kernels.test.ts), and what runs where the addon is not built.
+ */
+export const javascriptConsistencyKernels = {
+  warpLumaChroma: warpLumaChromaScript,
+  boxBlurPlane: boxBlurScript,
+  addGradientAutocorrelation: addGradientAutocorrelationScript,
+};
+
+const kernels: typeof javascriptConsistencyKernels = nativeResampleAvailable
+  ? { warpLumaChroma, boxBlurPlane, addGradientAutocorrelation }
+  : javascriptConsistencyKernels;
+
+/** The crop's planes from the photo, placed by the five alignment points. */
+function warp(image: RgbImage, fivePoints: readonly Point[]): void {
+  const template = ARCFACE_TEMPLATE_112.map(([u, v]): Point => [(u - ORIGIN_U) * UNIT, (v - ORIGIN_V) * UNIT]);
+  // Crop pixel → source pixel.
+  const cropToSource = estimateSimilarity(template, fivePoints) as SourceFromOutput;
+  kernels.warpLumaChroma(image, cropToSource, CROP_WIDTH, CROP_HEIGHT, planes);
 }
 
 function pixelBox([u0, v0, u1, v1]: Box): [number, number, number, number] {
@@ -247,25 +316,18 @@ function ghostAutocorrelation(box: Box, vertical: boolean): [number, number, num
   const right = Math.min(CROP_WIDTH - 1, x1);
   const top = Math.max(1, y0);
   const bottom = Math.min(CROP_HEIGHT - 1, y1);
-  const smooth = blurs[0]!;
   const correlation = new Float64Array(LAG_MAX + 1);
-  const lines = vertical ? [left, right] : [top, bottom];
-  const along = vertical ? [top, bottom] : [left, right];
-  const step = vertical ? CROP_WIDTH : 1;
-  const gradient = new Float64Array(Math.max(CROP_WIDTH, CROP_HEIGHT));
-  for (let line = lines[0]!; line < lines[1]!; line += LINE_STEP) {
-    for (let position = along[0]!; position < along[1]!; position++) {
-      const at = vertical ? position * CROP_WIDTH + line : line * CROP_WIDTH + position;
-      const ok = valid[at - step] === 1 && valid[at + step] === 1;
-      gradient[position] = ok ? smooth[at + step]! - smooth[at - step]! : 0;
-    }
-    for (let lag = 0; lag <= LAG_MAX; lag += LAG_STEP) {
-      let sum = 0;
-      for (let position = along[0]!; position + lag < along[1]!; position++)
-        sum += gradient[position]! * gradient[position + lag]!;
-      correlation[lag] = correlation[lag]! + sum;
-    }
-  }
+  const window: AutocorrelationWindow = {
+    vertical,
+    lineFrom: vertical ? left : top,
+    lineTo: vertical ? right : bottom,
+    lineStep: LINE_STEP,
+    alongFrom: vertical ? top : left,
+    alongTo: vertical ? bottom : right,
+    lagMax: LAG_MAX,
+    lagStep: LAG_STEP,
+  };
+  kernels.addGradientAutocorrelation(blurs[0]!, valid, CROP_WIDTH, CROP_HEIGHT, window, correlation);
   const zero = correlation[0]! + EPSILON;
   let peak = -1;
   let positive = 0;
@@ -341,7 +403,8 @@ export function consistencyFeatures(image: RgbImage, fivePoints: readonly Point[
   warp(image, fivePoints);
   let previous = luma;
   for (let level = 0; level < RADII.length; level++) {
-    boxBlur(previous, level === 0 ? RADII[0] : RADII[level]! - RADII[level - 1]!, blurs[level]!);
+    const radius = level === 0 ? RADII[0] : RADII[level]! - RADII[level - 1]!;
+    kernels.boxBlurPlane(previous, CROP_WIDTH, CROP_HEIGHT, radius, blurs[level]!);
     previous = blurs[level]!;
   }
   const stats = Object.fromEntries(
