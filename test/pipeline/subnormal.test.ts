@@ -43,6 +43,29 @@ function tensor(dataType: number, name: string, raw: number[] | null, packedFloa
   ];
 }
 
+/** fr_feature's outputs from two versions of its bytes, on three inputs made by `input(index, trial)`: bit for bit. */
+async function assertSameRecognitions(
+  original: Uint8Array,
+  patched: Uint8Array,
+  input: (index: number, trial: number) => number,
+): Promise<void> {
+  const options = sessionOptions({ intraOpThreads: 1 });
+  const [before, after] = await Promise.all([
+    ort.InferenceSession.create(original, options),
+    ort.InferenceSession.create(patched, options),
+  ]);
+  try {
+    for (let trial = 0; trial < 3; trial++) {
+      const data = new Float32Array(3 * 112 * 112).map((_, index) => input(index, trial));
+      const feeds = { input: new ort.Tensor('float32', data, [1, 3, 112, 112]) };
+      const [expected, actual] = await Promise.all([before.run(feeds), after.run(feeds)]);
+      assert.deepEqual(actual['output']!.data, expected['output']!.data);
+    }
+  } finally {
+    await Promise.all([before.release(), after.release()]);
+  }
+}
+
 const SUBNORMAL = 1e-40;
 const TINY_NORMAL = 1.5e-38;
 
@@ -97,21 +120,7 @@ describe('zeroSubnormalWeights', () => {
     const original = readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx'));
     const patched = zeroSubnormalWeights(original);
     assert.ok(patched.zeroedWeights > 1000, `only ${patched.zeroedWeights} subnormal weights found`);
-    const options = sessionOptions({ intraOpThreads: 1 });
-    const [before, after] = await Promise.all([
-      ort.InferenceSession.create(original, options),
-      ort.InferenceSession.create(patched.bytes, options),
-    ]);
-    try {
-      for (let trial = 0; trial < 3; trial++) {
-        const input = new Float32Array(3 * 112 * 112).map((_, index) => Math.sin(index * 0.01 * (trial + 1)));
-        const feeds = { input: new ort.Tensor('float32', input, [1, 3, 112, 112]) };
-        const [expected, actual] = await Promise.all([before.run(feeds), after.run(feeds)]);
-        assert.deepEqual(actual['output']!.data, expected['output']!.data);
-      }
-    } finally {
-      await Promise.all([before.release(), after.release()]);
-    }
+    await assertSameRecognitions(original, patched.bytes, (index, trial) => Math.sin(index * 0.01 * (trial + 1)));
   });
 });
 
@@ -168,20 +177,6 @@ describe('zeroNegligibleWeights', () => {
     const subnormalFree = zeroSubnormalWeights(readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx'))).bytes;
     const patched = zeroNegligibleWeights(subnormalFree);
     assert.ok(patched.zeroedWeights > 100_000, `only ${patched.zeroedWeights} negligible weights found`);
-    const options = sessionOptions({ intraOpThreads: 1 });
-    const [before, after] = await Promise.all([
-      ort.InferenceSession.create(subnormalFree, options),
-      ort.InferenceSession.create(patched.bytes, options),
-    ]);
-    try {
-      for (let trial = 0; trial < 3; trial++) {
-        const input = new Float32Array(3 * 112 * 112).map((_, index) => Math.cos(index * 0.013 * (trial + 1)));
-        const feeds = { input: new ort.Tensor('float32', input, [1, 3, 112, 112]) };
-        const [expected, actual] = await Promise.all([before.run(feeds), after.run(feeds)]);
-        assert.deepEqual(actual['output']!.data, expected['output']!.data);
-      }
-    } finally {
-      await Promise.all([before.release(), after.release()]);
-    }
+    await assertSameRecognitions(subnormalFree, patched.bytes, (index, trial) => Math.cos(index * 0.013 * (trial + 1)));
   });
 });
