@@ -173,6 +173,24 @@ describe('zeroNegligibleWeights', () => {
     assert.deepEqual(floatsWhere(model, model, convWeights), convWeights.map(Math.fround), 'the input is not modified');
   });
 
+  it('leaves a model with subgraphs alone (a branch may read any initializer by name)', () => {
+    const weights = [0.25, 1e-20];
+    const branch = lengthDelimited(1, node('Identity', ['w'], ['branch_out']));
+    const ifNode = [
+      ...node('If', ['condition'], ['chosen']),
+      ...lengthDelimited(5, [...lengthDelimited(1, [...Buffer.from('then_branch')]), ...lengthDelimited(6, branch)]),
+    ];
+    const graph = [
+      ...lengthDelimited(1, node('Conv', ['x', 'w'], ['y'])),
+      ...lengthDelimited(1, ifNode),
+      ...lengthDelimited(5, tensor(1, 'w', floatBytes(weights), null)),
+    ];
+    const model = new Uint8Array([...varintField(1, 8), ...lengthDelimited(7, graph)]);
+    const report = zeroNegligibleWeights(model);
+    assert.equal(report.zeroedWeights, 0);
+    assert.deepEqual(Buffer.from(report.bytes), Buffer.from(model));
+  });
+
   it('keeps fr_feature outputs bit-identical, and zeroes the weights that made it slow on Intel CPUs', async () => {
     const subnormalFree = zeroSubnormalWeights(readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx'))).bytes;
     const patched = zeroNegligibleWeights(subnormalFree);

@@ -14,7 +14,7 @@
  * Constant-node attributes (including nested subgraphs) → TensorProto.{float_data,raw_data}.
  */
 
-import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED } from './protobuf.js';
+import { fields, ProtobufFormatError, WIRE_LENGTH_DELIMITED, type Field } from './protobuf.js';
 import {
   ATTRIBUTE_G,
   ATTRIBUTE_GRAPHS,
@@ -118,10 +118,18 @@ const WEIGHT_INPUTS: Readonly<Record<string, readonly number[]>> = {
   PRelu: [1],
 };
 
+/** Whether an AttributeProto holds a graph or graphs. */
+function holdsGraph(model: Uint8Array, attribute: Field): boolean {
+  for (const field of fields(model, attribute.start, attribute.end)) {
+    if (field.number === ATTRIBUTE_G || field.number === ATTRIBUTE_GRAPHS) return true;
+  }
+  return false;
+}
+
 /**
  * Returns a copy of `model` with every weight below {@link NEGLIGIBLE_WEIGHT} in magnitude zeroed,
  * in the initializers that only convolutions, matrix products and PRelu read as weights (an
- * initializer read anywhere else, say as an epsilon, is left alone).
+ * initializer read anywhere else, say as an epsilon, is left alone; so is a model with subgraphs).
  *
  * Subnormal weights are not the only way to subnormal arithmetic. fr_feature holds some 190,000
  * weights between 1e-38 and 1e-15, left by weight decay, mostly in channels that it killed: a
@@ -139,6 +147,9 @@ export function zeroNegligibleWeights(model: Uint8Array): { bytes: Uint8Array; z
   for (const field of graphFields) {
     if (field.number !== GRAPH_NODE) continue;
     const node = readNode(patched, field.start, field.end);
+    // A subgraph (If, Loop, Scan) may read any outer initializer by name, unseen here: leave the model as it is.
+    if (node.attributes.some((attribute) => holdsGraph(patched, attribute)))
+      return { bytes: patched, zeroedWeights: 0 };
     const weightInputs = node.domain === '' ? (WEIGHT_INPUTS[node.opType] ?? []) : [];
     node.inputs.forEach((input, position) => {
       onlyWeights.set(input, (onlyWeights.get(input) ?? true) && weightInputs.includes(position));
