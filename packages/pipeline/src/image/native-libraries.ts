@@ -48,7 +48,9 @@ export function imageLibraries(): ImageLibraries {
   let resampling = `@facegate/resample (libvips ${PORTED_LIBVIPS_VERSION}'s resampling, ported)`;
   if (!nativeResampleAvailable) {
     resampling = `${libvips} and JavaScript`;
-    fallbacks.push(`resampling by ${resampling}: ${notLoaded('@facegate/resample', nativeResampleLoadError)}`);
+    fallbacks.push(
+      `resampling by ${resampling}, the morph detector's pixel loops by JavaScript: ${notLoaded('@facegate/resample', nativeResampleLoadError)}`,
+    );
   } else if (!libvipsAsPorted) {
     resampling += `, with resizes and reduced JPEG decodes by ${libvips}`;
     fallbacks.push(
