@@ -4,7 +4,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 
-import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
+import { resolvePack } from '../../packages/pipeline/src/manifest.js';
+import { openSession, sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import {
   NEGLIGIBLE_WEIGHT,
   zeroNegligibleWeights,
@@ -196,5 +197,18 @@ describe('zeroNegligibleWeights', () => {
     const patched = zeroNegligibleWeights(subnormalFree);
     assert.ok(patched.zeroedWeights > 100_000, `only ${patched.zeroedWeights} negligible weights found`);
     await assertSameRecognitions(subnormalFree, patched.bytes, (index, trial) => Math.cos(index * 0.013 * (trial + 1)));
+  });
+
+  it('is what every session opens: the recogniser loads with its subnormal and negligible weights zeroed', async () => {
+    const pack = await resolvePack(modelsDir, 'default');
+    const loaded = await openSession(pack.get('recognition')!, { intraOpThreads: 1 });
+    try {
+      const subnormal = zeroSubnormalWeights(readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx')));
+      const negligible = zeroNegligibleWeights(subnormal.bytes);
+      assert.equal(loaded.zeroedWeights, subnormal.zeroedWeights + negligible.zeroedWeights);
+      assert.equal(loaded.floatWeights, subnormal.floatWeights);
+    } finally {
+      await loaded.release();
+    }
   });
 });
