@@ -191,6 +191,43 @@ Napi::Value ResizeTriangle(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// A typed array argument of `length` elements exactly, of the given type.
+template <typename Array>
+Array RequireTypedArray(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* typeName,
+                        std::size_t length) {
+  Napi::Env env = value.Env();
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
+    ThrowTypeError(env, std::string(name) + " must be a " + typeName);
+  }
+  const auto array = value.As<Array>();
+  if (array.ElementLength() != length) {
+    ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) + " values, expected " +
+                             std::to_string(length));
+  }
+  return array;
+}
+
+Napi::Float32Array RequireFloat32Array(const Napi::Value& value, const char* name, std::size_t length) {
+  return RequireTypedArray<Napi::Float32Array>(value, name, napi_float32_array, "Float32Array", length);
+}
+
+// A plain Uint8Array of `length` bytes (a mask; image data, which may also be a Uint8ClampedArray, is checked apart).
+Napi::Uint8Array RequireMask(const Napi::Value& value, const char* name, std::size_t length) {
+  return RequireTypedArray<Napi::Uint8Array>(value, name, napi_uint8_array, "Uint8Array", length);
+}
+
+// An affine map [a, b, tx, c, d, ty]: an array of 6 finite numbers.
+void ReadAffine(const Napi::Value& value, const std::string& name, double affine[6]) {
+  Napi::Env env = value.Env();
+  if (!value.IsArray()) ThrowTypeError(env, name + " must be an array of 6 numbers");
+  const Napi::Array array = value.As<Napi::Array>();
+  if (array.Length() != 6) ThrowRangeError(env, name + " must have 6 elements");
+  const double huge = std::numeric_limits<double>::max();
+  for (std::uint32_t index = 0; index < 6; index++) {
+    affine[index] = RequireFinite(array.Get(index), name + "[" + std::to_string(index) + "]", -huge, huge);
+  }
+}
+
 // warpBilinear(image, affine: [a, b, tx, c, d, ty] (output -> source), outWidth, outHeight,
 //              outside: 0..255 | 'replicate'): Uint8Array.
 Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
@@ -199,15 +236,8 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
     ThrowTypeError(env, "warpBilinear expects (image, sourceFromOutput, outWidth, outHeight, outside)");
   }
   const ImageArgument image = ReadImage(info[0]);
-  if (!info[1].IsArray()) ThrowTypeError(env, "sourceFromOutput must be an array of 6 numbers");
-  const Napi::Array affineArray = info[1].As<Napi::Array>();
-  if (affineArray.Length() != 6) ThrowRangeError(env, "sourceFromOutput must have 6 elements");
   double affine[6];
-  const double huge = std::numeric_limits<double>::max();
-  for (std::uint32_t index = 0; index < 6; index++) {
-    affine[index] =
-        RequireFinite(affineArray.Get(index), "sourceFromOutput[" + std::to_string(index) + "]", -huge, huge);
-  }
+  ReadAffine(info[1], "sourceFromOutput", affine);
   const int outWidth = RequireInteger(info[2], "outWidth", 1, kMaxOutputSide);
   const int outHeight = RequireInteger(info[3], "outHeight", 1, kMaxOutputSide);
   bool replicate = false;
@@ -226,20 +256,6 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
   const ImageView view = CheckedImageView(env, image);
   RunGuarded(env, [&] { ResampleAffineLike(view, affine, outWidth, outHeight, replicate, fill, result.Data()); });
   return result;
-}
-
-// A Float32Array argument of `length` values exactly (any length where `length` is 0).
-Napi::Float32Array RequireFloat32Array(const Napi::Value& value, const char* name, std::size_t length) {
-  Napi::Env env = value.Env();
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    ThrowTypeError(env, std::string(name) + " must be a Float32Array");
-  }
-  const auto array = value.As<Napi::Float32Array>();
-  if (length != 0 && array.ElementLength() != length) {
-    ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) + " values, expected " +
-                             std::to_string(length));
-  }
-  return array;
 }
 
 // planarTensor(image, table: Float32Array(768), tensor: Float32Array,
@@ -279,30 +295,6 @@ Napi::Value PlanarTensor(const Napi::CallbackInfo& info) {
 // A plane's side: the consistency crop is 384 x 416; this bounds every index well inside int.
 constexpr int kMaxPlaneSide = 16384;
 
-// A typed array argument of `length` elements exactly, of the given type.
-template <typename Array>
-Array RequireTypedArray(const Napi::Value& value, const char* name, napi_typedarray_type type, const char* typeName,
-                        std::size_t length) {
-  Napi::Env env = value.Env();
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowTypeError(env, std::string(name) + " must be a " + typeName);
-  }
-  const auto array = value.As<Array>();
-  if (array.ElementLength() != length) {
-    ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) + " values, expected " +
-                             std::to_string(length));
-  }
-  return array;
-}
-
-Napi::Float32Array RequirePlane(const Napi::Value& value, const char* name, std::size_t pixels) {
-  return RequireTypedArray<Napi::Float32Array>(value, name, napi_float32_array, "Float32Array", pixels);
-}
-
-Napi::Uint8Array RequireMask(const Napi::Value& value, const char* name, std::size_t pixels) {
-  return RequireTypedArray<Napi::Uint8Array>(value, name, napi_uint8_array, "Uint8Array", pixels);
-}
-
 // lumaChromaWarp(image, cropToSource: [a, b, tx, c, d, ty], width, height,
 //                luma: Float32Array, chromaBlue: Float32Array, chromaRed: Float32Array, valid: Uint8Array): undefined.
 Napi::Value LumaChromaWarp(const Napi::CallbackInfo& info) {
@@ -311,22 +303,16 @@ Napi::Value LumaChromaWarp(const Napi::CallbackInfo& info) {
     ThrowTypeError(env, "lumaChromaWarp expects (image, cropToSource, width, height, luma, chromaBlue, chromaRed, valid)");
   }
   const ImageArgument image = ReadImage(info[0]);
-  if (!info[1].IsArray()) ThrowTypeError(env, "cropToSource must be an array of 6 numbers");
-  const Napi::Array affineArray = info[1].As<Napi::Array>();
-  if (affineArray.Length() != 6) ThrowRangeError(env, "cropToSource must have 6 elements");
   double affine[6];
-  const double huge = std::numeric_limits<double>::max();
-  for (std::uint32_t index = 0; index < 6; index++) {
-    affine[index] = RequireFinite(affineArray.Get(index), "cropToSource[" + std::to_string(index) + "]", -huge, huge);
-  }
+  ReadAffine(info[1], "cropToSource", affine);
   const int width = RequireInteger(info[2], "width", 1, kMaxPlaneSide);
   const int height = RequireInteger(info[3], "height", 1, kMaxPlaneSide);
   RequireUint8Array(env, image.data);
   // No JS runs from here on: the typed arrays' lengths and memory stay as checked.
   const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-  Napi::Float32Array luma = RequirePlane(info[4], "luma", pixels);
-  Napi::Float32Array chromaBlue = RequirePlane(info[5], "chromaBlue", pixels);
-  Napi::Float32Array chromaRed = RequirePlane(info[6], "chromaRed", pixels);
+  Napi::Float32Array luma = RequireFloat32Array(info[4], "luma", pixels);
+  Napi::Float32Array chromaBlue = RequireFloat32Array(info[5], "chromaBlue", pixels);
+  Napi::Float32Array chromaRed = RequireFloat32Array(info[6], "chromaRed", pixels);
   Napi::Uint8Array valid = RequireMask(info[7], "valid", pixels);
   const ImageView view = CheckedImageView(env, image);
   WarpLumaChroma(view, affine, width, height,
@@ -342,8 +328,8 @@ Napi::Value BoxBlur(const Napi::CallbackInfo& info) {
   const int height = RequireInteger(info[2], "height", 1, kMaxPlaneSide);
   const int radius = RequireInteger(info[3], "radius", 0, kMaxPlaneSide);
   const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-  const Napi::Float32Array source = RequirePlane(info[0], "source", pixels);
-  Napi::Float32Array out = RequirePlane(info[4], "out", pixels);
+  const Napi::Float32Array source = RequireFloat32Array(info[0], "source", pixels);
+  Napi::Float32Array out = RequireFloat32Array(info[4], "out", pixels);
   if (source.ArrayBuffer() == out.ArrayBuffer()) ThrowRangeError(env, "source and out must not share memory");
   RunGuarded(env, [&] { BoxBlurPlane(source.Data(), width, height, radius, out.Data()); });
   return env.Undefined();
@@ -376,7 +362,7 @@ Napi::Value GradientAutocorrelationBinding(const Napi::CallbackInfo& info) {
   const int lagStep = RequireInteger(window.Get("lagStep"), "window.lagStep", 1, kMaxPlaneSide);
   // No JS runs from here on.
   const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
-  const Napi::Float32Array smooth = RequirePlane(info[0], "smooth", pixels);
+  const Napi::Float32Array smooth = RequireFloat32Array(info[0], "smooth", pixels);
   const Napi::Uint8Array valid = RequireMask(info[1], "valid", pixels);
   Napi::Float64Array correlation = RequireTypedArray<Napi::Float64Array>(
       info[5], "correlation", napi_float64_array, "Float64Array", static_cast<std::size_t>(lagMax) + 1);
