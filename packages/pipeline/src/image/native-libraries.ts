@@ -14,7 +14,7 @@ import { libvipsAsPorted } from './resize.js';
  * profile.
  */
 
-/** Which library does each image step in this process, and what fell back to sharp and why. */
+/** Which library does each image step in this process, and what fell back to sharp or JavaScript and why. */
 export interface ImageLibraries {
   jpeg: string;
   png: string;
