@@ -181,7 +181,9 @@ export class WorkerRuntime {
     }
     const libraries = imageLibraries();
     if (libraries.fallbacks.length > 0) {
-      logger.warn('image steps fell back to sharp or JavaScript: answers are the same, requests cost more CPU', { ...libraries });
+      logger.warn('image steps fell back to sharp or JavaScript: answers are the same, requests cost more CPU', {
+        ...libraries,
+      });
     } else {
       logger.info('image libraries', { jpeg: libraries.jpeg, png: libraries.png, resampling: libraries.resampling });
     }
