@@ -332,6 +332,7 @@ struct Scratch {
   std::vector<std::uint8_t> a;
   std::vector<std::uint8_t> b;
   std::vector<std::uint32_t> sums;
+  std::vector<const std::uint8_t*> rows;
 };
 
 Scratch& ThreadScratch() {
@@ -359,8 +360,59 @@ inline void ReduceHPixel(const std::uint8_t* p, const std::int32_t* c, int n, st
 // Kernels. 3 interleaved bands, so for the vertical passes a row is just a byte vector of
 // ne = width * 3 elements.
 
+#if defined(__SSE2__)
+// One output row of vips_shrinkv from the `box` input rows `rows`, x in [from, ne): the
+// arithmetic of ShrinkV below, element by element (the row tails of ShrinkRowPairs).
+void ShrinkRowScalar(const std::uint8_t* const* rows, int box, std::uint32_t mult, std::uint32_t amend, std::size_t from,
+                     std::size_t ne, std::uint8_t* __restrict dst) {
+  for (std::size_t x = from; x < ne; ++x) {
+    std::uint32_t sum = amend;
+    for (int j = 0; j < box; ++j) sum += rows[j][x];
+    dst[x] = static_cast<std::uint8_t>((sum * mult) >> 24);
+  }
+}
+
+// The widest box ShrinkRowPairs takes: its sums, box / 2 included, must stay below 2^15.
+constexpr int kWidestSimdBox = 128;
+
+// One output row of vips_shrinkv with SSE2, 16 bytes at a time, sums kept in registers as uint16
+// (the box's rows read side by side, nothing written back between them). The division
+// (sum * mult) >> 24 is split at 16 bits of mult = mh * 2^16 + ml:
+//   floor(sum * mult / 2^24) == floor((sum * mh + floor(sum * ml / 2^16)) / 2^8),
+// exact for non-negative integers; pmulhuw gives the inner floor and one pmaddwd of the pairs
+// (sum, inner) by (mh, 1) the outer sum in int32. Both fit int16 as pmaddwd wants them: sum <=
+// 255 * 128 + 64, and mh <= 85 for the boxes of 3 and more this is used for.
+void ShrinkRowPairs(const std::uint8_t* const* rows, int box, std::uint32_t mult, std::uint32_t amend,
+                    std::size_t ne, std::uint8_t* __restrict dst) {
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i start = _mm_set1_epi16(static_cast<short>(amend));
+  const __m128i multLow = _mm_set1_epi16(static_cast<short>(mult & 0xffff));
+  const __m128i multHighAndOne = _mm_set1_epi32(static_cast<int>((mult >> 16) | (1u << 16)));
+  std::size_t x = 0;
+  for (; x + 16 <= ne; x += 16) {
+    __m128i low = start;
+    __m128i high = start;
+    for (int j = 0; j < box; ++j) {
+      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[j] + x));
+      low = _mm_add_epi16(low, _mm_unpacklo_epi8(bytes, zero));
+      high = _mm_add_epi16(high, _mm_unpackhi_epi8(bytes, zero));
+    }
+    const __m128i innerLow = _mm_mulhi_epu16(low, multLow);
+    const __m128i innerHigh = _mm_mulhi_epu16(high, multLow);
+    const __m128i q0 = _mm_srli_epi32(_mm_madd_epi16(_mm_unpacklo_epi16(low, innerLow), multHighAndOne), 8);
+    const __m128i q1 = _mm_srli_epi32(_mm_madd_epi16(_mm_unpackhi_epi16(low, innerLow), multHighAndOne), 8);
+    const __m128i q2 = _mm_srli_epi32(_mm_madd_epi16(_mm_unpacklo_epi16(high, innerHigh), multHighAndOne), 8);
+    const __m128i q3 = _mm_srli_epi32(_mm_madd_epi16(_mm_unpackhi_epi16(high, innerHigh), multHighAndOne), 8);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + x),
+                     _mm_packus_epi16(_mm_packs_epi32(q0, q1), _mm_packs_epi32(q2, q3)));
+  }
+  ShrinkRowScalar(rows, box, mult, amend, x, ne, dst);
+}
+#endif
+
 // vips_shrinkv, Highway path: ((sum + box/2) * floor(2^24 / box)) >> 24 in uint32 (not an exact
 // division: for box 3 it can be 1 lower than (sum + 1) / 3). The bottom edge is extended by copy.
+// The product stays below 2^32: sum <= 255 * box + box / 2 and mult <= 2^24 / box.
 int ShrinkV(const std::uint8_t* src, std::size_t stride, std::size_t ne, int h, int box, std::uint8_t* __restrict dst,
             Scratch& scratch) {
   const int oh = (h + box - 1) / box;
@@ -377,6 +429,18 @@ int ShrinkV(const std::uint8_t* src, std::size_t stride, std::size_t ne, int h, 
   }
   const std::uint32_t mult = (1u << 24) / static_cast<std::uint32_t>(box);
   const std::uint32_t amend = static_cast<std::uint32_t>(box) >> 1;
+#if defined(__SSE2__)
+  if (box <= kWidestSimdBox) {
+    if (scratch.rows.size() < static_cast<std::size_t>(box)) scratch.rows.resize(box);
+    const std::uint8_t** rows = scratch.rows.data();
+    for (int oy = 0; oy < oh; ++oy) {
+      for (int j = 0; j < box; ++j) rows[j] = src + static_cast<std::size_t>(std::min(h - 1, oy * box + j)) * stride;
+      ShrinkRowPairs(rows, box, mult, amend, ne, dst + static_cast<std::size_t>(oy) * ne);
+    }
+    return oh;
+  }
+#endif
+  // Row by row into uint32 sums: wider boxes overflow the uint16 sums above.
   if (scratch.sums.size() < ne) scratch.sums.resize(ne);
   std::uint32_t* __restrict sum = scratch.sums.data();
   for (int oy = 0; oy < oh; ++oy) {
@@ -387,11 +451,30 @@ int ShrinkV(const std::uint8_t* src, std::size_t stride, std::size_t ne, int h, 
       for (std::size_t x = 0; x < ne; ++x) sum[x] += r[x];
     }
     std::uint8_t* q = dst + static_cast<std::size_t>(oy) * ne;
-    // The product stays below 2^32: sum <= 255 * box + box / 2 and mult <= 2^24 / box.
 #pragma GCC ivdep
     for (std::size_t x = 0; x < ne; ++x) q[x] = static_cast<std::uint8_t>((sum[x] * mult) >> 24);
   }
   return oh;
+}
+
+// The first `full` output pixels of a row of ShrinkH (those whose block lies inside the row) for
+// a box known when compiled: the same sums, unrolled, and the division by a constant multiplier.
+template <int Box>
+void ShrinkRowFixed(const std::uint8_t* row, int full, std::uint8_t* __restrict q) {
+  constexpr std::uint32_t mult = (1u << 24) / Box;
+  constexpr std::uint32_t amend = Box >> 1;
+  for (int ox = 0; ox < full; ++ox) {
+    const std::uint8_t* p = row + static_cast<std::size_t>(ox) * Box * 3;
+    std::uint32_t s0 = amend, s1 = amend, s2 = amend;
+    for (int j = 0; j < Box; ++j) {
+      s0 += p[3 * j];
+      s1 += p[3 * j + 1];
+      s2 += p[3 * j + 2];
+    }
+    q[ox * 3] = static_cast<std::uint8_t>((s0 * mult) >> 24);
+    q[ox * 3 + 1] = static_cast<std::uint8_t>((s1 * mult) >> 24);
+    q[ox * 3 + 2] = static_cast<std::uint8_t>((s2 * mult) >> 24);
+  }
 }
 
 // vips_shrinkh, Highway path: the same arithmetic along x; the right edge is extended by copy.
@@ -426,8 +509,16 @@ int ShrinkH(const std::uint8_t* src, std::size_t stride, int w, int rows, int bo
       q[ox * 3 + 1] = static_cast<std::uint8_t>((s1 * mult) >> 24);
       q[ox * 3 + 2] = static_cast<std::uint8_t>((s2 * mult) >> 24);
     };
-    if (box != 2) {
-      for (int ox = 0; ox < full; ++ox) mean(ox, false);
+    switch (box) {
+      case 2: break;
+      case 3: ShrinkRowFixed<3>(row, full, q); break;
+      case 4: ShrinkRowFixed<4>(row, full, q); break;
+      case 5: ShrinkRowFixed<5>(row, full, q); break;
+      case 6: ShrinkRowFixed<6>(row, full, q); break;
+      case 7: ShrinkRowFixed<7>(row, full, q); break;
+      case 8: ShrinkRowFixed<8>(row, full, q); break;
+      default:
+        for (int ox = 0; ox < full; ++ox) mean(ox, false);
     }
     for (int ox = full; ox < ow; ++ox) mean(ox, true);
   }
