@@ -7,8 +7,14 @@
  *
  *   node --conditions=development --import tsx bench/pipeline/model-order.ts --order turn [--seconds 6] [--evict-mb 32]
  *
- * docs/benchmarks.md (fifteenth pass) has what it measured: in turn each model is ~10 % slower than in a row.
+ * `--copies N` runs N such loops at once, each in a process of its own (what N pipeline threads under load ask of the
+ * machine), and prints each copy's line: against one copy alone, how much slower a model runs while the other cores run
+ * models too.
+ *
+ * docs/benchmarks.md has what it measured: in turn each model is ~10 % slower than in a row (fifteenth pass); two
+ * copies at once ran no slower than one on the Intel VM of the eighteenth pass.
  */
+import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 import { asTheServiceRunsIt, openFloorModels } from './floor-models.js';
@@ -18,8 +24,34 @@ const { values } = parseArgs({
     order: { type: 'string', default: 'turn' },
     seconds: { type: 'string', default: '6' },
     'evict-mb': { type: 'string', default: '0' },
+    copies: { type: 'string', default: '1' },
   },
 });
+
+const copies = Number(values.copies);
+if (!Number.isInteger(copies) || copies < 1) throw new Error('--copies must be a positive integer');
+if (copies > 1) {
+  const argv = process.argv
+    .slice(1)
+    .filter(
+      (argument, index, all) =>
+        argument !== '--copies' && !argument.startsWith('--copies=') && all[index - 1] !== '--copies',
+    );
+  const lines = await Promise.all(
+    Array.from({ length: copies }, () => {
+      const child = spawn(process.execPath, [...process.execArgv, ...argv, '--copies', '1'], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      return new Promise<string>((resolve, reject) =>
+        child.on('exit', (code) => (code === 0 ? resolve(output) : reject(new Error(`a copy exited with ${code}`)))),
+      );
+    }),
+  );
+  lines.forEach((line, index) => process.stdout.write(`copy ${index + 1} of ${copies}: ${line}`));
+  process.exit(0);
+}
 /** Runs of each model before the next one's, by order; `row` times all but the first, as the strict floor does. */
 const RUNS_IN_A_ROW: Record<string, number> = { row: 4, turn: 1, pairs: 2 };
 const runs = RUNS_IN_A_ROW[values.order!];
