@@ -133,10 +133,14 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
   }
   const std::unique_ptr<std::uint8_t, FreeDeleter> embeddedData(embedded.data);
   // What libvips converts (other colour spaces) or reads its own way (EXIF it cannot parse here)
-  // is left to sharp, and so is an embedded profile without an output profile to convert to.
-  if (header.components != 3 || header.colourSpace != ColourSpace::kYCbCr) {
-    return ErrorAnswer(env, "colour-space", "not a three-component YCbCr JPEG");
+  // is left to sharp, and so is an embedded profile without an output profile to convert to. A grey
+  // JPEG without a profile becomes sRGB as libvips makes it (B_W to sRGB: the grey value in all three
+  // bands), which is libjpeg's own grey to RGB; through a grey profile libvips converts, not copies.
+  const bool grey = header.components == 1 && header.colourSpace == ColourSpace::kGrey;
+  if (!grey && (header.components != 3 || header.colourSpace != ColourSpace::kYCbCr)) {
+    return ErrorAnswer(env, "colour-space", "not a three-component YCbCr or a grey JPEG");
   }
+  if (grey && header.iccProfile) return ErrorAnswer(env, "icc-profile", "a grey JPEG with an embedded profile");
   if (header.orientation < 0) return ErrorAnswer(env, "orientation", "an unreadable or repeated EXIF block");
   const double pixels = static_cast<double>(header.width) * static_cast<double>(header.height);
   if (pixels > maxPixels || pixels > kMaxPixels) return ErrorAnswer(env, "too-many-pixels", "more pixels than allowed");

@@ -179,8 +179,9 @@ bool DecodeJpeg(const std::uint8_t* bytes, std::size_t length, int shrink, std::
   }
   jpeg_create_decompress(&decompress);
   jpeg_mem_src(&decompress, bytes, static_cast<unsigned long>(length));
-  if (jpeg_read_header(&decompress, TRUE) != JPEG_HEADER_OK || decompress.num_components != 3) {
-    std::strcpy(error, "not a three-component JPEG");
+  if (jpeg_read_header(&decompress, TRUE) != JPEG_HEADER_OK ||
+      (decompress.num_components != 3 && decompress.jpeg_color_space != JCS_GRAYSCALE)) {
+    std::strcpy(error, "not a three-component or a grey JPEG");
     jpeg_destroy_decompress(&decompress);
     return false;
   }

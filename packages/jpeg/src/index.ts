@@ -1,7 +1,8 @@
 /**
  * JPEG decoding through the system's libjpeg-turbo (Debian's libjpeg62-turbo), synchronously on the calling thread.
- * For the JPEGs that make most uploads (three YCbCr components, no corruption), EXIF orientation applied and an
- * embedded ICC profile converted to sRGB, it gives byte for byte what sharp 0.35.5 decodes, in a fraction of sharp's
+ * For the JPEGs that make most uploads (three YCbCr components, or grey without a profile, no corruption), EXIF
+ * orientation applied, grey repeated into three bands as libvips turns B_W into sRGB and an embedded ICC profile
+ * converted to sRGB, it gives byte for byte what sharp 0.35.5 decodes, in a fraction of sharp's
  * time: both run libjpeg-turbo's integer IDCT and fancy upsampling, which are exact, the profile is converted by
  * Little CMS with libvips' settings (Debian's 2.14 gives sharp's 2.19 bytes for 8-bit transforms), and turning a
  * photo upright only moves pixels. It also makes the first and last steps of sharp's reduced decode (shrink-on-load
@@ -101,7 +102,7 @@ export function readJpegHeader(bytes: Uint8Array): JpegHeader | null {
 export type JpegDecline =
   /** libjpeg cannot read its header. */
   | 'unreadable'
-  /** Not three YCbCr components (grey, CMYK, YCCK, RGB without a transform): libvips converts these. */
+  /** Neither three YCbCr components nor grey (CMYK, YCCK, RGB without a transform): libvips converts these. */
   | 'colour-space'
   /**
    * An embedded ICC profile not converted here: no `outputProfile` given, chunks that do not make one profile, or a
