@@ -495,6 +495,7 @@ describe('native JPEG decode: damaged files', { skip }, () => {
       await rawImage(96, 64, true, 50).jpeg().withIccProfile('p3').withMetadata({ orientation: 6 }).toBuffer(),
       await rawImage(77, 51, false, 51).jpeg({ progressive: true }).withIccProfile('p3').toBuffer(),
       await rawImage(64, 64, true, 52).jpeg({ chromaSubsampling: '4:4:4' }).toBuffer(),
+      await greyJpeg(71, 53, 53, { progressive: true, orientation: 8 }),
     ];
     const damaged = damagedCopies(originals, {
       count: 240,
