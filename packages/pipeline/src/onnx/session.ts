@@ -11,7 +11,7 @@ import { withOutputs } from './extra-outputs.js';
 import { privateTensorPool } from './tensor-pool.js';
 import { channelPaddedModel } from './channel-padding.js';
 import { BLOCKED_LAYOUT, vectorisedPReluModel } from './prelu.js';
-import { zeroNegligibleWeights, zeroSubnormalWeights } from './subnormal.js';
+import { zeroTinyWeights } from './subnormal.js';
 
 export interface SessionSettings {
   /** Threads one inference may use. Default 1: the service runs several processes. */
@@ -174,9 +174,7 @@ export async function openSession(
           extraOutputs.map((output) => output.name),
         )
       : verified;
-  const subnormal = zeroSubnormalWeights(original);
-  const negligible = zeroNegligibleWeights(subnormal.bytes);
-  const patched = { ...negligible, zeroedWeights: subnormal.zeroedWeights + negligible.zeroedWeights };
+  const patched = zeroTinyWeights(original);
   const batchable = (settings.batch?.maxBatch ?? 1) > 1 && hasBatchDimension(model);
   if (batchable) freeBatchDimension(patched.bytes);
   const { session, placement, bytes, vectorisedPRelu, paddedChannelRegions } = await createPlacedSession(
@@ -234,7 +232,7 @@ export async function openSession(
     inputNames: session.inputNames,
     outputNames: session.outputNames,
     zeroedWeights: patched.zeroedWeights,
-    floatWeights: subnormal.floatWeights,
+    floatWeights: patched.floatWeights,
     vectorisedPRelu,
     paddedChannelRegions,
     placement,

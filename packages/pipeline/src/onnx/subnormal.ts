@@ -141,6 +141,20 @@ function holdsGraph(model: Uint8Array, attribute: Field): boolean {
  */
 export function zeroNegligibleWeights(model: Uint8Array): { bytes: Uint8Array; zeroedWeights: number } {
   const patched = new Uint8Array(model);
+  return { bytes: patched, zeroedWeights: zeroNegligibleInPlace(patched) };
+}
+
+/**
+ * {@link zeroSubnormalWeights}, then {@link zeroNegligibleWeights} on its copy: what every session is opened with
+ * (onnx/session.ts). `zeroedWeights` counts both.
+ */
+export function zeroTinyWeights(model: Uint8Array): SubnormalReport {
+  const report = zeroSubnormalWeights(model);
+  return { ...report, zeroedWeights: report.zeroedWeights + zeroNegligibleInPlace(report.bytes) };
+}
+
+/** The work of {@link zeroNegligibleWeights}, in `patched` itself; how many weights it zeroed. */
+function zeroNegligibleInPlace(patched: Uint8Array): number {
   const graph = modelGraph(patched);
   const graphFields = graphFieldsOf(patched, graph);
   const onlyWeights = new Map<string, boolean>();
@@ -148,8 +162,7 @@ export function zeroNegligibleWeights(model: Uint8Array): { bytes: Uint8Array; z
     if (field.number !== GRAPH_NODE) continue;
     const node = readNode(patched, field.start, field.end);
     // A subgraph (If, Loop, Scan) may read any outer initializer by name, unseen here: leave the model as it is.
-    if (node.attributes.some((attribute) => holdsGraph(patched, attribute)))
-      return { bytes: patched, zeroedWeights: 0 };
+    if (node.attributes.some((attribute) => holdsGraph(patched, attribute))) return 0;
     const weightInputs = node.domain === '' ? (WEIGHT_INPUTS[node.opType] ?? []) : [];
     node.inputs.forEach((input, position) => {
       onlyWeights.set(input, (onlyWeights.get(input) ?? true) && weightInputs.includes(position));
@@ -170,7 +183,7 @@ export function zeroNegligibleWeights(model: Uint8Array): { bytes: Uint8Array; z
       }
     }
   }
-  return { bytes: patched, zeroedWeights };
+  return zeroedWeights;
 }
 
 export { ProtobufFormatError };
