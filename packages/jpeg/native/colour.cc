@@ -77,8 +77,9 @@ constexpr std::size_t kLargestProfile = 1 << 20;
 constexpr int kTableBits = 16;
 constexpr std::size_t kSmallestRemembered = 1 << 16;
 // From this many pixels on, a table of 2^18 colours (2 MB): a photo of a megapixel or more holds more colours than
-// 2^16 slots keep apart, and each colour pushed out costs a Little CMS conversion again (~28 ns). Measured on the
-// shared data's ICC photos (0.25-3 MP): 0.70-0.91 of the time with 2^16; 2^19 and 2^20 slots were slower again.
+// 2^16 slots keep apart, and each colour pushed out costs a Little CMS conversion again. Measured on the shared
+// data's ICC photos of 0.4-4.8 MP (tools/jpeg/colour-bench.sh): 0.56-1.00 of the time with 2^16; 2^19 and 2^20
+// slots were slower again.
 constexpr int kLargeTableBits = 18;
 constexpr std::size_t kSmallestForLargeTable = std::size_t{1} << 18;
 
