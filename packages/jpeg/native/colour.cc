@@ -137,11 +137,11 @@ void ConvertInPlace(const ColourTransform& transform, std::uint8_t* pixels, std:
     }
     return;
   }
-  // No 24-bit colour has this key: the slot is empty.
-  constexpr std::uint32_t kEmpty = 0xffffffff;
+  // A slot holds its colour in the upper half and the converted colour in the lower, so that a lookup reads one cache
+  // line; no 24-bit colour has the key of an empty slot.
+  constexpr std::uint64_t kEmpty = 0xffffffff00000000ull;
   const int tableBits = count >= kSmallestForLargeTable ? kLargeTableBits : kTableBits;
-  std::vector<std::uint32_t> keys(std::size_t{1} << tableBits, kEmpty);
-  std::vector<std::uint32_t> values(std::size_t{1} << tableBits);
+  std::vector<std::uint64_t> table(std::size_t{1} << tableBits, kEmpty);
   const auto slotOf = [tableBits](std::uint32_t colour) { return (colour * 2654435761u) >> (32 - tableBits); };
   std::size_t misses = 0;
   const auto convertMissed = [&] {
@@ -151,18 +151,17 @@ void ConvertInPlace(const ColourTransform& transform, std::uint8_t* pixels, std:
       const std::uint8_t* to = converted + miss * 3;
       std::memcpy(pixels + static_cast<std::size_t>(missedAt[miss]) * 3, to, 3);
       const std::uint32_t colour = (std::uint32_t{from[0]} << 16) | (std::uint32_t{from[1]} << 8) | from[2];
-      const std::uint32_t slot = slotOf(colour);
-      keys[slot] = colour;
-      values[slot] = (std::uint32_t{to[0]} << 16) | (std::uint32_t{to[1]} << 8) | to[2];
+      table[slotOf(colour)] = (std::uint64_t{colour} << 32) | (std::uint32_t{to[0]} << 16) |
+                              (std::uint32_t{to[1]} << 8) | to[2];
     }
     misses = 0;
   };
   for (std::size_t index = 0; index < count; index++) {
     std::uint8_t* pixel = pixels + index * 3;
     const std::uint32_t colour = (std::uint32_t{pixel[0]} << 16) | (std::uint32_t{pixel[1]} << 8) | pixel[2];
-    const std::uint32_t slot = slotOf(colour);
-    if (keys[slot] == colour) {
-      const std::uint32_t value = values[slot];
+    const std::uint64_t entry = table[slotOf(colour)];
+    if (static_cast<std::uint32_t>(entry >> 32) == colour) {
+      const std::uint32_t value = static_cast<std::uint32_t>(entry);
       pixel[0] = static_cast<std::uint8_t>(value >> 16);
       pixel[1] = static_cast<std::uint8_t>(value >> 8);
       pixel[2] = static_cast<std::uint8_t>(value);
