@@ -6,7 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SUITE_LIMIT_MS = 45 * 60_000;
+const SUITE_LIMIT_MS = 30 * 60_000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function findTests(directory) {
@@ -32,9 +32,10 @@ const result = spawnSync(
     'tsx',
     '--test',
     '--test-reporter=spec',
-    // A file whose tests are done but that left a handle open (a stray timer, a child's pipe)
-    // must not keep the run waiting.
-    '--test-force-exit',
+    // No --test-force-exit: with it, a file's process exits before the last results it streams
+    // to this runner have left it, and those tests vanish from the report, which still passes
+    // (nodejs/node#64833; here 19 of test/faiss/misuse.test.ts's 105, in one run of five). A
+    // file that leaves a handle open therefore holds the run until SUITE_LIMIT_MS: close it.
     ...selected.map((file) => path.relative(root, file)),
   ],
   {
