@@ -17,7 +17,12 @@ import {
 } from '@facegate/jpeg';
 import sharp from 'sharp';
 
-import { decodeImage, decodeReduced, libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
+import {
+  decodeImage,
+  decodeReduced,
+  libvipsSrgbProfile,
+  SMALLEST_REDUCIBLE_FILE,
+} from '../../packages/pipeline/src/stages/decode.js';
 import {
   assertDecodesLikeSharp,
   assertSameBytes,
@@ -178,11 +183,8 @@ describe('native JPEG decode: byte for byte what sharp gives', { skip }, () => {
     for (const [index, [width, height]] of sizes.entries()) {
       for (const progressive of [false, true]) {
         const bytes = await greyJpeg(width, height, index, { quality: 40 + 12 * index, progressive });
-        assert.deepEqual(
-          [readJpegHeader(bytes)?.components, readJpegHeader(bytes)?.colourSpace],
-          [1, 'grey'],
-          'a grey JPEG',
-        );
+        const header = readJpegHeader(bytes);
+        assert.deepEqual([header?.components, header?.colourSpace], [1, 'grey'], 'a grey JPEG');
         await assertSharpBytes(`grey ${width}x${height}${progressive ? ' progressive' : ''}`, bytes);
       }
     }
@@ -463,9 +465,9 @@ describe("native reduced decode: sharp's shrink-on-load and resize, byte for byt
     for (const file of files) {
       const bytes = readFileSync(file);
       const header = readJpegHeader(bytes);
-      // Files under 96 KB are decoded whole without a look at their header (stages/decode.ts): a flat 4000×3000 grey
+      // Files under SMALLEST_REDUCIBLE_FILE are decoded whole without a look at their header: a flat 4000×3000 grey
       // test image is one.
-      const small = bytes.length < 96 * 1024;
+      const small = bytes.length < SMALLEST_REDUCIBLE_FILE;
       if (!header || small || Math.min(header.width, header.height) < 1280 || declined(bytes, LIMIT, srgb)) continue;
       await assertReducedLikeSharp(path.relative(sharedDataDir, file), bytes);
       reduced++;

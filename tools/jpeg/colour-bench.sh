@@ -4,7 +4,7 @@
 # carry an ICC profile, up to 8). Needs g++, libjpeg-turbo and Little CMS headers (setup installs them) and node
 # with sharp installed (for libvips' sRGB profile).
 #
-#   bash tools/jpeg/colour-bench.sh [--against REV] [PHOTO.jpg...]      (SHRINK=2 ROUNDS=30 in the environment)
+#   [SHRINK=1|2|4|8] [ROUNDS=15] bash tools/jpeg/colour-bench.sh [--against REV] [PHOTO.jpg...]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d)"

@@ -63,7 +63,7 @@ const REDUCTION_WORTH_HAVING = 2;
  * could be reduced has a short side of at least 2 × 640 px, over 100 KB at any usual quality,
  * and the header read costs ~0.35 ms of CPU. A smaller one is merely decoded whole.
  */
-const SMALLEST_REDUCIBLE_FILE = 96 * 1024;
+export const SMALLEST_REDUCIBLE_FILE = 96 * 1024;
 
 /**
  * Decodes like {@link decodeImage}, but a JPEG whose shorter side exceeds `minShortSide` at
