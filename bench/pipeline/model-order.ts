@@ -7,12 +7,16 @@
  *
  *   node --conditions=development --import tsx bench/pipeline/model-order.ts --order turn [--seconds 6] [--evict-mb 32]
  *
+ * `--only detection,landmarks,pad` runs only those models, in that order (what one thread would pay if it ran only
+ * part of a search's models, the others running elsewhere).
+ *
  * `--copies N` runs N such loops at once, each in a process of its own (what N pipeline threads under load ask of the
  * machine), and prints each copy's line: against one copy alone, how much slower a model runs while the other cores run
  * models too.
  *
  * docs/benchmarks.md has what it measured: in turn each model is ~10 % slower than in a row (fifteenth pass); two
- * copies at once ran no slower than one on the Intel VM of the eighteenth pass.
+ * copies at once ran no slower than one on the Intel VM of the eighteenth pass; half the models in turn each, as fast as
+ * in a row (twentieth pass).
  */
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -25,6 +29,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '6' },
     'evict-mb': { type: 'string', default: '0' },
     copies: { type: 'string', default: '1' },
+    only: { type: 'string' },
   },
 });
 
@@ -58,7 +63,11 @@ const runs = RUNS_IN_A_ROW[values.order!];
 if (runs === undefined) throw new Error(`--order must be one of ${Object.keys(RUNS_IN_A_ROW).join(', ')}`);
 const untimed = values.order === 'row' ? 1 : 0;
 
-const models = await openFloorModels(asTheServiceRunsIt);
+const opened = await openFloorModels(asTheServiceRunsIt);
+const only = values.only?.split(',');
+const unknown = only?.filter((role) => !opened.some((model) => model.role === role));
+if (unknown?.length) throw new Error(`--only: no model ${unknown.join(', ')} (${opened.map(({ role }) => role).join(', ')})`);
+const models = only ? only.map((role) => opened.find((model) => model.role === role)!) : opened;
 
 const scratch = new Uint8Array(Number(values['evict-mb']) * 1024 * 1024);
 const times = new Map<string, number[]>();
