@@ -66,7 +66,8 @@ const untimed = values.order === 'row' ? 1 : 0;
 const opened = await openFloorModels(asTheServiceRunsIt);
 const only = values.only?.split(',');
 const unknown = only?.filter((role) => !opened.some((model) => model.role === role));
-if (unknown?.length) throw new Error(`--only: no model ${unknown.join(', ')} (${opened.map(({ role }) => role).join(', ')})`);
+if (unknown?.length)
+  throw new Error(`--only: no model ${unknown.join(', ')} (${opened.map(({ role }) => role).join(', ')})`);
 const models = only ? only.map((role) => opened.find((model) => model.role === role)!) : opened;
 
 const scratch = new Uint8Array(Number(values['evict-mb']) * 1024 * 1024);
