@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { crc32, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 
 import { decodePngLikeSharp, libpngVersion, nativePngAvailable, PNG_INVALID_ARGUMENT } from '@facegate/png';
 import sharp, { type Sharp } from 'sharp';
@@ -13,6 +13,7 @@ import {
   assertSameBytes,
   assertSharpImage,
   damagedCopies,
+  pngChunk,
   rawImage,
   sharedFiles,
   sharpDecode,
@@ -35,16 +36,6 @@ async function assertSharpBytes(name: string, bytes: Uint8Array): Promise<void> 
 function declined(bytes: Uint8Array, maxPixels = LIMIT): string | undefined {
   const decoded = decodePngLikeSharp(bytes, { maxPixels });
   return 'declined' in decoded ? decoded.declined : undefined;
-}
-
-/** A PNG chunk: length, type, data and the CRC over type and data. */
-function chunk(type: string, data: Uint8Array): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const framed = Buffer.alloc(8 + data.length + 4);
-  framed.writeUInt32BE(data.length, 0);
-  body.copy(framed, 4);
-  framed.writeUInt32BE(crc32(body), 8 + data.length);
-  return framed;
 }
 
 /** A big-endian TIFF header and one IFD holding only the EXIF orientation, as an eXIf chunk carries it. */
@@ -75,9 +66,9 @@ function pngOf(width: number, height: number, colourType: number, rows: Buffer, 
   for (let y = 0; y < height; y++) rows.copy(filtered, y * (rowBytes + 1) + 1, y * rowBytes, (y + 1) * rowBytes);
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    chunk('IDAT', deflateSync(filtered)),
-    chunk('IEND', new Uint8Array(0)),
+    pngChunk('IHDR', header),
+    pngChunk('IDAT', deflateSync(filtered)),
+    pngChunk('IEND', new Uint8Array(0)),
   ]);
 }
 
@@ -124,11 +115,11 @@ describe('native PNG decode: byte for byte what sharp gives', { skip }, () => {
     gamma.writeUInt32BE(100_000, 0);
     const text = Buffer.from('Comment\0made by a test', 'latin1');
     for (const extra of [
-      chunk('gAMA', gamma),
-      chunk('sRGB', Uint8Array.of(0)),
-      chunk('bKGD', Uint8Array.of(0, 10, 0, 20, 0, 30)),
-      chunk('tEXt', text),
-      chunk('tIME', Uint8Array.of(0x07, 0xea, 12, 5, 10, 0, 0)),
+      pngChunk('gAMA', gamma),
+      pngChunk('sRGB', Uint8Array.of(0)),
+      pngChunk('bKGD', Uint8Array.of(0, 10, 0, 20, 0, 30)),
+      pngChunk('tEXt', text),
+      pngChunk('tIME', Uint8Array.of(0x07, 0xea, 12, 5, 10, 0, 0)),
     ]) {
       await assertSharpBytes(String(extra.subarray(4, 8)), withChunkAfterHeader(plain, extra));
     }
@@ -168,10 +159,10 @@ describe('native PNG decode: byte for byte what sharp gives', { skip }, () => {
     colour.writeUInt16BE(red!, 0);
     colour.writeUInt16BE(green!, 2);
     colour.writeUInt16BE(blue!, 4);
-    await assertSharpBytes('RGB, tRNS', withChunkAfterHeader(rgb, chunk('tRNS', colour)));
+    await assertSharpBytes('RGB, tRNS', withChunkAfterHeader(rgb, pngChunk('tRNS', colour)));
     const grey = await rawImage(40, 30, false, 9).toColourspace('b-w').png().toBuffer();
     const { data: greyData } = await sharp(grey).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-    await assertSharpBytes('grey, tRNS', withChunkAfterHeader(grey, chunk('tRNS', Uint8Array.of(0, greyData[0]!))));
+    await assertSharpBytes('grey, tRNS', withChunkAfterHeader(grey, pngChunk('tRNS', Uint8Array.of(0, greyData[0]!))));
   });
 
   it('declines what sharp converts or scales: 16 bits, grey below 8 bits, a profile, an orientation', async () => {
@@ -180,7 +171,7 @@ describe('native PNG decode: byte for byte what sharp gives', { skip }, () => {
     assert.equal(declined(pngOf(16, 2, 0, Buffer.alloc(2 * 2, 0xa5), 1)), 'format');
     const rgb = await image().png().toBuffer();
     assert.equal(declined(await image().withIccProfile('p3').png().toBuffer()), 'icc-profile');
-    const oriented = withChunkAfterHeader(rgb, chunk('eXIf', exifWithOrientation(6)));
+    const oriented = withChunkAfterHeader(rgb, pngChunk('eXIf', exifWithOrientation(6)));
     assert.equal(declined(oriented), 'exif');
     // Which sharp turns upright: the reason it is left to sharp.
     assert.equal((await sharpDecode(oriented)).length, 40 * 30 * 3);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 
 import sharp from 'sharp';
 
@@ -45,8 +46,8 @@ export async function assertSharpImage(
   assertSameBytes(name, decoded.data, await sharpDecode(bytes));
 }
 
-/** Every file under the shared data folder whose name matches `pattern`, by path. */
-export function sharedFiles(pattern: RegExp): string[] {
+/** Every file under the shared data folder (or `folder`) whose name matches `pattern`, by path. */
+export function sharedFiles(pattern: RegExp, folder: string = sharedDataDir): string[] {
   const files: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir).sort()) {
@@ -55,7 +56,7 @@ export function sharedFiles(pattern: RegExp): string[] {
       else if (pattern.test(name)) files.push(file);
     }
   };
-  walk(sharedDataDir);
+  walk(folder);
   return files;
 }
 
@@ -66,13 +67,63 @@ export function rawImage(width: number, height: number, noisy: boolean, seed: nu
   return sharp(image.data, { raw: { width, height, channels: 3 } });
 }
 
-/** How a damaged copy differs: bytes overwritten in the headers, bits flipped anywhere, cut short, or bytes appended. */
-export type Damage = 'headers' | 'bits' | 'cut' | 'trailing';
+/**
+ * How a damaged copy differs: bytes overwritten in the headers, bits flipped anywhere, cut short, bytes appended after
+ * the end, a chunk of the file copied elsewhere into it, a chunk removed, random bytes inserted, or two bytes in the
+ * headers set to the values a parser most often mishandles as sizes and counts.
+ */
+export type Damage = 'headers' | 'bits' | 'cut' | 'trailing' | 'splice' | 'remove' | 'insert' | 'sizes';
+
+/**
+ * `original` damaged once by `kind`, drawing from `random`: `edits` bytes overwritten within the first `headerBytes`,
+ * or `edits` flips of bit `bit` anywhere, and so on ({@link Damage}). The original is not changed.
+ */
+export function damage(
+  original: Uint8Array,
+  kind: Damage,
+  random: () => number,
+  { headerBytes, edits = 3, bit = 0 }: { headerBytes: number; edits?: number; bit?: number },
+): Buffer {
+  const damaged = Buffer.from(original);
+  const below = (count: number): number => Math.floor(random() * count);
+  switch (kind) {
+    case 'headers':
+      for (let edit = 0; edit < edits; edit++) damaged[below(Math.min(damaged.length, headerBytes))] = below(256);
+      return damaged;
+    case 'bits':
+      for (let edit = 0; edit < edits; edit++) damaged[below(damaged.length)]! ^= 1 << bit;
+      return damaged;
+    case 'cut':
+      return damaged.subarray(0, below(damaged.length));
+    case 'trailing':
+      return Buffer.concat([damaged, Buffer.from('bytes after the end of the image')]);
+    case 'splice': {
+      const from = below(damaged.length);
+      const to = below(damaged.length);
+      return Buffer.concat([damaged.subarray(0, to), damaged.subarray(from, from + below(4096)), damaged.subarray(to)]);
+    }
+    case 'remove': {
+      const from = below(damaged.length);
+      return Buffer.concat([damaged.subarray(0, from), damaged.subarray(from + below(512))]);
+    }
+    case 'insert': {
+      const at = below(damaged.length);
+      const junk = Buffer.from(Array.from({ length: 1 + below(64) }, () => below(256)));
+      return Buffer.concat([damaged.subarray(0, at), junk, damaged.subarray(at)]);
+    }
+    case 'sizes': {
+      const at = below(Math.min(damaged.length - 2, headerBytes));
+      const telling = [0, 1, 0x7f, 0x80, 0xff];
+      damaged[at] = telling[below(telling.length)]!;
+      damaged[at + 1] = telling[below(telling.length)]!;
+      return damaged;
+    }
+  }
+}
 
 /**
  * `count` damaged copies of `originals`, taken in turn, each with the next of `damages` in turn, the same for the same
- * `seed`: three bytes overwritten within the first `headerBytes`, three bits flipped anywhere, the file cut at a
- * random length, or text appended after its end.
+ * `seed` ({@link damage}, three edits, the copy's index picking the flipped bit).
  */
 export function damagedCopies(
   originals: readonly Buffer[],
@@ -84,23 +135,22 @@ export function damagedCopies(
   }: { count: number; seed: number; damages: readonly Damage[]; headerBytes: number },
 ): Buffer[] {
   const random = seededRandom(seed);
-  return Array.from({ length: count }, (_, index) => {
-    const damaged = Buffer.from(originals[index % originals.length]!);
-    switch (damages[index % damages.length]!) {
-      case 'headers':
-        for (let count = 0; count < 3; count++) {
-          damaged[Math.floor(random() * Math.min(damaged.length, headerBytes))] = Math.floor(random() * 256);
-        }
-        return damaged;
-      case 'bits':
-        for (let count = 0; count < 3; count++) damaged[Math.floor(random() * damaged.length)]! ^= 1 << (index % 8);
-        return damaged;
-      case 'cut':
-        return damaged.subarray(0, Math.floor(random() * damaged.length));
-      case 'trailing':
-        return Buffer.concat([damaged, Buffer.from('bytes after the end of the image')]);
-    }
-  });
+  return Array.from({ length: count }, (_, index) =>
+    damage(originals[index % originals.length]!, damages[index % damages.length]!, random, {
+      headerBytes,
+      bit: index % 8,
+    }),
+  );
+}
+
+/** A PNG chunk: length, type, data and the CRC over type and data. */
+export function pngChunk(type: string, data: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const framed = Buffer.alloc(8 + data.length + 4);
+  framed.writeUInt32BE(data.length, 0);
+  body.copy(framed, 4);
+  framed.writeUInt32BE(crc32(body), 8 + data.length);
+  return framed;
 }
 
 /**

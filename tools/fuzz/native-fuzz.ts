@@ -15,7 +15,7 @@
  *
  *   bash tools/fuzz/native.sh [--seconds 600] [--seed 1] [--data DIR]
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,6 +25,7 @@ import type * as JpegAddon from '@facegate/jpeg';
 import type * as PngAddon from '@facegate/png';
 import type * as ResampleAddon from '@facegate/resample';
 
+import { damage, pngChunk, sharedFiles, type Damage } from '../../test/support/decodes.js';
 import { seededRandom } from '../../test/support/random.js';
 import { libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
 
@@ -52,18 +53,8 @@ const random = seededRandom(Number(values.seed));
 const below = (count: number): number => Math.floor(random() * count);
 const chance = (probability: number): boolean => random() < probability;
 
-function photosUnder(folder: string, found: string[] = []): string[] {
-  for (const name of readdirSync(folder)) {
-    const file = path.join(folder, name);
-    const stat = statSync(file);
-    if (stat.isDirectory()) photosUnder(file, found);
-    else if (stat.size < 1_500_000) found.push(file);
-  }
-  return found;
-}
-const files = photosUnder(values.data);
 const sample = (pattern: RegExp, count: number): Buffer[] => {
-  const matching = files.filter((file) => pattern.test(file));
+  const matching = sharedFiles(pattern, values.data).filter((file) => statSync(file).size < 1_500_000);
   if (matching.length === 0) throw new Error(`no ${pattern} files under ${values.data}`);
   return Array.from({ length: count }, () => readFileSync(matching[below(matching.length)]!));
 };
@@ -71,56 +62,15 @@ const jpegs = sample(/\.jpe?g$/i, 300);
 const pngs = sample(/\.png$/i, 150);
 const srgb = await libvipsSrgbProfile();
 
+const BLIND_DAMAGES: readonly Damage[] = ['headers', 'bits', 'cut', 'splice', 'sizes', 'remove', 'insert'];
+
 /** A blind damage: the file's own structure is not respected. */
-function damaged(original: Buffer): Buffer {
-  const bytes = Buffer.from(original);
-  const edits = 1 + below(6);
-  switch (below(7)) {
-    case 0:
-      for (let edit = 0; edit < edits; edit++) bytes[below(Math.min(bytes.length, 2048))] = below(256);
-      return bytes;
-    case 1:
-      for (let edit = 0; edit < edits; edit++) bytes[below(bytes.length)]! ^= 1 << below(8);
-      return bytes;
-    case 2:
-      return bytes.subarray(0, below(bytes.length));
-    case 3: {
-      const from = below(bytes.length);
-      const to = below(bytes.length);
-      const chunk = bytes.subarray(from, from + below(4096));
-      return Buffer.concat([bytes.subarray(0, to), chunk, bytes.subarray(to)]);
-    }
-    case 4: {
-      // Sizes and counts: the values a parser most often mishandles.
-      const at = below(Math.min(bytes.length - 2, 1024));
-      const telling = [0, 1, 0x7f, 0x80, 0xff];
-      bytes[at] = telling[below(telling.length)]!;
-      bytes[at + 1] = telling[below(telling.length)]!;
-      return bytes;
-    }
-    case 5: {
-      const from = below(bytes.length);
-      return Buffer.concat([bytes.subarray(0, from), bytes.subarray(from + below(512))]);
-    }
-    default: {
-      const at = below(bytes.length);
-      const junk = Buffer.from(Array.from({ length: 1 + below(64) }, () => below(256)));
-      return Buffer.concat([bytes.subarray(0, at), junk, bytes.subarray(at)]);
-    }
-  }
-}
-
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, value) => {
-  let crc = value;
-  for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? 0xedb88320 ^ (crc >>> 1) : crc >>> 1;
-  return crc;
-});
-
-function crc32(bytes: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of bytes) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
+const damaged = (original: Buffer): Buffer =>
+  damage(original, BLIND_DAMAGES[below(BLIND_DAMAGES.length)]!, random, {
+    headerBytes: 2048,
+    edits: 1 + below(6),
+    bit: below(8),
+  });
 
 /** A PNG damaged inside its chunks, framed again with right lengths and CRCs so that libpng reads on. */
 function reframed(original: Buffer): Buffer {
@@ -166,16 +116,7 @@ function reframed(original: Buffer): Buffer {
       chunk.data = data;
     }
   }
-  const parts = [original.subarray(0, 8)];
-  for (const { type, data } of framed) {
-    const head = Buffer.alloc(8);
-    head.writeUInt32BE(data.length, 0);
-    head.write(type, 4, 'latin1');
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-    parts.push(head, data, crc);
-  }
-  return Buffer.concat(parts);
+  return Buffer.concat([original.subarray(0, 8), ...framed.map(({ type, data }) => pngChunk(type, data))]);
 }
 
 const MAX_PIXELS = 40_000_000;
