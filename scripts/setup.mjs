@@ -108,7 +108,11 @@ const NATIVE_PACKAGES = [
   ['png', '@facegate/png', 'the PNG decode addon'],
 ];
 
+// The header every addon includes (packages/native-errors): a change to it rebuilds them all.
+const SHARED_NATIVE_HEADERS = path.join(root, 'packages', 'native-errors', 'include', 'facegate');
+
 function ensureNativeBinding() {
+  const sharedHeaders = readdirSync(SHARED_NATIVE_HEADERS).map((file) => path.join(SHARED_NATIVE_HEADERS, file));
   for (const [directory, name, description] of NATIVE_PACKAGES) {
     const packageDir = path.join(root, 'packages', directory);
     const release = path.join(packageDir, 'build', 'Release');
@@ -116,6 +120,7 @@ function ensureNativeBinding() {
     const sources = [
       path.join(packageDir, 'binding.gyp'),
       ...readdirSync(path.join(packageDir, 'native')).map((file) => path.join(packageDir, 'native', file)),
+      ...sharedHeaders,
     ];
     const builtAt = addon ? newestMtime(path.join(release, addon)) : 0;
     if (builtAt > 0 && sources.every((file) => newestMtime(file) <= builtAt)) continue;

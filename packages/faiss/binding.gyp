@@ -11,6 +11,9 @@
         "native/simd_flat.cc",
         "native/thread_count.cc"
       ],
+      "include_dirs": [
+        "<!(node -p \"require('path').dirname(require.resolve('@facegate/native-errors/package.json')) + '/include'\")"
+      ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"
       ],

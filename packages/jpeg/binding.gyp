@@ -3,6 +3,9 @@
     {
       "target_name": "jpeg_binding",
       "sources": ["native/addon.cc", "native/colour.cc", "native/jpeg.cc"],
+      "include_dirs": [
+        "<!(node -p \"require('path').dirname(require.resolve('@facegate/native-errors/package.json')) + '/include'\")"
+      ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"
       ],

@@ -8,6 +8,9 @@
         "native/raster.cc",
         "native/mad_kernels.cc"
       ],
+      "include_dirs": [
+        "<!(node -p \"require('path').dirname(require.resolve('@facegate/native-errors/package.json')) + '/include'\")"
+      ],
       "dependencies": [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"
       ],

@@ -540,7 +540,7 @@ describe('native JPEG decode: argument validation', { skip }, () => {
     expectInvalid(TypeError, /maxPixels must be a number/, () => decode(bytes, { maxPixels: '100' }));
     expectInvalid(RangeError, /maxPixels must be a positive integer/, () => decode(bytes, { maxPixels: 0.5 }));
     expectInvalid(RangeError, /maxPixels must be a positive integer/, () => decode(bytes, { maxPixels: Number.NaN }));
-    expectInvalid(TypeError, /bytes must be a Uint8Array/, () =>
+    expectInvalid(TypeError, /outputProfile must be a Uint8Array/, () =>
       decode(bytes, { maxPixels: LIMIT, outputProfile: 'srgb' }),
     );
     const shrunk = decodeJpegShrunk as unknown as (...args: unknown[]) => unknown;

@@ -42,18 +42,18 @@ int OptionalInteger(const Napi::Object& object, const char* name, int current, i
   Napi::Env env = object.Env();
   const Napi::Value value = object.Get(name);
   if (value.IsUndefined()) return current;
-  if (!value.IsNumber()) ThrowTypeError(env, std::string(name) + " must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a number");
   const double number = value.As<Napi::Number>().DoubleValue();
   if (!(number >= minimum && number <= maximum) || number != static_cast<double>(static_cast<int>(number))) {
-    ThrowRangeError(env, std::string(name) + " must be an integer between " + std::to_string(minimum) + " and " +
-                             std::to_string(maximum));
+    kInvalidArgument.ThrowRangeError(env, std::string(name) + " must be an integer between " + std::to_string(minimum) +
+                                              " and " + std::to_string(maximum));
   }
   return static_cast<int>(number);
 }
 
 Napi::Value SetBlasSettings(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsObject() || info[0].IsArray()) ThrowTypeError(env, "BLAS settings must be an object");
+  if (!info[0].IsObject() || info[0].IsArray()) kInvalidArgument.ThrowTypeError(env, "BLAS settings must be an object");
   const Napi::Object object = info[0].As<Napi::Object>();
   // Validate everything before changing anything.
   BlasSettings settings = CurrentBlasSettings();

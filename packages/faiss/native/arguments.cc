@@ -16,22 +16,22 @@ bool IsWholeNumber(double value) {
 }  // namespace
 
 int RequireDimension(const Napi::Value& value) {
-  if (!value.IsNumber()) ThrowTypeError(value.Env(), "dimension must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(value.Env(), "dimension must be a number");
   const double dimension = value.As<Napi::Number>().DoubleValue();
   if (!IsWholeNumber(dimension) || dimension < 1 || dimension > kMaxDimension) {
-    ThrowRangeError(value.Env(), "dimension must be an integer between 1 and " +
-                                     std::to_string(kMaxDimension));
+    kInvalidArgument.ThrowRangeError(value.Env(),
+                                     "dimension must be an integer between 1 and " + std::to_string(kMaxDimension));
   }
   return static_cast<int>(dimension);
 }
 
 std::string RequireString(const Napi::Value& value, const char* name) {
-  if (!value.IsString()) ThrowTypeError(value.Env(), std::string(name) + " must be a string");
+  if (!value.IsString()) kInvalidArgument.ThrowTypeError(value.Env(), std::string(name) + " must be a string");
   std::string text = value.As<Napi::String>().Utf8Value();
-  if (text.empty()) ThrowRangeError(value.Env(), std::string(name) + " must not be empty");
+  if (text.empty()) kInvalidArgument.ThrowRangeError(value.Env(), std::string(name) + " must not be empty");
   // faiss takes C strings; an embedded NUL would silently truncate the value.
   if (text.find('\0') != std::string::npos) {
-    ThrowRangeError(value.Env(), std::string(name) + " must not contain NUL characters");
+    kInvalidArgument.ThrowRangeError(value.Env(), std::string(name) + " must not contain NUL characters");
   }
   return text;
 }
@@ -42,20 +42,19 @@ VectorBatch RequireVectors(const Napi::Value& value, int dimension, const char* 
   Napi::Env env = value.Env();
   if (!value.IsTypedArray() ||
       value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    ThrowTypeError(env, std::string(name) + " must be a Float32Array");
+    kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a Float32Array");
   }
   auto array = value.As<Napi::Float32Array>();
   const std::size_t length = array.ElementLength();
   if (length % static_cast<std::size_t>(dimension) != 0) {
-    ThrowRangeError(env, std::string(name) + " length " + std::to_string(length) +
-                             " is not a multiple of the index dimension " +
-                             std::to_string(dimension));
+    kInvalidArgument.ThrowRangeError(env, std::string(name) + " length " + std::to_string(length) +
+                                              " is not a multiple of the index dimension " + std::to_string(dimension));
   }
   const float* data = array.Data();
   for (std::size_t i = 0; i < length; ++i) {
     if (!std::isfinite(data[i])) {
-      ThrowRangeError(env, std::string(name) + " contains a non-finite value at element " +
-                               std::to_string(i));
+      kInvalidArgument.ThrowRangeError(
+          env, std::string(name) + " contains a non-finite value at element " + std::to_string(i));
     }
   }
   return VectorBatch{data, length / static_cast<std::size_t>(dimension)};
@@ -65,15 +64,15 @@ IdBatch RequireIds(const Napi::Value& value, const char* name) {
   Napi::Env env = value.Env();
   if (!value.IsTypedArray() ||
       value.As<Napi::TypedArray>().TypedArrayType() != napi_bigint64_array) {
-    ThrowTypeError(env, std::string(name) + " must be a BigInt64Array");
+    kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a BigInt64Array");
   }
   auto array = value.As<Napi::TypedArrayOf<int64_t>>();
   const int64_t* data = array.Data();
   const std::size_t count = array.ElementLength();
   for (std::size_t i = 0; i < count; ++i) {
     if (data[i] < 0) {
-      ThrowRangeError(env, std::string(name) + " must be non-negative (faiss reserves -1); got " +
-                               std::to_string(data[i]) + " at position " + std::to_string(i));
+      kInvalidArgument.ThrowRangeError(env, std::string(name) + " must be non-negative (faiss reserves -1); got " +
+                                                std::to_string(data[i]) + " at position " + std::to_string(i));
     }
   }
   return IdBatch{data, count};
@@ -81,36 +80,36 @@ IdBatch RequireIds(const Napi::Value& value, const char* name) {
 
 int64_t RequireNonNegativeBigIntId(const Napi::Value& value, const char* name) {
   Napi::Env env = value.Env();
-  if (!value.IsBigInt()) ThrowTypeError(env, std::string(name) + " must be a bigint");
+  if (!value.IsBigInt()) kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a bigint");
   bool lossless = false;
   const int64_t id = value.As<Napi::BigInt>().Int64Value(&lossless);
   if (!lossless || id < 0) {
-    ThrowRangeError(env, std::string(name) + " must be between 0 and 2^63-1");
+    kInvalidArgument.ThrowRangeError(env, std::string(name) + " must be between 0 and 2^63-1");
   }
   return id;
 }
 
 int64_t RequireNeighbourCount(const Napi::Value& value, std::size_t queryCount) {
   Napi::Env env = value.Env();
-  if (!value.IsNumber()) ThrowTypeError(env, "k must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, "k must be a number");
   const double k = value.As<Napi::Number>().DoubleValue();
   if (!IsWholeNumber(k) || k < 1 || k > static_cast<double>(kMaxResultSlots)) {
-    ThrowRangeError(env, "k must be a positive integer");
+    kInvalidArgument.ThrowRangeError(env, "k must be a positive integer");
   }
   const auto neighbours = static_cast<std::size_t>(k);
   if (queryCount > 0 && neighbours > kMaxResultSlots / queryCount) {
-    ThrowRangeError(env, "queries x k exceeds " + std::to_string(kMaxResultSlots) +
-                             " result slots; search in smaller batches");
+    kInvalidArgument.ThrowRangeError(
+        env, "queries x k exceeds " + std::to_string(kMaxResultSlots) + " result slots; search in smaller batches");
   }
   return static_cast<int64_t>(neighbours);
 }
 
 int RequireThreadCount(const Napi::Value& value) {
   Napi::Env env = value.Env();
-  if (!value.IsNumber()) ThrowTypeError(env, "thread count must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, "thread count must be a number");
   const double count = value.As<Napi::Number>().DoubleValue();
   if (!IsWholeNumber(count) || count < 1 || count > 1024) {
-    ThrowRangeError(env, "thread count must be an integer between 1 and 1024");
+    kInvalidArgument.ThrowRangeError(env, "thread count must be an integer between 1 and 1024");
   }
   return static_cast<int>(count);
 }

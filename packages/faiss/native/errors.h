@@ -4,6 +4,7 @@
 // kind of failure without parsing faiss's (long, version-specific) messages.
 #pragma once
 
+#include <facegate/native_errors.h>
 #include <napi.h>
 
 #include <exception>
@@ -15,32 +16,11 @@
 namespace facegate_faiss {
 
 // Codes surfaced as `error.code` on the JS side; mirrored in src/index.ts.
-inline constexpr const char* kInvalidArgument = "ERR_FAISS_INVALID_ARGUMENT";
-inline constexpr const char* kInvalidState = "ERR_FAISS_INVALID_STATE";
-inline constexpr const char* kDisposed = "ERR_FAISS_DISPOSED";
-inline constexpr const char* kNotFound = "ERR_FAISS_NOT_FOUND";
-inline constexpr const char* kFaissFailure = "ERR_FAISS_FAILURE";
-
-inline Napi::Error WithCode(Napi::Error error, const char* code) {
-  error.Set("code", Napi::String::New(error.Env(), code));
-  return error;
-}
-
-[[noreturn]] inline void ThrowTypeError(Napi::Env env, const std::string& message) {
-  throw WithCode(Napi::TypeError::New(env, message), kInvalidArgument);
-}
-
-[[noreturn]] inline void ThrowRangeError(Napi::Env env, const std::string& message) {
-  throw WithCode(Napi::RangeError::New(env, message), kInvalidArgument);
-}
-
-[[noreturn]] inline void ThrowStateError(Napi::Env env, const std::string& message) {
-  throw WithCode(Napi::Error::New(env, message), kInvalidState);
-}
-
-[[noreturn]] inline void ThrowNotFound(Napi::Env env, const std::string& message) {
-  throw WithCode(Napi::RangeError::New(env, message), kNotFound);
-}
+inline constexpr facegate_native::ErrorCode kInvalidArgument{"ERR_FAISS_INVALID_ARGUMENT"};
+inline constexpr facegate_native::ErrorCode kInvalidState{"ERR_FAISS_INVALID_STATE"};
+inline constexpr facegate_native::ErrorCode kDisposed{"ERR_FAISS_DISPOSED"};
+inline constexpr facegate_native::ErrorCode kNotFound{"ERR_FAISS_NOT_FOUND"};
+inline constexpr facegate_native::ErrorCode kFaissFailure{"ERR_FAISS_FAILURE"};
 
 // The text of a caught exception, prefixed with the operation that failed so
 // the JS stack trace is not the only clue to where it happened.
@@ -57,11 +37,11 @@ auto CallFaiss(Napi::Env env, const char* operation, Call&& call) -> decltype(ca
   try {
     return std::forward<Call>(call)();
   } catch (const faiss::FaissException& error) {
-    throw WithCode(Napi::Error::New(env, DescribeFailure(operation, error)), kFaissFailure);
+    kFaissFailure.ThrowError(env, DescribeFailure(operation, error));
   } catch (const Napi::Error&) {
     throw;
   } catch (const std::exception& error) {
-    throw WithCode(Napi::Error::New(env, DescribeFailure(operation, error)), kFaissFailure);
+    kFaissFailure.ThrowError(env, DescribeFailure(operation, error));
   }
 }
 

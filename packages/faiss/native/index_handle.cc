@@ -42,16 +42,16 @@ faiss::MetricType RequireMetric(const Napi::Value& value) {
   // Inner product is the default because facegate compares L2-normalised
   // embeddings by cosine similarity.
   if (value.IsUndefined()) return faiss::METRIC_INNER_PRODUCT;
-  if (!value.IsString()) ThrowTypeError(value.Env(), "metric must be 'inner_product' or 'l2'");
+  if (!value.IsString()) kInvalidArgument.ThrowTypeError(value.Env(), "metric must be 'inner_product' or 'l2'");
   const std::string name = value.As<Napi::String>().Utf8Value();
   if (name == "inner_product") return faiss::METRIC_INNER_PRODUCT;
   if (name == "l2") return faiss::METRIC_L2;
-  ThrowRangeError(value.Env(), "metric must be 'inner_product' or 'l2', got '" + name + "'");
+  kInvalidArgument.ThrowRangeError(value.Env(), "metric must be 'inner_product' or 'l2', got '" + name + "'");
 }
 
 void RequireTrained(Napi::Env env, const faiss::Index& index, const char* operation) {
   if (!index.is_trained) {
-    ThrowStateError(env, std::string(operation) + "() needs a trained index; call train() first");
+    kInvalidState.ThrowError(env, std::string(operation) + "() needs a trained index; call train() first");
   }
 }
 
@@ -86,7 +86,7 @@ void RejectDuplicateIds(Napi::Env env, const faiss::Index& index, IdBatch ids) {
   batch.reserve(ids.count);
   for (std::size_t i = 0; i < ids.count; ++i) {
     if (!batch.insert(ids.data[i]).second) {
-      ThrowRangeError(env, "ids contains " + std::to_string(ids.data[i]) + " more than once");
+      kInvalidArgument.ThrowRangeError(env, "ids contains " + std::to_string(ids.data[i]) + " more than once");
     }
   }
   if (ClassifyIds(index) == IdScheme::IdMap) {
@@ -94,14 +94,14 @@ void RejectDuplicateIds(Napi::Env env, const faiss::Index& index, IdBatch ids) {
     const auto& idMap = dynamic_cast<const faiss::IndexIDMap&>(index).id_map;
     for (const int64_t stored : idMap) {
       if (batch.count(stored) != 0) {
-        ThrowRangeError(env, "id " + std::to_string(stored) + " is already in the index");
+        kInvalidArgument.ThrowRangeError(env, "id " + std::to_string(stored) + " is already in the index");
       }
     }
     return;
   }
   for (std::size_t i = 0; i < ids.count; ++i) {
     if (LookUpId(index, ids.data[i]) == IdPresence::Present) {
-      ThrowRangeError(env, "id " + std::to_string(ids.data[i]) + " is already in the index");
+      kInvalidArgument.ThrowRangeError(env, "id " + std::to_string(ids.data[i]) + " is already in the index");
     }
   }
 }
@@ -151,9 +151,7 @@ class SearchWorker : public Napi::AsyncWorker {
   }
 
   void OnError(const Napi::Error& error) override {
-    Napi::Object errorObject = error.Value();
-    errorObject.Set("code", Napi::String::New(Env(), kFaissFailure));
-    deferred_.Reject(errorObject);
+    deferred_.Reject(kFaissFailure.Attach(error).Value());
   }
 
  private:
@@ -205,16 +203,16 @@ Napi::Function IndexHandle::DefineClass(Napi::Env env) {
 
 IndexHandle::IndexHandle(const Napi::CallbackInfo& info) : ObjectWrap<IndexHandle>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
-    ThrowTypeError(info.Env(), "NativeIndex cannot be constructed directly; use create(), "
-                               "read() or deserialize()");
+    kInvalidArgument.ThrowTypeError(
+        info.Env(), "NativeIndex cannot be constructed directly; use create(), read() or deserialize()");
   }
   index_ = std::move(*info[0].As<Napi::External<std::unique_ptr<faiss::Index>>>().Data());
 }
 
 Napi::Value IndexHandle::Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index) {
   if (MetricName(index->metric_type) == nullptr) {
-    ThrowStateError(env, "only inner_product and l2 indexes are supported, this one uses faiss "
-                         "metric " + std::to_string(static_cast<int>(index->metric_type)));
+    kInvalidState.ThrowError(env, "only inner_product and l2 indexes are supported, this one uses faiss metric " +
+                                      std::to_string(static_cast<int>(index->metric_type)));
   }
   // The constructor moves out of `index`; if construction fails first, the
   // unique_ptr here still owns the index and frees it.
@@ -259,11 +257,7 @@ Napi::Value IndexHandle::Read(const Napi::CallbackInfo& info) {
 
 Napi::Value IndexHandle::Deserialize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsTypedArray() ||
-      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(env, "bytes must be a Uint8Array");
-  }
-  auto bytes = info[0].As<Napi::Uint8Array>();
+  const Napi::Uint8Array bytes = kInvalidArgument.RequireUint8Array(info[0], "bytes");
   std::unique_ptr<faiss::Index> index(CallFaiss(env, "deserialize", [&] {
     faiss::VectorIOReader reader;
     reader.data.assign(bytes.Data(), bytes.Data() + bytes.ElementLength());
@@ -274,7 +268,7 @@ Napi::Value IndexHandle::Deserialize(const Napi::CallbackInfo& info) {
 
 faiss::Index& IndexHandle::LiveIndex(Napi::Env env) {
   if (!index_) {
-    throw WithCode(Napi::Error::New(env, "the index has been disposed"), kDisposed);
+    kDisposed.ThrowError(env, "the index has been disposed");
   }
   return *index_;
 }
@@ -307,12 +301,12 @@ void IndexHandle::Train(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faiss::Index& index = LiveIndex(env);
   const VectorBatch vectors = RequireVectors(info[0], index.d, "vectors");
-  if (vectors.count == 0) ThrowRangeError(env, "train() needs at least one vector");
+  if (vectors.count == 0) kInvalidArgument.ThrowRangeError(env, "train() needs at least one vector");
   // Retraining IVF centroids or PQ codebooks would leave the stored codes
   // meaningless, and faiss does not check for it.
   if (index.ntotal > 0) {
-    ThrowStateError(env, "train() on an index that already holds vectors would invalidate "
-                         "them; reset() first");
+    kInvalidState.ThrowError(env,
+                             "train() on an index that already holds vectors would invalidate them; reset() first");
   }
   WaitForSearches();
   CallFaiss(env, "train", [&] { index.train(vectors.count, vectors.data); });
@@ -324,7 +318,7 @@ void IndexHandle::Add(const Napi::CallbackInfo& info) {
   const VectorBatch vectors = RequireVectors(info[0], index.d, "vectors");
   const IdScheme scheme = ClassifyIds(index);
   if (scheme == IdScheme::IdMap || scheme == IdScheme::IdMap2) {
-    ThrowStateError(env, "an IDMap index stores caller-chosen ids; use addWithIds()");
+    kInvalidState.ThrowError(env, "an IDMap index stores caller-chosen ids; use addWithIds()");
   }
   RequireTrained(env, index, "add");
   if (vectors.count == 0) return;
@@ -338,12 +332,13 @@ void IndexHandle::AddWithIds(const Napi::CallbackInfo& info) {
   const VectorBatch vectors = RequireVectors(info[0], index.d, "vectors");
   const IdBatch ids = RequireIds(info[1], "ids");
   if (ids.count != vectors.count) {
-    ThrowRangeError(env, "got " + std::to_string(vectors.count) + " vectors but " +
-                             std::to_string(ids.count) + " ids");
+    kInvalidArgument.ThrowRangeError(
+        env, "got " + std::to_string(vectors.count) + " vectors but " + std::to_string(ids.count) + " ids");
   }
   if (ClassifyIds(index) == IdScheme::Positional) {
-    ThrowStateError(env, "this index labels vectors by position; prefix the factory string "
-                         "with 'IDMap2,' (or use an IVF index) to choose ids");
+    kInvalidState.ThrowError(env,
+                             "this index labels vectors by position; prefix the factory string with 'IDMap2,' "
+                             "(or use an IVF index) to choose ids");
   }
   RequireTrained(env, index, "addWithIds");
   if (vectors.count == 0) return;
@@ -396,9 +391,9 @@ Napi::Value IndexHandle::RemoveIds(const Napi::CallbackInfo& info) {
   faiss::Index& index = LiveIndex(env);
   const IdBatch ids = RequireIds(info[0], "ids");
   if (!SupportsStableRemoval(index)) {
-    ThrowStateError(env, "removeIds() needs ids that survive removal: use 'IDMap2,' over "
-                         "Flat/SQ/PQ, or an IVF index without an array direct map "
-                         "(HNSW cannot remove at all)");
+    kInvalidState.ThrowError(env,
+                             "removeIds() needs ids that survive removal: use 'IDMap2,' over Flat/SQ/PQ, or an IVF "
+                             "index without an array direct map (HNSW cannot remove at all)");
   }
   if (ids.count == 0) return Napi::Number::New(env, 0);
   WaitForSearches();
@@ -423,21 +418,21 @@ Napi::Value IndexHandle::Reconstruct(const Napi::CallbackInfo& info) {
     case IdScheme::Positional:
       // faiss indexes the storage array without a bounds check here.
       if (id >= index.ntotal) {
-        ThrowNotFound(env, "id " + std::to_string(id) + " is out of range: the index holds " +
-                               std::to_string(index.ntotal) + " vectors");
+        kNotFound.ThrowRangeError(env, "id " + std::to_string(id) + " is out of range: the index holds " +
+                                           std::to_string(index.ntotal) + " vectors");
       }
       break;
     case IdScheme::IdMap:
-      ThrowStateError(env, "IDMap keeps no reverse map; create the index with 'IDMap2,' to "
-                           "reconstruct vectors");
+      kInvalidState.ThrowError(env,
+                               "IDMap keeps no reverse map; create the index with 'IDMap2,' to reconstruct vectors");
     case IdScheme::Ivf:
       if (FindIvf(index)->direct_map.type == faiss::DirectMap::NoMap) {
-        ThrowStateError(env, "an IVF index needs enableDirectMap() before reconstruct()");
+        kInvalidState.ThrowError(env, "an IVF index needs enableDirectMap() before reconstruct()");
       }
       [[fallthrough]];
     case IdScheme::IdMap2:
       if (LookUpId(index, id) == IdPresence::Absent) {
-        ThrowNotFound(env, "id " + std::to_string(id) + " is not in the index");
+        kNotFound.ThrowRangeError(env, "id " + std::to_string(id) + " is not in the index");
       }
       break;
   }
@@ -450,17 +445,17 @@ void IndexHandle::SetParameter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faiss::Index& index = LiveIndex(env);
   const std::string name = RequireString(info[0], "name");
-  if (!info[1].IsNumber()) ThrowTypeError(env, "value must be a number");
+  if (!info[1].IsNumber()) kInvalidArgument.ThrowTypeError(env, "value must be a number");
   const double value = info[1].As<Napi::Number>().DoubleValue();
   // faiss casts these to int without checks; 0 or negative values make HNSW
   // and IVF searches misbehave rather than fail.
   const bool isCountParameter = name == "nprobe" || name == "efSearch";
   if (isCountParameter &&
       (!std::isfinite(value) || std::trunc(value) != value || value < 1 || value > INT_MAX)) {
-    ThrowRangeError(env, name + " must be a positive integer");
+    kInvalidArgument.ThrowRangeError(env, name + " must be a positive integer");
   }
   if (!std::isfinite(value) || value < 0) {
-    ThrowRangeError(env, "parameter values must be finite and non-negative");
+    kInvalidArgument.ThrowRangeError(env, "parameter values must be finite and non-negative");
   }
   WaitForSearches();
   CallFaiss(env, "setParameter",
@@ -471,7 +466,7 @@ void IndexHandle::EnableDirectMap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faiss::Index& index = LiveIndex(env);
   faiss::IndexIVF* ivf = FindIvf(index);
-  if (ivf == nullptr) ThrowStateError(env, "enableDirectMap() only applies to IVF indexes");
+  if (ivf == nullptr) kInvalidState.ThrowError(env, "enableDirectMap() only applies to IVF indexes");
   WaitForSearches();
   // A hashtable rather than an array: it accepts arbitrary ids and removal.
   CallFaiss(env, "enableDirectMap",

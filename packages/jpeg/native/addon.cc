@@ -3,6 +3,7 @@
 // Arguments are checked before libjpeg sees a byte, and a bad one becomes a JS TypeError /
 // RangeError with `code` = ERR_JPEG_INVALID_ARGUMENT. Data libjpeg refuses is not an exception:
 // the call answers { error }, and the caller falls back to sharp, which says what is wrong with it.
+#include <facegate/native_errors.h>
 #include <napi.h>
 
 #include <algorithm>
@@ -20,40 +21,21 @@ namespace facegate_jpeg {
 
 namespace {
 
-constexpr const char* kInvalidArgument = "ERR_JPEG_INVALID_ARGUMENT";
+constexpr facegate_native::ErrorCode kInvalidArgument{"ERR_JPEG_INVALID_ARGUMENT"};
 // Decodes are refused above this many output pixels whatever the caller allows: the output
 // buffer's size in bytes then stays far inside what a Node Buffer may hold.
 constexpr double kMaxPixels = 1 << 28;
-
-[[noreturn]] void ThrowTypeError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::TypeError::New(env, message);
-  error.Set("code", Napi::String::New(env, kInvalidArgument));
-  throw error;
-}
-
-[[noreturn]] void ThrowRangeError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::RangeError::New(env, message);
-  error.Set("code", Napi::String::New(env, kInvalidArgument));
-  throw error;
-}
 
 // A whole number in [minimum, maximum]: a non-number is a TypeError, anything else (NaN, fractions,
 // out of range) a RangeError saying `<name> must be <rule>`.
 double RequireWhole(const Napi::Value& value, const std::string& name, double minimum, double maximum,
                     const std::string& rule) {
-  if (!value.IsNumber()) ThrowTypeError(value.Env(), name + " must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(value.Env(), name + " must be a number");
   const double number = value.As<Napi::Number>().DoubleValue();
   if (!(number >= minimum && number <= maximum) || std::trunc(number) != number) {
-    ThrowRangeError(value.Env(), name + " must be " + rule);
+    kInvalidArgument.ThrowRangeError(value.Env(), name + " must be " + rule);
   }
   return number;
-}
-
-Napi::Uint8Array RequireBytes(const Napi::Value& value) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(value.Env(), "bytes must be a Uint8Array");
-  }
-  return value.As<Napi::Uint8Array>();
 }
 
 const char* ColourSpaceName(ColourSpace space) {
@@ -86,8 +68,8 @@ Napi::Object ErrorAnswer(Napi::Env env, const char* reason, const char* message)
 //   orientation, iccProfile } | { reason, error }.
 Napi::Value ReadHeader(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1) ThrowTypeError(env, "readHeader expects (bytes)");
-  const Napi::Uint8Array bytes = RequireBytes(info[0]);
+  if (info.Length() != 1) kInvalidArgument.ThrowTypeError(env, "readHeader expects (bytes)");
+  const Napi::Uint8Array bytes = kInvalidArgument.RequireUint8Array(info[0], "bytes");
   JpegHeader header;
   if (!ReadJpegHeader(bytes.Data(), bytes.ByteLength(), header)) return ErrorAnswer(env, "unreadable", header.error);
   Napi::Object answer = Napi::Object::New(env);
@@ -113,14 +95,15 @@ struct FreeDeleter {
 //   not ('unreadable', 'colour-space', 'icc-profile', 'orientation', 'too-many-pixels', 'corrupt').
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 5) ThrowTypeError(env, "decode expects (bytes, maxPixels, outputProfile, shrink, upright)");
-  RequireBytes(info[0]);
+  if (info.Length() != 5)
+    kInvalidArgument.ThrowTypeError(env, "decode expects (bytes, maxPixels, outputProfile, shrink, upright)");
+  kInvalidArgument.RequireUint8Array(info[0], "bytes");
   const double maxPixels = RequireWhole(info[1], "maxPixels", 1, HUGE_VAL, "a positive integer");
   const bool hasOutputProfile = !info[2].IsUndefined();
-  if (hasOutputProfile) RequireBytes(info[2]);
+  if (hasOutputProfile) kInvalidArgument.RequireUint8Array(info[2], "outputProfile");
   const int shrink = static_cast<int>(RequireWhole(info[3], "shrink", 1, 8, "1, 2, 4 or 8"));
-  if ((shrink & (shrink - 1)) != 0) ThrowRangeError(env, "shrink must be 1, 2, 4 or 8");
-  if (!info[4].IsBoolean()) ThrowTypeError(env, "upright must be a boolean");
+  if ((shrink & (shrink - 1)) != 0) kInvalidArgument.ThrowRangeError(env, "shrink must be 1, 2, 4 or 8");
+  if (!info[4].IsBoolean()) kInvalidArgument.ThrowTypeError(env, "upright must be a boolean");
   const bool upright = info[4].As<Napi::Boolean>().Value();
 
   JpegHeader header;
@@ -186,13 +169,13 @@ Napi::Value Decode(const Napi::CallbackInfo& info) {
 //   orientation (sides swapped for 5-8), as libvips' autorotate does.
 Napi::Value OrientImage(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowTypeError(env, "orient expects (data, width, height, orientation)");
-  const Napi::Uint8Array data = RequireBytes(info[0]);
+  if (info.Length() != 4) kInvalidArgument.ThrowTypeError(env, "orient expects (data, width, height, orientation)");
+  const Napi::Uint8Array data = kInvalidArgument.RequireUint8Array(info[0], "data");
   const int width = static_cast<int>(RequireWhole(info[1], "width", 1, 65535, "an integer in [1, 65535]"));
   const int height = static_cast<int>(RequireWhole(info[2], "height", 1, 65535, "an integer in [1, 65535]"));
   const int orientation = static_cast<int>(RequireWhole(info[3], "orientation", 1, 8, "an integer in [1, 8]"));
   const std::size_t bytes = static_cast<std::size_t>(width) * static_cast<std::size_t>(height) * 3;
-  if (data.ByteLength() != bytes) ThrowRangeError(env, "data must hold width * height * 3 bytes");
+  if (data.ByteLength() != bytes) kInvalidArgument.ThrowRangeError(env, "data must hold width * height * 3 bytes");
   Napi::Buffer<std::uint8_t> turned = Napi::Buffer<std::uint8_t>::New(env, bytes);
   // The input's memory is taken after the allocation, as in decode.
   const Napi::Uint8Array source = info[0].As<Napi::Uint8Array>();

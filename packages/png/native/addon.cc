@@ -3,6 +3,7 @@
 // A bad argument becomes a JS TypeError / RangeError with `code` = ERR_PNG_INVALID_ARGUMENT. A PNG
 // not decoded here is not an exception: the call answers { reason, error }, and the caller leaves
 // the PNG to sharp, which decodes it or says what is wrong with it.
+#include <facegate/native_errors.h>
 #include <napi.h>
 
 #include <cmath>
@@ -15,25 +16,7 @@ namespace facegate_png {
 
 namespace {
 
-constexpr const char* kInvalidArgument = "ERR_PNG_INVALID_ARGUMENT";
-
-[[noreturn]] void ThrowTypeError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::TypeError::New(env, message);
-  error.Set("code", Napi::String::New(env, kInvalidArgument));
-  throw error;
-}
-
-[[noreturn]] void ThrowRangeError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::RangeError::New(env, message);
-  error.Set("code", Napi::String::New(env, kInvalidArgument));
-  throw error;
-}
-
-void RequireBytes(const Napi::Value& value) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    ThrowTypeError(value.Env(), "bytes must be a Uint8Array");
-  }
-}
+constexpr facegate_native::ErrorCode kInvalidArgument{"ERR_PNG_INVALID_ARGUMENT"};
 
 const char* DeclineName(Decline decline) {
   switch (decline) {
@@ -64,12 +47,12 @@ Napi::Object DeclineAnswer(Napi::Env env, Decline decline, const char* message) 
 //   'format', 'icc-profile', 'exif', 'too-many-pixels', 'corrupt').
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 2) ThrowTypeError(env, "decode expects (bytes, maxPixels)");
-  RequireBytes(info[0]);
-  if (!info[1].IsNumber()) ThrowTypeError(env, "maxPixels must be a number");
+  if (info.Length() != 2) kInvalidArgument.ThrowTypeError(env, "decode expects (bytes, maxPixels)");
+  kInvalidArgument.RequireUint8Array(info[0], "bytes");
+  if (!info[1].IsNumber()) kInvalidArgument.ThrowTypeError(env, "maxPixels must be a number");
   const double maxPixels = info[1].As<Napi::Number>().DoubleValue();
   if (!(maxPixels >= 1) || std::trunc(maxPixels) != maxPixels) {
-    ThrowRangeError(env, "maxPixels must be a positive integer");
+    kInvalidArgument.ThrowRangeError(env, "maxPixels must be a positive integer");
   }
 
   char error[200];

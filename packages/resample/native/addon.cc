@@ -3,6 +3,7 @@
 // Every argument is checked here before any pixel is touched, and every failure becomes a JS
 // TypeError / RangeError (with `code` = ERR_RESAMPLE_INVALID_ARGUMENT), so misuse from JS can
 // never read or write out of bounds or abort the process.
+#include <facegate/native_errors.h>
 #include <napi.h>
 
 #include <cmath>
@@ -20,28 +21,16 @@ namespace facegate_resample {
 
 namespace {
 
-constexpr const char* kInvalidArgument = "ERR_RESAMPLE_INVALID_ARGUMENT";
+constexpr facegate_native::ErrorCode kInvalidArgument{"ERR_RESAMPLE_INVALID_ARGUMENT"};
 // Input sides: far above any photo the service accepts, and small enough that every index the
 // plan computes (positions * 128, byte offsets within a row) stays comfortably inside int.
 constexpr int kMaxInputSide = 65535;
 // Output sides: network inputs are a few hundred pixels; this bounds the allocation.
 constexpr int kMaxOutputSide = 16384;
 
-[[noreturn]] void ThrowTypeError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::TypeError::New(env, message);
-  error.Set("code", Napi::String::New(env, kInvalidArgument));
-  throw error;
-}
-
-[[noreturn]] void ThrowRangeError(Napi::Env env, const std::string& message) {
-  Napi::Error error = Napi::RangeError::New(env, message);
-  error.Set("code", Napi::String::New(env, kInvalidArgument));
-  throw error;
-}
-
 Napi::Object RequireObject(const Napi::Value& value, const char* name) {
   if (!value.IsObject() || value.IsArray() || value.IsFunction()) {
-    ThrowTypeError(value.Env(), std::string(name) + " must be an object");
+    kInvalidArgument.ThrowTypeError(value.Env(), std::string(name) + " must be an object");
   }
   return value.As<Napi::Object>();
 }
@@ -50,11 +39,11 @@ Napi::Object RequireObject(const Napi::Value& value, const char* name) {
 // (NaN, infinities, fractions) a RangeError.
 int RequireInteger(const Napi::Value& value, const std::string& name, int minimum, int maximum) {
   Napi::Env env = value.Env();
-  if (!value.IsNumber()) ThrowTypeError(env, name + " must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, name + " must be a number");
   const double number = value.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(number) || std::trunc(number) != number || number < minimum || number > maximum) {
-    ThrowRangeError(env, name + " must be an integer between " + std::to_string(minimum) + " and " +
-                             std::to_string(maximum) + " (got " + value.ToString().Utf8Value() + ")");
+    kInvalidArgument.ThrowRangeError(env, name + " must be an integer between " + std::to_string(minimum) + " and " +
+                                              std::to_string(maximum) + " (got " + value.ToString().Utf8Value() + ")");
   }
   return static_cast<int>(number);
 }
@@ -63,11 +52,12 @@ int RequireInteger(const Napi::Value& value, const std::string& name, int minimu
 // (NaN, infinities) a RangeError.
 double RequireFinite(const Napi::Value& value, const std::string& name, double minimum, double maximum) {
   Napi::Env env = value.Env();
-  if (!value.IsNumber()) ThrowTypeError(env, name + " must be a number");
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, name + " must be a number");
   const double number = value.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(number) || number < minimum || number > maximum) {
-    ThrowRangeError(env, name + " must be a finite number between " + std::to_string(minimum) + " and " +
-                             std::to_string(maximum) + " (got " + value.ToString().Utf8Value() + ")");
+    kInvalidArgument.ThrowRangeError(env, name + " must be a finite number between " + std::to_string(minimum) +
+                                              " and " + std::to_string(maximum) + " (got " +
+                                              value.ToString().Utf8Value() + ")");
   }
   return number;
 }
@@ -89,10 +79,10 @@ ImageArgument ReadImage(const Napi::Value& value) {
 }
 
 void RequireUint8Array(Napi::Env env, const Napi::Value& dataValue) {
-  if (!dataValue.IsTypedArray()) ThrowTypeError(env, "image.data must be a Uint8Array");
+  if (!dataValue.IsTypedArray()) kInvalidArgument.ThrowTypeError(env, "image.data must be a Uint8Array");
   const napi_typedarray_type type = dataValue.As<Napi::TypedArray>().TypedArrayType();
   if (type != napi_uint8_array && type != napi_uint8_clamped_array) {
-    ThrowTypeError(env, "image.data must be a Uint8Array");
+    kInvalidArgument.ThrowTypeError(env, "image.data must be a Uint8Array");
   }
 }
 
@@ -112,8 +102,8 @@ ImageView CheckedImageView(Napi::Env env, const ImageArgument& image) {
   const std::uint64_t expected =
       static_cast<std::uint64_t>(image.width) * static_cast<std::uint64_t>(image.height) * 3;
   if (data.ElementLength() != expected) {
-    ThrowRangeError(env, "image.data has " + std::to_string(data.ElementLength()) + " bytes, expected width * " +
-                             "height * 3 = " + std::to_string(expected));
+    kInvalidArgument.ThrowRangeError(env, "image.data has " + std::to_string(data.ElementLength()) +
+                                              " bytes, expected width * height * 3 = " + std::to_string(expected));
   }
   return ImageView{data.Data(), image.width, image.height};
 }
@@ -134,7 +124,7 @@ void RunGuarded(Napi::Env env, Work work) {
 //        outWidth, outHeight): Uint8Array of outWidth * outHeight * 3 bytes.
 Napi::Value Resize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowTypeError(env, "resize expects (image, region, outWidth, outHeight)");
+  if (info.Length() != 4) kInvalidArgument.ThrowTypeError(env, "resize expects (image, region, outWidth, outHeight)");
   const ImageArgument image = ReadImage(info[0]);
   const Napi::Object regionObject = RequireObject(info[1], "region");
   const int x = RequireInteger(regionObject.Get("x"), "region.x", 0, image.width - 1);
@@ -163,7 +153,7 @@ constexpr double kMaxRectCoordinate = 1048576;  // 2^20
 Napi::Value ResizeTriangle(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 5) {
-    ThrowTypeError(env, "resizeTriangle expects (image, rect, outWidth, outHeight, options)");
+    kInvalidArgument.ThrowTypeError(env, "resizeTriangle expects (image, rect, outWidth, outHeight, options)");
   }
   const ImageArgument image = ReadImage(info[0]);
   const Napi::Object rectObject = RequireObject(info[1], "rect");
@@ -172,8 +162,8 @@ Napi::Value ResizeTriangle(const Napi::CallbackInfo& info) {
   rect.y = RequireFinite(rectObject.Get("y"), "rect.y", -kMaxRectCoordinate, kMaxRectCoordinate);
   rect.width = RequireFinite(rectObject.Get("width"), "rect.width", 0, kMaxRectCoordinate);
   rect.height = RequireFinite(rectObject.Get("height"), "rect.height", 0, kMaxRectCoordinate);
-  if (!(rect.width > 0)) ThrowRangeError(env, "rect.width must be greater than 0");
-  if (!(rect.height > 0)) ThrowRangeError(env, "rect.height must be greater than 0");
+  if (!(rect.width > 0)) kInvalidArgument.ThrowRangeError(env, "rect.width must be greater than 0");
+  if (!(rect.height > 0)) kInvalidArgument.ThrowRangeError(env, "rect.height must be greater than 0");
   const int outWidth = RequireInteger(info[2], "outWidth", 1, kMaxOutputSide);
   const int outHeight = RequireInteger(info[3], "outHeight", 1, kMaxOutputSide);
   const Napi::Object options = RequireObject(info[4], "options");
@@ -181,7 +171,7 @@ Napi::Value ResizeTriangle(const Napi::CallbackInfo& info) {
   const bool hasFill = !fillValue.IsUndefined();
   const double fill = hasFill ? RequireFinite(fillValue, "options.fill", 0, 255) : 0;
   const Napi::Value antialiasValue = options.Get("antialias");
-  if (!antialiasValue.IsBoolean()) ThrowTypeError(env, "options.antialias must be a boolean");
+  if (!antialiasValue.IsBoolean()) kInvalidArgument.ThrowTypeError(env, "options.antialias must be a boolean");
   const bool antialias = antialiasValue.As<Napi::Boolean>().Value();
   RequireUint8Array(env, image.data);
 
@@ -197,12 +187,12 @@ Array RequireTypedArray(const Napi::Value& value, const char* name, napi_typedar
                         std::size_t length) {
   Napi::Env env = value.Env();
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowTypeError(env, std::string(name) + " must be a " + typeName);
+    kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a " + typeName);
   }
   const auto array = value.As<Array>();
   if (array.ElementLength() != length) {
-    ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) + " values, expected " +
-                             std::to_string(length));
+    kInvalidArgument.ThrowRangeError(env, std::string(name) + " has " + std::to_string(array.ElementLength()) +
+                                              " values, expected " + std::to_string(length));
   }
   return array;
 }
@@ -219,9 +209,9 @@ Napi::Uint8Array RequireMask(const Napi::Value& value, const char* name, std::si
 // An affine map [a, b, tx, c, d, ty]: an array of 6 finite numbers.
 void ReadAffine(const Napi::Value& value, const std::string& name, double affine[6]) {
   Napi::Env env = value.Env();
-  if (!value.IsArray()) ThrowTypeError(env, name + " must be an array of 6 numbers");
+  if (!value.IsArray()) kInvalidArgument.ThrowTypeError(env, name + " must be an array of 6 numbers");
   const Napi::Array array = value.As<Napi::Array>();
-  if (array.Length() != 6) ThrowRangeError(env, name + " must have 6 elements");
+  if (array.Length() != 6) kInvalidArgument.ThrowRangeError(env, name + " must have 6 elements");
   const double huge = std::numeric_limits<double>::max();
   for (std::uint32_t index = 0; index < 6; index++) {
     affine[index] = RequireFinite(array.Get(index), name + "[" + std::to_string(index) + "]", -huge, huge);
@@ -233,7 +223,8 @@ void ReadAffine(const Napi::Value& value, const std::string& name, double affine
 Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 5) {
-    ThrowTypeError(env, "warpBilinear expects (image, sourceFromOutput, outWidth, outHeight, outside)");
+    kInvalidArgument.ThrowTypeError(env,
+                                    "warpBilinear expects (image, sourceFromOutput, outWidth, outHeight, outside)");
   }
   const ImageArgument image = ReadImage(info[0]);
   double affine[6];
@@ -244,7 +235,7 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
   double fill = 0;
   if (info[4].IsString()) {
     if (info[4].As<Napi::String>().Utf8Value() != "replicate") {
-      ThrowTypeError(env, "outside must be a number or 'replicate'");
+      kInvalidArgument.ThrowTypeError(env, "outside must be a number or 'replicate'");
     }
     replicate = true;
   } else {
@@ -262,7 +253,8 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
 //              placement: { width, height, offsetX, offsetY, channelPlanes: [p0, p1, p2] }): undefined.
 Napi::Value PlanarTensor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4) ThrowTypeError(env, "planarTensor expects (image, table, tensor, placement)");
+  if (info.Length() != 4)
+    kInvalidArgument.ThrowTypeError(env, "planarTensor expects (image, table, tensor, placement)");
   const ImageArgument image = ReadImage(info[0]);
   const Napi::Object placement = RequireObject(info[3], "placement");
   const int width = RequireInteger(placement.Get("width"), "placement.width", image.width, kMaxOutputSide);
@@ -271,14 +263,14 @@ Napi::Value PlanarTensor(const Napi::CallbackInfo& info) {
   const int offsetY = RequireInteger(placement.Get("offsetY"), "placement.offsetY", 0, height - image.height);
   const Napi::Value planesValue = placement.Get("channelPlanes");
   if (!planesValue.IsArray() || planesValue.As<Napi::Array>().Length() != 3) {
-    ThrowTypeError(env, "placement.channelPlanes must be an array of 3 plane indices");
+    kInvalidArgument.ThrowTypeError(env, "placement.channelPlanes must be an array of 3 plane indices");
   }
   const Napi::Array planesArray = planesValue.As<Napi::Array>();
   int channelPlanes[3];
   bool seen[3] = {false, false, false};
   for (std::uint32_t channel = 0; channel < 3; channel++) {
     const int plane = RequireInteger(planesArray.Get(channel), "placement.channelPlanes[" + std::to_string(channel) + "]", 0, 2);
-    if (seen[plane]) ThrowRangeError(env, "placement.channelPlanes must hold each of 0, 1 and 2 once");
+    if (seen[plane]) kInvalidArgument.ThrowRangeError(env, "placement.channelPlanes must hold each of 0, 1 and 2 once");
     seen[plane] = true;
     channelPlanes[channel] = plane;
   }
@@ -300,7 +292,8 @@ constexpr int kMaxPlaneSide = 16384;
 Napi::Value LumaChromaWarp(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 8) {
-    ThrowTypeError(env, "lumaChromaWarp expects (image, cropToSource, width, height, luma, chromaBlue, chromaRed, valid)");
+    kInvalidArgument.ThrowTypeError(
+        env, "lumaChromaWarp expects (image, cropToSource, width, height, luma, chromaBlue, chromaRed, valid)");
   }
   const ImageArgument image = ReadImage(info[0]);
   double affine[6];
@@ -323,14 +316,15 @@ Napi::Value LumaChromaWarp(const Napi::CallbackInfo& info) {
 // boxBlur(source: Float32Array, width, height, radius, out: Float32Array): undefined.
 Napi::Value BoxBlur(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 5) ThrowTypeError(env, "boxBlur expects (source, width, height, radius, out)");
+  if (info.Length() != 5) kInvalidArgument.ThrowTypeError(env, "boxBlur expects (source, width, height, radius, out)");
   const int width = RequireInteger(info[1], "width", 1, kMaxPlaneSide);
   const int height = RequireInteger(info[2], "height", 1, kMaxPlaneSide);
   const int radius = RequireInteger(info[3], "radius", 0, kMaxPlaneSide);
   const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
   const Napi::Float32Array source = RequireFloat32Array(info[0], "source", pixels);
   Napi::Float32Array out = RequireFloat32Array(info[4], "out", pixels);
-  if (source.ArrayBuffer() == out.ArrayBuffer()) ThrowRangeError(env, "source and out must not share memory");
+  if (source.ArrayBuffer() == out.ArrayBuffer())
+    kInvalidArgument.ThrowRangeError(env, "source and out must not share memory");
   RunGuarded(env, [&] { BoxBlurPlane(source.Data(), width, height, radius, out.Data()); });
   return env.Undefined();
 }
@@ -341,13 +335,14 @@ Napi::Value BoxBlur(const Napi::CallbackInfo& info) {
 Napi::Value GradientAutocorrelationBinding(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() != 6) {
-    ThrowTypeError(env, "gradientAutocorrelation expects (smooth, valid, width, height, window, correlation)");
+    kInvalidArgument.ThrowTypeError(
+        env, "gradientAutocorrelation expects (smooth, valid, width, height, window, correlation)");
   }
   const int width = RequireInteger(info[2], "width", 3, kMaxPlaneSide);
   const int height = RequireInteger(info[3], "height", 3, kMaxPlaneSide);
   const Napi::Object window = RequireObject(info[4], "window");
   const Napi::Value verticalValue = window.Get("vertical");
-  if (!verticalValue.IsBoolean()) ThrowTypeError(env, "window.vertical must be a boolean");
+  if (!verticalValue.IsBoolean()) kInvalidArgument.ThrowTypeError(env, "window.vertical must be a boolean");
   const bool vertical = verticalValue.As<Napi::Boolean>().Value();
   // Lines run across the plane; positions along a line stay one pixel inside it, so that both
   // neighbours of every difference exist.
