@@ -113,12 +113,14 @@ const CONTEXT_TEMPLATE = scaledTemplate(CONTEXT_SCALE, (CONTEXT_SIZE - 112 * CON
 // Masks, as ascending index lists (iterating them visits the pixels in the order the original
 // full-image loops with `if (mask[index] === 0) continue` did, so every sum is the same).
 
-/** Ellipse over cheeks, nose, eyes and mouth (skin + features), in face-crop coordinates. */
-function skinMask(size: number): Uint8Array {
+/**
+ * Ellipse over cheeks, nose, eyes and mouth (skin + features) of the 112-px face template, drawn
+ * in a `size`-px square where the template is scaled by `scale` and shifted by `offset`.
+ */
+function skinMask(size: number, scale = size / 112, offset = 0): Uint8Array {
   const mask = new Uint8Array(size * size);
-  const scale = size / 112;
-  const centreX = 56 * scale;
-  const centreY = 68 * scale;
+  const centreX = 56 * scale + offset;
+  const centreY = 68 * scale + offset;
   const radiusX = 30 * scale;
   const radiusY = 36 * scale;
   for (let y = 0; y < size; y++) {
@@ -148,24 +150,6 @@ function ringMask(size: number): Uint8Array {
   return mask;
 }
 
-/** The face ellipse mapped into the context crop (template scaled by CONTEXT_SCALE, centred). */
-function skinMaskInContext(): Uint8Array {
-  const mask = new Uint8Array(CONTEXT_SIZE * CONTEXT_SIZE);
-  const offset = (CONTEXT_SIZE - 112 * CONTEXT_SCALE) / 2;
-  const centreX = 56 * CONTEXT_SCALE + offset;
-  const centreY = 68 * CONTEXT_SCALE + offset;
-  const radiusX = 30 * CONTEXT_SCALE;
-  const radiusY = 36 * CONTEXT_SCALE;
-  for (let y = 0; y < CONTEXT_SIZE; y++) {
-    for (let x = 0; x < CONTEXT_SIZE; x++) {
-      const dx = (x - centreX) / radiusX;
-      const dy = (y - centreY) / radiusY;
-      if (dx * dx + dy * dy <= 1) mask[y * CONTEXT_SIZE + x] = 1;
-    }
-  }
-  return mask;
-}
-
 /** Indices of the mask's set pixels, ascending; with `interior`, only those ≥ 1 pixel from every edge. */
 function maskIndices(mask: Uint8Array, size: number, interior = false): Int32Array {
   const indices: number[] = [];
@@ -181,7 +165,11 @@ const SKIN_INDICES = maskIndices(skinMask(FACE_SIZE), FACE_SIZE);
 /** Skin pixels with all eight neighbours inside the crop (LBP and gradients). */
 const SKIN_INTERIOR_INDICES = maskIndices(skinMask(FACE_SIZE), FACE_SIZE, true);
 const RING_INDICES = maskIndices(ringMask(CONTEXT_SIZE), CONTEXT_SIZE);
-const CONTEXT_SKIN_INDICES = maskIndices(skinMaskInContext(), CONTEXT_SIZE);
+// The face ellipse in the context crop: the template scaled by CONTEXT_SCALE, centred.
+const CONTEXT_SKIN_INDICES = maskIndices(
+  skinMask(CONTEXT_SIZE, CONTEXT_SCALE, (CONTEXT_SIZE - 112 * CONTEXT_SCALE) / 2),
+  CONTEXT_SIZE,
+);
 
 /*
  * Where the blurred planes are read: the face's at the skin, its 3×3 blur (the residual) also at
