@@ -40,9 +40,9 @@ class ErrorCode {
 
   // `value` as a Uint8Array (a Buffer is one); anything else, other typed arrays included, is a
   // TypeError saying `<name> must be a Uint8Array`.
-  Napi::Uint8Array RequireUint8Array(const Napi::Value& value, const std::string& name) const {
+  Napi::Uint8Array RequireUint8Array(const Napi::Value& value, const char* name) const {
     if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      ThrowTypeError(value.Env(), name + " must be a Uint8Array");
+      ThrowTypeError(value.Env(), std::string(name) + " must be a Uint8Array");
     }
     return value.As<Napi::Uint8Array>();
   }
