@@ -95,8 +95,9 @@ struct FreeDeleter {
 //   not ('unreadable', 'colour-space', 'icc-profile', 'orientation', 'too-many-pixels', 'corrupt').
 Napi::Value Decode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 5)
+  if (info.Length() != 5) {
     kInvalidArgument.ThrowTypeError(env, "decode expects (bytes, maxPixels, outputProfile, shrink, upright)");
+  }
   kInvalidArgument.RequireUint8Array(info[0], "bytes");
   const double maxPixels = RequireWhole(info[1], "maxPixels", 1, HUGE_VAL, "a positive integer");
   const bool hasOutputProfile = !info[2].IsUndefined();

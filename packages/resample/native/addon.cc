@@ -253,8 +253,9 @@ Napi::Value WarpBilinear(const Napi::CallbackInfo& info) {
 //              placement: { width, height, offsetX, offsetY, channelPlanes: [p0, p1, p2] }): undefined.
 Napi::Value PlanarTensor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 4)
+  if (info.Length() != 4) {
     kInvalidArgument.ThrowTypeError(env, "planarTensor expects (image, table, tensor, placement)");
+  }
   const ImageArgument image = ReadImage(info[0]);
   const Napi::Object placement = RequireObject(info[3], "placement");
   const int width = RequireInteger(placement.Get("width"), "placement.width", image.width, kMaxOutputSide);
@@ -323,8 +324,9 @@ Napi::Value BoxBlur(const Napi::CallbackInfo& info) {
   const std::size_t pixels = static_cast<std::size_t>(width) * static_cast<std::size_t>(height);
   const Napi::Float32Array source = RequireFloat32Array(info[0], "source", pixels);
   Napi::Float32Array out = RequireFloat32Array(info[4], "out", pixels);
-  if (source.ArrayBuffer() == out.ArrayBuffer())
+  if (source.ArrayBuffer() == out.ArrayBuffer()) {
     kInvalidArgument.ThrowRangeError(env, "source and out must not share memory");
+  }
   RunGuarded(env, [&] { BoxBlurPlane(source.Data(), width, height, radius, out.Data()); });
   return env.Undefined();
 }
