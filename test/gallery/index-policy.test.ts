@@ -29,6 +29,20 @@ describe('index policy from the environment', () => {
     assert.deepEqual(partitionIndexSettings('other', policy).description, 'IVF256,Flat');
   });
 
+  it('takes a partition called like a property of every object (constructor, toString) for any other', () => {
+    const policy = indexPolicyFromEnv({ INDEX_FACTORY: 'Flat', PARTITION_INDEXES });
+    const plain = partitionIndexSettings('other', policy);
+    for (const partition of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', 'isPrototypeOf']) {
+      assert.deepEqual(partitionIndexSettings(partition, policy), plain, partition);
+    }
+    const named = indexPolicyFromEnv({
+      INDEX_FACTORY: 'Flat',
+      PARTITION_INDEXES: JSON.stringify({ constructor: { factory: 'HNSW32' } }),
+    });
+    assert.equal(partitionIndexSettings('constructor', named).description, 'IDMap2,HNSW32');
+    assert.equal(partitionIndexSettings('toString', named).description, plain.description);
+  });
+
   it('refuses malformed settings at start-up, naming the variable', () => {
     const cases: Array<[Record<string, string>, RegExp]> = [
       [{ PARTITION_INDEXES: '{watchlist: 1}' }, /PARTITION_INDEXES is not valid JSON/],

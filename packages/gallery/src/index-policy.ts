@@ -32,10 +32,23 @@ export interface PartitionIndexSettings {
   searchParameters: Record<string, number>;
 }
 
+/**
+ * The setting a policy names for `partition`, if it names one. Only the map's own keys count: a partition may be called
+ * `constructor` or `toString`, which a plain object also answers from its prototype.
+ */
+function settingOf<T>(
+  byPartition: Readonly<Record<string, T>> | undefined,
+  partition: string | undefined,
+): T | undefined {
+  return byPartition !== undefined && partition !== undefined && Object.hasOwn(byPartition, partition)
+    ? byPartition[partition]
+    : undefined;
+}
+
 /** The settings of `partition`, or without one those of any partition the policy does not name. */
 export function partitionIndexSettings(partition: string | undefined, policy: IndexPolicy): PartitionIndexSettings {
-  const ownIndex = partition === undefined ? undefined : policy.indexByPartition?.[partition];
-  const ownParameters = partition === undefined ? undefined : policy.searchParametersByPartition?.[partition];
+  const ownIndex = settingOf(policy.indexByPartition, partition);
+  const ownParameters = settingOf(policy.searchParametersByPartition, partition);
   return {
     description: withIdMap(ownIndex ?? policy.indexDescription ?? DEFAULT_INDEX_DESCRIPTION),
     searchParameters: { ...DEFAULT_SEARCH_PARAMETERS, ...policy.searchParameters, ...ownParameters },
