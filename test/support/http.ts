@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { create } from 'xmlbuilder2';
 
 export interface XmlReply {
@@ -82,4 +83,40 @@ export async function deletePartition(
     headers,
   });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** A request written out as given (method, path, headers, body bytes): no client re-encodes or checks it. */
+export interface RawRequest {
+  method?: string;
+  path: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface RawReply {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}
+
+/** Sends `raw` over node:http with its own Content-Length and reads the whole answer as text. */
+export function sendRaw(baseUrl: string, raw: RawRequest): Promise<RawReply> {
+  const url = new URL(raw.path, baseUrl);
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      url,
+      { method: raw.method ?? 'POST', headers: { ...raw.headers, 'content-length': String(raw.body.length) } },
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, contentType: response.headers['content-type'], body }),
+        );
+        response.on('error', reject);
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(raw.body);
+  });
 }

@@ -1,0 +1,380 @@
+/**
+ * Sends the service, as a user runs it (its own process, embedded mode), random requests for a while: well-formed ones
+ * changed in one to three places. Metadata with keys removed, added (`__proto__`, `constructor` among them) or given
+ * values of every type and size, or its JSON text damaged; photos of ../shared/data whole or damaged (bytes in the
+ * headers, bits, cuts, spliced, removed or inserted runs), random bytes, empty; multipart bodies with parts repeated,
+ * renamed, dropped or unknown, another boundary, other part types, bytes of the framing changed or the body cut; other
+ * content types; delete bodies likewise; the utility endpoints with random query strings, partition names in the
+ * path, other methods and unknown paths.
+ *
+ * Every answer must keep the contract: no 5xx; a biometric or delete answer is well-formed XML under the endpoint's
+ * root whose `status` is OK with 200, or an error code whose HTTP status (packages/contracts) is the answer's; any
+ * other answer with a JSON body parses, and an error's `status` maps to the answer's HTTP status likewise. The
+ * process must stay up and answer health as healthy at the end. A broken rule is printed with the seed and the
+ * request's number, and the run exits with 1.
+ *
+ *   node --conditions=development --import tsx tools/fuzz/http-fuzz.ts [--seconds 300] [--seed 1] [--data DIR]
+ */
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { create } from 'xmlbuilder2';
+
+import { ERROR_CODES, HTTP_STATUS_BY_CODE, type ErrorCode } from '@facegate/contracts';
+
+import { multipartBody, type Part } from '../../test/hostile/corpus.js';
+import { damage, sharedFiles, type Damage } from '../../test/support/decodes.js';
+import { postBiometric, sendRaw, type RawReply, type RawRequest } from '../../test/support/http.js';
+import { fixture } from '../../test/support/paths.js';
+import { seededRandom } from '../../test/support/random.js';
+import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '300' },
+    seed: { type: 'string', default: '1' },
+    data: { type: 'string', default: fileURLToPath(new URL('../../../shared/data', import.meta.url)) },
+    // A folder to write each request that broke the contract to (`<number>.json`: method, path, headers; `.body`).
+    save: { type: 'string' },
+  },
+});
+const seed = Number(values.seed);
+const random = seededRandom(seed);
+const below = (count: number): number => Math.floor(random() * count);
+const chance = (probability: number): boolean => random() < probability;
+const pick = <T>(items: readonly T[]): T => items[below(items.length)]!;
+
+/** Photos of the shared data under 1.5 MB (the committed fixtures where it is absent), sampled by the seed. */
+function samplePhotos(): Buffer[] {
+  let files: string[] = [];
+  try {
+    files = sharedFiles(/\.(jpe?g|png)$/i, values.data).filter((file) => statSync(file).size < 1_500_000);
+  } catch {
+    files = [];
+  }
+  if (files.length === 0)
+    files = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((f) => fixture('frll', f));
+  return Array.from({ length: 120 }, () => readFileSync(pick(files)));
+}
+const photos = samplePhotos();
+const face = readFileSync(fixture('frll', '001_neutral.jpg'));
+
+const service = await startServiceProcess({
+  DATA_DIR: temporaryDirectory('http-fuzz'),
+  REQUEST_TIMEOUT_MS: '2000',
+  MAX_UPLOAD_BYTES: String(4 * 1024 * 1024),
+});
+const SUBJECTS = ['fuzz-a', 'fuzz-b'];
+const PARTITIONS = ['default', 'fuzz'];
+async function enrolKnownSubjects(): Promise<void> {
+  for (const partition of PARTITIONS) {
+    for (const subjectId of SUBJECTS) {
+      await postBiometric(service.baseUrl, 'enrol', new Uint8Array(face), { subject_id: subjectId, partition });
+    }
+  }
+}
+await enrolKnownSubjects();
+
+const STRANGE_STRINGS = [
+  '',
+  ' ',
+  'default',
+  'fuzz-a',
+  '../..',
+  '%00',
+  '\u0000',
+  '\ud800',
+  '😀',
+  '<x/>',
+  ']]>',
+  '&amp;',
+  'a'.repeat(65),
+  'a'.repeat(4096),
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
+  'NaN',
+  '1e309',
+  '-0',
+];
+const STRANGE_NUMBERS = [0, -0, -1, 1, 0.5, 1.5, 5, 100, 101, 1e308, -1e308, 2 ** 53 + 2, 1e-320];
+
+/** Any JSON value, nested at most `depth` deep. */
+function anyValue(depth = 2): unknown {
+  switch (below(depth > 0 ? 8 : 6)) {
+    case 0:
+      return null;
+    case 1:
+      return chance(0.5);
+    case 2:
+      return pick(STRANGE_NUMBERS);
+    case 3:
+      return random() * 2 - 0.5;
+    case 4:
+    case 5:
+      return pick(STRANGE_STRINGS);
+    case 6:
+      return Array.from({ length: below(4) }, () => anyValue(depth - 1));
+    default:
+      return Object.fromEntries(Array.from({ length: below(4) }, () => [pick(KEYS), anyValue(depth - 1)]));
+  }
+}
+const KEYS = ['subject_id', 'partition', 'top_k', 'threshold', 'target_fmr', 'extra', '__proto__', 'constructor', ''];
+
+type Endpoint = 'search' | 'verify' | 'enrol';
+let enrolled = 0;
+function validMetadata(endpoint: Endpoint): Record<string, unknown> {
+  const partition = pick([...PARTITIONS, undefined]);
+  const base: Record<string, unknown> = partition === undefined ? {} : { partition };
+  if (endpoint === 'search') return chance(0.5) ? { ...base, top_k: 1 + below(10), threshold: random() } : base;
+  return { ...base, subject_id: endpoint === 'verify' ? pick(SUBJECTS) : `fuzz-new-${enrolled++}` };
+}
+
+/** The metadata's JSON text, changed in one to three places (or left as it is). */
+function metadataText(metadata: Record<string, unknown>): string {
+  const changed = { ...metadata };
+  // Left valid in about half the requests, so that their photos reach the pipeline.
+  for (let edit = chance(0.5) ? 0 : 1 + below(3); edit > 0; edit--) {
+    const key = pick([...Object.keys(changed), ...KEYS]);
+    if (chance(0.3)) delete changed[key];
+    else changed[key] = anyValue();
+  }
+  let text = JSON.stringify(changed);
+  if (chance(0.15)) text = text.replace('{', `{"${pick(KEYS)}":${JSON.stringify(anyValue(0))},`);
+  if (chance(0.1)) {
+    const kind = pick(['bits', 'cut', 'splice', 'sizes'] as const);
+    text = damage(Buffer.from(text), kind, random, {
+      headerBytes: text.length,
+      edits: 1 + below(3),
+      bit: below(8),
+    }).toString('latin1');
+  }
+  return text;
+}
+
+const DAMAGES: readonly Damage[] = ['headers', 'bits', 'cut', 'trailing', 'splice', 'remove', 'insert', 'sizes'];
+function anyImage(): Buffer {
+  const photo = pick(photos);
+  const roll = random();
+  if (roll < 0.35) return photo;
+  if (roll < 0.9)
+    return damage(photo, pick(DAMAGES), random, { headerBytes: 2048, edits: 1 + below(6), bit: below(8) });
+  if (roll < 0.97) return Buffer.from(Array.from({ length: below(4096) }, () => below(256)));
+  return Buffer.alloc(0);
+}
+
+const BOUNDARY = 'facegate-hostile-boundary';
+const CONTENT_TYPES = [
+  `multipart/form-data; boundary=${BOUNDARY}`,
+  `multipart/form-data; boundary="${BOUNDARY}"`,
+  `multipart/form-data; boundary=${BOUNDARY}; charset=utf-8`,
+  'multipart/form-data',
+  'multipart/form-data; boundary=other',
+  'multipart/mixed; boundary=' + BOUNDARY,
+  'application/json',
+  'application/x-www-form-urlencoded',
+  'text/plain',
+  'image/jpeg',
+  '',
+];
+
+function biometricRequest(endpoint: Endpoint): RawRequest {
+  const parts: Part[] = [];
+  if (!chance(0.05)) {
+    parts.push({
+      name: chance(0.95) ? 'image' : pick(['Image', 'file', 'images', '']),
+      ...(chance(0.9) ? { filename: pick(['probe.jpg', 'a.png', '', '../x', '"q".jpg']) } : {}),
+      ...(chance(0.9)
+        ? { contentType: pick(['image/jpeg', 'image/png', 'application/octet-stream', 'text/plain']) }
+        : {}),
+      data: anyImage(),
+    });
+  }
+  if (endpoint !== 'search' || chance(0.7))
+    parts.push({ name: 'metadata', data: metadataText(validMetadata(endpoint)) });
+  if (chance(0.1)) parts.push({ ...pick(parts.length > 0 ? parts : [{ name: 'image', data: face }]) });
+  if (chance(0.05)) parts.push({ name: pick(['extra', 'image[]', 'metadata ', '__proto__']), data: 'x' });
+  if (chance(0.1)) parts.reverse();
+  let body = multipartBody(parts, chance(0.03) ? 'other' : BOUNDARY);
+  if (chance(0.08)) {
+    // The framing, not the photo: changes within the first and last 200 bytes.
+    const framed = Buffer.from(body);
+    for (let edit = 1 + below(3); edit > 0; edit--) {
+      const at = chance(0.5)
+        ? below(Math.min(200, framed.length))
+        : framed.length - 1 - below(Math.min(200, framed.length));
+      framed[at] = below(256);
+    }
+    body = framed;
+  }
+  if (chance(0.04)) body = body.subarray(0, below(body.length + 1));
+  const contentType = chance(0.9) ? CONTENT_TYPES[0]! : pick(CONTENT_TYPES);
+  return {
+    method: 'POST',
+    path: `/api/v1/${endpoint}`,
+    headers: contentType ? { 'content-type': contentType } : {},
+    body,
+  };
+}
+
+function deleteRequest(): RawRequest {
+  const metadata = {
+    subject_id: pick([...SUBJECTS, 'nobody']),
+    ...(chance(0.7) ? { partition: pick(PARTITIONS) } : {}),
+  };
+  const body = Buffer.from(metadataText(metadata), 'latin1');
+  const contentType = chance(0.85) ? 'application/json' : pick([...CONTENT_TYPES, 'application/json; charset=utf-16']);
+  return { method: 'POST', path: '/api/v1/delete', headers: contentType ? { 'content-type': contentType } : {}, body };
+}
+
+/** Every byte of the string's UTF-8 percent-encoded (a lone surrogate as U+FFFD, which encodeURIComponent refuses). */
+const percentEncoded = (text: string): string =>
+  Array.from(Buffer.from(text), (byte) => `%${byte.toString(16).padStart(2, '0')}`).join('');
+
+const UTILITY_PATHS = ['/api/v1/health', '/api/v1/partitions', '/api/v1/stats', '/api/v1/calibration', '/metrics'];
+function otherRequest(): RawRequest {
+  const roll = random();
+  const query = chance(0.3) ? `?${percentEncoded(pick(STRANGE_STRINGS))}=${percentEncoded(pick(STRANGE_STRINGS))}` : '';
+  if (roll < 0.5) return { method: 'GET', path: pick(UTILITY_PATHS) + query, headers: {}, body: Buffer.alloc(0) };
+  if (roll < 0.6) {
+    // Erasing a partition is an extension; a fuzzed name must be refused or erase only that partition.
+    const name = chance(0.2) ? 'fuzz' : percentEncoded(pick(STRANGE_STRINGS));
+    return { method: 'DELETE', path: `/api/v1/partitions/${name}`, headers: {}, body: Buffer.alloc(0) };
+  }
+  const method = pick(['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'POST']);
+  const path = pick([
+    ...UTILITY_PATHS,
+    '/api/v1/search',
+    '/api/v1/enrol',
+    '/api/v2/search',
+    '/api/v1/',
+    '/%2e%2e/',
+    '/api/v1/search/..',
+  ]);
+  return {
+    method,
+    path: path + query,
+    headers: chance(0.5) ? { 'content-type': pick(CONTENT_TYPES) || 'text/plain' } : {},
+    body: Buffer.from(pick(STRANGE_STRINGS)),
+  };
+}
+
+const ROOTS: Record<string, string> = {
+  '/api/v1/search': 'SearchResponse',
+  '/api/v1/verify': 'VerifyResponse',
+  '/api/v1/enrol': 'EnrolResponse',
+  '/api/v1/delete': 'DeleteResponse',
+};
+const isErrorCode = (code: unknown): code is ErrorCode => ERROR_CODES.includes(code as ErrorCode);
+
+/** What is wrong with `reply` to `sent` by the contract, or null. */
+function breach(sent: RawRequest, reply: RawReply): string | null {
+  if (reply.status >= 500) return `HTTP ${reply.status}: ${reply.body.slice(0, 300)}`;
+  const root = sent.method === 'POST' ? ROOTS[sent.path] : undefined;
+  let status: unknown;
+  if (root && reply.contentType?.includes('xml')) {
+    let document: { root(): { node: { nodeName: string } }; toObject(): unknown };
+    try {
+      document = create(reply.body) as unknown as typeof document;
+    } catch (error) {
+      return `malformed XML (${(error as Error).message}): ${reply.body.slice(0, 300)}`;
+    }
+    const name = document.root().node.nodeName;
+    if (name !== root) return `root <${name}>, expected <${root}>`;
+    status = /<status>([^<]*)<\/status>/.exec(reply.body)?.[1];
+  } else if (reply.contentType?.includes('json')) {
+    try {
+      status = (JSON.parse(reply.body) as { status?: unknown }).status;
+    } catch {
+      return `malformed JSON: ${reply.body.slice(0, 300)}`;
+    }
+  } else if (root) {
+    return `a ${root} answered as ${reply.contentType ?? 'nothing'}`;
+  } else {
+    return null;
+  }
+  if (reply.status === 200) return null;
+  if (!isErrorCode(status)) return `HTTP ${reply.status} with status ${String(status)}`;
+  if (HTTP_STATUS_BY_CODE[status] !== reply.status) return `${status} answered with HTTP ${reply.status}`;
+  return null;
+}
+
+const describe = (sent: RawRequest): string =>
+  `${sent.method} ${sent.path} [${sent.headers['content-type'] ?? 'no content type'}] ${sent.body.length} bytes`;
+
+const deadline = performance.now() + Number(values.seconds) * 1000;
+const breaches: string[] = [];
+const outcomes = new Map<string, number>();
+let sentCount = 0;
+try {
+  while (performance.now() < deadline) {
+    const roll = random();
+    const sent =
+      roll < 0.75
+        ? biometricRequest(pick(['search', 'verify', 'enrol'] as const))
+        : roll < 0.85
+          ? deleteRequest()
+          : otherRequest();
+    const number = sentCount++;
+    let reply: RawReply;
+    try {
+      reply = await sendRaw(service.baseUrl, sent);
+    } catch (error) {
+      const exited = service.child.exitCode !== null || service.child.signalCode !== null;
+      breaches.push(
+        `#${number} ${describe(sent)}: ${(error as Error).message}${exited ? ' (the service exited)' : ''}`,
+      );
+      if (exited) break;
+      continue;
+    }
+    const wrong = breach(sent, reply);
+    if (wrong) {
+      breaches.push(`#${number} ${describe(sent)}: ${wrong}`);
+      if (values.save) {
+        mkdirSync(values.save, { recursive: true });
+        const { body, ...head } = sent;
+        writeFileSync(path.join(values.save, `${number}.json`), JSON.stringify(head));
+        writeFileSync(path.join(values.save, `${number}.body`), body);
+      }
+    }
+    const code =
+      /<status>([^<]*)<\/status>/.exec(reply.body)?.[1] ?? (reply.contentType?.includes('json') ? 'json' : '-');
+    const key = `${reply.status} ${code}`;
+    outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    // Fuzzed deletions and partition erasures thin the gallery out; put the known subjects back now and then.
+    if (number % 200 === 199) await enrolKnownSubjects();
+  }
+  const health = await sendRaw(service.baseUrl, {
+    method: 'GET',
+    path: '/api/v1/health',
+    headers: {},
+    body: Buffer.alloc(0),
+  });
+  if (health.status !== 200 || (JSON.parse(health.body) as { status?: string }).status !== 'healthy') {
+    breaches.push(`health after the run: HTTP ${health.status} ${health.body.slice(0, 300)}`);
+  }
+} finally {
+  await service.stop();
+}
+// The service's own account of what went wrong (its log holds no image or template).
+const errorLog = service
+  .output()
+  .split('\n')
+  .filter((line) => line.startsWith('{') && /"level":"(error|fatal)"/.test(line));
+
+const summary = {
+  seed,
+  requests: sentCount,
+  outcomes: Object.fromEntries([...outcomes].sort(([a], [b]) => a.localeCompare(b))),
+};
+if (breaches.length > 0) {
+  process.stderr.write(
+    `${breaches.length} answers broke the contract (seed ${seed}):\n${breaches.slice(0, 50).join('\n')}\n`,
+  );
+  process.stderr.write(`the service's errors:\n${errorLog.slice(0, 20).join('\n')}\n`);
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  process.exit(1);
+}
+process.stdout.write(`contract kept: ${JSON.stringify(summary)}\n`);
