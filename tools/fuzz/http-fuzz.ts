@@ -14,6 +14,7 @@
  * request's number, and the run exits with 1.
  *
  *   node --conditions=development --import tsx tools/fuzz/http-fuzz.ts [--seconds 300] [--seed 1] [--data DIR]
+ *     [--save DIR] [--redis redis://127.0.0.1:6379]
  */
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -29,12 +30,22 @@ import { postBiometric, sendRaw, type RawReply, type RawRequest } from '../../te
 import { fixture } from '../../test/support/paths.js';
 import { seededRandom } from '../../test/support/random.js';
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import {
+  deletePrefix,
+  startDistributedGateway,
+  startWorkerProcess,
+  testPrefix,
+  waitForCluster,
+  type ProcessHandle,
+} from '../../test/distributed/support.js';
 
 const { values } = parseArgs({
   options: {
     seconds: { type: 'string', default: '300' },
     seed: { type: 'string', default: '1' },
     data: { type: 'string', default: fileURLToPath(new URL('../../../shared/data', import.meta.url)) },
+    // A Redis to run the service distributed on (a gateway and one worker, keys under a prefix of their own).
+    redis: { type: 'string' },
     // A folder to write each request that broke the contract to (`<number>.json`: method, path, headers; `.body`).
     save: { type: 'string' },
   },
@@ -60,11 +71,32 @@ function samplePhotos(): Buffer[] {
 const photos = samplePhotos();
 const face = readFileSync(fixture('frll', '001_neutral.jpg'));
 
-const service = await startServiceProcess({
-  DATA_DIR: temporaryDirectory('http-fuzz'),
-  REQUEST_TIMEOUT_MS: '2000',
-  MAX_UPLOAD_BYTES: String(4 * 1024 * 1024),
-});
+const limits = { REQUEST_TIMEOUT_MS: '2000', MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) };
+/** The service under test: one embedded process, or with `--redis` a gateway and a worker under a key prefix of its own. */
+async function startService(): Promise<{
+  baseUrl: string;
+  processes: ProcessHandle[];
+  stop(): Promise<void>;
+}> {
+  if (!values.redis) {
+    const embedded = await startServiceProcess({ DATA_DIR: temporaryDirectory('http-fuzz'), ...limits });
+    return { baseUrl: embedded.baseUrl, processes: [embedded], stop: async () => void (await embedded.stop()) };
+  }
+  const prefix = testPrefix();
+  const env = { REDIS_URL: values.redis, QUEUE_PREFIX: prefix, ...limits };
+  const gateway = await startDistributedGateway(env);
+  const worker = await startWorkerProcess({ ...env, WORKER_ID: 'fuzz-w1', METRICS_PORT: '0' });
+  await waitForCluster(gateway.baseUrl, ['fuzz-w1']);
+  return {
+    baseUrl: gateway.baseUrl,
+    processes: [gateway, worker],
+    async stop() {
+      await Promise.all([worker.stop(), gateway.stop()]);
+      await deletePrefix(values.redis!, prefix);
+    },
+  };
+}
+const service = await startService();
 const SUBJECTS = ['fuzz-a', 'fuzz-b'];
 const PARTITIONS = ['default', 'fuzz'];
 async function enrolKnownSubjects(): Promise<void> {
@@ -322,7 +354,7 @@ try {
     try {
       reply = await sendRaw(service.baseUrl, sent);
     } catch (error) {
-      const exited = service.child.exitCode !== null || service.child.signalCode !== null;
+      const exited = service.processes.some(({ child }) => child.exitCode !== null || child.signalCode !== null);
       breaches.push(
         `#${number} ${describe(sent)}: ${(error as Error).message}${exited ? ' (the service exited)' : ''}`,
       );
@@ -359,9 +391,8 @@ try {
   await service.stop();
 }
 // The service's own account of what went wrong (its log holds no image or template).
-const errorLog = service
-  .output()
-  .split('\n')
+const errorLog = service.processes
+  .flatMap((running) => running.output().split('\n'))
   .filter((line) => line.startsWith('{') && /"level":"(error|fatal)"/.test(line));
 
 const summary = {
