@@ -164,8 +164,8 @@ function validMetadata(endpoint: Endpoint): Record<string, unknown> {
   return { ...base, subject_id: endpoint === 'verify' ? pick(SUBJECTS) : `fuzz-new-${enrolled++}` };
 }
 
-/** The metadata's JSON text, changed in one to three places (or left as it is). */
-function metadataText(metadata: Record<string, unknown>): string {
+/** The metadata's JSON text (UTF-8), changed in one to three places (or left as it is). */
+function metadataText(metadata: Record<string, unknown>): Buffer {
   const changed = { ...metadata };
   // Left valid in about half the requests, so that their photos reach the pipeline.
   for (let edit = chance(0.5) ? 0 : 1 + below(3); edit > 0; edit--) {
@@ -175,15 +175,10 @@ function metadataText(metadata: Record<string, unknown>): string {
   }
   let text = JSON.stringify(changed);
   if (chance(0.15)) text = text.replace('{', `{"${pick(KEYS)}":${JSON.stringify(anyValue(0))},`);
-  if (chance(0.1)) {
-    const kind = pick(['bits', 'cut', 'splice', 'sizes'] as const);
-    text = damage(Buffer.from(text), kind, random, {
-      headerBytes: text.length,
-      edits: 1 + below(3),
-      bit: below(8),
-    }).toString('latin1');
-  }
-  return text;
+  const bytes = Buffer.from(text);
+  if (!chance(0.1)) return bytes;
+  const kind = pick(['bits', 'cut', 'splice', 'sizes'] as const);
+  return damage(bytes, kind, random, { headerBytes: bytes.length, edits: 1 + below(3), bit: below(8) });
 }
 
 const DAMAGES: readonly Damage[] = ['headers', 'bits', 'cut', 'trailing', 'splice', 'remove', 'insert', 'sizes'];
@@ -256,7 +251,7 @@ function deleteRequest(): RawRequest {
     subject_id: pick([...SUBJECTS, 'nobody']),
     ...(chance(0.7) ? { partition: pick(PARTITIONS) } : {}),
   };
-  const body = Buffer.from(metadataText(metadata), 'latin1');
+  const body = metadataText(metadata);
   const contentType = chance(0.85) ? 'application/json' : pick([...CONTENT_TYPES, 'application/json; charset=utf-16']);
   return { method: 'POST', path: '/api/v1/delete', headers: contentType ? { 'content-type': contentType } : {}, body };
 }
