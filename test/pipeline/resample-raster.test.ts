@@ -23,7 +23,7 @@ import {
   type RgbImage,
   type SampleOptions,
 } from '../../packages/pipeline/src/image/raster.js';
-import { seededRandom } from '../support/random.js';
+import { draws, seededRandom } from '../support/random.js';
 import { cut, expectResampleError, noisePool, smoothPool } from '../support/raw-images.js';
 
 /*
@@ -93,8 +93,8 @@ function nativeCropResize(
 
 describe('native raster resamplers: byte for byte what raster.ts gives', { skip }, () => {
   const random = seededRandom(20260611);
-  const between = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
-  const pick = <T>(values: readonly T[]): T => values[Math.floor(random() * values.length)]!;
+  const { below, pick } = draws(random);
+  const between = (low: number, high: number): number => low + below(high - low + 1);
   const pools: { kind: string; pool: RawRgbImage }[] = [];
   const randomImage = (index: number, width: number, height: number): { kind: string; image: RawRgbImage } => {
     const { kind, pool } = pools[index % 2]!;

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 
 import sharp from 'sharp';
 
 import { sharedDataDir } from './paths.js';
-import { seededRandom } from './random.js';
+import { draws, seededRandom } from './random.js';
 import { cut, noisePool, smoothPool } from './raw-images.js';
 
 /*
@@ -60,6 +60,20 @@ export function sharedFiles(pattern: RegExp, folder: string = sharedDataDir): st
   return files;
 }
 
+/**
+ * `count` files drawn by `below` (repeats allowed) from those under `folder` whose name matches `pattern` and which hold
+ * fewer than `maxBytes`, read; none where none match.
+ */
+export function sampledFiles(
+  pattern: RegExp,
+  folder: string,
+  { count, maxBytes, below }: { count: number; maxBytes: number; below: (count: number) => number },
+): Buffer[] {
+  const matching = sharedFiles(pattern, folder).filter((file) => statSync(file).size < maxBytes);
+  if (matching.length === 0) return [];
+  return Array.from({ length: count }, () => readFileSync(matching[below(matching.length)]!));
+}
+
 /** A `width`×`height` photo-like (smooth) or noisy RGB image, in sharp. */
 export function rawImage(width: number, height: number, noisy: boolean, seed: number) {
   const pool = noisy ? noisePool(Math.max(width, height), seededRandom(seed)) : smoothPool(Math.max(width, height));
@@ -85,7 +99,7 @@ export function damage(
   { headerBytes, edits = 3, bit = 0 }: { headerBytes: number; edits?: number; bit?: number },
 ): Buffer {
   const damaged = Buffer.from(original);
-  const below = (count: number): number => Math.floor(random() * count);
+  const { below } = draws(random);
   switch (kind) {
     case 'headers':
       for (let edit = 0; edit < edits; edit++) damaged[below(Math.min(damaged.length, headerBytes))] = below(256);

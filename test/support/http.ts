@@ -11,26 +11,40 @@ export interface XmlReply {
 }
 
 interface DomDocument {
+  documentElement: { nodeName: string } | null;
   getElementsByTagName(name: string): ArrayLike<{ textContent: string | null }>;
+}
+
+/** An XML answer read by xmlbuilder2: its root element's name and the text of its elements. */
+export interface ParsedXml {
+  root: string;
+  text(element: string): string | null;
+  all(element: string): string[];
+}
+
+/** `xml` parsed, or null where it is not well-formed. */
+export function parsedXml(xml: string): ParsedXml | null {
+  let document: DomDocument;
+  try {
+    document = create(xml).node as unknown as DomDocument;
+  } catch {
+    return null;
+  }
+  const all = (element: string): string[] =>
+    Array.from(document.getElementsByTagName(element), (node) => node.textContent ?? '');
+  return { root: document.documentElement?.nodeName ?? '', text: (element) => all(element)[0] ?? null, all };
 }
 
 export async function xmlReply(response: Response): Promise<XmlReply> {
   const xml = await response.text();
-  let document: DomDocument | undefined;
-  try {
-    document = create(xml).node as unknown as DomDocument;
-  } catch {
-    document = undefined;
-  }
-  const all = (element: string): string[] =>
-    document ? Array.from(document.getElementsByTagName(element), (node) => node.textContent ?? '') : [];
+  const parsed = parsedXml(xml);
   return {
     status: response.status,
     contentType: response.headers.get('content-type'),
     headers: response.headers,
     xml,
-    text: (element) => all(element)[0] ?? null,
-    all,
+    text: (element) => parsed?.text(element) ?? null,
+    all: (element) => parsed?.all(element) ?? [],
   };
 }
 

@@ -12,3 +12,17 @@ export function seededRandom(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/** What tests and tools draw from `random`: a whole number below `count`, a coin of `probability`, one of `items`. */
+export function draws(random: () => number): {
+  below(count: number): number;
+  chance(probability: number): boolean;
+  pick<T>(items: readonly T[]): T;
+} {
+  const below = (count: number): number => Math.floor(random() * count);
+  return {
+    below,
+    chance: (probability) => random() < probability,
+    pick: (items) => items[below(items.length)]!,
+  };
+}

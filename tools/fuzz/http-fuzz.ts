@@ -16,19 +16,18 @@
  *   node --conditions=development --import tsx tools/fuzz/http-fuzz.ts [--seconds 300] [--seed 1] [--data DIR]
  *     [--save DIR] [--redis redis://127.0.0.1:6379]
  */
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { create } from 'xmlbuilder2';
 
 import { ERROR_CODES, HTTP_STATUS_BY_CODE, type ErrorCode } from '@facegate/contracts';
 
 import { multipartBody, type Part } from '../../test/hostile/corpus.js';
-import { damage, sharedFiles, type Damage } from '../../test/support/decodes.js';
-import { postBiometric, sendRaw, type RawReply, type RawRequest } from '../../test/support/http.js';
+import { damage, sampledFiles, type Damage } from '../../test/support/decodes.js';
+import { parsedXml, postBiometric, sendRaw, type RawReply, type RawRequest } from '../../test/support/http.js';
 import { fixture } from '../../test/support/paths.js';
-import { seededRandom } from '../../test/support/random.js';
+import { draws, seededRandom } from '../../test/support/random.js';
 import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import {
   deletePrefix,
@@ -52,21 +51,16 @@ const { values } = parseArgs({
 });
 const seed = Number(values.seed);
 const random = seededRandom(seed);
-const below = (count: number): number => Math.floor(random() * count);
-const chance = (probability: number): boolean => random() < probability;
-const pick = <T>(items: readonly T[]): T => items[below(items.length)]!;
+const { below, chance, pick } = draws(random);
 
-/** Photos of the shared data under 1.5 MB (the committed fixtures where it is absent), sampled by the seed. */
+/** Photos of the shared data under 1.5 MB (the committed fixtures where there are none), sampled by the seed. */
 function samplePhotos(): Buffer[] {
-  let files: string[] = [];
-  try {
-    files = sharedFiles(/\.(jpe?g|png)$/i, values.data).filter((file) => statSync(file).size < 1_500_000);
-  } catch {
-    files = [];
-  }
-  if (files.length === 0)
-    files = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((f) => fixture('frll', f));
-  return Array.from({ length: 120 }, () => readFileSync(pick(files)));
+  const photos = existsSync(values.data)
+    ? sampledFiles(/\.(jpe?g|png)$/i, values.data, { count: 120, maxBytes: 1_500_000, below })
+    : [];
+  if (photos.length > 0) return photos;
+  const fixtures = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((name) => fixture('frll', name));
+  return Array.from({ length: 120 }, () => readFileSync(pick(fixtures)));
 }
 const photos = samplePhotos();
 const face = readFileSync(fixture('frll', '001_neutral.jpg'));
@@ -296,36 +290,37 @@ const ROOTS: Record<string, string> = {
 };
 const isErrorCode = (code: unknown): code is ErrorCode => ERROR_CODES.includes(code as ErrorCode);
 
-/** What is wrong with `reply` to `sent` by the contract, or null. */
-function breach(sent: RawRequest, reply: RawReply): string | null {
-  if (reply.status >= 500) return `HTTP ${reply.status}: ${reply.body.slice(0, 300)}`;
+/**
+ * The contract's status in `reply` to `sent` (`json` for a JSON answer's, `-` where there is none), and what is wrong
+ * with the reply by the contract, or null.
+ */
+function judged(sent: RawRequest, reply: RawReply): { status: string; breach: string | null } {
   const root = sent.method === 'POST' ? ROOTS[sent.path] : undefined;
-  let status: unknown;
-  if (root && reply.contentType?.includes('xml')) {
-    let document: { root(): { node: { nodeName: string } }; toObject(): unknown };
+  const xml = reply.contentType?.includes('xml') ? parsedXml(reply.body) : undefined;
+  const json = reply.contentType?.includes('json');
+  const status = xml?.text('status') ?? (json ? 'json' : '-');
+  const breach = (text: string): { status: string; breach: string } => ({ status, breach: text });
+  if (reply.status >= 500) return breach(`HTTP ${reply.status}: ${reply.body.slice(0, 300)}`);
+  let code: unknown;
+  if (root && xml !== undefined) {
+    if (xml === null) return breach(`malformed XML: ${reply.body.slice(0, 300)}`);
+    if (xml.root !== root) return breach(`root <${xml.root}>, expected <${root}>`);
+    code = xml.text('status');
+  } else if (json) {
     try {
-      document = create(reply.body) as unknown as typeof document;
-    } catch (error) {
-      return `malformed XML (${(error as Error).message}): ${reply.body.slice(0, 300)}`;
-    }
-    const name = document.root().node.nodeName;
-    if (name !== root) return `root <${name}>, expected <${root}>`;
-    status = /<status>([^<]*)<\/status>/.exec(reply.body)?.[1];
-  } else if (reply.contentType?.includes('json')) {
-    try {
-      status = (JSON.parse(reply.body) as { status?: unknown }).status;
+      code = (JSON.parse(reply.body) as { status?: unknown }).status;
     } catch {
-      return `malformed JSON: ${reply.body.slice(0, 300)}`;
+      return breach(`malformed JSON: ${reply.body.slice(0, 300)}`);
     }
   } else if (root) {
-    return `a ${root} answered as ${reply.contentType ?? 'nothing'}`;
+    return breach(`a ${root} answered as ${reply.contentType ?? 'nothing'}`);
   } else {
-    return null;
+    return { status, breach: null };
   }
-  if (reply.status === 200) return null;
-  if (!isErrorCode(status)) return `HTTP ${reply.status} with status ${String(status)}`;
-  if (HTTP_STATUS_BY_CODE[status] !== reply.status) return `${status} answered with HTTP ${reply.status}`;
-  return null;
+  if (reply.status === 200) return { status, breach: null };
+  if (!isErrorCode(code)) return breach(`HTTP ${reply.status} with status ${String(code)}`);
+  if (HTTP_STATUS_BY_CODE[code] !== reply.status) return breach(`${code} answered with HTTP ${reply.status}`);
+  return { status, breach: null };
 }
 
 const describe = (sent: RawRequest): string =>
@@ -356,9 +351,9 @@ try {
       if (exited) break;
       continue;
     }
-    const wrong = breach(sent, reply);
-    if (wrong) {
-      breaches.push(`#${number} ${describe(sent)}: ${wrong}`);
+    const { status, breach } = judged(sent, reply);
+    if (breach) {
+      breaches.push(`#${number} ${describe(sent)}: ${breach}`);
       if (values.save) {
         mkdirSync(values.save, { recursive: true });
         const { body, ...head } = sent;
@@ -366,9 +361,7 @@ try {
         writeFileSync(path.join(values.save, `${number}.body`), body);
       }
     }
-    const code =
-      /<status>([^<]*)<\/status>/.exec(reply.body)?.[1] ?? (reply.contentType?.includes('json') ? 'json' : '-');
-    const key = `${reply.status} ${code}`;
+    const key = `${reply.status} ${status}`;
     outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
     // Fuzzed deletions and partition erasures thin the gallery out; put the known subjects back now and then.
     if (number % 200 === 199) await enrolKnownSubjects();

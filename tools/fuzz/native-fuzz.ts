@@ -15,7 +15,6 @@
  *
  *   bash tools/fuzz/native.sh [--seconds 600] [--seed 1] [--data DIR]
  */
-import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -25,8 +24,8 @@ import type * as JpegAddon from '@facegate/jpeg';
 import type * as PngAddon from '@facegate/png';
 import type * as ResampleAddon from '@facegate/resample';
 
-import { damage, pngChunk, sharedFiles, type Damage } from '../../test/support/decodes.js';
-import { seededRandom } from '../../test/support/random.js';
+import { damage, pngChunk, sampledFiles, type Damage } from '../../test/support/decodes.js';
+import { draws, seededRandom } from '../../test/support/random.js';
 import { libvipsSrgbProfile } from '../../packages/pipeline/src/stages/decode.js';
 
 const { values } = parseArgs({
@@ -50,13 +49,12 @@ for (const [name, error] of [
 }
 
 const random = seededRandom(Number(values.seed));
-const below = (count: number): number => Math.floor(random() * count);
-const chance = (probability: number): boolean => random() < probability;
+const { below, chance } = draws(random);
 
 const sample = (pattern: RegExp, count: number): Buffer[] => {
-  const matching = sharedFiles(pattern, values.data).filter((file) => statSync(file).size < 1_500_000);
-  if (matching.length === 0) throw new Error(`no ${pattern} files under ${values.data}`);
-  return Array.from({ length: count }, () => readFileSync(matching[below(matching.length)]!));
+  const files = sampledFiles(pattern, values.data, { count, maxBytes: 1_500_000, below });
+  if (files.length === 0) throw new Error(`no ${pattern} files under ${values.data}`);
+  return files;
 };
 const jpegs = sample(/\.jpe?g$/i, 300);
 const pngs = sample(/\.png$/i, 150);
