@@ -317,7 +317,9 @@ function judged(sent: RawRequest, reply: RawReply): { status: string; breach: st
   } else {
     return { status, breach: null };
   }
-  if (reply.status === 200) return { status, breach: null };
+  if (reply.status === 200) {
+    return root && code !== 'OK' ? breach(`HTTP 200 with status ${String(code)}`) : { status, breach: null };
+  }
   if (!isErrorCode(code)) return breach(`HTTP ${reply.status} with status ${String(code)}`);
   if (HTTP_STATUS_BY_CODE[code] !== reply.status) return breach(`${code} answered with HTTP ${reply.status}`);
   return { status, breach: null };
