@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -7,8 +6,7 @@ import { describe, it } from 'node:test';
 import { TemplateCipher } from '@facegate/gallery';
 import { AuditKeys, AuditLog, verifyAuditLog, type AuditEvent } from '@facegate/gateway';
 import { silentLogger } from '@facegate/observability';
-import { repoRoot } from '../support/paths.js';
-import { temporaryDirectory } from '../support/service.js';
+import { auditTool, temporaryDirectory } from '../support/service.js';
 
 const key = (id: string) => ({ id, secret: randomBytes(32) });
 const ring = (...keys: Array<ReturnType<typeof key>>) => new AuditKeys(new TemplateCipher(keys));
@@ -89,17 +87,59 @@ describe('audit log: pseudonyms and hash chain', () => {
     assert.match(withoutOld.reason ?? '', /not in the key ring/);
   });
 
+  it('flush() waits for every line recorded so far (a stopping service waits for it)', async () => {
+    const file = path.join(temporaryDirectory('audit'), 'audit.log');
+    const keys = ring(k1);
+    const log = await AuditLog.open(file, keys, silentLogger);
+    // As the gateway records: without waiting for the write.
+    for (let i = 0; i < 50; i++) void log.record(entry(`subject-${i}`));
+    await log.flush();
+    assert.equal(lines(file).length, 50);
+    assert.deepEqual(await verifyAuditLog(file, keys), { ok: true, lines: 50, unchainedLines: [] });
+  });
+
+  it('seals a line without a subject (a partition erased) under the key it names', async () => {
+    const file = path.join(temporaryDirectory('audit'), 'audit.log');
+    const keys = ring(k1);
+    const log = await AuditLog.open(file, keys, silentLogger);
+    await log.record(entry('a'));
+    const erased: AuditEvent = {
+      operation: 'delete_partition',
+      keyId: 'ops',
+      partition: 'doomed',
+      outcome: 'OK',
+      subjects: 3,
+      templates: 4,
+    };
+    await log.record(erased);
+    await log.record(entry('b'));
+    const clean = lines(file);
+    assert.equal((JSON.parse(clean[1]!) as Record<string, unknown>)['auditKey'], 'k1');
+    assert.deepEqual(await verifyAuditLog(file, keys), { ok: true, lines: 3, unchainedLines: [] });
+    rewrite(
+      file,
+      clean.map((line, i) => (i === 1 ? line.replace('"subjects":3', '"subjects":2') : line)),
+    );
+    assert.equal((await verifyAuditLog(file, keys)).firstBadLine, 2);
+
+    // Written before the line named its key: sealed under the ring's active key all the same, and still verified.
+    const earlier = path.join(temporaryDirectory('audit'), 'audit.log');
+    const earlierLog = await AuditLog.open(earlier, keys, silentLogger);
+    await earlierLog.record(entry('a'));
+    await earlierLog.record(erased);
+    const [first, second] = lines(earlier);
+    const { hash: _hash, auditKey: _auditKey, ...unnamed } = JSON.parse(second!) as Record<string, unknown>;
+    const sealed = keys.lineHash(JSON.stringify(unnamed), 'k1');
+    rewrite(earlier, [first!, JSON.stringify({ ...unnamed, hash: sealed })]);
+    assert.equal((await verifyAuditLog(earlier, keys)).ok, true);
+    assert.equal((await verifyAuditLog(earlier, ring(k2))).ok, false);
+  });
+
   it('`npm run audit` verifies (exit 1 and the line on tampering) and looks subjects up', () => {
     const dir = temporaryDirectory('audit-cli');
     const file = path.join(dir, 'audit.log');
     const entry1 = `k1:${k1.secret.toString('base64')}`;
-    const env = { ...process.env, DATA_DIR: dir, TEMPLATE_KEYS: entry1 };
-    const cli = (...args: string[]) =>
-      spawnSync(
-        process.execPath,
-        ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/audit-main.ts'), ...args],
-        { cwd: repoRoot, env, encoding: 'utf8' },
-      );
+    const cli = (...args: string[]) => auditTool(args, { DATA_DIR: dir, TEMPLATE_KEYS: entry1 });
     return (async () => {
       await writeLog(file, ring(k1), ['a', 'person-001', 'c']);
       const clean = cli('verify');

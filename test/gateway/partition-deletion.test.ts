@@ -5,7 +5,13 @@ import { after, before, describe, it } from 'node:test';
 import { hashApiKey } from '@facegate/gateway';
 import { deletePartition, getJson, postBiometric } from '../support/http.js';
 import { fixture } from '../support/paths.js';
-import { readImage, startEmbeddedService, temporaryDirectory, type RunningService } from '../support/service.js';
+import {
+  auditTool,
+  readImage,
+  startEmbeddedService,
+  temporaryDirectory,
+  type RunningService,
+} from '../support/service.js';
 
 const faces = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((name) => readImage(fixture('frll', name)));
 const KEYS = { admin: 'fgk_test_partition_admin', enrolOnly: 'fgk_test_partition_enrol' };
@@ -130,6 +136,9 @@ describe('DELETE /api/v1/partitions/{name} (embedded)', () => {
         ['ops', 'doomed', 'PARTITION_NOT_FOUND', undefined],
       ],
     );
+    // Sealed under the service's template key like every other line: the log verifies whole.
+    const verified = auditTool(['verify', auditFile], { DATA_DIR: dataDir });
+    assert.equal(verified.status, 0, verified.stdout + verified.stderr);
     const metrics = await (await fetch(`${service.baseUrl}/metrics`, { headers: asKey(KEYS.admin) })).text();
     const deletions = metrics
       .split('\n')

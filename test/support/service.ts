@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,6 +34,18 @@ export async function startEmbeddedService(env: Record<string, string> = {}): Pr
       if (!env['DATA_DIR']) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * `npm run audit -- ARGS` as an operator runs it, with the service's environment (`DATA_DIR` or `TEMPLATE_KEYS`, whose
+ * key ring verifies the log's seals).
+ */
+export function auditTool(args: readonly string[], env: Record<string, string>): SpawnSyncReturns<string> {
+  return spawnSync(
+    process.execPath,
+    ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/gateway/src/audit-main.ts'), ...args],
+    { cwd: repoRoot, env: { ...process.env, ...env }, encoding: 'utf8' },
+  );
 }
 
 /** `NAME=VALUE` settings (a benchmark's repeated `--env` option) as an environment for the service. */

@@ -118,6 +118,7 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
         setTimeout(() => server.closeAllConnections(), 5_000).unref();
       });
       await backend.close();
+      await audit.flush();
     },
   };
 }
