@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { getJson, postBiometric, postDelete, sendRaw } from '../support/http.js';
+import { getJson, postBiometric, postDelete, sendRaw, type RawRequest } from '../support/http.js';
 import { fixture, sharedData, skipWithoutSharedData } from '../support/paths.js';
 import { startServiceProcess, temporaryDirectory, type ServiceProcess } from '../support/service.js';
-import { buildHostileCorpus } from './corpus.js';
+import { buildHostileCorpus, multipartBody } from './corpus.js';
 
 const face = readFileSync(fixture('frll', '001_neutral.jpg'));
 const CONTRACT_CODE = /<status>([A-Z_]+)<\/status>/;
@@ -136,6 +137,41 @@ describe('hostile input', () => {
       console.log('robustness outcomes', Object.fromEntries(outcomes));
     },
   );
+
+  it('answers a refusal sent before the body is read to a client still sending it, and keeps the connection', async () => {
+    // Node's client writes the whole body before it reads: had the service closed the connection after its early
+    // answer, the client would have got EPIPE or a reset instead of the answer now and then.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const image = { name: 'image', filename: 'big.jpg', contentType: 'image/jpeg', data: Buffer.alloc(6 << 20, 0xff) };
+    const cases: Array<[string, RawRequest]> = [
+      [
+        '415 UNSUPPORTED_MEDIA_TYPE',
+        { path: '/api/v1/search', headers: { 'content-type': 'text/plain' }, body: Buffer.alloc(3_500_000, 0x41) },
+      ],
+      [
+        '413 PAYLOAD_TOO_LARGE',
+        {
+          path: '/api/v1/enrol',
+          headers: { 'content-type': 'multipart/form-data; boundary=facegate-hostile-boundary' },
+          body: multipartBody([image, { name: 'metadata', data: '{"subject_id":"big"}' }]),
+        },
+      ],
+    ];
+    try {
+      const connections = new Set<number | undefined>();
+      for (const [expected, raw] of cases) {
+        for (let attempt = 0; attempt < 10; attempt++) {
+          const reply = await sendRaw(service.baseUrl, { method: 'POST', ...raw }, agent);
+          assert.equal(`${reply.status} ${CONTRACT_CODE.exec(reply.body)?.[1]}`, expected, reply.body);
+          connections.add(reply.clientPort);
+        }
+      }
+      // The rest of each body was read and dropped, not cut off: every request went over the one connection.
+      assert.equal(connections.size, 1, `connections from client ports ${[...connections].join(', ')}`);
+    } finally {
+      agent.destroy();
+    }
+  });
 
   it('cuts off slow and abandoned uploads and keeps serving', async () => {
     const { port, hostname } = new URL(service.baseUrl);

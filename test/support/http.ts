@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 import { create } from 'xmlbuilder2';
 
 export interface XmlReply {
@@ -111,21 +111,35 @@ export interface RawReply {
   status: number;
   contentType: string | undefined;
   body: string;
+  /** The client's port of the connection the request went over: two requests alike went over one connection. */
+  clientPort: number | undefined;
 }
 
-/** Sends `raw` over node:http with its own Content-Length and reads the whole answer as text. */
-export function sendRaw(baseUrl: string, raw: RawRequest): Promise<RawReply> {
+/**
+ * Sends `raw` over node:http with its own Content-Length (and through `agent`, where given) and reads the whole
+ * answer as text.
+ */
+export function sendRaw(baseUrl: string, raw: RawRequest, agent?: Agent): Promise<RawReply> {
   const url = new URL(raw.path, baseUrl);
   return new Promise((resolve, reject) => {
     const outgoing = request(
       url,
-      { method: raw.method ?? 'POST', headers: { ...raw.headers, 'content-length': String(raw.body.length) } },
+      {
+        method: raw.method ?? 'POST',
+        headers: { ...raw.headers, 'content-length': String(raw.body.length) },
+        ...(agent ? { agent } : {}),
+      },
       (response) => {
         let body = '';
         response.setEncoding('utf8');
         response.on('data', (chunk: string) => (body += chunk));
         response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, contentType: response.headers['content-type'], body }),
+          resolve({
+            status: response.statusCode ?? 0,
+            contentType: response.headers['content-type'],
+            body,
+            clientPort: outgoing.socket?.localPort,
+          }),
         );
         response.on('error', reject);
       },

@@ -52,6 +52,22 @@ function idempotencyKey(request: Request, job: BiometricJob): string | undefined
   return `${job.type}:${header}`;
 }
 
+/**
+ * An answer sent before the body was read (a refused key or content type, a part over the limit, a broken form): the
+ * client may still be sending. Closing the connection now would reset it under the client, and clients that write the
+ * whole body before they read (Node's among them) would get EPIPE instead of the answer. So the rest is read and
+ * dropped, which keeps the connection usable; one that goes on for more than `limitBytes` is cut off, as a slow one is
+ * by the server's request timeout.
+ */
+function dropRestOfBody(request: Request, limitBytes: number): void {
+  let dropped = 0;
+  request.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > limitBytes) request.socket.destroy();
+  });
+  request.resume();
+}
+
 export function createApp(options: AppOptions): express.Express {
   const { backend, metrics, logger } = options;
   const app = express();
@@ -143,9 +159,7 @@ export function createApp(options: AppOptions): express.Express {
       } catch (error) {
         const serialized = toSerializedError(error);
         if (serialized.code === 'INTERNAL_ERROR') logger.error('request failed', { endpoint, error });
-        // The body may still be streaming (e.g. a rejected content type): the client must not
-        // wait for us to read it, and the connection cannot be reused after an early reply.
-        if (!request.complete) response.setHeader('Connection', 'close');
+        if (!request.complete) dropRestOfBody(request, options.maxUploadBytes);
         sendXmlError(response, endpoint, serialized);
       }
     };
