@@ -13,8 +13,17 @@
  * process must stay up and answer health as healthy at the end. A broken rule is printed with the seed and the
  * request's number, and the run exits with 1.
  *
+ * `--clients N` keeps N requests in flight at once (the draws then follow the answers' order, so a seed no longer
+ * repeats a run exactly: `--save` keeps what failed). `--keys` starts the service with an API key file of keys with
+ * different scopes and partitions and sends each request with one of them, a wrong key or none. Then access must hold
+ * as well: a protected endpoint answers 401 UNAUTHORIZED to a missing or unknown key (unless Node's HTTP server refused
+ * the request first, e.g. 431 for headers over its limit) and never 401 to a known one; a key outside its scope never
+ * gets a 200, nor one outside its partitions where the request's partition can be read off what was sent. In every
+ * run, at the end, every line of the audit log names a key allowed to do what it records (with `--keys`), the log's
+ * OK lines are as many as the 200s of the audited endpoints, and its chain verifies (`npm run audit -- verify`).
+ *
  *   node --conditions=development --import tsx tools/fuzz/http-fuzz.ts [--seconds 300] [--seed 1] [--data DIR]
- *     [--save DIR] [--redis redis://127.0.0.1:6379]
+ *     [--save DIR] [--redis redis://127.0.0.1:6379] [--clients 1] [--keys]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -22,18 +31,20 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { ERROR_CODES, HTTP_STATUS_BY_CODE, type ErrorCode } from '@facegate/contracts';
+import { hashApiKey, type Scope } from '@facegate/gateway';
 
 import { multipartBody, type Part } from '../../test/hostile/corpus.js';
 import { damage, sampledFiles, type Damage } from '../../test/support/decodes.js';
 import { parsedXml, postBiometric, sendRaw, type RawReply, type RawRequest } from '../../test/support/http.js';
 import { fixture } from '../../test/support/paths.js';
 import { draws, seededRandom } from '../../test/support/random.js';
-import { startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
+import { auditTool, startServiceProcess, temporaryDirectory } from '../../test/support/service.js';
 import {
   deletePrefix,
   startDistributedGateway,
   startWorkerProcess,
   testPrefix,
+  TEST_TEMPLATE_KEYS,
   waitForCluster,
   type ProcessHandle,
 } from '../../test/distributed/support.js';
@@ -47,6 +58,8 @@ const { values } = parseArgs({
     redis: { type: 'string' },
     // A folder to write each request that broke the contract to (`<number>.json`: method, path, headers; `.body`).
     save: { type: 'string' },
+    clients: { type: 'string', default: '1' },
+    keys: { type: 'boolean', default: false },
   },
 });
 const seed = Number(values.seed);
@@ -65,25 +78,64 @@ function samplePhotos(): Buffer[] {
 const photos = samplePhotos();
 const face = readFileSync(fixture('frll', '001_neutral.jpg'));
 
+interface FuzzKey {
+  id: string;
+  key: string;
+  scopes: readonly Scope[];
+  partitions: readonly string[];
+}
+/** With `--keys`, the service's key file: every scope, keys limited to one partition and keys to all. */
+const KEY_RING: readonly FuzzKey[] = values.keys
+  ? [
+      { id: 'fuzz-admin', scopes: ['admin'] as const, partitions: ['*'] },
+      { id: 'fuzz-operator', scopes: ['search', 'enrol'] as const, partitions: ['*'] },
+      { id: 'fuzz-desk', scopes: ['search'] as const, partitions: ['fuzz'] },
+      { id: 'fuzz-enroller', scopes: ['enrol'] as const, partitions: ['default'] },
+      { id: 'fuzz-scraper', scopes: ['metrics'] as const, partitions: ['default'] },
+    ].map((entry) => ({ ...entry, key: Buffer.from(Array.from({ length: 32 }, () => below(256))).toString('hex') }))
+  : [];
+const keyNamed = (id: string): FuzzKey => KEY_RING.find((entry) => entry.id === id)!;
+const workDirectory = temporaryDirectory('http-fuzz');
+const auditLog = path.join(workDirectory, 'audit.log');
+const accessEnv: Record<string, string> = { AUDIT_LOG_FILE: auditLog };
+if (values.keys) {
+  accessEnv['API_KEYS_FILE'] = path.join(workDirectory, 'api-keys.json');
+  const keys = KEY_RING.map(({ key, ...entry }) => ({ ...entry, sha256: hashApiKey(key) }));
+  writeFileSync(accessEnv['API_KEYS_FILE'], JSON.stringify({ keys }));
+}
+/** What the known subjects are enrolled with (a key of every partition and the enrol scope). */
+const enrolHeaders: Record<string, string> = values.keys ? { 'X-API-Key': keyNamed('fuzz-operator').key } : {};
+
 const limits = { REQUEST_TIMEOUT_MS: '2000', MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) };
-/** The service under test: one embedded process, or with `--redis` a gateway and a worker under a key prefix of its own. */
+/**
+ * The service under test: one embedded process, or with `--redis` a gateway and a worker under a key prefix of its own;
+ * with the environment that `npm run audit` needs to verify its audit log.
+ */
 async function startService(): Promise<{
   baseUrl: string;
   processes: ProcessHandle[];
+  auditEnv: Record<string, string>;
   stop(): Promise<void>;
 }> {
   if (!values.redis) {
-    const embedded = await startServiceProcess({ DATA_DIR: temporaryDirectory('http-fuzz'), ...limits });
-    return { baseUrl: embedded.baseUrl, processes: [embedded], stop: async () => void (await embedded.stop()) };
+    const dataDir = path.join(workDirectory, 'data');
+    const embedded = await startServiceProcess({ DATA_DIR: dataDir, ...limits, ...accessEnv });
+    return {
+      baseUrl: embedded.baseUrl,
+      processes: [embedded],
+      auditEnv: { DATA_DIR: dataDir },
+      stop: async () => void (await embedded.stop()),
+    };
   }
   const prefix = testPrefix();
   const env = { REDIS_URL: values.redis, QUEUE_PREFIX: prefix, ...limits };
-  const gateway = await startDistributedGateway(env);
+  const gateway = await startDistributedGateway({ ...env, ...accessEnv });
   const worker = await startWorkerProcess({ ...env, WORKER_ID: 'fuzz-w1', METRICS_PORT: '0' });
   await waitForCluster(gateway.baseUrl, ['fuzz-w1']);
   return {
     baseUrl: gateway.baseUrl,
     processes: [gateway, worker],
+    auditEnv: { TEMPLATE_KEYS: TEST_TEMPLATE_KEYS },
     async stop() {
       await Promise.all([worker.stop(), gateway.stop()]);
       await deletePrefix(values.redis!, prefix);
@@ -91,12 +143,21 @@ async function startService(): Promise<{
   };
 }
 const service = await startService();
+/** 200s of the audited endpoints (enrol, delete, verify, partition erasure): each is one OK line of the audit log. */
+let auditedOk = 0;
 const SUBJECTS = ['fuzz-a', 'fuzz-b'];
 const PARTITIONS = ['default', 'fuzz'];
 async function enrolKnownSubjects(): Promise<void> {
   for (const partition of PARTITIONS) {
     for (const subjectId of SUBJECTS) {
-      await postBiometric(service.baseUrl, 'enrol', new Uint8Array(face), { subject_id: subjectId, partition });
+      const reply = await postBiometric(
+        service.baseUrl,
+        'enrol',
+        new Uint8Array(face),
+        { subject_id: subjectId, partition },
+        enrolHeaders,
+      );
+      if (reply.status === 200) auditedOk++;
     }
   }
 }
@@ -201,7 +262,27 @@ const CONTENT_TYPES = [
   '',
 ];
 
-function biometricRequest(endpoint: Endpoint): RawRequest {
+/** A request, and the partition it names where that can be read off what was sent (the same parse as the service's). */
+interface Fuzzed {
+  request: RawRequest;
+  partition?: string;
+}
+
+/** The partition metadata's JSON text names (the default where it names none), or undefined where it is no object. */
+function partitionNamed(text: Buffer | undefined): string | undefined {
+  if (text === undefined) return 'default';
+  let metadata: unknown;
+  try {
+    metadata = JSON.parse(text.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined;
+  const partition = (metadata as Record<string, unknown>)['partition'];
+  return partition === undefined ? 'default' : typeof partition === 'string' ? partition : undefined;
+}
+
+function biometricRequest(endpoint: Endpoint): Fuzzed {
   const parts: Part[] = [];
   if (!chance(0.05)) {
     parts.push({
@@ -219,6 +300,7 @@ function biometricRequest(endpoint: Endpoint): RawRequest {
   if (chance(0.05)) parts.push({ name: pick(['extra', 'image[]', 'metadata ', '__proto__']), data: 'x' });
   if (chance(0.1)) parts.reverse();
   let body = multipartBody(parts, chance(0.03) ? 'other' : BOUNDARY);
+  let intact = true;
   if (chance(0.08)) {
     // The framing, not the photo: changes within the first and last 200 bytes.
     const framed = Buffer.from(body);
@@ -229,25 +311,46 @@ function biometricRequest(endpoint: Endpoint): RawRequest {
       framed[at] = below(256);
     }
     body = framed;
+    intact = false;
   }
-  if (chance(0.04)) body = body.subarray(0, below(body.length + 1));
+  if (chance(0.04)) {
+    body = body.subarray(0, below(body.length + 1));
+    intact = false;
+  }
   const contentType = chance(0.9) ? CONTENT_TYPES[0]! : pick(CONTENT_TYPES);
+  const metadataParts = parts.filter(({ name }) => name === 'metadata');
+  const partition =
+    intact && metadataParts.length <= 1
+      ? partitionNamed(metadataParts[0] && Buffer.from(metadataParts[0].data))
+      : undefined;
   return {
-    method: 'POST',
-    path: `/api/v1/${endpoint}`,
-    headers: contentType ? { 'content-type': contentType } : {},
-    body,
+    request: {
+      method: 'POST',
+      path: `/api/v1/${endpoint}`,
+      headers: contentType ? { 'content-type': contentType } : {},
+      body,
+    },
+    ...(partition === undefined ? {} : { partition }),
   };
 }
 
-function deleteRequest(): RawRequest {
+function deleteRequest(): Fuzzed {
   const metadata = {
     subject_id: pick([...SUBJECTS, 'nobody']),
     ...(chance(0.7) ? { partition: pick(PARTITIONS) } : {}),
   };
   const body = metadataText(metadata);
   const contentType = chance(0.85) ? 'application/json' : pick([...CONTENT_TYPES, 'application/json; charset=utf-16']);
-  return { method: 'POST', path: '/api/v1/delete', headers: contentType ? { 'content-type': contentType } : {}, body };
+  const partition = partitionNamed(body);
+  return {
+    request: {
+      method: 'POST',
+      path: '/api/v1/delete',
+      headers: contentType ? { 'content-type': contentType } : {},
+      body,
+    },
+    ...(partition === undefined ? {} : { partition }),
+  };
 }
 
 /** Every byte of the string's UTF-8 percent-encoded (a lone surrogate as U+FFFD, which encodeURIComponent refuses). */
@@ -325,49 +428,147 @@ function judged(sent: RawRequest, reply: RawReply): { status: string; breach: st
   return { status, breach: null };
 }
 
+/** The scope a protected endpoint needs (`admin` also opens `/metrics`), or undefined for an open or unknown one. */
+function scopeNeeded({ method, path: target }: RawRequest): Scope | undefined {
+  const pathname = target.split('?')[0]!;
+  if (method === 'POST') return BIOMETRIC_SCOPES.get(pathname);
+  if (method === 'GET' && ['/api/v1/partitions', '/api/v1/stats', '/api/v1/calibration'].includes(pathname))
+    return 'admin';
+  if (method === 'GET' && pathname === '/metrics') return 'metrics';
+  if (method === 'DELETE' && /^\/api\/v1\/partitions\/[^/]+$/.test(pathname)) return 'admin';
+  return undefined;
+}
+const BIOMETRIC_SCOPES = new Map<string, Scope>([
+  ['/api/v1/search', 'search'],
+  ['/api/v1/verify', 'search'],
+  ['/api/v1/enrol', 'enrol'],
+  ['/api/v1/delete', 'enrol'],
+]);
+/** Whether a 200 to this request is an OK line of the audit log (enrol, delete, verify, a partition's erasure). */
+const isAudited = ({ method, path: target }: RawRequest): boolean =>
+  (method === 'POST' && /^\/api\/v1\/(enrol|delete|verify)$/.test(target)) ||
+  (method === 'DELETE' && /^\/api\/v1\/partitions\/[^/?]+$/.test(target));
+
+function allows(key: FuzzKey, scope: Scope, partition?: string): boolean {
+  const scoped = key.scopes.includes(scope) || (scope === 'metrics' && key.scopes.includes('admin'));
+  return scoped && (partition === undefined || key.partitions.includes('*') || key.partitions.includes(partition));
+}
+
+/** With `--keys`: the key a request is sent with (undefined: none, or one the service does not know) and its header. */
+function presentedKey(): { key?: FuzzKey; header?: string } {
+  const roll = random();
+  if (roll < 0.1) return {};
+  const known = pick(KEY_RING);
+  if (roll < 0.2) {
+    const changed = known.key.slice(0, -1) + (known.key.endsWith('0') ? '1' : '0');
+    return {
+      header: pick([changed, known.key.slice(0, 32), `${known.key}0`, known.id, '', known.key.repeat(40), 'null']),
+    };
+  }
+  return { key: known, header: known.key };
+}
+
+/** What is wrong with the answer to a request sent with `key` by the key file's scopes and partitions, or null. */
+function accessBreach(fuzzed: Fuzzed, key: FuzzKey | undefined, reply: RawReply): string | null {
+  const scope = scopeNeeded(fuzzed.request);
+  if (scope === undefined) return null;
+  // Node's own refusals (431 for headers over its limit) come before the service and carry no body.
+  const fromService = reply.contentType !== undefined;
+  if (key === undefined)
+    return reply.status === 401 || (!fromService && reply.status >= 400)
+      ? null
+      : `a missing or unknown key answered ${reply.status}`;
+  if (reply.status === 401) return `the known key ${key.id} answered 401`;
+  if (reply.status !== 200) return null;
+  if (!allows(key, scope)) return `${key.id}, without the ${scope} scope, answered 200`;
+  if (fuzzed.partition !== undefined && !allows(key, scope, fuzzed.partition))
+    return `${key.id} answered 200 in partition ${JSON.stringify(fuzzed.partition)}`;
+  return null;
+}
+
+/**
+ * The audit log against the answers: every line names a key allowed what it records (with `--keys`), its OK lines are
+ * as many as the 200s of the audited endpoints, and `npm run audit -- verify` finds its chain intact.
+ */
+function auditBreaches(auditEnv: Record<string, string>): string[] {
+  const lines = existsSync(auditLog) ? readFileSync(auditLog, 'utf8').split('\n').filter(Boolean) : [];
+  const found: string[] = [];
+  let ok = 0;
+  for (const [index, line] of lines.entries()) {
+    const entry = JSON.parse(line) as { operation: string; keyId: string; partition: string; outcome: string };
+    if (entry.outcome === 'OK') ok++;
+    if (!values.keys) continue;
+    const scope: Scope =
+      entry.operation === 'verify' ? 'search' : entry.operation === 'delete_partition' ? 'admin' : 'enrol';
+    const key = KEY_RING.find(({ id }) => id === entry.keyId);
+    if (key === undefined || !allows(key, scope, entry.partition))
+      found.push(`audit line ${index + 1}: ${entry.operation} in ${JSON.stringify(entry.partition)} by ${entry.keyId}`);
+  }
+  if (ok !== auditedOk) found.push(`the audit log holds ${ok} OK lines for ${auditedOk} answers of 200 it records`);
+  const verified = auditTool(['verify', auditLog], auditEnv);
+  if (verified.status !== 0) found.push(`npm run audit -- verify: ${verified.stdout}${verified.stderr}`);
+  return found;
+}
+
 const describe = (sent: RawRequest): string =>
   `${sent.method} ${sent.path} [${sent.headers['content-type'] ?? 'no content type'}] ${sent.body.length} bytes`;
+
+function nextRequest(): Fuzzed {
+  const roll = random();
+  if (roll < 0.75) return biometricRequest(pick(['search', 'verify', 'enrol'] as const));
+  return roll < 0.85 ? deleteRequest() : { request: otherRequest() };
+}
 
 const deadline = performance.now() + Number(values.seconds) * 1000;
 const breaches: string[] = [];
 const outcomes = new Map<string, number>();
+/** With `--keys`: answers by the key sent (its id, `no key` or `unknown key`) and HTTP status. */
+const accessOutcomes = new Map<string, number>();
+const count = (counts: Map<string, number>, key: string): void => void counts.set(key, (counts.get(key) ?? 0) + 1);
 let sentCount = 0;
-try {
-  while (performance.now() < deadline) {
-    const roll = random();
-    const sent =
-      roll < 0.75
-        ? biometricRequest(pick(['search', 'verify', 'enrol'] as const))
-        : roll < 0.85
-          ? deleteRequest()
-          : otherRequest();
+let serviceExited = false;
+
+function recordBreach(number: number, sent: RawRequest, breach: string): void {
+  breaches.push(`#${number} ${describe(sent)}: ${breach}`);
+  if (!values.save) return;
+  mkdirSync(values.save, { recursive: true });
+  const { body, ...head } = sent;
+  writeFileSync(path.join(values.save, `${number}.json`), JSON.stringify(head));
+  writeFileSync(path.join(values.save, `${number}.body`), body);
+}
+
+/** One client: a request at a time until the deadline (or the service's exit). */
+async function client(): Promise<void> {
+  while (performance.now() < deadline && !serviceExited) {
+    const fuzzed = nextRequest();
+    const { key, header } = values.keys ? presentedKey() : {};
+    const sent: RawRequest =
+      header === undefined
+        ? fuzzed.request
+        : { ...fuzzed.request, headers: { ...fuzzed.request.headers, 'x-api-key': header } };
     const number = sentCount++;
     let reply: RawReply;
     try {
       reply = await sendRaw(service.baseUrl, sent);
     } catch (error) {
-      const exited = service.processes.some(({ child }) => child.exitCode !== null || child.signalCode !== null);
-      breaches.push(
-        `#${number} ${describe(sent)}: ${(error as Error).message}${exited ? ' (the service exited)' : ''}`,
-      );
-      if (exited) break;
+      serviceExited = service.processes.some(({ child }) => child.exitCode !== null || child.signalCode !== null);
+      recordBreach(number, sent, `${(error as Error).message}${serviceExited ? ' (the service exited)' : ''}`);
       continue;
     }
     const { status, breach } = judged(sent, reply);
-    if (breach) {
-      breaches.push(`#${number} ${describe(sent)}: ${breach}`);
-      if (values.save) {
-        mkdirSync(values.save, { recursive: true });
-        const { body, ...head } = sent;
-        writeFileSync(path.join(values.save, `${number}.json`), JSON.stringify(head));
-        writeFileSync(path.join(values.save, `${number}.body`), body);
-      }
-    }
-    const key = `${reply.status} ${status}`;
-    outcomes.set(key, (outcomes.get(key) ?? 0) + 1);
+    const denied = values.keys ? accessBreach(fuzzed, key, reply) : null;
+    if (breach ?? denied) recordBreach(number, sent, (breach ?? denied)!);
+    count(outcomes, `${reply.status} ${status}`);
+    if (values.keys)
+      count(accessOutcomes, `${key?.id ?? (header === undefined ? 'no key' : 'unknown key')} ${reply.status}`);
+    if (reply.status === 200 && isAudited(sent)) auditedOk++;
     // Fuzzed deletions and partition erasures thin the gallery out; put the known subjects back now and then.
     if (number % 200 === 199) await enrolKnownSubjects();
   }
+}
+
+try {
+  await Promise.all(Array.from({ length: Number(values.clients) }, () => client()));
   const health = await sendRaw(service.baseUrl, {
     method: 'GET',
     path: '/api/v1/health',
@@ -380,15 +581,20 @@ try {
 } finally {
   await service.stop();
 }
+breaches.push(...auditBreaches(service.auditEnv));
 // The service's own account of what went wrong (its log holds no image or template).
 const errorLog = service.processes
   .flatMap((running) => running.output().split('\n'))
   .filter((line) => line.startsWith('{') && /"level":"(error|fatal)"/.test(line));
 
+const sorted = (counts: Map<string, number>): Record<string, number> =>
+  Object.fromEntries([...counts].sort(([a], [b]) => a.localeCompare(b)));
 const summary = {
   seed,
   requests: sentCount,
-  outcomes: Object.fromEntries([...outcomes].sort(([a], [b]) => a.localeCompare(b))),
+  clients: Number(values.clients),
+  outcomes: sorted(outcomes),
+  ...(values.keys ? { access: sorted(accessOutcomes) } : {}),
 };
 if (breaches.length > 0) {
   process.stderr.write(
