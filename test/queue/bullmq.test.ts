@@ -79,6 +79,21 @@ describe('BullMQ queue on Redis', () => {
     assert.equal(runs, 1);
   });
 
+  it("takes any job id, ':' and integers included (which BullMQ refuses as custom ids), each run once", async () => {
+    let runs = 0;
+    const { queue } = pair(async () => {
+      runs += 1;
+      return ok;
+    });
+    await untilHealthy(queue);
+    // An idempotency key may hold ':' (the gateway's job ids are `operation:digest:key`).
+    for (const jobId of ['enrol:retry', 'enrol:abc:key:with:colons', '12345']) {
+      assert.deepEqual(await queue.submit(statsJob, { timeoutMs: 5_000, jobId }), ok, jobId);
+      assert.deepEqual(await queue.submit(statsJob, { timeoutMs: 5_000, jobId }), ok, jobId);
+    }
+    assert.equal(runs, 3);
+  });
+
   it('carries the image beside the job as raw bytes, and drops it once answered', async () => {
     let received: Uint8Array | undefined;
     const { queue, prefix } = pair(async (job) => {

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { FacegateError, type BiometricJob, type ComponentHealth, type JobOutcome } from '@facegate/contracts';
@@ -36,6 +36,15 @@ const IMAGE_GRACE_MS = 60_000;
  * job's data for the whole result retention (idempotency), and an image there would be held in
  * Redis and its append-only file for an hour; as JSON it would also cost a base64 round.
  */
+/**
+ * The BullMQ id of a caller's job id. BullMQ refuses custom ids that read as integers or hold a ':' (but in its own
+ * three-part legacy form), and an idempotency key may hold ':': such an id goes as its digest, the same every time.
+ */
+export function bullmqJobId(jobId: string): string {
+  const accepted = !jobId.includes(':') && `${parseInt(jobId, 10)}` !== jobId;
+  return accepted ? jobId : `id-${createHash('sha256').update(jobId).digest('hex')}`;
+}
+
 function imageKey(prefix: string, queueName: string, jobId: string): string {
   return `${prefix}:${queueName}-images:${jobId}`;
 }
@@ -125,7 +134,7 @@ export class BullMqJobQueue implements JobQueue {
       }
       this.waitingEstimate += 1;
       const retention = this.options.resultRetentionSeconds ?? 3600;
-      const jobId = options.jobId ?? randomUUID();
+      const jobId = options.jobId === undefined ? randomUUID() : bullmqJobId(options.jobId);
       const { data, image } = toStoredJob(job, jobId, this.options.imageSealer);
       const pathOfImage = imageKey(this.options.prefix, this.name, jobId);
       // One connection, so Redis stores the image before it sees the job that names it.
