@@ -23,8 +23,11 @@ const tally = (replies: readonly XmlReply[]): Record<string, number> => {
   return counts;
 };
 
-/** The same writes at once, against a running service: each must take effect once, and the gallery agree with the answers. */
-function concurrentWriteChecks(baseUrl: () => string): void {
+/**
+ * The same write sent more than once against a running service (at once, or retried with an Idempotency-Key): it
+ * takes effect once, the gallery agrees with the answers, and a key never carries one request's outcome to another.
+ */
+function repeatedWriteChecks(baseUrl: () => string): void {
   const enrol = (subjectId: string, face: Uint8Array) =>
     postBiometric(baseUrl(), 'enrol', face, { subject_id: subjectId, partition: PARTITION });
   const remove = (subjectId: string) => postDelete(baseUrl(), { subject_id: subjectId, partition: PARTITION });
@@ -64,9 +67,67 @@ function concurrentWriteChecks(baseUrl: () => string): void {
     }
     assert.equal(await subjectsInPartition(), 0);
   });
+
+  it('answers an enrol sent again with its Idempotency-Key (four at once, then once more) with one outcome', async () => {
+    const retry = () =>
+      postBiometric(
+        baseUrl(),
+        'enrol',
+        faces[0]!,
+        { subject_id: 'retried', partition: PARTITION },
+        { 'Idempotency-Key': 'enrol:retried:1' },
+      );
+    const replies = [...(await Promise.all([retry(), retry(), retry(), retry()])), await retry()];
+    assert.deepEqual(tally(replies), { '200 OK': 5 });
+    assert.equal(await subjectsInPartition(), 1);
+    const stats = await getJson(baseUrl(), '/api/v1/stats');
+    assert.equal((stats.body['templates'] as Record<string, number>)[PARTITION], 1, JSON.stringify(stats.body));
+    assert.equal(outcome(await remove('retried')), '200 OK');
+  });
+
+  it('runs a write sent with a key used before for another subject as its own request', async () => {
+    const key = { 'Idempotency-Key': 'reused-by-mistake' };
+    const first = await postBiometric(
+      baseUrl(),
+      'enrol',
+      faces[0]!,
+      { subject_id: 'alice', partition: PARTITION },
+      key,
+    );
+    const second = await postBiometric(baseUrl(), 'enrol', faces[1]!, { subject_id: 'bob', partition: PARTITION }, key);
+    assert.deepEqual([outcome(first), first.text('subject_id')], ['200 OK', 'alice']);
+    // Not alice's outcome answered again: bob is enrolled, and the answer is about him.
+    assert.deepEqual([outcome(second), second.text('subject_id')], ['200 OK', 'bob']);
+    assert.equal(await subjectsInPartition(), 2);
+    const deletions = [
+      await postDelete(baseUrl(), { subject_id: 'alice', partition: PARTITION }, key),
+      await postDelete(baseUrl(), { subject_id: 'bob', partition: PARTITION }, key),
+    ];
+    assert.deepEqual(deletions.map(outcome), ['200 OK', '200 OK']);
+    assert.equal(await subjectsInPartition(), 0);
+  });
+
+  it('decides every verify and search on its own photo, whatever Idempotency-Key comes with it', async () => {
+    for (const [subjectId, face] of [
+      ['alice', faces[0]!],
+      ['bob', faces[1]!],
+    ] as const) {
+      assert.equal(outcome(await enrol(subjectId, face)), '200 OK');
+    }
+    const key = { 'Idempotency-Key': 'read-1' };
+    const verifyAs = (face: Uint8Array) =>
+      postBiometric(baseUrl(), 'verify', face, { subject_id: 'alice', partition: PARTITION }, key);
+    const [same, other] = [await verifyAs(faces[0]!), await verifyAs(faces[1]!)];
+    assert.deepEqual([same.text('match'), other.text('match')], ['true', 'false'], other.xml);
+    const searchWith = (face: Uint8Array) =>
+      postBiometric(baseUrl(), 'search', face, { partition: PARTITION, top_k: 1 }, key);
+    assert.deepEqual((await searchWith(faces[0]!)).all('subject_id'), ['alice']);
+    assert.deepEqual((await searchWith(faces[1]!)).all('subject_id'), ['bob']);
+    for (const subjectId of ['alice', 'bob']) assert.equal(outcome(await remove(subjectId)), '200 OK');
+  });
 }
 
-describe('concurrent writes of one subject (embedded)', () => {
+describe('writes sent more than once: at once, or retried with an Idempotency-Key (embedded)', () => {
   let service: RunningService;
   before(async () => {
     service = await startEmbeddedService();
@@ -74,10 +135,10 @@ describe('concurrent writes of one subject (embedded)', () => {
   after(async () => {
     await service?.close();
   });
-  concurrentWriteChecks(() => service.baseUrl);
+  repeatedWriteChecks(() => service.baseUrl);
 });
 
-describe('concurrent writes of one subject (distributed: two workers, Redis store)', () => {
+describe('writes sent more than once: at once, or retried with an Idempotency-Key (distributed: two workers)', () => {
   const prefix = testPrefix();
   const env = { REDIS_URL: SHARED_REDIS_URL, QUEUE_PREFIX: prefix, SHARD_COUNT: '2' };
   let gateway: ServiceProcess | undefined;
@@ -93,5 +154,5 @@ describe('concurrent writes of one subject (distributed: two workers, Redis stor
     await Promise.all([...workers.map((worker) => worker.stop()), gateway?.stop()]);
     await deletePrefix(SHARED_REDIS_URL, prefix);
   });
-  concurrentWriteChecks(() => gateway!.baseUrl);
+  repeatedWriteChecks(() => gateway!.baseUrl);
 });

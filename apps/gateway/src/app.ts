@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import {
   FacegateError,
+  IDEMPOTENCY_KEY_PATTERN,
   XML_CONTENT_TYPE,
   calibrationBody,
   healthBody,
@@ -41,15 +42,30 @@ export interface AppOptions {
 }
 
 const DELETE_BODY_LIMIT = '16kb';
+const IDEMPOTENCY_KEY = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 
-/** Idempotency keys make a client's retry of an enrol or delete safe (see README). */
-function idempotencyKey(request: Request, job: BiometricJob): string | undefined {
+/**
+ * Idempotency keys make a client's retry of a write (enrol, delete, a partition's erasure) safe (see README): the
+ * retry is answered with the first outcome. A key names one request of one client: the job id is the key within the
+ * API key, operation, partition, subject and append flag, so the same key sent with another subject (a client's bug,
+ * or a guess) is another request and runs afresh instead of receiving someone else's outcome. Search and verify are
+ * reads, safe to retry as they are: they ignore the header, or a verify of one photo could be answered with the
+ * decision on another.
+ */
+function idempotencyKey(request: Request, job: BiometricJob, principal: Principal): string | undefined {
+  if (job.type !== 'enrol' && job.type !== 'delete' && job.type !== 'deletePartition') return undefined;
   const header = request.get('Idempotency-Key');
   if (header === undefined) return undefined;
-  if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(header)) {
+  if (!IDEMPOTENCY_KEY.test(header)) {
     throw new FacegateError('INVALID_REQUEST', 'Idempotency-Key must be 1-128 characters of [A-Za-z0-9_.:-]');
   }
-  return `${job.type}:${header}`;
+  const identity = JSON.stringify([
+    principal.keyId,
+    job.partition,
+    job.type === 'deletePartition' ? null : job.subjectId,
+    job.type === 'enrol' ? (job.append ?? false) : null,
+  ]);
+  return `${job.type}:${createHash('sha256').update(identity).digest('hex').slice(0, 32)}:${header}`;
 }
 
 /**
@@ -134,7 +150,7 @@ export function createApp(options: AppOptions): express.Express {
 
   async function run(job: BiometricJob, request: Request, principal: Principal): Promise<JobResult> {
     authorize(principal, job);
-    const jobId = idempotencyKey(request, job);
+    const jobId = idempotencyKey(request, job, principal);
     const outcome: JobOutcome = await backend.queue.submit(job, {
       timeoutMs: options.jobTimeoutMs,
       ...(jobId === undefined ? {} : { jobId }),

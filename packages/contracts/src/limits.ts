@@ -1,6 +1,8 @@
 /** Names and limits settled by the API contract ("Names and limits"). */
 export const PARTITION_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
 export const DEFAULT_PARTITION = 'default';
+/** An `Idempotency-Key` header (extension: retries of enrol, delete and a partition's erasure). */
+export const IDEMPOTENCY_KEY_PATTERN = '^[A-Za-z0-9_.:-]{1,128}$';
 export const SUBJECT_ID_MAX_LENGTH = 128;
 /**
  * Control characters are refused by the contract; lone surrogates and U+FFFE/U+FFFF are refused

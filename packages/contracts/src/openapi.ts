@@ -1,7 +1,7 @@
 import { ERROR_CODES, HTTP_STATUS_BY_CODE, type ErrorCode } from './errors.js';
 import { deleteRequestSchema, enrolMetadataSchema, searchMetadataSchema, verifyMetadataSchema } from './requests.js';
 import { calibrationTableSchema } from './calibration.js';
-import { PARTITION_PATTERN } from './limits.js';
+import { IDEMPOTENCY_KEY_PATTERN, PARTITION_PATTERN } from './limits.js';
 import { JSON_BODY_SCHEMAS, XML_ERROR_SHAPE, XML_SUCCESS_SHAPES, type XmlElementShape } from './response-shapes.js';
 import { XML_ROOT, type BiometricEndpoint } from './responses.js';
 
@@ -142,13 +142,30 @@ function utilityOperation(summary: string, operationId: string, bodyRef: string)
   };
 }
 
+/** The header a client retries a write with (extension); search and verify ignore it. */
+const idempotencyKeyHeader: Schema = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'A retry with the same key (from the same API key, for the same operation, partition and subject) runs once ' +
+    'and is answered with the first outcome; with another subject or partition it is a new request (extension).',
+  schema: { type: 'string', pattern: IDEMPOTENCY_KEY_PATTERN },
+};
+
 export interface OpenApiOptions {
   version: string;
 }
 
 export function openApiDocument(options: OpenApiOptions): Schema {
   const biometric = (endpoint: BiometricEndpoint, summary: string, requestBody: Schema): Schema => ({
-    post: { summary, operationId: endpoint, requestBody, responses: biometricResponses(endpoint) },
+    post: {
+      summary,
+      operationId: endpoint,
+      ...(endpoint === 'enrol' || endpoint === 'delete' ? { parameters: [idempotencyKeyHeader] } : {}),
+      requestBody,
+      responses: biometricResponses(endpoint),
+    },
   });
   return {
     openapi: '3.1.0',
@@ -198,6 +215,7 @@ export function openApiDocument(options: OpenApiOptions): Schema {
           operationId: 'deletePartition',
           parameters: [
             { name: 'name', in: 'path', required: true, schema: { type: 'string', pattern: PARTITION_PATTERN } },
+            idempotencyKeyHeader,
           ],
           responses: {
             '200': { description: 'Erased', content: jsonContent('#/components/schemas/PartitionDeletion') },
