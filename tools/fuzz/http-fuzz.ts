@@ -537,15 +537,23 @@ function recordBreach(number: number, sent: RawRequest, breach: string): void {
   writeFileSync(path.join(values.save, `${number}.body`), body);
 }
 
+/** Idempotency keys: valid ones (`:` and digits included, which a queue may refuse as ids) and refused ones. */
+const IDEMPOTENCY_KEYS = ['retry-1', 'retry-2', 'a:b', 'enrol:x:y:z', '12345', '', 'bad key!', 'x'.repeat(129), 'é'];
+
+/** The headers a request goes with beside its own: an API key (with `--keys`), sometimes an Idempotency-Key. */
+function extraHeaders(): { key?: FuzzKey; header?: string; headers: Record<string, string> } {
+  const { key, header } = values.keys ? presentedKey() : {};
+  const headers: Record<string, string> = header === undefined ? {} : { 'x-api-key': header };
+  if (chance(0.15)) headers['idempotency-key'] = pick(IDEMPOTENCY_KEYS);
+  return { ...(key ? { key } : {}), ...(header === undefined ? {} : { header }), headers };
+}
+
 /** One client: a request at a time until the deadline (or the service's exit). */
 async function client(): Promise<void> {
   while (performance.now() < deadline && !serviceExited) {
     const fuzzed = nextRequest();
-    const { key, header } = values.keys ? presentedKey() : {};
-    const sent: RawRequest =
-      header === undefined
-        ? fuzzed.request
-        : { ...fuzzed.request, headers: { ...fuzzed.request.headers, 'x-api-key': header } };
+    const { key, header, headers } = extraHeaders();
+    const sent: RawRequest = { ...fuzzed.request, headers: { ...fuzzed.request.headers, ...headers } };
     const number = sentCount++;
     let reply: RawReply;
     try {
