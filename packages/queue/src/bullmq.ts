@@ -32,19 +32,19 @@ const DEFAULT_QUEUE = 'jobs';
 const IMAGE_GRACE_MS = 60_000;
 
 /**
- * The job's image waits beside the job as raw bytes, not inside it: BullMQ keeps a finished
- * job's data for the whole result retention (idempotency), and an image there would be held in
- * Redis and its append-only file for an hour; as JSON it would also cost a base64 round.
- */
-/**
  * The BullMQ id of a caller's job id. BullMQ refuses custom ids that read as integers or hold a ':' (but in its own
  * three-part legacy form), and an idempotency key may hold ':': such an id goes as its digest, the same every time.
  */
-export function bullmqJobId(jobId: string): string {
+function bullmqJobId(jobId: string): string {
   const accepted = !jobId.includes(':') && `${parseInt(jobId, 10)}` !== jobId;
   return accepted ? jobId : `id-${createHash('sha256').update(jobId).digest('hex')}`;
 }
 
+/**
+ * The job's image waits beside the job as raw bytes, not inside it: BullMQ keeps a finished
+ * job's data for the whole result retention (idempotency), and an image there would be held in
+ * Redis and its append-only file for an hour; as JSON it would also cost a base64 round.
+ */
 function imageKey(prefix: string, queueName: string, jobId: string): string {
   return `${prefix}:${queueName}-images:${jobId}`;
 }
