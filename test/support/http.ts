@@ -113,6 +113,7 @@ export interface RawReply {
   body: string;
   /** The client's port of the connection the request went over: two requests alike went over one connection. */
   clientPort: number | undefined;
+  retryAfter: string | undefined;
 }
 
 /**
@@ -139,6 +140,7 @@ export function sendRaw(baseUrl: string, raw: RawRequest, agent?: Agent): Promis
             contentType: response.headers['content-type'],
             body,
             clientPort: outgoing.socket?.localPort,
+            retryAfter: response.headers['retry-after'],
           }),
         );
         response.on('error', reject);

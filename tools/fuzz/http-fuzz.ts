@@ -8,10 +8,10 @@
  * path, other methods and unknown paths.
  *
  * Every answer must keep the contract: no 5xx; a biometric or delete answer is well-formed XML under the endpoint's
- * root whose `status` is OK with 200, or an error code whose HTTP status (packages/contracts) is the answer's; any
- * other answer with a JSON body parses, and an error's `status` maps to the answer's HTTP status likewise. The
- * process must stay up and answer health as healthy at the end. A broken rule is printed with the seed and the
- * request's number, and the run exits with 1.
+ * root whose `status` is OK with 200, or an error code whose HTTP status (packages/contracts) is the answer's (429
+ * OVERLOADED with a Retry-After of whole seconds); any other answer with a JSON body parses, and an error's `status`
+ * maps to the answer's HTTP status likewise. The process must stay up and answer health as healthy at the end. A
+ * broken rule is printed with the seed and the request's number, and the run exits with 1.
  *
  * `--clients N` keeps N requests in flight at once (the draws then follow the answers' order, so a seed no longer
  * repeats a run exactly: `--save` keeps what failed). `--keys` starts the service with an API key file of keys with
@@ -22,8 +22,10 @@
  * run, at the end, every line of the audit log names a key allowed to do what it records (with `--keys`), the log's
  * OK lines are as many as the 200s of the audited endpoints, and its chain verifies (`npm run audit -- verify`).
  *
+ * `--rate-limit N` gives every key (or, without `--keys`, all requests together) N requests a second.
+ *
  *   node --conditions=development --import tsx tools/fuzz/http-fuzz.ts [--seconds 300] [--seed 1] [--data DIR]
- *     [--save DIR] [--redis redis://127.0.0.1:6379] [--clients 1] [--keys]
+ *     [--save DIR] [--redis redis://127.0.0.1:6379] [--clients 1] [--keys] [--rate-limit N]
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -60,6 +62,8 @@ const { values } = parseArgs({
     save: { type: 'string' },
     clients: { type: 'string', default: '1' },
     keys: { type: 'boolean', default: false },
+    // Requests a second each API key may make (RATE_LIMIT_PER_SECOND, burst alike); off unless given.
+    'rate-limit': { type: 'string' },
   },
 });
 const seed = Number(values.seed);
@@ -106,7 +110,13 @@ if (values.keys) {
 /** What the known subjects are enrolled with (a key of every partition and the enrol scope). */
 const enrolHeaders: Record<string, string> = values.keys ? { 'X-API-Key': keyNamed('fuzz-operator').key } : {};
 
-const limits = { REQUEST_TIMEOUT_MS: '2000', MAX_UPLOAD_BYTES: String(4 * 1024 * 1024) };
+const limits = {
+  REQUEST_TIMEOUT_MS: '2000',
+  MAX_UPLOAD_BYTES: String(4 * 1024 * 1024),
+  ...(values['rate-limit'] === undefined
+    ? {}
+    : { RATE_LIMIT_PER_SECOND: values['rate-limit'], RATE_LIMIT_BURST: values['rate-limit'] }),
+};
 /**
  * The service under test: one embedded process, or with `--redis` a gateway and a worker under a key prefix of its own;
  * with the environment that `npm run audit` needs to verify its audit log.
@@ -425,6 +435,8 @@ function judged(sent: RawRequest, reply: RawReply): { status: string; breach: st
   }
   if (!isErrorCode(code)) return breach(`HTTP ${reply.status} with status ${String(code)}`);
   if (HTTP_STATUS_BY_CODE[code] !== reply.status) return breach(`${code} answered with HTTP ${reply.status}`);
+  if (code === 'OVERLOADED' && !/^[1-9][0-9]*$/.test(reply.retryAfter ?? ''))
+    return breach(`OVERLOADED with Retry-After ${String(reply.retryAfter)}`);
   return { status, breach: null };
 }
 
