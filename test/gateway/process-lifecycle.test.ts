@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { getJson, postBiometric } from '../support/http.js';
@@ -62,6 +62,39 @@ describe('the service as a process', () => {
         assert.equal(search.all('subject_id')[0], 'subject-0', search.xml);
       } finally {
         await second.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('finishes the enrols in hand on SIGTERM: every one it answered is audited and kept, and it exits 0', async () => {
+    const dataDir = temporaryDirectory('sigterm');
+    const auditFile = path.join(dataDir, 'audit.log');
+    try {
+      const stopping = await startServiceProcess({ DATA_DIR: dataDir, AUDIT_LOG_FILE: auditFile });
+      const enrols = faces.map((image, index) =>
+        postBiometric(stopping.baseUrl, 'enrol', image, { subject_id: `in-hand-${index}` }).catch(() => undefined),
+      );
+      // The signal comes as the first enrol is answered: the others are in hand, on their way through the pipeline.
+      await Promise.race(enrols);
+      const code = await stopping.stop('SIGTERM');
+      const replies = await Promise.all(enrols);
+      assert.equal(code, 0, stopping.output().slice(-2000));
+      const answered = replies.filter((reply) => reply?.status === 200).length;
+      assert.ok(answered > 0, 'the enrols in hand were answered');
+      const auditedOk = readFileSync(auditFile, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .filter((line) => (JSON.parse(line) as { outcome: string }).outcome === 'OK');
+      assert.equal(auditedOk.length, answered);
+
+      const restarted = await startServiceProcess({ DATA_DIR: dataDir, AUDIT_LOG_FILE: auditFile });
+      try {
+        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
+        assert.equal(stats.body['total_subjects'], answered, JSON.stringify(stats.body));
+      } finally {
+        await restarted.stop();
       }
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
