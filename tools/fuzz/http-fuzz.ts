@@ -553,18 +553,18 @@ function recordBreach(number: number, sent: RawRequest, breach: string): void {
 const IDEMPOTENCY_KEYS = ['retry-1', 'retry-2', 'a:b', 'enrol:x:y:z', '12345', '', 'bad key!', 'x'.repeat(129), 'é'];
 
 /** The headers a request goes with beside its own: an API key (with `--keys`), sometimes an Idempotency-Key. */
-function extraHeaders(): { key?: FuzzKey; header?: string; headers: Record<string, string> } {
+function extraHeaders(): { key?: FuzzKey; headers: Record<string, string> } {
   const { key, header } = values.keys ? presentedKey() : {};
   const headers: Record<string, string> = header === undefined ? {} : { 'x-api-key': header };
   if (chance(0.15)) headers['idempotency-key'] = pick(IDEMPOTENCY_KEYS);
-  return { ...(key ? { key } : {}), ...(header === undefined ? {} : { header }), headers };
+  return { ...(key ? { key } : {}), headers };
 }
 
 /** One client: a request at a time until the deadline (or the service's exit). */
 async function client(): Promise<void> {
   while (performance.now() < deadline && !serviceExited) {
     const fuzzed = nextRequest();
-    const { key, header, headers } = extraHeaders();
+    const { key, headers } = extraHeaders();
     const sent: RawRequest = { ...fuzzed.request, headers: { ...fuzzed.request.headers, ...headers } };
     const number = sentCount++;
     let reply: RawReply;
@@ -580,7 +580,10 @@ async function client(): Promise<void> {
     if (breach ?? denied) recordBreach(number, sent, (breach ?? denied)!);
     count(outcomes, `${reply.status} ${status}`);
     if (values.keys)
-      count(accessOutcomes, `${key?.id ?? (header === undefined ? 'no key' : 'unknown key')} ${reply.status}`);
+      count(
+        accessOutcomes,
+        `${key?.id ?? (headers['x-api-key'] === undefined ? 'no key' : 'unknown key')} ${reply.status}`,
+      );
     if (reply.status === 200 && isAudited(sent)) auditedOk++;
     // Fuzzed deletions and partition erasures thin the gallery out; put the known subjects back now and then.
     if (number % 200 === 199) await enrolKnownSubjects();
