@@ -76,6 +76,8 @@ const SCORE_STEP = 0.001;
 const PARTITIONS = ['default', 'gm-a', 'gm.b', 'toString'];
 const SUBJECTS = ['ana', 'Zoë', '<&>"\'', '😀 grin', 'constructor', 'x'.repeat(128), 'sp ace', '42'];
 const THRESHOLDS = [0, 0.2, 0.3, 0.45, 0.6, 0.9, 1];
+/** Targets for `target_fmr`, the last below what any calibration supports (INVALID_REQUEST). */
+const TARGET_FMRS = [0.1, 0.01, 0.001, 1e-4, 1e-7];
 
 // ---------------------------------------------------------------------------------------------------------------
 // The service
@@ -222,6 +224,8 @@ const enrolments = new Map<string, number>();
 let enrolmentCount = 0;
 /** The score the service reports between two photos (index by index), from the screening. */
 let pairScores: number[][] = [];
+/** The recognition model the screening's answers named. */
+let modelId = '';
 
 const breaches: string[] = [];
 const outcomes = new Map<string, number>();
@@ -397,13 +401,39 @@ async function write(
     );
 }
 
-async function searchAndCheck(partition: string, photo: number, topK: number, threshold: number, why: string) {
+/** How a search or verification asks to decide: a threshold, or a `target_fmr` and the threshold it must resolve to. */
+interface Criterion {
+  metadata: { threshold: number } | { target_fmr: number };
+  /** Undefined where the target is below every point of the calibration (INVALID_REQUEST). */
+  threshold: number | undefined;
+}
+/** The calibration's points (GET /api/v1/calibration), by threshold: each threshold's FMR upper bound. */
+let calibrationPoints: Array<{ threshold: number; fmr_high: number }> = [];
+function drawCriterion(): Criterion {
+  if (!chance(0.25)) {
+    const threshold = pick(THRESHOLDS);
+    return { metadata: { threshold }, threshold };
+  }
+  // The README's rule, restated here: the smallest threshold whose FMR upper bound is at most the target.
+  const target = pick(TARGET_FMRS);
+  return {
+    metadata: { target_fmr: target },
+    threshold: calibrationPoints.find((point) => point.fmr_high <= target)?.threshold,
+  };
+}
+/** Codes one of which must answer a request whose partition or subject is missing, also given its criterion. */
+const missing = (criterion: Criterion, code: ErrorCode): ErrorCode[] =>
+  criterion.threshold === undefined ? [code, 'INVALID_REQUEST'] : [code];
+
+async function searchAndCheck(partition: string, photo: number, topK: number, criterion: Criterion, why: string) {
   requests++;
-  const reply = await postBiometric(service.baseUrl, 'search', photos[photo], { partition, top_k: topK, threshold });
-  const asked = { what: `search ${partition} (top_k ${topK}, threshold ${threshold}${why})`, partition };
+  const metadata = { partition, top_k: topK, ...criterion.metadata };
+  const reply = await postBiometric(service.baseUrl, 'search', photos[photo], metadata);
+  const asked = { what: `search ${JSON.stringify(metadata)}${why}`, partition };
   answered(partition, asked.what, `${reply.status} ${reply.text('status')}`);
-  if (!gallery.has(partition)) return expectError(asked, reply, ['PARTITION_NOT_FOUND']);
-  if (expectOk(asked, reply)) checkCandidates(asked, reply, partition, photo, topK, threshold);
+  if (!gallery.has(partition)) return expectError(asked, reply, missing(criterion, 'PARTITION_NOT_FOUND'));
+  if (criterion.threshold === undefined) return expectError(asked, reply, ['INVALID_REQUEST']);
+  if (expectOk(asked, reply)) checkCandidates(asked, reply, partition, photo, topK, criterion.threshold);
 }
 
 /** Stats and the partition list against the model. */
@@ -451,7 +481,9 @@ async function checkCounts(what: string): Promise<void> {
 /** The whole gallery against the model: counts, and every partition searched for all its subjects. */
 async function checkEverything(what: string): Promise<void> {
   await checkCounts(what);
-  for (const partition of gallery.keys()) await searchAndCheck(partition, below(photos.length), 100, 0, `, ${what}`);
+  const everyone = { metadata: { threshold: 0 }, threshold: 0 };
+  for (const partition of gallery.keys())
+    await searchAndCheck(partition, below(photos.length), 100, everyone, `, ${what}`);
 }
 
 /**
@@ -535,6 +567,7 @@ async function screen(people: number): Promise<void> {
         `screening: photo ${index} searched as HTTP ${reply.status}, ${subjects.length} of ${kept.length}`,
       );
     pairScores.push(scores);
+    modelId = reply.text('model_id') ?? '';
   }
   // The same pair must score the same whichever photo probes, and a photo against itself must score 1.
   for (let a = 0; a < kept.length; a++) {
@@ -560,7 +593,7 @@ async function step(): Promise<void> {
   const partition = pick(PARTITIONS);
   const subject = pick(SUBJECTS);
   const photo = below(photos.length);
-  const threshold = pick(THRESHOLDS);
+  const criterion = drawCriterion();
   const draw = below(100);
   if (draw < 22) {
     // An enrolment into a partition that does not exist creates it, which changes what a request for another subject
@@ -603,21 +636,20 @@ async function step(): Promise<void> {
     );
   } else if (draw < 70) {
     const topK = chance(0.5) ? 1 + below(4) : 100;
-    await holding(partitionWhole(partition), () => searchAndCheck(partition, photo, topK, threshold, ''));
+    await holding(partitionWhole(partition), () => searchAndCheck(partition, photo, topK, criterion, ''));
   } else if (draw < 95) {
     await holding(subjectWrite(partition, subject), async () => {
       requests++;
-      const reply = await postBiometric(service.baseUrl, 'verify', photos[photo], {
-        subject_id: subject,
-        partition,
-        threshold,
-      });
-      const asked = { what: `verify ${subject} in ${partition} (threshold ${threshold})`, partition };
+      const metadata = { subject_id: subject, partition, ...criterion.metadata };
+      const reply = await postBiometric(service.baseUrl, 'verify', photos[photo], metadata);
+      const asked = { what: `verify ${JSON.stringify(metadata)}`, partition };
       answered(partition, asked.what, `${reply.status} ${reply.text('status')}`);
       const held = gallery.get(partition);
-      if (!held) return expectError(asked, reply, ['PARTITION_NOT_FOUND']);
+      if (!held) return expectError(asked, reply, missing(criterion, 'PARTITION_NOT_FOUND'));
       const templates = held.get(subject);
-      if (!templates) return expectError(asked, reply, ['SUBJECT_NOT_FOUND']);
+      if (!templates) return expectError(asked, reply, missing(criterion, 'SUBJECT_NOT_FOUND'));
+      const threshold = criterion.threshold;
+      if (threshold === undefined) return expectError(asked, reply, ['INVALID_REQUEST']);
       if (!expectOk(asked, reply)) return;
       const score = Number(reply.text('score'));
       const expected = predictedScore(templates, photo);
@@ -653,6 +685,12 @@ async function step(): Promise<void> {
 let restarts = 0;
 try {
   await screen(Number(values.people));
+  // The calibration of the model the screening's searches named (GET /api/v1/calibration: model id -> table).
+  const calibrations = (await getJson(service.baseUrl, '/api/v1/calibration')).body['calibrations'] as Record<
+    string,
+    { thresholds: Array<{ threshold: number; fmr_high: number }> }
+  >;
+  calibrationPoints = (calibrations[modelId]?.thresholds ?? []).slice().sort((a, b) => a.threshold - b.threshold);
   if (photos.length < 2) throw new Error(`only ${photos.length} photos passed the screening`);
   // The service may hold partitions before the first enrolment (none is expected): the model starts from its list.
   for (const name of ((await getJson(service.baseUrl, '/api/v1/partitions')).body['partitions'] ?? []) as string[])
