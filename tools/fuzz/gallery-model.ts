@@ -33,6 +33,7 @@
  * Prints `gallery kept: {summary}` and exits 0, or lists what broke the model and exits 1.
  */
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -94,7 +95,8 @@ interface Service {
 const serviceEnv = { MAX_TEMPLATES_PER_SUBJECT: String(MAX_TEMPLATES), LOG_LEVEL: 'info' };
 
 async function startEmbedded(): Promise<Service> {
-  const dataDir = path.join(temporaryDirectory('gallery-model'), 'data');
+  const workDirectory = temporaryDirectory('gallery-model');
+  const dataDir = path.join(workDirectory, 'data');
   let running = await startServiceProcess({ ...serviceEnv, DATA_DIR: dataDir });
   const service: Service = {
     baseUrl: running.baseUrl,
@@ -106,7 +108,10 @@ async function startEmbedded(): Promise<Service> {
       service.baseUrl = running.baseUrl;
       return `the service (${signal})`;
     },
-    stop: async () => void (await running.stop()),
+    async stop() {
+      await running.stop();
+      rmSync(workDirectory, { recursive: true, force: true });
+    },
   };
   return service;
 }
@@ -489,8 +494,9 @@ async function checkEverything(what: string): Promise<void> {
 /**
  * A write in flight when a process of the service is killed (SIGKILL, soon after it was sent), then sent again with
  * its Idempotency-Key until it is answered (a user's retry): it must count exactly once, and the gallery (checked whole
- * after) hold all of it or none. A deletion that committed before the kill may be answered SUBJECT_NOT_FOUND on the
- * retry (only an enrolment's key is stored with its subject).
+ * after) hold all of it or none. A deletion that committed before the kill may be answered SUBJECT_NOT_FOUND, on the
+ * retry or when its job runs again on another worker (only an enrolment's key is stored with its subject: README); the
+ * subject must be gone all the same.
  */
 async function killDuringWrite(): Promise<string> {
   const partition = pick(PARTITIONS);
@@ -524,7 +530,7 @@ async function killDuringWrite(): Promise<string> {
   answered(partition, asked.what, outcome, `killed ${kind}${retries > 0 ? ', retried' : ''}`);
   if (!reply || reply.status === 503) {
     breach(asked, `no answer but ${reply?.xml ?? 'a dropped connection'} after ${retries} retries with its key`);
-  } else if (kind === 'delete' && retries > 0 && reply.text('status') === 'SUBJECT_NOT_FOUND') {
+  } else if (kind === 'delete' && reply.text('status') === 'SUBJECT_NOT_FOUND') {
     held.delete(subject);
   } else if (kind === 'delete') {
     judgeDelete(asked, reply, partition, subject);
