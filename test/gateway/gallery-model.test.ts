@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 
 import { SHARED_REDIS_URL } from '../distributed/support.js';
-import { repoRoot } from '../support/paths.js';
+import { fuzzSummary } from '../support/fuzz-tools.js';
 
 interface ModelSummary {
   requests: number;
@@ -13,18 +12,7 @@ interface ModelSummary {
 }
 
 /** Runs tools/fuzz/gallery-model.ts with `args` and returns its summary, having checked that the gallery kept to it. */
-function holdToModel(args: readonly string[]): ModelSummary {
-  const run = spawnSync(
-    process.execPath,
-    ['--conditions=development', '--import', 'tsx', 'tools/fuzz/gallery-model.ts', ...args],
-    { cwd: repoRoot, encoding: 'utf8', timeout: 5 * 60_000 },
-  );
-  const output = `${run.stdout}${run.stderr}`;
-  assert.equal(run.status, 0, output.slice(-6000));
-  const summary = /gallery kept: (\{.*\})/.exec(run.stdout);
-  assert.ok(summary, output.slice(-6000));
-  return JSON.parse(summary[1]!) as ModelSummary;
-}
+const holdToModel = (args: readonly string[]): ModelSummary => fuzzSummary('gallery-model.ts', args, 'gallery kept');
 
 /** The run reached every kind of answer the model predicts, so that its checks were not vacuous. */
 function assertEveryKindAnswered(summary: ModelSummary): void {

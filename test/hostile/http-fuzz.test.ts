@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 
-import { repoRoot } from '../support/paths.js';
+import { fuzzSummary } from '../support/fuzz-tools.js';
 
 interface FuzzSummary {
   requests: number;
@@ -11,18 +10,7 @@ interface FuzzSummary {
 }
 
 /** Runs tools/fuzz/http-fuzz.ts with `args` and returns its summary, having checked that it kept the contract. */
-function fuzz(args: readonly string[]): FuzzSummary {
-  const run = spawnSync(
-    process.execPath,
-    ['--conditions=development', '--import', 'tsx', 'tools/fuzz/http-fuzz.ts', ...args],
-    { cwd: repoRoot, encoding: 'utf8', timeout: 5 * 60_000 },
-  );
-  const output = `${run.stdout}${run.stderr}`;
-  assert.equal(run.status, 0, output.slice(-4000));
-  const summary = /contract kept: (\{.*\})/.exec(run.stdout);
-  assert.ok(summary, output.slice(-4000));
-  return JSON.parse(summary[1]!) as FuzzSummary;
-}
+const fuzz = (args: readonly string[]): FuzzSummary => fuzzSummary('http-fuzz.ts', args, 'contract kept');
 
 /** How many answers' keys (`<HTTP status> <status>`, `<key> <HTTP status>`) start with `prefix`. */
 const answered = (counts: Record<string, number> | undefined, prefix: string): number =>

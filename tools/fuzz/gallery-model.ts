@@ -1,8 +1,8 @@
 /**
  * Holds the service's gallery to a model of it: random enrolments, appends, deletions, searches, verifications,
  * partition erasures, stats and partition lists, over HTTP, against the service as a user runs it (its own process,
- * embedded; with `--redis`, a gateway and `--workers` workers), and every answer checked against what the model says
- * it must be. The HTTP fuzzer (http-fuzz.ts) checks that answers keep the contract's form; this checks that they are
+ * embedded; with `--redis`, `--gateways` gateways, each request to one of them, and `--workers` workers), and every
+ * answer checked against what the model says it must be. The HTTP fuzzer (http-fuzz.ts) checks that answers keep the contract's form; this checks that they are
  * right: who is enrolled where and with how many templates, which subjects a search lists with which scores, what a
  * verification decides, what stats, partition lists and erasures count, and that all of it survives restarts.
  *
@@ -28,7 +28,8 @@
  * test/gateway/repeated-writes.test.ts.
  *
  *   node --conditions=development --import tsx tools/fuzz/gallery-model.ts [--seconds 120] [--seed 1] [--clients 1]
- *     [--people 12] [--restarts [--restart-every 25] [--kills 0.5]] [--redis redis://127.0.0.1:6379 [--workers 2]]
+ *     [--people 12] [--restarts [--restart-every 25] [--kills 0.5]]
+ *     [--redis redis://127.0.0.1:6379 [--workers 2] [--gateways 1]]
  *
  * Prints `gallery kept: {summary}` and exits 0, or lists what broke the model and exits 1.
  */
@@ -65,6 +66,7 @@ const { values } = parseArgs({
     kills: { type: 'string', default: '0.5' },
     redis: { type: 'string' },
     workers: { type: 'string', default: '2' },
+    gateways: { type: 'string', default: '1' },
   },
 });
 const seed = Number(values.seed);
@@ -116,35 +118,41 @@ async function startEmbedded(): Promise<Service> {
   return service;
 }
 
-async function startDistributed(redisUrl: string, workerCount: number): Promise<Service> {
+async function startDistributed(redisUrl: string, workerCount: number, gatewayCount: number): Promise<Service> {
   const prefix = testPrefix();
   const env = { ...serviceEnv, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix };
   const workerIds = Array.from({ length: workerCount }, (_, index) => `gm-w${index + 1}`);
   const startWorker = (workerId: string): Promise<ProcessHandle> =>
     startWorkerProcess({ ...env, WORKER_ID: workerId, METRICS_PORT: '0' });
-  let gateway = await startDistributedGateway(env);
+  const gateways = await Promise.all(Array.from({ length: gatewayCount }, () => startDistributedGateway(env)));
   const workers = await Promise.all(workerIds.map(startWorker));
-  await waitForCluster(gateway.baseUrl, workerIds);
+  await waitForCluster(gateways[0]!.baseUrl, workerIds);
   const service: Service = {
-    baseUrl: gateway.baseUrl,
-    processes: [gateway, ...workers],
+    // Each request goes to one of the gateways, a retry perhaps to another.
+    get baseUrl() {
+      return pick(gateways).baseUrl;
+    },
+    processes: [...gateways, ...workers],
     async restart(signal = pick(['SIGTERM', 'SIGKILL'] as const)) {
-      const which = below(workers.length + 1);
-      if (which === workers.length) {
-        await gateway.stop(signal);
-        gateway = await startDistributedGateway(env);
-        service.processes.push(gateway);
-        service.baseUrl = gateway.baseUrl;
+      const which = below(workers.length + gateways.length);
+      let stopped: string;
+      if (which >= workers.length) {
+        const index = which - workers.length;
+        await gateways[index]!.stop(signal);
+        gateways[index] = await startDistributedGateway(env);
+        service.processes.push(gateways[index]!);
+        stopped = gateways.length > 1 ? `gateway ${index + 1}` : 'the gateway';
       } else {
         await workers[which]!.stop(signal);
         workers[which] = await startWorker(workerIds[which]!);
         service.processes.push(workers[which]!);
+        stopped = workerIds[which]!;
       }
-      await waitForCluster(service.baseUrl, workerIds, 120_000);
-      return `${which === workers.length ? 'the gateway' : workerIds[which]} (${signal})`;
+      for (const gateway of gateways) await waitForCluster(gateway.baseUrl, workerIds, 120_000);
+      return `${stopped} (${signal})`;
     },
     async stop() {
-      await Promise.all([gateway, ...workers].map((running) => running.stop()));
+      await Promise.all([...gateways, ...workers].map((running) => running.stop()));
       await deletePrefix(redisUrl, prefix);
     },
   };
@@ -316,7 +324,9 @@ function checkCandidates(
 // ---------------------------------------------------------------------------------------------------------------
 // Requests
 
-const service = values.redis ? await startDistributed(values.redis, Number(values.workers)) : await startEmbedded();
+const service = values.redis
+  ? await startDistributed(values.redis, Number(values.workers), Number(values.gateways))
+  : await startEmbedded();
 const photos: Uint8Array[] = [];
 
 async function enrol(partition: string, subject: string, photo: number, append: boolean, key?: string) {
