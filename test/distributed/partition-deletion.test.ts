@@ -62,6 +62,14 @@ describe('DELETE /api/v1/partitions/{name} (distributed: Redis store, shards on 
     return found;
   }
 
+  /**
+   * The partition's keys but its shards' change-log bookkeeping (`changes`, `pruned`), which a worker's snapshot loop
+   * rewrites on its own time (pruning the log after a snapshot): comparing all keys raced it (7 keys against 6).
+   */
+  async function dataKeys(partition: string): Promise<string[]> {
+    return (await partitionKeys(partition)).filter((key) => !/:s:\d+:(changes|pruned)$/.test(key)).sort();
+  }
+
   async function enrol(subjectId: string, partition: string, face: Uint8Array): Promise<void> {
     const reply = await postBiometric(gateway!.baseUrl, 'enrol', face, { subject_id: subjectId, partition });
     assert.equal(reply.status, 200, reply.xml);
@@ -98,7 +106,7 @@ describe('DELETE /api/v1/partitions/{name} (distributed: Redis store, shards on 
         30_000,
         "both workers' snapshots of the partition",
       );
-      const keptKeys = (await partitionKeys('kept')).length;
+      const keptKeys = await dataKeys('kept');
       assert.ok((await partitionKeys('doomed')).length > 0, "(await partitionKeys('doomed')).length > 0");
 
       const deleted = await deletePartition(gateway!.baseUrl, 'doomed');
@@ -108,7 +116,7 @@ describe('DELETE /api/v1/partitions/{name} (distributed: Redis store, shards on 
       assert.deepEqual(await partitionKeys('doomed'), [], 'no Redis key of the partition is left');
       assert.equal(await redis.hexists(`${prefix}:gallery:partitions`, 'doomed'), 0);
       assert.equal(await redis.exists(`${prefix}:gallery:partition-deletions`), 0);
-      assert.equal((await partitionKeys('kept')).length, keptKeys);
+      assert.deepEqual(await dataKeys('kept'), keptKeys);
       for (const id of ['del-w1', 'del-w2']) assert.equal(existsSync(snapshotsOf(id, 'doomed')), false, id);
 
       const again = await deletePartition(gateway!.baseUrl, 'doomed');
