@@ -35,6 +35,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -264,11 +265,16 @@ function breach({ what, partition }: Asked, detail: string): void {
   breaches.push(`#${requests} ${what}: ${detail}${journal.map((line) => `\n    ${line}`).join('')}`);
 }
 
+const sum = (values: readonly number[]): number => values.reduce((total, value) => total + value, 0);
+/** The templates a partition of the model holds. */
+const templatesIn = (held: ReadonlyMap<string, readonly number[]>): number =>
+  sum([...held.values()].map((templates) => templates.length));
+
 /** A subject's predicted score against a photo: its best template's. */
 const predictedScore = (templates: readonly number[], photo: number): number =>
   Math.max(...templates.map((template) => pairScores[photo]![template]!));
 
-/** An error answer must carry the expected code under its HTTP status, and a biometric one the endpoint's root. */
+/** An error answer must carry one of the expected codes, under that code's HTTP status. */
 function expectError(asked: Asked, reply: XmlReply, codes: readonly ErrorCode[]): void {
   const status = reply.text('status') ?? '';
   if (!codes.includes(status as ErrorCode) || HTTP_STATUS_BY_CODE[status as ErrorCode] !== reply.status)
@@ -294,9 +300,11 @@ function checkCandidates(
   const ranks = reply.all('rank').map(Number);
   const held = gallery.get(partition)!;
   const predicted = new Map([...held].map(([subject, templates]) => [subject, predictedScore(templates, photo)]));
-  // A subject within a step of the threshold may fall either side of it (the reported score is rounded).
-  const sure = [...predicted].filter(([, score]) => score >= threshold + SCORE_STEP);
-  const maybe = [...predicted].filter(([, score]) => Math.abs(score - threshold) < SCORE_STEP);
+  // A subject's reported score is its predicted one within a step: it must be listed where even a step less reaches
+  // the threshold, and may be where a step more does.
+  const reaches = (score: number): boolean => score >= threshold - 1e-9;
+  const sure = [...predicted].filter(([, score]) => reaches(score - SCORE_STEP));
+  const maybe = [...predicted].filter(([, score]) => !reaches(score - SCORE_STEP) && reaches(score + SCORE_STEP));
   const problems: string[] = [];
   if (new Set(subjects).size !== subjects.length) problems.push('a subject listed twice');
   if (ranks.some((rank, index) => rank !== index + 1)) problems.push(`ranks ${ranks.join(',')}`);
@@ -400,10 +408,12 @@ async function write(
   answered(asked.partition, asked.what, `${reply.status} ${reply.text('status')}`);
   judge(reply);
   if (!key) return;
-  if (enrolled && reply.status === 200) {
-    const templates = [...gallery.get(enrolled.partition)!.get(enrolled.subject)!];
+  // Only a write the model took (a 200 it expected otherwise is a breach already).
+  const templates =
+    enrolled && reply.status === 200 ? gallery.get(enrolled.partition)?.get(enrolled.subject) : undefined;
+  if (enrolled && templates) {
     const enrolment = enrolments.get(subjectKey(enrolled.partition, enrolled.subject))!;
-    replayable.push({ ...enrolled, asked, enrolment, templates, send: () => send(key) });
+    replayable.push({ ...enrolled, asked, enrolment, templates: [...templates], send: () => send(key) });
     if (replayable.length > 50) replayable.shift();
   }
   const again = await send(key);
@@ -457,19 +467,13 @@ async function checkCounts(what: string): Promise<void> {
   const stats = await getJson(service.baseUrl, '/api/v1/stats');
   const listed = await getJson(service.baseUrl, '/api/v1/partitions');
   answered(undefined, 'stats', String(stats.status));
+  const partitions = Object.fromEntries([...gallery].map(([name, held]) => [name, held.size]));
+  const templates = Object.fromEntries([...gallery].map(([name, held]) => [name, templatesIn(held)]));
   const expected = {
-    total_subjects: [...gallery.values()].reduce((sum, held) => sum + held.size, 0),
-    partitions: Object.fromEntries([...gallery].map(([name, held]) => [name, held.size])),
-    total_templates: [...gallery.values()].reduce(
-      (sum, held) => sum + [...held.values()].reduce((total, templates) => total + templates.length, 0),
-      0,
-    ),
-    templates: Object.fromEntries(
-      [...gallery].map(([name, held]) => [
-        name,
-        [...held.values()].reduce((sum, templates) => sum + templates.length, 0),
-      ]),
-    ),
+    total_subjects: sum(Object.values(partitions)),
+    partitions,
+    total_templates: sum(Object.values(templates)),
+    templates,
   };
   const sortedKeys = (record: unknown): string =>
     JSON.stringify(Object.entries(record as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)));
@@ -528,12 +532,12 @@ async function killDuringWrite(): Promise<string> {
   };
   const inFlight = send();
   // An enrolment's photo takes tens of milliseconds to get through the pipeline, a deletion a few to commit.
-  await new Promise((resolve) => setTimeout(resolve, below(kind === 'delete' ? 4 : 60)));
+  await sleep(below(kind === 'delete' ? 4 : 60));
   const which = await service.restart('SIGKILL');
   let reply = await inFlight;
   let retries = 0;
   while ((reply === undefined || reply.status === 503) && retries < 20) {
-    if (retries++ > 0) await new Promise((resolve) => setTimeout(resolve, 500));
+    if (retries++ > 0) await sleep(500);
     reply = await send();
   }
   const outcome = reply ? `${reply.status} ${reply.text('status')}` : 'no answer';
@@ -689,8 +693,7 @@ async function step(): Promise<void> {
           breach(asked, `expected 404 PARTITION_NOT_FOUND, got ${erased.status} ${JSON.stringify(erased.body)}`);
         return;
       }
-      const templates = [...held.values()].reduce((sum, list) => sum + list.length, 0);
-      const expected = { partition, deleted: true, subjects: held.size, templates };
+      const expected = { partition, deleted: true, subjects: held.size, templates: templatesIn(held) };
       if (erased.status !== 200 || JSON.stringify(erased.body) !== JSON.stringify(expected))
         breach(asked, `got ${erased.status} ${JSON.stringify(erased.body)}, expected ${JSON.stringify(expected)}`);
       else gallery.delete(partition);
@@ -748,7 +751,7 @@ const summary = {
   requests,
   photos: photos.length,
   restarts,
-  subjects: [...gallery.values()].reduce((sum, held) => sum + held.size, 0),
+  subjects: sum([...gallery.values()].map((held) => held.size)),
   outcomes: Object.fromEntries([...outcomes].sort(([a], [b]) => (a < b ? -1 : 1))),
 };
 if (breaches.length > 0) {
