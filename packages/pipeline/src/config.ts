@@ -64,6 +64,11 @@ export interface PipelineConfig {
    * request uses more than one core while the others are idle (onnx/idle-threads.ts). On by default.
    */
   shareIdleThreads?: boolean;
+  /**
+   * Faces the landmarks show plainly frontal skip the head-pose network (stages/pose-screen.ts),
+   * where the pack's head-pose model names a screen fitted to its landmark model. On by default.
+   */
+  headPoseScreen?: boolean;
 }
 
 const repositoryRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -89,4 +94,5 @@ export const DEFAULT_PIPELINE_CONFIG: Readonly<PipelineConfig> = {
   decodeMinFaceSize: 160,
   maxImagePixels: 50_000_000,
   intraOpThreads: 1,
+  headPoseScreen: true,
 };

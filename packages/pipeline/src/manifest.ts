@@ -44,6 +44,11 @@ export interface ModelEntry {
   qualityNormRange?: [number, number];
   /** Fixed network input [width, height] for detectors with a dynamic input. */
   inputSize?: [number, number];
+  /**
+   * Head pose: a file beside the model (stages/pose-screen.ts) that tells plainly frontal faces
+   * from their 68 landmarks, so that the network runs only for the others.
+   */
+  frontalScreen?: string;
 }
 
 export interface PackManifest {

@@ -23,6 +23,7 @@ import type { IdleThreads } from './onnx/idle-threads.js';
 import type { RemoteSessions } from './onnx/inference-host.js';
 import { InferenceThreads } from './onnx/inference-threads.js';
 import type { SessionSettings } from './onnx/session.js';
+import { FrontalPoseScreen } from './stages/pose-screen.js';
 import type { Operation } from './stages/select-face.js';
 
 /** Sessions a pipeline thread shares with others (pipeline-pool.ts); none on the calling thread. */
@@ -99,6 +100,39 @@ interface MadSlot {
   /** Why this MAD model runs rather than the default pack's. */
   detail?: string;
   failure?: string;
+}
+
+interface PoseScreenSlot {
+  screen: FrontalPoseScreen | null;
+  /** Why the screen is off though the pack names one. */
+  failure?: string;
+}
+
+/**
+ * The head-pose model's frontal screen, where the pack names one, the configuration allows it
+ * and it was fitted to the landmark and head-pose models that run; otherwise none (the network
+ * then runs for every face, as without a screen).
+ */
+async function loadPoseScreen(
+  config: PipelineConfig,
+  landmarks: ResolvedModel | undefined,
+  headPose: ResolvedModel | undefined,
+): Promise<PoseScreenSlot> {
+  const file = headPose?.entry.frontalScreen;
+  if (!file || config.headPoseScreen === false || !landmarks) return { screen: null };
+  let screen: FrontalPoseScreen;
+  try {
+    screen = await FrontalPoseScreen.prepare(path.join(path.dirname(headPose.filePath), file));
+  } catch (error) {
+    return { screen: null, failure: (error as Error).message };
+  }
+  if (screen.landmarksModel !== landmarks.entry.id || screen.headPoseModel !== headPose.entry.id) {
+    return {
+      screen: null,
+      failure: `head-pose screen ${file} was fitted to ${screen.landmarksModel} and ${screen.headPoseModel}`,
+    };
+  }
+  return { screen };
 }
 
 /**
@@ -192,6 +226,7 @@ export class PipelineModels {
     private readonly config: PipelineConfig,
     private readonly slots: ModelSlots,
     private readonly mad: MadSlot,
+    private readonly poseScreen: PoseScreenSlot,
     private readonly packFailure: string | undefined,
     private readonly threads: InferenceThreads | undefined,
     private readonly idleThreads: IdleThreads | undefined,
@@ -251,7 +286,8 @@ export class PipelineModels {
         ]);
     const slots: ModelSlots = { detection, landmarks, recognition, pad, head_pose, eye_state };
     const mad = await loadMad(config.modelsDir, pack.get('recognition'), settings, observer);
-    return new PipelineModels(config, slots, mad, packFailure, threads, idleThreads);
+    const poseScreen = await loadPoseScreen(config, pack.get('landmarks'), pack.get('head_pose'));
+    return new PipelineModels(config, slots, mad, poseScreen, packFailure, threads, idleThreads);
   }
 
   /**
@@ -265,6 +301,11 @@ export class PipelineModels {
   /** The loaded model of a role, or null. */
   model<Role extends ModelRole>(role: Role): ModelByRole[Role] | null {
     return this.slots[role].model as ModelByRole[Role] | null;
+  }
+
+  /** Tells plainly frontal faces from their landmarks (stages/pose-screen.ts); null when off. */
+  get frontalPoseScreen(): FrontalPoseScreen | null {
+    return this.poseScreen.screen;
   }
 
   get morphDetector(): MorphDetector | null {
@@ -336,10 +377,16 @@ export class PipelineModels {
   }
 
   health(): Record<HealthComponent, ComponentHealth> {
+    const quality = this.componentHealth('onnx_quality', this.config.qualityEnabled);
+    if (this.poseScreen.failure) {
+      // The network then runs for every face: scores as without a screen, only slower.
+      const screenOff = `head-pose network runs for every face (${this.poseScreen.failure})`;
+      quality.detail = quality.detail ? `${quality.detail}; ${screenOff}` : screenOff;
+    }
     return {
       onnx_detection: this.componentHealth('onnx_detection', true),
       onnx_recognition: this.componentHealth('onnx_recognition', true),
-      onnx_quality: this.componentHealth('onnx_quality', this.config.qualityEnabled),
+      onnx_quality: quality,
       onnx_pad: this.componentHealth('onnx_pad', this.config.padEnabled),
       onnx_mad: this.madHealth(),
     };

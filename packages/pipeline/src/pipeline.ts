@@ -182,22 +182,26 @@ export class FacePipeline implements FaceAnalyser {
 
     const { decoded, face, selected, faces, imageSize } = await this.locateFace(image, operation);
     // Every stage starts as soon as its input is known and is awaited only where its result is
-    // needed. PAD and head pose read only the face's box, so their runs are handed out first
-    // (PAD's, then pose's once its crop is made): with pipeline threads an idle one takes them
-    // while this one runs the landmarks, the alignment and recognition (onnx/idle-threads.ts).
-    // Their crops are made on this thread (@facegate/resample) so that both runs are out before
-    // it starts a run of its own: a crop made by sharp came back only after this thread's next
-    // run, and head pose then waited behind it. Results are the same; a stage's time is how long
-    // the request waited on it, and the gates answer in the same order as before.
-    const poseModel = this.models.model('head_pose');
+    // needed. PAD reads only the face's box, so its run is handed out first: with pipeline
+    // threads an idle one takes it (and head pose's, below) while this one runs the landmarks,
+    // the alignment and recognition (onnx/idle-threads.ts). The crops are made on this thread
+    // (@facegate/resample) so that the runs are out before it starts a run of its own. Results
+    // are the same; a stage's time is how long the request waited on it, and the gates answer
+    // in the same order as before.
     const pendingPad = padModel?.liveProbability(decoded, face.box);
-    const pendingPoseCrop = poseModel?.crop(decoded, face.box);
-    const pendingPose = pendingPoseCrop?.then((crop) => poseModel!.estimate(crop));
     const pendingLandmarks = landmarker?.locate(decoded, face.box);
     // A request refused before it awaits them must not leave their failures unhandled.
-    for (const pending of [pendingPad, pendingLandmarks, pendingPoseCrop, pendingPose]) pending?.catch(() => undefined);
+    for (const pending of [pendingPad, pendingLandmarks]) pending?.catch(() => undefined);
 
     const landmarks68 = pendingLandmarks ? await this.timed('landmarks', () => pendingLandmarks) : null;
+    // Head pose waits for the landmarks (a third of a millisecond): where they show a plainly
+    // frontal face, its crop and its run are skipped (stages/pose-screen.ts).
+    const poseModel = this.models.model('head_pose');
+    const poseScreen = this.models.frontalPoseScreen;
+    const frontal = poseScreen !== null && landmarks68 !== null && poseScreen.isClearlyFrontal(landmarks68);
+    const pendingPoseCrop = poseModel && !frontal ? poseModel.crop(decoded, face.box) : undefined;
+    const pendingPose = pendingPoseCrop?.then((crop) => poseModel!.estimate(crop));
+    for (const pending of [pendingPoseCrop, pendingPose]) pending?.catch(() => undefined);
     const eyeModel = this.models.model('eye_state');
     const pendingEyes = eyeModel && landmarks68 ? eyeModel.openness(decoded, landmarks68) : undefined;
     pendingEyes?.catch(() => undefined);
@@ -248,7 +252,7 @@ export class FacePipeline implements FaceAnalyser {
         aligned,
         fivePoints: uploadFivePoints,
         embeddingNorm: embedding.norm,
-        pose: pendingPose,
+        pose: poseModel && frontal ? 'frontal' : pendingPose,
         eyes: pendingEyes,
         mapping: this.qualityMapping,
       }),

@@ -31,6 +31,7 @@ export interface WorkerEnv {
   PIPELINE_THREADS?: number;
   INFERENCE_HOSTS?: number;
   SHARE_IDLE_THREADS: boolean;
+  HEAD_POSE_SCREEN: boolean;
   /** V8's old-generation growth after each major collection, in percent (0: V8's own); see applyHeapGrowth. */
   GC_HEAP_GROWING_PERCENT: number;
   SHARD_COUNT: number;
@@ -90,6 +91,7 @@ export const workerEnvSchema: JSONSchemaType<WorkerEnv> = {
     // Unset: defaultInferenceHosts (packages/pipeline): 2 on a usable GPU, 0 (sessions in each pipeline thread) otherwise.
     INFERENCE_HOSTS: { type: 'integer', minimum: 0, maximum: 16, nullable: true },
     SHARE_IDLE_THREADS: { type: 'boolean', default: true },
+    HEAD_POSE_SCREEN: { type: 'boolean', default: true },
     // 900: measured in docs/benchmarks.md (fifth pass); 0 leaves V8's dynamic factor.
     GC_HEAP_GROWING_PERCENT: { type: 'integer', minimum: 0, maximum: 10_000, default: 900 },
     SHARD_COUNT: { type: 'integer', minimum: 1, maximum: 1024, default: 4 },

@@ -86,6 +86,7 @@ export function pipelineConfigFromEnv(env: WorkerEnv): PipelineConfig {
     pipelineThreads: env.PIPELINE_THREADS ?? defaultPipelineThreads(defaultsDevice),
     ...(env.INFERENCE_HOSTS !== undefined ? { inferenceHosts: env.INFERENCE_HOSTS } : {}),
     shareIdleThreads: env.SHARE_IDLE_THREADS,
+    headPoseScreen: env.HEAD_POSE_SCREEN,
     ...overrides,
   };
 }

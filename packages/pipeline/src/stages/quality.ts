@@ -31,6 +31,11 @@ export interface QualityMeasurements {
   /** Distance between the eye centres in source pixels. */
   interEyeDistance: number;
   pose?: HeadPose;
+  /**
+   * The landmarks showed the face plainly frontal, so the head-pose network did not run
+   * (stages/pose-screen.ts): its component is 1, as the network would have scored it.
+   */
+  frontalByLandmarks?: boolean;
   eyes?: EyeOpenness;
   /** Length of the recogniser's raw output. */
   embeddingNorm?: number;
@@ -92,6 +97,14 @@ function ramp(value: number, low: number, high: number): number {
   return Math.min(1, Math.max(0, (value - low) / (high - low)));
 }
 
+/**
+ * Head-pose angles (degrees) up to which the pose component stays 1. Roll is undone by
+ * alignment, so it is tolerated far more than yaw and pitch.
+ */
+export const HEAD_POSE_TOLERANCE: Readonly<HeadPose> = { yaw: 15, pitch: 15, roll: 30 };
+/** Angles at which the pose component reaches 0. */
+const HEAD_POSE_LIMIT: Readonly<HeadPose> = { yaw: 60, pitch: 50, roll: 75 };
+
 /** 1 within ±`tolerance` degrees, falling linearly to 0 at ±`limit`. */
 function angleScore(degrees: number, tolerance: number, limit: number): number {
   return 1 - ramp(Math.abs(degrees), tolerance, limit);
@@ -110,9 +123,13 @@ export function qualityComponents(measurements: QualityMeasurements, mapping: Qu
     inter_eye_distance: ramp(measurements.interEyeDistance, 12, 40),
   };
   if (measurements.pose) {
-    const { yaw, pitch, roll } = measurements.pose;
-    // Roll is undone by alignment, so it is tolerated far more than yaw and pitch.
-    components.head_pose = angleScore(yaw, 15, 60) * angleScore(pitch, 15, 50) * angleScore(roll, 30, 75);
+    const pose = measurements.pose;
+    components.head_pose = (['yaw', 'pitch', 'roll'] as const).reduce(
+      (product, angle) => product * angleScore(pose[angle], HEAD_POSE_TOLERANCE[angle], HEAD_POSE_LIMIT[angle]),
+      1,
+    );
+  } else if (measurements.frontalByLandmarks) {
+    components.head_pose = 1;
   }
   if (measurements.eyes) {
     components.eyes_open = Math.min(measurements.eyes.imageLeft, measurements.eyes.imageRight);
@@ -167,10 +184,11 @@ export interface QualityInput {
   /** Length of the recogniser's raw output. */
   embeddingNorm: number;
   /**
-   * The head pose, started by the caller as soon as the face box was known (its crop runs in
-   * libvips on the thread pool while this thread runs other models); undefined without a pose model.
+   * The head pose, started by the caller as soon as the landmarks were known; `frontal` where
+   * the landmarks showed a plainly frontal face and the network did not run
+   * (stages/pose-screen.ts); undefined without a pose model.
    */
-  pose: Promise<HeadPose> | undefined;
+  pose: Promise<HeadPose> | 'frontal' | undefined;
   /**
    * The eye openness, started by the caller as soon as the 68 landmarks were known, so that on a
    * GPU it runs in the same round as recognition instead of one after it; undefined without an
@@ -194,7 +212,8 @@ export async function assessQuality(input: QualityInput): Promise<QualityAssessm
     embeddingNorm: input.embeddingNorm,
   };
   if (input.eyes) measurements.eyes = await input.eyes;
-  if (input.pose) measurements.pose = await input.pose;
+  if (input.pose === 'frontal') measurements.frontalByLandmarks = true;
+  else if (input.pose) measurements.pose = await input.pose;
   const components = qualityComponents(measurements, input.mapping);
   return { score: unifiedQuality(components), components: { ...components }, measurements };
 }
