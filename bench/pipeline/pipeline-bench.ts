@@ -209,7 +209,9 @@ async function madInputs(photos: readonly Photo[]): Promise<{
   const detector = await new MorphDetector().prepare(
     path.join(DEFAULT_PIPELINE_CONFIG.modelsDir, MAD_DEFAULT_PARAMETERS_FILE),
   );
-  const pipeline = await FacePipeline.create(evaluationConfig());
+  // As the service is configured: the screen off there (--env HEAD_POSE_SCREEN=false) is off here.
+  const headPoseScreen = !values.env.includes('HEAD_POSE_SCREEN=false');
+  const pipeline = await FacePipeline.create(evaluationConfig({ headPoseScreen }));
   const inputs = new Map<Photo, Parameters<MorphDetector['score']>[0]>();
   const frontalByLandmarks = new Set<Photo>();
   try {
