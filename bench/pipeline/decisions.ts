@@ -8,7 +8,7 @@
  *   node --conditions=development --import tsx bench/pipeline/decisions.ts --dump /tmp/main.json [--photos 240]
  * Each side's MAD decision uses its own default threshold (the dump records it).
  *
- *   node --conditions=development --import tsx bench/pipeline/decisions.ts --compare /tmp/main.json [--max-batch 4] [--inference-threads 2]
+ *   node --conditions=development --import tsx bench/pipeline/decisions.ts --compare /tmp/main.json [--max-batch 4] [--inference-threads 2] [--head-pose-screen false]
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     // --inference-threads 2 runs them off the main thread.
     'max-batch': { type: 'string', default: '1' },
     'inference-threads': { type: 'string', default: '0' },
+    // --head-pose-screen false: the head-pose network for every face (stages/pose-screen.ts).
+    'head-pose-screen': { type: 'string', default: 'true' },
   },
 });
 if (!values.dump === !values.compare) throw new Error('give exactly one of --dump FILE or --compare FILE');
@@ -51,6 +53,7 @@ const pipeline = await FacePipeline.create({
   madEnabled: false,
   batch: { maxBatch: Number(values['max-batch']), waitMs: 0 },
   inferenceThreads: Number(values['inference-threads']),
+  headPoseScreen: values['head-pose-screen'] !== 'false',
 });
 const results: Results = {};
 for (const photo of photos) {

@@ -17,7 +17,7 @@ import { evaluationConfig, cacheDir, itemsOf, repoRoot, sharedDataDir, type Data
  * Bump when preprocessing or models change so that cached results are recomputed.
  * (Cached per pack and set in .eval/, which git ignores.)
  */
-const EXTRACTION_VERSION = 6;
+const EXTRACTION_VERSION = 7;
 
 export interface ExtractedFace {
   path: string;
