@@ -44,8 +44,8 @@ interface CachedLine extends Omit<ExtractedFace, 'template'> {
   template?: string;
 }
 
-function cacheFile(pack: ModelPack, set: string): string {
-  return path.join(cacheDir, pack, `${set}.jsonl`);
+function cacheFile(pack: ModelPack, set: string, headPoseScreen: boolean): string {
+  return path.join(cacheDir, pack, `${set}${headPoseScreen ? '' : '.head-pose-network'}.jsonl`);
 }
 
 function decodeLine(line: string): (ExtractedFace & { version: number }) | null {
@@ -67,12 +67,14 @@ function decodeLine(line: string): (ExtractedFace & { version: number }) | null 
  */
 export async function extractSet(
   set: string,
-  options: { pack: ModelPack; refresh: boolean; limit?: number },
+  options: { pack: ModelPack; refresh: boolean; limit?: number; headPoseScreen?: boolean },
 ): Promise<ExtractedFace[]> {
+  const headPoseScreen = options.headPoseScreen ?? true;
   return extractItems(itemsOf(set).slice(0, options.limit), {
     pack: options.pack,
     refresh: options.refresh,
-    cacheFile: cacheFile(options.pack, set),
+    headPoseScreen,
+    cacheFile: cacheFile(options.pack, set, headPoseScreen),
     label: set,
   });
 }
@@ -86,7 +88,7 @@ export type ExtractItem = Pick<DataItem, 'path' | 'identity'> & { kind?: string 
  */
 export async function extractItems(
   items: ExtractItem[],
-  options: { pack: ModelPack; refresh?: boolean; cacheFile?: string; label?: string },
+  options: { pack: ModelPack; refresh?: boolean; cacheFile?: string; label?: string; headPoseScreen?: boolean },
 ): Promise<ExtractedFace[]> {
   const file = options.cacheFile;
   const cached = new Map<string, ExtractedFace>();
@@ -102,7 +104,9 @@ export async function extractItems(
   }
   const missing = items.filter((item) => !cached.has(item.path));
   if (missing.length > 0) {
-    const pipeline = await FacePipeline.create(evaluationConfig({ pack: options.pack }));
+    const pipeline = await FacePipeline.create(
+      evaluationConfig({ pack: options.pack, headPoseScreen: options.headPoseScreen ?? true }),
+    );
     const started = performance.now();
     try {
       for (const [index, item] of missing.entries()) {

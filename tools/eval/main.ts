@@ -105,6 +105,7 @@ Options:
   --api-key KEY     HTTP mode: sent as X-API-Key
   --concurrency N   HTTP mode: requests in flight at once (default 2); 429s are waited out
   --check           calibrate: held-out check instead of writing the table
+  --head-pose-network  direct mode: run the head-pose network for every face (HEAD_POSE_SCREEN=false)
   --report DIR      also write DIR/report.md with the tables and SVG plots (DET, FNIR-FPIR,
                     PAD DET, EDC)
   --help
@@ -125,6 +126,7 @@ const { values, positionals } = parseArgs({
     report: { type: 'string' },
     help: { type: 'boolean', default: false },
     check: { type: 'boolean', default: false },
+    'head-pose-network': { type: 'boolean', default: false },
   },
 });
 
@@ -170,7 +172,10 @@ function out(line = ''): void {
 }
 
 async function facesOf(set: string): Promise<ExtractedFace[]> {
-  if (!cache.has(set)) cache.set(set, await extractSet(set, { pack, refresh: values.refresh, limit }));
+  if (!cache.has(set)) {
+    const headPoseScreen = !values['head-pose-network'];
+    cache.set(set, await extractSet(set, { pack, refresh: values.refresh, limit, headPoseScreen }));
+  }
   return cache.get(set)!;
 }
 
