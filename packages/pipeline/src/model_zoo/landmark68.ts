@@ -11,7 +11,8 @@ export const LANDMARK68 = {
   mouthRightCorner: 54,
 } as const;
 
-function meanOf(points: readonly Point[], indices: readonly number[]): Point {
+/** The centre of some of the points (an eye's six, say). */
+export function meanOf(points: readonly Point[], indices: readonly number[]): Point {
   let x = 0;
   let y = 0;
   for (const index of indices) {

@@ -3,7 +3,7 @@ import { compileSchema, describeSchemaErrors, type JSONSchemaType } from '@faceg
 
 import type { Point } from '../image/similarity.js';
 import type { HeadPose } from '../model_zoo/hopenet.js';
-import { LANDMARK68 } from '../model_zoo/landmark68.js';
+import { LANDMARK68, meanOf } from '../model_zoo/landmark68.js';
 import { HEAD_POSE_TOLERANCE } from './quality.js';
 
 export const POSE_SCREEN_FORMAT = 'facegate-pose-screen-v1';
@@ -77,16 +77,6 @@ export class PoseScreenError extends Error {
   }
 }
 
-function eyeCentre(points: readonly Point[], indices: readonly number[]): Point {
-  let x = 0;
-  let y = 0;
-  for (const index of indices) {
-    x += points[index]![0];
-    y += points[index]![1];
-  }
-  return [x / indices.length, y / indices.length];
-}
-
 /**
  * The 68 landmarks in a frame of the eyes: origin between the eye centres, x along the line
  * from the image-left to the image-right eye, one unit the distance between them; so the
@@ -95,8 +85,8 @@ function eyeCentre(points: readonly Point[], indices: readonly number[]): Point 
  * Null when the eyes coincide.
  */
 export function eyeNormalisedLandmarks(points: readonly Point[]): { features: Float64Array; roll: number } | null {
-  const left = eyeCentre(points, LANDMARK68.imageLeftEye);
-  const right = eyeCentre(points, LANDMARK68.imageRightEye);
+  const left = meanOf(points, LANDMARK68.imageLeftEye);
+  const right = meanOf(points, LANDMARK68.imageRightEye);
   const dx = right[0] - left[0];
   const dy = right[1] - left[1];
   const distance = Math.hypot(dx, dy);
