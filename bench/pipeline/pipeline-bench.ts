@@ -551,7 +551,8 @@ say(
 );
 say();
 // The floors count the head-pose network for every face, as the table does; the service skips it where the
-// landmarks show a plainly frontal face. The same ratios against floors that count it only where the service runs it:
+// landmarks show a plainly frontal face. The same ratios against floors that count it only where the service runs it
+// (where its search does: an enrolment decodes the photo whole, and its landmarks may differ by a hair):
 const poseFloor = (models.get('head_pose') ?? 0) * RUNS_PER_FACE.head_pose;
 const poseRuns = (photo: Photo): number => (mad.frontalByLandmarks.has(photo) ? 0 : 1);
 const posedSearchFloor = median(

@@ -51,6 +51,7 @@ describe('head-pose screen: eye-normalised landmarks', () => {
   it('are null when the eyes coincide or the points are not 68', () => {
     assert.equal(eyeNormalisedLandmarks(Array.from({ length: 68 }, (): Point => [5, 5])), null);
     assert.equal(eyeNormalisedLandmarks(somePoints().slice(0, 67)), null);
+    assert.equal(eyeNormalisedLandmarks(somePoints().slice(0, 5)), null);
   });
 });
 

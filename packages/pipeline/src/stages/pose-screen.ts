@@ -85,12 +85,13 @@ export class PoseScreenError extends Error {
  * Null when the eyes coincide.
  */
 export function eyeNormalisedLandmarks(points: readonly Point[]): { features: Float64Array; roll: number } | null {
+  if (points.length !== 68) return null;
   const left = meanOf(points, LANDMARK68.imageLeftEye);
   const right = meanOf(points, LANDMARK68.imageRightEye);
   const dx = right[0] - left[0];
   const dy = right[1] - left[1];
   const distance = Math.hypot(dx, dy);
-  if (!(distance > 0) || points.length !== 68) return null;
+  if (!(distance > 0)) return null;
   const cos = dx / distance;
   const sin = dy / distance;
   const originX = (left[0] + right[0]) / 2;
