@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { getJson, postBiometric } from '../support/http.js';
+import { getJson, postBiometric, postDelete } from '../support/http.js';
 import { fixture } from '../support/paths.js';
 import { readImage, type ServiceProcess } from '../support/service.js';
 import { assertAcknowledgedFound, assertAnsweredOrShed, startLoadAndWait, summarise, type Load } from './load.js';
@@ -179,6 +179,63 @@ describe('SIGKILL of a worker after an append committed, before it answered', ()
           assert.ok(Number(verify.text('score')) > 0.99, `the committed template is searched: ${verify.xml}`);
           const another = await postBiometric(gateway.baseUrl, 'enrol', other, { subject_id: 'p1', append: true });
           assert.equal(another.status, 400, another.xml);
+        },
+      ),
+  );
+});
+
+describe('SIGKILL of a worker after a delete committed, before it answered', () => {
+  const prefix = testPrefix();
+  let gateway: ServiceProcess | undefined;
+  const workers: WorkerProcess[] = [];
+  const neutral = readImage(fixture('frll', '001_neutral.jpg'));
+
+  after(async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await gateway?.stop();
+    await deletePrefix(SHARED_REDIS_URL, prefix);
+  });
+
+  it(
+    'redelivers the job to the next worker, which answers 200, not SUBJECT_NOT_FOUND',
+    { timeout: 300_000 },
+    async () =>
+      withLogsOnFailure(
+        () => ({ gateway, victim: workers[0], successor: workers[1] }),
+        async () => {
+          const env = {
+            REDIS_URL: SHARED_REDIS_URL,
+            QUEUE_PREFIX: prefix,
+            // One shard: the victim owns it, so the removal commits there and the kill follows.
+            SHARD_COUNT: '1',
+            LEASE_MS: String(LEASE_MS),
+            JOB_TIMEOUT_MS: '120000',
+          };
+          gateway = await startDistributedGateway(env);
+          const victim = await startWorkerProcess({
+            ...env,
+            WORKER_ID: 'delete-victim',
+            WORKER_CONCURRENCY: '1',
+            FACEGATE_TEST_CRASH_AT: 'delete:committed',
+          });
+          workers.push(victim);
+          await waitForCluster(gateway.baseUrl, ['delete-victim']);
+          const died = new Promise<NodeJS.Signals | null>((resolve) =>
+            victim.child.once('exit', (_code, signal) => resolve(signal)),
+          );
+          const enrolled = await postBiometric(gateway.baseUrl, 'enrol', neutral, { subject_id: 'p1' });
+          assert.equal(enrolled.status, 200, enrolled.xml);
+
+          // No Idempotency-Key: the job's own id, the same in its redelivery, is what the store recorded.
+          const removal = postDelete(gateway.baseUrl, { subject_id: 'p1' });
+          assert.equal(await died, 'SIGKILL');
+          workers.push(await startWorkerProcess({ ...env, WORKER_ID: 'delete-successor', WORKER_CONCURRENCY: '1' }));
+          const removed = await removal;
+          assert.equal(removed.status, 200, removed.xml);
+          const stats = await getJson(gateway.baseUrl, '/api/v1/stats');
+          assert.equal(stats.body['total_subjects'], 0, JSON.stringify(stats.body));
+          const search = await postBiometric(gateway.baseUrl, 'search', neutral, {});
+          assert.deepEqual(search.all('subject_id'), [], search.xml);
         },
       ),
   );

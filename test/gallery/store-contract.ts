@@ -225,6 +225,37 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
       await store.close();
     });
 
+    it('answers a redelivered removal (same request id) with its receipt, even once the subject is back', async () => {
+      const store = await open();
+      const random = seededRandom(62);
+      const subject = { partition: 'd', shard: 0, subjectId: 'gone', modelId: MODEL };
+      await store.addSubject({ ...subject, template: randomUnitVector(random) });
+      const first = await store.removeSubject('d', 'gone', 'delete-1');
+      assert.equal(first.replayed, undefined);
+      assert.equal(first.removed.length, 1);
+      assert.deepEqual(await store.removeSubject('d', 'gone', 'delete-1'), { ...first, removed: [], replayed: true });
+      await assert.rejects(store.removeSubject('d', 'gone', 'delete-2'), facegateCode('SUBJECT_NOT_FOUND'));
+      await assert.rejects(store.removeSubject('d', 'gone'), facegateCode('SUBJECT_NOT_FOUND'));
+      // The id names one request on one subject: on another subject it removes nothing of the first's.
+      await assert.rejects(store.removeSubject('d', 'other', 'delete-1'), facegateCode('SUBJECT_NOT_FOUND'));
+
+      // Enrolled again, the subject stays through a replay of the first removal; a new request removes it.
+      await store.addSubject({ ...subject, template: randomUnitVector(random) });
+      assert.deepEqual(await store.removeSubject('d', 'gone', 'delete-1'), { ...first, removed: [], replayed: true });
+      assert.equal((await store.getSubjectTemplates('d', 'gone')).length, 1, 'the replay removed nothing');
+      const second = await store.removeSubject('d', 'gone', 'delete-3');
+      assert.equal(second.removed.length, 1);
+      assert.ok(second.seq > first.seq, 'second.seq > first.seq');
+
+      // The records go with the partition: after its erasure the same id finds nothing to answer.
+      await store.addSubject({ ...subject, template: randomUnitVector(random) });
+      await store.beginPartitionDeletion('d');
+      await store.finishPartitionDeletion('d');
+      await store.addSubject({ ...subject, subjectId: 'other', template: randomUnitVector(random) });
+      await assert.rejects(store.removeSubject('d', 'gone', 'delete-1'), facegateCode('SUBJECT_NOT_FOUND'));
+      await store.close();
+    });
+
     it('scans a shard as of one sequence number while writes continue', async () => {
       const store = await open();
       const random = seededRandom(14);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { getJson, postBiometric } from '../support/http.js';
+import { getJson, postBiometric, postDelete } from '../support/http.js';
 import { fixture, repoRoot } from '../support/paths.js';
 import { readImage, startServiceProcess, temporaryDirectory } from '../support/service.js';
 
@@ -169,6 +169,50 @@ describe('the service as a process', () => {
         const another = await append(restarted.baseUrl, faces[1]!, 'append-2');
         assert.equal(another.status, 400, another.xml);
         assert.match(another.text('message') ?? '', /MAX_TEMPLATES_PER_SUBJECT/);
+      } finally {
+        await restarted.stop();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('answers a delete retried after a SIGKILL past its commit with success, removing nothing more', async () => {
+    const dataDir = temporaryDirectory('delete-crash');
+    const remove = (baseUrl: string, key: string) =>
+      postDelete(baseUrl, { subject_id: 'p1' }, { 'Idempotency-Key': key });
+    try {
+      await killedDuring(
+        { DATA_DIR: dataDir },
+        'delete:committed',
+        (baseUrl) => remove(baseUrl, 'delete-1'),
+        async (baseUrl) => {
+          const enrolled = await postBiometric(baseUrl, 'enrol', faces[0], { subject_id: 'p1' });
+          assert.equal(enrolled.status, 200, enrolled.xml);
+        },
+      );
+
+      const restarted = await startServiceProcess({ DATA_DIR: dataDir });
+      try {
+        // The delete committed before the kill: its retry is answered, not refused as SUBJECT_NOT_FOUND.
+        const retried = await remove(restarted.baseUrl, 'delete-1');
+        assert.equal(retried.status, 200, retried.xml);
+        const search = await postBiometric(restarted.baseUrl, 'search', faces[0], {});
+        assert.deepEqual(search.all('subject_id'), [], search.xml);
+        // Enrolled again, the subject is not removed by another retry of the first delete, only by a new one.
+        const again = await postBiometric(restarted.baseUrl, 'enrol', faces[0], { subject_id: 'p1' });
+        assert.equal(again.status, 200, again.xml);
+        assert.equal((await remove(restarted.baseUrl, 'delete-1')).status, 200);
+        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
+        assert.deepEqual(stats.body, {
+          total_subjects: 1,
+          partitions: { default: 1 },
+          total_templates: 1,
+          templates: { default: 1 },
+        });
+        assert.equal((await remove(restarted.baseUrl, 'delete-2')).status, 200);
+        const gone = await remove(restarted.baseUrl, 'delete-3');
+        assert.equal(gone.status, 404, gone.xml);
       } finally {
         await restarted.stop();
       }

@@ -508,9 +508,8 @@ async function checkEverything(what: string): Promise<void> {
 /**
  * A write in flight when a process of the service is killed (SIGKILL, soon after it was sent), then sent again with
  * its Idempotency-Key until it is answered (a user's retry): it must count exactly once, and the gallery (checked whole
- * after) hold all of it or none. A deletion that committed before the kill may be answered SUBJECT_NOT_FOUND, on the
- * retry or when its job runs again on another worker (only an enrolment's key is stored with its subject: README); the
- * subject must be gone all the same.
+ * after) hold all of it or none. A deletion that committed before the kill is answered 200 on the retry, or when its
+ * job runs again on another worker, as an enrolment is: the store records the request that removed a subject (README).
  */
 async function killDuringWrite(): Promise<string> {
   const partition = pick(PARTITIONS);
@@ -544,8 +543,6 @@ async function killDuringWrite(): Promise<string> {
   answered(partition, asked.what, outcome, `killed ${kind}${retries > 0 ? ', retried' : ''}`);
   if (!reply || reply.status === 503) {
     breach(asked, `no answer but ${reply?.xml ?? 'a dropped connection'} after ${retries} retries with its key`);
-  } else if (kind === 'delete' && reply.text('status') === 'SUBJECT_NOT_FOUND') {
-    held.delete(subject);
   } else if (kind === 'delete') {
     judgeDelete(asked, reply, partition, subject);
   } else {

@@ -183,11 +183,14 @@ export class Gallery implements GalleryService {
     await shard.addTemplate(subjectId, modelId, normalised, maxTemplates, requestId);
   }
 
-  /** Removes the subject; once this resolves no search returns it. */
-  async delete(partition: string, subjectId: string): Promise<void> {
+  /**
+   * Removes the subject; once this resolves no search returns it. A retry with the same `requestId` (after a crash
+   * that lost the answer, say) is answered as the removal was, not SUBJECT_NOT_FOUND.
+   */
+  async delete(partition: string, subjectId: string, requestId?: string): Promise<void> {
     checkSubjectReference(partition, subjectId);
     const shards = await this.existingShards(partition);
-    await shards[shardOf(subjectId, this.shardCount)]!.remove(subjectId);
+    await shards[shardOf(subjectId, this.shardCount)]!.remove(subjectId, requestId);
   }
 
   /**

@@ -1,19 +1,20 @@
 import type { Redis } from 'ioredis';
 import { FacegateError, type ErrorCode } from '@facegate/contracts';
 import { LuaScripts, redisConnection, redisReady } from '@facegate/queue';
-import type {
-  AppendedTemplate,
-  EnrolReceipt,
-  NewSubjectTemplate,
-  PartitionDeletion,
-  RemovalReceipt,
-  ResealReport,
-  ShardChange,
-  ShardScan,
-  StoredTemplate,
-  TemplateBatch,
-  TemplateRef,
-  TemplateStore,
+import {
+  REMOVAL_RECEIPT_RETENTION_MS,
+  type AppendedTemplate,
+  type EnrolReceipt,
+  type NewSubjectTemplate,
+  type PartitionDeletion,
+  type RemovalReceipt,
+  type ResealReport,
+  type ShardChange,
+  type ShardScan,
+  type StoredTemplate,
+  type TemplateBatch,
+  type TemplateRef,
+  type TemplateStore,
 } from './store.js';
 import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
 import { checkTemplateLength, storeClosed, storeUnavailable, subjectNotFound } from './store-errors.js';
@@ -109,6 +110,14 @@ class KeyLayout {
   /** Hash faissId -> seq of its removal, for removed rows not yet pruned. */
   removed(partition: string): string {
     return `${this.base}:p:${partition}:removed`;
+  }
+  /** Hash requestId -> JSON {s: subjectId, h: shard, q: seq, t: time}: recorded removals (removeSubject-12.lua). */
+  removals(partition: string): string {
+    return `${this.base}:p:${partition}:removals`;
+  }
+  /** Sorted set of the same request ids, scored by the removal's time, for pruning. */
+  removalsByTime(partition: string): string {
+    return `${this.base}:p:${partition}:removals-by-time`;
   }
   private shardBase(partition: string, shard: number): string {
     return `${this.base}:p:${partition}:s:${shard}`;
@@ -243,9 +252,14 @@ export class RedisTemplateStore implements TemplateStore {
     return this.add('template', { ...entry, shard: record.s });
   }
 
-  async removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt> {
+  async removeSubject(partition: string, subjectId: string, requestId?: string): Promise<RemovalReceipt> {
     const record = await this.subjectRecord(partition, subjectId);
     if (record === undefined) {
+      // Gone: removed by this very request before its answer was lost, perhaps. No write, so no script: the
+      // subject's shard (its keys) is only known from the record.
+      const recorded =
+        requestId === undefined ? undefined : await this.recordedRemoval(partition, subjectId, requestId);
+      if (recorded !== undefined) return recorded;
       throw subjectNotFound(partition);
     }
     const shard = record.s;
@@ -263,9 +277,12 @@ export class RedisTemplateStore implements TemplateStore {
         k.counts(partition, shard),
         k.fence(shard),
         k.deletions,
+        k.removals(partition),
+        k.removalsByTime(partition),
       ],
-      [partition, subjectId, shard, this.tokenFor(shard)],
+      [partition, subjectId, shard, this.tokenFor(shard), requestId ?? '', Date.now(), REMOVAL_RECEIPT_RETENTION_MS],
     )) as Array<string | number>;
+    if (reply[1] === 'replay') return { shard: Number(reply[2]), removed: [], seq: Number(reply[0]), replayed: true };
     const removed: TemplateRef[] = [];
     for (let i = 1; i < reply.length; i += 2) {
       removed.push({ faissId: BigInt(reply[i]!), modelId: String(reply[i + 1]) });
@@ -619,6 +636,19 @@ export class RedisTemplateStore implements TemplateStore {
     )) as [number, number, number, string];
     const receipt: EnrolReceipt = { faissId: BigInt(reply[1]), seq: Number(reply[2]), createdAt: Number(reply[3]) };
     return reply[0] === 1 ? { ...receipt, replayed: true } : receipt;
+  }
+
+  /** The removal of the subject recorded under the request id (removeSubject-12.lua), if within the retention. */
+  private async recordedRemoval(
+    partition: string,
+    subjectId: string,
+    requestId: string,
+  ): Promise<RemovalReceipt | undefined> {
+    const text = await this.attempt(() => this.redis.hget(this.keys.removals(partition), requestId));
+    if (text === null) return undefined;
+    const receipt = JSON.parse(text) as { s: string; h: number; q: number; t: number };
+    if (receipt.s !== subjectId || receipt.t < Date.now() - REMOVAL_RECEIPT_RETENTION_MS) return undefined;
+    return { shard: receipt.h, removed: [], seq: receipt.q, replayed: true };
   }
 
   private async subjectRecord(partition: string, subjectId: string): Promise<SubjectRecord | undefined> {

@@ -7,7 +7,8 @@ import type { GalleryStats } from './store-reads.js';
  * What the worker runtime needs of a gallery, implemented by the embedded {@link Gallery} and
  * by the distributed gallery that routes to shard owners. Every method validates its
  * arguments (see validation.ts) and answers the contract's typed errors. `requestId` (the
- * job id) makes a redelivered enrol or append idempotent: it succeeds and adds nothing.
+ * job id) makes a redelivered enrol or append idempotent: it succeeds and adds nothing; and a
+ * redelivered delete: it succeeds, though the subject is gone (or enrolled again since).
  */
 export interface GalleryService {
   enrol(
@@ -29,7 +30,7 @@ export interface GalleryService {
     maxTemplates: number,
     requestId?: string,
   ): Promise<void>;
-  delete(partition: string, subjectId: string): Promise<void>;
+  delete(partition: string, subjectId: string, requestId?: string): Promise<void>;
   /** At most `topK` subjects matching `threshold` (the contract's rule), best first, each once. */
   search(
     partition: string,

@@ -216,11 +216,13 @@ export class Shard {
     });
   }
 
-  async remove(subjectId: string): Promise<RemovalReceipt> {
+  /** `requestId` makes a redelivered removal answer as the first did (stores record it for a day). */
+  async remove(subjectId: string, requestId?: string): Promise<RemovalReceipt> {
     this.assertOwns(subjectId);
     return this.gate.pass(async () => {
       this.assertOpen();
-      const receipt = await this.store.removeSubject(this.partition, subjectId);
+      const receipt = await this.store.removeSubject(this.partition, subjectId, requestId);
+      if (receipt.replayed !== true) crashPoint('delete:committed');
       this.applyRemovals(receipt.removed);
       this.dirty = true;
       this.scheduleMaintenanceIfNeeded();

@@ -1,15 +1,16 @@
 import Database from 'better-sqlite3';
-import type {
-  AppendedTemplate,
-  EnrolReceipt,
-  NewSubjectTemplate,
-  PartitionDeletion,
-  RemovalReceipt,
-  ResealReport,
-  ShardChange,
-  ShardScan,
-  StoredTemplate,
-  TemplateStore,
+import {
+  REMOVAL_RECEIPT_RETENTION_MS,
+  type AppendedTemplate,
+  type EnrolReceipt,
+  type NewSubjectTemplate,
+  type PartitionDeletion,
+  type RemovalReceipt,
+  type ResealReport,
+  type ShardChange,
+  type ShardScan,
+  type StoredTemplate,
+  type TemplateStore,
 } from './store.js';
 import { TemplateDecryptionError, type TemplateCipher } from './template-cipher.js';
 import {
@@ -89,6 +90,18 @@ CREATE TABLE IF NOT EXISTS append_requests (
   seq INTEGER NOT NULL,
   PRIMARY KEY (partition, subject_id, request_id)
 ) WITHOUT ROWID;
+-- The request that removed each subject (removeSubject with a requestId), so that its redelivery or retry answers
+-- that removal; kept REMOVAL_RECEIPT_RETENTION_MS (pruned by later removals) and erased with the partition.
+CREATE TABLE IF NOT EXISTS removal_requests (
+  partition TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  subject_id TEXT NOT NULL,
+  shard INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  removed_at INTEGER NOT NULL,
+  PRIMARY KEY (partition, request_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS removal_requests_by_time ON removal_requests (removed_at);
 CREATE TABLE IF NOT EXISTS partition_deletions (
   name TEXT PRIMARY KEY,
   subjects INTEGER NOT NULL,
@@ -202,6 +215,15 @@ export class SqliteTemplateStore implements TemplateStore {
         'INSERT INTO append_requests (partition, subject_id, request_id, faiss_id, seq) VALUES (?, ?, ?, ?, ?)',
       ),
       deleteSubjectAppends: db.prepare('DELETE FROM append_requests WHERE partition = ? AND subject_id = ?'),
+      selectRemoval: db.prepare<
+        [string, string],
+        { subject_id: string; shard: number; seq: number; removed_at: number }
+      >('SELECT subject_id, shard, seq, removed_at FROM removal_requests WHERE partition = ? AND request_id = ?'),
+      insertRemoval: db.prepare(
+        `INSERT OR REPLACE INTO removal_requests (partition, request_id, subject_id, shard, seq, removed_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
+      ),
+      pruneRemovals: db.prepare('DELETE FROM removal_requests WHERE removed_at < ?'),
       resolveSubject: db.prepare<[number, string], { subject_id: string }>(
         'SELECT subject_id FROM templates WHERE faiss_id = ? AND partition = ?',
       ),
@@ -259,6 +281,7 @@ export class SqliteTemplateStore implements TemplateStore {
       deletePartitionTemplates: db.prepare('DELETE FROM templates WHERE partition = ?'),
       deletePartitionChanges: db.prepare('DELETE FROM changes WHERE partition = ?'),
       deletePartitionAppends: db.prepare('DELETE FROM append_requests WHERE partition = ?'),
+      deletePartitionRemovals: db.prepare('DELETE FROM removal_requests WHERE partition = ?'),
       // Compare-and-set: a row deleted (or re-sealed by someone else) meanwhile is left alone.
       resealTemplate: db.prepare('UPDATE templates SET template = ? WHERE faiss_id = ? AND template = ?'),
     };
@@ -334,25 +357,43 @@ export class SqliteTemplateStore implements TemplateStore {
       }
       return receipt;
     });
-    this.removeSubjectInSavepoint = db.transaction((partition: string, subjectId: string): RemovalReceipt => {
-      const subject = statements.selectSubject.get(partition, subjectId);
-      if (subject === undefined) {
-        throw subjectNotFound(partition);
-      }
-      const templates = statements.selectSubjectTemplates.all(partition, subjectId);
-      const removed = [];
-      let seq = 0;
-      for (const row of templates) {
-        statements.deleteTemplate.run(row.faiss_id);
-        const change = statements.insertChange.run(partition, subject.shard, CHANGE_REMOVE, row.faiss_id, row.model_id);
-        seq = Number(change.lastInsertRowid);
-        removed.push({ faissId: BigInt(row.faiss_id), modelId: row.model_id });
-      }
-      statements.deleteSubjectAppends.run(partition, subjectId);
-      statements.deleteSubject.run(partition, subjectId);
-      statements.adjustPartitionCount.run(-1, partition);
-      return { shard: subject.shard, removed, seq };
-    });
+    this.removeSubjectInSavepoint = db.transaction(
+      (partition: string, subjectId: string, requestId: string | undefined, now: number): RemovalReceipt => {
+        if (requestId !== undefined) {
+          const earlier = statements.selectRemoval.get(partition, requestId);
+          if (earlier?.subject_id === subjectId && earlier.removed_at >= now - REMOVAL_RECEIPT_RETENTION_MS) {
+            return { shard: earlier.shard, removed: [], seq: earlier.seq, replayed: true };
+          }
+        }
+        const subject = statements.selectSubject.get(partition, subjectId);
+        if (subject === undefined) {
+          throw subjectNotFound(partition);
+        }
+        const templates = statements.selectSubjectTemplates.all(partition, subjectId);
+        const removed = [];
+        let seq = 0;
+        for (const row of templates) {
+          statements.deleteTemplate.run(row.faiss_id);
+          const change = statements.insertChange.run(
+            partition,
+            subject.shard,
+            CHANGE_REMOVE,
+            row.faiss_id,
+            row.model_id,
+          );
+          seq = Number(change.lastInsertRowid);
+          removed.push({ faissId: BigInt(row.faiss_id), modelId: row.model_id });
+        }
+        statements.deleteSubjectAppends.run(partition, subjectId);
+        statements.deleteSubject.run(partition, subjectId);
+        statements.adjustPartitionCount.run(-1, partition);
+        if (requestId !== undefined) {
+          statements.pruneRemovals.run(now - REMOVAL_RECEIPT_RETENTION_MS);
+          statements.insertRemoval.run(partition, requestId, subjectId, subject.shard, seq, now);
+        }
+        return { shard: subject.shard, removed, seq };
+      },
+    );
     this.beginPartitionDeletionInSavepoint = db.transaction((partition: string): PartitionDeletion | undefined => {
       const pending = statements.selectDeletion.get(partition);
       if (pending !== undefined) return { partition, subjects: pending.subjects, templates: pending.templates };
@@ -369,6 +410,7 @@ export class SqliteTemplateStore implements TemplateStore {
       statements.deletePartitionSubjects.run(partition);
       statements.deletePartitionChanges.run(partition);
       statements.deletePartitionAppends.run(partition);
+      statements.deletePartitionRemovals.run(partition);
       statements.deletePartition.run(partition);
       statements.deleteDeletion.run(partition);
     });
@@ -400,8 +442,8 @@ export class SqliteTemplateStore implements TemplateStore {
     return this.enqueueWrite(() => this.addTemplateInSavepoint(entry, Date.now()));
   }
 
-  removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt> {
-    return this.enqueueWrite(() => this.removeSubjectInSavepoint(partition, subjectId));
+  removeSubject(partition: string, subjectId: string, requestId?: string): Promise<RemovalReceipt> {
+    return this.enqueueWrite(() => this.removeSubjectInSavepoint(partition, subjectId, requestId, Date.now()));
   }
 
   async getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]> {

@@ -51,9 +51,18 @@ export interface TemplateRef {
 
 export interface RemovalReceipt {
   shard: number;
+  /** Empty in a replay: the templates went with the first removal. */
   removed: TemplateRef[];
   seq: number;
+  /** True when this answers a redelivery or retry of an already committed removal (same requestId). */
+  replayed?: boolean;
 }
+
+/**
+ * How long a store remembers the request that removed a subject, so that its redelivery or retry is answered with that
+ * removal rather than SUBJECT_NOT_FOUND: a day, longer than a job is retried or its outcome kept by the queue.
+ */
+export const REMOVAL_RECEIPT_RETENTION_MS = 24 * 60 * 60 * 1000;
 
 export interface StoredTemplate extends TemplateRef {
   partition: string;
@@ -136,8 +145,13 @@ export interface TemplateStore {
    */
   addTemplate(entry: AppendedTemplate): Promise<EnrolReceipt>;
 
-  /** Removes the subject and all its templates; SUBJECT_NOT_FOUND if absent. Durable on resolve. */
-  removeSubject(partition: string, subjectId: string): Promise<RemovalReceipt>;
+  /**
+   * Removes the subject and all its templates; SUBJECT_NOT_FOUND if absent. Durable on resolve. With `requestId` (the
+   * queue's job id) the removal is recorded for {@link REMOVAL_RECEIPT_RETENTION_MS}, so that its redelivery or a
+   * retry with the same id (after a crash that lost the answer, say) is answered with it (flagged `replayed`), even
+   * once the subject has been enrolled again; the record goes with its partition.
+   */
+  removeSubject(partition: string, subjectId: string, requestId?: string): Promise<RemovalReceipt>;
 
   /** All templates of a subject, or an empty array. */
   getSubjectTemplates(partition: string, subjectId: string): Promise<StoredTemplate[]>;

@@ -237,7 +237,7 @@ export class WorkerRuntime {
       case 'enrol':
         return this.enrol(job, jobId);
       case 'delete':
-        await this.gallery.delete(job.partition, job.subjectId);
+        await this.gallery.delete(job.partition, job.subjectId, jobId);
         await this.refreshGalleryGauge();
         return { type: 'delete', subjectId: job.subjectId };
       case 'partitions':

@@ -112,10 +112,16 @@ export class DistributedGallery implements GalleryService {
     });
   }
 
-  async delete(partition: string, subjectId: string): Promise<void> {
+  /** Removes the subject through its shard owner; `requestId` makes a redelivered job idempotent. */
+  async delete(partition: string, subjectId: string, requestId?: string): Promise<void> {
     checkSubjectReference(partition, subjectId);
     await this.requirePartition(partition);
-    await this.callOwner(partition, shardOf(subjectId, this.shardCount), { op: 'remove', partition, subjectId });
+    await this.callOwner(partition, shardOf(subjectId, this.shardCount), {
+      op: 'remove',
+      partition,
+      subjectId,
+      ...(requestId === undefined ? {} : { requestId }),
+    });
   }
 
   /** Scatters to the owners of every shard of the partition and merges their top-k lists. */

@@ -125,7 +125,7 @@ export class ShardHost {
         await target.addTemplate(op.subjectId, op.modelId, op.template, op.maxTemplates, op.requestId);
         return { op: 'append' };
       case 'remove':
-        await target.remove(op.subjectId);
+        await target.remove(op.subjectId, op.requestId);
         return { op: 'remove' };
     }
   }

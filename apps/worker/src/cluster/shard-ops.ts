@@ -26,7 +26,13 @@ export type ShardOp =
       /** The originating job id: a redelivered append is answered with success, not added again. */
       requestId?: string;
     }
-  | { op: 'remove'; partition: string; subjectId: string }
+  | {
+      op: 'remove';
+      partition: string;
+      subjectId: string;
+      /** The originating job id: a redelivered removal is answered with success, not SUBJECT_NOT_FOUND. */
+      requestId?: string;
+    }
   /** The partition's deletion has begun: close its shard here and delete its local snapshot. */
   | { op: 'dropPartition'; partition: string };
 

@@ -1,6 +1,8 @@
 --[[
   Removes a subject and all its templates. The template rows stay (marked removed) until the
-  change log is pruned past the removal, so that a scan opened earlier still sees them.
+  change log is pruned past the removal, so that a scan opened earlier still sees them. With a
+  request id the removal is recorded, so that its redelivery or retry is answered with it (even
+  once the subject is enrolled again) for the retention; older records are pruned here.
 
     Input:
       KEYS[1] subjects hash of the partition
@@ -13,21 +15,36 @@
       KEYS[8] counts hash of the shard
       KEYS[9] fence of the shard
       KEYS[10] partition deletions hash
+      KEYS[11] removals hash of the partition (requestId -> JSON {s: subjectId, h: shard, q: seq, t: time})
+      KEYS[12] removals of the partition by time (sorted set, score = time, member = requestId)
 
       ARGV[1] partition
       ARGV[2] subjectId
       ARGV[3] shard
       ARGV[4] fencing token ('' for an unfenced write)
+      ARGV[5] request id ('' for none)
+      ARGV[6] now, ms
+      ARGV[7] how long a removal is remembered, ms
 
     Output:
-      {lastSeq, faissId1, modelId1, ...}, or an error reply SUBJECT_NOT_FOUND, SHARD_MISMATCH,
-      FENCED or PARTITION_NOT_FOUND (its deletion has begun).
+      {lastSeq, faissId1, modelId1, ...}; {seq, 'replay', shard} for a removal recorded under the
+      request id; or an error reply SUBJECT_NOT_FOUND, SHARD_MISMATCH, FENCED or
+      PARTITION_NOT_FOUND (its deletion has begun).
 ]]
 --- @include "includes/refuseIfFenced"
 local refused = refuse_if_fenced(KEYS[9], ARGV[4])
 if refused then return refused end
 if redis.call('HEXISTS', KEYS[10], ARGV[1]) == 1 then
   return redis.error_reply("PARTITION_NOT_FOUND partition '" .. ARGV[1] .. "' does not exist")
+end
+local now = tonumber(ARGV[6])
+local oldest = now - tonumber(ARGV[7])
+if ARGV[5] ~= '' then
+  local recorded = redis.call('HGET', KEYS[11], ARGV[5])
+  if recorded then
+    local receipt = cjson.decode(recorded)
+    if receipt.s == ARGV[2] and receipt.t >= oldest then return {receipt.q, 'replay', receipt.h} end
+  end
 end
 local existing = redis.call('HGET', KEYS[1], ARGV[2])
 if not existing then return redis.error_reply("SUBJECT_NOT_FOUND subject not found in partition '" .. ARGV[1] .. "'") end
@@ -47,4 +64,12 @@ for _, faiss_id in ipairs(record.ids) do
 end
 redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
+if ARGV[5] ~= '' then
+  for _, expired in ipairs(redis.call('ZRANGEBYSCORE', KEYS[12], '-inf', '(' .. oldest)) do
+    redis.call('HDEL', KEYS[11], expired)
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. oldest)
+  redis.call('HSET', KEYS[11], ARGV[5], cjson.encode({s = ARGV[2], h = record.s, q = result[1], t = now}))
+  redis.call('ZADD', KEYS[12], now, ARGV[5])
+end
 return result
