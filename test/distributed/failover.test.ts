@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { getJson, postBiometric, postDelete } from '../support/http.js';
+import { getJson, postBiometric, postDelete, type XmlReply } from '../support/http.js';
 import { fixture } from '../support/paths.js';
 import { readImage, type ServiceProcess } from '../support/service.js';
 import { assertAcknowledgedFound, assertAnsweredOrShed, startLoadAndWait, summarise, type Load } from './load.js';
@@ -121,122 +121,114 @@ describe('SIGKILL of a worker under a stream of enrols and searches', () => {
   );
 });
 
-describe('SIGKILL of a worker after an append committed, before it answered', () => {
-  const prefix = testPrefix();
-  let gateway: ServiceProcess | undefined;
-  const workers: WorkerProcess[] = [];
-  const [neutral, smiling, other] = ['001_neutral.jpg', '001_smiling.jpg', '005_neutral.jpg'].map((name) =>
-    readImage(fixture('frll', name)),
-  ) as [Uint8Array, Uint8Array, Uint8Array];
+/** A write whose worker kills itself once the write is stored, before it answers (a crash point). */
+interface KilledWrite {
+  crashAt: 'append:committed' | 'delete:committed';
+  /** Settings beside the cluster's (one shard, a short lease, a job timeout the successor's start fits in). */
+  env?: Record<string, string>;
+  /** Before the write, through the gateway. */
+  setUp: (baseUrl: string) => Promise<void>;
+  write: (baseUrl: string) => Promise<XmlReply>;
+  /** The write's answer, which the job redelivered to the successor gives, and the cluster after it. */
+  check: (baseUrl: string, answer: XmlReply) => Promise<void>;
+}
 
-  after(async () => {
-    await Promise.all(workers.map((worker) => worker.stop()));
-    await gateway?.stop();
-    await deletePrefix(SHARED_REDIS_URL, prefix);
-  });
+/**
+ * One shard, owned by a worker that SIGKILLs itself at the write's crash point (so the write commits there and the kill
+ * follows); a successor started once it died takes the shard and runs the stalled job again.
+ */
+function describeKilledWrite(title: string, expectation: string, killed: KilledWrite): void {
+  describe(title, () => {
+    const prefix = testPrefix();
+    let gateway: ServiceProcess | undefined;
+    const workers: WorkerProcess[] = [];
+    const name = killed.crashAt.split(':')[0]!;
 
-  it(
-    'redelivers the job to the next worker, which answers 200 without adding the template again',
-    { timeout: 300_000 },
-    async () =>
+    after(async () => {
+      await Promise.all(workers.map((worker) => worker.stop()));
+      await gateway?.stop();
+      await deletePrefix(SHARED_REDIS_URL, prefix);
+    });
+
+    it(expectation, { timeout: 300_000 }, async () =>
       withLogsOnFailure(
         () => ({ gateway, victim: workers[0], successor: workers[1] }),
         async () => {
           const env = {
             REDIS_URL: SHARED_REDIS_URL,
             QUEUE_PREFIX: prefix,
-            // One shard: the victim owns it, so the append commits there and the kill follows.
             SHARD_COUNT: '1',
             LEASE_MS: String(LEASE_MS),
             // Long enough for the successor to start, take the shard and re-run the stalled job.
             JOB_TIMEOUT_MS: '120000',
-            MAX_TEMPLATES_PER_SUBJECT: '2',
+            ...killed.env,
           };
           gateway = await startDistributedGateway(env);
           const victim = await startWorkerProcess({
             ...env,
-            WORKER_ID: 'append-victim',
+            WORKER_ID: `${name}-victim`,
             WORKER_CONCURRENCY: '1',
-            FACEGATE_TEST_CRASH_AT: 'append:committed',
+            FACEGATE_TEST_CRASH_AT: killed.crashAt,
           });
           workers.push(victim);
-          await waitForCluster(gateway.baseUrl, ['append-victim']);
+          await waitForCluster(gateway.baseUrl, [`${name}-victim`]);
           const died = new Promise<NodeJS.Signals | null>((resolve) =>
             victim.child.once('exit', (_code, signal) => resolve(signal)),
           );
-          const enrolled = await postBiometric(gateway.baseUrl, 'enrol', neutral, { subject_id: 'p1' });
-          assert.equal(enrolled.status, 200, enrolled.xml);
-
-          const append = postBiometric(gateway.baseUrl, 'enrol', smiling, { subject_id: 'p1', append: true });
+          await killed.setUp(gateway.baseUrl);
+          const answer = killed.write(gateway.baseUrl);
           assert.equal(await died, 'SIGKILL');
-          workers.push(await startWorkerProcess({ ...env, WORKER_ID: 'append-successor', WORKER_CONCURRENCY: '1' }));
-          // The redelivered job finds the subject at its maximum: answered, not refused.
-          const appended = await append;
-          assert.equal(appended.status, 200, appended.xml);
-          const stats = await getJson(gateway.baseUrl, '/api/v1/stats');
-          assert.equal(stats.body['total_templates'], 2, JSON.stringify(stats.body));
-          const verify = await postBiometric(gateway.baseUrl, 'verify', smiling, { subject_id: 'p1', threshold: 0 });
-          assert.ok(Number(verify.text('score')) > 0.99, `the committed template is searched: ${verify.xml}`);
-          const another = await postBiometric(gateway.baseUrl, 'enrol', other, { subject_id: 'p1', append: true });
-          assert.equal(another.status, 400, another.xml);
+          workers.push(await startWorkerProcess({ ...env, WORKER_ID: `${name}-successor`, WORKER_CONCURRENCY: '1' }));
+          await killed.check(gateway.baseUrl, await answer);
         },
       ),
-  );
-});
-
-describe('SIGKILL of a worker after a delete committed, before it answered', () => {
-  const prefix = testPrefix();
-  let gateway: ServiceProcess | undefined;
-  const workers: WorkerProcess[] = [];
-  const neutral = readImage(fixture('frll', '001_neutral.jpg'));
-
-  after(async () => {
-    await Promise.all(workers.map((worker) => worker.stop()));
-    await gateway?.stop();
-    await deletePrefix(SHARED_REDIS_URL, prefix);
+    );
   });
+}
 
-  it(
-    'redelivers the job to the next worker, which answers 200, not SUBJECT_NOT_FOUND',
-    { timeout: 300_000 },
-    async () =>
-      withLogsOnFailure(
-        () => ({ gateway, victim: workers[0], successor: workers[1] }),
-        async () => {
-          const env = {
-            REDIS_URL: SHARED_REDIS_URL,
-            QUEUE_PREFIX: prefix,
-            // One shard: the victim owns it, so the removal commits there and the kill follows.
-            SHARD_COUNT: '1',
-            LEASE_MS: String(LEASE_MS),
-            JOB_TIMEOUT_MS: '120000',
-          };
-          gateway = await startDistributedGateway(env);
-          const victim = await startWorkerProcess({
-            ...env,
-            WORKER_ID: 'delete-victim',
-            WORKER_CONCURRENCY: '1',
-            FACEGATE_TEST_CRASH_AT: 'delete:committed',
-          });
-          workers.push(victim);
-          await waitForCluster(gateway.baseUrl, ['delete-victim']);
-          const died = new Promise<NodeJS.Signals | null>((resolve) =>
-            victim.child.once('exit', (_code, signal) => resolve(signal)),
-          );
-          const enrolled = await postBiometric(gateway.baseUrl, 'enrol', neutral, { subject_id: 'p1' });
-          assert.equal(enrolled.status, 200, enrolled.xml);
+const [neutral, smiling, other] = ['001_neutral.jpg', '001_smiling.jpg', '005_neutral.jpg'].map((name) =>
+  readImage(fixture('frll', name)),
+) as [Uint8Array, Uint8Array, Uint8Array];
+const enrolP1 = async (baseUrl: string): Promise<void> => {
+  const enrolled = await postBiometric(baseUrl, 'enrol', neutral, { subject_id: 'p1' });
+  assert.equal(enrolled.status, 200, enrolled.xml);
+};
 
-          // No Idempotency-Key: the job's own id, the same in its redelivery, is what the store recorded.
-          const removal = postDelete(gateway.baseUrl, { subject_id: 'p1' });
-          assert.equal(await died, 'SIGKILL');
-          workers.push(await startWorkerProcess({ ...env, WORKER_ID: 'delete-successor', WORKER_CONCURRENCY: '1' }));
-          const removed = await removal;
-          assert.equal(removed.status, 200, removed.xml);
-          const stats = await getJson(gateway.baseUrl, '/api/v1/stats');
-          assert.equal(stats.body['total_subjects'], 0, JSON.stringify(stats.body));
-          const search = await postBiometric(gateway.baseUrl, 'search', neutral, {});
-          assert.deepEqual(search.all('subject_id'), [], search.xml);
-        },
-      ),
-  );
-});
+describeKilledWrite(
+  'SIGKILL of a worker after an append committed, before it answered',
+  'redelivers the job to the next worker, which answers 200 without adding the template again',
+  {
+    crashAt: 'append:committed',
+    env: { MAX_TEMPLATES_PER_SUBJECT: '2' },
+    setUp: enrolP1,
+    write: (baseUrl) => postBiometric(baseUrl, 'enrol', smiling, { subject_id: 'p1', append: true }),
+    async check(baseUrl, appended) {
+      // The redelivered job finds the subject at its maximum: answered, not refused.
+      assert.equal(appended.status, 200, appended.xml);
+      const stats = await getJson(baseUrl, '/api/v1/stats');
+      assert.equal(stats.body['total_templates'], 2, JSON.stringify(stats.body));
+      const verify = await postBiometric(baseUrl, 'verify', smiling, { subject_id: 'p1', threshold: 0 });
+      assert.ok(Number(verify.text('score')) > 0.99, `the committed template is searched: ${verify.xml}`);
+      const another = await postBiometric(baseUrl, 'enrol', other, { subject_id: 'p1', append: true });
+      assert.equal(another.status, 400, another.xml);
+    },
+  },
+);
+
+describeKilledWrite(
+  'SIGKILL of a worker after a delete committed, before it answered',
+  'redelivers the job to the next worker, which answers 200, not SUBJECT_NOT_FOUND',
+  {
+    crashAt: 'delete:committed',
+    setUp: enrolP1,
+    // No Idempotency-Key: the job's own id, the same in its redelivery, is what the store recorded.
+    write: (baseUrl) => postDelete(baseUrl, { subject_id: 'p1' }),
+    async check(baseUrl, removed) {
+      assert.equal(removed.status, 200, removed.xml);
+      const stats = await getJson(baseUrl, '/api/v1/stats');
+      assert.equal(stats.body['total_subjects'], 0, JSON.stringify(stats.body));
+      const search = await postBiometric(baseUrl, 'search', neutral, {});
+      assert.deepEqual(search.all('subject_id'), [], search.xml);
+    },
+  },
+);

@@ -33,6 +33,17 @@ async function killedDuring(
   }
 }
 
+/** The stats of a gallery holding `subjects` subjects and `templates` templates in one partition. */
+async function assertHolds(baseUrl: string, partition: string, subjects: number, templates: number): Promise<void> {
+  const stats = await getJson(baseUrl, '/api/v1/stats');
+  assert.deepEqual(stats.body, {
+    total_subjects: subjects,
+    partitions: { [partition]: subjects },
+    total_templates: templates,
+    templates: { [partition]: templates },
+  });
+}
+
 describe('the service as a process', () => {
   it('keeps every acknowledged enrol across SIGKILL', async () => {
     const dataDir = temporaryDirectory('sigkill');
@@ -51,13 +62,7 @@ describe('the service as a process', () => {
 
       const second = await startServiceProcess({ DATA_DIR: dataDir });
       try {
-        const stats = await getJson(second.baseUrl, '/api/v1/stats');
-        assert.deepEqual(stats.body, {
-          total_subjects: acknowledged,
-          partitions: { durable: acknowledged },
-          total_templates: acknowledged,
-          templates: { durable: acknowledged },
-        });
+        await assertHolds(second.baseUrl, 'durable', acknowledged, acknowledged);
         const search = await postBiometric(second.baseUrl, 'search', faces[0], { partition: 'durable' });
         assert.equal(search.all('subject_id')[0], 'subject-0', search.xml);
       } finally {
@@ -114,13 +119,7 @@ describe('the service as a process', () => {
         // The enrol committed before the kill: its retry is answered, not refused as SUBJECT_EXISTS.
         const retried = await enrol(restarted.baseUrl, neutral, 'enrol-1');
         assert.equal(retried.status, 200, retried.xml);
-        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
-        assert.deepEqual(stats.body, {
-          total_subjects: 1,
-          partitions: { default: 1 },
-          total_templates: 1,
-          templates: { default: 1 },
-        });
+        await assertHolds(restarted.baseUrl, 'default', 1, 1);
         const verify = await postBiometric(restarted.baseUrl, 'verify', neutral, { subject_id: 'p1', threshold: 0 });
         assert.ok(Number(verify.text('score')) > 0.99, `the committed template is verified: ${verify.xml}`);
         const search = await postBiometric(restarted.baseUrl, 'search', neutral, {});
@@ -157,13 +156,7 @@ describe('the service as a process', () => {
         // The retry finds the subject at its maximum (the append committed): it is answered, not refused.
         const retried = await append(restarted.baseUrl, smiling, 'append-1');
         assert.equal(retried.status, 200, retried.xml);
-        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
-        assert.deepEqual(stats.body, {
-          total_subjects: 1,
-          partitions: { default: 1 },
-          total_templates: 2,
-          templates: { default: 2 },
-        });
+        await assertHolds(restarted.baseUrl, 'default', 1, 2);
         const verify = await postBiometric(restarted.baseUrl, 'verify', smiling, { subject_id: 'p1', threshold: 0 });
         assert.ok(Number(verify.text('score')) > 0.99, `the committed template is searched: ${verify.xml}`);
         const another = await append(restarted.baseUrl, faces[1]!, 'append-2');
@@ -203,13 +196,7 @@ describe('the service as a process', () => {
         const again = await postBiometric(restarted.baseUrl, 'enrol', faces[0], { subject_id: 'p1' });
         assert.equal(again.status, 200, again.xml);
         assert.equal((await remove(restarted.baseUrl, 'delete-1')).status, 200);
-        const stats = await getJson(restarted.baseUrl, '/api/v1/stats');
-        assert.deepEqual(stats.body, {
-          total_subjects: 1,
-          partitions: { default: 1 },
-          total_templates: 1,
-          templates: { default: 1 },
-        });
+        await assertHolds(restarted.baseUrl, 'default', 1, 1);
         assert.equal((await remove(restarted.baseUrl, 'delete-2')).status, 200);
         const gone = await remove(restarted.baseUrl, 'delete-3');
         assert.equal(gone.status, 404, gone.xml);
