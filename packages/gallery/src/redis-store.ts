@@ -3,6 +3,7 @@ import { FacegateError, type ErrorCode } from '@facegate/contracts';
 import { LuaScripts, redisConnection, redisReady } from '@facegate/queue';
 import {
   REMOVAL_RECEIPT_RETENTION_MS,
+  removedSubjectDigest,
   type AppendedTemplate,
   type EnrolReceipt,
   type NewSubjectTemplate,
@@ -111,7 +112,10 @@ class KeyLayout {
   removed(partition: string): string {
     return `${this.base}:p:${partition}:removed`;
   }
-  /** Hash requestId -> JSON {s: subjectId, h: shard, q: seq, t: time}: recorded removals (removeSubject-12.lua). */
+  /**
+   * Hash requestId -> JSON {s: digest of the subject id, h: shard, q: seq, t: time}: recorded removals
+   * (removeSubject-12.lua).
+   */
   removals(partition: string): string {
     return `${this.base}:p:${partition}:removals`;
   }
@@ -280,7 +284,16 @@ export class RedisTemplateStore implements TemplateStore {
         k.removals(partition),
         k.removalsByTime(partition),
       ],
-      [partition, subjectId, shard, this.tokenFor(shard), requestId ?? '', Date.now(), REMOVAL_RECEIPT_RETENTION_MS],
+      [
+        partition,
+        subjectId,
+        shard,
+        this.tokenFor(shard),
+        requestId ?? '',
+        Date.now(),
+        REMOVAL_RECEIPT_RETENTION_MS,
+        removedSubjectDigest(subjectId),
+      ],
     )) as Array<string | number>;
     if (reply[1] === 'replay') return { shard: Number(reply[2]), removed: [], seq: Number(reply[0]), replayed: true };
     const removed: TemplateRef[] = [];
@@ -647,7 +660,8 @@ export class RedisTemplateStore implements TemplateStore {
     const text = await this.attempt(() => this.redis.hget(this.keys.removals(partition), requestId));
     if (text === null) return undefined;
     const receipt = JSON.parse(text) as { s: string; h: number; q: number; t: number };
-    if (receipt.s !== subjectId || receipt.t < Date.now() - REMOVAL_RECEIPT_RETENTION_MS) return undefined;
+    const sameSubject = receipt.s === removedSubjectDigest(subjectId);
+    if (!sameSubject || receipt.t < Date.now() - REMOVAL_RECEIPT_RETENTION_MS) return undefined;
     return { shard: receipt.h, removed: [], seq: receipt.q, replayed: true };
   }
 

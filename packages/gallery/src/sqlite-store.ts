@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import {
   REMOVAL_RECEIPT_RETENTION_MS,
+  removedSubjectDigest,
   type AppendedTemplate,
   type EnrolReceipt,
   type NewSubjectTemplate,
@@ -95,7 +96,7 @@ CREATE TABLE IF NOT EXISTS append_requests (
 CREATE TABLE IF NOT EXISTS removal_requests (
   partition TEXT NOT NULL,
   request_id TEXT NOT NULL,
-  subject_id TEXT NOT NULL,
+  subject_digest TEXT NOT NULL,
   shard INTEGER NOT NULL,
   seq INTEGER NOT NULL,
   removed_at INTEGER NOT NULL,
@@ -217,10 +218,10 @@ export class SqliteTemplateStore implements TemplateStore {
       deleteSubjectAppends: db.prepare('DELETE FROM append_requests WHERE partition = ? AND subject_id = ?'),
       selectRemoval: db.prepare<
         [string, string],
-        { subject_id: string; shard: number; seq: number; removed_at: number }
-      >('SELECT subject_id, shard, seq, removed_at FROM removal_requests WHERE partition = ? AND request_id = ?'),
+        { subject_digest: string; shard: number; seq: number; removed_at: number }
+      >('SELECT subject_digest, shard, seq, removed_at FROM removal_requests WHERE partition = ? AND request_id = ?'),
       insertRemoval: db.prepare(
-        `INSERT OR REPLACE INTO removal_requests (partition, request_id, subject_id, shard, seq, removed_at)
+        `INSERT OR REPLACE INTO removal_requests (partition, request_id, subject_digest, shard, seq, removed_at)
          VALUES (?, ?, ?, ?, ?, ?)`,
       ),
       pruneRemovals: db.prepare('DELETE FROM removal_requests WHERE removed_at < ?'),
@@ -361,7 +362,8 @@ export class SqliteTemplateStore implements TemplateStore {
       (partition: string, subjectId: string, requestId: string | undefined, now: number): RemovalReceipt => {
         if (requestId !== undefined) {
           const earlier = statements.selectRemoval.get(partition, requestId);
-          if (earlier?.subject_id === subjectId && earlier.removed_at >= now - REMOVAL_RECEIPT_RETENTION_MS) {
+          const sameSubject = earlier?.subject_digest === removedSubjectDigest(subjectId);
+          if (sameSubject && earlier!.removed_at >= now - REMOVAL_RECEIPT_RETENTION_MS) {
             return { shard: earlier.shard, removed: [], seq: earlier.seq, replayed: true };
           }
         }
@@ -389,7 +391,7 @@ export class SqliteTemplateStore implements TemplateStore {
         statements.adjustPartitionCount.run(-1, partition);
         if (requestId !== undefined) {
           statements.pruneRemovals.run(now - REMOVAL_RECEIPT_RETENTION_MS);
-          statements.insertRemoval.run(partition, requestId, subjectId, subject.shard, seq, now);
+          statements.insertRemoval.run(partition, requestId, removedSubjectDigest(subjectId), subject.shard, seq, now);
         }
         return { shard: subject.shard, removed, seq };
       },

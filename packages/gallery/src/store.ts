@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+
 /**
  * The template store is the gallery's source of truth; FAISS indexes are caches derived from
  * it. Every method is async so that a networked implementation (e.g. Redis with AOF) can
@@ -63,6 +65,14 @@ export interface RemovalReceipt {
  * removal rather than SUBJECT_NOT_FOUND: a day, longer than a job is retried or its outcome kept by the queue.
  */
 export const REMOVAL_RECEIPT_RETENTION_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * What a removal's record keeps of its subject: a digest, not the id, so that a deleted subject's id does not outlive
+ * its deletion in the store (it only has to tell whether a replay names the same subject).
+ */
+export function removedSubjectDigest(subjectId: string): string {
+  return createHash('sha256').update(subjectId).digest('hex');
+}
 
 export interface StoredTemplate extends TemplateRef {
   partition: string;

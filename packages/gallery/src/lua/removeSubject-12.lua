@@ -15,7 +15,7 @@
       KEYS[8] counts hash of the shard
       KEYS[9] fence of the shard
       KEYS[10] partition deletions hash
-      KEYS[11] removals hash of the partition (requestId -> JSON {s: subjectId, h: shard, q: seq, t: time})
+      KEYS[11] removals hash of the partition (requestId -> JSON {s: subject digest, h: shard, q: seq, t: time})
       KEYS[12] removals of the partition by time (sorted set, score = time, member = requestId)
 
       ARGV[1] partition
@@ -25,6 +25,7 @@
       ARGV[5] request id ('' for none)
       ARGV[6] now, ms
       ARGV[7] how long a removal is remembered, ms
+      ARGV[8] digest of the subject id (what the record keeps of the subject)
 
     Output:
       {lastSeq, faissId1, modelId1, ...}; {seq, 'replay', shard} for a removal recorded under the
@@ -43,7 +44,7 @@ if ARGV[5] ~= '' then
   local recorded = redis.call('HGET', KEYS[11], ARGV[5])
   if recorded then
     local receipt = cjson.decode(recorded)
-    if receipt.s == ARGV[2] and receipt.t >= oldest then return {receipt.q, 'replay', receipt.h} end
+    if receipt.s == ARGV[8] and receipt.t >= oldest then return {receipt.q, 'replay', receipt.h} end
   end
 end
 local existing = redis.call('HGET', KEYS[1], ARGV[2])
@@ -69,7 +70,7 @@ if ARGV[5] ~= '' then
     redis.call('HDEL', KEYS[11], expired)
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', '(' .. oldest)
-  redis.call('HSET', KEYS[11], ARGV[5], cjson.encode({s = ARGV[2], h = record.s, q = result[1], t = now}))
+  redis.call('HSET', KEYS[11], ARGV[5], cjson.encode({s = ARGV[8], h = record.s, q = result[1], t = now}))
   redis.call('ZADD', KEYS[12], now, ARGV[5])
 end
 return result
