@@ -554,19 +554,17 @@ say();
 // landmarks show a plainly frontal face. The same ratios against floors that count it only where the service runs it
 // (where its search does: an enrolment decodes the photo whole, and its landmarks may differ by a hair):
 const poseFloor = (models.get('head_pose') ?? 0) * RUNS_PER_FACE.head_pose;
-const poseRuns = (photo: Photo): number => (mad.frontalByLandmarks.has(photo) ? 0 : 1);
-const posedSearchFloor = median(
-  searched.map((photo, index) => searchFloors[index]! - poseFloor * (1 - poseRuns(photo))),
-);
-const posedEnrolFloor = median(enrolled.map((photo, index) => enrolFloors[index]! - poseFloor * (1 - poseRuns(photo))));
-const posedShare = mean(searched.map(poseRuns));
+const skipsPose = (photo: Photo): boolean => mad.frontalByLandmarks.has(photo);
+const asRun = (floor: number, photo: Photo): number => (skipsPose(photo) ? floor - poseFloor : floor);
+const posedSearchFloor = median(searched.map((photo, index) => asRun(searchFloors[index]!, photo)));
+const posedEnrolFloor = median(enrolled.map((photo, index) => asRun(enrolFloors[index]!, photo)));
+const posedPhotos = searched.filter((photo) => !skipsPose(photo)).length;
 const posedThroughput = throughput
   .filter(({ clients }) => clients >= 4)
   .map(({ clients, perSecond, floor }) => {
-    const posed = floor - (1 - posedShare) * poseFloor;
+    const posed = floor - (1 - posedPhotos / searched.length) * poseFloor;
     return `${clients} clients ${(perSecond / (cores / (posed / 1000))).toFixed(2)}`;
   });
-const posedPhotos = searched.filter((photo) => poseRuns(photo) === 1).length;
 say(
   posedPhotos === searched.length
     ? `The service ran the head-pose network for every photo searched.`

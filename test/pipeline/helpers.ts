@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -19,6 +20,37 @@ export function testConfig(overrides: Partial<PipelineConfig> = {}): PipelineCon
     qualityEnabled: false,
     madEnabled: false,
     ...overrides,
+  };
+}
+
+/** The default pack's manifest, as parsed JSON for a test to change. */
+export type PackManifestJson = { models: Record<string, Record<string, unknown>> } & Record<string, unknown>;
+
+/**
+ * A models folder in a temporary directory holding the default pack, each of its files linked but the manifest and
+ * those in `leaveOut` (a test writes its own there: writing through a link would change the committed file), and the
+ * MAD parameters; `manifest` is the pack's, for the test to change and write back with `writeManifest`.
+ */
+export function defaultPackCopy(
+  prefix: string,
+  leaveOut: readonly string[] = [],
+): { directory: string; pack: string; manifest: PackManifestJson; writeManifest(): void } {
+  const directory = mkdtempSync(path.join(os.tmpdir(), prefix));
+  symlinkSync(path.join(modelsDir, 'mad'), path.join(directory, 'mad'));
+  const pack = path.join(directory, 'default');
+  mkdirSync(pack);
+  for (const file of readdirSync(path.join(modelsDir, 'default'))) {
+    if (file !== 'manifest.json' && !leaveOut.includes(file))
+      symlinkSync(path.join(modelsDir, 'default', file), path.join(pack, file));
+  }
+  const manifest = JSON.parse(
+    readFileSync(path.join(modelsDir, 'default', 'manifest.json'), 'utf8'),
+  ) as PackManifestJson;
+  return {
+    directory,
+    pack,
+    manifest,
+    writeManifest: () => writeFileSync(path.join(pack, 'manifest.json'), JSON.stringify(manifest)),
   };
 }
 

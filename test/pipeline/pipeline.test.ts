@@ -19,7 +19,7 @@ import sharp from 'sharp';
 import { FacePipeline, cosineSimilarity, type StageName } from '../../packages/pipeline/src/index.js';
 import { MAD_HANDMADE_MODEL, MAD_STEM_MODEL } from '../../packages/pipeline/src/mad/index.js';
 import { sharedModelsDir } from '../support/paths.js';
-import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
+import { defaultPackCopy, frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
 
 const scrfdPath = path.join(sharedModelsDir, 'scrfd_500m_bnkps.onnx');
 const skipScrfd = existsSync(scrfdPath) ? false : `SCRFD test model not found at ${scrfdPath}`;
@@ -231,15 +231,9 @@ describe('MAD model by recogniser', () => {
   before(() => {
     // The default pack with another recogniser file: the same network with a doc string added
     // (a model-level protobuf field), so another sha256 — as the stem features see any other network.
-    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-other-recogniser-'));
-    const pack = path.join(directory, 'default');
-    mkdirSync(pack);
-    symlinkSync(path.join(modelsDir, 'mad'), path.join(directory, 'mad'));
-    const manifest = JSON.parse(readFileSync(path.join(modelsDir, 'default', 'manifest.json'), 'utf8'));
-    for (const entry of Object.values(manifest.models) as Array<{ file: string }>) {
-      if (entry.file !== 'fr_feature.onnx')
-        symlinkSync(path.join(modelsDir, 'default', entry.file), path.join(pack, entry.file));
-    }
+    const copy = defaultPackCopy('facegate-other-recogniser-', ['fr_feature.onnx']);
+    directory = copy.directory;
+    const { pack, manifest } = copy;
     const docString = Buffer.from('another recogniser');
     const other = Buffer.concat([
       readFileSync(path.join(modelsDir, 'default', 'fr_feature.onnx')),
@@ -253,7 +247,7 @@ describe('MAD model by recogniser', () => {
       file: 'other.onnx',
       sha256: createHash('sha256').update(other).digest('hex'),
     };
-    writeFileSync(path.join(pack, 'manifest.json'), JSON.stringify(manifest));
+    copy.writeManifest();
   });
   after(() => rmSync(directory, { recursive: true, force: true }));
 

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -13,7 +12,7 @@ import {
   type PoseScreenFile,
 } from '../../packages/pipeline/src/stages/pose-screen.js';
 import { HEAD_POSE_TOLERANCE } from '../../packages/pipeline/src/stages/quality.js';
-import { frll, modelsDir, testConfig } from './helpers.js';
+import { defaultPackCopy, frll, modelsDir, testConfig } from './helpers.js';
 
 const screenFile = path.join(modelsDir, 'default', 'head-pose-screen.json');
 const committedScreen = (): PoseScreenFile => JSON.parse(readFileSync(screenFile, 'utf8')) as PoseScreenFile;
@@ -126,17 +125,11 @@ describe('head-pose screen in the pipeline (real models)', () => {
 describe('head-pose screen that does not fit the pack', () => {
   let directory: string;
   before(() => {
-    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-pose-screen-'));
-    symlinkSync(path.join(modelsDir, 'mad'), path.join(directory, 'mad'));
-    const pack = path.join(directory, 'default');
-    mkdirSync(pack);
-    const manifest = JSON.parse(readFileSync(path.join(modelsDir, 'default', 'manifest.json'), 'utf8'));
-    for (const entry of Object.values(manifest.models) as Array<{ file: string }>) {
-      symlinkSync(path.join(modelsDir, 'default', entry.file), path.join(pack, entry.file));
-    }
-    writeFileSync(path.join(pack, 'manifest.json'), JSON.stringify(manifest));
+    const copy = defaultPackCopy('facegate-pose-screen-', ['head-pose-screen.json']);
+    directory = copy.directory;
+    copy.writeManifest();
     writeFileSync(
-      path.join(pack, 'head-pose-screen.json'),
+      path.join(copy.pack, 'head-pose-screen.json'),
       JSON.stringify({ ...committedScreen(), landmarksModel: 'another-landmark-model' }),
     );
   });

@@ -28,7 +28,7 @@ import {
   eyeNormalisedLandmarks,
   type PoseScreenFile,
 } from '../../packages/pipeline/src/stages/pose-screen.js';
-import { HEAD_POSE_TOLERANCE, unifiedQuality } from '../../packages/pipeline/src/stages/quality.js';
+import { headPoseScore, unifiedQuality } from '../../packages/pipeline/src/stages/quality.js';
 import { cacheDir, evaluationConfig, readIndex, repoRoot, sharedDataDir } from './dataset.js';
 
 const { values } = parseArgs({
@@ -146,8 +146,8 @@ function fitScreen(faces: readonly MeasuredFace[], models: { landmarks: string; 
   };
 }
 
-const networkFrontal = (pose: HeadPose) =>
-  (['yaw', 'pitch', 'roll'] as const).every((angle) => Math.abs(pose[angle]) <= HEAD_POSE_TOLERANCE[angle]);
+/** The network scores the face's pose as no defect: what the screen, skipping it, says of every face it passes. */
+const networkFrontal = (pose: HeadPose): boolean => headPoseScore(pose) === 1;
 
 interface ScreenTally {
   faces: number;

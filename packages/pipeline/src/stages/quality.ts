@@ -110,6 +110,14 @@ function angleScore(degrees: number, tolerance: number, limit: number): number {
   return 1 - ramp(Math.abs(degrees), tolerance, limit);
 }
 
+/** The `head_pose` component of a measured pose: 1 within {@link HEAD_POSE_TOLERANCE}, 0 at the limits. */
+export function headPoseScore(pose: HeadPose): number {
+  return (['yaw', 'pitch', 'roll'] as const).reduce(
+    (product, angle) => product * angleScore(pose[angle], HEAD_POSE_TOLERANCE[angle], HEAD_POSE_LIMIT[angle]),
+    1,
+  );
+}
+
 /**
  * Maps raw measurements to component scores. The break points were chosen from the
  * distributions on CelebA and FRLL and from the recogniser's 112 px input (see
@@ -123,11 +131,7 @@ export function qualityComponents(measurements: QualityMeasurements, mapping: Qu
     inter_eye_distance: ramp(measurements.interEyeDistance, 12, 40),
   };
   if (measurements.pose) {
-    const pose = measurements.pose;
-    components.head_pose = (['yaw', 'pitch', 'roll'] as const).reduce(
-      (product, angle) => product * angleScore(pose[angle], HEAD_POSE_TOLERANCE[angle], HEAD_POSE_LIMIT[angle]),
-      1,
-    );
+    components.head_pose = headPoseScore(measurements.pose);
   } else if (measurements.frontalByLandmarks) {
     components.head_pose = 1;
   }
