@@ -261,5 +261,8 @@ describe('REST API in embedded mode (real models, real photos)', () => {
     assert.match(text, /facegate_http_request_duration_seconds_bucket\{[^}]*endpoint="\/api\/v1\/search"/);
     assert.match(text, /facegate_pipeline_stage_duration_seconds_bucket\{[^}]*stage="detect"/);
     assert.match(text, /facegate_pipeline_stage_duration_seconds_bucket\{[^}]*stage="extract"/);
+    // The fixtures are frontal studio portraits: the landmarks answer for their pose, not the network.
+    const fromLandmarks = /facegate_head_pose_estimates_total\{[^}]*source="landmarks"[^}]*\} (\d+)/.exec(text);
+    assert.ok(fromLandmarks && Number(fromLandmarks[1]) > 0, 'no head pose taken from the landmarks');
   });
 });

@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { FacePipeline } from '../../packages/pipeline/src/index.js';
+import { FacePipeline, type HeadPoseSource, type StageObserver } from '../../packages/pipeline/src/index.js';
 import type { Point } from '../../packages/pipeline/src/image/similarity.js';
 import {
   FrontalPoseScreen,
@@ -84,10 +84,15 @@ describe('head-pose screen: its file', () => {
 describe('head-pose screen in the pipeline (real models)', () => {
   let screened: FacePipeline;
   let network: FacePipeline;
+  const sources = { screened: [] as HeadPoseSource[], network: [] as HeadPoseSource[] };
+  const observing = (into: HeadPoseSource[]): StageObserver => ({
+    onStage: () => undefined,
+    onHeadPose: (source) => into.push(source),
+  });
   before(async () => {
     [screened, network] = await Promise.all([
-      FacePipeline.create(testConfig()),
-      FacePipeline.create(testConfig({ headPoseScreen: false })),
+      FacePipeline.create(testConfig(), observing(sources.screened)),
+      FacePipeline.create(testConfig({ headPoseScreen: false }), observing(sources.network)),
     ]);
   });
   after(() => Promise.all([screened.dispose(), network.dispose()]));
@@ -98,7 +103,11 @@ describe('head-pose screen in the pipeline (real models)', () => {
       for (const operation of ['search', 'enrol'] as const) {
         const withScreen = await screened.analyseWithDiagnostics(frll(name), operation);
         const withNetwork = await network.analyseWithDiagnostics(frll(name), operation);
-        if (withScreen.diagnostics.measurements.frontalByLandmarks) {
+        // What /metrics counts (facegate_head_pose_estimates_total): one source a face.
+        const frontal = withScreen.diagnostics.measurements.frontalByLandmarks === true;
+        assert.deepEqual(sources.screened.splice(0), [frontal ? 'landmarks' : 'network'], name);
+        assert.deepEqual(sources.network.splice(0), ['network'], name);
+        if (frontal) {
           skipped++;
           assert.equal(withScreen.diagnostics.measurements.pose, undefined);
           const pose = withNetwork.diagnostics.measurements.pose!;

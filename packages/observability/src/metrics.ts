@@ -16,6 +16,7 @@ export class FacegateMetrics {
   readonly modelRunDuration: Histogram<'model'>;
   readonly jobDuration: Histogram<'type' | 'outcome'>;
   readonly gateRejections: Counter<'gate'>;
+  readonly headPoseEstimates: Counter<'source'>;
   readonly queueDepth: Gauge;
   readonly galleryTemplates: Gauge<'partition'>;
   readonly inferenceDevice: Gauge<'requested' | 'device' | 'name'>;
@@ -73,6 +74,14 @@ export class FacegateMetrics {
       name: 'facegate_gate_rejections_total',
       help: 'Images refused by a pipeline gate (pad, mad, quality)',
       labelNames: ['gate'],
+      registers,
+    });
+    this.headPoseEstimates = new Counter({
+      name: 'facegate_head_pose_estimates_total',
+      help:
+        'Faces whose head pose the quality stage took from the landmarks (plainly frontal: the head-pose network skipped) ' +
+        'or from the head-pose network',
+      labelNames: ['source'],
       registers,
     });
     this.queueDepth = new Gauge({

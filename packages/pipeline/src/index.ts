@@ -7,6 +7,7 @@ export type {
   InferencePlacement,
   HealthComponent,
   Operation,
+  HeadPoseSource,
   StageName,
   StageObserver,
 } from './pipeline.js';

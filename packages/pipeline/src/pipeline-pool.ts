@@ -15,10 +15,12 @@ import type { HealthComponent } from './models.js';
 import { cudaDeviceOf, defaultInferenceHosts, probeCuda } from './onnx/execution-provider.js';
 import { IdleThreadBroker, type AttachedThread } from './onnx/idle-threads.js';
 import { spawnModuleThread, ThreadRequester, type SerializedThreadError } from './onnx/module-thread.js';
+import { observe } from './observe.js';
 import {
   FacePipeline,
   type FaceAnalyser,
   type FaceAnalysis,
+  type HeadPoseSource,
   type InferencePlacement,
   type Operation,
   type StageName,
@@ -43,6 +45,7 @@ export interface PipelineThreadAnswer {
   stages: Array<[StageName, number]>;
   batches: Array<[string, number, number]>;
   runs: Array<[string, number, number]>;
+  headPoses: HeadPoseSource[];
 }
 
 export function serializePipelineError(error: unknown): SerializedThreadError {
@@ -194,6 +197,7 @@ export class PipelinePool implements FaceAnalyser {
     for (const [stage, seconds] of answer.stages) observe(() => this.observer?.onStage(stage, seconds));
     for (const batch of answer.batches) observe(() => this.observer?.onBatch?.(...batch));
     for (const run of answer.runs) observe(() => this.observer?.onRun?.(...run));
+    for (const source of answer.headPoses) observe(() => this.observer?.onHeadPose?.(source));
     return answer.analysis;
   }
 
@@ -223,14 +227,5 @@ export class PipelinePool implements FaceAnalyser {
         await host.terminate();
       }),
     );
-  }
-}
-
-/** Metrics must never fail a request. */
-function observe(record: () => void): void {
-  try {
-    record();
-  } catch {
-    // Ignored on purpose.
   }
 }

@@ -30,12 +30,14 @@ sharp.concurrency(1);
 let stages: PipelineThreadAnswer['stages'] = [];
 let batches: PipelineThreadAnswer['batches'] = [];
 let runs: PipelineThreadAnswer['runs'] = [];
+let headPoses: PipelineThreadAnswer['headPoses'] = [];
 const pipeline = await FacePipeline.create(
   config,
   {
     onStage: (stage, seconds) => stages.push([stage, seconds]),
     onBatch: (model, size, waitSeconds) => batches.push([model, size, waitSeconds]),
     onRun: (model, size, seconds) => runs.push([model, size, seconds]),
+    onHeadPose: (source) => headPoses.push(source),
   },
   hostPorts
     ? { remote: new RemoteSessions(hostPorts) }
@@ -51,10 +53,11 @@ answerRequests<PipelineThreadRequest, PipelineThreadAnswer>(
   parent,
   async ({ image, operation }) => {
     const analysis = await pipeline.analyse(image, operation);
-    const answer: PipelineThreadAnswer = { analysis, stages, batches, runs };
+    const answer: PipelineThreadAnswer = { analysis, stages, batches, runs, headPoses };
     stages = [];
     batches = [];
     runs = [];
+    headPoses = [];
     return { answer };
   },
   serializePipelineError,

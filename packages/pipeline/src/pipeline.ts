@@ -8,6 +8,7 @@ import type { TapTensor } from './mad/index.js';
 import type { FaceEmbedding } from './model_zoo/arcface.js';
 import { fivePointsFrom68 } from './model_zoo/landmark68.js';
 import { PipelineModels, type BatchSizeObserver, type HealthComponent, type SharedSessions } from './models.js';
+import { observe } from './observe.js';
 import { alignFace } from './stages/align.js';
 import { decodeImage, decodeReduced } from './stages/decode.js';
 import { assessQuality, type QualityMapping, type QualityMeasurements } from './stages/quality.js';
@@ -102,8 +103,16 @@ export interface FaceAnalyser {
 
 export type StageName = 'decode' | 'detect' | 'landmarks' | 'align' | 'pad' | 'mad' | 'quality' | 'extract';
 
+/**
+ * Where a face's head pose came from: the landmarks, which showed it plainly frontal so that the
+ * head-pose network was skipped (stages/pose-screen.ts), or the network.
+ */
+export type HeadPoseSource = 'landmarks' | 'network';
+
 export interface StageObserver extends BatchSizeObserver {
   onStage(stage: StageName, seconds: number): void;
+  /** A face's head pose was taken from `source` (only where a head-pose model is loaded). */
+  onHeadPose?(source: HeadPoseSource): void;
 }
 
 /**
@@ -202,6 +211,7 @@ export class FacePipeline implements FaceAnalyser {
     const pendingPoseCrop = poseModel && !frontal ? poseModel.crop(decoded, face.box) : undefined;
     const pendingPose = pendingPoseCrop?.then((crop) => poseModel!.estimate(crop));
     for (const pending of [pendingPoseCrop, pendingPose]) pending?.catch(() => undefined);
+    if (poseModel) observe(() => this.observer?.onHeadPose?.(frontal ? 'landmarks' : 'network'));
     const eyeModel = this.models.model('eye_state');
     const pendingEyes = eyeModel && landmarks68 ? eyeModel.openness(decoded, landmarks68) : undefined;
     pendingEyes?.catch(() => undefined);
@@ -330,13 +340,7 @@ export class FacePipeline implements FaceAnalyser {
   private async timed<T>(stage: StageName, work: () => Promise<T> | T, spentMs = 0): Promise<T> {
     const started = performance.now();
     const result = await work();
-    if (this.observer) {
-      try {
-        this.observer.onStage(stage, (performance.now() - started + spentMs) / 1000);
-      } catch {
-        // Metrics must never fail a request.
-      }
-    }
+    observe(() => this.observer?.onStage(stage, (performance.now() - started + spentMs) / 1000));
     return result;
   }
 

@@ -173,6 +173,7 @@ export class WorkerRuntime {
         metrics.modelBatchWait.observe({ model }, waitSeconds);
       },
       onRun: (model, _size, seconds) => metrics.modelRunDuration.observe({ model }, seconds),
+      onHeadPose: (source) => metrics.headPoseEstimates.inc({ source }),
     });
     const placement = pipeline.placement();
     if (placement.device !== placement.requested) {

@@ -8,6 +8,7 @@
  * With a {@link RunLane}, the batch is formed when the lane's turn comes rather than when it
  * leaves: every input that arrived while the lane ran other batches joins it.
  */
+import { observe } from '../observe.js';
 
 export interface BatchSettings {
   /** Most inputs in one run; 1 turns batching off. */
@@ -109,19 +110,11 @@ export class Batcher<Input, Output> {
   }
 
   private async runBatch(batch: Array<Pending<Input, Output>>): Promise<void> {
-    try {
-      this.observer?.onBatch(batch.length, (performance.now() - batch[0]!.submittedAt) / 1000);
-    } catch {
-      // Metrics must never fail a request.
-    }
+    observe(() => this.observer?.onBatch(batch.length, (performance.now() - batch[0]!.submittedAt) / 1000));
     try {
       const started = performance.now();
       const outputs = await this.run(batch.map((pending) => pending.input));
-      try {
-        this.observer?.onRun?.(batch.length, (performance.now() - started) / 1000);
-      } catch {
-        // Metrics must never fail a request.
-      }
+      observe(() => this.observer?.onRun?.(batch.length, (performance.now() - started) / 1000));
       if (outputs.length !== batch.length)
         throw new Error(`batch of ${batch.length} answered ${outputs.length} outputs`);
       batch.forEach((pending, index) => pending.resolve(outputs[index]!));
