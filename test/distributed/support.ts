@@ -7,6 +7,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { getJson } from '../support/http.js';
+import { killAtExit, removeAtExit } from '../support/leftovers.js';
 import { repoRoot } from '../support/paths.js';
 import { exitedOrKilled, startServiceProcess, type ServiceProcess } from '../support/service.js';
 
@@ -80,11 +81,13 @@ async function spawnUntilLogLine(
   env: Record<string, string>,
   readyMessage: string,
 ): Promise<ProcessHandle & { readyRecord: Record<string, unknown> }> {
-  const child = spawn(process.execPath, args, {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = killAtExit(
+    spawn(process.execPath, args, {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -244,7 +247,7 @@ export interface PrivateRedis {
 /** A redis-server of our own, with AOF in a temp dir, that a test may stop and start again. */
 export async function privateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'facegate-redis-'));
+  const dir = removeAtExit(mkdtempSync(path.join(os.tmpdir(), 'facegate-redis-')));
   let server: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
   const handle: PrivateRedis = {
@@ -252,23 +255,25 @@ export async function privateRedis(): Promise<PrivateRedis> {
     port,
     dir,
     async start() {
-      server = spawn(
-        'redis-server',
-        [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--save',
-          '',
-          '--appendonly',
-          'yes',
-          '--appendfsync',
-          'always',
-          '--dir',
-          dir,
-        ],
-        { stdio: 'ignore' },
+      server = killAtExit(
+        spawn(
+          'redis-server',
+          [
+            '--port',
+            String(port),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'yes',
+            '--appendfsync',
+            'always',
+            '--dir',
+            dir,
+          ],
+          { stdio: 'ignore' },
+        ),
       );
       const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on('error', () => {});

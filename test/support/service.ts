@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startGateway, type ServiceBackend } from '@facegate/gateway';
 import { silentLogger } from '@facegate/observability';
+import { killAtExit, removeAtExit } from './leftovers.js';
 import { repoRoot } from './paths.js';
 
 export interface RunningService {
@@ -13,8 +14,9 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** A scratch directory, removed when this process ends (support/leftovers.ts) if nothing removed it before. */
 export function temporaryDirectory(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `facegate-${prefix}-`));
+  return removeAtExit(mkdtempSync(path.join(os.tmpdir(), `facegate-${prefix}-`)));
 }
 
 /** The embedded service in this process, on a free loopback port, with its own data dir. */
@@ -73,17 +75,19 @@ export async function startServiceProcess(
   /** Another checkout of the repository to run the service of (benchmarks comparing two). */
   root: string = repoRoot,
 ): Promise<ServiceProcess> {
-  const child = spawn(
-    process.execPath,
-    process.env.FACEGATE_SERVICE_COMPILED === '1'
-      ? [...nodeOptions, path.join(root, 'apps/gateway/dist/main.js')]
-      : [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(root, 'apps/gateway/src/main.ts')],
-    {
-      cwd: root,
-      // The port is read from the `listening` log line, which needs the info level.
-      env: { ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+  const child = killAtExit(
+    spawn(
+      process.execPath,
+      process.env.FACEGATE_SERVICE_COMPILED === '1'
+        ? [...nodeOptions, path.join(root, 'apps/gateway/dist/main.js')]
+        : [...nodeOptions, '--conditions=development', '--import', 'tsx', path.join(root, 'apps/gateway/src/main.ts')],
+      {
+        cwd: root,
+        // The port is read from the `listening` log line, which needs the info level.
+        env: { ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ),
   );
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+
+import { repoRoot } from './paths.js';
+
+/**
+ * A process as a fuzz tool or benchmark is: it makes a scratch directory and starts a long-lived child, prints both,
+ * then either ends on its own or waits to be signalled.
+ */
+const SCRIPT = `
+import { spawn } from 'node:child_process';
+import { killAtExit } from './test/support/leftovers.ts';
+import { temporaryDirectory } from './test/support/service.ts';
+const directory = temporaryDirectory('leftovers-test');
+const child = killAtExit(spawn('sleep', ['600'], { stdio: 'ignore' }));
+console.log(JSON.stringify({ directory, pid: child.pid }));
+// Ending on its own, the process must not wait for the child: a tool that forgot it would end all the same.
+if (process.argv[1] === 'wait') setInterval(() => undefined, 1000);
+else child.unref();
+`;
+
+/** Whether `pid` runs: a killed child whose parent has gone may stay a zombie where nothing reaps orphans. */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** Whether `pid` still runs after a moment: a kill is delivered asynchronously. */
+async function stillAlive(pid: number): Promise<boolean> {
+  for (let wait = 0; wait < 40 && alive(pid); wait++) await sleep(50);
+  return alive(pid);
+}
+
+async function runTool(mode: 'end' | 'wait', signal?: NodeJS.Signals) {
+  const tool = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', SCRIPT, mode], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const line = await new Promise<string>((resolve) =>
+    tool.stdout.once('data', (chunk: Buffer) => resolve(String(chunk))),
+  );
+  const left = JSON.parse(line) as { directory: string; pid: number };
+  // Ending on its own, the tool may be gone already.
+  if (mode === 'wait') assert.ok(existsSync(left.directory) && alive(left.pid), 'the tool made both');
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    tool.once('exit', (code, exitSignal) => resolve({ code, signal: exitSignal })),
+  );
+  if (signal) tool.kill(signal);
+  return { ...left, ...(await exited) };
+}
+
+describe('scratch directories and child processes of tests and tools (support/leftovers.ts)', () => {
+  it('are removed and killed when the process ends on its own', async () => {
+    const ended = await runTool('end');
+    assert.equal(ended.code, 0);
+    assert.equal(existsSync(ended.directory), false);
+    assert.equal(await stillAlive(ended.pid), false);
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`are removed and killed on ${signal}, which still ends the process`, async () => {
+      const ended = await runTool('wait', signal);
+      assert.equal(ended.signal, signal);
+      assert.equal(existsSync(ended.directory), false);
+      assert.equal(await stillAlive(ended.pid), false);
+    });
+  }
+});
