@@ -12,13 +12,19 @@
  * `--check` runs the pipeline again as the service does, with the committed screen, and compares
  * each face's quality score with the network's.
  *
+ * `--models-dir DIR --pack default|buffalo_l` measures the faces with another pack that keeps the default
+ * landmark and head-pose models (buffalo_l's layout: another detector, so other boxes to place the
+ * landmarks' crop) and screens them with the committed screen, fitted on the default pack's
+ * faces, by group instead of the leave-one-group-out table.
+ *
  *   node --conditions=development --import tsx tools/eval/fit-pose-screen.ts [--within 10,10,20] [--lambda 1] [--write] [--check]
+ *   node --conditions=development --import tsx tools/eval/fit-pose-screen.ts --models-dir DIR --pack NAME
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { DEFAULT_PIPELINE_CONFIG, FacePipeline } from '../../packages/pipeline/src/index.js';
+import { DEFAULT_PIPELINE_CONFIG, FacePipeline, type ModelPack } from '../../packages/pipeline/src/index.js';
 import type { Point } from '../../packages/pipeline/src/image/similarity.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import type { HeadPose } from '../../packages/pipeline/src/model_zoo/hopenet.js';
@@ -40,8 +46,16 @@ const { values } = parseArgs({
     fresh: { type: 'boolean', default: false },
     /** Run the pipeline again with the committed screen on and compare every quality score with the network's. */
     check: { type: 'boolean', default: false },
+    'models-dir': { type: 'string' },
+    pack: { type: 'string' },
   },
 });
+if ((values['models-dir'] === undefined) !== (values.pack === undefined))
+  throw new Error('--models-dir and --pack go together');
+/** Another pack's faces, screened by the committed screen (see above); the default pack's otherwise. */
+const otherPack = values.pack
+  ? { modelsDir: path.resolve(values['models-dir']!), pack: values.pack as ModelPack }
+  : undefined;
 const [withinYaw, withinPitch, withinRoll] = values.within.split(',').map(Number) as [number, number, number];
 const frontalWithin: HeadPose = { yaw: withinYaw, pitch: withinPitch, roll: withinRoll };
 const lambda = Number(values.lambda);
@@ -57,11 +71,14 @@ interface MeasuredFace {
   components: Record<string, number>;
 }
 
-const cacheFile = path.join(cacheDir, 'pose-screen-faces.json');
+const cacheFile = path.join(
+  cacheDir,
+  otherPack ? `pose-screen-faces-${otherPack.pack}.json` : 'pose-screen-faces.json',
+);
 const screenFile = path.join(repoRoot, 'models/default/head-pose-screen.json');
 
 async function measureFaces(): Promise<{ faces: MeasuredFace[]; models: { landmarks: string; headPose: string } }> {
-  const config = evaluationConfig({ headPoseScreen: false });
+  const config = evaluationConfig({ headPoseScreen: false, ...otherPack });
   const pack = await resolvePack(config.modelsDir, config.pack);
   const pipeline = await FacePipeline.create(config);
   const faces: MeasuredFace[] = [];
@@ -179,6 +196,14 @@ const emptyTally = (): ScreenTally => ({
   decisionsFlipped: 0,
 });
 
+function addTally(total: ScreenTally, tally: ScreenTally): void {
+  total.faces += tally.faces;
+  total.skipped += tally.skipped;
+  total.misjudged += tally.misjudged;
+  total.decisionsFlipped += tally.decisionsFlipped;
+  total.largestQualityChange = Math.max(total.largestQualityChange, tally.largestQualityChange);
+}
+
 const measured =
   !values.fresh && existsSync(cacheFile)
     ? (JSON.parse(readFileSync(cacheFile, 'utf8')) as Awaited<ReturnType<typeof measureFaces>>)
@@ -194,6 +219,32 @@ console.log(
   `${faces.length} faces (search and enrolment) of ${new Set(faces.map((face) => face.set)).size} sets; ` +
     `frontal within ${values.within}° (yaw, pitch, roll); ridge λ ${lambda}; quality threshold ${qualityThreshold}\n`,
 );
+if (otherPack) {
+  const screen = await FrontalPoseScreen.prepare(screenFile);
+  if (screen.landmarksModel !== measured.models.landmarks || screen.headPoseModel !== measured.models.headPose) {
+    throw new Error(`pack ${otherPack.pack} has other landmark or head-pose models: the screen is off there`);
+  }
+  console.log(
+    `Pack ${otherPack.pack} of ${otherPack.modelsDir}, each group screened by ${path.relative(repoRoot, screenFile)}:\n`,
+  );
+  console.log(
+    '| group | faces | network skipped | of those, pose component < 1 | largest quality change | quality decisions flipped |',
+  );
+  console.log('|---|---|---|---|---|---|');
+  const total = emptyTally();
+  for (const group of [...new Set(faces.map((face) => groupOf(face.set)))]) {
+    const tally = emptyTally();
+    screenFaces(
+      screen,
+      faces.filter((face) => groupOf(face.set) === group),
+      tally,
+    );
+    console.log(row(group, tally));
+    addTally(total, tally);
+  }
+  console.log(row('**all**', total));
+  process.exit(0);
+}
 console.log('Each group screened by weights fitted on the others:\n');
 console.log(
   '| group left out | faces | network skipped | of those, pose component < 1 | largest quality change | quality decisions flipped |',
@@ -217,11 +268,7 @@ for (const group of [...new Set(faces.map((face) => groupOf(face.set)))]) {
     absoluteErrors.pitch += Math.abs(estimate.pitch - face.pose.pitch);
   }
   console.log(row(group, tally));
-  total.faces += tally.faces;
-  total.skipped += tally.skipped;
-  total.misjudged += tally.misjudged;
-  total.decisionsFlipped += tally.decisionsFlipped;
-  total.largestQualityChange = Math.max(total.largestQualityChange, tally.largestQualityChange);
+  addTally(total, tally);
 }
 console.log(row('**all**', total));
 const summary =
