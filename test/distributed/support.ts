@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import { getJson } from '../support/http.js';
 import { killAtExit, removeAtExit } from '../support/leftovers.js';
 import { repoRoot } from '../support/paths.js';
-import { exitedOrKilled, startServiceProcess, type ServiceProcess } from '../support/service.js';
+import { exitedOrKilled, startServiceProcess, temporaryDirectory, type ServiceProcess } from '../support/service.js';
 
 export const SHARED_REDIS_URL = 'redis://127.0.0.1:6379';
 
@@ -139,7 +139,7 @@ export interface WorkerProcess extends ProcessHandle {
 
 /** A distributed worker as a user runs it (`node apps/worker/src/main.ts` in development). */
 export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'facegate-worker-'));
+  const dataDir = temporaryDirectory('worker');
   const handle = await spawnUntilLogLine(
     ['--conditions=development', '--import', 'tsx', path.join(repoRoot, 'apps/worker/src/main.ts')],
     {

@@ -11,6 +11,7 @@ import { FaissIndex, setThreadCount } from '@facegate/faiss';
 import type { FaissErrorCode } from '@facegate/faiss';
 
 import { randomUnitVectors, sequentialIds } from './helpers.js';
+import { removeAtExit } from '../support/leftovers.js';
 
 export interface MisuseCase {
   name: string;
@@ -23,7 +24,7 @@ export interface MisuseCase {
 const D = 8;
 const vectors = randomUnitVectors(64, D, 99);
 const one = vectors.subarray(0, D);
-const scratch = mkdtempSync(join(tmpdir(), 'facegate-faiss-misuse-'));
+const scratch = removeAtExit(mkdtempSync(join(tmpdir(), 'facegate-faiss-misuse-')));
 
 /** Lets the type checker accept deliberately wrong argument types. */
 function untyped<T>(value: unknown): T {

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
@@ -32,6 +31,7 @@ import { DEGRADATIONS, degrade } from '../../tools/mad/cross-generator.js';
 import { DEFAULT_VARIANT, delaunay, morphFaces } from '../../tools/mad/morph.js';
 import { fixture, repoRoot } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
+import { temporaryDirectory } from '../support/service.js';
 
 const detectorModel = path.join(repoRoot, 'models', 'default', 'fr_detect.onnx');
 const skipModels = existsSync(detectorModel)
@@ -63,7 +63,7 @@ describe('Delaunay triangulation', () => {
 
 describe('MAD parameter file', () => {
   const text = readFileSync(defaultParametersPath, 'utf8');
-  const directory = mkdtempSync(path.join(tmpdir(), 'facegate-mad-'));
+  const directory = temporaryDirectory('mad');
 
   async function expectRejected(content: string, pattern: RegExp): Promise<void> {
     const file = path.join(directory, `p${Math.random().toString(36).slice(2)}.json`);
