@@ -169,6 +169,29 @@ describe(`distributed mode answers like embedded mode (N=${PEOPLE.length} people
     assert.deepEqual([...owners].sort(), ['parity-w1', 'parity-w2']);
   });
 
+  it('has every worker report the whole gallery in facegate_gallery_templates, not what it wrote itself', async () => {
+    for (const worker of workers) {
+      const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+      const line = new RegExp(`^facegate_gallery_templates\\{[^}]*partition="${PARTITION}"[^}]*\\} (\\d+)`, 'm').exec(
+        text,
+      );
+      assert.equal(Number(line?.[1]), enrolledPeople(embedded).length, worker.workerId);
+    }
+  });
+
+  it("counts in the workers' metrics where each analysed face's head pose came from", async () => {
+    let counted = 0;
+    for (const worker of workers) {
+      const text = await (await fetch(`http://127.0.0.1:${worker.metricsPort}/metrics`)).text();
+      for (const match of text.matchAll(
+        /^facegate_head_pose_estimates_total\{[^}]*source="(landmarks|network)"[^}]*\} (\d+)/gm,
+      )) {
+        counted += Number(match[2]);
+      }
+    }
+    assert.ok(counted >= enrolledPeople(embedded).length, `${counted} faces counted`);
+  });
+
   it("answers duplicates, deletes and unknown partitions with the contract's codes", async () => {
     const first = PEOPLE[0]!;
     const duplicate = await postBiometric(gateway!.baseUrl, 'enrol', first.enrolImage, {

@@ -257,7 +257,21 @@ describe('REST API in embedded mode (real models, real photos)', () => {
   });
 
   it('exposes Prometheus metrics per endpoint and per pipeline stage', async () => {
+    // A second template of one subject: the gallery gauge counts templates, not subjects.
+    const appended = await postBiometric(service.baseUrl, 'enrol', personAOther, {
+      subject_id: 'person-001',
+      append: true,
+    });
+    assert.equal(appended.status, 200, appended.xml);
+    const stats = (await getJson(service.baseUrl, '/api/v1/stats')).body as { templates: Record<string, number> };
     const text = await (await fetch(`${service.baseUrl}/metrics`)).text();
+    const gauge = Object.fromEntries(
+      [...text.matchAll(/^facegate_gallery_templates\{[^}]*partition="([^"]+)"[^}]*\} (\d+)/gm)].map((line) => [
+        line[1]!,
+        Number(line[2]),
+      ]),
+    );
+    assert.deepEqual(gauge, stats.templates);
     assert.match(text, /facegate_http_request_duration_seconds_bucket\{[^}]*endpoint="\/api\/v1\/search"/);
     assert.match(text, /facegate_pipeline_stage_duration_seconds_bucket\{[^}]*stage="detect"/);
     assert.match(text, /facegate_pipeline_stage_duration_seconds_bucket\{[^}]*stage="extract"/);

@@ -21,6 +21,9 @@ export class FacegateMetrics {
   readonly galleryTemplates: Gauge<'partition'>;
   readonly inferenceDevice: Gauge<'requested' | 'device' | 'name'>;
 
+  /** Where {@link galleryTemplates} reads its counts at each scrape (a process that holds no gallery has none). */
+  private galleryTemplateCounts: (() => Promise<Record<string, number>>) | undefined;
+
   constructor(labels: Record<string, string> = {}) {
     this.registry = new Registry();
     this.registry.setDefaultLabels(labels);
@@ -89,11 +92,26 @@ export class FacegateMetrics {
       help: 'Jobs waiting or running',
       registers,
     });
+    const readGalleryCounts = (): Promise<Record<string, number>> | undefined => this.galleryTemplateCounts?.();
     this.galleryTemplates = new Gauge({
       name: 'facegate_gallery_templates',
       help: 'Templates stored per partition',
       labelNames: ['partition'],
       registers,
+      async collect() {
+        const reading = readGalleryCounts();
+        if (!reading) return;
+        let counts: Record<string, number>;
+        try {
+          counts = await reading;
+        } catch {
+          // A gallery that cannot be read now (closing, its store unreachable) is shown as no data, not as stale counts.
+          this.reset();
+          return;
+        }
+        this.reset();
+        for (const [partition, count] of Object.entries(counts)) this.set({ partition }, count);
+      },
     });
     this.inferenceDevice = new Gauge({
       name: 'facegate_inference_device_info',
@@ -101,5 +119,10 @@ export class FacegateMetrics {
       labelNames: ['requested', 'device', 'name'],
       registers,
     });
+  }
+
+  /** Has {@link galleryTemplates} read `counts` (templates by partition) at each scrape. */
+  countGalleryTemplatesWith(counts: () => Promise<Record<string, number>>): void {
+    this.galleryTemplateCounts = counts;
   }
 }

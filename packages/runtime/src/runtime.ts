@@ -203,7 +203,8 @@ export class WorkerRuntime {
         ...(templateCipher === undefined ? {} : { templateCipher }),
       }));
     const runtime = new WorkerRuntime(pipeline, gallery, metrics, logger, calibration, env.MAX_TEMPLATES_PER_SUBJECT);
-    await runtime.refreshGalleryGauge();
+    // Read at each scrape: in a cluster every worker then reports the shared store's counts, not the ones it saw last.
+    metrics.countGalleryTemplatesWith(async () => (await gallery.stats()).templates);
     return runtime;
   }
 
@@ -239,13 +240,11 @@ export class WorkerRuntime {
         return this.enrol(job, jobId);
       case 'delete':
         await this.gallery.delete(job.partition, job.subjectId, jobId);
-        await this.refreshGalleryGauge();
         return { type: 'delete', subjectId: job.subjectId };
       case 'partitions':
         return { type: 'partitions', partitions: await this.gallery.partitions() };
       case 'deletePartition': {
         const deletion = await this.gallery.deletePartition(job.partition);
-        await this.refreshGalleryGauge();
         return { type: 'deletePartition', ...deletion };
       }
       case 'stats': {
@@ -343,7 +342,6 @@ export class WorkerRuntime {
     } else {
       await this.gallery.enrol(job.partition, job.subjectId, face.template, face.modelId, jobId);
     }
-    await this.refreshGalleryGauge();
     return {
       type: 'enrol',
       subjectId: job.subjectId,
@@ -351,14 +349,6 @@ export class WorkerRuntime {
       modelId: face.modelId,
       face: findings(face),
     };
-  }
-
-  private async refreshGalleryGauge(): Promise<void> {
-    const stats = await this.gallery.stats();
-    this.metrics.galleryTemplates.reset();
-    for (const [partition, count] of Object.entries(stats.partitions)) {
-      this.metrics.galleryTemplates.set({ partition }, count);
-    }
   }
 
   health(): ComponentHealthMap {
