@@ -49,6 +49,24 @@ describe('PipelinePool', () => {
     }
   });
 
+  it('reports a refused request’s stage timings with its refusal, not with a later answer', async () => {
+    const stages: string[] = [];
+    const pool = await PipelinePool.create(testConfig({}), 1, { onStage: (stage) => stages.push(stage) });
+    try {
+      const blank = await noFaceImage();
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        await assert.rejects(pool.analyse(blank, 'search'), (error: unknown) => {
+          assert.ok(error instanceof FacegateError && error.code === 'NO_FACE', String(error));
+          return true;
+        });
+        // Kept in the thread until a request succeeded, a stream of refusals grew them without bound.
+        assert.equal(stages.filter((stage) => stage === 'detect').length, attempt);
+      }
+    } finally {
+      await pool.dispose();
+    }
+  });
+
   it('moves a handed-over image to its thread instead of copying it, and only an image that is its whole buffer', async () => {
     const photo = frll('001_neutral.jpg');
     const config = testConfig({});

@@ -39,14 +39,22 @@ export interface PipelineThreadRequest {
   operation: Operation;
 }
 
-/** An analysis, and the stage timings and batches observed in the thread since its last answer. */
-export interface PipelineThreadAnswer {
-  analysis: FaceAnalysis;
+/** What a pipeline thread's observer saw during one request: its stage timings, batches, runs and head poses. */
+export interface PipelineThreadObservations {
   stages: Array<[StageName, number]>;
   batches: Array<[string, number, number]>;
   runs: Array<[string, number, number]>;
   headPoses: HeadPoseSource[];
 }
+
+/**
+ * A request's analysis or why it failed (a refusal: no face, a gate; or an error), with what was observed while it
+ * ran. A failure is answered like an analysis so that its observations come back with it: kept for a later success
+ * instead, they grew without bound while every request was refused (a stream of spoofs, or of photos without a face)
+ * and then reached the calling thread in one message.
+ */
+export type PipelineThreadAnswer = PipelineThreadObservations &
+  ({ analysis: FaceAnalysis } | { failure: SerializedThreadError });
 
 export function serializePipelineError(error: unknown): SerializedThreadError {
   if (error instanceof FacegateError)
@@ -198,6 +206,7 @@ export class PipelinePool implements FaceAnalyser {
     for (const batch of answer.batches) observe(() => this.observer?.onBatch?.(...batch));
     for (const run of answer.runs) observe(() => this.observer?.onRun?.(...run));
     for (const source of answer.headPoses) observe(() => this.observer?.onHeadPose?.(source));
+    if ('failure' in answer) throw revivePipelineError(answer.failure);
     return answer.analysis;
   }
 

@@ -9,11 +9,12 @@ import sharp from 'sharp';
 import type { PipelineConfig } from './config.js';
 import { IdleThreads, type IdleThreadPorts } from './onnx/idle-threads.js';
 import { RemoteSessions } from './onnx/inference-host.js';
-import { answerRequests, nameThisThread } from './onnx/module-thread.js';
-import { FacePipeline } from './pipeline.js';
+import { answerRequests, nameThisThread, type SerializedThreadError } from './onnx/module-thread.js';
+import { FacePipeline, type FaceAnalysis } from './pipeline.js';
 import {
   serializePipelineError,
   type PipelineThreadAnswer,
+  type PipelineThreadObservations,
   type PipelineThreadReady,
   type PipelineThreadRequest,
 } from './pipeline-pool.js';
@@ -27,10 +28,10 @@ const parent = parentPort!;
 nameThisThread('fg-pipeline');
 // Many images at once, one core each: libvips' own threads per image would only contend.
 sharp.concurrency(1);
-let stages: PipelineThreadAnswer['stages'] = [];
-let batches: PipelineThreadAnswer['batches'] = [];
-let runs: PipelineThreadAnswer['runs'] = [];
-let headPoses: PipelineThreadAnswer['headPoses'] = [];
+let stages: PipelineThreadObservations['stages'] = [];
+let batches: PipelineThreadObservations['batches'] = [];
+let runs: PipelineThreadObservations['runs'] = [];
+let headPoses: PipelineThreadObservations['headPoses'] = [];
 const pipeline = await FacePipeline.create(
   config,
   {
@@ -52,8 +53,13 @@ parent.postMessage({
 answerRequests<PipelineThreadRequest, PipelineThreadAnswer>(
   parent,
   async ({ image, operation }) => {
-    const analysis = await pipeline.analyse(image, operation);
-    const answer: PipelineThreadAnswer = { analysis, stages, batches, runs, headPoses };
+    let outcome: { analysis: FaceAnalysis } | { failure: SerializedThreadError };
+    try {
+      outcome = { analysis: await pipeline.analyse(image, operation) };
+    } catch (error) {
+      outcome = { failure: serializePipelineError(error) };
+    }
+    const answer: PipelineThreadAnswer = { ...outcome, stages, batches, runs, headPoses };
     stages = [];
     batches = [];
     runs = [];
