@@ -20,6 +20,7 @@
  *   node --conditions=development --import tsx tools/eval/fit-pose-screen.ts [--within 10,10,20] [--lambda 1] [--write] [--check]
  *   node --conditions=development --import tsx tools/eval/fit-pose-screen.ts --models-dir DIR --pack NAME
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -71,9 +72,12 @@ interface MeasuredFace {
   components: Record<string, number>;
 }
 
+/** Another pack's faces are cached apart, by pack and folder. */
 const cacheFile = path.join(
   cacheDir,
-  otherPack ? `pose-screen-faces-${otherPack.pack}.json` : 'pose-screen-faces.json',
+  otherPack
+    ? `pose-screen-faces-${otherPack.pack}-${createHash('sha256').update(otherPack.modelsDir).digest('hex').slice(0, 12)}.json`
+    : 'pose-screen-faces.json',
 );
 const screenFile = path.join(repoRoot, 'models/default/head-pose-screen.json');
 
@@ -217,7 +221,8 @@ const row = (name: string, tally: ScreenTally) =>
   `${tally.largestQualityChange.toFixed(4)} | ${tally.decisionsFlipped} |`;
 console.log(
   `${faces.length} faces (search and enrolment) of ${new Set(faces.map((face) => face.set)).size} sets; ` +
-    `frontal within ${values.within}° (yaw, pitch, roll); ridge λ ${lambda}; quality threshold ${qualityThreshold}\n`,
+    (otherPack ? '' : `frontal within ${values.within}° (yaw, pitch, roll); ridge λ ${lambda}; `) +
+    `quality threshold ${qualityThreshold}\n`,
 );
 if (otherPack) {
   const screen = await FrontalPoseScreen.prepare(screenFile);
