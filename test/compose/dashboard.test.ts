@@ -26,6 +26,22 @@ async function exportedNames(): Promise<Set<string>> {
   return names;
 }
 
+describe("the README's metrics table", () => {
+  it("names every metric the gateway and workers export beside Node's process metrics, and no other", async () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const listed = new Set(
+      readme
+        .split('\n')
+        .filter((line) => line.startsWith('| `facegate_'))
+        .flatMap((line) => [...line.split('|')[1]!.matchAll(/`(facegate_\w+)`/g)].map((match) => match[1]!)),
+    );
+    const own = [...(await exportedNames())].filter(
+      (name) => !/^facegate_(process|nodejs)_/.test(name) && !/_(bucket|count|sum)$/.test(name),
+    );
+    assert.deepEqual([...listed].sort(), own.sort());
+  });
+});
+
 describe('the Grafana dashboard (deploy/grafana)', () => {
   it('takes its Prometheus data source from a variable that every panel uses', () => {
     const variable = dashboard.templating.list.find((entry) => entry.type === 'datasource');
