@@ -4,6 +4,7 @@ import { LuaScripts, redisConnection, redisReady } from '@facegate/queue';
 import {
   REMOVAL_RECEIPT_RETENTION_MS,
   removedSubjectDigest,
+  replayedRemoval,
   type AppendedTemplate,
   type EnrolReceipt,
   type NewSubjectTemplate,
@@ -660,9 +661,11 @@ export class RedisTemplateStore implements TemplateStore {
     const text = await this.attempt(() => this.redis.hget(this.keys.removals(partition), requestId));
     if (text === null) return undefined;
     const receipt = JSON.parse(text) as { s: string; h: number; q: number; t: number };
-    const sameSubject = receipt.s === removedSubjectDigest(subjectId);
-    if (!sameSubject || receipt.t < Date.now() - REMOVAL_RECEIPT_RETENTION_MS) return undefined;
-    return { shard: receipt.h, removed: [], seq: receipt.q, replayed: true };
+    return replayedRemoval(
+      { subjectDigest: receipt.s, shard: receipt.h, seq: receipt.q, removedAt: receipt.t },
+      subjectId,
+      Date.now(),
+    );
   }
 
   private async subjectRecord(partition: string, subjectId: string): Promise<SubjectRecord | undefined> {

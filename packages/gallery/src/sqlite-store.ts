@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import {
   REMOVAL_RECEIPT_RETENTION_MS,
   removedSubjectDigest,
+  replayedRemoval,
   type AppendedTemplate,
   type EnrolReceipt,
   type NewSubjectTemplate,
@@ -362,10 +363,17 @@ export class SqliteTemplateStore implements TemplateStore {
       (partition: string, subjectId: string, requestId: string | undefined, now: number): RemovalReceipt => {
         if (requestId !== undefined) {
           const earlier = statements.selectRemoval.get(partition, requestId);
-          const sameSubject = earlier?.subject_digest === removedSubjectDigest(subjectId);
-          if (sameSubject && earlier!.removed_at >= now - REMOVAL_RECEIPT_RETENTION_MS) {
-            return { shard: earlier.shard, removed: [], seq: earlier.seq, replayed: true };
-          }
+          const replay = replayedRemoval(
+            earlier && {
+              subjectDigest: earlier.subject_digest,
+              shard: earlier.shard,
+              seq: earlier.seq,
+              removedAt: earlier.removed_at,
+            },
+            subjectId,
+            now,
+          );
+          if (replay) return replay;
         }
         const subject = statements.selectSubject.get(partition, subjectId);
         if (subject === undefined) {

@@ -74,6 +74,28 @@ export function removedSubjectDigest(subjectId: string): string {
   return createHash('sha256').update(subjectId).digest('hex');
 }
 
+/** A removal as a store records it under its request's id, within the removal's own transaction. */
+export interface RecordedRemoval {
+  subjectDigest: string;
+  shard: number;
+  seq: number;
+  removedAt: number;
+}
+
+/**
+ * The answer to a removal request that was recorded already (its retry, or its job redelivered): the first removal,
+ * if the record names the same subject and is still kept at `now`; undefined otherwise (the request removes afresh).
+ */
+export function replayedRemoval(
+  recorded: RecordedRemoval | undefined,
+  subjectId: string,
+  now: number,
+): RemovalReceipt | undefined {
+  if (recorded === undefined || recorded.subjectDigest !== removedSubjectDigest(subjectId)) return undefined;
+  if (recorded.removedAt < now - REMOVAL_RECEIPT_RETENTION_MS) return undefined;
+  return { shard: recorded.shard, removed: [], seq: recorded.seq, replayed: true };
+}
+
 export interface StoredTemplate extends TemplateRef {
   partition: string;
   shard: number;
