@@ -114,14 +114,9 @@ export class PipelinePool implements FaceAnalyser {
         },
       }),
     );
+    // An inference host sends the batches and runs it observed (inference-host-thread.ts).
     for (const host of hosts) {
-      host.on(
-        'message',
-        (message: { batches?: Array<[string, number, number]>; runs?: Array<[string, number, number]> }) => {
-          for (const batch of message.batches ?? []) observe(() => observer?.onBatch?.(...batch));
-          for (const run of message.runs ?? []) observe(() => observer?.onRun?.(...run));
-        },
-      );
+      host.on('message', (message: Pick<PipelineThreadObservations, 'batches' | 'runs'>) => report(observer, message));
     }
     const pool = new PipelinePool(config, hosts, observer, count);
     try {
@@ -202,10 +197,7 @@ export class PipelinePool implements FaceAnalyser {
     } finally {
       this.broker?.changed();
     }
-    for (const [stage, seconds] of answer.stages) observe(() => this.observer?.onStage(stage, seconds));
-    for (const batch of answer.batches) observe(() => this.observer?.onBatch?.(...batch));
-    for (const run of answer.runs) observe(() => this.observer?.onRun?.(...run));
-    for (const source of answer.headPoses) observe(() => this.observer?.onHeadPose?.(source));
+    report(this.observer, answer);
     if ('failure' in answer) throw revivePipelineError(answer.failure);
     return answer.analysis;
   }
@@ -237,4 +229,13 @@ export class PipelinePool implements FaceAnalyser {
       }),
     );
   }
+}
+
+/** Hands what a pipeline thread or an inference host observed to the caller's observer. */
+function report(observer: StageObserver | undefined, observed: Partial<PipelineThreadObservations>): void {
+  if (!observer) return;
+  for (const [stage, seconds] of observed.stages ?? []) observe(() => observer.onStage(stage, seconds));
+  for (const batch of observed.batches ?? []) observe(() => observer.onBatch?.(...batch));
+  for (const run of observed.runs ?? []) observe(() => observer.onRun?.(...run));
+  for (const source of observed.headPoses ?? []) observe(() => observer.onHeadPose?.(source));
 }

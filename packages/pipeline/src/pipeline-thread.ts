@@ -28,17 +28,16 @@ const parent = parentPort!;
 nameThisThread('fg-pipeline');
 // Many images at once, one core each: libvips' own threads per image would only contend.
 sharp.concurrency(1);
-let stages: PipelineThreadObservations['stages'] = [];
-let batches: PipelineThreadObservations['batches'] = [];
-let runs: PipelineThreadObservations['runs'] = [];
-let headPoses: PipelineThreadObservations['headPoses'] = [];
+const nothingObserved = (): PipelineThreadObservations => ({ stages: [], batches: [], runs: [], headPoses: [] });
+/** What the observer saw since the last answer, which takes it along. */
+let observed = nothingObserved();
 const pipeline = await FacePipeline.create(
   config,
   {
-    onStage: (stage, seconds) => stages.push([stage, seconds]),
-    onBatch: (model, size, waitSeconds) => batches.push([model, size, waitSeconds]),
-    onRun: (model, size, seconds) => runs.push([model, size, seconds]),
-    onHeadPose: (source) => headPoses.push(source),
+    onStage: (stage, seconds) => observed.stages.push([stage, seconds]),
+    onBatch: (model, size, waitSeconds) => observed.batches.push([model, size, waitSeconds]),
+    onRun: (model, size, seconds) => observed.runs.push([model, size, seconds]),
+    onHeadPose: (source) => observed.headPoses.push(source),
   },
   hostPorts
     ? { remote: new RemoteSessions(hostPorts) }
@@ -59,11 +58,8 @@ answerRequests<PipelineThreadRequest, PipelineThreadAnswer>(
     } catch (error) {
       outcome = { failure: serializePipelineError(error) };
     }
-    const answer: PipelineThreadAnswer = { ...outcome, stages, batches, runs, headPoses };
-    stages = [];
-    batches = [];
-    runs = [];
-    headPoses = [];
+    const answer: PipelineThreadAnswer = { ...outcome, ...observed };
+    observed = nothingObserved();
     return { answer };
   },
   serializePipelineError,
