@@ -1,13 +1,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { getJson } from '../support/http.js';
-import { killAtExit, removeAtExit } from '../support/leftovers.js';
+import { killAtExit, scratchDirectory } from '../support/leftovers.js';
 import { repoRoot } from '../support/paths.js';
 import { exitedOrKilled, startServiceProcess, temporaryDirectory, type ServiceProcess } from '../support/service.js';
 
@@ -166,7 +165,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
 
 /** The gateway process in distributed mode. */
 export async function startDistributedGateway(env: Record<string, string>): Promise<ServiceProcess> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'facegate-gateway-'));
+  const dataDir = temporaryDirectory('gateway');
   // The gateway seals images for the workers with the same key ring.
   const gateway = await startServiceProcess({
     DATA_DIR: dataDir,
@@ -247,7 +246,7 @@ export interface PrivateRedis {
 /** A redis-server of our own, with AOF in a temp dir, that a test may stop and start again. */
 export async function privateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
-  const dir = removeAtExit(mkdtempSync(path.join(os.tmpdir(), 'facegate-redis-')));
+  const dir = scratchDirectory('redis');
   let server: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
   const handle: PrivateRedis = {

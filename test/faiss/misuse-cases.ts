@@ -3,15 +3,14 @@
  * silent corruption. Shared by misuse.test.ts (in-process, one test per case) and fixtures/run-misuse.ts (the same
  * cases in a child process, to prove the process survives them all).
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { FaissIndex, setThreadCount } from '@facegate/faiss';
 import type { FaissErrorCode } from '@facegate/faiss';
 
 import { randomUnitVectors, sequentialIds } from './helpers.js';
-import { removeAtExit } from '../support/leftovers.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 export interface MisuseCase {
   name: string;
@@ -24,7 +23,7 @@ export interface MisuseCase {
 const D = 8;
 const vectors = randomUnitVectors(64, D, 99);
 const one = vectors.subarray(0, D);
-const scratch = removeAtExit(mkdtempSync(join(tmpdir(), 'facegate-faiss-misuse-')));
+const scratch = scratchDirectory('faiss-misuse');
 
 /** Lets the type checker accept deliberately wrong argument types. */
 function untyped<T>(value: unknown): T {

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 
+import { ORPHAN_AGE_MS, removeOrphanedScratch } from './leftovers.js';
 import { repoRoot } from './paths.js';
 
 /**
@@ -71,4 +74,38 @@ describe('scratch directories and child processes of tests and tools (support/le
       assert.equal(await stillAlive(ended.pid), false);
     });
   }
+
+  it('a process killed outright leaves its directory, named for its pid, and its child', async () => {
+    const killed = await runTool('wait', 'SIGKILL');
+    try {
+      assert.equal(killed.signal, 'SIGKILL');
+      assert.equal(existsSync(killed.directory), true);
+      assert.match(path.basename(killed.directory), /^facegate-leftovers-test-\d+-[A-Za-z0-9]{6}$/);
+    } finally {
+      process.kill(killed.pid, 'SIGKILL');
+      rmSync(killed.directory, { recursive: true, force: true });
+    }
+  });
+
+  it('of processes that are gone are removed by a later one once unchanged for an hour', () => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'leftovers-sweep-'));
+    try {
+      const gone = spawnSync('true').pid!;
+      const hoursAgo = new Date(Date.now() - 2 * ORPHAN_AGE_MS);
+      const make = (name: string, changed?: Date): string => {
+        const directory = path.join(folder, name);
+        mkdirSync(path.join(directory, 'gallery'), { recursive: true });
+        if (changed) utimesSync(directory, changed, changed);
+        return directory;
+      };
+      const orphan = make(`facegate-data-${gone}-Ab12Cd`, hoursAgo);
+      const recentOrphan = make(`facegate-data-${gone}-Ef34Gh`);
+      const running = make(`facegate-data-${process.pid}-Ij56Kl`, hoursAgo);
+      const notScratch = make(`facegate-data-${gone}`, hoursAgo);
+      assert.deepEqual(removeOrphanedScratch(folder), [orphan]);
+      for (const kept of [recentOrphan, running, notScratch]) assert.equal(existsSync(kept), true, kept);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 });

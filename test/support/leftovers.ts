@@ -1,5 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 /**
  * What tests, benchmarks and tools leave behind however they end: the scratch directories they made and the
@@ -45,4 +47,63 @@ export function killAtExit<Child extends ChildProcess>(child: Child): Child {
   processes.add(child);
   child.once('exit', () => processes.delete(child));
   return child;
+}
+
+/** `facegate-<prefix>-<pid>-<six characters of mkdtemp>`: the pid of the process that made it. */
+const SCRATCH_NAME = /^facegate-[\w.-]+-(\d+)-[A-Za-z0-9]{6}$/;
+/**
+ * A scratch directory whose process has gone is left alone this long: in a temporary folder shared with another pid
+ * namespace (a container), its pid may name nothing here while its process still runs there.
+ */
+export const ORPHAN_AGE_MS = 60 * 60 * 1000;
+let swept = false;
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes the scratch directories in `folder` whose process no longer runs and that have not changed for
+ * {@link ORPHAN_AGE_MS}: what processes killed outright (SIGKILL, a runner's hard timeout, an abort) could not remove
+ * themselves. Returns the paths removed.
+ */
+export function removeOrphanedScratch(folder = os.tmpdir(), now = Date.now()): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(folder);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const pid = Number(SCRATCH_NAME.exec(name)?.[1]);
+    if (!(pid > 0) || running(pid)) continue;
+    const directory = path.join(folder, name);
+    try {
+      if (!statSync(directory).isDirectory() || now - statSync(directory).mtimeMs < ORPHAN_AGE_MS) continue;
+      rmSync(directory, { recursive: true, force: true });
+      removed.push(directory);
+    } catch {
+      // Gone meanwhile, or not ours to remove: another run's sweep or owner has it.
+    }
+  }
+  return removed;
+}
+
+/**
+ * A new scratch directory in the system's temporary folder, named for this process, removed when it ends (see
+ * {@link removeAtExit}). The first one a process makes also removes those of processes that were killed outright.
+ */
+export function scratchDirectory(prefix: string): string {
+  if (!swept) {
+    swept = true;
+    removeOrphanedScratch();
+  }
+  return removeAtExit(mkdtempSync(path.join(os.tmpdir(), `facegate-${prefix}-${process.pid}-`)));
 }

@@ -1,10 +1,9 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnSyncReturns } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startGateway, type ServiceBackend } from '@facegate/gateway';
 import { silentLogger } from '@facegate/observability';
-import { killAtExit, removeAtExit } from './leftovers.js';
+import { killAtExit, scratchDirectory } from './leftovers.js';
 import { repoRoot } from './paths.js';
 
 export interface RunningService {
@@ -16,7 +15,7 @@ export interface RunningService {
 
 /** A scratch directory, removed when this process ends (support/leftovers.ts) if nothing removed it before. */
 export function temporaryDirectory(prefix: string): string {
-  return removeAtExit(mkdtempSync(path.join(os.tmpdir(), `facegate-${prefix}-`)));
+  return scratchDirectory(prefix);
 }
 
 /** The embedded service in this process, on a free loopback port, with its own data dir. */
