@@ -73,7 +73,7 @@ function running(pid: number): boolean {
  * {@link ORPHAN_AGE_MS}: what processes killed outright (SIGKILL, a runner's hard timeout, an abort) could not remove
  * themselves. Returns the paths removed.
  */
-export function removeOrphanedScratch(folder = os.tmpdir(), now = Date.now()): string[] {
+export function removeOrphanedScratch(folder = os.tmpdir()): string[] {
   const removed: string[] = [];
   let names: string[];
   try {
@@ -86,7 +86,8 @@ export function removeOrphanedScratch(folder = os.tmpdir(), now = Date.now()): s
     if (!(pid > 0) || running(pid)) continue;
     const directory = path.join(folder, name);
     try {
-      if (!statSync(directory).isDirectory() || now - statSync(directory).mtimeMs < ORPHAN_AGE_MS) continue;
+      const status = statSync(directory);
+      if (!status.isDirectory() || Date.now() - status.mtimeMs < ORPHAN_AGE_MS) continue;
       rmSync(directory, { recursive: true, force: true });
       removed.push(directory);
     } catch {
