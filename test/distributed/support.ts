@@ -6,7 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { getJson } from '../support/http.js';
-import { killAtExit, scratchDirectory } from '../support/leftovers.js';
+import { killAtExit } from '../support/leftovers.js';
 import { repoRoot } from '../support/paths.js';
 import { exitedOrKilled, startServiceProcess, temporaryDirectory, type ServiceProcess } from '../support/service.js';
 
@@ -246,7 +246,7 @@ export interface PrivateRedis {
 /** A redis-server of our own, with AOF in a temp dir, that a test may stop and start again. */
 export async function privateRedis(): Promise<PrivateRedis> {
   const port = await freePort();
-  const dir = scratchDirectory('redis');
+  const dir = temporaryDirectory('redis');
   let server: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
   const handle: PrivateRedis = {

@@ -14,13 +14,11 @@ export interface RunningService {
 }
 
 /** A scratch directory, removed when this process ends (support/leftovers.ts) if nothing removed it before. */
-export function temporaryDirectory(prefix: string): string {
-  return scratchDirectory(prefix);
-}
+export { scratchDirectory as temporaryDirectory } from './leftovers.js';
 
 /** The embedded service in this process, on a free loopback port, with its own data dir. */
 export async function startEmbeddedService(env: Record<string, string> = {}): Promise<RunningService> {
-  const dataDir = env['DATA_DIR'] ?? temporaryDirectory('data');
+  const dataDir = env['DATA_DIR'] ?? scratchDirectory('data');
   const gateway = await startGateway(
     { MODELS_DIR: path.join(repoRoot, 'models'), ...env, DATA_DIR: dataDir, PORT: '0', HOST: '127.0.0.1' },
     silentLogger,

@@ -101,14 +101,8 @@ export class FacegateMetrics {
       async collect() {
         const reading = readGalleryCounts();
         if (!reading) return;
-        let counts: Record<string, number>;
-        try {
-          counts = await reading;
-        } catch {
-          // A gallery that cannot be read now (closing, its store unreachable) is shown as no data, not as stale counts.
-          this.reset();
-          return;
-        }
+        // A gallery that cannot be read now (closing, its store unreachable) is shown as no data, not as stale counts.
+        const counts = await reading.catch((): Record<string, number> => ({}));
         this.reset();
         for (const [partition, count] of Object.entries(counts)) this.set({ partition }, count);
       },
