@@ -28,6 +28,7 @@ import { parseArgs } from 'node:util';
 import { FaissIndex, getBlasSettings, getThreadCount, setThreadCount } from '@facegate/faiss';
 import { Gallery, type Candidate } from '@facegate/gallery';
 import { percentile, probeFor, subjectId, templateFor, type ColdStartReport } from './common.js';
+import { scratchDirectory } from '../../test/support/leftovers.js';
 
 /** Ends the benchmark early (after the Flat phase with --approx none). */
 class Done extends Error {}
@@ -71,7 +72,10 @@ const log = (message: string) => {
   if (!args['json-only']) process.stderr.write(`[bench] ${message}\n`);
 };
 
-const dataDir = args.dir ?? (await mkdtemp(join(tmpdir(), 'facegate-gallery-bench-')));
+// A scratch folder is removed at exit, and by a later run if this one is killed; --keep's stays for --reuse.
+const dataDir =
+  args.dir ??
+  (args.keep ? await mkdtemp(join(tmpdir(), 'facegate-gallery-bench-')) : scratchDirectory('gallery-bench'));
 const probes = Array.from({ length: QUERIES }, (_, q) => probeFor(q, N));
 
 interface SearchRun {
@@ -156,6 +160,14 @@ try {
   setThreadCount(SEARCH_THREADS);
   log('searching Flat');
   const flat = await timeSearches((probe) => gallery.search(PARTITION, probe, MODEL, TOP_K, 0));
+  // What `/stats` and each scrape of the gallery gauge cost the event loop.
+  const statsTimes: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const started = performance.now();
+    await gallery.stats();
+    statsTimes.push(performance.now() - started);
+  }
+  report.stats_ms = percentile(statsTimes, 0.5);
   const snapshotStarted = performance.now();
   await gallery.snapshot();
   report.snapshot_write_seconds_flat = (performance.now() - snapshotStarted) / 1000;
@@ -339,6 +351,7 @@ function markdown(r: Record<string, unknown>): string {
       `${ms('flat.raw_libfaiss_search.p50_ms')} / ${ms('flat.raw_libfaiss_search.p99_ms')}`,
     ],
     ['gallery / raw p50', Number(get('flat.gallery_over_raw_p50')).toFixed(2)],
+    ['gallery statistics (`/stats`, a scrape of the gallery gauge), median', ms('stats_ms')],
     [
       'memory per template, Flat (RSS delta / n)',
       `${Number(get('cold_start_flat_snapshot.bytes_per_template')).toFixed(0)} B`,

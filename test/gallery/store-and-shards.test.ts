@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
-import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore } from '@facegate/gallery';
+import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore, statsFromStore } from '@facegate/gallery';
 import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
-import { describeTemplateStoreContract } from './store-contract.js';
+import { addSubjects, describeTemplateStoreContract } from './store-contract.js';
 
 const MODEL = 'm1';
 const utf8 = new TextEncoder();
@@ -157,6 +157,68 @@ describe('SqliteTemplateStore on a database from an older release', () => {
       const receipt = await store.addSubject({ ...entry, requestId: 'job-2' });
       assert.deepEqual(await store.addSubject({ ...entry, requestId: 'job-2' }), { ...receipt, replayed: true });
       assert.deepEqual(await store.partitionCounts(), { p: 2 });
+      await store.close();
+    });
+  });
+
+  it('counts the templates it already holds when it opens without their counts table', async () => {
+    await withTempDir(async (dir) => {
+      const path = join(dir, 's.sqlite');
+      const random = seededRandom(63);
+      const before = await SqliteTemplateStore.open({ path, dimension: DIMENSION });
+      await addSubjects(before, 'p', 0, 5, random);
+      await before.addTemplate({
+        partition: 'p',
+        shard: 0,
+        subjectId: 's1',
+        modelId: 'm2',
+        template: randomUnitVector(random),
+      });
+      await before.addSubject({
+        partition: 'p',
+        shard: 2,
+        subjectId: 't',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+      await before.close();
+      // The database as releases before the counts table left it.
+      const db = new Database(path);
+      db.exec('DROP TABLE template_counts');
+      db.close();
+
+      const store = await SqliteTemplateStore.open({ path, dimension: DIMENSION });
+      const counts = async () => {
+        const byShard: Record<string, number> = {};
+        for (const shard of [0, 1, 2]) {
+          for (const model of await store.shardModels('p', shard)) {
+            byShard[`${shard}/${model}`] = await store.countShardTemplates('p', shard, model);
+          }
+        }
+        return byShard;
+      };
+      const fromRows = new Database(path, { readonly: true });
+      const expected = Object.fromEntries(
+        fromRows
+          .prepare<[], { key: string; n: number }>(
+            "SELECT shard || '/' || model_id AS key, count(*) AS n FROM templates GROUP BY shard, model_id",
+          )
+          .all()
+          .map((row) => [row.key, row.n]),
+      );
+      fromRows.close();
+      assert.deepEqual(await counts(), expected);
+      // And keeps them from then on.
+      await store.removeSubject('p', 's1');
+      await store.addSubject({
+        partition: 'p',
+        shard: 1,
+        subjectId: 'u',
+        modelId: MODEL,
+        template: randomUnitVector(random),
+      });
+      assert.deepEqual(await counts(), { [`0/${MODEL}`]: 4, [`1/${MODEL}`]: 1, [`2/${MODEL}`]: 1 });
+      assert.deepEqual((await statsFromStore(store, 3)).templates, { p: 6 });
       await store.close();
     });
   });

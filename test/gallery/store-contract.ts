@@ -76,8 +76,15 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
         facegateCode('INVALID_REQUEST'),
       );
 
+      assert.deepEqual([await store.shardModels('p', 1), await store.countShardTemplates('p', 1, MODEL)], [[MODEL], 1]);
       const removal = await store.removeSubject('p', 'a&<b>');
       assert.deepEqual(removal.removed, [{ faissId: receipt.faissId, modelId: MODEL }]);
+      assert.deepEqual(
+        [await store.shardModels('p', 1), await store.countShardTemplates('p', 1, MODEL)],
+        [[], 0],
+        'a shard whose last template went has no model left',
+      );
+      assert.equal(await store.countShardTemplates('p', 2, MODEL), 1);
       await assert.rejects(store.removeSubject('p', 'a&<b>'), facegateCode('SUBJECT_NOT_FOUND'));
       const changes = await store.changesSince('p', 1, 0);
       assert.deepEqual(
