@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/arguments.cc",
         "native/blas.cc",
+        "native/index_bytes.cc",
         "native/index_handle.cc",
         "native/index_traits.cc",
         "native/simd_flat.cc",

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { FaissIndex, MISSING_LABEL, faissVersion } from '@facegate/faiss';
+import { FaissIndex, IndexBytes, MISSING_LABEL, faissVersion } from '@facegate/faiss';
 
 import { bruteForceInnerProduct, randomUnitVectors, row, sequentialIds } from './helpers.js';
 
@@ -163,7 +163,7 @@ describe('persistence', () => {
   const ids = BigInt64Array.from({ length: 300 }, (_, offset) => 2n ** 60n + BigInt(offset));
 
   for (const description of ['IDMap2,Flat', 'IDMap2,HNSW16', 'IDMap2,SQ8', 'IVF8,Flat']) {
-    test(`${description} survives write/read and serialize/deserialize`, () => {
+    test(`${description} survives write/read, serialize/deserialize and native index bytes`, () => {
       const original = FaissIndex.create(DIMENSION, description, 'inner_product');
       if (!original.isTrained) original.train(base);
       if (description.startsWith('IVF')) original.enableDirectMap();
@@ -175,7 +175,22 @@ describe('persistence', () => {
       original.write(path);
       const fromFile = FaissIndex.read(path);
       const fromBytes = FaissIndex.deserialize(original.serialize());
-      for (const copy of [fromFile, fromBytes]) {
+      // The same bytes in native memory, copied out and back in uneven chunks as snapshots copy them.
+      const serialized = original.serializeToBytes();
+      const copied = IndexBytes.allocate(serialized.length);
+      const chunk = new Uint8Array(97);
+      const all = new Uint8Array(serialized.length);
+      for (let offset = 0; offset < serialized.length;) {
+        const count = serialized.read(offset, chunk);
+        copied.write(offset, chunk.subarray(0, count));
+        all.set(chunk.subarray(0, count), offset);
+        offset += count;
+      }
+      serialized.dispose();
+      assert.deepEqual(all, new Uint8Array(original.serialize()));
+      const fromNativeBytes = FaissIndex.deserializeBytes(copied);
+      copied.dispose();
+      for (const copy of [fromFile, fromBytes, fromNativeBytes]) {
         assert.equal(copy.ntotal, 300);
         assert.equal(copy.dimension, DIMENSION);
         assert.equal(copy.metric, 'inner_product');

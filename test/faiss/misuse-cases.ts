@@ -6,7 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { FaissIndex, setThreadCount } from '@facegate/faiss';
+import { FaissIndex, IndexBytes, setThreadCount } from '@facegate/faiss';
 import type { FaissErrorCode } from '@facegate/faiss';
 
 import { randomUnitVectors, sequentialIds } from './helpers.js';
@@ -61,6 +61,19 @@ function disposed(): FaissIndex {
 
 function serializedFlat(): Uint8Array {
   return flat().serialize();
+}
+
+function disposedBytes(): IndexBytes {
+  const bytes = IndexBytes.allocate(16);
+  bytes.dispose();
+  return bytes;
+}
+
+/** The first `keep` bytes of a serialised Flat index, in native memory. */
+function truncatedBytes(keep: number): IndexBytes {
+  const bytes = IndexBytes.allocate(keep);
+  bytes.write(0, serializedFlat().subarray(0, keep));
+  return bytes;
 }
 
 const invalid: FaissErrorCode = 'ERR_FAISS_INVALID_ARGUMENT';
@@ -275,6 +288,59 @@ export const misuseCases: MisuseCase[] = [
   },
   { name: 'deserialize: Float32Array', code: invalid, run: () => FaissIndex.deserialize(untyped(new Float32Array(4))) },
 
+  // index bytes in native memory
+  { name: 'IndexBytes.allocate: negative', code: invalid, run: () => IndexBytes.allocate(-1) },
+  { name: 'IndexBytes.allocate: fractional', code: invalid, run: () => IndexBytes.allocate(2.5) },
+  { name: 'IndexBytes.allocate: above 2^40', code: invalid, run: () => IndexBytes.allocate(2 ** 41) },
+  { name: 'IndexBytes.allocate: NaN', code: invalid, run: () => IndexBytes.allocate(Number.NaN) },
+  { name: 'IndexBytes.allocate: string', code: invalid, run: () => IndexBytes.allocate(untyped('8')) },
+  {
+    name: 'IndexBytes.write: past the end',
+    code: invalid,
+    run: () => IndexBytes.allocate(8).write(5, new Uint8Array(4)),
+  },
+  {
+    name: 'IndexBytes.write: offset past the end',
+    code: invalid,
+    run: () => IndexBytes.allocate(8).write(9, new Uint8Array(0)),
+  },
+  {
+    name: 'IndexBytes.write: Float32Array',
+    code: invalid,
+    run: () => IndexBytes.allocate(8).write(0, untyped(new Float32Array(1))),
+  },
+  {
+    name: 'IndexBytes.read: offset past the end',
+    code: invalid,
+    run: () => IndexBytes.allocate(8).read(9, new Uint8Array(1)),
+  },
+  { name: 'IndexBytes.read: into an array', code: invalid, run: () => IndexBytes.allocate(8).read(0, untyped([0, 0])) },
+  {
+    name: 'deserializeBytes: zeroed bytes',
+    code: failure,
+    run: () => FaissIndex.deserializeBytes(IndexBytes.allocate(64)),
+  },
+  ...[4, 60, 300].map((keep): MisuseCase => ({
+    name: `deserializeBytes: index truncated to ${keep} bytes`,
+    code: failure,
+    run: () => FaissIndex.deserializeBytes(truncatedBytes(keep)),
+  })),
+  {
+    name: 'deserializeBytes: a Uint8Array',
+    code: invalid,
+    run: () => FaissIndex.deserializeBytes(untyped(serializedFlat())),
+  },
+  { name: 'deserializeBytes: an index', code: invalid, run: () => FaissIndex.deserializeBytes(untyped(flat())) },
+  {
+    name: "deserializeBytes: an object with IndexBytes' prototype",
+    code: invalid,
+    run: () => FaissIndex.deserializeBytes(Object.create(IndexBytes.prototype) as IndexBytes),
+  },
+  { name: 'disposed bytes: length', code: gone, run: () => disposedBytes().length },
+  { name: 'disposed bytes: read', code: gone, run: () => disposedBytes().read(0, new Uint8Array(1)) },
+  { name: 'disposed bytes: write', code: gone, run: () => disposedBytes().write(0, new Uint8Array(1)) },
+  { name: 'disposed bytes: deserializeBytes', code: gone, run: () => FaissIndex.deserializeBytes(disposedBytes()) },
+
   // threads
   { name: 'setThreadCount: 0', code: invalid, run: () => setThreadCount(0) },
   { name: 'setThreadCount: fractional', code: invalid, run: () => setThreadCount(1.5) },
@@ -296,6 +362,7 @@ export const misuseCases: MisuseCase[] = [
   { name: 'disposed: enableDirectMap', code: gone, run: () => disposed().enableDirectMap() },
   { name: 'disposed: write', code: gone, run: () => disposed().write(join(scratch, 'disposed.faiss')) },
   { name: 'disposed: serialize', code: gone, run: () => disposed().serialize() },
+  { name: 'disposed: serializeToBytes', code: gone, run: () => disposed().serializeToBytes() },
   { name: 'disposed: reset', code: gone, run: () => disposed().reset() },
 ];
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FaissIndex } from '@facegate/faiss';
+import { FaissIndex, IndexBytes } from '@facegate/faiss';
 import { Gallery, type VectorIndexEngine } from '@facegate/gallery';
 import { mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 
@@ -8,7 +8,8 @@ import { mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.j
 // cosine scores, so an L2 index's squared distances d become 1 - d/2 (unit vectors).
 const l2Engine: VectorIndexEngine = {
   create: (dimension, description) => FaissIndex.create(dimension, description, 'l2'),
-  deserialize: (bytes) => FaissIndex.deserialize(bytes),
+  allocateBytes: (length) => IndexBytes.allocate(length),
+  deserializeBytes: (bytes) => FaissIndex.deserializeBytes(bytes as IndexBytes),
 };
 
 describe('L2-metric indexes', () => {

@@ -5,9 +5,11 @@
 
 #include <string>
 
+#include "addon_data.h"
 #include "arguments.h"
 #include "blas.h"
 #include "errors.h"
+#include "index_bytes.h"
 #include "index_handle.h"
 #include "thread_count.h"
 
@@ -67,7 +69,9 @@ Napi::Value SetBlasSettings(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new AddonData());
   exports.Set("NativeIndex", IndexHandle::DefineClass(env));
+  exports.Set("IndexBytes", IndexBytes::DefineClass(env));
   exports.Set("setThreadCount", Napi::Function::New<SetThreadCount>(env, "setThreadCount"));
   exports.Set("getThreadCount", Napi::Function::New<GetThreadCount>(env, "getThreadCount"));
   exports.Set("getBlasSettings", Napi::Function::New<GetBlasSettings>(env, "getBlasSettings"));

@@ -17,8 +17,10 @@
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
 
+#include "addon_data.h"
 #include "arguments.h"
 #include "errors.h"
+#include "index_bytes.h"
 #include "index_traits.h"
 #include "simd_flat.h"
 #include "thread_count.h"
@@ -177,6 +179,7 @@ Napi::Function IndexHandle::DefineClass(Napi::Env env) {
           StaticMethod<&IndexHandle::Create>("create"),
           StaticMethod<&IndexHandle::Read>("read"),
           StaticMethod<&IndexHandle::Deserialize>("deserialize"),
+          StaticMethod<&IndexHandle::DeserializeBytes>("deserializeBytes"),
           InstanceAccessor<&IndexHandle::Dimension>("dimension"),
           InstanceAccessor<&IndexHandle::Count>("ntotal"),
           InstanceAccessor<&IndexHandle::IsTrained>("isTrained"),
@@ -194,10 +197,11 @@ Napi::Function IndexHandle::DefineClass(Napi::Env env) {
           InstanceMethod<&IndexHandle::EnableDirectMap>("enableDirectMap"),
           InstanceMethod<&IndexHandle::Write>("write"),
           InstanceMethod<&IndexHandle::Serialize>("serialize"),
+          InstanceMethod<&IndexHandle::SerializeToBytes>("serializeToBytes"),
           InstanceMethod<&IndexHandle::Reset>("reset"),
           InstanceMethod<&IndexHandle::Dispose>("dispose"),
       });
-  env.SetInstanceData(new Napi::FunctionReference(Napi::Persistent(constructor)));
+  GetAddonData(env).indexConstructor = Napi::Persistent(constructor);
   return constructor;
 }
 
@@ -218,8 +222,7 @@ Napi::Value IndexHandle::Adopt(Napi::Env env, std::unique_ptr<faiss::Index> inde
   // unique_ptr here still owns the index and frees it.
   // Every way in (create, read, deserialize) gets the vectorised HNSW distances.
   UseSimdHnswStorage(*index);
-  auto* constructor = env.GetInstanceData<Napi::FunctionReference>();
-  return constructor->New({Napi::External<std::unique_ptr<faiss::Index>>::New(env, &index)});
+  return GetAddonData(env).indexConstructor.New({Napi::External<std::unique_ptr<faiss::Index>>::New(env, &index)});
 }
 
 Napi::Value IndexHandle::Create(const Napi::CallbackInfo& info) {
@@ -259,8 +262,17 @@ Napi::Value IndexHandle::Deserialize(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Napi::Uint8Array bytes = kInvalidArgument.RequireUint8Array(info[0], "bytes");
   std::unique_ptr<faiss::Index> index(CallFaiss(env, "deserialize", [&] {
-    faiss::VectorIOReader reader;
-    reader.data.assign(bytes.Data(), bytes.Data() + bytes.ElementLength());
+    SpanIOReader reader(bytes.Data(), bytes.ElementLength());
+    return faiss::read_index(&reader);
+  }));
+  return Adopt(env, std::move(index));
+}
+
+Napi::Value IndexHandle::DeserializeBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<uint8_t>& bytes = IndexBytes::RequireLive(info[0], "bytes");
+  std::unique_ptr<faiss::Index> index(CallFaiss(env, "deserialize", [&] {
+    SpanIOReader reader(bytes.data(), bytes.size());
     return faiss::read_index(&reader);
   }));
   return Adopt(env, std::move(index));
@@ -486,6 +498,14 @@ Napi::Value IndexHandle::Serialize(const Napi::CallbackInfo& info) {
   faiss::VectorIOWriter writer;
   CallFaiss(env, "serialize", [&] { faiss::write_index(&index, &writer); });
   return Napi::Buffer<uint8_t>::Copy(env, writer.data.data(), writer.data.size());
+}
+
+Napi::Value IndexHandle::SerializeToBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const faiss::Index& index = LiveIndex(env);
+  faiss::VectorIOWriter writer;
+  CallFaiss(env, "serialize", [&] { faiss::write_index(&index, &writer); });
+  return IndexBytes::Adopt(env, std::move(writer.data));
 }
 
 void IndexHandle::Reset(const Napi::CallbackInfo& info) {

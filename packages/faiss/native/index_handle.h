@@ -24,6 +24,7 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   static Napi::Value Create(const Napi::CallbackInfo& info);
   static Napi::Value Read(const Napi::CallbackInfo& info);
   static Napi::Value Deserialize(const Napi::CallbackInfo& info);
+  static Napi::Value DeserializeBytes(const Napi::CallbackInfo& info);
   static Napi::Value Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index);
 
   Napi::Value Dimension(const Napi::CallbackInfo& info);
@@ -44,6 +45,7 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   void EnableDirectMap(const Napi::CallbackInfo& info);
   void Write(const Napi::CallbackInfo& info);
   Napi::Value Serialize(const Napi::CallbackInfo& info);
+  Napi::Value SerializeToBytes(const Napi::CallbackInfo& info);
   void Reset(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
 

@@ -59,7 +59,16 @@ interface NativeIndex {
   enableDirectMap(): void;
   write(path: string): void;
   serialize(): Uint8Array;
+  serializeToBytes(): NativeIndexBytes;
   reset(): void;
+  dispose(): void;
+}
+
+interface NativeIndexBytes {
+  readonly length: number;
+  readonly isDisposed: boolean;
+  read(offset: number, target: Uint8Array): number;
+  write(offset: number, source: Uint8Array): void;
   dispose(): void;
 }
 
@@ -68,7 +77,9 @@ interface NativeBinding {
     create(dimension: number, description: string, metric?: Metric): NativeIndex;
     read(path: string): NativeIndex;
     deserialize(bytes: Uint8Array): NativeIndex;
+    deserializeBytes(bytes: NativeIndexBytes | unknown): NativeIndex;
   };
+  IndexBytes: { allocate(length: number): NativeIndexBytes };
   setThreadCount(count: number): void;
   getThreadCount(): number;
   getBlasSettings(): BlasSettings;
@@ -186,6 +197,12 @@ export class FaissIndex {
   /** Loads an index from the bytes produced by {@link serialize}. Same trust caveat as {@link read}. */
   static deserialize(bytes: Uint8Array): FaissIndex {
     return new FaissIndex(binding.NativeIndex.deserialize(bytes));
+  }
+
+  /** Loads an index from {@link serializeToBytes}'s bytes, or bytes written into {@link IndexBytes.allocate}'s. */
+  static deserializeBytes(bytes: IndexBytes): FaissIndex {
+    // Anything else goes to the binding as it is, which refuses it with ERR_FAISS_INVALID_ARGUMENT.
+    return new FaissIndex(binding.NativeIndex.deserializeBytes(isIndexBytes(bytes) ? nativeBytes(bytes) : bytes));
   }
 
   get dimension(): number {
@@ -309,12 +326,72 @@ export class FaissIndex {
     return this.#native.serialize();
   }
 
+  /**
+   * The index in faiss's on-disk format, in native memory that {@link IndexBytes.dispose} frees at once: for a large
+   * index, where {@link serialize}'s JS buffer would stay resident until a later garbage collection.
+   */
+  serializeToBytes(): IndexBytes {
+    return wrapBytes(this.#native.serializeToBytes());
+  }
+
   /** Removes all vectors; training (IVF centroids, codebooks) is kept. */
   reset(): void {
     this.#native.reset();
   }
 
   /** Frees the native memory now instead of at garbage collection. Idempotent; any other later call throws. */
+  dispose(): void {
+    this.#native.dispose();
+  }
+}
+
+// IndexBytes' native object, and a new IndexBytes around one: for FaissIndex, without making either public.
+let isIndexBytes: (value: unknown) => value is IndexBytes;
+let nativeBytes: (bytes: IndexBytes) => NativeIndexBytes;
+let wrapBytes: (native: NativeIndexBytes) => IndexBytes;
+
+/**
+ * A serialised index held in native memory ({@link FaissIndex.serializeToBytes}, {@link allocate}), copied to and
+ * from JS buffers a chunk at a time ({@link read}, {@link write}) and freed at once by {@link dispose}: a snapshot of
+ * millions of vectors then never sits in a JS buffer waiting for garbage collection.
+ */
+export class IndexBytes {
+  readonly #native: NativeIndexBytes;
+
+  static {
+    isIndexBytes = (value) => typeof value === 'object' && value !== null && #native in value;
+    nativeBytes = (bytes) => bytes.#native;
+    wrapBytes = (native) => new IndexBytes(native);
+  }
+
+  private constructor(native: NativeIndexBytes) {
+    this.#native = native;
+  }
+
+  /** `length` zeroed bytes, to be filled by {@link write} and loaded by {@link FaissIndex.deserializeBytes}. */
+  static allocate(length: number): IndexBytes {
+    return new IndexBytes(binding.IndexBytes.allocate(length));
+  }
+
+  get length(): number {
+    return this.#native.length;
+  }
+
+  get isDisposed(): boolean {
+    return this.#native.isDisposed;
+  }
+
+  /** Copies the bytes from `offset` into `target`, as many as both hold; returns how many. */
+  read(offset: number, target: Uint8Array): number {
+    return this.#native.read(offset, target);
+  }
+
+  /** Copies all of `source` to `offset`; a write past the end throws and changes nothing. */
+  write(offset: number, source: Uint8Array): void {
+    this.#native.write(offset, source);
+  }
+
+  /** Frees the bytes now. Idempotent; any other later call throws ERR_FAISS_DISPOSED. */
   dispose(): void {
     this.#native.dispose();
   }

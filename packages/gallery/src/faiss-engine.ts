@@ -1,4 +1,4 @@
-import { FaissIndex } from '@facegate/faiss';
+import { FaissIndex, IndexBytes } from '@facegate/faiss';
 import type { VectorIndexEngine } from './vector-index.js';
 
 /**
@@ -13,5 +13,7 @@ function metricFor(description: string): 'inner_product' | 'l2' {
 /** Indexes backed by facegate's libfaiss binding: inner product (cosine on unit vectors) or, where faiss needs it, L2. */
 export const faissEngine: VectorIndexEngine = {
   create: (dimension, description) => FaissIndex.create(dimension, description, metricFor(description)),
-  deserialize: (bytes) => FaissIndex.deserialize(bytes),
+  allocateBytes: (length) => IndexBytes.allocate(length),
+  // Bytes this engine made (allocateBytes, serializeToBytes); anything else is refused by the binding with a JS error.
+  deserializeBytes: (bytes) => FaissIndex.deserializeBytes(bytes as IndexBytes),
 };

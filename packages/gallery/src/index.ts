@@ -40,6 +40,7 @@ export {
   minimumTrainingVectors,
   supportsRemoval,
   withIdMap,
+  type IndexBytes,
   type IndexSearchResult,
   type VectorIndex,
   type VectorIndexEngine,

@@ -391,8 +391,16 @@ export class Shard {
         if (!this.mayLoad(entry)) return false;
         if (!(await indexFileIntact(this.snapshotDir, entry))) return false;
         const identity = { partition: this.partition, shard: this.shard, modelId: entry.modelId, seq: manifest.seq };
-        const bytes = await readIndexFile(this.snapshotDir, entry, cipher, identity);
-        const index = this.options.engine.deserialize(bytes);
+        const { engine } = this.options;
+        const bytes = await readIndexFile(this.snapshotDir, entry, cipher, identity, (length) =>
+          engine.allocateBytes(length),
+        );
+        let index: VectorIndex;
+        try {
+          index = engine.deserializeBytes(bytes);
+        } finally {
+          bytes.dispose();
+        }
         // Loaded under an older key: the next snapshot re-seals it under the active one.
         if (cipher !== undefined && entry.keyId !== cipher.activeKeyId) this.dirty = true;
         const modelIndex = this.wrap(
@@ -579,12 +587,18 @@ export class Shard {
         for (const modelIndex of this.indexes.values()) {
           const file = `index-${position++}-${seq}.faiss`;
           const temporary = join(this.snapshotDir, `${file}.tmp`);
-          const keyId = await writeIndexFile(temporary, await modelIndex.serialize(), this.options.cipher, {
-            partition: this.partition,
-            shard: this.shard,
-            modelId: modelIndex.modelId,
-            seq,
-          });
+          const bytes = await modelIndex.serializeToBytes();
+          let keyId: string | undefined;
+          try {
+            keyId = await writeIndexFile(temporary, bytes, this.options.cipher, {
+              partition: this.partition,
+              shard: this.shard,
+              modelId: modelIndex.modelId,
+              seq,
+            });
+          } finally {
+            bytes.dispose();
+          }
           entries.push({
             ...(keyId === undefined ? {} : { keyId }),
             modelId: modelIndex.modelId,

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import {
   MAX_ENVELOPE_HEADER_BYTES,
   TemplateDecryptionError,
@@ -10,12 +9,13 @@ import {
   readEnvelopeHeader,
   type TemplateCipher,
 } from './template-cipher.js';
+import type { IndexBytes } from './vector-index.js';
 
 export const SNAPSHOT_FORMAT = 1;
 const MANIFEST_FILE = 'manifest.json';
 const TAG_BYTES = 16;
-// Sealing and opening go in slices, so a large index is never held twice more in memory.
-const CRYPTO_CHUNK_BYTES = 4 << 20;
+// Index files are written, read, sealed and opened in slices: a large index is never held again in a JS buffer.
+const CHUNK_BYTES = 4 << 20;
 
 export interface SnapshotIndexEntry {
   modelId: string;
@@ -105,27 +105,29 @@ function indexSnapshotAad(identity: IndexSnapshotIdentity): Buffer {
  */
 export async function writeIndexFile(
   path: string,
-  bytes: Uint8Array,
+  bytes: IndexBytes,
   cipher: TemplateCipher | undefined,
   identity: IndexSnapshotIdentity,
 ): Promise<string | undefined> {
-  if (cipher === undefined) {
-    await pipeline([bytes], createWriteStream(path));
-    return undefined;
-  }
-  const sealer = cipher.createSealer(indexSnapshotAad(identity));
-  await pipeline(function* () {
-    yield sealer.header;
-    for (let offset = 0; offset < bytes.length; offset += CRYPTO_CHUNK_BYTES) {
-      yield sealer.update(bytes.subarray(offset, offset + CRYPTO_CHUNK_BYTES));
+  const handle = await open(path, 'w');
+  try {
+    const sealer = cipher?.createSealer(indexSnapshotAad(identity));
+    if (sealer) await writeFully(handle, sealer.header);
+    const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, bytes.length));
+    for (let offset = 0; offset < bytes.length;) {
+      const slice = chunk.subarray(0, bytes.read(offset, chunk));
+      await writeFully(handle, sealer ? sealer.update(slice) : slice);
+      offset += slice.length;
     }
-    yield sealer.final();
-  }, createWriteStream(path));
-  return cipher.activeKeyId;
+    if (sealer) await writeFully(handle, sealer.final());
+  } finally {
+    await handle.close();
+  }
+  return cipher?.activeKeyId;
 }
 
 /**
- * Reads an index file back as the bytes the index serialised to, opening it when the
+ * Reads an index file back as the bytes the index serialised to, into `allocate`'s bytes, opening it when the
  * manifest says it is sealed. Throws {@link TemplateDecryptionError} when it does not open.
  */
 export async function readIndexFile(
@@ -133,33 +135,44 @@ export async function readIndexFile(
   entry: SnapshotIndexEntry,
   cipher: TemplateCipher | undefined,
   identity: IndexSnapshotIdentity,
-): Promise<Uint8Array> {
-  const path = join(dir, entry.file);
-  if (entry.keyId === undefined) return readFile(path);
-  if (cipher === undefined) {
+  allocate: (length: number) => IndexBytes,
+): Promise<IndexBytes> {
+  if (entry.keyId !== undefined && cipher === undefined) {
     throw new TemplateDecryptionError('encryption-disabled', 'index snapshot is encrypted; no template keys here');
   }
-  const handle = await open(path, 'r');
+  const handle = await open(join(dir, entry.file), 'r');
   try {
     const { size } = await handle.stat();
-    const prefix = Buffer.alloc(Math.min(size, MAX_ENVELOPE_HEADER_BYTES));
-    await readFully(handle, prefix, 0);
-    const header = readEnvelopeHeader(prefix);
-    if (header === undefined || header.keyId !== entry.keyId || size < header.bytes.length + TAG_BYTES) {
-      throw cipher.recordFailure('malformed', `index snapshot ${entry.file} is not the envelope its manifest names`);
+    let start = 0;
+    let end = size;
+    let opener: ReturnType<TemplateCipher['createOpener']> | undefined;
+    if (entry.keyId !== undefined) {
+      const prefix = Buffer.alloc(Math.min(size, MAX_ENVELOPE_HEADER_BYTES));
+      await readFully(handle, prefix, 0);
+      const header = readEnvelopeHeader(prefix);
+      if (header === undefined || header.keyId !== entry.keyId || size < header.bytes.length + TAG_BYTES) {
+        throw cipher!.recordFailure('malformed', `index snapshot ${entry.file} is not the envelope its manifest names`);
+      }
+      const tag = Buffer.alloc(TAG_BYTES);
+      await readFully(handle, tag, size - TAG_BYTES);
+      opener = cipher!.createOpener(header, tag, indexSnapshotAad(identity));
+      start = header.bytes.length;
+      end = size - TAG_BYTES;
     }
-    const tag = Buffer.alloc(TAG_BYTES);
-    await readFully(handle, tag, size - TAG_BYTES);
-    const opener = cipher.createOpener(header, tag, indexSnapshotAad(identity));
-    const plaintext = Buffer.alloc(size - header.bytes.length - TAG_BYTES);
-    const chunk = Buffer.alloc(Math.min(CRYPTO_CHUNK_BYTES, plaintext.length));
-    for (let offset = 0; offset < plaintext.length; offset += chunk.length) {
-      const length = Math.min(chunk.length, plaintext.length - offset);
-      await readFully(handle, chunk.subarray(0, length), header.bytes.length + offset);
-      opener.update(chunk.subarray(0, length)).copy(plaintext, offset);
+    const bytes = allocate(end - start);
+    try {
+      const chunk = Buffer.allocUnsafe(Math.min(CHUNK_BYTES, bytes.length));
+      for (let offset = 0; offset < bytes.length; offset += chunk.length) {
+        const slice = chunk.subarray(0, Math.min(chunk.length, bytes.length - offset));
+        await readFully(handle, slice, start + offset);
+        bytes.write(offset, opener ? opener.update(slice) : slice);
+      }
+      opener?.final();
+      return bytes;
+    } catch (error) {
+      bytes.dispose();
+      throw error;
     }
-    opener.final();
-    return plaintext;
   } finally {
     await handle.close();
   }
@@ -245,6 +258,13 @@ async function readFully(handle: FileHandle, target: Buffer, position: number): 
     const { bytesRead } = await handle.read(target, filled, target.length - filled, position + filled);
     if (bytesRead === 0) throw new Error('index file ended early');
     filled += bytesRead;
+  }
+}
+
+/** Appends all of `source` at the file's current position (a write may take less than given). */
+async function writeFully(handle: FileHandle, source: Uint8Array): Promise<void> {
+  for (let written = 0; written < source.length;) {
+    written += (await handle.write(source, written, source.length - written)).bytesWritten;
   }
 }
 

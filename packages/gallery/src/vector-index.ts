@@ -26,7 +26,21 @@ export interface VectorIndex {
   removeIds(ids: BigInt64Array): number;
   setParameter(name: string, value: number): void;
   /** The index as bytes (faiss's own file format), for snapshots. */
-  serialize(): Uint8Array;
+  serializeToBytes(): IndexBytes;
+  dispose(): void;
+}
+
+/**
+ * An index's serialised bytes outside the JS heap, copied a chunk at a time and freed by `dispose()` at once: a
+ * snapshot of a large shard never waits in a JS buffer for garbage collection, which at start-up had doubled a
+ * gallery's memory while its snapshots loaded.
+ */
+export interface IndexBytes {
+  readonly length: number;
+  /** Copies the bytes from `offset` into `target`, as many as both hold; returns how many. */
+  read(offset: number, target: Uint8Array): number;
+  /** Copies all of `source` to `offset`. */
+  write(offset: number, source: Uint8Array): void;
   dispose(): void;
 }
 
@@ -34,8 +48,10 @@ export interface VectorIndex {
 export interface VectorIndexEngine {
   /** An inner-product index from a faiss index_factory description. */
   create(dimension: number, description: string): VectorIndex;
-  /** Loads an index from {@link VectorIndex.serialize}'s bytes. */
-  deserialize(bytes: Uint8Array): VectorIndex;
+  /** `length` bytes to fill with {@link IndexBytes.write} and load with {@link deserializeBytes}. */
+  allocateBytes(length: number): IndexBytes;
+  /** Loads an index from {@link VectorIndex.serializeToBytes}'s bytes, or bytes from {@link allocateBytes}. */
+  deserializeBytes(bytes: IndexBytes): VectorIndex;
 }
 
 export const DEFAULT_INDEX_DESCRIPTION = 'IDMap2,Flat';
@@ -227,9 +243,9 @@ export class ModelIndex {
     return true;
   }
 
-  /** Serialises the index; concurrent searches may continue, mutations wait. */
-  async serialize(): Promise<Uint8Array> {
-    return this.lock.read(() => this.index.serialize());
+  /** Serialises the index; concurrent searches may continue, mutations wait. The caller disposes the bytes. */
+  async serializeToBytes(): Promise<IndexBytes> {
+    return this.lock.read(() => this.index.serializeToBytes());
   }
 
   /** Swaps in a rebuilt index once in-flight searches on the old one have finished. */
