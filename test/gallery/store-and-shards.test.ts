@@ -116,6 +116,53 @@ describe('Shard on its own', () => {
   });
 });
 
+describe('SqliteTemplateStore erasing a partition', () => {
+  it('erases one larger than a batch of rows to the last row, leaving the other partitions whole', async () => {
+    await withTempDir(async (dir) => {
+      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+      const random = seededRandom(64);
+      const template = randomUnitVector(random);
+      // 2,500 subjects, each with a second template appended and some removed: every table more than two batches.
+      const writes = Array.from({ length: 2500 }, async (_, i) => {
+        const entry = { partition: 'big', shard: i % 3, subjectId: `s${i}`, modelId: MODEL, template };
+        await store.addSubject({ ...entry, requestId: `enrol-${i}` });
+        await store.addTemplate({ ...entry, requestId: `append-${i}` });
+      });
+      await Promise.all(writes);
+      for (let i = 0; i < 40; i++) await store.removeSubject('big', `s${i}`, `remove-${i}`);
+      await store.addSubject({ partition: 'kept', shard: 1, subjectId: 'k', modelId: MODEL, template });
+
+      assert.deepEqual(await store.beginPartitionDeletion('big'), {
+        partition: 'big',
+        subjects: 2460,
+        templates: 4920,
+      });
+      await store.finishPartitionDeletion('big');
+      await store.close();
+      const db = new Database(join(dir, 's.sqlite'), { readonly: true });
+      const left = Object.fromEntries(
+        ['templates', 'subjects', 'changes', 'append_requests', 'removal_requests', 'template_counts'].map((table) => [
+          table,
+          db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE partition = 'big'`).get()!.n,
+        ]),
+      );
+      const kept = db.prepare<[], { n: number }>("SELECT count(*) AS n FROM templates WHERE partition = 'kept'").get()!
+        .n;
+      const deletions = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM partition_deletions').get()!.n;
+      db.close();
+      assert.deepEqual(left, {
+        templates: 0,
+        subjects: 0,
+        changes: 0,
+        append_requests: 0,
+        removal_requests: 0,
+        template_counts: 0,
+      });
+      assert.deepEqual([kept, deletions], [1, 0]);
+    });
+  });
+});
+
 describe('SqliteTemplateStore on a database from an older release', () => {
   it('adds the enrol receipt columns on open and keeps what was stored', async () => {
     await withTempDir(async (dir) => {
