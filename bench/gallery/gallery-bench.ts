@@ -23,6 +23,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FaissIndex, getBlasSettings, getThreadCount, setThreadCount } from '@facegate/faiss';
@@ -168,9 +169,14 @@ try {
     statsTimes.push(performance.now() - started);
   }
   report.stats_ms = percentile(statsTimes, 0.5);
+  // What a snapshot costs the requests meanwhile: the longest the event loop was held at a time.
+  const snapshotDelay = monitorEventLoopDelay({ resolution: 5 });
   const snapshotStarted = performance.now();
+  snapshotDelay.enable();
   await gallery.snapshot();
+  snapshotDelay.disable();
   report.snapshot_write_seconds_flat = (performance.now() - snapshotStarted) / 1000;
+  report.snapshot_event_loop_max_ms = snapshotDelay.max / 1e6;
   await gallery.close();
 
   log('building raw libfaiss IDMap2,Flat baseline');
@@ -351,6 +357,10 @@ function markdown(r: Record<string, unknown>): string {
       `${ms('flat.raw_libfaiss_search.p50_ms')} / ${ms('flat.raw_libfaiss_search.p99_ms')}`,
     ],
     ['gallery / raw p50', Number(get('flat.gallery_over_raw_p50')).toFixed(2)],
+    [
+      'snapshot write, Flat: seconds / longest hold of the event loop',
+      `${s('snapshot_write_seconds_flat')} / ${ms('snapshot_event_loop_max_ms')}`,
+    ],
     ['gallery statistics (`/stats`, a scrape of the gallery gauge), median', ms('stats_ms')],
     [
       'memory per template, Flat (RSS delta / n)',

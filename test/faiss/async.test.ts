@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 
-import { FaissIndex, getThreadCount, setThreadCount } from '@facegate/faiss';
+import { FaissIndex, getThreadCount, setThreadCount, type IndexBytes } from '@facegate/faiss';
 
 import { randomUnitVectors, row, sequentialIds } from './helpers.js';
 
@@ -90,6 +90,50 @@ describe('searchAsync', () => {
       assert.ok(turns > 3, `only ${turns} event-loop turns during a ${syncMs.toFixed(0)} ms search`);
     }
     index.dispose();
+  });
+});
+
+describe('serializeToBytes', () => {
+  const base = randomUnitVectors(3000, DIMENSION, 27);
+
+  /** All of `bytes`, copied out in one piece. */
+  function copyOut(bytes: IndexBytes): Uint8Array {
+    const all = new Uint8Array(bytes.length);
+    assert.equal(bytes.read(0, all), bytes.length);
+    return all;
+  }
+
+  test('gives the bytes serialize() gives, for Flat and HNSW', async () => {
+    for (const description of ['IDMap2,Flat', 'IDMap2,HNSW16']) {
+      const index = FaissIndex.create(DIMENSION, description);
+      index.addWithIds(base, sequentialIds(3000, 7n));
+      const bytes = await index.serializeToBytes();
+      assert.deepEqual(copyOut(bytes), new Uint8Array(index.serialize()));
+      bytes.dispose();
+      index.dispose();
+    }
+  });
+
+  test('sees the index as it was when called: a later add waits for it', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    const pending = index.serializeToBytes();
+    index.addWithIds(randomUnitVectors(1, DIMENSION, 28), BigInt64Array.of(999_999n));
+    const bytes = await pending;
+    const copy = FaissIndex.deserializeBytes(bytes);
+    assert.deepEqual([copy.ntotal, index.ntotal], [3000, 3001]);
+    for (const disposable of [bytes, copy, index]) disposable.dispose();
+  });
+
+  test('dispose during serialisation waits for it; later calls reject', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    const pending = index.serializeToBytes();
+    index.dispose();
+    const bytes = await pending;
+    assert.equal(FaissIndex.deserializeBytes(bytes).ntotal, 3000);
+    bytes.dispose();
+    await assert.rejects(index.serializeToBytes(), { code: 'ERR_FAISS_DISPOSED' });
   });
 });
 

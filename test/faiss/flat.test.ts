@@ -163,7 +163,7 @@ describe('persistence', () => {
   const ids = BigInt64Array.from({ length: 300 }, (_, offset) => 2n ** 60n + BigInt(offset));
 
   for (const description of ['IDMap2,Flat', 'IDMap2,HNSW16', 'IDMap2,SQ8', 'IVF8,Flat']) {
-    test(`${description} survives write/read, serialize/deserialize and native index bytes`, () => {
+    test(`${description} survives write/read, serialize/deserialize and native index bytes`, async () => {
       const original = FaissIndex.create(DIMENSION, description, 'inner_product');
       if (!original.isTrained) original.train(base);
       if (description.startsWith('IVF')) original.enableDirectMap();
@@ -176,7 +176,7 @@ describe('persistence', () => {
       const fromFile = FaissIndex.read(path);
       const fromBytes = FaissIndex.deserialize(original.serialize());
       // The same bytes in native memory, copied out and back in uneven chunks as snapshots copy them.
-      const serialized = original.serializeToBytes();
+      const serialized = await original.serializeToBytes();
       const copied = IndexBytes.allocate(serialized.length);
       const chunk = new Uint8Array(97);
       const all = new Uint8Array(serialized.length);

@@ -362,7 +362,7 @@ export const misuseCases: MisuseCase[] = [
   { name: 'disposed: enableDirectMap', code: gone, run: () => disposed().enableDirectMap() },
   { name: 'disposed: write', code: gone, run: () => disposed().write(join(scratch, 'disposed.faiss')) },
   { name: 'disposed: serialize', code: gone, run: () => disposed().serialize() },
-  { name: 'disposed: serializeToBytes', code: gone, run: () => disposed().serializeToBytes() },
+  { name: 'disposed: serializeToBytes', code: gone, rejects: true, run: () => disposed().serializeToBytes() },
   { name: 'disposed: reset', code: gone, run: () => disposed().reset() },
 ];
 

@@ -170,6 +170,56 @@ class SearchWorker : public Napi::AsyncWorker {
   std::vector<faiss::Index::idx_t> labels_;
 };
 
+// Counts what faiss::write_index would write, so that the real write lands in one allocation of the right size.
+struct CountingIOWriter : faiss::IOWriter {
+  std::size_t operator()(const void*, std::size_t itemSize, std::size_t items) override {
+    bytes += itemSize * items;
+    return items;
+  }
+  std::size_t bytes = 0;
+};
+
+// serializeToBytes() on a libuv worker thread: a shard of 250k 512-d templates takes ~0.5 s to serialise, which on
+// the JS thread stalled every request at each snapshot. Holds a ticket like a search, so that mutations wait for it.
+class SerializeWorker : public Napi::AsyncWorker {
+ public:
+  SerializeWorker(Napi::Object owner, const faiss::Index& index, SearchGate& gate)
+      : Napi::AsyncWorker(owner.Env(), "facegate:faiss.serializeToBytes"),
+        owner_(Napi::Persistent(owner)),
+        deferred_(Napi::Promise::Deferred::New(owner.Env())),
+        index_(index),
+        ticket_(gate) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      CountingIOWriter counter;
+      faiss::write_index(&index_, &counter);
+      faiss::VectorIOWriter writer;
+      writer.data.reserve(counter.bytes);
+      faiss::write_index(&index_, &writer);
+      data_ = std::move(writer.data);
+    } catch (const std::exception& error) {
+      SetError(DescribeFailure("serializeToBytes", error));
+    }
+    ticket_.Release();
+  }
+
+  void OnOK() override { deferred_.Resolve(IndexBytes::Adopt(Env(), std::move(data_))); }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
+
+ private:
+  // Keeps the JS object (and with it the IndexHandle) from being collected while the worker still points into it.
+  Napi::ObjectReference owner_;
+  Napi::Promise::Deferred deferred_;
+  const faiss::Index& index_;
+  SearchTicket ticket_;
+  std::vector<uint8_t> data_;
+};
+
 }  // namespace
 
 Napi::Function IndexHandle::DefineClass(Napi::Env env) {
@@ -503,9 +553,10 @@ Napi::Value IndexHandle::Serialize(const Napi::CallbackInfo& info) {
 Napi::Value IndexHandle::SerializeToBytes(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const faiss::Index& index = LiveIndex(env);
-  faiss::VectorIOWriter writer;
-  CallFaiss(env, "serialize", [&] { faiss::write_index(&index, &writer); });
-  return IndexBytes::Adopt(env, std::move(writer.data));
+  auto* worker = new SerializeWorker(info.This().As<Napi::Object>(), index, searches_);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
 }
 
 void IndexHandle::Reset(const Napi::CallbackInfo& info) {

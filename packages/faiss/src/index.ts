@@ -59,7 +59,7 @@ interface NativeIndex {
   enableDirectMap(): void;
   write(path: string): void;
   serialize(): Uint8Array;
-  serializeToBytes(): NativeIndexBytes;
+  serializeToBytes(): Promise<NativeIndexBytes>;
   reset(): void;
   dispose(): void;
 }
@@ -327,11 +327,12 @@ export class FaissIndex {
   }
 
   /**
-   * The index in faiss's on-disk format, in native memory that {@link IndexBytes.dispose} frees at once: for a large
-   * index, where {@link serialize}'s JS buffer would stay resident until a later garbage collection.
+   * The index in faiss's on-disk format, in native memory that {@link IndexBytes.dispose} frees at once (where
+   * {@link serialize}'s JS buffer would stay resident until a later garbage collection), serialised on a libuv worker
+   * thread (a large index takes a good part of a second). Searches go on meanwhile; changes wait for it.
    */
-  serializeToBytes(): IndexBytes {
-    return wrapBytes(this.#native.serializeToBytes());
+  async serializeToBytes(): Promise<IndexBytes> {
+    return wrapBytes(await this.#native.serializeToBytes());
   }
 
   /** Removes all vectors; training (IVF centroids, codebooks) is kept. */

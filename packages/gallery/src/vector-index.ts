@@ -25,8 +25,8 @@ export interface VectorIndex {
   searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
   removeIds(ids: BigInt64Array): number;
   setParameter(name: string, value: number): void;
-  /** The index as bytes (faiss's own file format), for snapshots. */
-  serializeToBytes(): IndexBytes;
+  /** The index as bytes (faiss's own file format), for snapshots; off the event loop where the engine can. */
+  serializeToBytes(): Promise<IndexBytes>;
   dispose(): void;
 }
 
