@@ -116,8 +116,34 @@ describe('Shard on its own', () => {
   });
 });
 
-describe('SqliteTemplateStore erasing a partition', () => {
-  it('erases one larger than a batch of rows to the last row, leaving the other partitions whole', async () => {
+describe('SqliteTemplateStore deleting many rows in batches', () => {
+  it("prunes a shard's changes beyond one batch, up to the sequence number asked and no further", async () => {
+    await withTempDir(async (dir) => {
+      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+      const template = randomUnitVector(seededRandom(65));
+      const receipts = await Promise.all(
+        Array.from({ length: 9000 }, (_, i) =>
+          store.addSubject({
+            partition: 'p',
+            shard: i % 9 === 0 ? 0 : 1,
+            subjectId: `s${i}`,
+            modelId: MODEL,
+            template,
+          }),
+        ),
+      );
+      const through = receipts[7001]!.seq;
+      await store.pruneChanges('p', 1, through);
+      const shardOne = (await store.changesSince('p', 1, 0)).map((change) => change.seq);
+      const expected = receipts.filter((_, i) => i % 9 !== 0 && receipts[i]!.seq > through).map((r) => r.seq);
+      assert.ok(8000 - expected.length > 4096, 'more changes pruned than one batch holds');
+      assert.deepEqual(shardOne, expected);
+      assert.equal((await store.changesSince('p', 0, 0)).length, 1000, 'the other shard keeps all of its changes');
+      await store.close();
+    });
+  });
+
+  it('erases a partition larger than a batch of rows to the last row, leaving the other partitions whole', async () => {
     await withTempDir(async (dir) => {
       const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
       const random = seededRandom(64);

@@ -41,6 +41,9 @@ export interface SqliteTemplateStoreOptions {
 // statement, 200k templates and subjects held the event loop for 2.5 s (secure_delete zeroes every row it removes);
 // in batches of 512 the erasure takes 5.8 s in all, the loop held at most ~40 ms at a time.
 const ERASE_BATCH_ROWS = 512;
+// A shard's changes up to its snapshot go this many at a time, each batch its own commit: the first snapshot after
+// enrolling 1M templates pruned 250k changes a shard in one statement, holding the event loop ~250 ms.
+const PRUNE_BATCH_ROWS = 4096;
 const CHANGE_ADD = 1;
 const CHANGE_REMOVE = 2;
 const SCAN_BATCH_SIZE = 4096;
@@ -268,7 +271,10 @@ export class SqliteTemplateStore implements TemplateStore {
          WHERE c.partition = ? AND c.shard = ? AND c.seq > ? ORDER BY c.seq`,
       ),
       currentSeq: db.prepare<[], { seq: number | null }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'"),
-      pruneChanges: db.prepare('DELETE FROM changes WHERE partition = ? AND shard = ? AND seq <= ?'),
+      pruneChanges: db.prepare<[{ partition: string; shard: number; through: number; limit: number }]>(
+        `DELETE FROM changes WHERE seq IN (SELECT seq FROM changes
+           WHERE partition = @partition AND shard = @shard AND seq <= @through ORDER BY seq LIMIT @limit)`,
+      ),
       partitions: db.prepare<[], { name: string; subject_count: number }>(
         'SELECT name, subject_count FROM partitions ORDER BY name',
       ),
@@ -614,10 +620,11 @@ export class SqliteTemplateStore implements TemplateStore {
     return this.statements.currentSeq.get()?.seq ?? 0;
   }
 
-  pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void> {
-    return this.enqueueWrite(() => {
-      this.statements.pruneChanges.run(partition, shard, throughSeq);
-    });
+  async pruneChanges(partition: string, shard: number, throughSeq: number): Promise<void> {
+    const batch = { partition, shard, through: throughSeq, limit: PRUNE_BATCH_ROWS };
+    while ((await this.enqueueWrite(() => this.statements.pruneChanges.run(batch).changes)) === PRUNE_BATCH_ROWS) {
+      // Each batch is its own commit, as for erasing a partition.
+    }
   }
 
   async partitions(): Promise<string[]> {
