@@ -137,6 +137,59 @@ describe('serializeToBytes', () => {
   });
 });
 
+describe('trainAsync and addWithIdsAsync', () => {
+  const base = randomUnitVectors(2000, DIMENSION, 29);
+  const queries = randomUnitVectors(20, DIMENSION, 30);
+
+  test('build a working index, for HNSW, IVF and a PCA pre-transform', async () => {
+    for (const description of ['IDMap2,HNSW16', 'IVF16,Flat', 'IDMap2,PCA32,HNSW16,RFlat']) {
+      const index = FaissIndex.create(DIMENSION, description);
+      const ids = sequentialIds(2000, 5n);
+      if (!index.isTrained) await index.trainAsync(base);
+      assert.equal(index.isTrained, true);
+      // In two halves, as a shard adds its store's batches.
+      await index.addWithIdsAsync(base.subarray(0, 1000 * DIMENSION), ids.subarray(0, 1000));
+      await index.addWithIdsAsync(base.subarray(1000 * DIMENSION), ids.subarray(1000));
+      assert.equal(index.ntotal, 2000);
+      // Each stored vector finds itself first, from either half.
+      for (const position of [0, 7, 999, 1000, 1500, 1999]) {
+        assert.equal(index.search(row(base, position, DIMENSION), 1).labels[0], ids[position], description);
+      }
+      index.dispose();
+    }
+  });
+
+  test('copy their input: the caller may overwrite it at once', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    const vectors = base.slice(0, 10 * DIMENSION);
+    const ids = sequentialIds(10, 100n);
+    const pending = index.addWithIdsAsync(vectors, ids);
+    vectors.fill(0);
+    ids.fill(0n);
+    await pending;
+    assert.equal(index.search(row(base, 3, DIMENSION), 1).labels[0], 103n);
+    index.dispose();
+  });
+
+  test('every other call throws until the change settles; dispose waits for it', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,HNSW16');
+    const pending = index.addWithIdsAsync(base, sequentialIds(2000));
+    for (const call of [
+      () => index.ntotal,
+      () => index.search(queries, 1),
+      () => index.addWithIds(base, sequentialIds(1, 9999n)),
+    ]) {
+      assert.throws(call, { code: 'ERR_FAISS_INVALID_STATE' });
+    }
+    await pending;
+    assert.equal(index.ntotal, 2000);
+    const second = index.addWithIdsAsync(randomUnitVectors(5, DIMENSION, 31), sequentialIds(5, 5000n));
+    index.dispose();
+    await second;
+    assert.throws(() => index.ntotal, { code: 'ERR_FAISS_DISPOSED' });
+  });
+});
+
 describe('threads', () => {
   test('setThreadCount applies to the JS thread and to async searches', async () => {
     const original = getThreadCount();

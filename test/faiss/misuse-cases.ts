@@ -341,6 +341,30 @@ export const misuseCases: MisuseCase[] = [
   { name: 'disposed bytes: write', code: gone, run: () => disposedBytes().write(0, new Uint8Array(1)) },
   { name: 'disposed bytes: deserializeBytes', code: gone, run: () => FaissIndex.deserializeBytes(disposedBytes()) },
 
+  // async changes: checked before they start, so a bad call throws at once
+  {
+    name: 'addWithIdsAsync: more ids than vectors',
+    code: invalid,
+    run: () => idMap2().addWithIdsAsync(one, BigInt64Array.of(1n, 2n)),
+  },
+  {
+    name: 'addWithIdsAsync: an id already present',
+    code: invalid,
+    run: () => idMap2().addWithIdsAsync(one, BigInt64Array.of(1000n)),
+  },
+  {
+    name: 'addWithIdsAsync: untrained IVF',
+    code: state,
+    run: () => untrainedIvf().addWithIdsAsync(one, BigInt64Array.of(1n)),
+  },
+  {
+    name: 'addWithIdsAsync: NaN in a vector',
+    code: invalid,
+    run: () => idMap2().addWithIdsAsync(new Float32Array(D).fill(Number.NaN), BigInt64Array.of(1n)),
+  },
+  { name: 'trainAsync: an index that holds vectors', code: state, run: () => trainedIvf().trainAsync(vectors) },
+  { name: 'trainAsync: no vectors', code: invalid, run: () => untrainedIvf().trainAsync(new Float32Array(0)) },
+
   // threads
   { name: 'setThreadCount: 0', code: invalid, run: () => setThreadCount(0) },
   { name: 'setThreadCount: fractional', code: invalid, run: () => setThreadCount(1.5) },
@@ -362,6 +386,8 @@ export const misuseCases: MisuseCase[] = [
   { name: 'disposed: enableDirectMap', code: gone, run: () => disposed().enableDirectMap() },
   { name: 'disposed: write', code: gone, run: () => disposed().write(join(scratch, 'disposed.faiss')) },
   { name: 'disposed: serialize', code: gone, run: () => disposed().serialize() },
+  { name: 'disposed: trainAsync', code: gone, run: () => disposed().trainAsync(vectors) },
+  { name: 'disposed: addWithIdsAsync', code: gone, run: () => disposed().addWithIdsAsync(one, BigInt64Array.of(1n)) },
   { name: 'disposed: serializeToBytes', code: gone, rejects: true, run: () => disposed().serializeToBytes() },
   { name: 'disposed: reset', code: gone, run: () => disposed().reset() },
 ];

@@ -4,10 +4,13 @@
 
 #include <napi.h>
 
+#include <functional>
 #include <memory>
+#include <utility>
 
 #include <faiss/Index.h>
 
+#include "arguments.h"
 #include "search_gate.h"
 
 namespace facegate_faiss {
@@ -19,6 +22,10 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // Only reachable through the static factories, which pass the index as an
   // External; `new NativeIndex()` from JS is rejected.
   explicit IndexHandle(const Napi::CallbackInfo& info);
+
+  // For the worker of trainAsync()/addWithIdsAsync(): its ticket, and the end of the change it ran.
+  SearchGate& Searches() { return searches_; }
+  void EndAsyncChange() { changingAsync_ = false; }
 
  private:
   static Napi::Value Create(const Napi::CallbackInfo& info);
@@ -35,8 +42,10 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   Napi::Value HasSimdHnswStorage(const Napi::CallbackInfo& info);
 
   void Train(const Napi::CallbackInfo& info);
+  Napi::Value TrainAsync(const Napi::CallbackInfo& info);
   void Add(const Napi::CallbackInfo& info);
   void AddWithIds(const Napi::CallbackInfo& info);
+  Napi::Value AddWithIdsAsync(const Napi::CallbackInfo& info);
   Napi::Value Search(const Napi::CallbackInfo& info);
   Napi::Value SearchAsync(const Napi::CallbackInfo& info);
   Napi::Value RemoveIds(const Napi::CallbackInfo& info);
@@ -49,8 +58,15 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   void Reset(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
 
-  // The index, or a JS error when dispose() has already freed it.
+  // The index, or a JS error when dispose() has already freed it or an async change is running on it.
   faiss::Index& LiveIndex(Napi::Env env);
+
+  // The checked arguments of train() and addWithIds() (and their async forms); valid for the synchronous call.
+  static VectorBatch TrainingVectors(Napi::Env env, const faiss::Index& index, const Napi::Value& value);
+  static std::pair<VectorBatch, IdBatch> VectorsWithIds(Napi::Env env, const faiss::Index& index,
+                                                        const Napi::CallbackInfo& info);
+  // Runs `change` on a libuv worker thread; the promise settles when it is done.
+  Napi::Value ChangeAsync(const Napi::CallbackInfo& info, const char* operation, std::function<void()> change);
 
   // Every call that changes the index goes through here after validating its
   // arguments: it blocks until async searches started earlier are done.
@@ -58,6 +74,8 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
 
   std::unique_ptr<faiss::Index> index_;
   SearchGate searches_;
+  // True from trainAsync()/addWithIdsAsync() until its promise settles: every other call is refused meanwhile.
+  bool changingAsync_ = false;
 };
 
 }  // namespace facegate_faiss

@@ -49,8 +49,10 @@ interface NativeIndex {
   readonly isDisposed: boolean;
   readonly simdHnswStorage: boolean;
   train(vectors: Float32Array): void;
+  trainAsync(vectors: Float32Array): Promise<void>;
   add(vectors: Float32Array): void;
   addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
+  addWithIdsAsync(vectors: Float32Array, ids: BigInt64Array): Promise<void>;
   search(queries: Float32Array, k: number, threads?: number): SearchResult;
   searchAsync(queries: Float32Array, k: number): Promise<SearchResult>;
   removeIds(ids: BigInt64Array): number;
@@ -246,6 +248,15 @@ export class FaissIndex {
   }
 
   /**
+   * {@link train} on a libuv worker thread, checked the same way first (a bad call throws at once). Until the promise
+   * settles every other call on the index throws ERR_FAISS_INVALID_STATE (dispose waits for it): for an index nothing
+   * else uses meanwhile, such as one being built.
+   */
+  trainAsync(vectors: Float32Array): Promise<void> {
+    return this.#native.trainAsync(vectors);
+  }
+
+  /**
    * Adds vectors under sequential ids (ntotal, ntotal+1, ...). Not for IDMap indexes (use {@link addWithIds}).
    * On an IVF index, removing and then adding again can reuse an id, so prefer addWithIds there too.
    */
@@ -260,6 +271,15 @@ export class FaissIndex {
    */
   addWithIds(vectors: Float32Array, ids: BigInt64Array): void {
     this.#native.addWithIds(vectors, ids);
+  }
+
+  /**
+   * {@link addWithIds} on a libuv worker thread (an HNSW graph takes seconds for a few thousand vectors), with the
+   * vectors and ids copied and checked first. Until the promise settles every other call on the index throws
+   * ERR_FAISS_INVALID_STATE (dispose waits for it): for an index nothing else uses meanwhile, such as one being built.
+   */
+  addWithIdsAsync(vectors: Float32Array, ids: BigInt64Array): Promise<void> {
+    return this.#native.addWithIdsAsync(vectors, ids);
   }
 
   /**

@@ -532,19 +532,18 @@ export class Shard {
           sampled += batch.faissIds.length;
         }
         if (sampled > 0) {
-          index.train(
-            concatVectors(
-              sample.map((batch) => batch.vectors),
-              sampled * dimension,
-            ),
+          const vectors = concatVectors(
+            sample.map((batch) => batch.vectors),
+            sampled * dimension,
           );
+          await (index.trainAsync ? index.trainAsync(vectors) : index.train(vectors));
         }
-        for (const batch of sample) index.addWithIds(batch.vectors, batch.faissIds);
+        for (const batch of sample) await addBatch(index, batch);
       }
       for (;;) {
         const batch = await scan.next();
         if (batch === undefined) break;
-        index.addWithIds(batch.vectors, batch.faissIds);
+        await addBatch(index, batch);
         if (yieldBetweenBatches) await nextMacrotask();
       }
       return { index, description, asOfSeq: scan.asOfSeq };
@@ -698,6 +697,13 @@ function needsMaintenance(modelIndex: ModelIndex, minTombstones: number): boolea
     return tombstones >= minTombstones && tombstones >= modelIndex.ntotal * COMPACT_TOMBSTONE_FRACTION;
   }
   return tombstones >= minTombstones && tombstones >= modelIndex.ntotal * REBUILD_TOMBSTONE_FRACTION;
+}
+
+/** Adds a batch read from the store to an index being built, off the event loop where the engine can. */
+async function addBatch(index: VectorIndex, batch: TemplateBatch): Promise<void> {
+  await (index.addWithIdsAsync
+    ? index.addWithIdsAsync(batch.vectors, batch.faissIds)
+    : index.addWithIds(batch.vectors, batch.faissIds));
 }
 
 function concatVectors(parts: Float32Array[], length: number): Float32Array {

@@ -20,6 +20,9 @@ export interface VectorIndex {
   readonly isTrained: boolean;
   train(vectors: Float32Array): void;
   addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
+  /** Off the event loop, for an index nothing else uses until they settle (one being built). */
+  trainAsync?(vectors: Float32Array): Promise<void>;
+  addWithIdsAsync?(vectors: Float32Array, ids: BigInt64Array): Promise<void>;
   /** `threads`: OpenMP threads for this call (the engine's default when absent). */
   search(queries: Float32Array, k: number, threads?: number): IndexSearchResult;
   searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
