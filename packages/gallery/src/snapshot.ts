@@ -137,8 +137,13 @@ export async function readIndexFile(
   identity: IndexSnapshotIdentity,
   allocate: (length: number) => IndexBytes,
 ): Promise<IndexBytes> {
-  if (entry.keyId !== undefined && cipher === undefined) {
-    throw new TemplateDecryptionError('encryption-disabled', 'index snapshot is encrypted; no template keys here');
+  // The cipher that opens the file, where the manifest says it is sealed.
+  let sealedUnder: TemplateCipher | undefined;
+  if (entry.keyId !== undefined) {
+    if (cipher === undefined) {
+      throw new TemplateDecryptionError('encryption-disabled', 'index snapshot is encrypted; no template keys here');
+    }
+    sealedUnder = cipher;
   }
   const handle = await open(join(dir, entry.file), 'r');
   try {
@@ -146,16 +151,19 @@ export async function readIndexFile(
     let start = 0;
     let end = size;
     let opener: ReturnType<TemplateCipher['createOpener']> | undefined;
-    if (entry.keyId !== undefined) {
+    if (sealedUnder !== undefined) {
       const prefix = Buffer.alloc(Math.min(size, MAX_ENVELOPE_HEADER_BYTES));
       await readFully(handle, prefix, 0);
       const header = readEnvelopeHeader(prefix);
       if (header === undefined || header.keyId !== entry.keyId || size < header.bytes.length + TAG_BYTES) {
-        throw cipher!.recordFailure('malformed', `index snapshot ${entry.file} is not the envelope its manifest names`);
+        throw sealedUnder.recordFailure(
+          'malformed',
+          `index snapshot ${entry.file} is not the envelope its manifest names`,
+        );
       }
       const tag = Buffer.alloc(TAG_BYTES);
       await readFully(handle, tag, size - TAG_BYTES);
-      opener = cipher!.createOpener(header, tag, indexSnapshotAad(identity));
+      opener = sealedUnder.createOpener(header, tag, indexSnapshotAad(identity));
       start = header.bytes.length;
       end = size - TAG_BYTES;
     }
