@@ -109,39 +109,64 @@ void RejectDuplicateIds(Napi::Env env, const faiss::Index& index, IdBatch ids) {
   }
 }
 
-// Runs one search on a libuv worker thread so the JS thread stays free.
-// Queries are copied because the caller may reuse its Float32Array as soon as
-// searchAsync() returns; the ticket keeps mutations (and dispose) from touching
-// the index until the search is over.
-class SearchWorker : public Napi::AsyncWorker {
+// Work on one index on a libuv worker thread, settling one promise. Keeps the index's JS object (and with it the
+// IndexHandle) from being collected while the worker points into it, and holds a ticket until the work is done, so
+// that changes to the index and dispose() wait for it.
+class IndexWorker : public Napi::AsyncWorker {
+ public:
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  IndexWorker(Napi::Object owner, SearchGate& gate, const char* resourceName)
+      : Napi::AsyncWorker(owner.Env(), resourceName),
+        deferred_(Napi::Promise::Deferred::New(owner.Env())),
+        owner_(Napi::Persistent(owner)),
+        ticket_(gate) {}
+
+  // Runs `work` (which calls into faiss) with the thread count asked for, turning what it throws into the promise's
+  // rejection, then gives the ticket back.
+  template <typename Work>
+  void RunFaiss(const char* operation, Work&& work) {
+    ApplyRequestedThreadCount();
+    try {
+      std::forward<Work>(work)();
+    } catch (const std::exception& error) {
+      SetError(DescribeFailure(operation, error));
+    }
+    ticket_.Release();
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
+
+  Napi::Promise::Deferred deferred_;
+
+ private:
+  Napi::ObjectReference owner_;
+  SearchTicket ticket_;
+};
+
+// Runs one search so the JS thread stays free. Queries are copied because the caller may reuse its Float32Array as
+// soon as searchAsync() returns.
+class SearchWorker : public IndexWorker {
  public:
   SearchWorker(Napi::Object owner, const faiss::Index& index, SearchGate& gate,
                std::vector<float> queries, int64_t queryCount, int64_t k)
-      : Napi::AsyncWorker(owner.Env(), "facegate:faiss.searchAsync"),
-        owner_(Napi::Persistent(owner)),
-        deferred_(Napi::Promise::Deferred::New(owner.Env())),
+      : IndexWorker(owner, gate, "facegate:faiss.searchAsync"),
         index_(index),
-        ticket_(gate),
         queries_(std::move(queries)),
         queryCount_(queryCount),
         k_(k) {}
 
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
  protected:
   void Execute() override {
-    ApplyRequestedThreadCount();
-    try {
+    RunFaiss("searchAsync", [this] {
       const auto slots = static_cast<std::size_t>(queryCount_ * k_);
       distances_.resize(slots);
       labels_.resize(slots);
       if (queryCount_ > 0 && !AnswerEmptySearch(index_, slots, distances_.data(), labels_.data())) {
         index_.search(queryCount_, queries_.data(), k_, distances_.data(), labels_.data());
       }
-    } catch (const std::exception& error) {
-      SetError(DescribeFailure("searchAsync", error));
-    }
-    ticket_.Release();
+    });
   }
 
   void OnOK() override {
@@ -153,17 +178,8 @@ class SearchWorker : public Napi::AsyncWorker {
     deferred_.Resolve(SearchResult(env, distances, labels));
   }
 
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(kFaissFailure.Attach(error).Value());
-  }
-
  private:
-  // Keeps the JS object (and with it the IndexHandle) from being collected
-  // while the worker still points into it.
-  Napi::ObjectReference owner_;
-  Napi::Promise::Deferred deferred_;
   const faiss::Index& index_;
-  SearchTicket ticket_;
   std::vector<float> queries_;
   int64_t queryCount_;
   int64_t k_;
@@ -180,73 +196,44 @@ struct CountingIOWriter : faiss::IOWriter {
   std::size_t bytes = 0;
 };
 
-// serializeToBytes() on a libuv worker thread: a shard of 250k 512-d templates takes ~0.5 s to serialise, which on
-// the JS thread stalled every request at each snapshot. Holds a ticket like a search, so that mutations wait for it.
-class SerializeWorker : public Napi::AsyncWorker {
+// serializeToBytes(): a shard of 250k 512-d templates takes ~0.5 s to serialise, which on the JS thread stalled every
+// request at each snapshot.
+class SerializeWorker : public IndexWorker {
  public:
   SerializeWorker(Napi::Object owner, const faiss::Index& index, SearchGate& gate)
-      : Napi::AsyncWorker(owner.Env(), "facegate:faiss.serializeToBytes"),
-        owner_(Napi::Persistent(owner)),
-        deferred_(Napi::Promise::Deferred::New(owner.Env())),
-        index_(index),
-        ticket_(gate) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+      : IndexWorker(owner, gate, "facegate:faiss.serializeToBytes"), index_(index) {}
 
  protected:
   void Execute() override {
-    try {
+    RunFaiss("serializeToBytes", [this] {
       CountingIOWriter counter;
       faiss::write_index(&index_, &counter);
       faiss::VectorIOWriter writer;
       writer.data.reserve(counter.bytes);
       faiss::write_index(&index_, &writer);
       data_ = std::move(writer.data);
-    } catch (const std::exception& error) {
-      SetError(DescribeFailure("serializeToBytes", error));
-    }
-    ticket_.Release();
+    });
   }
 
   void OnOK() override { deferred_.Resolve(IndexBytes::Adopt(Env(), std::move(data_))); }
 
-  void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
-
  private:
-  // Keeps the JS object (and with it the IndexHandle) from being collected while the worker still points into it.
-  Napi::ObjectReference owner_;
-  Napi::Promise::Deferred deferred_;
   const faiss::Index& index_;
-  SearchTicket ticket_;
   std::vector<uint8_t> data_;
 };
 
-// trainAsync() or addWithIdsAsync() on a libuv worker thread: adding 4,096 templates to an HNSW graph of 16k took
-// 0.9–2.7 s, which a shard rebuilding its index ran on the JS thread. Holds a ticket like a search, so dispose()
-// waits for it; the handle refuses every other call until it has settled.
-class ChangeWorker : public Napi::AsyncWorker {
+// trainAsync() or addWithIdsAsync(): adding 4,096 templates to an HNSW graph of 16k took 0.9–2.7 s, which a shard
+// rebuilding its index ran on the JS thread. The handle refuses every other call until the promise has settled.
+class ChangeWorker : public IndexWorker {
  public:
   ChangeWorker(Napi::Object owner, IndexHandle& handle, const char* operation, std::function<void()> change)
-      : Napi::AsyncWorker(owner.Env(), "facegate:faiss.changeAsync"),
-        owner_(Napi::Persistent(owner)),
-        deferred_(Napi::Promise::Deferred::New(owner.Env())),
+      : IndexWorker(owner, handle.Searches(), "facegate:faiss.changeAsync"),
         handle_(handle),
         operation_(operation),
-        change_(std::move(change)),
-        ticket_(handle.Searches()) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+        change_(std::move(change)) {}
 
  protected:
-  void Execute() override {
-    ApplyRequestedThreadCount();
-    try {
-      change_();
-    } catch (const std::exception& error) {
-      SetError(DescribeFailure(operation_, error));
-    }
-    ticket_.Release();
-  }
+  void Execute() override { RunFaiss(operation_, change_); }
 
   void OnOK() override {
     handle_.EndAsyncChange();
@@ -255,17 +242,13 @@ class ChangeWorker : public Napi::AsyncWorker {
 
   void OnError(const Napi::Error& error) override {
     handle_.EndAsyncChange();
-    deferred_.Reject(kFaissFailure.Attach(error).Value());
+    IndexWorker::OnError(error);
   }
 
  private:
-  // Keeps the JS object (and with it the IndexHandle) from being collected while the worker still points into it.
-  Napi::ObjectReference owner_;
-  Napi::Promise::Deferred deferred_;
   IndexHandle& handle_;
   const char* operation_;
   std::function<void()> change_;
-  SearchTicket ticket_;
 };
 
 }  // namespace
