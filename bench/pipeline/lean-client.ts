@@ -38,8 +38,21 @@ export class LeanClient {
     this.url = new URL(baseUrl);
   }
 
-  /** Sends the request; resolves with the status once the whole answer is in. */
-  send(request: EncodedRequest): Promise<number> {
+  /**
+   * Sends the request; resolves with the status once the whole answer is in. A kept-alive connection the service
+   * closed (idle past its keep-alive timeout, while the benchmark sampled the floor) just as this request took it is
+   * retried once on a new one, as Node's documentation advises (`request.reusedSocket`).
+   */
+  async send(request: EncodedRequest): Promise<number> {
+    try {
+      return await this.sendOnce(request);
+    } catch (error) {
+      if (!(error instanceof StaleConnectionError)) throw error;
+      return this.sendOnce(request);
+    }
+  }
+
+  private sendOnce(request: EncodedRequest): Promise<number> {
     return new Promise((resolve, reject) => {
       const outgoing = http.request(
         {
@@ -56,7 +69,9 @@ export class LeanClient {
           response.on('error', reject);
         },
       );
-      outgoing.on('error', reject);
+      outgoing.on('error', (error: NodeJS.ErrnoException) =>
+        reject(outgoing.reusedSocket && error.code === 'ECONNRESET' ? new StaleConnectionError(error) : error),
+      );
       // A benchmark must fail, not hang, when the service stops answering.
       outgoing.setTimeout(120_000, () => outgoing.destroy(new Error(`no answer to ${request.path} within 120 s`)));
       outgoing.end(request.body);
@@ -83,5 +98,12 @@ export class LeanClient {
 
   close(): void {
     this.agent.destroy();
+  }
+}
+
+/** A kept-alive connection closed by the service as a request went out on it: nothing reached the service. */
+class StaleConnectionError extends Error {
+  constructor(cause: Error) {
+    super('kept-alive connection closed by the service', { cause });
   }
 }
