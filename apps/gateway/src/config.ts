@@ -11,6 +11,8 @@ export interface GatewayEnv {
   MAX_WAITING_JOBS: number;
   RETRY_AFTER_SECONDS: number;
   REQUEST_TIMEOUT_MS: number;
+  /** How long an idle kept-alive connection stays open; above a load balancer's idle timeout when behind one. */
+  KEEP_ALIVE_TIMEOUT_MS: number;
   API_KEYS_FILE?: string;
   ALLOW_INSECURE_NO_AUTH: boolean;
   RATE_LIMIT_PER_SECOND: number;
@@ -33,6 +35,8 @@ export const gatewayEnvSchema: JSONSchemaType<GatewayEnv> = {
     MAX_WAITING_JOBS: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 8 },
     RETRY_AFTER_SECONDS: { type: 'integer', minimum: 1, maximum: 3600, default: 1 },
     REQUEST_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 30_000 },
+    // Node's own default: 5 s.
+    KEEP_ALIVE_TIMEOUT_MS: { type: 'integer', minimum: 1000, maximum: 600_000, default: 5_000 },
     API_KEYS_FILE: { type: 'string', minLength: 1, nullable: true },
     ALLOW_INSECURE_NO_AUTH: { type: 'boolean', default: false },
     RATE_LIMIT_PER_SECOND: { type: 'number', minimum: 0, default: 0 },

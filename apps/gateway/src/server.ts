@@ -72,6 +72,7 @@ export async function startGateway(env: NodeJS.ProcessEnv, logger?: Logger): Pro
     {
       requestTimeout: gatewayEnv.REQUEST_TIMEOUT_MS,
       headersTimeout: Math.min(gatewayEnv.REQUEST_TIMEOUT_MS, 20_000),
+      keepAliveTimeout: gatewayEnv.KEEP_ALIVE_TIMEOUT_MS,
       // Node checks those timeouts only this often (30 s by default): slow bodies would linger.
       connectionsCheckingInterval: 1_000,
     },
