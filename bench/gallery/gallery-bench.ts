@@ -312,8 +312,6 @@ try {
   });
 } catch (error) {
   if (!(error instanceof Done)) throw error;
-} finally {
-  if (!args.keep && args.dir === undefined) await rm(dataDir, { recursive: true, force: true });
 }
 
 process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);

@@ -31,13 +31,6 @@ std::size_t RequireByteCount(const Napi::Value& value, const char* name) {
   return static_cast<std::size_t>(number);
 }
 
-Napi::Uint8Array RequireBytes(const Napi::Value& value, const char* name) {
-  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-    kInvalidArgument.ThrowTypeError(value.Env(), std::string(name) + " must be a Uint8Array");
-  }
-  return value.As<Napi::Uint8Array>();
-}
-
 }  // namespace
 
 std::size_t SpanIOReader::operator()(void* ptr, std::size_t itemSize, std::size_t items) {
@@ -112,7 +105,7 @@ Napi::Value IndexBytes::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::vector<uint8_t>& data = Live(env);
   const std::size_t offset = RequireByteCount(info[0], "offset");
-  Napi::Uint8Array target = RequireBytes(info[1], "target");
+  Napi::Uint8Array target = kInvalidArgument.RequireUint8Array(info[1], "target");
   if (offset > data.size()) kInvalidArgument.ThrowRangeError(env, "offset is past the end of the bytes");
   const std::size_t count = std::min(target.ElementLength(), data.size() - offset);
   if (count > 0) std::memcpy(target.Data(), data.data() + offset, count);
@@ -124,7 +117,7 @@ void IndexBytes::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<uint8_t>& data = Live(env);
   const std::size_t offset = RequireByteCount(info[0], "offset");
-  const Napi::Uint8Array source = RequireBytes(info[1], "source");
+  const Napi::Uint8Array source = kInvalidArgument.RequireUint8Array(info[1], "source");
   if (offset > data.size() || source.ElementLength() > data.size() - offset) {
     kInvalidArgument.ThrowRangeError(env, "write past the end of the bytes");
   }

@@ -342,20 +342,18 @@ Napi::Value IndexHandle::Read(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value IndexHandle::Deserialize(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   const Napi::Uint8Array bytes = kInvalidArgument.RequireUint8Array(info[0], "bytes");
-  std::unique_ptr<faiss::Index> index(CallFaiss(env, "deserialize", [&] {
-    SpanIOReader reader(bytes.Data(), bytes.ElementLength());
-    return faiss::read_index(&reader);
-  }));
-  return Adopt(env, std::move(index));
+  return AdoptSerialized(info.Env(), bytes.Data(), bytes.ElementLength());
 }
 
 Napi::Value IndexHandle::DeserializeBytes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
   const std::vector<uint8_t>& bytes = IndexBytes::RequireLive(info[0], "bytes");
+  return AdoptSerialized(info.Env(), bytes.data(), bytes.size());
+}
+
+Napi::Value IndexHandle::AdoptSerialized(Napi::Env env, const uint8_t* data, std::size_t size) {
   std::unique_ptr<faiss::Index> index(CallFaiss(env, "deserialize", [&] {
-    SpanIOReader reader(bytes.data(), bytes.size());
+    SpanIOReader reader(data, size);
     return faiss::read_index(&reader);
   }));
   return Adopt(env, std::move(index));
@@ -482,7 +480,8 @@ Napi::Value IndexHandle::AddWithIdsAsync(const Napi::CallbackInfo& info) {
 
 Napi::Value IndexHandle::ChangeAsync(const Napi::CallbackInfo& info, const char* operation,
                                      std::function<void()> change) {
-  // Searches already running on worker threads finish first; every later call waits for the promise (LiveIndex).
+  // Searches already running on worker threads finish first; every later call is refused until the promise settles
+  // (LiveIndex), and dispose() waits for it.
   WaitForSearches();
   auto* worker = new ChangeWorker(info.This().As<Napi::Object>(), *this, operation, std::move(change));
   changingAsync_ = true;

@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -33,6 +35,8 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   static Napi::Value Deserialize(const Napi::CallbackInfo& info);
   static Napi::Value DeserializeBytes(const Napi::CallbackInfo& info);
   static Napi::Value Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index);
+  // An index read from `size` serialised bytes at `data` (faiss reads them in place).
+  static Napi::Value AdoptSerialized(Napi::Env env, const uint8_t* data, std::size_t size);
 
   Napi::Value Dimension(const Napi::CallbackInfo& info);
   Napi::Value Count(const Napi::CallbackInfo& info);

@@ -79,7 +79,8 @@ interface NativeBinding {
     create(dimension: number, description: string, metric?: Metric): NativeIndex;
     read(path: string): NativeIndex;
     deserialize(bytes: Uint8Array): NativeIndex;
-    deserializeBytes(bytes: NativeIndexBytes | unknown): NativeIndex;
+    /** Refuses anything but an IndexBytes' native object with ERR_FAISS_INVALID_ARGUMENT. */
+    deserializeBytes(bytes: unknown): NativeIndex;
   };
   IndexBytes: { allocate(length: number): NativeIndexBytes };
   setThreadCount(count: number): void;

@@ -302,7 +302,6 @@ export class SqliteTemplateStore implements TemplateStore {
         'SELECT coalesce(sum(n), 0) AS n FROM template_counts WHERE partition = ?',
       ),
       deletePartition: db.prepare('DELETE FROM partitions WHERE name = ?'),
-      deletePartitionSubjects: db.prepare('DELETE FROM subjects WHERE partition = ?'),
       eraseBatch: [
         'DELETE FROM templates WHERE faiss_id IN (SELECT faiss_id FROM templates WHERE partition = @partition LIMIT @limit)',
         `DELETE FROM subjects WHERE partition = @partition
@@ -313,11 +312,7 @@ export class SqliteTemplateStore implements TemplateStore {
         `DELETE FROM removal_requests WHERE partition = @partition
            AND request_id IN (SELECT request_id FROM removal_requests WHERE partition = @partition LIMIT @limit)`,
       ].map((sql) => db.prepare<[{ partition: string; limit: number }]>(sql)),
-      deletePartitionTemplates: db.prepare('DELETE FROM templates WHERE partition = ?'),
       deletePartitionCounts: db.prepare('DELETE FROM template_counts WHERE partition = ?'),
-      deletePartitionChanges: db.prepare('DELETE FROM changes WHERE partition = ?'),
-      deletePartitionAppends: db.prepare('DELETE FROM append_requests WHERE partition = ?'),
-      deletePartitionRemovals: db.prepare('DELETE FROM removal_requests WHERE partition = ?'),
       // Compare-and-set: a row deleted (or re-sealed by someone else) meanwhile is left alone.
       resealTemplate: db.prepare('UPDATE templates SET template = ? WHERE faiss_id = ? AND template = ?'),
     };
@@ -460,13 +455,9 @@ export class SqliteTemplateStore implements TemplateStore {
       return erased > 0;
     });
     this.finishPartitionDeletionInSavepoint = db.transaction((partition: string): void => {
+      // The partition's rows went batch by batch before (erasePartitionBatchInSavepoint).
       if (statements.selectDeletion.get(partition) === undefined) return;
-      statements.deletePartitionTemplates.run(partition);
       statements.deletePartitionCounts.run(partition);
-      statements.deletePartitionSubjects.run(partition);
-      statements.deletePartitionChanges.run(partition);
-      statements.deletePartitionAppends.run(partition);
-      statements.deletePartitionRemovals.run(partition);
       statements.deletePartition.run(partition);
       statements.deleteDeletion.run(partition);
     });
