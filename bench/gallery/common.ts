@@ -60,4 +60,6 @@ export interface ColdStartReport {
   bytes_per_template: number;
   recovery: string[];
   first_search_ms: number;
+  /** The longest gap between ticks of a 1-ms timer while the gallery opened: what a request would have waited. */
+  longest_hold_ms: number;
 }

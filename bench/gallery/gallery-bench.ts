@@ -364,7 +364,10 @@ function markdown(r: Record<string, unknown>): string {
       'memory per template, Flat (RSS delta / n)',
       `${Number(get('cold_start_flat_snapshot.bytes_per_template')).toFixed(0)} B`,
     ],
-    ['cold start from snapshot, Flat', s('cold_start_flat_snapshot.open_seconds')],
+    [
+      'cold start from snapshot, Flat: seconds / longest hold of the event loop',
+      `${s('cold_start_flat_snapshot.open_seconds')} / ${ms('cold_start_flat_snapshot.longest_hold_ms')}`,
+    ],
     ['cold start without snapshot (rebuild), Flat', s('cold_start_flat_rebuild.open_seconds')],
   ];
   if (r.approximate === undefined)
@@ -375,7 +378,10 @@ function markdown(r: Record<string, unknown>): string {
       `memory per template, ${r.approximate_index}`,
       `${Number(get('cold_start_approximate_snapshot.bytes_per_template')).toFixed(0)} B`,
     ],
-    [`cold start from snapshot, ${r.approximate_index}`, s('cold_start_approximate_snapshot.open_seconds')],
+    [
+      `cold start from snapshot, ${r.approximate_index}: seconds / longest hold of the event loop`,
+      `${s('cold_start_approximate_snapshot.open_seconds')} / ${ms('cold_start_approximate_snapshot.longest_hold_ms')}`,
+    ],
   );
   for (const run of r.approximate as Array<Record<string, number>>) {
     rows.push([

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { describe, test } from 'node:test';
 
-import { FaissIndex, getThreadCount, setThreadCount, type IndexBytes } from '@facegate/faiss';
+import { FaissIndex, IndexBytes, getThreadCount, setThreadCount } from '@facegate/faiss';
 
 import { randomUnitVectors, row, sequentialIds } from './helpers.js';
 
@@ -134,6 +134,76 @@ describe('serializeToBytes', () => {
     assert.equal(FaissIndex.deserializeBytes(bytes).ntotal, 3000);
     bytes.dispose();
     await assert.rejects(index.serializeToBytes(), { code: 'ERR_FAISS_DISPOSED' });
+  });
+});
+
+describe('deserializeBytesAsync', () => {
+  const base = randomUnitVectors(3000, DIMENSION, 31);
+  const queries = randomUnitVectors(10, DIMENSION, 32);
+
+  test('reads back the index deserializeBytes reads, for Flat, HNSW and PCA + HNSW + refine', async () => {
+    for (const description of ['IDMap2,Flat', 'IDMap2,HNSW16', 'IDMap2,PCA32,HNSW16,RFlat']) {
+      const index = FaissIndex.create(DIMENSION, description);
+      if (!index.isTrained) index.train(base);
+      index.addWithIds(base, sequentialIds(3000, 11n));
+      const bytes = await index.serializeToBytes();
+      const synchronous = FaissIndex.deserializeBytes(bytes);
+      const pending = FaissIndex.deserializeBytesAsync(bytes);
+      // Taken at the call: JS can no longer free or overwrite what the worker thread reads.
+      assert.equal(bytes.isDisposed, true);
+      assert.throws(() => bytes.write(0, new Uint8Array(1)), { code: 'ERR_FAISS_DISPOSED' });
+      const copy = await pending;
+      assert.deepEqual(
+        [copy.ntotal, copy.dimension, copy.metric, copy.simdHnswStorage],
+        [synchronous.ntotal, synchronous.dimension, synchronous.metric, synchronous.simdHnswStorage],
+      );
+      assert.deepEqual(copy.search(queries, 5), synchronous.search(queries, 5));
+      for (const disposable of [copy, synchronous, index]) disposable.dispose();
+    }
+  });
+
+  test('bytes of 2 MiB and more (mapped pages, not zero-filled by hand) start zeroed and round-trip', async () => {
+    for (const length of [0, 1, 100, 2 << 20, (2 << 20) + 1, 5 << 20]) {
+      const bytes = IndexBytes.allocate(length);
+      const all = new Uint8Array(length);
+      assert.equal(bytes.read(0, all), length);
+      assert.equal(
+        all.every((byte) => byte === 0),
+        true,
+        `${length} bytes`,
+      );
+      if (length > 0) {
+        bytes.write(length - 1, Uint8Array.of(7));
+        const last = new Uint8Array(1);
+        bytes.read(length - 1, last);
+        assert.equal(last[0], 7);
+      }
+      bytes.dispose();
+    }
+    // Over 2 MiB serialised, through serializeToBytes' and deserializeBytesAsync's mapped buffers.
+    const large = randomUnitVectors(12_000, DIMENSION, 33);
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(large, sequentialIds(12_000));
+    const bytes = await index.serializeToBytes();
+    assert.ok(bytes.length > 2 << 20, `${bytes.length} bytes`);
+    const copy = await FaissIndex.deserializeBytesAsync(bytes);
+    assert.deepEqual(copy.search(queries, 5), index.search(queries, 5));
+    assert.deepEqual(copy.reconstruct(11_999n), index.reconstruct(11_999n));
+    copy.dispose();
+    index.dispose();
+  });
+
+  test('several at once, while the JS thread goes on', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    const copies = await Promise.all(
+      Array.from({ length: 4 }, async () => FaissIndex.deserializeBytesAsync(await index.serializeToBytes())),
+    );
+    for (const copy of copies) {
+      assert.deepEqual(copy.search(queries, 3), index.search(queries, 3));
+      copy.dispose();
+    }
+    index.dispose();
   });
 });
 

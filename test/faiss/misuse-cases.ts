@@ -340,6 +340,33 @@ export const misuseCases: MisuseCase[] = [
   { name: 'disposed bytes: read', code: gone, run: () => disposedBytes().read(0, new Uint8Array(1)) },
   { name: 'disposed bytes: write', code: gone, run: () => disposedBytes().write(0, new Uint8Array(1)) },
   { name: 'disposed bytes: deserializeBytes', code: gone, run: () => FaissIndex.deserializeBytes(disposedBytes()) },
+  {
+    name: 'deserializeBytesAsync: zeroed bytes',
+    code: failure,
+    rejects: true,
+    run: () => FaissIndex.deserializeBytesAsync(IndexBytes.allocate(64)),
+  },
+  ...[4, 60, 300].map((keep): MisuseCase => ({
+    name: `deserializeBytesAsync: index truncated to ${keep} bytes`,
+    code: failure,
+    rejects: true,
+    run: () => FaissIndex.deserializeBytesAsync(truncatedBytes(keep)),
+  })),
+  {
+    name: 'deserializeBytesAsync: a Uint8Array',
+    code: invalid,
+    run: () => FaissIndex.deserializeBytesAsync(untyped(serializedFlat())),
+  },
+  {
+    name: "deserializeBytesAsync: an object with IndexBytes' prototype",
+    code: invalid,
+    run: () => FaissIndex.deserializeBytesAsync(Object.create(IndexBytes.prototype) as IndexBytes),
+  },
+  {
+    name: 'disposed bytes: deserializeBytesAsync',
+    code: gone,
+    run: () => FaissIndex.deserializeBytesAsync(disposedBytes()),
+  },
 
   // async changes: checked before they start, so a bad call throws at once
   {

@@ -9,7 +9,7 @@ import { mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.j
 const l2Engine: VectorIndexEngine = {
   create: (dimension, description) => FaissIndex.create(dimension, description, 'l2'),
   allocateBytes: (length) => IndexBytes.allocate(length),
-  deserializeBytes: (bytes) => FaissIndex.deserializeBytes(bytes as IndexBytes),
+  deserializeBytes: (bytes) => FaissIndex.deserializeBytesAsync(bytes as IndexBytes),
 };
 
 describe('L2-metric indexes', () => {

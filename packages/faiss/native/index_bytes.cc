@@ -41,6 +41,16 @@ std::size_t SpanIOReader::operator()(void* ptr, std::size_t itemSize, std::size_
   return count;
 }
 
+std::size_t BufferIOWriter::operator()(const void* ptr, std::size_t itemSize, std::size_t items) {
+  const std::size_t bytes = itemSize * items;
+  if (bytes > 0) {
+    const std::size_t at = data_.size();
+    data_.resize(at + bytes);
+    std::memcpy(data_.data() + at, ptr, bytes);
+  }
+  return items;
+}
+
 Napi::Function IndexBytes::DefineClass(Napi::Env env) {
   Napi::Function constructor = ObjectWrap<IndexBytes>::DefineClass(
       env, "IndexBytes",
@@ -60,16 +70,16 @@ IndexBytes::IndexBytes(const Napi::CallbackInfo& info) : ObjectWrap<IndexBytes>(
   if (info.Length() != 1 || !info[0].IsExternal()) {
     kInvalidArgument.ThrowTypeError(info.Env(), "IndexBytes cannot be constructed directly; use allocate()");
   }
-  data_ = std::move(*info[0].As<Napi::External<std::vector<uint8_t>>>().Data());
+  data_ = std::move(*info[0].As<Napi::External<ByteBuffer>>().Data());
   info.This().As<Napi::Object>().TypeTag(&kIndexBytesTag);
 }
 
-Napi::Object IndexBytes::Adopt(Napi::Env env, std::vector<uint8_t> data) {
+Napi::Object IndexBytes::Adopt(Napi::Env env, ByteBuffer data) {
   // The constructor moves out of `data`; if construction fails first, `data` still owns the bytes and frees them.
-  return GetAddonData(env).bytesConstructor.New({Napi::External<std::vector<uint8_t>>::New(env, &data)});
+  return GetAddonData(env).bytesConstructor.New({Napi::External<ByteBuffer>::New(env, &data)});
 }
 
-const std::vector<uint8_t>& IndexBytes::RequireLive(const Napi::Value& value, const char* name) {
+const ByteBuffer& IndexBytes::RequireLive(const Napi::Value& value, const char* name) {
   Napi::Env env = value.Env();
   if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kIndexBytesTag)) {
     kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be an IndexBytes");
@@ -77,10 +87,17 @@ const std::vector<uint8_t>& IndexBytes::RequireLive(const Napi::Value& value, co
   return Unwrap(value.As<Napi::Object>())->Live(env);
 }
 
+ByteBuffer IndexBytes::Take(const Napi::Value& value, const char* name) {
+  RequireLive(value, name);
+  IndexBytes* bytes = Unwrap(value.As<Napi::Object>());
+  bytes->disposed_ = true;
+  return std::move(bytes->data_);
+}
+
 Napi::Value IndexBytes::Allocate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::size_t length = RequireByteCount(info[0], "length");
-  std::vector<uint8_t> data;
+  ByteBuffer data;
   try {
     data.resize(length);
   } catch (const std::bad_alloc&) {
@@ -89,7 +106,7 @@ Napi::Value IndexBytes::Allocate(const Napi::CallbackInfo& info) {
   return Adopt(env, std::move(data));
 }
 
-std::vector<uint8_t>& IndexBytes::Live(Napi::Env env) {
+ByteBuffer& IndexBytes::Live(Napi::Env env) {
   if (disposed_) kDisposed.ThrowError(env, "the index bytes have been disposed");
   return data_;
 }
@@ -103,7 +120,7 @@ Napi::Value IndexBytes::IsDisposed(const Napi::CallbackInfo& info) { return Napi
 // read(offset, target): copies the bytes from `offset` into `target`, as many as both hold; returns how many.
 Napi::Value IndexBytes::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::vector<uint8_t>& data = Live(env);
+  const ByteBuffer& data = Live(env);
   const std::size_t offset = RequireByteCount(info[0], "offset");
   Napi::Uint8Array target = kInvalidArgument.RequireUint8Array(info[1], "target");
   if (offset > data.size()) kInvalidArgument.ThrowRangeError(env, "offset is past the end of the bytes");
@@ -115,7 +132,7 @@ Napi::Value IndexBytes::Read(const Napi::CallbackInfo& info) {
 // write(offset, source): copies all of `source` to `offset`; refuses a write past the end.
 void IndexBytes::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::vector<uint8_t>& data = Live(env);
+  ByteBuffer& data = Live(env);
   const std::size_t offset = RequireByteCount(info[0], "offset");
   const Napi::Uint8Array source = kInvalidArgument.RequireUint8Array(info[1], "source");
   if (offset > data.size() || source.ElementLength() > data.size() - offset) {
@@ -127,7 +144,7 @@ void IndexBytes::Write(const Napi::CallbackInfo& info) {
 void IndexBytes::Dispose(const Napi::CallbackInfo&) {
   // Idempotent, like closing a file handle twice.
   disposed_ = true;
-  std::vector<uint8_t>().swap(data_);
+  ByteBuffer().swap(data_);
 }
 
 }  // namespace facegate_faiss

@@ -11,16 +11,21 @@
 
 #include <faiss/impl/io.h>
 
+#include "byte_buffer.h"
+
 namespace facegate_faiss {
 
 class IndexBytes : public Napi::ObjectWrap<IndexBytes> {
  public:
   static Napi::Function DefineClass(Napi::Env env);
   // A new IndexBytes that owns `data`.
-  static Napi::Object Adopt(Napi::Env env, std::vector<uint8_t> data);
+  static Napi::Object Adopt(Napi::Env env, ByteBuffer data);
   // The IndexBytes behind `value`, or a JS error when it is something else (checked by type tag, not by prototype)
   // or already disposed.
-  static const std::vector<uint8_t>& RequireLive(const Napi::Value& value, const char* name);
+  static const ByteBuffer& RequireLive(const Napi::Value& value, const char* name);
+  // The bytes behind `value`, moved out: the IndexBytes is disposed from then on (for work on another thread, which
+  // JS can then neither free nor overwrite under it). Refuses what RequireLive refuses.
+  static ByteBuffer Take(const Napi::Value& value, const char* name);
 
   // Only through allocate() or Adopt(); `new IndexBytes()` from JS is rejected.
   explicit IndexBytes(const Napi::CallbackInfo& info);
@@ -33,10 +38,20 @@ class IndexBytes : public Napi::ObjectWrap<IndexBytes> {
   void Write(const Napi::CallbackInfo& info);
   void Dispose(const Napi::CallbackInfo& info);
 
-  std::vector<uint8_t>& Live(Napi::Env env);
+  ByteBuffer& Live(Napi::Env env);
 
-  std::vector<uint8_t> data_;
+  ByteBuffer data_;
   bool disposed_ = false;
+};
+
+// faiss::write_index into a ByteBuffer (faiss's VectorIOWriter writes a std::vector of the default allocator); reserve
+// the buffer first for one allocation.
+struct BufferIOWriter : faiss::IOWriter {
+  explicit BufferIOWriter(ByteBuffer& data) : data_(data) {}
+  std::size_t operator()(const void* ptr, std::size_t itemSize, std::size_t items) override;
+
+ private:
+  ByteBuffer& data_;
 };
 
 // faiss::read_index over borrowed bytes, without the copy faiss's VectorIOReader makes.

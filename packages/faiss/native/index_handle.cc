@@ -208,10 +208,9 @@ class SerializeWorker : public IndexWorker {
     RunFaiss("serializeToBytes", [this] {
       CountingIOWriter counter;
       faiss::write_index(&index_, &counter);
-      faiss::VectorIOWriter writer;
-      writer.data.reserve(counter.bytes);
+      data_.reserve(counter.bytes);
+      BufferIOWriter writer(data_);
       faiss::write_index(&index_, &writer);
-      data_ = std::move(writer.data);
     });
   }
 
@@ -219,7 +218,7 @@ class SerializeWorker : public IndexWorker {
 
  private:
   const faiss::Index& index_;
-  std::vector<uint8_t> data_;
+  ByteBuffer data_;
 };
 
 // trainAsync() or addWithIdsAsync(): adding 4,096 templates to an HNSW graph of 16k took 0.9–2.7 s, which a shard
@@ -251,6 +250,48 @@ class ChangeWorker : public IndexWorker {
   std::function<void()> change_;
 };
 
+// deserializeBytesAsync(): a shard of 250k 512-d templates takes ~0.3 s to read back, which on the JS thread stalled
+// every request while a gallery opened a partition (on its first request) or a worker took over a shard. The bytes are
+// the worker's own (moved out of their IndexBytes), freed as soon as faiss has read them.
+class DeserializeWorker : public Napi::AsyncWorker {
+ public:
+  DeserializeWorker(Napi::Env env, ByteBuffer bytes)
+      : Napi::AsyncWorker(env, "facegate:faiss.deserializeBytesAsync"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        bytes_(std::move(bytes)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    ApplyRequestedThreadCount();
+    try {
+      SpanIOReader reader(bytes_.data(), bytes_.size());
+      index_.reset(faiss::read_index(&reader));
+      // Here rather than in Adopt on the JS thread: it copies an HNSW graph's vectors.
+      UseSimdHnswStorage(*index_);
+    } catch (const std::exception& error) {
+      SetError(DescribeFailure("deserializeBytesAsync", error));
+    }
+    ByteBuffer().swap(bytes_);
+  }
+
+  void OnOK() override {
+    try {
+      deferred_.Resolve(IndexHandle::Adopt(Env(), std::move(index_)));
+    } catch (const Napi::Error& error) {
+      deferred_.Reject(error.Value());
+    }
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  ByteBuffer bytes_;
+  std::unique_ptr<faiss::Index> index_;
+};
+
 }  // namespace
 
 Napi::Function IndexHandle::DefineClass(Napi::Env env) {
@@ -261,6 +302,7 @@ Napi::Function IndexHandle::DefineClass(Napi::Env env) {
           StaticMethod<&IndexHandle::Read>("read"),
           StaticMethod<&IndexHandle::Deserialize>("deserialize"),
           StaticMethod<&IndexHandle::DeserializeBytes>("deserializeBytes"),
+          StaticMethod<&IndexHandle::DeserializeBytesAsync>("deserializeBytesAsync"),
           InstanceAccessor<&IndexHandle::Dimension>("dimension"),
           InstanceAccessor<&IndexHandle::Count>("ntotal"),
           InstanceAccessor<&IndexHandle::IsTrained>("isTrained"),
@@ -347,8 +389,15 @@ Napi::Value IndexHandle::Deserialize(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value IndexHandle::DeserializeBytes(const Napi::CallbackInfo& info) {
-  const std::vector<uint8_t>& bytes = IndexBytes::RequireLive(info[0], "bytes");
+  const ByteBuffer& bytes = IndexBytes::RequireLive(info[0], "bytes");
   return AdoptSerialized(info.Env(), bytes.data(), bytes.size());
+}
+
+Napi::Value IndexHandle::DeserializeBytesAsync(const Napi::CallbackInfo& info) {
+  ByteBuffer bytes = IndexBytes::Take(info[0], "bytes");
+  auto* worker = new DeserializeWorker(info.Env(), std::move(bytes));
+  worker->Queue();
+  return worker->Promise();
 }
 
 Napi::Value IndexHandle::AdoptSerialized(Napi::Env env, const uint8_t* data, std::size_t size) {

@@ -34,7 +34,12 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   static Napi::Value Read(const Napi::CallbackInfo& info);
   static Napi::Value Deserialize(const Napi::CallbackInfo& info);
   static Napi::Value DeserializeBytes(const Napi::CallbackInfo& info);
+  static Napi::Value DeserializeBytesAsync(const Napi::CallbackInfo& info);
+ public:
+  // A new NativeIndex owning `index`; throws a JS error for a metric it does not support.
   static Napi::Value Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index);
+
+ private:
   // An index read from `size` serialised bytes at `data` (faiss reads them in place).
   static Napi::Value AdoptSerialized(Napi::Env env, const uint8_t* data, std::size_t size);
 

@@ -81,6 +81,8 @@ interface NativeBinding {
     deserialize(bytes: Uint8Array): NativeIndex;
     /** Refuses anything but an IndexBytes' native object with ERR_FAISS_INVALID_ARGUMENT. */
     deserializeBytes(bytes: unknown): NativeIndex;
+    /** Takes the bytes (their IndexBytes is disposed at once); the same refusals as deserializeBytes, thrown. */
+    deserializeBytesAsync(bytes: unknown): Promise<NativeIndex>;
   };
   IndexBytes: { allocate(length: number): NativeIndexBytes };
   setThreadCount(count: number): void;
@@ -206,6 +208,18 @@ export class FaissIndex {
   static deserializeBytes(bytes: IndexBytes): FaissIndex {
     // Anything else goes to the binding as it is, which refuses it with ERR_FAISS_INVALID_ARGUMENT.
     return new FaissIndex(binding.NativeIndex.deserializeBytes(isIndexBytes(bytes) ? nativeBytes(bytes) : bytes));
+  }
+
+  /**
+   * {@link deserializeBytes} on a libuv worker thread, so that the JS thread goes on serving meanwhile. It takes the
+   * bytes: `bytes` is disposed as soon as this is called (its memory freed once faiss has read it), so that nothing
+   * can free or overwrite it under the read. A refused argument throws at once, as {@link trainAsync}'s do; a
+   * malformed index rejects the promise with ERR_FAISS_FAILURE.
+   */
+  static deserializeBytesAsync(bytes: IndexBytes): Promise<FaissIndex> {
+    return binding.NativeIndex.deserializeBytesAsync(isIndexBytes(bytes) ? nativeBytes(bytes) : bytes).then(
+      (native) => new FaissIndex(native),
+    );
   }
 
   get dimension(): number {

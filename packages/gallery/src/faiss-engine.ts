@@ -15,5 +15,5 @@ export const faissEngine: VectorIndexEngine = {
   create: (dimension, description) => FaissIndex.create(dimension, description, metricFor(description)),
   allocateBytes: (length) => IndexBytes.allocate(length),
   // Bytes this engine made (allocateBytes, serializeToBytes); anything else is refused by the binding with a JS error.
-  deserializeBytes: (bytes) => FaissIndex.deserializeBytes(bytes as IndexBytes),
+  deserializeBytes: (bytes) => FaissIndex.deserializeBytesAsync(bytes as IndexBytes),
 };

@@ -397,7 +397,7 @@ export class Shard {
         );
         let index: VectorIndex;
         try {
-          index = engine.deserializeBytes(bytes);
+          index = await engine.deserializeBytes(bytes);
         } finally {
           bytes.dispose();
         }

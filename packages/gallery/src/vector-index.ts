@@ -53,8 +53,12 @@ export interface VectorIndexEngine {
   create(dimension: number, description: string): VectorIndex;
   /** `length` bytes to fill with {@link IndexBytes.write} and load with {@link deserializeBytes}. */
   allocateBytes(length: number): IndexBytes;
-  /** Loads an index from {@link VectorIndex.serializeToBytes}'s bytes, or bytes from {@link allocateBytes}. */
-  deserializeBytes(bytes: IndexBytes): VectorIndex;
+  /**
+   * Loads an index from {@link VectorIndex.serializeToBytes}'s bytes, or bytes from {@link allocateBytes}, off the JS
+   * thread: a gallery opens a partition on its first request, while it serves others. Takes the bytes (they may be
+   * disposed by the call).
+   */
+  deserializeBytes(bytes: IndexBytes): Promise<VectorIndex>;
 }
 
 export const DEFAULT_INDEX_DESCRIPTION = 'IDMap2,Flat';
