@@ -207,6 +207,61 @@ describe('deserializeBytesAsync', () => {
   });
 });
 
+describe('spareCapacity and reserveAsync', () => {
+  const base = randomUnitVectors(3000, DIMENSION, 34);
+  const queries = randomUnitVectors(10, DIMENSION, 35);
+
+  test('grow a flat index off the JS thread, its codes and answers unchanged', async () => {
+    for (const description of ['IDMap2,Flat', 'IDMap,Flat', 'Flat', 'IDMap2,SQ8']) {
+      const index = FaissIndex.create(DIMENSION, description);
+      if (!index.isTrained) index.train(base);
+      if (description === 'Flat') index.add(base);
+      else index.addWithIds(base, sequentialIds(3000));
+      const before = index.search(queries, 5);
+      const spare = index.spareCapacity;
+      assert.equal(typeof spare, 'number', description);
+      assert.equal(await index.reserveAsync(10_000), true, description);
+      assert.equal(index.spareCapacity, 7000, description);
+      assert.deepEqual(index.search(queries, 5), before, description);
+      // Room enough already: nothing to do.
+      assert.equal(await index.reserveAsync(9000), false, description);
+      if (description === 'Flat') index.add(base);
+      else index.addWithIds(base, sequentialIds(3000, 3000n));
+      assert.equal(index.spareCapacity, 4000, description);
+      assert.equal(index.ntotal, 6000);
+      index.dispose();
+    }
+  });
+
+  test('an async search running meanwhile sees the same index; adds go on while the storage is prepared', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    const expected = index.search(queries, 5);
+    const growing = index.reserveAsync(100_000);
+    const searching = index.searchAsync(queries, 5);
+    index.addWithIds(randomUnitVectors(1, DIMENSION, 36), BigInt64Array.of(50_000n));
+    assert.equal(await growing, true);
+    assert.deepEqual(await searching, expected);
+    assert.equal(index.ntotal, 3001);
+    assert.deepEqual(index.reconstruct(50_000n), randomUnitVectors(1, DIMENSION, 36));
+    assert.deepEqual(index.reconstruct(7n), base.slice(7 * DIMENSION, 8 * DIMENSION));
+    index.dispose();
+  });
+
+  test('nothing to do for other layouts, or once the index is gone', async () => {
+    const hnsw = FaissIndex.create(DIMENSION, 'IDMap2,HNSW16');
+    hnsw.addWithIds(base, sequentialIds(3000));
+    assert.equal(hnsw.spareCapacity, null);
+    assert.equal(await hnsw.reserveAsync(10_000), false);
+    hnsw.dispose();
+    const flat = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    flat.addWithIds(base, sequentialIds(3000));
+    const growing = flat.reserveAsync(10_000);
+    flat.dispose();
+    assert.equal(await growing, false);
+  });
+});
+
 describe('trainAsync and addWithIdsAsync', () => {
   const base = randomUnitVectors(2000, DIMENSION, 29);
   const queries = randomUnitVectors(20, DIMENSION, 30);

@@ -340,6 +340,13 @@ export const misuseCases: MisuseCase[] = [
   { name: 'disposed bytes: read', code: gone, run: () => disposedBytes().read(0, new Uint8Array(1)) },
   { name: 'disposed bytes: write', code: gone, run: () => disposedBytes().write(0, new Uint8Array(1)) },
   { name: 'disposed bytes: deserializeBytes', code: gone, run: () => FaissIndex.deserializeBytes(disposedBytes()) },
+  { name: 'reserveAsync: a negative count', code: invalid, run: () => flat().reserveAsync(-1) },
+  { name: 'reserveAsync: a fraction', code: invalid, run: () => flat().reserveAsync(1.5) },
+  { name: 'reserveAsync: NaN', code: invalid, run: () => flat().reserveAsync(Number.NaN) },
+  { name: 'reserveAsync: over 2^40', code: invalid, run: () => flat().reserveAsync(2 ** 41) },
+  { name: 'reserveAsync: a string', code: invalid, run: () => flat().reserveAsync(untyped('10')) },
+  { name: 'disposed: reserveAsync', code: gone, run: () => disposed().reserveAsync(10) },
+  { name: 'disposed: spareCapacity', code: gone, run: () => disposed().spareCapacity },
   {
     name: 'deserializeBytesAsync: zeroed bytes',
     code: failure,

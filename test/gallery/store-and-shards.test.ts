@@ -6,6 +6,7 @@ import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore, statsFromStore } from '@facegate/gallery';
 import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
+import { GROW_AHEAD_MIN_VECTORS } from '../../packages/gallery/src/vector-index.js';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 import { addSubjects, describeTemplateStoreContract } from './store-contract.js';
 
@@ -30,6 +31,32 @@ describe('shard routing', () => {
     const counts = new Array<number>(8).fill(0);
     for (let i = 0; i < 80_000; i++) counts[shardOf(`subject-${i}`, 8)]!++;
     for (const count of counts) assert.ok(Math.abs(count - 10_000) < 500, `uneven shard: ${counts.join(',')}`);
+  });
+
+  it('takes enrolments into a large shard opened from its snapshot, whose storage is full (grown off the loop)', async () => {
+    await withTempDir(async (dir) => {
+      const random = seededRandom(12);
+      const first = await Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0 });
+      const vectors = Array.from({ length: GROW_AHEAD_MIN_VECTORS + 100 }, () => randomUnitVector(random));
+      await Promise.all(vectors.map((vector, i) => first.enrol('p', `id-${i}`, vector, MODEL)));
+      await first.close();
+      const reopened = await Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0 });
+      assert.equal(reopened.shardInfos()[0]!.recovery, 'snapshot');
+      // The first add waits for the storage to grow; many at once, and more than the snapshot held.
+      const added = Array.from({ length: 600 }, () => randomUnitVector(random));
+      await Promise.all(added.map((vector, i) => reopened.enrol('p', `new-${i}`, vector, MODEL)));
+      for (const [subject, vector] of [
+        ['id-7', vectors[7]!],
+        ['new-0', added[0]!],
+        ['new-599', added[599]!],
+      ] as const) {
+        const [best] = await reopened.search('p', vector, MODEL, 1, 0);
+        assert.equal(best?.subjectId, subject);
+        assert.ok(best!.score > 0.999);
+      }
+      assert.equal(reopened.shardInfos()[0]!.models[0]!.vectors, vectors.length + added.length);
+      await reopened.close();
+    });
   });
 
   it('places each subject in the shard its hash names', async () => {

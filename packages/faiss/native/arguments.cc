@@ -114,4 +114,15 @@ int RequireThreadCount(const Napi::Value& value) {
   return static_cast<int>(count);
 }
 
+std::size_t RequireCount(const Napi::Value& value, const char* name) {
+  constexpr double kMaxCount = 1099511627776.0;  // 2^40
+  Napi::Env env = value.Env();
+  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a number");
+  const double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0 && number <= kMaxCount) || std::floor(number) != number) {
+    kInvalidArgument.ThrowRangeError(env, std::string(name) + " must be an integer between 0 and 2^40");
+  }
+  return static_cast<std::size_t>(number);
+}
+
 }  // namespace facegate_faiss

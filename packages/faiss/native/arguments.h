@@ -54,4 +54,8 @@ int64_t RequireNeighbourCount(const Napi::Value& value, std::size_t queryCount);
 
 int RequireThreadCount(const Napi::Value& value);
 
+// A byte or vector count: an integer from 0 to 2^40, far above any gallery shard's index and small enough that
+// offset + length cannot overflow.
+std::size_t RequireCount(const Napi::Value& value, const char* name);
+
 }  // namespace facegate_faiss

@@ -1,13 +1,13 @@
 #include "index_bytes.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <new>
 #include <string>
 #include <utility>
 
 #include "addon_data.h"
+#include "arguments.h"
 #include "errors.h"
 
 namespace facegate_faiss {
@@ -17,19 +17,6 @@ namespace {
 // Marks objects made by this class, so that an object merely given IndexBytes' prototype is refused before it is
 // unwrapped as one.
 constexpr napi_type_tag kIndexBytesTag = {0x6661636567617465ULL, 0x696e646578627974ULL};
-
-// Far above any gallery shard's index, small enough that offset + length cannot overflow.
-constexpr double kMaxBytes = 1099511627776.0;  // 1 TiB
-
-std::size_t RequireByteCount(const Napi::Value& value, const char* name) {
-  Napi::Env env = value.Env();
-  if (!value.IsNumber()) kInvalidArgument.ThrowTypeError(env, std::string(name) + " must be a number");
-  const double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= 0 && number <= kMaxBytes) || std::floor(number) != number) {
-    kInvalidArgument.ThrowRangeError(env, std::string(name) + " must be an integer between 0 and 2^40");
-  }
-  return static_cast<std::size_t>(number);
-}
 
 }  // namespace
 
@@ -96,7 +83,7 @@ ByteBuffer IndexBytes::Take(const Napi::Value& value, const char* name) {
 
 Napi::Value IndexBytes::Allocate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const std::size_t length = RequireByteCount(info[0], "length");
+  const std::size_t length = RequireCount(info[0], "length");
   ByteBuffer data;
   try {
     data.resize(length);
@@ -121,7 +108,7 @@ Napi::Value IndexBytes::IsDisposed(const Napi::CallbackInfo& info) { return Napi
 Napi::Value IndexBytes::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const ByteBuffer& data = Live(env);
-  const std::size_t offset = RequireByteCount(info[0], "offset");
+  const std::size_t offset = RequireCount(info[0], "offset");
   Napi::Uint8Array target = kInvalidArgument.RequireUint8Array(info[1], "target");
   if (offset > data.size()) kInvalidArgument.ThrowRangeError(env, "offset is past the end of the bytes");
   const std::size_t count = std::min(target.ElementLength(), data.size() - offset);
@@ -133,7 +120,7 @@ Napi::Value IndexBytes::Read(const Napi::CallbackInfo& info) {
 void IndexBytes::Write(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   ByteBuffer& data = Live(env);
-  const std::size_t offset = RequireByteCount(info[0], "offset");
+  const std::size_t offset = RequireCount(info[0], "offset");
   const Napi::Uint8Array source = kInvalidArgument.RequireUint8Array(info[1], "source");
   if (offset > data.size() || source.ElementLength() > data.size() - offset) {
     kInvalidArgument.ThrowRangeError(env, "write past the end of the bytes");

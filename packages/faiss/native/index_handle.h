@@ -28,6 +28,9 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // For the worker of trainAsync()/addWithIdsAsync(): its ticket, and the end of the change it ran.
   SearchGate& Searches() { return searches_; }
   void EndAsyncChange() { changingAsync_ = false; }
+  // For reserveAsync()'s worker, back on the JS thread: swaps `fresh` (at least as large as the stored codes) in as
+  // the flat-codes storage, the codes copied over; false when the index is gone, being changed, or no longer needs it.
+  bool AdoptStorage(std::vector<uint8_t>& fresh);
 
  private:
   static Napi::Value Create(const Napi::CallbackInfo& info);
@@ -49,6 +52,8 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   Napi::Value Metric(const Napi::CallbackInfo& info);
   Napi::Value IsDisposed(const Napi::CallbackInfo& info);
   Napi::Value HasSimdHnswStorage(const Napi::CallbackInfo& info);
+  Napi::Value SpareCapacity(const Napi::CallbackInfo& info);
+  Napi::Value ReserveAsync(const Napi::CallbackInfo& info);
 
   void Train(const Napi::CallbackInfo& info);
   Napi::Value TrainAsync(const Napi::CallbackInfo& info);

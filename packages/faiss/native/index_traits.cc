@@ -75,6 +75,12 @@ faiss::IndexHNSW* FindHnsw(faiss::Index& index) {
   }
 }
 
+faiss::IndexFlatCodes* FindFlatCodes(faiss::Index& index) {
+  faiss::Index* current = &index;
+  if (auto* idMap = dynamic_cast<faiss::IndexIDMap*>(current)) current = idMap->index;
+  return dynamic_cast<faiss::IndexFlatCodes*>(current);
+}
+
 void DisableHnswPolysemousTraining(faiss::Index& index) {
   if (auto* hnsw = FindHnsw(index)) {
     if (auto* pq = dynamic_cast<faiss::IndexPQ*>(hnsw->storage)) pq->do_polysemous_training = false;

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include <faiss/Index.h>
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 
@@ -43,6 +44,10 @@ faiss::IndexIVF* FindIvf(faiss::Index& index);
 // The HNSW index inside `index` (behind IDMap, IndexRefine or pre-transforms),
 // or nullptr when there is none.
 faiss::IndexHNSW* FindHnsw(faiss::Index& index);
+
+// The flat-codes storage (Flat, SQ, PQ) that `index` adds to directly or behind an IDMap, or nullptr for every other
+// layout (HNSW, IVF, pre-transforms, refine), whose growth this binding does not manage.
+faiss::IndexFlatCodes* FindFlatCodes(faiss::Index& index);
 
 // Turns off polysemous training of the PQ storage of an HNSW<M>_PQ<m> index
 // (also behind IDMap, IndexRefine or pre-transforms). faiss 1.7.3 enables it

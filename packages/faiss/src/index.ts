@@ -48,6 +48,8 @@ interface NativeIndex {
   readonly metric: Metric;
   readonly isDisposed: boolean;
   readonly simdHnswStorage: boolean;
+  readonly spareCapacity: number | null;
+  reserveAsync(vectors: number): Promise<boolean>;
   train(vectors: Float32Array): void;
   trainAsync(vectors: Float32Array): Promise<void>;
   add(vectors: Float32Array): void;
@@ -246,6 +248,26 @@ export class FaissIndex {
    */
   get simdHnswStorage(): boolean {
     return this.#native.simdHnswStorage;
+  }
+
+  /**
+   * How many more vectors an add can store before the index's storage reallocates (a copy of all it holds, on the
+   * calling thread); null where the index is not flat codes (Flat, SQ, PQ, bare or behind an IDMap), whose growth
+   * {@link reserveAsync} does not manage.
+   */
+  get spareCapacity(): number | null {
+    return this.#native.spareCapacity;
+  }
+
+  /**
+   * Room for `vectors` in all, made off the JS thread: the larger storage is allocated and its pages faulted in on a
+   * libuv worker thread, touching nothing of the index meanwhile (adds and searches go on); the stored codes are
+   * then copied into it on the JS thread, after async searches already running. Resolves true when it swapped the
+   * storage in; false where there is nothing to do (not flat codes, room enough already, or the index was disposed
+   * or is being changed by an async change). Out of memory rejects with ERR_FAISS_FAILURE.
+   */
+  reserveAsync(vectors: number): Promise<boolean> {
+    return this.#native.reserveAsync(vectors);
   }
 
   /** True after {@link dispose}; the only member that does not throw on a disposed index. */

@@ -23,6 +23,10 @@ export interface VectorIndex {
   /** Off the event loop, for an index nothing else uses until they settle (one being built). */
   trainAsync?(vectors: Float32Array): Promise<void>;
   addWithIdsAsync?(vectors: Float32Array, ids: BigInt64Array): Promise<void>;
+  /** Vectors an add can store before the storage reallocates; null (or absent) where the engine does not tell. */
+  readonly spareCapacity?: number | null;
+  /** Room for `vectors` in all, the storage grown off the event loop; true when it grew. */
+  reserveAsync?(vectors: number): Promise<boolean>;
   /** `threads`: OpenMP threads for this call (the engine's default when absent). */
   search(queries: Float32Array, k: number, threads?: number): IndexSearchResult;
   searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
@@ -70,6 +74,15 @@ const EXACT_FALLBACK_DESCRIPTION = 'IDMap2,Flat';
  * requests, which share the pool.
  */
 export const SYNC_SEARCH_MAX_VECTORS = 1024;
+
+/**
+ * From this many stored vectors on, an index's storage is grown ahead of its adds, off the event loop (where the
+ * engine can: {@link VectorIndex.reserveAsync}). A Flat index's storage doubles when an add outgrows it: copying 62.5k
+ * templates (128 MB) into fresh pages held the event loop 330–500 ms, on a VM where each page fault costs ~10 µs, and
+ * a shard opened from a snapshot is exactly full, so its first enrolment always paid it. Below this a reallocation
+ * costs less than handing it off.
+ */
+export const GROW_AHEAD_MIN_VECTORS = 4096;
 
 /**
  * Ids are allocated by the store, so indexes are wrapped in an id map; IVF indexes store
@@ -129,6 +142,8 @@ export class ModelIndex {
   private pendingAdds: PendingAdd[] = [];
   private pendingIds = new Set<bigint>();
   private pendingFlush: Promise<void> | undefined;
+  /** The storage being grown (reserveAsync), until it settles. */
+  private growth: Promise<boolean> | undefined;
   private searchParameters: Record<string, number>;
 
   constructor(options: {
@@ -283,7 +298,7 @@ export class ModelIndex {
     }
   }
 
-  private flushAdds(): void {
+  private async flushAdds(): Promise<void> {
     const batch = this.pendingAdds;
     this.pendingAdds = [];
     this.pendingIds = new Set();
@@ -296,7 +311,41 @@ export class ModelIndex {
       ids[i] = pending.faissId;
       vectors.set(pending.vector, i * dimension);
     });
+    await this.makeRoomFor(batch.length);
     this.index.addWithIds(vectors, ids);
+    this.growAhead();
+  }
+
+  /**
+   * Waits, where the storage would otherwise reallocate on the event loop, until it has grown off it. Under the write
+   * lock: searches of this index wait meanwhile, other partitions and shards do not.
+   */
+  private async makeRoomFor(count: number): Promise<void> {
+    const spare = this.index.spareCapacity;
+    if (spare == null || spare >= count || this.index.ntotal < GROW_AHEAD_MIN_VECTORS) return;
+    // A growth started earlier may have been sized before this batch: then the add reallocates as it always could.
+    await (this.growth ?? this.grow(count));
+  }
+
+  /** Starts growing the storage once it is seven-eighths full, so that adds seldom wait for it. */
+  private growAhead(): void {
+    const spare = this.index.spareCapacity;
+    const stored = this.index.ntotal;
+    if (spare == null || this.growth !== undefined || stored < GROW_AHEAD_MIN_VECTORS || spare > stored / 8) return;
+    void this.grow(0);
+  }
+
+  /** Room for twice what the index holds and `extra` more, as a vector's doubling would give. */
+  private grow(extra: number): Promise<boolean> {
+    const { index } = this;
+    const growth = (index.reserveAsync?.(index.ntotal * 2 + extra) ?? Promise.resolve(false))
+      // Out of memory: the next add reallocates as it always could, and fails there if it must.
+      .catch(() => false)
+      .finally(() => {
+        if (this.growth === growth) this.growth = undefined;
+      });
+    this.growth = growth;
+    return growth;
   }
 }
 

@@ -1,0 +1,52 @@
+/**
+ * How long the first enrolments into a large gallery opened from its snapshots hold the event loop. A shard's Flat
+ * index is read back exactly full, so its first add outgrows the storage: the gallery grows it off the event loop
+ * (ModelIndex, `reserveAsync`), where faiss's vector would double on it, copying every template into fresh pages.
+ *
+ *   node --conditions=development --import tsx bench/gallery/first-enrol-hold.ts [--n 250000] [--shards 4]
+ */
+import { parseArgs } from 'node:util';
+import { Gallery } from '@facegate/gallery';
+import { scratchDirectory } from '../../test/support/leftovers.js';
+import { templateFor } from './common.js';
+
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '250000' }, shards: { type: 'string', default: '4' } },
+});
+const n = Number(values.n);
+const options = {
+  dataDir: scratchDirectory('first-enrol-hold'),
+  shardCount: Number(values.shards),
+  snapshotIntervalMs: 0,
+};
+const building = await Gallery.open(options);
+await Promise.all(
+  Array.from({ length: 64 }, async (_, worker) => {
+    for (let i = worker; i < n; i += 64) await building.enrol('bench', `s${i}`, templateFor(i), 'bench-model');
+  }),
+);
+await building.close();
+
+const gallery = await Gallery.open(options);
+// The longest gap between ticks of a 1-ms timer: what a request arriving meanwhile would wait at most.
+let longest = 0;
+let last = performance.now();
+const ticks = setInterval(() => {
+  const now = performance.now();
+  longest = Math.max(longest, now - last);
+  last = now;
+}, 1);
+const lines: string[] = [];
+for (let i = 0; i < 3 * options.shardCount; i++) {
+  longest = 0;
+  const started = performance.now();
+  await gallery.enrol('bench', `new-${i}`, templateFor(n + i), 'bench-model');
+  const took = performance.now() - started;
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  lines.push(`enrolment ${i}: ${took.toFixed(1)} ms, the event loop held at most ${longest.toFixed(0)} ms at a time`);
+}
+clearInterval(ticks);
+await gallery.close();
+process.stdout.write(
+  `${n} templates in ${options.shardCount} shards, opened from their snapshots:\n${lines.join('\n')}\n`,
+);
