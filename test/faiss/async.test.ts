@@ -248,6 +248,33 @@ describe('spareCapacity and reserveAsync', () => {
     index.dispose();
   });
 
+  test('appends that fit, removals and other growths while the codes are copied: every code where it belongs', async () => {
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    index.addWithIds(base, sequentialIds(3000));
+    assert.equal(await index.reserveAsync(4000), true);
+    const extra = randomUnitVectors(900, DIMENSION, 37);
+    const row = (vectors: Float32Array, at: number): Float32Array =>
+      vectors.slice(at * DIMENSION, (at + 1) * DIMENSION);
+    // Appends that fit (they go on while the copy runs), one that does not fit (it waits for the copy), a second
+    // growth at once, and a removal (it waits, and sends the swap back to a full copy).
+    const first = index.reserveAsync(20_000);
+    index.addWithIds(extra.slice(0, 500 * DIMENSION), sequentialIds(500, 10_000n));
+    const second = index.reserveAsync(30_000);
+    assert.equal(index.removeIds(BigInt64Array.of(5n, 2999n, 10_001n)), 3);
+    index.addWithIds(extra.slice(500 * DIMENSION), sequentialIds(400, 10_500n));
+    const settled = await Promise.all([first, second]);
+    assert.ok(settled.includes(true), settled.join());
+    assert.equal(index.ntotal, 3897);
+    assert.ok(index.spareCapacity! >= 20_000 - 3897);
+    for (const id of [0, 6, 2998]) assert.deepEqual(index.reconstruct(BigInt(id)), row(base, id));
+    for (const at of [0, 2, 499, 500, 899]) assert.deepEqual(index.reconstruct(10_000n + BigInt(at)), row(extra, at));
+    assert.throws(() => index.reconstruct(5n), { code: 'ERR_FAISS_NOT_FOUND' });
+    const probe = row(extra, 899);
+    const found = index.search(probe, 1);
+    assert.equal(found.labels[0], 10_899n);
+    index.dispose();
+  });
+
   test('nothing to do for other layouts, or once the index is gone', async () => {
     const hnsw = FaissIndex.create(DIMENSION, 'IDMap2,HNSW16');
     hnsw.addWithIds(base, sequentialIds(3000));

@@ -75,4 +75,13 @@ struct PageBackedAllocator {
 
 using ByteBuffer = std::vector<uint8_t, PageBackedAllocator<uint8_t>>;
 
+// Asks for transparent huge pages over the 2 MiB-aligned part of [start, start + length), before it is touched: for
+// memory that must come from the default allocator (faiss's own vectors), as PageBackedAllocator does for its own.
+inline void AdviseHugePages(void* start, std::size_t length) {
+  constexpr std::uintptr_t kHugePage = std::uintptr_t{2} << 20;
+  const auto from = (reinterpret_cast<std::uintptr_t>(start) + kHugePage - 1) & ~(kHugePage - 1);
+  const auto to = (reinterpret_cast<std::uintptr_t>(start) + length) & ~(kHugePage - 1);
+  if (to > from) madvise(reinterpret_cast<void*>(from), to - from, MADV_HUGEPAGE);
+}
+
 }  // namespace facegate_faiss

@@ -295,30 +295,40 @@ class DeserializeWorker : public Napi::AsyncWorker {
 // reserveAsync(): a flat index's codes live in one std::vector, which doubles when an add outgrows it. On these VMs,
 // where each 4 KiB page costs ~10 us to fault in, the first enrolment into a shard of 62.5k templates opened from a
 // snapshot (its vector exactly full) held the JS thread 330-500 ms, and 1.4 s at 250k. Here the larger vector is
-// allocated and faulted in on a libuv thread, touching nothing of the index; only the copy of the codes into it, a
-// memcpy into mapped pages, runs on the JS thread (AdoptStorage). No ticket is held meanwhile: adds and searches go on.
+// allocated, faulted in and filled with the codes stored so far on a libuv thread; back on the JS thread only the
+// codes appended meanwhile are copied before it is swapped in (AdoptStorage). Appends that fit go on meanwhile; every
+// other change waits for the copy (the copies gate), and any such change sends AdoptStorage back to a full copy.
 class ReserveWorker : public Napi::AsyncWorker {
  public:
-  ReserveWorker(Napi::Object owner, IndexHandle& handle, std::size_t bytes)
+  ReserveWorker(Napi::Object owner, IndexHandle& handle, const faiss::IndexFlatCodes& flat, std::size_t bytes)
       : Napi::AsyncWorker(owner.Env(), "facegate:faiss.reserveAsync"),
         deferred_(Napi::Promise::Deferred::New(owner.Env())),
         owner_(Napi::Persistent(owner)),
         handle_(handle),
-        bytes_(bytes) {}
+        bytes_(bytes),
+        source_(flat.codes.data()),
+        copied_(flat.codes.size()),
+        changesAtStart_(handle.Changes()),
+        ticket_(handle.Copies()) {}
 
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
  protected:
   void Execute() override {
     try {
+      // Huge pages fault in a 512th as often, and copies miss the TLB as rarely.
+      fresh_.reserve(bytes_);
+      AdviseHugePages(fresh_.data(), fresh_.capacity());
       fresh_.resize(bytes_);
+      if (copied_ > 0) std::memcpy(fresh_.data(), source_, copied_);
     } catch (const std::exception& error) {
       SetError(DescribeFailure("reserveAsync", error));
     }
+    ticket_.Release();
   }
 
   void OnOK() override {
-    const bool adopted = handle_.AdoptStorage(fresh_);
+    const bool adopted = handle_.AdoptStorage(fresh_, copied_, changesAtStart_);
     std::vector<uint8_t>().swap(fresh_);
     deferred_.Resolve(Napi::Boolean::New(Env(), adopted));
   }
@@ -330,6 +340,10 @@ class ReserveWorker : public Napi::AsyncWorker {
   Napi::ObjectReference owner_;
   IndexHandle& handle_;
   std::size_t bytes_;
+  const uint8_t* source_;
+  std::size_t copied_;
+  uint64_t changesAtStart_;
+  SearchTicket ticket_;
   std::vector<uint8_t> fresh_;
 };
 
@@ -501,7 +515,7 @@ void IndexHandle::Train(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faiss::Index& index = LiveIndex(env);
   const VectorBatch vectors = TrainingVectors(env, index, info[0]);
-  WaitForSearches();
+  BeginChange();
   CallFaiss(env, "train", [&] { index.train(vectors.count, vectors.data); });
 }
 
@@ -525,7 +539,7 @@ void IndexHandle::Add(const Napi::CallbackInfo& info) {
   }
   RequireTrained(env, index, "add");
   if (vectors.count == 0) return;
-  WaitForSearches();
+  WaitBeforeAppend(index, vectors.count);
   CallFaiss(env, "add", [&] { index.add(vectors.count, vectors.data); });
 }
 
@@ -552,7 +566,7 @@ void IndexHandle::AddWithIds(const Napi::CallbackInfo& info) {
   faiss::Index& index = LiveIndex(env);
   const auto [vectors, ids] = VectorsWithIds(env, index, info);
   if (vectors.count == 0) return;
-  WaitForSearches();
+  WaitBeforeAppend(index, vectors.count);
   CallFaiss(env, "addWithIds",
             [&] { index.add_with_ids(vectors.count, vectors.data, ids.data); });
 }
@@ -574,7 +588,7 @@ Napi::Value IndexHandle::ChangeAsync(const Napi::CallbackInfo& info, const char*
                                      std::function<void()> change) {
   // Searches already running on worker threads finish first; every later call is refused until the promise settles
   // (LiveIndex), and dispose() waits for it.
-  WaitForSearches();
+  BeginChange();
   auto* worker = new ChangeWorker(info.This().As<Napi::Object>(), *this, operation, std::move(change));
   changingAsync_ = true;
   Napi::Promise promise = worker->Promise();
@@ -641,23 +655,36 @@ Napi::Value IndexHandle::ReserveAsync(const Napi::CallbackInfo& info) {
     settled.Resolve(Napi::Boolean::New(env, false));
     return settled.Promise();
   }
-  auto* worker = new ReserveWorker(info.This().As<Napi::Object>(), *this, vectors * flat->code_size);
+  auto* worker = new ReserveWorker(info.This().As<Napi::Object>(), *this, *flat, vectors * flat->code_size);
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;
 }
 
-bool IndexHandle::AdoptStorage(std::vector<uint8_t>& fresh) {
+bool IndexHandle::AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy) {
   if (!index_ || changingAsync_) return false;
   faiss::IndexFlatCodes* flat = FindFlatCodes(*index_);
   if (flat == nullptr || fresh.size() < flat->codes.size() || fresh.size() <= flat->codes.capacity()) return false;
-  WaitForSearches();
+  // Only appends since the copy: the codes copied are still where they were.
+  const std::size_t from = changes_ == changesAtCopy && flat->codes.size() >= copied ? copied : 0;
+  // Another reserveAsync() may be copying the storage this frees.
+  BeginChange();
   const std::size_t stored = flat->codes.size();
-  if (stored > 0) std::memcpy(fresh.data(), flat->codes.data(), stored);
+  if (stored > from) std::memcpy(fresh.data() + from, flat->codes.data() + from, stored - from);
   // Shrinking keeps the capacity: the rest is the room the adds fill.
   fresh.resize(stored);
   flat->codes.swap(fresh);
   return true;
+}
+
+void IndexHandle::WaitBeforeAppend(faiss::Index& index, std::size_t count) {
+  searches_.WaitUntilIdle();
+  const faiss::IndexFlatCodes* flat = FindFlatCodes(index);
+  const bool fits = flat != nullptr && count <= (flat->codes.capacity() - flat->codes.size()) / flat->code_size;
+  if (!fits) {
+    copies_.WaitUntilIdle();
+    ++changes_;
+  }
 }
 
 Napi::Value IndexHandle::RemoveIds(const Napi::CallbackInfo& info) {
@@ -670,7 +697,7 @@ Napi::Value IndexHandle::RemoveIds(const Napi::CallbackInfo& info) {
                              "index without an array direct map (HNSW cannot remove at all)");
   }
   if (ids.count == 0) return Napi::Number::New(env, 0);
-  WaitForSearches();
+  BeginChange();
   const std::size_t removed = CallFaiss(env, "removeIds", [&]() -> std::size_t {
     // faiss 1.7.3 only removes from an IVF hashtable direct map when handed an
     // explicit id list; everywhere else a hashed set is the fast membership test.
@@ -731,7 +758,7 @@ void IndexHandle::SetParameter(const Napi::CallbackInfo& info) {
   if (!std::isfinite(value) || value < 0) {
     kInvalidArgument.ThrowRangeError(env, "parameter values must be finite and non-negative");
   }
-  WaitForSearches();
+  BeginChange();
   CallFaiss(env, "setParameter",
             [&] { faiss::ParameterSpace().set_index_parameter(&index, name, value); });
 }
@@ -741,7 +768,7 @@ void IndexHandle::EnableDirectMap(const Napi::CallbackInfo& info) {
   faiss::Index& index = LiveIndex(env);
   faiss::IndexIVF* ivf = FindIvf(index);
   if (ivf == nullptr) kInvalidState.ThrowError(env, "enableDirectMap() only applies to IVF indexes");
-  WaitForSearches();
+  BeginChange();
   // A hashtable rather than an array: it accepts arbitrary ids and removal.
   CallFaiss(env, "enableDirectMap",
             [&] { ivf->set_direct_map_type(faiss::DirectMap::Hashtable); });
@@ -774,14 +801,14 @@ Napi::Value IndexHandle::SerializeToBytes(const Napi::CallbackInfo& info) {
 void IndexHandle::Reset(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faiss::Index& index = LiveIndex(env);
-  WaitForSearches();
+  BeginChange();
   CallFaiss(env, "reset", [&] { index.reset(); });
 }
 
 void IndexHandle::Dispose(const Napi::CallbackInfo&) {
   // Idempotent, like closing a file handle twice.
   if (!index_) return;
-  WaitForSearches();
+  BeginChange();
   index_.reset();
 }
 

@@ -28,9 +28,14 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // For the worker of trainAsync()/addWithIdsAsync(): its ticket, and the end of the change it ran.
   SearchGate& Searches() { return searches_; }
   void EndAsyncChange() { changingAsync_ = false; }
-  // For reserveAsync()'s worker, back on the JS thread: swaps `fresh` (at least as large as the stored codes) in as
-  // the flat-codes storage, the codes copied over; false when the index is gone, being changed, or no longer needs it.
-  bool AdoptStorage(std::vector<uint8_t>& fresh);
+  // For reserveAsync()'s worker: the gate its copy of the codes holds, and the count of changes other than appends
+  // that fit, which tells whether the codes it copied are still where they were.
+  SearchGate& Copies() { return copies_; }
+  uint64_t Changes() const { return changes_; }
+  // Back on the JS thread: swaps `fresh` in as the flat-codes storage, its first `copied` bytes already copied (all of
+  // them copied again if anything but appends changed the index since `changesAtCopy`); false when the index is gone,
+  // being changed, or no longer needs it.
+  bool AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy);
 
  private:
   static Napi::Value Create(const Napi::CallbackInfo& info);
@@ -82,12 +87,21 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // Runs `change` on a libuv worker thread; the promise settles when it is done.
   Napi::Value ChangeAsync(const Napi::CallbackInfo& info, const char* operation, std::function<void()> change);
 
-  // Every call that changes the index goes through here after validating its
-  // arguments: it blocks until async searches started earlier are done.
-  void WaitForSearches() { searches_.WaitUntilIdle(); }
+  // Every call that changes the index goes through here after validating its arguments: it blocks until async
+  // searches started earlier are done, and a copy of the codes for reserveAsync() too.
+  void BeginChange() {
+    searches_.WaitUntilIdle();
+    copies_.WaitUntilIdle();
+    ++changes_;
+  }
+  // What add() and addWithIds() go through instead: an append that fits the flat-codes storage moves nothing a copy
+  // reads, so it waits only for searches.
+  void WaitBeforeAppend(faiss::Index& index, std::size_t count);
 
   std::unique_ptr<faiss::Index> index_;
   SearchGate searches_;
+  SearchGate copies_;
+  uint64_t changes_ = 0;
   // True from trainAsync()/addWithIdsAsync() until its promise settles: every other call is refused meanwhile.
   bool changingAsync_ = false;
 };
