@@ -14,6 +14,7 @@
  *
  *   node --conditions=development --import tsx bench/pipeline/pipeline-bench.ts [--photos 40] [--seconds 8]
  */
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -452,6 +453,41 @@ try {
   await service.stop();
 }
 
+/**
+ * The models' floor a face on each core, this thread pinned to it in turn (`taskset -p`; null where it cannot be
+ * pinned), and unpinned as every sample above was taken, in alternating rounds so that a drift slows each alike. A
+ * VM's vCPUs need not be equal: on one of these VMs, with no steal time reported, one ran every model ~30 % slower
+ * than the other, and cores ÷ floor then counts a core the machine does not have.
+ */
+async function floorByCore(rounds = 6): Promise<{ unpinned: number; byCore: number[] } | null> {
+  const pinTo = (cpus: string): boolean =>
+    spawnSync('taskset', ['-pc', cpus, String(process.pid)], { stdio: 'ignore' }).status === 0;
+  const everyCore = `0-${cores - 1}`;
+  if (!pinTo(everyCore)) return null;
+  const faceFloor = async (): Promise<number> => {
+    const mark = floorModels.mark();
+    await floorModels.sample();
+    await floorModels.sample();
+    return perFace(floorModels.medians('in a row', mark));
+  };
+  const unpinned: number[] = [];
+  const byCore = Array.from({ length: cores }, (): number[] => []);
+  try {
+    for (let round = 0; round < rounds; round++) {
+      unpinned.push(await faceFloor());
+      for (let core = 0; core < cores; core++) {
+        if (!pinTo(String(core))) return null;
+        byCore[core]!.push(await faceFloor());
+        pinTo(everyCore);
+      }
+    }
+  } finally {
+    pinTo(everyCore);
+  }
+  return { unpinned: median(unpinned), byCore: byCore.map(median) };
+}
+const coreSpeeds = await floorByCore();
+
 // Ratios are over the photos the service answered, each against its floor sampled beside it.
 const searched = [...searchTimes.keys()];
 const enrolled = [...enrolTimes.keys()].filter((photo) => madTimes.has(photo));
@@ -549,6 +585,22 @@ say(
   `A service that spent nothing beyond its models once per face and the decode, beside this client, would read ` +
     `against the strict floor: ${ceilings.join(', ')}.`,
 );
+if (coreSpeeds) {
+  // Each core at its own speed: the decode taken to slow as the models do.
+  const capacity = coreSpeeds.byCore.reduce((sum, floor) => sum + coreSpeeds.unpinned / floor, 0) / cores;
+  const counted = throughput
+    .filter(({ clients }) => clients >= 4)
+    .map(
+      ({ clients, perSecond, floor }) =>
+        `${clients} clients ${(perSecond / ((capacity * cores) / (floor / 1000))).toFixed(2)}`,
+    );
+  say(
+    `The floor's models a face on each core, this process pinned to it in turn: ` +
+      `${coreSpeeds.byCore.map((floor, core) => `CPU ${core} ${ms(floor)} ms`).join(', ')} (unpinned, as sampled ` +
+      `above: ${ms(coreSpeeds.unpinned)} ms). Counting each core at its own speed, the machine has ` +
+      `${(capacity * cores).toFixed(2)} cores of the floor's, and the searches/s read against it: ${counted.join(', ')}.`,
+  );
+}
 say();
 // The floors count the head-pose network for every face, as the issue's table does; the service skips it where the
 // landmarks show a plainly frontal face. The same ratios against floors that count it only where the service runs it
