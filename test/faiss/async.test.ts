@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 
 import { FaissIndex, IndexBytes, getThreadCount, setThreadCount } from '@facegate/faiss';
 
-import { randomUnitVectors, row, sequentialIds } from './helpers.js';
+import { randomUnitVectors, row, seededRandom, sequentialIds } from './helpers.js';
 
 const DIMENSION = 64;
 
@@ -244,7 +244,7 @@ describe('spareCapacity and reserveAsync', () => {
     assert.deepEqual(await searching, expected);
     assert.equal(index.ntotal, 3001);
     assert.deepEqual(index.reconstruct(50_000n), randomUnitVectors(1, DIMENSION, 36));
-    assert.deepEqual(index.reconstruct(7n), base.slice(7 * DIMENSION, 8 * DIMENSION));
+    assert.deepEqual(index.reconstruct(7n), row(base, 7, DIMENSION));
     index.dispose();
   });
 
@@ -253,10 +253,8 @@ describe('spareCapacity and reserveAsync', () => {
     index.addWithIds(base, sequentialIds(3000));
     assert.equal(await index.reserveAsync(4000), true);
     const extra = randomUnitVectors(900, DIMENSION, 37);
-    const row = (vectors: Float32Array, at: number): Float32Array =>
-      vectors.slice(at * DIMENSION, (at + 1) * DIMENSION);
-    // Appends that fit (they go on while the copy runs), one that does not fit (it waits for the copy), a second
-    // growth at once, and a removal (it waits, and sends the swap back to a full copy).
+    // Appends that fit (they go on while the copy runs), a second growth at once, and a removal (it waits for the
+    // copies, and sends the swaps back to a full copy). Appends that do not fit: the random interleavings below.
     const first = index.reserveAsync(20_000);
     index.addWithIds(extra.slice(0, 500 * DIMENSION), sequentialIds(500, 10_000n));
     const second = index.reserveAsync(30_000);
@@ -265,13 +263,65 @@ describe('spareCapacity and reserveAsync', () => {
     const settled = await Promise.all([first, second]);
     assert.ok(settled.includes(true), settled.join());
     assert.equal(index.ntotal, 3897);
-    assert.ok(index.spareCapacity! >= 20_000 - 3897);
-    for (const id of [0, 6, 2998]) assert.deepEqual(index.reconstruct(BigInt(id)), row(base, id));
-    for (const at of [0, 2, 499, 500, 899]) assert.deepEqual(index.reconstruct(10_000n + BigInt(at)), row(extra, at));
+    assert.ok(index.spareCapacity! >= 20_000 - 3897, `${index.spareCapacity}`);
+    for (const id of [0, 6, 2998]) assert.deepEqual(index.reconstruct(BigInt(id)), row(base, id, DIMENSION));
+    for (const at of [0, 2, 499, 500, 899])
+      assert.deepEqual(index.reconstruct(10_000n + BigInt(at)), row(extra, at, DIMENSION));
     assert.throws(() => index.reconstruct(5n), { code: 'ERR_FAISS_NOT_FOUND' });
-    const probe = row(extra, 899);
+    const probe = row(extra, 899, DIMENSION);
     const found = index.search(probe, 1);
     assert.equal(found.labels[0], 10_899n);
+    index.dispose();
+  });
+
+  test('random interleavings of growths, appends, removals and searches keep every vector under its id', async () => {
+    const random = seededRandom(38);
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+    const stored = new Map<bigint, Float32Array>();
+    const pending: Array<Promise<unknown>> = [];
+    let nextId = 0n;
+    for (let step = 0; step < 400; step++) {
+      const roll = random();
+      if (roll < 0.45) {
+        // 1-300 vectors: some fit, some outgrow the storage while a copy may be running.
+        const count = 1 + Math.floor(random() * 300);
+        const vectors = randomUnitVectors(count, DIMENSION, 1000 + step);
+        const ids = sequentialIds(count, nextId);
+        nextId += BigInt(count);
+        index.addWithIds(vectors, ids);
+        ids.forEach((id, at) => stored.set(id, row(vectors, at, DIMENSION)));
+      } else if (roll < 0.65) {
+        pending.push(index.reserveAsync(index.ntotal + Math.floor(random() * 4000)));
+      } else if (roll < 0.75 && stored.size > 0) {
+        const ids = [...stored.keys()].filter(() => random() < 0.05);
+        assert.equal(index.removeIds(BigInt64Array.from(ids)), ids.length);
+        for (const id of ids) stored.delete(id);
+      } else if (roll < 0.9) {
+        const expectedCount = stored.size;
+        pending.push(
+          index.searchAsync(queries, 3).then(({ labels }) => {
+            assert.equal(labels.length, 30);
+            assert.ok(
+              labels.every((label) => label >= -1n && label < nextId),
+              labels.join(),
+            );
+            return expectedCount;
+          }),
+        );
+      } else {
+        await nextTurn();
+      }
+      if (step % 50 === 49) {
+        await Promise.all(pending.splice(0));
+        assert.equal(index.ntotal, stored.size);
+        for (const [id, vector] of [...stored].filter(() => random() < 0.1)) {
+          assert.deepEqual(index.reconstruct(id), vector, `id ${id} at step ${step}`);
+        }
+      }
+    }
+    await Promise.all(pending);
+    assert.equal(index.ntotal, stored.size);
+    for (const [id, vector] of stored) assert.deepEqual(index.reconstruct(id), vector, `id ${id}`);
     index.dispose();
   });
 

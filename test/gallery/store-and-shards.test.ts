@@ -52,7 +52,7 @@ describe('shard routing', () => {
       ] as const) {
         const [best] = await reopened.search('p', vector, MODEL, 1, 0);
         assert.equal(best?.subjectId, subject);
-        assert.ok(best!.score > 0.999);
+        assert.ok(best!.score > 0.999, `${best!.score}`);
       }
       assert.equal(reopened.shardInfos()[0]!.models[0]!.vectors, vectors.length + added.length);
       await reopened.close();

@@ -321,17 +321,17 @@ export class ModelIndex {
    * lock: searches of this index wait meanwhile, other partitions and shards do not.
    */
   private async makeRoomFor(count: number): Promise<void> {
-    const spare = this.index.spareCapacity;
-    if (spare == null || spare >= count || this.index.ntotal < GROW_AHEAD_MIN_VECTORS) return;
+    const spare = this.index.spareCapacity ?? Infinity;
+    if (spare >= count || this.index.ntotal < GROW_AHEAD_MIN_VECTORS) return;
     // A growth started earlier may have been sized before this batch: then the add reallocates as it always could.
     await (this.growth ?? this.grow(count));
   }
 
   /** Starts growing the storage once it is seven-eighths full, so that adds seldom wait for it. */
   private growAhead(): void {
-    const spare = this.index.spareCapacity;
+    const spare = this.index.spareCapacity ?? Infinity;
     const stored = this.index.ntotal;
-    if (spare == null || this.growth !== undefined || stored < GROW_AHEAD_MIN_VECTORS || spare > stored / 8) return;
+    if (this.growth !== undefined || stored < GROW_AHEAD_MIN_VECTORS || spare > stored / 8) return;
     void this.grow(0);
   }
 
