@@ -295,7 +295,7 @@ class DeserializeWorker : public Napi::AsyncWorker {
 // reserveAsync(): a flat index's codes live in one std::vector, which doubles when an add outgrows it. On these VMs,
 // where each 4 KiB page costs ~10 us to fault in, the first enrolment into a shard of 62.5k templates opened from a
 // snapshot (its vector exactly full) held the JS thread 330-500 ms, and 1.4 s at 250k. Here the larger vector is
-// allocated, faulted in and filled with the codes stored so far on a libuv thread; back on the JS thread only the
+// allocated and filled with the codes stored so far on a libuv thread; back on the JS thread only the
 // codes appended meanwhile are copied before it is swapped in (AdoptStorage). Appends that fit go on meanwhile; every
 // other change waits for the copy (the copies gate), and any such change sends AdoptStorage back to a full copy.
 class ReserveWorker : public Napi::AsyncWorker {
@@ -316,11 +316,11 @@ class ReserveWorker : public Napi::AsyncWorker {
  protected:
   void Execute() override {
     try {
-      // Huge pages fault in a 512th as often, and copies miss the TLB as rarely.
+      // Huge pages fault in a 512th as often, and copies miss the TLB as rarely. Only the codes are written: the room
+      // beyond stays unfaulted, and unresident, until adds fill it, as a vector's own doubling leaves it.
       fresh_.reserve(bytes_);
       AdviseHugePages(fresh_.data(), fresh_.capacity());
-      fresh_.resize(bytes_);
-      if (copied_ > 0) std::memcpy(fresh_.data(), source_, copied_);
+      fresh_.assign(source_, source_ + copied_);
     } catch (const std::exception& error) {
       SetError(DescribeFailure("reserveAsync", error));
     }
@@ -664,16 +664,16 @@ Napi::Value IndexHandle::ReserveAsync(const Napi::CallbackInfo& info) {
 bool IndexHandle::AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy) {
   if (!index_ || changingAsync_) return false;
   faiss::IndexFlatCodes* flat = FindFlatCodes(*index_);
-  if (flat == nullptr || fresh.size() < flat->codes.size() || fresh.size() <= flat->codes.capacity()) return false;
+  std::vector<uint8_t>& codes = flat == nullptr ? fresh : flat->codes;
+  if (flat == nullptr || fresh.capacity() < codes.size() || fresh.capacity() <= codes.capacity()) return false;
   // Only appends since the copy: the codes copied are still where they were.
-  const std::size_t from = changes_ == changesAtCopy && flat->codes.size() >= copied ? copied : 0;
+  const std::size_t from = changes_ == changesAtCopy && codes.size() >= copied ? copied : 0;
   // Another reserveAsync() may be copying the storage this frees.
   BeginChange();
-  const std::size_t stored = flat->codes.size();
-  if (stored > from) std::memcpy(fresh.data() + from, flat->codes.data() + from, stored - from);
-  // Shrinking keeps the capacity: the rest is the room the adds fill.
-  fresh.resize(stored);
-  flat->codes.swap(fresh);
+  // Within the capacity reserved: neither call reallocates.
+  fresh.resize(from);
+  fresh.insert(fresh.end(), codes.begin() + static_cast<std::ptrdiff_t>(from), codes.end());
+  codes.swap(fresh);
   return true;
 }
 

@@ -260,11 +260,13 @@ export class FaissIndex {
   }
 
   /**
-   * Room for `vectors` in all, made off the JS thread: the larger storage is allocated and its pages faulted in on a
-   * libuv worker thread, touching nothing of the index meanwhile (adds and searches go on); the stored codes are
-   * then copied into it on the JS thread, after async searches already running. Resolves true when it swapped the
-   * storage in; false where there is nothing to do (not flat codes, room enough already, or the index was disposed
-   * or is being changed by an async change). Out of memory rejects with ERR_FAISS_FAILURE.
+   * Room for `vectors` in all, made off the JS thread: the larger storage is allocated and the stored codes copied
+   * into it on a libuv worker thread (the room beyond them stays unfaulted until adds fill it). Appends that fit go
+   * on meanwhile; other changes and dispose wait for the copy. Back on the JS thread, after async searches already
+   * running, only the codes appended meanwhile are copied (all of them if anything else changed the index) and the
+   * storage is swapped in. Resolves true when it was; false where there is nothing to do (not flat codes, room
+   * enough already, or the index was disposed or is being changed by an async change). Out of memory rejects with
+   * ERR_FAISS_FAILURE.
    */
   reserveAsync(vectors: number): Promise<boolean> {
     return this.#native.reserveAsync(vectors);
