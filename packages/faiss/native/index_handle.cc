@@ -250,9 +250,9 @@ class ChangeWorker : public IndexWorker {
   std::function<void()> change_;
 };
 
-// deserializeBytesAsync(): a shard of 250k 512-d templates takes ~0.3 s to read back, which on the JS thread stalled
-// every request while a gallery opened a partition (on its first request) or a worker took over a shard. The bytes are
-// the worker's own (moved out of their IndexBytes), freed as soon as faiss has read them.
+// deserializeBytesAsync(): reading back a shard of 250k 512-d templates held the JS thread ~0.3 s, and a gallery's
+// shards opened together held it for seconds: nothing else, health checks or a worker's queue heartbeats, ran
+// meanwhile. The bytes are the worker's own (moved out of their IndexBytes), freed as soon as faiss has read them.
 class DeserializeWorker : public Napi::AsyncWorker {
  public:
   DeserializeWorker(Napi::Env env, ByteBuffer bytes)
@@ -294,9 +294,10 @@ class DeserializeWorker : public Napi::AsyncWorker {
 
 // reserveAsync(): a flat index's codes live in one std::vector, which doubles when an add outgrows it. On these VMs,
 // where each 4 KiB page costs ~10 us to fault in, the first enrolment into a shard of 62.5k templates opened from a
-// snapshot (its vector exactly full) held the JS thread 330-500 ms, and 1.4 s at 250k. Here the larger vector is
-// allocated and filled with the codes stored so far on a libuv thread; back on the JS thread only the
-// codes appended meanwhile are copied before it is swapped in (AdoptStorage). Appends that fit go on meanwhile; every
+// snapshot (its vector exactly full) held the JS thread 330-460 ms, and a shard four times as large four times as
+// long. Here the larger vector is allocated and filled with the codes stored so far on a libuv thread (the room
+// beyond them left unfaulted); back on the JS thread only the codes appended meanwhile are copied before it is
+// swapped in (AdoptStorage). Appends that fit go on meanwhile; every
 // other change waits for the copy (the copies gate), and any such change sends AdoptStorage back to a full copy.
 class ReserveWorker : public Napi::AsyncWorker {
  public:
@@ -664,8 +665,9 @@ Napi::Value IndexHandle::ReserveAsync(const Napi::CallbackInfo& info) {
 bool IndexHandle::AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy) {
   if (!index_ || changingAsync_) return false;
   faiss::IndexFlatCodes* flat = FindFlatCodes(*index_);
-  std::vector<uint8_t>& codes = flat == nullptr ? fresh : flat->codes;
-  if (flat == nullptr || fresh.capacity() < codes.size() || fresh.capacity() <= codes.capacity()) return false;
+  if (flat == nullptr) return false;
+  std::vector<uint8_t>& codes = flat->codes;
+  if (fresh.capacity() < codes.size() || fresh.capacity() <= codes.capacity()) return false;
   // Only appends since the copy: the codes copied are still where they were.
   const std::size_t from = changes_ == changesAtCopy && codes.size() >= copied ? copied : 0;
   // Another reserveAsync() may be copying the storage this frees.

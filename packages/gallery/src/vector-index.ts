@@ -59,7 +59,8 @@ export interface VectorIndexEngine {
   allocateBytes(length: number): IndexBytes;
   /**
    * Loads an index from {@link VectorIndex.serializeToBytes}'s bytes, or bytes from {@link allocateBytes}, off the JS
-   * thread: a gallery opens a partition on its first request, while it serves others. Takes the bytes (they may be
+   * thread: a gallery's shards read theirs side by side, and the process goes on meanwhile (health checks, a worker's
+   * queue heartbeats, a partition another process created, opened on first use). Takes the bytes (they may be
    * disposed by the call).
    */
   deserializeBytes(bytes: IndexBytes): Promise<VectorIndex>;
@@ -338,7 +339,9 @@ export class ModelIndex {
   /** Room for twice what the index holds and `extra` more, as a vector's doubling would give. */
   private grow(extra: number): Promise<boolean> {
     const { index } = this;
-    const growth = (index.reserveAsync?.(index.ntotal * 2 + extra) ?? Promise.resolve(false))
+    // Called after an add: a refusal must not fail the add that has happened, so it is caught like a rejection.
+    const growth = Promise.resolve()
+      .then(() => index.reserveAsync?.(index.ntotal * 2 + extra) ?? false)
       // Out of memory: the next add reallocates as it always could, and fails there if it must.
       .catch(() => false)
       .finally(() => {
