@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { Gallery } from '@facegate/gallery';
 import type { ColdStartReport } from './common.js';
-import { probeFor } from './common.js';
+import { probeFor, watchEventLoopHolds } from './common.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -19,13 +19,7 @@ if (args.dir === undefined || args.n === undefined) throw new Error('usage: cold
 const probe = probeFor(0, Number(args.n)).template; // built before measuring
 global.gc?.();
 const rssBefore = process.memoryUsage().rss;
-let longestHold = 0;
-let lastTick = performance.now();
-const ticks = setInterval(() => {
-  const now = performance.now();
-  longestHold = Math.max(longestHold, now - lastTick);
-  lastTick = now;
-}, 1);
+const holds = watchEventLoopHolds();
 const started = performance.now();
 const gallery = await Gallery.open({
   dataDir: args.dir,
@@ -34,8 +28,8 @@ const gallery = await Gallery.open({
   ...(args.approx === undefined ? {} : { indexByPartition: { bench: args.approx } }),
 });
 const openSeconds = (performance.now() - started) / 1000;
-longestHold = Math.max(longestHold, performance.now() - lastTick);
-clearInterval(ticks);
+const longestHold = holds.longest();
+holds.stop();
 global.gc?.();
 const rssAfter = process.memoryUsage().rss;
 const searchStarted = performance.now();

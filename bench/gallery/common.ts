@@ -63,3 +63,25 @@ export interface ColdStartReport {
   /** The longest gap between ticks of a 1-ms timer while the gallery opened: what a request would have waited. */
   longest_hold_ms: number;
 }
+
+/**
+ * The longest gap between ticks of a 1-ms timer since the last `restart()`: what a request arriving meanwhile would
+ * have waited at most. `longest()` counts the gap still open, so that a hold the watched work ends with counts too.
+ */
+export function watchEventLoopHolds(): { longest(): number; restart(): void; stop(): void } {
+  let longest = 0;
+  let last = performance.now();
+  const ticks = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  return {
+    longest: () => Math.max(longest, performance.now() - last),
+    restart: () => {
+      longest = 0;
+      last = performance.now();
+    },
+    stop: () => clearInterval(ticks),
+  };
+}

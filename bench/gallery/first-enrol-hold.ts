@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { Gallery } from '@facegate/gallery';
 import { scratchDirectory } from '../../test/support/leftovers.js';
-import { templateFor } from './common.js';
+import { templateFor, watchEventLoopHolds } from './common.js';
 
 const { values } = parseArgs({
   options: { n: { type: 'string', default: '250000' }, shards: { type: 'string', default: '4' } },
@@ -31,29 +31,24 @@ await building.close();
 const gallery = await Gallery.open(options);
 const megabytes = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MB`;
 const rssAfterOpen = process.memoryUsage().rss;
-// The longest gap between ticks of a 1-ms timer: what a request arriving meanwhile would wait at most.
-let longest = 0;
-let last = performance.now();
-const ticks = setInterval(() => {
-  const now = performance.now();
-  longest = Math.max(longest, now - last);
-  last = now;
-}, 1);
+const holds = watchEventLoopHolds();
 const lines: string[] = [];
 for (let i = 0; i < 3 * options.shardCount; i++) {
-  longest = 0;
+  holds.restart();
   const started = performance.now();
   await gallery.enrol('bench', `new-${i}`, templateFor(n + i), 'bench-model');
   const took = performance.now() - started;
   await new Promise((resolve) => setTimeout(resolve, 5));
-  lines.push(`enrolment ${i}: ${took.toFixed(1)} ms, the event loop held at most ${longest.toFixed(0)} ms at a time`);
+  lines.push(
+    `enrolment ${i}: ${took.toFixed(1)} ms, the event loop held at most ${holds.longest().toFixed(0)} ms at a time`,
+  );
 }
 // The room grown for adds stays unresident until they fill it, as a vector's own doubling leaves it.
 lines.push(
   `resident memory after the open ${megabytes(rssAfterOpen)}, after these ${megabytes(process.memoryUsage().rss)}`,
 );
 // Then as many again, 64 in flight: every shard's storage grows twice more on the way.
-longest = 0;
+holds.restart();
 const bulkStarted = performance.now();
 await Promise.all(
   Array.from({ length: 64 }, async (_, worker) => {
@@ -63,9 +58,9 @@ await Promise.all(
 );
 lines.push(
   `${n} more, 64 in flight: ${((performance.now() - bulkStarted) / 1000).toFixed(1)} s, the event loop held at most ` +
-    `${longest.toFixed(0)} ms at a time`,
+    `${holds.longest().toFixed(0)} ms at a time`,
 );
-clearInterval(ticks);
+holds.stop();
 await gallery.close();
 process.stdout.write(
   `${n} templates in ${options.shardCount} shards, opened from their snapshots:\n${lines.join('\n')}\n`,
