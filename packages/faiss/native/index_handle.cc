@@ -109,22 +109,17 @@ void RejectDuplicateIds(Napi::Env env, const faiss::Index& index, IdBatch ids) {
   }
 }
 
-// Work on one index on a libuv worker thread, settling one promise. Keeps the index's JS object (and with it the
-// IndexHandle) from being collected while the worker points into it, and holds a ticket until the work is done, so
-// that changes to the index and dispose() wait for it.
-class IndexWorker : public Napi::AsyncWorker {
+// Work on a libuv worker thread, settling one promise: what the work throws rejects it with ERR_FAISS_FAILURE.
+class PromiseWorker : public Napi::AsyncWorker {
  public:
   Napi::Promise Promise() const { return deferred_.Promise(); }
 
  protected:
-  IndexWorker(Napi::Object owner, SearchGate& gate, const char* resourceName)
-      : Napi::AsyncWorker(owner.Env(), resourceName),
-        deferred_(Napi::Promise::Deferred::New(owner.Env())),
-        owner_(Napi::Persistent(owner)),
-        ticket_(gate) {}
+  PromiseWorker(Napi::Env env, const char* resourceName)
+      : Napi::AsyncWorker(env, resourceName), deferred_(Napi::Promise::Deferred::New(env)) {}
 
   // Runs `work` (which calls into faiss) with the thread count asked for, turning what it throws into the promise's
-  // rejection, then gives the ticket back.
+  // rejection, then calls WorkDone().
   template <typename Work>
   void RunFaiss(const char* operation, Work&& work) {
     ApplyRequestedThreadCount();
@@ -133,12 +128,24 @@ class IndexWorker : public Napi::AsyncWorker {
     } catch (const std::exception& error) {
       SetError(DescribeFailure(operation, error));
     }
-    ticket_.Release();
+    WorkDone();
   }
+
+  virtual void WorkDone() {}
 
   void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
 
   Napi::Promise::Deferred deferred_;
+};
+
+// Work on one index. Keeps the index's JS object (and with it the IndexHandle) from being collected while the worker
+// points into it, and holds a ticket of `gate` until the work is done, so that what waits for that gate waits for it.
+class IndexWorker : public PromiseWorker {
+ protected:
+  IndexWorker(Napi::Object owner, SearchGate& gate, const char* resourceName)
+      : PromiseWorker(owner.Env(), resourceName), owner_(Napi::Persistent(owner)), ticket_(gate) {}
+
+  void WorkDone() override { ticket_.Release(); }
 
  private:
   Napi::ObjectReference owner_;
@@ -253,28 +260,22 @@ class ChangeWorker : public IndexWorker {
 // deserializeBytesAsync(): reading back a shard of 250k 512-d templates held the JS thread ~0.3 s, and a gallery's
 // shards opened together held it for seconds: nothing else, health checks or a worker's queue heartbeats, ran
 // meanwhile. The bytes are the worker's own (moved out of their IndexBytes), freed as soon as faiss has read them.
-class DeserializeWorker : public Napi::AsyncWorker {
+class DeserializeWorker : public PromiseWorker {
  public:
   DeserializeWorker(Napi::Env env, ByteBuffer bytes)
-      : Napi::AsyncWorker(env, "facegate:faiss.deserializeBytesAsync"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        bytes_(std::move(bytes)) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+      : PromiseWorker(env, "facegate:faiss.deserializeBytesAsync"), bytes_(std::move(bytes)) {}
 
  protected:
   void Execute() override {
-    ApplyRequestedThreadCount();
-    try {
+    RunFaiss("deserializeBytesAsync", [this] {
       SpanIOReader reader(bytes_.data(), bytes_.size());
       index_.reset(faiss::read_index(&reader));
       // Here rather than in Adopt on the JS thread: it copies an HNSW graph's vectors.
       UseSimdHnswStorage(*index_);
-    } catch (const std::exception& error) {
-      SetError(DescribeFailure("deserializeBytesAsync", error));
-    }
-    ByteBuffer().swap(bytes_);
+    });
   }
+
+  void WorkDone() override { ByteBuffer().swap(bytes_); }
 
   void OnOK() override {
     try {
@@ -284,10 +285,7 @@ class DeserializeWorker : public Napi::AsyncWorker {
     }
   }
 
-  void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
   ByteBuffer bytes_;
   std::unique_ptr<faiss::Index> index_;
 };
@@ -295,37 +293,29 @@ class DeserializeWorker : public Napi::AsyncWorker {
 // reserveAsync(): a flat index's codes live in one std::vector, which doubles when an add outgrows it. On these VMs,
 // where each 4 KiB page costs ~10 us to fault in, the first enrolment into a shard of 62.5k templates opened from a
 // snapshot (its vector exactly full) held the JS thread 330-460 ms, and a shard four times as large four times as
-// long. Here the larger vector is allocated and filled with the codes stored so far on a libuv thread (the room
-// beyond them left unfaulted); back on the JS thread only the codes appended meanwhile are copied before it is
-// swapped in (AdoptStorage). Appends that fit go on meanwhile; every
-// other change waits for the copy (the copies gate), and any such change sends AdoptStorage back to a full copy.
-class ReserveWorker : public Napi::AsyncWorker {
+// long. Here the larger vector is allocated and filled with the codes stored so far on a libuv thread (the room beyond
+// them left unfaulted); back on the JS thread only the codes appended meanwhile are copied before it is swapped in
+// (AdoptStorage). It holds a ticket of the copies gate: appends that fit go on meanwhile, every other change waits
+// for the copy, and any such change sends AdoptStorage back to a full copy.
+class ReserveWorker : public IndexWorker {
  public:
   ReserveWorker(Napi::Object owner, IndexHandle& handle, const faiss::IndexFlatCodes& flat, std::size_t bytes)
-      : Napi::AsyncWorker(owner.Env(), "facegate:faiss.reserveAsync"),
-        deferred_(Napi::Promise::Deferred::New(owner.Env())),
-        owner_(Napi::Persistent(owner)),
+      : IndexWorker(owner, handle.Copies(), "facegate:faiss.reserveAsync"),
         handle_(handle),
         bytes_(bytes),
         source_(flat.codes.data()),
         copied_(flat.codes.size()),
-        changesAtStart_(handle.Changes()),
-        ticket_(handle.Copies()) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
+        changesAtStart_(handle.Changes()) {}
 
  protected:
   void Execute() override {
-    try {
+    RunFaiss("reserveAsync", [this] {
       // Huge pages fault in a 512th as often, and copies miss the TLB as rarely. Only the codes are written: the room
       // beyond stays unfaulted, and unresident, until adds fill it, as a vector's own doubling leaves it.
       fresh_.reserve(bytes_);
       AdviseHugePages(fresh_.data(), fresh_.capacity());
       fresh_.assign(source_, source_ + copied_);
-    } catch (const std::exception& error) {
-      SetError(DescribeFailure("reserveAsync", error));
-    }
-    ticket_.Release();
+    });
   }
 
   void OnOK() override {
@@ -334,17 +324,12 @@ class ReserveWorker : public Napi::AsyncWorker {
     deferred_.Resolve(Napi::Boolean::New(Env(), adopted));
   }
 
-  void OnError(const Napi::Error& error) override { deferred_.Reject(kFaissFailure.Attach(error).Value()); }
-
  private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference owner_;
   IndexHandle& handle_;
   std::size_t bytes_;
   const uint8_t* source_;
   std::size_t copied_;
   uint64_t changesAtStart_;
-  SearchTicket ticket_;
   std::vector<uint8_t> fresh_;
 };
 

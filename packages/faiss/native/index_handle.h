@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include <faiss/Index.h>
 
@@ -36,6 +37,9 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // them copied again if anything but appends changed the index since `changesAtCopy`); false when the index is gone,
   // being changed, or no longer needs it.
   bool AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy);
+  // A new NativeIndex owning `index` (for deserializeBytesAsync()'s worker too); throws a JS error for a metric it does
+  // not support.
+  static Napi::Value Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index);
 
  private:
   static Napi::Value Create(const Napi::CallbackInfo& info);
@@ -43,11 +47,6 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   static Napi::Value Deserialize(const Napi::CallbackInfo& info);
   static Napi::Value DeserializeBytes(const Napi::CallbackInfo& info);
   static Napi::Value DeserializeBytesAsync(const Napi::CallbackInfo& info);
- public:
-  // A new NativeIndex owning `index`; throws a JS error for a metric it does not support.
-  static Napi::Value Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index);
-
- private:
   // An index read from `size` serialised bytes at `data` (faiss reads them in place).
   static Napi::Value AdoptSerialized(Napi::Env env, const uint8_t* data, std::size_t size);
 
