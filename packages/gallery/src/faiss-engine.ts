@@ -1,4 +1,4 @@
-import { FaissIndex, IndexBytes } from '@facegate/faiss';
+import { FaissIndex, IndexBytes, releaseFreedMemory } from '@facegate/faiss';
 import type { VectorIndexEngine } from './vector-index.js';
 
 /**
@@ -16,4 +16,5 @@ export const faissEngine: VectorIndexEngine = {
   allocateBytes: (length) => IndexBytes.allocate(length),
   // Bytes this engine made (allocateBytes, serializeToBytes); anything else is refused by the binding with a JS error.
   deserializeBytes: (bytes) => FaissIndex.deserializeBytesAsync(bytes as IndexBytes),
+  releaseFreedMemory: () => void releaseFreedMemory(),
 };

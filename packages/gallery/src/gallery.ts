@@ -390,7 +390,11 @@ export class Gallery implements GalleryService {
       ),
     );
     void opening.then(
-      (shards) => settled.set(opening, shards),
+      (shards) => {
+        settled.set(opening, shards);
+        // Reading snapshots and scanning the store leave freed buffers between live allocations.
+        this.engine.releaseFreedMemory?.();
+      },
       (error: unknown) => {
         if (error instanceof TemplateDecryptionError) this.undecryptablePartitions.set(partition, error.message);
       },

@@ -363,7 +363,7 @@ export class Shard {
     await this.disposeIndexes();
     const models = await this.store.shardModels(this.partition, this.shard);
     for (const modelId of models) {
-      const built = await this.buildFromStore(modelId, false);
+      const built = await this.buildFromStore(modelId);
       const modelIndex = this.wrap(modelId, built, []);
       this.indexes.set(modelId, modelIndex);
       this.replayedChanges += await this.replay(built.asOfSeq, modelId);
@@ -511,9 +511,9 @@ export class Shard {
   /**
    * A new index of one model from a consistent scan of the store. Untrained index types are
    * trained on a sample first, or stay exact while the shard is too small to train them.
-   * With `yieldBetweenBatches`, other work runs between batches (background rebuilds).
+   * Other work runs between batches: a worker may be serving while a shard rebuilds.
    */
-  private async buildFromStore(modelId: string, yieldBetweenBatches: boolean): Promise<BuiltIndex> {
+  private async buildFromStore(modelId: string): Promise<BuiltIndex> {
     const { engine, dimension, indexDescription } = this.options;
     const scan = await this.store.openShardScan(this.partition, this.shard, modelId);
     let index: VectorIndex | undefined;
@@ -521,6 +521,8 @@ export class Shard {
       const minimumTraining = minimumTrainingVectors(indexDescription);
       const description = minimumTraining > 0 && scan.count < minimumTraining ? 'IDMap2,Flat' : indexDescription;
       index = engine.create(dimension, description);
+      // Room for every row at once: a flat index's storage otherwise doubles its way there, each doubling a copy.
+      await index.reserveAsync?.(scan.count);
       if (!index.isTrained) {
         const sampleSize = Math.min(scan.count, Math.max(minimumTraining, trainingSampleSize(description)));
         const sample: TemplateBatch[] = [];
@@ -544,7 +546,7 @@ export class Shard {
         const batch = await scan.next();
         if (batch === undefined) break;
         await addBatch(index, batch);
-        if (yieldBetweenBatches) await nextMacrotask();
+        await nextMacrotask();
       }
       return { index, description, asOfSeq: scan.asOfSeq };
     } catch (error) {
@@ -557,7 +559,7 @@ export class Shard {
 
   /** Rebuilds one model's index while the shard keeps serving, then swaps it in. */
   private async rebuildModelLive(modelId: string): Promise<void> {
-    const built = await this.buildFromStore(modelId, true);
+    const built = await this.buildFromStore(modelId);
     await this.gate.exclusive(async () => {
       const changes = (await this.store.changesSince(this.partition, this.shard, built.asOfSeq)).filter(
         (change) => change.modelId === modelId,
@@ -572,6 +574,7 @@ export class Shard {
       }
       this.dirty = true;
     });
+    this.options.engine.releaseFreedMemory?.();
   }
 
   private async writeSnapshot(): Promise<boolean> {

@@ -64,6 +64,8 @@ export interface VectorIndexEngine {
    * disposed by the call).
    */
   deserializeBytes(bytes: IndexBytes): Promise<VectorIndex>;
+  /** Hands memory freed while indexes were loaded or built back to the system. */
+  releaseFreedMemory?(): void;
 }
 
 export const DEFAULT_INDEX_DESCRIPTION = 'IDMap2,Flat';
