@@ -248,6 +248,35 @@ describe('spareCapacity and reserveAsync', () => {
     index.dispose();
   });
 
+  test('storage prepared while a search reads the index waits for adoptReserved or the next add, not for the search', async () => {
+    const count = 100_000;
+    const many = randomUnitVectors(count, DIMENSION, 39);
+    const slowQueries = randomUnitVectors(2000, DIMENSION, 40);
+    for (const adopt of ['adoptReserved', 'an add'] as const) {
+      const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
+      index.addWithIds(many, sequentialIds(count));
+      // Seconds of scanning on another worker thread, against milliseconds of copying for the growth.
+      const searching = index.searchAsync(slowQueries, 5);
+      const waited = performance.now();
+      assert.equal(await index.reserveAsync(count * 2), true, adopt);
+      const growthMs = performance.now() - waited;
+      assert.equal(index.spareCapacity, count, `${adopt}: the prepared room counts already`);
+      if (adopt === 'adoptReserved') {
+        assert.equal(index.adoptReserved(), true, `${adopt}: it was waiting (the growth took ${growthMs} ms)`);
+        assert.equal(index.adoptReserved(), false, `${adopt}: only once`);
+      } else {
+        index.addWithIds(randomUnitVectors(1, DIMENSION, 41), BigInt64Array.of(10n ** 9n));
+        assert.equal(index.adoptReserved(), false, `${adopt}: the add adopted it`);
+        assert.equal(index.spareCapacity, count - 1, adopt);
+      }
+      assert.deepEqual(await searching, index.search(slowQueries, 5), adopt);
+      for (const id of [0, 77_777, count - 1]) {
+        assert.deepEqual(index.reconstruct(BigInt(id)), row(many, id, DIMENSION), `${adopt}: id ${id}`);
+      }
+      index.dispose();
+    }
+  });
+
   test('appends that fit, removals and other growths while the codes are copied: every code where it belongs', async () => {
     const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
     index.addWithIds(base, sequentialIds(3000));

@@ -346,6 +346,7 @@ export const misuseCases: MisuseCase[] = [
   { name: 'reserveAsync: over 2^40', code: invalid, run: () => flat().reserveAsync(2 ** 41) },
   { name: 'reserveAsync: a string', code: invalid, run: () => flat().reserveAsync(untyped('10')) },
   { name: 'disposed: reserveAsync', code: gone, run: () => disposed().reserveAsync(10) },
+  { name: 'disposed: adoptReserved', code: gone, run: () => disposed().adoptReserved() },
   { name: 'disposed: spareCapacity', code: gone, run: () => disposed().spareCapacity },
   {
     name: 'deserializeBytesAsync: zeroed bytes',

@@ -33,7 +33,7 @@ describe('shard routing', () => {
     for (const count of counts) assert.ok(Math.abs(count - 10_000) < 500, `uneven shard: ${counts.join(',')}`);
   });
 
-  it('takes enrolments into a large shard opened from its snapshot, whose storage is full (grown off the loop)', async () => {
+  it('takes enrolments into a large shard opened from its snapshot, whose storage is full (grown off the loop), searched meanwhile', async () => {
     await withTempDir(async (dir) => {
       const random = seededRandom(12);
       const first = await Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0 });
@@ -42,9 +42,19 @@ describe('shard routing', () => {
       await first.close();
       const reopened = await Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0 });
       assert.equal(reopened.shardInfos()[0]!.recovery, 'snapshot');
-      // The first add waits for the storage to grow; many at once, and more than the snapshot held.
+      // The first add waits for the storage to grow; many at once, and more than the snapshot held. Searches run
+      // meanwhile, so growths also finish while searches read the old storage (then adopted under the write lock).
       const added = Array.from({ length: 600 }, () => randomUnitVector(random));
+      let enrolling = true;
+      const searching = Array.from({ length: 4 }, async (_, searcher) => {
+        for (let found = 0; enrolling; found++) {
+          const [best] = await reopened.search('p', vectors[searcher]!, MODEL, 1, 0);
+          assert.equal(best?.subjectId, `id-${searcher}`, `search ${found} while enrolling`);
+        }
+      });
       await Promise.all(added.map((vector, i) => reopened.enrol('p', `new-${i}`, vector, MODEL)));
+      enrolling = false;
+      await Promise.all(searching);
       for (const [subject, vector] of [
         ['id-7', vectors[7]!],
         ['new-0', added[0]!],

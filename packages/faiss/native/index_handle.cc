@@ -295,8 +295,9 @@ class DeserializeWorker : public PromiseWorker {
 // snapshot (its vector exactly full) held the JS thread 330-460 ms, and a shard four times as large four times as
 // long. Here the larger vector is allocated and filled with the codes stored so far on a libuv thread (the room beyond
 // them left unfaulted); back on the JS thread only the codes appended meanwhile are copied before it is swapped in
-// (AdoptStorage). It holds a ticket of the copies gate: appends that fit go on meanwhile, every other change waits
-// for the copy, and any such change sends AdoptStorage back to a full copy.
+// (OfferStorage), at once where no async search is reading the old storage, else before the next change: a swap that
+// waited for such a search held the JS thread for that search. It holds a ticket of the copies gate: appends that fit
+// go on meanwhile, every other change waits for the copy, and any such change sends the swap back to a full copy.
 class ReserveWorker : public IndexWorker {
  public:
   ReserveWorker(Napi::Object owner, IndexHandle& handle, const faiss::IndexFlatCodes& flat, std::size_t bytes)
@@ -319,9 +320,8 @@ class ReserveWorker : public IndexWorker {
   }
 
   void OnOK() override {
-    const bool adopted = handle_.AdoptStorage(fresh_, copied_, changesAtStart_);
-    std::vector<uint8_t>().swap(fresh_);
-    deferred_.Resolve(Napi::Boolean::New(Env(), adopted));
+    const bool ready = handle_.OfferStorage(std::move(fresh_), copied_, changesAtStart_);
+    deferred_.Resolve(Napi::Boolean::New(Env(), ready));
   }
 
  private:
@@ -352,6 +352,7 @@ Napi::Function IndexHandle::DefineClass(Napi::Env env) {
           InstanceAccessor<&IndexHandle::HasSimdHnswStorage>("simdHnswStorage"),
           InstanceAccessor<&IndexHandle::SpareCapacity>("spareCapacity"),
           InstanceMethod<&IndexHandle::ReserveAsync>("reserveAsync"),
+          InstanceMethod<&IndexHandle::AdoptReserved>("adoptReserved"),
           InstanceMethod<&IndexHandle::Train>("train"),
           InstanceMethod<&IndexHandle::TrainAsync>("trainAsync"),
           InstanceMethod<&IndexHandle::Add>("add"),
@@ -625,18 +626,20 @@ Napi::Value IndexHandle::SpareCapacity(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const faiss::IndexFlatCodes* flat = FindFlatCodes(LiveIndex(env));
   if (flat == nullptr || flat->code_size == 0) return env.Null();
-  return Napi::Number::New(env, static_cast<double>((flat->codes.capacity() - flat->codes.size()) / flat->code_size));
+  return Napi::Number::New(env,
+                           static_cast<double>((CodesCapacity(flat->codes) - flat->codes.size()) / flat->code_size));
 }
 
-// reserveAsync(vectors): room for `vectors` in all (ReserveWorker). Resolves true once the storage is swapped in,
-// false where there is nothing to do (not flat codes, room enough already, or the index changed meanwhile).
+// reserveAsync(vectors): room for `vectors` in all (ReserveWorker). Resolves true once the storage is swapped in or
+// prepared (OfferStorage), false where there is nothing to do (not flat codes, room enough already, or the index
+// changed meanwhile).
 Napi::Value IndexHandle::ReserveAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   faiss::Index& index = LiveIndex(env);
   const std::size_t vectors = RequireCount(info[0], "vectors");
   const faiss::IndexFlatCodes* flat = FindFlatCodes(index);
   if (flat == nullptr || flat->code_size == 0 || vectors > SIZE_MAX / flat->code_size ||
-      vectors * flat->code_size <= flat->codes.capacity()) {
+      vectors * flat->code_size <= CodesCapacity(flat->codes)) {
     auto settled = Napi::Promise::Deferred::New(env);
     settled.Resolve(Napi::Boolean::New(env, false));
     return settled.Promise();
@@ -647,16 +650,32 @@ Napi::Value IndexHandle::ReserveAsync(const Napi::CallbackInfo& info) {
   return promise;
 }
 
-bool IndexHandle::AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy) {
+bool IndexHandle::OfferStorage(std::vector<uint8_t> fresh, std::size_t copied, uint64_t changesAtCopy) {
   if (!index_ || changingAsync_) return false;
-  faiss::IndexFlatCodes* flat = FindFlatCodes(*index_);
+  const faiss::IndexFlatCodes* flat = FindFlatCodes(*index_);
+  if (flat == nullptr || fresh.capacity() < flat->codes.size() || fresh.capacity() <= CodesCapacity(flat->codes)) {
+    return false;
+  }
+  prepared_ = {std::move(fresh), copied, changesAtCopy};
+  if (searches_.IsIdle()) AdoptPrepared();
+  return true;
+}
+
+bool IndexHandle::AdoptPrepared() {
+  if (prepared_.codes.capacity() == 0) return false;
+  PreparedStorage prepared = std::move(prepared_);
+  prepared_ = {};
+  faiss::IndexFlatCodes* flat = index_ ? FindFlatCodes(*index_) : nullptr;
   if (flat == nullptr) return false;
   std::vector<uint8_t>& codes = flat->codes;
+  std::vector<uint8_t>& fresh = prepared.codes;
   if (fresh.capacity() < codes.size() || fresh.capacity() <= codes.capacity()) return false;
   // Only appends since the copy: the codes copied are still where they were.
-  const std::size_t from = changes_ == changesAtCopy && codes.size() >= copied ? copied : 0;
+  const std::size_t from =
+      changes_ == prepared.changesAtCopy && codes.size() >= prepared.copied ? prepared.copied : 0;
   // Another reserveAsync() may be copying the storage this frees.
-  BeginChange();
+  copies_.WaitUntilIdle();
+  ++changes_;
   // Within the capacity reserved: neither call reallocates.
   fresh.resize(from);
   fresh.insert(fresh.end(), codes.begin() + static_cast<std::ptrdiff_t>(from), codes.end());
@@ -664,8 +683,18 @@ bool IndexHandle::AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, 
   return true;
 }
 
+// adoptReserved(): swaps in the storage a reserveAsync() prepared while searches ran (after async searches still
+// running, as every change); true when there was one.
+Napi::Value IndexHandle::AdoptReserved(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LiveIndex(env);
+  searches_.WaitUntilIdle();
+  return Napi::Boolean::New(env, AdoptPrepared());
+}
+
 void IndexHandle::WaitBeforeAppend(faiss::Index& index, std::size_t count) {
   searches_.WaitUntilIdle();
+  AdoptPrepared();
   const faiss::IndexFlatCodes* flat = FindFlatCodes(index);
   const bool fits = flat != nullptr && count <= (flat->codes.capacity() - flat->codes.size()) / flat->code_size;
   if (!fits) {
@@ -795,6 +824,7 @@ void IndexHandle::Reset(const Napi::CallbackInfo& info) {
 void IndexHandle::Dispose(const Napi::CallbackInfo&) {
   // Idempotent, like closing a file handle twice.
   if (!index_) return;
+  prepared_ = {};
   BeginChange();
   index_.reset();
 }

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -33,10 +34,11 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // that fit, which tells whether the codes it copied are still where they were.
   SearchGate& Copies() { return copies_; }
   uint64_t Changes() const { return changes_; }
-  // Back on the JS thread: swaps `fresh` in as the flat-codes storage, its first `copied` bytes already copied (all of
-  // them copied again if anything but appends changed the index since `changesAtCopy`); false when the index is gone,
-  // being changed, or no longer needs it.
-  bool AdoptStorage(std::vector<uint8_t>& fresh, std::size_t copied, uint64_t changesAtCopy);
+  // Back on the JS thread: takes `fresh` as the next flat-codes storage, its first `copied` bytes already copied (all of
+  // them copied again if anything but appends changed the index since `changesAtCopy`). Swapped in at once when no
+  // async search or serialisation is reading the codes, else before the next change (AdoptPrepared), so the JS thread
+  // never waits for one here. False when the index is gone, being changed, or no longer needs it.
+  bool OfferStorage(std::vector<uint8_t> fresh, std::size_t copied, uint64_t changesAtCopy);
   // A new NativeIndex owning `index` (for deserializeBytesAsync()'s worker too); throws a JS error for a metric it does
   // not support.
   static Napi::Value Adopt(Napi::Env env, std::unique_ptr<faiss::Index> index);
@@ -58,6 +60,7 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   Napi::Value HasSimdHnswStorage(const Napi::CallbackInfo& info);
   Napi::Value SpareCapacity(const Napi::CallbackInfo& info);
   Napi::Value ReserveAsync(const Napi::CallbackInfo& info);
+  Napi::Value AdoptReserved(const Napi::CallbackInfo& info);
 
   void Train(const Napi::CallbackInfo& info);
   Napi::Value TrainAsync(const Napi::CallbackInfo& info);
@@ -90,8 +93,15 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   // searches started earlier are done, and a copy of the codes for reserveAsync() too.
   void BeginChange() {
     searches_.WaitUntilIdle();
+    AdoptPrepared();
     copies_.WaitUntilIdle();
     ++changes_;
+  }
+  // Swaps in the storage OfferStorage() kept, once nothing reads the codes (searches idle); true when it did.
+  bool AdoptPrepared();
+  // The capacity, in bytes, of the storage an append would find: the prepared one where there is one.
+  std::size_t CodesCapacity(const std::vector<uint8_t>& codes) const {
+    return std::max(codes.capacity(), prepared_.codes.capacity());
   }
   // What add() and addWithIds() go through instead: an append that fits the flat-codes storage moves nothing a copy
   // reads, so it waits only for searches.
@@ -101,6 +111,12 @@ class IndexHandle : public Napi::ObjectWrap<IndexHandle> {
   SearchGate searches_;
   SearchGate copies_;
   uint64_t changes_ = 0;
+  // Storage reserveAsync() filled while searches were reading the old one (capacity 0: none).
+  struct PreparedStorage {
+    std::vector<uint8_t> codes;
+    std::size_t copied = 0;
+    uint64_t changesAtCopy = 0;
+  } prepared_;
   // True from trainAsync()/addWithIdsAsync() until its promise settles: every other call is refused meanwhile.
   bool changingAsync_ = false;
 };

@@ -30,6 +30,11 @@ class SearchGate {
     if (--inFlight_ == 0) idle_.notify_all();
   }
 
+  bool IsIdle() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return inFlight_ == 0;
+  }
+
   void WaitUntilIdle() {
     std::unique_lock<std::mutex> lock(mutex_);
     idle_.wait(lock, [this] { return inFlight_ == 0; });

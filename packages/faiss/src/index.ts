@@ -50,6 +50,7 @@ interface NativeIndex {
   readonly simdHnswStorage: boolean;
   readonly spareCapacity: number | null;
   reserveAsync(vectors: number): Promise<boolean>;
+  adoptReserved(): boolean;
   train(vectors: Float32Array): void;
   trainAsync(vectors: Float32Array): Promise<void>;
   add(vectors: Float32Array): void;
@@ -272,14 +273,25 @@ export class FaissIndex {
   /**
    * Room for `vectors` in all, made off the JS thread: the larger storage is allocated and the stored codes copied
    * into it on a libuv worker thread (the room beyond them stays unfaulted until adds fill it). Appends that fit go
-   * on meanwhile; other changes and dispose wait for the copy. Back on the JS thread, after async searches already
-   * running, only the codes appended meanwhile are copied (all of them if anything else changed the index) and the
-   * storage is swapped in. Resolves true when it was; false where there is nothing to do (not flat codes, room
-   * enough already, or the index was disposed or is being changed by an async change). Out of memory rejects with
-   * ERR_FAISS_FAILURE.
+   * on meanwhile; other changes and dispose wait for the copy. Back on the JS thread only the codes appended meanwhile
+   * are copied (all of them if anything else changed the index) and the storage is swapped in: at once where no async
+   * search or serialisation is reading the index, else by the next change or {@link adoptReserved}, so that the JS
+   * thread never waits for one here ({@link spareCapacity} counts the room already). Resolves true when the storage
+   * is swapped in or waiting to be; false where there is nothing to do (not flat codes, room enough already, or the
+   * index was disposed or is being changed by an async change). Out of memory rejects with ERR_FAISS_FAILURE.
    */
   reserveAsync(vectors: number): Promise<boolean> {
     return this.#native.reserveAsync(vectors);
+  }
+
+  /**
+   * Swaps in the storage a {@link reserveAsync} left waiting because async searches were running; true when there
+   * was one. Like every change it first waits, blocking the JS thread, for async searches already running: call it
+   * where none can be (the gallery does under its index's write lock). Until then the waiting storage holds its copy
+   * of the codes beside the index's own.
+   */
+  adoptReserved(): boolean {
+    return this.#native.adoptReserved();
   }
 
   /** True after {@link dispose}; the only member that does not throw on a disposed index. */

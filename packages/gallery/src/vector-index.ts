@@ -25,8 +25,10 @@ export interface VectorIndex {
   addWithIdsAsync?(vectors: Float32Array, ids: BigInt64Array): Promise<void>;
   /** Vectors an add can store before the storage reallocates; null (or absent) where the engine does not tell. */
   readonly spareCapacity?: number | null;
-  /** Room for `vectors` in all, the storage grown off the event loop; true when it grew. */
+  /** Room for `vectors` in all, grown off the event loop; true when it grew or waits for {@link adoptReserved}. */
   reserveAsync?(vectors: number): Promise<boolean>;
+  /** Swaps in storage a reserveAsync left waiting for searches; true when there was some. */
+  adoptReserved?(): boolean;
   /** `threads`: OpenMP threads for this call (the engine's default when absent). */
   search(queries: Float32Array, k: number, threads?: number): IndexSearchResult;
   searchAsync?(queries: Float32Array, k: number): Promise<IndexSearchResult>;
@@ -147,6 +149,7 @@ export class ModelIndex {
   private pendingFlush: Promise<void> | undefined;
   /** The storage being grown (reserveAsync), until it settles. */
   private growth: Promise<boolean> | undefined;
+  private disposed = false;
   private searchParameters: Record<string, number>;
 
   constructor(options: {
@@ -292,7 +295,10 @@ export class ModelIndex {
   }
 
   async dispose(): Promise<void> {
-    await this.lock.write(() => this.index.dispose());
+    await this.lock.write(() => {
+      this.disposed = true;
+      this.index.dispose();
+    });
   }
 
   private applySearchParameters(): void {
@@ -330,6 +336,11 @@ export class ModelIndex {
     await (this.growth ?? this.grow(count));
   }
 
+  private adoptReserved(index: VectorIndex): void {
+    // A replace() or dispose() since the growth began: the storage went with the index it was made for.
+    if (index === this.index && !this.disposed) index.adoptReserved?.();
+  }
+
   /** Starts growing the storage once it is seven-eighths full, so that adds seldom wait for it. */
   private growAhead(): void {
     const spare = this.index.spareCapacity ?? Infinity;
@@ -350,6 +361,16 @@ export class ModelIndex {
         if (this.growth === growth) this.growth = undefined;
       });
     this.growth = growth;
+    // Storage prepared while searches read the old one waits for them: under the write lock, which the searches'
+    // read locks hold off without the event loop waiting, instead of the binding holding it until they finish. An add
+    // that awaits the growth under the write lock already adopts it (every change does first), and this finds none.
+    void growth.then((ready) => {
+      if (ready && index.adoptReserved !== undefined) {
+        // Nothing to adopt into any more (the index replaced or disposed since) is the only refusal expected, and
+        // storage not adopted here is adopted by the next add.
+        this.lock.write(() => this.adoptReserved(index)).catch(() => undefined);
+      }
+    });
     return growth;
   }
 }
