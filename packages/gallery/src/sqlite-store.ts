@@ -48,7 +48,7 @@ const CHANGE_ADD = 1;
 const CHANGE_REMOVE = 2;
 // A shard rebuilt from the store reads this many rows between turns of the event loop. Several shards rebuild side
 // by side and their batches can land in one turn: at 4,096 rows (~25 ms of row reads and decoding each) four shards of
-// 62.5k templates held the loop 173-260 ms at a time, at 1,024 57-65 ms, the rebuild no slower.
+// 62.5k templates held the loop 190-235 ms at a time, at 1,024 57-110 ms, and the rebuild took no longer.
 const SCAN_BATCH_SIZE = 1024;
 const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
