@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
@@ -19,6 +18,7 @@ import { frllPeople, type Person } from '../distributed/people.js';
 import { freePort, health, waitFor, waitForCluster } from '../distributed/support.js';
 import { dashboardQueries, metricNamesIn, type Dashboard } from './dashboard.js';
 import { composeObjects, docker, dockerEngineProblem, runCommand } from './docker.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 // The stack exactly as the README's quick start brings it up (scripts/compose.sh up --local),
 // reached only through the ports it publishes on 127.0.0.1.
@@ -39,7 +39,7 @@ interface PromSeries {
 
 describe('the docker-compose stack (scripts/compose.sh up --local)', { skip }, () => {
   const project = `facegate-test-${randomBytes(4).toString('hex')}`;
-  const secrets = mkdtempSync(path.join(tmpdir(), 'facegate-compose-'));
+  const secrets = scratchDirectory('compose');
   const apiKey = `fgk_${randomBytes(32).toString('base64url')}`;
   const key = { 'X-API-Key': apiKey };
   let env: Record<string, string> = {};

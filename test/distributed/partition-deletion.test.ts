@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
@@ -18,6 +17,7 @@ import {
   withLogsOnFailure,
   type WorkerProcess,
 } from './support.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 const faces = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((name) => readImage(fixture('frll', name)));
 
@@ -31,7 +31,7 @@ describe('DELETE /api/v1/partitions/{name} (distributed: Redis store, shards on 
     SNAPSHOT_INTERVAL_MS: '300',
     JOB_TIMEOUT_MS: '10000',
   };
-  const root = mkdtempSync(path.join(os.tmpdir(), 'facegate-partition-deletion-'));
+  const root = scratchDirectory('partition-deletion');
   const dataDirOf = (workerId: string): string => path.join(root, workerId);
   const snapshotsOf = (workerId: string, partition: string): string =>
     path.join(dataDirOf(workerId), 'shard-snapshots', partition);

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { FaissIndex } from '@facegate/faiss';
 
 import { bruteForceInnerProduct, randomUnitVectors, recallAtK, row, sequentialIds } from './helpers.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 // Random 64-d vectors have no cluster structure, which makes approximate search hard enough for the search-time
 // parameters to visibly change recall.
@@ -152,7 +152,7 @@ describe('HNSW on the binding’s vectorised flat storage', () => {
     const index = build('IDMap2,HNSW32', 'inner_product');
     const before = index.search(probes, 5);
     const copies = [FaissIndex.deserialize(index.serialize())];
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'faiss-simd-')), 'index.faiss');
+    const file = path.join(scratchDirectory('faiss-simd'), 'index.faiss');
     index.write(file);
     copies.push(FaissIndex.read(file));
     for (const copy of copies) {

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { FaissIndex, IndexBytes, MISSING_LABEL, faissVersion, releaseFreedMemory } from '@facegate/faiss';
 
 import { bruteForceInnerProduct, randomUnitVectors, row, sequentialIds } from './helpers.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 const DIMENSION = 32;
-const scratchDirectory = mkdtempSync(join(tmpdir(), 'facegate-faiss-'));
-after(() => rmSync(scratchDirectory, { recursive: true, force: true }));
+const scratch = scratchDirectory('faiss');
 
 test('reports the libfaiss version it was built against', () => {
   assert.match(faissVersion, /^1\.\d+\.\d+$/);
@@ -190,7 +188,7 @@ describe('persistence', () => {
       const queries = base.subarray(0, 10 * DIMENSION);
       const expected = original.search(queries, 5);
 
-      const path = join(scratchDirectory, `${description.replaceAll(',', '_')}.faiss`);
+      const path = join(scratch, `${description.replaceAll(',', '_')}.faiss`);
       original.write(path);
       const fromFile = FaissIndex.read(path);
       const fromBytes = FaissIndex.deserialize(original.serialize());

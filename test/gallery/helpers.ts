@@ -1,8 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import type { FacegateError } from '@facegate/contracts';
 import { seededRandom } from '../support/random.js';
+import { scratchDirectory } from '../support/leftovers.js';
 export { seededRandom };
 
 export const DIMENSION = 512;
@@ -55,7 +54,7 @@ export function cosine(a: Float32Array, b: Float32Array): number {
 }
 
 export async function withTempDir<T>(work: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), 'facegate-gallery-'));
+  const dir = scratchDirectory('gallery');
   try {
     return await work(dir);
   } finally {

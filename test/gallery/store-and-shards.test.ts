@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -9,6 +8,7 @@ import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
 import { GROW_AHEAD_MIN_VECTORS } from '../../packages/gallery/src/vector-index.js';
 import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 import { addSubjects, describeTemplateStoreContract } from './store-contract.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 const MODEL = 'm1';
 const utf8 = new TextEncoder();
@@ -89,7 +89,7 @@ after(async () => {
 });
 
 describeTemplateStoreContract('SqliteTemplateStore', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'facegate-store-'));
+  const dir = scratchDirectory('store');
   storeDirs.push(dir);
   return SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
 });

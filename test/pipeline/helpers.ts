@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
@@ -8,6 +7,7 @@ import { DEFAULT_PIPELINE_CONFIG, type PipelineConfig } from '../../packages/pip
 import { lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { fixture, repoRoot } from '../support/paths.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 export const modelsDir = path.join(repoRoot, 'models');
 
@@ -35,7 +35,7 @@ export function defaultPackCopy(
   prefix: string,
   leaveOut: readonly string[] = [],
 ): { directory: string; pack: string; manifest: PackManifestJson; writeManifest(): void } {
-  const directory = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const directory = scratchDirectory(prefix);
   symlinkSync(path.join(modelsDir, 'mad'), path.join(directory, 'mad'));
   const pack = path.join(directory, 'default');
   mkdirSync(pack);

@@ -1,16 +1,6 @@
 import assert from 'node:assert/strict';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FacegateError } from '@facegate/contracts';
@@ -20,6 +10,7 @@ import { FacePipeline, cosineSimilarity, type StageName } from '../../packages/p
 import { MAD_HANDMADE_MODEL, MAD_STEM_MODEL } from '../../packages/pipeline/src/mad/index.js';
 import { sharedModelsDir } from '../support/paths.js';
 import { defaultPackCopy, frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 const scrfdPath = path.join(sharedModelsDir, 'scrfd_500m_bnkps.onnx');
 const skipScrfd = existsSync(scrfdPath) ? false : `SCRFD test model not found at ${scrfdPath}`;
@@ -231,7 +222,7 @@ describe('MAD model by recogniser', () => {
   before(() => {
     // The default pack with another recogniser file: the same network with a doc string added
     // (a model-level protobuf field), so another sha256 — as the stem features see any other network.
-    const copy = defaultPackCopy('facegate-other-recogniser-', ['fr_feature.onnx']);
+    const copy = defaultPackCopy('other-recogniser', ['fr_feature.onnx']);
     directory = copy.directory;
     const { pack, manifest } = copy;
     const docString = Buffer.from('another recogniser');
@@ -392,7 +383,7 @@ describe('FacePipeline on large JPEGs (reduced decode)', () => {
 describe('FacePipeline with missing or corrupt models', () => {
   let directory: string;
   before(() => {
-    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-models-'));
+    directory = scratchDirectory('models');
     const pack = path.join(directory, 'default');
     mkdirSync(pack);
     copyFileSync(path.join(modelsDir, 'default', 'manifest.json'), path.join(pack, 'manifest.json'));
@@ -434,7 +425,7 @@ describe('FacePipeline on a pack with an SCRFD detector (buffalo_l layout)', { s
   before(() => {
     // buffalo_l's shape, with the shared SCRFD-500M standing in for det_10g and the default
     // recogniser for w600k_r50: exercises keypoint alignment and pack inheritance.
-    directory = mkdtempSync(path.join(os.tmpdir(), 'facegate-scrfd-pack-'));
+    directory = scratchDirectory('scrfd-pack');
     symlinkSync(path.join(modelsDir, 'default'), path.join(directory, 'default'));
     const pack = path.join(directory, 'buffalo_l');
     mkdirSync(pack);

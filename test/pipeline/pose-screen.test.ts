@@ -134,7 +134,7 @@ describe('head-pose screen in the pipeline (real models)', () => {
 describe('head-pose screen that does not fit the pack', () => {
   let directory: string;
   before(() => {
-    const copy = defaultPackCopy('facegate-pose-screen-', ['head-pose-screen.json']);
+    const copy = defaultPackCopy('pose-screen', ['head-pose-screen.json']);
     directory = copy.directory;
     copy.writeManifest();
     writeFileSync(

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
@@ -13,6 +12,7 @@ import { zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal
 import { sharedModelsDir } from '../support/paths.js';
 import { seededRandom } from '../support/random.js';
 import { modelsDir, runModel, textField, valueInfoField } from './helpers.js';
+import { scratchDirectory } from '../support/leftovers.js';
 
 /** Every output value equal: bit for bit, but for the sign of a zero, which nothing downstream reads. */
 function assertIdentical(actual: Float32Array[], expected: Float32Array[], what: string): void {
@@ -139,7 +139,7 @@ describe('vectorisedPReluModel', () => {
     const dims = [1, 2, NCHWC_BLOCK, 3, 3];
     const model = syntheticModel(NCHWC_BLOCK, { dims });
     assert.equal(vectorisedPReluModel(model).rewritten, 2, 'the rewrite is attempted');
-    const directory = mkdtempSync(path.join(os.tmpdir(), 'prelu-'));
+    const directory = scratchDirectory('prelu');
     try {
       const filePath = path.join(directory, 'five-d.onnx');
       writeFileSync(filePath, model);
