@@ -15,21 +15,21 @@ test('reports the libfaiss version it was built against', () => {
 });
 
 test('releaseFreedMemory hands back what disposed indexes freed below a live one, and the live one still answers', () => {
-  const vectors = randomUnitVectors(1000, 32, 5);
+  const vectors = randomUnitVectors(1000, DIMENSION, 5);
   const indexes = Array.from({ length: 200 }, () => {
-    const index = FaissIndex.create(32, 'IDMap2,Flat');
+    const index = FaissIndex.create(DIMENSION, 'IDMap2,Flat');
     index.addWithIds(vectors, sequentialIds(1000));
     return index;
   });
   const live = indexes.pop()!;
-  const expected = live.search(row(vectors, 7, 32), 1);
+  const expected = live.search(row(vectors, 7, DIMENSION), 1);
   for (const index of indexes) index.dispose();
   const residentBefore = process.memoryUsage.rss();
   releaseFreedMemory();
   const handedBack = residentBefore - process.memoryUsage.rss();
   // glibc's free() keeps it: only the top of a heap goes back by itself.
   assert.ok(handedBack >= 16 * 2 ** 20, `25 MB freed under a live allocation is handed back (${handedBack} bytes)`);
-  assert.deepEqual(live.search(row(vectors, 7, 32), 1), expected, 'the live index is untouched');
+  assert.deepEqual(live.search(row(vectors, 7, DIMENSION), 1), expected, 'the live index is untouched');
   live.dispose();
 });
 

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore, statsFromStore } from '@facegate/gallery';
 import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
@@ -83,14 +82,8 @@ describe('shard routing', () => {
   });
 });
 
-const storeDirs: string[] = [];
-after(async () => {
-  for (const dir of storeDirs) await rm(dir, { recursive: true, force: true });
-});
-
 describeTemplateStoreContract('SqliteTemplateStore', async () => {
   const dir = scratchDirectory('store');
-  storeDirs.push(dir);
   return SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
 });
 

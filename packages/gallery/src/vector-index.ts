@@ -18,6 +18,7 @@ export interface VectorIndex {
   readonly metric?: 'inner_product' | 'l2';
   readonly ntotal: number;
   readonly isTrained: boolean;
+  readonly isDisposed: boolean;
   train(vectors: Float32Array): void;
   addWithIds(vectors: Float32Array, ids: BigInt64Array): void;
   /** Off the event loop, for an index nothing else uses until they settle (one being built). */
@@ -149,7 +150,6 @@ export class ModelIndex {
   private pendingFlush: Promise<void> | undefined;
   /** The storage being grown (reserveAsync), until it settles. */
   private growth: Promise<boolean> | undefined;
-  private disposed = false;
   private searchParameters: Record<string, number>;
 
   constructor(options: {
@@ -295,10 +295,7 @@ export class ModelIndex {
   }
 
   async dispose(): Promise<void> {
-    await this.lock.write(() => {
-      this.disposed = true;
-      this.index.dispose();
-    });
+    await this.lock.write(() => this.index.dispose());
   }
 
   private applySearchParameters(): void {
@@ -336,11 +333,6 @@ export class ModelIndex {
     await (this.growth ?? this.grow(count));
   }
 
-  private adoptReserved(index: VectorIndex): void {
-    // A replace() or dispose() since the growth began: the storage went with the index it was made for.
-    if (index === this.index && !this.disposed) index.adoptReserved?.();
-  }
-
   /** Starts growing the storage once it is seven-eighths full, so that adds seldom wait for it. */
   private growAhead(): void {
     const spare = this.index.spareCapacity ?? Infinity;
@@ -364,13 +356,16 @@ export class ModelIndex {
     // Storage prepared while searches read the old one waits for them: under the write lock, which the searches'
     // read locks hold off without the event loop waiting, instead of the binding holding it until they finish. An add
     // that awaits the growth under the write lock already adopts it (every change does first), and this finds none.
-    void growth.then((ready) => {
-      if (ready && index.adoptReserved !== undefined) {
-        // Nothing to adopt into any more (the index replaced or disposed since) is the only refusal expected, and
-        // storage not adopted here is adopted by the next add.
-        this.lock.write(() => this.adoptReserved(index)).catch(() => undefined);
-      }
-    });
+    void growth
+      .then(async (ready) => {
+        if (!ready) return;
+        await this.lock.write(() => {
+          // Replaced or disposed since the growth began: the storage went with the index it was made for.
+          if (index === this.index && !index.isDisposed) index.adoptReserved?.();
+        });
+      })
+      // Background work: whatever is not adopted here the next add adopts, so a refusal must not surface unhandled.
+      .catch(() => undefined);
     return growth;
   }
 }
