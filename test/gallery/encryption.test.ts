@@ -28,6 +28,7 @@ import {
 import { silentLogger, type Logger } from '@facegate/observability';
 import { GENERATED_KEY_FILE, loadTemplateCipher, readWorkerEnv, rekey } from '@facegate/worker';
 import { decodeShardOp, encodeShardOp } from '../../apps/worker/src/cluster/shard-ops.js';
+import { StoredTemplateCodec } from '../../packages/gallery/src/template-codec.js';
 import { SHARED_REDIS_URL, deletePrefix, testPrefix } from '../distributed/support.js';
 import { DIMENSION, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 
@@ -142,6 +143,53 @@ describe('TemplateCipher', () => {
         "!shown.includes(Buffer.from(secret).toString('hex'))",
       );
     }
+  });
+});
+
+describe('StoredTemplateCodec.decodeInto', () => {
+  const templates = [randomUnitVector(seededRandom(2)), randomUnitVector(seededRandom(3))];
+  const rows = templates.map((_, i) => ({
+    partition: 'p',
+    subjectId: `s${i}`,
+    modelId: MODEL,
+    faissId: BigInt(i + 1),
+  }));
+
+  it('writes sealed and plaintext rows at their offsets, as decode reads them, and nothing else', () => {
+    const codec = new StoredTemplateCodec(DIMENSION, ring(K1));
+    const stored = [codec.encode(templates[0]!, rows[0]!), bytesOf(templates[1]!)];
+    const target = new Float32Array(DIMENSION * 2 + 3).fill(-7);
+    codec.decodeInto(stored[0]!, rows[0]!, target, 1);
+    // A Buffer's bytes need not sit on a 4-byte boundary in their pool.
+    const unaligned = Buffer.alloc(stored[1]!.length + 1).subarray(1);
+    stored[1]!.copy(unaligned);
+    codec.decodeInto(unaligned, rows[1]!, target, 1 + DIMENSION);
+    assert.deepEqual(target.subarray(1, 1 + DIMENSION), codec.decode(stored[0]!, rows[0]!));
+    assert.deepEqual(target.subarray(1 + DIMENSION, 1 + 2 * DIMENSION), templates[1]);
+    assert.deepEqual([target[0], target[2 * DIMENSION + 1], target[2 * DIMENSION + 2]], [-7, -7, -7]);
+  });
+
+  it('refuses what decode refuses, before writing', async () => {
+    const sealed = new StoredTemplateCodec(DIMENSION, ring(K1)).encode(templates[0]!, rows[0]!);
+    const target = new Float32Array(DIMENSION).fill(-7);
+    assert.throws(
+      () => new StoredTemplateCodec(DIMENSION, undefined).decodeInto(sealed, rows[0]!, target, 0),
+      decryptionFailure('encryption-disabled'),
+    );
+    assert.throws(
+      () => new StoredTemplateCodec(DIMENSION, ring(K1)).decodeInto(sealed, rows[1]!, target, 0),
+      decryptionFailure('authentication-failed'),
+    );
+    const encryptedOnly = new StoredTemplateCodec(DIMENSION, ring(K1));
+    await encryptedOnly.markEncryptedOnly({ setSetting: async () => {} });
+    assert.throws(
+      () => encryptedOnly.decodeInto(bytesOf(templates[1]!), rows[1]!, target, 0),
+      decryptionFailure('plaintext-refused'),
+    );
+    assert.ok(
+      target.every((value) => value === -7),
+      'target.every((value) => value === -7)',
+    );
   });
 });
 

@@ -388,7 +388,7 @@ export class RedisTemplateStore implements TemplateStore {
           const faissId = BigInt(flat[row * 3]!.toString('utf8'));
           faissIds[row] = faissId;
           const identity = { partition, subjectId: subjectOf(flat[row * 3 + 2]), modelId, faissId };
-          vectors.set(codec.decode(flat[row * 3 + 1]!, identity), row * dimension);
+          codec.decodeInto(flat[row * 3 + 1]!, identity, vectors, row * dimension);
         }
         return { faissIds, vectors };
       }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { FacegateError, clampCosine, isMatch } from '@facegate/contracts';
 import { crashPoint } from './crash-points.js';
+import { takeEventLoopTurn } from './event-loop-turns.js';
 import { shardOf } from './hash.js';
 import { WriteGate } from './locks.js';
 import {
@@ -511,11 +511,17 @@ export class Shard {
   /**
    * A new index of one model from a consistent scan of the store. Untrained index types are
    * trained on a sample first, or stay exact while the shard is too small to train them.
-   * Other work runs between batches: a worker may be serving while a shard rebuilds.
    */
   private async buildFromStore(modelId: string): Promise<BuiltIndex> {
     const { engine, dimension, indexDescription } = this.options;
+    // The scan's opening (it counts the rows) and each batch are read in a turn of their own: a worker may be serving
+    // while its shards rebuild side by side.
+    await takeEventLoopTurn();
     const scan = await this.store.openShardScan(this.partition, this.shard, modelId);
+    const nextBatch = async (): Promise<TemplateBatch | undefined> => {
+      await takeEventLoopTurn();
+      return scan.next();
+    };
     let index: VectorIndex | undefined;
     try {
       const minimumTraining = minimumTrainingVectors(indexDescription);
@@ -528,7 +534,7 @@ export class Shard {
         const sample: TemplateBatch[] = [];
         let sampled = 0;
         while (sampled < sampleSize) {
-          const batch = await scan.next();
+          const batch = await nextBatch();
           if (batch === undefined) break;
           sample.push(batch);
           sampled += batch.faissIds.length;
@@ -543,10 +549,9 @@ export class Shard {
         for (const batch of sample) await addBatch(index, batch);
       }
       for (;;) {
-        const batch = await scan.next();
+        const batch = await nextBatch();
         if (batch === undefined) break;
         await addBatch(index, batch);
-        await nextMacrotask();
       }
       return { index, description, asOfSeq: scan.asOfSeq };
     } catch (error) {

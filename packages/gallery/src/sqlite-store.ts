@@ -46,9 +46,9 @@ const ERASE_BATCH_ROWS = 512;
 const PRUNE_BATCH_ROWS = 4096;
 const CHANGE_ADD = 1;
 const CHANGE_REMOVE = 2;
-// A shard rebuilt from the store reads this many rows between turns of the event loop. Several shards rebuild side
-// by side and their batches can land in one turn: at 4,096 rows (~25 ms of row reads and decoding each) four shards of
-// 62.5k templates held the loop 190-235 ms at a time, at 1,024 57-110 ms, and the rebuild took no longer.
+// A shard rebuilt from the store reads this many rows in a turn of the event loop (~10 ms of row reads). At 4,096
+// four shards of 62.5k templates held the loop 190-235 ms at a time; at 512 the holds were alike and the rebuild
+// left ~3 % more memory behind.
 const SCAN_BATCH_SIZE = 1024;
 const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
@@ -563,7 +563,7 @@ export class SqliteTemplateStore implements TemplateStore {
             const faissId = BigInt(row.faiss_id);
             faissIds[i] = faissId;
             const identity = { partition, subjectId: row.subject_id, modelId, faissId };
-            vectors.set(codec.decode(row.template, identity), i * dimension);
+            codec.decodeInto(row.template, identity, vectors, i * dimension);
           });
           afterFaissId = rows[rows.length - 1]!.faiss_id;
           return { faissIds, vectors };

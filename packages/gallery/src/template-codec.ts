@@ -45,17 +45,39 @@ export class StoredTemplateCodec {
   /** Throws {@link TemplateDecryptionError} when the bytes cannot be read here. */
   decode(bytes: Uint8Array, row: TemplateRowIdentity): Float32Array {
     if (this.isPlaintext(bytes)) {
-      if (this.cipher !== undefined) {
-        if (!this.acceptsPlaintext) {
-          throw this.cipher.recordFailure(
-            'plaintext-refused',
-            'a plaintext template in a store whose templates are all encrypted (injected?)',
-          );
-        }
-        this.cipher.notePlaintextRead();
-      }
+      this.admitPlaintext();
       return float32Copy(bytes);
     }
+    return this.open(bytes, row);
+  }
+
+  /**
+   * {@link decode} into `target` from `offset` (in values). A scan writes a whole batch so: a copy
+   * of its own for every row made 2 KB of garbage a template, and the collector paused a rebuild.
+   */
+  decodeInto(bytes: Uint8Array, row: TemplateRowIdentity, target: Float32Array, offset: number): void {
+    if (this.isPlaintext(bytes)) {
+      this.admitPlaintext();
+      new Uint8Array(target.buffer, target.byteOffset + offset * Float32Array.BYTES_PER_ELEMENT, bytes.byteLength).set(
+        bytes,
+      );
+      return;
+    }
+    target.set(this.open(bytes, row), offset);
+  }
+
+  private admitPlaintext(): void {
+    if (this.cipher === undefined) return;
+    if (!this.acceptsPlaintext) {
+      throw this.cipher.recordFailure(
+        'plaintext-refused',
+        'a plaintext template in a store whose templates are all encrypted (injected?)',
+      );
+    }
+    this.cipher.notePlaintextRead();
+  }
+
+  private open(bytes: Uint8Array, row: TemplateRowIdentity): Float32Array {
     if (this.cipher === undefined) {
       throw new TemplateDecryptionError(
         'encryption-disabled',
