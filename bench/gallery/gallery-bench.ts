@@ -345,9 +345,14 @@ function markdown(r: Record<string, unknown>): string {
     ['enrol throughput', `${Number(get('enrol.per_second')).toFixed(0)} /s (${get('enrol.concurrency')} in flight)`],
     [
       'Flat search p50 / p99 (raw C++ libfaiss program)',
-      `${ms('flat.raw_cpp_program.p50_ms')} / ${ms('flat.raw_cpp_program.p99_ms')}`,
+      typeof get('flat.raw_cpp_program') === 'string'
+        ? `${String(get('flat.raw_cpp_program'))} (bench/faiss/build.sh builds it)`
+        : `${ms('flat.raw_cpp_program.p50_ms')} / ${ms('flat.raw_cpp_program.p99_ms')}`,
     ],
-    ['gallery / raw C++ p50', Number(get('flat.gallery_over_raw_cpp_p50')).toFixed(2)],
+    [
+      'gallery / raw C++ p50',
+      get('flat.gallery_over_raw_cpp_p50') === null ? 'n/a' : Number(get('flat.gallery_over_raw_cpp_p50')).toFixed(2),
+    ],
     ['cold start with one corrupted snapshot file, Flat', s('cold_start_flat_corrupted.open_seconds')],
     ['Flat search p50 / p99 (gallery)', `${ms('flat.gallery.p50_ms')} / ${ms('flat.gallery.p99_ms')}`],
     [
