@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getJson, postBiometric, postDelete } from '../support/http.js';
+import { scratchDirectory } from '../support/leftovers.js';
 import { fixture } from '../support/paths.js';
 import { readImage, startEmbeddedService, type RunningService } from '../support/service.js';
 
@@ -24,7 +24,8 @@ function run(command: string, args: string[]): string | undefined {
  * the running service, open files included — what a failing disk does to a data directory.
  */
 function loopVolume(): { mountPoint: string; goReadOnly(): boolean; repair(): boolean; dispose(): void } | undefined {
-  const workDir = mkdtempSync(path.join(os.tmpdir(), 'facegate-ro-'));
+  // A process killed before its dispose leaves the volume mounted: the next sweep of scratch directories releases it.
+  const workDir = scratchDirectory('ro');
   const image = path.join(workDir, 'volume.img');
   const mountPoint = path.join(workDir, 'mnt');
   writeFileSync(image, '');

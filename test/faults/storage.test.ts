@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getJson, postBiometric } from '../support/http.js';
+import { scratchDirectory } from '../support/leftovers.js';
 import { fixture } from '../support/paths.js';
 import { readImage, startEmbeddedService, type RunningService } from '../support/service.js';
 
@@ -14,7 +14,8 @@ function mount(...args: string[]): boolean {
   return spawnSync('mount', args, { stdio: 'ignore' }).status === 0;
 }
 
-const mountPoint = mkdtempSync(path.join(os.tmpdir(), 'facegate-volume-'));
+// A process killed before its clean-up leaves the volume mounted: the next sweep of scratch directories releases it.
+const mountPoint = scratchDirectory('volume');
 const canMount = mount('-t', 'tmpfs', '-o', 'size=40m', 'tmpfs', mountPoint);
 const skip = canMount ? false : 'needs root and tmpfs mounts to simulate a full disk';
 

@@ -108,4 +108,36 @@ describe('scratch directories and child processes of tests and tools (support/le
       rmSync(folder, { recursive: true, force: true });
     }
   });
+
+  it('of processes that are gone lose their mounts and loop devices before they are removed', (context) => {
+    const folder = mkdtempSync(path.join(os.tmpdir(), 'leftovers-volumes-'));
+    const orphan = path.join(folder, `facegate-ro-${spawnSync('true').pid!}-Mn78Op`);
+    const image = path.join(orphan, 'volume.img');
+    const mountPoint = path.join(orphan, 'mnt');
+    mkdirSync(mountPoint, { recursive: true });
+    spawnSync('truncate', ['-s', '8M', image]);
+    const attached = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
+    const device = attached.status === 0 ? attached.stdout.trim() : undefined;
+    try {
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status === 0;
+      if (!device || !mounted) {
+        context.skip('needs root, tmpfs mounts and loop devices');
+        return;
+      }
+      const hoursAgo = new Date(Date.now() - 2 * ORPHAN_AGE_MS);
+      utimesSync(orphan, hoursAgo, hoursAgo);
+      assert.deepEqual(removeOrphanedScratch(folder), [orphan]);
+      assert.equal(existsSync(orphan), false);
+      const mounts = readFileSync('/proc/self/mounts', 'utf8');
+      assert.ok(!mounts.includes(` ${mountPoint} `), 'the tmpfs is unmounted');
+      const backing = spawnSync('losetup', ['--list', '--noheadings', '--output', 'BACK-FILE', device], {
+        encoding: 'utf8',
+      });
+      assert.ok(!backing.stdout.includes(image), `${device} is detached`);
+    } finally {
+      spawnSync('umount', ['--lazy', mountPoint]);
+      if (device) spawnSync('losetup', ['-d', device]);
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
 });

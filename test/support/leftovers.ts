@@ -1,5 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -17,8 +17,68 @@ let hooked = false;
 function removeLeftovers(): void {
   for (const child of processes) child.kill('SIGKILL');
   processes.clear();
-  for (const directory of directories) rmSync(directory, { recursive: true, force: true });
+  for (const directory of directories) removeScratch(directory);
   directories.clear();
+}
+
+/** Whether `file` is `directory` or lies below it. */
+function within(directory: string, file: string): boolean {
+  return file === directory || file.startsWith(`${directory}${path.sep}`);
+}
+
+/** Mount points as /proc/self/mounts writes them: spaces and the like as octal escapes. */
+function mountPoints(): string[] {
+  try {
+    return readFileSync('/proc/self/mounts', 'utf8')
+      .split('\n')
+      .map((line) =>
+        (line.split(' ')[1] ?? '').replace(/\\([0-7]{3})/g, (_, code: string) =>
+          String.fromCharCode(parseInt(code, 8)),
+        ),
+      );
+  } catch {
+    return []; // Not Linux: nothing of ours is mounted.
+  }
+}
+
+/** The files behind this machine's loop devices, by device. */
+function loopBackingFiles(): Array<[device: string, file: string]> {
+  let names: string[];
+  try {
+    names = readdirSync('/sys/block').filter((name) => name.startsWith('loop'));
+  } catch {
+    return [];
+  }
+  const files: Array<[string, string]> = [];
+  for (const name of names) {
+    try {
+      const file = readFileSync(`/sys/block/${name}/loop/backing_file`, 'utf8').trim();
+      files.push([`/dev/${name}`, file.replace(/ \(deleted\)$/, '')]);
+    } catch {
+      // Not attached.
+    }
+  }
+  return files;
+}
+
+/**
+ * Unmounts what is mounted at or below `directory`, deepest first, and detaches the loop devices whose image lies in
+ * it: the storage-fault tests mount volumes in their scratch directories, and a removal would otherwise empty a
+ * still-mounted volume and leave its mount and loop device behind.
+ */
+export function releaseVolumes(directory: string): void {
+  const mounted = mountPoints().filter((mountPoint) => within(directory, mountPoint));
+  for (const mountPoint of mounted.sort((a, b) => b.length - a.length)) {
+    spawnSync('umount', ['--lazy', mountPoint], { stdio: 'ignore' });
+  }
+  for (const [device, file] of loopBackingFiles()) {
+    if (within(directory, file)) spawnSync('losetup', ['-d', device], { stdio: 'ignore' });
+  }
+}
+
+function removeScratch(directory: string): void {
+  releaseVolumes(directory);
+  rmSync(directory, { recursive: true, force: true });
 }
 
 function hookExit(): void {
@@ -88,7 +148,7 @@ export function removeOrphanedScratch(folder = os.tmpdir()): string[] {
     try {
       const status = statSync(directory);
       if (!status.isDirectory() || Date.now() - status.mtimeMs < ORPHAN_AGE_MS) continue;
-      rmSync(directory, { recursive: true, force: true });
+      removeScratch(directory);
       removed.push(directory);
     } catch {
       // Gone meanwhile, or not ours to remove: another run's sweep or owner has it.
