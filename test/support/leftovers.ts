@@ -66,7 +66,7 @@ function loopBackingFiles(): Array<[device: string, file: string]> {
  * it: the storage-fault tests mount volumes in their scratch directories, and a removal would otherwise empty a
  * still-mounted volume and leave its mount and loop device behind.
  */
-export function releaseVolumes(directory: string): void {
+function releaseVolumes(directory: string): void {
   const mounted = mountPoints().filter((mountPoint) => within(directory, mountPoint));
   for (const mountPoint of mounted.sort((a, b) => b.length - a.length)) {
     spawnSync('umount', ['--lazy', mountPoint], { stdio: 'ignore' });
