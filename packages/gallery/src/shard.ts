@@ -5,7 +5,6 @@ import { takeEventLoopTurn } from './event-loop-turns.js';
 import { shardOf } from './hash.js';
 import { WriteGate } from './locks.js';
 import {
-  indexFileIntact,
   prepareSnapshotDir,
   publishManifest,
   readIndexFile,
@@ -389,7 +388,6 @@ export class Shard {
       for (const entry of manifest.indexes) {
         if (entry.configuredDescription !== this.options.indexDescription) return false;
         if (!this.mayLoad(entry)) return false;
-        if (!(await indexFileIntact(this.snapshotDir, entry))) return false;
         const identity = { partition: this.partition, shard: this.shard, modelId: entry.modelId, seq: manifest.seq };
         const { engine } = this.options;
         const bytes = await readIndexFile(this.snapshotDir, entry, cipher, identity, (length) =>

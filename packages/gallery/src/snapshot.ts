@@ -81,15 +81,11 @@ export async function readManifest(dir: string): Promise<SnapshotManifest | unde
   }
 }
 
-/** True when the index file is exactly the one the manifest describes. */
-export async function indexFileIntact(dir: string, entry: SnapshotIndexEntry): Promise<boolean> {
-  const path = join(dir, entry.file);
-  try {
-    const info = await stat(path);
-    if (info.size !== entry.bytes) return false;
-    return (await sha256OfFile(path)) === entry.sha256;
-  } catch {
-    return false;
+/** An index file that is not the one its manifest describes (size or checksum): the shard rebuilds instead. */
+class SnapshotFileMismatch extends Error {
+  constructor(file: string) {
+    super(`index snapshot ${file} is not the file its manifest describes`);
+    this.name = 'SnapshotFileMismatch';
   }
 }
 
@@ -134,7 +130,9 @@ export async function writeIndexFile(
 
 /**
  * Reads an index file back as the bytes the index serialised to, into `allocate`'s bytes, opening it when the
- * manifest says it is sealed. Throws {@link TemplateDecryptionError} when it does not open.
+ * manifest says it is sealed. The file is checked against the manifest's size and checksum in the same pass, before
+ * it is opened: {@link SnapshotFileMismatch} when it differs (damage, not a key problem), else
+ * {@link TemplateDecryptionError} when it does not open.
  */
 export async function readIndexFile(
   dir: string,
@@ -151,9 +149,13 @@ export async function readIndexFile(
     }
     sealedUnder = cipher;
   }
-  const handle = await open(join(dir, entry.file), 'r');
+  const path = join(dir, entry.file);
+  const handle = await open(path, 'r');
   try {
     const { size } = await handle.stat();
+    if (size !== entry.bytes) throw new SnapshotFileMismatch(entry.file);
+    const checksum = createHash('sha256');
+    let tag: Buffer | undefined;
     let start = 0;
     let end = size;
     let opener: ReturnType<TemplateCipher['createOpener']> | undefined;
@@ -162,16 +164,18 @@ export async function readIndexFile(
       await readFully(handle, prefix, 0);
       const header = readEnvelopeHeader(prefix);
       if (header === undefined || header.keyId !== entry.keyId || size < header.bytes.length + TAG_BYTES) {
+        if ((await sha256OfFile(path)) !== entry.sha256) throw new SnapshotFileMismatch(entry.file);
         throw sealedUnder.recordFailure(
           'malformed',
           `index snapshot ${entry.file} is not the envelope its manifest names`,
         );
       }
-      const tag = Buffer.alloc(TAG_BYTES);
+      tag = Buffer.alloc(TAG_BYTES);
       await readFully(handle, tag, size - TAG_BYTES);
       opener = sealedUnder.createOpener(header, tag, indexSnapshotAad(identity));
       start = header.bytes.length;
       end = size - TAG_BYTES;
+      checksum.update(prefix.subarray(0, start));
     }
     const bytes = allocate(end - start);
     try {
@@ -180,8 +184,11 @@ export async function readIndexFile(
         const slice = chunk.subarray(0, Math.min(chunk.length, bytes.length - offset));
         await readFully(handle, slice, start + offset);
         await takeEventLoopTurn();
+        checksum.update(slice);
         bytes.write(offset, opener ? opener.update(slice) : slice);
       }
+      if (tag !== undefined) checksum.update(tag);
+      if (checksum.digest('hex') !== entry.sha256) throw new SnapshotFileMismatch(entry.file);
       opener?.final();
       return bytes;
     } catch (error) {
