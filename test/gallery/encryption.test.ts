@@ -721,6 +721,33 @@ describe('index snapshots with template encryption', () => {
     });
   });
 
+  it('rebuilds a shard whose sealed snapshot was damaged, without counting it as a decryption failure', async () => {
+    await withTempDir(async (dataDir) => {
+      let gallery = await open(dataDir, ring(K1));
+      const templates = await enrolGallery(gallery, 40, 13);
+      await gallery.close();
+      // One snapshot damaged in its envelope's header, the other in its body; both keep their size.
+      const [inHeader, inBody] = await snapshotFiles(dataDir);
+      for (const [file, position] of [
+        [inHeader!.path, 4],
+        [inBody!.path, 200],
+      ] as const) {
+        const bytes = await readFile(file);
+        bytes[position] = bytes[position]! ^ 0x5a;
+        await writeFile(file, bytes);
+      }
+      const cipher = ring(K1);
+      gallery = await open(dataDir, cipher);
+      assert.deepEqual(
+        gallery.shardInfos().map((info) => info.recovery),
+        ['rebuild', 'rebuild'],
+      );
+      await assertFinds(gallery, templates);
+      assert.equal(cipher.health().healthy, true, 'damage is not a key problem');
+      await gallery.close();
+    });
+  });
+
   it('rebuilds instead of loading a snapshot under a removed key, or a plain one', async () => {
     await withTempDir(async (dataDir) => {
       // Written without keys: plain store rows and a plain snapshot.
