@@ -14,7 +14,7 @@ import type { PipelineConfig } from './config.js';
 import type { HealthComponent } from './models.js';
 import { cudaDeviceOf, defaultInferenceHosts, probeCuda } from './onnx/execution-provider.js';
 import { IdleThreadBroker, type AttachedThread } from './onnx/idle-threads.js';
-import { spawnModuleThread, ThreadRequester, type SerializedThreadError } from './onnx/module-thread.js';
+import { spawnModuleThread, ThreadRequester, type SerializedThreadError } from '@facegate/threads';
 import { observe } from './observe.js';
 import {
   FacePipeline,

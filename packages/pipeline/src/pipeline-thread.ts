@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import type { PipelineConfig } from './config.js';
 import { IdleThreads, type IdleThreadPorts } from './onnx/idle-threads.js';
 import { RemoteSessions } from './onnx/inference-host.js';
-import { answerRequests, nameThisThread, type SerializedThreadError } from './onnx/module-thread.js';
+import { answerRequests, nameThisThread, type SerializedThreadError } from '@facegate/threads';
 import { FacePipeline, type FaceAnalysis } from './pipeline.js';
 import {
   serializePipelineError,

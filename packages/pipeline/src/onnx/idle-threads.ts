@@ -29,7 +29,7 @@
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
-import { answerRequests, ThreadRequester } from './module-thread.js';
+import { answerRequests, ThreadRequester } from '@facegate/threads';
 import { privateTensorPool, sharedTensorPool } from './tensor-pool.js';
 
 export interface LentRun {

@@ -7,7 +7,7 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 
 import { InferenceHost } from './inference-host.js';
-import { nameThisThread } from './module-thread.js';
+import { nameThisThread } from '@facegate/threads';
 
 /**
  * Observations go to the parent in bundles: one message per batch and run cost the main thread,

@@ -11,7 +11,7 @@ import * as ort from 'onnxruntime-node';
 
 import type { ResolvedModel } from '../manifest.js';
 import type { BatchObserver } from './batcher.js';
-import { answerRequests, ThreadRequester } from './module-thread.js';
+import { answerRequests, ThreadRequester } from '@facegate/threads';
 import {
   openSession,
   sessionKey,

@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 
 import type { ThreadAnswer, ThreadRequest } from './inference-threads.js';
-import { answerRequests, nameThisThread } from './module-thread.js';
+import { answerRequests, nameThisThread } from '@facegate/threads';
 
 nameThisThread('fg-inference');
 const sessions = new Map<string, ort.InferenceSession>();

@@ -9,7 +9,7 @@
 import type { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 
-import { spawnModuleThread, ThreadRequester } from './module-thread.js';
+import { spawnModuleThread, ThreadRequester } from '@facegate/threads';
 
 export type ThreadRequest =
   | { type: 'open'; key: string; bytes: Uint8Array; options: ort.InferenceSession.SessionOptions }
