@@ -512,13 +512,15 @@ export class Shard {
    */
   private async buildFromStore(modelId: string): Promise<BuiltIndex> {
     const { engine, dimension, indexDescription } = this.options;
-    // The scan's opening (it counts the rows) and each batch are read in a turn of their own: a worker may be serving
-    // while its shards rebuild side by side.
+    // The scan's opening and each batch's way into the index (the binding checks and copies it on this thread) take a
+    // turn of the event loop of their own: a worker may be serving while its shards rebuild side by side, and the
+    // batches of several shards arrive together.
     await takeEventLoopTurn();
     const scan = await this.store.openShardScan(this.partition, this.shard, modelId);
     const nextBatch = async (): Promise<TemplateBatch | undefined> => {
+      const batch = await scan.next();
       await takeEventLoopTurn();
-      return scan.next();
+      return batch;
     };
     let index: VectorIndex | undefined;
     try {

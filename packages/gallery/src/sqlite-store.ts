@@ -27,6 +27,7 @@ import {
   tooManyTemplates,
 } from './store-errors.js';
 import { StoredTemplateCodec, type TemplateRowIdentity } from './template-codec.js';
+import { SqliteScanThread } from './sqlite-scans.js';
 
 export interface SqliteTemplateStoreOptions {
   path: string;
@@ -46,9 +47,8 @@ const ERASE_BATCH_ROWS = 512;
 const PRUNE_BATCH_ROWS = 4096;
 const CHANGE_ADD = 1;
 const CHANGE_REMOVE = 2;
-// A shard rebuilt from the store reads this many rows in a turn of the event loop (~10 ms of row reads). At 4,096
-// four shards of 62.5k templates held the loop 190-235 ms at a time; at 512 the holds were alike and the rebuild
-// left ~3 % more memory behind.
+// A shard rebuilt from the store reads this many rows a batch on the scan thread, and decodes them in a turn of the
+// event loop.
 const SCAN_BATCH_SIZE = 1024;
 const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
@@ -160,6 +160,7 @@ export class SqliteTemplateStore implements TemplateStore {
   private readonly db: Database.Database;
   private readonly maxWritesPerCommit: number;
   private readonly codec: StoredTemplateCodec;
+  private readonly scans: SqliteScanThread;
   private pendingWrites: PendingWrite[] = [];
   private flushScheduled = false;
   private closed = false;
@@ -177,6 +178,7 @@ export class SqliteTemplateStore implements TemplateStore {
     this.path = options.path;
     this.maxWritesPerCommit = options.maxWritesPerCommit ?? 1024;
     this.codec = new StoredTemplateCodec(options.dimension, options.cipher);
+    this.scans = new SqliteScanThread(options.path);
     this.db = new Database(options.path);
     this.db.pragma(`page_size = ${PAGE_SIZE}`);
     this.db.pragma('journal_mode = WAL');
@@ -518,62 +520,35 @@ export class SqliteTemplateStore implements TemplateStore {
     batchSize = SCAN_BATCH_SIZE,
   ): Promise<ShardScan> {
     this.assertOpen();
-    // A second, read-only connection holding one read transaction: WAL gives it a stable
-    // snapshot while the main connection keeps committing enrols and deletes.
-    const reader = new Database(this.path, { readonly: true, fileMustExist: true });
-    try {
-      reader.exec('BEGIN');
-      const asOfSeq =
-        reader.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").get()?.seq ?? 0;
-      const count =
-        reader
-          .prepare<[string, number, string], { n: number }>(
-            'SELECT count(*) AS n FROM templates WHERE partition = ? AND shard = ? AND model_id = ?',
-          )
-          .get(partition, shard, modelId)?.n ?? 0;
-      const page = reader.prepare<
-        [string, number, string, number, number],
-        { faiss_id: number; subject_id: string; template: Buffer }
-      >(
-        'SELECT faiss_id, subject_id, template FROM templates WHERE partition = ? AND shard = ? AND model_id = ? AND faiss_id > ? ORDER BY faiss_id LIMIT ?',
-      );
-      const dimension = this.dimension;
-      const codec = this.codec;
-      let afterFaissId = 0;
-      let finished = false;
-      const close = async (): Promise<void> => {
-        if (finished) return;
-        finished = true;
-        reader.exec('COMMIT');
-        reader.close();
-      };
-      return {
-        asOfSeq,
-        count,
-        next: async () => {
-          if (finished) return undefined;
-          const rows = page.all(partition, shard, modelId, afterFaissId, batchSize);
-          if (rows.length === 0) {
-            await close();
-            return undefined;
-          }
-          const faissIds = new BigInt64Array(rows.length);
-          const vectors = new Float32Array(rows.length * dimension);
-          rows.forEach((row, i) => {
-            const faissId = BigInt(row.faiss_id);
-            faissIds[i] = faissId;
-            const identity = { partition, subjectId: row.subject_id, modelId, faissId };
-            codec.decodeInto(row.template, identity, vectors, i * dimension);
-          });
-          afterFaissId = rows[rows.length - 1]!.faiss_id;
-          return { faissIds, vectors };
-        },
-        close,
-      };
-    } catch (error) {
-      reader.close();
+    const rows = await this.scans.open(partition, shard, modelId, batchSize).catch((error: unknown) => {
       throw storeUnavailable(error);
-    }
+    });
+    const { dimension, codec } = this;
+    return {
+      asOfSeq: rows.asOfSeq,
+      count: rows.count,
+      next: async () => {
+        const batch = await rows.next().catch((error: unknown) => {
+          throw storeUnavailable(error);
+        });
+        if (batch === undefined) return undefined;
+        const { faissIds, subjectIds, templates, templateEnds } = batch;
+        // Decoded into the front of the buffer the rows came in: a fresh one's pages cost the event loop ~3 ms a MiB
+        // to fault in. No row is shorter than its template (anything shorter fails to decode), so each row's
+        // template lands on bytes already read, never on a later row's.
+        const rowsFit = templates.byteLength >= faissIds.length * dimension * Float32Array.BYTES_PER_ELEMENT;
+        const vectors = rowsFit
+          ? new Float32Array(templates.buffer, templates.byteOffset, faissIds.length * dimension)
+          : new Float32Array(faissIds.length * dimension);
+        for (let i = 0; i < faissIds.length; i++) {
+          const identity = { partition, subjectId: subjectIds[i]!, modelId, faissId: faissIds[i]! };
+          const bytes = templates.subarray(i === 0 ? 0 : templateEnds[i - 1], templateEnds[i]);
+          codec.decodeInto(bytes, identity, vectors, i * dimension);
+        }
+        return { faissIds, vectors };
+      },
+      close: rows.close,
+    };
   }
 
   async countShardTemplates(partition: string, shard: number, modelId: string): Promise<number> {
@@ -727,6 +702,7 @@ export class SqliteTemplateStore implements TemplateStore {
     if (this.closed) return;
     this.flushWrites();
     this.closed = true;
+    this.scans.stop();
     this.db.close();
   }
 

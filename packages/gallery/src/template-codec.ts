@@ -58,9 +58,10 @@ export class StoredTemplateCodec {
   decodeInto(bytes: Uint8Array, row: TemplateRowIdentity, target: Float32Array, offset: number): void {
     if (this.isPlaintext(bytes)) {
       this.admitPlaintext();
-      new Uint8Array(target.buffer, target.byteOffset + offset * Float32Array.BYTES_PER_ELEMENT, bytes.byteLength).set(
-        bytes,
-      );
+      const at = target.byteOffset + offset * Float32Array.BYTES_PER_ELEMENT;
+      // Already in place (a scan decodes in the buffer its rows came in).
+      if (bytes.buffer === target.buffer && bytes.byteOffset === at) return;
+      new Uint8Array(target.buffer, at, bytes.byteLength).set(bytes);
       return;
     }
     target.set(this.open(bytes, row), offset);
