@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { Gallery } from '@facegate/gallery';
+import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
+import type { VectorIndex, VectorIndexEngine } from '../../packages/gallery/src/vector-index.js';
 import { mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 
 const MODEL = 'm1';
@@ -14,7 +16,92 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
   assert.fail(`timed out waiting for ${what}`);
 }
 
+/** The real FAISS engine, counting the vectors that went into an index on the calling thread (addWithIds). */
+function countingSynchronousAdds(): { engine: VectorIndexEngine; synchronousAdds: () => number } {
+  let synchronousAdds = 0;
+  const counted = (index: VectorIndex): VectorIndex =>
+    new Proxy(index, {
+      get(target, property) {
+        if (property === 'addWithIds') {
+          return (vectors: Float32Array, ids: BigInt64Array) => {
+            synchronousAdds += ids.length;
+            target.addWithIds(vectors, ids);
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  const engine: VectorIndexEngine = {
+    create: (dimension, description) => counted(faissEngine.create(dimension, description)),
+    allocateBytes: (length) => faissEngine.allocateBytes(length),
+    deserializeBytes: async (bytes) => counted(await faissEngine.deserializeBytes(bytes)),
+    releaseFreedMemory: () => faissEngine.releaseFreedMemory?.(),
+  };
+  return { engine, synchronousAdds: () => synchronousAdds };
+}
+
 describe('approximate indexes', () => {
+  it('puts vectors into a graph index off the event loop, the enrolments made during a live rebuild too', async () => {
+    await withTempDir(async (dir) => {
+      const { engine, synchronousAdds } = countingSynchronousAdds();
+      const gallery = await Gallery.open({
+        dataDir: dir,
+        shardCount: 1,
+        snapshotIntervalMs: 0,
+        indexByPartition: { fast: 'HNSW16' },
+        engine,
+      });
+      const random = seededRandom(57);
+      const templates = Array.from({ length: 700 }, () => randomUnitVector(random));
+      await Promise.all(templates.slice(0, 400).map((t, i) => gallery.enrol('fast', `s${i}`, t, MODEL)));
+      const rebuilding = gallery.rebuild('fast');
+      // Committed while the rebuild reads the store: replayed into the new index before it is swapped in.
+      await Promise.all(templates.slice(400).map((t, i) => gallery.enrol('fast', `s${400 + i}`, t, MODEL)));
+      await rebuilding;
+      assert.equal(gallery.shardInfos()[0]!.models[0]!.vectors, 700);
+      for (const i of [0, 399, 400, 699]) {
+        assert.equal((await gallery.search('fast', templates[i]!, MODEL, 1, 0.9))[0]?.subjectId, `s${i}`);
+      }
+      assert.equal(synchronousAdds(), 0, 'no vector went into an index on the event loop');
+      await gallery.close();
+    });
+  });
+
+  it('answers statistics, searches and parameter changes while vectors go into a graph index', async () => {
+    await withTempDir(async (dir) => {
+      const gallery = await Gallery.open({
+        dataDir: dir,
+        shardCount: 1,
+        snapshotIntervalMs: 0,
+        indexByPartition: { fast: 'HNSW32' },
+      });
+      const random = seededRandom(59);
+      const templates = Array.from({ length: 3000 }, () => randomUnitVector(random));
+      await gallery.enrol('fast', 'first', templates[0]!, MODEL);
+      let enrolled = false;
+      const enrolling = Promise.all(
+        templates.slice(1).map((t, i) => gallery.enrol('fast', `s${i + 1}`, t, MODEL)),
+      ).then(() => (enrolled = true));
+      let probes = 0;
+      while (!enrolled) {
+        // Each of these reads or changes the index that the enrolments' one add is filling, off the event loop.
+        const vectors = gallery.shardInfos()[0]!.models[0]!.vectors;
+        assert.ok(vectors >= 1 && vectors <= 3000, `vectors ${vectors}`);
+        assert.ok((await gallery.stats()).partitions.fast! >= 1, 'the partition counts its subjects');
+        await gallery.setSearchParameter('efSearch', 64 + (probes % 2), 'fast');
+        assert.equal((await gallery.search('fast', templates[0]!, MODEL, 1, 0.9))[0]?.subjectId, 'first');
+        probes++;
+        await sleep(1);
+      }
+      await enrolling;
+      assert.ok(probes > 0, 'probed at least once while enrolling');
+      assert.equal(gallery.shardInfos()[0]!.models[0]!.vectors, 3000);
+      assert.equal((await gallery.search('fast', templates[2999]!, MODEL, 1, 0.9))[0]?.subjectId, 's2999');
+      await gallery.close();
+    });
+  });
+
   it('serves an HNSW partition beside an exact one, with deletes as tombstones', async () => {
     await withTempDir(async (dir) => {
       const gallery = await Gallery.open({

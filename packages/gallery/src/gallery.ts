@@ -334,7 +334,7 @@ export class Gallery implements GalleryService {
     this.assertOpen();
     for (const [partitionName, state] of this.partitionStates) {
       if (partition !== undefined && partitionName !== partition) continue;
-      for (const shard of await state.shards) shard.setSearchParameter(name, value);
+      await Promise.all((await state.shards).map((shard) => shard.setSearchParameter(name, value)));
     }
   }
 

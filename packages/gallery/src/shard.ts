@@ -301,11 +301,10 @@ export class Shard {
   }
 
   /** Sets a search-time parameter (efSearch, nprobe, ...) on the indexes it applies to. */
-  setSearchParameter(name: string, value: number): void {
+  async setSearchParameter(name: string, value: number): Promise<void> {
     this.searchParameters[name] = value;
-    for (const modelIndex of this.indexes.values()) {
-      if (parameterApplies(name, modelIndex.description)) modelIndex.setSearchParameter(name, value);
-    }
+    const applying = [...this.indexes.values()].filter((modelIndex) => parameterApplies(name, modelIndex.description));
+    await Promise.all(applying.map((modelIndex) => modelIndex.setSearchParameter(name, value)));
   }
 
   info(): ShardInfo {
