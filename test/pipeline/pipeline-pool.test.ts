@@ -10,6 +10,7 @@ import {
   defaultPipelineThreads,
   type FaceAnalysis,
 } from '../../packages/pipeline/src/index.js';
+import { threadToHandTo } from '../../packages/pipeline/src/pipeline-pool.js';
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { batchSizesFor, batchedRun, openSession, sessionLabel } from '../../packages/pipeline/src/onnx/session.js';
 import { STEM_TAPS } from '../../packages/pipeline/src/mad/index.js';
@@ -18,6 +19,23 @@ import { IdleThreadBroker, IdleThreads } from '../../packages/pipeline/src/onnx/
 import * as ort from 'onnxruntime-node';
 import { seededRandom } from '../support/random.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
+
+describe('threadToHandTo', () => {
+  const thread = (name: string, load: number, handedOver: number[]) => ({ name, load, handedOver });
+  const pick = (...threads: ReturnType<typeof thread>[]): string =>
+    threadToHandTo(threads, (candidate) => candidate.load).name;
+
+  it('hands an analysis to the least loaded thread, an idle one first', () => {
+    assert.equal(pick(thread('a', 2, [5, 9]), thread('b', 1, [1]), thread('c', 0, [])), 'c');
+    assert.equal(pick(thread('a', 2, [1, 2]), thread('b', 1, [8])), 'b');
+  });
+
+  it('of threads equally loaded, to the one whose oldest analysis was handed over first', () => {
+    assert.equal(pick(thread('a', 1, [20]), thread('b', 1, [10]), thread('c', 1, [15])), 'b');
+    assert.equal(pick(thread('a', 2, [3, 4]), thread('b', 2, [7, 8])), 'a');
+    assert.equal(pick(thread('a', 0, []), thread('b', 0, [])), 'a', 'idle threads in their order');
+  });
+});
 
 describe('PipelinePool', () => {
   it('answers as the pipeline on the calling thread does, from several threads at once', async () => {
