@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import { Gallery } from '@facegate/gallery';
+import { Gallery, type GalleryOptions } from '@facegate/gallery';
 import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
 import type { VectorIndex, VectorIndexEngine } from '../../packages/gallery/src/vector-index.js';
 import { mateOf, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
@@ -14,6 +14,11 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
     await sleep(50);
   }
   assert.fail(`timed out waiting for ${what}`);
+}
+
+/** A gallery in `dir` of one shard (unless `options` say otherwise) that writes no snapshot but on close. */
+function openGallery(dir: string, options: Omit<GalleryOptions, 'dataDir'>): Promise<Gallery> {
+  return Gallery.open({ dataDir: dir, shardCount: 1, snapshotIntervalMs: 0, ...options });
 }
 
 /** The real FAISS engine, counting the vectors that went into an index on the calling thread (addWithIds). */
@@ -45,10 +50,7 @@ describe('approximate indexes', () => {
   it('puts vectors into a graph index off the event loop, the enrolments made during a live rebuild too', async () => {
     await withTempDir(async (dir) => {
       const { engine, synchronousAdds } = countingSynchronousAdds();
-      const gallery = await Gallery.open({
-        dataDir: dir,
-        shardCount: 1,
-        snapshotIntervalMs: 0,
+      const gallery = await openGallery(dir, {
         indexByPartition: { fast: 'HNSW16' },
         engine,
       });
@@ -70,10 +72,7 @@ describe('approximate indexes', () => {
 
   it('answers statistics, searches and parameter changes while vectors go into a graph index', async () => {
     await withTempDir(async (dir) => {
-      const gallery = await Gallery.open({
-        dataDir: dir,
-        shardCount: 1,
-        snapshotIntervalMs: 0,
+      const gallery = await openGallery(dir, {
         indexByPartition: { fast: 'HNSW32' },
       });
       const random = seededRandom(59);
@@ -104,10 +103,8 @@ describe('approximate indexes', () => {
 
   it('serves an HNSW partition beside an exact one, with deletes as tombstones', async () => {
     await withTempDir(async (dir) => {
-      const gallery = await Gallery.open({
-        dataDir: dir,
+      const gallery = await openGallery(dir, {
         shardCount: 2,
-        snapshotIntervalMs: 0,
         indexByPartition: { fast: 'HNSW32' },
         searchParameters: { efSearch: 64 },
       });
@@ -146,10 +143,8 @@ describe('approximate indexes', () => {
       await gallery.setSearchParameter('efSearch', 256, 'fast');
       await gallery.close();
 
-      const reopened = await Gallery.open({
-        dataDir: dir,
+      const reopened = await openGallery(dir, {
         shardCount: 2,
-        snapshotIntervalMs: 0,
         indexByPartition: { fast: 'HNSW32' },
       });
       const reloaded = reopened.shardInfos().filter((info) => info.partition === 'fast');
@@ -183,10 +178,7 @@ describe('approximate indexes', () => {
 
   it('trains the projected graph configuration (PCA, HNSW, exact re-rank) once it has enough templates', async () => {
     await withTempDir(async (dir) => {
-      const gallery = await Gallery.open({
-        dataDir: dir,
-        shardCount: 1,
-        snapshotIntervalMs: 0,
+      const gallery = await openGallery(dir, {
         indexByPartition: { fast: 'PCA128,HNSW32,RFlat' },
         searchParameters: { efSearch: 128, k_factor_rf: 4 },
       });
@@ -215,10 +207,7 @@ describe('approximate indexes', () => {
 
   it('rebuilds an HNSW shard in the background once tombstones pile up', async () => {
     await withTempDir(async (dir) => {
-      const gallery = await Gallery.open({
-        dataDir: dir,
-        shardCount: 1,
-        snapshotIntervalMs: 0,
+      const gallery = await openGallery(dir, {
         indexDescription: 'HNSW16',
         minTombstonesForMaintenance: 50,
       });
@@ -243,10 +232,7 @@ describe('approximate indexes', () => {
   it('keeps an IVF partition exact until it has enough vectors to train, then switches', async () => {
     await withTempDir(async (dir) => {
       // IVF16 needs 16 * 39 = 624 vectors, floored at 1000.
-      const gallery = await Gallery.open({
-        dataDir: dir,
-        shardCount: 1,
-        snapshotIntervalMs: 0,
+      const gallery = await openGallery(dir, {
         indexDescription: 'IVF16,Flat',
       });
       const random = seededRandom(53);
@@ -262,10 +248,7 @@ describe('approximate indexes', () => {
       await gallery.delete('p', 's600');
       assert.deepEqual(await gallery.search('p', templates[600]!, MODEL, 1, 0.9), []);
       await gallery.close();
-      const reopened = await Gallery.open({
-        dataDir: dir,
-        shardCount: 1,
-        snapshotIntervalMs: 0,
+      const reopened = await openGallery(dir, {
         indexDescription: 'IVF16,Flat',
       });
       assert.equal(reopened.shardInfos()[0]!.recovery, 'snapshot');
