@@ -18,7 +18,7 @@ RUN groupadd --system --gid 10001 facegate \
  && mkdir -p /data /keys \
  && chown facegate:facegate /data /keys
 USER facegate
-ENV NODE_ENV=production DATA_DIR=/data HOST=0.0.0.0
+ENV NODE_ENV=production DATA_DIR=/data HOST=0.0.0.0 ORT_DISABLE_TELEMETRY=1
 VOLUME ["/data"]
 EXPOSE 8080 9464
 # Both roles serve /metrics: the gateway on PORT, a worker on METRICS_PORT.

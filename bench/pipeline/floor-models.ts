@@ -2,7 +2,7 @@
  * The models of the default pack as the benchmarks' floors run them: each opened on one intra-op thread (as the
  * service opens it, or as its file holds it), warm, with a seeded random tensor of its input size to run on.
  */
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/index.js';
 import {

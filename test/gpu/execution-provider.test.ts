@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 
 import { inferenceDeviceHealth } from '@facegate/runtime';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import {
   cudaLoaderLibraryPath,

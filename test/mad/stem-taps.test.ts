@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
 import { toPlanarTensor, uniformNormalisation, type RgbImage } from '../../packages/pipeline/src/image/raster.js';

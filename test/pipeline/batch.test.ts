@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { FacePipeline, cosineSimilarity, type FaceAnalysis } from '../../packages/pipeline/src/index.js';
 import { freeBatchDimension } from '../../packages/pipeline/src/onnx/batch.js';

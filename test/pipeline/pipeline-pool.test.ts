@@ -16,7 +16,7 @@ import { batchSizesFor, batchedRun, openSession, sessionLabel } from '../../pack
 import { STEM_TAPS } from '../../packages/pipeline/src/mad/index.js';
 import { leastLoaded, runWeight } from '../../packages/pipeline/src/onnx/inference-host.js';
 import { IdleThreadBroker, IdleThreads } from '../../packages/pipeline/src/onnx/idle-threads.js';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 import { seededRandom } from '../support/random.js';
 import { frll, modelsDir, noFaceImage, testConfig } from './helpers.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { vectorisedPReluModel, NCHWC_BLOCK } from '../../packages/pipeline/src/onnx/prelu.js';
 import { lengthDelimitedField, varintField } from '../../packages/pipeline/src/onnx/protobuf.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { resolvePack } from '../../packages/pipeline/src/manifest.js';
 import { openSession, sessionOptions } from '../../packages/pipeline/src/onnx/session.js';

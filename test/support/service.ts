@@ -67,7 +67,8 @@ export interface ServiceProcess {
 /** The service as a user runs it (`node apps/gateway/...`), in its own process. */
 /** `nodeOptions` go before the script, e.g. `--cpu-prof` (which NODE_OPTIONS does not accept). */
 export async function startServiceProcess(
-  env: Record<string, string>,
+  /** Added to this process's environment; a name set to undefined is left out. */
+  env: Record<string, string | undefined>,
   nodeOptions: readonly string[] = [],
   /** Another checkout of the repository to run the service of (benchmarks comparing two). */
   root: string = repoRoot,
@@ -81,7 +82,11 @@ export async function startServiceProcess(
       {
         cwd: root,
         // The port is read from the `listening` log line, which needs the info level.
-        env: { ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' },
+        env: Object.fromEntries(
+          Object.entries({ ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' }).filter(
+            ([, value]) => value !== undefined,
+          ),
+        ),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     ),

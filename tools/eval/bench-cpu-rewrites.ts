@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { FacePipeline } from '../../packages/pipeline/src/index.js';
 import { vectorisedPReluModel } from '../../packages/pipeline/src/onnx/prelu.js';

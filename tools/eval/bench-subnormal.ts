@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { sessionOptions } from '../../packages/pipeline/src/onnx/session.js';
 import { zeroNegligibleWeights, zeroSubnormalWeights } from '../../packages/pipeline/src/onnx/subnormal.js';

@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/dist/onnx/ort.js';
 import { DEFAULT_PIPELINE_CONFIG, FacePipeline } from '@facegate/pipeline';
 import { resolvePack } from '../../packages/pipeline/dist/manifest.js';
 import { freeBatchDimension } from '../../packages/pipeline/dist/onnx/batch.js';

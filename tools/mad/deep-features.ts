@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import * as ort from 'onnxruntime-node';
+import * as ort from '../../packages/pipeline/src/onnx/ort.js';
 
 import { DEFAULT_PIPELINE_CONFIG } from '../../packages/pipeline/src/config.js';
 import { toPlanarTensor, uniformNormalisation } from '../../packages/pipeline/src/image/raster.js';

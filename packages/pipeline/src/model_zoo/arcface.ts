@@ -1,4 +1,4 @@
-import type * as ort from 'onnxruntime-node';
+import type * as ort from '../onnx/ort.js';
 
 import { uniformNormalisation, type RgbImage } from '../image/raster.js';
 import type { ResolvedModel } from '../manifest.js';

@@ -1,4 +1,4 @@
-import type * as ort from 'onnxruntime-node';
+import type * as ort from '../onnx/ort.js';
 
 import type { ModelEntry, ResolvedModel } from '../manifest.js';
 import { toPlanarTensor, type ChannelNormalisation, type RgbImage, type TensorCanvas } from '../image/raster.js';

@@ -27,7 +27,7 @@
  * busy thread.
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
+import * as ort from './ort.js';
 
 import { answerRequests, ThreadRequester } from '@facegate/threads';
 import { privateTensorPool, sharedTensorPool } from './tensor-pool.js';

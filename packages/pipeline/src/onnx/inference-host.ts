@@ -7,7 +7,7 @@
  * batch at a time; with several hosts, each holds some of the models and their runs overlap.
  */
 import type { MessagePort } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
+import * as ort from './ort.js';
 
 import type { ResolvedModel } from '../manifest.js';
 import type { BatchObserver } from './batcher.js';

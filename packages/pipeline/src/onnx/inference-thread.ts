@@ -4,7 +4,7 @@
  * that calls `run`, so sessions in one thread never run at the same time.
  */
 import { parentPort } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
+import * as ort from './ort.js';
 
 import type { ThreadAnswer, ThreadRequest } from './inference-threads.js';
 import { answerRequests, nameThisThread } from '@facegate/threads';

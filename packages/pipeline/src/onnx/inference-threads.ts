@@ -7,7 +7,7 @@
  * threads. Same onnxruntime, same options, same bytes: outputs are those of the main thread.
  */
 import type { Worker } from 'node:worker_threads';
-import type * as ort from 'onnxruntime-node';
+import type * as ort from './ort.js';
 
 import { spawnModuleThread, ThreadRequester } from '@facegate/threads';
 

@@ -1,4 +1,4 @@
-import * as ort from 'onnxruntime-node';
+import * as ort from './ort.js';
 
 import { readVerifiedModel, type ResolvedModel, type TensorSpec } from '../manifest.js';
 import { freeBatchDimension } from './batch.js';
