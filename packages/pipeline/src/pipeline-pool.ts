@@ -184,7 +184,6 @@ export class PipelinePool implements FaceAnalyser {
       this.threads,
       (candidate) => candidate.lending?.load() ?? candidate.requester.inFlight,
     );
-    thread.handedOver.push(performance.now());
     // The upload's memory moves to the thread where it is all the caller's to give (not a view
     // into a larger or shared buffer); otherwise a copy moves: a megapixel JPEG's copy cost the
     // main thread, which serves every request, ~0.3 ms.
@@ -195,12 +194,15 @@ export class PipelinePool implements FaceAnalyser {
       image.byteLength === image.buffer.byteLength;
     const sent = movable ? image : new Uint8Array(image);
     const answered = thread.requester.request({ image: sent, operation }, [sent.buffer as ArrayBuffer]);
+    const handedOverAt = performance.now();
+    thread.handedOver.push(handedOverAt);
     this.broker?.changed();
     let answer: PipelineThreadAnswer;
     try {
       answer = await answered;
     } finally {
-      thread.handedOver.shift();
+      // This one's own time: a thread whose models wait on lent runs may answer its analyses out of order.
+      thread.handedOver.splice(thread.handedOver.indexOf(handedOverAt), 1);
       this.broker?.changed();
     }
     report(this.observer, answer);
