@@ -37,8 +37,6 @@ const LINGER_MS = 2000;
 interface RunningThread {
   worker: Worker;
   requester: ThreadRequester<ScanRequest, ScanOpened | ScanRows | null>;
-  /** Why the thread is gone, once it is: its scans fail with it. */
-  gone?: Error;
 }
 
 /**
@@ -57,7 +55,7 @@ export class SqliteScanThread {
     const thread = this.acquire();
     let opened: ScanOpened;
     try {
-      opened = (await ask(thread, {
+      opened = (await thread.requester.request({
         kind: 'open',
         path: this.path,
         partition,
@@ -74,7 +72,9 @@ export class SqliteScanThread {
       if (closed) return;
       closed = true;
       try {
-        if (thread.gone === undefined) await ask(thread, { kind: 'close', scan: opened.scan });
+        if (thread.requester.failure === undefined) {
+          await thread.requester.request({ kind: 'close', scan: opened.scan });
+        }
       } finally {
         this.release();
       }
@@ -84,7 +84,7 @@ export class SqliteScanThread {
       count: opened.count,
       next: async () => {
         if (closed) return undefined;
-        const rows = (await ask(thread, { kind: 'next', scan: opened.scan })) as ScanRows;
+        const rows = (await thread.requester.request({ kind: 'next', scan: opened.scan })) as ScanRows;
         if (rows.faissIds.length > 0) return rows;
         await close();
         return undefined;
@@ -100,14 +100,14 @@ export class SqliteScanThread {
     const thread = this.running;
     this.running = undefined;
     if (thread === undefined) return;
-    fail(thread, new Error('the store is closing'));
+    thread.requester.failAll(new Error('the store is closing'));
     void thread.worker.terminate();
   }
 
   private acquire(): RunningThread {
     clearTimeout(this.linger);
     this.linger = undefined;
-    if (this.running === undefined || this.running.gone !== undefined) this.running = startThread();
+    if (this.running === undefined || this.running.requester.failure !== undefined) this.running = startThread();
     this.openScans++;
     return this.running;
   }
@@ -122,19 +122,8 @@ export class SqliteScanThread {
 
 function startThread(): RunningThread {
   const worker = spawnModuleThread(import.meta.url, 'sqlite-scan-thread');
-  const thread: RunningThread = { worker, requester: new ThreadRequester(worker) };
-  worker.on('error', (error) => fail(thread, error));
-  worker.on('exit', (code) => fail(thread, new Error(`the store's scan thread exited (code ${code})`)));
-  return thread;
-}
-
-function fail(thread: RunningThread, error: Error): void {
-  thread.gone ??= error;
-  thread.requester.failAll(thread.gone);
-}
-
-function ask(thread: RunningThread, request: ScanRequest): Promise<ScanOpened | ScanRows | null> {
-  // A message to a thread that is gone would never be answered.
-  if (thread.gone !== undefined) return Promise.reject(thread.gone);
-  return thread.requester.request(request);
+  const requester = new ThreadRequester<ScanRequest, ScanOpened | ScanRows | null>(worker);
+  worker.on('error', (error) => requester.failAll(error));
+  worker.on('exit', (code) => requester.failAll(new Error(`the store's scan thread exited (code ${code})`)));
+  return { worker, requester };
 }

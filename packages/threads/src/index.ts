@@ -59,6 +59,7 @@ export interface SerializedThreadError {
  */
 export class ThreadRequester<Request, Answer> {
   private nextId = 0;
+  private failed: Error | undefined;
   private readonly pending = new Map<number, { resolve(answer: Answer): void; reject(error: unknown): void }>();
 
   constructor(
@@ -80,7 +81,14 @@ export class ThreadRequester<Request, Answer> {
     return this.pending.size;
   }
 
+  /** Why the other side is gone ({@link failAll}), or undefined while it answers. */
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
   request(request: Request, transfer: readonly TransferListItem[] = []): Promise<Answer> {
+    // A message to a thread that is gone would never be answered.
+    if (this.failed !== undefined) return Promise.reject(this.failed);
     const id = this.nextId++;
     if (this.pending.size === 0) this.target.ref();
     return new Promise<Answer>((resolve, reject) => {
@@ -89,9 +97,13 @@ export class ThreadRequester<Request, Answer> {
     });
   }
 
-  /** Fails every awaited answer (the thread exited or failed). */
+  /**
+   * The other side is gone for good (the thread exited or failed): every awaited answer fails, and so does every later
+   * request, with the first such error.
+   */
   failAll(error: Error): void {
-    for (const waiting of this.pending.values()) waiting.reject(error);
+    this.failed ??= error;
+    for (const waiting of this.pending.values()) waiting.reject(this.failed);
     this.pending.clear();
     this.target.unref();
   }
