@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 
 import { scratchDirectory } from '../support/leftovers.js';
 import { repoRoot } from '../support/paths.js';
-import { startServiceProcess } from '../support/service.js';
+import { childEnvironment, startServiceProcess } from '../support/service.js';
 
 // One session of onnxruntime-node as a script would open it, not through the project's modules.
 const PLAIN_SESSION = "require('onnxruntime-node').InferenceSession.create(process.argv[1]).then((s) => s.release())";
@@ -44,7 +44,7 @@ describe("onnxruntime's telemetry", () => {
       {
         cwd: repoRoot,
         encoding: 'utf8',
-        env: Object.fromEntries(Object.entries({ ...process.env, ...env }).filter(([, value]) => value !== undefined)),
+        env: childEnvironment(env),
       },
     );
     assert.equal(plain.status, 0, plain.stderr);

@@ -57,6 +57,14 @@ export function serviceEnvFrom(settings: readonly string[]): Record<string, stri
   );
 }
 
+/** This process's environment with `changes` applied; a name set to undefined is left out. */
+export function childEnvironment(changes: Record<string, string | undefined>): Record<string, string> {
+  const merged: Record<string, string | undefined> = { ...process.env, ...changes };
+  return Object.fromEntries(
+    Object.entries(merged).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
 export interface ServiceProcess {
   baseUrl: string;
   child: ChildProcess;
@@ -82,11 +90,7 @@ export async function startServiceProcess(
       {
         cwd: root,
         // The port is read from the `listening` log line, which needs the info level.
-        env: Object.fromEntries(
-          Object.entries({ ...process.env, PORT: '0', ...env, LOG_LEVEL: 'info' }).filter(
-            ([, value]) => value !== undefined,
-          ),
-        ),
+        env: childEnvironment({ PORT: '0', ...env, LOG_LEVEL: 'info' }),
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     ),
