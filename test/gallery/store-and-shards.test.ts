@@ -146,6 +146,60 @@ describe('Shard on its own', () => {
   });
 });
 
+describe('shard replay', () => {
+  it('replays a log of several pages after its snapshot: adds, removals, and adds removed pages later', async () => {
+    await withTempDir(async (dir) => {
+      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+      const options = {
+        partition: 'replayed',
+        shard: 0,
+        shardCount: 1,
+        store,
+        engine: faissEngine,
+        dimension: DIMENSION,
+        indexDescription: 'IDMap2,Flat',
+        snapshotRoot: join(dir, 'snapshots'),
+      };
+      const random = seededRandom(41);
+      const templates = new Map<string, Float32Array>();
+      const enrol = (shard: Shard, ids: string[]) =>
+        Promise.all(
+          ids.map((id) => {
+            const template = randomUnitVector(random);
+            templates.set(id, template);
+            return shard.enrol(id, MODEL, template);
+          }),
+        );
+      const shard = await Shard.open(options);
+      await enrol(
+        shard,
+        Array.from({ length: 10 }, (_, i) => `before-${i}`),
+      );
+      assert.equal(await shard.snapshot(), true);
+      // Ten pages of changes after the snapshot (shard.ts' REPLAY_PAGE_CHANGES: 256), then a crash: none in a snapshot.
+      const after = Array.from({ length: 2500 }, (_, i) => `after-${i}`);
+      await enrol(shard, after);
+      // Removed: one subject of the snapshot, one added in the first page (its add is skipped on replay,
+      // and so must its removal be, nine pages later), and the last one added.
+      for (const id of ['before-3', 'after-5', 'after-2499']) await shard.remove(id);
+      await shard.close({ snapshot: false });
+
+      const reopened = await Shard.open(options);
+      assert.equal(reopened.info().recovery, 'snapshot', 'the snapshot was used, not a rebuild');
+      assert.equal(reopened.info().replayedChanges, 2503, '2,500 adds and 3 removals replayed');
+      assert.equal(reopened.vectorCount, 10 + 2500 - 3, 'the index holds what the store holds');
+      for (const id of ['before-2', 'after-0', 'after-1023', 'after-1024', 'after-2048', 'after-2498']) {
+        assert.equal((await reopened.search(MODEL, templates.get(id)!, 1, 0.5))[0]?.subjectId, id, `${id} is found`);
+      }
+      for (const id of ['before-3', 'after-5', 'after-2499']) {
+        assert.deepEqual(await reopened.search(MODEL, templates.get(id)!, 1, 0.5), [], `${id} stays removed`);
+      }
+      await reopened.close();
+      await store.close();
+    });
+  });
+});
+
 describe('SqliteTemplateStore deleting many rows in batches', () => {
   it("prunes a shard's changes beyond one batch, up to the sequence number asked and no further", async () => {
     await withTempDir(async (dir) => {

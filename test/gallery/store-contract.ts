@@ -291,6 +291,29 @@ export function describeTemplateStoreContract(name: string, open: () => Promise<
         later.map((c) => c.kind),
         ['remove', 'add'],
       );
+      // A page of the log: its first changes, and the next page from the last seq of the one before.
+      const firstPage = await store.changesSince('p', 0, scan.asOfSeq, 1);
+      assert.deepEqual(
+        firstPage.map((c) => [c.kind, c.seq]),
+        [['remove', later[0]!.seq]],
+      );
+      assert.deepEqual(
+        (await store.changesSince('p', 0, firstPage[0]!.seq, 5)).map((c) => [c.kind, c.seq]),
+        [['add', later[1]!.seq]],
+      );
+      const everything = await store.changesSince('p', 0, 0);
+      const pages: number[] = [];
+      for (let after = 0, page = await store.changesSince('p', 0, after, 7); page.length > 0;) {
+        assert.ok(page.length <= 7, 'a page holds at most its limit');
+        pages.push(...page.map((c) => c.seq));
+        after = page[page.length - 1]!.seq;
+        page = await store.changesSince('p', 0, after, 7);
+      }
+      assert.deepEqual(
+        pages,
+        everything.map((c) => c.seq),
+        'pages of 7 read the whole log in order',
+      );
       await store.close();
     });
 

@@ -412,7 +412,7 @@ export class RedisTemplateStore implements TemplateStore {
     return this.attempt(() => this.redis.hkeys(this.keys.counts(partition, shard)));
   }
 
-  async changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]> {
+  async changesSince(partition: string, shard: number, afterSeq: number, limit?: number): Promise<ShardChange[]> {
     const k = this.keys;
     const flat = (await this.runScriptBuffer(
       'changesSince',
@@ -423,7 +423,8 @@ export class RedisTemplateStore implements TemplateStore {
         k.removed(partition),
         k.templates(partition),
       ],
-      [afterSeq],
+      // ZRANGEBYSCORE reads a negative count as none.
+      [afterSeq, limit ?? -1],
     )) as Array<Buffer | null>;
     const changes: ShardChange[] = [];
     for (let i = 0; i < flat.length; i += 3) {

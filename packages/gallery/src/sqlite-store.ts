@@ -261,7 +261,7 @@ export class SqliteTemplateStore implements TemplateStore {
         'SELECT model_id FROM template_counts WHERE partition = ? AND shard = ? ORDER BY model_id',
       ),
       changesSince: db.prepare<
-        [string, number, number],
+        [string, number, number, number],
         {
           seq: number;
           kind: number;
@@ -273,7 +273,7 @@ export class SqliteTemplateStore implements TemplateStore {
       >(
         `SELECT c.seq, c.kind, c.faiss_id, c.model_id, t.subject_id, t.template
          FROM changes c LEFT JOIN templates t ON c.kind = ${CHANGE_ADD} AND t.faiss_id = c.faiss_id
-         WHERE c.partition = ? AND c.shard = ? AND c.seq > ? ORDER BY c.seq`,
+         WHERE c.partition = ? AND c.shard = ? AND c.seq > ? ORDER BY c.seq LIMIT ?`,
       ),
       currentSeq: db.prepare<[], { seq: number | null }>("SELECT seq FROM sqlite_sequence WHERE name = 'changes'"),
       pruneChanges: db.prepare<[{ partition: string; shard: number; through: number; limit: number }]>(
@@ -561,9 +561,10 @@ export class SqliteTemplateStore implements TemplateStore {
     return this.statements.shardModels.all(partition, shard).map((row) => row.model_id);
   }
 
-  async changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]> {
+  async changesSince(partition: string, shard: number, afterSeq: number, limit?: number): Promise<ShardChange[]> {
     this.assertOpen();
-    return this.statements.changesSince.all(partition, shard, afterSeq).map((row) =>
+    // SQLite reads a negative LIMIT as none.
+    return this.statements.changesSince.all(partition, shard, afterSeq, limit ?? -1).map((row) =>
       row.kind === CHANGE_ADD
         ? {
             seq: row.seq,

@@ -200,8 +200,12 @@ export interface TemplateStore {
   /** Model ids that have templates in the shard. */
   shardModels(partition: string, shard: number): Promise<string[]>;
 
-  /** Changes of the shard with seq > afterSeq, in seq order. */
-  changesSince(partition: string, shard: number, afterSeq: number): Promise<ShardChange[]>;
+  /**
+   * Changes of the shard with seq > afterSeq, in seq order: the first `limit` of them where given
+   * (a replay reads them a page at a time, so that a long log is neither held in memory whole nor
+   * decoded in one turn of the event loop), all of them otherwise.
+   */
+  changesSince(partition: string, shard: number, afterSeq: number, limit?: number): Promise<ShardChange[]>;
 
   /** The highest seq committed so far, store-wide. */
   currentSeq(): Promise<number>;

@@ -9,6 +9,7 @@
       KEYS[5] templates hash of the partition
 
       ARGV[1] afterSeq
+      ARGV[2] the most changes to return (the first ones); negative for all
 
     Output:
       {entry, bytes|false, meta|false, ...}, or an error reply PRUNED.
@@ -16,7 +17,7 @@
 --- @include "includes/refuseIfPruned"
 local refused = refuse_if_pruned(KEYS[2], ARGV[1])
 if refused then return refused end
-local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+local entries = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'LIMIT', 0, ARGV[2])
 local out = {}
 for _, entry in ipairs(entries) do
   local _, _, kind, faiss_id = string.find(entry, '^%d+|(%a)|(%d+)|')
