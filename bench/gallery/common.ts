@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { seededRandom } from '../../test/support/random.js';
 const DIMENSION = 512;
 
@@ -84,4 +86,18 @@ export function watchEventLoopHolds(): { longest(): number; restart(): void; sto
     },
     stop: () => clearInterval(ticks),
   };
+}
+
+/** Runs cold-start.ts in a fresh process (so that this process's memory does not count) and returns its report. */
+export function runColdStart(options: Record<string, string | boolean>): ColdStartReport {
+  const script = fileURLToPath(new URL('./cold-start.ts', import.meta.url));
+  const argv = Object.entries(options).flatMap(([key, value]) =>
+    value === true ? [`--${key}`] : value === false ? [] : [`--${key}`, String(value)],
+  );
+  const child = spawnSync(process.execPath, ['--conditions=development', '--import', 'tsx', script, ...argv], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (child.status !== 0) throw new Error(`cold start failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as ColdStartReport;
 }

@@ -28,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { FaissIndex, getBlasSettings, getThreadCount, setThreadCount } from '@facegate/faiss';
 import { Gallery, type Candidate } from '@facegate/gallery';
-import { percentile, probeFor, subjectId, templateFor, type ColdStartReport } from './common.js';
+import { percentile, probeFor, runColdStart, subjectId, templateFor } from './common.js';
 import { scratchDirectory } from '../../test/support/leftovers.js';
 
 /** Ends the benchmark early (after the Flat phase with --approx none). */
@@ -101,19 +101,6 @@ async function timeSearches(search: (probe: Float32Array) => Promise<Candidate[]
     mean_ms: latencies.reduce((a, b) => a + b, 0) / latencies.length,
     results,
   };
-}
-
-function runColdStart(options: Record<string, string | boolean>): ColdStartReport {
-  const script = fileURLToPath(new URL('./cold-start.ts', import.meta.url));
-  const argv = Object.entries(options).flatMap(([key, value]) =>
-    value === true ? [`--${key}`] : value === false ? [] : [`--${key}`, String(value)],
-  );
-  const child = spawnSync(process.execPath, ['--conditions=development', '--import', 'tsx', script, ...argv], {
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  if (child.status !== 0) throw new Error(`cold start failed: ${child.stderr}`);
-  return JSON.parse(child.stdout) as ColdStartReport;
 }
 
 const report: Record<string, unknown> = {
