@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
@@ -66,6 +66,30 @@ describe("onnxruntime's telemetry", () => {
       await service.stop();
     }
     assert.deepEqual(telemetryLeftovers(home), []);
+  });
+
+  it('left by an earlier run: the service says where, and leaves it be', async () => {
+    const home = scratchDirectory('telemetry-leftover');
+    const folder = path.join(home, '.cache', 'Microsoft', 'DeveloperTools', '.onnxruntime');
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(path.join(folder, 'queue.db'), 'events');
+    const service = await startServiceProcess({ ...telemetryEnv(home), DATA_DIR: path.join(home, 'data') });
+    let warning: { level?: string; folder?: string } | undefined;
+    try {
+      for (let attempt = 0; attempt < 240 && warning === undefined; attempt++) {
+        const line = service
+          .output()
+          .split('\n')
+          .find((text) => text.includes("onnxruntime's telemetry from an earlier run"));
+        if (line === undefined) await sleep(250);
+        else warning = JSON.parse(line) as typeof warning;
+      }
+    } finally {
+      await service.stop();
+    }
+    assert.equal(warning?.level, 'warn', 'logged as a warning');
+    assert.equal(warning?.folder, folder, 'the warning names the folder');
+    assert.equal(readFileSync(path.join(folder, 'queue.db'), 'utf8'), 'events', 'the folder is left as it was');
   });
 
   it('is turned off before onnxruntime loads: the packages import it only through onnx/ort.ts', () => {

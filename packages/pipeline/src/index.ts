@@ -26,3 +26,4 @@ export {
   type CudaProbe,
 } from './onnx/execution-provider.js';
 export { imageLibraries, imageLibrariesHealth, type ImageLibraries } from './image/native-libraries.js';
+export { onnxruntimeTelemetryFolder } from './onnx/telemetry-leftovers.js';

@@ -28,6 +28,7 @@ import {
   deviceForDefaults,
   imageLibraries,
   imageLibrariesHealth,
+  onnxruntimeTelemetryFolder,
   type FaceAnalyser,
   type FaceAnalysis,
   type PipelineConfig,
@@ -188,6 +189,14 @@ export class WorkerRuntime {
       });
     } else {
       logger.info('image libraries', { jpeg: libraries.jpeg, png: libraries.png, resampling: libraries.resampling });
+    }
+    const telemetryFolder = onnxruntimeTelemetryFolder();
+    if (telemetryFolder !== undefined) {
+      logger.warn(
+        "onnxruntime's telemetry from an earlier run (before facegate turned it off) is on this machine; " +
+          'nothing writes or sends it now: delete it (docs/security.md)',
+        { folder: telemetryFolder },
+      );
     }
     metrics.inferenceDevice.set(
       { requested: placement.requested, device: placement.device, name: placement.deviceName ?? placement.device },
