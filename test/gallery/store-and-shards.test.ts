@@ -87,20 +87,26 @@ describeTemplateStoreContract('SqliteTemplateStore', async () => {
   return SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
 });
 
+/** A SQLite store in `dir` and the options of one exact shard over it, snapshots in `dir` too. */
+async function storeAndShardOptions(dir: string, partition: string, shard: number, shardCount: number) {
+  const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+  const options = {
+    partition,
+    shard,
+    shardCount,
+    store,
+    engine: faissEngine,
+    dimension: DIMENSION,
+    indexDescription: 'IDMap2,Flat',
+    snapshotRoot: join(dir, 'snapshots'),
+  };
+  return { store, options };
+}
+
 describe('Shard on its own', () => {
   it('opens, serves, snapshots and reloads without a Gallery', async () => {
     await withTempDir(async (dir) => {
-      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
-      const options = {
-        partition: 'solo',
-        shard: 1,
-        shardCount: 2,
-        store,
-        engine: faissEngine,
-        dimension: DIMENSION,
-        indexDescription: 'IDMap2,Flat',
-        snapshotRoot: join(dir, 'snapshots'),
-      };
+      const { store, options } = await storeAndShardOptions(dir, 'solo', 1, 2);
       const shard = await Shard.open(options);
       const random = seededRandom(15);
       const mine = Array.from({ length: 200 }, (_, i) => `s${i}`).filter((id) => shardOf(id, 2) === 1);
@@ -149,17 +155,7 @@ describe('Shard on its own', () => {
 describe('shard replay', () => {
   it('replays a log of several pages after its snapshot: adds, removals, and adds removed pages later', async () => {
     await withTempDir(async (dir) => {
-      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
-      const options = {
-        partition: 'replayed',
-        shard: 0,
-        shardCount: 1,
-        store,
-        engine: faissEngine,
-        dimension: DIMENSION,
-        indexDescription: 'IDMap2,Flat',
-        snapshotRoot: join(dir, 'snapshots'),
-      };
+      const { store, options } = await storeAndShardOptions(dir, 'replayed', 0, 1);
       const random = seededRandom(41);
       const templates = new Map<string, Float32Array>();
       const enrol = (shard: Shard, ids: string[]) =>
