@@ -1,17 +1,17 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import { RedisTemplateStore, Shard, fenceKey, shardOf, type RedisTemplateStoreOptions } from '@facegate/gallery';
 import {
-  RedisTemplateStore,
-  Shard,
-  fenceKey,
-  loadFaissEngine,
-  shardOf,
-  type RedisTemplateStoreOptions,
-} from '@facegate/gallery';
-import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from '../gallery/helpers.js';
+  DIMENSION,
+  exactShardOptions,
+  facegateCode,
+  randomUnitVector,
+  seededRandom,
+  withTempDir,
+} from '../gallery/helpers.js';
 import { addSubjects, describeTemplateStoreContract } from '../gallery/store-contract.js';
+import { checkShardReplaysPages } from '../gallery/shard-replay.js';
 import { DistributedGallery } from '../../apps/worker/src/cluster/index.js';
 import { SHARED_REDIS_URL, deletePrefix, testPrefix } from './support.js';
 
@@ -98,16 +98,7 @@ describe('Shard on a RedisTemplateStore', () => {
   it('opens, serves, snapshots and reloads, and rebuilds when the log was pruned past its snapshot', async () => {
     await withTempDir(async (dir) => {
       const store = await openStore();
-      const options = {
-        partition: 'solo',
-        shard: 1,
-        shardCount: 2,
-        store,
-        engine: await loadFaissEngine(),
-        dimension: DIMENSION,
-        indexDescription: 'IDMap2,Flat',
-        snapshotRoot: join(dir, 'snapshots'),
-      };
+      const options = await exactShardOptions(store, dir, { partition: 'solo', shard: 1, shardCount: 2 });
       const shard = await Shard.open(options);
       const random = seededRandom(15);
       const mine = Array.from({ length: 200 }, (_, i) => `s${i}`).filter((id) => shardOf(id, 2) === 1);
@@ -155,6 +146,19 @@ describe('Shard on a RedisTemplateStore', () => {
       assert.equal((await rebuilt.search(MODEL, templates[7]!, 1, 0.5))[0]?.subjectId, mine[7]);
       await rebuilt.close();
       await store.close();
+    });
+  });
+});
+
+describe('Shard on a RedisTemplateStore, replaying', () => {
+  it('replays a log of several pages after its snapshot: adds, removals, and adds removed pages later', async () => {
+    await withTempDir(async (dir) => {
+      const store = await openStore();
+      try {
+        await checkShardReplaysPages(store, dir);
+      } finally {
+        await store.close();
+      }
     });
   });
 });

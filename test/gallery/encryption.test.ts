@@ -16,7 +16,6 @@ import {
   TemplateCipher,
   TemplateDecryptionError,
   associatedData,
-  loadFaissEngine,
   newTemplateKeyEntry,
   parseTemplateKeyFile,
   parseTemplateKeysVariable,
@@ -30,7 +29,7 @@ import { GENERATED_KEY_FILE, loadTemplateCipher, readWorkerEnv, rekey } from '@f
 import { decodeShardOp, encodeShardOp } from '../../apps/worker/src/cluster/shard-ops.js';
 import { StoredTemplateCodec } from '../../packages/gallery/src/template-codec.js';
 import { SHARED_REDIS_URL, deletePrefix, testPrefix } from '../distributed/support.js';
-import { DIMENSION, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
+import { DIMENSION, exactShardOptions, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 
 const MODEL = 'm1';
 
@@ -913,14 +912,7 @@ describe('npm run rekey', () => {
         cipher: ring(K1),
       });
       const shard = await Shard.open({
-        partition: 'p',
-        shard: 0,
-        shardCount: 1,
-        store,
-        engine: await loadFaissEngine(),
-        dimension: DIMENSION,
-        indexDescription: 'IDMap2,Flat',
-        snapshotRoot: join(dir, 'snapshots'),
+        ...(await exactShardOptions(store, dir, { partition: 'p', shard: 0, shardCount: 1 })),
         cipher: ring(K2, K1),
       });
       const random = seededRandom(14);

@@ -1,5 +1,7 @@
 import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FacegateError } from '@facegate/contracts';
+import { loadFaissEngine, type ShardOptions, type TemplateStore } from '@facegate/gallery';
 import { seededRandom } from '../support/random.js';
 import { scratchDirectory } from '../support/leftovers.js';
 export { seededRandom };
@@ -65,4 +67,20 @@ export async function withTempDir<T>(work: (dir: string) => Promise<T>): Promise
 /** For assert.rejects: matches a FacegateError with the given code. */
 export function facegateCode(code: string): (error: unknown) => boolean {
   return (error) => (error as FacegateError | undefined)?.code === code;
+}
+
+/** The options of one exact (`IDMap2,Flat`) shard over `store`, its snapshots under `dir`. */
+export async function exactShardOptions(
+  store: TemplateStore,
+  dir: string,
+  placement: { partition: string; shard: number; shardCount: number },
+): Promise<ShardOptions> {
+  return {
+    ...placement,
+    store,
+    engine: await loadFaissEngine(),
+    dimension: DIMENSION,
+    indexDescription: 'IDMap2,Flat',
+    snapshotRoot: join(dir, 'snapshots'),
+  };
 }

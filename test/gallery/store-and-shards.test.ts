@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { fnv1a32, Gallery, Shard, shardOf, SqliteTemplateStore, statsFromStore } from '@facegate/gallery';
-import { faissEngine } from '../../packages/gallery/src/faiss-engine.js';
 import { GROW_AHEAD_MIN_VECTORS } from '../../packages/gallery/src/vector-index.js';
-import { DIMENSION, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
+import { DIMENSION, exactShardOptions, facegateCode, randomUnitVector, seededRandom, withTempDir } from './helpers.js';
 import { addSubjects, describeTemplateStoreContract } from './store-contract.js';
+import { checkShardReplaysPages } from './shard-replay.js';
 import { scratchDirectory } from '../support/leftovers.js';
 
 const MODEL = 'm1';
@@ -87,26 +87,11 @@ describeTemplateStoreContract('SqliteTemplateStore', async () => {
   return SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
 });
 
-/** A SQLite store in `dir` and the options of one exact shard over it, snapshots in `dir` too. */
-async function storeAndShardOptions(dir: string, partition: string, shard: number, shardCount: number) {
-  const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
-  const options = {
-    partition,
-    shard,
-    shardCount,
-    store,
-    engine: faissEngine,
-    dimension: DIMENSION,
-    indexDescription: 'IDMap2,Flat',
-    snapshotRoot: join(dir, 'snapshots'),
-  };
-  return { store, options };
-}
-
 describe('Shard on its own', () => {
   it('opens, serves, snapshots and reloads without a Gallery', async () => {
     await withTempDir(async (dir) => {
-      const { store, options } = await storeAndShardOptions(dir, 'solo', 1, 2);
+      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+      const options = await exactShardOptions(store, dir, { partition: 'solo', shard: 1, shardCount: 2 });
       const shard = await Shard.open(options);
       const random = seededRandom(15);
       const mine = Array.from({ length: 200 }, (_, i) => `s${i}`).filter((id) => shardOf(id, 2) === 1);
@@ -155,43 +140,12 @@ describe('Shard on its own', () => {
 describe('shard replay', () => {
   it('replays a log of several pages after its snapshot: adds, removals, and adds removed pages later', async () => {
     await withTempDir(async (dir) => {
-      const { store, options } = await storeAndShardOptions(dir, 'replayed', 0, 1);
-      const random = seededRandom(41);
-      const templates = new Map<string, Float32Array>();
-      const enrol = (shard: Shard, ids: string[]) =>
-        Promise.all(
-          ids.map((id) => {
-            const template = randomUnitVector(random);
-            templates.set(id, template);
-            return shard.enrol(id, MODEL, template);
-          }),
-        );
-      const shard = await Shard.open(options);
-      await enrol(
-        shard,
-        Array.from({ length: 10 }, (_, i) => `before-${i}`),
-      );
-      assert.equal(await shard.snapshot(), true);
-      // Ten pages of changes after the snapshot (shard.ts' REPLAY_PAGE_CHANGES: 256), then a crash: none in a snapshot.
-      const after = Array.from({ length: 2500 }, (_, i) => `after-${i}`);
-      await enrol(shard, after);
-      // Removed: one subject of the snapshot, one added in the first page (its add is skipped on replay,
-      // and so must its removal be, nine pages later), and the last one added.
-      for (const id of ['before-3', 'after-5', 'after-2499']) await shard.remove(id);
-      await shard.close({ snapshot: false });
-
-      const reopened = await Shard.open(options);
-      assert.equal(reopened.info().recovery, 'snapshot', 'the snapshot was used, not a rebuild');
-      assert.equal(reopened.info().replayedChanges, 2503, '2,500 adds and 3 removals replayed');
-      assert.equal(reopened.vectorCount, 10 + 2500 - 3, 'the index holds what the store holds');
-      for (const id of ['before-2', 'after-0', 'after-1023', 'after-1024', 'after-2048', 'after-2498']) {
-        assert.equal((await reopened.search(MODEL, templates.get(id)!, 1, 0.5))[0]?.subjectId, id, `${id} is found`);
+      const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+      try {
+        await checkShardReplaysPages(store, dir);
+      } finally {
+        await store.close();
       }
-      for (const id of ['before-3', 'after-5', 'after-2499']) {
-        assert.deepEqual(await reopened.search(MODEL, templates.get(id)!, 1, 0.5), [], `${id} stays removed`);
-      }
-      await reopened.close();
-      await store.close();
     });
   });
 });
