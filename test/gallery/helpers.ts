@@ -1,4 +1,6 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import os from 'node:os';
 import { join } from 'node:path';
 import type { FacegateError } from '@facegate/contracts';
 import { loadFaissEngine, type ShardOptions, type TemplateStore } from '@facegate/gallery';
@@ -83,4 +85,20 @@ export async function exactShardOptions(
     indexDescription: 'IDMap2,Flat',
     snapshotRoot: join(dir, 'snapshots'),
   };
+}
+
+/** This process's threads named `name`, with their nice values (Linux; empty elsewhere). */
+export function threadsNamed(name: string): Array<{ tid: number; nice: number }> {
+  if (!existsSync('/proc/self/task')) return [];
+  const found: Array<{ tid: number; nice: number }> = [];
+  for (const tid of readdirSync('/proc/self/task').map(Number)) {
+    try {
+      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) {
+        found.push({ tid, nice: os.getPriority(tid) });
+      }
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return found;
 }

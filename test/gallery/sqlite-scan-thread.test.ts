@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,26 +8,10 @@ import { describe, it } from 'node:test';
 import { SqliteTemplateStore, type TemplateBatch } from '@facegate/gallery';
 import { SqliteScanThread } from '../../packages/gallery/src/sqlite-scans.js';
 import { scratchDirectory } from '../support/leftovers.js';
-import { DIMENSION, facegateCode, randomUnitVector, seededRandom } from './helpers.js';
+import { DIMENSION, facegateCode, randomUnitVector, seededRandom, threadsNamed } from './helpers.js';
 
 const MODEL = 'm1';
 const SCAN_THREAD = 'fg-store-scan';
-
-/** This process's threads named `name`, with their nice values (Linux; empty elsewhere). */
-function threadsNamed(name: string): Array<{ tid: number; nice: number }> {
-  if (!existsSync('/proc/self/task')) return [];
-  const found: Array<{ tid: number; nice: number }> = [];
-  for (const tid of readdirSync('/proc/self/task').map(Number)) {
-    try {
-      if (readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === name) {
-        found.push({ tid, nice: os.getPriority(tid) });
-      }
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return found;
-}
 
 async function storeWith(count: number): Promise<{ store: SqliteTemplateStore; templates: Map<string, Float32Array> }> {
   const store = await SqliteTemplateStore.open({

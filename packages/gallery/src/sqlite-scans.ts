@@ -1,6 +1,4 @@
-import type { Worker } from 'node:worker_threads';
-
-import { spawnModuleThread, ThreadRequester } from '@facegate/threads';
+import { LingeringThread, spawnModuleThread } from '@facegate/threads';
 
 export type ScanRequest =
   | { kind: 'open'; path: string; partition: string; shard: number; modelId: string; batchSize: number }
@@ -34,28 +32,25 @@ export interface StoredRowScan {
 // A thread outlives its last scan this long, so that the shards of partitions opened one after another share it.
 const LINGER_MS = 2000;
 
-interface RunningThread {
-  worker: Worker;
-  requester: ThreadRequester<ScanRequest, ScanOpened | ScanRows | null>;
-}
-
 /**
  * Reads shards of a SQLite template store on a worker thread of its own (sqlite-scan-thread.ts), one read-only
  * connection and read transaction a scan, so that a rebuild's row reads never hold the event loop. The thread starts
  * with the first scan and stops a little after the last one closes.
  */
 export class SqliteScanThread {
-  private running: RunningThread | undefined;
-  private openScans = 0;
-  private linger: NodeJS.Timeout | undefined;
+  private readonly thread = new LingeringThread<ScanRequest, ScanOpened | ScanRows | null>(
+    () => spawnModuleThread(import.meta.url, 'sqlite-scan-thread'),
+    "the store's scan thread",
+    LINGER_MS,
+  );
 
   constructor(private readonly path: string) {}
 
   async open(partition: string, shard: number, modelId: string, batchSize: number): Promise<StoredRowScan> {
-    const thread = this.acquire();
+    const requester = this.thread.acquire();
     let opened: ScanOpened;
     try {
-      opened = (await thread.requester.request({
+      opened = (await requester.request({
         kind: 'open',
         path: this.path,
         partition,
@@ -64,7 +59,7 @@ export class SqliteScanThread {
         batchSize,
       })) as ScanOpened;
     } catch (error) {
-      this.release();
+      this.thread.release();
       throw error;
     }
     let closed = false;
@@ -72,11 +67,11 @@ export class SqliteScanThread {
       if (closed) return;
       closed = true;
       try {
-        if (thread.requester.failure === undefined) {
-          await thread.requester.request({ kind: 'close', scan: opened.scan });
+        if (requester.failure === undefined) {
+          await requester.request({ kind: 'close', scan: opened.scan });
         }
       } finally {
-        this.release();
+        this.thread.release();
       }
     };
     return {
@@ -84,7 +79,7 @@ export class SqliteScanThread {
       count: opened.count,
       next: async () => {
         if (closed) return undefined;
-        const rows = (await thread.requester.request({ kind: 'next', scan: opened.scan })) as ScanRows;
+        const rows = (await requester.request({ kind: 'next', scan: opened.scan })) as ScanRows;
         if (rows.faissIds.length > 0) return rows;
         await close();
         return undefined;
@@ -95,35 +90,6 @@ export class SqliteScanThread {
 
   /** Stops the thread now; scans still open fail. */
   stop(): void {
-    clearTimeout(this.linger);
-    this.linger = undefined;
-    const thread = this.running;
-    this.running = undefined;
-    if (thread === undefined) return;
-    thread.requester.failAll(new Error('the store is closing'));
-    void thread.worker.terminate();
+    this.thread.stop(new Error('the store is closing'));
   }
-
-  private acquire(): RunningThread {
-    clearTimeout(this.linger);
-    this.linger = undefined;
-    if (this.running === undefined || this.running.requester.failure !== undefined) this.running = startThread();
-    this.openScans++;
-    return this.running;
-  }
-
-  private release(): void {
-    this.openScans--;
-    if (this.openScans > 0) return;
-    this.linger = setTimeout(() => this.stop(), LINGER_MS);
-    this.linger.unref();
-  }
-}
-
-function startThread(): RunningThread {
-  const worker = spawnModuleThread(import.meta.url, 'sqlite-scan-thread');
-  const requester = new ThreadRequester<ScanRequest, ScanOpened | ScanRows | null>(worker);
-  worker.on('error', (error) => requester.failAll(error));
-  worker.on('exit', (code) => requester.failAll(new Error(`the store's scan thread exited (code ${code})`)));
-  return { worker, requester };
 }

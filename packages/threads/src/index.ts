@@ -127,3 +127,56 @@ export function answerRequests<Request, Answer>(
     );
   });
 }
+
+/**
+ * A worker thread shared by whoever holds it: the first {@link acquire} starts it, and it stops `lingerMs` after the
+ * last {@link release}, so that holders coming one after another (a test's stores, a gallery's shards opening) share
+ * one thread instead of each paying for a start. One that exited or failed is replaced at the next acquire. Neither
+ * an idle thread nor its linger keeps the process alive.
+ */
+export class LingeringThread<Request, Answer> {
+  private running: { worker: Worker; requester: ThreadRequester<Request, Answer> } | undefined;
+  private holders = 0;
+  private linger: NodeJS.Timeout | undefined;
+
+  /** `name` says whose thread it is in the error its requests fail with when it exits. */
+  constructor(
+    private readonly spawn: () => Worker,
+    private readonly name: string,
+    private readonly lingerMs: number,
+  ) {}
+
+  /** The running thread's requester, held until a matching {@link release}. */
+  acquire(): ThreadRequester<Request, Answer> {
+    clearTimeout(this.linger);
+    this.linger = undefined;
+    if (this.running === undefined || this.running.requester.failure !== undefined) {
+      const worker = this.spawn();
+      const requester = new ThreadRequester<Request, Answer>(worker);
+      worker.on('error', (error) => requester.failAll(error));
+      worker.on('exit', (code) => requester.failAll(new Error(`${this.name} exited (code ${code})`)));
+      this.running = { worker, requester };
+    }
+    this.holders++;
+    return this.running.requester;
+  }
+
+  release(): void {
+    this.holders--;
+    if (this.holders > 0) return;
+    clearTimeout(this.linger);
+    this.linger = setTimeout(() => this.stop(new Error(`${this.name} stopped`)), this.lingerMs);
+    this.linger.unref();
+  }
+
+  /** Stops the thread now: what its holders await fails with `reason`, and so does what they ask later. */
+  stop(reason: Error): void {
+    clearTimeout(this.linger);
+    this.linger = undefined;
+    const running = this.running;
+    this.running = undefined;
+    if (running === undefined) return;
+    running.requester.failAll(reason);
+    void running.worker.terminate();
+  }
+}
