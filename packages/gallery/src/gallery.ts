@@ -279,6 +279,15 @@ export class Gallery implements GalleryService {
       0,
     );
     const summary = `${this.partitionStates.size} partitions x ${this.shardCount} shards, ${vectors} vectors`;
+    const writeFailure = this.store.writeFailure;
+    if (writeFailure !== undefined) {
+      return {
+        healthy: false,
+        state: 'failed',
+        model: description,
+        detail: `${summary}; enrolments and deletions refused until the service restarts: ${writeFailure.message}`,
+      };
+    }
     if (this.undecryptablePartitions.size > 0) {
       const down = [...this.undecryptablePartitions].map(([partition, reason]) => `${partition}: ${reason}`);
       return {

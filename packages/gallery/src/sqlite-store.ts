@@ -27,7 +27,9 @@ import {
   tooManyTemplates,
 } from './store-errors.js';
 import { StoredTemplateCodec, type TemplateRowIdentity } from './template-codec.js';
+import { GroupCommit, type WriteOutcome } from './group-commit.js';
 import { SqliteScanThread } from './sqlite-scans.js';
+import { SqliteSyncThread } from './sqlite-sync.js';
 
 export interface SqliteTemplateStoreOptions {
   path: string;
@@ -54,6 +56,8 @@ const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
 // one fits and half of every page is wasted.
 const PAGE_SIZE = 16384;
+// 64 MiB of log before the store's own connection checkpoints it (the sync thread does so every second).
+const FALLBACK_CHECKPOINT_PAGES = 4096;
 // The receipt of a subject's enrol and the request that made it (null without one), so that its
 // redelivery answers that receipt; added on open to a database that predates them.
 const ENROL_RECEIPT_COLUMNS = ['enrol_request_id TEXT', 'enrol_faiss_id INTEGER', 'enrol_seq INTEGER'];
@@ -123,12 +127,6 @@ CREATE TABLE IF NOT EXISTS partition_deletions (
 ) WITHOUT ROWID;
 `;
 
-interface PendingWrite {
-  apply: () => unknown;
-  resolve: (value: never) => void;
-  reject: (error: unknown) => void;
-}
-
 interface SubjectRow {
   shard: number;
   created_at: number;
@@ -149,20 +147,20 @@ interface TemplateRow {
 }
 
 /**
- * Embedded {@link TemplateStore}: SQLite in WAL mode with synchronous=FULL, so a resolved
- * write has been fsynced. Writes issued in the same event-loop turn share one transaction
- * (group commit); each runs in its own savepoint, so one failing write (a duplicate subject)
- * does not undo its neighbours.
+ * Embedded {@link TemplateStore}: SQLite in WAL mode. Writes issued in the same event-loop turn share one transaction
+ * (group commit); each runs in its own savepoint, so one failing write (a duplicate subject) does not undo its
+ * neighbours. A write resolves once the log holding it has been fsynced, by a thread of its own
+ * ({@link SqliteSyncThread}), so that the disk never holds the event loop.
  */
 export class SqliteTemplateStore implements TemplateStore {
   readonly dimension: number;
   private readonly path: string;
   private readonly db: Database.Database;
-  private readonly maxWritesPerCommit: number;
   private readonly codec: StoredTemplateCodec;
   private readonly scans: SqliteScanThread;
-  private pendingWrites: PendingWrite[] = [];
-  private flushScheduled = false;
+  private readonly writes: GroupCommit;
+  // Started on open (SqliteTemplateStore.open), before the first write.
+  private syncThread: Promise<SqliteSyncThread> | undefined;
   private closed = false;
 
   private readonly statements;
@@ -176,13 +174,23 @@ export class SqliteTemplateStore implements TemplateStore {
   private constructor(options: SqliteTemplateStoreOptions) {
     this.dimension = options.dimension;
     this.path = options.path;
-    this.maxWritesPerCommit = options.maxWritesPerCommit ?? 1024;
     this.codec = new StoredTemplateCodec(options.dimension, options.cipher);
     this.scans = new SqliteScanThread(options.path);
+    this.writes = new GroupCommit({
+      maxWritesPerCommit: options.maxWritesPerCommit ?? 1024,
+      commit: (writes) => this.commitWrites(writes),
+      sync: () => this.syncWrites(),
+      unavailable: storeUnavailable,
+      refused: asStoreError,
+    });
     this.db = new Database(options.path);
     this.db.pragma(`page_size = ${PAGE_SIZE}`);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    // Commits reach the log without an fsync; the sync thread's fsync follows before any write is answered.
+    this.db.pragma('synchronous = NORMAL');
+    // The sync thread checkpoints the log every second; the connection's own checkpoint, on the event loop, is
+    // only a bound on the log should that thread fall behind.
+    this.db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
     // Deleted and re-sealed rows are zeroed in the file, not left in free space: a deleted
     // subject's template, or a plaintext one a rekey replaced, must not linger on disk.
     this.db.pragma('secure_delete = ON');
@@ -475,6 +483,7 @@ export class SqliteTemplateStore implements TemplateStore {
     } catch (error) {
       throw storeUnavailable(error);
     }
+    store.startSyncThread();
     try {
       await store.codec.adoptStorePolicy(store);
     } catch (error) {
@@ -699,54 +708,56 @@ export class SqliteTemplateStore implements TemplateStore {
     }
   }
 
+  get writeFailure(): Error | undefined {
+    return this.writes.failure;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
-    this.flushWrites();
     this.closed = true;
-    this.scans.stop();
-    this.db.close();
+    try {
+      await this.writes.drain();
+    } finally {
+      // The sync thread's connection closes first: the store's, the last, then checkpoints and removes the log.
+      await this.syncThread?.then(
+        (thread) => thread.stop(),
+        () => undefined,
+      );
+      this.scans.stop();
+      this.db.close();
+    }
   }
 
   private enqueueWrite<T>(apply: () => T): Promise<T> {
     if (this.closed) return Promise.reject(storeClosed());
-    return new Promise<T>((resolve, reject) => {
-      this.pendingWrites.push({ apply, resolve: resolve as (value: never) => void, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushWrites());
-      }
-    });
+    return this.writes.enqueue(apply);
   }
 
-  private flushWrites(): void {
-    this.flushScheduled = false;
-    while (this.pendingWrites.length > 0) {
-      const batch = this.pendingWrites.splice(0, this.maxWritesPerCommit);
-      const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
-      try {
-        this.db
-          .transaction(() => {
-            for (const write of batch) {
-              try {
-                outcomes.push({ ok: true, value: write.apply() });
-              } catch (error) {
-                outcomes.push({ ok: false, error });
-              }
-            }
-          })
-          .immediate();
-      } catch (error) {
-        // The commit itself failed (disk full, I/O error): nothing in the batch is durable.
-        const failure = storeUnavailable(error);
-        for (const write of batch) write.reject(failure);
-        continue;
-      }
-      batch.forEach((write, i) => {
-        const outcome = outcomes[i]!;
-        if (outcome.ok) write.resolve(outcome.value as never);
-        else write.reject(asStoreError(outcome.error));
-      });
-    }
+  private commitWrites(writes: ReadonlyArray<() => unknown>): WriteOutcome[] {
+    const outcomes: WriteOutcome[] = [];
+    this.db
+      .transaction(() => {
+        for (const apply of writes) {
+          try {
+            outcomes.push({ ok: true, value: apply() });
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      })
+      .immediate();
+    return outcomes;
+  }
+
+  private async syncWrites(): Promise<void> {
+    await (await this.syncThread!).sync();
+  }
+
+  /** Starts the sync thread ahead of the first write, which would otherwise wait for it. */
+  private startSyncThread(): void {
+    this.syncThread = SqliteSyncThread.start(this.path);
+    // A start that failed fails the first write instead; this only keeps it from counting as unhandled meanwhile.
+    this.syncThread.catch(() => undefined);
   }
 
   private toStoredTemplate(row: TemplateRow): StoredTemplate {

@@ -248,5 +248,11 @@ export interface TemplateStore {
    */
   resealTemplates(options?: { batchSize?: number; onBatch?: (progress: ResealReport) => void }): Promise<ResealReport>;
 
+  /**
+   * Why the store refuses every write until it is reopened, or undefined while it takes them: a sync of its log
+   * that failed leaves the disk's state unknown.
+   */
+  readonly writeFailure?: Error | undefined;
+
   close(): Promise<void>;
 }
