@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 
-import { SqliteTemplateStore } from '@facegate/gallery';
+import { Gallery, SqliteTemplateStore, type TemplateStore } from '@facegate/gallery';
 import { GroupCommit, type WriteOutcome } from '../../packages/gallery/src/group-commit.js';
 import { scratchDirectory } from '../support/leftovers.js';
 import { DIMENSION, randomUnitVector, seededRandom, threadsNamed } from './helpers.js';
@@ -131,6 +131,12 @@ describe('GroupCommit', () => {
     const draining = writes.drain();
     assert.deepEqual(commits, [1], 'the queue commits at once, not a turn later');
     const second = writes.enqueue(() => 2);
+    await nextTurn();
+    assert.deepEqual(
+      commits,
+      [1],
+      "nothing commits beside the sync, not even the turn's flush queued before the drain",
+    );
     syncs[0]!.finish();
     await first;
     assert.equal(await settled(draining), 'pending', 'a write queued before the first sync ended is waited for');
@@ -175,6 +181,32 @@ describe('SqliteTemplateStore durability', () => {
       assert.equal(await reopened.countShardTemplates('p', 0, 'm'), subjects / 4);
     } finally {
       await reopened.close();
+    }
+  });
+
+  it("fails the gallery's health, naming the cause, while its store refuses writes", async () => {
+    const dir = scratchDirectory('sqlite-sync');
+    const store = await SqliteTemplateStore.open({ path: join(dir, 's.sqlite'), dimension: DIMENSION });
+    let writeFailure: Error | undefined;
+    // The real store, but for the one property a failed fsync sets (no disk here can be made to fail an fsync).
+    const failing = new Proxy(store, {
+      get: (target, key) => {
+        if (key === 'writeFailure') return writeFailure;
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as TemplateStore;
+    const gallery = await Gallery.open({ dataDir: dir, store: failing, shardCount: 1, snapshotIntervalMs: 0 });
+    try {
+      assert.equal(gallery.health().healthy, true);
+      writeFailure = new Error('template store failed: EIO: i/o error, fsync');
+      const health = gallery.health();
+      assert.equal(health.healthy, false);
+      assert.equal(health.state, 'failed');
+      assert.match(health.detail ?? '', /refused until the service restarts: template store failed: EIO/);
+    } finally {
+      await gallery.close();
+      await store.close();
     }
   });
 });

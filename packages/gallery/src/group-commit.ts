@@ -69,6 +69,8 @@ export class GroupCommit {
 
   private flush(): void {
     this.flushScheduled = false;
+    // What queues during a sync commits when it ends (a drain's flush can leave a turn's flush scheduled behind it).
+    if (this.syncing !== undefined) return;
     const committed: CommittedWrite[] = [];
     while (this.queued.length > 0) {
       const batch = this.queued.splice(0, this.options.maxWritesPerCommit);

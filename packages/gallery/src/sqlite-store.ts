@@ -56,7 +56,7 @@ const RESEAL_BATCH_SIZE = 256;
 // A 2 KiB template row plus its columns fits 7 to a 16 KiB page; at the 4 KiB default only
 // one fits and half of every page is wasted.
 const PAGE_SIZE = 16384;
-// 64 MiB of log before the store's own connection checkpoints it (the sync thread does so every second).
+// 64 MiB of log before the store's own connection checkpoints it (the sync thread does at 1,000 pages).
 const FALLBACK_CHECKPOINT_PAGES = 4096;
 // The receipt of a subject's enrol and the request that made it (null without one), so that its
 // redelivery answers that receipt; added on open to a database that predates them.
@@ -188,8 +188,8 @@ export class SqliteTemplateStore implements TemplateStore {
     this.db.pragma('journal_mode = WAL');
     // Commits reach the log without an fsync; the sync thread's fsync follows before any write is answered.
     this.db.pragma('synchronous = NORMAL');
-    // The sync thread checkpoints the log every second; the connection's own checkpoint, on the event loop, is
-    // only a bound on the log should that thread fall behind.
+    // The sync thread checkpoints the log; the connection's own checkpoint, on the event loop, is only a bound on the
+    // log should that thread fall behind.
     this.db.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
     // Deleted and re-sealed rows are zeroed in the file, not left in free space: a deleted
     // subject's template, or a plaintext one a rekey replaced, must not linger on disk.
@@ -718,11 +718,9 @@ export class SqliteTemplateStore implements TemplateStore {
     try {
       await this.writes.drain();
     } finally {
-      // The sync thread's connection closes first: the store's, the last, then checkpoints and removes the log.
-      await this.syncThread?.then(
-        (thread) => thread.stop(),
-        () => undefined,
-      );
+      // The sync thread's connection closes first: the store's, the last, then checkpoints and removes the log. A
+      // thread that failed has nothing left to close.
+      await this.syncThread?.then((thread) => thread.stop()).catch(() => undefined);
       this.scans.stop();
       this.db.close();
     }
