@@ -66,6 +66,11 @@ const steps: Step[] = [
     baseline: ['bench/faiss/build/raw_search', 'bench/faiss/build.sh'],
   },
   {
+    name: 'gallery commits and the event loop',
+    script: 'bench/gallery/commit-hold.ts',
+    args: full ? ['--seconds', '30', '--bulk', '100000'] : ['--seconds', '5', '--bulk', '20000'],
+  },
+  {
     name: 'queue overhead and worker throughput',
     script: 'bench/distributed/queue-overhead.ts',
     args: full ? [] : ['--requests', '60'],
