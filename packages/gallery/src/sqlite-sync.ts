@@ -17,6 +17,8 @@ let nextStore = 1;
 /**
  * Makes a SQLite store's commits durable on a thread of its own (sqlite-sync-thread.ts), shared by the process's
  * stores: it fsyncs the write-ahead log when asked and checkpoints it when it has grown, on a connection of its own.
+ * A thread that exits fails its stores' syncs for good, like a failed fsync, and is not started again for them: it
+ * may have died inside an fsync that failed, and Linux need not report that error to a descriptor opened afterwards.
  */
 export class SqliteSyncThread {
   private constructor(
