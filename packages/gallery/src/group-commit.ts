@@ -63,7 +63,7 @@ export class GroupCommit {
 
   /** Commits what is queued, then waits until every write is durable and answered. */
   async drain(): Promise<void> {
-    if (this.syncing === undefined) this.flush();
+    this.flush();
     while (this.syncing !== undefined) await this.syncing;
   }
 

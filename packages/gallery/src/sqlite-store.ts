@@ -159,8 +159,8 @@ export class SqliteTemplateStore implements TemplateStore {
   private readonly codec: StoredTemplateCodec;
   private readonly scans: SqliteScanThread;
   private readonly writes: GroupCommit;
-  // Started on open (SqliteTemplateStore.open), before the first write.
-  private syncThread: Promise<SqliteSyncThread> | undefined;
+  // Started with the store, so that its first write does not wait for it.
+  private readonly syncThread: Promise<SqliteSyncThread>;
   private closed = false;
 
   private readonly statements;
@@ -474,6 +474,11 @@ export class SqliteTemplateStore implements TemplateStore {
       statements.deletePartition.run(partition);
       statements.deleteDeletion.run(partition);
     });
+
+    // Last, so that a constructor that throws leaves no thread behind. A start that failed fails the first write
+    // instead; the catch only keeps it from counting as unhandled meanwhile.
+    this.syncThread = SqliteSyncThread.start(this.path);
+    this.syncThread.catch(() => undefined);
   }
 
   static async open(options: SqliteTemplateStoreOptions): Promise<SqliteTemplateStore> {
@@ -483,7 +488,6 @@ export class SqliteTemplateStore implements TemplateStore {
     } catch (error) {
       throw storeUnavailable(error);
     }
-    store.startSyncThread();
     try {
       await store.codec.adoptStorePolicy(store);
     } catch (error) {
@@ -720,7 +724,7 @@ export class SqliteTemplateStore implements TemplateStore {
     } finally {
       // The sync thread's connection closes first: the store's, the last, then checkpoints and removes the log. A
       // thread that failed has nothing left to close.
-      await this.syncThread?.then((thread) => thread.stop()).catch(() => undefined);
+      await this.syncThread.then((thread) => thread.stop()).catch(() => undefined);
       this.scans.stop();
       this.db.close();
     }
@@ -748,14 +752,7 @@ export class SqliteTemplateStore implements TemplateStore {
   }
 
   private async syncWrites(): Promise<void> {
-    await (await this.syncThread!).sync();
-  }
-
-  /** Starts the sync thread ahead of the first write, which would otherwise wait for it. */
-  private startSyncThread(): void {
-    this.syncThread = SqliteSyncThread.start(this.path);
-    // A start that failed fails the first write instead; this only keeps it from counting as unhandled meanwhile.
-    this.syncThread.catch(() => undefined);
+    await (await this.syncThread).sync();
   }
 
   private toStoredTemplate(row: TemplateRow): StoredTemplate {

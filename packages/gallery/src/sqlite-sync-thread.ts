@@ -15,6 +15,7 @@ const CHECKPOINT_FRAMES = 1000;
 // mxFrame, the log's last valid frame, in the wal-index header at the start of the -shm file (SQLite's file format,
 // "The WAL-Index Format"), a 32-bit integer in the machine's byte order.
 const WAL_INDEX_MAX_FRAME_OFFSET = 16;
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 nameThisThread('fg-store-sync');
 
@@ -57,13 +58,13 @@ class OpenStore {
   /** Frames in the log since it last started over. */
   private framesInLog(): number {
     readSync(this.walIndex, this.frameCount, 0, 4, WAL_INDEX_MAX_FRAME_OFFSET);
-    return endianness() === 'LE' ? this.frameCount.readUInt32LE(0) : this.frameCount.readUInt32BE(0);
+    return LITTLE_ENDIAN ? this.frameCount.readUInt32LE(0) : this.frameCount.readUInt32BE(0);
   }
 }
 
 const stores = new Map<number, OpenStore>();
 
-function openStore(store: number): OpenStore {
+function storeNumbered(store: number): OpenStore {
   const open = stores.get(store);
   if (open === undefined) throw new Error(`the store sync thread has no store ${store}`);
   return open;
@@ -75,10 +76,10 @@ answerRequests<SyncRequest, null>(parentPort!, async (request) => {
       stores.set(request.store, new OpenStore(request.path));
       break;
     case 'sync':
-      openStore(request.store).sync();
+      storeNumbered(request.store).sync();
       break;
     case 'close':
-      openStore(request.store).close();
+      storeNumbered(request.store).close();
       stores.delete(request.store);
       break;
   }
