@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Gallery } from '@facegate/gallery';
 import { scratchDirectory } from '../../test/support/leftovers.js';
-import { percentile, templateFor } from './common.js';
+import { percentile, templateFor, watchEventLoopHolds } from './common.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,23 +23,6 @@ const { values } = parseArgs({
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const bulk = Number(values.bulk);
-
-/** Gaps between ticks of a 1-ms timer, beyond the millisecond asked for. */
-function watchTimerLag(): { stop(): number[] } {
-  const lags: number[] = [];
-  let last = performance.now();
-  const ticks = setInterval(() => {
-    const now = performance.now();
-    lags.push(Math.max(0, now - last - 1));
-    last = now;
-  }, 1);
-  return {
-    stop: () => {
-      clearInterval(ticks);
-      return lags;
-    },
-  };
-}
 
 interface Phase {
   name: string;
@@ -73,13 +56,16 @@ async function measure(name: string, run: (enrol: () => Promise<void>) => Promis
     await gallery.enrol('bench', `${name}-${i}`, templateFor(i), 'bench-model');
     latencies.push(performance.now() - started);
   };
-  const lag = watchTimerLag();
+  const holds = watchEventLoopHolds();
   const utilisationBefore = performance.eventLoopUtilization();
   const started = performance.now();
   await run(enrol);
   const elapsed = (performance.now() - started) / 1000;
   const utilisation = performance.eventLoopUtilization(utilisationBefore).utilization;
-  return { name, enrolments: latencies.length, seconds: elapsed, latencies, lags: lag.stop(), utilisation };
+  holds.stop();
+  // How late each tick came, beyond the millisecond asked for.
+  const lags = holds.gaps().map((gap) => Math.max(0, gap - 1));
+  return { name, enrolments: latencies.length, seconds: elapsed, latencies, lags, utilisation };
 }
 
 const dataDir = scratchDirectory('commit-hold');

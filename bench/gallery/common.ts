@@ -67,20 +67,24 @@ export interface ColdStartReport {
 }
 
 /**
- * The longest gap between ticks of a 1-ms timer since the last `restart()`: what a request arriving meanwhile would
- * have waited at most. `longest()` counts the gap still open, so that a hold the watched work ends with counts too.
+ * The gaps between ticks of a 1-ms timer since the last `restart()`, and the longest: what a request arriving meanwhile
+ * would have waited at most. `longest()` counts the gap still open, so that a hold the watched work ends with counts too.
  */
-export function watchEventLoopHolds(): { longest(): number; restart(): void; stop(): void } {
+export function watchEventLoopHolds(): { longest(): number; gaps(): number[]; restart(): void; stop(): void } {
+  let gaps: number[] = [];
   let longest = 0;
   let last = performance.now();
   const ticks = setInterval(() => {
     const now = performance.now();
+    gaps.push(now - last);
     longest = Math.max(longest, now - last);
     last = now;
   }, 1);
   return {
     longest: () => Math.max(longest, performance.now() - last),
+    gaps: () => gaps,
     restart: () => {
+      gaps = [];
       longest = 0;
       last = performance.now();
     },
