@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { getJson, postBiometric, postDelete } from '../support/http.js';
+import { scratchDirectory } from '../support/leftovers.js';
+import { fixture, repoRoot } from '../support/paths.js';
+import { readImage, startServiceProcess, type ServiceProcess } from '../support/service.js';
+
+const [faceA, faceB, faceC] = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((name) =>
+  readImage(fixture('frll', name)),
+) as [Uint8Array, Uint8Array, Uint8Array];
+const PARTITION = 'flushes';
+
+const workDir = scratchDirectory('failed-fsync');
+const shim = path.join(workDir, 'failing-fsync.so');
+const built =
+  spawnSync(
+    'cc',
+    ['-shared', '-fPIC', '-O2', '-o', shim, path.join(repoRoot, 'test/support/failing-fsync.c'), '-ldl'],
+    {
+      stdio: 'ignore',
+    },
+  ).status === 0;
+const skip = built ? false : 'needs a C compiler to build the LD_PRELOAD library that fails fsync';
+
+/**
+ * The real service in its own process, whose fsync and fdatasync calls on its data directory fail with EIO while a
+ * switch file exists (test/support/failing-fsync.c, loaded with LD_PRELOAD): what a disk that loses a flush reports.
+ * The writes themselves succeed, so only the flush tells the service that nothing may have reached the disk.
+ */
+describe('a disk that fails an fsync under the running service', { skip }, () => {
+  const dataDir = path.join(workDir, 'data');
+  const failing = path.join(workDir, 'flushes-failing');
+  let service: ServiceProcess | undefined;
+
+  before(async () => {
+    service = await startServiceProcess({
+      DATA_DIR: dataDir,
+      LD_PRELOAD: shim,
+      FAILING_FSYNC_WHILE: failing,
+      FAILING_FSYNC_UNDER: `${dataDir}/`,
+    });
+  });
+  after(async () => {
+    await service?.stop('SIGKILL');
+    rmSync(workDir, { recursive: true, force: true });
+  });
+
+  const enrol = (subjectId: string, image: Uint8Array) =>
+    postBiometric(service!.baseUrl, 'enrol', image, { subject_id: subjectId, partition: PARTITION });
+
+  it('refuses every later write with 503 and a failed health until a restart, and keeps answering reads', async () => {
+    assert.equal((await enrol('kept', faceA)).status, 200);
+
+    writeFileSync(failing, '');
+    const refused = await enrol('while-failing', faceB);
+    assert.equal(refused.status, 503, refused.xml);
+    assert.equal(refused.text('status'), 'UNAVAILABLE');
+    const health = await getJson(service!.baseUrl, '/api/v1/health');
+    assert.equal(health.status, 503);
+    assert.equal((health.body['components'] as Record<string, boolean>)['faiss_index'], false);
+    const detail = (health.body['details'] as Record<string, { detail?: string }>)['faiss_index']?.detail ?? '';
+    assert.match(detail, /refused until the service restarts/);
+    assert.match(detail, /EIO|I\/O error/);
+
+    // The disk works again, but what the failed flush covered is unknown: writes stay refused.
+    rmSync(failing);
+    const afterwards = await enrol('after-the-disk-recovered', faceC);
+    assert.equal(afterwards.status, 503, afterwards.xml);
+    const refusedDelete = await postDelete(service!.baseUrl, { subject_id: 'kept', partition: PARTITION });
+    assert.equal(refusedDelete.status, 503, refusedDelete.xml);
+    assert.equal((await getJson(service!.baseUrl, '/api/v1/health')).status, 503);
+
+    const search = await postBiometric(service!.baseUrl, 'search', faceA, { partition: PARTITION });
+    assert.equal(search.status, 200, search.xml);
+    assert.deepEqual(search.all('subject_id'), ['kept']);
+  });
+
+  it('stops on SIGTERM with the disk still failing, and starts again healthy with every acknowledged write', async () => {
+    writeFileSync(failing, '');
+    const code = await service!.stop('SIGTERM');
+    // Its index snapshots cannot be flushed either: it says so and exits 1; the store stays the truth.
+    assert.equal(code, 1, service!.output());
+    assert.match(service!.output(), /"msg":"unclean stop"/);
+    rmSync(failing);
+
+    service = await startServiceProcess({ DATA_DIR: dataDir });
+    assert.equal((await getJson(service.baseUrl, '/api/v1/health')).status, 200);
+    const verify = await postBiometric(service.baseUrl, 'verify', faceA, { subject_id: 'kept', partition: PARTITION });
+    assert.equal(verify.text('match'), 'true', verify.xml);
+    assert.equal((await enrol('after-the-restart', faceC)).status, 200);
+  });
+});
