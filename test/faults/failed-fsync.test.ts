@@ -48,14 +48,16 @@ describe('a disk that fails an fsync under the running service', { skip }, () =>
     rmSync(workDir, { recursive: true, force: true });
   });
 
-  const enrol = (subjectId: string, image: Uint8Array) =>
-    postBiometric(service!.baseUrl, 'enrol', image, { subject_id: subjectId, partition: PARTITION });
+  const enrol = (subjectId: string, image: Uint8Array, headers: Record<string, string> = {}) =>
+    postBiometric(service!.baseUrl, 'enrol', image, { subject_id: subjectId, partition: PARTITION }, headers);
+  // A client that cannot know whether a refused write reached the disk retries it with the same key.
+  const retryKey = { 'Idempotency-Key': 'enrol-while-failing' };
 
   it('refuses every later write with 503 and a failed health until a restart, and keeps answering reads', async () => {
     assert.equal((await enrol('kept', faceA)).status, 200);
 
     writeFileSync(failing, '');
-    const refused = await enrol('while-failing', faceB);
+    const refused = await enrol('while-failing', faceB, retryKey);
     assert.equal(refused.status, 503, refused.xml);
     assert.equal(refused.text('status'), 'UNAVAILABLE');
     const health = await getJson(service!.baseUrl, '/api/v1/health');
@@ -78,7 +80,7 @@ describe('a disk that fails an fsync under the running service', { skip }, () =>
     assert.deepEqual(search.all('subject_id'), ['kept']);
   });
 
-  it('stops on SIGTERM with the disk still failing, and starts again healthy with every acknowledged write', async () => {
+  it('stops on SIGTERM with the disk still failing, starts again healthy with every acknowledged write, and takes the refused write retried with its key once', async () => {
     writeFileSync(failing, '');
     const code = await service!.stop('SIGTERM');
     // Its index snapshots cannot be flushed either: it says so and exits 1; the store stays the truth.
@@ -91,5 +93,11 @@ describe('a disk that fails an fsync under the running service', { skip }, () =>
     const verify = await postBiometric(service.baseUrl, 'verify', faceA, { subject_id: 'kept', partition: PARTITION });
     assert.equal(verify.text('match'), 'true', verify.xml);
     assert.equal((await enrol('after-the-restart', faceC)).status, 200);
+    // Whether or not the refused enrolment reached the disk, its retry with the same key is answered 200, once.
+    const retried = await enrol('while-failing', faceB, retryKey);
+    assert.equal(retried.status, 200, retried.xml);
+    assert.equal((await enrol('while-failing', faceB, retryKey)).status, 200);
+    const stats = await getJson(service.baseUrl, '/api/v1/stats');
+    assert.deepEqual(stats.body['partitions'], { [PARTITION]: 3 });
   });
 });
