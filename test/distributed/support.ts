@@ -238,13 +238,20 @@ export interface PrivateRedis {
   port: number;
   dir: string;
   start(): Promise<void>;
+  /** False once the server has exited, however (it exits by itself where it cannot flush its AOF). */
+  isRunning(): boolean;
   /** SIGKILL by default: the harshest restart; the AOF (appendfsync always) keeps every ack. */
   stop(signal?: NodeJS.Signals): Promise<void>;
   dispose(): Promise<void>;
 }
 
-/** A redis-server of our own, with AOF in a temp dir, that a test may stop and start again. */
-export async function privateRedis(): Promise<PrivateRedis> {
+/**
+ * A redis-server of our own, with AOF in a temp dir, that a test may stop and start again; `environment` adds to its
+ * environment, given that dir.
+ */
+export async function privateRedis(
+  environment: (dir: string) => Record<string, string> = () => ({}),
+): Promise<PrivateRedis> {
   const port = await freePort();
   const dir = temporaryDirectory('redis');
   let server: ChildProcess | undefined;
@@ -271,7 +278,7 @@ export async function privateRedis(): Promise<PrivateRedis> {
             '--dir',
             dir,
           ],
-          { stdio: 'ignore' },
+          { stdio: 'ignore', env: { ...process.env, ...environment(dir) } },
         ),
       );
       const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -290,10 +297,11 @@ export async function privateRedis(): Promise<PrivateRedis> {
         probe.disconnect();
       }
     },
+    isRunning: () => server !== undefined && server.exitCode === null && server.signalCode === null,
     async stop(signal: NodeJS.Signals = 'SIGKILL') {
       const running = server;
       server = undefined;
-      if (running === undefined || running.exitCode !== null) return;
+      if (running === undefined || running.exitCode !== null || running.signalCode !== null) return;
       const gone = new Promise((resolve) => running.once('exit', resolve));
       running.kill(signal);
       await gone;

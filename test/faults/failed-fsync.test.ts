@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { failingFlushes } from '../support/failing-fsync.js';
 import { getJson, postBiometric, postDelete } from '../support/http.js';
 import { scratchDirectory } from '../support/leftovers.js';
-import { fixture, repoRoot } from '../support/paths.js';
+import { fixture } from '../support/paths.js';
 import { readImage, startServiceProcess, type ServiceProcess } from '../support/service.js';
 
 const [faceA, faceB, faceC] = ['001_neutral.jpg', '005_neutral.jpg', '025_neutral.jpg'].map((name) =>
@@ -13,39 +12,25 @@ const [faceA, faceB, faceC] = ['001_neutral.jpg', '005_neutral.jpg', '025_neutra
 ) as [Uint8Array, Uint8Array, Uint8Array];
 const PARTITION = 'flushes';
 
-const workDir = scratchDirectory('failed-fsync');
-const shim = path.join(workDir, 'failing-fsync.so');
-const built =
-  spawnSync(
-    'cc',
-    ['-shared', '-fPIC', '-O2', '-o', shim, path.join(repoRoot, 'test/support/failing-fsync.c'), '-ldl'],
-    {
-      stdio: 'ignore',
-    },
-  ).status === 0;
-const skip = built ? false : 'needs a C compiler to build the LD_PRELOAD library that fails fsync';
+const flushes = failingFlushes();
+const skip = flushes ? false : 'needs a C compiler to build the LD_PRELOAD library that fails fsync';
 
 /**
- * The real service in its own process, whose fsync and fdatasync calls on its data directory fail with EIO while a
- * switch file exists (test/support/failing-fsync.c, loaded with LD_PRELOAD): what a disk that loses a flush reports.
- * The writes themselves succeed, so only the flush tells the service that nothing may have reached the disk.
+ * The real service in its own process, whose fsync and fdatasync calls on its data directory fail with EIO while the
+ * test says so (test/support/failing-fsync.c, loaded with LD_PRELOAD): what a disk that loses a flush reports. The
+ * writes themselves succeed, so only the flush tells the service that nothing may have reached the disk.
  */
 describe('a disk that fails an fsync under the running service', { skip }, () => {
-  const dataDir = path.join(workDir, 'data');
-  const failing = path.join(workDir, 'flushes-failing');
+  const dataDir = scratchDirectory('failed-fsync');
   let service: ServiceProcess | undefined;
 
   before(async () => {
-    service = await startServiceProcess({
-      DATA_DIR: dataDir,
-      LD_PRELOAD: shim,
-      FAILING_FSYNC_WHILE: failing,
-      FAILING_FSYNC_UNDER: `${dataDir}/`,
-    });
+    service = await startServiceProcess({ DATA_DIR: dataDir, ...flushes!.environment(dataDir) });
   });
   after(async () => {
     await service?.stop('SIGKILL');
-    rmSync(workDir, { recursive: true, force: true });
+    rmSync(dataDir, { recursive: true, force: true });
+    flushes?.dispose();
   });
 
   const enrol = (subjectId: string, image: Uint8Array, headers: Record<string, string> = {}) =>
@@ -56,7 +41,7 @@ describe('a disk that fails an fsync under the running service', { skip }, () =>
   it('refuses every later write with 503 and a failed health until a restart, and keeps answering reads', async () => {
     assert.equal((await enrol('kept', faceA)).status, 200);
 
-    writeFileSync(failing, '');
+    flushes!.fail();
     const refused = await enrol('while-failing', faceB, retryKey);
     assert.equal(refused.status, 503, refused.xml);
     assert.equal(refused.text('status'), 'UNAVAILABLE');
@@ -68,7 +53,7 @@ describe('a disk that fails an fsync under the running service', { skip }, () =>
     assert.match(detail, /EIO|I\/O error/);
 
     // The disk works again, but what the failed flush covered is unknown: writes stay refused.
-    rmSync(failing);
+    flushes!.recover();
     const afterwards = await enrol('after-the-disk-recovered', faceC);
     assert.equal(afterwards.status, 503, afterwards.xml);
     const refusedDelete = await postDelete(service!.baseUrl, { subject_id: 'kept', partition: PARTITION });
@@ -81,12 +66,12 @@ describe('a disk that fails an fsync under the running service', { skip }, () =>
   });
 
   it('stops on SIGTERM with the disk still failing, starts again healthy with every acknowledged write, and takes the refused write retried with its key once', async () => {
-    writeFileSync(failing, '');
+    flushes!.fail();
     const code = await service!.stop('SIGTERM');
     // Its index snapshots cannot be flushed either: it says so and exits 1; the store stays the truth.
     assert.equal(code, 1, service!.output());
     assert.match(service!.output(), /"msg":"unclean stop"/);
-    rmSync(failing);
+    flushes!.recover();
 
     service = await startServiceProcess({ DATA_DIR: dataDir });
     assert.equal((await getJson(service.baseUrl, '/api/v1/health')).status, 200);
