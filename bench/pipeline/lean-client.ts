@@ -96,6 +96,16 @@ export class LeanClient {
     return answered;
   }
 
+  /** `count` of `requests` in turn, `clients` at a time, each caller sending its next once its last is answered. */
+  async sendAll(requests: readonly EncodedRequest[], clients: number, count: number): Promise<void> {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        while (next < count) await this.send(requests[next++ % requests.length]!);
+      }),
+    );
+  }
+
   close(): void {
     this.agent.destroy();
   }

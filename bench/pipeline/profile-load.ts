@@ -18,6 +18,9 @@ const { values } = parseArgs({
     'photos-dir': { type: 'string' },
     seconds: { type: 'string', default: '15' },
     clients: { type: 'string', default: '4' },
+    // Also print the service's CPU a search for each window of this many seconds of the load: how a young
+    // service's cost falls as V8 finishes optimising it.
+    window: { type: 'string' },
     profile: { type: 'string' },
     // Extra options for the service's node, e.g. --node-option=--trace-gc.
     'node-option': { type: 'string', multiple: true, default: [] },
@@ -45,7 +48,21 @@ try {
   const serviceBefore = serviceThreads();
   const clientCpu = process.cpuUsage();
   const started = performance.now();
-  const done = await client.closedLoop(searchable, Number(values.clients), Number(values.seconds));
+  const windowSeconds = Number(values.window ?? values.seconds);
+  let done = 0;
+  for (let elapsed = 0; elapsed < Number(values.seconds); elapsed += windowSeconds) {
+    const windowBefore = serviceThreads();
+    const windowStarted = performance.now();
+    const answered = await client.closedLoop(searchable, Number(values.clients), windowSeconds);
+    done += answered;
+    if (values.window === undefined) continue;
+    const windowTook = (performance.now() - windowStarted) / 1000;
+    const { total } = cpuCores(windowBefore, serviceThreads(), windowTook);
+    process.stdout.write(
+      `${elapsed}–${elapsed + windowSeconds} s: ${(answered / windowTook).toFixed(1)} searches/s, ` +
+        `the service's CPU ${((total * 1000 * windowTook) / answered).toFixed(1)} ms a search\n`,
+    );
+  }
   const seconds = (performance.now() - started) / 1000;
   const used = process.cpuUsage(clientCpu);
   const { total, mainThread, busiest, byName } = cpuCores(serviceBefore, serviceThreads(), seconds);
