@@ -361,7 +361,7 @@ try {
     }
   }
   // Then searches from 4 clients, as a service under load for minutes has served: V8 went on optimising the service's
-  // code (its three isolates) for ~7,000 requests, and until it was done each search cost 6–18 % more CPU (2026-12-08).
+  // code (its three isolates) for ~7,000 requests, and until it was done each search cost 3–18 % more CPU (2026-12-08).
   await client.sendAll([...searchRequests.values()], 4, Number(values['warm-up-searches']));
 
   // Enrol up to `enrolled` people (photos refused by a gate or without a face are skipped).
