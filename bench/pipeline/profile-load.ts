@@ -53,13 +53,14 @@ try {
   for (let elapsed = 0; elapsed < Number(values.seconds); elapsed += windowSeconds) {
     const windowBefore = serviceThreads();
     const windowStarted = performance.now();
-    const answered = await client.closedLoop(searchable, Number(values.clients), windowSeconds);
+    const span = Math.min(windowSeconds, Number(values.seconds) - elapsed);
+    const answered = await client.closedLoop(searchable, Number(values.clients), span);
     done += answered;
     if (values.window === undefined) continue;
     const windowTook = (performance.now() - windowStarted) / 1000;
     const { total } = cpuCores(windowBefore, serviceThreads(), windowTook);
     process.stdout.write(
-      `${elapsed}–${elapsed + windowSeconds} s: ${(answered / windowTook).toFixed(1)} searches/s, ` +
+      `${elapsed}–${elapsed + span} s: ${(answered / windowTook).toFixed(1)} searches/s, ` +
         `the service's CPU ${((total * 1000 * windowTook) / answered).toFixed(1)} ms a search\n`,
     );
   }

@@ -25,22 +25,23 @@ static int failing(int fd) {
   return strncmp(target, under, strlen(under)) == 0;
 }
 
-int fsync(int fd) {
-  static int (*next)(int);
+typedef int (*flush_function)(int);
+
+static int flush(int fd, flush_function *next, const char *name) {
   if (failing(fd)) {
     errno = EIO;
     return -1;
   }
-  if (next == NULL) next = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-  return next(fd);
+  if (*next == NULL) *next = (flush_function)dlsym(RTLD_NEXT, name);
+  return (*next)(fd);
+}
+
+int fsync(int fd) {
+  static flush_function next;
+  return flush(fd, &next, "fsync");
 }
 
 int fdatasync(int fd) {
-  static int (*next)(int);
-  if (failing(fd)) {
-    errno = EIO;
-    return -1;
-  }
-  if (next == NULL) next = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-  return next(fd);
+  static flush_function next;
+  return flush(fd, &next, "fdatasync");
 }
